@@ -1,0 +1,60 @@
+"""unified-params: one API for parameter management in PyTorch, Keras 3 and Paddle.
+
+Access by index or path, collect all parameters, set values, and summarise a
+model, with the same meaning on every backend::
+
+    import unified_params as up
+
+    m = up.wrap(model)            # torch.nn.Module, keras Layer/Model, paddle.nn.Layer
+    m[2]["bias"].numpy()          # by position, then by name
+    m["2.weight"][0, 0] = 42      # in place, canonical (PyTorch) indexing
+    m.params("*.weight")          # every weight, shared ones once
+    print(up.summary(model))
+
+Importing this package imports no framework.
+"""
+
+from __future__ import annotations
+
+from . import spec
+from ._core.errors import (
+    BackendNotInstalledError,
+    CheckpointError,
+    DTypeError,
+    NotBuiltError,
+    PathError,
+    PortError,
+    PositionError,
+    ShapeError,
+    TieError,
+    UnifiedParamsError,
+    UnsupportedError,
+)
+from ._core.selectors import Where, where
+from ._core.view import Module, Param
+from ._version import __version__
+from .access import summary, wrap
+from .backends import backend_of
+
+__all__ = [
+    "BackendNotInstalledError",
+    "CheckpointError",
+    "DTypeError",
+    "Module",
+    "NotBuiltError",
+    "Param",
+    "PathError",
+    "PortError",
+    "PositionError",
+    "ShapeError",
+    "TieError",
+    "UnifiedParamsError",
+    "UnsupportedError",
+    "Where",
+    "__version__",
+    "backend_of",
+    "spec",
+    "summary",
+    "where",
+    "wrap",
+]

@@ -1,0 +1,76 @@
+"""The one error hierarchy of unified-params.
+
+Every error the library raises derives from :class:`UnifiedParamsError` and
+also from the builtin a user of PyTorch, Keras or Paddle would already catch,
+so ``except KeyError`` keeps working around ``m["no.such.path"]``.
+
+Messages have three parts: what happened, what was expected, and
+``Received: name=value``.
+"""
+
+from __future__ import annotations
+
+
+class UnifiedParamsError(Exception):
+    """Base class of every error raised by unified-params.
+
+    Example:
+        >>> try:
+        ...     raise PathError("No entry at path 'x'.")
+        ... except UnifiedParamsError as err:
+        ...     print(type(err).__name__)
+        PathError
+    """
+
+    def __str__(self) -> str:  # KeyError would otherwise print repr(message)
+        return str(self.args[0]) if self.args else ""
+
+
+class PathError(UnifiedParamsError, KeyError):
+    """A path names no module and no parameter of the model."""
+
+
+class PositionError(UnifiedParamsError, IndexError):
+    """An integer position is outside the children of a module."""
+
+
+class ShapeError(UnifiedParamsError, ValueError):
+    """A value's shape does not fit the parameter it is written to."""
+
+
+class DTypeError(UnifiedParamsError, TypeError):
+    """A value is not numeric, or cannot be cast to the parameter's dtype."""
+
+
+class NotBuiltError(UnifiedParamsError, ValueError):
+    """A model's variables do not exist yet (an unbuilt Keras model)."""
+
+
+class UnsupportedError(UnifiedParamsError, TypeError):
+    """An object is not a model of a supported framework."""
+
+
+class BackendNotInstalledError(UnifiedParamsError, ImportError):
+    """A backend was requested whose framework is not installed."""
+
+
+class TieError(UnifiedParamsError, ValueError):
+    """Parameters or layers cannot be tied or untied as asked."""
+
+
+class PortError(UnifiedParamsError, ValueError):
+    """Weights cannot be ported between two models."""
+
+
+class CheckpointError(UnifiedParamsError, ValueError):
+    """A checkpoint file is missing, malformed or does not fit the model."""
+
+
+def received(**values: object) -> str:
+    """Render the ``Received: a=1, b='x'`` tail of an error message.
+
+    Example:
+        >>> received(path="0.wieght", backend="torch")
+        "Received: path='0.wieght', backend='torch'"
+    """
+    return "Received: " + ", ".join(f"{k}={v!r}" for k, v in values.items())

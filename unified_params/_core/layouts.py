@@ -1,0 +1,275 @@
+"""Canonical names and layouts, declared per layer kind.
+
+The canonical layout is PyTorch's: Linear ``(out, in)``, Conv ``(out, in,
+*kernel)``, recurrent gates ``i,f,g,o`` (LSTM) and ``r,z,n`` (GRU). Every axis
+of every canonical leaf has a *role*; an adapter declares, for each native
+variable of a layer kind, its canonical name and the roles of its native axes
+(a :class:`Leaf`). The conversion is then derived from roles alone, never
+guessed from shapes: a square kernel is transposed because its roles say so,
+not because its shape allows it.
+
+Example:
+    >>> import numpy as np
+    >>> keras_kernel = Leaf("weight", ("in", "out"))
+    >>> layout = plan("linear", keras_kernel, ndim=2)
+    >>> layout.to_canonical(np.zeros((4, 8))).shape
+    (8, 4)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ShapeError, received
+
+#: Canonical axis roles, per layer kind and canonical leaf name (without the
+#: ``_l0`` / ``_l0_reverse`` suffix of recurrent layers).
+CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "linear": {"weight": ("out", "in"), "bias": ("out",)},
+    "conv1d": {"weight": ("out", "in", "k0"), "bias": ("out",)},
+    "conv2d": {"weight": ("out", "in", "k0", "k1"), "bias": ("out",)},
+    "conv3d": {"weight": ("out", "in", "k0", "k1", "k2"), "bias": ("out",)},
+    "batchnorm": {
+        "weight": ("c",),
+        "bias": ("c",),
+        "running_mean": ("c",),
+        "running_var": ("c",),
+        "num_batches_tracked": (),
+    },
+    "layernorm": {"weight": ("c",), "bias": ("c",)},
+    "embedding": {"weight": ("rows", "dim")},
+    "lstm": {
+        "weight_ih": ("gates", "in"),
+        "weight_hh": ("gates", "hidden"),
+        "bias_ih": ("gates",),
+        "bias_hh": ("gates",),
+    },
+    "gru": {
+        "weight_ih": ("gates", "in"),
+        "weight_hh": ("gates", "hidden"),
+        "bias_ih": ("gates",),
+        "bias_hh": ("gates",),
+    },
+}
+
+#: Gate order along the ``gates`` axis in the canonical layout.
+CANONICAL_GATES: Mapping[str, str] = {"lstm": "ifgo", "gru": "rzn"}
+
+#: Canonical leaves that are running statistics (kind ``"buffer"``) on every
+#: backend, whatever the framework calls them.
+BUFFERS: Mapping[str, frozenset[str]] = {
+    "batchnorm": frozenset({"running_mean", "running_var", "num_batches_tracked"}),
+}
+
+#: Layer kinds whose parameters the library knows by role.
+KNOWN_KINDS = frozenset(CANONICAL_AXES)
+
+_RNN_SUFFIX = re.compile(r"_l\d+(_reverse)?$")
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One native variable of a layer kind, as an adapter declares it.
+
+    Args:
+        canonical: The canonical leaf name (``"weight"``, ``"weight_ih_l0"``).
+        axes: The roles of the native axes, in native order (or a mapping
+            from rank to roles).
+        gates: The native gate order along the ``gates`` axis, if it differs
+            from the canonical one (Keras GRU: ``"zrn"``).
+
+    Example:
+        >>> Leaf("weight", ("k0", "k1", "in", "out")).canonical
+        'weight'
+    """
+
+    canonical: str
+    axes: tuple[str, ...] | Mapping[int, tuple[str, ...]] | None = None
+    gates: str | None = None
+
+    def axes_for(self, ndim: int) -> tuple[str, ...] | None:
+        """The native axis roles for a variable of ``ndim`` axes.
+
+        ``axes`` may map a rank to roles when one native name takes several
+        ranks (a Keras GRU bias is 2-D with ``reset_after``, else 1-D).
+        """
+        if isinstance(self.axes, Mapping):
+            return self.axes.get(ndim)
+        return self.axes
+
+
+def base_name(name: str) -> str:
+    """A canonical leaf name without its recurrent layer suffix.
+
+    Example:
+        >>> base_name("weight_ih_l1_reverse")
+        'weight_ih'
+    """
+    return _RNN_SUFFIX.sub("", name)
+
+
+def is_buffer(kind: str, canonical: str) -> bool:
+    """Whether the layer kind declares this leaf a running statistic.
+
+    Example:
+        >>> is_buffer("batchnorm", "running_var"), is_buffer("linear", "bias")
+        (True, False)
+    """
+    return canonical in BUFFERS.get(kind, ())
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The conversion between one variable's native and canonical layouts.
+
+    ``perm`` takes native axes to canonical ones (``canonical =
+    native.transpose(perm)``); ``gate_perm`` then reorders the gate blocks
+    along ``gate_axis`` (a canonical axis).
+    """
+
+    perm: tuple[int, ...]
+    gate_axis: int | None = None
+    gate_perm: tuple[int, ...] | None = None
+
+    @property
+    def is_identity(self) -> bool:
+        """True when native and canonical layouts coincide."""
+        return self.gate_perm is None and self.perm == tuple(range(len(self.perm)))
+
+    def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The canonical shape of a native shape.
+
+        Example:
+            >>> Layout((1, 0)).canonical_shape((4, 8))
+            (8, 4)
+        """
+        return tuple(native_shape[i] for i in self.perm)
+
+    def native_shape(self, canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The native shape of a canonical shape."""
+        out = [0] * len(self.perm)
+        for canon_axis, native_axis in enumerate(self.perm):
+            out[native_axis] = canonical_shape[canon_axis]
+        return tuple(out)
+
+    def to_canonical(self, native: np.ndarray) -> np.ndarray:
+        """Native array -> canonical array (a view when only axes move)."""
+        out = native if self.is_identity else np.transpose(native, self.perm)
+        if self.gate_perm is not None:
+            out = _reorder_blocks(out, self.gate_axis, self.gate_perm)
+        return out
+
+    def to_native(self, canonical: np.ndarray) -> np.ndarray:
+        """Canonical array -> native array (inverse of :meth:`to_canonical`)."""
+        out = canonical
+        if self.gate_perm is not None:
+            inverse = tuple(int(i) for i in np.argsort(self.gate_perm))
+            out = _reorder_blocks(out, self.gate_axis, inverse)
+        if self.perm != tuple(range(len(self.perm))):
+            out = np.transpose(out, tuple(int(i) for i in np.argsort(self.perm)))
+        return out
+
+    def native_index(self, index: Any, ndim: int) -> tuple[tuple[Any, ...], tuple[int, ...]] | None:
+        """Translate a basic canonical index into a native one.
+
+        Returns ``(native_index, value_axes)``: the index to use on the native
+        array, and the transpose that takes a value shaped like the canonical
+        selection to the native selection. ``None`` when the index is not a
+        plain combination of integers and slices, or gates are reordered; the
+        caller then falls back to a whole-array write.
+
+        Example:
+            >>> Layout((1, 0)).native_index((0, slice(None)), 2)
+            ((slice(None, None, None), 0), (0,))
+        """
+        if self.gate_perm is not None:
+            return None
+        full = _expand_index(index, ndim)
+        if full is None:
+            return None
+        native: list[Any] = [slice(None)] * ndim
+        for canon_axis, native_axis in enumerate(self.perm):
+            native[native_axis] = full[canon_axis]
+        kept_canon = [a for a in range(ndim) if isinstance(full[a], slice)]
+        kept_native = sorted(self.perm[a] for a in kept_canon)
+        canon_of_native = {self.perm[a]: a for a in range(ndim)}
+        value_axes = tuple(kept_canon.index(canon_of_native[n]) for n in kept_native)
+        return tuple(native), value_axes
+
+
+IDENTITY_CACHE: dict[int, Layout] = {}
+
+
+def identity(ndim: int) -> Layout:
+    """The layout of a variable whose native and canonical forms coincide."""
+    layout = IDENTITY_CACHE.get(ndim)
+    if layout is None:
+        layout = IDENTITY_CACHE[ndim] = Layout(tuple(range(ndim)))
+    return layout
+
+
+def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
+    """The layout conversion for one native variable.
+
+    Args:
+        kind: The layer kind (``"linear"``, ``"conv2d"``, ...).
+        leaf: What the adapter declared for the variable, or ``None`` when
+            its native form is already canonical.
+        ndim: The number of native axes.
+
+    Raises:
+        ShapeError: The declared roles do not fit the variable.
+
+    Example:
+        >>> plan("conv2d", Leaf("weight", ("k0", "k1", "in", "out")), 4).perm
+        (3, 2, 0, 1)
+    """
+    axes = None if leaf is None else leaf.axes_for(ndim)
+    if axes is None:
+        if leaf is not None and leaf.axes is not None:
+            raise ShapeError(
+                f"No layout is declared for a {ndim}-D {kind} leaf {leaf.canonical!r}. "
+                f"Expected one of the declared ranks. " + received(axes=leaf.axes, ndim=ndim)
+            )
+        return identity(ndim)
+    if len(axes) != ndim:
+        raise ShapeError(
+            f"The layout declared for a {kind} leaf {leaf.canonical!r} has "
+            f"{len(axes)} axes, but the variable has {ndim}. " + received(axes=axes, ndim=ndim)
+        )
+    canonical_axes = CANONICAL_AXES.get(kind, {}).get(base_name(leaf.canonical), axes)
+    perm = tuple(axes.index(role) for role in canonical_axes)
+    if leaf.gates is None or "gates" not in canonical_axes:
+        return Layout(perm)
+    canon_gates = CANONICAL_GATES[kind]
+    gate_perm = tuple(leaf.gates.index(g) for g in canon_gates)
+    if gate_perm == tuple(range(len(gate_perm))):
+        return Layout(perm)
+    return Layout(perm, canonical_axes.index("gates"), gate_perm)
+
+
+def _reorder_blocks(array: np.ndarray, axis: int | None, order: tuple[int, ...]) -> np.ndarray:
+    blocks = np.split(array, len(order), axis=axis)
+    return np.concatenate([blocks[i] for i in order], axis=axis)
+
+
+def _expand_index(index: Any, ndim: int) -> list[Any] | None:
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not _is_basic(i) for i in items) or sum(i is Ellipsis for i in items) > 1:
+        return None
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        fill = ndim - (len(items) - 1)
+        items[at : at + 1] = [slice(None)] * fill
+    if len(items) > ndim:
+        return None
+    return items + [slice(None)] * (ndim - len(items))
+
+
+def _is_basic(item: Any) -> bool:
+    return item is Ellipsis or isinstance(item, (int, np.integer, slice)) and not isinstance(item, bool)

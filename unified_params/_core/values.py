@@ -1,0 +1,136 @@
+"""Turning user values into arrays a parameter can take, with clear errors.
+
+Validation happens here, before any adapter writes: a value that does not fit
+never reaches the model, so a failed write changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError, received
+
+_NUMERIC_KINDS = "biufc"
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype for a dtype name, ``bfloat16`` included (via ml_dtypes).
+
+    Example:
+        >>> numpy_dtype("float32")
+        dtype('float32')
+    """
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def as_array(value: Any, *, path: str) -> np.ndarray:
+    """Read a number, list, numpy array, framework tensor or Param as an array.
+
+    Tensors of any supported framework are read without importing it: a
+    torch tensor through ``detach().cpu().numpy()``, others through
+    ``.numpy()``.
+
+    Raises:
+        DTypeError: The value is not numeric.
+
+    Example:
+        >>> as_array([[1, 2]], path="0.weight").shape
+        (1, 2)
+    """
+    if isinstance(value, (str, bytes)) or value is None:
+        raise _not_numeric(value, path)
+    try:
+        if hasattr(value, "detach") and hasattr(value, "cpu"):
+            value = value.detach().cpu()
+        if callable(getattr(value, "numpy", None)):
+            value = value.numpy()
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise _not_numeric(value, path) from err
+    if array.dtype.kind not in _NUMERIC_KINDS and array.dtype.name != "bfloat16":
+        raise _not_numeric(value, path)
+    return array
+
+
+def cast_to(array: np.ndarray, dtype: str, *, path: str) -> np.ndarray:
+    """Cast an array to a parameter's dtype, refusing lossy kinds of cast.
+
+    Floats go into float parameters and integers into integer ones (numpy's
+    ``same_kind`` rule); a float written to an integer buffer is refused.
+
+    Raises:
+        DTypeError: The cast would change the kind of number.
+
+    Example:
+        >>> cast_to(np.array([1.5]), "float32", path="0.bias").dtype
+        dtype('float32')
+    """
+    target = numpy_dtype(dtype)
+    if array.dtype == target:
+        return array
+    if not np.can_cast(array.dtype, target, casting="same_kind") and not _float_family(array, target):
+        raise DTypeError(
+            f"Cannot write a {array.dtype} value into parameter {path!r} of dtype "
+            f"{dtype}: the cast would change the kind of number. Expected a value "
+            f"castable to {dtype}. " + received(value_dtype=str(array.dtype))
+        )
+    return array.astype(target)
+
+
+def check_shape(shape: tuple[int, ...], expected: tuple[int, ...], *, path: str, layout: str) -> None:
+    """Refuse a value whose shape differs from the parameter's.
+
+    Raises:
+        ShapeError: The shapes differ; the message names the path and both.
+
+    Example:
+        >>> check_shape((8, 4), (8, 4), path="0.weight", layout="canonical")
+    """
+    if tuple(shape) != tuple(expected):
+        raise ShapeError(
+            f"Cannot set parameter {path!r}: the value has shape {tuple(shape)}, "
+            f"but the parameter's {layout} shape is {tuple(expected)}. "
+            + received(path=path, shape=tuple(shape), layout=layout)
+        )
+
+
+def broadcast_to(array: np.ndarray, shape: tuple[int, ...], *, path: str, index: Any) -> np.ndarray:
+    """Broadcast a value to the shape an index selects, as numpy would.
+
+    Raises:
+        ShapeError: The value does not broadcast to the selection.
+    """
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:
+        raise ShapeError(
+            f"Cannot assign to {path!r}[{index!r}]: a value of shape {array.shape} does "
+            f"not broadcast to the selected shape {shape}. "
+            + received(index=index, shape=array.shape)
+        ) from None
+
+
+def _float_family(array: np.ndarray, target: np.dtype) -> bool:
+    # numpy does not know ml_dtypes' bfloat16 as a float for can_cast.
+    return array.dtype.kind == "f" and target.name == "bfloat16" or (
+        array.dtype.name == "bfloat16" and target.kind == "f"
+    )
+
+
+def _not_numeric(value: Any, path: str) -> DTypeError:
+    return DTypeError(
+        f"Cannot write to parameter {path!r}: the value is not numeric. Expected a "
+        f"number, a nested list of numbers, a numpy array or a tensor. "
+        + received(value=_short(value), type=type(value).__name__)
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

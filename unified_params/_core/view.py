@@ -1,0 +1,471 @@
+"""The unified view of a model: :class:`Module` and :class:`Param`.
+
+Views are cheap: they hold the native object, its path and the adapter, never
+a copy of a value. Every read goes to the native model, so a view always shows
+the model as it is now.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import layouts, values
+from .errors import PathError, PositionError, UnsupportedError, received
+from .paths import join, nearest, split
+from .selectors import compile_selector
+from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
+
+if TYPE_CHECKING:
+    from ..backends._base import Adapter
+
+LAYOUTS = ("native", "canonical")
+
+
+class Module:
+    """A layer or container of a native model, at one path.
+
+    Get one with :func:`unified_params.wrap`.
+
+    Example:
+        >>> import torch
+        >>> import unified_params as up
+        >>> m = up.wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU()))
+        >>> m[0].type_name, m[0].kind, len(m)
+        ('Linear', 'linear', 2)
+    """
+
+    __slots__ = ("_adapter", "_native", "_path", "_root")
+
+    def __init__(self, adapter: Adapter, native: Any, path: str = "", root: Module | None = None):
+        self._adapter = adapter
+        self._native = native
+        self._path = path
+        self._root = root if root is not None else self
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """``"torch"``, ``"keras"`` or ``"paddle"``."""
+        return self._adapter.name
+
+    @property
+    def native(self) -> Any:
+        """The framework's own layer object."""
+        return self._native
+
+    @property
+    def path(self) -> str:
+        """Dotted path from the wrapped root (``""`` for the root)."""
+        return self._path
+
+    @property
+    def type_name(self) -> str:
+        """The framework's class name (``"Linear"``, ``"Dense"``)."""
+        return self._adapter.type_name(self._native)
+
+    @property
+    def kind(self) -> str:
+        """The layer kind, the same on every backend (``"linear"``)."""
+        return self._adapter.kind(self._native)
+
+    def __repr__(self) -> str:
+        return f"<Module {self.backend}:{self.type_name} path={self._path!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Module) and other._native is self._native and other._path == self._path
+
+    def __hash__(self) -> int:
+        return hash((id(self._native), self._path))
+
+    # -- children ------------------------------------------------------------
+    def children(self) -> list[Module]:
+        """One entry per position; a layer used twice appears at both.
+
+        Example:
+            >>> [c.path for c in m.children()]
+            ['0', '1']
+        """
+        return [self._child(key, native) for key, native in self._adapter.children(self._native)]
+
+    def __len__(self) -> int:
+        return len(self._adapter.children(self._native))
+
+    def __iter__(self):
+        return iter(self.children())
+
+    def modules(self) -> list[Module]:
+        """This module and all below it, depth-first, unique by identity.
+
+        Example:
+            >>> [x.path for x in m.modules()]
+            ['', '0', '1']
+        """
+        return [
+            Module(self._adapter, native, path, self._root)
+            for path, native in unique_modules(self._adapter, self._native, self._path)
+        ]
+
+    def __getitem__(self, key: int | str) -> Module | Param:
+        """A child by position (``m[0]``, ``m[-1]``) or an entry by path.
+
+        Example:
+            >>> m["0.bias"].shape
+            (8,)
+        """
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return self._at_position(int(key))
+        if isinstance(key, str):
+            return self._lookup(key)
+        raise UnsupportedError(
+            "A module is indexed by an integer position or a dotted path string. "
+            + received(key=key, type=type(key).__name__)
+        )
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        try:
+            self._lookup(path)
+        except PathError:
+            return False
+        return True
+
+    # -- parameters ----------------------------------------------------------
+    def params(self, where: Any = None, trainable: bool | None = None) -> dict[str, Param]:
+        """All parameters and buffers below this module, each once.
+
+        A variable reached at several paths (a shared layer, a tied
+        parameter) is listed under the first path in depth-first order; the
+        other paths are its :attr:`Param.aliases`.
+
+        Args:
+            where: A selector (see ``unified_params.where``): a path glob such
+                as ``"*.weight"``, a regex, a predicate, or a list of these.
+            trainable: Keep only trainable (``True``) or frozen (``False``)
+                entries; ``None`` keeps both.
+
+        Example:
+            >>> list(m.params("*.weight"))
+            ['0.weight']
+        """
+        match = compile_selector(where)
+        root_view = self._root is self
+        out: dict[str, Param] = {}
+        for group in group_by_variable(all_entries(self._adapter, self._native, self._path)).values():
+            first = group[0]
+            aliases = tuple(e.path for e in group[1:]) if root_view else None
+            param = Param(self._adapter, first, self._root, aliases)
+            if trainable is not None and param.trainable != trainable:
+                continue
+            if match(param):
+                out[first.path] = param
+        return out
+
+    def param(self, path: str) -> Param:
+        """The parameter at a path relative to this module.
+
+        Raises:
+            PathError: No parameter at that path (the nearest paths are listed).
+
+        Example:
+            >>> m.param("0.weight").name
+            'weight'
+        """
+        found = self._lookup(path)
+        if not isinstance(found, Param):
+            raise PathError(
+                f"Path {path!r} names a module ({found.type_name}), not a parameter. "
+                f"Expected a parameter path such as "
+                f"{self._relative(next(iter(found.params()), join(found.path, 'weight')))!r}. "
+                + received(path=path)
+            )
+        return found
+
+    def count(self) -> int:
+        """Number of unique elements of kind ``"param"`` (buffers excluded).
+
+        Example:
+            >>> m.count()
+            40
+        """
+        return sum(p.size for p in self.params().values() if p.kind == "param")
+
+    # -- internals -----------------------------------------------------------
+    def _child(self, key: str, native: Any) -> Module:
+        return Module(self._adapter, native, join(self._path, key), self._root)
+
+    def _at_position(self, index: int) -> Module:
+        kids = self._adapter.children(self._native)
+        n = len(kids)
+        if not -n <= index < n:
+            valid = f"valid positions are {-n}..{n - 1}" if n else "it has no children"
+            raise PositionError(
+                f"Position {index} is out of range for {self.type_name} at path "
+                f"{self._path!r}, which has {n} children: {valid}. " + received(index=index)
+            )
+        key, native = kids[index]
+        return self._child(key, native)
+
+    def _lookup(self, path: str) -> Module | Param:
+        node, node_path = self._native, self._path
+        keys = split(path)
+        for depth, key in enumerate(keys):
+            child = next((c for k, c in self._adapter.children(node) if k == key), None)
+            if child is not None:
+                node, node_path = child, join(node_path, key)
+                continue
+            if depth == len(keys) - 1:
+                for entry in own_entries(self._adapter, node, node_path):
+                    if key in (entry.name, entry.native_name):
+                        return Param(self._adapter, entry, self._root, None)
+            raise self._path_error(path)
+        return Module(self._adapter, node, node_path, self._root)
+
+    def _path_error(self, path: str) -> PathError:
+        known = [self._relative(p) for p, _ in unique_modules(self._adapter, self._native, self._path)]
+        for entry in all_entries(self._adapter, self._native, self._path):
+            known += [self._relative(entry.path), self._relative(entry.native_path)]
+        near = nearest(path, [k for k in known if k])
+        hint = ", ".join(repr(p) for p in near) if near else "none"
+        where = f"{self.type_name} at path {self._path!r}" if self._path else self.type_name
+        return PathError(
+            f"No module or parameter at path {path!r} in {where} ({self.backend}). "
+            f"Expected an existing path; nearest: {hint}. " + received(path=path)
+        )
+
+    def _relative(self, path: str) -> str:
+        if not self._path:
+            return path
+        return path[len(self._path) + 1 :] if path.startswith(self._path + ".") else path
+
+
+class Param:
+    """One parameter or buffer, reached at one path.
+
+    Example:
+        >>> p = m["0.weight"]
+        >>> p.name, p.shape, p.dtype, p.kind
+        ('weight', (8, 4), 'float32', 'param')
+        >>> p[0, 0] = 42
+        >>> float(p[0, 0])
+        42.0
+    """
+
+    __slots__ = ("_adapter", "_entry", "_root", "_aliases", "_layout")
+
+    def __init__(self, adapter: Adapter, entry: Entry, root: Module, aliases: tuple[str, ...] | None):
+        self._adapter = adapter
+        self._entry = entry
+        self._root = root
+        self._aliases = aliases
+        self._layout: layouts.Layout | None = None
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The path this parameter was reached by (canonical leaf name)."""
+        return self._entry.path
+
+    @property
+    def native_path(self) -> str:
+        """The same path with the framework's leaf name (``"1.kernel"``)."""
+        return self._entry.native_path
+
+    @property
+    def name(self) -> str:
+        """Canonical leaf name (``"weight"``)."""
+        return self._entry.name
+
+    @property
+    def native_name(self) -> str:
+        """The framework's leaf name (``"kernel"``)."""
+        return self._entry.native_name
+
+    @property
+    def layer_kind(self) -> str:
+        """Kind of the layer that holds the parameter (``"linear"``)."""
+        return self._entry.layer_kind
+
+    @property
+    def kind(self) -> str:
+        """``"param"`` or ``"buffer"`` (running statistics)."""
+        return self._entry.kind
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other paths of the model that reach the very same variable."""
+        if self._aliases is None:
+            entries = all_entries(self._adapter, self._root.native, self._root.path)
+            same = group_by_variable(entries).get(id(self._entry.var), [])
+            self._aliases = tuple(e.path for e in same if e.path != self.path)
+        return self._aliases
+
+    @property
+    def native(self) -> Any:
+        """The framework's own variable (``torch.nn.Parameter``, ...)."""
+        return self._entry.var
+
+    @property
+    def module(self) -> Module:
+        """The module view that holds the parameter."""
+        return Module(self._adapter, self._entry.module, self._entry.module_path, self._root)
+
+    @property
+    def backend(self) -> str:
+        """``"torch"``, ``"keras"`` or ``"paddle"``."""
+        return self._adapter.name
+
+    def __repr__(self) -> str:
+        return (
+            f"<Param {self.backend}:{self.path} shape={self.shape} dtype={self.dtype} "
+            f"kind={self.kind}>"
+        )
+
+    # -- metadata ------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Native shape."""
+        return self._adapter.shape(self._entry.var)
+
+    @property
+    def canonical_shape(self) -> tuple[int, ...]:
+        """Shape in the canonical (PyTorch) layout."""
+        return self.layout.canonical_shape(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def dtype(self) -> str:
+        """Dtype name as numpy spells it (``"float32"``)."""
+        return self._adapter.dtype(self._entry.var)
+
+    @property
+    def layout(self) -> layouts.Layout:
+        """The conversion between this parameter's native and canonical layouts."""
+        if self._layout is None:
+            self._layout = layouts.plan(self.layer_kind, self._entry.leaf, len(self.shape))
+        return self._layout
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimiser may update it; assign to freeze or unfreeze."""
+        return self._adapter.trainable(self._entry.var)
+
+    @trainable.setter
+    def trainable(self, flag: bool) -> None:
+        if self.kind == "buffer":
+            raise UnsupportedError(
+                f"{self.path!r} is a buffer (running statistics), which is never trained. "
+                "Expected a parameter of kind 'param'. " + received(path=self.path, trainable=flag)
+            )
+        self._adapter.set_trainable(self._entry.var, bool(flag))
+
+    # -- values --------------------------------------------------------------
+    def numpy(self, layout: str = "native") -> np.ndarray:
+        """A copy of the value as a numpy array.
+
+        Args:
+            layout: ``"native"`` (the framework's axis order) or
+                ``"canonical"`` (PyTorch's, the same on every backend).
+
+        Example:
+            >>> m["0.weight"].numpy("canonical").shape
+            (8, 4)
+        """
+        native = self._adapter.to_numpy(self._entry.var)
+        if _check_layout(layout) == "native":
+            return native
+        return np.asarray(self.layout.to_canonical(native), order="C")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The gradient in native layout, or ``None`` before any backward pass."""
+        return self._adapter.grad(self._entry.var)
+
+    def set(self, value: Any, layout: str = "native") -> None:
+        """Overwrite the whole value in place (autograd and ties intact).
+
+        The value is validated before anything is written: a wrong shape or
+        a non-numeric value raises and leaves the parameter unchanged.
+
+        Args:
+            value: An array, nested list, tensor of any framework, or Param.
+            layout: The layout ``value`` is given in.
+
+        Raises:
+            ShapeError: The value's shape differs from the parameter's.
+            DTypeError: The value is not numeric or cannot be cast.
+
+        Example:
+            >>> p = m["0.bias"]
+            >>> p.set(np.ones(8))
+            >>> float(p.numpy().sum())
+            8.0
+        """
+        layout = _check_layout(layout)
+        array = values.as_array(value, path=self.path)
+        expected = self.shape if layout == "native" else self.canonical_shape
+        values.check_shape(array.shape, expected, path=self.path, layout=layout)
+        array = values.cast_to(array, self.dtype, path=self.path)
+        if layout == "canonical":
+            array = self.layout.to_native(array)
+        self._adapter.assign(self._entry.var, np.asarray(array, order="C"))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        """Read ``p[index]``, indexing the canonical layout.
+
+        Indexing is canonical so that ``p[0]`` is the same row on every
+        backend (for a Linear weight: output unit 0).
+        """
+        return self.numpy("canonical")[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Write ``p[index] = value`` in place, indexing the canonical layout.
+
+        ``p[0, 0] = 42`` and ``p[:] += 1`` work as on a numpy array.
+        """
+        array = values.cast_to(values.as_array(value, path=self.path), self.dtype, path=self.path)
+        shape = self.canonical_shape
+        selected = _selection_shape(shape, index, self.path)
+        array = values.broadcast_to(array, selected, path=self.path, index=index)
+        mapped = self.layout.native_index(index, len(shape))
+        if mapped is not None:
+            native_index, value_axes = mapped
+            self._adapter.assign_slice(
+                self._entry.var, native_index, np.asarray(np.transpose(array, value_axes), order="C")
+            )
+            return
+        full = self.numpy("canonical")
+        full[index] = array
+        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full), order="C"))
+
+
+def _check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(
+            f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout)
+        )
+    return layout
+
+
+def _selection_shape(shape: tuple[int, ...], index: Any, path: str) -> tuple[int, ...]:
+    # A zero-strided stand-in of the right shape: numpy computes the selection
+    # (and validates the index) without allocating the parameter.
+    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape=shape, strides=(0,) * len(shape))
+    try:
+        return dummy[index].shape
+    except IndexError as err:
+        raise PositionError(
+            f"Index {index!r} does not fit parameter {path!r} of canonical shape {shape}: {err}. "
+            + received(index=index)
+        ) from None

@@ -1,0 +1,116 @@
+"""The contract every backend adapter fulfils.
+
+An adapter translates; it owns no rule. Each operation below is abstract, so a
+backend that forgets or misspells one cannot silently inherit a default (a
+structural test also compares every signature against this class).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._core.layouts import Leaf
+
+#: One native variable of a module: its native name, the variable, and
+#: whether the framework itself keeps it as a buffer / non-trainable state.
+NativeVariable = tuple[str, Any, bool]
+
+
+class Adapter(abc.ABC):
+    """Translate between the framework-free core and one framework.
+
+    Subclasses set :attr:`name` and :attr:`LEAVES`, and implement every
+    abstract method. Variables are compared by ``id()`` in the core, so an
+    adapter must return the same Python object for the same native variable.
+    """
+
+    #: Backend name: ``"torch"``, ``"keras"`` or ``"paddle"``.
+    name: ClassVar[str]
+    #: Per layer kind, native variable name -> :class:`Leaf` (canonical name
+    #: and native axis roles). Variables not listed are already canonical.
+    LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
+
+    # -- structure -----------------------------------------------------------
+    @abc.abstractmethod
+    def type_name(self, module: Any) -> str:
+        """The class name a user of the framework knows (``"Dense"``)."""
+
+    @abc.abstractmethod
+    def kind(self, module: Any) -> str:
+        """The layer kind: a key of ``CANONICAL_AXES``, ``"container"``,
+        ``"relu"``, ``"flatten"`` or ``"other"``."""
+
+    @abc.abstractmethod
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        """Direct children as ``(key, native child)``, one per position."""
+
+    @abc.abstractmethod
+    def variables(self, module: Any) -> list[NativeVariable]:
+        """The module's own variables (not its children's), in native order.
+
+        Raises:
+            NotBuiltError: The module's variables do not exist yet.
+        """
+
+    # -- one variable --------------------------------------------------------
+    @abc.abstractmethod
+    def shape(self, var: Any) -> tuple[int, ...]:
+        """The native shape."""
+
+    @abc.abstractmethod
+    def dtype(self, var: Any) -> str:
+        """The dtype name as numpy spells it (``"float32"``, ``"bfloat16"``)."""
+
+    @abc.abstractmethod
+    def trainable(self, var: Any) -> bool:
+        """Whether the optimiser may update the variable."""
+
+    @abc.abstractmethod
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        """Freeze or unfreeze the variable in place."""
+
+    @abc.abstractmethod
+    def to_numpy(self, var: Any) -> np.ndarray:
+        """A copy of the value, in native layout."""
+
+    @abc.abstractmethod
+    def assign(self, var: Any, value: np.ndarray) -> None:
+        """Overwrite the whole value in place; ``value`` is already validated."""
+
+    @abc.abstractmethod
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        """Overwrite ``var[index]`` in place; ``value`` has the selection's shape."""
+
+    @abc.abstractmethod
+    def grad(self, var: Any) -> np.ndarray | None:
+        """A copy of the gradient in native layout, or ``None`` before backward."""
+
+
+def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
+    """Look a class up in a kind table, walking its bases (subclasses keep the kind).
+
+    Example:
+        >>> class Base: pass
+        >>> class Child(Base): pass
+        >>> kind_from_table(Child, {Base: "linear"})
+        'linear'
+    """
+    for klass in cls.__mro__:
+        kind = table.get(klass)
+        if kind is not None:
+            return kind
+    return "other"
+
+
+def assign_slice_by_copy(adapter: Adapter, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+    """Write ``var[index]`` through a full read-modify-write of the value.
+
+    For frameworks whose variables offer no in-place sliced write.
+    """
+    full = adapter.to_numpy(var)
+    full[index] = value
+    adapter.assign(var, full)

@@ -1,0 +1,88 @@
+"""PaddlePaddle adapter: ``paddle.nn.Layer`` models.
+
+Paddle stores Linear weights ``(in, out)`` and BatchNorm statistics as
+parameters named ``_mean`` / ``_variance`` with ``stop_gradient=True``; the
+LSTM/GRU layers keep their flattened ``weight_ih_l0``-style parameters on the
+layer itself (their inner cell sublayers reuse the same objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from .._core.layouts import Leaf
+from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
+
+_KINDS: dict[type, str] = {
+    nn.Linear: "linear",
+    nn.Conv1D: "conv1d",
+    nn.Conv2D: "conv2d",
+    nn.Conv3D: "conv3d",
+    nn.layer.norm._BatchNormBase: "batchnorm",
+    nn.BatchNorm: "batchnorm",
+    nn.LayerNorm: "layernorm",
+    nn.Embedding: "embedding",
+    nn.LSTM: "lstm",
+    nn.GRU: "gru",
+    nn.ReLU: "relu",
+    nn.Flatten: "flatten",
+    nn.Sequential: "container",
+    nn.LayerList: "container",
+    nn.LayerDict: "container",
+}
+_LEAF_ONLY = frozenset({"lstm", "gru"})
+
+
+class PaddleAdapter(Adapter):
+    name = "paddle"
+    LEAVES = {
+        "linear": {"weight": Leaf("weight", ("in", "out"))},
+        "batchnorm": {"_mean": Leaf("running_mean"), "_variance": Leaf("running_var")},
+    }
+
+    def type_name(self, module: Any) -> str:
+        return type(module).__name__
+
+    def kind(self, module: Any) -> str:
+        return kind_from_table(type(module), _KINDS)
+
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        if self.kind(module) in _LEAF_ONLY:
+            return []
+        return [(k, c) for k, c in module._sub_layers.items() if c is not None]
+
+    def variables(self, module: Any) -> list[NativeVariable]:
+        params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
+        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None]
+
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(int(d) for d in var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.dtype).removeprefix("paddle.")
+
+    def trainable(self, var: Any) -> bool:
+        return not var.stop_gradient
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        var.stop_gradient = not flag
+
+    def to_numpy(self, var: Any) -> np.ndarray:
+        return np.array(var.numpy(), copy=True)
+
+    def assign(self, var: Any, value: np.ndarray) -> None:
+        var.set_value(value)
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        assign_slice_by_copy(self, var, index, value)
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        grad = var.grad
+        return None if grad is None else np.array(grad.numpy(), copy=True)
+
+
+ADAPTER = PaddleAdapter()

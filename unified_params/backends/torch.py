@@ -1,0 +1,95 @@
+"""PyTorch adapter: ``torch.nn.Module`` models.
+
+PyTorch's names and layout are the canonical ones, so this adapter declares no
+leaves: it only reads and writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._base import Adapter, NativeVariable, kind_from_table
+
+_KINDS: dict[type, str] = {
+    nn.Linear: "linear",
+    nn.Conv1d: "conv1d",
+    nn.Conv2d: "conv2d",
+    nn.Conv3d: "conv3d",
+    nn.modules.batchnorm._BatchNorm: "batchnorm",
+    nn.LayerNorm: "layernorm",
+    nn.Embedding: "embedding",
+    nn.LSTM: "lstm",
+    nn.GRU: "gru",
+    nn.ReLU: "relu",
+    nn.Flatten: "flatten",
+    nn.Sequential: "container",
+    nn.ModuleList: "container",
+    nn.ModuleDict: "container",
+}
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+
+    def type_name(self, module: Any) -> str:
+        return type(module).__name__
+
+    def kind(self, module: Any) -> str:
+        return kind_from_table(type(module), _KINDS)
+
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        return [(k, c) for k, c in module._modules.items() if c is not None]
+
+    def variables(self, module: Any) -> list[NativeVariable]:
+        params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
+        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None]
+
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.dtype).removeprefix("torch.")
+
+    def trainable(self, var: Any) -> bool:
+        return bool(var.requires_grad)
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        var.requires_grad_(flag)
+
+    def to_numpy(self, var: Any) -> np.ndarray:
+        return _to_numpy(var.detach())
+
+    def assign(self, var: Any, value: np.ndarray) -> None:
+        with torch.no_grad():
+            var.copy_(_from_numpy(value))
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        with torch.no_grad():
+            var[index] = _from_numpy(value)
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        return None if var.grad is None else _to_numpy(var.grad.detach())
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.cpu()
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: go through its bits
+        import ml_dtypes
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return tensor.numpy().copy()
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")  # torch refuses read-only numpy memory
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+ADAPTER = TorchAdapter()

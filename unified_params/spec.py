@@ -1,0 +1,246 @@
+"""A neutral architecture spec that builds the same model in every framework.
+
+Describe a model once, then build it natively, already built (Keras variables
+exist), with the same canonical paths and shapes on every backend::
+
+    net = up.spec.Sequential(up.spec.Linear(4, 8), up.spec.ReLU(), up.spec.Linear(8, 1))
+    torch_model = net.build("torch")
+    keras_model = net.build("keras")
+
+One spec object used at two positions becomes one shared native layer.
+Arguments follow PyTorch (``momentum=0.1`` is converted to Keras' and Paddle's
+``0.9``). Recurrent layers are batch-first and return the whole sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._core.errors import UnsupportedError, received
+from .backends.importing import import_framework
+
+
+class Layer:
+    """Base of every spec layer.
+
+    Example:
+        >>> Linear(4, 8).build("torch")  # doctest: +SKIP
+        Linear(in_features=4, out_features=8, bias=True)
+    """
+
+    def build(self, backend: str) -> Any:
+        """Build this spec as a native, already-built model of ``backend``.
+
+        Args:
+            backend: ``"torch"``, ``"keras"`` or ``"paddle"``.
+
+        Raises:
+            BackendNotInstalledError: The framework is not installed.
+            UnsupportedError: The spec cannot be expressed in that framework.
+        """
+        builder = _Builder(backend)
+        return builder.build(self)
+
+
+@dataclass(eq=False)
+class Linear(Layer):
+    """A fully connected layer: torch/paddle ``Linear``, Keras ``Dense``."""
+
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+@dataclass(eq=False)
+class Conv2d(Layer):
+    """A 2-D convolution; ``padding`` is ``0`` or ``"same"``."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int]
+    stride: int = 1
+    padding: int | str = 0
+    bias: bool = True
+
+
+@dataclass(eq=False)
+class BatchNorm2d(Layer):
+    """Batch normalisation over channels, with PyTorch's ``momentum`` convention."""
+
+    num_features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+
+@dataclass(eq=False)
+class LayerNorm(Layer):
+    """Layer normalisation over the last axis of size ``normalized_shape``."""
+
+    normalized_shape: int
+    eps: float = 1e-5
+
+
+@dataclass(eq=False)
+class Embedding(Layer):
+    """A lookup table of ``num_embeddings`` rows of size ``embedding_dim``."""
+
+    num_embeddings: int
+    embedding_dim: int
+
+
+@dataclass(eq=False)
+class LSTM(Layer):
+    """A one-layer, batch-first LSTM returning the whole sequence."""
+
+    input_size: int
+    hidden_size: int
+
+
+@dataclass(eq=False)
+class GRU(Layer):
+    """A one-layer, batch-first GRU (Keras: ``reset_after=True``)."""
+
+    input_size: int
+    hidden_size: int
+
+
+@dataclass(eq=False)
+class ReLU(Layer):
+    """The rectifier."""
+
+
+@dataclass(eq=False)
+class Flatten(Layer):
+    """Flatten all axes after the batch axis."""
+
+
+class Sequential(Layer):
+    """Layers applied in order; positions ``0, 1, ...`` are the paths' keys.
+
+    Example:
+        >>> net = Sequential(Linear(4, 8), ReLU(), Linear(8, 1))
+        >>> len(net.layers)
+        3
+    """
+
+    def __init__(self, *layers: Layer):
+        bad = [x for x in layers if not isinstance(x, Layer)]
+        if bad:
+            raise UnsupportedError(
+                "Sequential takes spec layers (up.spec.Linear, ...). Expected only spec "
+                "layers. " + received(layer=bad[0], type=type(bad[0]).__name__)
+            )
+        self.layers = list(layers)
+
+    def __repr__(self) -> str:
+        return f"Sequential({', '.join(map(repr, self.layers))})"
+
+
+class _Builder:
+    """Builds one spec tree for one backend; a spec object seen twice is reused."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.fw = import_framework(backend)
+        self.made: dict[int, Any] = {}
+        self.make: Callable[[Layer], Any] = getattr(self, f"_{backend}")
+
+    def build(self, layer: Layer) -> Any:
+        native = self.made.get(id(layer))
+        if native is None:
+            if isinstance(layer, Sequential):
+                native = self._sequential([self.build(x) for x in layer.layers])
+            else:
+                native = self.make(layer)
+            self.made[id(layer)] = native
+        return native
+
+    def _sequential(self, children: list[Any]) -> Any:
+        if self.backend == "keras":
+            return self.fw.Sequential(children)
+        return self.fw.nn.Sequential(*children)
+
+    # -- one function per backend: layer spec -> native layer -----------------
+    def _torch(self, s: Layer) -> Any:
+        nn = self.fw.nn
+        if isinstance(s, Linear):
+            return nn.Linear(s.in_features, s.out_features, bias=s.bias)
+        if isinstance(s, Conv2d):
+            return nn.Conv2d(s.in_channels, s.out_channels, s.kernel_size, s.stride, s.padding, bias=s.bias)
+        if isinstance(s, BatchNorm2d):
+            return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum)
+        if isinstance(s, LayerNorm):
+            return nn.LayerNorm(s.normalized_shape, eps=s.eps)
+        if isinstance(s, Embedding):
+            return nn.Embedding(s.num_embeddings, s.embedding_dim)
+        if isinstance(s, (LSTM, GRU)):
+            cls = nn.LSTM if isinstance(s, LSTM) else nn.GRU
+            return cls(s.input_size, s.hidden_size, batch_first=True)
+        return self._plain(s, nn.ReLU, nn.Flatten)
+
+    def _paddle(self, s: Layer) -> Any:
+        nn = self.fw.nn
+        if isinstance(s, Linear):
+            return nn.Linear(s.in_features, s.out_features, bias_attr=None if s.bias else False)
+        if isinstance(s, Conv2d):
+            return nn.Conv2D(
+                s.in_channels, s.out_channels, s.kernel_size, s.stride, s.padding,
+                bias_attr=None if s.bias else False,
+            )
+        if isinstance(s, BatchNorm2d):
+            return nn.BatchNorm2D(s.num_features, momentum=1 - s.momentum, epsilon=s.eps)
+        if isinstance(s, LayerNorm):
+            return nn.LayerNorm(s.normalized_shape, epsilon=s.eps)
+        if isinstance(s, Embedding):
+            return nn.Embedding(s.num_embeddings, s.embedding_dim)
+        if isinstance(s, (LSTM, GRU)):
+            cls = nn.LSTM if isinstance(s, LSTM) else nn.GRU
+            return cls(s.input_size, s.hidden_size)
+        return self._plain(s, nn.ReLU, nn.Flatten)
+
+    def _keras(self, s: Layer) -> Any:
+        layers = self.fw.layers
+        if isinstance(s, Linear):
+            return _built(layers.Dense(s.out_features, use_bias=s.bias), (None, s.in_features))
+        if isinstance(s, Conv2d):
+            if s.padding not in (0, "same", "valid"):
+                raise UnsupportedError(
+                    "Keras Conv2D has no numeric padding. Expected padding=0 or 'same'. "
+                    + received(padding=s.padding)
+                )
+            conv = layers.Conv2D(
+                s.out_channels, s.kernel_size, strides=s.stride,
+                padding="same" if s.padding == "same" else "valid", use_bias=s.bias,
+            )
+            return _built(conv, (None, None, None, s.in_channels))
+        if isinstance(s, BatchNorm2d):
+            bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum)
+            return _built(bn, (None, None, None, s.num_features))
+        if isinstance(s, LayerNorm):
+            return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps), (None, s.normalized_shape))
+        if isinstance(s, Embedding):
+            return _built(layers.Embedding(s.num_embeddings, s.embedding_dim), (None,))
+        if isinstance(s, LSTM):
+            return _built(layers.LSTM(s.hidden_size, return_sequences=True), (None, None, s.input_size))
+        if isinstance(s, GRU):
+            gru = layers.GRU(s.hidden_size, return_sequences=True, reset_after=True)
+            return _built(gru, (None, None, s.input_size))
+        return self._plain(s, layers.ReLU, layers.Flatten)
+
+    def _plain(self, s: Layer, relu: type, flatten: type) -> Any:
+        if isinstance(s, ReLU):
+            return relu()
+        if isinstance(s, Flatten):
+            return flatten()
+        raise UnsupportedError(
+            f"No {self.backend} layer is known for spec {type(s).__name__}. Expected one of "
+            "Sequential, Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding, LSTM, GRU, ReLU, "
+            "Flatten. " + received(spec=s)
+        )
+
+
+def _built(layer: Any, input_shape: tuple[Any, ...]) -> Any:
+    layer.build(input_shape)
+    return layer
