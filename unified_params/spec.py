@@ -30,18 +30,37 @@ class Layer:
         Linear(in_features=4, out_features=8, bias=True)
     """
 
-    def build(self, backend: str) -> Any:
+    def build(self, backend: str, input_shape: tuple[int | None, ...] | None = None) -> Any:
         """Build this spec as a native, already-built model of ``backend``.
 
         Args:
             backend: ``"torch"``, ``"keras"`` or ``"paddle"``.
+            input_shape: The input shape without the batch axis, channels
+                first for images (``(3, 32, 32)``). Only Keras needs it, and
+                only when it cannot be read off the first layer (a model
+                that starts with a Flatten, or flattens a feature map).
 
         Raises:
             BackendNotInstalledError: The framework is not installed.
             UnsupportedError: The spec cannot be expressed in that framework.
         """
-        builder = _Builder(backend)
-        return builder.build(self)
+        native = _Builder(backend).build(self)
+        if backend == "keras" and isinstance(self, Sequential):
+            shape = _keras_input_shape(self, input_shape)
+            if shape is not None:
+                native.build((None, *shape))
+        return native
+
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        """The input shape (no batch axis, channels first) this layer implies.
+
+        ``None`` when the layer works on any shape (ReLU, Flatten).
+
+        Example:
+            >>> Linear(4, 8).input_shape()
+            (4,)
+        """
+        return None
 
 
 @dataclass(eq=False)
@@ -51,6 +70,9 @@ class Linear(Layer):
     in_features: int
     out_features: int
     bias: bool = True
+
+    def input_shape(self):
+        return (self.in_features,)
 
 
 @dataclass(eq=False)
@@ -64,6 +86,9 @@ class Conv2d(Layer):
     padding: int | str = 0
     bias: bool = True
 
+    def input_shape(self):
+        return (self.in_channels, None, None)
+
 
 @dataclass(eq=False)
 class BatchNorm2d(Layer):
@@ -73,6 +98,9 @@ class BatchNorm2d(Layer):
     eps: float = 1e-5
     momentum: float = 0.1
 
+    def input_shape(self):
+        return (self.num_features, None, None)
+
 
 @dataclass(eq=False)
 class LayerNorm(Layer):
@@ -80,6 +108,9 @@ class LayerNorm(Layer):
 
     normalized_shape: int
     eps: float = 1e-5
+
+    def input_shape(self):
+        return (self.normalized_shape,)
 
 
 @dataclass(eq=False)
@@ -89,6 +120,9 @@ class Embedding(Layer):
     num_embeddings: int
     embedding_dim: int
 
+    def input_shape(self):
+        return (None,)
+
 
 @dataclass(eq=False)
 class LSTM(Layer):
@@ -97,6 +131,9 @@ class LSTM(Layer):
     input_size: int
     hidden_size: int
 
+    def input_shape(self):
+        return (None, self.input_size)
+
 
 @dataclass(eq=False)
 class GRU(Layer):
@@ -104,6 +141,9 @@ class GRU(Layer):
 
     input_size: int
     hidden_size: int
+
+    def input_shape(self):
+        return (None, self.input_size)
 
 
 @dataclass(eq=False)
@@ -136,6 +176,9 @@ class Sequential(Layer):
 
     def __repr__(self) -> str:
         return f"Sequential({', '.join(map(repr, self.layers))})"
+
+    def input_shape(self):
+        return self.layers[0].input_shape() if self.layers else None
 
 
 class _Builder:
@@ -239,6 +282,23 @@ class _Builder:
             "Sequential, Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding, LSTM, GRU, ReLU, "
             "Flatten. " + received(spec=s)
         )
+
+
+def _keras_input_shape(model: Sequential, given: tuple[int | None, ...] | None) -> tuple[int | None, ...] | None:
+    """The Keras (channels-last) input shape of a spec model, if known."""
+    shape = given if given is not None else model.input_shape()
+    if shape is None:
+        return None
+    if len(shape) == 3 and _first_leaf(model).__class__ in (Conv2d, BatchNorm2d):
+        c, h, w = shape
+        return (h, w, c)
+    return tuple(shape)
+
+
+def _first_leaf(layer: Layer) -> Layer:
+    while isinstance(layer, Sequential) and layer.layers:
+        layer = layer.layers[0]
+    return layer
 
 
 def _built(layer: Any, input_shape: tuple[Any, ...]) -> Any:

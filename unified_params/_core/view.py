@@ -221,18 +221,20 @@ class Module:
                 for entry in own_entries(self._adapter, node, node_path):
                     if key in (entry.name, entry.native_name):
                         return Param(self._adapter, entry, self._root, None)
-            raise self._path_error(path)
+            raise self._path_error(path, node, node_path, key)
         return Module(self._adapter, node, node_path, self._root)
 
-    def _path_error(self, path: str) -> PathError:
+    def _path_error(self, path: str, node: Any, node_path: str, key: str) -> PathError:
         known = [self._relative(p) for p, _ in unique_modules(self._adapter, self._native, self._path)]
         for entry in all_entries(self._adapter, self._native, self._path):
             known += [self._relative(entry.path), self._relative(entry.native_path)]
         near = nearest(path, [k for k in known if k])
         hint = ", ".join(repr(p) for p in near) if near else "none"
         where = f"{self.type_name} at path {self._path!r}" if self._path else self.type_name
+        at = f"at {node_path!r}" if node_path else "at the root"
         return PathError(
-            f"No module or parameter at path {path!r} in {where} ({self.backend}). "
+            f"No module or parameter at path {path!r} in {where} ({self.backend}): the "
+            f"{self._adapter.type_name(node)} {at} has no child or parameter {key!r}. "
             f"Expected an existing path; nearest: {hint}. " + received(path=path)
         )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import paddle
 from paddle import nn
 
 from .._core.layouts import Leaf
@@ -57,7 +56,8 @@ class PaddleAdapter(Adapter):
 
     def variables(self, module: Any) -> list[NativeVariable]:
         params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
-        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None]
+        transient = module._non_persistable_buffer_names_set  # e.g. an RNN's dropout state
+        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None and n not in transient]
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)

@@ -46,7 +46,8 @@ class TorchAdapter(Adapter):
 
     def variables(self, module: Any) -> list[NativeVariable]:
         params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
-        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None]
+        transient = module._non_persistent_buffers_set  # not state: left out, as state_dict does
+        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None and n not in transient]
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)

@@ -1,0 +1,140 @@
+"""Spec models for the conformance suite, with their expected canonical shapes.
+
+The expected paths and shapes are written out by hand from PyTorch's
+conventions: they are the reference the three backends are held to.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from unified_params import spec as S
+
+
+def mlp():
+    return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1))
+
+
+def nested():
+    def block1():
+        return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 4), S.ReLU())
+
+    return S.Sequential(S.Sequential(*[block1() for _ in range(4)]), S.Linear(4, 1))
+
+
+def shared():
+    layer = S.Linear(8, 8)
+    return S.Sequential(S.Linear(4, 8), S.ReLU(), layer, S.ReLU(), layer, S.ReLU(), S.Linear(8, 1))
+
+
+def cnn():
+    return S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4), S.ReLU(), S.Conv2d(4, 2, (2, 3), padding="same"))
+
+
+def norm():
+    return S.Sequential(S.Linear(6, 5), S.LayerNorm(5))
+
+
+def embedding():
+    return S.Sequential(S.Embedding(10, 6), S.Linear(6, 3))
+
+
+def lstm():
+    return S.Sequential(S.LSTM(3, 5))
+
+
+def gru():
+    return S.Sequential(S.GRU(3, 5))
+
+
+def _rnn(gates: int) -> dict[str, tuple[int, ...]]:
+    return {
+        "0.weight_ih_l0": (gates * 5, 3),
+        "0.weight_hh_l0": (gates * 5, 5),
+        "0.bias_ih_l0": (gates * 5,),
+        "0.bias_hh_l0": (gates * 5,),
+    }
+
+
+def _linear(prefix: str, i: int, o: int) -> dict[str, tuple[int, ...]]:
+    return {f"{prefix}.weight": (o, i), f"{prefix}.bias": (o,)}
+
+
+#: Canonical path -> canonical shape, as PyTorch lays them out.
+EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
+    "mlp": {**_linear("0", 4, 8), **_linear("2", 8, 1)},
+    "nested": {
+        **{k: v for b in range(4) for k, v in {**_linear(f"0.{b}.0", 4, 8), **_linear(f"0.{b}.2", 8, 4)}.items()},
+        **_linear("1", 4, 1),
+    },
+    "shared": {**_linear("0", 4, 8), **_linear("2", 8, 8), **_linear("6", 8, 1)},
+    "cnn": {
+        "0.weight": (4, 3, 3, 3),
+        "0.bias": (4,),
+        "1.weight": (4,),
+        "1.bias": (4,),
+        "1.running_mean": (4,),
+        "1.running_var": (4,),
+        "3.weight": (2, 4, 2, 3),
+        "3.bias": (2,),
+    },
+    "norm": {**_linear("0", 6, 5), "1.weight": (5,), "1.bias": (5,)},
+    "embedding": {"0.weight": (10, 6), **_linear("1", 6, 3)},
+    "lstm": _rnn(4),
+    "gru": _rnn(3),
+}
+BUILDERS = {name: globals()[name] for name in EXPECTED}
+
+#: Where a backend legitimately differs from the canonical list: torch keeps a
+#: batch counter, Keras keeps one merged LSTM bias and a stacked GRU bias.
+DIFFERENCES = {
+    ("torch", "cnn"): {"add": {"1.num_batches_tracked": ()}},
+    ("keras", "lstm"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (20,)}},
+    ("keras", "gru"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (2, 15)}},
+}
+
+
+def expected_for(backend: str, name: str) -> dict[str, tuple[int, ...]]:
+    """Canonical path -> shape that ``backend`` should show for spec ``name``."""
+    out = dict(EXPECTED[name])
+    diff = DIFFERENCES.get((backend, name), {})
+    for path in diff.get("drop", []):
+        out.pop(path)
+    out.update(diff.get("add", {}))
+    return out
+
+
+def reference_values(name: str) -> dict[str, np.ndarray]:
+    """Deterministic float32 values for every canonical path of a spec model."""
+    out = {}
+    for path, shape in EXPECTED[name].items():
+        rng = np.random.default_rng(zlib.crc32(f"{name}:{path}".encode()))
+        value = rng.standard_normal(shape).astype("float32") * 0.5
+        if path.endswith("running_var"):
+            value = np.abs(value) + 0.5
+        out[path] = value
+    return out
+
+
+def load_reference(backend: str, name: str, model) -> None:
+    """Write the reference values into a model, merging recurrent biases for Keras."""
+    import unified_params as up
+
+    m = up.wrap(model)
+    values = reference_values(name)
+    if backend == "keras" and name in ("lstm", "gru"):
+        b_ih, b_hh = values.pop("0.bias_ih_l0"), values.pop("0.bias_hh_l0")
+        values["0.bias"] = b_ih + b_hh if name == "lstm" else np.stack([b_ih, b_hh])
+    for path, value in values.items():
+        m[path].set(value, layout="canonical")
+
+
+def example_input(name: str) -> np.ndarray:
+    """A canonical (channels-first, batch-first) input for spec ``name``."""
+    rng = np.random.default_rng(7)
+    shapes = {"cnn": (2, 3, 6, 7), "lstm": (2, 4, 3), "gru": (2, 4, 3), "norm": (3, 6)}
+    if name == "embedding":
+        return rng.integers(0, 10, size=(2, 5)).astype("int64")
+    return rng.standard_normal(shapes.get(name, (3, 4))).astype("float32")

@@ -1,0 +1,69 @@
+"""Native helpers for tests: run a model forward, count parameters the framework's way.
+
+Each helper speaks one framework natively, so tests can compare the unified
+view with what the framework itself says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def forward(backend: str, model: Any, x: np.ndarray, *, channels_last_input: bool = False) -> np.ndarray:
+    """Run ``model`` on ``x`` (canonical, channels-first for images) in eval mode.
+
+    Keras takes images channels-last: the input is transposed in and the
+    output back, so the result is comparable with torch and paddle.
+    """
+    if backend == "torch":
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.from_numpy(x))
+        return _first(out).numpy()
+    if backend == "paddle":
+        import paddle
+
+        model.eval()
+        with paddle.no_grad():
+            out = model(paddle.to_tensor(x))
+        return _first(out).numpy()
+    if x.ndim == 4 and not channels_last_input:
+        out = np.asarray(model(np.transpose(x, (0, 2, 3, 1)), training=False))
+        return np.transpose(out, (0, 3, 1, 2)) if out.ndim == 4 else out
+    return np.asarray(model(x, training=False))
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def native_named_params(backend: str, model: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """The framework's own deduplicated list of (name, shape), parameters and buffers."""
+    if backend == "keras":
+        return [(v.path, tuple(v.shape)) for v in model.weights]
+    seen, out = set(), []
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:  # state_dict lists every alias of a shared tensor
+            seen.add(id(tensor))
+            out.append((name, tuple(int(d) for d in tensor.shape)))
+    return out
+
+
+def native_count(backend: str, model: Any) -> int:
+    """Parameter elements as the framework counts them, running statistics excluded."""
+    if backend == "keras":
+        stats = sum(int(np.prod(v.shape)) for v in model.weights if v.name.startswith("moving_"))
+        return int(model.count_params()) - stats
+    named = model.named_parameters()
+    return sum(int(np.prod(p.shape)) for n, p in named if not n.endswith(("_mean", "_variance")))
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    """A native tensor or variable of any framework as numpy."""
+    if hasattr(tensor, "detach"):
+        tensor = tensor.detach()
+    return np.asarray(tensor.numpy())

@@ -1,0 +1,100 @@
+"""Structure: importing loads no framework, and every adapter honours the contract."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import unified_params as up
+from tests.conftest import REQUESTED, needs
+from unified_params.backends import get_adapter
+from unified_params.backends._base import Adapter
+
+FRAMEWORKS = ("torch", "tensorflow", "keras", "paddle")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_import_loads_no_framework():
+    code = (
+        "import sys, unified_params as up, unified_params.spec\n"
+        f"print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_detection_imports_nothing_more():
+    needs("torch")
+    code = (
+        "import sys, torch, unified_params as up\n"
+        "print(up.backend_of(torch.nn.Linear(2, 2)))\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'paddle') if m in sys.modules))"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["torch", "[]"]
+
+
+def test_paddle_after_tensorflow_is_refused_not_crashed():
+    needs("keras")
+    needs("paddle")
+    code = (
+        "import tensorflow, unified_params as up\n"
+        "try:\n"
+        "    up.spec.Sequential(up.spec.Linear(2, 2)).build('paddle')\n"
+        "except up.UnsupportedError as err:\n"
+        "    print('refused:', 'import paddle' in str(err))\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused: True"
+
+
+@pytest.mark.parametrize("name", REQUESTED)
+def test_adapter_implements_every_operation_with_same_signature(name):
+    needs(name)
+    adapter = get_adapter(name)
+    assert isinstance(adapter, Adapter) and adapter.name == name
+    cls = type(adapter)
+    assert not getattr(cls, "__abstractmethods__", None)
+    for op in Adapter.__abstractmethods__:
+        assert op in vars(cls), f"{cls.__name__} inherits {op} instead of implementing it"
+        assert inspect.signature(getattr(cls, op)) == inspect.signature(getattr(Adapter, op)), op
+
+
+def test_adapter_leaf_tables_name_known_kinds():
+    from unified_params._core.layouts import KNOWN_KINDS
+
+    for name in REQUESTED:
+        needs(name)
+        assert set(get_adapter(name).LEAVES) <= KNOWN_KINDS
+
+
+def test_detection_is_thread_safe_and_cached(backend):
+    from tests.conformance import specs
+
+    model = specs.mlp().build(backend)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(50):
+                results.append((up.backend_of(model), list(up.wrap(model).params())))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 400 and len({repr(r) for r in results}) == 1
