@@ -26,7 +26,7 @@ class Layer:
     """Base of every spec layer.
 
     Example:
-        >>> Linear(4, 8).build("torch")  # doctest: +SKIP
+        >>> Linear(4, 8).build("torch")
         Linear(in_features=4, out_features=8, bias=True)
     """
 

@@ -17,10 +17,8 @@ def render(root: Module) -> str:
     """The summary text of a wrapped model.
 
     Example:
-        >>> print(render(m))  # doctest: +SKIP
-        Sequential (torch)
-          0  Linear  weight (8, 4)  bias (8,)  40
-        ...
+        >>> render(m).splitlines()[-3]
+        'Total params: 40  (trainable: 40, non-trainable: 0)'
     """
     adapter, native = root._adapter, root.native
     first_path: dict[int, str] = {}

@@ -39,7 +39,7 @@ def import_framework(backend: str) -> ModuleType:
         UnsupportedError: paddle is needed after tensorflow was imported.
 
     Example:
-        >>> import_framework("torch").__name__  # doctest: +SKIP
+        >>> import_framework("torch").__name__
         'torch'
     """
     if backend not in _MODULES:
