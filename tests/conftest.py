@@ -16,7 +16,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ALL = ("torch", "keras", "paddle")
-REQUESTED = tuple(b.strip() for b in os.environ.get("UP_TEST_BACKENDS", ",".join(ALL)).split(",") if b.strip())
+REQUESTED = tuple(
+    b.strip() for b in os.environ.get("UP_TEST_BACKENDS", ",".join(ALL)).split(",") if b.strip()
+)
 MISSING: dict[str, str] = {}
 
 # paddle must be imported before tensorflow (the reverse order segfaults).

@@ -22,7 +22,9 @@ def test_demo_agrees_on_requested_backends():
 def test_console_entry_point_runs_demo_for_a_subset():
     result = subprocess.run(
         [sys.executable, "-m", "unified_params", "demo", "--backends", REQUESTED[0]],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "15/15 results agree" in result.stdout

@@ -84,12 +84,19 @@ def _steps() -> list[tuple[str, str, Callable[[str], Any]]]:
         ("Parameter access", "m[2]['bias'].numpy()", lambda b: mlp(b)[2]["bias"].numpy()),
         ("Parameter access", "m['2.weight'].grad is None", lambda b: mlp(b)["2.weight"].grad is None),
         ("All at once", "list(m[0].params())", lambda b: list(mlp(b)[0].params())),
-        ("All at once", "{path: canonical shape}",
-         lambda b: {k: p.canonical_shape for k, p in mlp(b).params().items()}),
+        (
+            "All at once",
+            "{path: canonical shape}",
+            lambda b: {k: p.canonical_shape for k, p in mlp(b).params().items()},
+        ),
         ("All at once", "m.count()", lambda b: mlp(b).count()),
         ("All at once", "m['2.bias'][0]", lambda b: mlp(b)["2.bias"][0]),
         ("Nested blocks", "rgnet.count()", lambda b: access.wrap(_rgnet().build(b)).count()),
-        ("Nested blocks", "rgnet[0][1][0]['bias'].path", lambda b: access.wrap(_rgnet().build(b))[0][1][0]["bias"].path),
+        (
+            "Nested blocks",
+            "rgnet[0][1][0]['bias'].path",
+            lambda b: access.wrap(_rgnet().build(b))[0][1][0]["bias"].path,
+        ),
         ("Direct set", "p[:] += 1; p[0, 0] = 42; p[0]", direct_set),
         ("Tying", "len(m.children())", lambda b: len(shared(b).children())),
         ("Tying", "unique layers (modules() - root)", lambda b: len(shared(b).modules()) - 1),
@@ -142,7 +149,7 @@ def _print_rows(rows: list[tuple[str, str, list[str]]], backends: Sequence[str],
             print(f"{label:<{width}}  {results[0]}   [same on {len(backends)}]", file=out)
             continue
         mark = "" if label.startswith(NATIVE) else "   [DIFFERS]"
-        cells = " | ".join(f"{b}: {r}" for b, r in zip(backends, results))
+        cells = " | ".join(f"{b}: {r}" for b, r in zip(backends, results, strict=True))
         print(f"{label:<{width}}  {cells}{mark}", file=out)
 
 
@@ -154,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--backends", default=None, help="comma-separated subset of torch,keras,paddle")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    chosen = args.backends.split(",") if args.backends else [b for b in ("torch", "keras", "paddle") if installed(b)]
+    chosen = (
+        args.backends.split(",")
+        if args.backends
+        else [b for b in ("torch", "keras", "paddle") if installed(b)]
+    )
     if not chosen:
         print("No backend installed: pip install 'unified-params[all]'", file=sys.stderr)
         return 2

@@ -229,7 +229,11 @@ class _Builder:
             return nn.Linear(s.in_features, s.out_features, bias_attr=None if s.bias else False)
         if isinstance(s, Conv2d):
             return nn.Conv2D(
-                s.in_channels, s.out_channels, s.kernel_size, s.stride, s.padding,
+                s.in_channels,
+                s.out_channels,
+                s.kernel_size,
+                s.stride,
+                s.padding,
                 bias_attr=None if s.bias else False,
             )
         if isinstance(s, BatchNorm2d):
@@ -254,8 +258,11 @@ class _Builder:
                     + received(padding=s.padding)
                 )
             conv = layers.Conv2D(
-                s.out_channels, s.kernel_size, strides=s.stride,
-                padding="same" if s.padding == "same" else "valid", use_bias=s.bias,
+                s.out_channels,
+                s.kernel_size,
+                strides=s.stride,
+                padding="same" if s.padding == "same" else "valid",
+                use_bias=s.bias,
             )
             return _built(conv, (None, None, None, s.in_channels))
         if isinstance(s, BatchNorm2d):
@@ -284,7 +291,9 @@ class _Builder:
         )
 
 
-def _keras_input_shape(model: Sequential, given: tuple[int | None, ...] | None) -> tuple[int | None, ...] | None:
+def _keras_input_shape(
+    model: Sequential, given: tuple[int | None, ...] | None
+) -> tuple[int | None, ...] | None:
     """The Keras (channels-last) input shape of a spec model, if known."""
     shape = given if given is not None else model.input_shape()
     if shape is None:

@@ -66,7 +66,11 @@ def _linear(prefix: str, i: int, o: int) -> dict[str, tuple[int, ...]]:
 EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
     "mlp": {**_linear("0", 4, 8), **_linear("2", 8, 1)},
     "nested": {
-        **{k: v for b in range(4) for k, v in {**_linear(f"0.{b}.0", 4, 8), **_linear(f"0.{b}.2", 8, 4)}.items()},
+        **{
+            k: v
+            for b in range(4)
+            for k, v in {**_linear(f"0.{b}.0", 4, 8), **_linear(f"0.{b}.2", 8, 4)}.items()
+        },
         **_linear("1", 4, 1),
     },
     "shared": {**_linear("0", 4, 8), **_linear("2", 8, 8), **_linear("6", 8, 1)},

@@ -8,6 +8,7 @@ the unified view agrees with the framework's own view of the same model.
 from __future__ import annotations
 
 import numpy as np
+
 import unified_params as up
 from tests.conformance import textbook
 from tests.frameworks import native_count, native_named_params, to_numpy
@@ -48,7 +49,7 @@ def test_mlp_values_match_native_listing(backend):
     else:
         native = [to_numpy(t) for t in net.state_dict().values()]
     assert len(values) == len(native)
-    for ours, theirs in zip(values, native):
+    for ours, theirs in zip(values, native, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
 

@@ -26,7 +26,9 @@ def mlp(backend: str) -> Any:
         return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     import keras
 
-    net = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    net = keras.Sequential(
+        [keras.layers.Flatten(), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)]
+    )
     net(X)
     return net
 
@@ -35,7 +37,9 @@ def unbuilt_keras_mlp() -> Any:
     """The Keras MLP before its first call: no variables yet."""
     import keras
 
-    return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    return keras.Sequential(
+        [keras.layers.Flatten(), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)]
+    )
 
 
 def rgnet(backend: str) -> Any:
@@ -77,7 +81,9 @@ def shared_mlp(backend: str) -> Any:
     if backend in ("torch", "paddle"):
         nn = _nn(backend)
         shared = nn.Linear(8, 8)
-        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+        return nn.Sequential(
+            nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1)
+        )
     import keras
 
     shared = keras.layers.Dense(4, activation="relu")

@@ -74,7 +74,9 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
         leaf = declared.get(native_name)
         name = leaf.canonical if leaf is not None else native_name
         role = "buffer" if native_buffer or layouts.is_buffer(kind, name) else "param"
-        out.append(Entry(join(module_path, name), module_path, module, kind, name, native_name, var, role, leaf))
+        out.append(
+            Entry(join(module_path, name), module_path, module, kind, name, native_name, var, role, leaf)
+        )
     return out
 
 

@@ -111,15 +111,16 @@ def broadcast_to(array: np.ndarray, shape: tuple[int, ...], *, path: str, index:
     except ValueError:
         raise ShapeError(
             f"Cannot assign to {path!r}[{index!r}]: a value of shape {array.shape} does "
-            f"not broadcast to the selected shape {shape}. "
-            + received(index=index, shape=array.shape)
+            f"not broadcast to the selected shape {shape}. " + received(index=index, shape=array.shape)
         ) from None
 
 
 def _float_family(array: np.ndarray, target: np.dtype) -> bool:
     # numpy does not know ml_dtypes' bfloat16 as a float for can_cast.
-    return array.dtype.kind == "f" and target.name == "bfloat16" or (
-        array.dtype.name == "bfloat16" and target.kind == "f"
+    return (
+        array.dtype.kind == "f"
+        and target.name == "bfloat16"
+        or (array.dtype.name == "bfloat16" and target.kind == "f")
     )
 
 

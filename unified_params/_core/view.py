@@ -321,10 +321,7 @@ class Param:
         return self._adapter.name
 
     def __repr__(self) -> str:
-        return (
-            f"<Param {self.backend}:{self.path} shape={self.shape} dtype={self.dtype} "
-            f"kind={self.kind}>"
-        )
+        return f"<Param {self.backend}:{self.path} shape={self.shape} dtype={self.dtype} kind={self.kind}>"
 
     # -- metadata ------------------------------------------------------------
     @property
@@ -454,9 +451,7 @@ class Param:
 
 def _check_layout(layout: str) -> str:
     if layout not in LAYOUTS:
-        raise ValueError(
-            f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout)
-        )
+        raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     return layout
 
 

@@ -106,6 +106,22 @@ def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
     return "other"
 
 
+def registered_variables(
+    params: Mapping[str, Any], buffers: Mapping[str, Any], transient: Any = ()
+) -> list[NativeVariable]:
+    """Variables of a module that keeps parameters and buffers in two dicts
+    (torch ``_parameters``/``_buffers``, paddle likewise).
+
+    Empty slots (``None``) and non-persistent buffers (not state) are left out.
+
+    Example:
+        >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3}, {"tmp"})
+        [('weight', 1, False), ('stat', 2, True)]
+    """
+    own = [(n, p, False) for n, p in params.items() if p is not None]
+    return own + [(n, b, True) for n, b in buffers.items() if b is not None and n not in transient]
+
+
 def assign_slice_by_copy(adapter: Adapter, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
     """Write ``var[index]`` through a full read-modify-write of the value.
 

@@ -43,7 +43,9 @@ def import_framework(backend: str) -> ModuleType:
         'torch'
     """
     if backend not in _MODULES:
-        raise ValueError(f"Unknown backend {backend!r}. Expected one of {tuple(_MODULES)}. " + received(backend=backend))
+        raise ValueError(
+            f"Unknown backend {backend!r}. Expected one of {tuple(_MODULES)}. " + received(backend=backend)
+        )
     if backend == "paddle":
         _refuse_paddle_after_tensorflow()
     elif backend == "keras" and installed("paddle") and "tensorflow" not in sys.modules:

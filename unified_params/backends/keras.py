@@ -39,12 +39,15 @@ _KINDS: dict[type, str] = {
 # Keras' own bookkeeping attributes that hold tracked layers.
 _INTERNAL = frozenset({"_layers", "_tracked", "_functional", "_operations"})
 _BIAS = Leaf("bias")
-_KERNEL = {n: Leaf("weight", axes) for n, axes in {
-    "linear": ("in", "out"),
-    "conv1d": ("k0", "in", "out"),
-    "conv2d": ("k0", "k1", "in", "out"),
-    "conv3d": ("k0", "k1", "k2", "in", "out"),
-}.items()}
+_KERNEL = {
+    n: Leaf("weight", axes)
+    for n, axes in {
+        "linear": ("in", "out"),
+        "conv1d": ("k0", "in", "out"),
+        "conv2d": ("k0", "k1", "in", "out"),
+        "conv3d": ("k0", "k1", "k2", "in", "out"),
+    }.items()
+}
 _NORM = {"gamma": Leaf("weight"), "beta": Leaf("bias")}
 
 
@@ -72,7 +75,11 @@ class KerasAdapter(Adapter):
         self.grads = GradStore()
 
     def type_name(self, module: Any) -> str:
-        return type(module).__name__ if isinstance(module, L.Layer) else type(module).__name__.lower().removeprefix("tracked")
+        return (
+            type(module).__name__
+            if isinstance(module, L.Layer)
+            else type(module).__name__.lower().removeprefix("tracked")
+        )
 
     def kind(self, module: Any) -> str:
         if not isinstance(module, L.Layer):

@@ -14,7 +14,7 @@ import numpy as np
 from paddle import nn
 
 from .._core.layouts import Leaf
-from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
+from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table, registered_variables
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -55,9 +55,9 @@ class PaddleAdapter(Adapter):
         return [(k, c) for k, c in module._sub_layers.items() if c is not None]
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
-        transient = module._non_persistable_buffer_names_set  # e.g. an RNN's dropout state
-        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None and n not in transient]
+        return registered_variables(
+            module._parameters, module._buffers, module._non_persistable_buffer_names_set
+        )
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._base import Adapter, NativeVariable, kind_from_table
+from ._base import Adapter, NativeVariable, kind_from_table, registered_variables
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -45,9 +45,7 @@ class TorchAdapter(Adapter):
         return [(k, c) for k, c in module._modules.items() if c is not None]
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        params = [(n, p, False) for n, p in module._parameters.items() if p is not None]
-        transient = module._non_persistent_buffers_set  # not state: left out, as state_dict does
-        return params + [(n, b, True) for n, b in module._buffers.items() if b is not None and n not in transient]
+        return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)

@@ -1,0 +1,150 @@
+"""Subclassed and functional models, other layer kinds, and the summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs
+from tests.conftest import needs
+
+
+def subclassed(backend: str):
+    """A model with attribute children, a list of blocks and a head, natively."""
+    if backend == "keras":
+        import keras
+
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.encoder = keras.layers.Dense(6)
+                self.blocks = [keras.layers.Dense(6), keras.layers.Dense(6)]
+                self.head = keras.layers.Dense(2)
+
+            def call(self, x):
+                x = self.encoder(x)
+                for block in self.blocks:
+                    x = block(x)
+                return self.head(x)
+
+        net = Net()
+        net(np.zeros((1, 4), "float32"))
+        return net
+    if backend == "torch":
+        from torch import nn
+
+        base, listing = nn.Module, nn.ModuleList
+    else:
+        from paddle import nn
+
+        base, listing = nn.Layer, nn.LayerList
+
+    class Net(base):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Linear(4, 6)
+            self.blocks = listing([nn.Linear(6, 6), nn.Linear(6, 6)])
+            self.head = nn.Linear(6, 2)
+
+    return Net()
+
+
+def test_subclassed_models_have_the_same_paths(backend):
+    m = up.wrap(subclassed(backend))
+    assert [c.path for c in m.children()] == ["encoder", "blocks", "head"]
+    assert m["blocks"].kind == "container" and len(m["blocks"]) == 2
+    assert list(m.params()) == [
+        "encoder.weight", "encoder.bias",
+        "blocks.0.weight", "blocks.0.bias",
+        "blocks.1.weight", "blocks.1.bias",
+        "head.weight", "head.bias",
+    ]  # fmt: skip
+    assert m["blocks.1.weight"].canonical_shape == (6, 6)
+    assert m[1][0].path == "blocks.0"
+    assert m.count() == 30 + 42 + 42 + 14
+
+
+def test_keras_functional_model():
+    needs("keras")
+    import keras
+
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    m = up.wrap(model)
+    assert [c.type_name for c in m.children()] == ["InputLayer", "Dense", "Dense"]
+    assert m.kind == "container"
+    assert list(m.params()) == ["1.weight", "1.bias", "2.weight", "2.bias"]
+    assert m.count() == model.count_params() == 49
+
+
+def _conv(backend: str, dims: int):
+    if backend == "keras":
+        import keras
+
+        cls = {1: keras.layers.Conv1D, 3: keras.layers.Conv3D}[dims]
+        layer = cls(5, 3)
+        layer.build((None,) + (None,) * dims + (2,))
+        return layer
+    if backend == "torch":
+        from torch import nn
+
+        return {1: nn.Conv1d, 3: nn.Conv3d}[dims](2, 5, 3)
+    from paddle import nn
+
+    return {1: nn.Conv1D, 3: nn.Conv3D}[dims](2, 5, 3)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_conv1d_and_conv3d_canonical_layout(backend, dims):
+    m = up.wrap(_conv(backend, dims))
+    assert m.kind == f"conv{dims}d"
+    weight = m["weight"]
+    assert weight.canonical_shape == (5, 2) + (3,) * dims
+    value = np.random.default_rng(dims).standard_normal(weight.canonical_shape).astype("float32")
+    weight.set(value, layout="canonical")
+    np.testing.assert_array_equal(weight.numpy("canonical"), value)
+    weight[4, 1] = 7  # one output, one input channel: a whole kernel
+    value[4, 1] = 7
+    np.testing.assert_array_equal(weight.numpy("canonical"), value)
+
+
+def _prelu(backend: str):
+    if backend == "keras":
+        import keras
+
+        layer = keras.layers.PReLU()
+        layer.build((None, 3))
+        return layer, "alpha"
+    fw = __import__(backend)
+    return fw.nn.PReLU(), "weight" if backend == "torch" else "_weight"
+
+
+def test_other_layers_keep_native_names(backend):
+    layer, native = _prelu(backend)
+    m = up.wrap(layer)
+    assert m.kind == "other"
+    (p,) = m.params().values()
+    assert p.name == p.native_name == native and p.kind == "param"
+    assert p.canonical_shape == p.shape
+
+
+def test_summary_marks_shared_rows_and_dedups_totals(backends):
+    texts = {}
+    for backend in backends:
+        text = up.summary(specs.shared().build(backend))
+        rows = text.splitlines()
+        shared_row = next(r for r in rows if r.startswith("4 "))
+        assert "shared with 2" in shared_row and "(72)" in shared_row
+        assert "Total params: 121  (trainable: 121, non-trainable: 0)" in text
+        assert "Shared: 2 parameters reached at more than one path" in text
+        texts[backend] = [r for r in rows if r.startswith("Total") or r.startswith("Buffers")]
+    assert len({tuple(t) for t in texts.values()}) == 1
+
+
+def test_summary_counts_buffers_apart(backend):
+    text = up.summary(specs.cnn().build(backend))
+    assert "Total params: 170" in text
+    buffers = 3 if backend == "torch" else 2  # torch also tracks num_batches_tracked
+    assert f"Buffers: {buffers} tensors, {8 + (buffers - 2)} elements" in text
