@@ -16,11 +16,12 @@ Importing this package imports no framework.
 
 from __future__ import annotations
 
-from . import spec
+from . import init, spec
 from ._core.errors import (
     BackendNotInstalledError,
     CheckpointError,
     DTypeError,
+    InitError,
     NotBuiltError,
     PathError,
     PortError,
@@ -35,11 +36,13 @@ from ._core.view import Module, Param
 from ._version import __version__
 from .access import summary, wrap
 from .backends import backend_of
+from .init import initialize
 
 __all__ = [
     "BackendNotInstalledError",
     "CheckpointError",
     "DTypeError",
+    "InitError",
     "Module",
     "NotBuiltError",
     "Param",
@@ -53,6 +56,8 @@ __all__ = [
     "Where",
     "__version__",
     "backend_of",
+    "init",
+    "initialize",
     "spec",
     "summary",
     "where",

@@ -48,7 +48,7 @@ class Layer:
         if backend == "keras" and isinstance(self, Sequential):
             shape = _keras_input_shape(self, input_shape)
             if shape is not None:
-                native.build((None, *shape))
+                _build_keras_sequential(native, shape)
         return native
 
     def input_shape(self) -> tuple[int | None, ...] | None:
@@ -289,6 +289,19 @@ class _Builder:
             "Sequential, Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding, LSTM, GRU, ReLU, "
             "Flatten. " + received(spec=s)
         )
+
+
+def _build_keras_sequential(model: Any, shape: tuple[int | None, ...]) -> None:
+    """Build the Keras Sequential itself (its layers are built already).
+
+    A chain Keras cannot trace symbolically (say, a Flatten before a Dense with
+    unknown spatial size) stays an unbuilt Sequential of built layers: every
+    variable exists, and Keras builds the container on its first call.
+    """
+    try:
+        model.build((None, *shape))
+    except ValueError:
+        pass
 
 
 def _keras_input_shape(

@@ -54,6 +54,10 @@ class BackendNotInstalledError(UnifiedParamsError, ImportError):
     """A backend was requested whose framework is not installed."""
 
 
+class InitError(UnifiedParamsError, ValueError):
+    """An initializer got invalid arguments, or cannot initialise a parameter."""
+
+
 class TieError(UnifiedParamsError, ValueError):
     """Parameters or layers cannot be tied or untied as asked."""
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._core.initializers import Initializer
 from .._core.layouts import Leaf
 
 #: One native variable of a module: its native name, the variable, and
@@ -33,6 +34,9 @@ class Adapter(abc.ABC):
     #: Per layer kind, native variable name -> :class:`Leaf` (canonical name
     #: and native axis roles). Variables not listed are already canonical.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
+    #: Per layer kind, canonical leaf base name -> the framework's own default
+    #: initializer, in canonical terms (what ``up.init.Default()`` applies).
+    DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = {}
 
     # -- structure -----------------------------------------------------------
     @abc.abstractmethod

@@ -17,6 +17,7 @@ from keras.src.models.functional import Functional
 
 from .._core.errors import NotBuiltError, received
 from .._core.grads import GradStore
+from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
 
@@ -60,8 +61,20 @@ def _recurrent(gates: str | None) -> dict[str, Leaf]:
     }
 
 
+_GLOROT = {"weight": XavierUniform(), "bias": Zeros()}
+_ONES_ZEROS = {"weight": Ones(), "bias": Zeros()}
+
+
 class KerasAdapter(Adapter):
     name = "keras"
+    DEFAULT_INIT = {
+        **{kind: _GLOROT for kind in _KERNEL},
+        "batchnorm": _ONES_ZEROS,
+        "layernorm": _ONES_ZEROS,
+        "embedding": {"weight": Uniform(-0.05, 0.05)},
+        "lstm": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": UnitForgetBias()},
+        "gru": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": Zeros()},
+    }
     LEAVES = {
         **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _KERNEL.items()},
         "batchnorm": {**_NORM, "moving_mean": Leaf("running_mean"), "moving_variance": Leaf("running_var")},

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from paddle import nn
 
+from .._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table, registered_variables
 
@@ -36,8 +37,22 @@ _KINDS: dict[type, str] = {
 _LEAF_ONLY = frozenset({"lstm", "gru"})
 
 
+_RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+_CONV = {"weight": KaimingNormal(nonlinearity="relu"), "bias": Zeros()}  # Normal(0, sqrt(2 / fan_in))
+_NORM = {"weight": Ones(), "bias": Zeros()}
+
+
 class PaddleAdapter(Adapter):
     name = "paddle"
+    DEFAULT_INIT = {
+        "linear": {"weight": XavierUniform(), "bias": Zeros()},
+        **{kind: _CONV for kind in ("conv1d", "conv2d", "conv3d")},
+        "batchnorm": _NORM,
+        "layernorm": _NORM,
+        "embedding": {"weight": XavierUniform()},
+        "lstm": _RECURRENT,
+        "gru": _RECURRENT,
+    }
     LEAVES = {
         "linear": {"weight": Leaf("weight", ("in", "out"))},
         "batchnorm": {"_mean": Leaf("running_mean"), "_variance": Leaf("running_var")},

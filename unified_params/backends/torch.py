@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ._base import Adapter, NativeVariable, kind_from_table, registered_variables
 
 _KINDS: dict[type, str] = {
@@ -32,8 +33,21 @@ _KINDS: dict[type, str] = {
 }
 
 
+_RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+_AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
+_NORM = {"weight": Ones(), "bias": Zeros()}
+
+
 class TorchAdapter(Adapter):
     name = "torch"
+    DEFAULT_INIT = {
+        **{kind: _AFFINE for kind in ("linear", "conv1d", "conv2d", "conv3d")},
+        "batchnorm": _NORM,
+        "layernorm": _NORM,
+        "embedding": {"weight": Normal(0.0, 1.0)},
+        "lstm": _RECURRENT,
+        "gru": _RECURRENT,
+    }
 
     def type_name(self, module: Any) -> str:
         return type(module).__name__

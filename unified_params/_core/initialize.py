@@ -1,0 +1,206 @@
+"""``up.initialize``: rules, seeded streams, and a transactional write.
+
+The rules:
+
+- each parameter (kind ``"param"``; buffers are statistics, never initialised)
+  takes the **first** rule whose selector matches; unmatched ones are untouched;
+- with ``seed``, values are drawn in numpy in the canonical layout from one
+  independent stream per parameter, keyed by its canonical path from the root
+  (the first path of a tied parameter). The same spec and seed therefore give
+  bitwise identical values on every backend, and re-initialising a subset gives
+  those parameters the values a full initialisation gave them. Keying by path
+  rather than by position keeps streams aligned where a backend has a
+  parameter fewer (Keras keeps one LSTM bias where torch keeps two);
+- nothing is written until every planned parameter has been checked, and
+  values from custom (user) initializers have been drawn and validated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .errors import InitError, PathError, ShapeError, UnsupportedError, received
+from .initializers import Initializer, as_initializer
+from .selectors import compile_selector
+from .view import Module, Param
+
+#: Elements drawn from one stream; fixed, so values never depend on threads.
+CHUNK = 1 << 20
+_pool: ThreadPoolExecutor | None = None
+
+
+def run(
+    model: Module, init_or_rules: Any, *, where: Any = None, seed: int | None = None, strict: bool = False
+) -> dict[str, str]:
+    """Initialise a wrapped model by rules; see ``unified_params.initialize``."""
+    rules = _parse_rules(init_or_rules)
+    restrict = compile_selector(where)
+    params = [p for p in model.params().values() if p.kind == "param" and restrict(p)]
+    keys = _stream_keys(model)
+    plan: list[tuple[Param, Initializer, Initializer]] = []
+    used = [False] * len(rules)
+    for param in params:
+        for k, (_, match, init) in enumerate(rules):
+            if match(param):
+                used[k] = True
+                plan.append((param, init, init.resolve(param)))
+                break
+    _report_unused(rules, used, strict, model)
+    for param, _, chosen in plan:
+        _checked(chosen, param)
+    seed = int(np.random.SeedSequence().entropy) if seed is None else _valid_seed(seed)
+    # Values of user code are drawn and validated before the first write.
+    drawn = {
+        id(p): _validated(chosen, p, _sample(chosen, p, seed, keys[id(p.native)]))
+        for p, _, chosen in plan
+        if not chosen.builtin
+    }
+    done: dict[str, str] = {}
+    for param, init, chosen in plan:
+        value = drawn.pop(id(param), None)
+        if value is None:
+            value = generate(chosen, param, seed, keys[id(param.native)])
+        param.set(value, layout="canonical")
+        done[param.path] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
+    return done
+
+
+def generate(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> np.ndarray:
+    """The values of one parameter, in canonical layout and the parameter's dtype."""
+    shape = param.canonical_shape
+    dtype = np.float64 if param.dtype == "float64" else np.float32
+    if not init.elementwise:
+        value = _sample(init, param, seed, key)
+    else:
+        law = init.law(param)
+        n = math.prod(shape)
+        flat = np.empty(n, dtype=dtype)
+
+        def fill(chunk: int) -> None:
+            start, stop = chunk * CHUNK, min(n, (chunk + 1) * CHUNK)
+            flat[start:stop] = law.draw(stop - start, _rng(seed, *key, chunk), dtype)
+
+        chunks = range(max(1, -(-n // CHUNK)))
+        if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
+            list(_executor().map(fill, chunks))
+        else:
+            for chunk in chunks:
+                fill(chunk)
+        value = flat.reshape(shape)
+    return value if value.dtype.name == param.dtype else value.astype(_np_dtype(param.dtype))
+
+
+def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> Any:
+    return init.sample(param.canonical_shape, _rng(seed, *key), param)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="up-init")
+    return _pool
+
+
+def _np_dtype(name: str) -> np.dtype:
+    from .values import numpy_dtype
+
+    return numpy_dtype(name)
+
+
+def stream_key(path: str) -> tuple[int, ...]:
+    """The stream key of a canonical path: four 32-bit words of its BLAKE2 hash.
+
+    Example:
+        >>> stream_key("0.weight") == stream_key("0.weight") != stream_key("0.bias")
+        True
+    """
+    digest = hashlib.blake2b(path.encode(), digest_size=16).digest()
+    return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+
+
+def _stream_keys(model: Module) -> dict[int, tuple[int, ...]]:
+    """Each parameter's stream key, from its first path in the root model."""
+    return {id(p.native): stream_key(path) for path, p in model._root.params().items()}
+
+
+def _parse_rules(init_or_rules: Any) -> list[tuple[Any, Any, Initializer]]:
+    if isinstance(init_or_rules, dict):
+        pairs: Iterable[Any] = init_or_rules.items()
+    elif isinstance(init_or_rules, (list, tuple)):
+        pairs = init_or_rules
+    else:
+        pairs = [(None, init_or_rules)]
+    rules = []
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise UnsupportedError(
+                "Rules are a dict {selector: initializer} or a list of (selector, initializer) "
+                "pairs. " + received(rule=pair)
+            )
+        selector, init = pair
+        rules.append((selector, compile_selector(selector), as_initializer(init)))
+    return rules
+
+
+def _report_unused(rules: list[Any], used: list[bool], strict: bool, model: Module) -> None:
+    for (selector, _, init), hit in zip(rules, used, strict=True):
+        if hit:
+            continue
+        message = (
+            f"The rule {selector!r} -> {init!r} matched no parameter (earlier rules may have "
+            f"taken them). Expected a selector that matches a parameter of {model.type_name}. "
+            + received(selector=selector)
+        )
+        if strict:
+            raise PathError(message)
+        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _checked(init: Initializer, param: Param) -> None:
+    try:
+        init.check(param)
+    except InitError:
+        raise
+    except Exception as err:  # a custom check failing its own way
+        raise InitError(f"{init!r} cannot initialise {param.path!r}: {err}") from err
+
+
+def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception as err:
+        raise InitError(f"{init!r} returned a value numpy cannot read for {param.path!r}: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise InitError(
+            f"{init!r} returned a {array.dtype} value for {param.path!r}. Expected numbers. "
+            + received(dtype=str(array.dtype))
+        )
+    if array.shape != param.canonical_shape:
+        raise ShapeError(
+            f"{init!r} returned shape {array.shape} for {param.path!r}, whose canonical shape is "
+            f"{param.canonical_shape}. " + received(shape=array.shape)
+        )
+    if not np.isfinite(array).all():
+        raise InitError(
+            f"{init!r} returned non-finite values (nan or inf) for {param.path!r}. Expected finite "
+            "numbers. " + received(nonfinite=int((~np.isfinite(array)).sum()))
+        )
+    return array.astype(_np_dtype(param.dtype))
+
+
+def _valid_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InitError("seed must be a non-negative integer or None. " + received(seed=seed))
+    return int(seed)
