@@ -119,7 +119,9 @@ class _Elementwise(Initializer):
     builtin = True
 
 
-def _number(owner: str, name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
+def _number(
+    owner: str, name: str, value: Any, *, minimum: float | None = None, strict: bool = False
+) -> float:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok and math.isfinite(value) and (minimum is None or (value > minimum if strict else value >= minimum)):
         return float(value)
@@ -195,9 +197,7 @@ class Uniform(_Elementwise):
         self.low = _number("Uniform", "low", low)
         self.high = _number("Uniform", "high", high)
         if self.low > self.high:
-            raise InitError(
-                "Uniform: low must not exceed high. " + received(low=low, high=high)
-            )
+            raise InitError("Uniform: low must not exceed high. " + received(low=low, high=high))
 
     def law(self, param: Param | None) -> Law:
         return Law("uniform", self.low, self.high)
@@ -223,8 +223,7 @@ class TruncatedNormal(_Elementwise):
         if mass < 1e-3:
             raise InitError(
                 "TruncatedNormal: [a, b] holds less than 0.1% of the distribution, too far in the "
-                "tail to sample. Expected bounds near the mean. "
-                + received(mean=mean, std=std, a=a, b=b)
+                "tail to sample. Expected bounds near the mean. " + received(mean=mean, std=std, a=a, b=b)
             )
 
     def law(self, param: Param | None) -> Law:
