@@ -10,6 +10,7 @@ import pytest
 
 import unified_params as up
 from tests.conformance import specs, textbook
+from tests.conftest import needs
 
 # The chapter's Keras MLP starts with a Flatten: its layers sit one position later.
 FIRST = {"torch": "0", "paddle": "0", "keras": "1"}
@@ -171,3 +172,17 @@ def test_large_parameter_chunks_do_not_change_values(backend, monkeypatch):
     assert chunked.shape == whole.shape and not np.array_equal(chunked, whole)
     up.initialize(model, up.init.Normal(), where="0.weight", seed=11)
     np.testing.assert_array_equal(up.wrap(model)["0.weight"].numpy(), chunked)
+
+
+def test_in_place_init_keeps_torch_autograd_honest():
+    needs("torch")
+    import torch
+
+    model = specs.mlp().build("torch")
+    out = model(torch.ones(2, 4)).sum()  # the graph saved 2.weight's value
+    up.initialize(model, up.init.Normal(), where="2.weight", seed=0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+    grad_free = model(torch.ones(2, 4)).sum()
+    grad_free.backward()  # a fresh graph sees the new values
+    assert model[2].weight.grad is not None

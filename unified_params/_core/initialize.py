@@ -18,7 +18,6 @@ The rules:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InitError, PathError, ShapeError, UnsupportedError, received
-from .initializers import Initializer, as_initializer
+from .initializers import Initializer, Law, as_initializer
 from .selectors import compile_selector
 from .view import Module, Param
 
@@ -66,9 +65,10 @@ def run(
     done: dict[str, str] = {}
     for param, init, chosen in plan:
         value = drawn.pop(id(param), None)
-        if value is None:
-            value = generate(chosen, param, seed, keys[id(param.native)])
-        param.set(value, layout="canonical")
+        if value is not None:
+            param.set(value, layout="canonical")
+        elif not _fill_native(chosen, param, seed, keys[id(param.native)]):
+            param.set(generate(chosen, param, seed, keys[id(param.native)]), layout="canonical")
         done[param.path] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
     return done
 
@@ -76,26 +76,40 @@ def run(
 def generate(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> np.ndarray:
     """The values of one parameter, in canonical layout and the parameter's dtype."""
     shape = param.canonical_shape
-    dtype = np.float64 if param.dtype == "float64" else np.float32
     if not init.elementwise:
         value = _sample(init, param, seed, key)
     else:
-        law = init.law(param)
-        n = math.prod(shape)
-        flat = np.empty(n, dtype=dtype)
-
-        def fill(chunk: int) -> None:
-            start, stop = chunk * CHUNK, min(n, (chunk + 1) * CHUNK)
-            flat[start:stop] = law.draw(stop - start, _rng(seed, *key, chunk), dtype)
-
-        chunks = range(max(1, -(-n // CHUNK)))
-        if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
-            list(_executor().map(fill, chunks))
-        else:
-            for chunk in chunks:
-                fill(chunk)
-        value = flat.reshape(shape)
+        value = np.empty(shape, dtype=np.float64 if param.dtype == "float64" else np.float32)
+        _fill_chunks(init.law(param), value.reshape(-1), seed, key)
     return value if value.dtype.name == param.dtype else value.astype(_np_dtype(param.dtype))
+
+
+def _fill_native(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> bool:
+    """Draw an element-wise law straight into the variable's memory, when its
+    native layout is canonical and the framework offers a writable view."""
+    if not init.elementwise or not param.layout.is_identity or param.dtype not in ("float32", "float64"):
+        return False
+    law = init.law(param)
+
+    def fill(buffer: np.ndarray) -> None:
+        _fill_chunks(law, buffer.reshape(-1), seed, key)
+
+    return param._adapter.fill_in_place(param.native, fill)
+
+
+def _fill_chunks(law: Law, flat: np.ndarray, seed: int, key: tuple[int, ...]) -> None:
+    """Fill ``flat`` chunk by chunk, one stream per chunk, in parallel when large."""
+    n = flat.size
+
+    def fill(chunk: int) -> None:
+        law.fill(flat[chunk * CHUNK : (chunk + 1) * CHUNK], _rng(seed, *key, chunk))
+
+    chunks = range(max(1, -(-n // CHUNK)))
+    if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
+        list(_executor().map(fill, chunks))
+    else:
+        for chunk in chunks:
+            fill(chunk)
 
 
 def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> Any:
@@ -103,7 +117,7 @@ def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) ->
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 def _executor() -> ThreadPoolExecutor:

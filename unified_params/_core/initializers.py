@@ -44,14 +44,22 @@ class Law:
             >>> Law("uniform", 2.0, 3.0).draw(4, np.random.default_rng(0), np.float32).dtype
             dtype('float32')
         """
+        out = np.empty(n, dtype=dtype)
+        self.fill(out, rng)
+        return out
+
+    def fill(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        """Draw into a 1-D float32 or float64 array in place (no temporary)."""
+        dtype = out.dtype.type
         if self.family == "constant":
-            return np.full(n, self.a, dtype=dtype)
+            out.fill(self.a)
+            return
         if self.family == "uniform":
-            out = rng.random(n, dtype=dtype)
+            rng.random(out=out, dtype=dtype)
             out *= dtype(self.b - self.a)
             out += dtype(self.a)
-            return out
-        out = rng.standard_normal(n, dtype=dtype)
+            return
+        rng.standard_normal(out=out, dtype=dtype)
         out *= dtype(self.b)
         out += dtype(self.a)
         if self.family == "truncnormal":
@@ -60,7 +68,6 @@ class Law:
                 redraw = rng.standard_normal(int(bad.sum()), dtype=dtype) * dtype(self.b) + dtype(self.a)
                 out[bad] = redraw
                 bad = (out < self.low) | (out > self.high)
-        return out
 
 
 class Initializer:

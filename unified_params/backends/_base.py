@@ -8,7 +8,7 @@ structural test also compares every signature against this class).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -88,6 +88,15 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         """Overwrite ``var[index]`` in place; ``value`` has the selection's shape."""
+
+    @abc.abstractmethod
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        """Let ``fill`` write straight into the variable's memory, if it can.
+
+        ``fill`` gets a writable, C-contiguous numpy view of the value in
+        native layout. Returns False, without calling ``fill``, when the
+        framework offers no such view (the caller then uses :meth:`assign`).
+        """
 
     @abc.abstractmethod
     def grad(self, var: Any) -> np.ndarray | None:

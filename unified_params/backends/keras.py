@@ -9,6 +9,7 @@ live in a :class:`~unified_params._core.grads.GradStore`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -143,6 +144,9 @@ class KerasAdapter(Adapter):
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         assign_slice_by_copy(self, var, index, value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        return False  # no writable view of the variable's memory: assign() copies
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)

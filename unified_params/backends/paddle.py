@@ -8,6 +8,7 @@ layer itself (their inner cell sublayers reuse the same objects).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,9 @@ class PaddleAdapter(Adapter):
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         assign_slice_by_copy(self, var, index, value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        return False  # no writable view of the variable's memory: assign() copies
 
     def grad(self, var: Any) -> np.ndarray | None:
         grad = var.grad

@@ -6,6 +6,7 @@ leaves: it only reads and writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ _KINDS: dict[type, str] = {
 }
 
 
+_SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
 _NORM = {"weight": Ones(), "bias": Zeros()}
@@ -83,6 +85,14 @@ class TorchAdapter(Adapter):
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         with torch.no_grad():
             var[index] = _from_numpy(value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        if var.device.type != "cpu" or not var.is_contiguous() or var.dtype not in _SHARED_DTYPES:
+            return False
+        with torch.no_grad():
+            fill(var.detach().numpy())  # shares the parameter's memory
+        torch.autograd.graph.increment_version(var)  # as an in-place op would
+        return True
 
     def grad(self, var: Any) -> np.ndarray | None:
         return None if var.grad is None else _to_numpy(var.grad.detach())
