@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ def test_demo_agrees_on_requested_backends():
     out = io.StringIO()
     assert cli.demo(list(REQUESTED), out=out) is True
     text = out.getvalue()
-    assert f"15/15 results agree across {', '.join(REQUESTED)}" in text
+    agree = re.search(r"(\d+)/(\d+) results agree across (.*) \(", text)
+    assert agree and agree.group(1) == agree.group(2) and int(agree.group(1)) >= 20
+    assert agree.group(3) == ", ".join(REQUESTED)
     assert "[DIFFERS]" not in text
     assert text.count("Total params: 121") == len(REQUESTED)
 
@@ -27,4 +30,4 @@ def test_console_entry_point_runs_demo_for_a_subset():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "15/15 results agree" in result.stdout
+    assert re.search(r"(\d+)/\1 results agree", result.stdout)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import access, spec
+from . import access, init, spec
 from .backends import IMPORT_ORDER
 from .backends.importing import import_framework, installed
 
@@ -37,18 +37,16 @@ def _shared() -> S.Sequential:
     return S.Sequential(S.Linear(4, 8), S.ReLU(), shared, S.ReLU(), shared, S.ReLU(), S.Linear(8, 1))
 
 
-def load_seeded_values(model: Any, seed: int = 0) -> None:
-    """Write the same values into a model on every backend: uniform(-0.5, 0.5)
-    drawn in numpy, one stream per parameter, in canonical layout."""
-    m = access.wrap(model)
-    for index, param in enumerate(m.params().values()):
-        rng = np.random.default_rng([seed, index])
-        param.set(rng.uniform(-0.5, 0.5, param.canonical_shape).astype(param.dtype), layout="canonical")
+def _custom_init(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """The chapter's custom init: U(5, 10) w.p. 1/4, 0 w.p. 1/2, U(-10, -5) w.p. 1/4."""
+    w = rng.uniform(-10, 10, shape)
+    return w * (np.abs(w) >= 5)
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, np.ndarray):
-        return np.array2string(np.round(value, 4), separator=", ", max_line_width=200)
+        text = np.array2string(np.round(value, 4), separator=", ", max_line_width=200)
+        return " ".join(text.split())
     return str(value)
 
 
@@ -61,8 +59,21 @@ def _steps() -> list[tuple[str, str, Callable[[str], Any]]]:
 
     def mlp(backend: str) -> Any:
         model = _mlp().build(backend)
-        load_seeded_values(model)
+        init.initialize(model, init.Uniform(-0.5, 0.5), seed=0)
         return access.wrap(model)
+
+    def initialised(rules: Any) -> Callable[[str], Any]:
+        def run(backend: str) -> Any:
+            m = mlp(backend)
+            init.initialize(m, rules, seed=42)
+            return m
+
+        return run
+
+    normal = initialised({"*.weight": init.Normal(0, 0.01), "*.bias": init.Zeros()})
+    constant = initialised({"*.weight": init.Constant(1), "*.bias": init.Zeros()})
+    per_layer = initialised([("0.weight", init.XavierUniform()), ("2.weight", init.Constant(42))])
+    custom = initialised({"*.weight": _custom_init})
 
     def direct_set(backend: str) -> Any:
         p = mlp(backend)["0.weight"]
@@ -97,6 +108,24 @@ def _steps() -> list[tuple[str, str, Callable[[str], Any]]]:
             "rgnet[0][1][0]['bias'].path",
             lambda b: access.wrap(_rgnet().build(b))[0][1][0]["bias"].path,
         ),
+        (
+            "Built-in init",
+            "Normal(0, .01) weights, Zeros bias: m['0.weight'][0]",
+            lambda b: normal(b)["0.weight"][0],
+        ),
+        ("Built-in init", "the same: m['0.bias'][0]", lambda b: normal(b)["0.bias"][0]),
+        ("Built-in init", "Constant(1): m['0.weight'][0]", lambda b: constant(b)["0.weight"][0]),
+        (
+            "Built-in init",
+            "Xavier on 0, Constant(42) on 2: m['0.weight'][0]",
+            lambda b: per_layer(b)["0.weight"][0],
+        ),
+        (
+            "Built-in init",
+            "the same: m['2.weight'].numpy('canonical')",
+            lambda b: per_layer(b)["2.weight"].numpy("canonical"),
+        ),
+        ("Custom init", "U(5,10) | 0 | U(-10,-5): m['0.weight'][:2]", lambda b: custom(b)["0.weight"][:2]),
         ("Direct set", "p[:] += 1; p[0, 0] = 42; p[0]", direct_set),
         ("Tying", "len(m.children())", lambda b: len(shared(b).children())),
         ("Tying", "unique layers (modules() - root)", lambda b: len(shared(b).modules()) - 1),
@@ -138,7 +167,10 @@ def demo(backends: Sequence[str], out: Any = sys.stdout) -> bool:
 
 def _print_rows(rows: list[tuple[str, str, list[str]]], backends: Sequence[str], out: Any) -> None:
     print("unified-params demo: the textbook chapter, the same calls on every backend", file=out)
-    print("values: uniform(-0.5, 0.5) drawn in numpy per parameter, written in canonical layout", file=out)
+    print(
+        "values: up.initialize(model, up.init.Uniform(-0.5, 0.5), seed=0), then each cell's own init",
+        file=out,
+    )
     width = max(len(r[1]) for r in rows)
     section = None
     for sec, label, results in rows:
