@@ -37,6 +37,7 @@ from ._version import __version__
 from .access import summary, wrap
 from .backends import backend_of
 from .init import initialize
+from .tying import gradients, tie, ties, untie
 
 __all__ = [
     "BackendNotInstalledError",
@@ -56,10 +57,14 @@ __all__ = [
     "Where",
     "__version__",
     "backend_of",
+    "gradients",
     "init",
     "initialize",
     "spec",
     "summary",
+    "tie",
+    "ties",
+    "untie",
     "where",
     "wrap",
 ]

@@ -8,7 +8,8 @@ structural test also compares every signature against this class).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,8 @@ class Adapter(abc.ABC):
     #: Per layer kind, native variable name -> :class:`Leaf` (canonical name
     #: and native axis roles). Variables not listed are already canonical.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
+    #: Whether image inputs go channels-last (Keras) rather than channels-first.
+    CHANNELS_LAST: ClassVar[bool] = False
     #: Per layer kind, canonical leaf base name -> the framework's own default
     #: initializer, in canonical terms (what ``up.init.Default()`` applies).
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = {}
@@ -102,6 +105,39 @@ class Adapter(abc.ABC):
     def grad(self, var: Any) -> np.ndarray | None:
         """A copy of the gradient in native layout, or ``None`` before backward."""
 
+    # -- changing structure (ties) ---------------------------------------------
+    @abc.abstractmethod
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        """Put ``child`` at ``key`` of ``parent`` (a position or attribute)."""
+
+    @abc.abstractmethod
+    def copy_layer(self, layer: Any) -> Any:
+        """A new, independent, built layer with the same configuration and values."""
+
+    @abc.abstractmethod
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        """Make the slot ``native_name`` of ``module`` hold ``var`` (a tie)."""
+
+    @abc.abstractmethod
+    def copy_variable(self, var: Any) -> Any:
+        """A new variable with the same value, dtype and trainability."""
+
+    # -- autograd --------------------------------------------------------------
+    @abc.abstractmethod
+    def gradients(
+        self,
+        model: Any,
+        variables: list[Any],
+        inputs: np.ndarray,
+        loss: Any,
+        targets: np.ndarray | None,
+        training: bool,
+    ) -> list[np.ndarray | None]:
+        """One forward and backward pass; each variable's gradient (native layout)
+        or ``None`` when the loss does not depend on it. The loss is reduced
+        with :func:`unified_params._core.gradients.reduce_loss`, and the
+        gradients are left where ``grad()`` reads them."""
+
 
 def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
     """Look a class up in a kind table, walking its bases (subclasses keep the kind).
@@ -133,6 +169,24 @@ def registered_variables(
     """
     own = [(n, p, False) for n, p in params.items() if p is not None]
     return own + [(n, b, True) for n, b in buffers.items() if b is not None and n not in transient]
+
+
+@contextlib.contextmanager
+def training_mode(modules: Iterable[Any], flag: bool) -> Iterator[None]:
+    """Set ``training`` on every module (torch and paddle read that flag), then restore it."""
+    saved = [(m, m.training) for m in modules]
+    try:
+        for m, _ in saved:
+            m.training = flag
+        yield
+    finally:
+        for m, was in saved:
+            m.training = was
+
+
+def first_output(output: Any) -> Any:
+    """A recurrent layer returns ``(sequence, state)``: the loss is on the sequence."""
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def assign_slice_by_copy(adapter: Adapter, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:

@@ -16,7 +16,8 @@ import keras
 import numpy as np
 from keras.src.models.functional import Functional
 
-from .._core.errors import NotBuiltError, received
+from .._core.errors import NotBuiltError, UnsupportedError, received
+from .._core.gradients import reduce_loss
 from .._core.grads import GradStore
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
@@ -38,6 +39,9 @@ _KINDS: dict[type, str] = {
     keras.Sequential: "container",
     Functional: "container",
 }
+#: Attribute on a layer naming the slots whose variable was swapped by a tie:
+#: a Keras variable's own name is frozen at creation.
+_SLOT_NAMES = "_unified_params_slots"
 # Keras' own bookkeeping attributes that hold tracked layers.
 _INTERNAL = frozenset({"_layers", "_tracked", "_functional", "_operations"})
 _BIAS = Leaf("bias")
@@ -68,6 +72,7 @@ _ONES_ZEROS = {"weight": Ones(), "bias": Zeros()}
 
 class KerasAdapter(Adapter):
     name = "keras"
+    CHANNELS_LAST = True
     DEFAULT_INIT = {
         **{kind: _GLOROT for kind in _KERNEL},
         "batchnorm": _ONES_ZEROS,
@@ -121,8 +126,9 @@ class KerasAdapter(Adapter):
                 "variables do not exist yet. Expected a built model: call it once on an input "
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
-        own = [(v.name, v, False) for v in owner._trainable_variables]
-        return own + [(v.name, v, True) for v in owner._non_trainable_variables]
+        slots = owner.__dict__.get(_SLOT_NAMES, {})  # names of slots holding a tied variable
+        own = [(slots.get(id(v), v.name), v, False) for v in owner._trainable_variables]
+        return own + [(slots.get(id(v), v.name), v, True) for v in owner._non_trainable_variables]
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)
@@ -150,6 +156,107 @@ class KerasAdapter(Adapter):
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)
+
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        if isinstance(parent, (list, dict)):
+            parent[int(key) if isinstance(parent, list) else key] = child
+        elif isinstance(parent, keras.Sequential):
+            _replace_in_sequential(parent, int(key), child)
+        elif isinstance(parent, Functional):
+            raise UnsupportedError(
+                "A layer-level tie inside a Keras functional model would rewire its graph. Expected a "
+                "Sequential or subclassed model, or a parameter-level tie (up.tie on parameter paths). "
+                + received(parent=parent.name, key=key)
+            )
+        else:
+            _replace_attribute(parent, key, child)
+
+    def copy_layer(self, layer: Any) -> Any:
+        config = layer.get_config()
+        config.pop("name", None)  # a fresh, unique name
+        new = type(layer).from_config(config)
+        new.build_from_config(layer.get_build_config())
+        for mine, theirs in zip(new.weights, layer.weights, strict=True):
+            mine.assign(theirs)
+        return new
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        # Keras refuses new state after build ("cannot add new elements of state"); the
+        # layer's tracker can still swap one tracked variable for another in place.
+        owner = module.cell if isinstance(module, L.RNN) else module
+        slots = owner.__dict__.get(_SLOT_NAMES, {})
+        old = next(
+            v
+            for v in owner._trainable_variables + owner._non_trainable_variables
+            if slots.get(id(v), v.name) == native_name
+        )
+        tracker = owner._tracker
+        store = (
+            "trainable_variables"
+            if tracker.is_in_store("trainable_variables", old)
+            else "non_trainable_variables"
+        )
+        tracker.replace_tracked_value(store, old, var)
+        for attr, value in list(vars(owner).items()):
+            if value is old:
+                object.__setattr__(owner, attr, var)  # the layer's own attribute, untracked
+        slots = {k: n for k, n in slots.items() if k != id(old)}
+        slots[id(var)] = native_name
+        object.__setattr__(owner, _SLOT_NAMES, slots)
+
+    def copy_variable(self, var: Any) -> Any:
+        return keras.Variable(var.numpy(), dtype=var.dtype, trainable=var.trainable, name=var.name)
+
+    def gradients(
+        self,
+        model: Any,
+        variables: list[Any],
+        inputs: np.ndarray,
+        loss: Any,
+        targets: np.ndarray | None,
+        training: bool,
+    ) -> list[np.ndarray | None]:
+        import tensorflow as tf
+
+        t = None if targets is None else tf.convert_to_tensor(targets)
+        with tf.GradientTape() as tape:
+            out = model(tf.convert_to_tensor(inputs), training=training)
+            value = reduce_loss(out, loss, t, keras.ops.sum, keras.ops.mean)
+        out_grads = []
+        for var, grad in zip(variables, tape.gradient(value, variables), strict=True):
+            if grad is None:
+                self.grads.clear(var)
+                out_grads.append(None)
+                continue
+            array = tf.convert_to_tensor(grad).numpy()  # embeddings give IndexedSlices
+            self.grads.put(var, array)
+            out_grads.append(array)
+        return out_grads
+
+
+def _replace_in_sequential(model: Any, index: int, layer: Any) -> None:
+    """Swap the layer at a position of a Sequential through its public pop/add."""
+    tail = [model.pop(rebuild=False) for _ in range(len(model.layers) - index)][::-1]
+    tail[0] = layer
+    for item in tail:
+        model.add(item, rebuild=False)
+    model._maybe_rebuild()
+
+
+def _replace_attribute(parent: Any, key: str, child: Any) -> None:
+    """Point an attribute of a subclassed layer at another layer, dropping the old one
+    from Keras' tracking when nothing else holds it."""
+    old = getattr(parent, key)
+    tracker = parent._tracker
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        setattr(parent, key, child)
+        if not any(v is old for v in vars(parent).values()):
+            tracker.untrack(old)
+    finally:
+        if was_locked:
+            tracker.lock()
 
 
 def _is_layer_or_group(value: Any) -> bool:

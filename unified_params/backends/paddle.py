@@ -8,15 +8,26 @@ layer itself (their inner cell sublayers reuse the same objects).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import paddle
 from paddle import nn
 
+from .._core.gradients import reduce_loss
 from .._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from .._core.layouts import Leaf
-from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table, registered_variables
+from ._base import (
+    Adapter,
+    NativeVariable,
+    assign_slice_by_copy,
+    first_output,
+    kind_from_table,
+    registered_variables,
+    training_mode,
+)
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -102,6 +113,37 @@ class PaddleAdapter(Adapter):
     def grad(self, var: Any) -> np.ndarray | None:
         grad = var.grad
         return None if grad is None else np.array(grad.numpy(), copy=True)
+
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        parent._sub_layers[key] = child
+
+    def copy_layer(self, layer: Any) -> Any:
+        return copy.deepcopy(layer)
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        slots = module._buffers if native_name in module._buffers else module._parameters
+        slots[native_name] = var
+
+    def copy_variable(self, var: Any) -> Any:
+        return copy.deepcopy(var)
+
+    def gradients(
+        self,
+        model: Any,
+        variables: list[Any],
+        inputs: np.ndarray,
+        loss: Any,
+        targets: np.ndarray | None,
+        training: bool,
+    ) -> list[np.ndarray | None]:
+        t = None if targets is None else paddle.to_tensor(targets)
+        with training_mode(model.sublayers(include_self=True), training):
+            out = first_output(model(paddle.to_tensor(inputs)))
+            value = reduce_loss(out, loss, t, paddle.sum, paddle.mean)
+        for v in variables:
+            v.clear_gradient(False)
+        value.backward()
+        return [self.grad(v) for v in variables]
 
 
 ADAPTER = PaddleAdapter()

@@ -6,6 +6,7 @@ leaves: it only reads and writes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._core.gradients import reduce_loss
 from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
-from ._base import Adapter, NativeVariable, kind_from_table, registered_variables
+from ._base import Adapter, NativeVariable, first_output, kind_from_table, registered_variables, training_mode
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -96,6 +98,42 @@ class TorchAdapter(Adapter):
 
     def grad(self, var: Any) -> np.ndarray | None:
         return None if var.grad is None else _to_numpy(var.grad.detach())
+
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        parent._modules[key] = child
+
+    def copy_layer(self, layer: Any) -> Any:
+        return copy.deepcopy(layer)
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        if native_name in module._buffers:
+            module._buffers[native_name] = var
+        else:
+            setattr(module, native_name, var)  # RNN layers refresh their flat weight list here
+
+    def copy_variable(self, var: Any) -> Any:
+        value = var.detach().clone()
+        return (
+            nn.Parameter(value, requires_grad=var.requires_grad) if isinstance(var, nn.Parameter) else value
+        )
+
+    def gradients(
+        self,
+        model: Any,
+        variables: list[Any],
+        inputs: np.ndarray,
+        loss: Any,
+        targets: np.ndarray | None,
+        training: bool,
+    ) -> list[np.ndarray | None]:
+        t = None if targets is None else torch.from_numpy(targets)
+        with training_mode(model.modules(), training):
+            out = first_output(model(torch.from_numpy(inputs)))
+            value = reduce_loss(out, loss, t, torch.sum, torch.mean)
+        for v in variables:
+            v.grad = None
+        value.backward()
+        return [self.grad(v) for v in variables]
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
