@@ -98,9 +98,9 @@ def _tie_params(model: Module, src: Param, dst: Param) -> None:
         return
     if src.shape != dst.shape or src.canonical_shape != dst.canonical_shape or src.dtype != dst.dtype:
         raise TieError(
-            f"Cannot tie parameter {src.path!r} (shape {src.shape}, {src.dtype}) to {dst.path!r} "
-            f"(shape {dst.shape}, {dst.dtype}). Expected the same native shape and dtype. "
-            + received(src=src.path, dst=dst.path)
+            f"Cannot tie parameter {src.path!r} (shape {src.canonical_shape}, {src.dtype}) to "
+            f"{dst.path!r} (shape {dst.canonical_shape}, {dst.dtype}). Expected the same shape and "
+            "dtype. " + received(src=src.path, dst=dst.path)
         )
     if src.kind != dst.kind:
         raise TieError(

@@ -1,0 +1,242 @@
+"""Tying on every backend: shared layers, parameter ties, untie, summed gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs, textbook
+from tests.frameworks import forward
+from unified_params import spec as S
+
+X = np.random.default_rng(3).standard_normal((5, 4)).astype("float32")
+Y = np.random.default_rng(4).standard_normal((5, 1)).astype("float32")
+
+
+def untied():
+    """The shared spec's architecture with its own layer at position 4."""
+    return S.Sequential(
+        S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 1)
+    )
+
+
+def load_from(model, source):
+    """Write ``source``'s values into ``model`` by canonical path (aliases resolved)."""
+    src = up.wrap(source)
+    for path, p in up.wrap(model).params().items():
+        p.set(src[path].numpy("canonical"), layout="canonical")
+
+
+def test_textbook_shared_layer_is_detected_natively(backend):
+    net = textbook.shared_mlp(backend)
+    a, b = textbook.EXPECTED["shared"][backend]["a"], textbook.EXPECTED["shared"][backend]["b"]
+    bias_a, bias_b = a.replace("weight", "bias"), b.replace("weight", "bias")
+    assert up.ties(net) == [(a, b), (bias_a, bias_b)]
+    m = up.wrap(net)
+    m[a][0, 0] = 100
+    assert m[b][0, 0] == 100
+
+
+def test_tied_gradient_is_the_sum_of_per_use_gradients(backend):
+    tied = specs.shared().build(backend)
+    up.initialize(tied, up.init.Normal(0, 0.5), seed=0)
+    alone = untied().build(backend)
+    load_from(alone, tied)
+    g_tied = up.gradients(tied, X, "mse", Y)
+    g_alone = up.gradients(alone, X, "mse", Y)
+    assert "4.weight" not in g_tied and set(g_alone) == set(g_tied) | {"4.weight", "4.bias"}
+    for leaf in ("weight", "bias"):
+        np.testing.assert_allclose(
+            g_tied[f"2.{leaf}"], g_alone[f"2.{leaf}"] + g_alone[f"4.{leaf}"], rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(g_tied[f"0.{leaf}"], g_alone[f"0.{leaf}"], rtol=1e-5, atol=1e-6)
+    m = up.wrap(tied)
+    for path, grad in g_tied.items():  # p.grad holds what gradients returned, Keras included
+        np.testing.assert_array_equal(m[path].grad, grad)
+    np.testing.assert_array_equal(m["4.weight"].grad, g_tied["2.weight"])
+
+
+def test_tied_gradients_agree_across_backends(backends):
+    grads = {}
+    for backend in backends:
+        model = specs.shared().build(backend)
+        up.initialize(model, up.init.Normal(0, 0.5), seed=1)
+        grads[backend] = up.gradients(model, X, "mean", layout="canonical")
+    first = grads[backends[0]]
+    for backend in backends[1:]:
+        assert list(grads[backend]) == list(first)
+        for path, grad in first.items():
+            np.testing.assert_allclose(
+                grads[backend][path], grad, rtol=1e-5, atol=1e-6, err_msg=f"{backend} {path}"
+            )
+
+
+def test_chapter_exercise_training_keeps_the_tie(backends):
+    """Train an MLP with a shared layer for a few SGD steps through up.gradients and set."""
+    finals = {}
+    for backend in backends:
+        model = specs.shared().build(backend)
+        up.initialize(model, up.init.XavierUniform(), where="*.weight", seed=2)
+        up.initialize(model, up.init.Zeros(), where="*.bias")
+        m = up.wrap(model)
+        losses = []
+        for _ in range(5):
+            losses.append(float(np.mean((forward(backend, model, X) - Y) ** 2)))
+            grads = up.gradients(model, X, "mse", Y)
+            for path, p in m.params().items():
+                p.set(p.numpy() - 0.05 * grads[path])
+        assert losses[-1] < losses[0]
+        assert m[2].native is m[4].native and up.ties(model) == [
+            ("2.weight", "4.weight"),
+            ("2.bias", "4.bias"),
+        ]
+        np.testing.assert_array_equal(m["2.weight"].numpy(), m["4.weight"].numpy())
+        finals[backend] = {k: p.numpy("canonical") for k, p in m.params().items()}
+    first = finals[backends[0]]
+    for backend in backends[1:]:
+        for path, value in first.items():
+            np.testing.assert_allclose(finals[backend][path], value, rtol=1e-4, atol=1e-6)
+
+
+def test_layer_level_tie_and_untie(backend):
+    model = untied().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.5), seed=5)
+    m = up.wrap(model)
+    src_weight = m["2.weight"].numpy()
+    up.tie(model, "2", "4")
+    assert m[2].native is m[4].native
+    assert up.ties(model) == [("2.weight", "4.weight"), ("2.bias", "4.bias")]
+    assert m.count() == 40 + 72 + 9
+    np.testing.assert_array_equal(m["4.weight"].numpy(), src_weight)
+    out = forward(backend, model, X)  # the framework runs the tied model
+    reference = specs.shared().build(backend)
+    load_from(reference, model)
+    np.testing.assert_allclose(out, forward(backend, reference, X), rtol=1e-6)
+    assert "4.weight" not in up.gradients(model, X)
+    up.untie(model, "4")
+    assert m[2].native is not m[4].native and up.ties(model) == []
+    np.testing.assert_array_equal(m["4.weight"].numpy(), src_weight)
+    m["4.weight"][0, 0] = 123
+    assert m["2.weight"][0, 0] != 123
+    np.testing.assert_allclose(forward(backend, model, X).shape, (5, 1))
+
+
+def test_parameter_level_tie_and_untie(backend):
+    model = untied().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.5), seed=6)
+    m = up.wrap(model)
+    up.tie(model, "2.weight", "4.weight")
+    assert m["4.weight"].native is m["2.weight"].native
+    assert m[2].native is not m[4].native
+    assert up.ties(model) == [("2.weight", "4.weight")]
+    assert m["4.weight"].aliases == ("2.weight",) and m["4.weight"].name == "weight"
+    assert m.count() == 40 + 72 + 72 - 64 + 9
+    m["2.weight"][0, 0] = 7
+    assert m["4.weight"][0, 0] == 7
+    # The framework's forward uses the shared variable at both positions.
+    reference = untied().build(backend)
+    load_from(reference, model)
+    np.testing.assert_allclose(
+        forward(backend, model, X), forward(backend, reference, X), rtol=1e-5, atol=1e-6
+    )
+    g_tied = up.gradients(model, X, "mse", Y)
+    g_ref = up.gradients(reference, X, "mse", Y)
+    np.testing.assert_allclose(
+        g_tied["2.weight"], g_ref["2.weight"] + g_ref["4.weight"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(g_tied["4.bias"], g_ref["4.bias"], rtol=1e-5, atol=1e-6)
+    up.untie(model, "4.weight")
+    assert up.ties(model) == [] and m["4.weight"].native is not m["2.weight"].native
+    assert m["4.weight"][0, 0] == 7 and m["4.weight"].trainable
+    m["4.weight"][0, 0] = -1
+    assert m["2.weight"][0, 0] == 7
+    np.testing.assert_allclose(forward(backend, model, X).shape, (5, 1))
+
+
+def test_parameter_tie_inside_a_shared_layer_is_refused(backend):
+    model = specs.shared().build(backend)
+    with pytest.raises(up.TieError, match="shared"):
+        up.untie(model, "4.weight")
+    up.untie(model, "4")
+    assert up.ties(model) == []
+
+
+def _two_attributes(backend):
+    if backend == "keras":
+        import keras
+
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.first = keras.layers.Dense(6)
+                self.second = keras.layers.Dense(6)
+
+            def call(self, x):
+                return self.second(self.first(x))
+
+        net = Net()
+        net(np.zeros((1, 6), "float32"))
+        return net
+    nn = __import__(backend).nn
+    base = nn.Module if backend == "torch" else nn.Layer
+
+    class Net(base):
+        def __init__(self):
+            super().__init__()
+            self.first = nn.Linear(6, 6)
+            self.second = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return self.second(self.first(x))
+
+    return Net()
+
+
+def test_tie_attributes_of_subclassed_models(backend):
+    net = _two_attributes(backend)
+    m = up.wrap(net)
+    up.tie(net, "first", "second")
+    assert net.first is net.second
+    assert up.ties(net) == [("first.weight", "second.weight"), ("first.bias", "second.bias")]
+    assert m.count() == 42
+    x = np.ones((2, 6), "float32")
+    assert up.gradients(net, x)["first.weight"].shape == m["first.weight"].shape
+    up.untie(net, "second")
+    assert net.first is not net.second and m.count() == 84
+    if backend == "keras":
+        assert len(net.weights) == 4  # Keras tracks both layers again
+
+
+def test_keras_functional_models_tie_parameters_not_layers():
+    from tests.conftest import needs
+
+    needs("keras")
+    import keras
+
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(6)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(6)(h))
+    with pytest.raises(up.UnsupportedError, match="functional"):
+        up.tie(model, "1", "2")
+    up.tie(model, "1.weight", "2.weight")
+    assert up.ties(model) == [("1.weight", "2.weight")]
+    assert len(model.trainable_weights) == 3  # Keras' own view dedups the shared kernel
+    grads = up.gradients(model, np.ones((2, 6), "float32"))
+    assert set(grads) == {"1.weight", "1.bias", "2.bias"}
+
+
+def test_keras_shared_dense_example_counts_three_layers_everywhere(backend):
+    """The chapter's Keras cell: Flatten, a shared Dense twice, Dense(1)."""
+    if backend == "keras":
+        net = textbook.shared_mlp("keras")
+    else:
+        nn = __import__(backend).nn
+        shared = nn.Linear(4, 4)
+        net = nn.Sequential(nn.Flatten(), shared, shared, nn.Linear(4, 1))
+    m = up.wrap(net)
+    assert len(m.children()) == 4
+    assert len(m.modules()) - 1 == 3
+    assert m.count() == 25
+    assert up.ties(net) == [("1.weight", "2.weight"), ("1.bias", "2.bias")]
+    assert "shared with 1" in up.summary(net)
