@@ -36,6 +36,7 @@ from ._core.view import Module, Param
 from ._version import __version__
 from .access import summary, wrap
 from .backends import backend_of
+from .checkpoints import LoadReport, PortReport, load, load_state_dict, port, save, state_dict
 from .init import initialize
 from .tying import gradients, tie, ties, untie
 
@@ -44,11 +45,13 @@ __all__ = [
     "CheckpointError",
     "DTypeError",
     "InitError",
+    "LoadReport",
     "Module",
     "NotBuiltError",
     "Param",
     "PathError",
     "PortError",
+    "PortReport",
     "PositionError",
     "ShapeError",
     "TieError",
@@ -60,6 +63,11 @@ __all__ = [
     "gradients",
     "init",
     "initialize",
+    "load",
+    "load_state_dict",
+    "port",
+    "save",
+    "state_dict",
     "spec",
     "summary",
     "tie",

@@ -66,6 +66,12 @@ BUFFERS: Mapping[str, frozenset[str]] = {
     "batchnorm": frozenset({"running_mean", "running_var", "num_batches_tracked"}),
 }
 
+#: Canonical leaves that only some frameworks keep (torch's batch counter): a
+#: checkpoint or port may lack them, or carry them, without being wrong.
+OPTIONAL: Mapping[str, frozenset[str]] = {
+    "batchnorm": frozenset({"num_batches_tracked"}),
+}
+
 #: Layer kinds whose parameters the library knows by role.
 KNOWN_KINDS = frozenset(CANONICAL_AXES)
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
+from .._core.state import Merge
 
 #: One native variable of a module: its native name, the variable, and
 #: whether the framework itself keeps it as a buffer / non-trainable state.
@@ -35,6 +36,9 @@ class Adapter(abc.ABC):
     #: Per layer kind, native variable name -> :class:`Leaf` (canonical name
     #: and native axis roles). Variables not listed are already canonical.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
+    #: Per layer kind, canonical leaf name -> the canonical entries one native
+    #: variable stands for (Keras' single LSTM bias, stacked GRU biases).
+    MERGES: ClassVar[Mapping[str, Mapping[str, Merge]]] = {}
     #: Whether image inputs go channels-last (Keras) rather than channels-first.
     CHANNELS_LAST: ClassVar[bool] = False
     #: Per layer kind, canonical leaf base name -> the framework's own default
@@ -104,6 +108,16 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def grad(self, var: Any) -> np.ndarray | None:
         """A copy of the gradient in native layout, or ``None`` before backward."""
+
+    @abc.abstractmethod
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        """Numeric settings that change what the weights mean, in PyTorch's
+        convention (``eps``; ``momentum`` as torch counts it)."""
+
+    @abc.abstractmethod
+    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
+        """Inference-mode output (no gradients) for an input already laid out
+        for the framework; a recurrent layer's sequence output."""
 
     # -- changing structure (ties) ---------------------------------------------
     @abc.abstractmethod

@@ -21,6 +21,7 @@ from .._core.gradients import reduce_loss
 from .._core.grads import GradStore
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
+from .._core.state import Merge
 from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
 
 L = keras.layers
@@ -70,9 +71,13 @@ _GLOROT = {"weight": XavierUniform(), "bias": Zeros()}
 _ONES_ZEROS = {"weight": Ones(), "bias": Zeros()}
 
 
+_BIASES = ("bias_ih_l0", "bias_hh_l0")
+
+
 class KerasAdapter(Adapter):
     name = "keras"
     CHANNELS_LAST = True
+    MERGES = {"lstm": {"bias": Merge(_BIASES, "sum")}, "gru": {"bias": Merge(_BIASES, "stack")}}
     DEFAULT_INIT = {
         **{kind: _GLOROT for kind in _KERNEL},
         "batchnorm": _ONES_ZEROS,
@@ -156,6 +161,17 @@ class KerasAdapter(Adapter):
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)
+
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        out = {}
+        if isinstance(getattr(module, "epsilon", None), float):
+            out["eps"] = module.epsilon
+        if isinstance(module, L.BatchNormalization):
+            out["momentum"] = 1.0 - module.momentum  # Keras keeps 1 - torch's momentum
+        return out
+
+    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(model(inputs, training=False))
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         if isinstance(parent, (list, dict)):

@@ -114,6 +114,18 @@ class PaddleAdapter(Adapter):
         grad = var.grad
         return None if grad is None else np.array(grad.numpy(), copy=True)
 
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        out = {}
+        if isinstance(getattr(module, "_epsilon", None), float):
+            out["eps"] = module._epsilon
+        if isinstance(getattr(module, "_momentum", None), float):
+            out["momentum"] = 1.0 - module._momentum  # paddle keeps 1 - torch's momentum
+        return out
+
+    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
+        with training_mode(model.sublayers(include_self=True), False), paddle.no_grad():
+            return np.array(first_output(model(paddle.to_tensor(inputs))).numpy())
+
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         parent._sub_layers[key] = child
 

@@ -99,6 +99,14 @@ class TorchAdapter(Adapter):
     def grad(self, var: Any) -> np.ndarray | None:
         return None if var.grad is None else _to_numpy(var.grad.detach())
 
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        found = {"eps": getattr(module, "eps", None), "momentum": getattr(module, "momentum", None)}
+        return {k: float(v) for k, v in found.items() if isinstance(v, (int, float))}
+
+    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
+        with training_mode(model.modules(), False), torch.no_grad():
+            return _to_numpy(first_output(model(torch.from_numpy(inputs))))
+
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         parent._modules[key] = child
 

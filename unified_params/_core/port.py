@@ -1,0 +1,230 @@
+"""``up.port``: copy weights between models of different frameworks.
+
+Parameterised layers are matched in traversal order by kind and by the
+canonical shapes of their leaves, so names may differ (a Keras model that
+starts with a Flatten, a torch model with attribute names); ``mapping`` pins
+pairs explicitly. Values go through the canonical layout, one parameter at a
+time, and the load is transactional. With ``check_input``, both models run on
+the same input and a difference beyond ``atol`` restores the destination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import PortError, received
+from .gradients import expected_input, prepare_input
+from .paths import join
+from .state import LoadReport, Slot, Source, load, slots
+from .view import Module
+
+
+@dataclass
+class Layer:
+    """A parameterised layer as ``port`` sees it."""
+
+    path: str
+    kind: str
+    type_name: str
+    leaves: list[tuple[str, tuple[int, ...]]]
+    slots: list[Slot]
+
+    def describe(self) -> str:
+        shapes = ", ".join(f"{n} {s}" for n, s in self.leaves)
+        backend = self.slots[0].param.backend if self.slots else ""
+        return f"{backend} {self.path!r} ({self.type_name}, {self.kind}: {shapes})"
+
+
+@dataclass
+class PortReport:
+    """What ``port`` matched, converted and found.
+
+    Attributes:
+        pairs: ``(source layer, destination layer, kind)`` in order.
+        conversions: Per parameter, how its layout changed.
+        lossy: Merges that lose information but keep outputs (Keras LSTM bias).
+        differences: Hyperparameters that differ (BatchNorm eps, momentum).
+        max_abs_diff: Largest output difference on ``check_input``, if given.
+        load: The destination's :class:`LoadReport`.
+    """
+
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)
+    conversions: list[str] = field(default_factory=list)
+    lossy: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    max_abs_diff: float | None = None
+    load: LoadReport | None = None
+
+
+def layers(model: Module) -> list[Layer]:
+    """Parameterised layers in traversal order, with their canonical leaves."""
+    out: dict[str, Layer] = {}
+    for slot in slots(model):
+        module = slot.param.module
+        layer = out.get(module.path)
+        if layer is None:
+            layer = out[module.path] = Layer(module.path, module.kind, module.type_name, [], [])
+        prefix = len(module.path) + 1 if module.path else 0
+        for key, shape in zip(slot.keys, slot.shapes, strict=True):
+            if not _optional_leaf(layer.kind, key):
+                layer.leaves.append((key[prefix:], shape))
+        layer.slots.append(slot)
+    return list(out.values())
+
+
+def port(
+    src: Module,
+    dst: Module,
+    *,
+    check_input: Any = None,
+    atol: float = 1e-5,
+    mapping: Mapping[str, str] | None = None,
+) -> PortReport:
+    """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
+    pairs = _pair(layers(src), layers(dst), mapping or {})
+    report = PortReport()
+    state: dict[str, Source] = {}
+    for a, b in pairs:
+        report.pairs.append((a.path, b.path, a.kind))
+        report.differences += _hyper_differences(src, dst, a, b)
+        for slot in a.slots:
+            exported = _lazy_export(slot)
+            for key, shape in zip(slot.keys, slot.shapes, strict=True):
+                if _optional_leaf(a.kind, key):
+                    continue
+                prefix = len(a.path) + 1 if a.path else 0
+                state[join(b.path, key[prefix:])] = Source(
+                    shape, np.dtype(_np(slot.param.dtype)), exported(key)
+                )
+            if slot.lossy:
+                report.lossy.append(f"{slot.param.path}: {' + '.join(slot.keys)} held as one bias")
+    backup = _native_state(dst) if check_input is not None else None
+    report.load = load(dst, state, strict=True)
+    report.lossy += [n for n in report.load.notes if n not in report.lossy]
+    report.conversions = _conversions(src, dst, pairs)
+    if check_input is not None:
+        report.max_abs_diff = _compare(src, dst, check_input, atol, backup)
+    return report
+
+
+def _pair(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:
+    by_path_a, by_path_b = {x.path: x for x in a}, {x.path: x for x in b}
+    for s, d in mapping.items():
+        if s not in by_path_a or d not in by_path_b:
+            side, path, known = (
+                ("source", s, by_path_a) if s not in by_path_a else ("destination", d, by_path_b)
+            )
+            raise PortError(
+                f"mapping names {path!r}, which is no parameterised layer of the {side}. Expected one "
+                f"of {list(known)}. " + received(mapping={s: d})
+            )
+    rest_a = [x for x in a if x.path not in mapping]
+    rest_b = [x for x in b if x.path not in set(mapping.values())]
+    if len(rest_a) != len(rest_b):
+        raise PortError(
+            f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
+            "architectures do not match. Expected the same layers in the same order (or a mapping). "
+            + received(source=[x.path for x in a], destination=[x.path for x in b])
+        )
+    pairs = [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(
+        zip(rest_a, rest_b, strict=True)
+    )
+    for k, (x, y) in enumerate(pairs):
+        if x.kind != y.kind or x.leaves != y.leaves:
+            raise PortError(
+                f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}. "
+                "Expected the same kind and canonical shapes. " + received(source=x.path, destination=y.path)
+            )
+    return pairs
+
+
+def _lazy_export(slot: Slot):
+    cache: dict[str, np.ndarray] = {}
+
+    def reader(key: str):
+        def read() -> np.ndarray:
+            if slot.merge is None:
+                return slot.param.numpy("canonical")
+            if not cache:
+                cache.update(slot.export())
+            return cache.pop(key)
+
+        return read
+
+    return reader
+
+
+def _optional_leaf(kind: str, key: str) -> bool:
+    from .layouts import OPTIONAL
+
+    return key.rsplit(".", 1)[-1] in OPTIONAL.get(kind, ())
+
+
+def _np(dtype: str) -> Any:
+    from .values import numpy_dtype
+
+    return numpy_dtype(dtype)
+
+
+def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[str]:
+    ha = src._adapter.hyperparameters(src[a.path].native if a.path else src.native)
+    hb = dst._adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
+    return [
+        f"{a.path} -> {b.path}: {name} {ha[name]:g} ({src.backend}) vs {hb[name]:g} ({dst.backend})"
+        for name in sorted(set(ha) & set(hb))
+        if not np.isclose(ha[name], hb[name], rtol=1e-6, atol=0)
+    ]
+
+
+def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> list[str]:
+    out = []
+    for a, b in pairs:
+        for sa, sb in zip(a.slots, b.slots, strict=False):
+            how = []
+            for side, slot in ((src.backend, sa), (dst.backend, sb)):
+                layout = slot.param.layout
+                if not layout.is_identity:
+                    gates = " with gates reordered" if layout.gate_perm is not None else ""
+                    how.append(f"{side} axes {layout.perm}{gates}")
+            if how:
+                out.append(f"{sa.param.path} -> {sb.param.path}: " + "; ".join(how))
+    return out
+
+
+def _native_state(model: Module) -> dict[str, np.ndarray]:
+    return {path: p.numpy() for path, p in model.params().items()}
+
+
+def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
+    for path, p in model.params().items():
+        p.set(state[path])
+
+
+def _compare(
+    src: Module, dst: Module, inputs: Any, atol: float, backup: dict[str, np.ndarray] | None
+) -> float:
+    a, b = run_forward(src, inputs), run_forward(dst, inputs)
+    diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+    if diff > atol:
+        if backup is not None:
+            _restore(dst, backup)
+        raise PortError(
+            f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
+            f"{b.shape}); the destination was restored. Expected at most atol={atol:g}. "
+            + received(max_abs_diff=diff, atol=atol)
+        )
+    return diff
+
+
+def run_forward(model: Module, inputs: Any) -> np.ndarray:
+    """Inference-mode output for a canonical (channels-first) input, channels first."""
+    adapter = model._adapter
+    x = prepare_input(model, inputs, adapter.CHANNELS_LAST)
+    out = np.asarray(adapter.forward(model.native, x))
+    expected = expected_input(model)
+    moved = adapter.CHANNELS_LAST and expected is not None and expected[2].startswith("conv")
+    return np.moveaxis(out, -1, 1) if moved and out.ndim == x.ndim else out

@@ -1,0 +1,227 @@
+"""The safetensors file format, written as a stream and read with validation.
+
+A file is an 8-byte little-endian header length ``N``, ``N`` bytes of JSON
+(names -> dtype, shape, byte offsets; plus string metadata), then the raw
+tensor bytes. Writing streams one tensor at a time, so a model is never
+copied whole; reading checks every offset and size against the real file
+before reading a byte of data, so a lying header cannot make it allocate what
+it claims. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import CheckpointError, received
+from .values import numpy_dtype
+
+#: safetensors dtype codes -> numpy dtype names.
+DTYPES = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "F16": "float16",
+    "BF16": "bfloat16", "U32": "uint32", "I32": "int32", "F32": "float32", "U64": "uint64",
+    "I64": "int64", "F64": "float64",
+}  # fmt: skip
+CODES = {v: k for k, v in DTYPES.items()}
+MAX_HEADER = 100_000_000  # the safetensors library's own limit
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lies in a file (absolute byte offsets)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A tensor to write: its shape and dtype now, its data when asked."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    fetch: Callable[[], np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * numpy_dtype(self.dtype).itemsize
+
+
+def header_bytes(entries: list[Entry], metadata: dict[str, str]) -> bytes:
+    """The length-prefixed JSON header for ``entries``, padded to 8 bytes."""
+    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for e in entries:
+        if e.dtype not in CODES:
+            raise CheckpointError(
+                f"Cannot store {e.name!r}: dtype {e.dtype} has no safetensors code. "
+                + received(dtype=e.dtype)
+            )
+        header[e.name] = {
+            "dtype": CODES[e.dtype],
+            "shape": list(e.shape),
+            "data_offsets": [offset, offset + e.nbytes],
+        }
+        offset += e.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text
+
+
+def write(stream: IO[bytes], entries: list[Entry], metadata: dict[str, str]) -> None:
+    """Write a safetensors file to an open binary stream, one tensor at a time."""
+    stream.write(header_bytes(entries, metadata))
+    for e in entries:
+        array = np.asarray(e.fetch())
+        if tuple(array.shape) != e.shape or array.dtype != numpy_dtype(e.dtype):
+            raise CheckpointError(
+                f"Tensor {e.name!r} changed while saving: expected {e.shape} {e.dtype}. "
+                + received(shape=array.shape, dtype=str(array.dtype))
+            )
+        stream.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+@contextmanager
+def atomic_file(path: Path):
+    """Open a temporary file beside ``path``; on success fsync and rename it over
+    ``path``, so a crash or a full disk leaves the old file as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"Could not write {str(path)!r}: {err.strerror or err}. The previous file, if any, is "
+            "unchanged. " + received(path=str(path), errno=err.errno)
+        ) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
+    """Parse and validate a file's header against the file's real size.
+
+    Raises:
+        CheckpointError: Not a safetensors file, or a header whose offsets,
+            sizes or dtypes do not describe the file exactly.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as stream:
+            head = stream.read(8)
+            if len(head) < 8:
+                raise _bad(path, "it is shorter than the 8-byte header length")
+            (length,) = struct.unpack("<Q", head)
+            _refuse_pickles(path, head)
+            if length > MAX_HEADER or 8 + length > size:
+                raise _bad(path, f"its header claims {length:,} bytes but the file has {size:,}")
+            raw = stream.read(length)
+    except FileNotFoundError:
+        raise CheckpointError(f"No checkpoint at {str(path)!r}. " + received(path=str(path))) from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _bad(path, f"its header is not JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "its header is not a JSON object")
+    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _bad(path, "its __metadata__ is not a mapping of strings")
+    start, infos = 8 + length, []
+    for name, spec in header.items():
+        infos.append(_tensor_info(path, name, spec, start))
+    infos.sort(key=lambda t: (t.begin, t.end))
+    cursor = start
+    for info in infos:
+        if info.begin != cursor:
+            where = f"starts at byte {info.begin - start}, expected {cursor - start}"
+            raise _bad(path, f"tensor {info.name!r} {where} (offsets overlap or leave gaps)")
+        cursor = info.end
+    if cursor != size:
+        raise _bad(
+            path, f"its tensors end at byte {cursor:,} but the file has {size:,} (truncated or padded)"
+        )
+    return metadata, infos
+
+
+def _tensor_info(path: Path, name: str, spec: Any, start: int) -> TensorInfo:
+    try:
+        code, shape, (begin, end) = spec["dtype"], spec["shape"], spec["data_offsets"]
+    except (TypeError, KeyError, ValueError):
+        raise _bad(path, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
+    if code not in DTYPES:
+        raise _bad(path, f"tensor {name!r} has unknown dtype {code!r}")
+    ints = [*shape, begin, end] if isinstance(shape, list) else None
+    if ints is None or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ints):
+        raise _bad(path, f"tensor {name!r} has a malformed shape or offsets")
+    dtype = numpy_dtype(DTYPES[code])
+    if end - begin != math.prod(shape) * dtype.itemsize:
+        need = math.prod(shape) * dtype.itemsize
+        what = f"tensor {name!r} of shape {tuple(shape)} {DTYPES[code]}"
+        raise _bad(path, f"{what} needs {need:,} bytes, its offsets give {end - begin:,}")
+    return TensorInfo(name, dtype, tuple(shape), start + begin, start + end)
+
+
+def read_tensor(path: Path, info: TensorInfo) -> np.ndarray:
+    """Read one tensor's bytes (offsets already validated against the file)."""
+    count = math.prod(info.shape)
+    with open(path, "rb") as stream:
+        stream.seek(info.begin)
+        data = np.fromfile(stream, dtype=info.dtype, count=count)
+    if data.size != count:
+        raise _bad(Path(path), f"tensor {info.name!r} is cut short")
+    return data.reshape(info.shape)
+
+
+def _refuse_pickles(path: Path, head: bytes) -> None:
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{str(path)!r} looks like a pickle or torch.save archive, which can run code when "
+            "loaded; it was refused without being unpickled. Expected a safetensors file. "
+            + received(path=str(path), first_bytes=head[:4].hex())
+        )
+
+
+def _bad(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{str(path)!r} is not a valid safetensors file: {why}. Expected a file written by "
+        "up.save or the safetensors library. " + received(path=str(path))
+    )
+
+
+def entries_bytes(entries: Iterable[Entry]) -> int:
+    """Total data bytes of ``entries``."""
+    return sum(e.nbytes for e in entries)

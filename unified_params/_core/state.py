@@ -1,0 +1,277 @@
+"""Canonical state: what ``state_dict`` emits and ``load_state_dict`` takes.
+
+The canonical state of a model is PyTorch's: names and layouts as a torch
+model built from the same spec would have them, one entry per tie group.
+Most variables map to one entry through their layout (``layouts.py``); a few
+native variables stand for two canonical entries, as a framework declares
+with a :class:`Merge`:
+
+- a Keras LSTM keeps one bias, ``b_ih + b_hh``: exported as ``bias_ih_l0 =
+  bias`` and ``bias_hh_l0 = 0`` (output-equivalent, reported as lossy), and
+  imported as their sum;
+- a Keras GRU with ``reset_after=True`` stacks both biases ``(2, 3H)``:
+  exported and imported row by row, losslessly.
+
+Loading is transactional: every key, shape and dtype is checked before the
+first write, then values are converted and written one parameter at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import layouts, values
+from .errors import CheckpointError, UnsupportedError, received
+from .paths import join
+from .view import Module, Param
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One native variable standing for several canonical entries.
+
+    ``how`` is ``"sum"`` (the native value is the sum of the entries; export
+    puts it all in the first) or ``"stack"`` (the native value stacks the
+    entries along its first axis).
+    """
+
+    canonical: tuple[str, ...]
+    how: str
+
+
+@dataclass
+class Source:
+    """A value to load: shape and dtype known up front, data read on demand."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    read: Callable[[], np.ndarray]
+
+    @classmethod
+    def of(cls, value: Any, name: str) -> Source:
+        """Wrap an array, tensor or lazy source (anything with shape, dtype, read)."""
+        if isinstance(value, Source):
+            return value
+        array = values.as_array(value, path=name)
+        return cls(tuple(array.shape), array.dtype, lambda: array)
+
+
+@dataclass
+class Slot:
+    """One variable of the model and the canonical entries it corresponds to."""
+
+    param: Param
+    keys: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    merge: Merge | None = None
+
+    def export(self) -> Iterator[tuple[str, np.ndarray]]:
+        """The canonical entries of this variable, computed on demand."""
+        value = self.param.numpy("canonical")
+        if self.merge is None:
+            yield self.keys[0], value
+        elif self.merge.how == "sum":
+            yield self.keys[0], value
+            yield self.keys[1], np.zeros_like(value)
+        else:
+            yield from zip(self.keys, value, strict=True)
+
+    def combine(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """The variable's canonical value from its entries' arrays."""
+        if self.merge is None:
+            return arrays[0]
+        if self.merge.how == "sum":
+            return arrays[0] + arrays[1]
+        return np.stack(arrays)
+
+    @property
+    def lossy(self) -> bool:
+        return self.merge is not None and self.merge.how == "sum"
+
+
+@dataclass
+class LoadReport:
+    """What a load did.
+
+    Attributes:
+        loaded: Canonical keys written into the model.
+        missing: Keys the model has that the state lacks.
+        unexpected: Keys of the state the model does not have.
+        mismatched: ``(key, expected shape, given shape)`` for keys whose
+            shape or dtype does not fit; never loaded.
+        skipped: Keys that need no value: aliases of a tie group, and leaves
+            only some frameworks keep (``num_batches_tracked``).
+        notes: Lossy merges and other conversions worth knowing.
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was missing, unexpected or mismatched."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def slots(model: Module) -> list[Slot]:
+    """Every variable of the model (one per tie group) with its canonical entries."""
+    merges = model._adapter.MERGES
+    out = []
+    for param in model.params().values():
+        merge = merges.get(param.layer_kind, {}).get(param.name)
+        if merge is None:
+            out.append(Slot(param, (param.path,), (param.canonical_shape,)))
+            continue
+        shape = param.canonical_shape
+        if merge.how == "stack" and len(shape) != 2:
+            raise UnsupportedError(
+                f"{param.path!r} ({param.layer_kind}, shape {param.shape}) has no canonical form: "
+                "a Keras GRU without reset_after=True applies the reset gate before the recurrent "
+                "kernel, which torch and Paddle GRUs cannot express. Expected reset_after=True. "
+                + received(path=param.path, shape=param.shape)
+            )
+        keys = tuple(join(param.module.path, name) for name in merge.canonical)
+        shapes = (shape,) * 2 if merge.how == "sum" else (shape[1:],) * shape[0]
+        out.append(Slot(param, keys, shapes, merge))
+    return out
+
+
+def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
+    """The model's state as numpy arrays; see ``unified_params.state_dict``."""
+    if layout == "native":
+        return {path: p.numpy() for path, p in model.params().items()}
+    if layout != "canonical":
+        raise ValueError(
+            f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
+        )
+    return dict(item for slot in slots(model) for item in slot.export())
+
+
+def plan_load(
+    model: Module, state: Mapping[str, Any], aliases: Mapping[str, str] | None = None
+) -> tuple[list[tuple[Slot, list[Source]]], LoadReport]:
+    """Match a canonical state to the model without writing anything."""
+    report = LoadReport()
+    given = {k: Source.of(v, k) for k, v in state.items()}
+    aliases = dict(aliases or {})
+    model_slots = slots(model)
+    alias_paths = {a for slot in model_slots for a in slot.param.aliases}
+    used: set[str] = set()
+    plan = []
+    for slot in model_slots:
+        sources, ok = [], True
+        for key, shape in zip(slot.keys, slot.shapes, strict=True):
+            name = key if key in given else _alias_in(key, slot, given, aliases)
+            if name is None:
+                if _optional(slot, key):
+                    report.skipped.append(key)
+                else:
+                    report.missing.append(key)
+                ok = False
+                continue
+            used.add(name)
+            source = given[name]
+            if source.shape != shape or not _castable(source.dtype, slot.param.dtype):
+                report.mismatched.append((key, shape, source.shape))
+                ok = False
+                continue
+            sources.append(source)
+        if ok:
+            plan.append((slot, sources))
+            if slot.lossy:
+                report.notes.append(
+                    f"{slot.param.path}: one {slot.param.backend} bias holds "
+                    f"{' + '.join(slot.keys)} (output-equivalent)"
+                )
+    for name in given:
+        if name in used:
+            continue
+        if name in alias_paths or _optional_name(name):
+            report.skipped.append(name)
+        else:
+            report.unexpected.append(name)
+    return plan, report
+
+
+def load(
+    model: Module, state: Mapping[str, Any], *, strict: bool = True, aliases: Mapping[str, str] | None = None
+):
+    """Validate everything, then write; see ``unified_params.load_state_dict``."""
+    plan, report = plan_load(model, state, aliases)
+    if strict and not report.ok:
+        raise CheckpointError(_describe(report, model))
+    for slot, sources in plan:
+        arrays = [s.read() for s in sources]
+        slot.param.set(slot.combine([np.asarray(a) for a in arrays]), layout="canonical")
+        report.loaded.extend(slot.keys)
+    return report
+
+
+def _alias_in(key: str, slot: Slot, given: Mapping[str, Source], aliases: Mapping[str, str]) -> str | None:
+    """A state key that holds ``key``'s value under another path of its tie group."""
+    if aliases.get(key) in given:
+        return aliases[key]
+    if len(slot.keys) == 1:
+        for other in slot.param.aliases:
+            if other in given:
+                return other
+    return None
+
+
+def _optional(slot: Slot, key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in layouts.OPTIONAL.get(slot.param.layer_kind, ())
+
+
+def _optional_name(name: str) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return any(leaf in names for names in layouts.OPTIONAL.values())
+
+
+def _castable(dtype: np.dtype, target: str) -> bool:
+    target_dtype = values.numpy_dtype(target)
+    if dtype == target_dtype:
+        return True
+    floats = {"f", "V"}  # ml_dtypes' bfloat16 reports kind 'V'
+    if (dtype.kind in floats or dtype.name == "bfloat16") and (
+        target_dtype.kind in floats or target == "bfloat16"
+    ):
+        return True
+    return bool(np.can_cast(dtype, target_dtype, casting="same_kind"))
+
+
+def _describe(report: LoadReport, model: Module) -> str:
+    parts = []
+    if report.missing:
+        parts.append(f"missing {_list(report.missing)}")
+    if report.unexpected:
+        parts.append(f"unexpected {_list(report.unexpected)}")
+    if report.mismatched:
+        shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
+        parts.append(f"mismatched {shown}")
+    return (
+        f"The state does not fit {model.type_name} ({model.backend}): {'; '.join(parts)}. Expected "
+        "the canonical keys and shapes of this model (see up.state_dict(model)); nothing was "
+        "written. Pass strict=False to load what fits. "
+        + received(
+            missing=len(report.missing), unexpected=len(report.unexpected), mismatched=len(report.mismatched)
+        )
+    )
+
+
+def _list(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes of an array of ``shape`` and ``dtype``."""
+    return math.prod(shape) * np.dtype(dtype).itemsize

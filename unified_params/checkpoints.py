@@ -1,0 +1,141 @@
+"""State, checkpoints and porting: :func:`state_dict`, :func:`load_state_dict`,
+:func:`save`, :func:`load`, :func:`port`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._core import checkpoint as _checkpoint
+from ._core import port as _port
+from ._core import state as _state
+from ._core.port import PortReport
+from ._core.state import LoadReport
+from .access import wrap
+
+__all__ = ["LoadReport", "PortReport", "load", "load_state_dict", "port", "save", "state_dict"]
+
+
+def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
+    """The model's parameters and buffers as numpy arrays, one entry per tie group.
+
+    With ``layout="canonical"`` the names and layouts are PyTorch's, the same
+    on every backend for a model built from the same spec (a Keras LSTM's one
+    bias is split into ``bias_ih_l0`` and a zero ``bias_hh_l0``).
+
+    Example:
+        >>> import torch
+        >>> import unified_params as up
+        >>> sorted(up.state_dict(torch.nn.Linear(4, 2)))
+        ['bias', 'weight']
+    """
+    return _state.state_dict(wrap(model), layout)
+
+
+def load_state_dict(
+    model: Any, state: Mapping[str, Any], *, layout: str = "canonical", strict: bool = True
+) -> LoadReport:
+    """Load a canonical state (numpy arrays or tensors of any framework) in place.
+
+    Every key, shape and dtype is checked before the first write: with
+    ``strict=True`` any missing, unexpected or mismatched key raises and the
+    model is unchanged; with ``strict=False`` what fits is loaded and the rest
+    reported. Aliases of a tie group and framework-only leaves
+    (``num_batches_tracked``) are never errors.
+
+    Raises:
+        CheckpointError: ``strict`` and the state does not fit (nothing written).
+
+    Example:
+        >>> import torch
+        >>> import unified_params as up
+        >>> state = {"weight": np.ones((2, 4)), "bias": np.zeros(2)}
+        >>> report = up.load_state_dict(torch.nn.Linear(4, 2), state)
+        >>> report.loaded, report.ok
+        (['weight', 'bias'], True)
+    """
+    m = wrap(model)
+    if layout == "native":
+        state = {k: np.asarray(m[k].layout.to_canonical(np.asarray(v))) for k, v in state.items() if k in m}
+    elif layout != "canonical":
+        raise ValueError(f"Unknown layout {layout!r}. Expected 'canonical' or 'native'.")
+    return _state.load(m, state, strict=strict)
+
+
+def save(model: Any, file: str | Path, *, max_shard_size: int | str | None = None) -> list[Path]:
+    """Save the canonical state to a safetensors file, atomically.
+
+    Tie groups are stored once, with their aliases in the metadata, together
+    with the format version, source backend, library version and each layer's
+    kind. With ``max_shard_size`` (bytes, or ``"500MB"``), shards and an index
+    json are written in the Hugging Face layout. A file from any backend loads
+    into the torch model of the same spec with ``safetensors.torch.load_file``
+    and ``load_state_dict``.
+
+    Returns:
+        The files written, the index last.
+
+    Raises:
+        CheckpointError: The file cannot be written; an existing file is kept.
+
+    Example:
+        >>> import torch, tempfile, os
+        >>> import unified_params as up
+        >>> path = os.path.join(tempfile.mkdtemp(), "mlp.safetensors")
+        >>> [p.name for p in up.save(torch.nn.Linear(4, 2), path)]
+        ['mlp.safetensors']
+    """
+    return _checkpoint.save(wrap(model), file, max_shard_size=max_shard_size)
+
+
+def load(model: Any, file: str | Path, *, strict: bool = True) -> LoadReport:
+    """Load a safetensors checkpoint (single file or sharded index) in place.
+
+    Headers are validated against the real file sizes before any data is
+    read; nothing is ever unpickled. Transactional, as :func:`load_state_dict`.
+
+    Raises:
+        CheckpointError: A missing, malformed or non-safetensors file, or (with
+            ``strict``) a state that does not fit. The model is unchanged.
+
+    Example:
+        >>> import torch, tempfile, os
+        >>> import unified_params as up
+        >>> path = os.path.join(tempfile.mkdtemp(), "lin.safetensors")
+        >>> _ = up.save(torch.nn.Linear(4, 2), path)
+        >>> up.load(torch.nn.Linear(4, 2), path).ok
+        True
+    """
+    return _checkpoint.load_file(wrap(model), file, strict=strict)
+
+
+def port(
+    src: Any,
+    dst: Any,
+    *,
+    check_input: Any = None,
+    atol: float = 1e-5,
+    mapping: Mapping[str, str] | None = None,
+) -> PortReport:
+    """Copy weights from one model into another, across frameworks.
+
+    Parameterised layers are matched in order by kind and canonical shapes
+    (names may differ); ``mapping`` (source layer path -> destination layer
+    path) pins pairs. With ``check_input`` (a canonical, channels-first
+    input), both models run in inference mode and a difference beyond
+    ``atol`` raises :class:`PortError` with the destination restored.
+
+    Raises:
+        PortError: The architectures do not match, or outputs differ.
+
+    Example:
+        >>> import torch
+        >>> import unified_params as up
+        >>> a, b = torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Linear(4, 2))
+        >>> up.port(a, b).pairs
+        [('', '0', 'linear')]
+    """
+    return _port.port(wrap(src), wrap(dst), check_input=check_input, atol=atol, mapping=mapping)
