@@ -19,7 +19,7 @@ import numpy as np
 from .errors import PortError, received
 from .gradients import expected_input, prepare_input
 from .paths import join
-from .state import LoadReport, Slot, Source, load, slots
+from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
 
 
@@ -101,7 +101,7 @@ def port(
                     shape, np.dtype(_np(slot.param.dtype)), exported(key)
                 )
             if slot.lossy:
-                report.lossy.append(f"{slot.param.path}: {' + '.join(slot.keys)} held as one bias")
+                report.lossy.append(merge_note(slot))
     backup = _native_state(dst) if check_input is not None else None
     report.load = load(dst, state, strict=True)
     report.lossy += [n for n in report.load.notes if n not in report.lossy]

@@ -92,7 +92,8 @@ def write(stream: IO[bytes], entries: list[Entry], metadata: dict[str, str]) -> 
                 f"Tensor {e.name!r} changed while saving: expected {e.shape} {e.dtype}. "
                 + received(shape=array.shape, dtype=str(array.dtype))
             )
-        stream.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+        raw = np.ascontiguousarray(array)
+        stream.write(memoryview(raw.view(np.uint8)).cast("B") if raw.size else b"")
 
 
 @contextmanager
@@ -145,8 +146,8 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
             if len(head) < 8:
                 raise _bad(path, "it is shorter than the 8-byte header length")
             (length,) = struct.unpack("<Q", head)
-            _refuse_pickles(path, head)
             if length > MAX_HEADER or 8 + length > size:
+                _refuse_pickles(path, head)
                 raise _bad(path, f"its header claims {length:,} bytes but the file has {size:,}")
             raw = stream.read(length)
     except FileNotFoundError:
@@ -154,6 +155,7 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        _refuse_pickles(path, head)
         raise _bad(path, f"its header is not JSON ({err})") from None
     if not isinstance(header, dict):
         raise _bad(path, "its header is not a JSON object")

@@ -188,10 +188,7 @@ def plan_load(
         if ok:
             plan.append((slot, sources))
             if slot.lossy:
-                report.notes.append(
-                    f"{slot.param.path}: one {slot.param.backend} bias holds "
-                    f"{' + '.join(slot.keys)} (output-equivalent)"
-                )
+                report.notes.append(merge_note(slot))
     for name in given:
         if name in used:
             continue
@@ -214,6 +211,14 @@ def load(
         slot.param.set(slot.combine([np.asarray(a) for a in arrays]), layout="canonical")
         report.loaded.extend(slot.keys)
     return report
+
+
+def merge_note(slot: Slot) -> str:
+    """How a lossy merge was applied, for reports."""
+    return (
+        f"{slot.param.path}: {slot.param.backend} keeps one bias for {' + '.join(slot.keys)} "
+        "(merged on the way in, split with a zero b_hh on the way out; outputs unchanged)"
+    )
 
 
 def _alias_in(key: str, slot: Slot, given: Mapping[str, Source], aliases: Mapping[str, str]) -> str | None:

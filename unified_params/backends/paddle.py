@@ -99,10 +99,12 @@ class PaddleAdapter(Adapter):
         var.stop_gradient = not flag
 
     def to_numpy(self, var: Any) -> np.ndarray:
-        return np.array(var.numpy(), copy=True)
+        array = np.array(var.numpy(), copy=True)
+        return _as_bfloat16(array) if self.dtype(var) == "bfloat16" else array
 
     def assign(self, var: Any, value: np.ndarray) -> None:
-        var.set_value(value)
+        # Paddle takes and gives bfloat16 as its raw uint16 bits.
+        var.set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         assign_slice_by_copy(self, var, index, value)
@@ -156,6 +158,12 @@ class PaddleAdapter(Adapter):
             v.clear_gradient(False)
         value.backward()
         return [self.grad(v) for v in variables]
+
+
+def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
+    import ml_dtypes
+
+    return bits.view(ml_dtypes.bfloat16)
 
 
 ADAPTER = PaddleAdapter()

@@ -1,0 +1,204 @@
+"""safetensors checkpoints: canonical, readable by plain torch, sharded, atomic, typed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs
+from tests.conftest import needs
+from unified_params import spec as S
+
+UNTIED = [n for n in sorted(specs.EXPECTED) if n != "shared"]
+
+
+@pytest.mark.parametrize("name", UNTIED)
+def test_file_from_any_backend_loads_into_plain_torch(backend, name, tmp_path):
+    needs("torch")
+    import safetensors.torch
+
+    model = specs.BUILDERS[name]().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.2), seed=2)
+    path = tmp_path / f"{name}.safetensors"
+    assert up.save(model, path) == [path]
+    torch_model = specs.BUILDERS[name]().build("torch")
+    state = safetensors.torch.load_file(path)
+    if backend != "torch" and "1.num_batches_tracked" in torch_model.state_dict():
+        state["1.num_batches_tracked"] = torch_model.state_dict()["1.num_batches_tracked"]
+    torch_model.load_state_dict(state, strict=True)
+    ours = up.state_dict(model)
+    for key, value in up.state_dict(torch_model).items():
+        if key in ours:
+            assert value.tobytes() == ours[key].tobytes(), key
+
+
+def test_tied_file_loads_with_safetensors_load_model(backend, tmp_path):
+    needs("torch")
+    import safetensors.torch
+
+    model = specs.shared().build(backend)
+    up.initialize(model, up.init.Normal(), seed=3)
+    path = tmp_path / "shared.safetensors"
+    up.save(model, path)
+    torch_model = specs.shared().build("torch")
+    missing, unexpected = safetensors.torch.load_model(torch_model, path, strict=True)
+    assert not missing and not unexpected  # safetensors' own tie handling
+    np.testing.assert_array_equal(torch_model[4].weight.detach().numpy(), up.state_dict(model)["2.weight"])
+
+
+def test_metadata_describes_the_file(backend, tmp_path):
+    from safetensors import safe_open
+
+    model = specs.shared().build(backend)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    with safe_open(path, "np") as f:
+        meta = f.metadata()
+        keys = list(f.keys())
+    assert meta["format"] == "unified-params" and meta["format_version"] == "1"
+    assert meta["source_backend"] == backend and meta["library_version"] == up.__version__
+    assert json.loads(meta["aliases"]) == {"4.weight": "2.weight", "4.bias": "2.bias"}
+    assert json.loads(meta["layer_kinds"]) == {"0": "linear", "2": "linear", "6": "linear"}
+    assert sorted(keys) == sorted(["0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias"])
+
+
+def test_save_load_round_trip_across_backends(backends, tmp_path):
+    source = specs.cnn().build(backends[0])
+    up.initialize(source, up.init.Normal(0, 0.2), seed=8)
+    up.wrap(source)["1.running_var"].set(np.full(4, 1.5, "float32"))
+    path = tmp_path / "cnn.safetensors"
+    up.save(source, path)
+    for backend in backends:
+        dst = specs.cnn().build(backend)
+        report = up.load(dst, path)
+        assert report.ok and "0.weight" in report.loaded
+        for key, value in up.state_dict(dst).items():
+            if key.endswith("num_batches_tracked"):
+                continue
+            assert value.tobytes() == up.state_dict(source)[key].tobytes(), (backend, key)
+
+
+def test_tied_file_loads_into_an_untied_model_through_aliases(backends, tmp_path):
+    from tests.conformance.test_tying import untied
+
+    source = specs.shared().build(backends[0])
+    up.initialize(source, up.init.Normal(), seed=5)
+    up.save(source, tmp_path / "s.safetensors")
+    for backend in backends:
+        dst = untied().build(backend)
+        report = up.load(dst, tmp_path / "s.safetensors")
+        assert report.ok
+        m = up.wrap(dst)
+        np.testing.assert_array_equal(m["4.weight"].numpy(), m["2.weight"].numpy())
+
+
+def test_sharded_checkpoint(backend, tmp_path):
+    model = specs.nested().build(backend)
+    up.initialize(model, up.init.Normal(), seed=6)
+    files = up.save(model, tmp_path / "model.safetensors", max_shard_size=400)
+    index = files[-1]
+    assert index.name == "model.safetensors.index.json" and len(files) > 3
+    assert files[0].name == f"model-00001-of-{len(files) - 1:05d}.safetensors"
+    content = json.loads(index.read_text())
+    assert set(content["weight_map"]) == set(up.state_dict(model))
+    assert content["metadata"]["total_size"] == sum(v.nbytes for v in up.state_dict(model).values())
+    for target in (index, tmp_path / "model.safetensors"):  # the index, or the base name
+        fresh = specs.nested().build(backend)
+        assert up.load(fresh, target).ok
+        for key, value in up.state_dict(fresh).items():
+            np.testing.assert_array_equal(value, up.state_dict(model)[key])
+    with pytest.raises(up.CheckpointError, match="max_shard_size"):
+        up.save(model, tmp_path / "x.safetensors", max_shard_size="lots")
+    assert len(up.save(model, tmp_path / "y.safetensors", max_shard_size="1KB")) >= 2
+
+
+def test_our_reader_reads_the_safetensors_library(backend, tmp_path):
+    from safetensors.numpy import save_file
+
+    model = specs.mlp().build(backend)
+    state = {k: np.full(v.shape, 0.25, v.dtype) for k, v in up.state_dict(model).items()}
+    save_file(state, tmp_path / "lib.safetensors")
+    assert up.load(model, tmp_path / "lib.safetensors").ok
+    assert (up.wrap(model)["2.weight"].numpy() == 0.25).all()
+
+
+def test_save_replaces_atomically_and_cleans_up(backend, tmp_path, monkeypatch):
+    model = specs.mlp().build(backend)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    before = path.read_bytes()
+    up.initialize(model, up.init.Ones())
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(up.CheckpointError, match="No space left"):
+        up.save(model, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    up.save(model, path)
+    assert path.read_bytes() != before
+
+
+def _typed(backend, dtype):
+    model = S.Sequential(S.Linear(4, 3), S.BatchNorm2d(3) if False else S.ReLU()).build(backend)
+    if backend == "torch":
+        import torch
+
+        return model.to({"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype])
+    if backend == "paddle":
+        model.to(dtype=dtype)
+        return model
+    import keras
+
+    layer = keras.layers.Dense(3, dtype=dtype)
+    layer.build((None, 4))
+    return keras.Sequential([layer])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_round_trips_bitwise(backends, dtype, tmp_path):
+    import ml_dtypes  # noqa: F401  (numpy's bfloat16)
+
+    source = _typed(backends[0], dtype)
+    up.initialize(source, up.init.Normal(), seed=1)
+    state = up.state_dict(source)
+    assert state["0.weight"].dtype.name == dtype
+    up.save(source, tmp_path / "h.safetensors")
+    for backend in backends:
+        for how in ("file", "port"):
+            dst = _typed(backend, dtype)
+            if how == "file":
+                up.load(dst, tmp_path / "h.safetensors")
+            else:
+                up.port(source, dst)
+            got = up.state_dict(dst)
+            assert got["0.weight"].dtype.name == dtype
+            assert got["0.weight"].tobytes() == state["0.weight"].tobytes(), (backend, how)
+
+
+def test_float32_values_load_into_half_precision(backend):
+    dst = _typed(backend, "float16")
+    state = {"0.weight": np.full((3, 4), 0.5, "float32"), "0.bias": np.zeros(3, "float64")}
+    assert up.load_state_dict(dst, state).ok
+    assert up.state_dict(dst)["0.weight"].dtype == np.float16
+
+
+def test_integer_buffer_survives_a_round_trip(tmp_path):
+    needs("torch")
+    import torch
+
+    model = specs.cnn().build("torch")
+    model.train()
+    model(torch.ones(2, 3, 6, 7))
+    model(torch.ones(2, 3, 6, 7))
+    up.save(model, tmp_path / "bn.safetensors")
+    fresh = specs.cnn().build("torch")
+    up.load(fresh, tmp_path / "bn.safetensors")
+    assert int(fresh[1].num_batches_tracked) == 2 and fresh[1].num_batches_tracked.dtype == torch.int64

@@ -1,0 +1,126 @@
+"""Canonical state, round trips and ports across the three frameworks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs
+from tests.frameworks import forward
+from unified_params import spec as S
+
+NAMES = sorted(specs.EXPECTED)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_is_canonical_on_every_backend(backend, name):
+    model = specs.BUILDERS[name]().build(backend)
+    state = up.state_dict(model)
+    expected = specs.EXPECTED[name]
+    got = {k: v.shape for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert got == expected  # Keras' single LSTM bias and stacked GRU bias are split
+    assert [k for k in state if k in expected] == list(expected)
+    native = up.state_dict(model, layout="native")
+    assert list(native) == list(up.wrap(model).params())
+
+
+def test_state_dict_has_one_entry_per_tie_group(backend):
+    model = specs.shared().build(backend)
+    state = up.state_dict(model)
+    assert "2.weight" in state and "4.weight" not in state and len(state) == 6
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_trip_torch_keras_paddle_torch(backends, name):
+    if set(backends) != {"torch", "keras", "paddle"}:
+        pytest.skip("the round trip needs all three backends")
+    spec = specs.BUILDERS[name]()
+    x = specs.example_input(name)
+    start = spec.build("torch")
+    up.initialize(start, up.init.Normal(0, 0.3), seed=9)
+    chain = [start, spec.build("keras"), spec.build("paddle"), spec.build("torch")]
+    for src, dst in zip(chain, chain[1:]):
+        report = up.port(src, dst, check_input=x, atol=1e-5)
+        assert report.max_abs_diff <= 1e-5 and report.load.ok
+    a, b = up.state_dict(start), up.state_dict(chain[-1])
+    assert list(a) == list(b)
+    for key in a:
+        if name == "lstm" and "bias" in key:
+            continue  # Keras merges b_ih + b_hh: checked below
+        assert a[key].tobytes() == b[key].tobytes(), key
+    if name == "lstm":
+        merged = a["0.bias_ih_l0"] + a["0.bias_hh_l0"]
+        np.testing.assert_array_equal(b["0.bias_ih_l0"] + b["0.bias_hh_l0"], merged)
+        assert not b["0.bias_hh_l0"].any()
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "gru", "embedding", "norm"])
+def test_ported_models_give_equal_outputs(backends, name):
+    spec = specs.BUILDERS[name]()
+    x = specs.example_input(name)
+    source = spec.build(backends[0])
+    up.initialize(source, up.init.Normal(0, 0.3), seed=4)
+    if name == "cnn":  # running statistics are ported too
+        up.wrap(source)["1.running_mean"].set(np.linspace(-1, 1, 4).astype("float32"))
+        up.wrap(source)["1.running_var"].set(np.linspace(0.5, 2, 4).astype("float32"))
+    want = forward(backends[0], source, x)
+    for backend in backends[1:]:
+        dst = spec.build(backend)
+        report = up.port(source, dst)
+        np.testing.assert_allclose(forward(backend, dst, x), want, rtol=1e-4, atol=1e-5, err_msg=backend)
+        if "keras" in (backends[0], backend) and name == "lstm":
+            assert report.lossy and "one bias" in report.lossy[0]
+        if backend == "keras" and name in ("cnn", "norm", "embedding"):
+            assert any("axes" in c for c in report.conversions) or name == "embedding"
+
+
+def test_port_matches_layers_whose_names_differ(backends):
+    """A Keras model starting with a Flatten, a subclassed torch/paddle model."""
+    from tests.conformance.test_model_styles import subclassed
+
+    src_spec = S.Sequential(S.Linear(4, 6), S.Linear(6, 6), S.Linear(6, 6), S.Linear(6, 2))
+    for backend in backends:
+        source = src_spec.build(backends[0])
+        up.initialize(source, up.init.Normal(0, 0.5), seed=1)
+        dst = subclassed(backend)
+        report = up.port(source, dst)
+        assert [p[1] for p in report.pairs] == ["encoder", "blocks.0", "blocks.1", "head"]
+        ref = S.Sequential(S.Linear(4, 6), S.Linear(6, 6), S.Linear(6, 6), S.Linear(6, 2)).build(backend)
+        up.port(source, ref)
+        for path, p in up.wrap(ref).params().items():
+            target = {"0": "encoder", "1": "blocks.0", "2": "blocks.1", "3": "head"}[path.split(".")[0]]
+            np.testing.assert_array_equal(up.wrap(dst)[target + "." + path.split(".")[1]].numpy(), p.numpy())
+
+
+def test_port_with_a_flatten_first_keras_model(backends):
+    if "keras" not in backends:
+        pytest.skip("needs keras")
+    import keras
+
+    net = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype("float32")
+    net(x)
+    for backend in backends:
+        dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1)).build(backend)
+        report = up.port(net, dst, check_input=x)
+        assert report.pairs == [("1", "0", "linear"), ("2", "2", "linear")]
+        assert report.max_abs_diff < 1e-5
+
+
+def test_mapping_overrides_the_order(backend):
+    a = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    b = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    up.initialize(a, up.init.Normal(), seed=3)
+    report = up.port(a, b, mapping={"0": "1", "1": "0"})
+    assert report.pairs == [("0", "1", "linear"), ("1", "0", "linear")]
+    np.testing.assert_array_equal(up.wrap(b)["1.weight"].numpy(), up.wrap(a)["0.weight"].numpy())
+
+
+def test_batchnorm_hyperparameter_differences_are_reported(backends):
+    for backend in backends:
+        src = S.Sequential(S.BatchNorm2d(4, eps=1e-3, momentum=0.01)).build(backends[0])
+        dst = S.Sequential(S.BatchNorm2d(4)).build(backend)
+        report = up.port(src, dst)
+        assert any("eps 0.001" in d and "1e-05" in d for d in report.differences), report.differences
+        assert any("momentum 0.01" in d for d in report.differences)
