@@ -98,7 +98,9 @@ def test_port_with_a_flatten_first_keras_model(backends):
         pytest.skip("needs keras")
     import keras
 
-    net = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    net = keras.Sequential(
+        [keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
     x = np.random.default_rng(1).standard_normal((3, 4)).astype("float32")
     net(x)
     for backend in backends:

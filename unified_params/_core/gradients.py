@@ -71,11 +71,19 @@ def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], st
         spatial = ["L", "H, W", "D, H, W"][dims - 1]
         description = f"(batch, {shape[1]}, {spatial}) channels first"
         return description, lambda x: x.ndim == dims + 2 and x.shape[1] == shape[1], kind
+    if kind == "batchnorm":
+        c = shape[0]
+        return f"(batch, {c}, ...) channels first", lambda x: x.ndim >= 2 and x.shape[1] == c, kind
     if kind in ("lstm", "gru"):
         return f"(batch, time, {shape[1]})", lambda x: x.ndim == 3 and x.shape[-1] == shape[1], kind
     if kind == "embedding":
         return "integer indices", lambda x: x.dtype.kind in "iu", kind
     return None
+
+
+def moves_channels(kind: str, ndim: int) -> bool:
+    """Whether a channels-last framework takes this input with channels moved last."""
+    return (kind.startswith("conv") or kind == "batchnorm") and ndim >= 3
 
 
 def prepare_input(model: Module, inputs: Any, channels_last: bool) -> np.ndarray:
@@ -95,7 +103,7 @@ def prepare_input(model: Module, inputs: Any, channels_last: bool) -> np.ndarray
             f"The input does not fit the model's first {kind} layer. Expected an input of shape "
             f"{description}. " + received(shape=x.shape, dtype=str(x.dtype))
         )
-    if channels_last and kind.startswith("conv"):
+    if channels_last and moves_channels(kind, x.ndim):
         x = np.moveaxis(x, 1, -1)
     if x.dtype.kind == "f" and x.dtype != np.float32:
         x = x.astype(np.float32)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PortError, received
-from .gradients import expected_input, prepare_input
+from .gradients import expected_input, moves_channels, prepare_input
 from .paths import join
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
@@ -226,5 +226,5 @@ def run_forward(model: Module, inputs: Any) -> np.ndarray:
     x = prepare_input(model, inputs, adapter.CHANNELS_LAST)
     out = np.asarray(adapter.forward(model.native, x))
     expected = expected_input(model)
-    moved = adapter.CHANNELS_LAST and expected is not None and expected[2].startswith("conv")
+    moved = adapter.CHANNELS_LAST and expected is not None and moves_channels(expected[2], x.ndim)
     return np.moveaxis(out, -1, 1) if moved and out.ndim == x.ndim else out

@@ -1,0 +1,191 @@
+"""Broken, hostile or mismatched checkpoints and ports: clear errors, nothing changed."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+import time
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs
+from tests.conftest import assert_unchanged, needs, snapshot
+from unified_params import spec as S
+
+
+@pytest.fixture
+def saved(tmp_path):
+    def make(backend, name="mlp"):
+        model = specs.BUILDERS[name]().build(backend)
+        path = tmp_path / f"{name}.safetensors"
+        up.save(model, path)
+        return path
+
+    return make
+
+
+def _header(path):
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def _write(path, header, body):
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + body)
+
+
+def _load_fails(backend, path, words, error=up.CheckpointError):
+    model = specs.mlp().build(backend)
+    before = snapshot(model)
+    with pytest.raises(error) as info:
+        up.load(model, path)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert_unchanged(before, model)
+    return info.value
+
+
+def test_truncated_file(backend, saved):
+    path = saved(backend)
+    path.write_bytes(path.read_bytes()[:-10])
+    _load_fails(backend, path, ["truncated", "mlp.safetensors"])
+    path.write_bytes(b"\x01\x02")
+    _load_fails(backend, path, ["shorter than the 8-byte header"])
+
+
+def test_random_and_foreign_bytes(backend, tmp_path):
+    path = tmp_path / "random.safetensors"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    _load_fails(backend, path, ["not a valid safetensors file"])
+    path.write_bytes(struct.pack("<Q", 6) + b"{oops}")
+    _load_fails(backend, path, ["not JSON"])
+    _load_fails(backend, tmp_path / "absent.safetensors", ["No checkpoint"])
+
+
+def test_pickle_is_refused_without_being_unpickled(backend, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(pickle.dumps(Exploit(), protocol=4))
+    _load_fails(backend, path, ["pickle", "refused without being unpickled"])
+    assert not marker.exists()
+    needs("torch")
+    import torch
+
+    torch.save({"0.weight": torch.zeros(8, 4)}, path)
+    _load_fails(backend, path, ["pickle or torch.save"])
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("lie", "words"),
+    [
+        (lambda h: h["0.weight"].update(data_offsets=[0, 10**15]), ["0.weight", "needs 128 bytes"]),
+        (lambda h: h["0.weight"].update(shape=[10**6, 10**6]), ["0.weight", "needs"]),
+        (lambda h: h["0.bias"].update(data_offsets=[0, 32]), ["overlap or leave gaps"]),
+        (lambda h: h["0.weight"].update(dtype="Q99"), ["unknown dtype 'Q99'"]),
+        (lambda h: h["0.weight"].update(shape=[-8, 4]), ["malformed shape"]),
+        (lambda h: h.update({"__metadata__": {"a": 1}}), ["__metadata__"]),
+    ],
+)
+def test_lying_headers_are_refused_quickly(backend, saved, lie, words):
+    path = saved(backend)
+    header, body = _header(path)
+    lie(header)
+    _write(path, header, body)
+    start = time.perf_counter()
+    _load_fails(backend, path, words)
+    assert time.perf_counter() - start < 2  # nothing of the claimed size was allocated
+
+
+def test_header_claiming_a_huge_length(backend, tmp_path):
+    path = tmp_path / "huge.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**60) + b"{}")
+    _load_fails(backend, path, ["claims", "bytes but the file has 10"])
+
+
+def test_missing_unexpected_and_mismatched_keys(backend, tmp_path):
+    model = specs.mlp().build(backend)
+    before = snapshot(model)
+    good = up.state_dict(model)
+    for state, words in [
+        ({k: v for k, v in good.items() if k != "2.bias"}, ["missing '2.bias'"]),
+        ({**good, "3.weight": np.zeros(2)}, ["unexpected '3.weight'"]),
+        ({**good, "0.weight": np.zeros((4, 8), "float32")}, ["'0.weight' expects (8, 4) got (4, 8)"]),
+    ]:
+        with pytest.raises(up.CheckpointError) as info:
+            up.load_state_dict(model, {k: v + 1 if k != "3.weight" else v for k, v in state.items()})
+        for word in words:
+            assert word in str(info.value)
+        assert "nothing was written" in str(info.value)
+        assert_unchanged(before, model)
+    report = up.load_state_dict(model, {"0.weight": np.ones((4, 8)), "2.bias": np.full(1, 3.0)}, strict=False)
+    assert report.loaded == ["2.bias"] and report.mismatched == [("0.weight", (8, 4), (4, 8))]
+    assert report.missing == ["0.bias", "2.weight"] and not report.ok
+    assert up.wrap(model)["2.bias"].numpy()[0] == 3.0
+
+
+def test_dtype_that_cannot_be_cast(tmp_path):
+    needs("torch")
+    model = specs.cnn().build("torch")
+    state = up.state_dict(model)
+    state["1.num_batches_tracked"] = np.array(1.5)
+    before = snapshot(model)
+    with pytest.raises(up.CheckpointError, match="num_batches_tracked"):
+        up.load_state_dict(model, state)
+    assert_unchanged(before, model)
+
+
+def test_checkpoint_of_another_architecture(backend, saved):
+    path = saved(backend, "nested")
+    _load_fails(backend, path, ["unexpected", "missing"])
+
+
+def test_port_between_architectures_that_do_not_match(backend):
+    src = S.Sequential(S.Linear(4, 8), S.Linear(8, 2)).build(backend)
+    for dst_spec, words in [
+        (S.Sequential(S.Linear(4, 8), S.Linear(8, 3)), ["Layer 1 does not match", "(2, 8)", "(3, 8)"]),
+        (S.Sequential(S.Linear(4, 8)), ["2 parameterised layers", "destination 1"]),
+        (S.Sequential(S.Linear(4, 8), S.LayerNorm(8)), ["Layer 1 does not match", "layernorm"]),
+    ]:
+        dst = dst_spec.build(backend)
+        before = snapshot(dst)
+        with pytest.raises(up.PortError) as info:
+            up.port(src, dst)
+        for word in words:
+            assert word in str(info.value), str(info.value)
+        assert_unchanged(before, dst)
+    dst = S.Sequential(S.Linear(4, 8), S.Linear(8, 2)).build(backend)
+    with pytest.raises(up.PortError, match="no parameterised layer"):
+        up.port(src, dst, mapping={"5": "0"})
+
+
+def test_port_whose_outputs_differ_restores_the_destination(backends):
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype("float32")
+    src = S.Sequential(S.BatchNorm2d(4, eps=0.5)).build(backends[0])
+    up.wrap(src)["0.running_var"].set(np.full(4, 0.1, "float32"))
+    for backend in backends:
+        dst = S.Sequential(S.BatchNorm2d(4)).build(backend)
+        up.initialize(dst, up.init.Normal(), seed=1)
+        before = snapshot(dst)
+        with pytest.raises(up.PortError, match="destination was restored"):
+            up.port(src, dst, check_input=x, atol=1e-4)
+        assert_unchanged(before, dst)
+
+
+def test_keras_gru_without_reset_after_is_refused():
+    needs("keras")
+    import keras
+
+    gru = keras.layers.GRU(4, reset_after=False)
+    gru.build((None, None, 3))
+    with pytest.raises(up.UnsupportedError, match="reset_after=True"):
+        up.state_dict(keras.Sequential([gru]))
