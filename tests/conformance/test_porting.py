@@ -40,7 +40,7 @@ def test_round_trip_torch_keras_paddle_torch(backends, name):
     start = spec.build("torch")
     up.initialize(start, up.init.Normal(0, 0.3), seed=9)
     chain = [start, spec.build("keras"), spec.build("paddle"), spec.build("torch")]
-    for src, dst in zip(chain, chain[1:]):
+    for src, dst in zip(chain, chain[1:], strict=False):
         report = up.port(src, dst, check_input=x, atol=1e-5)
         assert report.max_abs_diff <= 1e-5 and report.load.ok
     a, b = up.state_dict(start), up.state_dict(chain[-1])
