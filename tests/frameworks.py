@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 
-def forward(backend: str, model: Any, x: np.ndarray, *, channels_last_input: bool = False) -> np.ndarray:
+def forward(backend: str, model: Any, x: np.ndarray, *, channels: bool | None = None) -> np.ndarray:
     """Run ``model`` on ``x`` (canonical, channels-first for images) in eval mode.
 
-    Keras takes images channels-last: the input is transposed in and the
-    output back, so the result is comparable with torch and paddle.
+    Keras takes images channels-last: the input's axis 1 is moved last and the
+    output's back, so the result is comparable with torch and paddle.
+    ``channels`` says whether ``x`` has a channel axis (default: 4-D inputs).
     """
     if backend == "torch":
         import torch
@@ -31,9 +32,9 @@ def forward(backend: str, model: Any, x: np.ndarray, *, channels_last_input: boo
         with paddle.no_grad():
             out = model(paddle.to_tensor(x))
         return _first(out).numpy()
-    if x.ndim == 4 and not channels_last_input:
-        out = np.asarray(model(np.transpose(x, (0, 2, 3, 1)), training=False))
-        return np.transpose(out, (0, 3, 1, 2)) if out.ndim == 4 else out
+    if x.ndim == 4 if channels is None else channels:
+        out = np.asarray(model(np.moveaxis(x, 1, -1), training=False))
+        return np.moveaxis(out, -1, 1) if out.ndim == x.ndim else out
     return np.asarray(model(x, training=False))
 
 

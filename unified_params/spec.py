@@ -77,7 +77,12 @@ class Linear(Layer):
 
 @dataclass(eq=False)
 class Conv2d(Layer):
-    """A 2-D convolution; ``padding`` is ``0`` or ``"same"``."""
+    """A 2-D convolution; ``padding`` is ``0`` or ``"same"``.
+
+    With ``groups``, a grouped convolution; with ``groups == in_channels``, a
+    depthwise one (Keras ``DepthwiseConv2D`` with ``depth_multiplier =
+    out_channels // in_channels``).
+    """
 
     in_channels: int
     out_channels: int
@@ -85,9 +90,52 @@ class Conv2d(Layer):
     stride: int = 1
     padding: int | str = 0
     bias: bool = True
+    groups: int = 1
 
     def input_shape(self):
         return (self.in_channels, None, None)
+
+
+@dataclass(eq=False)
+class ConvTranspose1d(Layer):
+    """A 1-D transposed convolution (no padding)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+
+    def input_shape(self):
+        return (self.in_channels, None)
+
+
+@dataclass(eq=False)
+class ConvTranspose2d(Layer):
+    """A 2-D transposed convolution (no padding)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int]
+    stride: int = 1
+
+    def input_shape(self):
+        return (self.in_channels, None, None)
+
+
+@dataclass(eq=False)
+class MultiheadAttention(Layer):
+    """Self-attention over ``(batch, time, embed_dim)`` with ``num_heads`` heads.
+
+    torch ``MultiheadAttention(batch_first=True)``, Keras
+    ``MultiHeadAttention(key_dim=embed_dim // num_heads)``, Paddle
+    ``MultiHeadAttention``. Call it as self-attention: ``(x, x, x)``.
+    """
+
+    embed_dim: int
+    num_heads: int
+
+    def input_shape(self):
+        return (None, self.embed_dim)
 
 
 @dataclass(eq=False)
@@ -211,7 +259,20 @@ class _Builder:
         if isinstance(s, Linear):
             return nn.Linear(s.in_features, s.out_features, bias=s.bias)
         if isinstance(s, Conv2d):
-            return nn.Conv2d(s.in_channels, s.out_channels, s.kernel_size, s.stride, s.padding, bias=s.bias)
+            return nn.Conv2d(
+                s.in_channels,
+                s.out_channels,
+                s.kernel_size,
+                s.stride,
+                s.padding,
+                bias=s.bias,
+                groups=s.groups,
+            )
+        if isinstance(s, (ConvTranspose1d, ConvTranspose2d)):
+            cls = nn.ConvTranspose1d if isinstance(s, ConvTranspose1d) else nn.ConvTranspose2d
+            return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
+        if isinstance(s, MultiheadAttention):
+            return nn.MultiheadAttention(s.embed_dim, s.num_heads, batch_first=True)
         if isinstance(s, BatchNorm2d):
             return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum)
         if isinstance(s, LayerNorm):
@@ -234,8 +295,14 @@ class _Builder:
                 s.kernel_size,
                 s.stride,
                 s.padding,
+                groups=s.groups,
                 bias_attr=None if s.bias else False,
             )
+        if isinstance(s, (ConvTranspose1d, ConvTranspose2d)):
+            cls = nn.Conv1DTranspose if isinstance(s, ConvTranspose1d) else nn.Conv2DTranspose
+            return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
+        if isinstance(s, MultiheadAttention):
+            return nn.MultiHeadAttention(s.embed_dim, s.num_heads)
         if isinstance(s, BatchNorm2d):
             return nn.BatchNorm2D(s.num_features, momentum=1 - s.momentum, epsilon=s.eps)
         if isinstance(s, LayerNorm):
@@ -257,14 +324,36 @@ class _Builder:
                     "Keras Conv2D has no numeric padding. Expected padding=0 or 'same'. "
                     + received(padding=s.padding)
                 )
-            conv = layers.Conv2D(
-                s.out_channels,
-                s.kernel_size,
-                strides=s.stride,
-                padding="same" if s.padding == "same" else "valid",
-                use_bias=s.bias,
-            )
+            padding = "same" if s.padding == "same" else "valid"
+            if s.groups > 1 and s.groups == s.in_channels:
+                conv = layers.DepthwiseConv2D(
+                    s.kernel_size,
+                    strides=s.stride,
+                    padding=padding,
+                    use_bias=s.bias,
+                    depth_multiplier=s.out_channels // s.in_channels,
+                )
+            else:
+                conv = layers.Conv2D(
+                    s.out_channels,
+                    s.kernel_size,
+                    strides=s.stride,
+                    padding=padding,
+                    use_bias=s.bias,
+                    groups=s.groups,
+                )
             return _built(conv, (None, None, None, s.in_channels))
+        if isinstance(s, ConvTranspose1d):
+            conv = layers.Conv1DTranspose(s.out_channels, s.kernel_size, strides=s.stride)
+            return _built(conv, (None, None, s.in_channels))
+        if isinstance(s, ConvTranspose2d):
+            conv = layers.Conv2DTranspose(s.out_channels, s.kernel_size, strides=s.stride)
+            return _built(conv, (None, None, None, s.in_channels))
+        if isinstance(s, MultiheadAttention):
+            attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads)
+            shape = (None, None, s.embed_dim)
+            attention.build(shape, shape)
+            return attention
         if isinstance(s, BatchNorm2d):
             bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum)
             return _built(bn, (None, None, None, s.num_features))
@@ -311,9 +400,13 @@ def _keras_input_shape(
     shape = given if given is not None else model.input_shape()
     if shape is None:
         return None
-    if len(shape) == 3 and _first_leaf(model).__class__ in (Conv2d, BatchNorm2d):
-        c, h, w = shape
-        return (h, w, c)
+    if len(shape) >= 2 and _first_leaf(model).__class__ in (
+        Conv2d,
+        BatchNorm2d,
+        ConvTranspose1d,
+        ConvTranspose2d,
+    ):
+        return (*shape[1:], shape[0])  # channels last
     return tuple(shape)
 
 

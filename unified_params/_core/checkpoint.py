@@ -74,7 +74,7 @@ def load_file(model: Module, file: str | Path, *, strict: bool = True) -> LoadRe
 
 
 def _entries(slot: Slot) -> list[st.Entry]:
-    if slot.merge is None:
+    if slot.how == "one":
         param = slot.param
         return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, lambda: param.numpy("canonical"))]
     return [
@@ -84,7 +84,7 @@ def _entries(slot: Slot) -> list[st.Entry]:
 
 
 def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
-    aliases = {a: s.keys[0] for s in model_slots if s.merge is None for a in s.param.aliases}
+    aliases = {a: s.keys[0] for s in model_slots if s.how == "one" for a in s.param.aliases}
     kinds = {
         m.path: m.kind for m in model.modules() if m.kind not in ("container", "other", "relu", "flatten")
     }

@@ -67,10 +67,12 @@ def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], st
     if kind == "linear":
         return f"(batch, ..., {shape[1]})", lambda x: x.ndim >= 1 and x.shape[-1] == shape[1], kind
     if kind.startswith("conv"):
-        dims = int(kind[4])
+        dims = int(kind[-2])
+        groups = int(model._adapter.hyperparameters(first.module.native).get("groups", 1))
+        channels = shape[0] if kind.startswith("conv_transpose") else shape[1] * groups
         spatial = ["L", "H, W", "D, H, W"][dims - 1]
-        description = f"(batch, {shape[1]}, {spatial}) channels first"
-        return description, lambda x: x.ndim == dims + 2 and x.shape[1] == shape[1], kind
+        description = f"(batch, {channels}, {spatial}) channels first"
+        return description, lambda x: x.ndim == dims + 2 and x.shape[1] == channels, kind
     if kind == "batchnorm":
         c = shape[0]
         return f"(batch, {c}, ...) channels first", lambda x: x.ndim >= 2 and x.shape[1] == c, kind

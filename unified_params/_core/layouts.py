@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "conv1d": {"weight": ("out", "in", "k0"), "bias": ("out",)},
     "conv2d": {"weight": ("out", "in", "k0", "k1"), "bias": ("out",)},
     "conv3d": {"weight": ("out", "in", "k0", "k1", "k2"), "bias": ("out",)},
+    "conv_transpose1d": {"weight": ("in", "out", "k0"), "bias": ("out",)},
+    "conv_transpose2d": {"weight": ("in", "out", "k0", "k1"), "bias": ("out",)},
+    "mha": {"in_proj_weight": ("out", "in"), "in_proj_bias": ("out",)},
     "batchnorm": {
         "weight": ("c",),
         "bias": ("c",),
@@ -88,6 +92,10 @@ class Leaf:
             from rank to roles).
         gates: The native gate order along the ``gates`` axis, if it differs
             from the canonical one (Keras GRU: ``"zrn"``).
+        canonical_axes: The canonical roles, when the kind's table does not
+            say them: a tuple of roles is one canonical axis that merges
+            those native axes in order (a depthwise kernel's channels and
+            multiplier), ``"1"`` a new axis of size one.
 
     Example:
         >>> Leaf("weight", ("k0", "k1", "in", "out")).canonical
@@ -97,6 +105,7 @@ class Leaf:
     canonical: str
     axes: tuple[str, ...] | Mapping[int, tuple[str, ...]] | None = None
     gates: str | None = None
+    canonical_axes: tuple[str | tuple[str, ...], ...] | None = None
 
     def axes_for(self, ndim: int) -> tuple[str, ...] | None:
         """The native axis roles for a variable of ``ndim`` axes.
@@ -141,11 +150,14 @@ class Layout:
     perm: tuple[int, ...]
     gate_axis: int | None = None
     gate_perm: tuple[int, ...] | None = None
+    #: Per canonical axis, how many (transposed) native axes it merges; 0 is a
+    #: new axis of size one. ``None``: one native axis each.
+    groups: tuple[int, ...] | None = None
 
     @property
     def is_identity(self) -> bool:
         """True when native and canonical layouts coincide."""
-        return self.gate_perm is None and self.perm == tuple(range(len(self.perm)))
+        return self.gate_perm is None and self.groups is None and self.perm == tuple(range(len(self.perm)))
 
     def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The canonical shape of a native shape.
@@ -154,10 +166,19 @@ class Layout:
             >>> Layout((1, 0)).canonical_shape((4, 8))
             (8, 4)
         """
-        return tuple(native_shape[i] for i in self.perm)
+        moved = tuple(native_shape[i] for i in self.perm)
+        if self.groups is None:
+            return moved
+        out, k = [], 0
+        for g in self.groups:
+            out.append(math.prod(moved[k : k + g]))
+            k += g
+        return tuple(out)
 
     def native_shape(self, canonical_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The native shape of a canonical shape."""
+        """The native shape of a canonical shape (layouts that merge no axes)."""
+        if self.groups is not None:
+            raise ValueError("a layout that merges axes needs the native shape")
         out = [0] * len(self.perm)
         for canon_axis, native_axis in enumerate(self.perm):
             out[native_axis] = canonical_shape[canon_axis]
@@ -166,16 +187,25 @@ class Layout:
     def to_canonical(self, native: np.ndarray) -> np.ndarray:
         """Native array -> canonical array (a view when only axes move)."""
         out = native if self.is_identity else np.transpose(native, self.perm)
+        if self.groups is not None:
+            out = out.reshape(self.canonical_shape(native.shape))
         if self.gate_perm is not None:
             out = _reorder_blocks(out, self.gate_axis, self.gate_perm)
         return out
 
-    def to_native(self, canonical: np.ndarray) -> np.ndarray:
-        """Canonical array -> native array (inverse of :meth:`to_canonical`)."""
+    def to_native(self, canonical: np.ndarray, native_shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """Canonical array -> native array (inverse of :meth:`to_canonical`).
+
+        ``native_shape`` is needed only by layouts that merge axes.
+        """
         out = canonical
         if self.gate_perm is not None:
             inverse = tuple(int(i) for i in np.argsort(self.gate_perm))
             out = _reorder_blocks(out, self.gate_axis, inverse)
+        if self.groups is not None:
+            if native_shape is None:
+                raise ValueError("a layout that merges axes needs the native shape")
+            out = out.reshape(tuple(native_shape[i] for i in self.perm))
         if self.perm != tuple(range(len(self.perm))):
             out = np.transpose(out, tuple(int(i) for i in np.argsort(self.perm)))
         return out
@@ -193,7 +223,7 @@ class Layout:
             >>> Layout((1, 0)).native_index((0, slice(None)), 2)
             ((slice(None, None, None), 0), (0,))
         """
-        if self.gate_perm is not None:
+        if self.gate_perm is not None or self.groups is not None:
             return None
         full = _expand_index(index, ndim)
         if full is None:
@@ -248,15 +278,27 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
             f"The layout declared for a {kind} leaf {leaf.canonical!r} has "
             f"{len(axes)} axes, but the variable has {ndim}. " + received(axes=axes, ndim=ndim)
         )
-    canonical_axes = CANONICAL_AXES.get(kind, {}).get(base_name(leaf.canonical), axes)
-    perm = tuple(axes.index(role) for role in canonical_axes)
+    canonical_axes = leaf.canonical_axes or CANONICAL_AXES.get(kind, {}).get(base_name(leaf.canonical), axes)
+    flat: list[str] = []
+    groups: list[int] = []
+    for item in canonical_axes:
+        members = () if item == "1" else item if isinstance(item, tuple) else (item,)
+        flat.extend(members)
+        groups.append(len(members))
+    if sorted(flat) != sorted(axes):
+        raise ShapeError(
+            f"The roles declared for a {kind} leaf {leaf.canonical!r} do not match its canonical "
+            f"roles. Expected a permutation of {tuple(flat)}. " + received(axes=axes)
+        )
+    perm = tuple(axes.index(role) for role in flat)
+    merged = None if all(g == 1 for g in groups) else tuple(groups)
     if leaf.gates is None or "gates" not in canonical_axes:
-        return Layout(perm)
+        return Layout(perm, groups=merged)
     canon_gates = CANONICAL_GATES[kind]
     gate_perm = tuple(leaf.gates.index(g) for g in canon_gates)
     if gate_perm == tuple(range(len(gate_perm))):
-        return Layout(perm)
-    return Layout(perm, canonical_axes.index("gates"), gate_perm)
+        return Layout(perm, groups=merged)
+    return Layout(perm, canonical_axes.index("gates"), gate_perm, merged)
 
 
 def _reorder_blocks(array: np.ndarray, axis: int | None, order: tuple[int, ...]) -> np.ndarray:

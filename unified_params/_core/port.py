@@ -64,7 +64,7 @@ def layers(model: Module) -> list[Layer]:
     """Parameterised layers in traversal order, with their canonical leaves."""
     out: dict[str, Layer] = {}
     for slot in slots(model):
-        module = slot.param.module
+        module = model[slot.layer] if slot.layer else model
         layer = out.get(module.path)
         if layer is None:
             layer = out[module.path] = Layer(module.path, module.kind, module.type_name, [], [])
@@ -147,7 +147,7 @@ def _lazy_export(slot: Slot):
 
     def reader(key: str):
         def read() -> np.ndarray:
-            if slot.merge is None:
+            if slot.how == "one":
                 return slot.param.numpy("canonical")
             if not cache:
                 cache.update(slot.export())

@@ -12,6 +12,10 @@ with a :class:`Merge`:
 - a Keras GRU with ``reset_after=True`` stacks both biases ``(2, 3H)``:
   exported and imported row by row, losslessly.
 
+and a few canonical entries gather several native variables, as a framework
+declares with :class:`Part`: torch packs an attention layer's query, key and
+value projections into one ``in_proj_weight``, Keras and Paddle keep three.
+
 Loading is transactional: every key, shape and dtype is checked before the
 first write, then values are converted and written one parameter at a time.
 """
@@ -61,37 +65,86 @@ class Source:
         return cls(tuple(array.shape), array.dtype, lambda: array)
 
 
+@dataclass(frozen=True)
+class Part:
+    """A native variable that is one block of a canonical entry, along its
+    first axis (a Keras or Paddle attention layer's query, key and value
+    projections make up torch's packed ``in_proj_weight``).
+
+    ``leaf`` converts the variable's canonical view into its block, for
+    variables the view does not already lay out canonically.
+    """
+
+    key: str
+    index: int
+    leaf: layouts.Leaf | None = None
+
+
 @dataclass
 class Slot:
-    """One variable of the model and the canonical entries it corresponds to."""
+    """Variables of the model and the canonical entries they correspond to.
 
-    param: Param
+    ``how`` is ``"one"`` (one variable, one entry), ``"sum"`` or ``"stack"``
+    (one variable, several entries: see :class:`Merge`), or ``"concat"``
+    (several variables, one entry: see :class:`Part`).
+    """
+
+    params: list[Param]
     keys: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
-    merge: Merge | None = None
+    layer: str
+    how: str = "one"
+    parts: list[layouts.Layout | None] = field(default_factory=list)
+
+    @property
+    def param(self) -> Param:
+        """The first variable (the only one unless ``how == "concat"``)."""
+        return self.params[0]
+
+    @property
+    def lossy(self) -> bool:
+        return self.how == "sum"
 
     def export(self) -> Iterator[tuple[str, np.ndarray]]:
-        """The canonical entries of this variable, computed on demand."""
+        """The canonical entries, computed on demand."""
+        if self.how == "concat":
+            blocks = [self._block(p, layout) for p, layout in zip(self.params, self.parts, strict=True)]
+            yield self.keys[0], np.concatenate(blocks, axis=0)
+            return
         value = self.param.numpy("canonical")
-        if self.merge is None:
+        if self.how == "one":
             yield self.keys[0], value
-        elif self.merge.how == "sum":
+        elif self.how == "sum":
             yield self.keys[0], value
             yield self.keys[1], np.zeros_like(value)
         else:
             yield from zip(self.keys, value, strict=True)
 
-    def combine(self, arrays: list[np.ndarray]) -> np.ndarray:
-        """The variable's canonical value from its entries' arrays."""
-        if self.merge is None:
-            return arrays[0]
-        if self.merge.how == "sum":
-            return arrays[0] + arrays[1]
-        return np.stack(arrays)
+    def write(self, arrays: list[np.ndarray]) -> None:
+        """Write the entries' arrays (already validated) into the variables."""
+        if self.how == "concat":
+            blocks = np.split(arrays[0], np.cumsum([b[0] for b in self._block_shapes()])[:-1], axis=0)
+            for param, layout, block in zip(self.params, self.parts, blocks, strict=True):
+                value = block if layout is None else layout.to_native(block, param.canonical_shape)
+                param.set(value, layout="canonical")
+            return
+        value = {
+            "one": lambda: arrays[0],
+            "sum": lambda: arrays[0] + arrays[1],
+            "stack": lambda: np.stack(arrays),
+        }
+        self.param.set(value[self.how](), layout="canonical")
 
-    @property
-    def lossy(self) -> bool:
-        return self.merge is not None and self.merge.how == "sum"
+    @staticmethod
+    def _block(param: Param, layout: layouts.Layout | None) -> np.ndarray:
+        value = param.numpy("canonical")
+        return value if layout is None else layout.to_canonical(value)
+
+    def _block_shapes(self) -> list[tuple[int, ...]]:
+        return [
+            p.canonical_shape if layout is None else layout.canonical_shape(p.canonical_shape)
+            for p, layout in zip(self.params, self.parts, strict=True)
+        ]
 
 
 @dataclass
@@ -124,12 +177,23 @@ class LoadReport:
 
 def slots(model: Module) -> list[Slot]:
     """Every variable of the model (one per tie group) with its canonical entries."""
-    merges = model._adapter.MERGES
+    adapter = model._adapter
+    params = model.params()
+    attention = [m.path for m in model.modules() if m.kind == "mha"]
+    gathered = _gathers(model, adapter.GATHERS)
+    consumed = {id(p.native) for slot in gathered.values() for p in slot.params}
     out = []
-    for param in model.params().values():
-        merge = merges.get(param.layer_kind, {}).get(param.name)
+    for param in params.values():
+        first = gathered.get(id(param.native))
+        if first is not None:
+            out.append(first)
+            continue
+        if id(param.native) in consumed:
+            continue
+        layer = _owner(param.module.path, attention)
+        merge = adapter.MERGES.get(param.layer_kind, {}).get(param.name)
         if merge is None:
-            out.append(Slot(param, (param.path,), (param.canonical_shape,)))
+            out.append(Slot([param], (param.path,), (param.canonical_shape,), layer))
             continue
         shape = param.canonical_shape
         if merge.how == "stack" and len(shape) != 2:
@@ -141,8 +205,42 @@ def slots(model: Module) -> list[Slot]:
             )
         keys = tuple(join(param.module.path, name) for name in merge.canonical)
         shapes = (shape,) * 2 if merge.how == "sum" else (shape[1:],) * shape[0]
-        out.append(Slot(param, keys, shapes, merge))
+        out.append(Slot([param], keys, shapes, layer, merge.how))
     return out
+
+
+def _gathers(model: Module, declared: Mapping[str, Mapping[str, Part]]) -> dict[int, Slot]:
+    """Concat slots of the layers whose kind declares parts, keyed by their first variable."""
+    out: dict[int, Slot] = {}
+    for module in model.modules():
+        parts = declared.get(module.kind)
+        if not parts:
+            continue
+        by_key: dict[str, list[tuple[int, Param, layouts.Layout | None]]] = {}
+        for relative, part in parts.items():
+            param = module.param(relative)
+            layout = (
+                None
+                if part.leaf is None
+                else layouts.plan(module.kind, part.leaf, len(param.canonical_shape))
+            )
+            by_key.setdefault(part.key, []).append((part.index, param, layout))
+        for key, members in by_key.items():
+            members.sort(key=lambda m: m[0])
+            params = [m[1] for m in members]
+            slot = Slot(params, (join(module.path, key),), (), module.path, "concat", [m[2] for m in members])
+            blocks = slot._block_shapes()
+            slot.shapes = ((sum(b[0] for b in blocks), *blocks[0][1:]),)
+            out[id(params[0].native)] = slot
+    return out
+
+
+def _owner(module_path: str, attention: list[str]) -> str:
+    """The layer a variable belongs to for matching: an attention layer holds its projections."""
+    for path in attention:
+        if module_path == path or module_path.startswith(path + ".") or not path:
+            return path
+    return module_path
 
 
 def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
@@ -207,8 +305,7 @@ def load(
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
     for slot, sources in plan:
-        arrays = [s.read() for s in sources]
-        slot.param.set(slot.combine([np.asarray(a) for a in arrays]), layout="canonical")
+        slot.write([np.asarray(s.read()) for s in sources])
         report.loaded.extend(slot.keys)
     return report
 

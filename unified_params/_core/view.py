@@ -417,7 +417,7 @@ class Param:
         values.check_shape(array.shape, expected, path=self.path, layout=layout)
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
-            array = self.layout.to_native(array)
+            array = self.layout.to_native(array, self.shape)
         self._adapter.assign(self._entry.var, np.asarray(array, order="C"))
 
     def __getitem__(self, index: Any) -> np.ndarray:
@@ -446,7 +446,7 @@ class Param:
             return
         full = self.numpy("canonical")
         full[index] = array
-        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full), order="C"))
+        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full, self.shape), order="C"))
 
 
 def _check_layout(layout: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
-from .._core.state import Merge
+from .._core.state import Merge, Part
 
 #: One native variable of a module: its native name, the variable, and
 #: whether the framework itself keeps it as a buffer / non-trainable state.
@@ -39,6 +39,9 @@ class Adapter(abc.ABC):
     #: Per layer kind, canonical leaf name -> the canonical entries one native
     #: variable stands for (Keras' single LSTM bias, stacked GRU biases).
     MERGES: ClassVar[Mapping[str, Mapping[str, Merge]]] = {}
+    #: Per layer kind, variable path within the layer -> the block of a
+    #: canonical entry it is (attention projections packed by torch).
+    GATHERS: ClassVar[Mapping[str, Mapping[str, Part]]] = {}
     #: Whether image inputs go channels-last (Keras) rather than channels-first.
     CHANNELS_LAST: ClassVar[bool] = False
     #: Per layer kind, canonical leaf base name -> the framework's own default

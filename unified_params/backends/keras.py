@@ -21,7 +21,7 @@ from .._core.gradients import reduce_loss
 from .._core.grads import GradStore
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
-from .._core.state import Merge
+from .._core.state import Merge, Part
 from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
 
 L = keras.layers
@@ -30,6 +30,10 @@ _KINDS: dict[type, str] = {
     L.Conv1D: "conv1d",
     L.Conv2D: "conv2d",
     L.Conv3D: "conv3d",
+    L.DepthwiseConv2D: "conv2d",
+    L.Conv1DTranspose: "conv_transpose1d",
+    L.Conv2DTranspose: "conv_transpose2d",
+    L.MultiHeadAttention: "mha",
     L.BatchNormalization: "batchnorm",
     L.LayerNormalization: "layernorm",
     L.Embedding: "embedding",
@@ -56,6 +60,17 @@ _KERNEL = {
     }.items()
 }
 _NORM = {"gamma": Leaf("weight"), "beta": Leaf("bias")}
+_TRANSPOSED = {
+    "conv_transpose1d": Leaf("weight", ("k0", "out", "in")),
+    "conv_transpose2d": Leaf("weight", ("k0", "k1", "out", "in")),
+}
+# A depthwise kernel (kH, kW, C, M) is torch's grouped conv weight (C*M, 1, kH, kW).
+_DEPTHWISE = Leaf("weight", ("k0", "k1", "in", "mult"), canonical_axes=(("in", "mult"), "1", "k0", "k1"))
+# Attention projections: EinsumDense kernels (E, heads, head_dim) and (heads, head_dim, E).
+_PROJECTION = Leaf("proj", ("in", "heads", "hd"), canonical_axes=(("heads", "hd"), "in"))
+_PROJECTION_BIAS = Leaf("proj_bias", ("heads", "hd"), canonical_axes=(("heads", "hd"),))
+_OUTPUT = Leaf("out", ("heads", "hd", "out"), canonical_axes=("out", ("heads", "hd")))
+_DENSES = {"_query_dense": 0, "_key_dense": 1, "_value_dense": 2}
 
 
 def _recurrent(gates: str | None) -> dict[str, Leaf]:
@@ -78,8 +93,16 @@ class KerasAdapter(Adapter):
     name = "keras"
     CHANNELS_LAST = True
     MERGES = {"lstm": {"bias": Merge(_BIASES, "sum")}, "gru": {"bias": Merge(_BIASES, "stack")}}
+    GATHERS = {
+        "mha": {
+            **{f"{d}.kernel": Part("in_proj_weight", i, _PROJECTION) for d, i in _DENSES.items()},
+            **{f"{d}.bias": Part("in_proj_bias", i, _PROJECTION_BIAS) for d, i in _DENSES.items()},
+            "_output_dense.kernel": Part("out_proj.weight", 0, _OUTPUT),
+            "_output_dense.bias": Part("out_proj.bias", 0),
+        }
+    }
     DEFAULT_INIT = {
-        **{kind: _GLOROT for kind in _KERNEL},
+        **{kind: _GLOROT for kind in (*_KERNEL, *_TRANSPOSED)},
         "batchnorm": _ONES_ZEROS,
         "layernorm": _ONES_ZEROS,
         "embedding": {"weight": Uniform(-0.05, 0.05)},
@@ -88,9 +111,11 @@ class KerasAdapter(Adapter):
     }
     LEAVES = {
         **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _KERNEL.items()},
+        **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _TRANSPOSED.items()},
         "batchnorm": {**_NORM, "moving_mean": Leaf("running_mean"), "moving_variance": Leaf("running_var")},
         "layernorm": _NORM,
         "embedding": {"embeddings": Leaf("weight")},
+        "conv2d": {"kernel": _KERNEL["conv2d"], "bias": _BIAS, "depthwise_kernel": _DEPTHWISE},
         "lstm": _recurrent(None),
         "gru": _recurrent("zrn"),
     }
@@ -132,6 +157,8 @@ class KerasAdapter(Adapter):
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
         slots = owner.__dict__.get(_SLOT_NAMES, {})  # names of slots holding a tied variable
+        if isinstance(owner, L.DepthwiseConv2D):
+            slots = {id(owner.kernel): "depthwise_kernel", **slots}  # its kernel's own layout
         own = [(slots.get(id(v), v.name), v, False) for v in owner._trainable_variables]
         return own + [(slots.get(id(v), v.name), v, True) for v in owner._non_trainable_variables]
 
@@ -168,6 +195,10 @@ class KerasAdapter(Adapter):
             out["eps"] = module.epsilon
         if isinstance(module, L.BatchNormalization):
             out["momentum"] = 1.0 - module.momentum  # Keras keeps 1 - torch's momentum
+        if isinstance(module, L.DepthwiseConv2D) and module.built:
+            out["groups"] = float(module.kernel.shape[2])  # one group per input channel
+        elif isinstance(getattr(module, "groups", None), int):
+            out["groups"] = float(module.groups)
         return out
 
     def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from paddle import nn
 from .._core.gradients import reduce_loss
 from .._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from .._core.layouts import Leaf
+from .._core.state import Part
 from ._base import (
     Adapter,
     NativeVariable,
@@ -34,6 +35,9 @@ _KINDS: dict[type, str] = {
     nn.Conv1D: "conv1d",
     nn.Conv2D: "conv2d",
     nn.Conv3D: "conv3d",
+    nn.Conv1DTranspose: "conv_transpose1d",
+    nn.Conv2DTranspose: "conv_transpose2d",
+    nn.MultiHeadAttention: "mha",
     nn.layer.norm._BatchNormBase: "batchnorm",
     nn.BatchNorm: "batchnorm",
     nn.LayerNorm: "layernorm",
@@ -49,6 +53,8 @@ _KINDS: dict[type, str] = {
 _LEAF_ONLY = frozenset({"lstm", "gru"})
 
 
+_TRANSPOSE = ("conv_transpose1d", "conv_transpose2d")
+_PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _CONV = {"weight": KaimingNormal(nonlinearity="relu"), "bias": Zeros()}  # Normal(0, sqrt(2 / fan_in))
 _NORM = {"weight": Ones(), "bias": Zeros()}
@@ -59,6 +65,11 @@ class PaddleAdapter(Adapter):
     DEFAULT_INIT = {
         "linear": {"weight": XavierUniform(), "bias": Zeros()},
         **{kind: _CONV for kind in ("conv1d", "conv2d", "conv3d")},
+        # Paddle scales transposed kernels by in_channels x kernel: fan_out in canonical terms.
+        **{
+            k: {"weight": KaimingNormal(mode="fan_out", nonlinearity="relu"), "bias": Zeros()}
+            for k in _TRANSPOSE
+        },
         "batchnorm": _NORM,
         "layernorm": _NORM,
         "embedding": {"weight": XavierUniform()},
@@ -68,6 +79,14 @@ class PaddleAdapter(Adapter):
     LEAVES = {
         "linear": {"weight": Leaf("weight", ("in", "out"))},
         "batchnorm": {"_mean": Leaf("running_mean"), "_variance": Leaf("running_var")},
+    }
+    GATHERS = {
+        "mha": {
+            **{f"{proj}.weight": Part("in_proj_weight", i) for proj, i in _PROJECTIONS.items()},
+            **{f"{proj}.bias": Part("in_proj_bias", i) for proj, i in _PROJECTIONS.items()},
+            "out_proj.weight": Part("out_proj.weight", 0),
+            "out_proj.bias": Part("out_proj.bias", 0),
+        }
     }
 
     def type_name(self, module: Any) -> str:
@@ -122,6 +141,8 @@ class PaddleAdapter(Adapter):
             out["eps"] = module._epsilon
         if isinstance(getattr(module, "_momentum", None), float):
             out["momentum"] = 1.0 - module._momentum  # paddle keeps 1 - torch's momentum
+        if isinstance(getattr(module, "_groups", None), int):
+            out["groups"] = float(module._groups)
         return out
 
     def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:

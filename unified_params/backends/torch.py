@@ -23,6 +23,9 @@ _KINDS: dict[type, str] = {
     nn.Conv1d: "conv1d",
     nn.Conv2d: "conv2d",
     nn.Conv3d: "conv3d",
+    nn.ConvTranspose1d: "conv_transpose1d",
+    nn.ConvTranspose2d: "conv_transpose2d",
+    nn.MultiheadAttention: "mha",
     nn.modules.batchnorm._BatchNorm: "batchnorm",
     nn.LayerNorm: "layernorm",
     nn.Embedding: "embedding",
@@ -45,7 +48,10 @@ _NORM = {"weight": Ones(), "bias": Zeros()}
 class TorchAdapter(Adapter):
     name = "torch"
     DEFAULT_INIT = {
-        **{kind: _AFFINE for kind in ("linear", "conv1d", "conv2d", "conv3d")},
+        **{
+            kind: _AFFINE
+            for kind in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+        },
         "batchnorm": _NORM,
         "layernorm": _NORM,
         "embedding": {"weight": Normal(0.0, 1.0)},
@@ -100,8 +106,10 @@ class TorchAdapter(Adapter):
         return None if var.grad is None else _to_numpy(var.grad.detach())
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
-        found = {"eps": getattr(module, "eps", None), "momentum": getattr(module, "momentum", None)}
-        return {k: float(v) for k, v in found.items() if isinstance(v, (int, float))}
+        found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups")}
+        return {
+            k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
 
     def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
         with training_mode(model.modules(), False), torch.no_grad():
