@@ -76,7 +76,7 @@ def load_file(model: Module, file: str | Path, *, strict: bool = True) -> LoadRe
 def _entries(slot: Slot) -> list[st.Entry]:
     if slot.how == "one":
         param = slot.param
-        return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, lambda: param.numpy("canonical"))]
+        return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, param._canonical_view)]
     return [
         st.Entry(key, shape, slot.param.dtype, lambda key=key: dict(slot.export())[key])
         for key, shape in zip(slot.keys, slot.shapes, strict=True)

@@ -18,22 +18,20 @@ The rules:
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .errors import InitError, PathError, ShapeError, UnsupportedError, received
 from .initializers import Initializer, Law, as_initializer
+from .parallel import run_all
 from .selectors import compile_selector
 from .view import Module, Param
 
 #: Elements drawn from one stream; fixed, so values never depend on threads.
 CHUNK = 1 << 20
-_pool: ThreadPoolExecutor | None = None
 
 
 def run(
@@ -104,12 +102,7 @@ def _fill_chunks(law: Law, flat: np.ndarray, seed: int, key: tuple[int, ...]) ->
     def fill(chunk: int) -> None:
         law.fill(flat[chunk * CHUNK : (chunk + 1) * CHUNK], _rng(seed, *key, chunk))
 
-    chunks = range(max(1, -(-n // CHUNK)))
-    if len(chunks) > 1 and (os.cpu_count() or 1) > 1:
-        list(_executor().map(fill, chunks))
-    else:
-        for chunk in chunks:
-            fill(chunk)
+    run_all(fill, range(max(1, -(-n // CHUNK))))
 
 
 def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> Any:
@@ -118,13 +111,6 @@ def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) ->
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=key)))
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="up-init")
-    return _pool
 
 
 def _np_dtype(name: str) -> np.dtype:

@@ -301,6 +301,37 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
     return Layout(perm, canonical_axes.index("gates"), gate_perm, merged)
 
 
+#: Tile edge for transposing copies: a 512 x 512 float32 tile (1 MiB) stays in cache.
+TILE = 512
+
+
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array with ``array``'s values; a copy only when needed.
+
+    A transposed 2-D view (the common Linear-kernel case) is copied tile by
+    tile in parallel, several times faster than numpy's strided copy.
+
+    Example:
+        >>> a = np.arange(6).reshape(2, 3)
+        >>> contiguous(a) is a, contiguous(a.T).flags.c_contiguous
+        (True, True)
+    """
+    if array.flags.c_contiguous:
+        return array
+    if array.ndim != 2 or array.size < TILE * TILE:
+        return np.ascontiguousarray(array)
+    from .parallel import run_all
+
+    out = np.empty(array.shape, array.dtype)
+
+    def band(row: int) -> None:
+        for col in range(0, array.shape[1], TILE):
+            out[row : row + TILE, col : col + TILE] = array[row : row + TILE, col : col + TILE]
+
+    run_all(band, range(0, array.shape[0], TILE))
+    return out
+
+
 def _reorder_blocks(array: np.ndarray, axis: int | None, order: tuple[int, ...]) -> np.ndarray:
     blocks = np.split(array, len(order), axis=axis)
     return np.concatenate([blocks[i] for i in order], axis=axis)

@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import CheckpointError, received
+from .layouts import contiguous
 from .values import numpy_dtype
 
 #: safetensors dtype codes -> numpy dtype names.
@@ -92,8 +93,8 @@ def write(stream: IO[bytes], entries: list[Entry], metadata: dict[str, str]) -> 
                 f"Tensor {e.name!r} changed while saving: expected {e.shape} {e.dtype}. "
                 + received(shape=array.shape, dtype=str(array.dtype))
             )
-        raw = np.ascontiguousarray(array)
-        stream.write(memoryview(raw.view(np.uint8)).cast("B") if raw.size else b"")
+        raw = contiguous(array)
+        stream.write(memoryview(raw.reshape(-1).view(np.uint8)).cast("B") if raw.size else b"")
 
 
 @contextmanager

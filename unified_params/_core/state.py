@@ -111,7 +111,7 @@ class Slot:
             blocks = [self._block(p, layout) for p, layout in zip(self.params, self.parts, strict=True)]
             yield self.keys[0], np.concatenate(blocks, axis=0)
             return
-        value = self.param.numpy("canonical")
+        value = self.param._canonical_view()
         if self.how == "one":
             yield self.keys[0], value
         elif self.how == "sum":
@@ -137,7 +137,7 @@ class Slot:
 
     @staticmethod
     def _block(param: Param, layout: layouts.Layout | None) -> np.ndarray:
-        value = param.numpy("canonical")
+        value = param._canonical_view()
         return value if layout is None else layout.to_canonical(value)
 
     def _block_shapes(self) -> list[tuple[int, ...]]:
@@ -251,7 +251,7 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
         )
-    return dict(item for slot in slots(model) for item in slot.export())
+    return {key: np.array(value, copy=True) for slot in slots(model) for key, value in slot.export()}
 
 
 def plan_load(

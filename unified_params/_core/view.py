@@ -380,7 +380,12 @@ class Param:
         native = self._adapter.to_numpy(self._entry.var)
         if _check_layout(layout) == "native":
             return native
-        return np.asarray(self.layout.to_canonical(native), order="C")
+        return layouts.contiguous(self.layout.to_canonical(native))
+
+    def _canonical_view(self) -> np.ndarray:
+        """The canonical value without a copy where the framework allows; read
+        it before the parameter is next written (streaming saves and ports)."""
+        return self.layout.to_canonical(self._adapter.view(self._entry.var))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self.numpy()
@@ -418,7 +423,7 @@ class Param:
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
             array = self.layout.to_native(array, self.shape)
-        self._adapter.assign(self._entry.var, np.asarray(array, order="C"))
+        self._adapter.assign(self._entry.var, layouts.contiguous(array))
 
     def __getitem__(self, index: Any) -> np.ndarray:
         """Read ``p[index]``, indexing the canonical layout.

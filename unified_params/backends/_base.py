@@ -92,6 +92,12 @@ class Adapter(abc.ABC):
         """A copy of the value, in native layout."""
 
     @abc.abstractmethod
+    def view(self, var: Any) -> np.ndarray:
+        """The value in native layout, sharing the variable's memory where the
+        framework allows (DLPack, torch's numpy bridge), else a copy. Callers
+        only read it, and only until the variable is next written."""
+
+    @abc.abstractmethod
     def assign(self, var: Any, value: np.ndarray) -> None:
         """Overwrite the whole value in place; ``value`` is already validated."""
 

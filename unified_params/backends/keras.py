@@ -177,6 +177,14 @@ class KerasAdapter(Adapter):
     def to_numpy(self, var: Any) -> np.ndarray:
         return var.numpy()  # already an owned, writeable copy on the TF backend
 
+    def view(self, var: Any) -> np.ndarray:
+        import tensorflow as tf
+
+        try:  # the variable's current buffer, read through DLPack
+            return np.from_dlpack(tf.convert_to_tensor(var.value))
+        except (TypeError, RuntimeError, BufferError, AttributeError):
+            return var.numpy()
+
     def assign(self, var: Any, value: np.ndarray) -> None:
         var.assign(value)
 
@@ -184,7 +192,7 @@ class KerasAdapter(Adapter):
         assign_slice_by_copy(self, var, index, value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        return False  # no writable view of the variable's memory: assign() copies
+        return False  # TF buffers are immutable to numpy: assign() copies
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)

@@ -121,6 +121,10 @@ class PaddleAdapter(Adapter):
         array = np.array(var.numpy(), copy=True)
         return _as_bfloat16(array) if self.dtype(var) == "bfloat16" else array
 
+    def view(self, var: Any) -> np.ndarray:
+        shared = _shared(var)
+        return self.to_numpy(var) if shared is None else shared
+
     def assign(self, var: Any, value: np.ndarray) -> None:
         # Paddle takes and gives bfloat16 as its raw uint16 bits.
         var.set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
@@ -129,7 +133,11 @@ class PaddleAdapter(Adapter):
         assign_slice_by_copy(self, var, index, value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        return False  # no writable view of the variable's memory: assign() copies
+        shared = _shared(var)
+        if shared is None or shared.dtype not in (np.float32, np.float64):
+            return False
+        fill(shared)  # writes through DLPack into the parameter's own memory
+        return True
 
     def grad(self, var: Any) -> np.ndarray | None:
         grad = var.grad
@@ -179,6 +187,16 @@ class PaddleAdapter(Adapter):
             v.clear_gradient(False)
         value.backward()
         return [self.grad(v) for v in variables]
+
+
+def _shared(var: Any) -> np.ndarray | None:
+    """A numpy array on the parameter's own memory (DLPack), where paddle offers one."""
+    if not var.place.is_cpu_place() or str(var.dtype) == "paddle.bfloat16":
+        return None
+    try:
+        return np.from_dlpack(var.detach())
+    except (TypeError, RuntimeError, BufferError):
+        return None
 
 
 def _as_bfloat16(bits: np.ndarray) -> np.ndarray:

@@ -86,6 +86,11 @@ class TorchAdapter(Adapter):
     def to_numpy(self, var: Any) -> np.ndarray:
         return _to_numpy(var.detach())
 
+    def view(self, var: Any) -> np.ndarray:
+        if var.device.type != "cpu" or var.dtype == torch.bfloat16:
+            return self.to_numpy(var)
+        return var.detach().numpy()
+
     def assign(self, var: Any, value: np.ndarray) -> None:
         with torch.no_grad():
             var.copy_(_from_numpy(value))
