@@ -44,13 +44,17 @@ def main() -> None:
     ours()  # warm-up: imports, thread pool
     t_native, m_native = measure(native)
     t_ours, m_ours = measure(ours)
-    print(f"model: {args.layers} x Linear({args.width}, {args.width}) = {count / 1e6:.1f}M parameters, "
-          f"largest tensor {mib(largest)}; torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(
+        f"model: {args.layers} x Linear({args.width}, {args.width}) = {count / 1e6:.1f}M parameters, "
+        f"largest tensor {mib(largest)}; torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}"
+    )
     print(f"{'operation':<34}{'time':>9}{'peak extra RSS':>18}")
     print(f"{'torch.nn.init normal_/zeros_':<34}{t_native:>8.3f}s{mib(m_native):>18}")
     print(f"{'up.initialize(seed=0)':<34}{t_ours:>8.3f}s{mib(m_ours):>18}")
-    print(f"ratio up/native: {t_ours / t_native:.2f}x (target <= 1.5x); "
-          f"peak extra / largest tensor: {m_ours / largest:.2f}")
+    print(
+        f"ratio up/native: {t_ours / t_native:.2f}x (target <= 1.5x); "
+        f"peak extra / largest tensor: {m_ours / largest:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,16 +16,20 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import paddle  # noqa: F401,E402  (paddle before tensorflow)
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import paddle  # noqa: F401,E402  (paddle before tensorflow)
 from _measure import measure, mib  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
 
-def build(backend: str, layers: int, width: int):
-    spec = up.spec.Sequential(*[up.spec.Linear(width, width) for _ in range(layers)])
+def build(backend: str, kind: str, layers: int, width: int):
+    """Linear layers need a transpose between torch and Keras/Paddle; embedding
+    tables have one layout everywhere (the zero-copy path)."""
+    if kind == "linear":
+        spec = up.spec.Sequential(*[up.spec.Linear(width, width) for _ in range(layers)])
+    else:
+        spec = up.spec.Sequential(*[up.spec.Embedding(width * 16, width // 16) for _ in range(layers)])
     return spec.build(backend)
 
 
@@ -34,12 +38,22 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--directions", default="torch>paddle,torch>keras,keras>torch")
+    parser.add_argument("--kinds", default="linear,embedding")
     args = parser.parse_args()
     import keras  # noqa: F401  (after paddle)
 
-    total = args.layers * (args.width * args.width + args.width) * 4
+    for kind in args.kinds.split(","):
+        run(kind, args)
+
+
+def run(kind: str, args: argparse.Namespace) -> None:
+    from unified_params._core.layouts import contiguous
+
+    total = args.layers * (args.width * args.width + (args.width if kind == "linear" else 0)) * 4
     largest = args.width * args.width * 4
-    blocks = [np.random.default_rng(k).random(args.width * args.width, dtype=np.float32) for k in range(args.layers)]
+    blocks = [
+        np.random.default_rng(k).random(args.width * args.width, dtype=np.float32) for k in range(args.layers)
+    ]
     targets = [np.empty_like(b) for b in blocks]
 
     def memcpy() -> None:
@@ -47,17 +61,27 @@ def main() -> None:
             np.copyto(b, a)
 
     t_copy, _ = measure(memcpy)
-    del blocks, targets
+    square = [b.reshape(args.width, args.width) for b in blocks]
+    t_transpose, _ = measure(lambda: [contiguous(b.T) for b in square])
+    del blocks, targets, square
     gc.collect()
-    print(f"model: {args.layers} x Linear({args.width}, {args.width}), {mib(total)} float32, largest tensor {mib(largest)}")
-    print(f"memcpy of the same bytes: {t_copy:.3f}s ({total / t_copy / 2**30:.2f} GiB/s)")
+    shape = (
+        f"Linear({args.width}, {args.width})"
+        if kind == "linear"
+        else f"Embedding({args.width * 16}, {args.width // 16})"
+    )
+    print(f"\nmodel: {args.layers} x {shape}, {mib(total)} float32, largest tensor {mib(largest)}")
+    print(
+        f"memcpy of the same bytes: {t_copy:.3f}s ({total / t_copy / 2**30:.2f} GiB/s); "
+        f"a tiled transpose of them: {t_transpose:.3f}s ({t_copy / t_transpose:.2f}x memcpy)"
+    )
     print(f"{'direction':<16}{'time':>9}{'GiB/s':>8}{'vs memcpy':>11}{'peak extra':>14}{'/ largest':>11}")
     models: dict[str, object] = {}
     for direction in args.directions.split(","):
         src_name, dst_name = direction.split(">")
         for name in (src_name, dst_name):
             if name not in models:
-                models[name] = build(name, args.layers, args.width)
+                models[name] = build(name, kind, args.layers, args.width)
                 up.initialize(models[name], up.init.Normal(0, 0.02), seed=0)
         src, dst = models[src_name], models[dst_name]
         gc.collect()
@@ -67,6 +91,8 @@ def main() -> None:
             f"{mib(extra):>14}{extra / largest:>10.2f}x"
         )
     print("targets: throughput >= 0.5x memcpy; peak extra <= 2x the largest tensor")
+    models.clear()
+    gc.collect()
 
 
 if __name__ == "__main__":

@@ -202,3 +202,18 @@ def test_integer_buffer_survives_a_round_trip(tmp_path):
     fresh = specs.cnn().build("torch")
     up.load(fresh, tmp_path / "bn.safetensors")
     assert int(fresh[1].num_batches_tracked) == 2 and fresh[1].num_batches_tracked.dtype == torch.int64
+
+
+def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
+    """Large tensors take each framework's fast write path (DLPack for Keras)."""
+    model = S.Sequential(S.Linear(1024, 512)).build(backend)
+    p = up.wrap(model)["0.weight"]
+    value = np.random.default_rng(0).standard_normal((512, 1024)).astype("float32")
+    p.set(value, layout="canonical")
+    value[:] = 0  # the model holds its own copy
+    x = np.random.default_rng(1).standard_normal((2, 1024)).astype("float32")
+    from tests.frameworks import forward
+
+    expected = x @ p.numpy("canonical").T + up.wrap(model)["0.bias"].numpy()
+    np.testing.assert_allclose(forward(backend, model, x), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(p.numpy()).sum() > 0

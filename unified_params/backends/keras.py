@@ -186,7 +186,14 @@ class KerasAdapter(Adapter):
             return var.numpy()
 
     def assign(self, var: Any, value: np.ndarray) -> None:
-        var.assign(value)
+        import tensorflow as tf
+
+        tensor: Any = value
+        if value.dtype in (np.float32, np.float64) and value.nbytes >= 1 << 20:
+            # One copy we own, 64-byte aligned as TF's kernels require, handed over
+            # through DLPack: TF's own conversion would copy twice.
+            tensor = tf.experimental.dlpack.from_dlpack(_aligned_copy(value).__dlpack__())
+        var.assign(tensor)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         assign_slice_by_copy(self, var, index, value)
@@ -287,6 +294,14 @@ class KerasAdapter(Adapter):
             self.grads.put(var, array)
             out_grads.append(array)
         return out_grads
+
+
+def _aligned_copy(value: np.ndarray, alignment: int = 64) -> np.ndarray:
+    raw = np.empty(value.nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    out = raw[start : start + value.nbytes].view(value.dtype).reshape(value.shape)
+    np.copyto(out, value)
+    return out
 
 
 def _replace_in_sequential(model: Any, index: int, layer: Any) -> None:

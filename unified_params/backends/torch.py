@@ -7,6 +7,7 @@ leaves: it only reads and writes.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -167,11 +168,14 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _from_numpy(array: np.ndarray) -> torch.Tensor:
-    if not array.flags.writeable or not array.flags.c_contiguous:
-        array = np.array(array, order="C")  # torch refuses read-only numpy memory
-    if array.dtype.name == "bfloat16":
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
+    """A tensor over ``array``'s memory, only ever read (the source of a copy)."""
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    bfloat16 = array.dtype.name == "bfloat16"
+    with warnings.catch_warnings():  # read-only memory is fine: torch only reads it here
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.from_numpy(array.view(np.int16) if bfloat16 else array)
+    return tensor.view(torch.bfloat16) if bfloat16 else tensor
 
 
 ADAPTER = TorchAdapter()
