@@ -26,7 +26,7 @@ def measure(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, int]:
     for _ in range(repeat):
         base, peak, stop = rss(), [0], threading.Event()
 
-        def sample() -> None:
+        def sample(stop: threading.Event = stop, peak: list[int] = peak) -> None:
             while not stop.is_set():
                 peak[0] = max(peak[0], rss())
                 time.sleep(0.001)

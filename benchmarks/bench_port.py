@@ -63,7 +63,8 @@ def run(kind: str, args: argparse.Namespace) -> None:
     t_copy, _ = measure(memcpy)
     square = [b.reshape(args.width, args.width) for b in blocks]
     t_transpose, _ = measure(lambda: [contiguous(b.T) for b in square])
-    del blocks, targets, square
+    for held in (blocks, targets, square):
+        held.clear()
     gc.collect()
     shape = (
         f"Linear({args.width}, {args.width})"
@@ -85,7 +86,7 @@ def run(kind: str, args: argparse.Namespace) -> None:
                 up.initialize(models[name], up.init.Normal(0, 0.02), seed=0)
         src, dst = models[src_name], models[dst_name]
         gc.collect()
-        elapsed, extra = measure(lambda: up.port(src, dst), repeat=2)
+        elapsed, extra = measure(lambda s=src, d=dst: up.port(s, d), repeat=2)
         print(
             f"{direction:<16}{elapsed:>8.3f}s{total / elapsed / 2**30:>8.2f}{t_copy / elapsed:>10.2f}x"
             f"{mib(extra):>14}{extra / largest:>10.2f}x"
