@@ -97,6 +97,32 @@ class Conv2d(Layer):
 
 
 @dataclass(eq=False)
+class Conv1d(Layer):
+    """A 1-D convolution over ``(batch, channels, length)`` (no padding)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+
+    def input_shape(self):
+        return (self.in_channels, None)
+
+
+@dataclass(eq=False)
+class Conv3d(Layer):
+    """A 3-D convolution over ``(batch, channels, depth, height, width)`` (no padding)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int, int]
+    stride: int = 1
+
+    def input_shape(self):
+        return (self.in_channels, None, None, None)
+
+
+@dataclass(eq=False)
 class ConvTranspose1d(Layer):
     """A 1-D transposed convolution (no padding)."""
 
@@ -268,9 +294,11 @@ class _Builder:
                 bias=s.bias,
                 groups=s.groups,
             )
-        if isinstance(s, (ConvTranspose1d, ConvTranspose2d)):
-            cls = nn.ConvTranspose1d if isinstance(s, ConvTranspose1d) else nn.ConvTranspose2d
-            return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
+        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
+            cls = {Conv1d: nn.Conv1d, Conv3d: nn.Conv3d, ConvTranspose1d: nn.ConvTranspose1d}
+            return cls.get(type(s), nn.ConvTranspose2d)(
+                s.in_channels, s.out_channels, s.kernel_size, s.stride
+            )
         if isinstance(s, MultiheadAttention):
             return nn.MultiheadAttention(s.embed_dim, s.num_heads, batch_first=True)
         if isinstance(s, BatchNorm2d):
@@ -298,9 +326,11 @@ class _Builder:
                 groups=s.groups,
                 bias_attr=None if s.bias else False,
             )
-        if isinstance(s, (ConvTranspose1d, ConvTranspose2d)):
-            cls = nn.Conv1DTranspose if isinstance(s, ConvTranspose1d) else nn.Conv2DTranspose
-            return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
+        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
+            cls = {Conv1d: nn.Conv1D, Conv3d: nn.Conv3D, ConvTranspose1d: nn.Conv1DTranspose}
+            return cls.get(type(s), nn.Conv2DTranspose)(
+                s.in_channels, s.out_channels, s.kernel_size, s.stride
+            )
         if isinstance(s, MultiheadAttention):
             return nn.MultiHeadAttention(s.embed_dim, s.num_heads)
         if isinstance(s, BatchNorm2d):
@@ -343,12 +373,15 @@ class _Builder:
                     groups=s.groups,
                 )
             return _built(conv, (None, None, None, s.in_channels))
-        if isinstance(s, ConvTranspose1d):
-            conv = layers.Conv1DTranspose(s.out_channels, s.kernel_size, strides=s.stride)
-            return _built(conv, (None, None, s.in_channels))
-        if isinstance(s, ConvTranspose2d):
-            conv = layers.Conv2DTranspose(s.out_channels, s.kernel_size, strides=s.stride)
-            return _built(conv, (None, None, None, s.in_channels))
+        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
+            cls = {
+                Conv1d: layers.Conv1D, Conv3d: layers.Conv3D, ConvTranspose1d: layers.Conv1DTranspose,
+                ConvTranspose2d: layers.Conv2DTranspose,
+            }[type(s)]  # fmt: skip
+            spatial = (None,) * (len(s.input_shape()) - 1)
+            return _built(
+                cls(s.out_channels, s.kernel_size, strides=s.stride), (None, *spatial, s.in_channels)
+            )
         if isinstance(s, MultiheadAttention):
             attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads)
             shape = (None, None, s.embed_dim)
