@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ._core.errors import UnsupportedError, received
 from .backends.importing import import_framework
@@ -76,7 +76,21 @@ class Linear(Layer):
 
 
 @dataclass(eq=False)
-class Conv2d(Layer):
+class _Convolution(Layer):
+    """Fields every convolution spec shares; ``SPATIAL`` is its number of spatial axes."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, ...]
+    stride: int = 1
+    SPATIAL: ClassVar[int] = 2
+
+    def input_shape(self):
+        return (self.in_channels,) + (None,) * self.SPATIAL
+
+
+@dataclass(eq=False)
+class Conv2d(_Convolution):
     """A 2-D convolution; ``padding`` is ``0`` or ``"same"``.
 
     With ``groups``, a grouped convolution; with ``groups == in_channels``, a
@@ -84,68 +98,35 @@ class Conv2d(Layer):
     out_channels // in_channels``).
     """
 
-    in_channels: int
-    out_channels: int
-    kernel_size: int | tuple[int, int]
-    stride: int = 1
     padding: int | str = 0
     bias: bool = True
     groups: int = 1
 
-    def input_shape(self):
-        return (self.in_channels, None, None)
-
 
 @dataclass(eq=False)
-class Conv1d(Layer):
+class Conv1d(_Convolution):
     """A 1-D convolution over ``(batch, channels, length)`` (no padding)."""
 
-    in_channels: int
-    out_channels: int
-    kernel_size: int
-    stride: int = 1
-
-    def input_shape(self):
-        return (self.in_channels, None)
+    SPATIAL: ClassVar[int] = 1
 
 
 @dataclass(eq=False)
-class Conv3d(Layer):
+class Conv3d(_Convolution):
     """A 3-D convolution over ``(batch, channels, depth, height, width)`` (no padding)."""
 
-    in_channels: int
-    out_channels: int
-    kernel_size: int | tuple[int, int, int]
-    stride: int = 1
-
-    def input_shape(self):
-        return (self.in_channels, None, None, None)
+    SPATIAL: ClassVar[int] = 3
 
 
 @dataclass(eq=False)
-class ConvTranspose1d(Layer):
+class ConvTranspose1d(_Convolution):
     """A 1-D transposed convolution (no padding)."""
 
-    in_channels: int
-    out_channels: int
-    kernel_size: int
-    stride: int = 1
-
-    def input_shape(self):
-        return (self.in_channels, None)
+    SPATIAL: ClassVar[int] = 1
 
 
 @dataclass(eq=False)
-class ConvTranspose2d(Layer):
+class ConvTranspose2d(_Convolution):
     """A 2-D transposed convolution (no padding)."""
-
-    in_channels: int
-    out_channels: int
-    kernel_size: int | tuple[int, int]
-    stride: int = 1
-
-    def input_shape(self):
-        return (self.in_channels, None, None)
 
 
 @dataclass(eq=False)
@@ -378,7 +359,7 @@ class _Builder:
                 Conv1d: layers.Conv1D, Conv3d: layers.Conv3D, ConvTranspose1d: layers.Conv1DTranspose,
                 ConvTranspose2d: layers.Conv2DTranspose,
             }[type(s)]  # fmt: skip
-            spatial = (None,) * (len(s.input_shape()) - 1)
+            spatial = (None,) * s.SPATIAL
             return _built(
                 cls(s.out_channels, s.kernel_size, strides=s.stride), (None, *spatial, s.in_channels)
             )
