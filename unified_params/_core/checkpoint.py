@@ -119,7 +119,7 @@ def _parse_size(size: int | str) -> int:
     if isinstance(size, str) and match and float(match.group(1)) > 0:
         return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
     raise CheckpointError(
-        "max_shard_size must be a positive number of bytes or a size such as '500MB' or '2GB'. "
+        "Invalid max_shard_size. Expected a positive number of bytes or a size such as '500MB' or '2GB'. "
         + received(max_shard_size=size)
     )
 

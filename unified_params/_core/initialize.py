@@ -146,8 +146,8 @@ def _parse_rules(init_or_rules: Any) -> list[tuple[Any, Any, Initializer]]:
     for pair in pairs:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise UnsupportedError(
-                "Rules are a dict {selector: initializer} or a list of (selector, initializer) "
-                "pairs. " + received(rule=pair)
+                "Cannot read this rule. Expected a dict {selector: initializer} or a list of "
+                "(selector, initializer) pairs. " + received(rule=pair)
             )
         selector, init = pair
         rules.append((selector, compile_selector(selector), as_initializer(init)))
@@ -189,8 +189,8 @@ def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
         )
     if array.shape != param.canonical_shape:
         raise ShapeError(
-            f"{init!r} returned shape {array.shape} for {param.path!r}, whose canonical shape is "
-            f"{param.canonical_shape}. " + received(shape=array.shape)
+            f"{init!r} returned shape {array.shape} for {param.path!r}. Expected its canonical "
+            f"shape {param.canonical_shape}. " + received(shape=array.shape)
         )
     if not np.isfinite(array).all():
         raise InitError(
@@ -202,5 +202,5 @@ def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
 
 def _valid_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InitError("seed must be a non-negative integer or None. " + received(seed=seed))
+        raise InitError("Invalid seed. Expected a non-negative integer or None. " + received(seed=seed))
     return int(seed)

@@ -133,7 +133,7 @@ def _number(
     if ok and math.isfinite(value) and (minimum is None or (value > minimum if strict else value >= minimum)):
         return float(value)
     need = "a finite number" if minimum is None else f"a finite number {'>' if strict else '>='} {minimum}"
-    raise InitError(f"{owner}: {name} must be {need}. " + received(**{name: value}))
+    raise InitError(f"{owner}: invalid {name}. Expected {need}. " + received(**{name: value}))
 
 
 class Zeros(_Elementwise):
@@ -204,7 +204,9 @@ class Uniform(_Elementwise):
         self.low = _number("Uniform", "low", low)
         self.high = _number("Uniform", "high", high)
         if self.low > self.high:
-            raise InitError("Uniform: low must not exceed high. " + received(low=low, high=high))
+            raise InitError(
+                "Uniform: low exceeds high. Expected low <= high. " + received(low=low, high=high)
+            )
 
     def law(self, param: Param | None) -> Law:
         return Law("uniform", self.low, self.high)
@@ -225,7 +227,7 @@ class TruncatedNormal(_Elementwise):
         self.a = _number("TruncatedNormal", "a", a)
         self.b = _number("TruncatedNormal", "b", b)
         if self.a >= self.b:
-            raise InitError("TruncatedNormal: a must be below b. " + received(a=a, b=b))
+            raise InitError("TruncatedNormal: a is not below b. Expected a < b. " + received(a=a, b=b))
         mass = _normal_cdf((self.b - self.mean) / self.std) - _normal_cdf((self.a - self.mean) / self.std)
         if mass < 1e-3:
             raise InitError(
@@ -281,7 +283,7 @@ class _Kaiming(_FanBased):
         name = type(self).__name__
         self.a = _number(name, "a", a)
         if mode not in ("fan_in", "fan_out"):
-            raise InitError(f"{name}: mode must be 'fan_in' or 'fan_out'. " + received(mode=mode))
+            raise InitError(f"{name}: unknown mode. Expected 'fan_in' or 'fan_out'. " + received(mode=mode))
         if nonlinearity not in NONLINEARITIES:
             raise InitError(
                 f"{name}: unknown nonlinearity {nonlinearity!r}. Expected one of {NONLINEARITIES}. "
@@ -358,15 +360,15 @@ class Dirac(Initializer):
 
     def __init__(self, groups: int = 1):
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise InitError("Dirac: groups must be an integer >= 1. " + received(groups=groups))
+            raise InitError("Dirac: invalid groups. Expected an integer >= 1. " + received(groups=groups))
         self.groups = groups
 
     def check(self, param: Param) -> None:
         _need_rank(self, param, lambda r: 3 <= r <= 5, "3 to 5 axes (a conv kernel)")
         if param.canonical_shape[0] % self.groups:
             raise InitError(
-                f"Dirac: {param.path!r} has {param.canonical_shape[0]} output channels, not "
-                f"divisible by groups={self.groups}. " + received(groups=self.groups)
+                f"Dirac: {param.path!r} has {param.canonical_shape[0]} output channels. Expected a "
+                f"multiple of groups={self.groups}. " + received(groups=self.groups)
             )
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator, param: Param | None) -> np.ndarray:
@@ -492,8 +494,8 @@ def as_initializer(value: Any) -> Initializer:
     if callable(value):
         return FunctionInitializer(value)
     raise InitError(
-        "An initializer must be an up.init.Initializer, an Initializer class, or a function "
-        "(shape, rng) -> array. " + received(init=value, type=type(value).__name__)
+        "Cannot use this as an initializer. Expected an up.init.Initializer, an Initializer "
+        "class, or a function (shape, rng) -> array. " + received(init=value, type=type(value).__name__)
     )
 
 
@@ -501,8 +503,8 @@ def _need_rank(init: Initializer, param: Param, ok: Any, need: str) -> None:
     rank = len(param.canonical_shape)
     if not ok(rank):
         raise InitError(
-            f"{type(init).__name__} cannot initialise {param.path!r}: it has {rank} axes, "
-            f"expected {need}. " + received(path=param.path, shape=param.canonical_shape)
+            f"{type(init).__name__} cannot initialise {param.path!r}: it has {rank} axes. "
+            f"Expected {need}. " + received(path=param.path, shape=param.canonical_shape)
         )
 
 

@@ -69,8 +69,8 @@ def header_bytes(entries: list[Entry], metadata: dict[str, str]) -> bytes:
     for e in entries:
         if e.dtype not in CODES:
             raise CheckpointError(
-                f"Cannot store {e.name!r}: dtype {e.dtype} has no safetensors code. "
-                + received(dtype=e.dtype)
+                f"Cannot store {e.name!r}: dtype {e.dtype} has no safetensors code. Expected one "
+                f"of {sorted(CODES)}. " + received(dtype=e.dtype)
             )
         header[e.name] = {
             "dtype": CODES[e.dtype],
@@ -114,7 +114,8 @@ def atomic_file(path: Path):
         tmp.unlink(missing_ok=True)
         raise CheckpointError(
             f"Could not write {str(path)!r}: {err.strerror or err}. The previous file, if any, is "
-            "unchanged. " + received(path=str(path), errno=err.errno)
+            "unchanged. Expected a writable folder with room for the file. "
+            + received(path=str(path), errno=err.errno)
         ) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -152,7 +153,10 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
                 raise _bad(path, f"its header claims {length:,} bytes but the file has {size:,}")
             raw = stream.read(length)
     except FileNotFoundError:
-        raise CheckpointError(f"No checkpoint at {str(path)!r}. " + received(path=str(path))) from None
+        raise CheckpointError(
+            f"No checkpoint at {str(path)!r}. Expected a safetensors file or index. "
+            + received(path=str(path))
+        ) from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -79,8 +79,8 @@ def compile_selector(selector: Any) -> Predicate:
     if callable(selector):
         return selector
     raise UnsupportedError(
-        "A selector must be a path glob (str), a compiled regex, up.where(...), "
-        "a callable(param) -> bool, or a list of these. "
+        "Cannot select parameters with this selector. Expected a path glob (str), a compiled "
+        "regex, up.where(...), a callable(param) -> bool, or a list of these. "
         + received(where=selector, type=type(selector).__name__)
     )
 

@@ -38,8 +38,8 @@ def tie(model: Module, src: str, dst: str) -> None:
     a, b = model[src], model[dst]
     if isinstance(a, Module) != isinstance(b, Module):
         raise TieError(
-            f"Cannot tie a {_what(a)} to a {_what(b)}: both paths must name layers, or both parameters. "
-            + received(src=src, dst=dst)
+            f"Cannot tie a {_what(a)} to a {_what(b)}. Expected two layer paths or two parameter "
+            "paths. " + received(src=src, dst=dst)
         )
     if isinstance(a, Param) and isinstance(b, Param):
         _tie_params(model, a, b)
@@ -63,7 +63,7 @@ def _tie_layers(model: Module, src: Module, dst: Module) -> None:
     if _nested(src.path, dst.path):
         raise TieError(
             f"Cannot tie layer {src.path!r} to {dst.path!r}: one contains the other, so the model "
-            "would contain itself. " + received(src=src.path, dst=dst.path)
+            "would contain itself. Expected two separate layers. " + received(src=src.path, dst=dst.path)
         )
     if not dst.path:
         raise TieError(

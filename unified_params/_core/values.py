@@ -94,8 +94,8 @@ def check_shape(shape: tuple[int, ...], expected: tuple[int, ...], *, path: str,
     """
     if tuple(shape) != tuple(expected):
         raise ShapeError(
-            f"Cannot set parameter {path!r}: the value has shape {tuple(shape)}, "
-            f"but the parameter's {layout} shape is {tuple(expected)}. "
+            f"Cannot set parameter {path!r}: the value has shape {tuple(shape)}. Expected the "
+            f"parameter's {layout} shape {tuple(expected)}. "
             + received(path=path, shape=tuple(shape), layout=layout)
         )
 
@@ -110,8 +110,9 @@ def broadcast_to(array: np.ndarray, shape: tuple[int, ...], *, path: str, index:
         return np.broadcast_to(array, shape)
     except ValueError:
         raise ShapeError(
-            f"Cannot assign to {path!r}[{index!r}]: a value of shape {array.shape} does "
-            f"not broadcast to the selected shape {shape}. " + received(index=index, shape=array.shape)
+            f"Cannot assign to {path!r}[{index!r}]: a value of shape {array.shape} does not "
+            f"broadcast there. Expected a value that broadcasts to the selected shape {shape}. "
+            + received(index=index, shape=array.shape)
         ) from None
 
 

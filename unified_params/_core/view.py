@@ -120,8 +120,8 @@ class Module:
         if isinstance(key, str):
             return self._lookup(key)
         raise UnsupportedError(
-            "A module is indexed by an integer position or a dotted path string. "
-            + received(key=key, type=type(key).__name__)
+            "Cannot index a module with this key. Expected an integer position or a dotted path "
+            "string. " + received(key=key, type=type(key).__name__)
         )
 
     def __contains__(self, path: object) -> bool:
@@ -201,10 +201,10 @@ class Module:
         kids = self._adapter.children(self._native)
         n = len(kids)
         if not -n <= index < n:
-            valid = f"valid positions are {-n}..{n - 1}" if n else "it has no children"
+            valid = f"a position in {-n}..{n - 1}" if n else "none: it has no children"
             raise PositionError(
-                f"Position {index} is out of range for {self.type_name} at path "
-                f"{self._path!r}, which has {n} children: {valid}. " + received(index=index)
+                f"Position {index} is out of range for {self.type_name} at path {self._path!r}, "
+                f"which has {n} children. Expected {valid}. " + received(index=index)
             )
         key, native = kids[index]
         return self._child(key, native)
@@ -468,6 +468,6 @@ def _selection_shape(shape: tuple[int, ...], index: Any, path: str) -> tuple[int
         return dummy[index].shape
     except IndexError as err:
         raise PositionError(
-            f"Index {index!r} does not fit parameter {path!r} of canonical shape {shape}: {err}. "
-            + received(index=index)
+            f"Index {index!r} does not fit parameter {path!r}: {err}. Expected an index into its "
+            f"canonical shape {shape}. " + received(index=index)
         ) from None
