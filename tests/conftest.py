@@ -11,9 +11,18 @@ import importlib
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Property-based tests: 200 examples per property in CI, many more with `make fuzz`.
+_SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=_SLOW
+)
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=_SLOW)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ALL = ("torch", "keras", "paddle")
 REQUESTED = tuple(

@@ -56,9 +56,8 @@ def native_named_params(backend: str, model: Any) -> list[tuple[str, tuple[int, 
 
 def native_count(backend: str, model: Any) -> int:
     """Parameter elements as the framework counts them, running statistics excluded."""
-    if backend == "keras":
-        stats = sum(int(np.prod(v.shape)) for v in model.weights if v.name.startswith("moving_"))
-        return int(model.count_params()) - stats
+    if backend == "keras":  # Keras' own deduplicated list of weights
+        return sum(int(np.prod(v.shape)) for v in model.weights if not v.name.startswith("moving_"))
     named = model.named_parameters()
     return sum(int(np.prod(p.shape)) for n, p in named if not n.endswith(("_mean", "_variance")))
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import access, init, spec
+from ._core.errors import UnifiedParamsError
 from .backends import IMPORT_ORDER
 from .backends.importing import import_framework, installed
 
@@ -201,7 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not chosen:
         print("No backend installed: pip install 'unified-params[all]'", file=sys.stderr)
         return 2
-    return 0 if demo(chosen) else 1
+    try:
+        return 0 if demo(chosen) else 1
+    except UnifiedParamsError as err:  # a clear sentence, not a traceback
+        print(f"unified-params: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -68,7 +68,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-            raise InitError("calculate_gain: invalid leaky_relu slope. Expected a number. " + received(param=param))
+            raise InitError(
+                "calculate_gain: invalid leaky_relu slope. Expected a number. " + received(param=param)
+            )
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity not in _GAINS:
         raise InitError(

@@ -39,6 +39,7 @@ def run(
 ) -> dict[str, str]:
     """Initialise a wrapped model by rules; see ``unified_params.initialize``."""
     rules = _parse_rules(init_or_rules)
+    explicit = isinstance(init_or_rules, (dict, list, tuple))
     restrict = compile_selector(where)
     params = [p for p in model.params().values() if p.kind == "param" and restrict(p)]
     keys = _stream_keys(model)
@@ -50,7 +51,8 @@ def run(
                 used[k] = True
                 plan.append((param, init, init.resolve(param)))
                 break
-    _report_unused(rules, used, strict, model)
+    if explicit or strict:
+        _report_unused(rules, used, strict, model)
     for param, _, chosen in plan:
         _checked(chosen, param)
     seed = int(np.random.SeedSequence().entropy) if seed is None else _valid_seed(seed)

@@ -82,6 +82,9 @@ def get_adapter(name: str) -> Adapter:
     if name not in NAMES:
         raise ValueError(f"Unknown backend {name!r}. Expected one of {NAMES}. " + received(backend=name))
     info = next(b for b in BACKENDS if b.name == name)
+    from .importing import import_framework
+
+    import_framework(name)  # paddle before tensorflow, or a clear refusal
     try:
         module = importlib.import_module(f"{__name__}.{name}")
     except ImportError as err:
