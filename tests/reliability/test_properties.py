@@ -31,9 +31,11 @@ def _native_ties(backend: str, model) -> list[tuple[str, ...]]:
 @given(arch=architectures)
 def test_view_agrees_with_each_framework(arch):
     """params()/count()/ties() against the framework's own deduplicated view; set/get round trips."""
+    tie_groups = set()
     for backend in REQUESTED:
         model = arch.spec.build(backend)
         m = up.wrap(model)
+        tie_groups.add(tuple(up.ties(model)))
         params = m.params()
         native = native_named_params(backend, model)
         assert len(params) == len(native)
@@ -46,6 +48,7 @@ def test_view_agrees_with_each_framework(arch):
             value = rng.standard_normal(p.canonical_shape).astype(p.dtype)
             p.set(value, layout="canonical")
             assert p.numpy("canonical").tobytes() == value.tobytes(), p.path
+    assert len(tie_groups) == 1  # one spec, the same tie groups on every backend
 
 
 @given(arch=architectures)
@@ -83,6 +86,10 @@ def test_seeded_init_save_load_and_port_agree_across_backends(arch):
         if merged and "bias_" in key:
             continue  # Keras keeps b_ih + b_hh as one bias: the sum survives, not the split
         assert end[key].tobytes() == value.tobytes(), key
+    if merged:
+        for ih in [k for k in start if "bias_ih" in k]:
+            hh = ih.replace("bias_ih", "bias_hh")
+            np.testing.assert_array_equal(end[ih] + end[hh], start[ih] + start[hh])
 
 
 def _params_state(model) -> dict[str, np.ndarray]:
