@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e ".[all,test]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,test,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)

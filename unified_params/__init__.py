@@ -16,7 +16,7 @@ Importing this package imports no framework.
 
 from __future__ import annotations
 
-from . import init, spec
+from . import init, plot, spec
 from ._core.errors import (
     BackendNotInstalledError,
     CheckpointError,
@@ -65,6 +65,7 @@ __all__ = [
     "initialize",
     "load",
     "load_state_dict",
+    "plot",
     "port",
     "save",
     "state_dict",

@@ -65,7 +65,9 @@ def load_state_dict(
     return _state.load(m, state, strict=strict)
 
 
-def save(model: Any, file: str | Path, *, max_shard_size: int | str | None = None) -> list[Path]:
+def save(
+    model: Any, file: str | Path, *, max_shard_size: int | str | None = None, progress: bool | None = None
+) -> list[Path]:
     """Save the canonical state to a safetensors file, atomically.
 
     Tie groups are stored once, with their aliases in the metadata, together
@@ -73,7 +75,8 @@ def save(model: Any, file: str | Path, *, max_shard_size: int | str | None = Non
     kind. With ``max_shard_size`` (bytes, or ``"500MB"``), shards and an index
     json are written in the Hugging Face layout. A file from any backend loads
     into the torch model of the same spec with ``safetensors.torch.load_file``
-    and ``load_state_dict``.
+    and ``load_state_dict``. ``progress`` shows a bar (default: above 100 MB
+    on an interactive terminal).
 
     Returns:
         The files written, the index last.
@@ -88,10 +91,10 @@ def save(model: Any, file: str | Path, *, max_shard_size: int | str | None = Non
         >>> [p.name for p in up.save(torch.nn.Linear(4, 2), path)]
         ['mlp.safetensors']
     """
-    return _checkpoint.save(wrap(model), file, max_shard_size=max_shard_size)
+    return _checkpoint.save(wrap(model), file, max_shard_size=max_shard_size, progress=progress)
 
 
-def load(model: Any, file: str | Path, *, strict: bool = True) -> LoadReport:
+def load(model: Any, file: str | Path, *, strict: bool = True, progress: bool | None = None) -> LoadReport:
     """Load a safetensors checkpoint (single file or sharded index) in place.
 
     Headers are validated against the real file sizes before any data is
@@ -109,7 +112,7 @@ def load(model: Any, file: str | Path, *, strict: bool = True) -> LoadReport:
         >>> up.load(torch.nn.Linear(4, 2), path).ok
         True
     """
-    return _checkpoint.load_file(wrap(model), file, strict=strict)
+    return _checkpoint.load_file(wrap(model), file, strict=strict, progress=progress)
 
 
 def port(
@@ -119,6 +122,7 @@ def port(
     check_input: Any = None,
     atol: float = 1e-5,
     mapping: Mapping[str, str] | None = None,
+    progress: bool | None = None,
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
@@ -138,4 +142,6 @@ def port(
         >>> up.port(a, b).pairs
         [('', '0', 'linear')]
     """
-    return _port.port(wrap(src), wrap(dst), check_input=check_input, atol=atol, mapping=mapping)
+    return _port.port(
+        wrap(src), wrap(dst), check_input=check_input, atol=atol, mapping=mapping, progress=progress
+    )

@@ -63,7 +63,7 @@ def test_full_disk_mid_write_keeps_the_old_file(backend, tmp_path, monkeypatch):
     before = path.read_bytes()
     real_write = safetensors_io.write
 
-    def write_then_fail(stream, entries, metadata):
+    def write_then_fail(stream, *rest):
         stream.write(b"partial")
         raise OSError(28, "No space left on device")
 

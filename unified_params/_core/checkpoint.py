@@ -20,6 +20,7 @@ from typing import Any
 from .. import _version
 from . import safetensors_io as st
 from .errors import CheckpointError, received
+from .progress import bar
 from .state import LoadReport, Slot, Source, load, slots
 from .view import Module
 
@@ -29,15 +30,27 @@ INDEX_SUFFIX = ".index.json"
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
-def save(model: Module, file: str | Path, *, max_shard_size: int | str | None = None) -> list[Path]:
+def save(
+    model: Module, file: str | Path, *, max_shard_size: int | str | None = None, progress: bool | None = None
+) -> list[Path]:
     """Write the model's canonical state; returns the files written (index last)."""
     path = Path(file)
     model_slots = slots(model)
     entries = [entry for slot in model_slots for entry in _entries(slot)]
     metadata = _metadata(model, model_slots)
+    meter = bar(st.entries_bytes(entries), progress, f"saving {path.name}")
+    try:
+        return _write_files(path, entries, metadata, max_shard_size, meter.update)
+    finally:
+        meter.close()
+
+
+def _write_files(
+    path: Path, entries: list[st.Entry], metadata: dict[str, str], max_shard_size: Any, tick: Any
+):
     if max_shard_size is None:
         with st.atomic_file(path) as stream:
-            st.write(stream, entries, metadata)
+            st.write(stream, entries, metadata, tick)
         return [path]
     shards = _split(entries, _parse_size(max_shard_size))
     stem = path.name.removesuffix(".safetensors")
@@ -45,7 +58,7 @@ def save(model: Module, file: str | Path, *, max_shard_size: int | str | None = 
     written = []
     for name, shard in zip(names, shards, strict=True):
         with st.atomic_file(path.parent / name) as stream:
-            st.write(stream, shard, metadata)
+            st.write(stream, shard, metadata, tick)
         written.append(path.parent / name)
     index = {
         "metadata": {"total_size": st.entries_bytes(entries), **metadata},
@@ -66,11 +79,20 @@ def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
     return {i.name: _source(path, i) for i in infos}, metadata
 
 
-def load_file(model: Module, file: str | Path, *, strict: bool = True) -> LoadReport:
+def load_file(
+    model: Module, file: str | Path, *, strict: bool = True, progress: bool | None = None
+) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
     state, metadata = read_state(file)
     aliases = _json(metadata.get("aliases"), {}, file)
-    return load(model, state, strict=strict, aliases={a: k for a, k in aliases.items()})
+    return load(
+        model,
+        state,
+        strict=strict,
+        aliases=aliases,
+        progress=progress,
+        description=f"loading {Path(file).name}",
+    )
 
 
 def _entries(slot: Slot) -> list[st.Entry]:

@@ -83,6 +83,7 @@ def port(
     check_input: Any = None,
     atol: float = 1e-5,
     mapping: Mapping[str, str] | None = None,
+    progress: bool | None = None,
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     pairs = _pair(layers(src), layers(dst), mapping or {})
@@ -103,7 +104,7 @@ def port(
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
     backup = _native_state(dst) if check_input is not None else None
-    report.load = load(dst, state, strict=True)
+    report.load = load(dst, state, strict=True, progress=progress, description=f"porting to {dst.backend}")
     report.lossy += [n for n in report.load.notes if n not in report.lossy]
     report.conversions = _conversions(src, dst, pairs)
     if check_input is not None:

@@ -83,8 +83,14 @@ def header_bytes(entries: list[Entry], metadata: dict[str, str]) -> bytes:
     return struct.pack("<Q", len(text)) + text
 
 
-def write(stream: IO[bytes], entries: list[Entry], metadata: dict[str, str]) -> None:
-    """Write a safetensors file to an open binary stream, one tensor at a time."""
+def write(
+    stream: IO[bytes],
+    entries: list[Entry],
+    metadata: dict[str, str],
+    tick: Callable[[int], None] | None = None,
+) -> None:
+    """Write a safetensors file to an open binary stream, one tensor at a time;
+    ``tick(nbytes)`` is called after each tensor."""
     stream.write(header_bytes(entries, metadata))
     for e in entries:
         array = np.asarray(e.fetch())
@@ -95,6 +101,8 @@ def write(stream: IO[bytes], entries: list[Entry], metadata: dict[str, str]) -> 
             )
         raw = contiguous(array)
         stream.write(memoryview(raw.reshape(-1).view(np.uint8)).cast("B") if raw.size else b"")
+        if tick is not None:
+            tick(e.nbytes)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ import numpy as np
 from . import layouts, values
 from .errors import CheckpointError, UnsupportedError, received
 from .paths import join
+from .progress import bar
 from .view import Module, Param
 
 
@@ -298,15 +299,26 @@ def plan_load(
 
 
 def load(
-    model: Module, state: Mapping[str, Any], *, strict: bool = True, aliases: Mapping[str, str] | None = None
-):
+    model: Module,
+    state: Mapping[str, Any],
+    *,
+    strict: bool = True,
+    aliases: Mapping[str, str] | None = None,
+    progress: bool | None = None,
+    description: str = "loading",
+) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``."""
     plan, report = plan_load(model, state, aliases)
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
-    for slot, sources in plan:
-        slot.write([np.asarray(s.read()) for s in sources])
-        report.loaded.extend(slot.keys)
+    meter = bar(sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources), progress, description)
+    try:
+        for slot, sources in plan:
+            slot.write([np.asarray(s.read()) for s in sources])
+            report.loaded.extend(slot.keys)
+            meter.update(sum(nbytes(s.shape, s.dtype) for s in sources))
+    finally:
+        meter.close()
     return report
 
 
