@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REQUESTED
 from unified_params import cli
 
@@ -31,3 +33,62 @@ def test_console_entry_point_runs_demo_for_a_subset():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"(\d+)/\1 results agree", result.stdout)
+
+
+def test_demo_plot_writes_histograms(tmp_path):
+    path = tmp_path / "params.png"
+    out = io.StringIO()
+    assert cli.demo(list(REQUESTED), out=out, plot=str(path)) is True
+    assert path.read_bytes()[:4] == b"\x89PNG" and "histograms written" in out.getvalue()
+
+
+def test_inspect_and_summary_of_checkpoints(backend, tmp_path, capsys):
+    import unified_params as up
+    from tests.conformance import specs
+
+    up.save(specs.shared().build(backend), tmp_path / "s.safetensors")
+    up.save(specs.nested().build(backend), tmp_path / "n.safetensors", max_shard_size=300)
+    assert cli.main(["inspect", str(tmp_path / "s.safetensors")]) == 0
+    text = capsys.readouterr().out
+    assert "6 tensors" in text and "4.weight" in text and f"│ {backend}" in text.replace("  ", " ")
+    assert cli.main(["inspect", str(tmp_path / "n.safetensors")]) == 0
+    assert "sharded:" in capsys.readouterr().out
+    assert cli.main(["summary", str(tmp_path / "s.safetensors")]) == 0
+    text = capsys.readouterr().out
+    assert "Total elements: 121" in text and "linear" in text
+
+
+def test_summary_of_a_spec_expression(backend, capsys):
+    assert cli.main(["summary", "Sequential(Linear(4, 8), ReLU(), Linear(8, 1))", "--backend", backend]) == 0
+    assert "Total params: 49" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="neither a checkpoint file nor a spec"):
+        cli.main(["summary", "__import__('os').system('true')"])
+
+
+def test_cli_reports_library_errors_without_a_traceback(tmp_path, capsys):
+    assert cli.main(["inspect", str(tmp_path / "absent.safetensors")]) == 2
+    assert "unified-params: No checkpoint at" in capsys.readouterr().err
+
+
+def test_conformance_command_prints_the_matrix(tmp_path):
+    page = tmp_path / "conformance.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unified_params",
+            "conformance",
+            "--backends",
+            REQUESTED[0],
+            "--write",
+            str(page),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "conformance: feature x backend" in result.stdout
+    text = page.read_text()
+    assert "| textbook models, written natively |" in text and "FAILED" not in text
+    assert f"| feature | {REQUESTED[0]} | across |" in text

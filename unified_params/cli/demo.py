@@ -1,12 +1,10 @@
-"""Command line: ``unified-params demo`` walks the textbook chapter side by side.
+"""``unified-params demo``: the textbook chapter, side by side on every backend.
 
 Frameworks are imported paddle first (tensorflow-then-paddle segfaults).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -14,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from . import access, init, spec
-from ._core.errors import UnifiedParamsError
-from .backends import IMPORT_ORDER
-from .backends.importing import import_framework, installed
+from .. import access, init, spec
+from ..backends import IMPORT_ORDER
+from ..backends.importing import import_framework
+from .render import table
 
 S = spec
 
@@ -136,10 +134,11 @@ def _steps() -> list[tuple[str, str, Callable[[str], Any]]]:
     ]
 
 
-def demo(backends: Sequence[str], out: Any = sys.stdout) -> bool:
-    """Print the chapter's access results for each backend, side by side.
+def demo(backends: Sequence[str], out: Any = sys.stdout, plot: str | None = None) -> bool:
+    """Print the chapter's results for each backend, side by side.
 
-    Returns True when every row agrees across the backends.
+    Returns True when every row agrees across the backends. With ``plot``,
+    saves histograms of the seeded MLP's parameters, one row per backend.
 
     Example:
         >>> demo(["torch"], out=open(os.devnull, "w"))
@@ -152,10 +151,20 @@ def demo(backends: Sequence[str], out: Any = sys.stdout) -> bool:
     for section, label, compute in _steps():
         results = [_fmt(compute(b)) for b in backends]
         rows.append((section, label, results))
-    _print_rows(rows, backends, out)
+    print("unified-params demo: the textbook chapter, the same calls on every backend", file=out)
+    print(
+        "values: up.initialize(model, up.init.Uniform(-0.5, 0.5), seed=0), then each cell's own init",
+        file=out,
+    )
+    for section in dict.fromkeys(r[0] for r in rows):
+        shown = [_row(label, results, backends) for sec, label, results in rows if sec == section]
+        table(section, ["call", *_columns(backends), "agree"], shown, out)
     for name in backends:
-        print(f"\n== up.summary of the shared-layer model ({name}) ==", file=out)
+        print(f"\nup.summary of the shared-layer model ({name}):", file=out)
         print(access.summary(_shared().build(name)), file=out)
+    if plot:
+        _plot(backends, plot)
+        print(f"\nparameter histograms written to {plot}", file=out)
     checked = [r for r in rows if not r[1].startswith(NATIVE)]
     agree = sum(len(set(r[2])) == 1 for r in checked)
     print(
@@ -166,48 +175,21 @@ def demo(backends: Sequence[str], out: Any = sys.stdout) -> bool:
     return agree == len(checked)
 
 
-def _print_rows(rows: list[tuple[str, str, list[str]]], backends: Sequence[str], out: Any) -> None:
-    print("unified-params demo: the textbook chapter, the same calls on every backend", file=out)
-    print(
-        "values: up.initialize(model, up.init.Uniform(-0.5, 0.5), seed=0), then each cell's own init",
-        file=out,
-    )
-    width = max(len(r[1]) for r in rows)
-    section = None
-    for sec, label, results in rows:
-        if sec != section:
-            section = sec
-            print(f"\n== {sec} ==", file=out)
-        if len(set(results)) == 1:
-            print(f"{label:<{width}}  {results[0]}   [same on {len(backends)}]", file=out)
-            continue
-        mark = "" if label.startswith(NATIVE) else "   [DIFFERS]"
-        cells = " | ".join(f"{b}: {r}" for b, r in zip(backends, results, strict=True))
-        print(f"{label:<{width}}  {cells}{mark}", file=out)
+def _columns(backends: Sequence[str]) -> list[str]:
+    return list(backends)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``unified-params`` console script."""
-    parser = argparse.ArgumentParser(prog="unified-params", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("demo", help="the textbook chapter on every installed backend, side by side")
-    run.add_argument("--backends", default=None, help="comma-separated subset of torch,keras,paddle")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    chosen = (
-        args.backends.split(",")
-        if args.backends
-        else [b for b in ("torch", "keras", "paddle") if installed(b)]
-    )
-    if not chosen:
-        print("No backend installed: pip install 'unified-params[all]'", file=sys.stderr)
-        return 2
-    try:
-        return 0 if demo(chosen) else 1
-    except UnifiedParamsError as err:  # a clear sentence, not a traceback
-        print(f"unified-params: {err}", file=sys.stderr)
-        return 2
+def _row(label: str, results: list[str], backends: Sequence[str]) -> list[str]:
+    same = len(set(results)) == 1
+    verdict = "yes" if same else ("by design" if label.startswith(NATIVE) else "DIFFERS")
+    return [label, *results, verdict]
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def _plot(backends: Sequence[str], path: str) -> None:
+    from .. import plot
+
+    models = {}
+    for name in backends:
+        models[name] = _mlp().build(name)
+        init.initialize(models[name], init.Normal(0, 0.5), seed=0)
+    plot.compare(models).savefig(path)

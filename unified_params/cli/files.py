@@ -1,0 +1,100 @@
+"""``unified-params inspect`` and ``summary``: what a checkpoint or a spec holds."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .. import access, spec
+from .._core.checkpoint import INDEX_SUFFIX, read_state
+from ..backends import IMPORT_ORDER
+from ..backends.importing import import_framework, installed
+from .render import table
+
+
+def inspect(file: str, out: Any) -> None:
+    """Names, shapes, dtypes, tie groups, metadata and size of a checkpoint.
+
+    Works for single files and sharded checkpoints (the index or its base name).
+    """
+    state, metadata = read_state(file)
+    aliases = _json(metadata.get("aliases"))
+    tied: dict[str, list[str]] = defaultdict(list)
+    for alias, key in aliases.items():
+        tied[key].append(alias)
+    rows, total = [], 0
+    for name, source in state.items():
+        size = math.prod(source.shape) * source.dtype.itemsize
+        total += size
+        rows.append(
+            [name, tuple(source.shape), source.dtype.name, f"{size:,}", ", ".join(tied.get(name, []))]
+        )
+    table(
+        f"{file}: {len(rows)} tensors, {total:,} bytes",
+        ["name", "shape", "dtype", "bytes", "tied paths"],
+        rows,
+        out,
+    )
+    shown = {k: v for k, v in metadata.items() if k not in ("aliases",)}
+    table("metadata", ["key", "value"], sorted(shown.items()), out)
+    if str(file).endswith(INDEX_SUFFIX) or not Path(file).exists():
+        index = Path(file) if str(file).endswith(INDEX_SUFFIX) else Path(str(file) + INDEX_SUFFIX)
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        print(f"sharded: {len(shards)} files ({', '.join(shards)})", file=out)
+
+
+def summary(target: str, backend: str | None, out: Any) -> None:
+    """``up.summary`` of a spec expression built natively, or a per-layer
+    summary of a checkpoint file."""
+    if Path(target).exists() or Path(target + INDEX_SUFFIX).exists():
+        _checkpoint_summary(target, out)
+        return
+    model_spec = _parse_spec(target)
+    chosen = backend or next((b for b in ("torch", "paddle", "keras") if installed(b)), None)
+    if chosen is None:
+        raise SystemExit("No backend installed: pip install 'unified-params[all]'")
+    for name in sorted({chosen, *([] if backend else [])}, key=IMPORT_ORDER.index):
+        import_framework(name)
+    print(access.summary(model_spec.build(chosen)), file=out)
+
+
+def _checkpoint_summary(file: str, out: Any) -> None:
+    state, metadata = read_state(file)
+    kinds = _json(metadata.get("layer_kinds"))
+    layers: dict[str, list[str]] = defaultdict(list)
+    counts: dict[str, int] = defaultdict(int)
+    for name, source in state.items():
+        layer, _, leaf = name.rpartition(".")
+        layers[layer].append(f"{leaf} {tuple(source.shape)}")
+        counts[layer] += math.prod(source.shape)
+    rows = [
+        [layer or "<root>", kinds.get(layer, "?"), "  ".join(leaves), f"{counts[layer]:,}"]
+        for layer, leaves in layers.items()
+    ]
+    source = metadata.get("source_backend", "?")
+    table(f"{file} (saved from {source})", ["layer", "kind", "tensors", "elements"], rows, out)
+    print(f"Total elements: {sum(counts.values()):,}", file=out)
+
+
+def _parse_spec(text: str) -> Any:
+    names = {name: getattr(spec, name) for name in dir(spec) if not name.startswith("_")}
+    try:
+        built = eval(text, {"__builtins__": {}}, names)  # only spec constructors are in scope
+    except Exception as err:
+        raise SystemExit(
+            f"{text!r} is neither a checkpoint file nor a spec expression such as "
+            f"'Sequential(Linear(4, 8), ReLU(), Linear(8, 1))' ({err})."
+        ) from None
+    if not isinstance(built, spec.Layer):
+        raise SystemExit(f"{text!r} does not build an up.spec layer.")
+    return built
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
