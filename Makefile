@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz setup clean
+.PHONY: demo test fuzz bench docs setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
@@ -27,3 +28,13 @@ clean:
 # A longer, randomised run of the property-based conformance tests.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/reliability/test_properties.py
+
+# Benchmarks: ratios against baselines measured in the same run; writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+# Regenerate the generated documentation pages.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_chapter.py
+	$(BIN)/python -m tests.reliability.errors_doc
+	$(BIN)/unified-params conformance --write docs/conformance.md

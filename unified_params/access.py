@@ -19,7 +19,7 @@ def wrap(model: Any) -> Module:
     Raises:
         UnsupportedError: The object is not a model of a supported framework.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> m = up.wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)))
@@ -37,7 +37,7 @@ def summary(model: Any) -> str:
     A layer shared at several positions is listed at each, marked with the
     path it shares, and counted once in the totals.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> print(up.summary(torch.nn.Sequential(torch.nn.Linear(4, 8))))  # doctest: +NORMALIZE_WHITESPACE

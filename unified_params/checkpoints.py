@@ -26,7 +26,7 @@ def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
     on every backend for a model built from the same spec (a Keras LSTM's one
     bias is split into ``bias_ih_l0`` and a zero ``bias_hh_l0``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> sorted(up.state_dict(torch.nn.Linear(4, 2)))
@@ -49,7 +49,7 @@ def load_state_dict(
     Raises:
         CheckpointError: ``strict`` and the state does not fit (nothing written).
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> state = {"weight": np.ones((2, 4)), "bias": np.zeros(2)}
@@ -84,7 +84,7 @@ def save(
     Raises:
         CheckpointError: The file cannot be written; an existing file is kept.
 
-    Example:
+    Examples:
         >>> import torch, tempfile, os
         >>> import unified_params as up
         >>> path = os.path.join(tempfile.mkdtemp(), "mlp.safetensors")
@@ -104,7 +104,7 @@ def load(model: Any, file: str | Path, *, strict: bool = True, progress: bool | 
         CheckpointError: A missing, malformed or non-safetensors file, or (with
             ``strict``) a state that does not fit. The model is unchanged.
 
-    Example:
+    Examples:
         >>> import torch, tempfile, os
         >>> import unified_params as up
         >>> path = os.path.join(tempfile.mkdtemp(), "lin.safetensors")
@@ -135,7 +135,7 @@ def port(
     Raises:
         PortError: The architectures do not match, or outputs differ.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> a, b = torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Linear(4, 2))

@@ -1,6 +1,6 @@
 """Initialisation by rule: the initializer catalogue and :func:`initialize`.
 
-Example:
+Examples:
     >>> import torch
     >>> import unified_params as up
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
@@ -74,7 +74,7 @@ def initialize(
             written).
         PathError: With ``strict=True``, a rule that matched nothing.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))

@@ -31,7 +31,7 @@ def histograms(model: Any, where: Any = None, grads: bool = False, bins: int = 4
     Raises:
         UnsupportedError: ``grads=True`` before any gradient exists.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> fig = up.plot.histograms(torch.nn.Linear(4, 2))
@@ -44,7 +44,7 @@ def histograms(model: Any, where: Any = None, grads: bool = False, bins: int = 4
 def compare(models: Mapping[str, Any], where: Any = None, grads: bool = False, bins: int = 40) -> Any:
     """One row of histograms per model, for side-by-side views of several backends.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> fig = up.plot.compare({"a": torch.nn.Linear(2, 2), "b": torch.nn.Linear(2, 2)})

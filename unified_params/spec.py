@@ -25,7 +25,7 @@ from .backends.importing import import_framework
 class Layer:
     """Base of every spec layer.
 
-    Example:
+    Examples:
         >>> Linear(4, 8).build("torch")
         Linear(in_features=4, out_features=8, bias=True)
     """
@@ -56,7 +56,7 @@ class Layer:
 
         ``None`` when the layer works on any shape (ReLU, Flatten).
 
-        Example:
+        Examples:
             >>> Linear(4, 8).input_shape()
             (4,)
         """
@@ -214,7 +214,7 @@ class Flatten(Layer):
 class Sequential(Layer):
     """Layers applied in order; positions ``0, 1, ...`` are the paths' keys.
 
-    Example:
+    Examples:
         >>> net = Sequential(Linear(4, 8), ReLU(), Linear(8, 1))
         >>> len(net.layers)
         3

@@ -23,7 +23,7 @@ def tie(model: Any, src: str, dst: str) -> None:
             layer tied into itself. Nothing changes.
         PathError: A path does not exist.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
@@ -42,7 +42,7 @@ def untie(model: Any, path: str) -> None:
     Raises:
         TieError: ``path`` is not tied. Nothing changes.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
@@ -60,7 +60,7 @@ def ties(model: Any) -> list[tuple[str, ...]]:
     Each group lists its paths in traversal order; groups come in the order of
     their first path.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> shared = torch.nn.Linear(4, 4)
@@ -101,7 +101,7 @@ def gradients(
             message gives the expected shape.
         UnsupportedError: Unknown loss, or ``"mse"`` without targets.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 class UnifiedParamsError(Exception):
     """Base class of every error raised by unified-params.
 
-    Example:
+    Examples:
         >>> try:
         ...     raise PathError("No entry at path 'x'.")
         ... except UnifiedParamsError as err:
@@ -73,7 +73,7 @@ class CheckpointError(UnifiedParamsError, ValueError):
 def received(**values: object) -> str:
     """Render the ``Received: a=1, b='x'`` tail of an error message.
 
-    Example:
+    Examples:
         >>> received(path="0.wieght", backend="torch")
         "Received: path='0.wieght', backend='torch'"
     """

@@ -34,7 +34,7 @@ def fans(shape: tuple[int, ...], *, path: str = "") -> tuple[int, int]:
     Raises:
         InitError: The shape has fewer than 2 axes (a bias has no fans).
 
-    Example:
+    Examples:
         >>> fans((16, 3, 5, 5))
         (75, 400)
     """
@@ -61,7 +61,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     Raises:
         InitError: Unknown nonlinearity or invalid slope.
 
-    Example:
+    Examples:
         >>> round(calculate_gain("relu"), 4), calculate_gain("tanh")
         (1.4142, 1.6666666666666667)
     """

@@ -22,7 +22,7 @@ LOSSES = ("sum", "mean", "mse")
 def check_loss(loss: Any, targets: Any) -> None:
     """Refuse an unknown loss, or ``"mse"`` without targets.
 
-    Example:
+    Examples:
         >>> check_loss("sum", None)
     """
     if callable(loss):

@@ -17,7 +17,7 @@ import numpy as np
 class GradStore:
     """Gradients by variable identity, released with their variable.
 
-    Example:
+    Examples:
         >>> class Var: pass
         >>> store, v = GradStore(), Var()
         >>> store.get(v) is None

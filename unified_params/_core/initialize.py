@@ -124,7 +124,7 @@ def _np_dtype(name: str) -> np.dtype:
 def stream_key(path: str) -> tuple[int, ...]:
     """The stream key of a canonical path: four 32-bit words of its BLAKE2 hash.
 
-    Example:
+    Examples:
         >>> stream_key("0.weight") == stream_key("0.weight") != stream_key("0.bias")
         True
     """

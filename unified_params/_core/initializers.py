@@ -40,7 +40,7 @@ class Law:
     def draw(self, n: int, rng: np.random.Generator, dtype: Any) -> np.ndarray:
         """``n`` independent draws of ``dtype`` (float32 or float64).
 
-        Example:
+        Examples:
             >>> Law("uniform", 2.0, 3.0).draw(4, np.random.default_rng(0), np.float32).dtype
             dtype('float32')
         """
@@ -76,7 +76,7 @@ class Initializer:
     Override :meth:`sample`; it may read the parameter's ``path``, ``name``,
     ``layer_kind`` and ``canonical_shape``. Values are in canonical layout.
 
-    Example:
+    Examples:
         >>> class Halves(Initializer):
         ...     def sample(self, shape, rng, param):
         ...         return np.full(shape, 0.5)
@@ -139,7 +139,7 @@ def _number(
 class Zeros(_Elementwise):
     """All zeros.
 
-    Example:
+    Examples:
         >>> Zeros()((2,)).tolist()
         [0.0, 0.0]
     """
@@ -151,7 +151,7 @@ class Zeros(_Elementwise):
 class Ones(_Elementwise):
     """All ones.
 
-    Example:
+    Examples:
         >>> Ones()((2,)).tolist()
         [1.0, 1.0]
     """
@@ -163,7 +163,7 @@ class Ones(_Elementwise):
 class Constant(_Elementwise):
     """Every element set to ``value``.
 
-    Example:
+    Examples:
         >>> Constant(42)((1, 2)).tolist()
         [[42.0, 42.0]]
     """
@@ -178,7 +178,7 @@ class Constant(_Elementwise):
 class Normal(_Elementwise):
     """Normal distribution ``N(mean, std**2)``.
 
-    Example:
+    Examples:
         >>> Normal(0.0, 0.01)((1000,), np.random.default_rng(0)).std().round(2)
         np.float32(0.01)
     """
@@ -194,7 +194,7 @@ class Normal(_Elementwise):
 class Uniform(_Elementwise):
     """Uniform distribution on ``[low, high)``.
 
-    Example:
+    Examples:
         >>> x = Uniform(5, 10)((100,), np.random.default_rng(0))
         >>> bool(x.min() >= 5 and x.max() < 10)
         True
@@ -215,7 +215,7 @@ class Uniform(_Elementwise):
 class TruncatedNormal(_Elementwise):
     """Normal ``N(mean, std**2)`` redrawn outside the absolute bounds ``[a, b]`` (torch's meaning).
 
-    Example:
+    Examples:
         >>> x = TruncatedNormal(0, 1, -2, 2)((1000,), np.random.default_rng(0))
         >>> bool(x.min() >= -2 and x.max() <= 2)
         True
@@ -459,7 +459,7 @@ class Default(Initializer):
 class FunctionInitializer(Initializer):
     """A plain function ``(shape, rng) -> array`` used as an initializer.
 
-    Example:
+    Examples:
         >>> def my_init(shape, rng):
         ...     w = rng.uniform(-10, 10, shape)
         ...     return w * (np.abs(w) >= 5)
@@ -483,7 +483,7 @@ def as_initializer(value: Any) -> Initializer:
     Raises:
         InitError: Anything else.
 
-    Example:
+    Examples:
         >>> as_initializer(Zeros)
         Zeros()
     """

@@ -8,7 +8,7 @@ variable of a layer kind, its canonical name and the roles of its native axes
 guessed from shapes: a square kernel is transposed because its roles say so,
 not because its shape allows it.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> keras_kernel = Leaf("weight", ("in", "out"))
     >>> layout = plan("linear", keras_kernel, ndim=2)
@@ -97,7 +97,7 @@ class Leaf:
             those native axes in order (a depthwise kernel's channels and
             multiplier), ``"1"`` a new axis of size one.
 
-    Example:
+    Examples:
         >>> Leaf("weight", ("k0", "k1", "in", "out")).canonical
         'weight'
     """
@@ -121,7 +121,7 @@ class Leaf:
 def base_name(name: str) -> str:
     """A canonical leaf name without its recurrent layer suffix.
 
-    Example:
+    Examples:
         >>> base_name("weight_ih_l1_reverse")
         'weight_ih'
     """
@@ -131,7 +131,7 @@ def base_name(name: str) -> str:
 def is_buffer(kind: str, canonical: str) -> bool:
     """Whether the layer kind declares this leaf a running statistic.
 
-    Example:
+    Examples:
         >>> is_buffer("batchnorm", "running_var"), is_buffer("linear", "bias")
         (True, False)
     """
@@ -162,7 +162,7 @@ class Layout:
     def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The canonical shape of a native shape.
 
-        Example:
+        Examples:
             >>> Layout((1, 0)).canonical_shape((4, 8))
             (8, 4)
         """
@@ -219,7 +219,7 @@ class Layout:
         plain combination of integers and slices, or gates are reordered; the
         caller then falls back to a whole-array write.
 
-        Example:
+        Examples:
             >>> Layout((1, 0)).native_index((0, slice(None)), 2)
             ((slice(None, None, None), 0), (0,))
         """
@@ -261,7 +261,7 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
     Raises:
         ShapeError: The declared roles do not fit the variable.
 
-    Example:
+    Examples:
         >>> plan("conv2d", Leaf("weight", ("k0", "k1", "in", "out")), 4).perm
         (3, 2, 0, 1)
     """
@@ -311,7 +311,7 @@ def contiguous(array: np.ndarray) -> np.ndarray:
     A transposed 2-D view (the common Linear-kernel case) is copied tile by
     tile in parallel, several times faster than numpy's strided copy.
 
-    Example:
+    Examples:
         >>> a = np.arange(6).reshape(2, 3)
         >>> contiguous(a) is a, contiguous(a.T).flags.c_contiguous
         (True, True)

@@ -20,7 +20,7 @@ def workers() -> int:
 def run_all(fn: Callable[[Any], None], items: Iterable[Any]) -> None:
     """Call ``fn`` on every item, in parallel when there are several and cores to spare.
 
-    Example:
+    Examples:
         >>> out = []
         >>> run_all(out.append, [1])
         >>> out

@@ -16,7 +16,7 @@ SEP = "."
 def split(path: str) -> tuple[str, ...]:
     """Split a dotted path into its keys; the empty path is the root.
 
-    Example:
+    Examples:
         >>> split("0.block 1.2.weight")
         ('0', 'block 1', '2', 'weight')
         >>> split("")
@@ -30,7 +30,7 @@ def split(path: str) -> tuple[str, ...]:
 def join(*keys: str) -> str:
     """Join keys (empty ones skipped) into a dotted path.
 
-    Example:
+    Examples:
         >>> join("", "2", "bias")
         '2.bias'
     """
@@ -43,7 +43,7 @@ def nearest(wanted: str, existing: Iterable[str], limit: int = 5) -> list[str]:
     Paths that share the longest prefix of keys with ``wanted`` come first,
     then close spellings of the whole path.
 
-    Example:
+    Examples:
         >>> nearest("2.wieght", ["0.weight", "0.bias", "2.weight", "2.bias"])
         ['2.weight', '2.bias', '0.weight']
     """

@@ -25,7 +25,7 @@ class _Silent:
 def bar(total: int, progress: bool | None, description: str) -> Any:
     """A bar counting ``total`` bytes, or a silent stand-in.
 
-    Example:
+    Examples:
         >>> bar(10, None, "saving").update(10)  # small work: silent
     """
     enabled = progress if progress is not None else total >= THRESHOLD and sys.stderr.isatty()

@@ -29,7 +29,7 @@ Predicate = Callable[[Any], bool]
 class Where:
     """Select by layer kind, leaf name and/or path glob; all given must hold.
 
-    Example:
+    Examples:
         >>> sel = Where(kind="linear", name="bias")
         >>> sel.kind, sel.name
         ('linear', 'bias')
@@ -50,7 +50,7 @@ class Where:
 def where(*, kind: str | None = None, name: str | None = None, path: str | None = None) -> Where:
     """Build a selector from a layer kind, a leaf name and/or a path glob.
 
-    Example:
+    Examples:
         >>> where(kind="linear", name="weight")
         Where(kind='linear', name='weight', path=None)
     """
@@ -63,7 +63,7 @@ def compile_selector(selector: Any) -> Predicate:
     Raises:
         UnsupportedError: The selector is of no supported form.
 
-    Example:
+    Examples:
         >>> compile_selector(None)(object())
         True
     """

@@ -16,7 +16,7 @@ _INDENT = "  "
 def render(root: Module) -> str:
     """The summary text of a wrapped model.
 
-    Example:
+    Examples:
         >>> render(m).splitlines()[-3]
         'Total params: 40  (trainable: 40, non-trainable: 0)'
     """

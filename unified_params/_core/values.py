@@ -18,7 +18,7 @@ _NUMERIC_KINDS = "biufc"
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype for a dtype name, ``bfloat16`` included (via ml_dtypes).
 
-    Example:
+    Examples:
         >>> numpy_dtype("float32")
         dtype('float32')
     """
@@ -39,7 +39,7 @@ def as_array(value: Any, *, path: str) -> np.ndarray:
     Raises:
         DTypeError: The value is not numeric.
 
-    Example:
+    Examples:
         >>> as_array([[1, 2]], path="0.weight").shape
         (1, 2)
     """
@@ -67,7 +67,7 @@ def cast_to(array: np.ndarray, dtype: str, *, path: str) -> np.ndarray:
     Raises:
         DTypeError: The cast would change the kind of number.
 
-    Example:
+    Examples:
         >>> cast_to(np.array([1.5]), "float32", path="0.bias").dtype
         dtype('float32')
     """
@@ -89,7 +89,7 @@ def check_shape(shape: tuple[int, ...], expected: tuple[int, ...], *, path: str,
     Raises:
         ShapeError: The shapes differ; the message names the path and both.
 
-    Example:
+    Examples:
         >>> check_shape((8, 4), (8, 4), path="0.weight", layout="canonical")
     """
     if tuple(shape) != tuple(expected):

@@ -29,7 +29,7 @@ class Module:
 
     Get one with :func:`unified_params.wrap`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import unified_params as up
         >>> m = up.wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU()))
@@ -84,7 +84,7 @@ class Module:
     def children(self) -> list[Module]:
         """One entry per position; a layer used twice appears at both.
 
-        Example:
+        Examples:
             >>> [c.path for c in m.children()]
             ['0', '1']
         """
@@ -99,7 +99,7 @@ class Module:
     def modules(self) -> list[Module]:
         """This module and all below it, depth-first, unique by identity.
 
-        Example:
+        Examples:
             >>> [x.path for x in m.modules()]
             ['', '0', '1']
         """
@@ -111,7 +111,7 @@ class Module:
     def __getitem__(self, key: int | str) -> Module | Param:
         """A child by position (``m[0]``, ``m[-1]``) or an entry by path.
 
-        Example:
+        Examples:
             >>> m["0.bias"].shape
             (8,)
         """
@@ -147,7 +147,7 @@ class Module:
             trainable: Keep only trainable (``True``) or frozen (``False``)
                 entries; ``None`` keeps both.
 
-        Example:
+        Examples:
             >>> list(m.params("*.weight"))
             ['0.weight']
         """
@@ -170,7 +170,7 @@ class Module:
         Raises:
             PathError: No parameter at that path (the nearest paths are listed).
 
-        Example:
+        Examples:
             >>> m.param("0.weight").name
             'weight'
         """
@@ -187,7 +187,7 @@ class Module:
     def count(self) -> int:
         """Number of unique elements of kind ``"param"`` (buffers excluded).
 
-        Example:
+        Examples:
             >>> m.count()
             40
         """
@@ -247,7 +247,7 @@ class Module:
 class Param:
     """One parameter or buffer, reached at one path.
 
-    Example:
+    Examples:
         >>> p = m["0.weight"]
         >>> p.name, p.shape, p.dtype, p.kind
         ('weight', (8, 4), 'float32', 'param')
@@ -373,7 +373,7 @@ class Param:
             layout: ``"native"`` (the framework's axis order) or
                 ``"canonical"`` (PyTorch's, the same on every backend).
 
-        Example:
+        Examples:
             >>> m["0.weight"].numpy("canonical").shape
             (8, 4)
         """
@@ -410,7 +410,7 @@ class Param:
             ShapeError: The value's shape differs from the parameter's.
             DTypeError: The value is not numeric or cannot be cast.
 
-        Example:
+        Examples:
             >>> p = m["0.bias"]
             >>> p.set(np.ones(8))
             >>> float(p.numpy().sum())

@@ -50,7 +50,7 @@ def backend_of(model: Any) -> str:
     Raises:
         UnsupportedError: The object is not a model of a supported framework.
 
-    Example:
+    Examples:
         >>> import torch
         >>> backend_of(torch.nn.Linear(2, 3))
         'torch'

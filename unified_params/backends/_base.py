@@ -165,7 +165,7 @@ class Adapter(abc.ABC):
 def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
     """Look a class up in a kind table, walking its bases (subclasses keep the kind).
 
-    Example:
+    Examples:
         >>> class Base: pass
         >>> class Child(Base): pass
         >>> kind_from_table(Child, {Base: "linear"})
@@ -186,7 +186,7 @@ def registered_variables(
 
     Empty slots (``None``) and non-persistent buffers (not state) are left out.
 
-    Example:
+    Examples:
         >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3}, {"tmp"})
         [('weight', 1, False), ('stat', 2, True)]
     """

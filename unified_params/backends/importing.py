@@ -23,7 +23,7 @@ _EXTRAS = {"torch": "torch", "keras": "tensorflow", "paddle": "paddle"}
 def installed(backend: str) -> bool:
     """Whether a backend's framework can be imported, without importing it.
 
-    Example:
+    Examples:
         >>> installed("no-such-backend")
         False
     """
@@ -38,7 +38,7 @@ def import_framework(backend: str) -> ModuleType:
         BackendNotInstalledError: The framework is not installed.
         UnsupportedError: paddle is needed after tensorflow was imported.
 
-    Example:
+    Examples:
         >>> import_framework("torch").__name__
         'torch'
     """

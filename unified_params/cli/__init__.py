@@ -21,9 +21,9 @@ BACKENDS = ("torch", "keras", "paddle")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unified-params`` console script.
 
-    Example:
-        >>> main(["demo", "--backends", "torch"])  # doctest: +SKIP
-        0
+    Examples:
+        >>> main(["inspect", "no-such-file.safetensors"])  # the reason goes to stderr
+        2
     """
     parser = argparse.ArgumentParser(prog="unified-params", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

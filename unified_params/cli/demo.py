@@ -140,8 +140,9 @@ def demo(backends: Sequence[str], out: Any = sys.stdout, plot: str | None = None
     Returns True when every row agrees across the backends. With ``plot``,
     saves histograms of the seeded MLP's parameters, one row per backend.
 
-    Example:
-        >>> demo(["torch"], out=open(os.devnull, "w"))
+    Examples:
+        >>> import io
+        >>> demo(["torch"], out=io.StringIO())
         True
     """
     warnings.filterwarnings("ignore", message="No ccache found")

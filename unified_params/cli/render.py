@@ -9,7 +9,7 @@ from typing import Any
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], out: Any) -> None:
     """Print a table with a title.
 
-    Example:
+    Examples:
         >>> import io
         >>> buffer = io.StringIO()
         >>> table("t", ["a", "b"], [[1, 2]], buffer)

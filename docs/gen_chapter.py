@@ -1,0 +1,113 @@
+"""Generate docs/chapter.md: the textbook chapter in framework-agnostic code,
+each cell run on torch, Keras and Paddle, its output shown per backend.
+
+    .venv/bin/python docs/gen_chapter.py          # rewrite the page
+    .venv/bin/python docs/gen_chapter.py --check  # fail if the page is stale
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore")
+import numpy as np  # noqa: E402
+
+import unified_params as up  # noqa: E402
+from unified_params.backends.importing import import_framework  # noqa: E402
+
+for _backend in ("paddle", "torch", "keras"):  # paddle first: tensorflow-then-paddle segfaults
+    import_framework(_backend)
+
+PAGE = Path(__file__).with_name("chapter.md")
+BACKENDS = ("torch", "keras", "paddle")
+
+SETUP = """
+S = up.spec
+net = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1)).build(backend)
+up.initialize(net, up.init.Uniform(-0.5, 0.5), seed=0)   # the same values on every backend
+m = up.wrap(net)
+X = np.random.default_rng(0).uniform(size=(2, 4)).astype("float32")
+"""
+
+CELLS: list[tuple[str, str]] = [
+    ("## Parameter access\n\nA model is a list of layers: position 2 is the output layer, whatever the framework.",
+     "layer = m[2]\nprint(layer.type_name, layer.kind)\nprint({k: p.canonical_shape for k, p in layer.params().items()})"),
+    ("### Targeted parameters\n\nA parameter has a value, a gradient and metadata; before any backward pass the gradient is `None`.",
+     "bias = m[2]['bias']\nprint(bias.path, bias.shape, bias.dtype, bias.kind)\nprint(bias.numpy())\nprint(m['2.weight'].grad is None)"),
+    ("### All parameters at once\n\nOne deduplicated, ordered listing, by canonical path; native names work as aliases.",
+     "print([(k, p.canonical_shape) for k, p in m[0].params().items()])\nprint([(k, p.canonical_shape) for k, p in m.params().items()])\nprint(m['2.bias'].numpy(), m.count())"),
+    ("### Nested blocks\n\n`block2` holds four `block1`s; paths go through every level.",
+     "def block1():\n    return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 4), S.ReLU())\n\n"
+     "rgnet = up.wrap(S.Sequential(S.Sequential(*[block1() for _ in range(4)]), S.Linear(4, 1)).build(backend))\n"
+     "print(rgnet.count(), rgnet[0][1][0]['bias'].path)\nprint(up.summary(rgnet))"),
+    ("## Parameter initialisation\n\n### Built-in initialisation\n\nNormal(0, 0.01) weights and zero biases, then constants. Seeded, the values are identical everywhere.",
+     "up.initialize(net, {'*.weight': up.init.Normal(0, 0.01), '*.bias': up.init.Zeros()}, seed=42)\nprint(m['0.weight'][0], m['0.bias'][0])\n"
+     "up.initialize(net, {'*.weight': up.init.Constant(1), '*.bias': up.init.Zeros()})\nprint(m['0.weight'][0], m['0.bias'][0])"),
+    ("Different initializers per layer: Xavier on the first, the constant 42 on the last.",
+     "up.initialize(net, [('0.weight', up.init.XavierUniform()), ('2.weight', up.init.Constant(42))], seed=42)\nprint(m['0.weight'][0])\nprint(m['2.weight'].numpy('canonical'))"),
+    ("### Custom initialisation\n\nU(5, 10) with probability 1/4, 0 with probability 1/2, U(-10, -5) with probability 1/4.",
+     "def my_init(shape, rng):\n    w = rng.uniform(-10, 10, shape)\n    return w * (np.abs(w) >= 5)\n\n"
+     "print(up.initialize(net, {'*.weight': my_init}, seed=42))\nprint(m['0.weight'][:2])"),
+    ("### Setting values directly",
+     "m['0.weight'][:] += 1\nm['0.weight'][0, 0] = 42\nprint(m['0.weight'][0])"),
+    ("## Tied parameters\n\nOne layer used at two positions: the values are one object, counted once, and its gradient sums both uses.",
+     "shared = S.Linear(8, 8)\ntied = S.Sequential(S.Linear(4, 8), S.ReLU(), shared, S.ReLU(), shared, S.ReLU(), S.Linear(8, 1)).build(backend)\n"
+     "up.initialize(tied, up.init.Uniform(-0.5, 0.5), seed=0)\nt = up.wrap(tied)\nprint(t[2]['weight'][0] == t[4]['weight'][0])\n"
+     "t['2.weight'][0, 0] = 100\nprint(t['4.weight'][0, 0], up.ties(tied), t.count())\n"
+     "grads = up.gradients(tied, X)\nprint(sorted(grads), np.round(grads['2.bias'], 4))"),
+]  # fmt: skip
+
+
+def run_cell(code: str, namespace: dict) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, namespace)  # noqa: S102  (the page's own cells)
+    return out.getvalue().rstrip()
+
+
+def render() -> str:
+    np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    spaces = {}
+    for backend in BACKENDS:
+        spaces[backend] = {"up": up, "np": np, "backend": backend}
+        run_cell(SETUP, spaces[backend])
+    parts = [
+        "# The parameter-management chapter, on every backend\n",
+        "Each cell below is written once, against `unified_params`, and run on torch, Keras 3 "
+        "and PaddlePaddle; the tabs show what each printed. This page is generated by "
+        "`docs/gen_chapter.py` from those runs, never typed by hand.\n",
+        "```python\nimport paddle, torch, keras   # paddle first: tensorflow-then-paddle crashes\n"
+        "import numpy as np\nimport unified_params as up\n\n"
+        'backend = "torch"   # or "keras", or "paddle": every cell below runs on all three\n'
+        + SETUP.strip()
+        + "\n```\n",
+    ]
+    for text, code in CELLS:
+        outputs = {b: run_cell(code, spaces[b]) for b in BACKENDS}
+        parts.append(text + "\n")
+        parts.append("```python\n" + code + "\n```\n")
+        same = len(set(outputs.values())) == 1
+        note = "Output (the same on all three backends)" if same else "Output"
+        parts.append(f"{note}:\n")
+        for backend in BACKENDS:
+            parts.append(
+                f'=== "{backend}"\n\n'
+                + textwrap.indent("```text\n" + outputs[backend] + "\n```", "    ")
+                + "\n"
+            )
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    page = render()
+    if "--check" in sys.argv:
+        sys.exit(0 if PAGE.read_text() == page else "docs/chapter.md is stale: run docs/gen_chapter.py")
+    PAGE.write_text(page)
+    print(f"wrote {PAGE}")
