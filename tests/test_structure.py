@@ -5,11 +5,9 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-import threading
 
 import pytest
 
-import unified_params as up
 from tests.conftest import REQUESTED, needs
 from unified_params.backends import get_adapter
 from unified_params.backends._base import Adapter
@@ -76,25 +74,3 @@ def test_adapter_leaf_tables_name_known_kinds():
     for name in REQUESTED:
         needs(name)
         assert set(get_adapter(name).LEAVES) <= KNOWN_KINDS
-
-
-def test_detection_is_thread_safe_and_cached(backend):
-    from tests.conformance import specs
-
-    model = specs.mlp().build(backend)
-    results, errors = [], []
-
-    def work():
-        try:
-            for _ in range(50):
-                results.append((up.backend_of(model), list(up.wrap(model).params())))
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert len(results) == 400 and len({repr(r) for r in results}) == 1
