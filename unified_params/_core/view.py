@@ -213,7 +213,7 @@ class Module:
         node, node_path = self._native, self._path
         keys = split(path)
         for depth, key in enumerate(keys):
-            child = next((c for k, c in self._adapter.children(node) if k == key), None)
+            child = self._adapter.child(node, key)
             if child is not None:
                 node, node_path = child, join(node_path, key)
                 continue

@@ -63,6 +63,11 @@ class Adapter(abc.ABC):
         """Direct children as ``(key, native child)``, one per position."""
 
     @abc.abstractmethod
+    def child(self, module: Any, key: str) -> Any | None:
+        """The child at ``key``, or ``None``: one step of a path look-up, without
+        listing every child."""
+
+    @abc.abstractmethod
     def variables(self, module: Any) -> list[NativeVariable]:
         """The module's own variables (not its children's), in native order.
 
@@ -162,8 +167,13 @@ class Adapter(abc.ABC):
         gradients are left where ``grad()`` reads them."""
 
 
+_KIND_CACHE: dict[tuple[type, int], str] = {}
+
+
 def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
     """Look a class up in a kind table, walking its bases (subclasses keep the kind).
+
+    The answer is cached per class and table.
 
     Examples:
         >>> class Base: pass
@@ -171,11 +181,12 @@ def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
         >>> kind_from_table(Child, {Base: "linear"})
         'linear'
     """
-    for klass in cls.__mro__:
-        kind = table.get(klass)
-        if kind is not None:
-            return kind
-    return "other"
+    key = (cls, id(table))
+    kind = _KIND_CACHE.get(key)
+    if kind is None:
+        kind = next((table[k] for k in cls.__mro__ if k in table), "other")
+        _KIND_CACHE[key] = kind
+    return kind
 
 
 def registered_variables(

@@ -146,6 +146,12 @@ class KerasAdapter(Adapter):
             return []  # the cell's variables are the layer's own
         return _attribute_children(module)
 
+    def child(self, module: Any, key: str) -> Any | None:
+        if isinstance(module, (keras.Sequential, Functional)) and key.isdigit():
+            layers = module.layers
+            return layers[int(key)] if int(key) < len(layers) else None
+        return next((c for k, c in self.children(module) if k == key), None)
+
     def variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, L.Layer) or isinstance(module, (keras.Sequential, Functional)):
             return []  # containers own no variables, built or not

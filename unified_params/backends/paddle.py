@@ -100,6 +100,9 @@ class PaddleAdapter(Adapter):
             return []
         return [(k, c) for k, c in module._sub_layers.items() if c is not None]
 
+    def child(self, module: Any, key: str) -> Any | None:
+        return None if self.kind(module) in _LEAF_ONLY else module._sub_layers.get(key)
+
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(
             module._parameters, module._buffers, module._non_persistable_buffer_names_set

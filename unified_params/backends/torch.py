@@ -69,6 +69,9 @@ class TorchAdapter(Adapter):
     def children(self, module: Any) -> list[tuple[str, Any]]:
         return [(k, c) for k, c in module._modules.items() if c is not None]
 
+    def child(self, module: Any, key: str) -> Any | None:
+        return module._modules.get(key)
+
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
