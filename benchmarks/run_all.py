@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PAGE = HERE.parent / "docs" / "benchmarks.md"
 SCRIPTS = [
+    ("Collect-all and path look-ups", "bench_access.py"),
     ("Seeded initialisation of a 102M-parameter torch model", "bench_init.py"),
     ("Porting 1 GiB between frameworks", "bench_port.py"),
 ]

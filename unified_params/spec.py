@@ -398,13 +398,15 @@ def _build_keras_sequential(model: Any, shape: tuple[int | None, ...]) -> None:
     """Build the Keras Sequential itself (its layers are built already).
 
     A chain Keras cannot trace symbolically (say, a Flatten before a Dense with
-    unknown spatial size) stays an unbuilt Sequential of built layers: every
-    variable exists, and Keras builds the container on its first call.
+    unknown spatial size, or one deeper than Keras' recursive graph walk
+    allows) stays an unbuilt Sequential of built layers: every variable
+    exists, and Keras builds the container on its first call.
     """
     try:
         model.build((None, *shape))
-    except ValueError:
-        pass
+    except (ValueError, RecursionError):
+        model.built = False
+        model._functional = None
 
 
 def _keras_input_shape(

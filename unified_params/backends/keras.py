@@ -147,10 +147,21 @@ class KerasAdapter(Adapter):
         return _attribute_children(module)
 
     def child(self, module: Any, key: str) -> Any | None:
-        if isinstance(module, (keras.Sequential, Functional)) and key.isdigit():
+        if isinstance(module, keras.Sequential) and key.isdigit():
+            layers = module._layers  # `layers` would copy the list on every step
+            position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
+            return layers[position] if position < len(layers) else None
+        if isinstance(module, Functional) and key.isdigit():
             layers = module.layers
             return layers[int(key)] if int(key) < len(layers) else None
-        return next((c for k, c in self.children(module) if k == key), None)
+        if isinstance(module, (list, tuple, dict)) or isinstance(module, L.RNN):
+            return next((c for k, c in self.children(module) if k == key), None)
+        if not getattr(module, "_layers", None):
+            return None  # a layer without sublayers: the key names a variable, if anything
+        value = vars(module).get(key)
+        if value is not None and key not in _INTERNAL and _is_layer_or_group(value):
+            return value
+        return next((c for k, c in _attribute_children(module) if k == key), None)
 
     def variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, L.Layer) or isinstance(module, (keras.Sequential, Functional)):
