@@ -4,7 +4,7 @@ Keras stores Dense kernels ``(in, out)``, conv kernels channels-last
 (``HWIO``), names BatchNorm variables ``gamma/beta/moving_mean/
 moving_variance``, keeps recurrent variables on an inner ``cell`` layer, and
 orders GRU gates ``z, r, h``. A Keras variable has no ``.grad``: gradients
-live in a :class:`~unified_params._core.grads.GradStore`.
+live in a :class:`~unified_params._core.grad_store.GradStore`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from keras.src.models.functional import Functional
 
 from .._core.errors import NotBuiltError, UnsupportedError, received
 from .._core.gradients import reduce_loss
-from .._core.grads import GradStore
+from .._core.grad_store import GradStore
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from .._core.state import Merge, Part
