@@ -8,6 +8,7 @@ deduplicated path: a tied parameter has one gradient, the sum over its uses.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,17 @@ from .errors import ShapeError, UnsupportedError, received
 from .view import LAYOUTS, Module
 
 LOSSES = ("sum", "mean", "mse")
+
+
+@dataclass(frozen=True)
+class Backward:
+    """One backward pass for an adapter to run: the input already laid out for
+    its framework, the loss, targets (numpy) and the mode."""
+
+    inputs: np.ndarray
+    loss: Any
+    targets: np.ndarray | None
+    training: bool
 
 
 def check_loss(loss: Any, targets: Any) -> None:
@@ -131,7 +143,7 @@ def run(
     if t is not None and adapter.CHANNELS_LAST and t.ndim >= 3 and t.ndim == x.ndim:
         t = np.ascontiguousarray(np.moveaxis(t, 1, -1))  # image targets are channels first too
     params = [p for p in model.params().values() if p.kind == "param" and p.trainable]
-    grads = adapter.gradients(model.native, [p.native for p in params], x, loss, t, training)
+    grads = adapter.gradients(model.native, [p.native for p in params], Backward(x, loss, t, training))
     out = {}
     for param, grad in zip(params, grads, strict=True):
         if grad is not None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
 from .._core.state import Merge, Part
@@ -152,15 +153,7 @@ class Adapter(abc.ABC):
 
     # -- autograd --------------------------------------------------------------
     @abc.abstractmethod
-    def gradients(
-        self,
-        model: Any,
-        variables: list[Any],
-        inputs: np.ndarray,
-        loss: Any,
-        targets: np.ndarray | None,
-        training: bool,
-    ) -> list[np.ndarray | None]:
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
         """One forward and backward pass; each variable's gradient (native layout)
         or ``None`` when the loss does not depend on it. The loss is reduced
         with :func:`unified_params._core.gradients.reduce_loss`, and the

@@ -17,8 +17,8 @@ import numpy as np
 from keras.src.models.functional import Functional
 
 from .._core.errors import NotBuiltError, UnsupportedError, received
-from .._core.gradients import reduce_loss
 from .._core.grad_store import GradStore
+from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from .._core.state import Merge, Part
@@ -286,21 +286,13 @@ class KerasAdapter(Adapter):
     def copy_variable(self, var: Any) -> Any:
         return keras.Variable(var.numpy(), dtype=var.dtype, trainable=var.trainable, name=var.name)
 
-    def gradients(
-        self,
-        model: Any,
-        variables: list[Any],
-        inputs: np.ndarray,
-        loss: Any,
-        targets: np.ndarray | None,
-        training: bool,
-    ) -> list[np.ndarray | None]:
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
         import tensorflow as tf
 
-        t = None if targets is None else tf.convert_to_tensor(targets)
+        t = None if request.targets is None else tf.convert_to_tensor(request.targets)
         with tf.GradientTape() as tape:
-            out = model(tf.convert_to_tensor(inputs), training=training)
-            value = reduce_loss(out, loss, t, keras.ops.sum, keras.ops.mean)
+            out = model(tf.convert_to_tensor(request.inputs), training=request.training)
+            value = reduce_loss(out, request.loss, t, keras.ops.sum, keras.ops.mean)
         out_grads = []
         for var, grad in zip(variables, tape.gradient(value, variables), strict=True):
             if grad is None:

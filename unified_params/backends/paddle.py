@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from .._core.gradients import reduce_loss
+from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from .._core.state import Part
@@ -173,19 +173,11 @@ class PaddleAdapter(Adapter):
     def copy_variable(self, var: Any) -> Any:
         return copy.deepcopy(var)
 
-    def gradients(
-        self,
-        model: Any,
-        variables: list[Any],
-        inputs: np.ndarray,
-        loss: Any,
-        targets: np.ndarray | None,
-        training: bool,
-    ) -> list[np.ndarray | None]:
-        t = None if targets is None else paddle.to_tensor(targets)
-        with training_mode(model.sublayers(include_self=True), training):
-            out = first_output(model(paddle.to_tensor(inputs)))
-            value = reduce_loss(out, loss, t, paddle.sum, paddle.mean)
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        t = None if request.targets is None else paddle.to_tensor(request.targets)
+        with training_mode(model.sublayers(include_self=True), request.training):
+            out = first_output(model(paddle.to_tensor(request.inputs)))
+            value = reduce_loss(out, request.loss, t, paddle.sum, paddle.mean)
         for v in variables:
             v.clear_gradient(False)
         value.backward()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._core.gradients import reduce_loss
+from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ._base import Adapter, NativeVariable, first_output, kind_from_table, registered_variables, training_mode
 
@@ -142,19 +142,11 @@ class TorchAdapter(Adapter):
             nn.Parameter(value, requires_grad=var.requires_grad) if isinstance(var, nn.Parameter) else value
         )
 
-    def gradients(
-        self,
-        model: Any,
-        variables: list[Any],
-        inputs: np.ndarray,
-        loss: Any,
-        targets: np.ndarray | None,
-        training: bool,
-    ) -> list[np.ndarray | None]:
-        t = None if targets is None else torch.from_numpy(targets)
-        with training_mode(model.modules(), training):
-            out = first_output(model(torch.from_numpy(inputs)))
-            value = reduce_loss(out, loss, t, torch.sum, torch.mean)
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        t = None if request.targets is None else torch.from_numpy(request.targets)
+        with training_mode(model.modules(), request.training):
+            out = first_output(model(torch.from_numpy(request.inputs)))
+            value = reduce_loss(out, request.loss, t, torch.sum, torch.mean)
         for v in variables:
             v.grad = None
         value.backward()
