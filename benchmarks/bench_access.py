@@ -1,80 +1,85 @@
 """Collect-all and path look-ups against each framework's own calls, same run.
 
-Model: 1,000 Linear(8, 8) layers in a Sequential (2,000 parameter tensors).
-Native baselines: torch ``named_parameters`` / ``get_parameter``, paddle
-``named_parameters`` / a walk of ``_sub_layers``, Keras ``weights`` / a dict
-built from ``weights``. Prints best-of-5 times and ratios.
+Model: a Sequential of 1,000 x scale Linear(8, 8) layers (2,000 x scale
+parameter tensors). Native baselines: ``named_parameters()`` (torch, paddle)
+and ``weights`` (Keras) for collect-all; ``get_parameter`` (torch, paddle) for
+look-ups, and for Keras, which has no look-up by path, a dict built from
+``weights`` and then read (both timed). Look-ups: 1,000 x scale random paths.
 
-    .venv/bin/python benchmarks/bench_access.py
+    .venv/bin/python benchmarks/bench_access.py [--scales 1,4,16] [--json rows.jsonl]
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: F401,E402  (paddle before tensorflow)
+from harness import Row, arguments, best_time, emit  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
-LAYERS = 1000
+BACKENDS = ("torch", "keras", "paddle")
+TARGETS = {"first": 1.3, "repeated": 1.05, "lookups": 1.5}
 
 
-def best(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def native_calls(backend: str, model, paths: list[str]):
+    """(collect-all, look-ups) as a user of the framework writes them."""
+    if backend == "keras":
+        by_path = {p: model.layers[int(p.split(".")[0])] for p in paths}
+        keys = [f"{by_path[p].name}/{'kernel' if p.endswith('weight') else 'bias'}" for p in paths]
+
+        def lookups() -> list:
+            weights = {v.path: v for v in model.weights}
+            return [weights[k] for k in keys]
+
+        return (lambda: model.weights), lookups
+    return (lambda: list(model.named_parameters())), (lambda: [model.get_parameter(p) for p in paths])
 
 
-def natives(backend: str, model):
-    """(collect-all, look-up of one path) as the framework itself does them."""
-    if backend == "torch":
-        return lambda: list(model.named_parameters()), model.get_parameter
-    if backend == "paddle":
-
-        def get(path: str):
-            *keys, leaf = path.split(".")
-            layer = model
-            for key in keys:
-                layer = layer._sub_layers[key]
-            return layer._parameters[leaf]
-
-        return lambda: list(model.named_parameters()), get
-    return lambda: {v.path: v for v in model.weights}, {v.path: v for v in model.weights}.__getitem__
-
-
-def measure(backend: str, rng: random.Random) -> None:
-    model = up.spec.Sequential(*[up.spec.Linear(8, 8) for _ in range(LAYERS)]).build(backend)
-    collect, lookup = natives(backend, model)
+def measure(backend: str, scale: int, layers: int, rng: random.Random) -> list[Row]:
+    n = layers * scale
+    model = up.spec.Sequential(*[up.spec.Linear(8, 8) for _ in range(n)]).build(backend)
+    paths = [f"{rng.randrange(n)}.{rng.choice(['weight', 'bias'])}" for _ in range(n)]
+    collect, lookups = native_calls(backend, model, paths)
     view = up.wrap(model)
-    paths = [f"{rng.randrange(LAYERS)}.{rng.choice(['weight', 'bias'])}" for _ in range(1000)]
-    native_paths = [view[p].native.path for p in paths] if backend == "keras" else paths
-    rows = [
-        ("collect-all, first call", best(lambda: up.wrap(model).params(), 1), best(collect, 1)),
-        ("collect-all, repeated", best(lambda: view.params()), best(collect)),
-        ("1,000 random path look-ups", best(lambda: [view[p] for p in paths]),
-         best(lambda: [lookup(p) for p in native_paths])),
-    ]  # fmt: skip
-    for name, ours, theirs in rows:
-        print(f"{name:<34}{backend:<8}{ours * 1e3:>9.2f}ms{theirs * 1e3:>9.2f}ms{ours / theirs:>7.1f}x")
+    view.params(), view.params()  # a view keeps its walk from the second call on
+    assert all(view[q].native is w for q, w in zip(paths, lookups(), strict=True))  # same answers
+    size = f"{2 * n:,} tensors"
+    cases = [
+        ("collect-all, first call", "first", lambda: up.wrap(model).params(), collect),
+        ("collect-all, repeated", "repeated", view.params, collect),
+        ("random path look-ups (1,000 x scale)", "lookups", lambda: [view[p] for p in paths], lookups),
+    ]
+    rows = []
+    native_name = {"torch": "named_parameters / get_parameter", "paddle": "named_parameters / get_parameter",
+                   "keras": "weights / dict from weights"}[backend]  # fmt: skip
+    for operation, case, ours, native in cases:
+        t_native, t_ours = best_time(native), best_time(ours)
+        target = TARGETS[case]
+        rows.append(
+            Row(operation, backend, scale, size, t_ours, t_native, native_name, None, f"<= {target}x",
+                t_ours / t_native <= target)
+        )  # fmt: skip
+
+    gc.collect()
+    return rows
 
 
 def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
     import keras  # noqa: F401  (after paddle)
 
     rng = random.Random(0)
-    print(f"model: Sequential of {LAYERS} x Linear(8, 8) = {2 * LAYERS} parameter tensors; best of 5")
-    print(f"{'operation':<34}{'backend':<8}{'unified':>11}{'native':>11}{'ratio':>8}")
-    for backend in ("torch", "keras", "paddle"):
-        measure(backend, rng)
-    print("targets: collect-all <= 1.3x (first), <= 1.05x (repeated); look-ups <= 1.5x")
+    layers = 50 if args.tiny else 1000
+    rows = [
+        row for backend in BACKENDS for scale in args.scales for row in measure(backend, scale, layers, rng)
+    ]
+    emit(rows, args)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Seeded ``up.initialize`` against ``torch.nn.init`` on the same >=100M-parameter torch model.
+"""Seeded ``up.initialize`` against ``torch.nn.init`` on the same torch model.
 
-Prints both times from one run and their ratio (target: at most 1.5x), and the
-peak extra resident memory of each, next to the largest tensor's size.
+Model: 10 x Linear(w, w) with w = 800, 1600, 3200 for scales 1, 4, 16
+(6.4M, 25.6M, 102.4M parameters). Native: ``normal_`` on every weight and
+``zeros_`` on every bias. Target (from 100M parameters): at most 1.5x.
 
-    .venv/bin/python benchmarks/bench_init.py [--layers 10 --width 3200]
+    .venv/bin/python benchmarks/bench_init.py [--scales 1,4,16] [--json rows.jsonl]
 """
 
 from __future__ import annotations
 
-import argparse
+import math
 import os
 import sys
 
@@ -16,19 +17,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: F401,E402  (paddle before tensorflow, as everywhere in the project)
 import torch  # noqa: E402
-from _measure import measure, mib  # noqa: E402
+from harness import Row, arguments, emit, measure  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
+LAYERS = 10
+TARGET = 1.5
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", type=int, default=10)
-    parser.add_argument("--width", type=int, default=3200)
-    args = parser.parse_args()
-    model = torch.nn.Sequential(*[torch.nn.Linear(args.width, args.width) for _ in range(args.layers)])
+
+def run(scale: int, base_width: int) -> Row:
+    width = int(base_width * math.sqrt(scale))
+    model = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(LAYERS)])
     count = sum(p.numel() for p in model.parameters())
-    largest = max(p.numel() * p.element_size() for p in model.parameters())
 
     def native() -> None:
         with torch.no_grad():
@@ -44,17 +44,17 @@ def main() -> None:
     ours()  # warm-up: imports, thread pool
     t_native, m_native = measure(native)
     t_ours, m_ours = measure(ours)
-    print(
-        f"model: {args.layers} x Linear({args.width}, {args.width}) = {count / 1e6:.1f}M parameters, "
-        f"largest tensor {mib(largest)}; torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}"
-    )
-    print(f"{'operation':<34}{'time':>9}{'peak extra RSS':>18}")
-    print(f"{'torch.nn.init normal_/zeros_':<34}{t_native:>8.3f}s{mib(m_native):>18}")
-    print(f"{'up.initialize(seed=0)':<34}{t_ours:>8.3f}s{mib(m_ours):>18}")
-    print(
-        f"ratio up/native: {t_ours / t_native:.2f}x (target <= 1.5x); "
-        f"peak extra / largest tensor: {m_ours / largest:.2f}"
-    )
+    big = count >= 100e6
+    return Row(
+        "seeded initialize", "torch", scale, f"{count / 1e6:.1f}M params", t_ours, t_native,
+        "torch.nn.init normal_ / zeros_", m_ours, f"<= {TARGET}x" if big else "",
+        (t_ours / t_native <= TARGET) if big else None, m_native,
+    )  # fmt: skip
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    emit([run(scale, 100 if args.tiny else 800) for scale in args.scales], args)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,22 @@
-"""Porting throughput and memory: ``up.port`` of a >=1 GB float32 model between
-frameworks, against a memcpy of the same bytes measured in the same run.
+"""``up.port`` between frameworks against a memcpy of the same bytes, same run.
 
-Prints, per direction: time, throughput as a ratio to memcpy (target >= 0.5)
-and peak extra resident memory over the largest tensor (target <= 2).
+Models, 1 x scale layers (64 MiB x scale float32; 16x is 1 GiB):
 
-    .venv/bin/python benchmarks/bench_port.py [--layers 16 --width 4096]
+- ``Embedding(65536, 256)``: one layout everywhere, so porting is a copy;
+- ``Linear(4096, 4096)``: torch keeps ``(out, in)``, Keras and paddle
+  ``(in, out)``, so every kernel is transposed on the way.
+
+Directions: torch -> paddle, torch -> keras, keras -> torch. The native
+baseline is ``np.copyto`` of the same bytes; a tiled transpose of them is
+printed too, as the bound for the Linear rows. Targets (from 1 GB): at least
+0.5x memcpy throughput (time ratio <= 2.0) and peak extra memory at most 2x
+the largest tensor.
+
+    .venv/bin/python benchmarks/bench_port.py [--scales 1,4,16] [--json rows.jsonl]
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
@@ -18,82 +25,69 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: F401,E402  (paddle before tensorflow)
-from _measure import measure, mib  # noqa: E402
+from harness import Row, arguments, emit, measure, mib  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
+DIRECTIONS = ("torch>paddle", "torch>keras", "keras>torch")
 
-def build(backend: str, kind: str, layers: int, width: int):
-    """Linear layers need a transpose between torch and Keras/Paddle; embedding
-    tables have one layout everywhere (the zero-copy path)."""
+
+def layer(kind: str, tiny: bool):
     if kind == "linear":
-        spec = up.spec.Sequential(*[up.spec.Linear(width, width) for _ in range(layers)])
-    else:
-        spec = up.spec.Sequential(*[up.spec.Embedding(width * 16, width // 16) for _ in range(layers)])
-    return spec.build(backend)
+        n = 256 if tiny else 4096
+        return (lambda: up.spec.Linear(n, n)), n * n * 4, f"Linear({n}, {n})"
+    rows, dim = (4096, 16) if tiny else (65536, 256)
+    return (lambda: up.spec.Embedding(rows, dim)), rows * dim * 4, f"Embedding({rows}, {dim})"
+
+
+def run(kind: str, scale: int, tiny: bool) -> list[Row]:
+    make, largest, name = layer(kind, tiny)
+    models: dict[str, object] = {}
+    for backend in ("torch", "keras", "paddle"):
+        models[backend] = up.spec.Sequential(*[make() for _ in range(scale)]).build(backend)
+        up.initialize(models[backend], up.init.Normal(0, 0.02), seed=0)
+    total = sum(p.size * 4 for p in up.wrap(models["torch"]).params().values())
+    source = [np.random.default_rng(k).random(largest // 4, dtype=np.float32) for k in range(scale)]
+    target = [np.empty_like(b) for b in source]
+    t_copy, _ = measure(lambda: [np.copyto(b, a) for a, b in zip(source, target, strict=True)])
+    source.clear(), target.clear()
+    gc.collect()
+    rows = []
+    big = total >= 1e9
+    for direction in DIRECTIONS:
+        src, dst = (models[b] for b in direction.split(">"))
+        gc.collect()
+        t_ours, peak = measure(lambda s=src, d=dst: up.port(s, d), repeat=2)
+        met = t_ours / t_copy <= 2.0 and peak <= 2 * largest
+        rows.append(
+            Row(f"port {name} layers", direction.replace(">", " -> "), scale, mib(total), t_ours, t_copy,
+                "np.copyto of the same bytes", peak, ">= 0.5x memcpy, peak <= 2x largest" if big else "",
+                met if big else None)
+        )  # fmt: skip
+    models.clear()
+    gc.collect()
+    return rows
+
+
+def transpose_bound(tiny: bool) -> str:
+    """How a tiled transpose of one Linear kernel compares with memcpy here."""
+    from unified_params._core.layouts import contiguous
+
+    n = 256 if tiny else 4096
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    t_copy, _ = measure(lambda: np.copyto(out, a))
+    t_transpose, _ = measure(lambda: contiguous(a.T))
+    return f"a tiled transpose of one {n}x{n} kernel runs at {t_copy / t_transpose:.2f}x memcpy throughput"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", type=int, default=16)
-    parser.add_argument("--width", type=int, default=4096)
-    parser.add_argument("--directions", default="torch>paddle,torch>keras,keras>torch")
-    parser.add_argument("--kinds", default="linear,embedding")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     import keras  # noqa: F401  (after paddle)
 
-    for kind in args.kinds.split(","):
-        run(kind, args)
-
-
-def run(kind: str, args: argparse.Namespace) -> None:
-    from unified_params._core.layouts import contiguous
-
-    total = args.layers * (args.width * args.width + (args.width if kind == "linear" else 0)) * 4
-    largest = args.width * args.width * 4
-    blocks = [
-        np.random.default_rng(k).random(args.width * args.width, dtype=np.float32) for k in range(args.layers)
-    ]
-    targets = [np.empty_like(b) for b in blocks]
-
-    def memcpy() -> None:
-        for a, b in zip(blocks, targets, strict=True):
-            np.copyto(b, a)
-
-    t_copy, _ = measure(memcpy)
-    square = [b.reshape(args.width, args.width) for b in blocks]
-    t_transpose, _ = measure(lambda: [contiguous(b.T) for b in square])
-    for held in (blocks, targets, square):
-        held.clear()
-    gc.collect()
-    shape = (
-        f"Linear({args.width}, {args.width})"
-        if kind == "linear"
-        else f"Embedding({args.width * 16}, {args.width // 16})"
-    )
-    print(f"\nmodel: {args.layers} x {shape}, {mib(total)} float32, largest tensor {mib(largest)}")
-    print(
-        f"memcpy of the same bytes: {t_copy:.3f}s ({total / t_copy / 2**30:.2f} GiB/s); "
-        f"a tiled transpose of them: {t_transpose:.3f}s ({t_copy / t_transpose:.2f}x memcpy)"
-    )
-    print(f"{'direction':<16}{'time':>9}{'GiB/s':>8}{'vs memcpy':>11}{'peak extra':>14}{'/ largest':>11}")
-    models: dict[str, object] = {}
-    for direction in args.directions.split(","):
-        src_name, dst_name = direction.split(">")
-        for name in (src_name, dst_name):
-            if name not in models:
-                models[name] = build(name, kind, args.layers, args.width)
-                up.initialize(models[name], up.init.Normal(0, 0.02), seed=0)
-        src, dst = models[src_name], models[dst_name]
-        gc.collect()
-        elapsed, extra = measure(lambda s=src, d=dst: up.port(s, d), repeat=2)
-        print(
-            f"{direction:<16}{elapsed:>8.3f}s{total / elapsed / 2**30:>8.2f}{t_copy / elapsed:>10.2f}x"
-            f"{mib(extra):>14}{extra / largest:>10.2f}x"
-        )
-    print("targets: throughput >= 0.5x memcpy; peak extra <= 2x the largest tensor")
-    models.clear()
-    gc.collect()
+    rows = [r for kind in ("embedding", "linear") for s in args.scales for r in run(kind, s, args.tiny)]
+    emit(rows, args)
+    print(transpose_bound(args.tiny))
 
 
 if __name__ == "__main__":

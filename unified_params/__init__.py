@@ -16,7 +16,9 @@ Importing this package imports no framework.
 
 from __future__ import annotations
 
-from . import init, plot, spec
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._core.errors import (
     BackendNotInstalledError,
     CheckpointError,
@@ -31,14 +33,50 @@ from ._core.errors import (
     UnifiedParamsError,
     UnsupportedError,
 )
-from ._core.selectors import Where, where
-from ._core.view import Module, Param
 from ._version import __version__
-from .access import summary, wrap
-from .backends import backend_of
-from .checkpoints import LoadReport, PortReport, load, load_state_dict, port, save, state_dict
-from .init import initialize
-from .tying import gradients, tie, ties, untie
+
+if TYPE_CHECKING:  # what the names below are; loaded on first use at run time
+    from . import init, plot, spec
+    from ._core.selectors import Where, where
+    from ._core.view import Module, Param
+    from .access import summary, wrap
+    from .backends import backend_of
+    from .checkpoints import LoadReport, PortReport, load, load_state_dict, port, save, state_dict
+    from .init import initialize
+    from .tying import gradients, tie, ties, untie
+
+# Public name -> the module that defines it. `import unified_params` loads none
+# of them (nor numpy): each is imported the first time it is used, so a script
+# that only imports the package, or a CLI that only prints help, starts fast.
+_LAZY = {
+    **dict.fromkeys(("init", "plot", "spec"), ""),
+    **dict.fromkeys(("Where", "where"), "._core.selectors"),
+    **dict.fromkeys(("Module", "Param"), "._core.view"),
+    **dict.fromkeys(("summary", "wrap"), ".access"),
+    "backend_of": ".backends",
+    **dict.fromkeys(
+        ("LoadReport", "PortReport", "load", "load_state_dict", "port", "save", "state_dict"),
+        ".checkpoints",
+    ),
+    "initialize": ".init",
+    **dict.fromkeys(("gradients", "tie", "ties", "untie"), ".tying"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = import_module(f".{name}" if module == "" else module, __name__)
+    if module != "":
+        value = getattr(value, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BackendNotInstalledError",

@@ -76,7 +76,8 @@ def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
     if path.name.endswith(INDEX_SUFFIX) or (not path.exists() and Path(str(path) + INDEX_SUFFIX).exists()):
         return _read_sharded(path if path.name.endswith(INDEX_SUFFIX) else Path(str(path) + INDEX_SUFFIX))
     metadata, infos = st.read_header(path)
-    return {i.name: _source(path, i) for i in infos}, metadata
+    mapped = st.MappedFile(path)
+    return {i.name: _source(mapped, i) for i in infos}, metadata
 
 
 def load_file(
@@ -164,13 +165,14 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
     for shard in sorted(set(weight_map.values())):
         shard_path = index_path.parent / Path(shard).name  # never outside the index's folder
         metadata, infos = st.read_header(shard_path)
+        mapped = st.MappedFile(shard_path)
         for info in infos:
             if weight_map.get(info.name) != shard:
                 raise CheckpointError(
                     f"Shard {shard!r} holds {info.name!r}, which the index places elsewhere. "
                     + received(index=str(index_path))
                 )
-            state[info.name] = _source(shard_path, info)
+            state[info.name] = _source(mapped, info)
     missing = sorted(set(weight_map) - set(state))
     if missing:
         raise CheckpointError(
@@ -179,8 +181,8 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
     return state, metadata
 
 
-def _source(path: Path, info: st.TensorInfo) -> Source:
-    return Source(info.shape, info.dtype, lambda: st.read_tensor(path, info))
+def _source(mapped: st.MappedFile, info: st.TensorInfo) -> Source:
+    return Source(info.shape, info.dtype, lambda: mapped.tensor(info))
 
 
 def _json(text: str | None, default: Any, file: Any) -> Any:

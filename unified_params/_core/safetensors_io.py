@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import struct
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,19 +92,37 @@ def write(
     tick: Callable[[int], None] | None = None,
 ) -> None:
     """Write a safetensors file to an open binary stream, one tensor at a time;
-    ``tick(nbytes)`` is called after each tensor."""
+    ``tick(nbytes)`` is called after each tensor.
+
+    While one tensor is written, the next is made contiguous (a transpose, for
+    a kernel whose native layout is not the canonical one) on a helper thread:
+    both release the GIL, so the copy hides behind the write. At most two
+    tensors' bytes are held at once.
+    """
     stream.write(header_bytes(entries, metadata))
-    for e in entries:
-        array = np.asarray(e.fetch())
-        if tuple(array.shape) != e.shape or array.dtype != numpy_dtype(e.dtype):
-            raise CheckpointError(
-                f"Tensor {e.name!r} changed while saving: expected {e.shape} {e.dtype}. "
-                + received(shape=array.shape, dtype=str(array.dtype))
-            )
-        raw = contiguous(array)
-        stream.write(memoryview(raw.reshape(-1).view(np.uint8)).cast("B") if raw.size else b"")
-        if tick is not None:
-            tick(e.nbytes)
+    if not entries:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="up-save") as helper:
+        pending = helper.submit(contiguous, _fetched(entries[0]))
+        for k, e in enumerate(entries):
+            raw = pending.result()
+            if k + 1 < len(entries):
+                pending = helper.submit(contiguous, _fetched(entries[k + 1]))
+            stream.write(memoryview(raw.reshape(-1).view(np.uint8)).cast("B") if raw.size else b"")
+            del raw
+            if tick is not None:
+                tick(e.nbytes)
+
+
+def _fetched(e: Entry) -> np.ndarray:
+    """The entry's value, checked against the shape and dtype in the header."""
+    array = np.asarray(e.fetch())
+    if tuple(array.shape) != e.shape or array.dtype != numpy_dtype(e.dtype):
+        raise CheckpointError(
+            f"Tensor {e.name!r} changed while saving: expected {e.shape} {e.dtype}. "
+            + received(shape=array.shape, dtype=str(array.dtype))
+        )
+    return array
 
 
 @contextmanager
@@ -210,15 +230,44 @@ def _tensor_info(path: Path, name: str, spec: Any, start: int) -> TensorInfo:
     return TensorInfo(name, dtype, tuple(shape), start + begin, start + end)
 
 
-def read_tensor(path: Path, info: TensorInfo) -> np.ndarray:
-    """Read one tensor's bytes (offsets already validated against the file)."""
-    count = math.prod(info.shape)
-    with open(path, "rb") as stream:
-        stream.seek(info.begin)
-        data = np.fromfile(stream, dtype=info.dtype, count=count)
-    if data.size != count:
-        raise _bad(Path(path), f"tensor {info.name!r} is cut short")
-    return data.reshape(info.shape)
+class MappedFile:
+    """A checkpoint file mapped read-only, on first use.
+
+    A tensor read from it is a read-only array over the page cache, so loading
+    copies each byte once, from the file's pages straight into the model's
+    variable (a read into a buffer, then a copy, would copy it twice). The
+    mapping lives as long as this object or any array read from it.
+
+    An up.save replaces a file by rename, which leaves an open mapping intact;
+    only a program that truncates the file in place while it is being loaded
+    could pull pages from under it.
+
+    Examples:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "t.safetensors")
+        >>> e = Entry("w", (2,), "float32", lambda: np.array([1.0, 2.0], "float32"))
+        >>> with open(path, "wb") as f:
+        ...     write(f, [e], {})
+        >>> _, [info] = read_header(path)
+        >>> MappedFile(path).tensor(info)
+        array([1., 2.], dtype=float32)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._map: mmap.mmap | None = None
+
+    def tensor(self, info: TensorInfo) -> np.ndarray:
+        """The tensor's bytes as a read-only array of its dtype and shape."""
+        count = math.prod(info.shape)
+        if count == 0:
+            return np.empty(info.shape, info.dtype)
+        if self._map is None:
+            with open(self.path, "rb") as stream:
+                self._map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        if len(self._map) < info.end:
+            raise _bad(self.path, f"tensor {info.name!r} is cut short (the file shrank after opening)")
+        return np.frombuffer(self._map, info.dtype, count, info.begin).reshape(info.shape)
 
 
 def _refuse_pickles(path: Path, head: bytes) -> None:

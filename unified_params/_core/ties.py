@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .errors import TieError, UnsupportedError, received
 from .paths import join, split
+from .snapshot import structure_changed
 from .tree import all_entries, group_by_variable, walk
 from .view import Module, Param
 
@@ -41,19 +42,25 @@ def tie(model: Module, src: str, dst: str) -> None:
             f"Cannot tie a {_what(a)} to a {_what(b)}. Expected two layer paths or two parameter "
             "paths. " + received(src=src, dst=dst)
         )
-    if isinstance(a, Param) and isinstance(b, Param):
-        _tie_params(model, a, b)
-    else:
-        _tie_layers(model, a, b)
+    try:
+        if isinstance(a, Param) and isinstance(b, Param):
+            _tie_params(model, a, b)
+        else:
+            _tie_layers(model, a, b)
+    finally:
+        structure_changed()  # cached walks of this model no longer hold
 
 
 def untie(model: Module, path: str) -> None:
     """Give ``path`` its own copy; see ``unified_params.untie``."""
     target = model[path]
-    if isinstance(target, Module):
-        _untie_layer(model, target)
-    else:
-        _untie_param(model, target)
+    try:
+        if isinstance(target, Module):
+            _untie_layer(model, target)
+        else:
+            _untie_param(model, target)
+    finally:
+        structure_changed()
 
 
 # -- layers --------------------------------------------------------------------

@@ -5,55 +5,107 @@ at several paths is the same object, so collectors list it once, under the
 first path in depth-first order; the other paths are its aliases. This is the
 dedup Keras applies to ``weights``; torch and paddle ``state_dict`` emit every
 alias instead, and ``Sequential.layers`` in Keras 3 lists a reused layer twice.
+
+These walks run on every collect-all of a model not seen before, so they stay
+lean: one adapter call per module for its children and one for its variables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import layouts
 from .errors import NotBuiltError
-from .paths import join
 
 if TYPE_CHECKING:
     from ..backends._base import Adapter
 
 
-@dataclass(frozen=True)
 class Entry:
-    """One occurrence of a variable at one path."""
+    """One occurrence of a variable at one path.
 
-    path: str
-    module_path: str
-    module: Any
-    layer_kind: str
-    name: str
-    native_name: str
-    var: Any
-    kind: str  # "param" | "buffer"
-    leaf: layouts.Leaf | None
+    Attributes:
+        path: Path with the canonical leaf name (``"1.weight"``).
+        module_path: Path of the module holding the variable (``"1"``).
+        module: The native module.
+        layer_kind: The module's layer kind (``"linear"``).
+        name: Canonical leaf name; ``native_name``: the framework's.
+        var: The native variable.
+        kind: ``"param"`` or ``"buffer"``.
+        leaf: What the adapter declares for the variable, if anything.
+    """
+
+    __slots__ = ("path", "module_path", "module", "layer_kind", "name", "native_name", "var", "kind", "leaf")
+
+    def __init__(
+        self,
+        path: str,
+        module_path: str,
+        module: Any,
+        layer_kind: str,
+        name: str,
+        native_name: str,
+        var: Any,
+        kind: str,
+        leaf: layouts.Leaf | None,
+    ) -> None:
+        self.path = path
+        self.module_path = module_path
+        self.module = module
+        self.layer_kind = layer_kind
+        self.name = name
+        self.native_name = native_name
+        self.var = var
+        self.kind = kind
+        self.leaf = leaf
 
     @property
     def native_path(self) -> str:
         """The path with the framework's own leaf name (``"1.kernel"``)."""
-        return join(self.module_path, self.native_name)
+        return extend(self.module_path, self.native_name)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.path!r}, kind={self.kind!r})"
 
 
-def walk(adapter: Adapter, module: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def extend(path: str, key: str) -> str:
+    """``path`` one key deeper (the hot-path form of ``paths.join``).
+
+    Examples:
+        >>> extend("", "0"), extend("0", "weight")
+        ('0', '0.weight')
+    """
+    return f"{path}.{key}" if path else key
+
+
+def walk(adapter: Adapter, module: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Every module position, depth-first, the root first; shared layers at each.
 
-    A module that contains itself is visited once per ancestry chain, so a
-    cyclic graph cannot recurse forever.
+    A module is not entered again below itself, so a cyclic graph cannot
+    loop forever; the walk keeps its own stack, so depth is not limited by
+    Python's recursion limit.
     """
-    stack: list[tuple[str, Any, frozenset[int]]] = [(prefix, module, frozenset())]
+    out: list[tuple[str, Any]] = []
+    ancestors: set[int] = set()  # ids of the modules on the current chain
+    children = adapter.children
+    stack: list[tuple[str | None, Any]] = [(prefix, module)]
     while stack:
-        path, node, ancestors = stack.pop()
-        yield path, node
-        inner = ancestors | {id(node)}
-        kids = [(join(path, k), c) for k, c in adapter.children(node) if id(c) not in inner]
-        stack.extend((p, c, inner) for p, c in reversed(kids))
+        path, node = stack.pop()
+        if path is None:  # leaving the module whose id this is
+            ancestors.discard(node)
+            continue
+        out.append((path, node))
+        kids = children(node)
+        if kids:
+            ancestors.add(id(node))
+            stack.append((None, id(node)))
+            stack += [
+                (f"{path}.{key}" if path else key, child)
+                for key, child in reversed(kids)
+                if id(child) not in ancestors
+            ]
+    return out
 
 
 def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
@@ -67,24 +119,44 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
     except NotBuiltError as err:
         where = repr(module_path) if module_path else "the root"
         raise NotBuiltError(f"At path {where}: {err}") from None
-    kind = adapter.kind(module)
-    declared = adapter.LEAVES.get(kind, {})
+    if not native:
+        return []
+    info = _BY_CLASS.get(type(module))
+    if info is None:
+        info = _BY_CLASS[type(module)] = _class_info(adapter, module)
+    kind, declared, buffers = info
+    dot = f"{module_path}." if module_path else ""
+    if declared is None and buffers is None:  # native names are canonical: the common case
+        return [
+            Entry(dot + n, module_path, module, kind, n, n, var, "buffer" if b else "param", None)
+            for n, var, b in native
+        ]
     out = []
     for native_name, var, native_buffer in native:
-        leaf = declared.get(native_name)
-        name = leaf.canonical if leaf is not None else native_name
-        role = "buffer" if native_buffer or layouts.is_buffer(kind, name) else "param"
-        out.append(
-            Entry(join(module_path, name), module_path, module, kind, name, native_name, var, role, leaf)
-        )
+        leaf = None if declared is None else declared.get(native_name)
+        name = native_name if leaf is None else leaf.canonical
+        role = "buffer" if native_buffer or (buffers is not None and name in buffers) else "param"
+        out.append(Entry(dot + name, module_path, module, kind, name, native_name, var, role, leaf))
     return out
+
+
+#: Per layer class: its kind, the adapter's declared leaves, the buffer leaves.
+#: A kind depends on the class alone, and a class belongs to one framework.
+_BY_CLASS: dict[type, tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]] = {}
+
+
+def _class_info(
+    adapter: Adapter, module: Any
+) -> tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]:
+    kind = adapter.kind(module)
+    return kind, adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
 
 
 def all_entries(adapter: Adapter, root: Any, prefix: str = "") -> list[Entry]:
     """Every variable occurrence below ``root``, aliases included, in order."""
     out: list[Entry] = []
     for path, module in walk(adapter, root, prefix):
-        out.extend(own_entries(adapter, module, path))
+        out += own_entries(adapter, module, path)
     return out
 
 
@@ -103,5 +175,9 @@ def group_by_variable(entries: list[Entry]) -> dict[int, list[Entry]]:
     """Entries grouped by the identity of their variable, in first-seen order."""
     groups: dict[int, list[Entry]] = {}
     for entry in entries:
-        groups.setdefault(id(entry.var), []).append(entry)
+        group = groups.get(id(entry.var))
+        if group is None:
+            groups[id(entry.var)] = [entry]
+        else:
+            group.append(entry)
     return groups

@@ -16,6 +16,7 @@ from . import layouts, values
 from .errors import PathError, PositionError, UnsupportedError, received
 from .paths import join, nearest, split
 from .selectors import compile_selector
+from .snapshot import Snapshot
 from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
 
 if TYPE_CHECKING:
@@ -37,13 +38,14 @@ class Module:
         ('Linear', 'linear', 2)
     """
 
-    __slots__ = ("_adapter", "_native", "_path", "_root")
+    __slots__ = ("_adapter", "_native", "_path", "_root", "_snap")
 
     def __init__(self, adapter: Adapter, native: Any, path: str = "", root: Module | None = None):
         self._adapter = adapter
         self._native = native
         self._path = path
         self._root = root if root is not None else self
+        self._snap: Snapshot | None = None
 
     # -- identity ------------------------------------------------------------
     @property
@@ -103,10 +105,7 @@ class Module:
             >>> [x.path for x in m.modules()]
             ['', '0', '1']
         """
-        return [
-            Module(self._adapter, native, path, self._root)
-            for path, native in unique_modules(self._adapter, self._native, self._path)
-        ]
+        return [Module(self._adapter, native, path, self._root) for path, native in self._snapshot().modules]
 
     def __getitem__(self, key: int | str) -> Module | Param:
         """A child by position (``m[0]``, ``m[-1]``) or an entry by path.
@@ -151,18 +150,18 @@ class Module:
             >>> list(m.params("*.weight"))
             ['0.weight']
         """
+        snap = self._snapshot()
+        found: dict[str, Param] | None = snap.memo.get("params")
+        if found is None:
+            found = snap.memo["params"] = self._first_params(snap.entries)
+        if where is None and trainable is None:
+            return dict(found)
         match = compile_selector(where)
-        root_view = self._root is self
-        out: dict[str, Param] = {}
-        for group in group_by_variable(all_entries(self._adapter, self._native, self._path)).values():
-            first = group[0]
-            aliases = tuple(e.path for e in group[1:]) if root_view else None
-            param = Param(self._adapter, first, self._root, aliases)
-            if trainable is not None and param.trainable != trainable:
-                continue
-            if match(param):
-                out[first.path] = param
-        return out
+        return {
+            path: p
+            for path, p in found.items()
+            if (trainable is None or p.trainable == trainable) and match(p)
+        }
 
     def param(self, path: str) -> Param:
         """The parameter at a path relative to this module.
@@ -194,6 +193,38 @@ class Module:
         return sum(p.size for p in self.params().values() if p.kind == "param")
 
     # -- internals -----------------------------------------------------------
+    def _snapshot(self) -> Snapshot:
+        """The walk below this module: the last one while the model is unchanged.
+
+        A view's first walk is taken for one use (no fingerprint): a view made
+        for one question, as in ``up.wrap(m).params()``, pays for no cache.
+        From the second on, the walk is kept and reused until the model changes.
+        """
+        snap = self._snap
+        if snap is None or not snap.current():
+            snap = self._snap = Snapshot(self._adapter, self._native, self._path, reusable=snap is not None)
+        return snap
+
+    def _first_params(self, entries: list[Entry]) -> dict[str, Param]:
+        """One Param per variable, at its first path, the later paths its aliases."""
+        adapter, root = self._adapter, self._root
+        found: dict[str, Param] = {}
+        first: dict[int, Param] = {}
+        later: dict[int, list[str]] = {}
+        for entry in entries:
+            seen = first.get(id(entry.var))
+            if seen is None:
+                first[id(entry.var)] = found[entry.path] = Param(adapter, entry, root, ())
+            else:
+                later.setdefault(id(entry.var), []).append(entry.path)
+        if root is not self:  # aliases are paths of the whole model: known at the root only
+            for param in found.values():
+                param._aliases = None
+        else:
+            for key, paths in later.items():
+                first[key]._aliases = tuple(paths)
+        return found
+
     def _child(self, key: str, native: Any) -> Module:
         return Module(self._adapter, native, join(self._path, key), self._root)
 

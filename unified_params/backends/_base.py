@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,6 +67,13 @@ class Adapter(abc.ABC):
     def child(self, module: Any, key: str) -> Any | None:
         """The child at ``key``, or ``None``: one step of a path look-up, without
         listing every child."""
+
+    @abc.abstractmethod
+    def containers(self, module: Any) -> tuple[Sized, ...]:
+        """The dicts and lists the framework keeps the module's children and own
+        variables in, such that any change to either changes a key, a member
+        or a length of one of them. Snapshots compare them to tell that a
+        model is unchanged (see :mod:`unified_params._core.snapshot`)."""
 
     @abc.abstractmethod
     def variables(self, module: Any) -> list[NativeVariable]:
@@ -160,26 +167,30 @@ class Adapter(abc.ABC):
         gradients are left where ``grad()`` reads them."""
 
 
-_KIND_CACHE: dict[tuple[type, int], str] = {}
+class KindTable:
+    """Layer kinds by class, walking the bases (subclasses keep the kind).
 
-
-def kind_from_table(cls: type, table: Mapping[type, str]) -> str:
-    """Look a class up in a kind table, walking its bases (subclasses keep the kind).
-
-    The answer is cached per class and table.
+    Each class is looked up once; afterwards its kind is one dict read.
 
     Examples:
         >>> class Base: pass
         >>> class Child(Base): pass
-        >>> kind_from_table(Child, {Base: "linear"})
+        >>> KindTable({Base: "linear"})(Child)
         'linear'
     """
-    key = (cls, id(table))
-    kind = _KIND_CACHE.get(key)
-    if kind is None:
-        kind = next((table[k] for k in cls.__mro__ if k in table), "other")
-        _KIND_CACHE[key] = kind
-    return kind
+
+    __slots__ = ("_table", "_cache")
+
+    def __init__(self, table: Mapping[type, str]) -> None:
+        self._table = table
+        self._cache: dict[type, str] = {}
+
+    def __call__(self, cls: type) -> str:
+        kind = self._cache.get(cls)
+        if kind is None:
+            kind = next((self._table[k] for k in cls.__mro__ if k in self._table), "other")
+            self._cache[cls] = kind
+        return kind
 
 
 def registered_variables(
@@ -195,7 +206,9 @@ def registered_variables(
         [('weight', 1, False), ('stat', 2, True)]
     """
     own = [(n, p, False) for n, p in params.items() if p is not None]
-    return own + [(n, b, True) for n, b in buffers.items() if b is not None and n not in transient]
+    if buffers:
+        own += [(n, b, True) for n, b in buffers.items() if b is not None and n not in transient]
+    return own
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ live in a :class:`~unified_params._core.grad_store.GradStore`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 import keras
@@ -22,7 +22,7 @@ from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from .._core.layouts import Leaf
 from .._core.state import Merge, Part
-from ._base import Adapter, NativeVariable, assign_slice_by_copy, kind_from_table
+from ._base import Adapter, KindTable, NativeVariable, assign_slice_by_copy
 
 L = keras.layers
 _KINDS: dict[type, str] = {
@@ -44,6 +44,27 @@ _KINDS: dict[type, str] = {
     keras.Sequential: "container",
     Functional: "container",
 }
+_KIND = KindTable(_KINDS)
+_ROLE_ORDER = (
+    (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
+    (Functional, "functional"), (L.RNN, "rnn"),
+)  # fmt: skip
+# What a class is to the walk, decided once per class: "list", "dict" (groups of
+# layers a subclassed model holds), "sequential", "functional", "rnn", "layer".
+_ROLES: dict[type, str] = {}
+
+
+def _role(cls: type) -> str:
+    role = _ROLES.get(cls)
+    if role is None:
+        role = next(
+            (name for base, name in _ROLE_ORDER if issubclass(cls, base)),
+            "layer",
+        )
+        _ROLES[cls] = role
+    return role
+
+
 #: Attribute on a layer naming the slots whose variable was swapped by a tie:
 #: a Keras variable's own name is frozen at creation.
 _SLOT_NAMES = "_unified_params_slots"
@@ -133,51 +154,70 @@ class KerasAdapter(Adapter):
     def kind(self, module: Any) -> str:
         if not isinstance(module, L.Layer):
             return "container"  # a list or dict of layers held by a subclassed model
-        return kind_from_table(type(module), _KINDS)
+        return _KIND(type(module))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
-        if isinstance(module, (list, tuple)):
+        role = _role(type(module))
+        if role == "layer":
+            # A layer's sublayers are the attributes holding layers Keras tracks.
+            return _attribute_children(module) if module.__dict__.get("_layers") else []
+        if role == "list":
             return [(str(i), c) for i, c in enumerate(module) if _is_layer_or_group(c)]
-        if isinstance(module, dict):
+        if role == "dict":
             return [(str(k), c) for k, c in module.items() if _is_layer_or_group(c)]
-        if isinstance(module, (keras.Sequential, Functional)):
-            return [(str(i), layer) for i, layer in enumerate(module.layers)]
-        if isinstance(module, L.RNN):
+        if role == "rnn":
             return []  # the cell's variables are the layer's own
-        return _attribute_children(module)
+        return [(str(i), layer) for i, layer in enumerate(module.layers)]
 
     def child(self, module: Any, key: str) -> Any | None:
-        if isinstance(module, keras.Sequential) and key.isdigit():
+        role = _role(type(module))
+        if role == "sequential" and key.isdigit():
             layers = module._layers  # `layers` would copy the list on every step
             position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
             return layers[position] if position < len(layers) else None
-        if isinstance(module, Functional) and key.isdigit():
+        if role == "functional" and key.isdigit():
             layers = module.layers
             return layers[int(key)] if int(key) < len(layers) else None
-        if isinstance(module, (list, tuple, dict)) or isinstance(module, L.RNN):
+        if role != "layer":
             return next((c for k, c in self.children(module) if k == key), None)
-        if not getattr(module, "_layers", None):
+        if not module.__dict__.get("_layers"):
             return None  # a layer without sublayers: the key names a variable, if anything
         value = vars(module).get(key)
         if value is not None and key not in _INTERNAL and _is_layer_or_group(value):
             return value
         return next((c for k, c in _attribute_children(module) if k == key), None)
 
+    def containers(self, module: Any) -> tuple[Sized, ...]:
+        role = _role(type(module))
+        if role in ("list", "dict"):
+            return (module,)  # a group of layers: its own members
+        if role == "functional":
+            return (module._operations,)
+        owner = module.cell if role == "rnn" else module
+        own = (module._layers, owner._trainable_variables, owner._non_trainable_variables)
+        # Sublayers are found by the attribute that holds them: watch the attributes too.
+        return (*own, vars(module)) if module._layers else own
+
     def variables(self, module: Any) -> list[NativeVariable]:
-        if not isinstance(module, L.Layer) or isinstance(module, (keras.Sequential, Functional)):
+        role = _role(type(module))
+        if role not in ("layer", "rnn"):
             return []  # containers own no variables, built or not
-        owner = module.cell if isinstance(module, L.RNN) else module
+        owner = module.cell if role == "rnn" else module
         if not module.built and type(module).build is not L.Layer.build:
             raise NotBuiltError(
                 f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
                 "variables do not exist yet. Expected a built model: call it once on an input "
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
-        slots = owner.__dict__.get(_SLOT_NAMES, {})  # names of slots holding a tied variable
+        slots = owner.__dict__.get(_SLOT_NAMES)  # names of slots holding a tied variable
         if isinstance(owner, L.DepthwiseConv2D):
-            slots = {id(owner.kernel): "depthwise_kernel", **slots}  # its kernel's own layout
-        own = [(slots.get(id(v), v.name), v, False) for v in owner._trainable_variables]
-        return own + [(slots.get(id(v), v.name), v, True) for v in owner._non_trainable_variables]
+            slots = {id(owner.kernel): "depthwise_kernel", **(slots or {})}  # its kernel's own layout
+        if not slots:
+            own = [(v.name, v, False) for v in owner._trainable_variables]
+            frozen = owner._non_trainable_variables
+            return own + [(v.name, v, True) for v in frozen] if frozen else own
+        own = [(slots.get(id(v)) or v.name, v, False) for v in owner._trainable_variables]
+        return own + [(slots.get(id(v)) or v.name, v, True) for v in owner._non_trainable_variables]
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)

@@ -9,7 +9,7 @@ layer itself (their inner cell sublayers reuse the same objects).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,10 @@ from .._core.layouts import Leaf
 from .._core.state import Part
 from ._base import (
     Adapter,
+    KindTable,
     NativeVariable,
     assign_slice_by_copy,
     first_output,
-    kind_from_table,
     registered_variables,
     training_mode,
 )
@@ -50,6 +50,7 @@ _KINDS: dict[type, str] = {
     nn.LayerList: "container",
     nn.LayerDict: "container",
 }
+_KIND = KindTable(_KINDS)
 _LEAF_ONLY = frozenset({"lstm", "gru"})
 
 
@@ -93,7 +94,7 @@ class PaddleAdapter(Adapter):
         return type(module).__name__
 
     def kind(self, module: Any) -> str:
-        return kind_from_table(type(module), _KINDS)
+        return _KIND(type(module))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
         if self.kind(module) in _LEAF_ONLY:
@@ -102,6 +103,14 @@ class PaddleAdapter(Adapter):
 
     def child(self, module: Any, key: str) -> Any | None:
         return None if self.kind(module) in _LEAF_ONLY else module._sub_layers.get(key)
+
+    def containers(self, module: Any) -> tuple[Sized, ...]:
+        return (
+            module._sub_layers,
+            module._parameters,
+            module._buffers,
+            module._non_persistable_buffer_names_set,
+        )
 
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from torch import nn
 
 from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
-from ._base import Adapter, NativeVariable, first_output, kind_from_table, registered_variables, training_mode
+from ._base import Adapter, KindTable, NativeVariable, first_output, registered_variables, training_mode
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -38,6 +38,7 @@ _KINDS: dict[type, str] = {
     nn.ModuleList: "container",
     nn.ModuleDict: "container",
 }
+_KIND = KindTable(_KINDS)
 
 
 _SHARED_DTYPES = (torch.float32, torch.float64)
@@ -64,13 +65,16 @@ class TorchAdapter(Adapter):
         return type(module).__name__
 
     def kind(self, module: Any) -> str:
-        return kind_from_table(type(module), _KINDS)
+        return _KIND(type(module))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
         return [(k, c) for k, c in module._modules.items() if c is not None]
 
     def child(self, module: Any, key: str) -> Any | None:
         return module._modules.get(key)
+
+    def containers(self, module: Any) -> tuple[Sized, ...]:
+        return (module._modules, module._parameters, module._buffers, module._non_persistent_buffers_set)
 
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)

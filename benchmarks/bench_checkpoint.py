@@ -1,0 +1,100 @@
+"""``up.save`` / ``up.load`` against each framework's own way to save and load weights.
+
+Model: 4 x scale Linear(2048, 2048) float32 layers (64 MiB x scale; 16x is
+1 GiB). Baselines, same run, same folder:
+
+- torch: ``safetensors.torch.save_file(model.state_dict())`` and
+  ``model.load_state_dict(safetensors.torch.load_file())``; target <= 1.1x;
+- Keras: ``model.save_weights`` / ``model.load_weights`` (.weights.h5); target <= 1.0x;
+- paddle: ``paddle.save(model.state_dict())`` and
+  ``model.set_state_dict(paddle.load())``; target <= 1.0x.
+
+Targets apply from 1 GB. ``up.save`` fsyncs before its atomic rename; the
+baselines do not.
+
+    .venv/bin/python benchmarks/bench_checkpoint.py [--scales 1,4,16] [--json rows.jsonl]
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import paddle  # noqa: E402  (paddle before tensorflow)
+from harness import Row, arguments, emit, measure, mib  # noqa: E402
+
+import unified_params as up  # noqa: E402
+
+WIDTH = 2048
+TARGETS = {"torch": 1.1, "keras": 1.0, "paddle": 1.0}
+BASELINES = {
+    "torch": "safetensors save_file / load_file + load_state_dict",
+    "keras": "save_weights / load_weights (h5)",
+    "paddle": "paddle.save / paddle.load + set_state_dict",
+}
+
+
+def native(backend: str, model, folder: str):
+    """(save, load) as the framework itself does them."""
+    if backend == "torch":
+        from safetensors.torch import load_file, save_file
+
+        path = os.path.join(folder, "native.safetensors")
+        return (lambda: save_file(model.state_dict(), path)), (lambda: model.load_state_dict(load_file(path)))
+    if backend == "keras":
+        path = os.path.join(folder, "native.weights.h5")
+        return (lambda: model.save_weights(path)), (lambda: model.load_weights(path))
+    path = os.path.join(folder, "native.pdparams")
+    return (lambda: paddle.save(model.state_dict(), path)), (lambda: model.set_state_dict(paddle.load(path)))
+
+
+def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
+    model = up.spec.Sequential(*[up.spec.Linear(WIDTH, WIDTH) for _ in range(layers * scale)]).build(backend)
+    up.initialize(model, up.init.Normal(0, 0.02), seed=0)
+    total = sum(p.size * 4 for p in up.wrap(model).params().values())
+    path = os.path.join(folder, "ours.safetensors")
+    save, load = native(backend, model, folder)
+    ours = {
+        "save": lambda: up.save(model, path, progress=False),
+        "load": lambda: up.load(model, path, progress=False),
+    }
+    theirs = {"save": save, "load": load}
+    rows = []
+    repeat = 2 if scale >= 16 else 3
+    for op in ("save", "load"):
+        t_native, m_native = measure(theirs[op], repeat)
+        t_ours, m_ours = measure(ours[op], repeat)
+        big = total >= 1e9
+        target = TARGETS[backend]
+        rows.append(
+            Row(f"{op} a checkpoint", backend, scale, mib(total), t_ours, t_native, BASELINES[backend],
+                m_ours, f"<= {target}x" if big else "", (t_ours / t_native <= target) if big else None,
+                m_native)
+        )  # fmt: skip
+
+    gc.collect()
+    return rows
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    import keras  # noqa: F401  (after paddle)
+
+    layers = 1 if args.tiny else 4
+    folder = tempfile.mkdtemp(prefix="up-bench-")
+    try:
+        rows = [
+            r for b in ("torch", "keras", "paddle") for s in args.scales for r in run(b, s, layers, folder)
+        ]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    emit(rows, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""What every benchmark shares: timing, memory, result rows and the command line.
+
+Each script times this library's call and a native baseline in the same
+process, at three sizes (1x, 4x, 16x of the work), and prints one row per
+measurement. With ``--json FILE`` it also appends its rows to ``FILE`` for
+``run_all.py``, which writes the table in docs/benchmarks.md.
+
+Memory is the peak *anonymous* resident memory above the level before the
+call (``RssAnon``): what the call allocates. Pages of a file mapped for
+reading are page cache, shared and reclaimable, and are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SCALES = (1, 4, 16)
+
+
+@dataclass
+class Row:
+    """One measurement: this library against a native baseline on one case."""
+
+    operation: str
+    backend: str
+    scale: int
+    size: str
+    ours: float  # seconds
+    native: float | None  # seconds, same run
+    baseline: str  # what the native time measures
+    peak: int | None  # bytes of extra memory at the peak of our call; None: not sampled
+    target: str  # the target, or "" where it does not apply at this size
+    met: bool | None  # None where no target applies
+    native_peak: int | None = None  # the same for the native call
+
+    @property
+    def ratio(self) -> float | None:
+        """Our time over the native time (lower is better)."""
+        return None if not self.native else self.ours / self.native
+
+
+def anon_rss() -> int:
+    """Anonymous resident memory of this process, in bytes (Linux /proc)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon in /proc/self/status")
+
+
+def measure(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, int]:
+    """Best wall time over ``repeat`` runs, and the peak extra memory of any run.
+
+    Memory is sampled every millisecond from a helper thread while ``fn`` runs.
+    """
+    best, peak_extra = float("inf"), 0
+    for _ in range(repeat):
+        base, peak, stop = anon_rss(), [0], threading.Event()
+
+        def sample(stop: threading.Event = stop, peak: list[int] = peak) -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], anon_rss())
+                time.sleep(0.001)
+
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        stop.set()
+        watcher.join()
+        best = min(best, elapsed)
+        peak_extra = max(peak_extra, max(peak[0], anon_rss()) - base)
+    return best, peak_extra
+
+
+def best_time(fn: Callable[[], Any], repeat: int = 7) -> float:
+    """Best wall time over ``repeat`` runs, for calls too short to sample memory."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def seconds(t: float) -> str:
+    return f"{t * 1e3:,.2f} ms" if t < 1 else f"{t:,.2f} s"
+
+
+def arguments(description: str) -> argparse.Namespace:
+    """The options every benchmark script takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scales", default=",".join(map(str, SCALES)), help="sizes to run, e.g. 1,4")
+    parser.add_argument("--json", help="append the rows to this file (JSON lines)")
+    parser.add_argument("--tiny", action="store_true", help="a very small run that only checks the script")
+    args = parser.parse_args()
+    args.scales = [int(s) for s in args.scales.split(",")]
+    return args
+
+
+def emit(rows: list[Row], args: argparse.Namespace) -> None:
+    """Print the rows as a table and, with ``--json``, append them to the file."""
+    print(table(rows), flush=True)
+    if args.json:
+        with open(args.json, "a") as f:
+            for row in rows:
+                f.write(json.dumps(asdict(row)) + "\n")
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table: operation, backend, size, ours, native, ratio, memory, target."""
+    head = (
+        "| operation | backend | size | unified-params | native | ratio | peak extra (native) "
+        "| target | met |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        native = "-" if r.native is None else seconds(r.native)
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        met = {True: "yes", False: "**no**", None: ""}[r.met]
+        target = r.target or ("(scaling)" if r.met is None else "")
+        peak = "-" if r.peak is None else mib(r.peak)
+        if r.native_peak is not None:
+            peak += f" ({mib(r.native_peak)})"
+        lines.append(
+            f"| {r.operation} | {r.backend} | {r.size} | {seconds(r.ours)} | {native} | {ratio} | "
+            f"{peak} | {target} | {met} |"
+        )
+    return "\n".join(lines)

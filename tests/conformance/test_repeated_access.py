@@ -1,0 +1,136 @@
+"""A view reuses its walk while the model is unchanged, and never shows a stale one.
+
+Each structural change is made the framework's own way; a view that has
+already answered twice (so its walk is kept) must see it on the next call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from unified_params import spec as S
+from unified_params._core.errors import NotBuiltError
+
+
+def mlp(backend):
+    return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 2)).build(backend)
+
+
+def warm(view):
+    """Ask twice: from the second walk on, the view keeps it."""
+    view.params()
+    return view.params()
+
+
+def add_variable(backend, layer, name):
+    """Give ``layer`` one more trainable variable of shape (3,), natively.
+
+    (Keras locks a built layer's state: there, variables appear by building,
+    tested below.)
+    """
+    if backend == "torch":
+        import torch
+
+        layer.register_parameter(name, torch.nn.Parameter(torch.zeros(3)))
+    else:
+        import paddle
+
+        layer.add_parameter(name, paddle.create_parameter([3], "float32"))
+
+
+def replace_last_layer(backend, model):
+    """Put a Linear(8, 3) where the Linear(8, 2) was, natively."""
+    if backend == "torch":
+        import torch
+
+        model[2] = torch.nn.Linear(8, 3)
+    elif backend == "paddle":
+        import paddle
+
+        setattr(model, "2", paddle.nn.Linear(8, 3))
+    else:
+        import keras
+
+        model.pop()
+        model.add(keras.layers.Dense(3))
+        model.build((None, 4))
+
+
+def test_unchanged_model_answers_from_the_kept_walk(backend):
+    m = up.wrap(mlp(backend))
+    first = warm(m)
+    again = m.params()
+    assert again == first and all(again[k] is first[k] for k in first)  # the same views
+    again["0.weight"].set(np.full((8, 4) if backend == "torch" else (4, 8), 2.0, "float32"))
+    assert float(m.params()["0.weight"].numpy().sum()) == 64.0  # values are read live
+    assert again is not m.params()  # each call hands out its own dict
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle"])
+def test_a_variable_added_natively_shows_at_once(framework):
+    needs(framework)
+    net = mlp(framework)
+    m = up.wrap(net)
+    warm(m)
+    add_variable(framework, net[0], "extra")
+    assert "0.extra" in m.params()
+    assert m.params()["0.extra"].shape == (3,)
+
+
+def test_a_layer_replaced_natively_shows_at_once(backend):
+    net = mlp(backend)
+    m = up.wrap(net)
+    before = warm(m)["2.weight"]
+    assert before.canonical_shape == (2, 8)
+    replace_last_layer(backend, net)
+    after = m.params()["2.weight"]
+    assert after.canonical_shape == (3, 8) and after.native is not before.native
+    assert [x.path for x in m.modules()] == ["", "0", "1", "2"]
+
+
+def test_a_tie_made_here_shows_at_once_in_every_view(backend):
+    net = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    m, other = up.wrap(net), up.wrap(net)
+    warm(m), warm(other)
+    up.tie(net, "0.weight", "1.weight")
+    for view in (m, other):
+        assert "1.weight" not in view.params() and view.params()["0.weight"].aliases == ("1.weight",)
+    up.untie(net, "1.weight")
+    assert "1.weight" in m.params() and m.params()["0.weight"].aliases == ()
+
+
+def test_a_sub_view_keeps_its_own_walk_and_paths(backend):
+    net = mlp(backend)
+    sub = up.wrap(net)[2]
+    assert list(warm(sub)) == ["2.weight", "2.bias"]
+    replace_last_layer(backend, net)
+    assert sub.params()["2.weight"].canonical_shape == (2, 8)  # the view holds the old layer
+    assert up.wrap(net)[2].params()["2.weight"].canonical_shape == (3, 8)
+
+
+def test_keras_variables_created_by_a_build_show_at_once():
+    needs("keras")
+    import keras
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = keras.layers.Dense(3)
+            self.b = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    net = Net()
+    m = up.wrap(net)
+    with pytest.raises(NotBuiltError):
+        m.params()
+    net.a.build((None, 2))
+    assert list(warm(m[0])) == ["a.weight", "a.bias"]
+    with pytest.raises(NotBuiltError):
+        m.params()  # b is not built yet
+    net(np.zeros((1, 2), "float32"))
+    assert list(warm(m)) == ["a.weight", "a.bias", "b.weight", "b.bias"]
