@@ -54,13 +54,19 @@ def anon_rss() -> int:
     raise RuntimeError("no RssAnon in /proc/self/status")
 
 
-def measure(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, int]:
+def measure(
+    fn: Callable[[], Any], repeat: int = 3, before: Callable[[], Any] | None = None
+) -> tuple[float, int]:
     """Best wall time over ``repeat`` runs, and the peak extra memory of any run.
 
     Memory is sampled every millisecond from a helper thread while ``fn`` runs.
+    ``before`` runs, untimed, ahead of each run (``os.sync``: each save then
+    starts with no dirty pages left by the one before).
     """
     best, peak_extra = float("inf"), 0
     for _ in range(repeat):
+        if before is not None:
+            before()
         base, peak, stop = anon_rss(), [0], threading.Event()
 
         def sample(stop: threading.Event = stop, peak: list[int] = peak) -> None:

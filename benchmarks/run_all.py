@@ -71,16 +71,26 @@ def scaling(rows: list[Row]) -> str:
         "|" + "---|" * 8,
     ]
     for (op, backend), by_scale in groups.items():
-        if not {1, 16} <= set(by_scale):
+        if 1 not in by_scale or len(by_scale) < 2:
             continue
-        one, four, sixteen = by_scale[1], by_scale.get(4), by_scale[16]
+        one, four, sixteen = by_scale[1], by_scale.get(4), by_scale.get(16)
+
         cells = [
-            op, backend, seconds(one.ours), seconds(four.ours) if four else "-", seconds(sixteen.ours),
-            f"{four.ours / one.ours:.1f}" if four else "-", f"{sixteen.ours / one.ours:.1f}",
-            f"{sixteen.native / one.native:.1f}" if one.native and sixteen.native else "-",
+            op, backend, seconds(one.ours), seconds(four.ours) if four else "-",
+            seconds(sixteen.ours) if sixteen else "-", _growth(one, four), _growth(one, sixteen),
+            _growth(one, sixteen, native=True),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _growth(base: Row, row: Row | None, native: bool = False) -> str:
+    """How many times ``base``'s time ``row`` took (ours, or the native's)."""
+    if row is None:
+        return "-"
+    if native:
+        return f"{row.native / base.native:.1f}" if row.native and base.native else "-"
+    return f"{row.ours / base.ours:.1f}"
 
 
 def shortfalls(rows: list[Row]) -> str:

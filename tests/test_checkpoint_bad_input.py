@@ -189,3 +189,33 @@ def test_keras_gru_without_reset_after_is_refused():
     gru.build((None, None, 3))
     with pytest.raises(up.UnsupportedError, match="reset_after=True"):
         up.state_dict(keras.Sequential([gru]))
+
+
+def test_file_shrunk_after_its_header_was_read_is_refused(tmp_path):
+    needs("torch")
+    import torch
+
+    from unified_params._core import safetensors_io as st
+
+    path = tmp_path / "m.safetensors"
+    up.save(torch.nn.Linear(64, 64), path)
+    _, infos = st.read_header(path)
+    with open(path, "r+b") as f:
+        f.truncate(infos[-1].begin + 4)  # another program cuts the file short
+    with pytest.raises(up.CheckpointError, match="cut short"):
+        st.MappedFile(path).tensor(infos[-1])
+
+
+def test_loaded_arrays_are_read_only_views_of_the_file(tmp_path):
+    needs("torch")
+    import torch
+
+    from unified_params._core import checkpoint
+
+    path = tmp_path / "m.safetensors"
+    up.save(torch.nn.Linear(4, 2), path)
+    state, _ = checkpoint.read_state(path)
+    weight = state["weight"].read()
+    assert not weight.flags.writeable  # the page cache, never written through
+    with pytest.raises(ValueError):
+        weight[0, 0] = 1.0

@@ -29,6 +29,25 @@ def test_import_loads_no_framework():
     assert result.stdout.strip() == "[]"
 
 
+def test_import_is_lazy_and_every_public_name_resolves():
+    code = (
+        "import sys, unified_params as up\n"
+        "print('numpy' in sys.modules)\n"
+        "missing = [n for n in up.__all__ if getattr(up, n, None) is None]\n"
+        "print(missing, sorted(dir(up)) == sorted(up.__all__))\n"
+        "print(up.wrap.__module__, up.init.__name__, up.Where.__name__)\n"
+        "try:\n    up.no_such_name\nexcept AttributeError as err:\n    print(err)\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "False",  # not even numpy until a name is used
+        "[] True",
+        "unified_params.access unified_params.init Where",
+        "module 'unified_params' has no attribute 'no_such_name'",
+    ]
+
+
 def test_detection_imports_nothing_more():
     needs("torch")
     code = (

@@ -66,7 +66,12 @@ def load_state_dict(
 
 
 def save(
-    model: Any, file: str | Path, *, max_shard_size: int | str | None = None, progress: bool | None = None
+    model: Any,
+    file: str | Path,
+    *,
+    max_shard_size: int | str | None = None,
+    progress: bool | None = None,
+    durable: bool = True,
 ) -> list[Path]:
     """Save the canonical state to a safetensors file, atomically.
 
@@ -77,6 +82,12 @@ def save(
     into the torch model of the same spec with ``safetensors.torch.load_file``
     and ``load_state_dict``. ``progress`` shows a bar (default: above 100 MB
     on an interactive terminal).
+
+    The file is written beside its final name and renamed over it, so a crash
+    never leaves a half-written checkpoint. With ``durable`` (the default) it is
+    also flushed to the disk before and after the rename, which survives a
+    power cut; ``durable=False`` skips the flushes, as ``torch.save`` and
+    ``safetensors`` do, and returns as soon as the bytes are in the page cache.
 
     Returns:
         The files written, the index last.
@@ -91,7 +102,9 @@ def save(
         >>> [p.name for p in up.save(torch.nn.Linear(4, 2), path)]
         ['mlp.safetensors']
     """
-    return _checkpoint.save(wrap(model), file, max_shard_size=max_shard_size, progress=progress)
+    return _checkpoint.save(
+        wrap(model), file, max_shard_size=max_shard_size, progress=progress, durable=durable
+    )
 
 
 def load(model: Any, file: str | Path, *, strict: bool = True, progress: bool | None = None) -> LoadReport:

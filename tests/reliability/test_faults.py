@@ -141,3 +141,20 @@ def test_lying_header_is_refused_without_allocating(backend, tmp_path):
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert grown_kib < 100_000  # far from the 40 GB the header claims
     assert_unchanged(before, model)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_saves_flush_file_and_folder_others_only_rename(backend, tmp_path, monkeypatch, durable):
+    model = specs.mlp().build(backend)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)  # an old file to replace
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    up.initialize(model, up.init.Constant(3.0), where="*.weight", seed=0)
+    up.save(model, path, durable=durable)
+    assert len(flushed) == (2 if durable else 0)  # the file, then its folder
+    assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left
+    other = specs.mlp().build(backend)
+    up.load(other, path)
+    assert all((p.numpy() == 3.0).all() for k, p in up.wrap(other).params().items() if k.endswith("weight"))

@@ -31,7 +31,12 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "M
 
 
 def save(
-    model: Module, file: str | Path, *, max_shard_size: int | str | None = None, progress: bool | None = None
+    model: Module,
+    file: str | Path,
+    *,
+    max_shard_size: int | str | None = None,
+    progress: bool | None = None,
+    durable: bool = True,
 ) -> list[Path]:
     """Write the model's canonical state; returns the files written (index last)."""
     path = Path(file)
@@ -40,16 +45,21 @@ def save(
     metadata = _metadata(model, model_slots)
     meter = bar(st.entries_bytes(entries), progress, f"saving {path.name}")
     try:
-        return _write_files(path, entries, metadata, max_shard_size, meter.update)
+        return _write_files(path, entries, metadata, max_shard_size, meter.update, durable)
     finally:
         meter.close()
 
 
 def _write_files(
-    path: Path, entries: list[st.Entry], metadata: dict[str, str], max_shard_size: Any, tick: Any
+    path: Path,
+    entries: list[st.Entry],
+    metadata: dict[str, str],
+    max_shard_size: Any,
+    tick: Any,
+    durable: bool,
 ):
     if max_shard_size is None:
-        with st.atomic_file(path) as stream:
+        with st.atomic_file(path, durable) as stream:
             st.write(stream, entries, metadata, tick)
         return [path]
     shards = _split(entries, _parse_size(max_shard_size))
@@ -57,7 +67,7 @@ def _write_files(
     names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     written = []
     for name, shard in zip(names, shards, strict=True):
-        with st.atomic_file(path.parent / name) as stream:
+        with st.atomic_file(path.parent / name, durable) as stream:
             st.write(stream, shard, metadata, tick)
         written.append(path.parent / name)
     index = {
@@ -65,7 +75,7 @@ def _write_files(
         "weight_map": {e.name: name for name, shard in zip(names, shards, strict=True) for e in shard},
     }
     index_path = path.parent / (path.name + INDEX_SUFFIX)
-    with st.atomic_file(index_path) as stream:
+    with st.atomic_file(index_path, durable) as stream:
         stream.write(json.dumps(index, indent=2).encode())
     return [*written, index_path]
 

@@ -454,7 +454,23 @@ class Param:
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
             array = self.layout.to_native(array, self.shape)
-        self._adapter.assign(self._entry.var, layouts.contiguous(array))
+        self._write(array)
+
+    def _write(self, array: np.ndarray) -> None:
+        """Write a validated native-layout value: a strided one (a transposed
+        kernel) straight into the variable's memory where the framework lends
+        it, else through one owned, contiguous copy."""
+        var = self._entry.var
+        if not array.flags.c_contiguous:
+
+            def fill(buffer: np.ndarray) -> None:
+                source = array.copy() if np.may_share_memory(array, buffer) else array
+                layouts.contiguous(source, out=buffer)
+
+            if self._adapter.fill_in_place(var, fill):
+                return
+        value = layouts.contiguous(array)
+        self._adapter.assign(var, value, owned=value is not array)
 
     def __getitem__(self, index: Any) -> np.ndarray:
         """Read ``p[index]``, indexing the canonical layout.

@@ -111,8 +111,13 @@ class Adapter(abc.ABC):
         only read it, and only until the variable is next written."""
 
     @abc.abstractmethod
-    def assign(self, var: Any, value: np.ndarray) -> None:
-        """Overwrite the whole value in place; ``value`` is already validated."""
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
+        """Overwrite the whole value in place; ``value`` is already validated.
+
+        ``owned``: ``value`` is a copy made for this call, 64-byte aligned,
+        which the framework may keep as the variable's new memory instead of
+        copying it again.
+        """
 
     @abc.abstractmethod
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
@@ -236,4 +241,4 @@ def assign_slice_by_copy(adapter: Adapter, var: Any, index: tuple[Any, ...], val
     """
     full = adapter.to_numpy(var)
     full[index] = value
-    adapter.assign(var, full)
+    adapter.assign(var, full)  # not `owned`: to_numpy's copy need not be aligned

@@ -20,7 +20,7 @@ from .._core.errors import NotBuiltError, UnsupportedError, received
 from .._core.grad_store import GradStore
 from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
-from .._core.layouts import Leaf
+from .._core.layouts import ALIGNMENT, Leaf, aligned_empty, contiguous
 from .._core.state import Merge, Part
 from ._base import Adapter, KindTable, NativeVariable, assign_slice_by_copy
 
@@ -242,14 +242,17 @@ class KerasAdapter(Adapter):
         except (TypeError, RuntimeError, BufferError, AttributeError):
             return var.numpy()
 
-    def assign(self, var: Any, value: np.ndarray) -> None:
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         import tensorflow as tf
 
         tensor: Any = value
         if value.dtype in (np.float32, np.float64) and value.nbytes >= 1 << 20:
-            # One copy we own, 64-byte aligned as TF's kernels require, handed over
-            # through DLPack: TF's own conversion would copy twice.
-            tensor = tf.experimental.dlpack.from_dlpack(_aligned_copy(value).__dlpack__())
+            # A copy we own, 64-byte aligned as TF's kernels require, handed over
+            # through DLPack (TF's own conversion would copy twice); a copy made
+            # for this call already is handed over as it is.
+            if not (owned and value.ctypes.data % ALIGNMENT == 0):
+                value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
+            tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
         var.assign(tensor)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
@@ -343,14 +346,6 @@ class KerasAdapter(Adapter):
             self.grads.put(var, array)
             out_grads.append(array)
         return out_grads
-
-
-def _aligned_copy(value: np.ndarray, alignment: int = 64) -> np.ndarray:
-    raw = np.empty(value.nbytes + alignment, dtype=np.uint8)
-    start = -raw.ctypes.data % alignment
-    out = raw[start : start + value.nbytes].view(value.dtype).reshape(value.shape)
-    np.copyto(out, value)
-    return out
 
 
 def _replace_in_sequential(model: Any, index: int, layer: Any) -> None:

@@ -137,7 +137,7 @@ class PaddleAdapter(Adapter):
         shared = _shared(var)
         return self.to_numpy(var) if shared is None else shared
 
-    def assign(self, var: Any, value: np.ndarray) -> None:
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         # Paddle takes and gives bfloat16 as its raw uint16 bits.
         var.set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
 

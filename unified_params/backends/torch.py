@@ -99,7 +99,7 @@ class TorchAdapter(Adapter):
             return self.to_numpy(var)
         return var.detach().numpy()
 
-    def assign(self, var: Any, value: np.ndarray) -> None:
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         with torch.no_grad():
             var.copy_(_from_numpy(value))
 

@@ -1,0 +1,48 @@
+"""The benchmark suite runs end to end (at tiny sizes: this checks the scripts, times nothing)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ALL, REQUESTED
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_make_bench_writes_every_case_to_the_page(tmp_path):
+    if set(REQUESTED) != set(ALL):
+        import pytest
+
+        pytest.skip("the benchmarks compare all three frameworks; UP_TEST_BACKENDS names fewer")
+    page = tmp_path / "benchmarks.md"
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "run_all.py"),
+        "--tiny",
+        "--scales",
+        "1,4",
+        "--page",
+        str(page),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = page.read_text()
+    for operation in (
+        "import unified_params",
+        "collect-all, first call",
+        "collect-all, repeated",
+        "random path look-ups",
+        "seeded initialize",
+        "save a checkpoint",
+        "save, durable (fsync) a checkpoint",
+        "load a checkpoint",
+        "port Embedding",
+        "port Linear",
+    ):
+        assert f"| {operation}" in text, operation
+    for backend in ("torch", "keras", "paddle", "torch -> paddle", "torch -> keras", "keras -> torch"):
+        assert f"| {backend} |" in text, backend
+    assert "## Scaling" in text and "growth 4x/1x" in text
+    assert "frameworks loaded: none" in text
