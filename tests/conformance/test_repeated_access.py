@@ -75,9 +75,12 @@ def test_a_variable_added_natively_shows_at_once(framework):
     net = mlp(framework)
     m = up.wrap(net)
     warm(m)
+    m["0.bias"], m["0.bias"]  # indexed
     add_variable(framework, net[0], "extra")
     assert "0.extra" in m.params()
-    assert m.params()["0.extra"].shape == (3,)
+    assert m.params()["0.extra"].shape == (3,) and m["0.extra"].shape == (3,)
+    add_variable(framework, net[0], "bias")  # a new variable in an existing slot
+    assert m["0.bias"].native is m.params()["0.bias"].native and m["0.bias"].shape == (3,)
 
 
 def test_a_layer_replaced_natively_shows_at_once(backend):
@@ -134,3 +137,35 @@ def test_keras_variables_created_by_a_build_show_at_once():
         m.params()  # b is not built yet
     net(np.zeros((1, 2), "float32"))
     assert list(warm(m)) == ["a.weight", "a.bias", "b.weight", "b.bias"]
+
+
+def test_look_ups_after_a_native_change_find_the_new_variables(backend):
+    net = mlp(backend)
+    m = up.wrap(net)
+    for _ in range(3):  # indexed from the second look-up on
+        old = m["2.weight"].native
+        assert m["2.bias"].native is not old
+    replace_last_layer(backend, net)
+    new = m["2.weight"]
+    assert new.native is not old and new.canonical_shape == (3, 8)
+    assert m[("2.kernel" if backend == "keras" else "2.weight")].native is new.native  # native leaf names too
+
+
+def test_look_ups_after_a_tie_see_the_shared_variable(backend):
+    net = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    m = up.wrap(net)
+    m["0.weight"], m["1.weight"], m["1.weight"]
+    up.tie(net, "0.weight", "1.weight")
+    assert m["1.weight"].native is m["0.weight"].native
+    up.untie(net, "1.weight")
+    assert m["1.weight"].native is not m["0.weight"].native
+
+
+def test_look_ups_in_a_sub_view_use_relative_paths(backend):
+    net = S.Sequential(S.Sequential(S.Linear(4, 4), S.ReLU()), S.Linear(4, 2)).build(backend)
+    sub = up.wrap(net)[0]
+    for _ in range(3):
+        p = sub["0.weight"]
+        assert p.path == "0.0.weight" and p.native is up.wrap(net)["0.0.weight"].native
+    with pytest.raises(up.PathError):
+        sub["1.weight"]

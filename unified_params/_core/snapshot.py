@@ -3,22 +3,21 @@
 Collecting every parameter walks every module. Asked again on an unchanged
 model, a view answers from a :class:`Snapshot` instead: the entries of the
 last walk plus a *fingerprint* of the structure they came from. The
-fingerprint lists, for every unique module, the containers its framework
-keeps children and variables in (``Adapter.containers``), and their lengths,
-keys and members. Checking it runs in C loops over those containers, a
+fingerprint lists, for every unique module, the lengths and the members of
+the containers its framework keeps children and variables in
+(``Adapter.containers``: dict keys, dict values, lists). Checking it runs in C loops over those containers, a
 fraction of the walk; a change made through the framework (a layer replaced,
 a parameter re-registered, variables created by a build) changes a member, a
 key or a length. A change this library makes itself (a tie) is announced with
 :func:`structure_changed`.
 
-Members and containers are compared by identity, never by ``==`` (a tensor's
-``==`` is elementwise). The snapshot holds them, so no identity can be reused
-while it lives.
+Members are compared by identity, never by ``==`` (a tensor's ``==`` is
+elementwise). The snapshot holds them, so no identity can be reused while it
+lives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sized
 from itertools import chain
 from operator import is_
 from typing import TYPE_CHECKING, Any
@@ -72,14 +71,17 @@ class Snapshot:
         False
     """
 
-    __slots__ = ("_adapter", "_modules", "_generation", "_fingerprint", "entries", "modules", "memo")
+    __slots__ = (
+        "_adapter", "_modules", "_generation", "_fingerprint", "entries", "modules", "positions", "memo",
+    )  # fmt: skip
 
     def __init__(self, adapter: Adapter, root: Any, prefix: str = "", *, reusable: bool = True) -> None:
         self._adapter = adapter
         self._generation = _generation
         entries: list[Entry] = []
         unique: dict[int, tuple[str, Any]] = {}
-        for position in walk(adapter, root, prefix):
+        positions = walk(adapter, root, prefix)
+        for position in positions:
             path, module = position
             entries += own_entries(adapter, module, path)
             if id(module) not in unique:
@@ -91,30 +93,30 @@ class Snapshot:
         self._fingerprint = _fingerprint(adapter, self._modules) if reusable else None
         #: Every variable occurrence, aliases included, in walk order.
         self.entries = entries
+        #: Every module position (shared modules at each), path -> native.
+        self.positions = dict(positions)
         #: Whatever a caller derives from the entries, kept with them.
         self.memo: dict[str, Any] = {}
+
+    def same_generation(self) -> bool:
+        """Whether this library has changed no structure since the snapshot."""
+        return self._generation == _generation
 
     def current(self) -> bool:
         """Whether the model still has the structure this snapshot recorded."""
         if self._generation != _generation or self._fingerprint is None:
             return False
-        old, new = self._fingerprint, _fingerprint(self._adapter, self._modules)
-        return _same(old[0], new[0]) and old[1] == new[1] and old[2] == new[2] and _same(old[3], new[3])
+        (old_sizes, old_members), (sizes, members) = (
+            self._fingerprint,
+            _fingerprint(self._adapter, self._modules),
+        )
+        return old_sizes == sizes and _same(old_members, members)
 
 
-def _fingerprint(adapter: Adapter, modules: list[Any]) -> tuple[tuple[Any, ...], ...]:
-    containers: tuple[Sized, ...] = tuple(chain.from_iterable(map(adapter.containers, modules)))
-    dicts = [c for c in containers if isinstance(c, dict)]
-    return (
-        containers,
-        tuple(map(len, containers)),
-        tuple(chain.from_iterable(dicts)),  # keys; compared by value
-        tuple(
-            chain.from_iterable(
-                chain(map(dict.values, dicts), (c for c in containers if not isinstance(c, dict)))
-            )
-        ),
-    )
+def _fingerprint(adapter: Adapter, modules: list[Any]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    """Every container's length, and all their members in order (C loops only)."""
+    containers = list(chain.from_iterable(map(adapter.containers, modules)))
+    return tuple(map(len, containers)), tuple(chain.from_iterable(containers))
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -38,7 +38,7 @@ class Module:
         ('Linear', 'linear', 2)
     """
 
-    __slots__ = ("_adapter", "_native", "_path", "_root", "_snap")
+    __slots__ = ("_adapter", "_native", "_path", "_root", "_snap", "_lookups")
 
     def __init__(self, adapter: Adapter, native: Any, path: str = "", root: Module | None = None):
         self._adapter = adapter
@@ -46,6 +46,7 @@ class Module:
         self._path = path
         self._root = root if root is not None else self
         self._snap: Snapshot | None = None
+        self._lookups = 0
 
     # -- identity ------------------------------------------------------------
     @property
@@ -241,6 +242,9 @@ class Module:
         return self._child(key, native)
 
     def _lookup(self, path: str) -> Module | Param:
+        found = self._indexed(path)
+        if found is not None:
+            return found
         node, node_path = self._native, self._path
         keys = split(path)
         for depth, key in enumerate(keys):
@@ -254,6 +258,54 @@ class Module:
                         return Param(self._adapter, entry, self._root, None)
             raise self._path_error(path, node, node_path, key)
         return Module(self._adapter, node, node_path, self._root)
+
+    def _indexed(self, path: str) -> Param | None:
+        """The parameter at ``path`` from the last walk's index, if it is still
+        there: every module on the way and the variable's slot are checked
+        (one step each), so a stale index is never believed. A view indexes
+        its walk from its second look-up on."""
+        snap = self._snap
+        if snap is None:
+            self._lookups += 1
+            if self._lookups < 2:
+                return None
+            snap = self._snapshot()
+        if not snap.same_generation():
+            return None
+        index = snap.memo.get("paths")
+        if index is None:
+            index = snap.memo["paths"] = self._path_index(snap)
+        hit = index.get(path)
+        if hit is None:
+            return None
+        chain, entry = hit
+        node, child = self._native, self._adapter.child
+        for key, expected in chain:
+            node = child(node, key)
+            if node is not expected:
+                return None
+        for name, var, buffer in self._adapter.variables(node):
+            if var is entry.var:
+                if name != entry.native_name or (buffer and entry.kind != "buffer"):
+                    return None
+                return Param(self._adapter, entry, self._root, None)
+        return None
+
+    def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry]]:
+        """Relative path (canonical and native leaf names) -> the modules on the
+        way as ``(key, native)`` steps, and the entry."""
+        cut = len(self._path) + 1 if self._path else 0
+        chains: dict[str, tuple[tuple[str, Any], ...]] = {self._path: ()}
+        for path, native in snap.positions.items():
+            if path != self._path:
+                parent, _, key = path.rpartition(".")
+                chains[path] = (*chains[parent], (key, native))
+        index = {}
+        for entry in snap.entries:
+            chain = chains[entry.module_path]
+            index.setdefault(entry.native_path[cut:], (chain, entry))
+            index.setdefault(entry.path[cut:], (chain, entry))
+        return index
 
     def _path_error(self, path: str, node: Any, node_path: str, key: str) -> PathError:
         known = [self._relative(p) for p, _ in unique_modules(self._adapter, self._native, self._path)]

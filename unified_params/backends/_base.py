@@ -70,10 +70,11 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def containers(self, module: Any) -> tuple[Sized, ...]:
-        """The dicts and lists the framework keeps the module's children and own
-        variables in, such that any change to either changes a key, a member
-        or a length of one of them. Snapshots compare them to tell that a
-        model is unchanged (see :mod:`unified_params._core.snapshot`)."""
+        """Where the framework keeps the module's children and own variables,
+        as sized iterables (a dict for its keys, its ``values()``, lists) such
+        that any change to either changes a length or a member. Snapshots
+        compare the members by identity to tell that a model is unchanged (see
+        :mod:`unified_params._core.snapshot`)."""
 
     @abc.abstractmethod
     def variables(self, module: Any) -> list[NativeVariable]:

@@ -189,14 +189,19 @@ class KerasAdapter(Adapter):
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
         role = _role(type(module))
-        if role in ("list", "dict"):
+        if role == "list":
             return (module,)  # a group of layers: its own members
+        if role == "dict":
+            return (module, module.values())
         if role == "functional":
             return (module._operations,)
         owner = module.cell if role == "rnn" else module
         own = (module._layers, owner._trainable_variables, owner._non_trainable_variables)
+        if not module._layers:
+            return own
         # Sublayers are found by the attribute that holds them: watch the attributes too.
-        return (*own, vars(module)) if module._layers else own
+        attributes = vars(module)
+        return (*own, attributes, attributes.values())
 
     def variables(self, module: Any) -> list[NativeVariable]:
         role = _role(type(module))

@@ -105,12 +105,11 @@ class PaddleAdapter(Adapter):
         return None if self.kind(module) in _LEAF_ONLY else module._sub_layers.get(key)
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
+        kids, params, buffers = module._sub_layers, module._parameters, module._buffers
         return (
-            module._sub_layers,
-            module._parameters,
-            module._buffers,
+            kids, kids.values(), params, params.values(), buffers, buffers.values(),
             module._non_persistable_buffer_names_set,
-        )
+        )  # fmt: skip
 
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(

@@ -74,7 +74,16 @@ class TorchAdapter(Adapter):
         return module._modules.get(key)
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
-        return (module._modules, module._parameters, module._buffers, module._non_persistent_buffers_set)
+        kids, params, buffers = module._modules, module._parameters, module._buffers
+        return (
+            kids,
+            kids.values(),
+            params,
+            params.values(),
+            buffers,
+            buffers.values(),
+            module._non_persistent_buffers_set,
+        )
 
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
