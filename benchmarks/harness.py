@@ -110,6 +110,7 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--scales", default=",".join(map(str, SCALES)), help="sizes to run, e.g. 1,4")
     parser.add_argument("--json", help="append the rows to this file (JSON lines)")
     parser.add_argument("--tiny", action="store_true", help="a very small run that only checks the script")
+    parser.add_argument("--folder", help="where files are written (checkpoint benchmark)")
     args = parser.parse_args()
     args.scales = [int(s) for s in args.scales.split(",")]
     return args

@@ -141,6 +141,11 @@ class Module:
         parameter) is listed under the first path in depth-first order; the
         other paths are its :attr:`Param.aliases`.
 
+        From its second call on, a view keeps its walk of the model and reuses
+        it while the model's structure is unchanged (checked on every call;
+        see :mod:`unified_params._core.snapshot`): keep the view to make
+        repeated calls cheap. Values are always read live.
+
         Args:
             where: A selector (see ``unified_params.where``): a path glob such
                 as ``"*.weight"``, a regex, a predicate, or a list of these.

@@ -188,7 +188,9 @@ class KerasAdapter(Adapter):
         return next((c for k, c in _attribute_children(module) if k == key), None)
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
-        role = _role(type(module))
+        role = _ROLES.get(type(module)) or _role(type(module))
+        if role == "layer" and not module._layers:  # most layers: just their variables
+            return (module._layers, module._trainable_variables, module._non_trainable_variables)
         if role == "list":
             return (module,)  # a group of layers: its own members
         if role == "dict":
@@ -196,11 +198,9 @@ class KerasAdapter(Adapter):
         if role == "functional":
             return (module._operations,)
         owner = module.cell if role == "rnn" else module
-        own = (module._layers, owner._trainable_variables, owner._non_trainable_variables)
-        if not module._layers:
-            return own
         # Sublayers are found by the attribute that holds them: watch the attributes too.
         attributes = vars(module)
+        own = (module._layers, owner._trainable_variables, owner._non_trainable_variables)
         return (*own, attributes, attributes.values())
 
     def variables(self, module: Any) -> list[NativeVariable]:
