@@ -111,3 +111,17 @@ def test_native_index_writes_what_a_canonical_write_would(case):
     canonical[index] = value
     native[native_index] = np.transpose(value, value_axes)
     np.testing.assert_array_equal(layout.to_canonical(native), canonical)
+
+
+@pytest.mark.parametrize("shape", [(1000, 777), (64, 512), (513, 65), (2048, 31), (7, 9000)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])
+def test_blocked_transpose_copies_every_value_at_every_band_edge(shape, dtype):
+    source = (np.arange(np.prod(shape)) % 2000).reshape(shape).astype(dtype)  # exact in float16
+    fresh = layouts.contiguous(source.T)
+    assert fresh.flags.c_contiguous and fresh.ctypes.data % layouts.ALIGNMENT == 0
+    np.testing.assert_array_equal(fresh, source.T)
+    into = np.full(source.T.shape, -1, dtype)
+    assert layouts.contiguous(source.T, out=into) is into
+    np.testing.assert_array_equal(into, source.T)
+    strided = source[::2, ::3]  # not a transpose: still copied right
+    np.testing.assert_array_equal(layouts.contiguous(strided), strided)

@@ -169,3 +169,26 @@ def test_look_ups_in_a_sub_view_use_relative_paths(backend):
         assert p.path == "0.0.weight" and p.native is up.wrap(net)["0.0.weight"].native
     with pytest.raises(up.PathError):
         sub["1.weight"]
+
+
+def test_a_large_value_set_is_copied_never_adopted(backend):
+    """Keras adopts the copies made for a write; a caller's array is never one."""
+    net = S.Sequential(S.Linear(512, 512)).build(backend)
+    p = up.wrap(net)["0.weight"]
+    mine = np.ones((512, 512), "float32")  # 1 MiB: the zero-copy hand-over path
+    p.set(mine)
+    mine[:] = 5
+    assert (p.numpy() == 1).all()
+    canonical = np.arange(512 * 512, dtype="float32").reshape(512, 512)
+    p.set(canonical, layout="canonical")  # transposed on the way for keras and paddle
+    canonical[:] = 0
+    np.testing.assert_array_equal(p.numpy("canonical"), np.arange(512 * 512).reshape(512, 512))
+
+
+def test_writing_a_transposed_view_of_the_variable_into_itself(backend):
+    """A strided source that overlaps the destination is copied first, not smeared."""
+    net = S.Sequential(S.Linear(512, 512)).build(backend)
+    p = up.wrap(net)["0.weight"]
+    before = p.numpy()
+    p._write(p._adapter.view(p.native).T)  # the variable's own memory, transposed
+    np.testing.assert_array_equal(p.numpy(), before.T)

@@ -13,7 +13,8 @@ key or a length. A change this library makes itself (a tie) is announced with
 
 Members are compared by identity, never by ``==`` (a tensor's ``==`` is
 elementwise). The snapshot holds them, so no identity can be reused while it
-lives.
+lives; the price is that a view keeps a replaced layer alive until its next
+call notices the change.
 """
 
 from __future__ import annotations
