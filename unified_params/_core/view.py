@@ -115,10 +115,10 @@ class Module:
             >>> m["0.bias"].shape
             (8,)
         """
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            return self._at_position(int(key))
         if isinstance(key, str):
             return self._lookup(key)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return self._at_position(int(key))
         raise UnsupportedError(
             "Cannot index a module with this key. Expected an integer position or a dotted path "
             "string. " + received(key=key, type=type(key).__name__)
@@ -289,12 +289,9 @@ class Module:
             node = child(node, key)
             if node is not expected:
                 return None
-        for name, var, buffer in self._adapter.variables(node):
-            if var is entry.var:
-                if name != entry.native_name or (buffer and entry.kind != "buffer"):
-                    return None
-                return Param(self._adapter, entry, self._root, None)
-        return None
+        if not self._adapter.holds(node, entry.native_name, entry.var):
+            return None
+        return Param(self._adapter, entry, self._root, None)
 
     def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry]]:
         """Relative path (canonical and native leaf names) -> the modules on the

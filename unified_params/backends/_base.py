@@ -84,6 +84,12 @@ class Adapter(abc.ABC):
             NotBuiltError: The module's variables do not exist yet.
         """
 
+    @abc.abstractmethod
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        """Whether the module's slot ``native_name`` still holds ``var``: the
+        last step of re-checking a remembered path, without listing every
+        variable."""
+
     # -- one variable --------------------------------------------------------
     @abc.abstractmethod
     def shape(self, var: Any) -> tuple[int, ...]:

@@ -170,7 +170,7 @@ class KerasAdapter(Adapter):
         return [(str(i), layer) for i, layer in enumerate(module.layers)]
 
     def child(self, module: Any, key: str) -> Any | None:
-        role = _role(type(module))
+        role = _ROLES.get(type(module)) or _role(type(module))
         if role == "sequential" and key.isdigit():
             layers = module._layers  # `layers` would copy the list on every step
             position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
@@ -214,15 +214,26 @@ class KerasAdapter(Adapter):
                 "variables do not exist yet. Expected a built model: call it once on an input "
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
-        slots = owner.__dict__.get(_SLOT_NAMES)  # names of slots holding a tied variable
-        if isinstance(owner, L.DepthwiseConv2D):
-            slots = {id(owner.kernel): "depthwise_kernel", **(slots or {})}  # its kernel's own layout
+        slots = _slot_names(owner)
         if not slots:
             own = [(v.name, v, False) for v in owner._trainable_variables]
             frozen = owner._non_trainable_variables
             return own + [(v.name, v, True) for v in frozen] if frozen else own
         own = [(slots.get(id(v)) or v.name, v, False) for v in owner._trainable_variables]
         return own + [(slots.get(id(v)) or v.name, v, True) for v in owner._non_trainable_variables]
+
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
+        for v in owner._trainable_variables:
+            if v is var:
+                break
+        else:
+            if not any(v is var for v in owner._non_trainable_variables):
+                return False
+        if _SLOT_NAMES not in owner.__dict__ and not isinstance(owner, L.DepthwiseConv2D):
+            return var.name == native_name  # a Keras variable's name never changes
+        slots = _slot_names(owner) or {}
+        return (slots.get(id(var)) or var.name) == native_name
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)
@@ -351,6 +362,15 @@ class KerasAdapter(Adapter):
             self.grads.put(var, array)
             out_grads.append(array)
         return out_grads
+
+
+def _slot_names(owner: Any) -> dict[int, str] | None:
+    """Names of the slots whose variable is not named after them: tied ones, and
+    a depthwise kernel (its own layout); by the variable's id."""
+    slots = owner.__dict__.get(_SLOT_NAMES)
+    if isinstance(owner, L.DepthwiseConv2D):
+        slots = {id(owner.kernel): "depthwise_kernel", **(slots or {})}
+    return slots
 
 
 def _replace_in_sequential(model: Any, index: int, layer: Any) -> None:

@@ -116,6 +116,12 @@ class PaddleAdapter(Adapter):
             module._parameters, module._buffers, module._non_persistable_buffer_names_set
         )
 
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        if module._parameters.get(native_name) is var:
+            return True
+        transient = module._non_persistable_buffer_names_set
+        return module._buffers.get(native_name) is var and native_name not in transient
+
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)
 

@@ -88,6 +88,13 @@ class TorchAdapter(Adapter):
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        if module._parameters.get(native_name) is var:
+            return True
+        return (
+            module._buffers.get(native_name) is var and native_name not in module._non_persistent_buffers_set
+        )
+
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)
 
