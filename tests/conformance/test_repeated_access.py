@@ -192,3 +192,30 @@ def test_writing_a_transposed_view_of_the_variable_into_itself(backend):
     before = p.numpy()
     p._write(p._adapter.view(p.native).T)  # the variable's own memory, transposed
     np.testing.assert_array_equal(p.numpy(), before.T)
+
+
+def test_holds_agrees_with_the_variables_a_layer_lists(backend):
+    """The one-step slot check of a look-up says what listing the variables says."""
+    net = S.Sequential(S.Linear(4, 3), S.LayerNorm(3)).build(backend)
+    m = up.wrap(net)
+    adapter = m._adapter
+    linear, norm = m[0].native, m[1].native
+    for layer, other in ((linear, norm), (norm, linear)):
+        others = [v for _, v, _ in adapter.variables(other)]
+        for name, var, _ in adapter.variables(layer):
+            assert adapter.holds(layer, name, var)
+            assert not adapter.holds(layer, name + "_no_such_slot", var)
+            assert not any(adapter.holds(layer, name, other) for other in others)
+
+
+def test_holds_agrees_after_a_parameter_tie(backend):
+    net = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    up.tie(net, "0.weight", "1.weight")
+    m = up.wrap(net)
+    adapter, second = m._adapter, m[1].native
+    listed = adapter.variables(second)
+    assert any(var is m["0.weight"].native for _, var, _ in listed)
+    for name, var, _ in listed:
+        assert adapter.holds(second, name, var)
+    m["1.weight"], m["1.weight"]  # indexed look-ups find the shared variable
+    assert m["1.weight"].native is m["0.weight"].native

@@ -73,11 +73,10 @@ class Snapshot:
     """
 
     __slots__ = (
-        "_adapter", "_modules", "_generation", "_fingerprint", "entries", "modules", "positions", "memo",
+        "_groups", "_generation", "_fingerprint", "entries", "modules", "positions", "memo",
     )  # fmt: skip
 
     def __init__(self, adapter: Adapter, root: Any, prefix: str = "", *, reusable: bool = True) -> None:
-        self._adapter = adapter
         self._generation = _generation
         entries: list[Entry] = []
         unique: dict[int, tuple[str, Any]] = {}
@@ -89,9 +88,15 @@ class Snapshot:
                 unique[id(module)] = position
         #: Unique modules (first path wins) as ``(path, native)``, in walk order.
         self.modules = list(unique.values())
-        self._modules = [module for _, module in self.modules]
+        # Modules grouped by the getter of their containers (C-level where the
+        # adapter has one), so a check calls Python once per group, not per module.
+        groups: dict[Any, list[Any]] = {}
+        if reusable:
+            for _, module in self.modules:
+                groups.setdefault(adapter.container_getter(module), []).append(module)
+        self._groups = list(groups.items())
         # A snapshot taken for one use skips the fingerprint: it is never current.
-        self._fingerprint = _fingerprint(adapter, self._modules) if reusable else None
+        self._fingerprint = _fingerprint(self._groups) if reusable else None
         #: Every variable occurrence, aliases included, in walk order.
         self.entries = entries
         #: Every module position (shared modules at each), path -> native.
@@ -107,16 +112,13 @@ class Snapshot:
         """Whether the model still has the structure this snapshot recorded."""
         if self._generation != _generation or self._fingerprint is None:
             return False
-        (old_sizes, old_members), (sizes, members) = (
-            self._fingerprint,
-            _fingerprint(self._adapter, self._modules),
-        )
+        (old_sizes, old_members), (sizes, members) = self._fingerprint, _fingerprint(self._groups)
         return old_sizes == sizes and _same(old_members, members)
 
 
-def _fingerprint(adapter: Adapter, modules: list[Any]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+def _fingerprint(groups: list[tuple[Any, list[Any]]]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
     """Every container's length, and all their members in order (C loops only)."""
-    containers = list(chain.from_iterable(map(adapter.containers, modules)))
+    containers = list(chain.from_iterable(chain.from_iterable(map(get, ms)) for get, ms in groups))
     return tuple(map(len, containers)), tuple(chain.from_iterable(containers))
 
 

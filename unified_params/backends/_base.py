@@ -77,6 +77,12 @@ class Adapter(abc.ABC):
         :mod:`unified_params._core.snapshot`)."""
 
     @abc.abstractmethod
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        """A function that gives :meth:`containers` for this module and any other
+        of the same make: ``self.containers``, or a C-level getter where the
+        framework allows (a snapshot calls it on every module, every check)."""
+
+    @abc.abstractmethod
     def variables(self, module: Any) -> list[NativeVariable]:
         """The module's own variables (not its children's), in native order.
 

@@ -10,6 +10,7 @@ live in a :class:`~unified_params._core.grad_store.GradStore`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
+from operator import attrgetter
 from typing import Any
 
 import keras
@@ -49,6 +50,8 @@ _ROLE_ORDER = (
     (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
     (Functional, "functional"), (L.RNN, "rnn"),
 )  # fmt: skip
+# containers() of a built layer without sublayers (Keras locks its state once built).
+_BUILT_LEAF = attrgetter("_trainable_variables", "_non_trainable_variables")
 # What a class is to the walk, decided once per class: "list", "dict" (groups of
 # layers a subclassed model holds), "sequential", "functional", "rnn", "layer".
 _ROLES: dict[type, str] = {}
@@ -190,6 +193,8 @@ class KerasAdapter(Adapter):
     def containers(self, module: Any) -> tuple[Sized, ...]:
         role = _ROLES.get(type(module)) or _role(type(module))
         if role == "layer" and not module._layers:  # most layers: just their variables
+            if module.built:  # Keras locks a built layer's state: no sublayer can appear
+                return (module._trainable_variables, module._non_trainable_variables)
             return (module._layers, module._trainable_variables, module._non_trainable_variables)
         if role == "list":
             return (module,)  # a group of layers: its own members
@@ -202,6 +207,15 @@ class KerasAdapter(Adapter):
         attributes = vars(module)
         own = (module._layers, owner._trainable_variables, owner._non_trainable_variables)
         return (*own, attributes, attributes.values())
+
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        if (
+            (_ROLES.get(type(module)) or _role(type(module))) == "layer"
+            and module.built
+            and not module._layers
+        ):
+            return _BUILT_LEAF  # what containers() gives it, without a Python call
+        return self.containers
 
     def variables(self, module: Any) -> list[NativeVariable]:
         role = _role(type(module))

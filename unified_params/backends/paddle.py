@@ -111,6 +111,9 @@ class PaddleAdapter(Adapter):
             module._non_persistable_buffer_names_set,
         )  # fmt: skip
 
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        return self.containers
+
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(
             module._parameters, module._buffers, module._non_persistable_buffer_names_set

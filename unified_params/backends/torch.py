@@ -85,6 +85,9 @@ class TorchAdapter(Adapter):
             module._non_persistent_buffers_set,
         )
 
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        return self.containers
+
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
