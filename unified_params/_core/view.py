@@ -214,19 +214,17 @@ class Module:
     def _first_params(self, entries: list[Entry]) -> dict[str, Param]:
         """One Param per variable, at its first path, the later paths its aliases."""
         adapter, root = self._adapter, self._root
+        # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
+        none_yet = () if root is self else None
         found: dict[str, Param] = {}
         first: dict[int, Param] = {}
         later: dict[int, list[str]] = {}
         for entry in entries:
-            seen = first.get(id(entry.var))
-            if seen is None:
-                first[id(entry.var)] = found[entry.path] = Param(adapter, entry, root, ())
-            else:
+            if id(entry.var) in first:
                 later.setdefault(id(entry.var), []).append(entry.path)
-        if root is not self:  # aliases are paths of the whole model: known at the root only
-            for param in found.values():
-                param._aliases = None
-        else:
+            else:
+                first[id(entry.var)] = found[entry.path] = Param(adapter, entry, root, none_yet)
+        if root is self:
             for key, paths in later.items():
                 first[key]._aliases = tuple(paths)
         return found

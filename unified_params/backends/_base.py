@@ -229,6 +229,32 @@ def registered_variables(
     return own
 
 
+def registered_containers(kids: dict, params: dict, buffers: dict, transient: Sized) -> tuple[Sized, ...]:
+    """:meth:`Adapter.containers` of a module that keeps children, parameters
+    and buffers in dicts (torch, paddle): each dict's keys and values, and the
+    names of its non-persistent buffers.
+
+    Examples:
+        >>> [list(c) for c in registered_containers({}, {"w": 1}, {}, set())]
+        [[], [], ['w'], [1], [], [], []]
+    """
+    return (kids, kids.values(), params, params.values(), buffers, buffers.values(), transient)
+
+
+def registered_holds(
+    params: Mapping[str, Any], buffers: Mapping[str, Any], transient: Any, name: str, var: Any
+) -> bool:
+    """:meth:`Adapter.holds` for the same kind of module: the slot holds ``var``
+    as a parameter, or as a persistent buffer.
+
+    Examples:
+        >>> w = object()
+        >>> registered_holds({"w": w}, {}, (), "w", w), registered_holds({}, {"w": w}, {"w"}, "w", w)
+        (True, False)
+    """
+    return params.get(name) is var or (buffers.get(name) is var and name not in transient)
+
+
 @contextlib.contextmanager
 def training_mode(modules: Iterable[Any], flag: bool) -> Iterator[None]:
     """Set ``training`` on every module (torch and paddle read that flag), then restore it."""

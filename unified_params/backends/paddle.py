@@ -26,6 +26,8 @@ from ._base import (
     NativeVariable,
     assign_slice_by_copy,
     first_output,
+    registered_containers,
+    registered_holds,
     registered_variables,
     training_mode,
 )
@@ -105,11 +107,9 @@ class PaddleAdapter(Adapter):
         return None if self.kind(module) in _LEAF_ONLY else module._sub_layers.get(key)
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
-        kids, params, buffers = module._sub_layers, module._parameters, module._buffers
-        return (
-            kids, kids.values(), params, params.values(), buffers, buffers.values(),
-            module._non_persistable_buffer_names_set,
-        )  # fmt: skip
+        return registered_containers(
+            module._sub_layers, module._parameters, module._buffers, module._non_persistable_buffer_names_set
+        )
 
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         return self.containers
@@ -120,10 +120,8 @@ class PaddleAdapter(Adapter):
         )
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        if module._parameters.get(native_name) is var:
-            return True
         transient = module._non_persistable_buffer_names_set
-        return module._buffers.get(native_name) is var and native_name not in transient
+        return registered_holds(module._parameters, module._buffers, transient, native_name, var)
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)

@@ -17,7 +17,16 @@ from torch import nn
 
 from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
-from ._base import Adapter, KindTable, NativeVariable, first_output, registered_variables, training_mode
+from ._base import (
+    Adapter,
+    KindTable,
+    NativeVariable,
+    first_output,
+    registered_containers,
+    registered_holds,
+    registered_variables,
+    training_mode,
+)
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -74,15 +83,8 @@ class TorchAdapter(Adapter):
         return module._modules.get(key)
 
     def containers(self, module: Any) -> tuple[Sized, ...]:
-        kids, params, buffers = module._modules, module._parameters, module._buffers
-        return (
-            kids,
-            kids.values(),
-            params,
-            params.values(),
-            buffers,
-            buffers.values(),
-            module._non_persistent_buffers_set,
+        return registered_containers(
+            module._modules, module._parameters, module._buffers, module._non_persistent_buffers_set
         )
 
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
@@ -92,11 +94,8 @@ class TorchAdapter(Adapter):
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        if module._parameters.get(native_name) is var:
-            return True
-        return (
-            module._buffers.get(native_name) is var and native_name not in module._non_persistent_buffers_set
-        )
+        transient = module._non_persistent_buffers_set
+        return registered_holds(module._parameters, module._buffers, transient, native_name, var)
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)
