@@ -38,11 +38,11 @@ X = np.random.default_rng(0).uniform(size=(2, 4)).astype("float32")
 
 CELLS: list[tuple[str, str]] = [
     ("## Parameter access\n\nA model is a list of layers: position 2 is the output layer, whatever the framework.",
-     "layer = m[2]\nprint(layer.type_name, layer.kind)\nprint({k: p.canonical_shape for k, p in layer.params().items()})"),
+     "layer = m[2]\nprint(layer.type_name, layer.kind)\nprint({k: p.shape for k, p in layer.params().items()})"),
     ("### Targeted parameters\n\nA parameter has a value, a gradient and metadata; before any backward pass the gradient is `None`.",
      "bias = m[2]['bias']\nprint(bias.path, bias.shape, bias.dtype, bias.kind)\nprint(bias.numpy())\nprint(m['2.weight'].grad is None)"),
     ("### All parameters at once\n\nOne deduplicated, ordered listing, by canonical path; native names work as aliases.",
-     "print([(k, p.canonical_shape) for k, p in m[0].params().items()])\nprint([(k, p.canonical_shape) for k, p in m.params().items()])\nprint(m['2.bias'].numpy(), m.count())"),
+     "print([(k, p.shape) for k, p in m[0].params().items()])\nprint([(k, p.shape) for k, p in m.params().items()])\nprint(m['2.bias'].numpy(), m.count())"),
     ("### Nested blocks\n\n`block2` holds four `block1`s; paths go through every level.",
      "def block1():\n    return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 4), S.ReLU())\n\n"
      "rgnet = up.wrap(S.Sequential(S.Sequential(*[block1() for _ in range(4)]), S.Linear(4, 1)).build(backend))\n"

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # what the names below are; loaded on first use at run time
     from . import init, plot, spec
     from ._core.selectors import Where, where
     from ._core.view import Module, Param
-    from .access import summary, wrap
+    from .access import forward, summary, wrap
     from .backends import backend_of
     from .checkpoints import LoadReport, PortReport, load, load_state_dict, port, save, state_dict
     from .init import initialize
@@ -52,7 +52,7 @@ _LAZY = {
     **dict.fromkeys(("init", "plot", "spec"), ""),
     **dict.fromkeys(("Where", "where"), "._core.selectors"),
     **dict.fromkeys(("Module", "Param"), "._core.view"),
-    **dict.fromkeys(("summary", "wrap"), ".access"),
+    **dict.fromkeys(("forward", "summary", "wrap"), ".access"),
     "backend_of": ".backends",
     **dict.fromkeys(
         ("LoadReport", "PortReport", "load", "load_state_dict", "port", "save", "state_dict"),
@@ -98,6 +98,7 @@ __all__ = [
     "Where",
     "__version__",
     "backend_of",
+    "forward",
     "gradients",
     "init",
     "initialize",

@@ -1,9 +1,12 @@
-"""Entry points of the unified view: :func:`wrap` and :func:`summary`."""
+"""Entry points of the unified view: :func:`wrap`, :func:`forward` and :func:`summary`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from ._core import forward as _forward
 from ._core import summary as _summary
 from ._core.view import Module
 from .backends import adapter_for
@@ -29,6 +32,35 @@ def wrap(model: Any) -> Module:
     if isinstance(model, Module):
         return model
     return Module(adapter_for(model), model)
+
+
+def forward(model: Any, inputs: Any, *, training: bool = False) -> np.ndarray:
+    """Run a model's own forward pass: numpy (or any array-like) in, numpy out.
+
+    The same as ``up.wrap(model)(inputs)``. No gradient is recorded. Inputs
+    and outputs are canonical: images channels-first, as in PyTorch, on every
+    backend (a Keras model gets them channels-last and gives them back
+    channels-first).
+
+    Args:
+        model: A native model or a view.
+        inputs: The input batch.
+        training: Run in training mode (dropout, batch statistics).
+
+    Raises:
+        ShapeError: The input does not fit the model's first layer; the
+            message gives the expected shape.
+
+    Examples:
+        >>> import torch
+        >>> import unified_params as up
+        >>> net = torch.nn.Linear(4, 1)
+        >>> _ = up.initialize(net, up.init.Constant(0.5), seed=0)
+        >>> up.forward(net, np.ones((2, 4), "float32"))
+        array([[2.5],
+               [2.5]], dtype=float32)
+    """
+    return _forward.run(wrap(model), inputs, training=training)
 
 
 def summary(model: Any) -> str:

@@ -77,14 +77,16 @@ def gradients(
     targets: Any = None,
     *,
     training: bool = False,
-    layout: str = "native",
+    layout: str = "canonical",
 ) -> dict[str, np.ndarray]:
     """Gradients of a loss of the model's output, by deduplicated path.
 
     Runs one forward and backward pass with the framework's own autograd
     (torch ``backward``, ``tf.GradientTape``, paddle ``backward``); a tied
     parameter gets one gradient, the sum over its uses. Afterwards ``p.grad``
-    holds the same arrays (Keras included).
+    holds the same arrays (Keras included). Keys are paths relative to
+    ``model`` (as in ``model.params()``); gradients are in the canonical
+    (PyTorch) layout unless ``layout="native"``.
 
     Args:
         model: A native model or a view.
@@ -94,7 +96,8 @@ def gradients(
             callable on the native output (and ``targets``, when given).
         targets: Targets for ``"mse"`` or a callable loss.
         training: Run in training mode (dropout, batch statistics).
-        layout: ``"native"`` or ``"canonical"`` gradients.
+        layout: ``"canonical"`` (the default: PyTorch's, the same on every
+            backend) or ``"native"`` gradients.
 
     Raises:
         ShapeError: The input does not fit the model's first layer; the

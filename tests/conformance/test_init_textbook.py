@@ -44,7 +44,7 @@ def test_per_layer_xavier_and_constant_42(backend):
     first, before = f"{FIRST[backend]}.weight", up.wrap(net)[f"{LAST}.bias"].numpy()
     done = up.initialize(net, [(first, up.init.XavierUniform()), (f"{LAST}.weight", up.init.Constant(42))])
     m = up.wrap(net)
-    fan_in, fan_out = m[first].canonical_shape[1], m[first].canonical_shape[0]
+    fan_in, fan_out = m[first].shape[1], m[first].shape[0]
     assert np.abs(m[first].numpy()).max() <= math.sqrt(6 / (fan_in + fan_out))
     assert (m[f"{LAST}.weight"].numpy() == 42).all()
     assert list(done) == [first, f"{LAST}.weight"]
@@ -91,7 +91,7 @@ SEEDED_RULES = [
     (up.where(kind="gru"), up.init.Uniform(-0.3, 0.3)),
     (up.where(kind="embedding"), up.init.LecunNormal()),
     ("*.bias", up.init.Normal(0.1, 0.02)),
-    (lambda p: len(p.canonical_shape) >= 2, up.init.XavierUniform()),
+    (lambda p: len(p.shape) >= 2, up.init.XavierUniform()),
     ("*", up.init.Constant(0.5)),
 ]
 
@@ -194,21 +194,21 @@ def _chapter_cells(backend):
     m = up.wrap(model)
     shown = []
     up.initialize(model, {"*.weight": up.init.Normal(0, 0.01), "*.bias": up.init.Zeros()}, seed=5)
-    shown += [m["0.weight"][0], m["0.bias"][0]]
+    shown += [m["0.weight"][0].numpy(), m["0.bias"][0].numpy()]  # slices are live views: keep copies
     up.initialize(model, {"*.weight": up.init.Constant(1), "*.bias": up.init.Zeros()}, seed=5)
-    shown += [m["0.weight"][0], m["0.bias"][0]]
+    shown += [m["0.weight"][0].numpy(), m["0.bias"][0].numpy()]
     up.initialize(model, [("0.weight", up.init.XavierUniform()), ("2.weight", up.init.Constant(42))], seed=5)
-    shown += [m["0.weight"][0], m["2.weight"].numpy("canonical")]
+    shown += [m["0.weight"][0].numpy(), m["2.weight"].numpy()]
 
     def my_init(shape, rng):
         w = rng.uniform(-10, 10, shape)
         return w * (np.abs(w) >= 5)
 
     up.initialize(model, {"*.weight": my_init}, seed=5)
-    shown.append(m["0.weight"][:2])
+    shown.append(m["0.weight"][:2].numpy())
     m["0.weight"][:] += 1
     m["0.weight"][0, 0] = 42
-    shown.append(m["0.weight"][0])
+    shown.append(m["0.weight"][0].numpy())
     return shown
 
 

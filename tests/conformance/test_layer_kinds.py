@@ -52,9 +52,9 @@ def test_port_gives_equal_outputs(backends, case):
 def test_depthwise_kernel_is_torch_grouped_layout(backends):
     for backend in backends:
         m = up.wrap(CASES["depthwise"][0].build(backend))
-        assert m["0.weight"].canonical_shape == (6, 1, 3, 3)
+        assert m["0.weight"].shape == (6, 1, 3, 3)
         if backend == "keras":
-            assert m["0.weight"].shape == (3, 3, 3, 2) and m["0.weight"].native_name == "depthwise_kernel"
+            assert m["0.weight"].native_shape == (3, 3, 3, 2) and m["0.weight"].native_name == "depthwise_kernel"
 
 
 def _attention(backend, layer, x):
@@ -93,7 +93,7 @@ def test_attention_ports_between_packed_and_separate_projections(backends):
 
 def test_attention_round_trip_through_a_file(backends, tmp_path):
     source = S.MultiheadAttention(8, 4).build(backends[-1])
-    up.initialize(source, up.init.XavierUniform(), where=lambda p: len(p.canonical_shape) > 1, seed=3)
+    up.initialize(source, up.init.XavierUniform(), where=lambda p: len(p.shape) > 1, seed=3)
     up.save(source, tmp_path / "attention.safetensors")
     for backend in backends:
         dst = S.MultiheadAttention(8, 4).build(backend)

@@ -60,7 +60,7 @@ def test_subclassed_models_have_the_same_paths(backend):
         "blocks.1.weight", "blocks.1.bias",
         "head.weight", "head.bias",
     ]  # fmt: skip
-    assert m["blocks.1.weight"].canonical_shape == (6, 6)
+    assert m["blocks.1.weight"].shape == (6, 6)
     assert m[1][0].path == "blocks.0"
     assert m.count() == 30 + 42 + 42 + 14
 
@@ -101,8 +101,8 @@ def test_conv1d_and_conv3d_canonical_layout(backend, dims):
     m = up.wrap(_conv(backend, dims))
     assert m.kind == f"conv{dims}d"
     weight = m["weight"]
-    assert weight.canonical_shape == (5, 2) + (3,) * dims
-    value = np.random.default_rng(dims).standard_normal(weight.canonical_shape).astype("float32")
+    assert weight.shape == (5, 2) + (3,) * dims
+    value = np.random.default_rng(dims).standard_normal(weight.shape).astype("float32")
     weight.set(value, layout="canonical")
     np.testing.assert_array_equal(weight.numpy("canonical"), value)
     weight[4, 1] = 7  # one output, one input channel: a whole kernel
@@ -127,7 +127,7 @@ def test_other_layers_keep_native_names(backend):
     assert m.kind == "other"
     (p,) = m.params().values()
     assert p.name == p.native_name == native and p.kind == "param"
-    assert p.canonical_shape == p.shape
+    assert p.shape == p.shape
 
 
 def test_summary_marks_shared_rows_and_dedups_totals(backends):

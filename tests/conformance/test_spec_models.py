@@ -16,7 +16,7 @@ NAMES = sorted(specs.EXPECTED)
 def test_canonical_paths_and_shapes(backend, name):
     model = specs.BUILDERS[name]().build(backend)
     m = up.wrap(model)
-    got = {path: p.canonical_shape for path, p in m.params().items()}
+    got = {path: p.shape for path, p in m.params().items()}
     expected = specs.expected_for(backend, name)
     assert got == expected
     canonical = [k for k in specs.EXPECTED[name] if k in got]
@@ -105,7 +105,7 @@ def test_selectors_and_trainable_filter(backend):
     assert list(m.params("*.weight")) == ["0.weight", "2.weight"]
     assert list(m.params(["0.*", "*.bias"])) == ["0.weight", "0.bias", "2.bias"]
     assert list(m.params(up.where(kind="linear", name="bias"))) == ["0.bias", "2.bias"]
-    assert list(m.params(lambda p: p.canonical_shape == (1, 8))) == ["2.weight"]
+    assert list(m.params(lambda p: p.shape == (1, 8))) == ["2.weight"]
     m["0.weight"].trainable = False
     assert list(m.params(trainable=False)) == ["0.weight"]
     assert list(m.params(trainable=True)) == ["0.bias", "2.weight", "2.bias"]

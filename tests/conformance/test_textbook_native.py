@@ -37,13 +37,20 @@ def test_mlp_all_at_once_matches_framework(backend):
     assert list(params) == expected["params"]
     assert m.count() == expected["count"] == native_count(backend, net)
     own = native_named_params(backend, net)
-    assert [p.shape for p in params.values()] == [shape for _, shape in own]
-    assert list(m[0 if backend != "keras" else 1].params()) == expected["params"][:2]
+    assert [p.native_shape for p in params.values()] == [shape for _, shape in own]
+    for key, p in params.items():  # canonical: a Linear weight is (out, in), out = its bias' length
+        if p.name == "weight":
+            assert p.shape[0] == params[key.replace("weight", "bias")].shape[0], key
+        assert p.shape == p.numpy().shape == np.asarray(p).shape
+    # A sub-view keys by relative names, as net[0].named_parameters() does.
+    first = m[0 if backend != "keras" else 1]
+    assert list(first.params()) == ["weight", "bias"]
+    assert [p.path for p in first.params().values()] == expected["params"][:2]
 
 
 def test_mlp_values_match_native_listing(backend):
     net = textbook.mlp(backend)
-    values = [p.numpy() for p in up.wrap(net).params().values()]
+    values = [p.numpy("native") for p in up.wrap(net).params().values()]
     if backend == "keras":
         native = net.get_weights()
     else:

@@ -45,7 +45,7 @@ def test_view_agrees_with_each_framework(arch):
             assert up.ties(model) == [g for g in _native_ties(backend, model) if "num_batches" not in g[0]]
         rng = np.random.default_rng(0)
         for p in params.values():
-            value = rng.standard_normal(p.canonical_shape).astype(p.dtype)
+            value = rng.standard_normal(p.shape).astype(p.dtype)
             p.set(value, layout="canonical")
             assert p.numpy("canonical").tobytes() == value.tobytes(), p.path
     assert len(tie_groups) == 1  # one spec, the same tie groups on every backend

@@ -21,7 +21,7 @@ from .. import _version
 from . import safetensors_io as st
 from .errors import CheckpointError, received
 from .progress import bar
-from .state import LoadReport, Slot, Source, load, slots
+from .state import LoadReport, Slot, Source, aliases_inside, inside, load, slots
 from .view import Module
 
 FORMAT = "unified-params"
@@ -117,11 +117,15 @@ def _entries(slot: Slot) -> list[st.Entry]:
 
 
 def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
-    aliases = {a: s.keys[0] for s in model_slots if s.how == "one" for a in s.param.aliases}
-    kinds = {
-        m.path: m.kind for m in model.modules() if m.kind not in ("container", "other", "relu", "flatten")
+    aliases = {
+        a: s.keys[0] for s in model_slots if s.how == "one" for a in aliases_inside(s.param, model)
     }
-    lossy = [s.param.path for s in model_slots if s.lossy]
+    kinds = {
+        inside(m.path, model): m.kind
+        for m in model.modules()
+        if m.kind not in ("container", "other", "relu", "flatten")
+    }
+    lossy = [s.keys[0] for s in model_slots if s.lossy]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

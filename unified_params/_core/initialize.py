@@ -75,7 +75,7 @@ def run(
 
 def generate(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> np.ndarray:
     """The values of one parameter, in canonical layout and the parameter's dtype."""
-    shape = param.canonical_shape
+    shape = param.shape
     if not init.elementwise:
         value = _sample(init, param, seed, key)
     else:
@@ -108,7 +108,7 @@ def _fill_chunks(law: Law, flat: np.ndarray, seed: int, key: tuple[int, ...]) ->
 
 
 def _sample(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> Any:
-    return init.sample(param.canonical_shape, _rng(seed, *key), param)
+    return init.sample(param.shape, _rng(seed, *key), param)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -189,10 +189,10 @@ def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
             f"{init!r} returned a {array.dtype} value for {param.path!r}. Expected numbers. "
             + received(dtype=str(array.dtype))
         )
-    if array.shape != param.canonical_shape:
+    if array.shape != param.shape:
         raise ShapeError(
             f"{init!r} returned shape {array.shape} for {param.path!r}. Expected its canonical "
-            f"shape {param.canonical_shape}. " + received(shape=array.shape)
+            f"shape {param.shape}. " + received(shape=array.shape)
         )
     if not np.isfinite(array).all():
         raise InitError(

@@ -74,7 +74,7 @@ class Initializer:
     """Base of every initializer; subclass it for a custom one.
 
     Override :meth:`sample`; it may read the parameter's ``path``, ``name``,
-    ``layer_kind`` and ``canonical_shape``. Values are in canonical layout.
+    ``layer_kind`` and ``shape`` (canonical). Values are in canonical layout.
 
     Examples:
         >>> class Halves(Initializer):
@@ -247,12 +247,12 @@ class _FanBased(_Elementwise):
     """Initializers whose scale comes from the parameter's fans."""
 
     def check(self, param: Param) -> None:
-        fans(param.canonical_shape, path=param.path)
+        fans(param.shape, path=param.path)
 
     def _fans(self, param: Param | None) -> tuple[int, int]:
         if param is None:
             raise InitError(f"{type(self).__name__} needs a parameter to compute its fans.")
-        return fans(param.canonical_shape, path=param.path)
+        return fans(param.shape, path=param.path)
 
 
 class XavierUniform(_FanBased):
@@ -365,9 +365,9 @@ class Dirac(Initializer):
 
     def check(self, param: Param) -> None:
         _need_rank(self, param, lambda r: 3 <= r <= 5, "3 to 5 axes (a conv kernel)")
-        if param.canonical_shape[0] % self.groups:
+        if param.shape[0] % self.groups:
             raise InitError(
-                f"Dirac: {param.path!r} has {param.canonical_shape[0]} output channels. Expected a "
+                f"Dirac: {param.path!r} has {param.shape[0]} output channels. Expected a "
                 f"multiple of groups={self.groups}. " + received(groups=self.groups)
             )
 
@@ -403,10 +403,10 @@ class FanInUniform(_Elementwise):
         self.scale = _number("FanInUniform", "scale", scale, minimum=0.0)
 
     def check(self, param: Param) -> None:
-        fans(_sibling(param, "weight").canonical_shape, path=param.path)
+        fans(_sibling(param, "weight").shape, path=param.path)
 
     def law(self, param: Param | None) -> Law:
-        bound = self.scale / math.sqrt(fans(_sibling(param, "weight").canonical_shape)[0])
+        bound = self.scale / math.sqrt(fans(_sibling(param, "weight").shape)[0])
         return Law("uniform", -bound, bound)
 
 
@@ -500,11 +500,11 @@ def as_initializer(value: Any) -> Initializer:
 
 
 def _need_rank(init: Initializer, param: Param, ok: Any, need: str) -> None:
-    rank = len(param.canonical_shape)
+    rank = len(param.shape)
     if not ok(rank):
         raise InitError(
             f"{type(init).__name__} cannot initialise {param.path!r}: it has {rank} axes. "
-            f"Expected {need}. " + received(path=param.path, shape=param.canonical_shape)
+            f"Expected {need}. " + received(path=param.path, shape=param.shape)
         )
 
 
@@ -522,4 +522,4 @@ def _sibling(param: Param | None, leaf: str) -> Param:
 def _hidden(param: Param | None) -> int:
     if param is None or param.layer_kind not in ("lstm", "gru"):
         raise InitError("RecurrentUniform initialises LSTM and GRU parameters only.")
-    return _sibling(param, "weight_hh").canonical_shape[1]
+    return _sibling(param, "weight_hh").shape[1]

@@ -37,6 +37,20 @@ def join(*keys: str) -> str:
     return SEP.join(k for k in keys if k != "")
 
 
+def relative(path: str, base: str) -> str | None:
+    """``path`` as seen from the module at ``base``, or ``None`` when it is not below it.
+
+    Examples:
+        >>> relative("2.weight", "2"), relative("2.weight", ""), relative("0.bias", "2")
+        ('weight', '2.weight', None)
+    """
+    if not base:
+        return path
+    if path.startswith(base + SEP):
+        return path[len(base) + 1 :]
+    return None
+
+
 def nearest(wanted: str, existing: Iterable[str], limit: int = 5) -> list[str]:
     """The existing paths closest to ``wanted``, best first.
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PortError, received
-from .gradients import expected_input, moves_channels, prepare_input
+from .forward import run as run_forward
 from .paths import join
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
@@ -65,10 +65,10 @@ def layers(model: Module) -> list[Layer]:
     out: dict[str, Layer] = {}
     for slot in slots(model):
         module = model[slot.layer] if slot.layer else model
-        layer = out.get(module.path)
+        layer = out.get(slot.layer)
         if layer is None:
-            layer = out[module.path] = Layer(module.path, module.kind, module.type_name, [], [])
-        prefix = len(module.path) + 1 if module.path else 0
+            layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [])
+        prefix = len(slot.layer) + 1 if slot.layer else 0
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
             if not _optional_leaf(layer.kind, key):
                 layer.leaves.append((key[prefix:], shape))
@@ -197,12 +197,12 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
 
 
 def _native_state(model: Module) -> dict[str, np.ndarray]:
-    return {path: p.numpy() for path, p in model.params().items()}
+    return {path: p.numpy("native") for path, p in model.params().items()}
 
 
 def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
     for path, p in model.params().items():
-        p.set(state[path])
+        p.set(state[path], layout="native")
 
 
 def _compare(
@@ -219,13 +219,3 @@ def _compare(
             + received(max_abs_diff=diff, atol=atol)
         )
     return diff
-
-
-def run_forward(model: Module, inputs: Any) -> np.ndarray:
-    """Inference-mode output for a canonical (channels-first) input, channels first."""
-    adapter = model._adapter
-    x = prepare_input(model, inputs, adapter.CHANNELS_LAST)
-    out = np.asarray(adapter.forward(model.native, x))
-    expected = expected_input(model)
-    moved = adapter.CHANNELS_LAST and expected is not None and moves_channels(expected[2], x.ndim)
-    return np.moveaxis(out, -1, 1) if moved and out.ndim == x.ndim else out

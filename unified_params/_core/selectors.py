@@ -3,7 +3,8 @@
 A selector is any of:
 
 - a glob on the path (``"*.weight"``, ``"0.*"``), matched against the
-  canonical path and the native one (``"1.kernel"``) alike;
+  canonical path and the native one (``"1.kernel"``) alike, and, on a
+  sub-view, against the paths relative to it too;
 - a compiled regular expression, searched in the canonical path;
 - :class:`Where` (``up.where(kind="linear", name="bias")``);
 - a predicate ``callable(param) -> bool``;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UnsupportedError, received
+from .paths import relative
 
 Predicate = Callable[[Any], bool]
 
@@ -57,8 +59,12 @@ def where(*, kind: str | None = None, name: str | None = None, path: str | None 
     return Where(kind=kind, name=name, path=path)
 
 
-def compile_selector(selector: Any) -> Predicate:
+def compile_selector(selector: Any, base: str = "") -> Predicate:
     """Turn any selector into a predicate over parameters.
+
+    ``base`` is the path of the sub-view the selection is made in: globs and
+    regexes then also match the paths relative to it (``"weight"`` below
+    ``"2"``).
 
     Raises:
         UnsupportedError: The selector is of no supported form.
@@ -70,11 +76,11 @@ def compile_selector(selector: Any) -> Predicate:
     if selector is None:
         return lambda param: True
     if isinstance(selector, str):
-        return _glob(selector)
+        return _glob(selector, base)
     if isinstance(selector, re.Pattern):
-        return lambda param: selector.search(param.path) is not None
+        return lambda param: any(selector.search(p) is not None for p in _paths(param, base, native=False))
     if isinstance(selector, (list, tuple)):
-        parts = [compile_selector(s) for s in selector]
+        parts = [compile_selector(s, base) for s in selector]
         return lambda param: any(p(param) for p in parts)
     if callable(selector):
         return selector
@@ -85,10 +91,18 @@ def compile_selector(selector: Any) -> Predicate:
     )
 
 
-def _glob(pattern: str) -> Predicate:
+def _glob(pattern: str, base: str = "") -> Predicate:
     regex = re.compile(fnmatch.translate(pattern))
 
     def match(param: Any) -> bool:
-        return regex.match(param.path) is not None or regex.match(param.native_path) is not None
+        return any(regex.match(p) is not None for p in _paths(param, base, native=True))
 
     return match
+
+
+def _paths(param: Any, base: str, *, native: bool) -> list[str]:
+    """The paths a selector is matched against: absolute, then relative to ``base``."""
+    out = [param.path, param.native_path] if native else [param.path]
+    if base:
+        out += [r for r in (relative(p, base) for p in out) if r is not None]
+    return out

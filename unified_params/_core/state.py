@@ -31,7 +31,7 @@ import numpy as np
 
 from . import layouts, values
 from .errors import CheckpointError, UnsupportedError, received
-from .paths import join
+from .paths import join, relative
 from .progress import bar
 from .view import Module, Param
 
@@ -126,7 +126,7 @@ class Slot:
         if self.how == "concat":
             blocks = np.split(arrays[0], np.cumsum([b[0] for b in self._block_shapes()])[:-1], axis=0)
             for param, layout, block in zip(self.params, self.parts, blocks, strict=True):
-                value = block if layout is None else layout.to_native(block, param.canonical_shape)
+                value = block if layout is None else layout.to_native(block, param.shape)
                 param.set(value, layout="canonical")
             return
         value = {
@@ -143,7 +143,7 @@ class Slot:
 
     def _block_shapes(self) -> list[tuple[int, ...]]:
         return [
-            p.canonical_shape if layout is None else layout.canonical_shape(p.canonical_shape)
+            p.shape if layout is None else layout.canonical_shape(p.shape)
             for p, layout in zip(self.params, self.parts, strict=True)
         ]
 
@@ -177,34 +177,36 @@ class LoadReport:
 
 
 def slots(model: Module) -> list[Slot]:
-    """Every variable of the model (one per tie group) with its canonical entries."""
+    """Every variable of the model (one per tie group) with its canonical
+    entries, keyed by paths relative to ``model`` (as ``model.params()``)."""
     adapter = model._adapter
     params = model.params()
-    attention = [m.path for m in model.modules() if m.kind == "mha"]
+    attention = [inside(m.path, model) for m in model.modules() if m.kind == "mha"]
     gathered = _gathers(model, adapter.GATHERS)
     consumed = {id(p.native) for slot in gathered.values() for p in slot.params}
     out = []
-    for param in params.values():
+    for key, param in params.items():
         first = gathered.get(id(param.native))
         if first is not None:
             out.append(first)
             continue
         if id(param.native) in consumed:
             continue
-        layer = _owner(param.module.path, attention)
+        holder = inside(param.module.path, model)
+        layer = _owner(holder, attention)
         merge = adapter.MERGES.get(param.layer_kind, {}).get(param.name)
         if merge is None:
-            out.append(Slot([param], (param.path,), (param.canonical_shape,), layer))
+            out.append(Slot([param], (key,), (param.shape,), layer))
             continue
-        shape = param.canonical_shape
+        shape = param.shape
         if merge.how == "stack" and len(shape) != 2:
             raise UnsupportedError(
-                f"{param.path!r} ({param.layer_kind}, shape {param.shape}) has no canonical form: "
+                f"{param.path!r} ({param.layer_kind}, shape {param.native_shape}) has no canonical form: "
                 "a Keras GRU without reset_after=True applies the reset gate before the recurrent "
                 "kernel, which torch and Paddle GRUs cannot express. Expected reset_after=True. "
-                + received(path=param.path, shape=param.shape)
+                + received(path=param.path, shape=param.native_shape)
             )
-        keys = tuple(join(param.module.path, name) for name in merge.canonical)
+        keys = tuple(join(holder, name) for name in merge.canonical)
         shapes = (shape,) * 2 if merge.how == "sum" else (shape[1:],) * shape[0]
         out.append(Slot([param], keys, shapes, layer, merge.how))
     return out
@@ -223,17 +225,33 @@ def _gathers(model: Module, declared: Mapping[str, Mapping[str, Part]]) -> dict[
             layout = (
                 None
                 if part.leaf is None
-                else layouts.plan(module.kind, part.leaf, len(param.canonical_shape))
+                else layouts.plan(module.kind, part.leaf, len(param.shape))
             )
             by_key.setdefault(part.key, []).append((part.index, param, layout))
         for key, members in by_key.items():
             members.sort(key=lambda m: m[0])
             params = [m[1] for m in members]
-            slot = Slot(params, (join(module.path, key),), (), module.path, "concat", [m[2] for m in members])
+            where = inside(module.path, model)
+            slot = Slot(params, (join(where, key),), (), where, "concat", [m[2] for m in members])
             blocks = slot._block_shapes()
             slot.shapes = ((sum(b[0] for b in blocks), *blocks[0][1:]),)
             out[id(params[0].native)] = slot
     return out
+
+
+def inside(path: str, model: Module) -> str:
+    """An absolute path as seen from ``model`` (its relative path).
+
+    Examples:
+        >>> inside("0.weight", m[0]), inside("0.weight", m)
+        ('weight', '0.weight')
+    """
+    return relative(path, model.path) or ""
+
+
+def aliases_inside(param: Param, model: Module) -> list[str]:
+    """The aliases of a parameter that lie inside ``model``, relative to it."""
+    return [r for r in (relative(a, model.path) for a in param.aliases) if r is not None]
 
 
 def _owner(module_path: str, attention: list[str]) -> str:
@@ -247,7 +265,7 @@ def _owner(module_path: str, attention: list[str]) -> str:
 def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
     """The model's state as numpy arrays; see ``unified_params.state_dict``."""
     if layout == "native":
-        return {path: p.numpy() for path, p in model.params().items()}
+        return {path: p.numpy("native") for path, p in model.params().items()}
     if layout != "canonical":
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
@@ -263,13 +281,13 @@ def plan_load(
     given = {k: Source.of(v, k) for k, v in state.items()}
     aliases = dict(aliases or {})
     model_slots = slots(model)
-    alias_paths = {a for slot in model_slots for a in slot.param.aliases}
+    alias_paths = {a for slot in model_slots for a in aliases_inside(slot.param, model)}
     used: set[str] = set()
     plan = []
     for slot in model_slots:
         sources, ok = [], True
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
-            name = key if key in given else _alias_in(key, slot, given, aliases)
+            name = key if key in given else _alias_in(key, slot, given, aliases, model)
             if name is None:
                 if _optional(slot, key):
                     report.skipped.append(key)
@@ -330,12 +348,14 @@ def merge_note(slot: Slot) -> str:
     )
 
 
-def _alias_in(key: str, slot: Slot, given: Mapping[str, Source], aliases: Mapping[str, str]) -> str | None:
+def _alias_in(
+    key: str, slot: Slot, given: Mapping[str, Source], aliases: Mapping[str, str], model: Module
+) -> str | None:
     """A state key that holds ``key``'s value under another path of its tie group."""
     if aliases.get(key) in given:
         return aliases[key]
     if len(slot.keys) == 1:
-        for other in slot.param.aliases:
+        for other in aliases_inside(slot.param, model):
             if other in given:
                 return other
     return None

@@ -1,4 +1,4 @@
-"""``up.summary``: a tree like ``print(model)``, with shapes and counts.
+"""``up.summary``: a tree like ``print(model)``, with canonical shapes and counts.
 
 Every position is shown (a shared layer at each of its positions); counts are
 deduplicated: a layer seen before is marked ``shared with <path>`` and its
@@ -7,7 +7,7 @@ count is shown in brackets and not added again.
 
 from __future__ import annotations
 
-from .tree import all_entries, group_by_variable, own_entries, walk
+from .tree import all_entries, canonical_shape, group_by_variable, own_entries, walk
 from .view import Module
 
 _INDENT = "  "
@@ -34,7 +34,7 @@ def render(root: Module) -> str:
             continue
         first_path[id(module)] = path
         own = own_entries(adapter, module, path)
-        shapes = "  ".join(f"{e.name} {tuple(adapter.shape(e.var))}" for e in own)
+        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, e)}" for e in own)
         kids = adapter.children(module)
         count = _subtree_count(adapter, module, path) if kids else _size(adapter, own, "param")
         rows.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-"))

@@ -103,10 +103,10 @@ def _untie_layer(model: Module, layer: Module) -> None:
 def _tie_params(model: Module, src: Param, dst: Param) -> None:
     if src.native is dst.native:
         return
-    if src.shape != dst.shape or src.canonical_shape != dst.canonical_shape or src.dtype != dst.dtype:
+    if src.shape != dst.shape or src.native_shape != dst.native_shape or src.dtype != dst.dtype:
         raise TieError(
-            f"Cannot tie parameter {src.path!r} (shape {src.canonical_shape}, {src.dtype}) to "
-            f"{dst.path!r} (shape {dst.canonical_shape}, {dst.dtype}). Expected the same shape and "
+            f"Cannot tie parameter {src.path!r} (shape {src.shape}, {src.dtype}) to "
+            f"{dst.path!r} (shape {dst.shape}, {dst.dtype}). Expected the same shape and "
             "dtype. " + received(src=src.path, dst=dst.path)
         )
     if src.kind != dst.kind:
@@ -162,8 +162,7 @@ def _parent(model: Module, path: str) -> tuple[Module, str]:
 
 
 def _signature(module: Module) -> list[tuple[str, tuple[int, ...]]]:
-    prefix = len(module.path) + 1 if module.path else 0
-    return [(path[prefix:], p.canonical_shape) for path, p in module.params().items()]
+    return [(key, p.shape) for key, p in module.params().items()]
 
 
 def _shapes(signature: list[tuple[str, tuple[int, ...]]]) -> str:

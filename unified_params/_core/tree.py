@@ -152,6 +152,12 @@ def _class_info(
     return kind, adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
 
 
+def canonical_shape(adapter: Adapter, entry: Entry) -> tuple[int, ...]:
+    """The canonical (PyTorch) shape of an entry's variable."""
+    native = adapter.shape(entry.var)
+    return layouts.plan(entry.layer_kind, entry.leaf, len(native)).canonical_shape(native)
+
+
 def all_entries(adapter: Adapter, root: Any, prefix: str = "") -> list[Entry]:
     """Every variable occurrence below ``root``, aliases included, in order."""
     out: list[Entry] = []

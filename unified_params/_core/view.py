@@ -16,6 +16,7 @@ from . import layouts, values
 from .errors import PathError, PositionError, UnsupportedError, received
 from .paths import join, nearest, split
 from .selectors import compile_selector
+from .slices import ParamSlice, compose, selection_shape
 from .snapshot import Snapshot
 from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
 
@@ -133,13 +134,41 @@ class Module:
             return False
         return True
 
+    # -- running -------------------------------------------------------------
+    def __call__(self, inputs: Any, training: bool = False) -> np.ndarray:
+        """Run the model's own forward pass: an array in, a numpy array out.
+
+        No gradient is recorded. Images are channels-first, as in PyTorch, on
+        every backend (Keras gets them channels-last and gives them back
+        channels-first); a recurrent layer gives its sequence output.
+
+        Args:
+            inputs: A numpy array, nested list or tensor of any framework.
+            training: Run in training mode (dropout active, batch statistics
+                used and updated).
+
+        Raises:
+            ShapeError: The input does not fit the model's first layer.
+
+        Examples:
+            >>> m(np.zeros((2, 4), "float32")).shape
+            (2, 8)
+        """
+        from .forward import run
+
+        return run(self, inputs, training=training)
+
     # -- parameters ----------------------------------------------------------
     def params(self, where: Any = None, trainable: bool | None = None) -> dict[str, Param]:
-        """All parameters and buffers below this module, each once.
+        """All parameters and buffers below this module, each once, keyed by
+        their path relative to this module.
 
-        A variable reached at several paths (a shared layer, a tied
-        parameter) is listed under the first path in depth-first order; the
-        other paths are its :attr:`Param.aliases`.
+        As torch's ``net[2].named_parameters()``, ``m[2].params()`` keys by
+        ``"weight"`` and ``"bias"``; each :attr:`Param.path` stays the
+        absolute path from the wrapped root. A variable reached at several
+        paths (a shared layer, a tied parameter) is listed under the first
+        path in depth-first order; the other paths are its
+        :attr:`Param.aliases`.
 
         From its second call on, a view keeps its walk of the model and reuses
         it while the model's structure is unchanged (checked on every call;
@@ -148,13 +177,16 @@ class Module:
 
         Args:
             where: A selector (see ``unified_params.where``): a path glob such
-                as ``"*.weight"``, a regex, a predicate, or a list of these.
+                as ``"*.weight"`` (matched against the absolute and the
+                relative path), a regex, a predicate, or a list of these.
             trainable: Keep only trainable (``True``) or frozen (``False``)
                 entries; ``None`` keeps both.
 
         Examples:
             >>> list(m.params("*.weight"))
             ['0.weight']
+            >>> list(m[0].params()), m[0].params()["weight"].path
+            (['weight', 'bias'], '0.weight')
         """
         snap = self._snapshot()
         found: dict[str, Param] | None = snap.memo.get("params")
@@ -162,7 +194,7 @@ class Module:
             found = snap.memo["params"] = self._first_params(snap.entries)
         if where is None and trainable is None:
             return dict(found)
-        match = compile_selector(where)
+        match = compile_selector(where, base=self._path)
         return {
             path: p
             for path, p in found.items()
@@ -184,7 +216,7 @@ class Module:
             raise PathError(
                 f"Path {path!r} names a module ({found.type_name}), not a parameter. "
                 f"Expected a parameter path such as "
-                f"{self._relative(next(iter(found.params()), join(found.path, 'weight')))!r}. "
+                f"{join(self._relative(found.path), next(iter(found.params()), 'weight'))!r}. "
                 + received(path=path)
             )
         return found
@@ -216,6 +248,7 @@ class Module:
         adapter, root = self._adapter, self._root
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
+        cut = len(self._path) + 1 if self._path else 0
         found: dict[str, Param] = {}
         first: dict[int, Param] = {}
         later: dict[int, list[str]] = {}
@@ -223,7 +256,7 @@ class Module:
             if id(entry.var) in first:
                 later.setdefault(id(entry.var), []).append(entry.path)
             else:
-                first[id(entry.var)] = found[entry.path] = Param(adapter, entry, root, none_yet)
+                first[id(entry.var)] = found[entry.path[cut:]] = Param(adapter, entry, root, none_yet)
         if root is self:
             for key, paths in later.items():
                 first[key]._aliases = tuple(paths)
@@ -330,16 +363,23 @@ class Module:
 class Param:
     """One parameter or buffer, reached at one path.
 
+    Everything a user sees is in the canonical layout (PyTorch's), the same on
+    every backend: ``shape``, ``numpy()``, ``np.asarray(p)``, ``grad``,
+    ``set()`` and indexing. The framework's own layout is opt-in and always
+    spelled ``native``: ``native_shape``, ``native_grad``,
+    ``numpy(layout="native")``, ``set(value, layout="native")``.
+
     Examples:
         >>> p = m["0.weight"]
         >>> p.name, p.shape, p.dtype, p.kind
         ('weight', (8, 4), 'float32', 'param')
         >>> p[0, 0] = 42
-        >>> float(p[0, 0])
-        42.0
+        >>> p[0][1] = 7            # chained indexing writes through too
+        >>> p[0, :2]
+        array([42.,  7.], dtype=float32)
     """
 
-    __slots__ = ("_adapter", "_entry", "_root", "_aliases", "_layout")
+    __slots__ = ("_adapter", "_entry", "_root", "_aliases", "_layout", "_fresh")
 
     def __init__(self, adapter: Adapter, entry: Entry, root: Module, aliases: tuple[str, ...] | None):
         self._adapter = adapter
@@ -347,11 +387,13 @@ class Param:
         self._root = root
         self._aliases = aliases
         self._layout: layouts.Layout | None = None
+        self._fresh: ParamSlice | None = None  # a slice `+=` just wrote through
 
     # -- identity ------------------------------------------------------------
     @property
     def path(self) -> str:
-        """The path this parameter was reached by (canonical leaf name)."""
+        """The path this parameter was reached by (canonical leaf name), from
+        the wrapped root, also when reached through a sub-view."""
         return self._entry.path
 
     @property
@@ -400,27 +442,30 @@ class Param:
 
     @property
     def backend(self) -> str:
-        """``"torch"``, ``"keras"`` or ``"paddle"``."""
+        """The backend name (``"torch"``, ``"keras"``, ``"paddle"``)."""
         return self._adapter.name
 
     def __repr__(self) -> str:
-        return f"<Param {self.backend}:{self.path} shape={self.shape} dtype={self.dtype} kind={self.kind}>"
+        """The value, like torch's ``Parameter containing: ...``, with path,
+        canonical shape and dtype: the same text on every backend."""
+        what = "Param" if self.kind == "param" else "Buffer"
+        return f"{what} {self.path!r}, shape {self.shape}, {self.dtype}, containing:\n{self.numpy()}"
 
     # -- metadata ------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        """Native shape."""
-        return self._adapter.shape(self._entry.var)
+        """Shape in the canonical (PyTorch) layout, the same on every backend."""
+        return self.layout.canonical_shape(self.native_shape)
 
     @property
-    def canonical_shape(self) -> tuple[int, ...]:
-        """Shape in the canonical (PyTorch) layout."""
-        return self.layout.canonical_shape(self.shape)
+    def native_shape(self) -> tuple[int, ...]:
+        """Shape in the framework's own layout (Keras Dense: ``(in, out)``)."""
+        return self._adapter.shape(self._entry.var)
 
     @property
     def size(self) -> int:
         """Number of elements."""
-        return math.prod(self.shape)
+        return math.prod(self.native_shape)
 
     @property
     def dtype(self) -> str:
@@ -431,7 +476,7 @@ class Param:
     def layout(self) -> layouts.Layout:
         """The conversion between this parameter's native and canonical layouts."""
         if self._layout is None:
-            self._layout = layouts.plan(self.layer_kind, self._entry.leaf, len(self.shape))
+            self._layout = layouts.plan(self.layer_kind, self._entry.leaf, len(self.native_shape))
         return self._layout
 
     @property
@@ -449,15 +494,15 @@ class Param:
         self._adapter.set_trainable(self._entry.var, bool(flag))
 
     # -- values --------------------------------------------------------------
-    def numpy(self, layout: str = "native") -> np.ndarray:
+    def numpy(self, layout: str = "canonical") -> np.ndarray:
         """A copy of the value as a numpy array.
 
         Args:
-            layout: ``"native"`` (the framework's axis order) or
-                ``"canonical"`` (PyTorch's, the same on every backend).
+            layout: ``"canonical"`` (PyTorch's axis order, the same on every
+                backend) or ``"native"`` (the framework's own).
 
         Examples:
-            >>> m["0.weight"].numpy("canonical").shape
+            >>> m["0.weight"].numpy().shape
             (8, 4)
         """
         native = self._adapter.to_numpy(self._entry.var)
@@ -474,38 +519,63 @@ class Param:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError(f"len() of the 0-d parameter {self.path!r}")
+        return shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     @property
     def grad(self) -> np.ndarray | None:
-        """The gradient in native layout, or ``None`` before any backward pass."""
+        """The gradient in canonical layout, or ``None`` before any backward pass.
+
+        Examples:
+            >>> m["0.weight"].grad is None
+            True
+        """
+        grad = self._adapter.grad(self._entry.var)
+        return None if grad is None else layouts.contiguous(self.layout.to_canonical(grad))
+
+    @property
+    def native_grad(self) -> np.ndarray | None:
+        """The gradient in the framework's own layout, or ``None``."""
         return self._adapter.grad(self._entry.var)
 
-    def set(self, value: Any, layout: str = "native") -> None:
+    def set(self, value: Any, layout: str = "canonical") -> None:
         """Overwrite the whole value in place (autograd and ties intact).
 
         The value is validated before anything is written: a wrong shape or
-        a non-numeric value raises and leaves the parameter unchanged.
+        a non-numeric value raises and leaves the parameter unchanged. A
+        :class:`Param` (of any model, any backend) is read in its canonical
+        layout, whatever ``layout`` says of plain values.
 
         Args:
             value: An array, nested list, tensor of any framework, or Param.
-            layout: The layout ``value`` is given in.
+            layout: The layout ``value`` is given in: ``"canonical"`` (the
+                default, PyTorch's) or ``"native"``.
 
         Raises:
             ShapeError: The value's shape differs from the parameter's.
             DTypeError: The value is not numeric or cannot be cast.
 
         Examples:
-            >>> p = m["0.bias"]
-            >>> p.set(np.ones(8))
+            >>> p = m["0.weight"]
+            >>> p.set(np.ones((8, 4)))
             >>> float(p.numpy().sum())
-            8.0
+            32.0
         """
         layout = _check_layout(layout)
+        if isinstance(value, (Param, ParamSlice)):
+            value, layout = value.numpy(), "canonical"
         array = values.as_array(value, path=self.path)
-        expected = self.shape if layout == "native" else self.canonical_shape
+        expected = self.native_shape if layout == "native" else self.shape
         values.check_shape(array.shape, expected, path=self.path, layout=layout)
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
-            array = self.layout.to_native(array, self.shape)
+            array = self.layout.to_native(array, self.native_shape)
         self._write(array)
 
     def _write(self, array: np.ndarray) -> None:
@@ -524,23 +594,63 @@ class Param:
         value = layouts.contiguous(array)
         self._adapter.assign(var, value, owned=value is not array)
 
-    def __getitem__(self, index: Any) -> np.ndarray:
-        """Read ``p[index]``, indexing the canonical layout.
+    def __getitem__(self, index: Any) -> ParamSlice:
+        """A live, write-through view of ``p[index]``, indexing the canonical layout.
 
         Indexing is canonical so that ``p[0]`` is the same row on every
-        backend (for a Linear weight: output unit 0).
+        backend (for a Linear weight: output unit 0). The view reads like a
+        numpy array; ``p[0][0] = 42`` and ``p[0] += 1`` write the parameter.
         """
-        return self.numpy("canonical")[index]
+        return ParamSlice(self, (index,))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         """Write ``p[index] = value`` in place, indexing the canonical layout.
 
         ``p[0, 0] = 42`` and ``p[:] += 1`` work as on a numpy array.
         """
+        self._set_chain((index,), value)
+
+    def _set_chain(self, chain: tuple[Any, ...], value: Any, in_place_of: ParamSlice | None = None) -> None:
+        """Write ``value`` at ``p[chain[0]][chain[1]]...``: one indexed write
+        when the chain reduces to one index, else a whole-value write of the
+        selection changed in a canonical copy."""
+        fresh, self._fresh = self._fresh, None
+        if (
+            in_place_of is None
+            and fresh is value
+            and len(fresh._chain) == len(chain)
+            and all(a is b for a, b in zip(fresh._chain, chain))
+        ):
+            return  # `p[i] += v`: the slice's in-place op has written it already
+        if isinstance(value, (Param, ParamSlice)):
+            value = value.numpy()
         array = values.cast_to(values.as_array(value, path=self.path), self.dtype, path=self.path)
-        shape = self.canonical_shape
-        selected = _selection_shape(shape, index, self.path)
-        array = values.broadcast_to(array, selected, path=self.path, index=index)
+        selected = selection_shape(self.shape, chain, self.path)
+        index = compose(chain)
+        array = values.broadcast_to(array, selected, path=self.path, index=index if index is not None else chain)
+        if index is not None:
+            self._write_index(index, array)
+        else:
+            self._write_chain(chain, array)
+        self._fresh = in_place_of
+
+    def _write_chain(self, chain: tuple[Any, ...], array: np.ndarray) -> None:
+        full = self.numpy()
+        target = full
+        for step in chain[:-1]:
+            target = target[step]
+        if not isinstance(target, np.ndarray) or not np.may_share_memory(target, full):
+            raise UnsupportedError(
+                f"Cannot write through {self.path!r}{''.join(f'[{i!r}]' for i in chain)}: an index "
+                "array before the last index selects a copy, so the write would change nothing. "
+                "Expected one index for the whole selection, as p[rows, cols] = value. "
+                + received(chain=chain)
+            )
+        target[chain[-1]] = array
+        self._write(self.layout.to_native(full, self.native_shape))
+
+    def _write_index(self, index: Any, array: np.ndarray) -> None:
+        shape = self.shape
         mapped = self.layout.native_index(index, len(shape))
         if mapped is not None:
             native_index, value_axes = mapped
@@ -548,25 +658,12 @@ class Param:
                 self._entry.var, native_index, np.asarray(np.transpose(array, value_axes), order="C")
             )
             return
-        full = self.numpy("canonical")
+        full = self.numpy()
         full[index] = array
-        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full, self.shape), order="C"))
+        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full, self.native_shape), order="C"))
 
 
 def _check_layout(layout: str) -> str:
     if layout not in LAYOUTS:
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     return layout
-
-
-def _selection_shape(shape: tuple[int, ...], index: Any, path: str) -> tuple[int, ...]:
-    # A zero-strided stand-in of the right shape: numpy computes the selection
-    # (and validates the index) without allocating the parameter.
-    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape=shape, strides=(0,) * len(shape))
-    try:
-        return dummy[index].shape
-    except IndexError as err:
-        raise PositionError(
-            f"Index {index!r} does not fit parameter {path!r}: {err}. Expected an index into its "
-            f"canonical shape {shape}. " + received(index=index)
-        ) from None

@@ -155,9 +155,10 @@ class Adapter(abc.ABC):
         convention (``eps``; ``momentum`` as torch counts it)."""
 
     @abc.abstractmethod
-    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
-        """Inference-mode output (no gradients) for an input already laid out
-        for the framework; a recurrent layer's sequence output."""
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        """The model's output (no gradient tape) for an input already laid out
+        for the framework, in inference mode unless ``training``; a recurrent
+        layer's sequence output. Anything ``numpy.asarray`` reads."""
 
     # -- changing structure (ties) ---------------------------------------------
     @abc.abstractmethod

@@ -306,8 +306,8 @@ class KerasAdapter(Adapter):
             out["groups"] = float(module.groups)
         return out
 
-    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
-        return np.asarray(model(inputs, training=False))
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        return np.asarray(model(inputs, training=training))
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         if isinstance(parent, (list, dict)):

@@ -171,8 +171,8 @@ class PaddleAdapter(Adapter):
             out["groups"] = float(module._groups)
         return out
 
-    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
-        with training_mode(model.sublayers(include_self=True), False), paddle.no_grad():
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        with training_mode(model.sublayers(include_self=True), training), paddle.no_grad():
             return np.array(first_output(model(paddle.to_tensor(inputs))).numpy())
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:

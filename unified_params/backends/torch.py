@@ -142,8 +142,8 @@ class TorchAdapter(Adapter):
             k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
 
-    def forward(self, model: Any, inputs: np.ndarray) -> np.ndarray:
-        with training_mode(model.modules(), False), torch.no_grad():
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        with training_mode(model.modules(), training), torch.no_grad():
             return _to_numpy(first_output(model(torch.from_numpy(inputs))))
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:

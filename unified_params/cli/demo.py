@@ -97,7 +97,7 @@ def _steps() -> list[tuple[str, str, Callable[[str], Any]]]:
         (
             "All at once",
             "{path: canonical shape}",
-            lambda b: {k: p.canonical_shape for k, p in mlp(b).params().items()},
+            lambda b: {k: p.shape for k, p in mlp(b).params().items()},
         ),
         ("All at once", "m.count()", lambda b: mlp(b).count()),
         ("All at once", "m['2.bias'][0]", lambda b: mlp(b)["2.bias"][0]),

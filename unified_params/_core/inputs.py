@@ -1,0 +1,81 @@
+"""What input a model expects, and the axes each framework wants.
+
+Canonical inputs are PyTorch's: images channels-first. A channels-last
+framework (Keras) gets image axes moved on the way in and its outputs moved
+back on the way out, so ``m(x)``, ``up.gradients`` and ``up.port``'s check
+take and give the same arrays on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import values
+from .errors import ShapeError, received
+from .view import Module
+
+
+def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], str] | None:
+    """What the first parameterised layer needs of the input: a description,
+    a check, and that layer's kind; ``None`` when nothing can be said."""
+    first = next(iter(model.params().values()), None)
+    if first is None:
+        return None
+    shape, kind = first.shape, first.layer_kind
+    if kind == "linear":
+        return f"(batch, ..., {shape[1]})", lambda x: x.ndim >= 1 and x.shape[-1] == shape[1], kind
+    if kind.startswith("conv"):
+        dims = int(kind[-2])
+        groups = int(model._adapter.hyperparameters(first.module.native).get("groups", 1))
+        channels = shape[0] if kind.startswith("conv_transpose") else shape[1] * groups
+        spatial = ["L", "H, W", "D, H, W"][dims - 1]
+        description = f"(batch, {channels}, {spatial}) channels first"
+        return description, lambda x: x.ndim == dims + 2 and x.shape[1] == channels, kind
+    if kind == "batchnorm":
+        c = shape[0]
+        return f"(batch, {c}, ...) channels first", lambda x: x.ndim >= 2 and x.shape[1] == c, kind
+    if kind in ("lstm", "gru"):
+        return f"(batch, time, {shape[1]})", lambda x: x.ndim == 3 and x.shape[-1] == shape[1], kind
+    if kind == "embedding":
+        return "integer indices", lambda x: x.dtype.kind in "iu", kind
+    return None
+
+
+def moves_channels(kind: str, ndim: int) -> bool:
+    """Whether a channels-last framework takes this input with channels moved last."""
+    return (kind.startswith("conv") or kind == "batchnorm") and ndim >= 3
+
+
+def prepare_input(model: Module, inputs: Any, channels_last: bool) -> np.ndarray:
+    """Validate the input against the first layer and put image axes where the
+    framework wants them (canonical inputs are channels first).
+
+    Raises:
+        ShapeError: The input does not fit the model's first layer.
+    """
+    x = values.as_array(inputs, path="<inputs>")
+    expected = expected_input(model)
+    if expected is None:
+        return x
+    description, fits, kind = expected
+    if not fits(x):
+        raise ShapeError(
+            f"The input does not fit the model's first {kind} layer. Expected an input of shape "
+            f"{description}. " + received(shape=x.shape, dtype=str(x.dtype))
+        )
+    if channels_last and moves_channels(kind, x.ndim):
+        x = np.moveaxis(x, 1, -1)
+    if x.dtype.kind == "f" and x.dtype != np.float32:
+        x = x.astype(np.float32)
+    return np.ascontiguousarray(x)
+
+
+def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:
+    """A native output as numpy, channels first where the input's channels were moved last."""
+    out = np.asarray(output)
+    expected = expected_input(model)
+    moved = model._adapter.CHANNELS_LAST and expected is not None and moves_channels(expected[2], x.ndim)
+    return np.moveaxis(out, -1, 1) if moved and out.ndim == x.ndim else out
