@@ -1,4 +1,4 @@
-"""The demo: the chapter's calls agree on every requested backend."""
+"""The command line: the demo runs the chapter on every requested backend; inspect, summary."""
 
 from __future__ import annotations
 
@@ -14,14 +14,31 @@ from unified_params import cli
 
 
 def test_demo_agrees_on_requested_backends():
+    from unified_params.cli import chapter
+
     out = io.StringIO()
     assert cli.demo(list(REQUESTED), out=out) is True
     text = out.getvalue()
-    agree = re.search(r"(\d+)/(\d+) results agree across (.*) \(", text)
-    assert agree and agree.group(1) == agree.group(2) and int(agree.group(1)) >= 20
+    agree = re.search(r"(\d+)/(\d+) cells print the same on (.*)\.$", text)
+    assert agree and agree.group(1) == agree.group(2) == str(len(chapter.CELLS))
     assert agree.group(3) == ", ".join(REQUESTED)
-    assert "[DIFFERS]" not in text
-    assert text.count("Total params: 121") == len(REQUESTED)
+    assert "DIFFERS" not in text
+    # Every cell's code is shown once, with the output every backend printed.
+    assert text.count(">>> print(rg)") == 1 and "(block 3): Sequential(" in text
+    assert "7 6 121 [('2.weight', '4.weight'), ('2.bias', '4.bias')]" in text
+
+
+def test_demo_and_docs_chapter_show_the_same_numbers():
+    """The demo and docs/chapter.md run the same cells with the same seed."""
+    from pathlib import Path
+
+    out = io.StringIO()
+    assert cli.demo(list(REQUESTED), out=out) is True
+    page = (Path(__file__).resolve().parents[1] / "docs" / "chapter.md").read_text()
+    outputs = re.findall(r"```text\n(.*?)\n```", page, re.DOTALL)
+    assert len(outputs) >= 15
+    for shown in outputs:
+        assert shown in out.getvalue()
 
 
 def test_console_entry_point_runs_demo_for_a_subset():
@@ -32,7 +49,7 @@ def test_console_entry_point_runs_demo_for_a_subset():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"(\d+)/\1 results agree", result.stdout)
+    assert re.search(r"(\d+)/\1 cells print the same", result.stdout)
 
 
 def test_demo_plot_writes_histograms(tmp_path):

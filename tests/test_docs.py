@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import needs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -18,8 +20,28 @@ def test_chapter_page_is_generated_from_a_run():
     spec.loader.exec_module(module)
     page = module.render()
     assert (DOCS / "chapter.md").read_text() == page, "regenerate with: .venv/bin/python docs/gen_chapter.py"
-    assert page.count('=== "keras"') == len(module.CELLS)
-    assert "42." in page and "('2.weight', '4.weight')" in page
+    # Every cell: the unified version, a native tab per framework, one shared output.
+    for tab in ('=== "unified"', '=== "PyTorch"', '=== "Keras 3"', '=== "PaddlePaddle"'):
+        assert page.count(tab) == len(module.CELLS), tab
+    assert page.count("Output (the same on torch, keras, paddle):") == len(module.CELLS)
+    assert "42." in page and "('2.weight', '4.weight')" in page and "(block 0): Sequential(" in page
+
+
+def test_chapter_generation_refuses_outputs_that_differ(monkeypatch):
+    """A cell printing differently on two backends stops the page, never shows one backend's text."""
+    for name in ("torch", "keras", "paddle"):
+        needs(name)
+    spec = importlib.util.spec_from_file_location("gen_chapter", DOCS / "gen_chapter.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from unified_params.cli import chapter
+
+    cell = chapter.Cell("backend", "", "differs by design", "print(up.wrap(net).backend)", {})
+    monkeypatch.setattr(module, "CELLS", (*chapter.CELLS[:1], cell))
+    real_run = chapter.run
+    monkeypatch.setattr(module.chapter, "run", lambda backend: real_run(backend, module.CELLS))
+    with pytest.raises(module.CellsDiffer, match="'backend' prints differently"):
+        module.render()
 
 
 def test_every_page_in_the_navigation_exists():

@@ -14,12 +14,22 @@ Arguments follow PyTorch (``momentum=0.1`` is converted to Keras' and Paddle's
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._core.errors import UnsupportedError, received
 from .backends.importing import import_framework
+
+
+#: What a layer takes or gives along one axis: ``("features", 8)``,
+#: ``("channels", 3)``, or ``None`` when unknown.
+Size = tuple[str, int] | None
+#: A layer that gives what it gets (an activation).
+KEEPS: tuple[Size, Size] = (None, None)
+#: What ends a chain check: the layer changes the axes (Flatten).
+RESHAPES: tuple[Size, Size] = (None, ("reshaped", 0))
 
 
 class Layer:
@@ -29,6 +39,9 @@ class Layer:
         >>> Linear(4, 8).build("torch")
         Linear(in_features=4, out_features=8, bias=True)
     """
+
+    #: Fields that must be positive integers, checked when the spec is made.
+    POSITIVE: ClassVar[tuple[str, ...]] = ()
 
     def build(self, backend: str, input_shape: tuple[int | None, ...] | None = None) -> Any:
         """Build this spec as a native, already-built model of ``backend``.
@@ -62,6 +75,22 @@ class Layer:
         """
         return None
 
+    def sizes(self) -> tuple[Size, Size]:
+        """What the layer takes and gives along the axis it works on: each a
+        ``(axis, size)`` pair, ``axis`` being ``"features"`` (the last axis)
+        or ``"channels"`` (axis 1); ``None`` where nothing is known or the
+        layer keeps what it gets (ReLU).
+
+        Examples:
+            >>> Linear(4, 8).sizes()
+            (('features', 4), ('features', 8))
+        """
+        return KEEPS
+
+    def __post_init__(self) -> None:
+        for name in self.POSITIVE:
+            _check_positive(self, name, getattr(self, name))
+
 
 @dataclass(eq=False)
 class Linear(Layer):
@@ -70,9 +99,13 @@ class Linear(Layer):
     in_features: int
     out_features: int
     bias: bool = True
+    POSITIVE: ClassVar[tuple[str, ...]] = ("in_features", "out_features")
 
     def input_shape(self):
         return (self.in_features,)
+
+    def sizes(self):
+        return ("features", self.in_features), ("features", self.out_features)
 
 
 @dataclass(eq=False)
@@ -84,9 +117,13 @@ class _Convolution(Layer):
     kernel_size: int | tuple[int, ...]
     stride: int = 1
     SPATIAL: ClassVar[int] = 2
+    POSITIVE: ClassVar[tuple[str, ...]] = ("in_channels", "out_channels", "kernel_size", "stride")
 
     def input_shape(self):
         return (self.in_channels,) + (None,) * self.SPATIAL
+
+    def sizes(self):
+        return ("channels", self.in_channels), ("channels", self.out_channels)
 
 
 @dataclass(eq=False)
@@ -101,6 +138,15 @@ class Conv2d(_Convolution):
     padding: int | str = 0
     bias: bool = True
     groups: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(self, "groups", self.groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise UnsupportedError(
+                f"{self!r}: groups={self.groups} must divide in_channels={self.in_channels} and "
+                f"out_channels={self.out_channels}. Expected a common divisor. " + received(groups=self.groups)
+            )
 
 
 @dataclass(eq=False)
@@ -140,9 +186,21 @@ class MultiheadAttention(Layer):
 
     embed_dim: int
     num_heads: int
+    POSITIVE: ClassVar[tuple[str, ...]] = ("embed_dim", "num_heads")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embed_dim % self.num_heads:
+            raise UnsupportedError(
+                f"{self!r}: embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}. "
+                "Expected heads of equal size. " + received(embed_dim=self.embed_dim, num_heads=self.num_heads)
+            )
 
     def input_shape(self):
         return (None, self.embed_dim)
+
+    def sizes(self):
+        return ("features", self.embed_dim), ("features", self.embed_dim)
 
 
 @dataclass(eq=False)
@@ -152,9 +210,13 @@ class BatchNorm2d(Layer):
     num_features: int
     eps: float = 1e-5
     momentum: float = 0.1
+    POSITIVE: ClassVar[tuple[str, ...]] = ("num_features",)
 
     def input_shape(self):
         return (self.num_features, None, None)
+
+    def sizes(self):
+        return ("channels", self.num_features), ("channels", self.num_features)
 
 
 @dataclass(eq=False)
@@ -163,9 +225,13 @@ class LayerNorm(Layer):
 
     normalized_shape: int
     eps: float = 1e-5
+    POSITIVE: ClassVar[tuple[str, ...]] = ("normalized_shape",)
 
     def input_shape(self):
         return (self.normalized_shape,)
+
+    def sizes(self):
+        return ("features", self.normalized_shape), ("features", self.normalized_shape)
 
 
 @dataclass(eq=False)
@@ -174,9 +240,13 @@ class Embedding(Layer):
 
     num_embeddings: int
     embedding_dim: int
+    POSITIVE: ClassVar[tuple[str, ...]] = ("num_embeddings", "embedding_dim")
 
     def input_shape(self):
         return (None,)
+
+    def sizes(self):
+        return ("indices", 0), ("features", self.embedding_dim)
 
 
 @dataclass(eq=False)
@@ -185,9 +255,13 @@ class LSTM(Layer):
 
     input_size: int
     hidden_size: int
+    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
 
     def input_shape(self):
         return (None, self.input_size)
+
+    def sizes(self):
+        return ("features", self.input_size), ("features", self.hidden_size)
 
 
 @dataclass(eq=False)
@@ -196,9 +270,13 @@ class GRU(Layer):
 
     input_size: int
     hidden_size: int
+    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
 
     def input_shape(self):
         return (None, self.input_size)
+
+    def sizes(self):
+        return ("features", self.input_size), ("features", self.hidden_size)
 
 
 @dataclass(eq=False)
@@ -210,30 +288,114 @@ class ReLU(Layer):
 class Flatten(Layer):
     """Flatten all axes after the batch axis."""
 
+    def sizes(self):
+        return RESHAPES
+
 
 class Sequential(Layer):
-    """Layers applied in order; positions ``0, 1, ...`` are the paths' keys.
+    """Layers applied in order; their keys are the paths' keys.
+
+    Children are positional (keys ``"0"``, ``"1"``, ...) or named, given as
+    ``(name, layer)`` pairs or one dict, like torch's ``add_module`` and
+    paddle's ``add_sublayer``; a named child keeps its name on every backend
+    (Keras: the layer's name), so ``"0.block 0.0.bias"`` is one path
+    everywhere. Sizes are checked when the spec is made: a chain whose
+    neighbours do not fit is refused, naming both.
+
+    Raises:
+        UnsupportedError: A child is not a spec layer, a name is empty, has a
+            dot or repeats, or two neighbours' sizes do not fit.
 
     Examples:
         >>> net = Sequential(Linear(4, 8), ReLU(), Linear(8, 1))
-        >>> len(net.layers)
-        3
+        >>> net.keys, len(net.layers)
+        (['0', '1', '2'], 3)
+        >>> Sequential(("block 0", Linear(4, 4)), ("block 1", Linear(4, 4))).keys
+        ['block 0', 'block 1']
     """
 
-    def __init__(self, *layers: Layer):
-        bad = [x for x in layers if not isinstance(x, Layer)]
-        if bad:
-            raise UnsupportedError(
-                "Sequential takes spec layers (up.spec.Linear, ...). Expected only spec "
-                "layers. " + received(layer=bad[0], type=type(bad[0]).__name__)
-            )
-        self.layers = list(layers)
+    def __init__(self, *layers: Layer | tuple[str, Layer] | dict[str, Layer]):
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            layers = tuple(layers[0].items())
+        keys: list[str] = []
+        children: list[Layer] = []
+        for position, item in enumerate(layers):
+            key, layer = item if _is_named(item) else (str(position), item)
+            if not isinstance(layer, Layer):
+                raise UnsupportedError(
+                    "Sequential takes spec layers (up.spec.Linear, ...), optionally as (name, layer) "
+                    "pairs or one dict. Expected only spec layers. "
+                    + received(layer=layer, type=type(layer).__name__)
+                )
+            _check_key(key, keys)
+            keys.append(key)
+            children.append(layer)
+        #: The children's keys, in order: positions or the given names.
+        self.keys = keys
+        #: The children, in order.
+        self.layers = children
+        _check_chain(self)
+
+    @property
+    def named(self) -> bool:
+        """Whether any child has a name of its own (not its position)."""
+        return any(key != str(i) for i, key in enumerate(self.keys))
 
     def __repr__(self) -> str:
-        return f"Sequential({', '.join(map(repr, self.layers))})"
+        if not self.named:
+            return f"Sequential({', '.join(map(repr, self.layers))})"
+        return f"Sequential({', '.join(f'({k!r}, {x!r})' for k, x in zip(self.keys, self.layers))})"
 
     def input_shape(self):
         return self.layers[0].input_shape() if self.layers else None
+
+    def sizes(self):
+        if not self.layers:
+            return KEEPS
+        taken = next((x.sizes()[0] for x in self.layers if x.sizes() != KEEPS), None)
+        given = next((x.sizes()[1] for x in reversed(self.layers) if x.sizes() != KEEPS), None)
+        return taken, given
+
+
+def _is_named(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+
+
+def _check_key(key: str, earlier: list[str]) -> None:
+    if not key or "." in key or key in earlier:
+        why = "is empty" if not key else "has a dot (paths use dots)" if "." in key else "repeats"
+        raise UnsupportedError(
+            f"The child name {key!r} {why}. Expected a non-empty name without dots, unique in its "
+            "Sequential. " + received(name=key)
+        )
+
+
+def _check_positive(layer: Layer, name: str, value: Any) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+        raise UnsupportedError(
+            f"{type(layer).__name__}: {name} must be a positive integer. Expected a size of at least "
+            f"1. " + received(**{name: value})
+        )
+
+
+def _check_chain(model: Sequential) -> None:
+    """Refuse neighbours whose sizes cannot fit: what one gives, the next must take."""
+    given: Size = None
+    giver: tuple[str, Layer] | None = None
+    for key, layer in zip(model.keys, model.layers, strict=True):
+        takes, gives = layer.sizes()
+        if (takes, gives) == KEEPS:
+            continue
+        if given is not None and takes is not None and giver is not None and takes[0] == given[0]:
+            if takes[1] != given[1]:
+                axis = given[0]
+                raise UnsupportedError(
+                    f"Layer {giver[0]!r} ({giver[1]!r}) gives {given[1]} {axis}, but the next layer "
+                    f"{key!r} ({layer!r}) takes {takes[1]}. Expected neighbouring sizes to fit. "
+                    + received(gives=given[1], takes=takes[1])
+                )
+        given, giver = gives, (key, layer)
 
 
 class _Builder:
@@ -243,25 +405,37 @@ class _Builder:
         self.backend = backend
         self.fw = import_framework(backend)
         self.made: dict[int, Any] = {}
-        self.make: Callable[[Layer], Any] = getattr(self, f"_{backend}")
+        self.make: Callable[..., Any] = getattr(self, f"_{backend}")
 
-    def build(self, layer: Layer) -> Any:
+    def build(self, layer: Layer, name: str | None = None) -> Any:
+        """The native layer of a spec; ``name``: the key a named parent gives it."""
         native = self.made.get(id(layer))
         if native is None:
             if isinstance(layer, Sequential):
-                native = self._sequential([self.build(x) for x in layer.layers])
+                names = layer.keys if layer.named else [None] * len(layer.layers)
+                kids = [self.build(x, key) for x, key in zip(layer.layers, names, strict=True)]
+                native = self._sequential(kids, layer.keys if layer.named else None, name)
             else:
-                native = self.make(layer)
+                native = self.make(layer, name)
             self.made[id(layer)] = native
         return native
 
-    def _sequential(self, children: list[Any]) -> Any:
+    def _sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
         if self.backend == "keras":
-            return self.fw.Sequential(children)
-        return self.fw.nn.Sequential(*children)
+            from .backends.keras import declare_keys
+
+            model = self.fw.Sequential(children, **({"name": name} if name else {}))
+            if keys is not None:
+                declare_keys(model, keys)
+            return model
+        if keys is None:
+            return self.fw.nn.Sequential(*children)
+        if self.backend == "torch":
+            return self.fw.nn.Sequential(OrderedDict(zip(keys, children, strict=True)))
+        return self.fw.nn.Sequential(*zip(keys, children, strict=True))
 
     # -- one function per backend: layer spec -> native layer -----------------
-    def _torch(self, s: Layer) -> Any:
+    def _torch(self, s: Layer, name: str | None = None) -> Any:
         nn = self.fw.nn
         if isinstance(s, Linear):
             return nn.Linear(s.in_features, s.out_features, bias=s.bias)
@@ -293,7 +467,7 @@ class _Builder:
             return cls(s.input_size, s.hidden_size, batch_first=True)
         return self._plain(s, nn.ReLU, nn.Flatten)
 
-    def _paddle(self, s: Layer) -> Any:
+    def _paddle(self, s: Layer, name: str | None = None) -> Any:
         nn = self.fw.nn
         if isinstance(s, Linear):
             return nn.Linear(s.in_features, s.out_features, bias_attr=None if s.bias else False)
@@ -325,10 +499,11 @@ class _Builder:
             return cls(s.input_size, s.hidden_size)
         return self._plain(s, nn.ReLU, nn.Flatten)
 
-    def _keras(self, s: Layer) -> Any:
+    def _keras(self, s: Layer, name: str | None = None) -> Any:
         layers = self.fw.layers
+        kw = {"name": name} if name else {}  # a named child keeps its name as the layer's
         if isinstance(s, Linear):
-            return _built(layers.Dense(s.out_features, use_bias=s.bias), (None, s.in_features))
+            return _built(layers.Dense(s.out_features, use_bias=s.bias, **kw), (None, s.in_features))
         if isinstance(s, Conv2d):
             if s.padding not in (0, "same", "valid"):
                 raise UnsupportedError(
@@ -343,6 +518,7 @@ class _Builder:
                     padding=padding,
                     use_bias=s.bias,
                     depth_multiplier=s.out_channels // s.in_channels,
+                    **kw,
                 )
             else:
                 conv = layers.Conv2D(
@@ -352,6 +528,7 @@ class _Builder:
                     padding=padding,
                     use_bias=s.bias,
                     groups=s.groups,
+                    **kw,
                 )
             return _built(conv, (None, None, None, s.in_channels))
         if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
@@ -361,28 +538,28 @@ class _Builder:
             }[type(s)]  # fmt: skip
             spatial = (None,) * s.SPATIAL
             return _built(
-                cls(s.out_channels, s.kernel_size, strides=s.stride), (None, *spatial, s.in_channels)
+                cls(s.out_channels, s.kernel_size, strides=s.stride, **kw), (None, *spatial, s.in_channels)
             )
         if isinstance(s, MultiheadAttention):
-            attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads)
+            attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads, **kw)
             shape = (None, None, s.embed_dim)
             attention.build(shape, shape)
             return attention
         if isinstance(s, BatchNorm2d):
-            bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum)
+            bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum, **kw)
             return _built(bn, (None, None, None, s.num_features))
         if isinstance(s, LayerNorm):
-            return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps), (None, s.normalized_shape))
+            return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps, **kw), (None, s.normalized_shape))
         if isinstance(s, Embedding):
-            return _built(layers.Embedding(s.num_embeddings, s.embedding_dim), (None,))
+            return _built(layers.Embedding(s.num_embeddings, s.embedding_dim, **kw), (None,))
         if isinstance(s, LSTM):
-            return _built(layers.LSTM(s.hidden_size, return_sequences=True), (None, None, s.input_size))
+            return _built(layers.LSTM(s.hidden_size, return_sequences=True, **kw), (None, None, s.input_size))
         if isinstance(s, GRU):
-            gru = layers.GRU(s.hidden_size, return_sequences=True, reset_after=True)
+            gru = layers.GRU(s.hidden_size, return_sequences=True, reset_after=True, **kw)
             return _built(gru, (None, None, s.input_size))
-        return self._plain(s, layers.ReLU, layers.Flatten)
+        return self._plain(s, lambda: layers.ReLU(**kw), lambda: layers.Flatten(**kw))
 
-    def _plain(self, s: Layer, relu: type, flatten: type) -> Any:
+    def _plain(self, s: Layer, relu: Callable[[], Any], flatten: Callable[[], Any]) -> Any:
         if isinstance(s, ReLU):
             return relu()
         if isinstance(s, Flatten):

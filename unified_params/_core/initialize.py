@@ -40,8 +40,18 @@ def run(
     """Initialise a wrapped model by rules; see ``unified_params.initialize``."""
     rules = _parse_rules(init_or_rules)
     explicit = isinstance(init_or_rules, (dict, list, tuple))
-    restrict = compile_selector(where)
-    params = [p for p in model.params().values() if p.kind == "param" and restrict(p)]
+    restrict = compile_selector(where, base=model.path)
+    keyed = [(k, p) for k, p in model.params().items() if p.kind == "param" and restrict(p)]
+    if where is not None and not keyed:
+        _unmatched(
+            f"where={where!r} matched no parameter of {model.type_name} ({model.backend}), so nothing "
+            "is initialised. Expected a selector that matches a parameter (see model.params()). "
+            + received(where=where),
+            strict,
+            stacklevel=4,
+        )
+    key_of = {id(p): k for k, p in keyed}
+    params = [p for _, p in keyed]
     keys = _stream_keys(model)
     plan: list[tuple[Param, Initializer, Initializer]] = []
     used = [False] * len(rules)
@@ -69,7 +79,7 @@ def run(
             param.set(value, layout="canonical")
         elif not _fill_native(chosen, param, seed, keys[id(param.native)]):
             param.set(generate(chosen, param, seed, keys[id(param.native)]), layout="canonical")
-        done[param.path] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
+        done[key_of[id(param)]] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
     return done
 
 
@@ -160,14 +170,21 @@ def _report_unused(rules: list[Any], used: list[bool], strict: bool, model: Modu
     for (selector, _, init), hit in zip(rules, used, strict=True):
         if hit:
             continue
-        message = (
+        _unmatched(
             f"The rule {selector!r} -> {init!r} matched no parameter (earlier rules may have "
             f"taken them). Expected a selector that matches a parameter of {model.type_name}. "
-            + received(selector=selector)
+            + received(selector=selector),
+            strict,
+            stacklevel=5,
         )
-        if strict:
-            raise PathError(message)
-        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _unmatched(message: str, strict: bool, stacklevel: int) -> None:
+    """A selection that matched nothing: a warning (shown at the user's call),
+    or with ``strict`` an error."""
+    if strict:
+        raise PathError(message)
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def _checked(init: Initializer, param: Param) -> None:

@@ -12,6 +12,7 @@ chunks, in parallel, without changing the values. Others override
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -457,7 +458,12 @@ class Default(Initializer):
 
 
 class FunctionInitializer(Initializer):
-    """A plain function ``(shape, rng) -> array`` used as an initializer.
+    """A plain function used as an initializer: ``(shape, rng) -> array``, or
+    ``(shape, rng, param) -> array`` to read the parameter being filled (its
+    ``path``, ``name``, ``shape``, ``layer_kind``), as the chapter's
+    ``my_init`` prints ``Init weight (8, 4)``.
+
+    Values are in canonical layout; ``rng`` is a ``numpy.random.Generator``.
 
     Examples:
         >>> def my_init(shape, rng):
@@ -465,16 +471,44 @@ class FunctionInitializer(Initializer):
         ...     return w * (np.abs(w) >= 5)
         >>> FunctionInitializer(my_init)
         FunctionInitializer(my_init)
+        >>> def loud(shape, rng, param):
+        ...     print("Init", param.name, param.shape)
+        ...     return np.zeros(shape)
+        >>> FunctionInitializer(loud).takes_param
+        True
     """
 
     def __init__(self, function: Any):
         self._function = function
+        #: Whether the function takes the parameter as a third argument.
+        self.takes_param = _positional_arity(function) >= 3
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator, param: Param | None) -> np.ndarray:
+        if self.takes_param:
+            return self._function(shape, rng, param)
         return self._function(shape, rng)
 
     def __repr__(self) -> str:
         return f"FunctionInitializer({getattr(self._function, '__name__', repr(self._function))})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._function is self._function
+
+    def __hash__(self) -> int:
+        return hash((type(self), id(self._function)))
+
+
+def _positional_arity(function: Any) -> int:
+    """How many positional arguments a function takes (a large number for ``*args``)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the two-argument form
+        return 2
+    kinds = [p.kind for p in parameters]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return 1 << 10
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(kind in positional for kind in kinds)
 
 
 def as_initializer(value: Any) -> Initializer:
@@ -495,7 +529,7 @@ def as_initializer(value: Any) -> Initializer:
         return FunctionInitializer(value)
     raise InitError(
         "Cannot use this as an initializer. Expected an up.init.Initializer, an Initializer "
-        "class, or a function (shape, rng) -> array. " + received(init=value, type=type(value).__name__)
+        "class, or a function (shape, rng) -> array or (shape, rng, param) -> array. " + received(init=value, type=type(value).__name__)
     )
 
 

@@ -7,6 +7,9 @@ count is shown in brackets and not added again.
 
 from __future__ import annotations
 
+import math
+
+from .errors import NotBuiltError
 from .tree import all_entries, canonical_shape, group_by_variable, own_entries, walk
 from .view import Module
 
@@ -80,3 +83,81 @@ def _totals(root: Module) -> str:
         f"Buffers: {len(buffers)} tensors, {sum(p.size for p in buffers):,} elements\n"
         f"Shared: {shared} parameters reached at more than one path"
     )
+
+
+#: What a layer kind is called in :func:`render_tree`, the same on every
+#: backend (PyTorch's class names); other layers show their own class name.
+KIND_NAMES = {
+    "linear": "Linear",
+    "conv1d": "Conv1d",
+    "conv2d": "Conv2d",
+    "conv3d": "Conv3d",
+    "conv_transpose1d": "ConvTranspose1d",
+    "conv_transpose2d": "ConvTranspose2d",
+    "mha": "MultiheadAttention",
+    "batchnorm": "BatchNorm",
+    "layernorm": "LayerNorm",
+    "embedding": "Embedding",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "relu": "ReLU",
+    "flatten": "Flatten",
+}
+
+
+def render_tree(root: Module) -> str:
+    """``print(m)``: the model as nested blocks, like ``print(net)`` in PyTorch,
+    with layers named by kind and sized from their canonical shapes, so a
+    model built from one spec prints the same on every backend. A layer used
+    at two positions is shown at both.
+
+    Examples:
+        >>> print(render_tree(m))
+        Sequential(
+          (0): Linear(in_features=4, out_features=8)
+          (1): ReLU()
+        )
+    """
+    adapter = root._adapter
+    lines: list[str] = []
+
+    def visit(module, path: str, label: str, depth: int, ancestors: frozenset[int]) -> None:
+        indent = "  " * depth
+        kids = [] if id(module) in ancestors else adapter.children(module)
+        kind = adapter.kind(module)
+        name = KIND_NAMES.get(kind) or adapter.type_name(module)
+        if not kids:
+            lines.append(f"{indent}{label}{name}({_arguments(adapter, module, path, kind)})")
+            return
+        lines.append(f"{indent}{label}{name}(")
+        for key, child in kids:
+            visit(child, f"{path}.{key}" if path else key, f"({key}): ", depth + 1, ancestors | {id(module)})
+        lines.append(f"{indent})")
+
+    visit(root.native, root.path, "", 0, frozenset())
+    return "\n".join(lines)
+
+
+def _arguments(adapter, module, path: str, kind: str) -> str:
+    """A layer's sizes, read off its canonical shapes (``in_features=4, out_features=8``)."""
+    try:
+        shapes = {e.name: canonical_shape(adapter, e) for e in own_entries(adapter, module, path)}
+    except NotBuiltError:
+        return "not built"
+    weight = shapes.get("weight") or shapes.get("in_proj_weight") or shapes.get("weight_ih_l0")
+    if kind == "linear" and weight:
+        return f"in_features={weight[1]}, out_features={weight[0]}"
+    if kind.startswith("conv") and weight:
+        out, inp = (weight[1], weight[0]) if kind.startswith("conv_transpose") else weight[:2]
+        return f"{inp}, {out}, kernel_size={tuple(weight[2:])}"
+    if kind in ("batchnorm", "layernorm") and "weight" in shapes:
+        return str(shapes["weight"][0])
+    if kind == "embedding" and weight:
+        return f"{weight[0]}, {weight[1]}"
+    if kind in ("lstm", "gru") and weight:
+        hidden = shapes["weight_hh_l0"][1] if "weight_hh_l0" in shapes else weight[0] // (4 if kind == "lstm" else 3)
+        return f"{weight[1]}, {hidden}"
+    if kind == "mha" and weight:
+        return f"embed_dim={weight[1]}"
+    count = sum(math.prod(s) for s in shapes.values())
+    return f"{count:,} parameters" if count else ""

@@ -78,6 +78,21 @@ class Module:
     def __repr__(self) -> str:
         return f"<Module {self.backend}:{self.type_name} path={self._path!r}>"
 
+    def __str__(self) -> str:
+        """The model as nested blocks, like ``print(net)`` in PyTorch: the same
+        text on every backend for a model built from one spec.
+
+        Examples:
+            >>> print(m)
+            Sequential(
+              (0): Linear(in_features=4, out_features=8)
+              (1): ReLU()
+            )
+        """
+        from .summary import render_tree
+
+        return render_tree(self)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Module) and other._native is self._native and other._path == self._path
 

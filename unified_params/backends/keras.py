@@ -71,6 +71,10 @@ def _role(cls: type) -> str:
 #: Attribute on a layer naming the slots whose variable was swapped by a tie:
 #: a Keras variable's own name is frozen at creation.
 _SLOT_NAMES = "_unified_params_slots"
+#: Attribute on a Sequential naming its children (``up.spec`` named children):
+#: ``(key, id(layer))`` per position. A position whose layer is no longer the
+#: one named is keyed by its position again.
+_CHILD_KEYS = "_unified_params_keys"
 # Keras' own bookkeeping attributes that hold tracked layers.
 _INTERNAL = frozenset({"_layers", "_tracked", "_functional", "_operations"})
 _BIAS = Leaf("bias")
@@ -170,11 +174,13 @@ class KerasAdapter(Adapter):
             return [(str(k), c) for k, c in module.items() if _is_layer_or_group(c)]
         if role == "rnn":
             return []  # the cell's variables are the layer's own
+        if role == "sequential" and _CHILD_KEYS in module.__dict__:
+            return _named_children(module)
         return [(str(i), layer) for i, layer in enumerate(module.layers)]
 
     def child(self, module: Any, key: str) -> Any | None:
         role = _ROLES.get(type(module)) or _role(type(module))
-        if role == "sequential" and key.isdigit():
+        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in module.__dict__:
             layers = module._layers  # `layers` would copy the list on every step
             position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
             return layers[position] if position < len(layers) else None
@@ -313,7 +319,10 @@ class KerasAdapter(Adapter):
         if isinstance(parent, (list, dict)):
             parent[int(key) if isinstance(parent, list) else key] = child
         elif isinstance(parent, keras.Sequential):
-            _replace_in_sequential(parent, int(key), child)
+            keys = [k for k, _ in self.children(parent)]
+            _replace_in_sequential(parent, keys.index(key), child)
+            if _CHILD_KEYS in parent.__dict__:
+                declare_keys(parent, keys)
         elif isinstance(parent, Functional):
             raise UnsupportedError(
                 "A layer-level tie inside a Keras functional model would rewire its graph. Expected a "
@@ -376,6 +385,30 @@ class KerasAdapter(Adapter):
             self.grads.put(var, array)
             out_grads.append(array)
         return out_grads
+
+
+def declare_keys(model: Any, keys: list[str]) -> None:
+    """Key the children of a Keras Sequential by name (``up.spec`` named children).
+
+    Keras keeps no names for a Sequential's positions, only each layer's
+    own name; the keys are kept on the model, each with the layer it names.
+    """
+    layers = model.layers
+    if len(keys) != len(layers):
+        raise UnsupportedError(
+            f"{len(keys)} keys for a Sequential of {len(layers)} layers. Expected one key per layer. "
+            + received(keys=keys)
+        )
+    object.__setattr__(model, _CHILD_KEYS, tuple((k, id(x)) for k, x in zip(keys, layers, strict=True)))
+
+
+def _named_children(model: Any) -> list[tuple[str, Any]]:
+    declared = model.__dict__[_CHILD_KEYS]
+    out = []
+    for i, layer in enumerate(model.layers):
+        named = i < len(declared) and declared[i][1] == id(layer)
+        out.append((declared[i][0] if named else str(i), layer))
+    return out
 
 
 def _slot_names(owner: Any) -> dict[int, str] | None:
