@@ -8,7 +8,9 @@ through ``net[0].weight.data`` writes the parameter here too::
     p[1][:2] += 1       # in-place arithmetic on a selection
     row = p[0]; row *= 2
 
-A read is always live (the parameter as it is now, in canonical layout); a
+Reading methods (``p[0].sum()``, ``p[0].round(4)``) answer from a copy;
+numpy's mutating methods (``fill``, ``sort``) are refused, since they could
+only change a copy. A read is always live (the parameter as it is now, in canonical layout); a
 write goes to the parameter at once. A selection that numpy would copy (an
 index array inside a chain) is refused rather than written nowhere.
 """
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
     from .view import Param
 
 Chain = tuple[Any, ...]
+#: numpy array methods and attributes that only read: a slice answers them from a copy.
+_READS = frozenset(
+    {
+        "T", "all", "any", "argmax", "argmin", "astype", "clip", "copy", "cumsum", "dot", "flatten",
+        "max", "mean", "min", "nonzero", "prod", "ravel", "reshape", "round", "squeeze", "std", "sum",
+        "transpose", "var", "nbytes", "itemsize", "strides",
+    }
+)  # fmt: skip
 
 
 class ParamSlice(NDArrayOperatorsMixin):
@@ -86,6 +96,18 @@ class ParamSlice(NDArrayOperatorsMixin):
 
     def item(self) -> Any:
         return self.numpy().item()
+
+    def __getattr__(self, name: str) -> Any:
+        # numpy's reading methods (`s.sum()`, `s.round(4)`, `s.T`) work on a copy;
+        # a mutating one (`fill`, `sort`) would change only that copy, so it is refused.
+        if name in _READS:
+            return getattr(self.numpy(), name)
+        if hasattr(np.ndarray, name):
+            raise AttributeError(
+                f"{name!r} would change a copy, not the parameter. Expected a write through "
+                f"indexing: p[index] = value, or p[index] += value. Received: method={name!r}"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __len__(self) -> int:
         if not self.shape:

@@ -190,7 +190,11 @@ class PaddleAdapter(Adapter):
 
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
         t = None if request.targets is None else paddle.to_tensor(request.targets)
-        with training_mode(model.sublayers(include_self=True), request.training):
+        layers = model.sublayers(include_self=True)
+        # Paddle's rnn kernel keeps nothing for backward in eval mode ("Tensor holds no
+        # memory" in RnnGradNode); without dropout its training mode computes the same.
+        rnns = [x for x in layers if self.kind(x) in _LEAF_ONLY and not getattr(x, "dropout", 0)]
+        with training_mode(layers, request.training), training_mode(rnns, True):
             out = first_output(model(paddle.to_tensor(request.inputs)))
             value = reduce_loss(out, request.loss, t, paddle.sum, paddle.mean)
         for v in variables:
