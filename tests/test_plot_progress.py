@@ -23,7 +23,11 @@ def test_histograms_of_values_and_gradients(backend, tmp_path):
     assert heights == 32  # every element of the (8, 4) weight is counted once
     with pytest.raises(up.UnsupportedError, match="no gradient yet"):
         up.plot.histograms(model, grads=True)
-    up.gradients(model, np.ones((2, 4), "float32"))
+    grads = up.gradients(model, np.ones((2, 4), "float32"))
+    from unified_params.plot import _series
+
+    for path, shape, values in _series(up.wrap(model), None, grads=True):  # canonical, as shown
+        assert shape == values.shape == grads[path].shape and np.array_equal(values, grads[path]), path
     fig = up.plot.histograms(model, where="*.bias", grads=True)
     assert len(fig.axes) == 2
     fig.savefig(tmp_path / "grads.png")

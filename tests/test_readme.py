@@ -50,7 +50,9 @@ def test_ten_lines_print_the_same_after_the_backend_name(printed):
 def test_initialisation_examples_run_and_agree(printed):
     assert printed.count("Init weight (8, 4)") == 1 and printed.count("Init weight (1, 8)") == 1
     kaiming = _per_backend(printed, "[", without="0.weight")
-    assert len(set(kaiming.values())) == 1 and re.fullmatch(r" \[ ?-?0\.\d+ +-?0\.\d+ +-?0\.\d+\]", kaiming["torch"])
+    assert len(set(kaiming.values())) == 1 and re.fullmatch(
+        r" \[ ?-?0\.\d+ +-?0\.\d+ +-?0\.\d+\]", kaiming["torch"]
+    )
 
 
 def test_tying_and_porting_examples_print_what_their_comments_say(printed):

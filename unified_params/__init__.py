@@ -6,8 +6,10 @@ model, with the same meaning on every backend::
     import unified_params as up
 
     m = up.wrap(model)            # torch.nn.Module, keras Layer/Model, paddle.nn.Layer
+    m(x)                          # the model's own forward pass, numpy in and out
     m[2]["bias"].numpy()          # by position, then by name
-    m["2.weight"][0, 0] = 42      # in place, canonical (PyTorch) indexing
+    m["2.weight"].shape           # canonical (PyTorch's) on every backend
+    m["2.weight"][0][0] = 42      # in place, canonical indexing, chained or not
     m.params("*.weight")          # every weight, shared ones once
     print(up.summary(model))
 
@@ -38,6 +40,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # what the names below are; loaded on first use at run time
     from . import init, plot, spec
     from ._core.selectors import Where, where
+    from ._core.slices import ParamSlice
     from ._core.view import Module, Param
     from .access import forward, summary, wrap
     from .backends import backend_of
@@ -52,6 +55,7 @@ _LAZY = {
     **dict.fromkeys(("init", "plot", "spec"), ""),
     **dict.fromkeys(("Where", "where"), "._core.selectors"),
     **dict.fromkeys(("Module", "Param"), "._core.view"),
+    "ParamSlice": "._core.slices",
     **dict.fromkeys(("forward", "summary", "wrap"), ".access"),
     "backend_of": ".backends",
     **dict.fromkeys(
@@ -87,6 +91,7 @@ __all__ = [
     "Module",
     "NotBuiltError",
     "Param",
+    "ParamSlice",
     "PathError",
     "PortError",
     "PortReport",

@@ -85,9 +85,9 @@ def _series(model: Any, where: Any, grads: bool) -> list[tuple[str, tuple[int, .
                     f"{path!r} has no gradient yet. Expected a backward pass first: up.gradients(model, x). "
                     + received(path=path, grads=True)
                 )
-            out.append((path, p.shape, np.asarray(p.layout.to_canonical(grad))))
+            out.append((path, p.shape, grad))  # canonical, as p.grad always is
         else:
-            out.append((path, p.shape, p.numpy("canonical")))
+            out.append((path, p.shape, p.numpy()))
     return out
 
 

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 from ._core.errors import UnsupportedError, received
 from .backends.importing import import_framework
 
-
 #: What a layer takes or gives along one axis: ``("features", 8)``,
 #: ``("channels", 3)``, or ``None`` when unknown.
 Size = tuple[str, int] | None
@@ -145,7 +144,8 @@ class Conv2d(_Convolution):
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise UnsupportedError(
                 f"{self!r}: groups={self.groups} must divide in_channels={self.in_channels} and "
-                f"out_channels={self.out_channels}. Expected a common divisor. " + received(groups=self.groups)
+                f"out_channels={self.out_channels}. Expected a common divisor. "
+                + received(groups=self.groups)
             )
 
 
@@ -193,7 +193,8 @@ class MultiheadAttention(Layer):
         if self.embed_dim % self.num_heads:
             raise UnsupportedError(
                 f"{self!r}: embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}. "
-                "Expected heads of equal size. " + received(embed_dim=self.embed_dim, num_heads=self.num_heads)
+                "Expected heads of equal size. "
+                + received(embed_dim=self.embed_dim, num_heads=self.num_heads)
             )
 
     def input_shape(self):
@@ -344,7 +345,9 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         if not self.named:
             return f"Sequential({', '.join(map(repr, self.layers))})"
-        return f"Sequential({', '.join(f'({k!r}, {x!r})' for k, x in zip(self.keys, self.layers))})"
+        return (
+            f"Sequential({', '.join(f'({k!r}, {x!r})' for k, x in zip(self.keys, self.layers, strict=True))})"
+        )
 
     def input_shape(self):
         return self.layers[0].input_shape() if self.layers else None

@@ -56,7 +56,9 @@ def test_depthwise_kernel_is_torch_grouped_layout(backends):
         m = up.wrap(CASES["depthwise"][0].build(backend))
         assert m["0.weight"].shape == (6, 1, 3, 3)
         if backend == "keras":
-            assert m["0.weight"].native_shape == (3, 3, 3, 2) and m["0.weight"].native_name == "depthwise_kernel"
+            assert (
+                m["0.weight"].native_shape == (3, 3, 3, 2) and m["0.weight"].native_name == "depthwise_kernel"
+            )
 
 
 def _attention(backend, layer, x):

@@ -117,9 +117,7 @@ def _entries(slot: Slot) -> list[st.Entry]:
 
 
 def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
-    aliases = {
-        a: s.keys[0] for s in model_slots if s.how == "one" for a in aliases_inside(s.param, model)
-    }
+    aliases = {a: s.keys[0] for s in model_slots if s.how == "one" for a in aliases_inside(s.param, model)}
     kinds = {
         inside(m.path, model): m.kind
         for m in model.modules()

@@ -529,7 +529,8 @@ def as_initializer(value: Any) -> Initializer:
         return FunctionInitializer(value)
     raise InitError(
         "Cannot use this as an initializer. Expected an up.init.Initializer, an Initializer "
-        "class, or a function (shape, rng) -> array or (shape, rng, param) -> array. " + received(init=value, type=type(value).__name__)
+        "class, or a function (shape, rng) -> array or (shape, rng, param) -> array. "
+        + received(init=value, type=type(value).__name__)
     )
 
 

@@ -220,13 +220,9 @@ def _gathers(model: Module, declared: Mapping[str, Mapping[str, Part]]) -> dict[
         if not parts:
             continue
         by_key: dict[str, list[tuple[int, Param, layouts.Layout | None]]] = {}
-        for relative, part in parts.items():
-            param = module.param(relative)
-            layout = (
-                None
-                if part.leaf is None
-                else layouts.plan(module.kind, part.leaf, len(param.shape))
-            )
+        for within, part in parts.items():
+            param = module.param(within)
+            layout = None if part.leaf is None else layouts.plan(module.kind, part.leaf, len(param.shape))
             by_key.setdefault(part.key, []).append((part.index, param, layout))
         for key, members in by_key.items():
             members.sort(key=lambda m: m[0])

@@ -155,7 +155,11 @@ def _arguments(adapter, module, path: str, kind: str) -> str:
     if kind == "embedding" and weight:
         return f"{weight[0]}, {weight[1]}"
     if kind in ("lstm", "gru") and weight:
-        hidden = shapes["weight_hh_l0"][1] if "weight_hh_l0" in shapes else weight[0] // (4 if kind == "lstm" else 3)
+        hidden = (
+            shapes["weight_hh_l0"][1]
+            if "weight_hh_l0" in shapes
+            else weight[0] // (4 if kind == "lstm" else 3)
+        )
         return f"{weight[1]}, {hidden}"
     if kind == "mha" and weight:
         return f"embed_dim={weight[1]}"

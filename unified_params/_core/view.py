@@ -634,7 +634,7 @@ class Param:
             in_place_of is None
             and fresh is value
             and len(fresh._chain) == len(chain)
-            and all(a is b for a, b in zip(fresh._chain, chain))
+            and all(a is b for a, b in zip(fresh._chain, chain, strict=True))
         ):
             return  # `p[i] += v`: the slice's in-place op has written it already
         if isinstance(value, (Param, ParamSlice)):
@@ -642,7 +642,9 @@ class Param:
         array = values.cast_to(values.as_array(value, path=self.path), self.dtype, path=self.path)
         selected = selection_shape(self.shape, chain, self.path)
         index = compose(chain)
-        array = values.broadcast_to(array, selected, path=self.path, index=index if index is not None else chain)
+        array = values.broadcast_to(
+            array, selected, path=self.path, index=index if index is not None else chain
+        )
         if index is not None:
             self._write_index(index, array)
         else:
@@ -675,7 +677,9 @@ class Param:
             return
         full = self.numpy()
         full[index] = array
-        self._adapter.assign(self._entry.var, np.asarray(self.layout.to_native(full, self.native_shape), order="C"))
+        self._adapter.assign(
+            self._entry.var, np.asarray(self.layout.to_native(full, self.native_shape), order="C")
+        )
 
 
 def _check_layout(layout: str) -> str:

@@ -18,6 +18,8 @@ from .render import table
 
 SUITE = Path(__file__).resolve().parents[2] / "tests" / "conformance"
 FEATURES = {
+    "test_chapter": "the chapter, cell by cell: one output everywhere",
+    "test_canonical_default": "canonical by default: shapes, writes, forward",
     "test_textbook_native": "textbook models, written natively",
     "test_spec_models": "spec models: paths, shapes, values, outputs",
     "test_model_styles": "subclassed and functional models, summary",
@@ -27,6 +29,7 @@ FEATURES = {
     "test_porting": "canonical state and ports",
     "test_checkpoints": "safetensors checkpoints",
     "test_layer_kinds": "layout rules per layer kind",
+    "test_repeated_access": "kept walks, live views, sub-views",
 }
 
 
