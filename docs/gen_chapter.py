@@ -46,7 +46,7 @@ import paddle, torch, keras  # paddle first: tensorflow-then-paddle crashes
 import numpy as np
 import unified_params as up
 
-backend = "torch"  # or "keras", or "paddle": every cell below runs on all three
+backend = "torch"  # or "keras" or "paddle": every cell runs on all three
 ```
 """
 

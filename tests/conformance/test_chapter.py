@@ -106,3 +106,11 @@ def test_native_code_of_every_cell_runs(label):
             with contextlib.redirect_stdout(io.StringIO()):
                 exec(compile(cell.native[label], f"<{label} {cell.key}>", "exec"), space)  # noqa: S102
     assert "tied" in space and "rgnet" in space
+
+
+def test_code_lines_fit_the_docs_width():
+    """The docs show code without clipping: every line of every tab fits 80 columns."""
+    for cell in chapter.CELLS:
+        for label, code in [("unified", cell.code), *cell.native.items()]:
+            for line in code.splitlines():
+                assert len(line) <= 80, (cell.key, label, line)

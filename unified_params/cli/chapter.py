@@ -67,9 +67,8 @@ print(net(X))""",
             "Keras 3": """\
 import keras
 
-net = keras.Sequential([
-    keras.Input((4,)), keras.layers.Dense(8), keras.layers.ReLU(), keras.layers.Dense(1),
-])
+L = keras.layers
+net = keras.Sequential([keras.Input((4,)), L.Dense(8), L.ReLU(), L.Dense(1)])
 X = keras.random.uniform((2, 4))
 print(net(X))""",
             "PaddlePaddle": """\
@@ -185,14 +184,13 @@ rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
 print(rgnet(X))""",
             "Keras 3": """\
 def block1(name):
-    return keras.Sequential([
-        keras.layers.Dense(8), keras.layers.ReLU(), keras.layers.Dense(4), keras.layers.ReLU(),
-    ], name=name)
+    layers = [L.Dense(8), L.ReLU(), L.Dense(4), L.ReLU()]
+    return keras.Sequential(layers, name=name)
 
 def block2():
     return keras.Sequential([block1(f"block {i}") for i in range(4)])
 
-rgnet = keras.Sequential([keras.Input((4,)), block2(), keras.layers.Dense(1)])
+rgnet = keras.Sequential([keras.Input((4,)), block2(), L.Dense(1)])
 print(rgnet(X))""",
             "PaddlePaddle": """\
 def block1():
@@ -239,7 +237,8 @@ print(bias.numpy())""",
         "Weights from N(0, 0.01), biases zero. Values are drawn in canonical layout from a "
         "seed, so they are the same on every backend.",
         """\
-up.initialize(net, {"*.weight": up.init.Normal(0, 0.01), "*.bias": up.init.Zeros()}, seed=42)
+rules = {"*.weight": up.init.Normal(0, 0.01), "*.bias": up.init.Zeros()}
+up.initialize(net, rules, seed=42)
 print(m[0]["weight"][0], m[0]["bias"][0])""",
         {
             "PyTorch": """\
@@ -254,7 +253,8 @@ print(net[0].weight.data[0], net[0].bias.data[0])""",
 for layer in (net.layers[0], net.layers[2]):
     layer.kernel.assign(keras.random.normal(layer.kernel.shape, stddev=0.01))
     layer.bias.assign(keras.ops.zeros(layer.bias.shape))
-print(net.layers[0].kernel[:, 0], net.layers[0].bias[0])  # torch's row 0 is column 0 here""",
+# torch's row 0 is column 0 of a Keras kernel (in, out)
+print(net.layers[0].kernel[:, 0], net.layers[0].bias[0])""",
             "PaddlePaddle": """\
 def init_normal(layer):
     if type(layer) == nn.Linear:
@@ -270,7 +270,8 @@ print(net[0].weight[:, 0], net[0].bias[0])  # torch's row 0 is column 0 here""",
         "",
         "Every weight 1, every bias 0.",
         """\
-up.initialize(net, {"*.weight": up.init.Constant(1), "*.bias": up.init.Zeros()})
+rules = {"*.weight": up.init.Constant(1), "*.bias": up.init.Zeros()}
+up.initialize(net, rules)
 print(m[0]["weight"][0], m[0]["bias"][0])""",
         {
             "PyTorch": """\
@@ -351,7 +352,8 @@ print(m[0]["weight"][:2])""",
             "PyTorch": """\
 def my_init(module):
     if type(module) == nn.Linear:
-        print("Init", *[(name, param.shape) for name, param in module.named_parameters()][0])
+        name, param = next(iter(module.named_parameters()))
+        print("Init", name, param.shape)
         nn.init.uniform_(module.weight, -10, 10)
         module.weight.data *= module.weight.data.abs() >= 5
 
@@ -432,22 +434,28 @@ print(len(t.children()), len(t.modules()) - 1, t.count(), up.ties(tied))""",
         {
             "PyTorch": """\
 shared = nn.Linear(8, 8)
-tied = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+tied = nn.Sequential(
+    nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(),
+    shared, nn.ReLU(), nn.Linear(8, 1),
+)
 print(tied(X))
 print(tied[2].weight.data[0] == tied[4].weight.data[0])
 tied[2].weight.data[0, 0] = 100
 print(tied[2].weight.data[0] == tied[4].weight.data[0])""",
             "Keras 3": """\
-shared = keras.layers.Dense(8)
+shared = L.Dense(8)
 tied = keras.Sequential([
-    keras.Input((4,)), keras.layers.Dense(8), keras.layers.ReLU(), shared, keras.layers.ReLU(),
-    shared, keras.layers.ReLU(), keras.layers.Dense(1),
+    keras.Input((4,)), L.Dense(8), L.ReLU(), shared, L.ReLU(),
+    shared, L.ReLU(), L.Dense(1),
 ])
 print(tied(X))
 print(tied.layers[2].kernel is tied.layers[4].kernel, len(tied.weights))""",
             "PaddlePaddle": """\
 shared = nn.Linear(8, 8)
-tied = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+tied = nn.Sequential(
+    nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(),
+    shared, nn.ReLU(), nn.Linear(8, 1),
+)
 print(tied(X))
 print(tied[2].weight[:, 0] == tied[4].weight[:, 0])""",
         },
@@ -496,7 +504,7 @@ def run(backend: str, cells: Sequence[Cell] = CELLS) -> list[str]:
     """
     space = namespace(backend)
     outputs = []
-    with np.printoptions(precision=4, suppress=True, linewidth=88):
+    with np.printoptions(precision=4, suppress=True, linewidth=72):
         for cell in cells:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
