@@ -191,22 +191,30 @@ def test_keras_gru_without_reset_after_is_refused():
         up.state_dict(keras.Sequential([gru]))
 
 
-def test_file_shrunk_after_its_header_was_read_is_refused(tmp_path):
-    needs("torch")
-    import torch
-
+def test_file_shrunk_after_its_header_was_read_is_refused(backend, tmp_path, monkeypatch):
+    """A file cut short between reading its header and its data: a clear error, the model unchanged."""
     from unified_params._core import safetensors_io as st
 
+    model = specs.mlp().build(backend)
+    up.initialize(model, up.init.Normal(), seed=2)
     path = tmp_path / "m.safetensors"
-    up.save(torch.nn.Linear(64, 64), path)
-    _, infos = st.read_header(path)
-    with open(path, "r+b") as f:
-        f.truncate(infos[-1].begin + 4)  # another program cuts the file short
+    up.save(specs.mlp().build(backend), path)
+    real = st.read_header
+
+    def header_then_truncate(file):
+        found = real(file)
+        with open(file, "r+b") as f:  # another program cuts the file short, now
+            f.truncate(found[1][-1].end - 2)  # the last tensor loses its last bytes
+        return found
+
+    monkeypatch.setattr(st, "read_header", header_then_truncate)
+    before = snapshot(model)
     with pytest.raises(up.CheckpointError, match="cut short"):
-        st.MappedFile(path).tensor(infos[-1])
+        up.load(model, path)
+    assert_unchanged(before, model)
 
 
-def test_loaded_arrays_are_read_only_views_of_the_file(tmp_path):
+def test_loaded_arrays_are_copies_the_loader_owns(tmp_path):
     needs("torch")
     import torch
 
@@ -216,6 +224,42 @@ def test_loaded_arrays_are_read_only_views_of_the_file(tmp_path):
     up.save(torch.nn.Linear(4, 2), path)
     state, _ = checkpoint.read_state(path)
     weight = state["weight"].read()
-    assert not weight.flags.writeable  # the page cache, never written through
-    with pytest.raises(ValueError):
-        weight[0, 0] = 1.0
+    first = float(weight[0, 0])
+    weight[0, 0] = first + 1.0  # a private copy: the file is never written through
+    assert float(checkpoint.read_state(path)[0]["weight"].read()[0, 0]) == first
+
+
+def test_a_file_that_shrinks_under_a_memory_map_kills_the_process_our_reads_do_not(tmp_path):
+    """Why checkpoints are read with ordinary I/O, not safetensors.safe_open (which maps
+    the file): truncation under a mapping is SIGBUS, a short read is an error."""
+    needs("torch")
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, sys, numpy as np
+        from safetensors.numpy import save_file
+        from safetensors import safe_open
+        path = {str(tmp_path / "big.safetensors")!r}
+        save_file({{"w": np.ones((1 << 20,), "float32")}}, path)
+        if sys.argv[1] == "mapped":
+            f = safe_open(path, "numpy")
+            os.truncate(path, 4096)
+            f.get_tensor("w").sum()
+        else:
+            import unified_params as up
+            from unified_params._core import safetensors_io as st
+            _, infos = st.read_header(path)
+            os.truncate(path, 4096)
+            try:
+                st.FileReader(path).tensor(infos[0])
+            except up.CheckpointError as err:
+                print("refused:", "cut short" in str(err))
+        """
+    )
+    mapped = subprocess.run([sys.executable, "-c", script, "mapped"], capture_output=True, timeout=120)
+    ours = subprocess.run([sys.executable, "-c", script, "ours"], capture_output=True, text=True, timeout=120)
+    assert mapped.returncode == -7  # SIGBUS
+    assert ours.returncode == 0 and ours.stdout.strip() == "refused: True", ours.stderr[-2000:]

@@ -31,7 +31,8 @@ def wrap(model: Any) -> Module:
     """
     if isinstance(model, Module):
         return model
-    return Module(adapter_for(model), model)
+    adapter = adapter_for(model)
+    return Module(adapter, adapter.unwrap(model))
 
 
 def forward(model: Any, inputs: Any, *, training: bool = False) -> np.ndarray:

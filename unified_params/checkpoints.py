@@ -12,6 +12,8 @@ import numpy as np
 from ._core import checkpoint as _checkpoint
 from ._core import port as _port
 from ._core import state as _state
+from ._core import values as _values
+from ._core.errors import received
 from ._core.port import PortReport
 from ._core.state import LoadReport
 from .access import wrap
@@ -36,15 +38,32 @@ def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
 
 
 def load_state_dict(
-    model: Any, state: Mapping[str, Any], *, layout: str = "canonical", strict: bool = True
+    model: Any,
+    state: Mapping[str, Any],
+    *,
+    layout: str = "canonical",
+    strict: bool = True,
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Load a canonical state (numpy arrays or tensors of any framework) in place.
 
-    Every key, shape and dtype is checked before the first write: with
-    ``strict=True`` any missing, unexpected or mismatched key raises and the
-    model is unchanged; with ``strict=False`` what fits is loaded and the rest
-    reported. Aliases of a tie group and framework-only leaves
-    (``num_batches_tracked``) are never errors.
+    Every key, shape and dtype is checked, and every value read and checked,
+    before the first write: with ``strict=True`` any missing, unexpected or
+    mismatched key, a value that is NaN or infinite once cast to its
+    parameter's dtype, or a tie group given two different values raises and
+    the model is unchanged; with ``strict=False`` what fits is loaded and the
+    rest reported. Aliases of a tie group that agree and framework-only
+    leaves (``num_batches_tracked``) are never errors. On a sub-view, keys
+    are relative to it (``up.load_state_dict(m[2], {"weight": ..., "bias": ...})``).
+
+    Args:
+        model: A native model or a view.
+        state: Path -> array, tensor or Param (a Param is read in its canonical layout).
+        layout: ``"canonical"`` (PyTorch's names and layouts) or ``"native"``
+            (each value in the framework's own layout; ``strict`` means the same).
+        strict: Refuse (and write nothing) unless the state fits exactly.
+        allow_nonfinite: Load NaN or infinite values (a diverged run's
+            checkpoint) instead of refusing them.
 
     Raises:
         CheckpointError: ``strict`` and the state does not fit (nothing written).
@@ -59,10 +78,24 @@ def load_state_dict(
     """
     m = wrap(model)
     if layout == "native":
-        state = {k: np.asarray(m[k].layout.to_canonical(np.asarray(v))) for k, v in state.items() if k in m}
+        state = {k: _canonical_of(m, k, v) for k, v in _state._checked_state(state).items()}
     elif layout != "canonical":
-        raise ValueError(f"Unknown layout {layout!r}. Expected 'canonical' or 'native'.")
-    return _state.load(m, state, strict=strict)
+        raise ValueError(
+            f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
+        )
+    return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite)
+
+
+def _canonical_of(m: Any, key: str, value: Any) -> Any:
+    """A native-layout value in canonical layout; a key the model lacks passes
+    through unchanged, so the load reports it (never drops it)."""
+    target = m.params().get(key) if isinstance(key, str) else None
+    if target is None:
+        return value
+    array = np.asarray(_values.as_array(value, path=key))
+    if array.shape != target.native_shape:
+        return array  # reported as mismatched, in native terms
+    return np.asarray(target.layout.to_canonical(array))
 
 
 def save(
@@ -107,11 +140,22 @@ def save(
     )
 
 
-def load(model: Any, file: str | Path, *, strict: bool = True, progress: bool | None = None) -> LoadReport:
+def load(
+    model: Any,
+    file: str | Path,
+    *,
+    strict: bool = True,
+    progress: bool | None = None,
+    allow_nonfinite: bool = False,
+) -> LoadReport:
     """Load a safetensors checkpoint (single file or sharded index) in place.
 
     Headers are validated against the real file sizes before any data is
-    read; nothing is ever unpickled. Transactional, as :func:`load_state_dict`.
+    read; nothing is ever unpickled. Every tensor is read (with ordinary
+    reads: a file that shrinks meanwhile is an error, never a crash) and
+    checked before the first write. Transactional, as :func:`load_state_dict`.
+    When one name holds both a single file and a sharded checkpoint, the load
+    is refused.
 
     Raises:
         CheckpointError: A missing, malformed or non-safetensors file, or (with
@@ -125,7 +169,9 @@ def load(model: Any, file: str | Path, *, strict: bool = True, progress: bool | 
         >>> up.load(torch.nn.Linear(4, 2), path).ok
         True
     """
-    return _checkpoint.load_file(wrap(model), file, strict=strict, progress=progress)
+    return _checkpoint.load_file(
+        wrap(model), file, strict=strict, progress=progress, allow_nonfinite=allow_nonfinite
+    )
 
 
 def port(

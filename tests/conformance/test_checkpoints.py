@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -102,7 +103,8 @@ def test_sharded_checkpoint(backend, tmp_path):
     files = up.save(model, tmp_path / "model.safetensors", max_shard_size=400)
     index = files[-1]
     assert index.name == "model.safetensors.index.json" and len(files) > 3
-    assert files[0].name == f"model-00001-of-{len(files) - 1:05d}.safetensors"
+    # Shard names carry the save's id, so a new save never overwrites the files an index names.
+    assert re.fullmatch(rf"model-\d+x[0-9a-f]{{8}}-00001-of-{len(files) - 1:05d}\.safetensors", files[0].name)
     content = json.loads(index.read_text())
     assert set(content["weight_map"]) == set(up.state_dict(model))
     assert content["metadata"]["total_size"] == sum(v.nbytes for v in up.state_dict(model).values())

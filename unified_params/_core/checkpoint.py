@@ -6,14 +6,22 @@ version, each layer's kind, the aliases of tie groups, and lossy merges. A
 sharded checkpoint is ``<stem>-00001-of-0000N.safetensors`` files plus
 ``<stem>.safetensors.index.json`` (``{"metadata": {"total_size": ...},
 "weight_map": {name: file}}``), the layout the Hugging Face ecosystem uses.
-Every file is written atomically; the index is written last.
+
+A sharded save commits as one unit. Its shards get names no earlier save
+used (``<stem>-<id>-00001-of-0000N.safetensors``) and carry the save's
+``checkpoint_id``; the index, written last by an atomic rename, is the commit:
+until it lands, the old index still names the old, untouched shards. Then
+the files of the previous checkpoint of that name (its shards, or the single
+file) are removed, so one name always means one checkpoint. A load reads
+only what the index names and refuses a shard of another save.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +47,7 @@ def save(
     durable: bool = True,
 ) -> list[Path]:
     """Write the model's canonical state; returns the files written (index last)."""
-    path = Path(file)
+    path = _checked_path(file)
     model_slots = slots(model)
     entries = [entry for slot in model_slots for entry in _entries(slot)]
     metadata = _metadata(model, model_slots)
@@ -58,40 +66,139 @@ def _write_files(
     tick: Any,
     durable: bool,
 ):
+    index_path = index_of(path)
     if max_shard_size is None:
         with st.atomic_file(path, durable) as stream:
             st.write(stream, entries, metadata, tick)
+        _remove_checkpoint(index_path, keep=set())  # the name now means this file alone
         return [path]
     shards = _split(entries, _parse_size(max_shard_size))
+    token = f"{os.getpid()}x{secrets.token_hex(4)}"
     stem = path.name.removesuffix(".safetensors")
-    names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    names = [f"{stem}-{token}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    _remove_orphan_shards(path.parent, stem, index_path)
+    metadata = {**metadata, "checkpoint_id": token}
     written = []
-    for name, shard in zip(names, shards, strict=True):
-        with st.atomic_file(path.parent / name, durable) as stream:
-            st.write(stream, shard, metadata, tick)
-        written.append(path.parent / name)
-    index = {
-        "metadata": {"total_size": st.entries_bytes(entries), **metadata},
-        "weight_map": {e.name: name for name, shard in zip(names, shards, strict=True) for e in shard},
-    }
-    index_path = path.parent / (path.name + INDEX_SUFFIX)
-    with st.atomic_file(index_path, durable) as stream:
-        stream.write(json.dumps(index, indent=2).encode())
+    try:
+        for name, shard in zip(names, shards, strict=True):
+            with st.atomic_file(path.parent / name, durable) as stream:
+                st.write(stream, shard, metadata, tick)
+            written.append(path.parent / name)
+        index = {
+            "metadata": {"total_size": st.entries_bytes(entries), **metadata},
+            "weight_map": {e.name: name for name, shard in zip(names, shards, strict=True) for e in shard},
+        }
+        previous = _indexed_files(index_path)
+        with st.atomic_file(index_path, durable) as stream:  # the commit
+            stream.write(json.dumps(index, indent=2).encode())
+    except BaseException:
+        for shard_path in written:  # never named by any index: nothing refers to them
+            shard_path.unlink(missing_ok=True)
+        raise
+    for old in previous - set(names):
+        (path.parent / old).unlink(missing_ok=True)
+    _unlink(path)  # a single file of the same name is an older checkpoint now
     return [*written, index_path]
 
 
+def index_of(path: Path) -> Path:
+    """The index file of a sharded checkpoint saved under ``path``.
+
+    Examples:
+        >>> index_of(Path("ckpt/model.safetensors")).name
+        'model.safetensors.index.json'
+    """
+    return path if path.name.endswith(INDEX_SUFFIX) else path.with_name(path.name + INDEX_SUFFIX)
+
+
+def _indexed_files(index_path: Path) -> set[str]:
+    """The shard names an existing index lists (none if there is no readable index)."""
+    try:
+        weight_map = json.loads(index_path.read_text()).get("weight_map", {})
+        return {Path(n).name for n in weight_map.values() if isinstance(n, str) and _safe_name(n)}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _remove_checkpoint(index_path: Path, keep: set[str]) -> None:
+    """Remove a sharded checkpoint (index first, then its shards), keeping ``keep``."""
+    shards = _indexed_files(index_path)
+    if _unlink(index_path):
+        for name in shards - keep:
+            _unlink(index_path.parent / name)
+
+
+def _remove_orphan_shards(folder: Path, stem: str, index_path: Path) -> None:
+    """Shards of this name that no index lists, left by saves whose process died."""
+    listed = _indexed_files(index_path)
+    pattern = re.compile(re.escape(stem) + r"-(\d+)x[0-9a-f]{8}-\d{5}-of-\d{5}\.safetensors")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and name not in listed and not st.process_alive(int(match.group(1))):
+            _unlink(folder / name)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise CheckpointError(
+            f"Could not remove {str(path)!r}, a file of the checkpoint being replaced: "
+            f"{err.strerror or err}. Expected a writable folder. " + received(path=str(path))
+        ) from err
+    return True
+
+
 def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
-    """Lazy sources for every tensor of a checkpoint, and its metadata."""
-    path = Path(file)
-    if path.name.endswith(INDEX_SUFFIX) or (not path.exists() and Path(str(path) + INDEX_SUFFIX).exists()):
-        return _read_sharded(path if path.name.endswith(INDEX_SUFFIX) else Path(str(path) + INDEX_SUFFIX))
+    """Lazy sources for every tensor of a checkpoint, and its metadata.
+
+    ``file`` is a single file, an index, or the name a sharded checkpoint was
+    saved under. When that name holds both a single file and a sharded
+    checkpoint (a save was interrupted while replacing one form by the other),
+    the load is refused rather than guessed.
+
+    Raises:
+        CheckpointError: No checkpoint, both forms, or a malformed one.
+    """
+    path = _checked_path(file)
+    index_path = index_of(path)
+    if path.name.endswith(INDEX_SUFFIX):
+        return _read_sharded(path)
+    if index_path.exists() and (path.exists() or path.is_symlink()):
+        raise CheckpointError(
+            f"{str(path)!r} names two checkpoints: a single file and a sharded one "
+            f"({index_path.name}), left by an interrupted save. Expected one: load the index "
+            "explicitly, or delete the form you do not want. " + received(path=str(path))
+        )
+    if not path.exists() and index_path.exists():
+        return _read_sharded(index_path)
     metadata, infos = st.read_header(path)
-    mapped = st.MappedFile(path)
-    return {i.name: _source(mapped, i) for i in infos}, metadata
+    reader = st.FileReader(path)
+    return {i.name: _source(reader, i) for i in infos}, metadata
+
+
+def _checked_path(file: Any) -> Path:
+    if not isinstance(file, (str, os.PathLike)) or not str(file):
+        raise CheckpointError(
+            "Invalid checkpoint file name. Expected a non-empty path (str or pathlib.Path). "
+            + received(file=file, type=type(file).__name__)
+        )
+    return Path(file)
 
 
 def load_file(
-    model: Module, file: str | Path, *, strict: bool = True, progress: bool | None = None
+    model: Module,
+    file: str | Path,
+    *,
+    strict: bool = True,
+    progress: bool | None = None,
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
     state, metadata = read_state(file)
@@ -103,6 +210,7 @@ def load_file(
         aliases=aliases,
         progress=progress,
         description=f"loading {Path(file).name}",
+        allow_nonfinite=allow_nonfinite,
     )
 
 
@@ -160,31 +268,29 @@ def _parse_size(size: int | str) -> int:
 
 
 def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
-    try:
-        index = json.loads(index_path.read_text())
-        weight_map: Mapping[str, str] = index["weight_map"]
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"No checkpoint index at {str(index_path)!r}. " + received(path=str(index_path))
-        ) from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(
-            f"{str(index_path)!r} is not a checkpoint index ({err}). Expected JSON with a weight_map. "
-            + received(path=str(index_path))
-        ) from None
+    index = _read_index(index_path)
+    weight_map: dict[str, str] = index["weight_map"]
+    expected_id = index.get("metadata", {}).get("checkpoint_id")
     state: dict[str, Source] = {}
     metadata: dict[str, str] = {}
     for shard in sorted(set(weight_map.values())):
-        shard_path = index_path.parent / Path(shard).name  # never outside the index's folder
+        shard_path = index_path.parent / shard
         metadata, infos = st.read_header(shard_path)
-        mapped = st.MappedFile(shard_path)
+        if expected_id is not None and metadata.get("checkpoint_id") != expected_id:
+            raise CheckpointError(
+                f"Shard {shard!r} belongs to another save than its index {index_path.name!r} "
+                f"(checkpoint_id {metadata.get('checkpoint_id')!r}, the index has {expected_id!r}). "
+                "Expected the shards the index was written with; the checkpoint was changed by hand "
+                "or mixed with another. " + received(index=str(index_path), shard=shard)
+            )
+        reader = st.FileReader(shard_path)
         for info in infos:
             if weight_map.get(info.name) != shard:
                 raise CheckpointError(
                     f"Shard {shard!r} holds {info.name!r}, which the index places elsewhere. "
                     + received(index=str(index_path))
                 )
-            state[info.name] = _source(mapped, info)
+            state[info.name] = _source(reader, info)
     missing = sorted(set(weight_map) - set(state))
     if missing:
         raise CheckpointError(
@@ -193,16 +299,77 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
     return state, metadata
 
 
-def _source(mapped: st.MappedFile, info: st.TensorInfo) -> Source:
-    return Source(info.shape, info.dtype, lambda: mapped.tensor(info))
+def _read_index(index_path: Path) -> dict[str, Any]:
+    """The index's JSON, every field of the type it must have.
+
+    Raises:
+        CheckpointError: Missing, not JSON, or a field of the wrong type.
+    """
+    try:
+        st.regular_file(index_path)
+        index = json.loads(index_path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"No checkpoint index at {str(index_path)!r}. " + received(path=str(index_path))
+        ) from None
+    except OSError as err:
+        raise CheckpointError(
+            f"Could not read {str(index_path)!r}: {err.strerror or err}. " + received(path=str(index_path))
+        ) from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"{str(index_path)!r} is not a checkpoint index ({err}). Expected UTF-8 JSON with a "
+            "weight_map. " + received(path=str(index_path))
+        ) from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    meta = index.get("metadata", {}) if isinstance(index, dict) else None
+    bad = None
+    if not isinstance(weight_map, dict):
+        bad = "its weight_map is not an object of tensor name -> shard file"
+    elif not isinstance(meta, dict):
+        bad = "its metadata is not an object"
+    else:
+        wrong = [n for n in weight_map.values() if not (isinstance(n, str) and _safe_name(n))]
+        if wrong:
+            bad = f"it names shards that are no file name in its folder ({wrong[0]!r})"
+    if bad:
+        raise CheckpointError(
+            f"{str(index_path)!r} is not a valid checkpoint index: {bad}. Expected "
+            '{"metadata": {...}, "weight_map": {"<tensor>": "<shard file>"}}. '
+            + received(path=str(index_path))
+        )
+    return index
+
+
+def _safe_name(name: str) -> bool:
+    """A plain file name in the index's own folder: no folder part, not ``.`` or ``..``.
+
+    Examples:
+        >>> [_safe_name(n) for n in ("a.safetensors", "../a", "..", ".", "", "d/a")]
+        [True, False, False, False, False, False]
+    """
+    return bool(name) and name not in (".", "..") and Path(name).name == name and "\\" not in name
+
+
+def _source(reader: st.FileReader, info: st.TensorInfo) -> Source:
+    return Source(info.shape, info.dtype, lambda: reader.tensor(info))
 
 
 def _json(text: str | None, default: Any, file: Any) -> Any:
+    """A JSON metadata field, of the same type as ``default``."""
     if text is None:
         return default
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         raise CheckpointError(
             f"The metadata of {str(file)!r} is not valid JSON. " + received(file=str(file))
         ) from None
+    if not isinstance(value, type(default)) or (
+        isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())
+    ):
+        raise CheckpointError(
+            f"The metadata of {str(file)!r} has a field of the wrong type: expected a JSON "
+            f"{type(default).__name__} of strings. " + received(file=str(file), value=text[:60])
+        )
+    return value

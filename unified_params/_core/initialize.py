@@ -67,10 +67,12 @@ def run(
         _checked(chosen, param)
     seed = int(np.random.SeedSequence().entropy) if seed is None else _valid_seed(seed)
     # Values of user code are drawn and validated before the first write.
+    # Values that are not element-wise laws (user code, orthogonal, ...) are drawn
+    # and validated before the first write; laws were range-checked above.
     drawn = {
         id(p): _validated(chosen, p, _sample(chosen, p, seed, keys[id(p.native)]))
         for p, _, chosen in plan
-        if not chosen.builtin
+        if not chosen.elementwise
     }
     done: dict[str, str] = {}
     for param, init, chosen in plan:
@@ -194,6 +196,17 @@ def _checked(init: Initializer, param: Param) -> None:
         raise
     except Exception as err:  # a custom check failing its own way
         raise InitError(f"{init!r} cannot initialise {param.path!r}: {err}") from err
+    if init.elementwise and param.dtype in ("float16", "bfloat16", "float32", "float64"):
+        bound = init.law(param).bound()
+        largest = float(np.finfo(_np_dtype(param.dtype) if param.dtype != "bfloat16" else np.float32).max)
+        if param.dtype == "bfloat16":
+            largest = 3.3895313892515355e38
+        if not bound <= largest:
+            raise InitError(
+                f"{init!r} would draw values up to about {bound:.3g} for {param.path!r}, beyond "
+                f"{param.dtype}'s largest {largest:.3g}: they would be written as infinity. Expected "
+                f"parameters that fit {param.dtype}. " + received(path=param.path, dtype=param.dtype)
+            )
 
 
 def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
@@ -216,7 +229,15 @@ def _validated(init: Initializer, param: Param, value: Any) -> np.ndarray:
             f"{init!r} returned non-finite values (nan or inf) for {param.path!r}. Expected finite "
             "numbers. " + received(nonfinite=int((~np.isfinite(array)).sum()))
         )
-    return array.astype(_np_dtype(param.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(_np_dtype(param.dtype))
+    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        raise InitError(
+            f"{init!r} returned values too large for {param.dtype} for {param.path!r}: they would be "
+            f"written as infinity. Expected values within {param.dtype}'s range. "
+            + received(largest=float(np.abs(array).max()))
+        )
+    return cast
 
 
 def _valid_seed(seed: Any) -> int:

@@ -38,6 +38,20 @@ class Law:
     low: float = -math.inf
     high: float = math.inf
 
+    def bound(self) -> float:
+        """The largest magnitude a draw can take (12 standard deviations for a normal).
+
+        Examples:
+            >>> Law("uniform", -3.0, 2.0).bound(), Law("normal", 1.0, 0.5).bound()
+            (3.0, 7.0)
+        """
+        if self.family == "constant":
+            return abs(self.a)
+        if self.family == "uniform":
+            return max(abs(self.a), abs(self.b))
+        spread = abs(self.a) + 12 * abs(self.b)
+        return min(spread, max(abs(self.low), abs(self.high)))
+
     def draw(self, n: int, rng: np.random.Generator, dtype: Any) -> np.ndarray:
         """``n`` independent draws of ``dtype`` (float32 or float64).
 
@@ -89,6 +103,16 @@ class Initializer:
     elementwise: ClassVar[bool] = False
     #: Part of the library: validated by :meth:`check` before any write.
     builtin: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass written outside the library is user code: its values are drawn
+        # and validated before any write, and a `sample` it overrides is what runs
+        # (never the built-in element-wise fast path it would otherwise inherit).
+        if not cls.__module__.startswith("unified_params."):
+            cls.builtin = False
+            if "sample" in cls.__dict__:
+                cls.elementwise = False
 
     def check(self, param: Param) -> None:
         """Raise :class:`InitError` if this initializer cannot fill ``param``."""

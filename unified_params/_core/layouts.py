@@ -381,4 +381,7 @@ def _expand_index(index: Any, ndim: int) -> list[Any] | None:
 
 
 def _is_basic(item: Any) -> bool:
-    return item is Ellipsis or isinstance(item, (int, np.integer, slice)) and not isinstance(item, bool)
+    # A negative step is left to numpy (a whole-value write): torch refuses it in place.
+    if isinstance(item, slice):
+        return item.step is None or (isinstance(item.step, (int, np.integer)) and item.step > 0)
+    return item is Ellipsis or isinstance(item, (int, np.integer)) and not isinstance(item, bool)

@@ -5,7 +5,9 @@ canonical shapes of their leaves, so names may differ (a Keras model that
 starts with a Flatten, a torch model with attribute names); ``mapping`` pins
 pairs explicitly. Values go through the canonical layout, one parameter at a
 time, and the load is transactional. With ``check_input``, both models run on
-the same input and a difference beyond ``atol`` restores the destination.
+the same input and a difference beyond ``atol`` restores the destination;
+so does any other error during the port (the input is checked against both
+models before anything is written).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from .errors import PortError, received
 from .forward import run as run_forward
+from .inputs import prepare_input
 from .paths import join
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
@@ -103,12 +106,21 @@ def port(
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
-    backup = _native_state(dst) if check_input is not None else None
-    report.load = load(dst, state, strict=True, progress=progress, description=f"porting to {dst.backend}")
-    report.lossy += [n for n in report.load.notes if n not in report.lossy]
-    report.conversions = _conversions(src, dst, pairs)
-    if check_input is not None:
-        report.max_abs_diff = _compare(src, dst, check_input, atol, backup)
+    if check_input is not None:  # a bad input is refused before anything is written
+        for model in (src, dst):
+            prepare_input(model, check_input, model._adapter.CHANNELS_LAST)
+    backup = _native_state(dst)
+    try:
+        report.load = load(
+            dst, state, strict=True, progress=progress, description=f"porting to {dst.backend}"
+        )
+        report.lossy += [n for n in report.load.notes if n not in report.lossy]
+        report.conversions = _conversions(src, dst, pairs)
+        if check_input is not None:
+            report.max_abs_diff = _compare(src, dst, check_input, atol)
+    except BaseException:
+        _restore(dst, backup)  # whatever failed, the destination is as it was
+        raise
     return report
 
 
@@ -205,14 +217,10 @@ def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
         p.set(state[path], layout="native")
 
 
-def _compare(
-    src: Module, dst: Module, inputs: Any, atol: float, backup: dict[str, np.ndarray] | None
-) -> float:
+def _compare(src: Module, dst: Module, inputs: Any, atol: float) -> float:
     a, b = run_forward(src, inputs), run_forward(dst, inputs)
     diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
-    if diff > atol:
-        if backup is not None:
-            _restore(dst, backup)
+    if not diff <= atol:  # NaN outputs fail too
         raise PortError(
             f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
             f"{b.shape}); the destination was restored. Expected at most atol={atol:g}. "

@@ -5,15 +5,16 @@ A file is an 8-byte little-endian header length ``N``, ``N`` bytes of JSON
 tensor bytes. Writing streams one tensor at a time, so a model is never
 copied whole; reading checks every offset and size against the real file
 before reading a byte of data, so a lying header cannot make it allocate what
-it claims. Nothing is ever unpickled.
+it claims, and reads with ordinary I/O, so a file that shrinks is an error,
+never a crash. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
+import stat
 import struct
 import threading
 import uuid
@@ -27,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import CheckpointError, received
-from .layouts import contiguous
+from .layouts import aligned_empty, contiguous
 from .values import numpy_dtype
 
 #: safetensors dtype codes -> numpy dtype names.
@@ -126,19 +127,35 @@ def _fetched(e: Entry) -> np.ndarray:
     return array
 
 
+#: Longest file name most file systems take (bytes).
+NAME_MAX = 255
+
+
 @contextmanager
 def atomic_file(path: Path, durable: bool = True):
     """Open a temporary file beside ``path``; on success rename it over ``path``,
     so a crash or a full disk leaves the old file as it was.
 
-    ``durable`` also flushes the file and its folder to the disk (fsync) before
-    and after the rename, so that even a power cut leaves either the old file
-    or the whole new one.
+    The temporary file is created exclusively and never through a link
+    (``O_EXCL | O_NOFOLLOW``): a symlink planted at its name is refused, not
+    followed. Its name stays within 255 bytes, and names the writing process,
+    so temporaries that dead processes left behind are removed by the next
+    save of the same file. ``durable`` also flushes the file and its folder to
+    the disk (fsync) before and after the rename, so that even a power cut
+    leaves either the old file or the whole new one.
+
+    Raises:
+        CheckpointError: Any failure of the file system (the message names the path).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(temp_name(path.name, os.getpid()))
     try:
-        with open(tmp, "wb") as stream:
+        remove_stale_temps(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise _os_error(path, err, "write") from err
+    try:
+        with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
             if durable:
@@ -151,14 +168,84 @@ def atomic_file(path: Path, durable: bool = True):
             _fsync_dir(path.parent)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"Could not write {str(path)!r}: {err.strerror or err}. The previous file, if any, is "
-            "unchanged. Expected a writable folder with room for the file. "
-            + received(path=str(path), errno=err.errno)
-        ) from err
+        raise _os_error(path, err, "write") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def temp_name(name: str, pid: int) -> str:
+    """``.<name>.<pid>.<random>.tmp``, shortened to fit a file name's 255 bytes.
+
+    Examples:
+        >>> len(temp_name("x" * 252, 1234).encode()) <= NAME_MAX
+        True
+        >>> temp_name("m.safetensors", 7).startswith(".m.safetensors.7.")
+        True
+    """
+    tail = f".{pid}.{uuid.uuid4().hex[:8]}.tmp"
+    room = NAME_MAX - len(tail.encode()) - 1
+    stem = name.encode()[:room].decode(errors="ignore")
+    return f".{stem}{tail}"
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temporaries of ``path`` whose writing process no longer runs.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> dead = folder / temp_name("m.safetensors", 2**22 + 12345)
+        >>> _ = dead.write_bytes(b"partial")
+        >>> [p.name == dead.name for p in remove_stale_temps(folder / "m.safetensors")]
+        [True]
+    """
+    prefix = temp_name(path.name, 0).rsplit(".0.", 1)[0] + "."
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            try:
+                (path.parent / name).unlink()
+                removed.append(path.parent / name)
+            except OSError:
+                pass
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine.
+
+    Examples:
+        >>> process_alive(os.getpid())
+        True
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # it exists, owned by someone else
+    return True
+
+
+def _os_error(path: Path, err: OSError, verb: str) -> CheckpointError:
+    kept = " The previous file, if any, is unchanged." if verb == "write" else ""
+    expected = (
+        "a writable folder with room for the file"
+        if verb == "write"
+        else "a readable safetensors file or index"
+    )
+    return CheckpointError(
+        f"Could not {verb} {str(path)!r}: {err.strerror or err}.{kept} Expected {expected}. "
+        + received(path=str(path), errno=err.errno)
+    )
 
 
 def _hold(path: Path) -> int | None:
@@ -199,7 +286,7 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        size = regular_file(path).st_size
         with open(path, "rb") as stream:
             head = stream.read(8)
             if len(head) < 8:
@@ -214,6 +301,8 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
             f"No checkpoint at {str(path)!r}. Expected a safetensors file or index. "
             + received(path=str(path))
         ) from None
+    except OSError as err:
+        raise _os_error(path, err, "read") from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -259,17 +348,32 @@ def _tensor_info(path: Path, name: str, spec: Any, start: int) -> TensorInfo:
     return TensorInfo(name, dtype, tuple(shape), start + begin, start + end)
 
 
-class MappedFile:
-    """A checkpoint file mapped read-only, on first use.
+def regular_file(path: Path) -> os.stat_result:
+    """``stat`` of a regular file; a folder, FIFO or device is refused before it
+    is opened (opening a FIFO to read would wait for a writer forever).
 
-    A tensor read from it is a read-only array over the page cache, so loading
-    copies each byte once, from the file's pages straight into the model's
-    variable (a read into a buffer, then a copy, would copy it twice). The
-    mapping lives as long as this object or any array read from it.
+    Raises:
+        FileNotFoundError: Nothing at ``path``.
+        CheckpointError: Something that is not a regular file.
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise CheckpointError(
+            f"{str(path)!r} is {kind}. Expected a safetensors file or index. " + received(path=str(path))
+        )
+    return info
 
-    An up.save replaces a file by rename, which leaves an open mapping intact;
-    only a program that truncates the file in place while it is being loaded
-    could pull pages from under it.
+
+class FileReader:
+    """Reads tensors from a checkpoint with ordinary reads into fresh arrays.
+
+    Deliberately not a memory mapping (this is also why checkpoints are not
+    read through ``safetensors.safe_open``, which maps the file): a file that
+    shrinks while it is mapped kills the process with SIGBUS on the next touch
+    of a lost page, whereas a short read is an error the load can report with
+    the model unchanged. Each tensor is read once, from the page cache into an
+    aligned array the caller owns.
 
     Examples:
         >>> import tempfile, os
@@ -278,25 +382,42 @@ class MappedFile:
         >>> with open(path, "wb") as f:
         ...     write(f, [e], {})
         >>> _, [info] = read_header(path)
-        >>> MappedFile(path).tensor(info)
+        >>> FileReader(path).tensor(info)
         array([1., 2.], dtype=float32)
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._map: mmap.mmap | None = None
+        self._stream: IO[bytes] | None = None
 
     def tensor(self, info: TensorInfo) -> np.ndarray:
-        """The tensor's bytes as a read-only array of its dtype and shape."""
-        count = math.prod(info.shape)
-        if count == 0:
-            return np.empty(info.shape, info.dtype)
-        if self._map is None:
-            with open(self.path, "rb") as stream:
-                self._map = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-        if len(self._map) < info.end:
-            raise _bad(self.path, f"tensor {info.name!r} is cut short (the file shrank after opening)")
-        return np.frombuffer(self._map, info.dtype, count, info.begin).reshape(info.shape)
+        """The tensor's bytes as an array of its dtype and shape (a copy the caller owns).
+
+        Raises:
+            CheckpointError: The file is gone or shorter than its header said.
+        """
+        out = aligned_empty(info.shape, info.dtype)
+        if not out.size:
+            return out
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        try:
+            if self._stream is None:
+                self._stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept for the next tensor)
+            fd, done = self._stream.fileno(), 0
+            while done < len(view):
+                n = os.preadv(fd, [view[done:]], info.begin + done)
+                if not n:
+                    raise _bad(self.path, f"tensor {info.name!r} is cut short (the file shrank)")
+                done += n
+        except OSError as err:
+            raise _os_error(self.path, err, "read") from None
+        return out
+
+    def close(self) -> None:
+        """Close the file (reading again reopens it)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
 
 def _refuse_pickles(path: Path, head: bytes) -> None:

@@ -149,15 +149,19 @@ class ParamSlice(NDArrayOperatorsMixin):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         out = kwargs.pop("out", None)
-        arrays = [x.numpy() if isinstance(x, ParamSlice) else x for x in inputs]
-        if not out:
-            return getattr(ufunc, method)(*arrays, **kwargs)
-        if len(out) != 1 or not isinstance(out[0], ParamSlice):
+        if not out or len(out) != 1 or not isinstance(out[0], ParamSlice):
+            arrays = [x.numpy() if isinstance(x, ParamSlice) else x for x in inputs]
+            if not out:
+                return getattr(ufunc, method)(*arrays, **kwargs)
             outs = tuple(x.numpy() if isinstance(x, ParamSlice) else x for x in out)
             return getattr(ufunc, method)(*arrays, out=outs, **kwargs)
-        target = out[0]  # in place: `s += 1` writes the parameter
-        result = getattr(ufunc, method)(*arrays, **kwargs)
-        target._param._set_chain(target._chain, result, in_place_of=target)
+        target = out[0]  # in place: `s += 1` reads and writes the parameter under its lock
+        from .view import write_lock
+
+        with write_lock(target._param.native):
+            arrays = [x.numpy() if isinstance(x, ParamSlice) else x for x in inputs]
+            result = getattr(ufunc, method)(*arrays, **kwargs)
+            target._param._set_chain(target._chain, result, in_place_of=target)
         return target
 
 

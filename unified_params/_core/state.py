@@ -158,8 +158,14 @@ class LoadReport:
         unexpected: Keys of the state the model does not have.
         mismatched: ``(key, expected shape, given shape)`` for keys whose
             shape or dtype does not fit; never loaded.
-        skipped: Keys that need no value: aliases of a tie group, and leaves
-            only some frameworks keep (``num_batches_tracked``).
+        nonfinite: Keys whose values hold NaN or infinity once cast to the
+            parameter's dtype (a float64 ``1e39`` overflows float32); loaded
+            only with ``allow_nonfinite=True``.
+        conflicting: Keys of a tie group given with a value that differs from
+            the group's first key (an untied checkpoint loaded into a tied
+            model): the tied variable can hold only one of them.
+        skipped: Keys that need no value: aliases of a tie group whose values
+            agree, and leaves only some frameworks keep (``num_batches_tracked``).
         notes: Lossy merges and other conversions worth knowing.
     """
 
@@ -167,13 +173,15 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    nonfinite: list[str] = field(default_factory=list)
+    conflicting: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when nothing was missing, unexpected or mismatched."""
-        return not (self.missing or self.unexpected or self.mismatched)
+        """True when nothing was missing, unexpected, mismatched, non-finite or conflicting."""
+        return not (self.missing or self.unexpected or self.mismatched or self.nonfinite or self.conflicting)
 
 
 def slots(model: Module) -> list[Slot]:
@@ -271,13 +279,17 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
 
 def plan_load(
     model: Module, state: Mapping[str, Any], aliases: Mapping[str, str] | None = None
-) -> tuple[list[tuple[Slot, list[Source]]], LoadReport]:
-    """Match a canonical state to the model without writing anything."""
+) -> tuple[list[tuple[Slot, list[Source]]], LoadReport, list[tuple[str, str]]]:
+    """Match a canonical state to the model without writing anything.
+
+    Returns the plan, the report so far, and the ``(alias key, first key)``
+    pairs of tie groups the state gives twice, whose values must agree.
+    """
     report = LoadReport()
-    given = {k: Source.of(v, k) for k, v in state.items()}
+    given = {k: Source.of(v, k) for k, v in _checked_state(state).items()}
     aliases = dict(aliases or {})
     model_slots = slots(model)
-    alias_paths = {a for slot in model_slots for a in aliases_inside(slot.param, model)}
+    alias_of = {a: slot.keys[0] for slot in model_slots for a in aliases_inside(slot.param, model)}
     used: set[str] = set()
     plan = []
     for slot in model_slots:
@@ -302,14 +314,17 @@ def plan_load(
             plan.append((slot, sources))
             if slot.lossy:
                 report.notes.append(merge_note(slot))
+    twins = []
     for name in given:
         if name in used:
             continue
-        if name in alias_paths or _optional_name(name):
+        if name in alias_of and alias_of[name] in used:
+            twins.append((name, alias_of[name]))
+        elif name in alias_of or _optional_name(name):
             report.skipped.append(name)
         else:
             report.unexpected.append(name)
-    return plan, report
+    return plan, report, twins
 
 
 def load(
@@ -320,20 +335,106 @@ def load(
     aliases: Mapping[str, str] | None = None,
     progress: bool | None = None,
     description: str = "loading",
+    allow_nonfinite: bool = False,
 ) -> LoadReport:
-    """Validate everything, then write; see ``unified_params.load_state_dict``."""
-    plan, report = plan_load(model, state, aliases)
+    """Validate everything, then write; see ``unified_params.load_state_dict``.
+
+    Every value is read and checked first (shape, dtype, finite once cast,
+    tie groups that agree); only then is anything written, and the old values
+    of what was written are restored if a write fails.
+    """
+    plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
-    meter = bar(sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources), progress, description)
+    total = sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources)
+    meter = bar(total, progress, description)
     try:
+        ready = []
         for slot, sources in plan:
-            slot.write([np.asarray(s.read()) for s in sources])
-            report.loaded.extend(slot.keys)
+            arrays = [
+                _read_value(slot, k, source, report) for k, source in zip(slot.keys, sources, strict=True)
+            ]
+            ready.append((slot, arrays))
             meter.update(sum(nbytes(s.shape, s.dtype) for s in sources))
     finally:
         meter.close()
+    _check_twins(ready, twins, state, report)
+    if allow_nonfinite and report.nonfinite:
+        report.notes.append(f"loaded with NaN or infinity, as allowed: {_list(report.nonfinite)}")
+        report.nonfinite.clear()
+    if strict and not report.ok:
+        raise CheckpointError(_describe(report, model))
+    refused = set(report.nonfinite)
+    write_all([(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)], report)
     return report
+
+
+def write_all(ready: list[tuple[Slot, list[np.ndarray]]], report: LoadReport | None = None) -> None:
+    """Write validated values slot by slot; if any write fails, the slots
+    already written get their old values back before the error goes on."""
+    done: list[tuple[Slot, list[np.ndarray]]] = []
+    try:
+        for slot, arrays in ready:
+            done.append((slot, [p.numpy("native") for p in slot.params]))
+            slot.write(arrays)
+            if report is not None:
+                report.loaded.extend(slot.keys)
+    except BaseException:
+        for slot, old in reversed(done):
+            for param, value in zip(slot.params, old, strict=True):
+                param.set(value, layout="native")
+        if report is not None:
+            report.loaded.clear()
+        raise
+
+
+def _read_value(slot: Slot, key: str, source: Source, report: LoadReport) -> np.ndarray:
+    """A source's value, read and cast to the parameter's dtype; a value that is
+    not finite once cast is listed in ``report.nonfinite``."""
+    value = np.asarray(source.read())
+    if tuple(value.shape) != tuple(source.shape):
+        raise CheckpointError(
+            f"{key!r} changed while loading: its header said {source.shape}. "
+            + received(key=key, shape=value.shape)
+        )
+    cast = values.cast_to(value, slot.param.dtype, path=key, check_overflow=False)
+    if cast.dtype.kind == "f" or cast.dtype.name == "bfloat16":
+        if not np.isfinite(cast.astype(np.float32) if cast.dtype.name == "bfloat16" else cast).all():
+            report.nonfinite.append(key)
+    return cast
+
+
+def _check_twins(
+    ready: list[tuple[Slot, list[np.ndarray]]],
+    twins: list[tuple[str, str]],
+    state: Mapping[str, Any],
+    report: LoadReport,
+) -> None:
+    """A tie group given under two keys must give one value; else it is a conflict."""
+    if not twins:
+        return
+    by_key = {k: array for slot, arrays in ready for k, array in zip(slot.keys, arrays, strict=True)}
+    for alias, first in twins:
+        if first not in by_key:
+            continue
+        other = np.asarray(Source.of(state[alias], alias).read())
+        if other.shape == by_key[first].shape and np.array_equal(other, by_key[first], equal_nan=True):
+            report.skipped.append(alias)
+        else:
+            report.conflicting.append(alias)
+
+
+def _checked_state(state: Any) -> Mapping[str, Any]:
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise CheckpointError(
+            "Cannot load this state. Expected a mapping of canonical path (str) -> array, such as "
+            "up.state_dict(model) gives. "
+            + received(
+                state=type(state).__name__,
+                keys=[k for k in state][:3] if isinstance(state, Mapping) else None,
+            )
+        )
+    return state
 
 
 def merge_note(slot: Slot) -> str:
@@ -387,12 +488,26 @@ def _describe(report: LoadReport, model: Module) -> str:
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
         parts.append(f"mismatched {shown}")
+    if report.nonfinite:
+        parts.append(
+            f"not finite in the parameter's dtype (NaN, infinity or overflow) {_list(report.nonfinite)}; "
+            "pass allow_nonfinite=True to load them anyway"
+        )
+    if report.conflicting:
+        parts.append(
+            f"tied in this model but given different values {_list(report.conflicting)} (the state is "
+            "untied; untie the model first, or drop the extra key)"
+        )
     return (
         f"The state does not fit {model.type_name} ({model.backend}): {'; '.join(parts)}. Expected "
         "the canonical keys and shapes of this model (see up.state_dict(model)); nothing was "
         "written. Pass strict=False to load what fits. "
         + received(
-            missing=len(report.missing), unexpected=len(report.unexpected), mismatched=len(report.mismatched)
+            missing=len(report.missing),
+            unexpected=len(report.unexpected),
+            mismatched=len(report.mismatched),
+            nonfinite=len(report.nonfinite),
+            conflicting=len(report.conflicting),
         )
     )
 

@@ -48,6 +48,8 @@ def as_array(value: Any, *, path: str) -> np.ndarray:
     try:
         if hasattr(value, "detach") and hasattr(value, "cpu"):
             value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")).endswith("bfloat16") and not isinstance(value, np.ndarray):
+            value = _bfloat16_tensor(value)
         if callable(getattr(value, "numpy", None)):
             value = value.numpy()
         array = np.asarray(value)
@@ -58,18 +60,24 @@ def as_array(value: Any, *, path: str) -> np.ndarray:
     return array
 
 
-def cast_to(array: np.ndarray, dtype: str, *, path: str) -> np.ndarray:
+def cast_to(array: np.ndarray, dtype: str, *, path: str, check_overflow: bool = True) -> np.ndarray:
     """Cast an array to a parameter's dtype, refusing lossy kinds of cast.
 
     Floats go into float parameters and integers into integer ones (numpy's
-    ``same_kind`` rule); a float written to an integer buffer is refused.
+    ``same_kind`` rule); a float written to an integer buffer is refused. A
+    finite value that the narrower dtype cannot hold (``1e39`` into float32)
+    is refused too, instead of being written as infinity.
 
     Raises:
-        DTypeError: The cast would change the kind of number.
+        DTypeError: The cast would change the kind of number, or overflow.
 
     Examples:
         >>> cast_to(np.array([1.5]), "float32", path="0.bias").dtype
         dtype('float32')
+        >>> cast_to(np.array([1e39]), "float32", path="0.bias")
+        Traceback (most recent call last):
+        ...
+        unified_params._core.errors.DTypeError: Cannot write ...
     """
     target = numpy_dtype(dtype)
     if array.dtype == target:
@@ -80,7 +88,31 @@ def cast_to(array: np.ndarray, dtype: str, *, path: str) -> np.ndarray:
             f"{dtype}: the cast would change the kind of number. Expected a value "
             f"castable to {dtype}. " + received(value_dtype=str(array.dtype))
         )
-    return array.astype(target)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(target)
+    if check_overflow and _overflowed(array, cast):
+        raise DTypeError(
+            f"Cannot write parameter {path!r}: a finite value is too large for {dtype} and would "
+            f"become infinity. Expected values within {dtype}'s range. "
+            + received(
+                value_dtype=str(array.dtype), largest=float(np.nanmax(np.abs(array.astype(np.float64))))
+            )
+        )
+    return cast
+
+
+def _overflowed(source: np.ndarray, cast: np.ndarray) -> bool:
+    """Whether a narrowing float cast turned finite values infinite."""
+    if cast.dtype.kind not in "fV" or source.dtype.kind not in "fiuV" or not source.size:
+        return False
+    if cast.dtype.itemsize >= source.dtype.itemsize and source.dtype.kind == "f":
+        return False  # widening: nothing can overflow
+    wide = cast.astype(np.float32) if cast.dtype.name == "bfloat16" else cast
+    infinite = ~np.isfinite(wide)
+    if not infinite.any():
+        return False
+    original = source.astype(np.float64) if source.dtype.name == "bfloat16" else source
+    return bool((infinite & np.isfinite(original)).any())
 
 
 def check_shape(shape: tuple[int, ...], expected: tuple[int, ...], *, path: str, layout: str) -> None:
@@ -123,6 +155,17 @@ def _float_family(array: np.ndarray, target: np.dtype) -> bool:
         and target.name == "bfloat16"
         or (array.dtype.name == "bfloat16" and target.kind == "f")
     )
+
+
+def _bfloat16_tensor(value: Any) -> Any:
+    """A framework's bfloat16 tensor as an exact float32 one: torch's ``numpy()``
+    refuses bfloat16 and paddle's gives the raw bits as uint16, which would be
+    read as integers."""
+    if callable(getattr(value, "float", None)):  # torch
+        return value.float()
+    if callable(getattr(value, "astype", None)):  # paddle
+        return value.astype("float32")
+    return value  # TensorFlow gives ml_dtypes' bfloat16, which numpy reads as it is
 
 
 def _not_numeric(value: Any, path: str) -> DTypeError:

@@ -8,6 +8,7 @@ the model as it is now.
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
     from ..backends._base import Adapter
 
 LAYOUTS = ("native", "canonical")
+#: Writes to one variable are serialised: a sliced write is a read-modify-write on
+#: frameworks without in-place slices, and two at once would lose one. Striped by
+#: the variable's identity, so tied paths (one variable) share a lock.
+_WRITE_LOCKS = tuple(threading.RLock() for _ in range(64))
+
+
+def write_lock(var: Any) -> threading.RLock:
+    """The lock that serialises writes to ``var``."""
+    return _WRITE_LOCKS[(id(var) >> 4) % len(_WRITE_LOCKS)]
 
 
 class Module:
@@ -501,6 +511,11 @@ class Param:
 
     @trainable.setter
     def trainable(self, flag: bool) -> None:
+        if not isinstance(flag, (bool, np.bool_)):
+            raise UnsupportedError(
+                f"trainable takes True or False. Expected a bool for {self.path!r} (a string such as "
+                "'yes' or 'False' would be read as True). " + received(trainable=flag)
+            )
         if self.kind == "buffer":
             raise UnsupportedError(
                 f"{self.path!r} is a buffer (running statistics), which is never trained. "
@@ -591,7 +606,8 @@ class Param:
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
             array = self.layout.to_native(array, self.native_shape)
-        self._write(array)
+        with write_lock(self._entry.var):
+            self._write(array)
 
     def _write(self, array: np.ndarray) -> None:
         """Write a validated native-layout value: a strided one (a transposed
@@ -645,10 +661,11 @@ class Param:
         array = values.broadcast_to(
             array, selected, path=self.path, index=index if index is not None else chain
         )
-        if index is not None:
-            self._write_index(index, array)
-        else:
-            self._write_chain(chain, array)
+        with write_lock(self._entry.var):
+            if index is not None:
+                self._write_index(index, array)
+            else:
+                self._write_chain(chain, array)
         self._fresh = in_place_of
 
     def _write_chain(self, chain: tuple[Any, ...], array: np.ndarray) -> None:

@@ -51,6 +51,12 @@ class Adapter(abc.ABC):
 
     # -- structure -----------------------------------------------------------
     @abc.abstractmethod
+    def unwrap(self, model: Any) -> Any:
+        """The model to manage, behind any wrapper that shares its parameters
+        (torch.compile's); refuse, with :class:`UnsupportedError`, a model whose
+        parameters cannot be managed (a TorchScript module)."""
+
+    @abc.abstractmethod
     def type_name(self, module: Any) -> str:
         """The class name a user of the framework knows (``"Dense"``)."""
 

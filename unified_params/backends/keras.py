@@ -151,6 +151,9 @@ class KerasAdapter(Adapter):
     def __init__(self) -> None:
         self.grads = GradStore()
 
+    def unwrap(self, model: Any) -> Any:
+        return model  # no wrapper types to see through
+
     def type_name(self, module: Any) -> str:
         return (
             type(module).__name__
@@ -357,7 +360,13 @@ class KerasAdapter(Adapter):
             if tracker.is_in_store("trainable_variables", old)
             else "non_trainable_variables"
         )
-        tracker.replace_tracked_value(store, old, var)
+        # Keras' own replace_tracked_value finds `old` with list.index, which compares a
+        # variable with `==` (elementwise) and fails for any but the first variable of
+        # the store: replace by identity instead (keras 3.15 tracking.Tracker).
+        members = tracker.config[store][1]
+        members[next(i for i, v in enumerate(members) if v is old)] = var
+        tracker.stored_ids[store].discard(id(old))
+        tracker.stored_ids[store].add(id(var))
         for attr, value in list(vars(owner).items()):
             if value is old:
                 object.__setattr__(owner, attr, var)  # the layer's own attribute, untracked

@@ -92,6 +92,9 @@ class PaddleAdapter(Adapter):
         }
     }
 
+    def unwrap(self, model: Any) -> Any:
+        return model  # no wrapper types to see through
+
     def type_name(self, module: Any) -> str:
         return type(module).__name__
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._core.errors import NotBuiltError, UnsupportedError, received
 from .._core.gradients import Backward, reduce_loss
 from .._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ._base import (
@@ -70,6 +71,19 @@ class TorchAdapter(Adapter):
         "gru": _RECURRENT,
     }
 
+    def unwrap(self, model: Any) -> Any:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise UnsupportedError(
+                f"A {type(model).__name__} compiled by torch.jit keeps its parameters inside the "
+                "TorchScript runtime, where they cannot be reached by path. Expected the Python "
+                "module it was scripted from: wrap that one (torch.jit.script(module) leaves "
+                "`module` as it was, sharing its parameters). " + received(type=type(model).__name__)
+            )
+        inner = model.__dict__.get("_modules", {}).get("_orig_mod")
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+            return inner  # torch.compile's wrapper shares the original module and its parameters
+        return model
+
     def type_name(self, module: Any) -> str:
         return type(module).__name__
 
@@ -110,23 +124,27 @@ class TorchAdapter(Adapter):
         var.requires_grad_(flag)
 
     def to_numpy(self, var: Any) -> np.ndarray:
-        return _to_numpy(var.detach())
+        return _to_numpy(_materialized(var).detach())
 
     def view(self, var: Any) -> np.ndarray:
-        if var.device.type != "cpu" or var.dtype == torch.bfloat16:
+        if _materialized(var).device.type != "cpu" or var.dtype == torch.bfloat16:
             return self.to_numpy(var)
         return var.detach().numpy()
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         with torch.no_grad():
-            var.copy_(_from_numpy(value))
+            _materialized(var).copy_(_from_numpy(value))
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         with torch.no_grad():
-            var[index] = _from_numpy(value)
+            _materialized(var)[index] = _from_numpy(value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        if var.device.type != "cpu" or not var.is_contiguous() or var.dtype not in _SHARED_DTYPES:
+        if (
+            _materialized(var).device.type != "cpu"
+            or not var.is_contiguous()
+            or var.dtype not in _SHARED_DTYPES
+        ):
             return False
         with torch.no_grad():
             fill(var.detach().numpy())  # shares the parameter's memory
@@ -173,6 +191,19 @@ class TorchAdapter(Adapter):
             v.grad = None
         value.backward()
         return [self.grad(v) for v in variables]
+
+
+def _materialized(var: Any) -> Any:
+    """The variable, if it holds values: a meta tensor (a model built on
+    ``device="meta"``) has a shape but no values to read or write."""
+    if var.is_meta:
+        raise NotBuiltError(
+            f"A parameter of shape {tuple(var.shape)} is on torch's meta device: it has a shape but no "
+            "values, so there is nothing to read, and a write would be lost. Expected a model with "
+            "values: call model.to_empty(device='cpu') first (then load or initialise it). "
+            + received(device="meta")
+        )
+    return var
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
