@@ -5,6 +5,7 @@ what the message must say. ``test_catalogue.py`` runs it on every backend;
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 from collections.abc import Callable
@@ -64,6 +65,36 @@ def _shared(backend: str) -> Any:
     return specs.shared().build(backend)
 
 
+def _index(model: Any, tmp: Path, mutate: Callable[[dict], dict]) -> Path:
+    """A sharded checkpoint whose index JSON is changed by ``mutate``."""
+    files = up.save(model, tmp / "model.safetensors", max_shard_size=100)
+    files[-1].write_text(json.dumps(mutate(json.loads(files[-1].read_text()))))
+    return files[-1]
+
+
+def _shard_named(name: Any) -> Callable[[dict], dict]:
+    def mutate(index: dict) -> dict:
+        first = next(iter(index["weight_map"]))
+        return {**index, "weight_map": {**index["weight_map"], first: name}}
+
+    return mutate
+
+
+def _utf16(data: bytes) -> bytes:
+    (n,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + n].decode().strip().encode("utf-16")
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + data[8 + n :]
+
+
+def _untied_state(backend: str) -> dict:
+    untied = S.Sequential(
+        S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 1)
+    ).build(backend)
+    up.initialize(untied, I.Normal(), seed=3)
+    return up.state_dict(untied)
+
+
 def _port_to(spec: Any) -> Callable[[Any, Path], Any]:
     def call(model: Any, tmp: Path) -> Any:
         backend = up.backend_of(model)
@@ -91,6 +122,9 @@ CASES: list[Case] = [
     Case("set", "item value that does not broadcast", lambda m, t: up.wrap(m)["0.weight"].__setitem__(0, np.ones(5)), up.ShapeError, ("broadcast",)),
     Case("set", "item index out of range", lambda m, t: up.wrap(m)["0.weight"].__setitem__((8, 0), 1.0), up.PositionError, ("(8, 4)",)),
     Case("set", "unknown layout", lambda m, t: up.wrap(m)["0.weight"].set(np.zeros((8, 4)), layout="nchw"), ValueError, ("layout",)),
+    Case("set", "a value too large for float32", lambda m, t: up.wrap(m)["0.weight"].set(np.full((8, 4), 1e39)), up.DTypeError, ("too large for float32", "infinity")),
+    Case("set", "trainable as a string", lambda m, t: setattr(up.wrap(m)["0.weight"], "trainable", "yes"), up.UnsupportedError, ("True or False", "'yes'")),
+    Case("set", "a write through a copy (index array in a chain)", lambda m, t: up.wrap(m)["0.weight"][[0, 1]].__setitem__(0, 5.0), up.UnsupportedError, ("index array",)),
     Case("set", "freeze a buffer", lambda m, t: setattr(up.wrap(m)["1.running_mean"], "trainable", True), up.UnsupportedError, ("buffer",), _cnn),
     # -- init --------------------------------------------------------------------
     Case("init", "negative std", lambda m, t: up.initialize(m, I.Normal(0, -1)), up.InitError, ("std", "-1")),
@@ -103,6 +137,8 @@ CASES: list[Case] = [
     Case("init", "custom init returns the wrong shape", lambda m, t: up.initialize(m, [("*.weight", I.Ones()), ("*", lambda s, r: np.zeros(3))]), up.ShapeError, ("'0.bias'", "(3,)")),
     Case("init", "custom init returns nan", lambda m, t: up.initialize(m, [("*.weight", I.Ones()), ("*", lambda s, r: np.full(s, np.nan))]), up.InitError, ("non-finite",)),
     Case("init", "custom init returns strings", lambda m, t: up.initialize(m, {"*": lambda s, r: np.full(s, "x")}), up.InitError, ("numbers",)),
+    Case("init", "a constant beyond float32", lambda m, t: up.initialize(m, I.Constant(1e39)), up.InitError, ("infinity", "float32")),
+    Case("init", "custom init beyond float32", lambda m, t: up.initialize(m, {"*": lambda s, r: np.full(s, 1e39)}), up.InitError, ("too large for float32",)),
     Case("init", "seed that is not an integer", lambda m, t: up.initialize(m, I.Zeros(), seed=1.5), up.InitError, ("seed",)),
     Case("init", "rules of the wrong form", lambda m, t: up.initialize(m, [I.Zeros()]), up.UnsupportedError, ("pairs",)),
     Case("init", "strict rule that matches nothing", lambda m, t: up.initialize(m, {"*": I.Ones(), "0.*": I.Zeros()}, strict=True), up.PathError, ("matched no parameter",)),
@@ -122,6 +158,9 @@ CASES: list[Case] = [
     Case("gradients", "unknown loss", lambda m, t: up.gradients(m, np.ones((2, 4), "float32"), "l3"), up.UnsupportedError, ("'l3'",)),
     # -- save --------------------------------------------------------------------
     Case("save", "shard size that is no size", lambda m, t: up.save(m, t / "m.safetensors", max_shard_size="lots"), up.CheckpointError, ("max_shard_size",)),
+    Case("save", "a number as the file name", lambda m, t: up.save(m, 123), up.CheckpointError, ("non-empty path", "123")),
+    Case("save", "an empty file name", lambda m, t: up.save(m, ""), up.CheckpointError, ("non-empty path",)),
+    Case("save", "a folder as the file", lambda m, t: up.save(m, t), up.CheckpointError, ("Could not write",)),
     Case("save", "folder that does not exist", lambda m, t: up.save(m, t / "no" / "m.safetensors"), up.CheckpointError, ("previous file",)),
     # -- load --------------------------------------------------------------------
     Case("load", "missing file", lambda m, t: up.load(m, t / "absent.safetensors"), up.CheckpointError, ("No checkpoint",)),
@@ -134,10 +173,30 @@ CASES: list[Case] = [
     Case("load", "state with an unexpected key", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "9.weight": np.zeros(1)}), up.CheckpointError, ("unexpected '9.weight'",)),
     Case("load", "state with a wrong shape", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "0.weight": np.zeros((4, 8))}), up.CheckpointError, ("'0.weight' expects (8, 4) got (4, 8)",)),
     Case("load", "checkpoint of another model", lambda m, t: up.load(m, (up.save(specs.nested().build(up.backend_of(m)), t / "n.safetensors"))[0]), up.CheckpointError, ("unexpected", "missing")),
+    Case("load", "a folder as the file", lambda m, t: up.load(m, t), up.CheckpointError, ("is a folder",)),
+    Case("load", "a tensor dtype that is a list", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"dtype":"F32"', b'"dtype":["F32"]'))), up.CheckpointError, ("unknown dtype ['F32']",)),
+    Case("load", "a UTF-16 header", lambda m, t: up.load(m, _file(m, t, _utf16)), up.CheckpointError, ("not JSON",)),
+    Case("load", "metadata aliases that are a list", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"aliases":"{}"', b'"aliases":"[]"'))), up.CheckpointError, ("wrong type",)),
+    Case("load", "metadata aliases that are a string", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"aliases":"{}"', b'"aliases":"\\"x\\""'))), up.CheckpointError, ("wrong type",)),
+    Case("load", "metadata aliases that are a number", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"aliases":"{}"', b'"aliases":"3"'))), up.CheckpointError, ("wrong type",)),
+    Case("load", "index whose weight_map is a list", lambda m, t: up.load(m, _index(m, t, lambda i: {**i, "weight_map": list(i["weight_map"])})), up.CheckpointError, ("weight_map is not an object",)),
+    *[
+        Case("load", f"index naming the shard {name!r}", lambda m, t, name=name: up.load(m, _index(m, t, _shard_named(name))), up.CheckpointError, ("no file name",))
+        for name in ("..", ".", "", None, 1, "../outside.safetensors")
+    ],
+    Case("load", "state that is None", lambda m, t: up.load_state_dict(m, None), up.CheckpointError, ("mapping",)),
+    Case("load", "state that is a list", lambda m, t: up.load_state_dict(m, list(up.state_dict(m).values())), up.CheckpointError, ("mapping",)),
+    Case("load", "state keyed by numbers", lambda m, t: up.load_state_dict(m, {1: np.zeros(3)}), up.CheckpointError, ("mapping", "(str)")),
+    Case("load", "state with NaN", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "0.bias": np.full(8, np.nan)}), up.CheckpointError, ("not finite", "'0.bias'", "allow_nonfinite")),
+    Case("load", "state with a value beyond float32", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "0.bias": np.full(8, 1e39)}), up.CheckpointError, ("not finite", "'0.bias'")),
+    Case("load", "native state with an unexpected key", lambda m, t: up.load_state_dict(m, {**up.state_dict(m, layout="native"), "9.weight": np.zeros(1)}, layout="native"), up.CheckpointError, ("unexpected '9.weight'",)),
+    Case("load", "native value of the wrong rank", lambda m, t: up.load_state_dict(m, {**up.state_dict(m, layout="native"), "0.weight": np.zeros(32)}, layout="native"), up.CheckpointError, ("mismatched '0.weight'",)),
+    Case("load", "untied state into a tied model", lambda m, t: up.load_state_dict(m, _untied_state(up.backend_of(m))), up.CheckpointError, ("tied in this model but given different values", "'4.weight'"), _shared),
     # -- port --------------------------------------------------------------------
     Case("port", "destination with fewer layers", _port_to(S.Sequential(S.Linear(4, 8), S.Linear(8, 1), S.Linear(1, 1))), up.PortError, ("3 parameterised layers",)),
     Case("port", "layer of another shape", _port_to(S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 2))), up.PortError, ("Layer 1 does not match", "(2, 8)")),
     Case("port", "layer of another kind", _port_to(S.Sequential(S.Linear(4, 8), S.LayerNorm(8))), up.PortError, ("layernorm",)),
     Case("port", "mapping to a layer that does not exist", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, mapping={"0": "7"}), up.PortError, ("'7'",)),
+    Case("port", "check input that does not fit", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, check_input=np.ones((2, 5), "float32")), up.ShapeError, ("(batch, ..., 4)",)),
     Case("port", "outputs that differ", lambda m, t: up.port(S.Sequential(S.BatchNorm2d(4, eps=0.5)).build(up.backend_of(m)), m, check_input=np.ones((2, 4, 3, 3), "float32"), atol=1e-9), up.PortError, ("restored",), lambda b: S.Sequential(S.BatchNorm2d(4)).build(b)),
 ]  # fmt: skip

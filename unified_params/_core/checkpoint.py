@@ -18,6 +18,7 @@ only what the index names and refuses a shard of another save.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -129,16 +130,19 @@ def _remove_checkpoint(index_path: Path, keep: set[str]) -> None:
 
 
 def _remove_orphan_shards(folder: Path, stem: str, index_path: Path) -> None:
-    """Shards of this name that no index lists, left by saves whose process died."""
+    """Shards of this name (and their temporaries) that no index lists, left by
+    saves whose process died."""
     listed = _indexed_files(index_path)
-    pattern = re.compile(re.escape(stem) + r"-(\d+)x[0-9a-f]{8}-\d{5}-of-\d{5}\.safetensors")
+    shard = re.escape(stem) + r"-(\d+)x[0-9a-f]{8}-\d{5}-of-\d{5}\.safetensors"
+    pattern = re.compile(rf"{shard}|\.{shard}\.\d+\.[0-9a-f]{{8}}\.tmp")
     try:
         names = os.listdir(folder)
     except OSError:
         return
     for name in names:
         match = pattern.fullmatch(name)
-        if match and name not in listed and not st.process_alive(int(match.group(1))):
+        pid = match and (match.group(1) or match.group(2))
+        if pid and name not in listed and not st.process_alive(int(pid)):
             _unlink(folder / name)
 
 
@@ -148,11 +152,21 @@ def _unlink(path: Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            return False  # a name too long to exist (the index of a 252-byte file name)
         raise CheckpointError(
             f"Could not remove {str(path)!r}, a file of the checkpoint being replaced: "
             f"{err.strerror or err}. Expected a writable folder. " + received(path=str(path))
         ) from err
     return True
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, where a name too long to exist does not exist."""
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:
+        return False
 
 
 def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
@@ -170,13 +184,13 @@ def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
     index_path = index_of(path)
     if path.name.endswith(INDEX_SUFFIX):
         return _read_sharded(path)
-    if index_path.exists() and (path.exists() or path.is_symlink()):
+    if _exists(index_path) and _exists(path):
         raise CheckpointError(
             f"{str(path)!r} names two checkpoints: a single file and a sharded one "
             f"({index_path.name}), left by an interrupted save. Expected one: load the index "
             "explicitly, or delete the form you do not want. " + received(path=str(path))
         )
-    if not path.exists() and index_path.exists():
+    if not _exists(path) and _exists(index_path):
         return _read_sharded(index_path)
     metadata, infos = st.read_header(path)
     reader = st.FileReader(path)
@@ -287,14 +301,15 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
         for info in infos:
             if weight_map.get(info.name) != shard:
                 raise CheckpointError(
-                    f"Shard {shard!r} holds {info.name!r}, which the index places elsewhere. "
-                    + received(index=str(index_path))
+                    f"Shard {shard!r} holds {info.name!r}, which the index places elsewhere. Expected "
+                    "each tensor in the shard the index names. " + received(index=str(index_path))
                 )
             state[info.name] = _source(reader, info)
     missing = sorted(set(weight_map) - set(state))
     if missing:
         raise CheckpointError(
-            f"The index lists tensors no shard holds: {missing[:5]}. " + received(index=str(index_path))
+            f"The index lists tensors no shard holds: {missing[:5]}. Expected every listed tensor in "
+            "the shard the index names. " + received(index=str(index_path))
         )
     return state, metadata
 
@@ -369,7 +384,7 @@ def _json(text: str | None, default: Any, file: Any) -> Any:
         isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())
     ):
         raise CheckpointError(
-            f"The metadata of {str(file)!r} has a field of the wrong type: expected a JSON "
+            f"The metadata of {str(file)!r} has a field of the wrong type. Expected a JSON "
             f"{type(default).__name__} of strings. " + received(file=str(file), value=text[:60])
         )
     return value

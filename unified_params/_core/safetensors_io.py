@@ -183,10 +183,15 @@ def temp_name(name: str, pid: int) -> str:
         >>> temp_name("m.safetensors", 7).startswith(".m.safetensors.7.")
         True
     """
-    tail = f".{pid}.{uuid.uuid4().hex[:8]}.tmp"
-    room = NAME_MAX - len(tail.encode()) - 1
+    return f"{_temp_prefix(name)}{pid}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+def _temp_prefix(name: str) -> str:
+    """``.<name>.``, the name cut so that any pid and the random tail still fit
+    in 255 bytes (the same cut for every process, so stale ones can be found)."""
+    room = NAME_MAX - len(".4294967295.12345678.tmp") - 2
     stem = name.encode()[:room].decode(errors="ignore")
-    return f".{stem}{tail}"
+    return f".{stem}."
 
 
 def remove_stale_temps(path: Path) -> list[Path]:
@@ -200,7 +205,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
         >>> [p.name == dead.name for p in remove_stale_temps(folder / "m.safetensors")]
         [True]
     """
-    prefix = temp_name(path.name, 0).rsplit(".0.", 1)[0] + "."
+    prefix = _temp_prefix(path.name)
     removed = []
     try:
         names = os.listdir(path.parent)
@@ -304,7 +309,7 @@ def read_header(path: Path) -> tuple[dict[str, str], list[TensorInfo]]:
     except OSError as err:
         raise _os_error(path, err, "read") from None
     try:
-        header = json.loads(raw)
+        header = json.loads(raw.decode("utf-8"))  # safetensors headers are UTF-8, nothing else
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         _refuse_pickles(path, head)
         raise _bad(path, f"its header is not JSON ({err})") from None
@@ -335,7 +340,7 @@ def _tensor_info(path: Path, name: str, spec: Any, start: int) -> TensorInfo:
         code, shape, (begin, end) = spec["dtype"], spec["shape"], spec["data_offsets"]
     except (TypeError, KeyError, ValueError):
         raise _bad(path, f"tensor {name!r} lacks dtype, shape or data_offsets") from None
-    if code not in DTYPES:
+    if not isinstance(code, str) or code not in DTYPES:
         raise _bad(path, f"tensor {name!r} has unknown dtype {code!r}")
     ints = [*shape, begin, end] if isinstance(shape, list) else None
     if ints is None or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ints):

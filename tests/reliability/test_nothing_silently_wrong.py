@@ -1,0 +1,472 @@
+"""Nothing silently wrong: each way a load, save, write or port could quietly give a
+wrong model now either works or raises, on every backend. One test (or more) per
+finding; the plain bad-input cases are in the catalogue."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conformance import specs
+from tests.conftest import assert_unchanged, needs, snapshot
+from unified_params import spec as S
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _filled(backend, value, spec=specs.nested):
+    model = spec().build(backend)
+    up.initialize(model, up.init.Constant(value))
+    return model
+
+
+def _values(model):
+    return {k: v for k, v in up.state_dict(model).items()}
+
+
+# -- 1, 2: a sharded checkpoint is one unit; one name is one checkpoint ------------
+def test_a_sharded_save_failing_midway_leaves_the_old_checkpoint_whole(backend, tmp_path, monkeypatch):
+    from unified_params._core import safetensors_io as st
+
+    path = tmp_path / "m.safetensors"
+    up.save(_filled(backend, 1.0), path, max_shard_size=200)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    real, calls = st.write, []
+
+    def fail_on_second_shard(stream, *rest):
+        calls.append(1)
+        if len(calls) == 2:
+            stream.write(b"partial")
+            raise OSError(28, "No space left on device")
+        return real(stream, *rest)
+
+    monkeypatch.setattr(st, "write", fail_on_second_shard)
+    with pytest.raises(up.CheckpointError, match="No space left"):
+        up.save(_filled(backend, 2.0), path, max_shard_size=200)
+    monkeypatch.setattr(st, "write", real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the new save left nothing
+    fresh = specs.nested().build(backend)
+    assert up.load(fresh, path).ok
+    assert all((v == 1.0).all() for v in _values(fresh).values())
+
+
+def test_a_resave_with_fewer_shards_leaves_no_stale_shard(backend, tmp_path):
+    path = tmp_path / "m.safetensors"
+    many = up.save(_filled(backend, 1.0), path, max_shard_size=100)
+    few = up.save(_filled(backend, 2.0), path, max_shard_size=10_000)
+    assert len(many) > len(few) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in few)
+    fresh = specs.nested().build(backend)
+    assert up.load(fresh, path).ok and all((v == 2.0).all() for v in _values(fresh).values())
+
+
+def test_one_name_means_the_newest_checkpoint_in_either_form(backend, tmp_path):
+    path = tmp_path / "m.safetensors"
+    up.save(_filled(backend, 1.0), path)
+    up.save(_filled(backend, 2.0), path, max_shard_size=200)  # sharded replaces single
+    assert not path.exists()
+    fresh = specs.nested().build(backend)
+    assert up.load(fresh, path).ok and all((v == 2.0).all() for v in _values(fresh).values())
+    up.save(_filled(backend, 3.0), path)  # single replaces sharded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    assert up.load(fresh, path).ok and all((v == 3.0).all() for v in _values(fresh).values())
+
+
+def test_both_forms_under_one_name_are_refused_not_guessed(backend, tmp_path):
+    path = tmp_path / "m.safetensors"
+    up.save(_filled(backend, 1.0), tmp_path / "other.safetensors", max_shard_size=200)
+    (tmp_path / "other.safetensors.index.json").rename(tmp_path / "m.safetensors.index.json")
+    up.save(_filled(backend, 2.0), tmp_path / "single.safetensors")
+    (tmp_path / "single.safetensors").rename(path)  # as an interrupted save could leave them
+    model = _filled(backend, 5.0)
+    before = snapshot(model)
+    with pytest.raises(up.CheckpointError, match="names two checkpoints"):
+        up.load(model, path)
+    assert_unchanged(before, model)
+    assert up.load(model, tmp_path / "m.safetensors.index.json").ok  # explicit: no doubt
+
+
+def test_a_shard_of_another_save_is_refused(backend, tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    files_a = up.save(_filled(backend, 1.0), a, max_shard_size=200)
+    files_b = up.save(_filled(backend, 2.0), b, max_shard_size=200)
+    files_b[1].replace(files_a[1])  # a shard swapped in by hand
+    model = _filled(backend, 5.0)
+    before = snapshot(model)
+    with pytest.raises(up.CheckpointError, match="belongs to another save"):
+        up.load(model, a)
+    assert_unchanged(before, model)
+
+
+def test_killed_sharded_saves_always_leave_one_whole_model(tmp_path):
+    """Kill a process that saves two models in turn, sharded, at random moments;
+    every time, the name loads as one whole model, the old or the new."""
+    needs("torch")
+    path = tmp_path / "m.safetensors"
+    script = textwrap.dedent(
+        f"""
+        import torch, unified_params as up
+        def model(value):
+            net = torch.nn.Sequential(*[torch.nn.Linear(1024, 1024) for _ in range(8)])
+            up.initialize(net, up.init.Constant(value))
+            return net
+        a, b = model(1.0), model(2.0)
+        print("ready", flush=True)
+        while True:
+            up.save(a, {str(path)!r}, max_shard_size="5MB")
+            up.save(b, {str(path)!r}, max_shard_size="3MB")
+        """
+    )
+    import torch
+
+    rng = random.Random(0)
+    for _ in range(4):
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT)
+        try:
+            assert child.stdout.readline().strip() == b"ready"
+            time.sleep(rng.uniform(0.3, 1.5))
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+        net = torch.nn.Sequential(*[torch.nn.Linear(1024, 1024) for _ in range(8)])
+        if not (tmp_path / "m.safetensors.index.json").exists():
+            continue  # killed before the first commit: nothing to load yet
+        assert up.load(net, path).ok
+        values = {float(v) for t in net.state_dict().values() for v in t.unique()}
+        assert values in ({1.0}, {2.0}), values  # never a mix of the two saves
+    up.save(net, path, max_shard_size="3MB")  # cleans what killed saves left behind
+    index = json.loads((tmp_path / "m.safetensors.index.json").read_text())
+    listed = set(index["weight_map"].values())
+    assert {p.name for p in tmp_path.iterdir()} == listed | {"m.safetensors.index.json"}
+
+
+# -- 3: a Param as a value is read in its own canonical layout -----------------------
+def test_a_param_of_another_backend_is_read_in_its_canonical_layout(backends):
+    models = {b: S.Sequential(S.Linear(4, 4)).build(b) for b in backends}
+    source = models[backends[0]]
+    up.initialize(source, up.init.Normal(), seed=3)
+    expected = up.wrap(source)["0.weight"].numpy()
+    assert not np.array_equal(expected, expected.T)  # a square kernel: a transpose would show
+    for backend in backends:
+        target = S.Sequential(S.Linear(4, 4)).build(backend)
+        p = up.wrap(target)["0.weight"]
+        p.set(up.wrap(source)["0.weight"])
+        np.testing.assert_array_equal(p.numpy(), expected)
+        p[1] = up.wrap(source)["0.weight"][2]
+        np.testing.assert_array_equal(p.numpy()[1], expected[2])
+        assert up.load_state_dict(target, {"0.weight": up.wrap(source)["0.weight"], "0.bias": np.zeros(4)}).ok
+        np.testing.assert_array_equal(p.numpy(), expected)
+
+
+# -- 4: a port checks its input first and restores on any error ------------------
+def test_a_port_with_a_bad_check_input_writes_nothing(backends):
+    source = specs.mlp().build(backends[0])
+    up.initialize(source, up.init.Normal(), seed=1)
+    for backend in backends:
+        dst = specs.mlp().build(backend)
+        before = snapshot(dst)
+        with pytest.raises(up.ShapeError, match="does not fit"):
+            up.port(source, dst, check_input=np.ones((2, 5), "float32"))
+        assert_unchanged(before, dst)
+
+
+def test_a_port_interrupted_midway_restores_the_destination(backend, monkeypatch):
+    from unified_params._core import state
+
+    source = specs.nested().build(backend)
+    up.initialize(source, up.init.Normal(), seed=1)
+    dst = specs.nested().build(backend)
+    before = snapshot(dst)
+    real, calls = state.Slot.write, []
+
+    def interrupted(self, arrays):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(self, arrays)
+
+    monkeypatch.setattr(state.Slot, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        up.port(source, dst)
+    assert len(calls) == 5
+    assert_unchanged(before, dst)
+
+
+# -- 5: strict means the same in both layouts ------------------------------------------
+def test_a_native_layout_load_reports_unexpected_keys(backend):
+    model = specs.mlp().build(backend)
+    native = up.state_dict(model, layout="native")
+    before = snapshot(model)
+    with pytest.raises(up.CheckpointError, match="unexpected '9.weight'"):
+        up.load_state_dict(model, {**native, "9.weight": np.zeros(3)}, layout="native")
+    assert_unchanged(before, model)
+    report = up.load_state_dict(model, {**native, "9.weight": np.zeros(3)}, layout="native", strict=False)
+    assert report.unexpected == ["9.weight"] and not report.ok
+    with pytest.raises(up.CheckpointError, match="mismatched '0.weight'"):
+        up.load_state_dict(model, {**native, "0.weight": np.zeros(3)}, layout="native")
+
+
+# -- 6: overflow and NaN -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda m: up.wrap(m)["0.weight"].set(np.full((8, 4), 1e39)),
+        lambda m: up.wrap(m)["0.weight"].__setitem__((0, 0), 1e39),
+        lambda m: up.initialize(m, up.init.Constant(1e39)),
+        lambda m: up.initialize(m, up.init.Normal(0, 1e38)),
+        lambda m: up.initialize(m, {"*": lambda shape, rng: np.full(shape, 1e39)}),
+    ],
+    ids=["set", "item", "Constant", "Normal", "custom"],
+)
+def test_a_value_too_large_for_the_dtype_is_refused_not_written_as_inf(backend, write):
+    model = specs.mlp().build(backend)
+    before = snapshot(model)
+    with pytest.raises((up.DTypeError, up.InitError), match="infinity"):
+        write(model)
+    assert_unchanged(before, model)
+
+
+def test_a_state_with_nan_or_overflow_is_refused_unless_allowed(backend, tmp_path):
+    model = specs.mlp().build(backend)
+    state = up.state_dict(model)
+    before = snapshot(model)
+    for bad in (np.full((8, 4), np.nan, "float32"), np.full((8, 4), 1e39, "float64")):
+        with pytest.raises(up.CheckpointError, match="not finite"):
+            up.load_state_dict(model, {**state, "0.weight": bad})
+        assert_unchanged(before, model)
+        report = up.load_state_dict(model, {**state, "0.weight": bad}, strict=False)
+        assert report.nonfinite == ["0.weight"] and "0.weight" not in report.loaded
+        assert_unchanged(before, model)
+    nan_state = {**state, "0.weight": np.full((8, 4), np.nan, "float32")}
+    report = up.load_state_dict(model, nan_state, allow_nonfinite=True)
+    assert report.ok and np.isnan(up.wrap(model)["0.weight"].numpy()).all()
+    from safetensors.numpy import save_file
+
+    save_file(nan_state, tmp_path / "nan.safetensors")
+    with pytest.raises(up.CheckpointError, match="allow_nonfinite=True"):
+        up.load(specs.mlp().build(backend), tmp_path / "nan.safetensors")
+    assert up.load(specs.mlp().build(backend), tmp_path / "nan.safetensors", allow_nonfinite=True).ok
+
+
+# -- 7: a subclass that overrides sample is what runs -----------------------------
+def test_a_subclass_of_a_builtin_initializer_runs_its_own_sample(backends):
+    class Halves(up.init.Normal):
+        def sample(self, shape, rng, param):
+            return np.full(shape, 0.5)
+
+    class Wider(up.init.Normal):  # no sample: the built-in law, with its own arguments
+        def __init__(self):
+            super().__init__(0.0, 3.0)
+
+    for backend in backends:
+        model = specs.mlp().build(backend)
+        up.initialize(model, Halves(), seed=0)
+        assert all((v == 0.5).all() for v in up.state_dict(model).values()), backend
+        up.initialize(model, Wider(), seed=0)
+        assert 1.5 < float(np.std(up.wrap(model)["0.weight"].numpy())) < 5
+
+
+# -- 8: an untied file into a tied model ---------------------------------------------------
+def test_an_untied_state_with_different_values_for_a_tie_group_is_refused(backend):
+    tied = specs.shared().build(backend)
+    untied = S.Sequential(
+        S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 1)
+    ).build(backend)
+    up.initialize(untied, up.init.Normal(), seed=4)
+    before = snapshot(tied)
+    with pytest.raises(up.CheckpointError, match="tied in this model but given different values '4.weight'"):
+        up.load_state_dict(tied, up.state_dict(untied))
+    assert_unchanged(before, tied)
+    report = up.load_state_dict(tied, up.state_dict(untied), strict=False)
+    assert set(report.conflicting) == {"4.weight", "4.bias"} and not report.ok
+    np.testing.assert_array_equal(up.wrap(tied)["4.weight"].numpy(), up.wrap(untied)["2.weight"].numpy())
+    agreeing = {**up.state_dict(tied), "4.weight": up.wrap(tied)["2.weight"].numpy()}
+    report = up.load_state_dict(tied, agreeing)  # the same value twice: fine, and said
+    assert report.ok and "4.weight" in report.skipped
+
+
+# -- 10: concurrent writes -------------------------------------------------------------
+def test_concurrent_item_writes_lose_no_row(backend):
+    model = S.Sequential(S.Linear(16, 32)).build(backend)
+    up.initialize(model, up.init.Zeros())
+    p = up.wrap(model)["0.weight"]
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def write(rows):
+        try:
+            barrier.wait()
+            for row in rows:
+                p[row] = float(row + 1)
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(range(k, 32, 8),)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    np.testing.assert_array_equal(p.numpy()[:, 0], np.arange(1, 33, dtype="float32"))
+
+
+def test_concurrent_in_place_additions_lose_no_update(backend):
+    model = S.Sequential(S.Linear(4, 4)).build(backend)
+    up.initialize(model, up.init.Zeros())
+    p = up.wrap(model)["0.weight"]
+    barrier = threading.Barrier(4)
+
+    def add():
+        barrier.wait()
+        for _ in range(25):
+            p[0] += 1
+
+    threads = [threading.Thread(target=add) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(p.numpy()[0], np.full(4, 100.0, "float32"))
+
+
+# -- 11: torch specials, and negative steps everywhere ------------------------------
+def test_torch_compiled_scripted_meta_and_bfloat16(backends):
+    if "torch" not in backends:
+        pytest.skip("torch not requested")
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    compiled = torch.compile(net)
+    m = up.wrap(compiled)  # the compiled wrapper shares the module: same paths, same tensors
+    assert list(m.params()) == ["0.weight", "0.bias"] and m["0.weight"].native is net[0].weight
+    m["0.bias"][0] = 5.0
+    assert float(net[0].bias.detach()[0]) == 5.0
+    with pytest.raises(up.UnsupportedError, match="torch.jit"):
+        up.wrap(torch.jit.script(net))
+    with torch.device("meta"):
+        meta = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    with pytest.raises(up.NotBuiltError, match="meta device.*to_empty"):
+        up.state_dict(meta)
+    with pytest.raises(up.NotBuiltError, match="meta device"):
+        up.wrap(meta)["0.weight"].set(np.zeros((3, 4)))
+    value = torch.arange(12, dtype=torch.bfloat16).reshape(3, 4)
+    up.wrap(net)["0.weight"].set(value)
+    np.testing.assert_array_equal(net[0].weight.detach().numpy(), np.arange(12).reshape(3, 4))
+
+
+def test_a_paddle_bfloat16_tensor_is_read_as_numbers_not_bits(backends):
+    if "paddle" not in backends:
+        pytest.skip("paddle not requested")
+    import paddle
+
+    model = S.Sequential(S.Linear(4, 3)).build(backends[0])
+    value = paddle.to_tensor(np.arange(12, dtype="float32").reshape(3, 4)).astype("bfloat16")
+    up.wrap(model)["0.weight"].set(value)
+    np.testing.assert_array_equal(up.wrap(model)["0.weight"].numpy(), np.arange(12).reshape(3, 4))
+
+
+@pytest.mark.parametrize("index", [np.s_[::-1], np.s_[1, ::-2], np.s_[::-1, 1:3]], ids=["rows", "row", "block"])
+def test_negative_step_writes_behave_like_numpy(backend, index):
+    model = S.Sequential(S.Linear(4, 6)).build(backend)
+    up.initialize(model, up.init.Normal(), seed=2)
+    p = up.wrap(model)["0.weight"]
+    expected = p.numpy()
+    value = np.arange(expected[index].size, dtype="float32").reshape(expected[index].shape)
+    expected[index] = value
+    p[index] = value
+    np.testing.assert_array_equal(p.numpy(), expected)
+
+
+# -- 12: Keras ties of any variable of a layer ----------------------------------------
+def test_a_parameter_tie_of_a_layers_second_variable(backend):
+    model = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 8)).build(backend)
+    up.tie(model, "2.bias", "4.bias")
+    assert up.ties(model) == [("2.bias", "4.bias")]
+    m = up.wrap(model)
+    m["2.bias"][3] = 7.0
+    assert float(m["4.bias"][3]) == 7.0
+    assert m.count() == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 8  # the tied bias counted once
+    up.untie(model, "4.bias")
+    assert up.ties(model) == []
+
+
+# -- 13: temporary files ---------------------------------------------------------------------
+def test_a_symlink_planted_at_the_temporary_name_is_never_followed(backend, tmp_path, monkeypatch):
+    from unified_params._core import safetensors_io as st
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    monkeypatch.setattr(st, "temp_name", lambda name, pid: ".planted.tmp")
+    (tmp_path / ".planted.tmp").symlink_to(victim)
+    with pytest.raises(up.CheckpointError, match="Could not write"):
+        up.save(specs.mlp().build(backend), tmp_path / "m.safetensors")
+    assert victim.read_text() == "keep me"
+
+
+def test_a_long_target_name_and_stale_temporaries_of_dead_processes(backend, tmp_path):
+    from unified_params._core import safetensors_io as st
+
+    path = tmp_path / ("x" * 240 + ".safetensors")  # a legal 252-byte name
+    dead = tmp_path / st.temp_name(path.name, 2**22 + 4321)  # a pid no process has
+    dead.write_bytes(b"left by a killed save")
+    alive = tmp_path / st.temp_name(path.name, os.getpid())
+    alive.write_bytes(b"another save, still running")
+    up.save(specs.mlp().build(backend), path)
+    assert up.load(specs.mlp().build(backend), path).ok
+    assert not dead.exists() and alive.exists()
+
+
+def test_a_fifo_or_folder_is_refused_at_once(backend, tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    model = specs.mlp().build(backend)
+    start = time.perf_counter()
+    with pytest.raises(up.CheckpointError, match="not a regular file"):
+        up.load(model, fifo)
+    with pytest.raises(up.CheckpointError, match="is a folder"):
+        up.load(model, tmp_path)
+    with pytest.raises(up.CheckpointError, match="Could not write"):
+        up.save(model, tmp_path)  # a folder as the file
+    assert time.perf_counter() - start < 5  # no wait for a writer on the FIFO
+
+
+def test_a_folder_that_is_a_file_is_a_checkpoint_error(backend, tmp_path):
+    (tmp_path / "file.txt").write_text("not a folder")
+    with pytest.raises(up.CheckpointError, match="Not a directory"):
+        up.save(specs.mlp().build(backend), tmp_path / "file.txt" / "m.safetensors")
+    with pytest.raises(up.CheckpointError, match="Not a directory|No checkpoint"):
+        up.load(specs.mlp().build(backend), tmp_path / "file.txt" / "m.safetensors")
+
+
+# -- 15: the tied-file claim of the README ---------------------------------------------
+def test_a_tied_file_loads_into_torch_with_the_safetensors_library(backends, tmp_path):
+    if "torch" not in backends:
+        pytest.skip("torch not requested")
+    from safetensors.torch import load_file, load_model
+
+    for backend in backends:
+        source = specs.shared().build(backend)
+        up.initialize(source, up.init.Normal(), seed=8)
+        up.save(source, tmp_path / f"{backend}.safetensors")
+        net = specs.shared().build("torch")
+        missing, unexpected = load_model(net, tmp_path / f"{backend}.safetensors")
+        assert not unexpected and set(missing) <= {"4.weight", "4.bias"}
+        for key, value in up.state_dict(source).items():
+            np.testing.assert_array_equal(net.state_dict()[key].numpy(), value)
+        assert net[4].weight is net[2].weight
+        untied_file = tmp_path / f"{backend}-plain.safetensors"
+        up.save(specs.mlp().build(backend), untied_file)
+        plain = specs.mlp().build("torch")
+        plain.load_state_dict(load_file(untied_file))  # an untied model: plain load_state_dict
