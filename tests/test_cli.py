@@ -78,8 +78,8 @@ def test_inspect_and_summary_of_checkpoints(backend, tmp_path, capsys):
 def test_summary_of_a_spec_expression(backend, capsys):
     assert cli.main(["summary", "Sequential(Linear(4, 8), ReLU(), Linear(8, 1))", "--backend", backend]) == 0
     assert "Total params: 49" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="neither a checkpoint file nor a spec"):
-        cli.main(["summary", "__import__('os').system('true')"])
+    assert cli.main(["summary", "__import__('os').system('true')"]) == 2
+    assert "neither a checkpoint file nor a spec" in capsys.readouterr().err
 
 
 def test_cli_reports_library_errors_without_a_traceback(tmp_path, capsys):
@@ -109,3 +109,57 @@ def test_conformance_command_prints_the_matrix(tmp_path):
     text = page.read_text()
     assert "| textbook models, written natively |" in text and "FAILED" not in text
     assert f"| feature | {REQUESTED[0]} | across |" in text
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["demo", "--backends", "torch,jax"],
+            "Unknown backend 'jax'. Expected a comma-separated subset of torch, keras, paddle",
+        ),
+        (["conformance", "--backends", "mxnet"], "Unknown backend 'mxnet'"),
+        (["summary", "missing.safetensors"], "No checkpoint at 'missing.safetensors'"),
+        (["summary", "Bogus(1)"], "neither a checkpoint file nor a spec"),
+        (["inspect", "."], "is a folder"),
+    ],
+)
+def test_usage_and_input_errors_exit_2_with_the_reason(argv, words, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_a_malformed_index_is_an_input_error_for_inspect_and_summary(backend, tmp_path, capsys):
+    import json as _json
+
+    import unified_params as up
+    from tests.conformance import specs
+
+    files = up.save(specs.mlp().build(backend), tmp_path / "m.safetensors", max_shard_size=100)
+    files[-1].write_text(_json.dumps({"weight_map": ["a", "b"]}))
+    for command in ("inspect", "summary"):
+        assert cli.main([command, str(files[-1])]) == 2
+        err = capsys.readouterr().err
+        assert "weight_map is not an object" in err and "Traceback" not in err
+
+
+def test_version_help_and_a_quiet_stderr():
+    version = subprocess.run(
+        [sys.executable, "-m", "unified_params", "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and re.fullmatch(r"unified-params \d+\.\d+\.\d+\n", version.stdout)
+    helps = [
+        subprocess.run([sys.executable, "-m", "unified_params", *a, "--help"], capture_output=True, text=True)
+        for a in ([], ["demo"], ["summary"])
+    ]
+    for result in helps:
+        assert result.returncode == 0 and "``" not in result.stdout and ":func:" not in result.stdout
+    demo_run = subprocess.run(
+        [sys.executable, "-m", "unified_params", "demo", "--backends", ",".join(REQUESTED)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo_run.returncode == 0
+    assert demo_run.stderr == "", demo_run.stderr[-2000:]  # no third-party start-up chatter

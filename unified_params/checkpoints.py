@@ -112,12 +112,17 @@ def save(
     with the format version, source backend, library version and each layer's
     kind. With ``max_shard_size`` (bytes, or ``"500MB"``), shards and an index
     json are written in the Hugging Face layout. A file from any backend loads
-    into the torch model of the same spec with ``safetensors.torch.load_file``
-    and ``load_state_dict``. ``progress`` shows a bar (default: above 100 MB
-    on an interactive terminal).
+    into the torch model of the same spec with
+    ``safetensors.torch.load_model(model, file)`` (which knows shared
+    tensors), or, for a model without ties, ``load_file`` and
+    ``load_state_dict``. ``progress`` shows a bar (default: above 100 MB on an
+    interactive terminal).
 
     The file is written beside its final name and renamed over it, so a crash
-    never leaves a half-written checkpoint. With ``durable`` (the default) it is
+    never leaves a half-written checkpoint. A sharded save commits as one
+    unit: shards under new names, then the index, then the old checkpoint's
+    files (shards, or a single file of the same name) are removed; one name
+    always means one checkpoint. With ``durable`` (the default) it is
     also flushed to the disk before and after the rename, which survives a
     power cut; ``durable=False`` skips the flushes, as ``torch.save`` and
     ``safetensors`` do, and returns as soon as the bytes are in the page cache.

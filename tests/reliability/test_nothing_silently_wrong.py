@@ -377,7 +377,9 @@ def test_a_paddle_bfloat16_tensor_is_read_as_numbers_not_bits(backends):
     np.testing.assert_array_equal(up.wrap(model)["0.weight"].numpy(), np.arange(12).reshape(3, 4))
 
 
-@pytest.mark.parametrize("index", [np.s_[::-1], np.s_[1, ::-2], np.s_[::-1, 1:3]], ids=["rows", "row", "block"])
+@pytest.mark.parametrize(
+    "index", [np.s_[::-1], np.s_[1, ::-2], np.s_[::-1, 1:3]], ids=["rows", "row", "block"]
+)
 def test_negative_step_writes_behave_like_numpy(backend, index):
     model = S.Sequential(S.Linear(4, 6)).build(backend)
     up.initialize(model, up.init.Normal(), seed=2)

@@ -203,7 +203,8 @@ def _checked_path(file: Any) -> Path:
             "Invalid checkpoint file name. Expected a non-empty path (str or pathlib.Path). "
             + received(file=file, type=type(file).__name__)
         )
-    return Path(file)
+    path = Path(file)
+    return path if path.name else path.resolve()  # "." or "/": a folder, named
 
 
 def load_file(
@@ -282,7 +283,7 @@ def _parse_size(size: int | str) -> int:
 
 
 def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
-    index = _read_index(index_path)
+    index = read_index(index_path)
     weight_map: dict[str, str] = index["weight_map"]
     expected_id = index.get("metadata", {}).get("checkpoint_id")
     state: dict[str, Source] = {}
@@ -314,7 +315,7 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
     return state, metadata
 
 
-def _read_index(index_path: Path) -> dict[str, Any]:
+def read_index(index_path: Path) -> dict[str, Any]:
     """The index's JSON, every field of the type it must have.
 
     Raises:

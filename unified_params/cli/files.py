@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import access, spec
-from .._core.checkpoint import INDEX_SUFFIX, read_state
+from .._core.checkpoint import INDEX_SUFFIX, index_of, read_index, read_state
+from .._core.errors import BackendNotInstalledError, UnsupportedError, received
 from ..backends import IMPORT_ORDER
 from ..backends.importing import import_framework, installed
 from .render import table
@@ -41,24 +42,40 @@ def inspect(file: str, out: Any) -> None:
     shown = {k: v for k, v in metadata.items() if k not in ("aliases",)}
     table("metadata", ["key", "value"], sorted(shown.items()), out)
     if str(file).endswith(INDEX_SUFFIX) or not Path(file).exists():
-        index = Path(file) if str(file).endswith(INDEX_SUFFIX) else Path(str(file) + INDEX_SUFFIX)
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        index = read_index(index_of(Path(file)))
+        shards = sorted(set(index["weight_map"].values()))
         print(f"sharded: {len(shards)} files ({', '.join(shards)})", file=out)
 
 
-def summary(target: str, backend: str | None, out: Any) -> None:
+def summary(target: str, backend: str | None, out: Any, importer: Any = None) -> None:
     """``up.summary`` of a spec expression built natively, or a per-layer
-    summary of a checkpoint file."""
-    if Path(target).exists() or Path(target + INDEX_SUFFIX).exists():
+    summary of a checkpoint file (a target that names a file must exist).
+
+    Raises:
+        CheckpointError: A file name for a file that is not there.
+        UnsupportedError: Neither a file nor a spec expression.
+    """
+    if Path(target).exists() or Path(target + INDEX_SUFFIX).exists() or _looks_like_a_file(target):
         _checkpoint_summary(target, out)
         return
     model_spec = _parse_spec(target)
     chosen = backend or next((b for b in ("torch", "paddle", "keras") if installed(b)), None)
     if chosen is None:
-        raise SystemExit("No backend installed: pip install 'unified-params[all]'")
-    for name in sorted({chosen, *([] if backend else [])}, key=IMPORT_ORDER.index):
-        import_framework(name)
+        raise BackendNotInstalledError(
+            "No backend is installed to build the spec. Expected one of torch, keras, paddle: "
+            "pip install 'unified-params[all]'. " + received(target=target)
+        )
+    (importer or _import)([chosen])
     print(access.summary(model_spec.build(chosen)), file=out)
+
+
+def _import(backends: list[str]) -> None:
+    for name in sorted(backends, key=IMPORT_ORDER.index):
+        import_framework(name)
+
+
+def _looks_like_a_file(target: str) -> bool:
+    return target.endswith((".safetensors", ".json")) or "/" in target and "(" not in target
 
 
 def _checkpoint_summary(file: str, out: Any) -> None:
@@ -84,12 +101,15 @@ def _parse_spec(text: str) -> Any:
     try:
         built = eval(text, {"__builtins__": {}}, names)  # only spec constructors are in scope
     except Exception as err:
-        raise SystemExit(
-            f"{text!r} is neither a checkpoint file nor a spec expression such as "
-            f"'Sequential(Linear(4, 8), ReLU(), Linear(8, 1))' ({err})."
+        raise UnsupportedError(
+            f"{text!r} is neither a checkpoint file nor a spec expression ({err}). Expected a file, "
+            "or a spec such as 'Sequential(Linear(4, 8), ReLU(), Linear(8, 1))'. " + received(target=text)
         ) from None
     if not isinstance(built, spec.Layer):
-        raise SystemExit(f"{text!r} does not build an up.spec layer.")
+        raise UnsupportedError(
+            f"{text!r} does not build an up.spec layer. Expected a spec expression such as "
+            "'Sequential(Linear(4, 8), ReLU())'. " + received(target=text)
+        )
     return built
 
 
