@@ -185,6 +185,7 @@ def port(
     *,
     check_input: Any = None,
     atol: float = 1e-5,
+    rtol: float = 1e-4,
     mapping: Mapping[str, str] | None = None,
     progress: bool | None = None,
 ) -> PortReport:
@@ -193,11 +194,18 @@ def port(
     Parameterised layers are matched in order by kind and canonical shapes
     (names may differ); ``mapping`` (source layer path -> destination layer
     path) pins pairs. With ``check_input`` (a canonical, channels-first
-    input), both models run in inference mode and a difference beyond
-    ``atol`` raises :class:`PortError` with the destination restored.
+    input), both models run in inference mode and an output farther than
+    ``atol + rtol * |source output|`` from the source's (``numpy.allclose``'s
+    rule: deep networks differ by float rounding in proportion to their
+    outputs) raises :class:`PortError` with the destination restored; the
+    error's ``report`` attribute holds the :class:`PortReport` (pairs,
+    hyperparameter differences, the largest difference). The input is checked
+    against both models before anything is written, and any error during the
+    port restores the destination.
 
     Raises:
         PortError: The architectures do not match, or outputs differ.
+        ShapeError: ``check_input`` does not fit a model (nothing written).
 
     Examples:
         >>> import torch
@@ -207,5 +215,11 @@ def port(
         [('', '0', 'linear')]
     """
     return _port.port(
-        wrap(src), wrap(dst), check_input=check_input, atol=atol, mapping=mapping, progress=progress
+        wrap(src),
+        wrap(dst),
+        check_input=check_input,
+        atol=atol,
+        rtol=rtol,
+        mapping=mapping,
+        progress=progress,
     )

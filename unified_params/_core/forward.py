@@ -21,5 +21,5 @@ def run(model: Module, inputs: Any, *, training: bool = False) -> np.ndarray:
     Raises:
         ShapeError: The input does not fit the model's first layer.
     """
-    x = prepare_input(model, inputs, model._adapter.CHANNELS_LAST)
+    x = prepare_input(model, inputs)
     return restore_output(model, x, model._adapter.forward(model.native, x, bool(training)))

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import values
 from .errors import UnsupportedError, received
-from .inputs import prepare_input
+from .inputs import channels_moved, prepare_input
 from .view import LAYOUTS, Module
 
 LOSSES = ("sum", "mean", "mse")
@@ -84,9 +84,9 @@ def run(
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     check_loss(loss, targets)
     adapter = model._adapter
-    x = prepare_input(model, inputs, adapter.CHANNELS_LAST)
+    x = prepare_input(model, inputs)
     t = None if targets is None else values.as_array(targets, path="<targets>").astype(np.float32)
-    if t is not None and adapter.CHANNELS_LAST and t.ndim >= 3 and t.ndim == x.ndim:
+    if t is not None and t.ndim == x.ndim and channels_moved(model, x.ndim):
         t = np.ascontiguousarray(np.moveaxis(t, 1, -1))  # image targets are channels first too
     params = [(k, p) for k, p in model.params().items() if p.kind == "param" and p.trainable]
     natives = [p.native for _, p in params]

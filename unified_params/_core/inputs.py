@@ -49,7 +49,7 @@ def moves_channels(kind: str, ndim: int) -> bool:
     return (kind.startswith("conv") or kind == "batchnorm") and ndim >= 3
 
 
-def prepare_input(model: Module, inputs: Any, channels_last: bool) -> np.ndarray:
+def prepare_input(model: Module, inputs: Any) -> np.ndarray:
     """Validate the input against the first layer and put image axes where the
     framework wants them (canonical inputs are channels first).
 
@@ -58,24 +58,35 @@ def prepare_input(model: Module, inputs: Any, channels_last: bool) -> np.ndarray
     """
     x = values.as_array(inputs, path="<inputs>")
     expected = expected_input(model)
-    if expected is None:
-        return x
-    description, fits, kind = expected
-    if not fits(x):
-        raise ShapeError(
-            f"The input does not fit the model's first {kind} layer. Expected an input of shape "
-            f"{description}. " + received(shape=x.shape, dtype=str(x.dtype))
-        )
-    if channels_last and moves_channels(kind, x.ndim):
+    if expected is not None:
+        description, fits, kind = expected
+        if not fits(x):
+            raise ShapeError(
+                f"The input does not fit the model's first {kind} layer. Expected an input of shape "
+                f"{description}. " + received(shape=x.shape, dtype=str(x.dtype))
+            )
+        if x.dtype.kind == "f" and x.dtype != np.float32:
+            x = x.astype(np.float32)
+    if channels_moved(model, x.ndim):
         x = np.moveaxis(x, 1, -1)
-    if x.dtype.kind == "f" and x.dtype != np.float32:
-        x = x.astype(np.float32)
     return np.ascontiguousarray(x)
+
+
+def channels_moved(model: Module, ndim: int) -> bool:
+    """Whether an input of ``ndim`` axes goes to this model with its channels
+    moved last: the first parameterised layer says so (a convolution, a batch
+    norm), or, when that layer cannot (a Keras model that starts with
+    Normalization), the rank of the input the model declares (4 or 5: images
+    or volumes)."""
+    if not model._adapter.CHANNELS_LAST or ndim < 3:
+        return False
+    expected = expected_input(model)
+    if expected is not None:
+        return moves_channels(expected[2], ndim)
+    return ndim >= 4 and model._adapter.input_rank(model.native) == ndim
 
 
 def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:
     """A native output as numpy, channels first where the input's channels were moved last."""
     out = np.asarray(output)
-    expected = expected_input(model)
-    moved = model._adapter.CHANNELS_LAST and expected is not None and moves_channels(expected[2], x.ndim)
-    return np.moveaxis(out, -1, 1) if moved and out.ndim == x.ndim else out
+    return np.moveaxis(out, -1, 1) if out.ndim == x.ndim and channels_moved(model, x.ndim) else out

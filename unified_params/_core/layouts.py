@@ -35,6 +35,13 @@ CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "conv1d": {"weight": ("out", "in", "k0"), "bias": ("out",)},
     "conv2d": {"weight": ("out", "in", "k0", "k1"), "bias": ("out",)},
     "conv3d": {"weight": ("out", "in", "k0", "k1", "k2"), "bias": ("out",)},
+    # A depthwise-then-pointwise pair in one layer (Keras SeparableConv2D): the depthwise
+    # kernel is a grouped conv weight (in * mult, 1, kH, kW), the pointwise one a 1x1 conv.
+    "separable_conv2d": {
+        "depthwise_weight": ("out", "1", "k0", "k1"),
+        "pointwise_weight": ("out", "in", "k0", "k1"),
+        "bias": ("out",),
+    },
     "conv_transpose1d": {"weight": ("in", "out", "k0"), "bias": ("out",)},
     "conv_transpose2d": {"weight": ("in", "out", "k0", "k1"), "bias": ("out",)},
     "mha": {"in_proj_weight": ("out", "in"), "in_proj_bias": ("out",)},

@@ -85,6 +85,7 @@ def port(
     *,
     check_input: Any = None,
     atol: float = 1e-5,
+    rtol: float = 1e-4,
     mapping: Mapping[str, str] | None = None,
     progress: bool | None = None,
 ) -> PortReport:
@@ -108,7 +109,7 @@ def port(
                 report.lossy.append(merge_note(slot))
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
-            prepare_input(model, check_input, model._adapter.CHANNELS_LAST)
+            prepare_input(model, check_input)
     backup = _native_state(dst)
     try:
         report.load = load(
@@ -117,7 +118,7 @@ def port(
         report.lossy += [n for n in report.load.notes if n not in report.lossy]
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
-            report.max_abs_diff = _compare(src, dst, check_input, atol)
+            report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
     except BaseException:
         _restore(dst, backup)  # whatever failed, the destination is as it was
         raise
@@ -217,13 +218,23 @@ def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
         p.set(state[path], layout="native")
 
 
-def _compare(src: Module, dst: Module, inputs: Any, atol: float) -> float:
+def _compare(src: Module, dst: Module, inputs: Any, atol: float, rtol: float, report: PortReport) -> float:
+    """The largest output difference; beyond ``atol + rtol * |source output|``
+    anywhere (``numpy.allclose``'s rule), a PortError that carries the report."""
     a, b = run_forward(src, inputs), run_forward(dst, inputs)
-    diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
-    if not diff <= atol:  # NaN outputs fail too
-        raise PortError(
-            f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
-            f"{b.shape}); the destination was restored. Expected at most atol={atol:g}. "
-            + received(max_abs_diff=diff, atol=atol)
+    same_shape = a.shape == b.shape
+    diff = float(np.max(np.abs(a - b))) if same_shape and a.size else (0.0 if same_shape else float("inf"))
+    report.max_abs_diff = diff
+    if not (same_shape and np.allclose(b, a, rtol=rtol, atol=atol)):
+        hints = (
+            f" Hyperparameters that differ: {'; '.join(report.differences)}." if report.differences else ""
         )
+        error = PortError(
+            f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
+            f"{b.shape}, largest source output {float(np.max(np.abs(a))) if a.size else 0.0:.3g}); the "
+            f"destination was restored.{hints} Expected every output within atol={atol:g} + "
+            f"rtol={rtol:g} x |source output|. " + received(max_abs_diff=diff, atol=atol, rtol=rtol)
+        )
+        error.report = report  # what was matched, converted and found: the reason is not lost
+        raise error
     return diff

@@ -194,6 +194,8 @@ def slots(model: Module) -> list[Slot]:
     consumed = {id(p.native) for slot in gathered.values() for p in slot.params}
     out = []
     for key, param in params.items():
+        if not param.persistent:
+            continue  # rebuilt by the model, never state (torch's persistent=False buffers)
         first = gathered.get(id(param.native))
         if first is not None:
             out.append(first)
@@ -269,7 +271,7 @@ def _owner(module_path: str, attention: list[str]) -> str:
 def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
     """The model's state as numpy arrays; see ``unified_params.state_dict``."""
     if layout == "native":
-        return {path: p.numpy("native") for path, p in model.params().items()}
+        return {path: p.numpy("native") for path, p in model.params().items() if p.persistent}
     if layout != "canonical":
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)

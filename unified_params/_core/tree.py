@@ -34,9 +34,14 @@ class Entry:
         var: The native variable.
         kind: ``"param"`` or ``"buffer"``.
         leaf: What the adapter declares for the variable, if anything.
+        persistent: Whether the framework saves it (torch's non-persistent
+            buffers are not: they are rebuilt by the model, never checkpointed).
     """
 
-    __slots__ = ("path", "module_path", "module", "layer_kind", "name", "native_name", "var", "kind", "leaf")
+    __slots__ = (
+        "path", "module_path", "module", "layer_kind", "name", "native_name", "var", "kind", "leaf",
+        "persistent",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class Entry:
         var: Any,
         kind: str,
         leaf: layouts.Leaf | None,
+        persistent: bool = True,
     ) -> None:
         self.path = path
         self.module_path = module_path
@@ -59,6 +65,7 @@ class Entry:
         self.var = var
         self.kind = kind
         self.leaf = leaf
+        self.persistent = persistent
 
     @property
     def native_path(self) -> str:
@@ -128,16 +135,23 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
     dot = f"{module_path}." if module_path else ""
     if declared is None and buffers is None:  # native names are canonical: the common case
         return [
-            Entry(dot + n, module_path, module, kind, n, n, var, "buffer" if b else "param", None)
-            for n, var, b in native
+            Entry(dot + n, module_path, module, kind, n, n, var, _KINDS[role], None, role != "transient")
+            for n, var, role in native
         ]
     out = []
-    for native_name, var, native_buffer in native:
+    for native_name, var, native_role in native:
         leaf = None if declared is None else declared.get(native_name)
         name = native_name if leaf is None else leaf.canonical
-        role = "buffer" if native_buffer or (buffers is not None and name in buffers) else "param"
-        out.append(Entry(dot + name, module_path, module, kind, name, native_name, var, role, leaf))
+        role = "buffer" if native_role != "param" or (buffers is not None and name in buffers) else "param"
+        persistent = native_role != "transient"
+        out.append(
+            Entry(dot + name, module_path, module, kind, name, native_name, var, role, leaf, persistent)
+        )
     return out
+
+
+#: A native variable's role -> the kind of its entry.
+_KINDS = {"param": "param", "buffer": "buffer", "transient": "buffer"}
 
 
 #: Per layer class: its kind, the adapter's declared leaves, the buffer leaves.

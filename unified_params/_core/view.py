@@ -447,6 +447,13 @@ class Param:
         return self._entry.kind
 
     @property
+    def persistent(self) -> bool:
+        """Whether the framework saves it. torch's non-persistent buffers (a
+        Swin block's ``relative_position_index``) are listed and reachable,
+        but never written to a state or checkpoint: the model rebuilds them."""
+        return self._entry.persistent
+
+    @property
     def aliases(self) -> tuple[str, ...]:
         """Other paths of the model that reach the very same variable."""
         if self._aliases is None:
@@ -608,6 +615,7 @@ class Param:
             array = self.layout.to_native(array, self.native_shape)
         with write_lock(self._entry.var):
             self._write(array)
+            self._adapter.after_write(self._entry.module)
 
     def _write(self, array: np.ndarray) -> None:
         """Write a validated native-layout value: a strided one (a transposed
@@ -666,6 +674,7 @@ class Param:
                 self._write_index(index, array)
             else:
                 self._write_chain(chain, array)
+            self._adapter.after_write(self._entry.module)
         self._fresh = in_place_of
 
     def _write_chain(self, chain: tuple[Any, ...], array: np.ndarray) -> None:

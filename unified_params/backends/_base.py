@@ -19,9 +19,11 @@ from .._core.initializers import Initializer
 from .._core.layouts import Leaf
 from .._core.state import Merge, Part
 
-#: One native variable of a module: its native name, the variable, and
-#: whether the framework itself keeps it as a buffer / non-trainable state.
-NativeVariable = tuple[str, Any, bool]
+#: One native variable of a module: its native name, the variable, and its role
+#: to the framework: ``"param"``, ``"buffer"`` (non-trainable state, saved) or
+#: ``"transient"`` (a buffer the framework does not save: torch's
+#: ``persistent=False``).
+NativeVariable = tuple[str, Any, str]
 
 
 class Adapter(abc.ABC):
@@ -156,6 +158,18 @@ class Adapter(abc.ABC):
         """A copy of the gradient in native layout, or ``None`` before backward."""
 
     @abc.abstractmethod
+    def after_write(self, module: Any) -> None:
+        """What the framework does after weights are loaded into ``module``:
+        rebuild what the layer derives from its variables (Keras
+        ``finalize_state``); nothing for most layers."""
+
+    @abc.abstractmethod
+    def input_rank(self, model: Any) -> int | None:
+        """The rank (batch axis included) of the input the model declares, or
+        ``None``: how a channels-last framework tells an image model whose first
+        layer holds no convolution (a Keras model that starts with Normalization)."""
+
+    @abc.abstractmethod
     def hyperparameters(self, module: Any) -> dict[str, float]:
         """Numeric settings that change what the weights mean, in PyTorch's
         convention (``eps``; ``momentum`` as torch counts it)."""
@@ -224,15 +238,23 @@ def registered_variables(
     """Variables of a module that keeps parameters and buffers in two dicts
     (torch ``_parameters``/``_buffers``, paddle likewise).
 
-    Empty slots (``None``) and non-persistent buffers (not state) are left out.
+    Empty slots (``None``) are left out. Non-persistent buffers are
+    ``"transient"``, except private ones (a leading underscore: paddle's RNN
+    ``_dropout_state``), which are the framework's plumbing, not the model's.
 
     Examples:
-        >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3}, {"tmp"})
-        [('weight', 1, False), ('stat', 2, True)]
+        >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3, "_x": 4}, {"tmp", "_x"})
+        [('weight', 1, 'param'), ('stat', 2, 'buffer'), ('tmp', 3, 'transient')]
     """
-    own = [(n, p, False) for n, p in params.items() if p is not None]
+    own = [(n, p, "param") for n, p in params.items() if p is not None]
     if buffers:
-        own += [(n, b, True) for n, b in buffers.items() if b is not None and n not in transient]
+        for n, b in buffers.items():
+            if b is None:
+                continue
+            if n not in transient:
+                own.append((n, b, "buffer"))
+            elif not n.startswith("_"):
+                own.append((n, b, "transient"))
     return own
 
 
@@ -248,18 +270,16 @@ def registered_containers(kids: dict, params: dict, buffers: dict, transient: Si
     return (kids, kids.values(), params, params.values(), buffers, buffers.values(), transient)
 
 
-def registered_holds(
-    params: Mapping[str, Any], buffers: Mapping[str, Any], transient: Any, name: str, var: Any
-) -> bool:
+def registered_holds(params: Mapping[str, Any], buffers: Mapping[str, Any], name: str, var: Any) -> bool:
     """:meth:`Adapter.holds` for the same kind of module: the slot holds ``var``
-    as a parameter, or as a persistent buffer.
+    as a parameter or a buffer.
 
     Examples:
         >>> w = object()
-        >>> registered_holds({"w": w}, {}, (), "w", w), registered_holds({}, {"w": w}, {"w"}, "w", w)
+        >>> registered_holds({"w": w}, {}, "w", w), registered_holds({}, {"w": w}, "v", w)
         (True, False)
     """
-    return params.get(name) is var or (buffers.get(name) is var and name not in transient)
+    return params.get(name) is var or buffers.get(name) is var
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ live in a :class:`~unified_params._core.grad_store.GradStore`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sized
 from operator import attrgetter
 from typing import Any
@@ -32,6 +33,7 @@ _KINDS: dict[type, str] = {
     L.Conv2D: "conv2d",
     L.Conv3D: "conv3d",
     L.DepthwiseConv2D: "conv2d",
+    L.SeparableConv2D: "separable_conv2d",
     L.Conv1DTranspose: "conv_transpose1d",
     L.Conv2DTranspose: "conv_transpose2d",
     L.MultiHeadAttention: "mha",
@@ -131,6 +133,11 @@ class KerasAdapter(Adapter):
     }
     DEFAULT_INIT = {
         **{kind: _GLOROT for kind in (*_KERNEL, *_TRANSPOSED)},
+        "separable_conv2d": {
+            "depthwise_weight": XavierUniform(),
+            "pointwise_weight": XavierUniform(),
+            "bias": Zeros(),
+        },
         "batchnorm": _ONES_ZEROS,
         "layernorm": _ONES_ZEROS,
         "embedding": {"weight": Uniform(-0.05, 0.05)},
@@ -144,6 +151,15 @@ class KerasAdapter(Adapter):
         "layernorm": _NORM,
         "embedding": {"embeddings": Leaf("weight")},
         "conv2d": {"kernel": _KERNEL["conv2d"], "bias": _BIAS, "depthwise_kernel": _DEPTHWISE},
+        "separable_conv2d": {
+            "depthwise_kernel": Leaf(
+                "depthwise_weight",
+                ("k0", "k1", "in", "mult"),
+                canonical_axes=(("in", "mult"), "1", "k0", "k1"),
+            ),
+            "pointwise_kernel": Leaf("pointwise_weight", ("k0", "k1", "in", "out")),
+            "bias": _BIAS,
+        },
         "lstm": _recurrent(None),
         "gru": _recurrent("zrn"),
     }
@@ -239,11 +255,32 @@ class KerasAdapter(Adapter):
             )
         slots = _slot_names(owner)
         if not slots:
-            own = [(v.name, v, False) for v in owner._trainable_variables]
+            own = [(v.name, v, "param") for v in owner._trainable_variables]
             frozen = owner._non_trainable_variables
-            return own + [(v.name, v, True) for v in frozen] if frozen else own
-        own = [(slots.get(id(v)) or v.name, v, False) for v in owner._trainable_variables]
-        return own + [(slots.get(id(v)) or v.name, v, True) for v in owner._non_trainable_variables]
+            return own + [(v.name, v, "buffer") for v in frozen] if frozen else own
+        own = [(slots.get(id(v)) or v.name, v, "param") for v in owner._trainable_variables]
+        return own + [(slots.get(id(v)) or v.name, v, "buffer") for v in owner._non_trainable_variables]
+
+    def after_write(self, module: Any) -> None:
+        # What Keras' own weight loading does after setting a layer's variables: layers
+        # that cache values derived from their state (Normalization's mean and variance)
+        # rebuild the cache, else their outputs would still use the old values.
+        finalize = getattr(module, "finalize_state", None)
+        if callable(finalize) and getattr(module, "built", True):
+            finalize()
+
+    def input_rank(self, model: Any) -> int | None:
+        try:  # a functional model, or a built Sequential: its declared inputs
+            inputs = model.inputs if isinstance(model, (Functional, keras.Sequential)) else None
+        except (AttributeError, ValueError):
+            inputs = None
+        if inputs:
+            return len(inputs[0].shape)
+        config = model.get_build_config() if getattr(model, "built", False) else None
+        shape = (config or {}).get("input_shape")
+        if isinstance(shape, (list, tuple)) and shape and not isinstance(shape[0], (list, tuple)):
+            return len(shape)
+        return None
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
@@ -253,10 +290,8 @@ class KerasAdapter(Adapter):
         else:
             if not any(v is var for v in owner._non_trainable_variables):
                 return False
-        if _SLOT_NAMES not in owner.__dict__ and not isinstance(owner, L.DepthwiseConv2D):
-            return var.name == native_name  # a Keras variable's name never changes
         slots = _slot_names(owner) or {}
-        return (slots.get(id(var)) or var.name) == native_name
+        return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)
@@ -348,11 +383,12 @@ class KerasAdapter(Adapter):
         # Keras refuses new state after build ("cannot add new elements of state"); the
         # layer's tracker can still swap one tracked variable for another in place.
         owner = module.cell if isinstance(module, L.RNN) else module
+        names = _slot_names(owner) or {}
         slots = owner.__dict__.get(_SLOT_NAMES, {})
         old = next(
             v
             for v in owner._trainable_variables + owner._non_trainable_variables
-            if slots.get(id(v), v.name) == native_name
+            if (names.get(id(v)) or v.name) == native_name
         )
         tracker = owner._tracker
         store = (
@@ -421,12 +457,36 @@ def _named_children(model: Any) -> list[tuple[str, Any]]:
 
 
 def _slot_names(owner: Any) -> dict[int, str] | None:
-    """Names of the slots whose variable is not named after them: tied ones, and
-    a depthwise kernel (its own layout); by the variable's id."""
+    """Names of the slots whose variable is not named after them, by the
+    variable's id: tied ones, a depthwise kernel (its own layout), and
+    variables Keras named itself (``add_weight()`` without a name)."""
     slots = owner.__dict__.get(_SLOT_NAMES)
     if isinstance(owner, L.DepthwiseConv2D):
         slots = {id(owner.kernel): "depthwise_kernel", **(slots or {})}
+    unnamed = _unnamed(owner)
+    if unnamed:
+        slots = {**unnamed, **(slots or {})}
     return slots
+
+
+#: A name Keras gives a variable created without one: a process-wide counter.
+_AUTO_NAME = re.compile(r"variable(_\d+)?")
+
+
+def _unnamed(owner: Any) -> dict[int, str] | None:
+    """Structural names for variables Keras named itself ("variable_17", from a
+    process-wide counter): the attribute of the layer that holds the variable
+    (LayerScale's ``gamma``), else ``variable_<k>``, its position among the
+    layer's variables. The same in every process and every instance."""
+    variables = [*owner._trainable_variables, *owner._non_trainable_variables]
+    auto = [v for v in variables if v.name.startswith("variable") and _AUTO_NAME.fullmatch(v.name)]
+    if not auto:
+        return None
+    attributes = {
+        id(v): k for k, v in vars(owner).items() if not k.startswith("_") and isinstance(v, keras.Variable)
+    }
+    position = {id(v): k for k, v in enumerate(variables)}  # by identity: == is elementwise here
+    return {id(v): attributes.get(id(v)) or f"variable_{position[id(v)]}" for v in auto}
 
 
 def _replace_in_sequential(model: Any, index: int, layer: Any) -> None:

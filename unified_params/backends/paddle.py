@@ -123,8 +123,7 @@ class PaddleAdapter(Adapter):
         )
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        transient = module._non_persistable_buffer_names_set
-        return registered_holds(module._parameters, module._buffers, transient, native_name, var)
+        return registered_holds(module._parameters, module._buffers, native_name, var)
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(int(d) for d in var.shape)
@@ -163,6 +162,12 @@ class PaddleAdapter(Adapter):
     def grad(self, var: Any) -> np.ndarray | None:
         grad = var.grad
         return None if grad is None else np.array(grad.numpy(), copy=True)
+
+    def after_write(self, module: Any) -> None:
+        pass  # paddle layers read their parameters afresh on every call
+
+    def input_rank(self, model: Any) -> int | None:
+        return None  # inputs are channels-first already: nothing to decide
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
         out = {}

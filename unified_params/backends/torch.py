@@ -108,8 +108,7 @@ class TorchAdapter(Adapter):
         return registered_variables(module._parameters, module._buffers, module._non_persistent_buffers_set)
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        transient = module._non_persistent_buffers_set
-        return registered_holds(module._parameters, module._buffers, transient, native_name, var)
+        return registered_holds(module._parameters, module._buffers, native_name, var)
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)
@@ -153,6 +152,12 @@ class TorchAdapter(Adapter):
 
     def grad(self, var: Any) -> np.ndarray | None:
         return None if var.grad is None else _to_numpy(var.grad.detach())
+
+    def after_write(self, module: Any) -> None:
+        pass  # torch and paddle layers read their parameters afresh on every call
+
+    def input_rank(self, model: Any) -> int | None:
+        return None  # inputs are channels-first already: nothing to decide
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
         found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups")}
