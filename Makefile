@@ -6,11 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench docs setup clean
+.PHONY: demo test fuzz bench docs zoo setup clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e ".[all,test,docs]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[all,test,docs,zoo]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,6 +32,10 @@ fuzz: $(STAMP)
 # Benchmarks: ratios against baselines measured in the same run; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Every model of the zoo gallery round-trips; writes docs/porting-gallery.md.
+zoo: $(STAMP)
+	$(BIN)/python -m tests.zoo.gallery
 
 # Regenerate the generated documentation pages.
 docs: $(STAMP)

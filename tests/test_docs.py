@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,13 @@ def test_every_page_in_the_navigation_exists():
     assert {"chapter.md", "api.md", "porting.md", "conformance.md", "benchmarks.md", "errors.md"} <= set(
         pages
     )
+
+
+def test_the_zoo_gallery_page_lists_every_gallery_model_as_it_ran():
+    from tests.zoo.models import GALLERY
+
+    page = (DOCS / "porting-gallery.md").read_text()
+    for model in GALLERY:
+        assert f"| {model.family} | `{model.name}` |" in page, model.name
+    shown = re.search(r"(\d+)/(\d+) models round-trip", page)
+    assert shown and shown.group(2) == str(len(GALLERY))

@@ -1,0 +1,141 @@
+"""Real zoo models round-trip exactly: paths, seeded init, state, checkpoint, outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from tests.zoo.models import KERAS, PADDLE, SMALL, TIMM, TV, ZooModel, import_torchvision, round_trip
+
+FRAMEWORK = {TV: "torch", TIMM: "torch", KERAS: "keras", PADDLE: "paddle"}
+
+
+@pytest.mark.parametrize("model", SMALL, ids=lambda m: f"{m.family}:{m.name}")
+def test_zoo_model_round_trips_exactly(model: ZooModel, tmp_path):
+    needs(FRAMEWORK[model.family])
+    result = round_trip(model, tmp_path)
+    assert result.ok, result.error
+    assert result.max_diff <= 1e-5 and result.params > 100_000
+
+
+def test_unnamed_keras_variables_have_structural_names():
+    needs("keras")
+    import keras
+
+    class Scale(keras.layers.Layer):
+        def build(self, shape):
+            self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")  # no name
+            self.add_weight(shape=(), initializer="zeros")  # no name, no attribute
+
+        def call(self, x):
+            return x * self.gamma
+
+    names = []
+    for _ in range(2):  # Keras numbers unnamed variables process-wide: variable, variable_1, ...
+        net = keras.Sequential([keras.Input((3,)), Scale()])
+        names.append(list(up.wrap(net).params()))
+    assert names[0] == names[1] == ["0.gamma", "0.variable_1"]
+    assert up.wrap(net)["0.gamma"].native is net.layers[0].gamma
+
+
+def test_a_keras_normalization_uses_loaded_statistics():
+    needs("keras")
+    import keras
+
+    def model():
+        norm = keras.layers.Normalization()
+        norm.adapt(np.random.default_rng(1).normal(3.0, 2.0, size=(50, 4)).astype("float32"))
+        return keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(2)])
+
+    a, b = model(), model()
+    up.initialize(a, up.init.Normal(), seed=1)
+    up.wrap(a)["0.mean"].set(np.full(4, 10.0))  # a write, then finalize_state, as Keras' own load does
+    assert up.load_state_dict(b, up.state_dict(a)).ok
+    x = np.ones((3, 4), "float32")
+    np.testing.assert_allclose(up.forward(b, x), up.forward(a, x), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(a(x)), up.forward(a, x), rtol=1e-6)
+
+
+def test_a_keras_image_model_starting_with_preprocessing_takes_channels_first():
+    needs("keras")
+    import keras
+
+    net = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Rescaling(0.5),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+        ]
+    )
+    x = np.random.default_rng(0).uniform(size=(2, 3, 8, 8)).astype("float32")  # canonical: channels first
+    native = np.asarray(net(np.moveaxis(x, 1, -1)))
+    np.testing.assert_allclose(up.forward(net, x), native, rtol=1e-6)
+    assert set(up.gradients(net, x)) == {"1.weight", "1.bias"}
+
+
+def test_non_persistent_torch_buffers_are_listed_reachable_and_never_saved(tmp_path):
+    needs("torch")
+    import torch
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 4)
+            self.register_buffer("index", torch.arange(4), persistent=False)
+            self.register_buffer("stat", torch.zeros(4))
+
+        def forward(self, x):
+            return self.linear(x)[..., self.index] + self.stat
+
+    m = up.wrap(Block())
+    assert list(m.params()) == ["index", "stat", "linear.weight", "linear.bias"]
+    assert m["index"].persistent is False and m["stat"].persistent is True and m["index"].kind == "buffer"
+    np.testing.assert_array_equal(m["index"].numpy(), np.arange(4))
+    assert "index" not in up.state_dict(m) and "stat" in up.state_dict(m)
+    up.save(m, tmp_path / "b.safetensors")
+    assert "index" not in up.load(Block(), tmp_path / "b.safetensors").loaded
+
+
+def test_keras_separable_convolution_is_torch_depthwise_then_pointwise():
+    needs("keras")
+    needs("torch")
+    import keras
+    import torch
+
+    layer = keras.layers.SeparableConv2D(6, 3, depth_multiplier=2)
+    net = keras.Sequential([keras.Input((7, 7, 3)), layer])
+    up.initialize(net, up.init.Normal(), seed=3)
+    state = up.state_dict(net)
+    assert {k: v.shape for k, v in state.items()} == {
+        "0.depthwise_weight": (6, 1, 3, 3),
+        "0.pointwise_weight": (6, 6, 1, 1),
+        "0.bias": (6,),
+    }
+    depthwise = torch.nn.Conv2d(3, 6, 3, groups=3, bias=False)
+    pointwise = torch.nn.Conv2d(6, 6, 1)
+    with torch.no_grad():
+        depthwise.weight.copy_(torch.from_numpy(state["0.depthwise_weight"]))
+        pointwise.weight.copy_(torch.from_numpy(state["0.pointwise_weight"]))
+        pointwise.bias.copy_(torch.from_numpy(state["0.bias"]))
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype("float32")
+    expected = pointwise(depthwise(torch.from_numpy(x))).detach().numpy()
+    np.testing.assert_allclose(up.forward(net, x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_deep_port_passes_a_relative_tolerance_and_a_refusal_keeps_its_report():
+    needs("torch")
+    needs("paddle")
+    import paddle
+
+    source = import_torchvision().models.resnet18(weights=None)
+    up.initialize(source, up.init.Normal(0, 0.05), seed=2)
+    dst = paddle.vision.models.resnet18()
+    x = np.random.default_rng(0).uniform(size=(2, 3, 64, 64)).astype("float32")
+    report = up.port(source, dst, check_input=x)
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-2
+    with pytest.raises(up.PortError, match="rtol") as info:
+        up.port(source, paddle.vision.models.resnet18(), check_input=x, atol=0, rtol=0)
+    assert info.value.report.pairs and info.value.report.max_abs_diff > 0
