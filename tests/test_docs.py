@@ -64,3 +64,29 @@ def test_the_zoo_gallery_page_lists_every_gallery_model_as_it_ran():
         assert f"| {model.family} | `{model.name}` |" in page, model.name
     shown = re.search(r"(\d+)/(\d+) models round-trip", page)
     assert shown and shown.group(2) == str(len(GALLERY))
+
+
+@pytest.mark.parametrize(
+    "module", ["unified_params._core.view", "unified_params._core.slices", "unified_params._core.summary"]
+)
+def test_view_examples_print_the_same_on_every_backend(backend, module):
+    """The examples of Module, Param and ParamSlice run with ``m`` on each backend, as printed."""
+    import doctest
+    import importlib
+
+    import numpy as np
+
+    import unified_params as up
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    finder = doctest.DocTestFinder()
+    tests = finder.find(importlib.import_module(module), extraglobs={"np": np, "up": up})
+    ran = 0
+    for test in tests:
+        uses_m = any(re.search(r"\bm\b", example.source) for example in test.examples)
+        if not uses_m or any("torch" in example.source for example in test.examples):
+            continue  # no `m`, or an example that builds its own torch model
+        test.globs["m"] = up.wrap(up.spec.Sequential(up.spec.Linear(4, 8), up.spec.ReLU()).build(backend))
+        runner.run(test)
+        ran += 1
+    assert ran >= 1 and runner.summarize(verbose=False).failed == 0

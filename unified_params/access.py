@@ -1,4 +1,4 @@
-"""Entry points of the unified view: :func:`wrap`, :func:`forward` and :func:`summary`."""
+"""Entry points of the unified view: `wrap`, `forward` and [summary][unified_params.summary]."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def wrap(model: Any) -> Module:
     Examples:
         >>> import torch
         >>> import unified_params as up
-        >>> m = up.wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)))
+        >>> nn = torch.nn
+        >>> m = up.wrap(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)))
         >>> list(m.params())
         ['0.weight', '0.bias', '2.weight', '2.bias']
     """
@@ -73,7 +74,8 @@ def summary(model: Any) -> str:
     Examples:
         >>> import torch
         >>> import unified_params as up
-        >>> print(up.summary(torch.nn.Sequential(torch.nn.Linear(4, 8))))  # doctest: +NORMALIZE_WHITESPACE
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8))
+        >>> print(up.summary(net))  # doctest: +NORMALIZE_WHITESPACE
         Sequential  (torch)                             40
         0           Linear   weight (8, 4)  bias (8,)   40
         Total params: 40  (trainable: 40, non-trainable: 0)

@@ -1,5 +1,5 @@
-"""State, checkpoints and porting: :func:`state_dict`, :func:`load_state_dict`,
-:func:`save`, :func:`load`, :func:`port`."""
+"""State, checkpoints and porting: `state_dict`, [load_state_dict][unified_params.load_state_dict],
+`save`, `load`, [port][unified_params.port]."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def load(
     Headers are validated against the real file sizes before any data is
     read; nothing is ever unpickled. Every tensor is read (with ordinary
     reads: a file that shrinks meanwhile is an error, never a crash) and
-    checked before the first write. Transactional, as :func:`load_state_dict`.
+    checked before the first write. Transactional, as [load_state_dict][unified_params.load_state_dict].
     When one name holds both a single file and a sharded checkpoint, the load
     is refused.
 
@@ -197,8 +197,8 @@ def port(
     input), both models run in inference mode and an output farther than
     ``atol + rtol * |source output|`` from the source's (``numpy.allclose``'s
     rule: deep networks differ by float rounding in proportion to their
-    outputs) raises :class:`PortError` with the destination restored; the
-    error's ``report`` attribute holds the :class:`PortReport` (pairs,
+    outputs) raises `PortError` with the destination restored; the
+    error's ``report`` attribute holds the [PortReport][unified_params.PortReport] (pairs,
     hyperparameter differences, the largest difference). The input is checked
     against both models before anything is written, and any error during the
     port restores the destination.

@@ -1,10 +1,12 @@
-"""Initialisation by rule: the initializer catalogue and :func:`initialize`.
+"""Initialisation by rule: the initializer catalogue and [initialize][unified_params.initialize].
 
 Examples:
     >>> import torch
     >>> import unified_params as up
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-    >>> up.initialize(net, {"*.weight": up.init.Normal(0, 0.01), "*.bias": up.init.Zeros()}, seed=0)["0.bias"]
+    >>> nn = torch.nn
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    >>> rules = {"*.weight": up.init.Normal(0, 0.01), "*.bias": up.init.Zeros()}
+    >>> up.initialize(net, rules, seed=0)["0.bias"]
     'Zeros()'
 """
 
@@ -77,12 +79,14 @@ def initialize(
     Examples:
         >>> import torch
         >>> import unified_params as up
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-        >>> done = up.initialize(net, [("0.weight", up.init.XavierUniform()), ("2.weight", 42)])
+        >>> nn = torch.nn
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        >>> rules = [("0.weight", up.init.XavierUniform()), ("2.weight", 42)]
+        >>> done = up.initialize(net, rules)
         ... # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        unified_params._core.errors.InitError: Cannot use this as an initializer. ...
+        unified_params.InitError: Cannot use this as an initializer. ...
         >>> up.initialize(net, up.init.Constant(1), where="*.weight", seed=1)
         {'0.weight': 'Constant(value=1.0)', '2.weight': 'Constant(value=1.0)'}
     """

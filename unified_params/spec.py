@@ -1,11 +1,13 @@
 """A neutral architecture spec that builds the same model in every framework.
 
 Describe a model once, then build it natively, already built (Keras variables
-exist), with the same canonical paths and shapes on every backend::
+exist), with the same canonical paths and shapes on every backend.
 
-    net = up.spec.Sequential(up.spec.Linear(4, 8), up.spec.ReLU(), up.spec.Linear(8, 1))
-    torch_model = net.build("torch")
-    keras_model = net.build("keras")
+Examples:
+    >>> net = Sequential(Linear(4, 8), ReLU(), Linear(8, 1))
+    >>> torch_model = net.build("torch")
+    >>> [type(layer).__name__ for layer in torch_model]
+    ['Linear', 'ReLU', 'Linear']
 
 One spec object used at two positions becomes one shared native layer.
 Arguments follow PyTorch (``momentum=0.1`` is converted to Keras' and Paddle's

@@ -1,4 +1,4 @@
-"""Tying: :func:`tie`, :func:`untie`, :func:`ties`, and :func:`gradients`."""
+"""Tying: `tie`, `untie`, `ties`, and [gradients][unified_params.gradients]."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def tie(model: Any, src: str, dst: str) -> None:
     Examples:
         >>> import torch
         >>> import unified_params as up
-        >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+        >>> nn = torch.nn
+        >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
         >>> up.tie(net, "0", "2")
         >>> net[0] is net[2], up.ties(net)
         (True, [('0.weight', '2.weight'), ('0.bias', '2.bias')])
@@ -45,7 +46,8 @@ def untie(model: Any, path: str) -> None:
     Examples:
         >>> import torch
         >>> import unified_params as up
-        >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+        >>> nn = torch.nn
+        >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
         >>> up.tie(net, "0.weight", "2.weight")
         >>> up.untie(net, "2.weight")
         >>> up.ties(net)

@@ -25,7 +25,7 @@ TRUES = "[ True  True  True  True  True  True  True  True]"
 #: What each cell must print, as the chapter shows it (exact lines or patterns).
 FACTS: dict[str, list[str]] = {
     "forward": [r"\A\[\[-?\d\.\d{4}\]\n \[ ?-?\d\.\d{4}\]\]\Z"],
-    "state_dict": [r"\A\{'weight': array\(\[\[", r"'bias': array\(\[-?\d"],
+    "state_dict": [r"\Aweight \[\[ ?-?\d\.\d+", r"\nbias \[-?\d\.\d+\]\Z"],
     "targeted": [r"\AParam\n", r"^Param '2\.bias', shape \(1,\), float32, containing:$", r"\nTrue\Z"],
     "all_at_once": [
         r"\A\('weight', \(8, 4\)\) \('bias', \(8,\)\)\n"

@@ -44,7 +44,8 @@ def message(case) -> str:
             text = str(err).replace(tmp, "<tmp>")
         else:  # pragma: no cover - the catalogue test reports this properly
             raise AssertionError(f"{case.mistake}: nothing was raised")
-    return re.sub(r"\s+", " ", text).replace("|", "\\|")
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r"([|\[\]*_<>`])", r"\\\1", text)  # shown as written, never read as markdown
 
 
 def render() -> str:

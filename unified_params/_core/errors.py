@@ -1,6 +1,6 @@
 """The one error hierarchy of unified-params.
 
-Every error the library raises derives from :class:`UnifiedParamsError` and
+Every error the library raises derives from [UnifiedParamsError][unified_params.UnifiedParamsError] and
 also from the builtin a user of PyTorch, Keras or Paddle would already catch,
 so ``except KeyError`` keeps working around ``m["no.such.path"]``.
 
@@ -78,3 +78,12 @@ def received(**values: object) -> str:
         "Received: path='0.wieght', backend='torch'"
     """
     return "Received: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+# Shown as users import them (`unified_params.PathError`), also in tracebacks.
+for _error in (
+    UnifiedParamsError, PathError, PositionError, ShapeError, DTypeError, NotBuiltError,
+    UnsupportedError, BackendNotInstalledError, InitError, TieError, PortError, CheckpointError,
+):  # fmt: skip
+    _error.__module__ = "unified_params"
+del _error

@@ -5,9 +5,9 @@ Every initializer draws values for the canonical shape of a parameter, from a
 parameter, so the same seed gives the same float32 values on every backend.
 
 Built-in initializers whose elements are independent (``elementwise``) describe
-their distribution as a :class:`Law`; the engine draws those in fixed-size
+their distribution as a `Law`; the engine draws those in fixed-size
 chunks, in parallel, without changing the values. Others override
-:meth:`Initializer.sample` and get the whole shape at once.
+[Initializer.sample][unified_params.init.Initializer.sample] and get the whole shape at once.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Law:
 class Initializer:
     """Base of every initializer; subclass it for a custom one.
 
-    Override :meth:`sample`; it may read the parameter's ``path``, ``name``,
+    Override `sample`; it may read the parameter's ``path``, ``name``,
     ``layer_kind`` and ``shape`` (canonical). Values are in canonical layout.
 
     Examples:
@@ -99,9 +99,9 @@ class Initializer:
         [[0.5, 0.5], [0.5, 0.5]]
     """
 
-    #: Elements are i.i.d.: the engine may draw them in chunks (see :meth:`law`).
+    #: Elements are i.i.d.: the engine may draw them in chunks (see `law`).
     elementwise: ClassVar[bool] = False
-    #: Part of the library: validated by :meth:`check` before any write.
+    #: Part of the library: validated by `check` before any write.
     builtin: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -115,7 +115,7 @@ class Initializer:
                 cls.elementwise = False
 
     def check(self, param: Param) -> None:
-        """Raise :class:`InitError` if this initializer cannot fill ``param``."""
+        """Raise `InitError` if this initializer cannot fill ``param``."""
 
     def resolve(self, param: Param) -> Initializer:
         """The initializer that actually fills ``param`` (``Default`` picks one)."""
@@ -536,7 +536,7 @@ def _positional_arity(function: Any) -> int:
 
 
 def as_initializer(value: Any) -> Initializer:
-    """An :class:`Initializer` from an instance, a class or a ``(shape, rng)`` function.
+    """An [Initializer][unified_params.init.Initializer] from an instance, a class or a ``(shape, rng)`` function.
 
     Raises:
         InitError: Anything else.

@@ -4,7 +4,7 @@ The canonical layout is PyTorch's: Linear ``(out, in)``, Conv ``(out, in,
 *kernel)``, recurrent gates ``i,f,g,o`` (LSTM) and ``r,z,n`` (GRU). Every axis
 of every canonical leaf has a *role*; an adapter declares, for each native
 variable of a layer kind, its canonical name and the roles of its native axes
-(a :class:`Leaf`). The conversion is then derived from roles alone, never
+(a `Leaf`). The conversion is then derived from roles alone, never
 guessed from shapes: a square kernel is transposed because its roles say so,
 not because its shape allows it.
 
@@ -201,7 +201,7 @@ class Layout:
         return out
 
     def to_native(self, canonical: np.ndarray, native_shape: tuple[int, ...] | None = None) -> np.ndarray:
-        """Canonical array -> native array (inverse of :meth:`to_canonical`).
+        """Canonical array -> native array (inverse of `to_canonical`).
 
         ``native_shape`` is needed only by layouts that merge axes.
         """

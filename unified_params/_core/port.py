@@ -52,7 +52,7 @@ class PortReport:
         lossy: Merges that lose information but keep outputs (Keras LSTM bias).
         differences: Hyperparameters that differ (BatchNorm eps, momentum).
         max_abs_diff: Largest output difference on ``check_input``, if given.
-        load: The destination's :class:`LoadReport`.
+        load: The destination's [LoadReport][unified_params.LoadReport].
     """
 
     pairs: list[tuple[str, str, str]] = field(default_factory=list)

@@ -6,7 +6,7 @@ A selector is any of:
   canonical path and the native one (``"1.kernel"``) alike, and, on a
   sub-view, against the paths relative to it too;
 - a compiled regular expression, searched in the canonical path;
-- :class:`Where` (``up.where(kind="linear", name="bias")``);
+- [Where][unified_params.Where] (``up.where(kind="linear", name="bias")``);
 - a predicate ``callable(param) -> bool``;
 - a list or tuple of selectors: a parameter matches when any of them does.
 

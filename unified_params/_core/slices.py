@@ -42,9 +42,9 @@ _READS = frozenset(
 class ParamSlice(NDArrayOperatorsMixin):
     """A selection of a parameter, in canonical layout; writes go through.
 
-    Get one by indexing a :class:`~unified_params.Param`. Arithmetic gives
+    Get one by indexing a [Param][unified_params.Param]. Arithmetic gives
     plain numpy arrays; in-place arithmetic (``+=``) and item assignment write
-    the parameter. ``np.asarray(s)`` or :meth:`numpy` gives a copy.
+    the parameter. ``np.asarray(s)`` or `numpy` gives a copy.
 
     Examples:
         >>> p = m["0.weight"]

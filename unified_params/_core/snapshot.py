@@ -1,7 +1,7 @@
 """A model's walk, kept for as long as the model's structure is unchanged.
 
 Collecting every parameter walks every module. Asked again on an unchanged
-model, a view answers from a :class:`Snapshot` instead: the entries of the
+model, a view answers from a `Snapshot` instead: the entries of the
 last walk plus a *fingerprint* of the structure they came from. The
 fingerprint lists, for every unique module, the lengths and the members of
 the containers its framework keeps children and variables in
@@ -9,7 +9,7 @@ the containers its framework keeps children and variables in
 fraction of the walk; a change made through the framework (a layer replaced,
 a parameter re-registered, variables created by a build) changes a member, a
 key or a length. A change this library makes itself (a tie) is announced with
-:func:`structure_changed`.
+`structure_changed`.
 
 Members are compared by identity, never by ``==`` (a tensor's ``==`` is
 elementwise). The snapshot holds them, so no identity can be reused while it
@@ -57,7 +57,7 @@ class Snapshot:
         adapter: The model's adapter.
         root: The native module to walk.
         prefix: The path of ``root``.
-        reusable: Record the fingerprint; without it :meth:`current` is
+        reusable: Record the fingerprint; without it `current` is
             always False (a snapshot for a single use costs less).
 
     Examples:

@@ -4,7 +4,7 @@ The canonical state of a model is PyTorch's: names and layouts as a torch
 model built from the same spec would have them, one entry per tie group.
 Most variables map to one entry through their layout (``layouts.py``); a few
 native variables stand for two canonical entries, as a framework declares
-with a :class:`Merge`:
+with a `Merge`:
 
 - a Keras LSTM keeps one bias, ``b_ih + b_hh``: exported as ``bias_ih_l0 =
   bias`` and ``bias_hh_l0 = 0`` (output-equivalent, reported as lossy), and
@@ -13,7 +13,7 @@ with a :class:`Merge`:
   exported and imported row by row, losslessly.
 
 and a few canonical entries gather several native variables, as a framework
-declares with :class:`Part`: torch packs an attention layer's query, key and
+declares with `Part`: torch packs an attention layer's query, key and
 value projections into one ``in_proj_weight``, Keras and Paddle keep three.
 
 Loading is transactional: every key, shape and dtype is checked before the
@@ -86,8 +86,8 @@ class Slot:
     """Variables of the model and the canonical entries they correspond to.
 
     ``how`` is ``"one"`` (one variable, one entry), ``"sum"`` or ``"stack"``
-    (one variable, several entries: see :class:`Merge`), or ``"concat"``
-    (several variables, one entry: see :class:`Part`).
+    (one variable, several entries: see `Merge`), or ``"concat"``
+    (several variables, one entry: see `Part`).
     """
 
     params: list[Param]

@@ -85,7 +85,7 @@ def _totals(root: Module) -> str:
     )
 
 
-#: What a layer kind is called in :func:`render_tree`, the same on every
+#: What a layer kind is called in `render_tree`, the same on every
 #: backend (PyTorch's class names); other layers show their own class name.
 KIND_NAMES = {
     "linear": "Linear",

@@ -1,4 +1,4 @@
-"""The unified view of a model: :class:`Module` and :class:`Param`.
+"""The unified view of a model: `Module` and [Param][unified_params.Param].
 
 Views are cheap: they hold the native object, its path and the adapter, never
 a copy of a value. Every read goes to the native model, so a view always shows
@@ -39,7 +39,7 @@ def write_lock(var: Any) -> threading.RLock:
 class Module:
     """A layer or container of a native model, at one path.
 
-    Get one with :func:`unified_params.wrap`.
+    Get one with [unified_params.wrap][unified_params.wrap].
 
     Examples:
         >>> import torch
@@ -189,16 +189,15 @@ class Module:
         their path relative to this module.
 
         As torch's ``net[2].named_parameters()``, ``m[2].params()`` keys by
-        ``"weight"`` and ``"bias"``; each :attr:`Param.path` stays the
+        ``"weight"`` and ``"bias"``; each [Param.path][unified_params.Param.path] stays the
         absolute path from the wrapped root. A variable reached at several
         paths (a shared layer, a tied parameter) is listed under the first
         path in depth-first order; the other paths are its
-        :attr:`Param.aliases`.
+        [Param.aliases][unified_params.Param.aliases].
 
         From its second call on, a view keeps its walk of the model and reuses
-        it while the model's structure is unchanged (checked on every call;
-        see :mod:`unified_params._core.snapshot`): keep the view to make
-        repeated calls cheap. Values are always read live.
+        it while the model's structure is unchanged (checked on every call):
+        keep the view to make repeated calls cheap. Values are always read live.
 
         Args:
             where: A selector (see ``unified_params.where``): a path glob such
@@ -586,7 +585,7 @@ class Param:
 
         The value is validated before anything is written: a wrong shape or
         a non-numeric value raises and leaves the parameter unchanged. A
-        :class:`Param` (of any model, any backend) is read in its canonical
+        [Param][unified_params.Param] (of any model, any backend) is read in its canonical
         layout, whatever ``layout`` says of plain values.
 
         Args:

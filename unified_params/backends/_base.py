@@ -29,14 +29,14 @@ NativeVariable = tuple[str, Any, str]
 class Adapter(abc.ABC):
     """Translate between the framework-free core and one framework.
 
-    Subclasses set :attr:`name` and :attr:`LEAVES`, and implement every
+    Subclasses set `name` and `LEAVES`, and implement every
     abstract method. Variables are compared by ``id()`` in the core, so an
     adapter must return the same Python object for the same native variable.
     """
 
     #: Backend name: ``"torch"``, ``"keras"`` or ``"paddle"``.
     name: ClassVar[str]
-    #: Per layer kind, native variable name -> :class:`Leaf` (canonical name
+    #: Per layer kind, native variable name -> `Leaf` (canonical name
     #: and native axis roles). Variables not listed are already canonical.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
     #: Per layer kind, canonical leaf name -> the canonical entries one native
@@ -55,7 +55,7 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def unwrap(self, model: Any) -> Any:
         """The model to manage, behind any wrapper that shares its parameters
-        (torch.compile's); refuse, with :class:`UnsupportedError`, a model whose
+        (torch.compile's); refuse, with `UnsupportedError`, a model whose
         parameters cannot be managed (a TorchScript module)."""
 
     @abc.abstractmethod
@@ -82,11 +82,11 @@ class Adapter(abc.ABC):
         as sized iterables (a dict for its keys, its ``values()``, lists) such
         that any change to either changes a length or a member. Snapshots
         compare the members by identity to tell that a model is unchanged (see
-        :mod:`unified_params._core.snapshot`)."""
+        `unified_params._core.snapshot`)."""
 
     @abc.abstractmethod
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
-        """A function that gives :meth:`containers` for this module and any other
+        """A function that gives `containers` for this module and any other
         of the same make: ``self.containers``, or a C-level getter where the
         framework allows (a snapshot calls it on every module, every check)."""
 
@@ -150,7 +150,7 @@ class Adapter(abc.ABC):
 
         ``fill`` gets a writable, C-contiguous numpy view of the value in
         native layout. Returns False, without calling ``fill``, when the
-        framework offers no such view (the caller then uses :meth:`assign`).
+        framework offers no such view (the caller then uses `assign`).
         """
 
     @abc.abstractmethod
@@ -202,7 +202,7 @@ class Adapter(abc.ABC):
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
         """One forward and backward pass; each variable's gradient (native layout)
         or ``None`` when the loss does not depend on it. The loss is reduced
-        with :func:`unified_params._core.gradients.reduce_loss`, and the
+        with `unified_params._core.gradients.reduce_loss`, and the
         gradients are left where ``grad()`` reads them."""
 
 
@@ -259,7 +259,7 @@ def registered_variables(
 
 
 def registered_containers(kids: dict, params: dict, buffers: dict, transient: Sized) -> tuple[Sized, ...]:
-    """:meth:`Adapter.containers` of a module that keeps children, parameters
+    """`Adapter.containers` of a module that keeps children, parameters
     and buffers in dicts (torch, paddle): each dict's keys and values, and the
     names of its non-persistent buffers.
 
@@ -271,7 +271,7 @@ def registered_containers(kids: dict, params: dict, buffers: dict, transient: Si
 
 
 def registered_holds(params: Mapping[str, Any], buffers: Mapping[str, Any], name: str, var: Any) -> bool:
-    """:meth:`Adapter.holds` for the same kind of module: the slot holds ``var``
+    """`Adapter.holds` for the same kind of module: the slot holds ``var``
     as a parameter or a buffer.
 
     Examples:

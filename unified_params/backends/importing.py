@@ -2,7 +2,7 @@
 
 ``import tensorflow`` followed by ``import paddle`` crashes the interpreter
 (a segfault inside paddle's start-up). Wherever the project imports a
-framework itself, it goes through :func:`import_framework`, which imports
+framework itself, it goes through `import_framework`, which imports
 paddle first when it is installed, and refuses with a clear error, instead of
 crashing, when tensorflow is already loaded and paddle is not.
 """

@@ -4,7 +4,7 @@ Keras stores Dense kernels ``(in, out)``, conv kernels channels-last
 (``HWIO``), names BatchNorm variables ``gamma/beta/moving_mean/
 moving_variance``, keeps recurrent variables on an inner ``cell`` layer, and
 orders GRU gates ``z, r, h``. A Keras variable has no ``.grad``: gradients
-live in a :class:`~unified_params._core.grad_store.GradStore`.
+live in a `GradStore`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The textbook chapter on parameter management, cell by cell.
 
-Each :class:`Cell` holds one unified version of a code cell of the chapter,
+Each `Cell` holds one unified version of a code cell of the chapter,
 run on every backend, beside the native code each framework needs for the
 same step. The demo (``unified-params demo``), the generated docs page
 (``docs/chapter.md``) and the conformance test of the chapter all run these
@@ -85,7 +85,9 @@ print(net(X))""",
         "## Parameter access",
         "A model is a list of layers: position 2 is the output layer. Its state holds a weight "
         "and a bias, named and shaped as in PyTorch on every backend.",
-        "print(up.state_dict(m[2]))",
+        """\
+for name, value in up.state_dict(m[2]).items():
+    print(name, value)""",
         {
             "PyTorch": "print(net[2].state_dict())",
             "Keras 3": "print(net.layers[2].weights)  # kernel (in, out), bias",
@@ -504,7 +506,7 @@ def run(backend: str, cells: Sequence[Cell] = CELLS) -> list[str]:
     """
     space = namespace(backend)
     outputs = []
-    with np.printoptions(precision=4, suppress=True, linewidth=72):
+    with np.printoptions(precision=4, suppress=True, linewidth=64):
         for cell in cells:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):

@@ -1,6 +1,6 @@
 """``unified-params demo``: the textbook chapter, cell by cell, on every backend.
 
-Each cell of :mod:`unified_params.cli.chapter` is printed once, as code, and
+Each cell of `unified_params.cli.chapter` is printed once, as code, and
 run on every requested backend; its output is printed once when every backend
 printed the same text, else once per backend, marked ``DIFFERS``. The docs
 page ``docs/chapter.md`` shows the same cells, seed and numbers.
