@@ -536,7 +536,7 @@ def _positional_arity(function: Any) -> int:
 
 
 def as_initializer(value: Any) -> Initializer:
-    """An [Initializer][unified_params.init.Initializer] from an instance, a class or a ``(shape, rng)`` function.
+    """An [Initializer][unified_params.init.Initializer] from an instance, a class or a function.
 
     Raises:
         InitError: Anything else.
