@@ -38,16 +38,20 @@ def render(results: list) -> str:
         f"{ok}/{len(results)} models round-trip. Run {datetime.date.today()} on {platform.machine()}, "
         f"Python {platform.python_version()}, unified-params {up.__version__}.",
         "",
-        "| source | model | parameters | buffers (not saved) | max output diff | seconds | result | exercises |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+        "| model | source | parameters | buffers (not saved) | output diff | result |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         outcome = "ok" if r.ok else f"FAILED: {r.error.replace('|', '/')}"
         diff = "-" if r.max_diff != r.max_diff else f"{r.max_diff:.1e}"
         lines.append(
-            f"| {r.model.family} | `{r.model.name}` | {r.params:,} | {r.buffers} ({r.transient}) | {diff} "
-            f"| {r.seconds:.1f} | {outcome} | {r.model.shows} |"
+            f"| {r.model.name} | {r.model.family} | {r.params:,} | {r.buffers} ({r.transient}) | {diff} "
+            f"| {outcome} |"
         )
+    lines += ["", "What the models of the `make test` subset exercise:", ""]
+    lines += [f"- {r.model.name} ({r.model.family}): {r.model.shows}." for r in results if r.model.shows]
+    total = sum(r.seconds for r in results)
+    lines += ["", f"The whole gallery took {total:.0f} s ({max(r.seconds for r in results):.1f} s at most a model)."]
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import layouts, values
 from .errors import CheckpointError, UnsupportedError, received
+from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
 from .view import Module, Param
@@ -342,8 +343,8 @@ def load(
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
     Every value is read and checked first (shape, dtype, finite once cast,
-    tie groups that agree); only then is anything written, and the old values
-    of what was written are restored if a write fails.
+    tie groups that agree); only then is anything written, so a bad value,
+    a file that shrinks or a conflict leaves the model as it was.
     """
     plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
@@ -351,13 +352,23 @@ def load(
     total = sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources)
     meter = bar(total, progress, description)
     try:
-        ready = []
-        for slot, sources in plan:
-            arrays = [
-                _read_value(slot, k, source, report) for k, source in zip(slot.keys, sources, strict=True)
-            ]
-            ready.append((slot, arrays))
-            meter.update(sum(nbytes(s.shape, s.dtype) for s in sources))
+        jobs = [(i, j, slot, k, source) for i, (slot, sources) in enumerate(plan)
+                for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
+        arrays: dict[tuple[int, int], np.ndarray] = {}
+        nonfinite: set[str] = set()
+
+        def read(job: tuple[int, int, Slot, str, Source]) -> None:
+            i, j, slot, key, source = job
+            arrays[i, j], finite = _read_value(slot, key, source)
+            if not finite:
+                nonfinite.add(key)
+            meter.update(nbytes(source.shape, source.dtype))
+
+        run_all(read, jobs)  # reads and checks release the GIL: files are read on all cores
+        ready = [
+            (slot, [arrays[i, j] for j in range(len(sources))]) for i, (slot, sources) in enumerate(plan)
+        ]
+        report.nonfinite += [k for slot, _ in plan for k in slot.keys if k in nonfinite]
     finally:
         meter.close()
     _check_twins(ready, twins, state, report)
@@ -372,38 +383,24 @@ def load(
 
 
 def write_all(ready: list[tuple[Slot, list[np.ndarray]]], report: LoadReport | None = None) -> None:
-    """Write validated values slot by slot; if any write fails, the slots
-    already written get their old values back before the error goes on."""
-    done: list[tuple[Slot, list[np.ndarray]]] = []
-    try:
-        for slot, arrays in ready:
-            done.append((slot, [p.numpy("native") for p in slot.params]))
-            slot.write(arrays)
-            if report is not None:
-                report.loaded.extend(slot.keys)
-    except BaseException:
-        for slot, old in reversed(done):
-            for param, value in zip(slot.params, old, strict=True):
-                param.set(value, layout="native")
+    """Write values that were all read and validated before the first write."""
+    for slot, arrays in ready:
+        slot.write(arrays)
         if report is not None:
-            report.loaded.clear()
-        raise
+            report.loaded.extend(slot.keys)
 
 
-def _read_value(slot: Slot, key: str, source: Source, report: LoadReport) -> np.ndarray:
-    """A source's value, read and cast to the parameter's dtype; a value that is
-    not finite once cast is listed in ``report.nonfinite``."""
+def _read_value(slot: Slot, key: str, source: Source) -> tuple[np.ndarray, bool]:
+    """A source's value, read and cast to the parameter's dtype, and whether it
+    is finite once cast."""
     value = np.asarray(source.read())
     if tuple(value.shape) != tuple(source.shape):
         raise CheckpointError(
-            f"{key!r} changed while loading: its header said {source.shape}. "
-            + received(key=key, shape=value.shape)
+            f"{key!r} changed while loading: its header said {source.shape}. Expected the shape the "
+            "header gives. " + received(key=key, shape=value.shape)
         )
     cast = values.cast_to(value, slot.param.dtype, path=key, check_overflow=False)
-    if cast.dtype.kind == "f" or cast.dtype.name == "bfloat16":
-        if not np.isfinite(cast.astype(np.float32) if cast.dtype.name == "bfloat16" else cast).all():
-            report.nonfinite.append(key)
-    return cast
+    return cast, values.all_finite(cast)
 
 
 def _check_twins(
