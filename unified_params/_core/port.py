@@ -21,6 +21,7 @@ import numpy as np
 from .errors import PortError, received
 from .forward import run as run_forward
 from .inputs import prepare_input
+from .parallel import run_all
 from .paths import join
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
@@ -210,7 +211,16 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
 
 
 def _native_state(model: Module) -> dict[str, np.ndarray]:
-    return {path: p.numpy("native") for path, p in model.params().items()}
+    """A copy of every value, to restore: one copy each, from the framework's
+    own memory where it lends it (``numpy()`` would copy twice on paddle)."""
+    out: dict[str, np.ndarray] = {}
+
+    def keep(item: tuple[str, Any]) -> None:
+        path, p = item
+        out[path] = np.array(p._adapter.view(p.native), copy=True)
+
+    run_all(keep, list(model.params().items()))
+    return out
 
 
 def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
