@@ -263,3 +263,42 @@ def test_a_file_that_shrinks_under_a_memory_map_kills_the_process_our_reads_do_n
     ours = subprocess.run([sys.executable, "-c", script, "ours"], capture_output=True, text=True, timeout=120)
     assert mapped.returncode == -7  # SIGBUS
     assert ours.returncode == 0 and ours.stdout.strip() == "refused: True", ours.stderr[-2000:]
+
+
+def test_a_file_read_from_many_threads_is_opened_once(tmp_path, monkeypatch):
+    """Loads read tensors on all cores; they share one descriptor, opened once (a second
+    open would replace the first, whose closing pulls the descriptor from under a read)."""
+    import threading
+    import time as _time
+
+    from safetensors.numpy import save_file
+
+    from unified_params._core import checkpoint
+    from unified_params._core import safetensors_io as st
+
+    save_file({f"t{i}": np.full((8, 8), i, "float32") for i in range(8)}, tmp_path / "m.safetensors")
+    state, _ = checkpoint.read_state(tmp_path / "m.safetensors")
+    opened = []
+
+    def slow_open(*args, **kwargs):
+        opened.append(args[0])
+        _time.sleep(0.05)  # every thread arrives while the first is still opening
+        return open(*args, **kwargs)
+
+    monkeypatch.setattr(st, "open", slow_open, raising=False)
+    barrier, out, errors = threading.Barrier(8), {}, []
+
+    def read(i):
+        try:
+            barrier.wait()
+            out[i] = state[f"t{i}"].read()
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(opened) == 1
+    assert all((out[i] == i).all() for i in range(8))

@@ -51,7 +51,10 @@ def render(results: list) -> str:
     lines += ["", "What the models of the `make test` subset exercise:", ""]
     lines += [f"- {r.model.name} ({r.model.family}): {r.model.shows}." for r in results if r.model.shows]
     total = sum(r.seconds for r in results)
-    lines += ["", f"The whole gallery took {total:.0f} s ({max(r.seconds for r in results):.1f} s at most a model)."]
+    lines += [
+        "",
+        f"The whole gallery took {total:.0f} s ({max(r.seconds for r in results):.1f} s at most a model).",
+    ]
     return "\n".join(lines) + "\n"
 
 

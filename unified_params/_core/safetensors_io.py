@@ -394,6 +394,7 @@ class FileReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._stream: IO[bytes] | None = None
+        self._opening = threading.Lock()  # tensors are read from several threads at once
 
     def tensor(self, info: TensorInfo) -> np.ndarray:
         """The tensor's bytes as an array of its dtype and shape (a copy the caller owns).
@@ -406,9 +407,7 @@ class FileReader:
             return out
         view = memoryview(out.reshape(-1).view(np.uint8))
         try:
-            if self._stream is None:
-                self._stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept for the next tensor)
-            fd, done = self._stream.fileno(), 0
+            fd, done = self._fd(), 0
             while done < len(view):
                 n = os.preadv(fd, [view[done:]], info.begin + done)
                 if not n:
@@ -417,6 +416,13 @@ class FileReader:
         except OSError as err:
             raise _os_error(self.path, err, "read") from None
         return out
+
+    def _fd(self) -> int:
+        """The file's descriptor, opened once for every thread (``preadv`` keeps no position)."""
+        with self._opening:
+            if self._stream is None:
+                self._stream = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept for the next tensor)
+            return self._stream.fileno()
 
     def close(self) -> None:
         """Close the file (reading again reopens it)."""
