@@ -78,7 +78,8 @@ def load_state_dict(
     """
     m = wrap(model)
     if layout == "native":
-        state = {k: _canonical_of(m, k, v) for k, v in _state._checked_state(state).items()}
+        params = m.params()
+        state = {k: _canonical_of(params.get(k), k, v) for k, v in _state._checked_state(state).items()}
     elif layout != "canonical":
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
@@ -86,10 +87,9 @@ def load_state_dict(
     return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite)
 
 
-def _canonical_of(m: Any, key: str, value: Any) -> Any:
-    """A native-layout value in canonical layout; a key the model lacks passes
-    through unchanged, so the load reports it (never drops it)."""
-    target = m.params().get(key) if isinstance(key, str) else None
+def _canonical_of(target: Any, key: str, value: Any) -> Any:
+    """A native-layout value in canonical layout; a key the model lacks
+    (``target`` is None) passes through unchanged, so the load reports it."""
     if target is None:
         return value
     array = np.asarray(_values.as_array(value, path=key))

@@ -426,18 +426,25 @@ class _Builder:
         return native
 
     def _sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
-        if self.backend == "keras":
-            from .backends.keras import declare_keys
+        return getattr(self, f"_{self.backend}_sequential")(children, keys, name)
 
-            model = self.fw.Sequential(children, **({"name": name} if name else {}))
-            if keys is not None:
-                declare_keys(model, keys)
-            return model
+    # -- one function per backend: a container of built children --------------
+    def _torch_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
         if keys is None:
             return self.fw.nn.Sequential(*children)
-        if self.backend == "torch":
-            return self.fw.nn.Sequential(OrderedDict(zip(keys, children, strict=True)))
-        return self.fw.nn.Sequential(*zip(keys, children, strict=True))
+        return self.fw.nn.Sequential(OrderedDict(zip(keys, children, strict=True)))
+
+    def _paddle_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
+        named = children if keys is None else list(zip(keys, children, strict=True))
+        return self.fw.nn.Sequential(*named)
+
+    def _keras_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
+        from .backends.keras import declare_keys
+
+        model = self.fw.Sequential(children, **({"name": name} if name else {}))
+        if keys is not None:
+            declare_keys(model, keys)
+        return model
 
     # -- one function per backend: layer spec -> native layer -----------------
     def _torch(self, s: Layer, name: str | None = None) -> Any:

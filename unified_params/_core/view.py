@@ -15,7 +15,7 @@ import numpy as np
 
 from . import layouts, values
 from .errors import PathError, PositionError, UnsupportedError, received
-from .paths import join, nearest, split
+from .paths import join, nearest, relative, split
 from .selectors import compile_selector
 from .slices import ParamSlice, compose, selection_shape
 from .snapshot import Snapshot
@@ -379,9 +379,9 @@ class Module:
         )
 
     def _relative(self, path: str) -> str:
-        if not self._path:
-            return path
-        return path[len(self._path) + 1 :] if path.startswith(self._path + ".") else path
+        """``path`` relative to this view, or unchanged when it lies outside it."""
+        found = relative(path, self._path)
+        return path if found is None else found
 
 
 class Param:
