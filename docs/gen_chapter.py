@@ -21,12 +21,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
-from unified_params.backends import IMPORT_ORDER  # noqa: E402
-from unified_params.backends.importing import import_framework  # noqa: E402
+from unified_params.backends import registry  # noqa: E402
+from unified_params.backends.importing import import_frameworks  # noqa: E402
 from unified_params.cli import chapter  # noqa: E402
 
 PAGE = Path(__file__).with_name("chapter.md")
-BACKENDS = ("torch", "keras", "paddle")
+BACKENDS = registry.names()
 CELLS = chapter.CELLS
 
 INTRO = """\
@@ -56,8 +56,7 @@ class CellsDiffer(AssertionError):
 
 
 def render() -> str:
-    for backend in sorted(BACKENDS, key=IMPORT_ORDER.index):
-        import_framework(backend)
+    import_frameworks(BACKENDS)
     outputs = {backend: chapter.run(backend) for backend in BACKENDS}
     parts = [INTRO]
     for k, cell in enumerate(CELLS):

@@ -8,6 +8,7 @@ import pytest
 import unified_params as up
 from tests.conformance import specs, textbook
 from tests.conftest import assert_unchanged, needs, snapshot
+from tests.native import for_backend
 
 
 def test_unknown_path_lists_nearest(backend):
@@ -111,7 +112,7 @@ def test_bad_selector_and_layout(backend):
 
 def test_unbuilt_keras_model_says_how_to_build():
     needs("keras")
-    net = textbook.unbuilt_keras_mlp()
+    net = for_backend("keras").unbuilt_mlp()
     m = up.wrap(net)
     assert len(m) == 3 and m[1].type_name == "Dense"  # structure is readable unbuilt
     with pytest.raises(up.NotBuiltError) as info:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REQUESTED
+from tests.conftest import NAMES, REQUESTED
 from unified_params import cli
 
 
@@ -17,7 +17,7 @@ def test_demo_agrees_on_requested_backends():
     from unified_params.cli import chapter
 
     out = io.StringIO()
-    assert cli.demo(list(REQUESTED), out=out) is True
+    assert cli.demo(list(NAMES), out=out) is True
     text = out.getvalue()
     agree = re.search(r"(\d+)/(\d+) cells print the same on (.*)\.$", text)
     assert agree and agree.group(1) == agree.group(2) == str(len(chapter.CELLS))
@@ -33,7 +33,7 @@ def test_demo_and_docs_chapter_show_the_same_numbers():
     from pathlib import Path
 
     out = io.StringIO()
-    assert cli.demo(list(REQUESTED), out=out) is True
+    assert cli.demo(list(NAMES), out=out) is True
     page = (Path(__file__).resolve().parents[1] / "docs" / "chapter.md").read_text()
     outputs = re.findall(r"```text\n(.*?)\n```", page, re.DOTALL)
     assert len(outputs) >= 15
@@ -55,7 +55,7 @@ def test_console_entry_point_runs_demo_for_a_subset():
 def test_demo_plot_writes_histograms(tmp_path):
     path = tmp_path / "params.png"
     out = io.StringIO()
-    assert cli.demo(list(REQUESTED), out=out, plot=str(path)) is True
+    assert cli.demo(list(NAMES), out=out, plot=str(path)) is True
     assert path.read_bytes()[:4] == b"\x89PNG" and "histograms written" in out.getvalue()
 
 
@@ -116,7 +116,7 @@ def test_conformance_command_prints_the_matrix(tmp_path):
     [
         (
             ["demo", "--backends", "torch,jax"],
-            "Unknown backend 'jax'. Expected a comma-separated subset of torch, keras, paddle",
+            "Unknown backend 'jax'. Expected a comma-separated subset of torch, keras, keras-jax, keras-torch, paddle",
         ),
         (["conformance", "--backends", "mxnet"], "Unknown backend 'mxnet'"),
         (["summary", "missing.safetensors"], "No checkpoint at 'missing.safetensors'"),

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REQUESTED, needs
+from tests.conftest import NAMES, needs
 from unified_params._core import layouts
 from unified_params._core.layouts import Layout, Leaf, plan
 
@@ -57,7 +57,7 @@ def test_lstm_gates_need_no_reorder():
     assert plan("lstm", Leaf("weight_hh_l0", ("hidden", "gates")), 2) == Layout((1, 0))
 
 
-@pytest.mark.parametrize("name", REQUESTED)
+@pytest.mark.parametrize("name", NAMES)
 def test_every_declared_leaf_round_trips(name):
     needs(name)
     from unified_params.backends import get_adapter

@@ -16,13 +16,11 @@ Arguments follow PyTorch (``momentum=0.1`` is converted to Keras' and Paddle's
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._core.errors import UnsupportedError, received
-from .backends.importing import import_framework
 
 #: What a layer takes or gives along one axis: ``("features", 8)``,
 #: ``("channels", 3)``, or ``None`` when unknown.
@@ -48,7 +46,8 @@ class Layer:
         """Build this spec as a native, already-built model of ``backend``.
 
         Args:
-            backend: ``"torch"``, ``"keras"`` or ``"paddle"``.
+            backend: A backend's name (``"torch"``, ``"keras"``, ``"paddle"``;
+                `unified_params.backends.names` lists them).
             input_shape: The input shape without the batch axis, channels
                 first for images (``(3, 32, 32)``). Only Keras needs it, and
                 only when it cannot be read off the first layer (a model
@@ -58,11 +57,9 @@ class Layer:
             BackendNotInstalledError: The framework is not installed.
             UnsupportedError: The spec cannot be expressed in that framework.
         """
-        native = _Builder(backend).build(self)
-        if backend == "keras" and isinstance(self, Sequential):
-            shape = _keras_input_shape(self, input_shape)
-            if shape is not None:
-                _build_keras_sequential(native, shape)
+        builder = _Builder(backend)
+        native = builder.build(self)
+        builder.native.finish(native, self, input_shape)
         return native
 
     def input_shape(self) -> tuple[int | None, ...] | None:
@@ -323,7 +320,7 @@ class Sequential(Layer):
         keys: list[str] = []
         children: list[Layer] = []
         for position, item in enumerate(layers):
-            key, layer = item if _is_named(item) else (str(position), item)
+            key, layer = item if isinstance(item, tuple) and _is_named(item) else (str(position), item)
             if not isinstance(layer, Layer):
                 raise UnsupportedError(
                     "Sequential takes spec layers (up.spec.Linear, ...), optionally as (name, layer) "
@@ -404,13 +401,13 @@ def _check_chain(model: Sequential) -> None:
 
 
 class _Builder:
-    """Builds one spec tree for one backend; a spec object seen twice is reused."""
+    """Builds one spec tree with one backend's `SpecBuilder`; a spec object seen twice is reused."""
 
     def __init__(self, backend: str):
-        self.backend = backend
-        self.fw = import_framework(backend)
+        from .backends.registry import spec_builder
+
+        self.native = spec_builder(backend)
         self.made: dict[int, Any] = {}
-        self.make: Callable[..., Any] = getattr(self, f"_{backend}")
 
     def build(self, layer: Layer, name: str | None = None) -> Any:
         """The native layer of a spec; ``name``: the key a named parent gives it."""
@@ -419,208 +416,28 @@ class _Builder:
             if isinstance(layer, Sequential):
                 names = layer.keys if layer.named else [None] * len(layer.layers)
                 kids = [self.build(x, key) for x, key in zip(layer.layers, names, strict=True)]
-                native = self._sequential(kids, layer.keys if layer.named else None, name)
+                native = self.native.sequential(kids, layer.keys if layer.named else None, name)
             else:
-                native = self.make(layer, name)
+                native = self.native.layer(layer, name)
             self.made[id(layer)] = native
         return native
 
-    def _sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
-        return getattr(self, f"_{self.backend}_sequential")(children, keys, name)
 
-    # -- one function per backend: a container of built children --------------
-    def _torch_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
-        if keys is None:
-            return self.fw.nn.Sequential(*children)
-        return self.fw.nn.Sequential(OrderedDict(zip(keys, children, strict=True)))
-
-    def _paddle_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
-        named = children if keys is None else list(zip(keys, children, strict=True))
-        return self.fw.nn.Sequential(*named)
-
-    def _keras_sequential(self, children: list[Any], keys: list[str] | None, name: str | None) -> Any:
-        from .backends.keras import declare_keys
-
-        model = self.fw.Sequential(children, **({"name": name} if name else {}))
-        if keys is not None:
-            declare_keys(model, keys)
-        return model
-
-    # -- one function per backend: layer spec -> native layer -----------------
-    def _torch(self, s: Layer, name: str | None = None) -> Any:
-        nn = self.fw.nn
-        if isinstance(s, Linear):
-            return nn.Linear(s.in_features, s.out_features, bias=s.bias)
-        if isinstance(s, Conv2d):
-            return nn.Conv2d(
-                s.in_channels,
-                s.out_channels,
-                s.kernel_size,
-                s.stride,
-                s.padding,
-                bias=s.bias,
-                groups=s.groups,
-            )
-        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
-            cls = {Conv1d: nn.Conv1d, Conv3d: nn.Conv3d, ConvTranspose1d: nn.ConvTranspose1d}
-            return cls.get(type(s), nn.ConvTranspose2d)(
-                s.in_channels, s.out_channels, s.kernel_size, s.stride
-            )
-        if isinstance(s, MultiheadAttention):
-            return nn.MultiheadAttention(s.embed_dim, s.num_heads, batch_first=True)
-        if isinstance(s, BatchNorm2d):
-            return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum)
-        if isinstance(s, LayerNorm):
-            return nn.LayerNorm(s.normalized_shape, eps=s.eps)
-        if isinstance(s, Embedding):
-            return nn.Embedding(s.num_embeddings, s.embedding_dim)
-        if isinstance(s, (LSTM, GRU)):
-            cls = nn.LSTM if isinstance(s, LSTM) else nn.GRU
-            return cls(s.input_size, s.hidden_size, batch_first=True)
-        return self._plain(s, nn.ReLU, nn.Flatten)
-
-    def _paddle(self, s: Layer, name: str | None = None) -> Any:
-        nn = self.fw.nn
-        if isinstance(s, Linear):
-            return nn.Linear(s.in_features, s.out_features, bias_attr=None if s.bias else False)
-        if isinstance(s, Conv2d):
-            return nn.Conv2D(
-                s.in_channels,
-                s.out_channels,
-                s.kernel_size,
-                s.stride,
-                s.padding,
-                groups=s.groups,
-                bias_attr=None if s.bias else False,
-            )
-        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
-            cls = {Conv1d: nn.Conv1D, Conv3d: nn.Conv3D, ConvTranspose1d: nn.Conv1DTranspose}
-            return cls.get(type(s), nn.Conv2DTranspose)(
-                s.in_channels, s.out_channels, s.kernel_size, s.stride
-            )
-        if isinstance(s, MultiheadAttention):
-            return nn.MultiHeadAttention(s.embed_dim, s.num_heads)
-        if isinstance(s, BatchNorm2d):
-            return nn.BatchNorm2D(s.num_features, momentum=1 - s.momentum, epsilon=s.eps)
-        if isinstance(s, LayerNorm):
-            return nn.LayerNorm(s.normalized_shape, epsilon=s.eps)
-        if isinstance(s, Embedding):
-            return nn.Embedding(s.num_embeddings, s.embedding_dim)
-        if isinstance(s, (LSTM, GRU)):
-            cls = nn.LSTM if isinstance(s, LSTM) else nn.GRU
-            return cls(s.input_size, s.hidden_size)
-        return self._plain(s, nn.ReLU, nn.Flatten)
-
-    def _keras(self, s: Layer, name: str | None = None) -> Any:
-        layers = self.fw.layers
-        kw = {"name": name} if name else {}  # a named child keeps its name as the layer's
-        if isinstance(s, Linear):
-            return _built(layers.Dense(s.out_features, use_bias=s.bias, **kw), (None, s.in_features))
-        if isinstance(s, Conv2d):
-            if s.padding not in (0, "same", "valid"):
-                raise UnsupportedError(
-                    "Keras Conv2D has no numeric padding. Expected padding=0 or 'same'. "
-                    + received(padding=s.padding)
-                )
-            padding = "same" if s.padding == "same" else "valid"
-            if s.groups > 1 and s.groups == s.in_channels:
-                conv = layers.DepthwiseConv2D(
-                    s.kernel_size,
-                    strides=s.stride,
-                    padding=padding,
-                    use_bias=s.bias,
-                    depth_multiplier=s.out_channels // s.in_channels,
-                    **kw,
-                )
-            else:
-                conv = layers.Conv2D(
-                    s.out_channels,
-                    s.kernel_size,
-                    strides=s.stride,
-                    padding=padding,
-                    use_bias=s.bias,
-                    groups=s.groups,
-                    **kw,
-                )
-            return _built(conv, (None, None, None, s.in_channels))
-        if isinstance(s, (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d)):
-            cls = {
-                Conv1d: layers.Conv1D, Conv3d: layers.Conv3D, ConvTranspose1d: layers.Conv1DTranspose,
-                ConvTranspose2d: layers.Conv2DTranspose,
-            }[type(s)]  # fmt: skip
-            spatial = (None,) * s.SPATIAL
-            return _built(
-                cls(s.out_channels, s.kernel_size, strides=s.stride, **kw), (None, *spatial, s.in_channels)
-            )
-        if isinstance(s, MultiheadAttention):
-            attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads, **kw)
-            shape = (None, None, s.embed_dim)
-            attention.build(shape, shape)
-            return attention
-        if isinstance(s, BatchNorm2d):
-            bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum, **kw)
-            return _built(bn, (None, None, None, s.num_features))
-        if isinstance(s, LayerNorm):
-            return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps, **kw), (None, s.normalized_shape))
-        if isinstance(s, Embedding):
-            return _built(layers.Embedding(s.num_embeddings, s.embedding_dim, **kw), (None,))
-        if isinstance(s, LSTM):
-            return _built(layers.LSTM(s.hidden_size, return_sequences=True, **kw), (None, None, s.input_size))
-        if isinstance(s, GRU):
-            gru = layers.GRU(s.hidden_size, return_sequences=True, reset_after=True, **kw)
-            return _built(gru, (None, None, s.input_size))
-        return self._plain(s, lambda: layers.ReLU(**kw), lambda: layers.Flatten(**kw))
-
-    def _plain(self, s: Layer, relu: Callable[[], Any], flatten: Callable[[], Any]) -> Any:
-        if isinstance(s, ReLU):
-            return relu()
-        if isinstance(s, Flatten):
-            return flatten()
-        raise UnsupportedError(
-            f"No {self.backend} layer is known for spec {type(s).__name__}. Expected one of "
-            "Sequential, Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding, LSTM, GRU, ReLU, "
-            "Flatten. " + received(spec=s)
-        )
+def plain_layer(s: Layer, backend: str, relu: Callable[[], Any], flatten: Callable[[], Any]) -> Any:
+    """The layers without parameters every framework has; refuses any other spec."""
+    if isinstance(s, ReLU):
+        return relu()
+    if isinstance(s, Flatten):
+        return flatten()
+    raise UnsupportedError(
+        f"No {backend} layer is known for spec {type(s).__name__}. Expected one of "
+        "Sequential, Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding, LSTM, GRU, ReLU, "
+        "Flatten. " + received(spec=s)
+    )
 
 
-def _build_keras_sequential(model: Any, shape: tuple[int | None, ...]) -> None:
-    """Build the Keras Sequential itself (its layers are built already).
-
-    A chain Keras cannot trace symbolically (say, a Flatten before a Dense with
-    unknown spatial size, or one deeper than Keras' recursive graph walk
-    allows) stays an unbuilt Sequential of built layers: every variable
-    exists, and Keras builds the container on its first call.
-    """
-    try:
-        model.build((None, *shape))
-    except (ValueError, RecursionError):
-        model.built = False
-        model._functional = None
-
-
-def _keras_input_shape(
-    model: Sequential, given: tuple[int | None, ...] | None
-) -> tuple[int | None, ...] | None:
-    """The Keras (channels-last) input shape of a spec model, if known."""
-    shape = given if given is not None else model.input_shape()
-    if shape is None:
-        return None
-    if len(shape) >= 2 and _first_leaf(model).__class__ in (
-        Conv2d,
-        BatchNorm2d,
-        ConvTranspose1d,
-        ConvTranspose2d,
-    ):
-        return (*shape[1:], shape[0])  # channels last
-    return tuple(shape)
-
-
-def _first_leaf(layer: Layer) -> Layer:
+def first_leaf(layer: Layer) -> Layer:
+    """The first layer that is not a Sequential (what the model's input meets)."""
     while isinstance(layer, Sequential) and layer.layers:
         layer = layer.layers[0]
-    return layer
-
-
-def _built(layer: Any, input_shape: tuple[Any, ...]) -> Any:
-    layer.build(input_shape)
     return layer

@@ -123,16 +123,10 @@ def reference_values(name: str) -> dict[str, np.ndarray]:
 
 
 def load_reference(backend: str, name: str, model) -> None:
-    """Write the reference values into a model, merging recurrent biases for Keras."""
+    """Write the reference values into a model (canonical state, as torch names it)."""
     import unified_params as up
 
-    m = up.wrap(model)
-    values = reference_values(name)
-    if backend == "keras" and name in ("lstm", "gru"):
-        b_ih, b_hh = values.pop("0.bias_ih_l0"), values.pop("0.bias_hh_l0")
-        values["0.bias"] = b_ih + b_hh if name == "lstm" else np.stack([b_ih, b_hh])
-    for path, value in values.items():
-        m[path].set(value, layout="canonical")
+    up.load_state_dict(model, reference_values(name))  # merges recurrent biases where a framework keeps one
 
 
 def example_input(name: str) -> np.ndarray:

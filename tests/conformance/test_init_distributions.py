@@ -126,14 +126,14 @@ DEFAULT_LAYERS = {
 
 
 @pytest.mark.parametrize("kind", sorted(DEFAULT_LAYERS))
-def test_default_matches_the_framework_own_initialisation(backend, kind):
-    _seed_framework(backend)  # the framework's own draw, made repeatable
+def test_default_matches_the_framework_own_initialisation(backend, kind, native):
+    native.seed(0)  # the framework's own draw, made repeatable
     model = S.Sequential(DEFAULT_LAYERS[kind]).build(backend)
     m = up.wrap(model)
-    native = {k: p.numpy("canonical").astype("float64") for k, p in m.params().items() if p.kind == "param"}
+    drawn = {k: p.numpy("canonical").astype("float64") for k, p in m.params().items() if p.kind == "param"}
     done = up.initialize(model, I.Default(), seed=0)
-    assert set(done) == set(native) and all(v.startswith("Default() -> ") for v in done.values())
-    for path, theirs in native.items():
+    assert set(done) == set(drawn) and all(v.startswith("Default() -> ") for v in done.values())
+    for path, theirs in drawn.items():
         ours = m[path].numpy("canonical").astype("float64")
         assert ours.shape == theirs.shape
         if np.unique(theirs).size <= 2:  # constants, or Keras' unit forget bias
@@ -146,23 +146,8 @@ def test_default_matches_the_framework_own_initialisation(backend, kind):
         assert abs(np.abs(ours).max() / np.abs(theirs).max() - 1) < max(0.2, noise), path
 
 
-def _seed_framework(backend: str) -> None:
-    if backend == "torch":
-        __import__("torch").manual_seed(0)
-    elif backend == "paddle":
-        __import__("paddle").seed(0)
-    else:
-        __import__("keras").utils.set_random_seed(0)
-
-
-def test_default_refuses_unknown_layer_kinds(backend):
-    if backend == "keras":
-        import keras
-
-        layer = keras.layers.PReLU()
-        layer.build((None, 3))
-    else:
-        layer = __import__(backend).nn.PReLU()
+def test_default_refuses_unknown_layer_kinds(backend, native):
+    layer, _ = native.prelu()
     snapshot = {k: p.numpy() for k, p in up.wrap(layer).params().items()}
     with pytest.raises(up.InitError, match="no .* default is known"):
         up.initialize(layer, I.Default())

@@ -9,6 +9,7 @@ import pytest
 
 import unified_params as up
 from tests.frameworks import forward
+from tests.native import for_backend
 from unified_params import spec as S
 
 RNG = np.random.default_rng(11)
@@ -55,26 +56,8 @@ def test_depthwise_kernel_is_torch_grouped_layout(backends):
     for backend in backends:
         m = up.wrap(CASES["depthwise"][0].build(backend))
         assert m["0.weight"].shape == (6, 1, 3, 3)
-        if backend == "keras":
-            assert (
-                m["0.weight"].native_shape == (3, 3, 3, 2) and m["0.weight"].native_name == "depthwise_kernel"
-            )
-
-
-def _attention(backend, layer, x):
-    if backend == "torch":
-        import torch
-
-        with torch.no_grad():
-            t = torch.from_numpy(x)
-            return layer(t, t, t, need_weights=False)[0].numpy()
-    if backend == "paddle":
-        import paddle
-
-        layer.eval()
-        with paddle.no_grad():
-            return layer(paddle.to_tensor(x)).numpy()
-    return np.asarray(layer(x, x, training=False))
+        shape, name = for_backend(backend).depthwise
+        assert m["0.weight"].native_shape == shape and m["0.weight"].native_name == name
 
 
 def test_attention_ports_between_packed_and_separate_projections(backends):
@@ -85,12 +68,14 @@ def test_attention_ports_between_packed_and_separate_projections(backends):
     assert {k: v.shape for k, v in state.items()} == {
         "in_proj_weight": (24, 8), "in_proj_bias": (24,), "out_proj.weight": (8, 8), "out_proj.bias": (8,)
     }  # fmt: skip
-    want = _attention(backends[0], source, x)
+    want = for_backend(backends[0]).attention(source, x)
     for backend in backends:
         dst = S.MultiheadAttention(8, 2).build(backend)
         report = up.port(source, dst)
         assert report.pairs == [("", "", "mha")]
-        np.testing.assert_allclose(_attention(backend, dst, x), want, rtol=1e-4, atol=1e-5, err_msg=backend)
+        np.testing.assert_allclose(
+            for_backend(backend).attention(dst, x), want, rtol=1e-4, atol=1e-5, err_msg=backend
+        )
         for key, value in up.state_dict(dst).items():
             assert value.tobytes() == state[key].tobytes(), (backend, key)
 

@@ -8,46 +8,12 @@ import pytest
 import unified_params as up
 from tests.conformance import specs
 from tests.conftest import needs
+from tests.native import for_backend
 
 
 def subclassed(backend: str):
     """A model with attribute children, a list of blocks and a head, natively."""
-    if backend == "keras":
-        import keras
-
-        class Net(keras.Model):
-            def __init__(self):
-                super().__init__()
-                self.encoder = keras.layers.Dense(6)
-                self.blocks = [keras.layers.Dense(6), keras.layers.Dense(6)]
-                self.head = keras.layers.Dense(2)
-
-            def call(self, x):
-                x = self.encoder(x)
-                for block in self.blocks:
-                    x = block(x)
-                return self.head(x)
-
-        net = Net()
-        net(np.zeros((1, 4), "float32"))
-        return net
-    if backend == "torch":
-        from torch import nn
-
-        base, listing = nn.Module, nn.ModuleList
-    else:
-        from paddle import nn
-
-        base, listing = nn.Layer, nn.LayerList
-
-    class Net(base):
-        def __init__(self):
-            super().__init__()
-            self.encoder = nn.Linear(4, 6)
-            self.blocks = listing([nn.Linear(6, 6), nn.Linear(6, 6)])
-            self.head = nn.Linear(6, 2)
-
-    return Net()
+    return for_backend(backend).subclassed()
 
 
 def test_subclassed_models_have_the_same_paths(backend):
@@ -79,26 +45,9 @@ def test_keras_functional_model():
     assert m.count() == model.count_params() == 49
 
 
-def _conv(backend: str, dims: int):
-    if backend == "keras":
-        import keras
-
-        cls = {1: keras.layers.Conv1D, 3: keras.layers.Conv3D}[dims]
-        layer = cls(5, 3)
-        layer.build((None,) + (None,) * dims + (2,))
-        return layer
-    if backend == "torch":
-        from torch import nn
-
-        return {1: nn.Conv1d, 3: nn.Conv3d}[dims](2, 5, 3)
-    from paddle import nn
-
-    return {1: nn.Conv1D, 3: nn.Conv3D}[dims](2, 5, 3)
-
-
 @pytest.mark.parametrize("dims", [1, 3])
-def test_conv1d_and_conv3d_canonical_layout(backend, dims):
-    m = up.wrap(_conv(backend, dims))
+def test_conv1d_and_conv3d_canonical_layout(backend, dims, native):
+    m = up.wrap(native.conv(dims))
     assert m.kind == f"conv{dims}d"
     weight = m["weight"]
     assert weight.shape == (5, 2) + (3,) * dims
@@ -110,23 +59,12 @@ def test_conv1d_and_conv3d_canonical_layout(backend, dims):
     np.testing.assert_array_equal(weight.numpy("canonical"), value)
 
 
-def _prelu(backend: str):
-    if backend == "keras":
-        import keras
-
-        layer = keras.layers.PReLU()
-        layer.build((None, 3))
-        return layer, "alpha"
-    fw = __import__(backend)
-    return fw.nn.PReLU(), "weight" if backend == "torch" else "_weight"
-
-
-def test_other_layers_keep_native_names(backend):
-    layer, native = _prelu(backend)
+def test_other_layers_keep_native_names(backend, native):
+    layer, native_name = native.prelu()
     m = up.wrap(layer)
     assert m.kind == "other"
     (p,) = m.params().values()
-    assert p.name == p.native_name == native and p.kind == "param"
+    assert p.name == p.native_name == native_name and p.kind == "param"
     assert p.shape == p.shape
 
 
@@ -143,8 +81,8 @@ def test_summary_marks_shared_rows_and_dedups_totals(backends):
     assert len({tuple(t) for t in texts.values()}) == 1
 
 
-def test_summary_counts_buffers_apart(backend):
+def test_summary_counts_buffers_apart(backend, native):
     text = up.summary(specs.cnn().build(backend))
     assert "Total params: 170" in text
-    buffers = 3 if backend == "torch" else 2  # torch also tracks num_batches_tracked
+    buffers = native.cnn_buffers  # torch also tracks num_batches_tracked
     assert f"Buffers: {buffers} tensors, {8 + (buffers - 2)} elements" in text

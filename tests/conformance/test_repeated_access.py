@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import unified_params as up
-from tests.conftest import needs
+from tests.conftest import FRAMEWORKS, REQUESTED, needs
+from tests.native import for_backend
 from unified_params import spec as S
 from unified_params._core.errors import NotBuiltError
 
@@ -25,40 +26,6 @@ def warm(view):
     return view.params()
 
 
-def add_variable(backend, layer, name):
-    """Give ``layer`` one more trainable variable of shape (3,), natively.
-
-    (Keras locks a built layer's state: there, variables appear by building,
-    tested below.)
-    """
-    if backend == "torch":
-        import torch
-
-        layer.register_parameter(name, torch.nn.Parameter(torch.zeros(3)))
-    else:
-        import paddle
-
-        layer.add_parameter(name, paddle.create_parameter([3], "float32"))
-
-
-def replace_last_layer(backend, model):
-    """Put a Linear(8, 3) where the Linear(8, 2) was, natively."""
-    if backend == "torch":
-        import torch
-
-        model[2] = torch.nn.Linear(8, 3)
-    elif backend == "paddle":
-        import paddle
-
-        setattr(model, "2", paddle.nn.Linear(8, 3))
-    else:
-        import keras
-
-        model.pop()
-        model.add(keras.layers.Dense(3))
-        model.build((None, 4))
-
-
 def test_unchanged_model_answers_from_the_kept_walk(backend):
     m = up.wrap(mlp(backend))
     first = warm(m)
@@ -69,26 +36,29 @@ def test_unchanged_model_answers_from_the_kept_walk(backend):
     assert again is not m.params()  # each call hands out its own dict
 
 
-@pytest.mark.parametrize("framework", ["torch", "paddle"])
+@pytest.mark.parametrize("framework", [t for t in REQUESTED if for_backend(t).open_state])
 def test_a_variable_added_natively_shows_at_once(framework):
-    needs(framework)
-    net = mlp(framework)
+    """Frameworks that let a built layer gain variables (Keras locks a built
+    layer's state: there, variables appear by building, tested below)."""
+    needs(FRAMEWORKS[framework])
+    native = for_backend(framework)
+    net = mlp(FRAMEWORKS[framework])
     m = up.wrap(net)
     warm(m)
     m["0.bias"], m["0.bias"]  # indexed
-    add_variable(framework, net[0], "extra")
+    native.add_variable(net[0], "extra")
     assert "0.extra" in m.params()
     assert m.params()["0.extra"].shape == (3,) and m["0.extra"].shape == (3,)
-    add_variable(framework, net[0], "bias")  # a new variable in an existing slot
+    native.add_variable(net[0], "bias")  # a new variable in an existing slot
     assert m["0.bias"].native is m.params()["0.bias"].native and m["0.bias"].shape == (3,)
 
 
-def test_a_layer_replaced_natively_shows_at_once(backend):
+def test_a_layer_replaced_natively_shows_at_once(backend, native):
     net = mlp(backend)
     m = up.wrap(net)
     before = warm(m)["2.weight"]
     assert before.shape == (2, 8)
-    replace_last_layer(backend, net)
+    native.replace_last_layer(net)
     after = m.params()["2.weight"]
     assert after.shape == (3, 8) and after.native is not before.native
     assert [x.path for x in m.modules()] == ["", "0", "1", "2"]
@@ -105,12 +75,12 @@ def test_a_tie_made_here_shows_at_once_in_every_view(backend):
     assert "1.weight" in m.params() and m.params()["0.weight"].aliases == ()
 
 
-def test_a_sub_view_keeps_its_own_walk_and_paths(backend):
+def test_a_sub_view_keeps_its_own_walk_and_paths(backend, native):
     net = mlp(backend)
     sub = up.wrap(net)[2]
     assert list(warm(sub)) == ["weight", "bias"]  # relative keys, as net[2].named_parameters()
     assert [p.path for p in sub.params().values()] == ["2.weight", "2.bias"]  # paths stay absolute
-    replace_last_layer(backend, net)
+    native.replace_last_layer(net)
     assert sub.params()["weight"].shape == (2, 8)  # the view holds the old layer
     assert up.wrap(net)[2].params()["weight"].shape == (3, 8)
 
@@ -140,16 +110,16 @@ def test_keras_variables_created_by_a_build_show_at_once():
     assert list(warm(m)) == ["a.weight", "a.bias", "b.weight", "b.bias"]
 
 
-def test_look_ups_after_a_native_change_find_the_new_variables(backend):
+def test_look_ups_after_a_native_change_find_the_new_variables(backend, native):
     net = mlp(backend)
     m = up.wrap(net)
     for _ in range(3):  # indexed from the second look-up on
         old = m["2.weight"].native
         assert m["2.bias"].native is not old
-    replace_last_layer(backend, net)
+    native.replace_last_layer(net)
     new = m["2.weight"]
     assert new.native is not old and new.shape == (3, 8)
-    assert m[("2.kernel" if backend == "keras" else "2.weight")].native is new.native  # native leaf names too
+    assert m[f"2.{native.kernel_name}"].native is new.native  # native leaf names too
 
 
 def test_look_ups_after_a_tie_see_the_shared_variable(backend):

@@ -30,7 +30,7 @@ def load_from(model, source):
 
 def test_textbook_shared_layer_is_detected_natively(backend):
     net = textbook.shared_mlp(backend)
-    a, b = textbook.EXPECTED["shared"][backend]["a"], textbook.EXPECTED["shared"][backend]["b"]
+    a, b = textbook.expected(backend, "shared")["a"], textbook.expected(backend, "shared")["b"]
     bias_a, bias_b = a.replace("weight", "bias"), b.replace("weight", "bias")
     assert up.ties(net) == [(a, b), (bias_a, bias_b)]
     m = up.wrap(net)
@@ -162,39 +162,8 @@ def test_parameter_tie_inside_a_shared_layer_is_refused(backend):
     assert up.ties(model) == []
 
 
-def _two_attributes(backend):
-    if backend == "keras":
-        import keras
-
-        class Net(keras.Model):
-            def __init__(self):
-                super().__init__()
-                self.first = keras.layers.Dense(6)
-                self.second = keras.layers.Dense(6)
-
-            def call(self, x):
-                return self.second(self.first(x))
-
-        net = Net()
-        net(np.zeros((1, 6), "float32"))
-        return net
-    nn = __import__(backend).nn
-    base = nn.Module if backend == "torch" else nn.Layer
-
-    class Net(base):
-        def __init__(self):
-            super().__init__()
-            self.first = nn.Linear(6, 6)
-            self.second = nn.Linear(6, 6)
-
-        def forward(self, x):
-            return self.second(self.first(x))
-
-    return Net()
-
-
-def test_tie_attributes_of_subclassed_models(backend):
-    net = _two_attributes(backend)
+def test_tie_attributes_of_subclassed_models(backend, native):
+    net = native.two_attributes()
     m = up.wrap(net)
     up.tie(net, "first", "second")
     assert net.first is net.second
@@ -204,8 +173,7 @@ def test_tie_attributes_of_subclassed_models(backend):
     assert up.gradients(net, x)["first.weight"].shape == m["first.weight"].shape
     up.untie(net, "second")
     assert net.first is not net.second and m.count() == 84
-    if backend == "keras":
-        assert len(net.weights) == 4  # Keras tracks both layers again
+    assert native.variable_count(net) == 4  # the framework tracks both layers again
 
 
 def test_keras_functional_models_tie_parameters_not_layers():
@@ -226,14 +194,9 @@ def test_keras_functional_models_tie_parameters_not_layers():
     assert set(grads) == {"1.weight", "1.bias", "2.bias"}
 
 
-def test_keras_shared_dense_example_counts_three_layers_everywhere(backend):
+def test_keras_shared_dense_example_counts_three_layers_everywhere(backend, native):
     """The chapter's Keras cell: Flatten, a shared Dense twice, Dense(1)."""
-    if backend == "keras":
-        net = textbook.shared_mlp("keras")
-    else:
-        nn = __import__(backend).nn
-        shared = nn.Linear(4, 4)
-        net = nn.Sequential(nn.Flatten(), shared, shared, nn.Linear(4, 1))
+    net = native.shared_dense()
     m = up.wrap(net)
     assert len(m.children()) == 4
     assert len(m.modules()) - 1 == 3

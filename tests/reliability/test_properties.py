@@ -14,8 +14,9 @@ import numpy as np
 from hypothesis import given
 
 import unified_params as up
-from tests.conftest import REQUESTED
+from tests.conftest import NAMES as REQUESTED
 from tests.frameworks import forward, native_count, native_named_params
+from tests.native import for_backend
 from tests.reliability.architectures import architectures
 
 
@@ -81,7 +82,9 @@ def test_seeded_init_save_load_and_port_agree_across_backends(arch):
         got = forward(up.backend_of(dst), dst, x, channels=arch.family == "conv")
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     start, end = up.state_dict(chain[0]), up.state_dict(chain[-1])
-    merged = "keras" in REQUESTED and any(p.layer_kind == "lstm" for p in up.wrap(chain[0]).params().values())
+    merged = any(for_backend(b).one_lstm_bias for b in REQUESTED) and any(
+        p.layer_kind == "lstm" for p in up.wrap(chain[0]).params().values()
+    )
     for key, value in start.items():
         if merged and "bias_" in key:
             continue  # Keras keeps b_ih + b_hh as one bias: the sum survives, not the split

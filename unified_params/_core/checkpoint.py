@@ -23,8 +23,11 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import _version
 from . import safetensors_io as st
@@ -234,9 +237,14 @@ def _entries(slot: Slot) -> list[st.Entry]:
         param = slot.param
         return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, param._canonical_view)]
     return [
-        st.Entry(key, shape, slot.param.dtype, lambda key=key: dict(slot.export())[key])
+        st.Entry(key, shape, slot.param.dtype, _exported(slot, key))
         for key, shape in zip(slot.keys, slot.shapes, strict=True)
     ]
+
+
+def _exported(slot: Slot, key: str) -> Callable[[], np.ndarray]:
+    """Reads one canonical entry of a slot that stands for several."""
+    return lambda: dict(slot.export())[key]
 
 
 def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:

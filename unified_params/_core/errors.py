@@ -10,6 +10,8 @@ Messages have three parts: what happened, what was expected, and
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UnifiedParamsError(Exception):
     """Base class of every error raised by unified-params.
@@ -63,7 +65,13 @@ class TieError(UnifiedParamsError, ValueError):
 
 
 class PortError(UnifiedParamsError, ValueError):
-    """Weights cannot be ported between two models."""
+    """Weights cannot be ported between two models.
+
+    ``report``: when the port got as far as checking outputs, the `PortReport`
+    of what was matched and converted (else None).
+    """
+
+    report: Any = None
 
 
 class CheckpointError(UnifiedParamsError, ValueError):

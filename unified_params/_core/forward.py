@@ -22,4 +22,4 @@ def run(model: Module, inputs: Any, *, training: bool = False) -> np.ndarray:
         ShapeError: The input does not fit the model's first layer.
     """
     x = prepare_input(model, inputs)
-    return restore_output(model, x, model._adapter.forward(model.native, x, bool(training)))
+    return restore_output(model, x, model.adapter.forward(model.native, x, bool(training)))

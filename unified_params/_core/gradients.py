@@ -83,7 +83,7 @@ def run(
     if layout not in LAYOUTS:
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     check_loss(loss, targets)
-    adapter = model._adapter
+    adapter = model.adapter
     x = prepare_input(model, inputs)
     t = None if targets is None else values.as_array(targets, path="<targets>").astype(np.float32)
     if t is not None and t.ndim == x.ndim and channels_moved(model, x.ndim):

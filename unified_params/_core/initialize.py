@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def run(
         _report_unused(rules, used, strict, model)
     for param, _, chosen in plan:
         _checked(chosen, param)
-    seed = int(np.random.SeedSequence().entropy) if seed is None else _valid_seed(seed)
+    seed = int(cast(int, np.random.SeedSequence().entropy)) if seed is None else _valid_seed(seed)
     # Values of user code are drawn and validated before the first write.
     # Values that are not element-wise laws (user code, orthogonal, ...) are drawn
     # and validated before the first write; laws were range-checked above.
@@ -106,7 +106,7 @@ def _fill_native(init: Initializer, param: Param, seed: int, key: tuple[int, ...
     def fill(buffer: np.ndarray) -> None:
         _fill_chunks(law, buffer.reshape(-1), seed, key)
 
-    return param._adapter.fill_in_place(param.native, fill)
+    return param.adapter.fill_in_place(param.native, fill)
 
 
 def _fill_chunks(law: Law, flat: np.ndarray, seed: int, key: tuple[int, ...]) -> None:
@@ -146,7 +146,7 @@ def stream_key(path: str) -> tuple[int, ...]:
 
 def _stream_keys(model: Module) -> dict[int, tuple[int, ...]]:
     """Each parameter's stream key, from its first path in the root model."""
-    return {id(p.native): stream_key(path) for path, p in model._root.params().items()}
+    return {id(p.native): stream_key(path) for path, p in model.root.params().items()}
 
 
 def _parse_rules(init_or_rules: Any) -> list[tuple[Any, Any, Initializer]]:

@@ -129,6 +129,8 @@ class Initializer:
         """Values of canonical ``shape``. Elementwise initializers need not override it."""
         if not self.elementwise:
             raise NotImplementedError(f"{type(self).__name__} must override sample(shape, rng, param)")
+        if param is None:
+            raise InitError(f"{type(self).__name__} draws for a parameter: call it with param=")
         return self.law(param).draw(math.prod(shape), rng, np.float32).reshape(shape)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator | None = None, param: Any = None):
@@ -415,7 +417,8 @@ class Eye(Initializer):
         _need_rank(self, param, lambda r: r == 2, "exactly 2 axes")
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator, param: Param | None) -> np.ndarray:
-        return np.eye(*shape)
+        rows, columns = shape
+        return np.eye(rows, columns)
 
 
 class FanInUniform(_Elementwise):
@@ -469,10 +472,10 @@ class Default(Initializer):
     builtin = True
 
     def resolve(self, param: Param) -> Initializer:
-        table = param._adapter.DEFAULT_INIT.get(param.layer_kind, {})
+        table = param.adapter.DEFAULT_INIT.get(param.layer_kind, {})
         chosen = table.get(base_name(param.name))
         if chosen is None:
-            kinds = ", ".join(sorted(param._adapter.DEFAULT_INIT))
+            kinds = ", ".join(sorted(param.adapter.DEFAULT_INIT))
             raise InitError(
                 f"Default: no {param.backend} default is known for {param.path!r} "
                 f"({param.layer_kind} leaf {param.name!r}). Expected a parameter of a layer kind "

@@ -29,7 +29,7 @@ def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], st
         return f"(batch, ..., {shape[1]})", lambda x: x.ndim >= 1 and x.shape[-1] == shape[1], kind
     if kind.startswith("conv"):
         dims = int(kind[-2])
-        groups = int(model._adapter.hyperparameters(first.module.native).get("groups", 1))
+        groups = int(model.adapter.hyperparameters(first.module.native).get("groups", 1))
         channels = shape[0] if kind.startswith("conv_transpose") else shape[1] * groups
         spatial = ["L", "H, W", "D, H, W"][dims - 1]
         description = f"(batch, {channels}, {spatial}) channels first"
@@ -78,12 +78,12 @@ def channels_moved(model: Module, ndim: int) -> bool:
     norm), or, when that layer cannot (a Keras model that starts with
     Normalization), the rank of the input the model declares (4 or 5: images
     or volumes)."""
-    if not model._adapter.CHANNELS_LAST or ndim < 3:
+    if not model.capabilities.channels_last or ndim < 3:
         return False
     expected = expected_input(model)
     if expected is not None:
         return moves_channels(expected[2], ndim)
-    return ndim >= 4 and model._adapter.input_rank(model.native) == ndim
+    return ndim >= 4 and model.adapter.input_rank(model.native) == ndim
 
 
 def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:

@@ -197,7 +197,7 @@ class Layout:
         if self.groups is not None:
             out = out.reshape(self.canonical_shape(native.shape))
         if self.gate_perm is not None:
-            out = _reorder_blocks(out, self.gate_axis, self.gate_perm)
+            out = _reorder_blocks(out, int(self.gate_axis or 0), self.gate_perm)
         return out
 
     def to_native(self, canonical: np.ndarray, native_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -208,7 +208,7 @@ class Layout:
         out = canonical
         if self.gate_perm is not None:
             inverse = tuple(int(i) for i in np.argsort(self.gate_perm))
-            out = _reorder_blocks(out, self.gate_axis, inverse)
+            out = _reorder_blocks(out, int(self.gate_axis or 0), inverse)
         if self.groups is not None:
             if native_shape is None:
                 raise ValueError("a layout that merges axes needs the native shape")
@@ -280,6 +280,7 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
                 f"Expected one of the declared ranks. " + received(axes=leaf.axes, ndim=ndim)
             )
         return identity(ndim)
+    assert leaf is not None  # axes come from a leaf
     if len(axes) != ndim:
         raise ShapeError(
             f"The layout declared for a {kind} leaf {leaf.canonical!r} has "
@@ -369,7 +370,7 @@ def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _reorder_blocks(array: np.ndarray, axis: int | None, order: tuple[int, ...]) -> np.ndarray:
+def _reorder_blocks(array: np.ndarray, axis: int, order: tuple[int, ...]) -> np.ndarray:
     blocks = np.split(array, len(order), axis=axis)
     return np.concatenate([blocks[i] for i in order], axis=axis)
 
@@ -390,5 +391,5 @@ def _expand_index(index: Any, ndim: int) -> list[Any] | None:
 def _is_basic(item: Any) -> bool:
     # A negative step is left to numpy (a whole-value write): torch refuses it in place.
     if isinstance(item, slice):
-        return item.step is None or (isinstance(item.step, (int, np.integer)) and item.step > 0)
+        return item.step is None or (isinstance(item.step, (int, np.integer)) and bool(item.step > 0))
     return item is Ellipsis or isinstance(item, (int, np.integer)) and not isinstance(item, bool)

@@ -69,6 +69,7 @@ def layers(model: Module) -> list[Layer]:
     out: dict[str, Layer] = {}
     for slot in slots(model):
         module = model[slot.layer] if slot.layer else model
+        assert isinstance(module, Module)  # a slot's layer path names a layer
         layer = out.get(slot.layer)
         if layer is None:
             layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [])
@@ -186,8 +187,8 @@ def _np(dtype: str) -> Any:
 
 
 def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[str]:
-    ha = src._adapter.hyperparameters(src[a.path].native if a.path else src.native)
-    hb = dst._adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
+    ha = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
+    hb = dst.adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
     return [
         f"{a.path} -> {b.path}: {name} {ha[name]:g} ({src.backend}) vs {hb[name]:g} ({dst.backend})"
         for name in sorted(set(ha) & set(hb))
@@ -217,7 +218,7 @@ def _native_state(model: Module) -> dict[str, np.ndarray]:
 
     def keep(item: tuple[str, Any]) -> None:
         path, p = item
-        out[path] = np.array(p._adapter.view(p.native), copy=True)
+        out[path] = np.array(p.adapter.view(p.native), copy=True)
 
     run_all(keep, list(model.params().items()))
     return out

@@ -110,10 +110,15 @@ def write(
             raw = pending.result()
             if k + 1 < len(entries):
                 pending = helper.submit(contiguous, _fetched(entries[k + 1]))
-            stream.write(memoryview(raw.reshape(-1).view(np.uint8)).cast("B") if raw.size else b"")
+            stream.write(_bytes_of(raw) if raw.size else b"")
             del raw
             if tick is not None:
                 tick(e.nbytes)
+
+
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """A C-contiguous array's memory as bytes, without a copy."""
+    return memoryview(array.reshape(-1).view(np.uint8)).cast("B")  # type: ignore[arg-type]
 
 
 def _fetched(e: Entry) -> np.ndarray:
@@ -206,7 +211,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
         [True]
     """
     prefix = _temp_prefix(path.name)
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(path.parent)
     except OSError:
@@ -405,7 +410,7 @@ class FileReader:
         out = aligned_empty(info.shape, info.dtype)
         if not out.size:
             return out
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = _bytes_of(out)
         try:
             fd, done = self._fd(), 0
             while done < len(view):

@@ -43,11 +43,14 @@ class Merge:
 
     ``how`` is ``"sum"`` (the native value is the sum of the entries; export
     puts it all in the first) or ``"stack"`` (the native value stacks the
-    entries along its first axis).
+    entries along its first axis). ``unstacked``: why a ``"stack"`` variable
+    that is not stacked (one axis too few) has no canonical form, and what the
+    user should do instead (the adapter's words, for its framework).
     """
 
     canonical: tuple[str, ...]
     how: str
+    unstacked: str = "the variable does not stack its entries. Expected one entry per row."
 
 
 @dataclass
@@ -130,12 +133,12 @@ class Slot:
                 value = block if layout is None else layout.to_native(block, param.shape)
                 param.set(value, layout="canonical")
             return
-        value = {
+        merged = {
             "one": lambda: arrays[0],
             "sum": lambda: arrays[0] + arrays[1],
             "stack": lambda: np.stack(arrays),
         }
-        self.param.set(value[self.how](), layout="canonical")
+        self.param.set(merged[self.how](), layout="canonical")
 
     @staticmethod
     def _block(param: Param, layout: layouts.Layout | None) -> np.ndarray:
@@ -188,7 +191,7 @@ class LoadReport:
 def slots(model: Module) -> list[Slot]:
     """Every variable of the model (one per tie group) with its canonical
     entries, keyed by paths relative to ``model`` (as ``model.params()``)."""
-    adapter = model._adapter
+    adapter = model.adapter
     params = model.params()
     attention = [inside(m.path, model) for m in model.modules() if m.kind == "mha"]
     gathered = _gathers(model, adapter.GATHERS)
@@ -213,9 +216,7 @@ def slots(model: Module) -> list[Slot]:
         if merge.how == "stack" and len(shape) != 2:
             raise UnsupportedError(
                 f"{param.path!r} ({param.layer_kind}, shape {param.native_shape}) has no canonical form: "
-                "a Keras GRU without reset_after=True applies the reset gate before the recurrent "
-                "kernel, which torch and Paddle GRUs cannot express. Expected reset_after=True. "
-                + received(path=param.path, shape=param.native_shape)
+                f"{merge.unstacked} " + received(path=param.path, shape=param.native_shape)
             )
         keys = tuple(join(holder, name) for name in merge.canonical)
         shapes = (shape,) * 2 if merge.how == "sum" else (shape[1:],) * shape[0]

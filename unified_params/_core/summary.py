@@ -23,7 +23,7 @@ def render(root: Module) -> str:
         >>> render(m).splitlines()[-3]
         'Total params: 40  (trainable: 40, non-trainable: 0)'
     """
-    adapter, native = root._adapter, root.native
+    adapter, native = root.adapter, root.native
     first_path: dict[int, str] = {}
     rows: list[tuple[str, str, str, str]] = []
     for path, module in walk(adapter, native, root.path):
@@ -118,7 +118,7 @@ def render_tree(root: Module) -> str:
           (1): ReLU()
         )
     """
-    adapter = root._adapter
+    adapter = root.adapter
     lines: list[str] = []
 
     def visit(module, path: str, label: str, depth: int, ancestors: frozenset[int]) -> None:

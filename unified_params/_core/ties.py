@@ -26,7 +26,7 @@ _RNN = ("lstm", "gru")
 def ties(model: Module) -> list[tuple[str, ...]]:
     """Groups of paths sharing one native variable, each in traversal order,
     groups ordered by their first path's position in the traversal."""
-    groups = group_by_variable(all_entries(model._adapter, model.native, model.path))
+    groups = group_by_variable(all_entries(model.adapter, model.native, model.path))
     return [tuple(e.path for e in group) for group in groups.values() if len(group) > 1]
 
 
@@ -45,7 +45,7 @@ def tie(model: Module, src: str, dst: str) -> None:
     try:
         if isinstance(a, Param) and isinstance(b, Param):
             _tie_params(model, a, b)
-        else:
+        elif isinstance(a, Module) and isinstance(b, Module):
             _tie_layers(model, a, b)
     finally:
         structure_changed()  # cached walks of this model no longer hold
@@ -85,18 +85,18 @@ def _tie_layers(model: Module, src: Module, dst: Module) -> None:
             + received(src=src.path, dst=dst.path)
         )
     parent, key = _parent(model, dst.path)
-    model._adapter.set_child(parent.native, key, src.native)
+    model.adapter.set_child(parent.native, key, src.native)
 
 
 def _untie_layer(model: Module, layer: Module) -> None:
-    positions = [p for p, n in walk(model._adapter, model.native, model.path) if n is layer.native]
+    positions = [p for p, n in walk(model.adapter, model.native, model.path) if n is layer.native]
     if len(positions) < 2:
         raise TieError(
             f"Layer {layer.path!r} is not tied: it is used at one position only. Expected a layer "
             "shared between positions. " + received(path=layer.path)
         )
     parent, key = _parent(model, layer.path)
-    model._adapter.set_child(parent.native, key, model._adapter.copy_layer(layer.native))
+    model.adapter.set_child(parent.native, key, model.adapter.copy_layer(layer.native))
 
 
 # -- parameters ----------------------------------------------------------------
@@ -116,7 +116,7 @@ def _tie_params(model: Module, src: Param, dst: Param) -> None:
         )
     _refuse_rnn_slot(model, dst)
     _refuse_shared_holder(model, dst, "tie")
-    model._adapter.set_variable(dst.module.native, dst.native_name, src.native)
+    model.adapter.set_variable(dst.module.native, dst.native_name, src.native)
 
 
 def _untie_param(model: Module, param: Param) -> None:
@@ -127,13 +127,13 @@ def _untie_param(model: Module, param: Param) -> None:
         )
     _refuse_rnn_slot(model, param)
     _refuse_shared_holder(model, param, "untie")
-    copy = model._adapter.copy_variable(param.native)
-    model._adapter.set_variable(param.module.native, param.native_name, copy)
+    copy = model.adapter.copy_variable(param.native)
+    model.adapter.set_variable(param.module.native, param.native_name, copy)
 
 
 def _refuse_shared_holder(model: Module, param: Param, verb: str) -> None:
     """A parameter reached through a layer used twice is tied by its layer."""
-    holders = [p for p, n in walk(model._adapter, model.native, model.path) if n is param.module.native]
+    holders = [p for p, n in walk(model.adapter, model.native, model.path) if n is param.module.native]
     if len(holders) > 1:
         others = [h for h in holders if h != param.module.path]
         raise TieError(
@@ -144,11 +144,11 @@ def _refuse_shared_holder(model: Module, param: Param, verb: str) -> None:
 
 
 def _refuse_rnn_slot(model: Module, param: Param) -> None:
-    if param.layer_kind in _RNN and model.backend == "paddle":
+    if param.layer_kind in _RNN and not model.capabilities.rnn_param_ties:
         # Paddle's RNN layers keep a second reference to each weight inside their cells.
         raise UnsupportedError(
-            f"Parameter-level ties inside a Paddle {param.layer_kind.upper()} are not supported: its "
-            "cells keep their own references to the weights. Expected a layer-level tie of the "
+            f"Parameter-level ties inside a {model.backend} {param.layer_kind.upper()} are not supported: "
+            "its cells keep their own references to the weights. Expected a layer-level tie of the "
             f"whole recurrent layer. " + received(path=param.path)
         )
 
@@ -158,6 +158,8 @@ def _parent(model: Module, path: str) -> tuple[Module, str]:
     keys = split(path)
     relative = keys[len(split(model.path)) :] if model.path else keys
     parent = model[join(*relative[:-1])] if len(relative) > 1 else model
+    if not isinstance(parent, Module):
+        raise TieError(f"{path!r} is inside a parameter, not a layer. " + received(path=path))
     return parent, relative[-1]
 
 

@@ -23,6 +23,7 @@ from .tree import Entry, all_entries, group_by_variable, own_entries, unique_mod
 
 if TYPE_CHECKING:
     from ..backends._base import Adapter
+    from ..backends.registry import Capabilities
 
 LAYOUTS = ("native", "canonical")
 #: Writes to one variable are serialised: a sliced write is a read-modify-write on
@@ -62,13 +63,30 @@ class Module:
     # -- identity ------------------------------------------------------------
     @property
     def backend(self) -> str:
-        """``"torch"``, ``"keras"`` or ``"paddle"``."""
+        """The backend's name, as the registry lists it (``"torch"``, ``"keras"``, ``"paddle"``)."""
         return self._adapter.name
 
     @property
     def native(self) -> Any:
         """The framework's own layer object."""
         return self._native
+
+    @property
+    def adapter(self) -> Adapter:
+        """Internal, for the core and extension code: the backend's adapter,
+        which translates every operation on this view to its framework."""
+        return self._adapter
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the backend allows on the engine in use (see
+        `unified_params.backends.Capabilities`)."""
+        return self._adapter.capabilities
+
+    @property
+    def root(self) -> Module:
+        """The view of the model that was wrapped (the root of `path`)."""
+        return self._root
 
     @property
     def path(self) -> str:
@@ -357,7 +375,7 @@ class Module:
             if path != self._path:
                 parent, _, key = path.rpartition(".")
                 chains[path] = (*chains[parent], (key, native))
-        index = {}
+        index: dict[str, tuple[tuple[tuple[str, Any], ...], Entry]] = {}
         for entry in snap.entries:
             chain = chains[entry.module_path]
             index.setdefault(entry.native_path[cut:], (chain, entry))
@@ -465,6 +483,11 @@ class Param:
     def native(self) -> Any:
         """The framework's own variable (``torch.nn.Parameter``, ...)."""
         return self._entry.var
+
+    @property
+    def adapter(self) -> Adapter:
+        """Internal, for the core and extension code: the backend's adapter."""
+        return self._adapter
 
     @property
     def module(self) -> Module:

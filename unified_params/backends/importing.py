@@ -2,37 +2,33 @@
 
 ``import tensorflow`` followed by ``import paddle`` crashes the interpreter
 (a segfault inside paddle's start-up). Wherever the project imports a
-framework itself, it goes through `import_framework`, which imports
-paddle first when it is installed, and refuses with a clear error, instead of
-crashing, when tensorflow is already loaded and paddle is not.
+framework itself, it goes through `import_framework`, which imports the
+installed frameworks that must come first (the registry's import priority:
+paddle before tensorflow), and refuses with a clear error, instead of
+crashing, when a framework that must come first is needed after one that
+must come later was loaded.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
+from collections.abc import Iterable
 from types import ModuleType
 
 from .._core.errors import BackendNotInstalledError, UnsupportedError, received
+from . import registry
+from .registry import installed
 
-_MODULES = {"torch": "torch", "keras": "keras", "paddle": "paddle"}
-_EXTRAS = {"torch": "torch", "keras": "tensorflow", "paddle": "paddle"}
+__all__ = ["import_framework", "import_frameworks", "installed"]
 
-
-def installed(backend: str) -> bool:
-    """Whether a backend's framework can be imported, without importing it.
-
-    Examples:
-        >>> installed("no-such-backend")
-        False
-    """
-    module = _MODULES.get(backend)
-    return module is not None and (module in sys.modules or importlib.util.find_spec(module) is not None)
+#: Frameworks whose import makes a later import of an earlier-priority
+#: framework crash, by the module that crashes after them.
+_CRASHES_AFTER = {"paddle": ("tensorflow",)}
 
 
 def import_framework(backend: str) -> ModuleType:
-    """Import a backend's framework, paddle before tensorflow.
+    """Import a backend's framework, after every installed framework that must come first.
 
     Raises:
         BackendNotInstalledError: The framework is not installed.
@@ -42,28 +38,46 @@ def import_framework(backend: str) -> ModuleType:
         >>> import_framework("torch").__name__
         'torch'
     """
-    if backend not in _MODULES:
-        raise ValueError(
-            f"Unknown backend {backend!r}. Expected one of {tuple(_MODULES)}. " + received(backend=backend)
-        )
-    if backend == "paddle":
-        _refuse_paddle_after_tensorflow()
-    elif backend == "keras" and installed("paddle") and "tensorflow" not in sys.modules:
-        importlib.import_module("paddle")  # later paddle imports stay safe
+    entry = registry.get(backend)
+    _refuse_crashing_order(entry.name)
+    for earlier in registry.import_order():
+        if earlier == entry.name:
+            break
+        module = registry.get(earlier).module
+        if (
+            earlier in _CRASHES_AFTER
+            and module not in sys.modules
+            and not any(m in sys.modules for m in _CRASHES_AFTER[earlier])
+            and installed(earlier)
+        ):
+            importlib.import_module(module)  # later imports of it stay safe
     try:
-        return importlib.import_module(_MODULES[backend])
+        return importlib.import_module(entry.module)
     except ImportError as err:
         raise BackendNotInstalledError(
             f"The {backend} backend is not installed ({err}). Install it with: "
-            f"pip install 'unified-params[{_EXTRAS[backend]}]'. " + received(backend=backend)
+            f"pip install 'unified-params[{entry.extra}]'. " + received(backend=backend)
         ) from err
 
 
-def _refuse_paddle_after_tensorflow() -> None:
-    if "paddle" not in sys.modules and "tensorflow" in sys.modules:
+def _refuse_crashing_order(name: str) -> None:
+    module = registry.get(name).module
+    loaded = [m for m in _CRASHES_AFTER.get(name, ()) if m in sys.modules]
+    if module not in sys.modules and loaded:
         raise UnsupportedError(
-            "paddle cannot be imported after tensorflow in one process: paddle's start-up "
-            "then crashes the interpreter. Expected paddle to be imported first: put "
-            "`import paddle` before `import tensorflow` / `import keras`, or use a separate "
-            "process for paddle. " + received(loaded="tensorflow", missing="paddle")
+            f"{module} cannot be imported after {loaded[0]} in one process: {module}'s start-up "
+            f"then crashes the interpreter. Expected {module} to be imported first: put "
+            f"`import {module}` before `import {loaded[0]}` / `import keras`, or use a separate "
+            f"process for {module}. " + received(loaded=loaded[0], missing=module)
         )
+
+
+def import_frameworks(names: Iterable[str]) -> None:
+    """Import several backends' frameworks in the registry's safe order.
+
+    Examples:
+        >>> import_frameworks(["torch"])
+    """
+    order = registry.import_order()
+    for name in sorted(set(names), key=order.index):
+        import_framework(name)

@@ -17,12 +17,11 @@ from collections.abc import Iterator, Sequence
 
 from .._core.errors import UnifiedParamsError
 from .._version import __version__
-from ..backends import IMPORT_ORDER
-from ..backends.importing import import_framework, installed
+from ..backends import registry
+from ..backends.importing import import_frameworks
 from .demo import demo
 
 __all__ = ["demo", "main"]
-BACKENDS = ("torch", "keras", "paddle")
 DESCRIPTION = (
     "One API for parameter management over PyTorch, Keras 3 and PaddlePaddle: "
     "demo runs the textbook chapter on every backend, inspect and summary read "
@@ -47,15 +46,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"unified-params {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="the textbook chapter, one code on every installed backend")
-    run.add_argument("--backends", default=None, help="comma-separated subset of torch,keras,paddle")
+    targets = ",".join(registry.targets())
+    run.add_argument("--backends", default=None, help=f"comma-separated subset of {targets}")
     run.add_argument("--plot", default=None, metavar="FILE.png", help="also save parameter histograms")
     look = sub.add_parser("inspect", help="names, shapes, dtypes, ties and metadata of a checkpoint")
     look.add_argument("file", help="a .safetensors file, or a sharded checkpoint's index")
     tree = sub.add_parser("summary", help="the summary of a spec expression, or a checkpoint's layers")
     tree.add_argument("target", help="a file, or a spec such as 'Sequential(Linear(4, 8), ReLU())'")
-    tree.add_argument("--backend", default=None, choices=BACKENDS)
+    tree.add_argument("--backend", default=None, choices=registry.names())
     check = sub.add_parser("conformance", help="run the conformance suite and print the matrix")
-    check.add_argument("--backends", default=None, help="comma-separated subset of torch,keras,paddle")
+    check.add_argument("--backends", default=None, help=f"comma-separated subset of {targets}")
+    check.add_argument(
+        "--suite", default=None, metavar="DIR", help="the conformance suite (tests/conformance)"
+    )
     check.add_argument("--write", default=None, metavar="FILE.md", help="also write the matrix as markdown")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -78,56 +81,69 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         summary(args.target, args.backend, sys.stdout, importer=import_quietly)
         return 0
-    chosen = chosen_backends(args.backends)
-    import_quietly(chosen)
+    chosen = chosen_backends(args.backends, one_process=args.command != "conformance")
     if args.command == "conformance":
         from .conformance import run
 
-        return 0 if run(chosen, sys.stdout, args.write) else 1
-    return 0 if demo(chosen, plot=args.plot) else 1
+        return 0 if run(chosen, sys.stdout, args.write, args.suite) else 1
+    names = [registry.use_target(t) for t in chosen]
+    import_quietly(names)
+    return 0 if demo(names, plot=args.plot, labels=chosen) else 1
 
 
-def chosen_backends(text: str | None) -> list[str]:
-    """The backends a ``--backends`` option names (default: every installed one).
+def chosen_backends(text: str | None, one_process: bool = True) -> list[str]:
+    """The backends a ``--backends`` option names (default: every installed one),
+    as registry targets (``keras-jax`` names Keras on JAX).
+
+    ``one_process``: the backends run in this process, which holds one engine
+    per framework (the conformance command runs one process per engine).
 
     Raises:
-        UsageError: An unknown or uninstalled backend, or none at all.
+        UsageError: An unknown or uninstalled backend, two engines of one
+            framework in one process, or none at all.
 
     Examples:
         >>> chosen_backends("torch")
         ['torch']
     """
+    known = registry.targets()
     if text is None:
-        found = [b for b in BACKENDS if installed(b)]
+        found = [b for b in registry.names() if registry.installed(b)]
         if not found:
             raise UsageError(
-                "No backend is installed. Expected one of torch, keras, paddle: "
+                f"No backend is installed. Expected one of {', '.join(registry.names())}: "
                 "pip install 'unified-params[all]'. " + "Received: backends=[]"
             )
         return found
-    names = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BACKENDS]
+    names = list(dict.fromkeys(b.strip() for b in text.split(",") if b.strip()))
+    unknown = [b for b in names if b not in known]
     if unknown or not names:
         raise UsageError(
             f"Unknown backend {', '.join(map(repr, unknown)) or '(none given)'}. Expected a "
-            f"comma-separated subset of {', '.join(BACKENDS)}. Received: backends={text!r}"
+            f"comma-separated subset of {', '.join(known)}. Received: backends={text!r}"
         )
-    missing = [b for b in names if not installed(b)]
+    frameworks = [registry.split_target(b)[0] for b in names]
+    twice = sorted({f for f in frameworks if frameworks.count(f) > 1}) if one_process else []
+    if twice:
+        raise UsageError(
+            f"{', '.join(twice)} is named on two engines; a process runs a framework on one engine. "
+            f"Expected one of them per command. Received: backends={text!r}"
+        )
+    missing = [b for b in names if not registry.installed(b)]
     if missing:
         raise UsageError(
             f"Backend {', '.join(map(repr, missing))} is not installed. Expected installed "
-            f"backends: {', '.join(b for b in BACKENDS if installed(b)) or 'none'}. "
+            f"backends: {', '.join(b for b in known if registry.installed(b)) or 'none'}. "
             f"Received: backends={text!r}"
         )
-    return list(dict.fromkeys(names))
+    return names
 
 
 def import_quietly(backends: Sequence[str]) -> None:
     """Import the backends' frameworks, paddle first, with the log lines their
     native start-up writes straight to the process's stderr kept off it."""
     with _stderr_silenced():
-        for name in sorted(backends, key=IMPORT_ORDER.index):
-            import_framework(name)
+        import_frameworks(backends)
 
 
 @contextlib.contextmanager

@@ -15,19 +15,24 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends import IMPORT_ORDER
-from ..backends.importing import import_framework
+from ..backends.importing import import_frameworks
 from . import chapter
 
 _RULE = "─" * 88
 
 
-def demo(backends: Sequence[str], out: Any = sys.stdout, plot: str | None = None) -> bool:
+def demo(
+    backends: Sequence[str],
+    out: Any = sys.stdout,
+    plot: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> bool:
     """Run the chapter on each backend and print every cell once.
 
     Returns True when every cell printed the same text on every backend.
     With ``plot``, also saves histograms of the chapter's seeded MLP, one
-    row per backend.
+    row per backend. ``labels``: how to name the backends in the output
+    (``keras-jax`` for Keras on JAX); default their names.
 
     Examples:
         >>> import io
@@ -38,12 +43,11 @@ def demo(backends: Sequence[str], out: Any = sys.stdout, plot: str | None = None
         '15/15 cells print the same on torch.'
     """
     warnings.filterwarnings("ignore", message="No ccache found")
-    for name in sorted(backends, key=IMPORT_ORDER.index):
-        import_framework(name)
+    import_frameworks(backends)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         outputs = {backend: chapter.run(backend) for backend in backends}
-    names = ", ".join(backends)
+    names = ", ".join(labels or backends)
     print(f"unified-params demo: the textbook chapter, one code on {names}", file=out)
     same = 0
     for k, cell in enumerate(chapter.CELLS):
@@ -56,8 +60,8 @@ def demo(backends: Sequence[str], out: Any = sys.stdout, plot: str | None = None
             same += 1
             print(next(iter(texts.values())), file=out)
             continue
-        for backend, text in texts.items():
-            print(f"[{backend}, DIFFERS]\n{text}", file=out)
+        for label, text in zip(labels or backends, texts.values(), strict=True):
+            print(f"[{label}, DIFFERS]\n{text}", file=out)
     if plot:
         _plot(backends, plot)
         print(f"\nparameter histograms written to {plot}", file=out)

@@ -11,8 +11,8 @@ from typing import Any
 from .. import access, spec
 from .._core.checkpoint import INDEX_SUFFIX, index_of, read_index, read_state
 from .._core.errors import BackendNotInstalledError, UnsupportedError, received
-from ..backends import IMPORT_ORDER
-from ..backends.importing import import_framework, installed
+from ..backends import registry
+from ..backends.importing import import_frameworks
 from .render import table
 
 
@@ -59,19 +59,14 @@ def summary(target: str, backend: str | None, out: Any, importer: Any = None) ->
         _checkpoint_summary(target, out)
         return
     model_spec = _parse_spec(target)
-    chosen = backend or next((b for b in ("torch", "paddle", "keras") if installed(b)), None)
+    chosen = backend or next((b for b in registry.names() if registry.installed(b)), None)
     if chosen is None:
         raise BackendNotInstalledError(
-            "No backend is installed to build the spec. Expected one of torch, keras, paddle: "
+            f"No backend is installed to build the spec. Expected one of {', '.join(registry.names())}: "
             "pip install 'unified-params[all]'. " + received(target=target)
         )
-    (importer or _import)([chosen])
+    (importer or import_frameworks)([chosen])
     print(access.summary(model_spec.build(chosen)), file=out)
-
-
-def _import(backends: list[str]) -> None:
-    for name in sorted(backends, key=IMPORT_ORDER.index):
-        import_framework(name)
 
 
 def _looks_like_a_file(target: str) -> bool:
@@ -91,8 +86,8 @@ def _checkpoint_summary(file: str, out: Any) -> None:
         [layer or "<root>", kinds.get(layer, "?"), "  ".join(leaves), f"{counts[layer]:,}"]
         for layer, leaves in layers.items()
     ]
-    source = metadata.get("source_backend", "?")
-    table(f"{file} (saved from {source})", ["layer", "kind", "tensors", "elements"], rows, out)
+    saved_from = metadata.get("source_backend", "?")
+    table(f"{file} (saved from {saved_from})", ["layer", "kind", "tensors", "elements"], rows, out)
     print(f"Total elements: {sum(counts.values()):,}", file=out)
 
 

@@ -1,0 +1,146 @@
+"""One fixture module per backend: what the conformance suite needs to speak
+each framework natively.
+
+``tests/native/<framework>.py`` defines ``NATIVE``, a `Native`: the textbook
+chapter's models written the framework's own way, the framework's own
+listing, forward and backward, and the expected differences between
+frameworks as data. Conformance tests take it through the ``native`` fixture
+and never branch on a backend's name; a new framework needs one module here
+(and one adapter package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+import numpy as np
+
+from unified_params.backends import registry
+
+#: The chapter's input to its first models.
+X = np.random.default_rng(0).uniform(size=(2, 4)).astype("float32")
+
+
+class Native:
+    """What a conformance test needs from one framework; subclasses fill it in.
+
+    Data attributes say where a framework differs by design (positions, names,
+    counts); methods build models and run them natively.
+    """
+
+    #: The chapter's models as the framework writes them: positions, paths, counts.
+    textbook: ClassVar[dict[str, dict[str, Any]]]
+    #: The framework's class name of a fully connected layer.
+    linear_type: ClassVar[str]
+    #: The native name of a Linear's weight.
+    kernel_name: ClassVar[str]
+    #: Position of the first Linear in the chapter's MLP (Keras' starts with a Flatten).
+    first_linear: ClassVar[int] = 0
+    #: Position, inside a block1 of the nested model, of its first Linear.
+    block_linear: ClassVar[int] = 0
+    #: Buffers a Conv+BatchNorm model keeps (torch also counts batches).
+    cnn_buffers: ClassVar[int] = 2
+    #: One LSTM bias (b_ih + b_hh) instead of two.
+    one_lstm_bias: ClassVar[bool] = False
+    #: Spec models whose port into this framework converts axes (channels-last kernels).
+    converts_axes: ClassVar[tuple[str, ...]] = ()
+    #: The native shape and name of a depthwise conv kernel (3 channels, multiplier 2, 3x3).
+    depthwise: ClassVar[tuple[tuple[int, ...], str]] = ((6, 1, 3, 3), "weight")
+    #: Whether a native backward pass leaves gradients where ``p.grad`` reads them.
+    native_grad_slot: ClassVar[bool] = True
+    #: Whether a built layer's variables may be added natively after build.
+    open_state: ClassVar[bool] = True
+
+    # -- the chapter's models ---------------------------------------------------
+    def mlp(self) -> Any:
+        raise NotImplementedError
+
+    def rgnet(self) -> Any:
+        raise NotImplementedError
+
+    def shared_mlp(self) -> Any:
+        raise NotImplementedError
+
+    def shared_dense(self) -> Any:
+        """The chapter's Keras tying cell in this framework: Flatten, one 4x4 layer
+        twice, a head of one output."""
+        raise NotImplementedError
+
+    # -- other native models ------------------------------------------------------
+    def subclassed(self) -> Any:
+        """Attribute children (encoder Linear(4, 6)), a list of two Linear(6, 6) blocks, a head Linear(6, 2)."""
+        raise NotImplementedError
+
+    def two_attributes(self) -> Any:
+        """A subclassed model with attributes ``first`` and ``second``, both Linear(6, 6)."""
+        raise NotImplementedError
+
+    def conv(self, dims: int) -> Any:
+        """A Conv1d or Conv3d from 2 to 5 channels, kernel 3."""
+        raise NotImplementedError
+
+    def prelu(self) -> tuple[Any, str]:
+        """A PReLU layer (a kind the library does not know) and its parameter's native name."""
+        raise NotImplementedError
+
+    def typed(self, dtype: str) -> Any:
+        """Linear(4, 3) then ReLU, with parameters in ``dtype`` (float16, bfloat16)."""
+        raise NotImplementedError
+
+    # -- the framework's own operations ---------------------------------------------
+    def forward(self, model: Any, x: np.ndarray, channels: bool | None = None) -> np.ndarray:
+        """``model(x)`` in eval mode; ``x`` canonical (channels-first images)."""
+        raise NotImplementedError
+
+    def attention(self, layer: Any, x: np.ndarray) -> np.ndarray:
+        """Self-attention of ``x`` (batch first), the framework's own call."""
+        raise NotImplementedError
+
+    def named_params(self, model: Any) -> list[tuple[str, tuple[int, ...]]]:
+        """The framework's own deduplicated listing: (name, shape), buffers included."""
+        raise NotImplementedError
+
+    def values(self, model: Any) -> list[np.ndarray]:
+        """Every variable's value, in the framework's own listing order."""
+        raise NotImplementedError
+
+    def count(self, model: Any) -> int:
+        """Parameter elements as the framework counts them, running statistics excluded."""
+        raise NotImplementedError
+
+    def variable_count(self, model: Any) -> int:
+        """How many distinct variables the framework tracks."""
+        return len(self.named_params(model))
+
+    def layer(self, model: Any, position: int) -> Any:
+        """The layer at a position of a sequential model."""
+        raise NotImplementedError
+
+    def sum_backward(self, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of ``sum(model(x))`` by the framework's own backward, by native listing name."""
+        raise NotImplementedError
+
+    def seed(self, value: int) -> None:
+        """Seed the framework's own random initialisers."""
+        raise NotImplementedError
+
+    def add_variable(self, layer: Any, name: str) -> None:
+        """Give a layer one more trainable variable of shape (3,)."""
+        raise NotImplementedError
+
+    def replace_last_layer(self, model: Any) -> None:
+        """Put a Linear(8, 3) where the last Linear(8, 2) of a 3-layer Sequential was."""
+        raise NotImplementedError
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        """A native tensor or variable as numpy."""
+        if hasattr(tensor, "detach"):
+            tensor = tensor.detach()
+        return np.asarray(tensor.numpy())
+
+
+def for_backend(name: str) -> Native:
+    """The fixture of a backend (by name or target: ``keras-jax`` uses Keras')."""
+    framework, _ = registry.split_target(name)
+    return importlib.import_module(f"tests.native.{framework}").NATIVE

@@ -1,0 +1,135 @@
+"""What torch and paddle write alike: both keep layers in dicts and take the
+chapter's models in the same shape; each module says what differs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import Native
+
+TEXTBOOK = {
+    "mlp": {"params": ["0.weight", "0.bias", "2.weight", "2.bias"], "count": 49},
+    "rgnet": {"first": "0.block 0.0.weight", "count": 309, "path_bias": "0.block 1.0.bias"},
+    "shared": {"a": "2.weight", "b": "4.weight", "children": 7, "unique_layers": 6, "count": 121},
+}
+
+
+class DictNative(Native):
+    """`Native` for a torch-like framework; subclasses set `nn` and the spellings."""
+
+    textbook = TEXTBOOK
+    linear_type = "Linear"
+    kernel_name = "weight"
+    #: The framework's ``nn`` module, its layer base and list classes.
+    nn: Any
+    base: ClassVar[str]
+    listing: ClassVar[str]
+    #: Class names of the 1-D and 3-D convolutions.
+    convs: ClassVar[dict[int, str]]
+    #: The native name of a PReLU's parameter.
+    prelu_name: ClassVar[str]
+
+    def mlp(self) -> Any:
+        nn = self.nn
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    def rgnet(self) -> Any:
+        nn = self.nn
+
+        def block1():
+            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
+
+        def block2():
+            net = nn.Sequential()
+            for i in range(4):
+                self.add_child(net, f"block {i}", block1())
+            return net
+
+        return nn.Sequential(block2(), nn.Linear(4, 1))
+
+    def shared_mlp(self) -> Any:
+        nn = self.nn
+        shared = nn.Linear(8, 8)
+        return nn.Sequential(
+            nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1)
+        )
+
+    def shared_dense(self) -> Any:
+        nn = self.nn
+        shared = nn.Linear(4, 4)
+        return nn.Sequential(nn.Flatten(), shared, shared, nn.Linear(4, 1))
+
+    def subclassed(self) -> Any:
+        nn, listing = self.nn, getattr(self.nn, self.listing)
+
+        class Net(getattr(nn, self.base)):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Linear(4, 6)
+                self.blocks = listing([nn.Linear(6, 6), nn.Linear(6, 6)])
+                self.head = nn.Linear(6, 2)
+
+        return Net()
+
+    def two_attributes(self) -> Any:
+        nn = self.nn
+
+        class Net(getattr(nn, self.base)):
+            def __init__(self):
+                super().__init__()
+                self.first = nn.Linear(6, 6)
+                self.second = nn.Linear(6, 6)
+
+            def forward(self, x):
+                return self.second(self.first(x))
+
+        return Net()
+
+    def conv(self, dims: int) -> Any:
+        return getattr(self.nn, self.convs[dims])(2, 5, 3)
+
+    def prelu(self) -> tuple[Any, str]:
+        return self.nn.PReLU(), self.prelu_name
+
+    def named_params(self, model: Any) -> list[tuple[str, tuple[int, ...]]]:
+        seen, out = set(), []
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            if id(tensor) not in seen:  # state_dict lists every alias of a shared tensor
+                seen.add(id(tensor))
+                out.append((name, tuple(int(d) for d in tensor.shape)))
+        return out
+
+    def values(self, model: Any) -> list[np.ndarray]:
+        return [self.to_numpy(t) for t in model.state_dict().values()]
+
+    def count(self, model: Any) -> int:
+        named = model.named_parameters()
+        return sum(int(np.prod(p.shape)) for n, p in named if not n.endswith(("_mean", "_variance")))
+
+    def variable_count(self, model: Any) -> int:
+        return len(list(model.parameters()))
+
+    def layer(self, model: Any, position: int) -> Any:
+        return model[position]
+
+    def forward(self, model: Any, x: np.ndarray, channels: bool | None = None) -> np.ndarray:
+        model.eval()
+        with self.no_grad():
+            out = model(self.tensor(x))
+        return self.to_numpy(out[0] if isinstance(out, (tuple, list)) else out)
+
+    def sum_backward(self, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+        model(self.tensor(x)).sum().backward()
+        return {n: self.to_numpy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
+
+    # -- what differs between torch and paddle -----------------------------------
+    def tensor(self, x: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def no_grad(self) -> Any:
+        raise NotImplementedError
+
+    def add_child(self, parent: Any, name: str, child: Any) -> None:
+        raise NotImplementedError

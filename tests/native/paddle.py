@@ -1,0 +1,53 @@
+"""PaddlePaddle, natively: the conformance suite's fixture (see `tests.native`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from ._dicts import DictNative
+
+
+class PaddleNative(DictNative):
+    nn = nn
+    base = "Layer"
+    listing = "LayerList"
+    convs = {1: "Conv1D", 3: "Conv3D"}
+    prelu_name = "_weight"
+
+    def tensor(self, x: np.ndarray) -> Any:
+        return paddle.to_tensor(x)
+
+    def no_grad(self) -> Any:
+        return paddle.no_grad()
+
+    def add_child(self, parent: Any, name: str, child: Any) -> None:
+        parent.add_sublayer(name, child)
+
+    def typed(self, dtype: str) -> Any:
+        model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        model.to(dtype=dtype)
+        return model
+
+    def attention(self, layer: Any, x: np.ndarray) -> np.ndarray:
+        layer.eval()
+        with paddle.no_grad():
+            return layer(paddle.to_tensor(x)).numpy()
+
+    def variable_count(self, model: Any) -> int:
+        return len(model.parameters())
+
+    def seed(self, value: int) -> None:
+        paddle.seed(value)
+
+    def add_variable(self, layer: Any, name: str) -> None:
+        layer.add_parameter(name, paddle.create_parameter([3], "float32"))
+
+    def replace_last_layer(self, model: Any) -> None:
+        setattr(model, "2", nn.Linear(8, 3))
+
+
+NATIVE = PaddleNative()

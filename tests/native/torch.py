@@ -1,0 +1,50 @@
+"""PyTorch, natively: the conformance suite's fixture (see `tests.native`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._dicts import DictNative
+
+
+class TorchNative(DictNative):
+    nn = nn
+    base = "Module"
+    listing = "ModuleList"
+    convs = {1: "Conv1d", 3: "Conv3d"}
+    prelu_name = "weight"
+    cnn_buffers = 3  # torch also tracks num_batches_tracked
+
+    def tensor(self, x: np.ndarray) -> Any:
+        return torch.from_numpy(x)
+
+    def no_grad(self) -> Any:
+        return torch.no_grad()
+
+    def add_child(self, parent: Any, name: str, child: Any) -> None:
+        parent.add_module(name, child)
+
+    def typed(self, dtype: str) -> Any:
+        model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        return model.to({"float16": torch.float16, "bfloat16": torch.bfloat16}[dtype])
+
+    def attention(self, layer: Any, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            t = torch.from_numpy(x)
+            return layer(t, t, t, need_weights=False)[0].numpy()
+
+    def seed(self, value: int) -> None:
+        torch.manual_seed(value)
+
+    def add_variable(self, layer: Any, name: str) -> None:
+        layer.register_parameter(name, nn.Parameter(torch.zeros(3)))
+
+    def replace_last_layer(self, model: Any) -> None:
+        model[2] = nn.Linear(8, 3)
+
+
+NATIVE = TorchNative()

@@ -1,0 +1,197 @@
+"""Shared behaviour of frameworks that keep children and variables in dicts.
+
+torch's ``nn.Module`` and paddle's ``nn.Layer`` are made alike: three dicts
+(children, parameters, buffers) and a set of buffers the framework does not
+save. `DictModuleAdapter` reads and changes structure through those dicts,
+written once; each adapter names its framework's dicts in its ``internals``
+module, as `Slots`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._core.gradients import Backward, reduce_loss
+from ._base import Adapter, KindTable, NativeVariable
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Where a dict-keeping framework stores a module's parts: attribute names."""
+
+    children: str
+    params: str
+    buffers: str
+    #: The set of buffer names the framework does not save.
+    transient: str
+    #: A layer's flag that switches training behaviour (dropout, batch statistics).
+    training: str = "training"
+
+
+class DictModuleAdapter(Adapter):
+    """`Adapter` for torch-like frameworks; subclasses set `SLOTS` and `KINDS`
+    and supply the tensor operations."""
+
+    SLOTS: Slots
+    KINDS: KindTable
+    #: Kinds whose sublayers are plumbing (paddle's RNN cells share the layer's weights).
+    LEAF_ONLY: frozenset[str] = frozenset()
+
+    def kind(self, module: Any) -> str:
+        return self.KINDS(type(module))
+
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        if self.LEAF_ONLY and self.kind(module) in self.LEAF_ONLY:
+            return []
+        return [(k, c) for k, c in getattr(module, self.SLOTS.children).items() if c is not None]
+
+    def child(self, module: Any, key: str) -> Any | None:
+        if self.LEAF_ONLY and self.kind(module) in self.LEAF_ONLY:
+            return None
+        return getattr(module, self.SLOTS.children).get(key)
+
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        return self._containers
+
+    def _containers(self, module: Any) -> tuple[Sized, ...]:
+        s = self.SLOTS
+        kids, params, buffers = (
+            getattr(module, s.children),
+            getattr(module, s.params),
+            getattr(module, s.buffers),
+        )
+        return (
+            kids,
+            kids.values(),
+            params,
+            params.values(),
+            buffers,
+            buffers.values(),
+            getattr(module, s.transient),
+        )
+
+    def variables(self, module: Any) -> list[NativeVariable]:
+        s = self.SLOTS
+        return registered_variables(
+            getattr(module, s.params), getattr(module, s.buffers), getattr(module, s.transient)
+        )
+
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        return (
+            getattr(module, self.SLOTS.params).get(native_name) is var
+            or getattr(module, self.SLOTS.buffers).get(native_name) is var
+        )
+
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        getattr(parent, self.SLOTS.children)[key] = child
+
+    def copy_layer(self, layer: Any) -> Any:
+        return copy.deepcopy(layer)
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        buffers = getattr(module, self.SLOTS.buffers)
+        if native_name in buffers:
+            buffers[native_name] = var
+        else:
+            self.set_parameter(module, native_name, var)
+
+    def set_parameter(self, module: Any, native_name: str, var: Any) -> None:
+        """Put a parameter in a slot: through the dict, unless the framework
+        reacts to the attribute (torch's RNN layers refresh their flat weights)."""
+        getattr(module, self.SLOTS.params)[native_name] = var
+
+    # -- running the model: the framework's tensors come from three hooks -----
+    def tensor(self, array: np.ndarray) -> Any:
+        """A framework tensor of ``array`` (read only)."""
+        raise NotImplementedError
+
+    def no_grad(self) -> contextlib.AbstractContextManager[Any]:
+        """The framework's context without a gradient tape."""
+        raise NotImplementedError
+
+    def layers(self, model: Any) -> list[Any]:
+        """Every module of the model, itself included."""
+        raise NotImplementedError
+
+    def training_layers(
+        self, model: Any, training: bool, backward: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The model in training or inference mode, restored afterwards;
+        ``backward``: a backward pass follows."""
+        return training_mode(self.layers(model), training, self.SLOTS.training)
+
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        with self.training_layers(model, training), self.no_grad():
+            return self.output_numpy(first_output(model(self.tensor(inputs))))
+
+    def output_numpy(self, tensor: Any) -> np.ndarray:
+        """A model output as numpy (a copy)."""
+        return np.array(tensor.numpy(), copy=True)
+
+    def clear_grad(self, var: Any) -> None:
+        """Forget a variable's gradient before a backward pass."""
+        raise NotImplementedError
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        targets = None if request.targets is None else self.tensor(request.targets)
+        fw_sum, fw_mean = self.reductions()
+        with self.training_layers(model, request.training, backward=True):
+            out = first_output(model(self.tensor(request.inputs)))
+            value = reduce_loss(out, request.loss, targets, fw_sum, fw_mean)
+        for v in variables:
+            self.clear_grad(v)
+        value.backward()
+        return [self.grad(v) for v in variables]
+
+    def reductions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """The framework's ``sum`` and ``mean``."""
+        raise NotImplementedError
+
+
+def registered_variables(
+    params: Mapping[str, Any], buffers: Mapping[str, Any], transient: Any = ()
+) -> list[NativeVariable]:
+    """Variables of a module that keeps parameters and buffers in two dicts.
+
+    Empty slots (``None``) are left out. Non-persistent buffers are
+    ``"transient"``, except private ones (a leading underscore: paddle's RNN
+    ``_dropout_state``), which are the framework's plumbing, not the model's.
+
+    Examples:
+        >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3, "_x": 4}, {"tmp", "_x"})
+        [('weight', 1, 'param'), ('stat', 2, 'buffer'), ('tmp', 3, 'transient')]
+    """
+    own = [(n, p, "param") for n, p in params.items() if p is not None]
+    if buffers:
+        for n, b in buffers.items():
+            if b is None:
+                continue
+            if n not in transient:
+                own.append((n, b, "buffer"))
+            elif not n.startswith("_"):
+                own.append((n, b, "transient"))
+    return own
+
+
+@contextlib.contextmanager
+def training_mode(modules: Iterable[Any], flag: bool, attribute: str = "training") -> Iterator[None]:
+    """Set the training flag on every module, then restore it."""
+    saved = [(m, getattr(m, attribute)) for m in modules]
+    try:
+        for m, _ in saved:
+            setattr(m, attribute, flag)
+        yield
+    finally:
+        for m, was in saved:
+            setattr(m, attribute, was)
+
+
+def first_output(output: Any) -> Any:
+    """A recurrent layer returns ``(sequence, state)``: the loss is on the sequence."""
+    return output[0] if isinstance(output, (tuple, list)) else output

@@ -1,0 +1,387 @@
+"""The Keras 3 adapter: ``keras.layers.Layer`` models (Sequential, functional,
+subclassed) on any Keras engine.
+
+A Keras variable has no ``.grad``: gradients live in a `GradStore`. Reading,
+writing and differentiating go through the engine this process runs
+(`unified_params.backends.keras.engines`); Keras' private bookkeeping
+through `unified_params.backends.keras.internals`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sized
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from ..._core.errors import NotBuiltError, UnsupportedError, received
+from ..._core.grad_store import GradStore
+from ..._core.gradients import Backward
+from ..._core.initializers import Initializer
+from .._base import Adapter, NativeVariable
+from . import internals, tables
+from .engines import engine_for
+
+L = keras.layers
+_ROLE_ORDER = (
+    (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
+    (internals.Functional, "functional"), (L.RNN, "rnn"),
+)  # fmt: skip
+# What a class is to the walk, decided once per class: "list", "dict" (groups of
+# layers a subclassed model holds), "sequential", "functional", "rnn", "layer".
+_ROLES: dict[type, str] = {}
+
+
+def _role(cls: type) -> str:
+    role = _ROLES.get(cls)
+    if role is None:
+        role = next(
+            (name for base, name in _ROLE_ORDER if issubclass(cls, base)),
+            "layer",
+        )
+        _ROLES[cls] = role
+    return role
+
+
+#: Attribute on a layer naming the slots whose variable was swapped by a tie:
+#: a Keras variable's own name is frozen at creation.
+_SLOT_NAMES = "_unified_params_slots"
+#: Attribute on a Sequential naming its children (``up.spec`` named children):
+#: ``(key, id(layer))`` per position. A position whose layer is no longer the
+#: one named is keyed by its position again.
+_CHILD_KEYS = "_unified_params_keys"
+
+
+def _containers(module: Any) -> tuple[Sized, ...]:
+    """Where a Keras layer or group keeps its children and own variables."""
+    role = _ROLES.get(type(module)) or _role(type(module))
+    if role == "layer" and not internals.sublayers(module):
+        return (internals.sublayers(module), *internals.own_variables(module))
+    if role == "list":
+        return (module,)  # a group of layers: its own members
+    if role == "dict":
+        return (module, module.values())
+    if role == "functional":
+        return (internals.operations(module),)
+    owner = module.cell if role == "rnn" else module
+    # Sublayers are found by the attribute that holds them: watch the attributes too.
+    own = vars(module)
+    modules = own.get("_modules") or {}  # the torch engine's: see internals.attributes
+    held = (own, own.values(), modules, modules.values())
+    return (internals.sublayers(module), *internals.own_variables(owner), *held)
+
+
+class KerasAdapter(Adapter):
+    name = "keras"
+    LEAVES = tables.LEAVES
+    MERGES = tables.MERGES
+    GATHERS = tables.GATHERS
+    DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = tables.DEFAULT_INIT
+
+    def __init__(self) -> None:
+        self.grads = GradStore()
+        self.engine = engine_for(keras.backend.backend())
+
+    def type_name(self, module: Any) -> str:
+        return (
+            type(module).__name__
+            if isinstance(module, L.Layer)
+            else type(module).__name__.lower().removeprefix("tracked")
+        )
+
+    def kind(self, module: Any) -> str:
+        if not isinstance(module, L.Layer):
+            return "container"  # a list or dict of layers held by a subclassed model
+        return tables.KIND(type(module))
+
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        role = _role(type(module))
+        if role == "layer":
+            # A layer's sublayers are the attributes holding layers Keras tracks.
+            return _attribute_children(module) if internals.sublayers(module) else []
+        if role == "list":
+            return [(str(i), c) for i, c in enumerate(module) if _is_layer_or_group(c)]
+        if role == "dict":
+            return [(str(k), c) for k, c in module.items() if _is_layer_or_group(c)]
+        if role == "rnn":
+            return []  # the cell's variables are the layer's own
+        if role == "sequential" and _CHILD_KEYS in module.__dict__:
+            return _named_children(module)
+        return [(str(i), layer) for i, layer in enumerate(module.layers)]
+
+    def child(self, module: Any, key: str) -> Any | None:
+        role = _ROLES.get(type(module)) or _role(type(module))
+        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in module.__dict__:
+            layers = internals.sublayers(module)  # `layers` would copy the list on every step
+            position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
+            return layers[position] if position < len(layers) else None
+        if role == "functional" and key.isdigit():
+            layers = module.layers
+            return layers[int(key)] if int(key) < len(layers) else None
+        if role != "layer":
+            return next((c for k, c in self.children(module) if k == key), None)
+        if not internals.sublayers(module):
+            return None  # a layer without sublayers: the key names a variable, if anything
+        value = internals.attributes(module).get(key)
+        if value is not None and key not in internals.BOOKKEEPING and _is_layer_or_group(value):
+            return value
+        return next((c for k, c in _attribute_children(module) if k == key), None)
+
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        if (_ROLES.get(type(module)) or _role(type(module))) == "layer" and module.built:
+            if not internals.sublayers(module):
+                # Keras locks a built layer's state: no sublayer can appear, so its own
+                # variables are all there is to watch, read without a Python call.
+                return internals.own_variables
+        return _containers
+
+    def variables(self, module: Any) -> list[NativeVariable]:
+        role = _role(type(module))
+        if role not in ("layer", "rnn"):
+            return []  # containers own no variables, built or not
+        owner = module.cell if role == "rnn" else module
+        if not module.built and type(module).build is not L.Layer.build:
+            raise NotBuiltError(
+                f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
+                "variables do not exist yet. Expected a built model: call it once on an input "
+                "(model(x)) or call model.build(input_shape) first. " + received(built=False)
+            )
+        slots = _slot_names(owner)
+        if not slots:
+            trained, frozen = internals.own_variables(owner)
+            own = [(v.name, v, "param") for v in trained]
+            return own + [(v.name, v, "buffer") for v in frozen] if frozen else own
+        trained, frozen = internals.own_variables(owner)
+        own = [(slots.get(id(v)) or v.name, v, "param") for v in trained]
+        return own + [(slots.get(id(v)) or v.name, v, "buffer") for v in frozen]
+
+    def after_write(self, module: Any) -> None:
+        # What Keras' own weight loading does after setting a layer's variables: layers
+        # that cache values derived from their state (Normalization's mean and variance)
+        # rebuild the cache, else their outputs would still use the old values.
+        finalize = getattr(module, "finalize_state", None)
+        if callable(finalize) and getattr(module, "built", True):
+            finalize()
+
+    def input_rank(self, model: Any) -> int | None:
+        try:  # a functional model, or a built Sequential: its declared inputs
+            inputs = model.inputs if isinstance(model, (internals.Functional, keras.Sequential)) else None
+        except (AttributeError, ValueError):
+            inputs = None
+        if inputs:
+            return len(inputs[0].shape)
+        config = model.get_build_config() if getattr(model, "built", False) else None
+        shape = (config or {}).get("input_shape")
+        if isinstance(shape, (list, tuple)) and shape and not isinstance(shape[0], (list, tuple)):
+            return len(shape)
+        return None
+
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
+        trained, frozen = internals.own_variables(owner)
+        if not any(v is var for v in trained) and not any(v is var for v in frozen):
+            return False
+        slots = _slot_names(owner) or {}
+        return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
+
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(int(d) for d in var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.dtype)
+
+    def trainable(self, var: Any) -> bool:
+        return bool(var.trainable)
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        var.trainable = flag
+
+    def view(self, var: Any) -> np.ndarray:
+        return self.engine.view(var)
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
+        self.engine.assign(var, value, owned)
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        if not self.engine.assign_slice(var, index, value):
+            super().assign_slice(var, index, value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        return self.engine.fill_in_place(var, fill)
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        return self.grads.get(var)
+
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        out = {}
+        if isinstance(getattr(module, "epsilon", None), float):
+            out["eps"] = module.epsilon
+        if isinstance(module, L.BatchNormalization):
+            out["momentum"] = 1.0 - module.momentum  # Keras keeps 1 - torch's momentum
+        if isinstance(module, L.DepthwiseConv2D) and module.built:
+            out["groups"] = float(module.kernel.shape[2])  # one group per input channel
+        elif isinstance(getattr(module, "groups", None), int):
+            out["groups"] = float(module.groups)
+        return out
+
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        return keras.ops.convert_to_numpy(model(inputs, training=training))
+
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        if isinstance(parent, (list, dict)):
+            if isinstance(parent, list):
+                parent[int(key)] = child
+            else:
+                parent[key] = child
+        elif isinstance(parent, keras.Sequential):
+            keys = [k for k, _ in self.children(parent)]
+            internals.replace_in_sequential(parent, keys.index(key), child)
+            if _CHILD_KEYS in parent.__dict__:
+                declare_keys(parent, keys)
+        elif isinstance(parent, internals.Functional):
+            raise UnsupportedError(
+                "A layer-level tie inside a Keras functional model would rewire its graph. Expected a "
+                "Sequential or subclassed model, or a parameter-level tie (up.tie on parameter paths). "
+                + received(parent=parent.name, key=key)
+            )
+        else:
+            internals.replace_attribute(parent, key, child)
+
+    def copy_layer(self, layer: Any) -> Any:
+        config = layer.get_config()
+        config.pop("name", None)  # a fresh, unique name
+        new = type(layer).from_config(config)
+        new.build_from_config(layer.get_build_config())
+        for mine, theirs in zip(new.weights, layer.weights, strict=True):
+            self.assign(mine, self.to_numpy(theirs))
+        return new
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        # Keras refuses new state after build ("cannot add new elements of state"); the
+        # layer's tracker can still swap one tracked variable for another in place.
+        owner = module.cell if isinstance(module, L.RNN) else module
+        names = _slot_names(owner) or {}
+        slots = owner.__dict__.get(_SLOT_NAMES, {})
+        old = next(
+            v
+            for v in [*internals.own_variables(owner)[0], *internals.own_variables(owner)[1]]
+            if (names.get(id(v)) or v.name) == native_name
+        )
+        internals.replace_tracked_variable(owner, old, var)
+        for attr, value in list(vars(owner).items()):
+            if value is old:
+                object.__setattr__(owner, attr, var)  # the layer's own attribute, untracked
+        slots = {k: n for k, n in slots.items() if k != id(old)}
+        slots[id(var)] = native_name
+        object.__setattr__(owner, _SLOT_NAMES, slots)
+
+    def copy_variable(self, var: Any) -> Any:
+        return keras.Variable(self.to_numpy(var), dtype=var.dtype, trainable=var.trainable, name=var.name)
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        grads = self.engine.gradients(model, variables, request)
+        for var, grad in zip(variables, grads, strict=True):
+            if grad is None:
+                self.grads.clear(var)
+            else:
+                self.grads.put(var, grad)
+        return grads
+
+
+def declare_keys(model: Any, keys: list[str]) -> None:
+    """Key the children of a Keras Sequential by name (``up.spec`` named children).
+
+    Keras keeps no names for a Sequential's positions, only each layer's
+    own name; the keys are kept on the model, each with the layer it names.
+    """
+    layers = model.layers
+    if len(keys) != len(layers):
+        raise UnsupportedError(
+            f"{len(keys)} keys for a Sequential of {len(layers)} layers. Expected one key per layer. "
+            + received(keys=keys)
+        )
+    object.__setattr__(model, _CHILD_KEYS, tuple((k, id(x)) for k, x in zip(keys, layers, strict=True)))
+
+
+def _named_children(model: Any) -> list[tuple[str, Any]]:
+    declared = model.__dict__[_CHILD_KEYS]
+    out = []
+    for i, layer in enumerate(model.layers):
+        named = i < len(declared) and declared[i][1] == id(layer)
+        out.append((declared[i][0] if named else str(i), layer))
+    return out
+
+
+def _slot_names(owner: Any) -> dict[int, str] | None:
+    """Names of the slots whose variable is not named after them, by the
+    variable's id: tied ones, a depthwise kernel (its own layout), and
+    variables Keras named itself (``add_weight()`` without a name)."""
+    slots = owner.__dict__.get(_SLOT_NAMES)
+    if isinstance(owner, L.DepthwiseConv2D):
+        slots = {id(owner.kernel): "depthwise_kernel", **(slots or {})}
+    unnamed = _unnamed(owner)
+    if unnamed:
+        slots = {**unnamed, **(slots or {})}
+    return slots
+
+
+#: A name Keras gives a variable created without one: a process-wide counter.
+_AUTO_NAME = re.compile(r"variable(_\d+)?")
+
+
+def _unnamed(owner: Any) -> dict[int, str] | None:
+    """Structural names for variables Keras named itself ("variable_17", from a
+    process-wide counter): the attribute of the layer that holds the variable
+    (LayerScale's ``gamma``), else ``variable_<k>``, its position among the
+    layer's variables. The same in every process and every instance."""
+    trained, frozen = internals.own_variables(owner)
+    variables = [*trained, *frozen]
+    auto = [v for v in variables if v.name.startswith("variable") and _AUTO_NAME.fullmatch(v.name)]
+    if not auto:
+        return None
+    attributes = {
+        id(v): k for k, v in vars(owner).items() if not k.startswith("_") and isinstance(v, keras.Variable)
+    }
+    position = {id(v): k for k, v in enumerate(variables)}  # by identity: == is elementwise here
+    return {id(v): attributes.get(id(v)) or f"variable_{position[id(v)]}" for v in auto}
+
+
+def _is_layer_or_group(value: Any) -> bool:
+    if isinstance(value, L.Layer):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_is_layer_or_group(v) for v in value)
+    if isinstance(value, dict):
+        return any(_is_layer_or_group(v) for v in value.values())
+    return False
+
+
+def _attribute_children(layer: Any) -> list[tuple[str, Any]]:
+    """Sublayers of a subclassed layer, keyed by the attribute that holds them, in
+    the order Keras tracked them (the order they were assigned)."""
+    order = {id(x): i for i, x in enumerate(internals.sublayers(layer))}
+    found_at: list[tuple[int, str, Any]] = []
+    covered: set[int] = set()
+    for key, value in internals.attributes(layer).items():
+        if key in internals.BOOKKEEPING or key.startswith("_self_") or not _is_layer_or_group(value):
+            continue
+        found = _layer_ids(value)
+        if found and found <= order.keys():
+            found_at.append((min(order[i] for i in found), key, value))
+            covered |= found
+    out = [(key, value) for _, key, value in sorted(found_at, key=lambda item: item[0])]
+    # Layers Keras tracks but no attribute names (rare): keyed by layer name.
+    out += [(x.name, x) for x in internals.sublayers(layer) if id(x) not in covered]
+    return out
+
+
+def _layer_ids(value: Any) -> set[int]:
+    if isinstance(value, L.Layer):
+        return {id(value)}
+    items = value.values() if isinstance(value, dict) else value
+    return set().union(*(_layer_ids(v) for v in items if _is_layer_or_group(v))) if items else set()
+
+
+ADAPTER = KerasAdapter()

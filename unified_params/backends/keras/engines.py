@@ -1,0 +1,172 @@
+"""What differs between Keras' engines: reading, writing and differentiating variables.
+
+Keras 3 runs on TensorFlow, JAX or torch (``KERAS_BACKEND``, fixed at the
+first import). A Keras variable's value is then a ``tf.Variable``'s tensor, an
+immutable ``jax.Array`` (a write rebinds it) or a ``torch.nn.Parameter`` (a
+write copies into it). `engine_for` gives the operations of the engine this
+process runs; the adapter calls nothing engine-specific itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..._core.gradients import Backward, reduce_loss
+from ..._core.layouts import ALIGNMENT, aligned_empty, contiguous
+
+
+class Engine:
+    """Value operations on one Keras engine (the defaults suit any engine)."""
+
+    name = ""
+
+    def view(self, var: Any) -> np.ndarray:
+        return np.asarray(var.value)
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool) -> None:
+        var.assign(value)
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
+        """Write ``var[index]`` in place; False when the engine cannot (the
+        adapter then writes the whole value)."""
+        return False
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        return False
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        raise NotImplementedError
+
+
+class TensorFlow(Engine):
+    name = "tensorflow"
+
+    def view(self, var: Any) -> np.ndarray:
+        import tensorflow as tf
+
+        try:  # the variable's current buffer, read through DLPack
+            return np.from_dlpack(tf.convert_to_tensor(var.value))
+        except (TypeError, RuntimeError, BufferError, AttributeError):
+            return var.numpy()
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool) -> None:
+        import tensorflow as tf
+
+        tensor: Any = value
+        if value.dtype in (np.float32, np.float64) and value.nbytes >= 1 << 20:
+            # A copy we own, 64-byte aligned as TF's kernels require, handed over
+            # through DLPack (TF's own conversion would copy twice); a copy made
+            # for this call already is handed over as it is.
+            if not (owned and value.ctypes.data % ALIGNMENT == 0):
+                value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
+            tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+        var.assign(tensor)
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        import tensorflow as tf
+
+        t = None if request.targets is None else tf.convert_to_tensor(request.targets)
+        with tf.GradientTape() as tape:
+            out = model(tf.convert_to_tensor(request.inputs), training=request.training)
+            value = reduce_loss(out, request.loss, t, keras.ops.sum, keras.ops.mean)
+        grads = tape.gradient(value, variables)
+        # An embedding's gradient comes as IndexedSlices: convert_to_tensor densifies it.
+        return [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads]
+
+
+class Jax(Engine):
+    name = "jax"
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
+        var.assign(var.value.at[index].set(value))  # jax arrays are immutable: a new one
+        return True
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        import jax
+        import jax.numpy as jnp
+
+        trainable = model.trainable_variables
+        frozen = model.non_trainable_variables
+        x = jnp.asarray(request.inputs)
+        t = None if request.targets is None else jnp.asarray(request.targets)
+
+        flags = {"training": request.training} if _takes_training(model) else {}
+
+        def loss(values: list[Any], fixed: list[Any]) -> tuple[Any, list[Any]]:
+            out, updates = model.stateless_call(values, fixed, x, **flags)
+            return reduce_loss(out, request.loss, t, jnp.sum, jnp.mean), updates
+
+        grad_of = jax.grad(loss, has_aux=True)
+        grads, updates = grad_of([v.value for v in trainable], [v.value for v in frozen])
+        for var, value in zip(frozen, updates, strict=True):
+            var.assign(value)  # batch statistics a training-mode call moves, as a real call would
+        by_id = {id(v): g for v, g in zip(trainable, grads, strict=True)}
+        return [None if id(v) not in by_id else np.array(by_id[id(v)]) for v in variables]
+
+
+class Torch(Engine):
+    name = "torch"
+
+    def view(self, var: Any) -> np.ndarray:
+        import torch
+
+        from ..torch.adapter import tensor_to_numpy
+
+        value = var.value
+        if value.device.type != "cpu" or value.dtype == torch.bfloat16:
+            return tensor_to_numpy(value.detach())
+        return value.detach().numpy()
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool) -> None:
+        import torch
+
+        from ..torch.adapter import tensor_from_numpy
+
+        with torch.no_grad():
+            var.value.copy_(tensor_from_numpy(value))  # the same Parameter, new values
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
+        import torch
+
+        from ..torch.adapter import tensor_from_numpy
+
+        with torch.no_grad():
+            var.value[index] = tensor_from_numpy(value)
+        return True
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        from ..torch.adapter import fill_tensor
+
+        return fill_tensor(var.value, fill)
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        import torch
+
+        from ..torch.adapter import tensor_to_numpy
+
+        t = None if request.targets is None else torch.from_numpy(request.targets)
+        out = model(torch.from_numpy(request.inputs), training=request.training)
+        value = reduce_loss(out, request.loss, t, torch.sum, torch.mean)
+        leaves = [v.value for v in variables]
+        grads = torch.autograd.grad(value, leaves, allow_unused=True)
+        return [None if g is None else tensor_to_numpy(g.detach()) for g in grads]
+
+
+def _takes_training(model: Any) -> bool:
+    """Whether the model's ``call`` takes ``training`` (Keras passes it only then;
+    ``stateless_call`` passes what it is given)."""
+    parameters = inspect.signature(model.call).parameters
+    return "training" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+_ENGINES: dict[str, type[Engine]] = {"tensorflow": TensorFlow, "jax": Jax, "torch": Torch}
+
+
+def engine_for(name: str) -> Engine:
+    """The operations of a Keras engine by the name ``keras.backend.backend()`` gives."""
+    return _ENGINES[name]()

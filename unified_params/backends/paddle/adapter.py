@@ -1,0 +1,179 @@
+"""The PaddlePaddle adapter: variables are tensors, shared with numpy through DLPack."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
+from ..._core.layouts import Leaf
+from ..._core.state import Part
+from .._base import KindTable
+from .._dicts import DictModuleAdapter, training_mode
+from . import internals
+
+_KINDS: dict[type, str] = {
+    nn.Linear: "linear",
+    nn.Conv1D: "conv1d",
+    nn.Conv2D: "conv2d",
+    nn.Conv3D: "conv3d",
+    nn.Conv1DTranspose: "conv_transpose1d",
+    nn.Conv2DTranspose: "conv_transpose2d",
+    nn.MultiHeadAttention: "mha",
+    internals.BATCH_NORM: "batchnorm",
+    nn.BatchNorm: "batchnorm",
+    nn.LayerNorm: "layernorm",
+    nn.Embedding: "embedding",
+    nn.LSTM: "lstm",
+    nn.GRU: "gru",
+    nn.ReLU: "relu",
+    nn.Flatten: "flatten",
+    nn.Sequential: "container",
+    nn.LayerList: "container",
+    nn.LayerDict: "container",
+}
+_KIND = KindTable(_KINDS)
+
+
+_TRANSPOSE = ("conv_transpose1d", "conv_transpose2d")
+_PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
+_RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+_CONV = {"weight": KaimingNormal(nonlinearity="relu"), "bias": Zeros()}  # Normal(0, sqrt(2 / fan_in))
+_NORM = {"weight": Ones(), "bias": Zeros()}
+
+
+class PaddleAdapter(DictModuleAdapter):
+    name = "paddle"
+    SLOTS = internals.SLOTS
+    KINDS = _KIND
+    LEAF_ONLY = frozenset({"lstm", "gru"})
+    DEFAULT_INIT = {
+        "linear": {"weight": XavierUniform(), "bias": Zeros()},
+        **{kind: _CONV for kind in ("conv1d", "conv2d", "conv3d")},
+        # Paddle scales transposed kernels by in_channels x kernel: fan_out in canonical terms.
+        **{
+            k: {"weight": KaimingNormal(mode="fan_out", nonlinearity="relu"), "bias": Zeros()}
+            for k in _TRANSPOSE
+        },
+        "batchnorm": _NORM,
+        "layernorm": _NORM,
+        "embedding": {"weight": XavierUniform()},
+        "lstm": _RECURRENT,
+        "gru": _RECURRENT,
+    }
+    LEAVES = {
+        "linear": {"weight": Leaf("weight", ("in", "out"))},
+        "batchnorm": {"_mean": Leaf("running_mean"), "_variance": Leaf("running_var")},
+    }
+    GATHERS = {
+        "mha": {
+            **{f"{proj}.weight": Part("in_proj_weight", i) for proj, i in _PROJECTIONS.items()},
+            **{f"{proj}.bias": Part("in_proj_bias", i) for proj, i in _PROJECTIONS.items()},
+            "out_proj.weight": Part("out_proj.weight", 0),
+            "out_proj.bias": Part("out_proj.bias", 0),
+        }
+    }
+
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(int(d) for d in var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.dtype).removeprefix("paddle.")
+
+    def trainable(self, var: Any) -> bool:
+        return not var.stop_gradient
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        var.stop_gradient = not flag
+
+    def to_numpy(self, var: Any) -> np.ndarray:
+        array = np.array(var.numpy(), copy=True)
+        return _as_bfloat16(array) if self.dtype(var) == "bfloat16" else array
+
+    def view(self, var: Any) -> np.ndarray:
+        shared = _shared(var)
+        return self.to_numpy(var) if shared is None else shared
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
+        # Paddle takes and gives bfloat16 as its raw uint16 bits.
+        var.set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        shared = _shared(var)
+        if shared is None or shared.dtype not in (np.float32, np.float64):
+            return False
+        fill(shared)  # writes through DLPack into the parameter's own memory
+        return True
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        grad = var.grad
+        return None if grad is None else np.array(grad.numpy(), copy=True)
+
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        out = {}
+        eps, momentum, groups = (
+            internals.hyperparameter(module, k) for k in ("epsilon", "momentum", "groups")
+        )
+        if isinstance(eps, float):
+            out["eps"] = eps
+        if isinstance(momentum, float):
+            out["momentum"] = 1.0 - momentum  # paddle keeps 1 - torch's momentum
+        if isinstance(groups, int):
+            out["groups"] = float(groups)
+        return out
+
+    def tensor(self, array: np.ndarray) -> Any:
+        return paddle.to_tensor(array)
+
+    def no_grad(self) -> contextlib.AbstractContextManager[Any]:
+        return paddle.no_grad()
+
+    def layers(self, model: Any) -> list[Any]:
+        return list(model.sublayers(include_self=True))
+
+    def reductions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return paddle.sum, paddle.mean
+
+    def clear_grad(self, var: Any) -> None:
+        var.clear_gradient(False)
+
+    def training_layers(
+        self, model: Any, training: bool, backward: bool = False
+    ) -> contextlib.AbstractContextManager[Any]:
+        layers = self.layers(model)
+        # Paddle's rnn kernel keeps nothing for backward in eval mode ("Tensor holds no
+        # memory" in RnnGradNode); without dropout its training mode computes the same.
+        rnns = [x for x in layers if self.kind(x) in self.LEAF_ONLY and not getattr(x, "dropout", 0)]
+        stack = contextlib.ExitStack()
+        stack.enter_context(training_mode(layers, training))
+        if backward:
+            stack.enter_context(training_mode(rnns, True))
+        return stack
+
+    def copy_variable(self, var: Any) -> Any:
+        return copy.deepcopy(var)
+
+
+def _shared(var: Any) -> np.ndarray | None:
+    """A numpy array on the parameter's own memory (DLPack), where paddle offers one."""
+    if not var.place.is_cpu_place() or str(var.dtype) == "paddle.bfloat16":
+        return None
+    try:
+        return np.from_dlpack(var.detach())
+    except (TypeError, RuntimeError, BufferError):
+        return None
+
+
+def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
+    import ml_dtypes
+
+    return bits.view(ml_dtypes.bfloat16)
+
+
+ADAPTER = PaddleAdapter()

@@ -1,0 +1,184 @@
+"""The PyTorch adapter: variables are tensors, read and written through the numpy bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..._core.errors import NotBuiltError, UnsupportedError, received
+from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
+from .._base import KindTable
+from .._dicts import DictModuleAdapter
+from . import internals
+
+_KIND = KindTable(
+    {
+        nn.Linear: "linear",
+        nn.Conv1d: "conv1d",
+        nn.Conv2d: "conv2d",
+        nn.Conv3d: "conv3d",
+        nn.ConvTranspose1d: "conv_transpose1d",
+        nn.ConvTranspose2d: "conv_transpose2d",
+        nn.MultiheadAttention: "mha",
+        internals.BATCH_NORM: "batchnorm",
+        nn.LayerNorm: "layernorm",
+        nn.Embedding: "embedding",
+        nn.LSTM: "lstm",
+        nn.GRU: "gru",
+        nn.ReLU: "relu",
+        nn.Flatten: "flatten",
+        nn.Sequential: "container",
+        nn.ModuleList: "container",
+        nn.ModuleDict: "container",
+    }
+)
+_SHARED_DTYPES = (torch.float32, torch.float64)
+_RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+_AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
+_NORM = {"weight": Ones(), "bias": Zeros()}
+_CONVOLUTIONS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+
+
+class TorchAdapter(DictModuleAdapter):
+    name = "torch"
+    SLOTS = internals.SLOTS
+    KINDS = _KIND
+    DEFAULT_INIT = {
+        **{kind: _AFFINE for kind in _CONVOLUTIONS},
+        "batchnorm": _NORM,
+        "layernorm": _NORM,
+        "embedding": {"weight": Normal(0.0, 1.0)},
+        "lstm": _RECURRENT,
+        "gru": _RECURRENT,
+    }
+
+    def unwrap(self, model: Any) -> Any:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise UnsupportedError(
+                f"A {type(model).__name__} compiled by torch.jit keeps its parameters inside the "
+                "TorchScript runtime, where they cannot be reached by path. Expected the Python "
+                "module it was scripted from: wrap that one (torch.jit.script(module) leaves "
+                "`module` as it was, sharing its parameters). " + received(type=type(model).__name__)
+            )
+        # torch.compile's wrapper shares the original module and its parameters.
+        return internals.compiled_original(model) or model
+
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.dtype).removeprefix("torch.")
+
+    def trainable(self, var: Any) -> bool:
+        return bool(var.requires_grad)
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        var.requires_grad_(flag)
+
+    def to_numpy(self, var: Any) -> np.ndarray:
+        return tensor_to_numpy(_materialized(var).detach())
+
+    def view(self, var: Any) -> np.ndarray:
+        if _materialized(var).device.type != "cpu" or var.dtype == torch.bfloat16:
+            return self.to_numpy(var)
+        return var.detach().numpy()
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
+        with torch.no_grad():
+            _materialized(var).copy_(tensor_from_numpy(value))
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        with torch.no_grad():
+            _materialized(var)[index] = tensor_from_numpy(value)
+
+    def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+        return fill_tensor(_materialized(var), fill)
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        return None if var.grad is None else tensor_to_numpy(var.grad.detach())
+
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups")}
+        return {
+            k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+
+    def tensor(self, array: np.ndarray) -> Any:
+        return torch.from_numpy(array)
+
+    def no_grad(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.no_grad()
+
+    def layers(self, model: Any) -> list[Any]:
+        return list(model.modules())
+
+    def output_numpy(self, tensor: Any) -> np.ndarray:
+        return tensor_to_numpy(tensor.detach())
+
+    def reductions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return torch.sum, torch.mean
+
+    def clear_grad(self, var: Any) -> None:
+        var.grad = None
+
+    def set_parameter(self, module: Any, native_name: str, var: Any) -> None:
+        setattr(module, native_name, var)  # RNN layers refresh their flat weight list here
+
+    def copy_variable(self, var: Any) -> Any:
+        value = var.detach().clone()
+        return (
+            nn.Parameter(value, requires_grad=var.requires_grad) if isinstance(var, nn.Parameter) else value
+        )
+
+
+def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
+    """`Adapter.fill_in_place` for a torch tensor (also Keras-on-torch's)."""
+    if var.device.type != "cpu" or not var.is_contiguous() or var.dtype not in _SHARED_DTYPES:
+        return False
+    with torch.no_grad():
+        fill(var.detach().numpy())  # shares the parameter's memory
+    torch.autograd.graph.increment_version(var)  # as an in-place op would
+    return True
+
+
+def _materialized(var: Any) -> Any:
+    """The variable, if it holds values: a meta tensor (a model built on
+    ``device="meta"``) has a shape but no values to read or write."""
+    if var.is_meta:
+        raise NotBuiltError(
+            f"A parameter of shape {tuple(var.shape)} is on torch's meta device: it has a shape but no "
+            "values, so there is nothing to read, and a write would be lost. Expected a model with "
+            "values: call model.to_empty(device='cpu') first (then load or initialise it). "
+            + received(device="meta")
+        )
+    return var
+
+
+def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A copy of a (detached) tensor as numpy; bfloat16 kept exactly."""
+    tensor = tensor.cpu()
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: go through its bits
+        import ml_dtypes
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return tensor.numpy().copy()
+
+
+def tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A tensor over ``array``'s memory, only ever read (the source of a copy)."""
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    bfloat16 = array.dtype.name == "bfloat16"
+    with warnings.catch_warnings():  # read-only memory is fine: torch only reads it here
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.from_numpy(array.view(np.int16) if bfloat16 else array)
+    return tensor.view(torch.bfloat16) if bfloat16 else tensor
+
+
+ADAPTER = TorchAdapter()

@@ -1,0 +1,31 @@
+"""Every private PyTorch API this adapter uses, checked against torch 2.13.0.
+
+``tests/test_internals.py`` fails loudly when a newer torch changes one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .._dicts import Slots
+
+#: torch 2.13.0: ``nn.Module`` keeps children in ``_modules``, parameters in
+#: ``_parameters``, buffers in ``_buffers`` (all dicts) and the names of
+#: ``persistent=False`` buffers in the set ``_non_persistent_buffers_set``.
+SLOTS = Slots(
+    children="_modules", params="_parameters", buffers="_buffers", transient="_non_persistent_buffers_set"
+)
+#: torch 2.13.0: the private base class of BatchNorm1d/2d/3d (and SyncBatchNorm's parent).
+BATCH_NORM = nn.modules.batchnorm._BatchNorm
+#: torch 2.13.0: ``torch.compile`` returns an ``OptimizedModule`` holding the
+#: original module as the child ``_orig_mod``.
+COMPILED_TYPE = "OptimizedModule"
+COMPILED_CHILD = "_orig_mod"
+
+
+def compiled_original(model: Any) -> Any | None:
+    """The module ``torch.compile`` wrapped, or None for any other module."""
+    inner = model.__dict__.get(SLOTS.children, {}).get(COMPILED_CHILD)
+    return inner if type(model).__name__ == COMPILED_TYPE and isinstance(inner, nn.Module) else None
