@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   the textbook chapter on every backend, side by side
-#   make test   the whole test suite (conformance on torch, keras and paddle; the docs
-#               site built strictly and checked in a headless browser)
+#   make test   the whole test suite (conformance on torch, keras and paddle, then on
+#               Keras over JAX and over torch; mypy; the docs site built strictly and
+#               checked in a headless browser)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,8 +22,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/unified-params demo
 
+# Keras picks its engine once, at import: the suite runs on Keras over TensorFlow in the
+# main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it).
+ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	UP_TEST_BACKENDS=keras-jax $(BIN)/python -m pytest -q $(ENGINE_TESTS)
+	UP_TEST_BACKENDS=keras-torch $(BIN)/python -m pytest -q $(ENGINE_TESTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -79,7 +79,7 @@ def test_paddle_after_tensorflow_is_refused_not_crashed():
 #: with a default that is right for any framework. The counts are part of the
 #: contract: a new operation is a decision, not an accident.
 REQUIRED = 18
-WITH_DEFAULTS = 9
+WITH_DEFAULTS = 10
 
 
 def test_the_adapter_contract_is_small_and_stays_so():
@@ -98,7 +98,9 @@ def test_adapter_implements_every_operation_with_same_signature(name):
     operations = [n for n, f in vars(Adapter).items() if inspect.isfunction(f) and not n.startswith("_")]
     for op in operations:
         owner = next(k for k in cls.__mro__ if op in vars(k))
-        if op in Adapter.__abstractmethods__:  # implemented by the adapter or a shared base, never inherited empty
+        if (
+            op in Adapter.__abstractmethods__
+        ):  # implemented by the adapter or a shared base, never inherited empty
             assert owner is not Adapter, f"{cls.__name__} inherits the abstract {op}"
         assert inspect.signature(getattr(cls, op)) == inspect.signature(getattr(Adapter, op)), op
 

@@ -203,3 +203,19 @@ def test_keras_shared_dense_example_counts_three_layers_everywhere(backend, nati
     assert m.count() == 25
     assert up.ties(net) == [("1.weight", "2.weight"), ("1.bias", "2.bias")]
     assert "shared with 1" in up.summary(net)
+
+
+def test_a_parameter_tie_changes_what_the_framework_hands_an_optimiser(backend, native):
+    """The replaced variable leaves the framework's own parameter list (on Keras
+    over torch: torch's ``named_parameters()``), the shared one is listed once."""
+    model = S.Sequential(S.Linear(4, 4), S.Linear(4, 4)).build(backend)
+    m = up.wrap(model)
+    replaced, shared = m["1.weight"].native, m["0.weight"].native
+    up.tie(model, "0.weight", "1.weight")
+    listed = native.optimizer_params(model)
+    assert len(listed) == 3  # one shared weight, two biases
+    assert sum(x is native.as_listed(shared) for x in listed) == 1
+    assert not any(x is native.as_listed(replaced) for x in listed)
+    up.untie(model, "1.weight")
+    listed = native.optimizer_params(model)
+    assert len(listed) == 4 and any(x is native.as_listed(m["1.weight"].native) for x in listed)

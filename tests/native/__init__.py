@@ -113,6 +113,15 @@ class Native:
         """How many distinct variables the framework tracks."""
         return len(self.named_params(model))
 
+    def optimizer_params(self, model: Any) -> list[Any]:
+        """What the framework hands an optimiser: its own deduplicated list of
+        trainable tensors (torch's ``model.parameters()``)."""
+        raise NotImplementedError
+
+    def as_listed(self, var: Any) -> Any:
+        """A variable as it appears in `optimizer_params`."""
+        return var
+
     def layer(self, model: Any, position: int) -> Any:
         """The layer at a position of a sequential model."""
         raise NotImplementedError

@@ -111,6 +111,9 @@ class DictNative(Native):
     def variable_count(self, model: Any) -> int:
         return len(list(model.parameters()))
 
+    def optimizer_params(self, model: Any) -> list[Any]:
+        return list(model.parameters())
+
     def layer(self, model: Any, position: int) -> Any:
         return model[position]
 

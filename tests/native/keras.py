@@ -132,6 +132,14 @@ class KerasNative(Native):
     def variable_count(self, model: Any) -> int:
         return len(model.weights)
 
+    def optimizer_params(self, model: Any) -> list[Any]:
+        if keras.backend.backend() == "torch":  # a Keras model is a torch module: torch's own list
+            return [p for _, p in model.named_parameters()]
+        return list(model.trainable_weights)
+
+    def as_listed(self, var: Any) -> Any:
+        return var.value if keras.backend.backend() == "torch" else var
+
     def layer(self, model: Any, position: int) -> Any:
         return model.layers[position]
 

@@ -49,6 +49,7 @@ def tie(model: Module, src: str, dst: str) -> None:
             _tie_layers(model, a, b)
     finally:
         structure_changed()  # cached walks of this model no longer hold
+        model.adapter.after_structure_change(model.root.native)
 
 
 def untie(model: Module, path: str) -> None:
@@ -61,6 +62,7 @@ def untie(model: Module, path: str) -> None:
             _untie_param(model, target)
     finally:
         structure_changed()
+        model.adapter.after_structure_change(model.root.native)
 
 
 # -- layers --------------------------------------------------------------------

@@ -192,6 +192,13 @@ class Adapter(abc.ABC):
         afresh on every call)."""
         return None
 
+    def after_structure_change(self, model: Any) -> None:
+        """What the framework needs once a tie changed which layer or variable a
+        slot of ``model`` (the wrapped root) holds: Keras on torch rebuilds the
+        torch mirrors of its variables, so torch's own ``named_parameters()``
+        sees the change. Default: nothing."""
+        return None
+
     def input_rank(self, model: Any) -> int | None:
         """The rank (batch axis included) of the input the model declares, or
         ``None``: how a channels-last framework tells an image model whose first

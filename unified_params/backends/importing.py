@@ -56,7 +56,7 @@ def import_framework(backend: str) -> ModuleType:
     except ImportError as err:
         raise BackendNotInstalledError(
             f"The {backend} backend is not installed ({err}). Install it with: "
-            f"pip install 'unified-params[{entry.extra}]'. " + received(backend=backend)
+            f"{entry.install_hint()}. " + received(backend=backend)
         ) from err
 
 

@@ -101,6 +101,18 @@ class Backend:
     engine_capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
     #: Modules an engine imports (Keras on JAX imports jax).
     engine_modules: Mapping[str, str] = field(default_factory=dict)
+    #: The pip extra of an engine other than the default.
+    engine_extras: Mapping[str, str] = field(default_factory=dict)
+
+    def install_hint(self) -> str:
+        """What to install for this backend on the engine this process runs.
+
+        Examples:
+            >>> get("torch").install_hint()
+            "pip install 'unified-params[torch]'"
+        """
+        extra = self.engine_extras.get(engine(self.name) or "", self.extra)
+        return f"pip install 'unified-params[{extra}]'"
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -333,7 +345,7 @@ def _import_adapter(backend: Backend) -> Any:
     except ImportError as err:
         raise BackendNotInstalledError(
             f"The {backend.name} backend needs its framework, which could not be imported ({err}). "
-            f"Install it with: pip install 'unified-params[{backend.extra}]'. "
+            f"Install it with: {backend.install_hint()}. "
             + received(backend=backend.name)
         ) from err
 
@@ -390,11 +402,11 @@ register(
         engines=("tensorflow", "jax", "torch"),
         engine_variable="KERAS_BACKEND",
         engine_probe="backend.backend",
-        engine_capabilities={
-            "jax": replace(_COPYING, channels_last=True, zero_copy_views=False),
-            "torch": Capabilities(channels_last=True),
-        },
+        # On JAX, as on TensorFlow, numpy reads the variable's buffer but every write
+        # makes a new one; on torch a variable is a Parameter written in place.
+        engine_capabilities={"torch": Capabilities(channels_last=True)},
         engine_modules={"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"},
+        engine_extras={"jax": "jax", "torch": "torch"},
     )
 )
 register(

@@ -165,6 +165,9 @@ class KerasAdapter(Adapter):
         if callable(finalize) and getattr(module, "built", True):
             finalize()
 
+    def after_structure_change(self, model: Any) -> None:
+        internals.retrack_engine_mirrors(model)
+
     def input_rank(self, model: Any) -> int | None:
         try:  # a functional model, or a built Sequential: its declared inputs
             inputs = model.inputs if isinstance(model, (internals.Functional, keras.Sequential)) else None

@@ -72,6 +72,20 @@ def replace_tracked_variable(owner: Any, old: Any, new: Any) -> None:
     owner._post_track_variable(new)
 
 
+def retrack_engine_mirrors(model: Any) -> None:
+    """Keras 3.15.1 on torch: every layer, the model and its traced graph
+    (``_functional``) included, mirrors the variables it reaches in a torch
+    ``ParameterDict`` (``_torch_params``), built once by ``_track_variables``.
+    Rebuild each mirror so torch's ``named_parameters()`` lists what the layers
+    now hold. Nothing to do on the other engines (no mirrors)."""
+    modules = getattr(model, "modules", None)
+    if not callable(modules) or not hasattr(model, "_track_variables"):
+        return  # not the torch engine: a Keras layer is no torch module there
+    for module in modules():
+        if "_torch_params" in getattr(module, "_modules", {}):
+            module._track_variables()
+
+
 def replace_in_sequential(model: Any, index: int, layer: Any) -> None:
     """Put ``layer`` at a position of a Sequential, through its ``pop``/``add``
     without the rebuild each would do (Keras 3.15.1 ``rebuild=False``), then

@@ -1,0 +1,1 @@
+"""pytest plugins the tests load into child processes (``-p tests.plugins.<name>``)."""

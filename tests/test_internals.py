@@ -1,0 +1,145 @@
+"""Every private framework API the adapters use still means what they rely on.
+
+Each adapter keeps its framework's private API in one file
+(``unified_params/backends/<framework>/internals.py``), each with the version
+it was checked against. These tests fail loudly, naming the internal, when a
+framework release changes one of them. The Keras ones run on every Keras
+engine (``make test`` runs this file once per engine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs
+
+
+def test_torch_internals():
+    needs("torch")
+    import torch
+    from torch import nn
+
+    from unified_params.backends.torch import internals
+
+    layer = nn.BatchNorm1d(3)
+    layer.register_buffer("scratch", torch.zeros(1), persistent=False)
+    seq = nn.Sequential(nn.Linear(2, 2), layer)
+    slots = internals.SLOTS
+    assert list(getattr(seq, slots.children)) == ["0", "1"], "nn.Module._modules"
+    assert list(getattr(seq[0], slots.params)) == ["weight", "bias"], "nn.Module._parameters"
+    assert "running_mean" in getattr(layer, slots.buffers), "nn.Module._buffers"
+    assert getattr(layer, slots.transient) == {"scratch"}, "nn.Module._non_persistent_buffers_set"
+    assert issubclass(nn.BatchNorm2d, internals.BATCH_NORM), "nn.modules.batchnorm._BatchNorm"
+    compiled = torch.compile(seq)
+    assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
+    assert internals.compiled_original(seq) is None
+
+
+def test_paddle_internals():
+    needs("paddle")
+    import paddle
+    from paddle import nn
+
+    from unified_params.backends.paddle import internals
+
+    layer = nn.BatchNorm2D(3, momentum=0.8, epsilon=1e-4)
+    layer.register_buffer("scratch", paddle.zeros([1]), persistable=False)
+    seq = nn.Sequential(nn.Linear(2, 2), layer)
+    slots = internals.SLOTS
+    assert list(getattr(seq, slots.children)) == ["0", "1"], "nn.Layer._sub_layers"
+    assert list(getattr(seq[0], slots.params)) == ["weight", "bias"], "nn.Layer._parameters"
+    assert "scratch" in getattr(layer, slots.buffers), "nn.Layer._buffers"
+    assert getattr(layer, slots.transient) == {"scratch"}, "nn.Layer._non_persistable_buffer_names_set"
+    assert issubclass(nn.BatchNorm1D, internals.BATCH_NORM), "nn.layer.norm._BatchNormBase"
+    assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
+    assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
+    assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"
+
+
+def _dense(units: int, inputs: int):
+    import keras
+
+    layer = keras.layers.Dense(units)
+    layer.build((None, inputs))
+    return layer
+
+
+def test_keras_variable_and_layer_bookkeeping():
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    layer = _dense(3, 2)
+    trained, frozen = internals.own_variables(layer)
+    assert [v.name for v in trained] == ["kernel", "bias"] and frozen == [], "_trainable_variables"
+    norm = keras.layers.BatchNormalization()
+    norm.build((None, 3))
+    assert [v.name for v in internals.own_variables(norm)[1]] == ["moving_mean", "moving_variance"]
+    model = keras.Sequential([keras.Input((2,)), layer, _dense(1, 3)])
+    assert len(internals.sublayers(model)) == 3, "Sequential._layers holds the InputLayer and the layers"
+    assert isinstance(internals.sublayers(model)[0], keras.layers.InputLayer)
+    inputs = keras.Input((2,))
+    functional = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    assert isinstance(functional, internals.Functional), "keras.src.models.functional.Functional"
+    assert len(internals.operations(functional)) == 2, "Functional._operations"
+
+
+def test_keras_replace_tracked_variable_swaps_by_identity():
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    first, second = _dense(3, 3), _dense(3, 3)
+    model = keras.Sequential([keras.Input((3,)), first, second])
+    internals.replace_tracked_variable(second, second.bias, first.bias)  # not the store's first member
+    internals.replace_tracked_variable(second, second.kernel, first.kernel)
+    assert internals.own_variables(second)[0][0] is first.kernel, "Tracker.config[store][1]"
+    assert len(model.trainable_weights) == 2, "Keras' own dedup sees the shared variables once"
+    out = keras.ops.convert_to_numpy(model(np.ones((1, 3), "float32")))
+    assert out.shape == (1, 3)
+
+
+def test_keras_replace_in_sequential_and_unbuild():
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    model = keras.Sequential([_dense(4, 2), _dense(3, 4), _dense(1, 3)])
+    model.build((None, 2))
+    new = _dense(3, 4)
+    internals.replace_in_sequential(model, 1, new)  # pop(rebuild=False), add(rebuild=False), _maybe_rebuild
+    assert model.layers[1] is new and len(model.layers) == 3
+    assert keras.ops.convert_to_numpy(model(np.ones((2, 2), "float32"))).shape == (2, 1)
+    lazy = keras.Sequential([_dense(4, 2), _dense(1, 4)])  # layers built, the container not
+    assert hasattr(lazy, "_functional"), "Sequential._functional (the traced graph)"
+    internals.unbuild(lazy)  # built = False, _functional = None: built on the first call
+    assert not lazy.built
+    assert keras.ops.convert_to_numpy(lazy(np.ones((2, 2), "float32"))).shape == (2, 1)
+
+
+def test_keras_replace_attribute_untracks_the_old_layer():
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.first = keras.layers.Dense(3)
+            self.second = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    net = Net()
+    net(np.ones((1, 3), "float32"))
+    assert set(internals.attributes(net)) >= {"first", "second"}, (
+        "a layer's attributes (torch engine: _modules)"
+    )
+    internals.replace_attribute(net, "second", net.first)  # Tracker.unlock/untrack/lock
+    assert net.second is net.first and len(net.trainable_weights) == 2
