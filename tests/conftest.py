@@ -20,8 +20,9 @@ from unified_params.backends import registry
 from unified_params.backends.importing import import_framework
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The fixture modules import their framework; they are collected through the tests.
-collect_ignore_glob = ["native/*.py"]
+# The fixture modules import their framework, and a plugin registers a fake backend:
+# they load through the tests that use them, never by doctest collection.
+collect_ignore_glob = ["native/*.py", "plugins/*.py"]
 
 # Property-based tests: 200 examples per property in CI, many more with `make fuzz`.
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]

@@ -90,3 +90,23 @@ def test_view_examples_print_the_same_on_every_backend(backend, module):
         runner.run(test)
         ran += 1
     assert ran >= 1 and runner.summarize(verbose=False).failed == 0
+
+
+def test_the_backends_page_lists_the_registry():
+    """docs/backends.md's targets and capabilities are the registry's, row by row."""
+    from dataclasses import fields
+
+    from unified_params.backends import Capabilities, registry
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in registry.targets():
+            rows[cells[0]] = [c == "yes" for c in cells[1:]]
+    assert list(rows) == list(registry.targets())
+    for target, flags in rows.items():
+        name, engine = registry.split_target(target)
+        entry = registry.get(name)
+        caps = entry.engine_capabilities.get(engine or "", entry.capabilities)
+        assert flags == [getattr(caps, f.name) for f in fields(Capabilities)], target

@@ -121,16 +121,15 @@ class Initializer:
         """The initializer that actually fills ``param`` (``Default`` picks one)."""
         return self
 
-    def law(self, param: Param) -> Law:
-        """The element-wise distribution for ``param`` (elementwise initializers)."""
+    def law(self, param: Param | None) -> Law:
+        """The element-wise distribution for ``param`` (elementwise initializers;
+        ``None`` when drawn without a parameter, for laws that need none)."""
         raise NotImplementedError
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator, param: Param | None) -> np.ndarray:
         """Values of canonical ``shape``. Elementwise initializers need not override it."""
         if not self.elementwise:
             raise NotImplementedError(f"{type(self).__name__} must override sample(shape, rng, param)")
-        if param is None:
-            raise InitError(f"{type(self).__name__} draws for a parameter: call it with param=")
         return self.law(param).draw(math.prod(shape), rng, np.float32).reshape(shape)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator | None = None, param: Any = None):
