@@ -74,6 +74,7 @@ def test_keras_variable_and_layer_bookkeeping():
     layer = _dense(3, 2)
     trained, frozen = internals.own_variables(layer)
     assert [v.name for v in trained] == ["kernel", "bias"] and frozen == [], "_trainable_variables"
+    assert [internals.variable_name(v) for v in trained] == ["kernel", "bias"], "Variable._name"
     norm = keras.layers.BatchNormalization()
     norm.build((None, 3))
     assert [v.name for v in internals.own_variables(norm)[1]] == ["moving_mean", "moving_variance"]

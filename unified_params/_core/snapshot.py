@@ -5,11 +5,14 @@ model, a view answers from a `Snapshot` instead: the entries of the
 last walk plus a *fingerprint* of the structure they came from. The
 fingerprint lists, for every unique module, the lengths and the members of
 the containers its framework keeps children and variables in
-(``Adapter.containers``: dict keys, dict values, lists). Checking it runs in C loops over those containers, a
-fraction of the walk; a change made through the framework (a layer replaced,
-a parameter re-registered, variables created by a build) changes a member, a
-key or a length. A change this library makes itself (a tie) is announced with
-`structure_changed`.
+(`Adapter.container_getter`: dict keys, dict values, lists). Checking it
+runs in C loops over those containers, a fraction of the walk; a change
+made through the framework (a layer replaced, a parameter re-registered,
+variables created by a build) changes a member, a key or a length. A change
+this library makes itself (a tie) is announced with `structure_changed`.
+
+This module is the whole of the cache: its one adapter hook is
+`Adapter.container_getter`.
 
 Members are compared by identity, never by ``==`` (a tensor's ``==`` is
 elementwise). The snapshot holds them, so no identity can be reused while it
@@ -23,7 +26,7 @@ from itertools import chain
 from operator import is_
 from typing import TYPE_CHECKING, Any
 
-from .tree import Entry, own_entries, walk
+from .tree import walk_entries
 
 if TYPE_CHECKING:
     from ..backends._base import Adapter
@@ -72,22 +75,13 @@ class Snapshot:
         False
     """
 
-    __slots__ = (
-        "_groups", "_generation", "_fingerprint", "entries", "modules", "positions", "memo",
-    )  # fmt: skip
+    __slots__ = ("_groups", "_generation", "_fingerprint", "_positions", "_modules", "entries", "memo")
 
     def __init__(self, adapter: Adapter, root: Any, prefix: str = "", *, reusable: bool = True) -> None:
         self._generation = _generation
-        entries: list[Entry] = []
-        unique: dict[int, tuple[str, Any]] = {}
-        positions = walk(adapter, root, prefix)
-        for position in positions:
-            path, module = position
-            entries += own_entries(adapter, module, path)
-            if id(module) not in unique:
-                unique[id(module)] = position
-        #: Unique modules (first path wins) as ``(path, native)``, in walk order.
-        self.modules = list(unique.values())
+        positions, entries = walk_entries(adapter, root, prefix)
+        self._positions = positions
+        self._modules: list[tuple[str, Any]] | None = None
         # Modules grouped by the getter of their containers (C-level where the
         # adapter has one), so a check calls Python once per group, not per module.
         groups: dict[Any, list[Any]] = {}
@@ -99,10 +93,23 @@ class Snapshot:
         self._fingerprint = _fingerprint(self._groups) if reusable else None
         #: Every variable occurrence, aliases included, in walk order.
         self.entries = entries
-        #: Every module position (shared modules at each), path -> native.
-        self.positions = dict(positions)
         #: Whatever a caller derives from the entries, kept with them.
         self.memo: dict[str, Any] = {}
+
+    @property
+    def modules(self) -> list[tuple[str, Any]]:
+        """Unique modules (first path wins) as ``(path, native)``, in walk order."""
+        if self._modules is None:
+            unique: dict[int, tuple[str, Any]] = {}
+            for position in self._positions:
+                unique.setdefault(id(position[1]), position)
+            self._modules = list(unique.values())
+        return self._modules
+
+    @property
+    def positions(self) -> dict[str, Any]:
+        """Every module position (shared modules at each), path -> native."""
+        return dict(self._positions)
 
     def same_generation(self) -> bool:
         """Whether this library has changed no structure since the snapshot."""

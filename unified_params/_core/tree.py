@@ -13,7 +13,7 @@ lean: one adapter call per module for its children and one for its variables.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import layouts
 from .errors import NotBuiltError
@@ -22,7 +22,20 @@ if TYPE_CHECKING:
     from ..backends._base import Adapter
 
 
-class Entry:
+class _Fields(NamedTuple):
+    path: str
+    module_path: str
+    module: Any
+    layer_kind: str
+    name: str
+    native_name: str
+    var: Any
+    kind: str
+    leaf: layouts.Leaf | None
+    persistent: bool = True
+
+
+class Entry(_Fields):
     """One occurrence of a variable at one path.
 
     Attributes:
@@ -38,34 +51,12 @@ class Entry:
             buffers are not: they are rebuilt by the model, never checkpointed).
     """
 
-    __slots__ = (
-        "path", "module_path", "module", "layer_kind", "name", "native_name", "var", "kind", "leaf",
-        "persistent",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        path: str,
-        module_path: str,
-        module: Any,
-        layer_kind: str,
-        name: str,
-        native_name: str,
-        var: Any,
-        kind: str,
-        leaf: layouts.Leaf | None,
-        persistent: bool = True,
-    ) -> None:
-        self.path = path
-        self.module_path = module_path
-        self.module = module
-        self.layer_kind = layer_kind
-        self.name = name
-        self.native_name = native_name
-        self.var = var
-        self.kind = kind
-        self.leaf = leaf
-        self.persistent = persistent
+    # A tuple (made in C on the hot path: `_entry`), compared and hashed by identity:
+    # its members include framework tensors, whose `==` is elementwise.
+    __slots__ = ()
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     @property
     def native_path(self) -> str:
@@ -93,7 +84,17 @@ def walk(adapter: Adapter, module: Any, prefix: str = "") -> list[tuple[str, Any
     loop forever; the walk keeps its own stack, so depth is not limited by
     Python's recursion limit.
     """
+    return walk_entries(adapter, module, prefix, entries=False)[0]
+
+
+def walk_entries(
+    adapter: Adapter, module: Any, prefix: str = "", *, entries: bool = True
+) -> tuple[list[tuple[str, Any]], list[Entry]]:
+    """`walk` and, in the same pass, every module's `own_entries` (each module
+    is read once while it is in the CPU's caches: a large model's layers are
+    scattered in memory)."""
     out: list[tuple[str, Any]] = []
+    found: list[Entry] = []
     ancestors: set[int] = set()  # ids of the modules on the current chain
     children = adapter.children
     stack: list[tuple[str | None, Any]] = [(prefix, module)]
@@ -103,6 +104,10 @@ def walk(adapter: Adapter, module: Any, prefix: str = "") -> list[tuple[str, Any
             ancestors.discard(node)
             continue
         out.append((path, node))
+        if entries:
+            own = own_entries(adapter, node, path)
+            if own:
+                found += own
         kids = children(node)
         if kids:
             ancestors.add(id(node))
@@ -112,7 +117,7 @@ def walk(adapter: Adapter, module: Any, prefix: str = "") -> list[tuple[str, Any
                 for key, child in reversed(kids)
                 if id(child) not in ancestors
             ]
-    return out
+    return out, found
 
 
 def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
@@ -128,30 +133,41 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
         raise NotBuiltError(f"At path {where}: {err}") from None
     if not native:
         return []
-    info = _BY_CLASS.get(type(module))
+    cls = type(module)
+    info = _BY_CLASS.get(cls)
     if info is None:
-        info = _BY_CLASS[type(module)] = _class_info(adapter, module)
-    kind, declared, buffers = info
+        info = _BY_CLASS[cls] = _class_info(adapter, module)
+    kind = info[0]
     dot = f"{module_path}." if module_path else ""
-    if declared is None and buffers is None:  # native names are canonical: the common case
-        return [
-            Entry(dot + n, module_path, module, kind, n, n, var, _KINDS[role], None, role != "transient")
-            for n, var, role in native
-        ]
     out = []
     for native_name, var, native_role in native:
-        leaf = None if declared is None else declared.get(native_name)
-        name = native_name if leaf is None else leaf.canonical
-        role = "buffer" if native_role != "param" or (buffers is not None and name in buffers) else "param"
-        persistent = native_role != "transient"
-        out.append(
-            Entry(dot + name, module_path, module, kind, name, native_name, var, role, leaf, persistent)
-        )
+        # (canonical name, entry kind, leaf, persistent), worked out once per class and slot.
+        slot = _BY_SLOT.get((cls, native_name, native_role))
+        if slot is None:
+            slot = _BY_SLOT[(cls, native_name, native_role)] = _slot_info(info, native_name, native_role)
+        name = slot[0]
+        out.append(_entry(Entry, (dot + name, module_path, module, kind, name, native_name, var, *slot[1:])))
     return out
 
 
-#: A native variable's role -> the kind of its entry.
-_KINDS = {"param": "param", "buffer": "buffer", "transient": "buffer"}
+def _slot_info(
+    info: tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None],
+    native_name: str,
+    native_role: str,
+) -> tuple[str, str, layouts.Leaf | None, bool]:
+    _, declared, buffers = info
+    leaf = None if declared is None else declared.get(native_name)
+    name = native_name if leaf is None else leaf.canonical
+    role = "buffer" if native_role != "param" or (buffers is not None and name in buffers) else "param"
+    return name, role, leaf, native_role != "transient"
+
+
+#: Per (layer class, native name, native role): what `own_entries` derives from them.
+_BY_SLOT: dict[tuple[type, str, str], tuple[str, str, layouts.Leaf | None, bool]] = {}
+
+
+#: Makes an `Entry` from a tuple of all its fields, in C.
+_entry = tuple.__new__
 
 
 #: Per layer class: its kind, the adapter's declared leaves, the buffer leaves.

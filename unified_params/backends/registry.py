@@ -345,8 +345,7 @@ def _import_adapter(backend: Backend) -> Any:
     except ImportError as err:
         raise BackendNotInstalledError(
             f"The {backend.name} backend needs its framework, which could not be imported ({err}). "
-            f"Install it with: {backend.install_hint()}. "
-            + received(backend=backend.name)
+            f"Install it with: {backend.install_hint()}. " + received(backend=backend.name)
         ) from err
 
 

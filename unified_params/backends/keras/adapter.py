@@ -54,6 +54,18 @@ _SLOT_NAMES = "_unified_params_slots"
 _CHILD_KEYS = "_unified_params_keys"
 
 
+_LAYER_BUILD = L.Layer.build
+#: Per layer class: whether its variables' names are not their slots' (a depthwise kernel).
+_RENAMED: dict[type, bool] = {}
+
+
+def _renamed(cls: type) -> bool:
+    found = _RENAMED.get(cls)
+    if found is None:
+        found = _RENAMED[cls] = issubclass(cls, L.DepthwiseConv2D)
+    return found
+
+
 def _containers(module: Any) -> tuple[Sized, ...]:
     """Where a Keras layer or group keeps its children and own variables."""
     role = _ROLES.get(type(module)) or _role(type(module))
@@ -97,10 +109,10 @@ class KerasAdapter(Adapter):
         return tables.KIND(type(module))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
-        role = _role(type(module))
+        role = _ROLES.get(type(module)) or _role(type(module))
         if role == "layer":
             # A layer's sublayers are the attributes holding layers Keras tracks.
-            return _attribute_children(module) if internals.sublayers(module) else []
+            return _attribute_children(module) if module.__dict__.get(internals.LAYERS) else []
         if role == "list":
             return [(str(i), c) for i, c in enumerate(module) if _is_layer_or_group(c)]
         if role == "dict":
@@ -138,24 +150,31 @@ class KerasAdapter(Adapter):
         return _containers
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        role = _role(type(module))
-        if role not in ("layer", "rnn"):
+        cls = type(module)
+        role = _ROLES.get(cls) or _role(cls)
+        if role == "layer":
+            owner = module
+        elif role == "rnn":
+            owner = module.cell  # the cell's variables are the layer's own
+        else:
             return []  # containers own no variables, built or not
-        owner = module.cell if role == "rnn" else module
-        if not module.built and type(module).build is not L.Layer.build:
+        state = owner.__dict__  # one look-up of the layer's attributes, read below
+        if not module.__dict__.get("built") and cls.build is not _LAYER_BUILD:
             raise NotBuiltError(
                 f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
                 "variables do not exist yet. Expected a built model: call it once on an input "
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
-        slots = _slot_names(owner)
-        if not slots:
-            trained, frozen = internals.own_variables(owner)
-            own = [(v.name, v, "param") for v in trained]
-            return own + [(v.name, v, "buffer") for v in frozen] if frozen else own
         trained, frozen = internals.own_variables(owner)
-        own = [(slots.get(id(v)) or v.name, v, "param") for v in trained]
-        return own + [(slots.get(id(v)) or v.name, v, "buffer") for v in frozen]
+        name = internals.variable_name
+        own = [(name(v), v, "param") for v in trained]
+        if frozen:
+            own += [(name(v), v, "buffer") for v in frozen]
+        if _SLOT_NAMES in state or _renamed(cls) or any(n[0] == "v" for n, _, _ in own):
+            slots = _slot_names(owner)  # the few layers whose slots are not named after their variable
+            if slots:
+                own = [(slots.get(id(v)) or n, v, r) for n, v, r in own]
+        return own
 
     def after_write(self, module: Any) -> None:
         # What Keras' own weight loading does after setting a layer's variables: layers

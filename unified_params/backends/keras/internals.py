@@ -20,6 +20,9 @@ __all__ = ["Functional"]
 #: Keras 3.15.1: a layer keeps its own variables (not its sublayers') in the
 #: lists ``_trainable_variables`` and ``_non_trainable_variables``.
 own_variables = attrgetter("_trainable_variables", "_non_trainable_variables")
+#: Keras 3.15.1: a variable's name, as its ``name`` property gives it, read without
+#: the property's call (a collect-all reads every variable's name).
+variable_name = attrgetter("_name")
 #: Keras 3.15.1: the sublayers Keras tracks on a layer, in order, in ``_layers``
 #: (a Sequential's list starts with its InputLayer once built).
 LAYERS = "_layers"
