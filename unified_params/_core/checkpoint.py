@@ -235,7 +235,7 @@ def load_file(
 def _entries(slot: Slot) -> list[st.Entry]:
     if slot.how == "one":
         param = slot.param
-        return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, param._canonical_view)]
+        return [st.Entry(slot.keys[0], slot.shapes[0], param.dtype, param.canonical_view)]
     return [
         st.Entry(key, shape, slot.param.dtype, _exported(slot, key))
         for key, shape in zip(slot.keys, slot.shapes, strict=True)

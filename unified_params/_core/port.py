@@ -164,7 +164,7 @@ def _lazy_export(slot: Slot):
     def reader(key: str):
         def read() -> np.ndarray:
             if slot.how == "one":
-                return slot.param._canonical_view()
+                return slot.param.canonical_view()
             if not cache:
                 cache.update(slot.export())
             return cache.pop(key)

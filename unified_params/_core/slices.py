@@ -67,7 +67,7 @@ class ParamSlice(NDArrayOperatorsMixin):
     # -- reading -------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """A copy of the selected values, as a numpy array."""
-        value = self._param._canonical_view()
+        value = self._param.canonical_view()
         for index in self._chain:
             value = value[index]
         return np.array(value, copy=True)

@@ -116,7 +116,7 @@ class Slot:
             blocks = [self._block(p, layout) for p, layout in zip(self.params, self.parts, strict=True)]
             yield self.keys[0], np.concatenate(blocks, axis=0)
             return
-        value = self.param._canonical_view()
+        value = self.param.canonical_view()
         if self.how == "one":
             yield self.keys[0], value
         elif self.how == "sum":
@@ -142,7 +142,7 @@ class Slot:
 
     @staticmethod
     def _block(param: Param, layout: layouts.Layout | None) -> np.ndarray:
-        value = param._canonical_view()
+        value = param.canonical_view()
         return value if layout is None else layout.to_canonical(value)
 
     def _block_shapes(self) -> list[tuple[int, ...]]:

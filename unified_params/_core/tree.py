@@ -137,33 +137,47 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
     info = _BY_CLASS.get(cls)
     if info is None:
         info = _BY_CLASS[cls] = _class_info(adapter, module)
-    kind = info[0]
+    kind, declared, buffers = info
     dot = f"{module_path}." if module_path else ""
+    if declared is None and buffers is None:  # native names are canonical: the common case
+        return [
+            _entry(
+                Entry,
+                (dot + n, module_path, module, kind, n, n, var, _KINDS[role], None, role != "transient"),
+            )
+            for n, var, role in native
+        ]
+    facts = _BY_SLOT.get(cls)
+    if facts is None:
+        facts = _BY_SLOT[cls] = {}
     out = []
     for native_name, var, native_role in native:
-        # (canonical name, entry kind, leaf, persistent), worked out once per class and slot.
-        slot = _BY_SLOT.get((cls, native_name, native_role))
-        if slot is None:
-            slot = _BY_SLOT[(cls, native_name, native_role)] = _slot_info(info, native_name, native_role)
-        name = slot[0]
-        out.append(_entry(Entry, (dot + name, module_path, module, kind, name, native_name, var, *slot[1:])))
+        # (canonical name, leaf, a buffer by its leaf), worked out once per class and slot.
+        fact = facts.get(native_name)
+        if fact is None:
+            fact = facts[native_name] = _slot_facts(declared, buffers, native_name)
+        name, leaf, buffer_leaf = fact
+        entry_kind = "buffer" if buffer_leaf or native_role != "param" else "param"
+        fields = (dot + name, module_path, module, kind, name, native_name, var, entry_kind, leaf)
+        out.append(_entry(Entry, (*fields, native_role != "transient")))
     return out
 
 
-def _slot_info(
-    info: tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None],
-    native_name: str,
-    native_role: str,
-) -> tuple[str, str, layouts.Leaf | None, bool]:
-    _, declared, buffers = info
+def _slot_facts(
+    declared: Mapping[str, layouts.Leaf] | None, buffers: frozenset[str] | None, native_name: str
+) -> tuple[str, layouts.Leaf | None, bool]:
     leaf = None if declared is None else declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
-    role = "buffer" if native_role != "param" or (buffers is not None and name in buffers) else "param"
-    return name, role, leaf, native_role != "transient"
+    return name, leaf, buffers is not None and name in buffers
 
 
-#: Per (layer class, native name, native role): what `own_entries` derives from them.
-_BY_SLOT: dict[tuple[type, str, str], tuple[str, str, layouts.Leaf | None, bool]] = {}
+#: Per layer class, per native variable name: its canonical name, its leaf, and
+#: whether the leaf is a buffer (running statistics), for `own_entries`.
+_BY_SLOT: dict[type, dict[str, tuple[str, layouts.Leaf | None, bool]]] = {}
+
+
+#: A native variable's role -> the kind of its entry.
+_KINDS = {"param": "param", "buffer": "buffer", "transient": "buffer"}
 
 
 #: Makes an `Entry` from a tuple of all its fields, in C.

@@ -80,12 +80,22 @@ class Module:
     @property
     def capabilities(self) -> Capabilities:
         """What the backend allows on the engine in use (see
-        `unified_params.backends.Capabilities`)."""
+        `unified_params.backends.Capabilities`).
+
+        Examples:
+            >>> m.capabilities.zero_copy_views  # reading a value shares its memory
+            True
+        """
         return self._adapter.capabilities
 
     @property
     def root(self) -> Module:
-        """The view of the model that was wrapped (the root of `path`)."""
+        """The view of the model that was wrapped (the root of `path`).
+
+        Examples:
+            >>> m[0].root is m
+            True
+        """
         return self._root
 
     @property
@@ -569,9 +579,16 @@ class Param:
             return native
         return layouts.contiguous(self.layout.to_canonical(native))
 
-    def _canonical_view(self) -> np.ndarray:
-        """The canonical value without a copy where the framework allows; read
-        it before the parameter is next written (streaming saves and ports)."""
+    def canonical_view(self) -> np.ndarray:
+        """Internal, for the core and extension code: the canonical value
+        without a copy where the framework allows (`numpy` copies). Read it
+        before the parameter is next written, never write to it (streaming
+        saves and ports use it).
+
+        Examples:
+            >>> m["0.weight"].canonical_view().shape
+            (8, 4)
+        """
         return self.layout.to_canonical(self._adapter.view(self._entry.var))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

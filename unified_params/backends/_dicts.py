@@ -13,6 +13,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -40,53 +41,47 @@ class DictModuleAdapter(Adapter):
 
     SLOTS: Slots
     KINDS: KindTable
+    # Made from SLOTS when a subclass is defined.
+    _kids: Callable[[Any], dict[str, Any]]
+    _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any]]
     #: Kinds whose sublayers are plumbing (paddle's RNN cells share the layer's weights).
     LEAF_ONLY: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        slots = getattr(cls, "SLOTS", None)
+        if slots is not None:  # C-level readers of the framework's dicts
+            cls._kids = staticmethod(attrgetter(slots.children))
+            cls._parts = staticmethod(attrgetter(slots.params, slots.buffers, slots.transient))
 
     def kind(self, module: Any) -> str:
         return self.KINDS(type(module))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
-        if self.LEAF_ONLY and self.kind(module) in self.LEAF_ONLY:
+        kids = self._kids(module)
+        if not kids or (self.LEAF_ONLY and self.KINDS(type(module)) in self.LEAF_ONLY):
             return []
-        return [(k, c) for k, c in getattr(module, self.SLOTS.children).items() if c is not None]
+        return [(k, c) for k, c in kids.items() if c is not None]
 
     def child(self, module: Any, key: str) -> Any | None:
-        if self.LEAF_ONLY and self.kind(module) in self.LEAF_ONLY:
+        if self.LEAF_ONLY and self.KINDS(type(module)) in self.LEAF_ONLY:
             return None
-        return getattr(module, self.SLOTS.children).get(key)
+        return self._kids(module).get(key)
 
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         return self._containers
 
     def _containers(self, module: Any) -> tuple[Sized, ...]:
-        s = self.SLOTS
-        kids, params, buffers = (
-            getattr(module, s.children),
-            getattr(module, s.params),
-            getattr(module, s.buffers),
-        )
-        return (
-            kids,
-            kids.values(),
-            params,
-            params.values(),
-            buffers,
-            buffers.values(),
-            getattr(module, s.transient),
-        )
+        kids = self._kids(module)
+        params, buffers, transient = self._parts(module)
+        return (kids, kids.values(), params, params.values(), buffers, buffers.values(), transient)
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        s = self.SLOTS
-        return registered_variables(
-            getattr(module, s.params), getattr(module, s.buffers), getattr(module, s.transient)
-        )
+        return registered_variables(*self._parts(module))
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        return (
-            getattr(module, self.SLOTS.params).get(native_name) is var
-            or getattr(module, self.SLOTS.buffers).get(native_name) is var
-        )
+        params, buffers, _ = self._parts(module)
+        return params.get(native_name) is var or buffers.get(native_name) is var
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         getattr(parent, self.SLOTS.children)[key] = child

@@ -83,7 +83,7 @@ class Backend:
     #: The pip extra that installs the framework: ``pip install 'unified-params[extra]'``.
     extra: str
     #: The adapter module; it defines ``ADAPTER`` and ``SPEC`` (an
-    #: `unified_params.backends.specs.SpecBuilder`).
+    #: `unified_params.backends._base.SpecBuilder`).
     adapter: str
     #: Lower imports first: paddle before tensorflow (the reverse order segfaults).
     import_priority: int
@@ -137,7 +137,11 @@ def register(backend: Backend) -> Backend:
 
 
 def unregister(name: str) -> None:
-    """Remove a backend added with `register` (for tests of the registry itself)."""
+    """Remove a backend added with `register` (for tests of the registry itself).
+
+    Examples:
+        >>> unregister("no-such-backend")  # nothing to remove: no error
+    """
     with _lock:
         BACKENDS.pop(name, None)
         _adapters.pop(name, None)
@@ -159,6 +163,10 @@ def get(name: str) -> Backend:
 
     Raises:
         ValueError: No backend has that name.
+
+    Examples:
+        >>> get("keras").engines
+        ('tensorflow', 'jax', 'torch')
     """
     found = BACKENDS.get(name)
     if found is None:
@@ -177,13 +185,23 @@ def import_order() -> tuple[str, ...]:
 
 
 def detection_order() -> list[Backend]:
-    """Backends in the order detection tries them."""
+    """Backends in the order detection tries them.
+
+    Examples:
+        >>> detection_order()[0].name
+        'keras'
+    """
     return sorted(BACKENDS.values(), key=lambda b: b.detect_priority)
 
 
 def targets() -> tuple[str, ...]:
     """What a test run or a command can name: each backend, and ``name-engine``
-    for each engine but the default (``keras-jax``)."""
+    for each engine but the default (``keras-jax``).
+
+    Examples:
+        >>> "keras-jax" in targets()
+        True
+    """
     out: list[str] = []
     for b in BACKENDS.values():
         out.append(b.name)
@@ -212,7 +230,12 @@ def split_target(target: str) -> tuple[str, str | None]:
 
 def engine(name: str) -> str | None:
     """The engine a backend runs on in this process: the imported one, else
-    the one its environment variable picks, else its default."""
+    the one its environment variable picks, else its default.
+
+    Examples:
+        >>> engine("torch") is None  # one engine only
+        True
+    """
     backend = get(name)
     if not backend.engines:
         return None
@@ -243,6 +266,10 @@ def use_target(target: str) -> str:
 
     Raises:
         UnsupportedError: The framework is already imported on another engine.
+
+    Examples:
+        >>> use_target("torch")
+        'torch'
     """
     name, wanted = split_target(target)
     backend = get(name)
@@ -284,7 +311,12 @@ def installed(target: str) -> bool:
 
 
 def module_available(module: str) -> bool:
-    """Whether a module is imported or can be, without importing it."""
+    """Whether a module is imported or can be, without importing it.
+
+    Examples:
+        >>> module_available("numpy"), module_available("no_such_module")
+        (True, False)
+    """
     return module in sys.modules or importlib.util.find_spec(module) is not None
 
 
@@ -309,7 +341,13 @@ def backend_of(model: Any) -> str:
 
 
 def adapter_for(model: Any) -> Adapter:
-    """The adapter of the framework a native model belongs to."""
+    """The adapter of the framework a native model belongs to.
+
+    Examples:
+        >>> import torch
+        >>> adapter_for(torch.nn.Linear(2, 3)).name
+        'torch'
+    """
     return get_adapter(backend_of(model))
 
 
@@ -319,6 +357,10 @@ def get_adapter(name: str) -> Adapter:
     Raises:
         BackendNotInstalledError: The framework is not installed.
         ValueError: The name is not a backend.
+
+    Examples:
+        >>> get_adapter("torch").capabilities.in_place_slices
+        True
     """
     adapter = _adapters.get(name)
     if adapter is not None:
@@ -334,7 +376,12 @@ def get_adapter(name: str) -> Adapter:
 
 
 def spec_builder(name: str) -> Any:
-    """The `unified_params.backends.specs.SpecBuilder` of a backend, importing its framework."""
+    """The `unified_params.backends._base.SpecBuilder` of a backend, importing its framework.
+
+    Examples:
+        >>> type(spec_builder("torch")).__name__
+        'TorchSpec'
+    """
     get_adapter(name)
     return _import_adapter(get(name)).SPEC
 

@@ -159,7 +159,7 @@ class KerasAdapter(Adapter):
         else:
             return []  # containers own no variables, built or not
         state = owner.__dict__  # one look-up of the layer's attributes, read below
-        if not module.__dict__.get("built") and cls.build is not _LAYER_BUILD:
+        if not (state if owner is module else module.__dict__).get("built") and cls.build is not _LAYER_BUILD:
             raise NotBuiltError(
                 f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
                 "variables do not exist yet. Expected a built model: call it once on an input "
@@ -170,8 +170,13 @@ class KerasAdapter(Adapter):
         own = [(name(v), v, "param") for v in trained]
         if frozen:
             own += [(name(v), v, "buffer") for v in frozen]
-        if _SLOT_NAMES in state or _renamed(cls) or any(n[0] == "v" for n, _, _ in own):
-            slots = _slot_names(owner)  # the few layers whose slots are not named after their variable
+        renamed = _SLOT_NAMES in state or _renamed(cls)
+        if not renamed:
+            for n, _, _ in own:
+                if n[0] == "v" and n.startswith("variable"):
+                    renamed = True
+        if renamed:  # the few layers whose slots are not named after their variable
+            slots = _slot_names(owner)
             if slots:
                 own = [(slots.get(id(v)) or n, v, r) for n, v, r in own]
         return own
