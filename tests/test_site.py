@@ -32,6 +32,7 @@ PAGES = {
     "api": "api/",
     "gallery": "porting-gallery/",
     "porting": "porting/",
+    "backends": "backends/",
 }
 ROLES = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj):`?\w")
 
