@@ -163,3 +163,17 @@ def test_version_help_and_a_quiet_stderr():
     )
     assert demo_run.returncode == 0
     assert demo_run.stderr == "", demo_run.stderr[-2000:]  # no third-party start-up chatter
+
+
+def test_demo_runs_keras_on_another_engine_in_its_own_process():
+    """``--backends keras-jax`` picks Keras' engine before Keras is imported; two engines
+    of one framework in one process are refused."""
+    from tests.conftest import needs
+
+    needs("keras")
+    argv = [sys.executable, "-m", "unified_params", "demo", "--backends"]
+    done = subprocess.run([*argv, "keras-jax"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "15/15 cells print the same on keras-jax."
+    refused = subprocess.run([*argv, "keras,keras-jax"], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "keras is named on two engines" in refused.stderr
