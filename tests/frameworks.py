@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.native import for_backend
+from tests.native import Native, for_backend
 
 
 def forward(backend: str, model: Any, x: np.ndarray, *, channels: bool | None = None) -> np.ndarray:
@@ -31,8 +31,5 @@ def native_count(backend: str, model: Any) -> int:
     return for_backend(backend).count(model)
 
 
-def to_numpy(tensor: Any) -> np.ndarray:
-    """A native tensor or variable of any framework as numpy."""
-    if hasattr(tensor, "detach"):
-        tensor = tensor.detach()
-    return np.asarray(tensor.numpy())
+#: A native tensor or variable of any framework as numpy (the fixtures' own reader).
+to_numpy = Native().to_numpy

@@ -173,7 +173,7 @@ class KerasAdapter(Adapter):
         renamed = _SLOT_NAMES in state or _renamed(cls)
         if not renamed:
             for n, _, _ in own:
-                if n[0] == "v" and n.startswith("variable"):
+                if n.startswith("variable"):
                     renamed = True
         if renamed:  # the few layers whose slots are not named after their variable
             slots = _slot_names(owner)
