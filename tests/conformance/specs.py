@@ -9,8 +9,11 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import pytest
 
+from tests.native import for_backend
 from unified_params import spec as S
+from unified_params._core.errors import UnsupportedError
 
 
 def mlp():
@@ -92,11 +95,13 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
 BUILDERS = {name: globals()[name] for name in EXPECTED}
 
 #: Where a backend legitimately differs from the canonical list: torch keeps a
-#: batch counter, Keras keeps one merged LSTM bias and a stacked GRU bias.
+#: batch counter, Keras keeps one merged LSTM bias and a stacked GRU bias, NNX's
+#: LSTM cell one bias.
 DIFFERENCES = {
     ("torch", "cnn"): {"add": {"1.num_batches_tracked": ()}},
     ("keras", "lstm"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (20,)}},
     ("keras", "gru"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (2, 15)}},
+    ("flax", "lstm"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (20,)}},
 }
 
 
@@ -136,3 +141,27 @@ def example_input(name: str) -> np.ndarray:
     if name == "embedding":
         return rng.integers(0, 10, size=(2, 5)).astype("int64")
     return rng.standard_normal(shapes.get(name, (3, 4))).astype("float32")
+
+
+def refused(backend: str, spec: S.Layer) -> bool:
+    """Whether ``backend`` cannot express ``spec`` by design (a layer its fixture
+    lists in ``refused_layers``); then asserts that building it refuses, with
+    the reason, and leaves nothing half built."""
+    reasons = for_backend(backend).refused_layers
+    found = [reasons[type(layer)] for layer in _layers(spec) if type(layer) in reasons]
+    if not found:
+        return False
+    with pytest.raises(UnsupportedError, match=found[0]):
+        spec.build(backend)
+    return True
+
+
+def able(backends: tuple[str, ...] | list[str], spec: S.Layer) -> list[str]:
+    """The backends that can express ``spec``; each other one is checked to refuse it."""
+    return [b for b in backends if not refused(b, spec)]
+
+
+def _layers(spec: S.Layer) -> list[S.Layer]:
+    if isinstance(spec, S.Sequential):
+        return [x for layer in spec.layers for x in _layers(layer)]
+    return [spec]

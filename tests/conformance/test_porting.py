@@ -16,6 +16,8 @@ NAMES = sorted(specs.EXPECTED)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_is_canonical_on_every_backend(backend, name):
+    if specs.refused(backend, specs.BUILDERS[name]()):
+        return
     model = specs.BUILDERS[name]().build(backend)
     state = up.state_dict(model)
     expected = specs.EXPECTED[name]
@@ -60,6 +62,9 @@ def test_round_trip_torch_keras_paddle_torch(backends, name):
 def test_ported_models_give_equal_outputs(backends, name):
     spec = specs.BUILDERS[name]()
     x = specs.example_input(name)
+    backends = specs.able(backends, spec)
+    if not backends:  # the one backend requested refuses this model (asserted)
+        return
     source = spec.build(backends[0])
     up.initialize(source, up.init.Normal(0, 0.3), seed=4)
     if name == "cnn":  # running statistics are ported too
@@ -85,6 +90,12 @@ def test_port_matches_layers_whose_names_differ(backends):
         source = src_spec.build(backends[0])
         up.initialize(source, up.init.Normal(0, 0.5), seed=1)
         dst = subclassed(backend)
+        if for_backend(backend).sorted_listing:
+            # NNX orders attributes by name (blocks, encoder, head), not by call: matched by
+            # order, the layers disagree in shape, and the port refuses rather than guess.
+            with pytest.raises(up.PortError, match="does not match"):
+                up.port(source, dst)
+            continue
         report = up.port(source, dst)
         assert [p[1] for p in report.pairs] == ["encoder", "blocks.0", "blocks.1", "head"]
         ref = S.Sequential(S.Linear(4, 6), S.Linear(6, 6), S.Linear(6, 6), S.Linear(6, 2)).build(backend)

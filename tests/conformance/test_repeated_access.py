@@ -46,10 +46,10 @@ def test_a_variable_added_natively_shows_at_once(framework):
     m = up.wrap(net)
     warm(m)
     m["0.bias"], m["0.bias"]  # indexed
-    native.add_variable(net[0], "extra")
+    native.add_variable(native.layer(net, 0), "extra")
     assert "0.extra" in m.params()
     assert m.params()["0.extra"].shape == (3,) and m["0.extra"].shape == (3,)
-    native.add_variable(net[0], "bias")  # a new variable in an existing slot
+    native.add_variable(native.layer(net, 0), "bias")  # a new variable in an existing slot
     assert m["0.bias"].native is m.params()["0.bias"].native and m["0.bias"].shape == (3,)
 
 

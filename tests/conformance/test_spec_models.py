@@ -14,6 +14,8 @@ NAMES = sorted(specs.EXPECTED)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_canonical_paths_and_shapes(backend, name):
+    if specs.refused(backend, specs.BUILDERS[name]()):
+        return
     model = specs.BUILDERS[name]().build(backend)
     m = up.wrap(model)
     got = {path: p.shape for path, p in m.params().items()}
@@ -25,6 +27,8 @@ def test_canonical_paths_and_shapes(backend, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_view_agrees_with_framework(backend, name):
+    if specs.refused(backend, specs.BUILDERS[name]()):
+        return
     model = specs.BUILDERS[name]().build(backend)
     m = up.wrap(model)
     native = native_named_params(backend, model)
@@ -37,6 +41,9 @@ def test_view_agrees_with_framework(backend, name):
 def test_same_values_same_outputs_across_backends(backends, name):
     x = specs.example_input(name)
     outputs, states = {}, {}
+    backends = specs.able(backends, specs.BUILDERS[name]())
+    if not backends:  # the one backend requested refuses this model (asserted)
+        return
     for backend in backends:
         model = specs.BUILDERS[name]().build(backend)
         specs.load_reference(backend, name, model)
@@ -95,7 +102,7 @@ def test_batchnorm_statistics_are_buffers(backend):
 
 def test_native_leaf_names_are_aliases(backend):
     m = up.wrap(specs.cnn().build(backend))
-    natives = {"torch": "running_var", "keras": "moving_variance", "paddle": "_variance"}
+    natives = {"torch": "running_var", "keras": "moving_variance", "paddle": "_variance", "flax": "var"}
     assert m[f"1.{natives[backend]}"].path == "1.running_var"
     assert m["1.running_var"].native_name == natives[backend]
 

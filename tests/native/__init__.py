@@ -51,6 +51,13 @@ class Native:
     native_grad_slot: ClassVar[bool] = True
     #: Whether a built layer's variables may be added natively after build.
     open_state: ClassVar[bool] = True
+    #: Spec layers the framework cannot express exactly, with a phrase of the
+    #: refusal: `up.spec` must refuse them (Flax NNX's GRU cell lacks torch's b_hn).
+    refused_layers: ClassVar[dict[type, str]] = {}
+    #: Whether the framework lists a module's attributes by name rather than in
+    #: the order they were set (NNX): its attribute children come sorted, and
+    #: its own listing of variables sorted by path.
+    sorted_listing: ClassVar[bool] = False
 
     # -- the chapter's models ---------------------------------------------------
     def mlp(self) -> Any:
@@ -146,7 +153,7 @@ class Native:
         """A native tensor or variable as numpy."""
         if hasattr(tensor, "detach"):
             tensor = tensor.detach()
-        return np.asarray(tensor.numpy())
+        return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
 
 
 def for_backend(name: str) -> Native:

@@ -133,7 +133,12 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
         raise NotBuiltError(f"At path {where}: {err}") from None
     if not native:
         return []
-    cls = type(module)
+    cls: Any = type(module)
+    per_instance = _PER_INSTANCE.get(cls)
+    if per_instance is None:
+        per_instance = _PER_INSTANCE[cls] = issubclass(cls, adapter.INSTANCE_KINDS)
+    if per_instance:  # a kind set by the layer's settings (an NNX Conv's rank): cached per kind
+        cls = (cls, adapter.kind(module))
     info = _BY_CLASS.get(cls)
     if info is None:
         info = _BY_CLASS[cls] = _class_info(adapter, module)
@@ -173,7 +178,7 @@ def _slot_facts(
 
 #: Per layer class, per native variable name: its canonical name, its leaf, and
 #: whether the leaf is a buffer (running statistics), for `own_entries`.
-_BY_SLOT: dict[type, dict[str, tuple[str, layouts.Leaf | None, bool]]] = {}
+_BY_SLOT: dict[Any, dict[str, tuple[str, layouts.Leaf | None, bool]]] = {}
 
 
 #: A native variable's role -> the kind of its entry.
@@ -185,8 +190,11 @@ _entry = tuple.__new__
 
 
 #: Per layer class: its kind, the adapter's declared leaves, the buffer leaves.
-#: A kind depends on the class alone, and a class belongs to one framework.
-_BY_CLASS: dict[type, tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]] = {}
+#: A kind depends on the class alone (or, for the adapter's `INSTANCE_KINDS`,
+#: on the class and the kind), and a class belongs to one framework.
+_BY_CLASS: dict[Any, tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]] = {}
+#: Per layer class: whether its kind depends on the instance.
+_PER_INSTANCE: dict[type, bool] = {}
 
 
 def _class_info(

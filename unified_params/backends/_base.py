@@ -53,6 +53,10 @@ class Adapter(abc.ABC):
     #: Per layer kind, canonical leaf base name -> the framework's own default
     #: initializer, in canonical terms (what ``up.init.Default()`` applies).
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = {}
+    #: Layer classes whose kind depends on the instance, not the class alone
+    #: (one NNX ``Conv`` class for every rank); the core then caches a layer's
+    #: leaves by class and kind.
+    INSTANCE_KINDS: ClassVar[tuple[type, ...]] = ()
 
     @property
     def capabilities(self) -> Capabilities:

@@ -17,9 +17,9 @@ entry and one *target* per engine: ``keras`` (its default engine),
 
 Examples:
     >>> [b.name for b in detection_order()]
-    ['keras', 'torch', 'paddle']
+    ['keras', 'torch', 'paddle', 'flax']
     >>> targets()
-    ('torch', 'keras', 'keras-jax', 'keras-torch', 'paddle')
+    ('torch', 'keras', 'keras-jax', 'keras-torch', 'paddle', 'flax')
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def names() -> tuple[str, ...]:
 
     Examples:
         >>> names()
-        ('torch', 'keras', 'paddle')
+        ('torch', 'keras', 'paddle', 'flax')
     """
     return tuple(BACKENDS)
 
@@ -179,7 +179,7 @@ def import_order() -> tuple[str, ...]:
 
     Examples:
         >>> import_order()
-        ('paddle', 'torch', 'keras')
+        ('paddle', 'torch', 'keras', 'flax')
     """
     return tuple(b.name for b in sorted(BACKENDS.values(), key=lambda b: b.import_priority))
 
@@ -466,5 +466,19 @@ register(
         import_priority=0,
         detect_priority=2,
         capabilities=Capabilities(in_place_slices=False, rnn_param_ties=False),
+    )
+)
+register(
+    Backend(
+        name="flax",
+        module="flax",
+        layer_base="nnx.Module",
+        layer_name="flax.nnx.Module (Flax NNX)",
+        extra="flax",
+        adapter="unified_params.backends.flax",
+        import_priority=3,
+        detect_priority=3,
+        # A variable holds an immutable jax.Array: numpy reads its buffer, a write puts a new one.
+        capabilities=replace(_COPYING, channels_last=True),
     )
 )

@@ -12,7 +12,8 @@ import keras
 
 from ..._core.initializers import Initializer, Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
 from ..._core.layouts import Leaf
-from ..._core.state import Merge, Part
+from ..._core.state import Merge
+from .. import _channels_last as channels_last
 from .._base import KindTable
 from .internals import Functional
 
@@ -39,56 +40,26 @@ KIND = KindTable(
         Functional: "container",
     }
 )
-_BIAS = Leaf("bias")
-_KERNEL = {
-    n: Leaf("weight", axes)
-    for n, axes in {
-        "linear": ("in", "out"),
-        "conv1d": ("k0", "in", "out"),
-        "conv2d": ("k0", "k1", "in", "out"),
-        "conv3d": ("k0", "k1", "k2", "in", "out"),
-    }.items()
-}
+_BIAS = channels_last.BIAS
+_KERNEL = channels_last.KERNELS
 _NORM = {"gamma": Leaf("weight"), "beta": Leaf("bias")}
-_TRANSPOSED = {
-    "conv_transpose1d": Leaf("weight", ("k0", "out", "in")),
-    "conv_transpose2d": Leaf("weight", ("k0", "k1", "out", "in")),
-}
+_TRANSPOSED = channels_last.TRANSPOSED
 # A depthwise kernel (kH, kW, C, M) is torch's grouped conv weight (C*M, 1, kH, kW).
 _DEPTHWISE = Leaf("weight", ("k0", "k1", "in", "mult"), canonical_axes=(("in", "mult"), "1", "k0", "k1"))
-# Attention projections: EinsumDense kernels (E, heads, head_dim) and (heads, head_dim, E).
-_PROJECTION = Leaf("proj", ("in", "heads", "hd"), canonical_axes=(("heads", "hd"), "in"))
-_PROJECTION_BIAS = Leaf("proj_bias", ("heads", "hd"), canonical_axes=(("heads", "hd"),))
-_OUTPUT = Leaf("out", ("heads", "hd", "out"), canonical_axes=("out", ("heads", "hd")))
-_DENSES = {"_query_dense": 0, "_key_dense": 1, "_value_dense": 2}
-
-
-def _recurrent(gates: str | None) -> dict[str, Leaf]:
-    return {
-        "kernel": Leaf("weight_ih_l0", ("in", "gates"), gates),
-        "recurrent_kernel": Leaf("weight_hh_l0", ("hidden", "gates"), gates),
-        # One bias (= b_ih + b_hh) for LSTM; GRU with reset_after keeps both, stacked.
-        "bias": Leaf("bias", {1: ("gates",), 2: ("stack", "gates")}, gates),
-    }
 
 
 _GLOROT: dict[str, Initializer] = {"weight": XavierUniform(), "bias": Zeros()}
 _ONES_ZEROS: dict[str, Initializer] = {"weight": Ones(), "bias": Zeros()}
-_BIASES = ("bias_ih_l0", "bias_hh_l0")
 
 _RESET_AFTER = (
     "a Keras GRU without reset_after=True applies the reset gate before the recurrent kernel, "
     "which torch and Paddle GRUs cannot express. Expected reset_after=True."
 )
-MERGES = {"lstm": {"bias": Merge(_BIASES, "sum")}, "gru": {"bias": Merge(_BIASES, "stack", _RESET_AFTER)}}
-GATHERS = {
-    "mha": {
-        **{f"{d}.kernel": Part("in_proj_weight", i, _PROJECTION) for d, i in _DENSES.items()},
-        **{f"{d}.bias": Part("in_proj_bias", i, _PROJECTION_BIAS) for d, i in _DENSES.items()},
-        "_output_dense.kernel": Part("out_proj.weight", 0, _OUTPUT),
-        "_output_dense.bias": Part("out_proj.bias", 0),
-    }
+MERGES = {
+    "lstm": {"bias": channels_last.SUMMED_BIAS},
+    "gru": {"bias": Merge(channels_last.RECURRENT_BIASES, "stack", _RESET_AFTER)},
 }
+GATHERS = {"mha": channels_last.attention("_query_dense", "_key_dense", "_value_dense", "_output_dense")}
 DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     **{kind: _GLOROT for kind in (*_KERNEL, *_TRANSPOSED)},
     "separable_conv2d": {
@@ -118,6 +89,6 @@ LEAVES = {
         "pointwise_kernel": Leaf("pointwise_weight", ("k0", "k1", "in", "out")),
         "bias": _BIAS,
     },
-    "lstm": _recurrent(None),
-    "gru": _recurrent("zrn"),
+    "lstm": channels_last.recurrent(None),
+    "gru": channels_last.recurrent("zrn"),
 }

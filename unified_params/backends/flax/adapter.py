@@ -1,0 +1,337 @@
+"""The Flax NNX adapter: ``flax.nnx.Module`` models on JAX.
+
+An NNX module is a Python object graph: children and variables are its
+attributes, ``nnx.Sequential`` holds its layers (and functions such as
+``nnx.relu``) in an ``nnx.List``. A variable (``nnx.Param``, ``nnx.BatchStat``)
+is a box around an immutable ``jax.Array``: a write puts a new array in the
+same box, so the box's identity, which the core compares, never changes.
+NNX has no per-variable ``trainable`` flag (an optimiser picks what it updates
+with a filter); this adapter keeps one as the variable's ``trainable``
+metadata, honoured by its gradients and readable by an ``nnx.Optimizer``
+filter. Gradients come from ``nnx.grad`` and live in a `GradStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sized
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..._core.errors import UnsupportedError, received
+from ..._core.grad_store import GradStore
+from ..._core.gradients import Backward, reduce_loss
+from ..._core.initializers import Initializer
+from .._base import Adapter, NativeVariable
+from . import internals, tables
+from .layers import NamedSequential
+
+#: Containers whose positions are their ``layers`` (an nnx.List, or an nnx.Dict of named ones).
+_SEQUENTIAL = (nnx.Sequential, NamedSequential)
+
+#: Variable types that are not model state a checkpoint keeps: a layer's
+#: random-number streams, and values a call records (``sow``, decoding caches).
+_SKIPPED = (nnx.RngState,)
+_TRANSIENT = (nnx.Intermediate, nnx.Cache)
+_UNFLIPPED = (
+    "an NNX ConvTranspose with transpose_kernel=False applies its kernel unflipped: torch's "
+    "ConvTranspose weight is that kernel mirrored along every spatial axis, a layout this library "
+    "does not convert. Expected nnx.ConvTranspose(..., transpose_kernel=True) (what up.spec builds)."
+)
+
+
+def is_trainable(var: Any) -> bool:
+    """Whether an optimiser should update ``var``: an ``nnx.Param`` not frozen
+    with ``up``'s ``trainable`` metadata. Usable as an NNX filter.
+
+    Examples:
+        >>> from flax import nnx
+        >>> layer = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+        >>> is_trainable(layer.kernel)
+        True
+    """
+    return isinstance(var, nnx.Param) and bool(var.get_metadata().get("trainable", True))
+
+
+class Step:
+    """A function at one position of an ``nnx.Sequential`` (``nnx.relu``): a
+    layer without variables. One function object may fill several positions;
+    each position is its own step, as each ``nn.ReLU()`` is in torch."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def __call__(self, x: Any) -> Any:
+        return self.function(x)
+
+
+def _is_child(value: Any) -> bool:
+    if isinstance(value, nnx.Module):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_is_child(v) for v in value)
+    if isinstance(value, dict):
+        return any(_is_child(v) for v in value.values())
+    return False
+
+
+def _rank(order: Mapping[str, Any] | tuple[str, ...], name: str) -> tuple[int, str]:
+    for i, known in enumerate(order):
+        if known == name:
+            return (i, name)
+    return (len(order), name)
+
+
+def _position(layer: Any) -> Any:
+    return layer if isinstance(layer, nnx.Module) else Step(layer)
+
+
+def _containers(module: Any) -> tuple[Sized, ...]:
+    state = vars(module)
+    return (state, state.values())
+
+
+def _sequential(module: Any) -> tuple[Sized, ...]:
+    state, layers = vars(module), vars(module.layers)  # its positions live in its nnx.List or nnx.Dict
+    return (state, state.values(), layers, layers.values())
+
+
+def _cell(module: Any) -> Any | None:
+    """The cell of an ``nnx.RNN`` whose layout is declared (an OptimizedLSTMCell), else None."""
+    if isinstance(module, nnx.RNN) and type(module.cell) in tables.CELLS:
+        return module.cell
+    return None
+
+
+def _recurrent(module: Any) -> tuple[Sized, ...]:
+    # An RNN of a declared cell shows the cell's variables as its own: watch the
+    # layer, the cell and the cell's two dense layers.
+    cell = module.cell
+    dicts = [vars(module), vars(cell), *(vars(getattr(cell, d)) for d in ("dense_i", "dense_h"))]
+    return tuple(x for d in dicts for x in (d, d.values()))
+
+
+def _members(group: Any) -> tuple[Sized, ...]:
+    return (group, group.values()) if isinstance(group, dict) else (group,)
+
+
+def _nothing(module: Any) -> tuple[Sized, ...]:
+    return ()
+
+
+class FlaxAdapter(Adapter):
+    name = "flax"
+    LEAVES = tables.LEAVES
+    MERGES = tables.MERGES
+    GATHERS = tables.GATHERS
+    INSTANCE_KINDS = (nnx.Conv, nnx.ConvTranspose, nnx.RNN)
+    DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = tables.DEFAULT_INIT
+
+    def __init__(self) -> None:
+        self.grads = GradStore()
+
+    # -- structure -------------------------------------------------------------
+    def kind(self, module: Any) -> str:
+        if isinstance(module, (list, tuple, dict)):
+            return "container"
+        if isinstance(module, Step):
+            return tables.FUNCTIONS.get(id(module.function), ("other", ""))[0]
+        if not isinstance(module, nnx.Module):
+            return "other"
+        kind = tables.KIND(type(module))
+        if kind in ("conv", "conv_transpose"):
+            kind = f"{kind}{len(module.kernel_size)}d"
+        elif kind == "rnn":
+            kind = tables.CELLS.get(type(module.cell), "other")
+        return kind
+
+    def type_name(self, module: Any) -> str:
+        if isinstance(module, Step):  # nnx.relu: "ReLU"; a function of one's own: its name
+            function = module.function
+            named = tables.FUNCTIONS.get(id(function))
+            return named[1] if named else getattr(function, "__name__", type(function).__name__)
+        if isinstance(module, NamedSequential):
+            return "Sequential"
+        return type(module).__name__
+
+    def children(self, module: Any) -> list[tuple[str, Any]]:
+        if isinstance(module, nnx.Sequential):
+            return [(str(i), _position(layer)) for i, layer in enumerate(module.layers)]
+        if isinstance(module, NamedSequential):
+            return [(k, _position(layer)) for k, layer in module.layers.items()]
+        if _cell(module) is not None:
+            return []  # the cell's variables are the layer's own
+        if isinstance(module, (nnx.List, list, tuple)):
+            return [(str(i), c) for i, c in enumerate(module) if _is_child(c)]
+        if isinstance(module, (nnx.Dict, dict)):
+            return [(str(k), c) for k, c in module.items() if _is_child(c)]
+        if not isinstance(module, nnx.Module):
+            return []  # a function at a position of a Sequential
+        # By name, as nnx.state lists them: NNX keeps no order among attributes (its
+        # transforms, nnx.grad among them, set them back sorted).
+        # A layer whose variables gather into canonical blocks (attention) lists
+        # its sublayers in the blocks' order: query, key, value, then output.
+        blocks = dict.fromkeys(k.split(".")[0] for k in tables.GATHERS.get(self.kind(module), {}))
+        kids = [(k, v) for k, v in internals.own_attributes(module).items() if _is_child(v)]
+        return sorted(kids, key=lambda kv: _rank(blocks, kv[0]))
+
+    def child(self, module: Any, key: str) -> Any | None:
+        if isinstance(module, nnx.Sequential) and key.isdigit():
+            layers = module.layers
+            return _position(layers[int(key)]) if int(key) < len(layers) else None
+        if isinstance(module, NamedSequential):
+            layer = module.layers.get(key)
+            return None if layer is None else _position(layer)
+        if _cell(module) is not None:
+            return None
+        if isinstance(module, nnx.Module) and not isinstance(module, (nnx.List, nnx.Dict)):
+            value = vars(module).get(key)
+            return value if not key.startswith(internals.BOOKKEEPING_PREFIX) and _is_child(value) else None
+        return super().child(module, key)
+
+    def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
+        # Children and variables are attributes: the instance dict, keys and values,
+        # is all there is to watch (a Sequential's layers sit in its nnx.List child).
+        if isinstance(module, _SEQUENTIAL):
+            return _sequential
+        if _cell(module) is not None:
+            return _recurrent
+        if isinstance(module, nnx.Module):
+            return _containers
+        return _members if isinstance(module, (list, tuple, dict)) else _nothing
+
+    def variables(self, module: Any) -> list[NativeVariable]:
+        if not isinstance(module, nnx.Module):
+            return []
+        if isinstance(module, nnx.ConvTranspose) and not module.transpose_kernel:
+            raise UnsupportedError(_UNFLIPPED + " " + received(layer=type(module).__name__))
+        cell = _cell(module)
+        if cell is not None:
+            return [(name, self._slot(module, name)[1], "param") for name in tables.CELL_SLOTS]
+        params: list[NativeVariable] = []
+        state: list[NativeVariable] = []
+        # NNX keeps no order among a module's attributes (its transforms set them
+        # back sorted): a declared layer lists its leaves in its table's order
+        # (torch's: weight, bias, statistics), any other as NNX's layers create them.
+        order = tables.LEAVES.get(self.kind(module)) or tables.LEAF_ORDER
+        for key, value in sorted(
+            internals.own_attributes(module).items(), key=lambda kv: _rank(order, kv[0])
+        ):
+            if not isinstance(value, nnx.Variable) or isinstance(value, _SKIPPED):
+                continue
+            if isinstance(value, nnx.Param):
+                params.append((key, value, "param"))
+            else:  # BatchStat and a user's own Variable types; values a call records
+                state.append((key, value, "transient" if isinstance(value, _TRANSIENT) else "buffer"))
+        return params + state  # parameters first, as torch lists them (NNX's BatchNorm makes its mean first)
+
+    def _slot(self, module: Any, native_name: str) -> tuple[Any, Any]:
+        """The module holding a variable slot of ``module``, and the variable."""
+        cell = _cell(module)
+        if cell is not None and native_name in tables.CELL_SLOTS:
+            dense, attr = tables.CELL_SLOTS[native_name]
+            owner = getattr(cell, dense)
+            return owner, getattr(owner, attr)
+        return module, vars(module).get(native_name)
+
+    def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        return self._slot(module, native_name)[1] is var
+
+    # -- one variable ------------------------------------------------------------
+    def shape(self, var: Any) -> tuple[int, ...]:
+        return tuple(int(d) for d in var.shape)
+
+    def dtype(self, var: Any) -> str:
+        return str(var.get_value().dtype)
+
+    def trainable(self, var: Any) -> bool:
+        return is_trainable(var)
+
+    def set_trainable(self, var: Any, flag: bool) -> None:
+        if flag and not isinstance(var, nnx.Param):
+            raise UnsupportedError(
+                f"An NNX {type(var).__name__} is state, not a parameter: no optimiser updates it. "
+                "Expected an nnx.Param. " + received(variable=type(var).__name__)
+            )
+        var.set_metadata(trainable=bool(flag))
+
+    def view(self, var: Any) -> np.ndarray:
+        return np.asarray(var.get_value())  # the array's own buffer, read-only, on CPU
+
+    def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
+        var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+
+    def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
+        var[index] = jnp.asarray(value)  # a new array with the slice replaced, in the same box
+
+    def grad(self, var: Any) -> np.ndarray | None:
+        return self.grads.get(var)
+
+    # -- the model -----------------------------------------------------------------
+    def hyperparameters(self, module: Any) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if isinstance(getattr(module, "epsilon", None), float):
+            out["eps"] = module.epsilon
+        if isinstance(module, nnx.BatchNorm):
+            out["momentum"] = 1.0 - module.momentum  # NNX keeps 1 - torch's momentum
+        if isinstance(getattr(module, "feature_group_count", None), int):
+            out["groups"] = float(module.feature_group_count)
+        return out
+
+    def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        with internals.Modes(model, training):
+            return np.asarray(model(jnp.asarray(inputs)))
+
+    def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
+        x = jnp.asarray(request.inputs)
+        t = None if request.targets is None else jnp.asarray(request.targets)
+
+        def loss(m: Any) -> Any:
+            return reduce_loss(m(x), request.loss, t, jnp.sum, jnp.mean)
+
+        wrt = nnx.All(nnx.Param, lambda _, v: is_trainable(v))
+        with internals.Modes(model, request.training):
+            grads = nnx.grad(loss, argnums=nnx.DiffState(0, wrt))(model)
+        # nnx.grad's state lists each variable once, at the path nnx.state gives it:
+        # the same paths name the variables themselves.
+        boxes = dict(nnx.to_flat_state(nnx.state(model, wrt)))
+        flat = nnx.to_flat_state(grads)
+        by_id = {id(boxes[path]): np.array(jax.device_get(g.get_value())) for path, g in flat}
+        out = [by_id.get(id(v)) for v in variables]
+        for var, grad in zip(variables, out, strict=True):
+            if grad is None:
+                self.grads.clear(var)
+            else:
+                self.grads.put(var, grad, owner=model)
+        return out
+
+    # -- changing structure (ties) ------------------------------------------------------
+    def set_child(self, parent: Any, key: str, child: Any) -> None:
+        if isinstance(child, Step):
+            child = child.function
+        if isinstance(parent, _SEQUENTIAL):
+            parent = parent.layers
+        if isinstance(parent, (nnx.List, list)):
+            parent[int(key)] = nnx.data(child) if isinstance(parent, nnx.List) else child
+        elif isinstance(parent, (nnx.Dict, dict)):
+            parent[key] = child
+        else:
+            internals.put(parent, key, child)
+
+    def copy_layer(self, layer: Any) -> Any:
+        return nnx.clone(layer)
+
+    def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        owner, _ = self._slot(module, native_name)
+        internals.put(owner, tables.CELL_SLOTS[native_name][1] if owner is not module else native_name, var)
+
+    def copy_variable(self, var: Any) -> Any:
+        return var.replace(jnp.array(var.get_value(), copy=True))
+
+
+ADAPTER = FlaxAdapter()

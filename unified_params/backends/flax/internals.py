@@ -1,0 +1,60 @@
+"""Every private or version-bound Flax NNX detail this adapter relies on,
+checked against Flax 0.12.8 (JAX 0.10.2).
+
+NNX keeps a module's children and variables as plain attributes in its
+``__dict__``, next to its own bookkeeping (``_pytree__state``,
+``_pytree__nodes``); ``nnx.List`` keeps its members under the keys ``"0"``,
+``"1"``, ... and its length under ``_length``. ``tests/test_internals.py``
+fails loudly when a newer Flax changes one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flax import nnx
+
+#: Flax 0.12.8: attributes of NNX's own bookkeeping on every module.
+BOOKKEEPING_PREFIX = "_pytree__"
+#: Flax 0.12.8: where ``nnx.List`` keeps its length (its members are under "0", "1", ...).
+LIST_LENGTH = "_length"
+#: Attributes that switch a layer between training and inference (what
+#: ``Module.train()`` / ``Module.eval()`` set): the value each takes in inference.
+INFERENCE = {"deterministic": True, "use_running_average": True}
+
+
+def own_attributes(module: Any) -> dict[str, Any]:
+    """A module's attributes by name: its children, variables and settings,
+    NNX's bookkeeping left out."""
+    return {k: v for k, v in vars(module).items() if not k.startswith(BOOKKEEPING_PREFIX)}
+
+
+def put(parent: Any, key: str, value: Any) -> None:
+    """``setattr(parent, key, value)``, also where the attribute held a static
+    value before (a function such as ``nnx.relu`` at a position of an
+    ``nnx.Sequential``): NNX 0.12 then wants the new value marked as data."""
+    if isinstance(value, (nnx.Module, nnx.Variable)):
+        value = nnx.data(value)
+    setattr(parent, key, value)
+
+
+class Modes:
+    """Put every layer of a model in training or inference mode for one call,
+    and give each its own mode back after it (``Module.train()``/``eval()``
+    change the model for good)."""
+
+    def __init__(self, model: Any, training: bool) -> None:
+        self.saved: list[tuple[Any, str, Any]] = []
+        for _, module in nnx.iter_modules(model):
+            state = vars(module)
+            for attr, inference in INFERENCE.items():
+                if attr in state:
+                    self.saved.append((module, attr, state[attr]))
+                    setattr(module, attr, (not inference) if training else inference)
+
+    def __enter__(self) -> Modes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module, attr, value in reversed(self.saved):
+            setattr(module, attr, value)
