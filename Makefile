@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   the textbook chapter on every backend, side by side
-#   make test   the whole test suite (conformance on torch, keras and paddle, then on
+#   make test   the whole test suite (conformance on torch, keras, paddle and flax, then on
 #               Keras over JAX and over torch; mypy; the docs site built strictly and
 #               checked in a headless browser)
 PYTHON ?= python3
@@ -50,4 +50,5 @@ zoo: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python docs/gen_chapter.py
 	$(BIN)/python -m tests.reliability.errors_doc
-	$(BIN)/unified-params conformance --write docs/conformance.md
+	$(BIN)/unified-params conformance --write docs/conformance.md \
+		--backends $$($(BIN)/python -c "from unified_params.backends import registry; print(','.join(registry.targets()))")

@@ -177,3 +177,24 @@ def test_demo_runs_keras_on_another_engine_in_its_own_process():
     assert done.stdout.splitlines()[-1] == "15/15 cells print the same on keras-jax."
     refused = subprocess.run([*argv, "keras,keras-jax"], capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "keras is named on two engines" in refused.stderr
+
+
+def test_demo_table_has_one_column_per_backend_and_they_agree():
+    """The demo's closing table: a row per chapter cell, a checksum column per
+    backend; on torch, Keras, Paddle and Flax NNX every row has one value."""
+    import io
+
+    from tests.conftest import needs
+    from unified_params.cli import chapter
+    from unified_params.cli.demo import demo
+
+    backends = ["torch", "keras", "paddle", "flax"]
+    for name in backends:
+        needs(name)
+    buffer = io.StringIO()
+    assert demo(backends, out=buffer)
+    lines = buffer.getvalue().split("a checksum per backend\n", 1)[1].splitlines()[1:]
+    header, rows = lines[0].split(), [line.split() for line in lines[1:16]]
+    assert header == ["cell", *backends]
+    assert [row[0] for row in rows] == [cell.key for cell in chapter.CELLS]
+    assert all(len(row) == 5 and len(set(row[1:])) == 1 for row in rows), rows

@@ -14,7 +14,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def test_chapter_page_is_generated_from_a_run():
-    for name in ("torch", "keras", "paddle"):
+    for name in ("torch", "keras", "paddle", "flax"):
         needs(name)
     spec = importlib.util.spec_from_file_location("gen_chapter", DOCS / "gen_chapter.py")
     module = importlib.util.module_from_spec(spec)
@@ -22,9 +22,15 @@ def test_chapter_page_is_generated_from_a_run():
     page = module.render()
     assert (DOCS / "chapter.md").read_text() == page, "regenerate with: .venv/bin/python docs/gen_chapter.py"
     # Every cell: the unified version, a native tab per framework, one shared output.
-    for tab in ('=== "unified"', '=== "PyTorch"', '=== "Keras 3"', '=== "PaddlePaddle"'):
+    for tab in (
+        '=== "unified"',
+        '=== "PyTorch"',
+        '=== "Keras 3"',
+        '=== "PaddlePaddle"',
+        '=== "JAX (Flax NNX)"',
+    ):
         assert page.count(tab) == len(module.CELLS), tab
-    assert page.count("Output (the same on torch, keras, paddle):") == len(module.CELLS)
+    assert page.count("Output (the same on torch, keras, paddle, flax):") == len(module.CELLS)
     assert "42." in page and "('2.weight', '4.weight')" in page and "(block 0): Sequential(" in page
 
 

@@ -57,6 +57,30 @@ def test_paddle_internals():
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"
 
 
+def test_flax_internals():
+    needs("flax")
+    from flax import nnx
+
+    from unified_params.backends.flax import internals
+
+    rngs = nnx.Rngs(0)
+    seq = nnx.Sequential(nnx.Linear(2, 3, rngs=rngs), nnx.relu, nnx.BatchNorm(3, rngs=rngs))
+    hidden = [k for k in vars(seq.layers[0]) if k.startswith("_")]
+    assert hidden and all(k.startswith(internals.BOOKKEEPING_PREFIX) for k in hidden), "_pytree__ bookkeeping"
+    assert set(internals.own_attributes(seq.layers[0])) >= {"kernel", "bias"}
+    assert internals.LIST_LENGTH in vars(seq.layers) and vars(seq.layers)["0"] is seq.layers[0], "nnx.List"
+    # A static attribute (nnx.relu at a position) takes a module only marked as data.
+    with pytest.raises(ValueError, match="nnx.data"):
+        seq.layers[1] = nnx.Linear(3, 3, rngs=rngs)
+    internals.put(seq.layers, "1", nnx.Linear(3, 3, rngs=rngs))
+    assert isinstance(seq.layers[1], nnx.Linear), "nnx.data"
+    bn = seq.layers[2]
+    assert set(internals.INFERENCE) <= set(vars(bn)) | {"deterministic"}, "train()/eval() attributes"
+    with internals.Modes(seq, training=False):
+        assert bn.use_running_average is True
+    assert bn.use_running_average is False, "the layer's own mode, given back"
+
+
 def _dense(units: int, inputs: int):
     import keras
 

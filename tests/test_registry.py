@@ -46,7 +46,9 @@ def test_a_registered_backend_appears_in_test_parametrisation_and_cli_choices():
         "import tests.plugins.fake_backend\nfrom unified_params.cli import main\nmain(['demo', '--help'])\n"
     )
     shown = _run([sys.executable, "-c", code])
-    assert "torch,keras,keras-jax,keras-torch,paddle,fakefw" in "".join(shown.stdout.split()), shown.stdout
+    assert "torch,keras,keras-jax,keras-torch,paddle,flax,fakefw" in "".join(shown.stdout.split()), (
+        shown.stdout
+    )
     code = (
         "import tests.plugins.fake_backend\n"
         "from unified_params.cli import main\n"

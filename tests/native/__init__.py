@@ -116,6 +116,11 @@ class Native:
         """Parameter elements as the framework counts them, running statistics excluded."""
         raise NotImplementedError
 
+    def native_ties(self, model: Any) -> list[tuple[str, ...]] | None:
+        """Tie groups of parameters as the framework itself lists them, or
+        ``None`` when its own listing shows no aliases (Keras)."""
+        return None
+
     def variable_count(self, model: Any) -> int:
         """How many distinct variables the framework tracks."""
         return len(self.named_params(model))

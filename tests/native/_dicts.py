@@ -101,6 +101,13 @@ class DictNative(Native):
                 out.append((name, tuple(int(d) for d in tensor.shape)))
         return out
 
+    def native_ties(self, model: Any) -> list[tuple[str, ...]] | None:
+        groups: dict[int, list[str]] = {}
+        for name, tensor in model.state_dict(keep_vars=True).items():  # every alias of a shared tensor
+            if ".cell." not in name and "num_batches" not in name:  # paddle RNNs alias weights in cells
+                groups.setdefault(id(tensor), []).append(name)
+        return [tuple(g) for g in groups.values() if len(g) > 1]
+
     def values(self, model: Any) -> list[np.ndarray]:
         return [self.to_numpy(t) for t in model.state_dict().values()]
 

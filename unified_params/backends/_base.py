@@ -246,6 +246,23 @@ class SpecBuilder(Protocol):
         ...
 
 
+def holds_layer(value: Any, layer_type: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` is a layer, or a list, tuple or dict holding one at any
+    depth: what a subclassed model's attribute must be to count as a child.
+
+    Examples:
+        >>> holds_layer({"a": [1, 2.0]}, float), holds_layer([1, "x"], float)
+        (True, False)
+    """
+    if isinstance(value, layer_type):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(holds_layer(v, layer_type) for v in value)
+    if isinstance(value, dict):
+        return any(holds_layer(v, layer_type) for v in value.values())
+    return False
+
+
 class KindTable:
     """Layer kinds by class, walking the bases (subclasses keep the kind).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -63,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message="No ccache found")
+    # JAX reports at INFO that no TPU is present, through a root logger paddle sets to INFO.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     except UnifiedParamsError as err:  # a clear sentence, not a traceback

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Native tabs, in the order they are shown: label -> backend it runs on.
-FRAMEWORKS = {"PyTorch": "torch", "Keras 3": "keras", "PaddlePaddle": "paddle"}
+FRAMEWORKS = {"PyTorch": "torch", "Keras 3": "keras", "PaddlePaddle": "paddle", "JAX (Flax NNX)": "flax"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,17 @@ from paddle import nn
 net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
 X = paddle.rand([2, 4])
 print(net(X))""",
+            "JAX (Flax NNX)": """\
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+rngs = nnx.Rngs(0)
+net = nnx.Sequential(
+    nnx.Linear(4, 8, rngs=rngs), nnx.relu, nnx.Linear(8, 1, rngs=rngs)
+)
+X = jax.random.uniform(jax.random.key(0), (2, 4))
+print(net(X))""",
         },
     ),
     Cell(
@@ -92,6 +103,8 @@ for name, value in up.state_dict(m[2]).items():
             "PyTorch": "print(net[2].state_dict())",
             "Keras 3": "print(net.layers[2].weights)  # kernel (in, out), bias",
             "PaddlePaddle": "print(net[2].state_dict())  # weight (in, out), bias",
+            "JAX (Flax NNX)": """\
+print(nnx.state(net.layers[2]))  # kernel (in, out), bias""",
         },
     ),
     Cell(
@@ -122,6 +135,12 @@ print(type(net[2].bias))
 print(net[2].bias)
 print(net[2].bias.numpy())
 print(net[2].weight.grad is None)""",
+            "JAX (Flax NNX)": """\
+bias = net.layers[2].bias
+print(type(bias))
+print(bias)
+print(bias[...])
+# an NNX variable keeps no gradient: nnx.grad returns them""",
         },
     ),
     Cell(
@@ -142,6 +161,11 @@ print(*[(w.path, w.shape) for w in net.weights])""",
             "PaddlePaddle": """\
 print(*[(name, param.shape) for name, param in net[0].named_parameters()])
 print(*[(name, param.shape) for name, param in net.named_parameters()])""",
+            "JAX (Flax NNX)": """\
+first = nnx.to_flat_state(nnx.state(net.layers[0], nnx.Param))
+print(*[(path, v.shape) for path, v in first])
+every = nnx.to_flat_state(nnx.state(net, nnx.Param))
+print(*[(path, v.shape) for path, v in every])  # sorted by path""",
         },
     ),
     Cell(
@@ -153,6 +177,8 @@ print(*[(name, param.shape) for name, param in net.named_parameters()])""",
             "PyTorch": "print(net.state_dict()['2.bias'].data)",
             "Keras 3": "print(net.get_weights()[3])",
             "PaddlePaddle": "print(net.state_dict()['2.bias'])",
+            "JAX (Flax NNX)": """\
+print(nnx.state(net)["layers"][2]["bias"][...])""",
         },
     ),
     Cell(
@@ -206,6 +232,18 @@ def block2():
 
 rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
 print(rgnet(X))""",
+            "JAX (Flax NNX)": """\
+def block1():
+    return nnx.Sequential(
+        nnx.Linear(4, 8, rngs=rngs), nnx.relu,
+        nnx.Linear(8, 4, rngs=rngs), nnx.relu,
+    )
+
+def block2():  # an nnx.Sequential keys its layers by position
+    return nnx.Sequential(*[block1() for _ in range(4)])
+
+rgnet = nnx.Sequential(block2(), nnx.Linear(4, 1, rngs=rngs))
+print(rgnet(X))""",
         },
     ),
     Cell(
@@ -217,6 +255,8 @@ print(rgnet(X))""",
             "PyTorch": "print(rgnet)",
             "Keras 3": "rgnet.summary(expand_nested=True)",
             "PaddlePaddle": "print(rgnet)",
+            "JAX (Flax NNX)": """\
+print(rgnet)""",
         },
     ),
     Cell(
@@ -231,6 +271,8 @@ print(bias.numpy())""",
             "PyTorch": "print(rgnet[0][1][0].bias.data)",
             "Keras 3": "print(rgnet.layers[0].layers[1].layers[0].bias)",
             "PaddlePaddle": "print(rgnet[0][1][0].bias)",
+            "JAX (Flax NNX)": """\
+print(rgnet.layers[0].layers[1].layers[0].bias[...])""",
         },
     ),
     Cell(
@@ -265,6 +307,14 @@ def init_normal(layer):
 
 net.apply(init_normal)
 print(net[0].weight[:, 0], net[0].bias[0])  # torch's row 0 is column 0 here""",
+            "JAX (Flax NNX)": """\
+normal = jax.nn.initializers.normal(stddev=0.01)
+for i, layer in enumerate((net.layers[0], net.layers[2])):
+    key = jax.random.key(42 + i)
+    layer.kernel[...] = normal(key, layer.kernel.shape)
+    layer.bias[...] = jnp.zeros(layer.bias.shape)
+# torch's row 0 is column 0 of an NNX kernel (in, out)
+print(net.layers[0].kernel[:, 0], net.layers[0].bias[0])""",
         },
     ),
     Cell(
@@ -297,6 +347,11 @@ def init_constant(layer):
 
 net.apply(init_constant)
 print(net[0].weight[:, 0], net[0].bias[0])""",
+            "JAX (Flax NNX)": """\
+for layer in (net.layers[0], net.layers[2]):
+    layer.kernel[...] = jnp.ones(layer.kernel.shape)
+    layer.bias[...] = jnp.zeros(layer.bias.shape)
+print(net.layers[0].kernel[:, 0], net.layers[0].bias[0])""",
         },
     ),
     Cell(
@@ -334,6 +389,13 @@ nn.initializer.XavierUniform()(net[0].weight)
 nn.initializer.Constant(42.0)(net[2].weight)
 print(net[0].weight[:, 0])
 print(net[2].weight)""",
+            "JAX (Flax NNX)": """\
+first, last = net.layers[0], net.layers[2]
+xavier = jax.nn.initializers.xavier_uniform()
+first.kernel[...] = xavier(jax.random.key(42), first.kernel.shape)
+last.kernel[...] = jnp.full(last.kernel.shape, 42.0)
+print(first.kernel[:, 0])
+print(last.kernel[...])""",
         },
     ),
     Cell(
@@ -380,6 +442,15 @@ def my_init(layer):
 
 net.apply(my_init)
 print(net[0].weight[:, :2])""",
+            "JAX (Flax NNX)": """\
+def my_init(key, shape, dtype=jnp.float32):
+    w = jax.random.uniform(key, shape, dtype, -10, 10)
+    return w * (jnp.abs(w) >= 5)
+
+for i, layer in enumerate((net.layers[0], net.layers[2])):
+    print("Init", "kernel", layer.kernel.shape)
+    layer.kernel[...] = my_init(jax.random.key(i), layer.kernel.shape)
+print(net.layers[0].kernel[:, :2])""",
         },
     ),
     Cell(
@@ -414,6 +485,12 @@ value[0, 0] = 42  # torch's [0, 0]
 value[0, 1] = 7   # torch's [1][0]
 net[0].weight.set_value(value)
 print(net[0].weight[:, :2])""",
+            "JAX (Flax NNX)": """\
+kernel = net.layers[0].kernel
+kernel[...] = kernel[...] + 1
+kernel[0, 0] = 42  # torch's [0, 0]: input 0 to unit 0
+kernel[0, 1] = 7   # torch's [1][0]: input 0 to unit 1
+print(kernel[:, :2])""",
         },
     ),
     Cell(
@@ -460,6 +537,15 @@ tied = nn.Sequential(
 )
 print(tied(X))
 print(tied[2].weight[:, 0] == tied[4].weight[:, 0])""",
+            "JAX (Flax NNX)": """\
+shared = nnx.Linear(8, 8, rngs=rngs)
+tied = nnx.Sequential(
+    nnx.Linear(4, 8, rngs=rngs), nnx.relu, shared, nnx.relu,
+    shared, nnx.relu, nnx.Linear(8, 1, rngs=rngs),
+)
+print(tied(X))
+print(tied.layers[2].kernel[:, 0] == tied.layers[4].kernel[:, 0])
+print(nnx.find_duplicates(tied))  # [[('layers', 2), ('layers', 4)]]""",
         },
     ),
     Cell(
@@ -487,6 +573,9 @@ print(bias_grad)  # one gradient for both uses""",
             "PaddlePaddle": """\
 tied(X).sum().backward()
 print(tied[2].bias.grad)""",
+            "JAX (Flax NNX)": """\
+grads = nnx.grad(lambda model: model(X).sum())(tied)
+print(grads["layers"][2]["bias"][...])  # one gradient for both uses""",
         },
     ),
 )

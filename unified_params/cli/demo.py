@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,11 +63,36 @@ def demo(
             continue
         for label, text in zip(labels or backends, texts.values(), strict=True):
             print(f"[{label}, DIFFERS]\n{text}", file=out)
+    print(f"\n{_RULE}\nEach cell's output, as a checksum per backend\n{_RULE}", file=out)
+    print(_table(outputs, labels or backends), file=out)
     if plot:
         _plot(backends, plot)
         print(f"\nparameter histograms written to {plot}", file=out)
     print(f"\n{same}/{len(chapter.CELLS)} cells print the same on {names}.", file=out)
     return same == len(chapter.CELLS)
+
+
+def _table(outputs: dict[str, list[str]], labels: Sequence[str]) -> str:
+    """One row per cell, one column per backend: the CRC-32 of what the cell
+    printed there, so agreement shows as equal columns.
+
+    Examples:
+        >>> print(_table({"a": ["x", "y"], "b": ["x", "z"]}, ["a", "b"]).replace(" ", "."))
+        cell........a.........b
+        forward.....8cdc1683..8cdc1683
+        state_dict..fbdb2615..62d277af.DIFFERS
+    """
+    keys = [cell.key for cell in chapter.CELLS][: len(next(iter(outputs.values())))]
+    width = max(len(k) for k in ["cell", *keys]) + 2
+    columns = [max(8, len(label)) + 2 for label in labels]
+    header = "cell".ljust(width) + "".join(label.ljust(w) for label, w in zip(labels, columns, strict=True))
+    rows = [header.rstrip()]
+    for k, key in enumerate(keys):
+        sums = [f"{zlib.crc32(texts[k].encode()):08x}" for texts in outputs.values()]
+        mark = "" if len(set(sums)) == 1 else " DIFFERS"
+        row = key.ljust(width) + "".join(x.ljust(w) for x, w in zip(sums, columns, strict=True))
+        rows.append(row.rstrip() + mark)
+    return "\n".join(rows)
 
 
 def _prompted(code: str) -> str:

@@ -13,6 +13,7 @@ filter. Gradients come from ``nnx.grad`` and live in a `GradStore`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sized
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from ..._core.errors import UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable
+from .._base import Adapter, NativeVariable, holds_layer
 from . import internals, tables
 from .layers import NamedSequential
 
@@ -71,13 +72,7 @@ class Step:
 
 
 def _is_child(value: Any) -> bool:
-    if isinstance(value, nnx.Module):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_is_child(v) for v in value)
-    if isinstance(value, dict):
-        return any(_is_child(v) for v in value.values())
-    return False
+    return holds_layer(value, nnx.Module)
 
 
 def _rank(order: Mapping[str, Any] | tuple[str, ...], name: str) -> tuple[int, str]:
@@ -87,8 +82,21 @@ def _rank(order: Mapping[str, Any] | tuple[str, ...], name: str) -> tuple[int, s
     return (len(order), name)
 
 
-def _position(layer: Any) -> Any:
-    return layer if isinstance(layer, nnx.Module) else Step(layer)
+#: The steps of each Sequential, by position: the same object for the same
+#: function at the same position, as long as the Sequential lives.
+_STEPS: weakref.WeakKeyDictionary[Any, dict[str, Step]] = weakref.WeakKeyDictionary()
+
+
+def _position(sequential: Any, key: str, layer: Any) -> Any:
+    if isinstance(layer, nnx.Module):
+        return layer
+    steps = _STEPS.get(sequential)
+    if steps is None:
+        steps = _STEPS[sequential] = {}
+    step = steps.get(key)
+    if step is None or step.function is not layer:
+        step = steps[key] = Step(layer)
+    return step
 
 
 def _containers(module: Any) -> tuple[Sized, ...]:
@@ -144,10 +152,11 @@ class FlaxAdapter(Adapter):
         if not isinstance(module, nnx.Module):
             return "other"
         kind = tables.KIND(type(module))
+        layer: Any = module
         if kind in ("conv", "conv_transpose"):
-            kind = f"{kind}{len(module.kernel_size)}d"
+            kind = f"{kind}{len(layer.kernel_size)}d"
         elif kind == "rnn":
-            kind = tables.CELLS.get(type(module.cell), "other")
+            kind = tables.CELLS.get(type(layer.cell), "other")
         return kind
 
     def type_name(self, module: Any) -> str:
@@ -161,9 +170,9 @@ class FlaxAdapter(Adapter):
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
         if isinstance(module, nnx.Sequential):
-            return [(str(i), _position(layer)) for i, layer in enumerate(module.layers)]
+            return [(str(i), _position(module, str(i), layer)) for i, layer in enumerate(module.layers)]
         if isinstance(module, NamedSequential):
-            return [(k, _position(layer)) for k, layer in module.layers.items()]
+            return [(k, _position(module, k, layer)) for k, layer in module.layers.items()]
         if _cell(module) is not None:
             return []  # the cell's variables are the layer's own
         if isinstance(module, (nnx.List, list, tuple)):
@@ -183,10 +192,10 @@ class FlaxAdapter(Adapter):
     def child(self, module: Any, key: str) -> Any | None:
         if isinstance(module, nnx.Sequential) and key.isdigit():
             layers = module.layers
-            return _position(layers[int(key)]) if int(key) < len(layers) else None
+            return _position(module, key, layers[int(key)]) if int(key) < len(layers) else None
         if isinstance(module, NamedSequential):
             layer = module.layers.get(key)
-            return None if layer is None else _position(layer)
+            return None if layer is None else _position(module, key, layer)
         if _cell(module) is not None:
             return None
         if isinstance(module, nnx.Module) and not isinstance(module, (nnx.List, nnx.Dict)):

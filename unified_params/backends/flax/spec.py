@@ -50,15 +50,14 @@ class FlaxSpec:
         if isinstance(s, S.Linear):
             return nnx.Linear(s.in_features, s.out_features, use_bias=s.bias, rngs=rngs)
         if isinstance(s, (S.Conv1d, S.Conv2d, S.Conv3d)):
-            conv2d = isinstance(s, S.Conv2d)
             return nnx.Conv(
                 s.in_channels,
                 s.out_channels,
                 _tuple(s.kernel_size, s.SPATIAL),
                 strides=_tuple(s.stride, s.SPATIAL),
-                padding=_padding(s) if conv2d else "VALID",
-                feature_group_count=s.groups if conv2d else 1,
-                use_bias=s.bias if conv2d else True,
+                padding=_padding(s) if isinstance(s, S.Conv2d) else "VALID",
+                feature_group_count=s.groups if isinstance(s, S.Conv2d) else 1,
+                use_bias=s.bias if isinstance(s, S.Conv2d) else True,
                 rngs=rngs,
             )
         if isinstance(s, (S.ConvTranspose1d, S.ConvTranspose2d)):

@@ -20,7 +20,7 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable
+from .._base import Adapter, NativeVariable, holds_layer
 from . import internals, tables
 from .engines import engine_for
 
@@ -376,13 +376,7 @@ def _unnamed(owner: Any) -> dict[int, str] | None:
 
 
 def _is_layer_or_group(value: Any) -> bool:
-    if isinstance(value, L.Layer):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_is_layer_or_group(v) for v in value)
-    if isinstance(value, dict):
-        return any(_is_layer_or_group(v) for v in value.values())
-    return False
+    return holds_layer(value, L.Layer)
 
 
 def _attribute_children(layer: Any) -> list[tuple[str, Any]]:

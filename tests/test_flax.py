@@ -1,0 +1,148 @@
+"""What is Flax NNX's own: ties as nnx.find_duplicates sees them, the trainable
+flag NNX lacks, refusals, gradients kept without weak references, detection."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from unified_params import spec as S
+
+pytestmark = pytest.mark.usefixtures("_flax")
+
+
+@pytest.fixture
+def _flax():
+    needs("flax")
+
+
+def _duplicates(model) -> list[list[str]]:
+    """nnx.find_duplicates as paths of the library (a Sequential's positions are its own)."""
+    from flax import nnx
+
+    def path(parts):
+        return ".".join(str(p) for p in parts if p != "layers")
+
+    return [[path(p) for p in group] for group in nnx.find_duplicates(model)]
+
+
+def test_ties_are_what_nnx_find_duplicates_finds():
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    shared = nnx.Linear(8, 8, rngs=rngs)
+    net = nnx.Sequential(nnx.Linear(4, 8, rngs=rngs), nnx.relu, shared, nnx.relu, shared)
+    assert _duplicates(net) == [["2", "4"]]
+    assert up.ties(net) == [("2.weight", "4.weight"), ("2.bias", "4.bias")]
+    assert len(up.wrap(net).params()) == 4 and up.wrap(net).count() == 40 + 72
+
+
+def test_layer_and_parameter_ties_change_what_nnx_sees():
+    from flax import nnx
+
+    net = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 8)).build("flax")
+    up.initialize(net, up.init.Normal(0, 0.5), seed=1)
+    assert nnx.find_duplicates(net) == []
+    up.tie(net, "2", "4")  # layer level: one Linear at both positions
+    assert _duplicates(net) == [["2", "4"]] and net.layers[2] is net.layers[4]
+    up.untie(net, "4")
+    assert nnx.find_duplicates(net) == [] and net.layers[2] is not net.layers[4]
+    up.tie(net, "2.weight", "4.weight")  # parameter level: one kernel, two biases
+    assert net.layers[2].kernel is net.layers[4].kernel
+    assert net.layers[2].bias is not net.layers[4].bias
+    assert _duplicates(net) == [["2.kernel", "4.kernel"]]
+    params = nnx.state(net, nnx.Param)  # NNX's own state lists the shared kernel once
+    assert len(nnx.to_flat_state(params)) == 5
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    grads = up.gradients(net, x)
+    assert "4.weight" not in grads and grads["2.weight"].shape == (8, 8)
+    own = nnx.grad(lambda m: m(x).sum())(net)  # NNX sums the kernel's two uses too
+    np.testing.assert_allclose(grads["2.weight"], np.asarray(own["layers"][2]["kernel"][...]).T, rtol=1e-6)
+
+
+def test_trainable_is_metadata_an_optimizer_filter_reads():
+    import optax
+    from flax import nnx
+
+    from unified_params.backends.flax import is_trainable
+
+    net = S.Sequential(S.Linear(4, 3), S.ReLU(), S.Linear(3, 2)).build("flax")
+    m = up.wrap(net)
+    m["0.weight"].trainable = False
+    assert net.layers[0].kernel.get_metadata()["trainable"] is False
+    assert not m["0.weight"].trainable and m["0.bias"].trainable
+    grads = up.gradients(net, np.ones((2, 4), "float32"))
+    assert "0.weight" not in grads and set(grads) == {"0.bias", "2.weight", "2.bias"}
+    before = np.asarray(net.layers[0].kernel[...]).copy()
+    optimizer = nnx.Optimizer(net, optax.sgd(0.1), wrt=nnx.All(nnx.Param, lambda _, v: is_trainable(v)))
+    step = nnx.grad(
+        lambda model: model(np.ones((2, 4), "float32")).sum(), argnums=nnx.DiffState(0, optimizer.wrt)
+    )
+    optimizer.update(net, step(net))
+    np.testing.assert_array_equal(np.asarray(net.layers[0].kernel[...]), before)  # frozen: untouched
+    m["0.weight"].trainable = True
+    assert "0.weight" in up.gradients(net, np.ones((2, 4), "float32"))
+
+
+def test_batch_statistics_are_buffers_that_cannot_train():
+    net = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4)).build("flax")
+    m = up.wrap(net)
+    assert m["1.running_mean"].kind == "buffer" and not m["1.running_mean"].trainable
+    with pytest.raises(up.UnsupportedError, match="buffer|state"):
+        m["1.running_mean"].trainable = True
+
+
+def test_an_unflipped_transposed_convolution_is_refused():
+    from flax import nnx
+
+    layer = nnx.ConvTranspose(3, 4, (3, 3), transpose_kernel=False, rngs=nnx.Rngs(0))
+    with pytest.raises(up.UnsupportedError, match="transpose_kernel=True"):
+        up.wrap(layer).params()
+    built = S.Sequential(S.ConvTranspose2d(3, 4, 3, stride=2)).build("flax")
+    assert built.layers[0].transpose_kernel and up.wrap(built)["0.weight"].shape == (3, 4, 3, 3)
+
+
+def test_a_gru_is_refused_with_the_reason():
+    with pytest.raises(up.UnsupportedError, match="b_hn"):
+        S.Sequential(S.GRU(3, 5)).build("flax")
+
+
+def test_gradients_live_until_the_model_goes():
+    """NNX variables take no weak reference: the store keeps them with their
+    gradients and lets both go with the model."""
+    from unified_params.backends import get_adapter
+
+    store = get_adapter("flax").grads
+    net = S.Sequential(S.Linear(4, 3)).build("flax")
+    up.gradients(net, np.ones((2, 4), "float32"))
+    kernel = net.layers[0].kernel
+    assert up.wrap(net)["0.weight"].grad is not None and id(kernel) in store._held
+    gone = weakref.ref(net)
+    del net, kernel
+    gc.collect()
+    assert gone() is None and not store._held
+
+
+def test_flax_models_are_detected_without_importing_anything_else():
+    from flax import nnx
+
+    assert up.backend_of(nnx.Linear(2, 3, rngs=nnx.Rngs(0))) == "flax"
+    with pytest.raises(up.UnsupportedError, match="flax.nnx.Module"):
+        up.backend_of(nnx.Rngs(0))  # an NNX object, but not a module
+
+
+def test_training_mode_moves_batch_statistics_and_the_mode_is_given_back():
+    net = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4)).build("flax")
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    mean = up.wrap(net)["1.running_mean"]
+    before = mean.numpy().copy()
+    up.forward(net, x)
+    np.testing.assert_array_equal(mean.numpy(), before)  # inference: running statistics
+    up.gradients(net, x, training=True)
+    assert not np.array_equal(mean.numpy(), before)  # training: batch statistics moved them
+    assert net.layers[1].use_running_average is False  # the layer's own mode, given back
