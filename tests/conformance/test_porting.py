@@ -158,3 +158,31 @@ def test_batchnorm_hyperparameter_differences_are_reported(backends):
         report = up.port(src, dst)
         assert any("eps 0.001" in d and "1e-05" in d for d in report.differences), report.differences
         assert any("momentum 0.01" in d for d in report.differences)
+
+
+def test_a_flattened_map_ports_only_between_frameworks_that_flatten_alike(backends):
+    """conv -> Flatten -> Linear: a channels-last framework (Keras, Flax NNX) orders the
+    Linear's inputs (H, W, C), a channels-first one (C, H, W). Between the two the port
+    refuses, destination untouched; between two alike it verifies; after a 1 x 1 map
+    (global pooling) it verifies everywhere."""
+    from tests.conftest import assert_unchanged, snapshot
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    spatial = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU(), S.Flatten(), S.Linear(64, 2))
+    pooled = S.Sequential(S.Conv2d(3, 4, 6), S.ReLU(), S.Flatten(), S.Linear(4, 2))
+    for a in backends:
+        for b in backends:
+            source = spatial.build(a)
+            up.initialize(source, up.init.Normal(0, 0.3), seed=1)
+            dst = spatial.build(b)
+            alike = up.wrap(source).capabilities.channels_last == up.wrap(dst).capabilities.channels_last
+            if alike:
+                assert up.port(source, dst, check_input=x).max_abs_diff <= 1e-5, (a, b)
+            else:
+                before = snapshot(dst)
+                with pytest.raises(up.PortError, match=r"4 channels at 16 positions.*\(H, W, C\)"):
+                    up.port(source, dst)
+                assert_unchanged(before, dst)
+            source = pooled.build(a)
+            up.initialize(source, up.init.Normal(0, 0.3), seed=1)
+            assert up.port(source, pooled.build(b), check_input=x).max_abs_diff <= 1e-5, (a, b)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PortError, received
+from .flatten import refuse_reordered_inputs
 from .forward import run as run_forward
 from .inputs import prepare_input
 from .parallel import run_all
@@ -93,6 +94,7 @@ def port(
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     pairs = _pair(layers(src), layers(dst), mapping or {})
+    refuse_reordered_inputs(src, dst)
     report = PortReport()
     state: dict[str, Source] = {}
     for a, b in pairs:

@@ -1,0 +1,90 @@
+"""Flattened feature maps: where a channels-last and a channels-first model
+order the inputs of a Linear differently.
+
+A Flatten after a convolution turns a ``(C, H, W)`` map into ``C*H*W``
+features on a channels-first framework, and an ``(H, W, C)`` map into the same
+number of features in another order on a channels-last one (Keras, Flax NNX).
+The Linear that takes them then holds the same weights with its input rows
+permuted, which no per-layer layout rule expresses. Until that permutation is
+supported, a port between such models is refused instead of being silently
+wrong. A Flatten of a ``1 x 1`` map (after global pooling) orders its
+features the same way on every framework and is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .errors import PortError, received
+from .view import Module
+
+
+class FlattenedMap(NamedTuple):
+    """A Linear fed by a flattened map of more than one position."""
+
+    flatten: str
+    linear: str
+    channels: int
+    features: int
+
+
+def flattened_map(model: Module) -> FlattenedMap | None:
+    """The first Linear that takes a Flatten of a spatial map, in traversal order.
+
+    The map's channels are the last convolution's (or normalisation's) output
+    channels before the Flatten; the Linear's inputs are ``channels x
+    positions``, so more inputs than channels means more than one position.
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
+        >>> flattened_map(wrap(net))
+        FlattenedMap(flatten='1', linear='2', channels=4, features=36)
+    """
+    channels, pending = 0, None
+    for module in model.modules():
+        kind = module.kind
+        if kind == "flatten" and channels:
+            pending = module.path
+            continue
+        if not kind.startswith(("conv", "batchnorm", "linear")):
+            continue
+        weight = module.params().get("weight")  # a layer's own leaves, keyed relative to it
+        if weight is None:
+            continue
+        if kind.startswith("conv"):
+            channels = weight.shape[1] if kind.startswith("conv_transpose") else weight.shape[0]
+        elif kind == "batchnorm":
+            channels = weight.shape[0]
+        elif pending is not None:  # the first Linear after the Flatten
+            features = weight.shape[1]
+            if features != channels:
+                return FlattenedMap(pending, module.path, channels, features)
+            pending = None
+    return None
+
+
+def refuse_reordered_inputs(src: Module, dst: Module) -> None:
+    """Refuse a port between a channels-last and a channels-first model when
+    either flattens a spatial map into a Linear.
+
+    Raises:
+        PortError: The Linear's input rows would need a permutation.
+    """
+    if src.capabilities.channels_last == dst.capabilities.channels_last:
+        return  # both flatten in the same order
+    for model in (src, dst):
+        found = flattened_map(model)
+        if found is None:
+            continue
+        last, first = (src, dst) if src.capabilities.channels_last else (dst, src)
+        positions = found.features // found.channels
+        raise PortError(
+            f"Layer {found.linear!r} of the {model.backend} model takes a map of {found.channels} "
+            f"channels at {positions} positions, flattened at {found.flatten!r}: {last.backend} "
+            f"flattens it channels last (H, W, C) and {first.backend} channels first (C, H, W), so "
+            "the Linear's input rows come in another order, which this library does not convert "
+            "yet. Expected models that flatten a 1 x 1 map (after global pooling), or a port "
+            "between two channels-last or two channels-first frameworks. "
+            + received(linear=found.linear, channels=found.channels, features=found.features)
+        )
