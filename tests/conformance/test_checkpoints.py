@@ -207,3 +207,43 @@ def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
     expected = x @ p.numpy("canonical").T + up.wrap(model)["0.bias"].numpy()
     np.testing.assert_allclose(forward(backend, model, x), expected, rtol=1e-4, atol=1e-4)
     assert np.abs(p.numpy()).sum() > 0
+
+
+def test_a_flattened_map_loads_only_from_a_file_that_flattens_alike(backends, tmp_path):
+    """A file keeps the backend that wrote it: conv -> Flatten -> Linear weights from a
+    channels-last framework do not load into a channels-first one (or back), the
+    destination untouched; between two alike they load bitwise."""
+    from tests.conftest import assert_unchanged, snapshot
+
+    spatial = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU(), S.Flatten(), S.Linear(64, 2))
+    for a in backends:
+        source = spatial.build(a)
+        up.initialize(source, up.init.Normal(0, 0.3), seed=1)
+        path = tmp_path / f"{a}.safetensors"
+        up.save(source, path)
+        for b in backends:
+            dst = spatial.build(b)
+            if up.wrap(source).capabilities.channels_last == up.wrap(dst).capabilities.channels_last:
+                assert up.load(dst, path).ok
+                assert up.state_dict(dst)["3.weight"].tobytes() == up.state_dict(source)["3.weight"].tobytes()
+            else:
+                before = snapshot(dst)
+                with pytest.raises(up.CheckpointError, match=r"4 channels at 16 positions"):
+                    up.load(dst, path)
+                assert_unchanged(before, dst)
+
+
+def test_a_file_that_names_no_writer_is_read_as_torch_laid_out(backend, tmp_path):
+    """A plain safetensors file (no metadata: torch's own save) holds torch's (C, H, W)
+    order: a channels-last model that flattens a spatial map refuses it."""
+    import safetensors.numpy
+
+    spatial = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU(), S.Flatten(), S.Linear(64, 2))
+    model = spatial.build(backend)
+    path = tmp_path / "plain.safetensors"
+    safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in up.state_dict(model).items()}, path)
+    if up.wrap(model).capabilities.channels_last:
+        with pytest.raises(up.CheckpointError, match=r"file's writer \(torch\)"):
+            up.load(model, path)
+    else:
+        assert up.load(model, path).ok

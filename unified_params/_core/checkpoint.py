@@ -221,6 +221,7 @@ def load_file(
     """Load a checkpoint into the model; see ``unified_params.load``."""
     state, metadata = read_state(file)
     aliases = _json(metadata.get("aliases"), {}, file)
+    _refuse_other_ordering(model, metadata.get("source_backend"))
     return load(
         model,
         state,
@@ -230,6 +231,20 @@ def load_file(
         description=f"loading {Path(file).name}",
         allow_nonfinite=allow_nonfinite,
     )
+
+
+def _refuse_other_ordering(model: Module, source: str | None) -> None:
+    """A file written by a framework that flattens feature maps in the other
+    order (or by plain torch: no source named) cannot load into a model that
+    flattens a spatial map."""
+    from ..backends import registry
+    from .flatten import refuse_other_ordering
+
+    if source is not None and source in registry.names():
+        other, channels_last = source, registry.capabilities(source).channels_last
+    else:
+        other, channels_last = f"the file's writer ({source or 'torch'})", False
+    refuse_other_ordering(model, other, channels_last, CheckpointError)
 
 
 def _entries(slot: Slot) -> list[st.Entry]:

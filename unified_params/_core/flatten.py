@@ -71,20 +71,38 @@ def refuse_reordered_inputs(src: Module, dst: Module) -> None:
     Raises:
         PortError: The Linear's input rows would need a permutation.
     """
-    if src.capabilities.channels_last == dst.capabilities.channels_last:
+    for model, other in ((src, dst), (dst, src)):
+        refuse_other_ordering(model, other.backend, other.capabilities.channels_last, PortError)
+
+
+def refuse_other_ordering(
+    model: Module, other: str, other_channels_last: bool, error: type[Exception] = PortError
+) -> None:
+    """Refuse to exchange canonical weights between ``model`` and weights laid
+    out by ``other`` (a backend name, or a description) when the two flatten
+    feature maps in different orders and ``model`` flattens a spatial map.
+
+    Raises:
+        Exception: ``error``, naming the Linear, its channels and positions.
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
+        >>> refuse_other_ordering(wrap(net), "paddle", False)  # both channels first: nothing to refuse
+    """
+    if model.capabilities.channels_last == other_channels_last:
         return  # both flatten in the same order
-    for model in (src, dst):
-        found = flattened_map(model)
-        if found is None:
-            continue
-        last, first = (src, dst) if src.capabilities.channels_last else (dst, src)
-        positions = found.features // found.channels
-        raise PortError(
-            f"Layer {found.linear!r} of the {model.backend} model takes a map of {found.channels} "
-            f"channels at {positions} positions, flattened at {found.flatten!r}: {last.backend} "
-            f"flattens it channels last (H, W, C) and {first.backend} channels first (C, H, W), so "
-            "the Linear's input rows come in another order, which this library does not convert "
-            "yet. Expected models that flatten a 1 x 1 map (after global pooling), or a port "
-            "between two channels-last or two channels-first frameworks. "
-            + received(linear=found.linear, channels=found.channels, features=found.features)
-        )
+    found = flattened_map(model)
+    if found is None:
+        return
+    last, first = (model.backend, other) if model.capabilities.channels_last else (other, model.backend)
+    positions = found.features // found.channels
+    raise error(
+        f"Layer {found.linear!r} of the {model.backend} model takes a map of {found.channels} "
+        f"channels at {positions} positions, flattened at {found.flatten!r}: {last} flattens it "
+        f"channels last (H, W, C) and {first} channels first (C, H, W), so the Linear's input rows "
+        "come in another order, which this library does not convert yet. Expected models that "
+        "flatten a 1 x 1 map (after global pooling), or weights exchanged between two channels-last "
+        "or two channels-first frameworks. "
+        + received(linear=found.linear, channels=found.channels, features=found.features)
+    )
