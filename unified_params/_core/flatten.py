@@ -20,9 +20,12 @@ from .view import Module
 
 
 class FlattenedMap(NamedTuple):
-    """A Linear fed by a flattened map of more than one position."""
+    """A Linear fed by a flattened map of more than one position: after a
+    Flatten layer at ``flatten``, or (``flatten`` None) right after a
+    convolution, with a multiple of its channels as inputs: a flatten done
+    inside a forward method, which no walk sees."""
 
-    flatten: str
+    flatten: str | None
     linear: str
     channels: int
     features: int
@@ -41,7 +44,7 @@ def flattened_map(model: Module) -> FlattenedMap | None:
         >>> flattened_map(wrap(net))
         FlattenedMap(flatten='1', linear='2', channels=4, features=36)
     """
-    channels, pending = 0, None
+    channels, pending = 0, None  # channels of the last map; the Flatten after it
     for module in model.modules():
         kind = module.kind
         if kind == "flatten" and channels:
@@ -56,27 +59,36 @@ def flattened_map(model: Module) -> FlattenedMap | None:
             channels = weight.shape[1] if kind.startswith("conv_transpose") else weight.shape[0]
         elif kind == "batchnorm":
             channels = weight.shape[0]
-        elif pending is not None:  # the first Linear after the Flatten
+        elif channels:  # the first Linear after a map, with or without a Flatten layer
             features = weight.shape[1]
-            if features != channels:
+            if features != channels and (pending is not None or features % channels == 0):
                 return FlattenedMap(pending, module.path, channels, features)
-            pending = None
+            channels, pending = 0, None
     return None
 
 
-def refuse_reordered_inputs(src: Module, dst: Module) -> None:
+def refuse_reordered_inputs(src: Module, dst: Module, *, verified: bool = False) -> None:
     """Refuse a port between a channels-last and a channels-first model when
-    either flattens a spatial map into a Linear.
+    either flattens a spatial map into a Linear; where the flatten is not a
+    layer (done inside a forward method), only when no check input will
+    verify the port on outputs (``verified``).
 
     Raises:
         PortError: The Linear's input rows would need a permutation.
     """
     for model, other in ((src, dst), (dst, src)):
-        refuse_other_ordering(model, other.backend, other.capabilities.channels_last, PortError)
+        refuse_other_ordering(
+            model, other.backend, other.capabilities.channels_last, PortError, verified=verified
+        )
 
 
 def refuse_other_ordering(
-    model: Module, other: str, other_channels_last: bool, error: type[Exception] = PortError
+    model: Module,
+    other: str,
+    other_channels_last: bool,
+    error: type[Exception] = PortError,
+    *,
+    verified: bool = False,
 ) -> None:
     """Refuse to exchange canonical weights between ``model`` and weights laid
     out by ``other`` (a backend name, or a description) when the two flatten
@@ -97,6 +109,18 @@ def refuse_other_ordering(
         return
     last, first = (model.backend, other) if model.capabilities.channels_last else (other, model.backend)
     positions = found.features // found.channels
+    if found.flatten is None:
+        if verified:
+            return  # the outputs will tell
+        raise error(
+            f"Layer {found.linear!r} of the {model.backend} model may take a flattened map: its "
+            f"{found.features} inputs are {positions} times the {found.channels} channels of the layer "
+            "before it, with no Flatten layer between (a flatten inside a forward method is not "
+            f"seen). If it is one, {last} orders those inputs (H, W, C) and {first} (C, H, W), and "
+            "the weights would be silently wrong; this library cannot know. Expected check_input= "
+            "(the port then verifies on outputs), or a Flatten layer in the model. "
+            + received(linear=found.linear, channels=found.channels, features=found.features)
+        )
     raise error(
         f"Layer {found.linear!r} of the {model.backend} model takes a map of {found.channels} "
         f"channels at {positions} positions, flattened at {found.flatten!r}: {last} flattens it "

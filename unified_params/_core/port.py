@@ -94,7 +94,7 @@ def port(
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     pairs = _pair(layers(src), layers(dst), mapping or {})
-    refuse_reordered_inputs(src, dst)
+    refuse_reordered_inputs(src, dst, verified=check_input is not None)
     report = PortReport()
     state: dict[str, Source] = {}
     for a, b in pairs:
