@@ -188,6 +188,7 @@ def port(
     rtol: float = 1e-4,
     mapping: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    align: str | None = None,
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
@@ -202,6 +203,13 @@ def port(
     hyperparameter differences, the largest difference). The input is checked
     against both models before anything is written, and any error during the
     port restores the destination.
+
+    Settings that change what the weights mean (BatchNorm and LayerNorm
+    ``eps``, BatchNorm ``momentum``) are compared and listed in the report's
+    ``differences``; ``align="hyperparameters"`` sets the destination's to the
+    source's (converted to each framework's convention, listed in
+    ``aligned``, given back if the port fails), so a port between zoos whose
+    defaults differ (torch eps 1e-5, Keras 1e-3) verifies.
 
     Raises:
         PortError: The architectures do not match, or outputs differ.
@@ -222,4 +230,5 @@ def port(
         rtol=rtol,
         mapping=mapping,
         progress=progress,
+        align=align,
     )

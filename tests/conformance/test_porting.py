@@ -226,3 +226,40 @@ def test_a_flatten_inside_forward_is_refused_unless_outputs_verify():
         up.port(TorchNet(), NnxNet(), check_input=x)
     plain = S.Sequential(S.Conv2d(3, 4, 6), S.Flatten(), S.Linear(4, 2))  # 1 x 1 map: inputs == channels
     assert up.port(plain.build("torch"), plain.build("flax"), check_input=x).max_abs_diff <= 1e-5
+
+
+def test_align_hyperparameters_makes_a_port_between_differing_defaults_verify(backends):
+    """A BatchNorm with eps 1e-3 and momentum 0.01 (Keras' defaults, in torch's terms) into
+    one with torch's 1e-5 and 0.1: refused on outputs, destination as it was; with
+    align="hyperparameters" the destination takes the source's settings, in its own
+    convention, the report lists them, and the outputs agree."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    source_spec = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4, eps=1e-3, momentum=0.01))
+    dest_spec = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4))
+    for a in backends:
+        for b in backends:
+            source = source_spec.build(a)
+            up.initialize(source, up.init.Normal(0, 0.3), seed=5)
+            up.wrap(source)["1.running_var"].set(np.full(4, 0.002, "float32"))  # eps matters
+            dst = dest_spec.build(b)
+            before = up.state_dict(dst)
+            with pytest.raises(up.PortError, match="eps 0.001") as refused:
+                up.port(source, dst, check_input=x)
+            assert refused.value.report.aligned == []
+            assert all(v.tobytes() == before[k].tobytes() for k, v in up.state_dict(dst).items())
+            assert dst_settings(dst) == {"eps": pytest.approx(1e-5), "momentum": pytest.approx(0.1)}
+            report = up.port(source, dst, check_input=x, align="hyperparameters")
+            assert report.max_abs_diff <= 1e-5 and report.differences == [], (a, b)
+            assert report.aligned == [
+                f"1: eps 1e-05 -> 0.001 (as {a}'s 1)",
+                f"1: momentum 0.1 -> 0.01 (as {a}'s 1)",
+            ]
+            assert dst_settings(dst) == {"eps": pytest.approx(1e-3), "momentum": pytest.approx(0.01)}
+    with pytest.raises(up.PortError, match="align"):
+        up.port(source, dst, align="everything")
+
+
+def dst_settings(model) -> dict[str, float]:
+    m = up.wrap(model)
+    found = m.adapter.hyperparameters(m[1].native)
+    return {k: found[k] for k in ("eps", "momentum")}

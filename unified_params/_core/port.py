@@ -53,6 +53,8 @@ class PortReport:
         conversions: Per parameter, how its layout changed.
         lossy: Merges that lose information but keep outputs (Keras LSTM bias).
         differences: Hyperparameters that differ (BatchNorm eps, momentum).
+        aligned: Hyperparameters of the destination set to the source's
+            (``align="hyperparameters"``), as ``differences`` words them.
         max_abs_diff: Largest output difference on ``check_input``, if given.
         load: The destination's [LoadReport][unified_params.LoadReport].
     """
@@ -61,6 +63,7 @@ class PortReport:
     conversions: list[str] = field(default_factory=list)
     lossy: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    aligned: list[str] = field(default_factory=list)
     max_abs_diff: float | None = None
     load: LoadReport | None = None
 
@@ -91,8 +94,11 @@ def port(
     rtol: float = 1e-4,
     mapping: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    align: str | None = None,
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
+    if align not in (None, "hyperparameters"):
+        raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
     pairs = _pair(layers(src), layers(dst), mapping or {})
     refuse_reordered_inputs(src, dst, verified=check_input is not None)
     report = PortReport()
@@ -115,7 +121,11 @@ def port(
         for model in (src, dst):
             prepare_input(model, check_input)
     backup = _native_state(dst)
+    settings: list[tuple[Any, dict[str, float]]] = []  # the destination's own, to give back
     try:
+        if align is not None:
+            settings = _align(src, dst, pairs, report)
+            report.differences = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
         report.load = load(
             dst, state, strict=True, progress=progress, description=f"porting to {dst.backend}"
         )
@@ -125,8 +135,38 @@ def port(
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
     except BaseException:
         _restore(dst, backup)  # whatever failed, the destination is as it was
+        for module, values in settings:
+            dst.adapter.set_hyperparameters(module, values)
         raise
     return report
+
+
+#: Settings that change what weights mean without changing their shapes: what
+#: ``align="hyperparameters"`` may set (``groups`` changes shapes, never aligned).
+ALIGNABLE = ("eps", "momentum")
+
+
+def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: PortReport) -> list[Any]:
+    """Set each destination layer's eps and momentum to its source's; the
+    destination's own values, to give back on failure."""
+    saved = []
+    for a, b in pairs:
+        source = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
+        native = dst[b.path].native if b.path else dst.native
+        own = dst.adapter.hyperparameters(native)
+        changed = {
+            name: source[name]
+            for name in ALIGNABLE
+            if name in source and name in own and not np.isclose(source[name], own[name], rtol=1e-6, atol=0)
+        }
+        if changed:
+            saved.append((native, {name: own[name] for name in changed}))
+            dst.adapter.set_hyperparameters(native, changed)
+            report.aligned += [
+                f"{b.path}: {name} {own[name]:g} -> {value:g} (as {src.backend}'s {a.path})"
+                for name, value in changed.items()
+            ]
+    return saved
 
 
 def _pair(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:

@@ -176,6 +176,18 @@ class Adapter(abc.ABC):
         """Numeric settings that change what the weights mean, in PyTorch's
         convention (``eps``; ``momentum`` as torch counts it)."""
 
+    def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        """Set numeric settings given in PyTorch's convention (``eps``,
+        ``momentum``), as `hyperparameters` reads them; only names that
+        `hyperparameters` gives for this module. Default: refuse
+        (`UnsupportedError`)."""
+        from .._core.errors import UnsupportedError, received
+
+        raise UnsupportedError(
+            f"The {self.name} adapter cannot set hyperparameters. Expected a port without align. "
+            + received(values=dict(values))
+        )
+
     @abc.abstractmethod
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
         """The model's output (no gradient tape) for an input already laid out
@@ -244,6 +256,24 @@ class SpecBuilder(Protocol):
     def finish(self, native: Any, spec: Any, input_shape: tuple[int | None, ...] | None) -> None:
         """Whatever the framework needs once the whole model exists (Keras builds it)."""
         ...
+
+
+def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:
+    """Set ``eps`` and ``momentum`` (torch's convention) on a layer that keeps
+    them as ``epsilon`` and ``momentum = 1 - torch's``, read by every call
+    (Keras, Flax NNX).
+
+    Examples:
+        >>> class Norm: epsilon, momentum = 1e-3, 0.99
+        >>> layer = Norm(); set_epsilon_momentum(layer, {"eps": 1e-5, "momentum": 0.1})
+        >>> layer.epsilon, round(layer.momentum, 6)
+        (1e-05, 0.9)
+    """
+    for name, value in values.items():
+        if name == "eps":
+            module.epsilon = value
+        elif name == "momentum":
+            module.momentum = 1.0 - value
 
 
 def holds_layer(value: Any, layer_type: type | tuple[type, ...]) -> bool:

@@ -26,7 +26,7 @@ from ..._core.errors import UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable, holds_layer
+from .._base import Adapter, NativeVariable, holds_layer, set_epsilon_momentum
 from . import internals, tables
 from .layers import NamedSequential
 
@@ -291,6 +291,9 @@ class FlaxAdapter(Adapter):
         if isinstance(getattr(module, "feature_group_count", None), int):
             out["groups"] = float(module.feature_group_count)
         return out
+
+    def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        set_epsilon_momentum(module, values)
 
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
         with internals.Modes(model, training):

@@ -20,7 +20,7 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable, holds_layer
+from .._base import Adapter, NativeVariable, holds_layer, set_epsilon_momentum
 from . import internals, tables
 from .engines import engine_for
 
@@ -252,6 +252,9 @@ class KerasAdapter(Adapter):
         elif isinstance(getattr(module, "groups", None), int):
             out["groups"] = float(module.groups)
         return out
+
+    def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        set_epsilon_momentum(module, values)
 
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
         return keras.ops.convert_to_numpy(model(inputs, training=training))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -127,6 +127,13 @@ class PaddleAdapter(DictModuleAdapter):
         if isinstance(groups, int):
             out["groups"] = float(groups)
         return out
+
+    def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            if name == "eps":
+                internals.set_hyperparameter(module, "epsilon", value)
+            elif name == "momentum":
+                internals.set_hyperparameter(module, "momentum", 1.0 - value)  # paddle's is 1 - torch's
 
     def tensor(self, array: np.ndarray) -> Any:
         return paddle.to_tensor(array)

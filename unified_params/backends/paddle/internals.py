@@ -28,3 +28,8 @@ def hyperparameter(module: Any, name: str) -> Any:
     """paddle 3.3.1 keeps eps, momentum and groups as ``_epsilon``, ``_momentum``,
     ``_groups`` (no public attribute)."""
     return getattr(module, f"_{name}", None)
+
+
+def set_hyperparameter(module: Any, name: str, value: float) -> None:
+    """Set ``_epsilon`` or ``_momentum`` (paddle 3.3.1), read by every forward."""
+    setattr(module, f"_{name}", value)

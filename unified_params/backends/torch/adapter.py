@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,10 @@ class TorchAdapter(DictModuleAdapter):
         return {
             k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
+
+    def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            setattr(module, name, value)  # torch's eps and momentum are plain attributes
 
     def tensor(self, array: np.ndarray) -> Any:
         return torch.from_numpy(array)
