@@ -146,3 +146,18 @@ def test_training_mode_moves_batch_statistics_and_the_mode_is_given_back():
     up.gradients(net, x, training=True)
     assert not np.array_equal(mean.numpy(), before)  # training: batch statistics moved them
     assert net.layers[1].use_running_average is False  # the layer's own mode, given back
+
+
+def test_an_rnn_that_computes_otherwise_is_no_lstm():
+    """A reversed or time-major nnx.RNN holds the same weights as torch's LSTM but
+    computes something else: it is a layer of no declared kind, and a port from
+    a torch LSTM refuses it instead of copying weights into it."""
+    from flax import nnx
+
+    torch_lstm = S.Sequential(S.LSTM(3, 5)).build("flax")
+    assert up.wrap(torch_lstm)[0].kind == "lstm"
+    for options in ({"reverse": True}, {"time_major": True}):
+        odd = nnx.Sequential(nnx.RNN(nnx.OptimizedLSTMCell(3, 5, rngs=nnx.Rngs(0)), **options))
+        assert up.wrap(odd)[0].kind == "other", options
+        with pytest.raises(up.PortError, match="do not match"):
+            up.port(torch_lstm, odd)

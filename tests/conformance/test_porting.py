@@ -188,44 +188,24 @@ def test_a_flattened_map_ports_only_between_frameworks_that_flatten_alike(backen
             assert up.port(source, pooled.build(b), check_input=x).max_abs_diff <= 1e-5, (a, b)
 
 
-def test_a_flatten_inside_forward_is_refused_unless_outputs_verify():
-    """torch's conv -> torch.flatten -> Linear in forward, into an NNX module that reshapes
-    in __call__: no Flatten layer tells the order, so the port refuses without a check
-    input; with one, the outputs show the (H, W, C) order differs and it refuses too."""
-    from tests.conftest import needs
-
-    needs("torch")
-    needs("flax")
-    import jax.numpy as jnp
-    import torch
-    from flax import nnx
-
-    class TorchNet(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.fc = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(64, 2)
-
-        def forward(self, x):
-            return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
-
-    class NnxNet(nnx.Module):
-        def __init__(self):
-            rngs = nnx.Rngs(0)
-            self.conv, self.fc = (
-                nnx.Conv(3, 4, (3, 3), padding="VALID", rngs=rngs),
-                nnx.Linear(64, 2, rngs=rngs),
-            )
-
-        def __call__(self, x):
-            return self.fc(jnp.reshape(nnx.relu(self.conv(x)), (x.shape[0], -1)))
-
+def test_a_flatten_inside_forward_is_refused_unless_outputs_verify(backends):
+    """conv -> a flatten done in forward -> Linear, written natively: no Flatten layer
+    tells the order. Between frameworks that flatten alike the port verifies; between
+    the others it refuses without a check input, and with one the outputs refuse it."""
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
-    with pytest.raises(up.PortError, match=r"'fc' of the torch model may take a flattened map.*16 times"):
-        up.port(TorchNet(), NnxNet())
-    with pytest.raises(up.PortError, match="output differs"):
-        up.port(TorchNet(), NnxNet(), check_input=x)
-    plain = S.Sequential(S.Conv2d(3, 4, 6), S.Flatten(), S.Linear(4, 2))  # 1 x 1 map: inputs == channels
-    assert up.port(plain.build("torch"), plain.build("flax"), check_input=x).max_abs_diff <= 1e-5
+    for a in backends:
+        for b in backends:
+            source, dst = for_backend(a).flatten_in_forward(), for_backend(b).flatten_in_forward()
+            up.initialize(source, up.init.Normal(0, 0.3), seed=3)
+            if up.wrap(source).capabilities.channels_last == up.wrap(dst).capabilities.channels_last:
+                assert up.port(source, dst, check_input=x).max_abs_diff <= 1e-5, (a, b)
+                continue
+            with pytest.raises(
+                up.PortError, match=r"'fc' of the \w+ model may take a flattened map.*16 times"
+            ):
+                up.port(source, dst)
+            with pytest.raises(up.PortError, match="output differs"):
+                up.port(source, dst, check_input=x)
 
 
 def test_align_hyperparameters_makes_a_port_between_differing_defaults_verify(backends):

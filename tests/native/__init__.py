@@ -87,6 +87,12 @@ class Native:
         """A Conv1d or Conv3d from 2 to 5 channels, kernel 3."""
         raise NotImplementedError
 
+    def flatten_in_forward(self) -> Any:
+        """Attributes ``conv`` (Conv2d(3, 4, 3)) and ``fc`` (Linear(64, 2)); the
+        forward flattens the ReLU'd 4 x 4 x 4 map with a tensor operation, no
+        Flatten layer (takes 6 x 6 images)."""
+        raise NotImplementedError
+
     def prelu(self) -> tuple[Any, str]:
         """A PReLU layer (a kind the library does not know) and its parameter's native name."""
         raise NotImplementedError

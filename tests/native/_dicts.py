@@ -90,6 +90,19 @@ class DictNative(Native):
     def conv(self, dims: int) -> Any:
         return getattr(self.nn, self.convs[dims])(2, 5, 3)
 
+    def flatten_in_forward(self) -> Any:
+        nn, flat = self.nn, self.flat
+
+        class Net(getattr(nn, self.base)):
+            def __init__(self, conv):
+                super().__init__()
+                self.conv, self.fc = conv(3, 4, 3), nn.Linear(64, 2)
+
+            def forward(self, x):
+                return self.fc(flat(nn.functional.relu(self.conv(x))))
+
+        return Net(getattr(nn, self.convs[2]))
+
     def prelu(self) -> tuple[Any, str]:
         return self.nn.PReLU(), self.prelu_name
 
@@ -139,6 +152,10 @@ class DictNative(Native):
         raise NotImplementedError
 
     def no_grad(self) -> Any:
+        raise NotImplementedError
+
+    def flat(self, x: Any) -> Any:
+        """The framework's flatten of all axes but the batch axis."""
         raise NotImplementedError
 
     def add_child(self, parent: Any, name: str, child: Any) -> None:

@@ -94,6 +94,17 @@ class FlaxNative(Native):
     def conv(self, dims: int) -> Any:
         return nnx.Conv(2, 5, (3,) * dims, padding="VALID", rngs=_RNGS)
 
+    def flatten_in_forward(self) -> Any:
+        class Net(nnx.Module):
+            def __init__(self):
+                self.conv = nnx.Conv(3, 4, (3, 3), padding="VALID", rngs=_RNGS)
+                self.fc = nnx.Linear(64, 2, rngs=_RNGS)
+
+            def __call__(self, x):
+                return self.fc(jnp.reshape(nnx.relu(self.conv(x)), (x.shape[0], -1)))
+
+        return Net()
+
     def prelu(self) -> tuple[Any, str]:
         class PReLU(nnx.Module):  # NNX has no PReLU layer: a user's own, as NNX code writes one
             def __init__(self):

@@ -100,6 +100,20 @@ class KerasNative(Native):
         layer.build((None,) + (None,) * dims + (2,))
         return layer
 
+    def flatten_in_forward(self) -> Any:
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.conv, self.fc = L.Conv2D(4, 3), L.Dense(2)
+
+            def call(self, x):
+                h = keras.ops.relu(self.conv(x))
+                return self.fc(keras.ops.reshape(h, (keras.ops.shape(h)[0], -1)))
+
+        net = Net()
+        net(np.zeros((1, 6, 6, 3), "float32"))
+        return net
+
     def prelu(self) -> tuple[Any, str]:
         layer = L.PReLU()
         layer.build((None, 3))

@@ -15,7 +15,7 @@ class PaddleNative(DictNative):
     nn = nn
     base = "Layer"
     listing = "LayerList"
-    convs = {1: "Conv1D", 3: "Conv3D"}
+    convs = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
     prelu_name = "_weight"
 
     def tensor(self, x: np.ndarray) -> Any:
@@ -23,6 +23,9 @@ class PaddleNative(DictNative):
 
     def no_grad(self) -> Any:
         return paddle.no_grad()
+
+    def flat(self, x: Any) -> Any:
+        return paddle.flatten(x, 1)
 
     def add_child(self, parent: Any, name: str, child: Any) -> None:
         parent.add_sublayer(name, child)

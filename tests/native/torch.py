@@ -15,7 +15,7 @@ class TorchNative(DictNative):
     nn = nn
     base = "Module"
     listing = "ModuleList"
-    convs = {1: "Conv1d", 3: "Conv3d"}
+    convs = {1: "Conv1d", 2: "Conv2d", 3: "Conv3d"}
     prelu_name = "weight"
     cnn_buffers = 3  # torch also tracks num_batches_tracked
 
@@ -24,6 +24,9 @@ class TorchNative(DictNative):
 
     def no_grad(self) -> Any:
         return torch.no_grad()
+
+    def flat(self, x: Any) -> Any:
+        return torch.flatten(x, 1)
 
     def add_child(self, parent: Any, name: str, child: Any) -> None:
         parent.add_module(name, child)

@@ -258,6 +258,24 @@ class SpecBuilder(Protocol):
         ...
 
 
+def epsilon_momentum(module: Any, batch_norm: Any) -> dict[str, float]:
+    """``eps`` and (for a ``batch_norm`` layer) ``momentum`` in torch's convention,
+    from a layer that keeps them as ``epsilon`` and ``momentum = 1 - torch's``
+    (Keras, Flax NNX): the reading `set_epsilon_momentum` writes back.
+
+    Examples:
+        >>> class Norm: epsilon, momentum = 1e-3, 0.99
+        >>> {k: round(v, 6) for k, v in epsilon_momentum(Norm(), Norm).items()}
+        {'eps': 0.001, 'momentum': 0.01}
+    """
+    out: dict[str, float] = {}
+    if isinstance(getattr(module, "epsilon", None), float):
+        out["eps"] = module.epsilon
+    if isinstance(module, batch_norm):
+        out["momentum"] = 1.0 - module.momentum
+    return out
+
+
 def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:
     """Set ``eps`` and ``momentum`` (torch's convention) on a layer that keeps
     them as ``epsilon`` and ``momentum = 1 - torch's``, read by every call

@@ -26,7 +26,7 @@ from ..._core.errors import UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable, holds_layer, set_epsilon_momentum
+from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
 from . import internals, tables
 from .layers import NamedSequential
 
@@ -110,8 +110,15 @@ def _sequential(module: Any) -> tuple[Sized, ...]:
 
 
 def _cell(module: Any) -> Any | None:
-    """The cell of an ``nnx.RNN`` whose layout is declared (an OptimizedLSTMCell), else None."""
-    if isinstance(module, nnx.RNN) and type(module.cell) in tables.CELLS:
+    """The cell of an ``nnx.RNN`` whose layout is declared (an OptimizedLSTMCell)
+    and that runs as torch's ``batch_first`` one-directional layer does, else
+    None: a reversed or time-major RNN, or one returning its carry, computes
+    something else with the same weights, so it is a layer of no declared kind."""
+    if (
+        isinstance(module, nnx.RNN)
+        and type(module.cell) in tables.CELLS
+        and not (module.reverse or module.time_major or module.return_carry)
+    ):
         return module.cell
     return None
 
@@ -156,7 +163,7 @@ class FlaxAdapter(Adapter):
         if kind in ("conv", "conv_transpose"):
             kind = f"{kind}{len(layer.kernel_size)}d"
         elif kind == "rnn":
-            kind = tables.CELLS.get(type(layer.cell), "other")
+            kind = tables.CELLS[type(layer.cell)] if _cell(layer) is not None else "other"
         return kind
 
     def type_name(self, module: Any) -> str:
@@ -283,11 +290,7 @@ class FlaxAdapter(Adapter):
 
     # -- the model -----------------------------------------------------------------
     def hyperparameters(self, module: Any) -> dict[str, float]:
-        out: dict[str, float] = {}
-        if isinstance(getattr(module, "epsilon", None), float):
-            out["eps"] = module.epsilon
-        if isinstance(module, nnx.BatchNorm):
-            out["momentum"] = 1.0 - module.momentum  # NNX keeps 1 - torch's momentum
+        out = epsilon_momentum(module, nnx.BatchNorm)
         if isinstance(getattr(module, "feature_group_count", None), int):
             out["groups"] = float(module.feature_group_count)
         return out

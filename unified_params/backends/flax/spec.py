@@ -7,6 +7,7 @@ torch's do) and a seeded `unified_params.initialize` sets the values.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flax import nnx
@@ -15,13 +16,11 @@ from ... import spec as S
 from ..._core.errors import UnsupportedError, received
 from .layers import NamedSequential, flatten
 
-_RNGS: list[nnx.Rngs] = []
 
-
+@functools.cache
 def _rngs() -> nnx.Rngs:
-    if not _RNGS:
-        _RNGS.append(nnx.Rngs(0))
-    return _RNGS[0]
+    """The builder's one random stream, made on first use."""
+    return nnx.Rngs(0)
 
 
 def _padding(s: S.Conv2d) -> Any:

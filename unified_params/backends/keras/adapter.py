@@ -20,7 +20,7 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable, holds_layer, set_epsilon_momentum
+from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
 from . import internals, tables
 from .engines import engine_for
 
@@ -242,11 +242,7 @@ class KerasAdapter(Adapter):
         return self.grads.get(var)
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
-        out = {}
-        if isinstance(getattr(module, "epsilon", None), float):
-            out["eps"] = module.epsilon
-        if isinstance(module, L.BatchNormalization):
-            out["momentum"] = 1.0 - module.momentum  # Keras keeps 1 - torch's momentum
+        out = epsilon_momentum(module, L.BatchNormalization)
         if isinstance(module, L.DepthwiseConv2D) and module.built:
             out["groups"] = float(module.kernel.shape[2])  # one group per input channel
         elif isinstance(getattr(module, "groups", None), int):
