@@ -26,7 +26,14 @@ sys.path.insert(0, str(HERE))
 from harness import Row, seconds, table  # noqa: E402
 
 PAGE = HERE.parent / "docs" / "benchmarks.md"
-SCRIPTS = ("bench_import.py", "bench_access.py", "bench_init.py", "bench_checkpoint.py", "bench_port.py")
+SCRIPTS = (
+    "bench_import.py",
+    "bench_access.py",
+    "bench_init.py",
+    "bench_checkpoint.py",
+    "bench_port.py",
+    "bench_sharded.py",
+)
 NOTES = """\
 ## Why targets are missed
 
@@ -87,6 +94,11 @@ NOTES = """\
   `up.wrap(model).params()`, which records nothing.
 - Keras has no look-up by path: its baseline builds a dict from `model.weights`
   and reads it, both timed.
+- *sharded save / load* rows run two gloo processes on this machine (FSDP2,
+  `Shard(0)`); the baseline is torch.distributed.checkpoint's own save and load
+  of the same model, same folder, same run. A sharded load reads every rank's
+  blocks before the first write (a bad file leaves the model unchanged), so its
+  extra memory is the rank's shard; DCP reads into the parameters in place.
 - Linear kernels are stored `(out, in)` by torch and `(in, out)` by Keras and
   paddle, and checkpoints hold the canonical (torch) layout, so Keras and paddle
   saves, loads and ports of Linear layers include a transpose of every kernel;

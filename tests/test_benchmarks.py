@@ -40,9 +40,19 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         "load a checkpoint",
         "port Embedding",
         "port Linear",
+        "sharded save",
+        "sharded load",
     ):
         assert f"| {operation}" in text, operation
-    for backend in ("torch", "keras", "paddle", "torch -> paddle", "torch -> keras", "keras -> torch"):
+    for backend in (
+        "torch",
+        "keras",
+        "paddle",
+        "torch -> paddle",
+        "torch -> keras",
+        "keras -> torch",
+        "torch FSDP2, 2 ranks",
+    ):
         assert f"| {backend} |" in text, backend
     assert "## Scaling" in text and "growth 4x/1x" in text
     assert "frameworks loaded: none" in text

@@ -4,7 +4,9 @@ Each adapter keeps its framework's private API in one file
 (``unified_params/backends/<framework>/internals.py``), each with the version
 it was checked against. These tests fail loudly, naming the internal, when a
 framework release changes one of them. The Keras ones run on every Keras
-engine (``make test`` runs this file once per engine).
+engine (``make test`` runs this file once per engine). The torch internals of
+sharded parameters need DTensors, which need a process group: they are
+checked in ``tests/distributed/cases.py`` (``torch_internals_still_mean_what_is_used``).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ PAGES = {
     "gallery": "porting-gallery/",
     "porting": "porting/",
     "backends": "backends/",
+    "sharded": "sharded/",
 }
 ROLES = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj):`?\w")
 

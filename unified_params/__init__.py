@@ -44,7 +44,17 @@ if TYPE_CHECKING:  # what the names below are; loaded on first use at run time
     from ._core.view import Module, Param
     from .access import forward, summary, wrap
     from .backends import backend_of
-    from .checkpoints import LoadReport, PortReport, load, load_state_dict, port, save, state_dict
+    from .checkpoints import (
+        ConvertReport,
+        LoadReport,
+        PortReport,
+        convert,
+        load,
+        load_state_dict,
+        port,
+        save,
+        state_dict,
+    )
     from .init import initialize
     from .tying import gradients, tie, ties, untie
 
@@ -59,7 +69,17 @@ _LAZY = {
     **dict.fromkeys(("forward", "summary", "wrap"), ".access"),
     "backend_of": ".backends",
     **dict.fromkeys(
-        ("LoadReport", "PortReport", "load", "load_state_dict", "port", "save", "state_dict"),
+        (
+            "ConvertReport",
+            "LoadReport",
+            "PortReport",
+            "convert",
+            "load",
+            "load_state_dict",
+            "port",
+            "save",
+            "state_dict",
+        ),
         ".checkpoints",
     ),
     "initialize": ".init",
@@ -85,6 +105,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BackendNotInstalledError",
     "CheckpointError",
+    "ConvertReport",
     "DTypeError",
     "InitError",
     "LoadReport",
@@ -103,6 +124,7 @@ __all__ = [
     "Where",
     "__version__",
     "backend_of",
+    "convert",
     "forward",
     "gradients",
     "init",

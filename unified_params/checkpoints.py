@@ -1,5 +1,5 @@
 """State, checkpoints and porting: `state_dict`, [load_state_dict][unified_params.load_state_dict],
-`save`, `load`, [port][unified_params.port]."""
+`save`, `load`, [port][unified_params.port], [convert][unified_params.convert]."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ from ._core import port as _port
 from ._core import state as _state
 from ._core import values as _values
 from ._core.errors import received
+from ._core.formats import ConvertReport
 from ._core.port import PortReport
 from ._core.state import LoadReport
 from .access import wrap
 
-__all__ = ["LoadReport", "PortReport", "load", "load_state_dict", "port", "save", "state_dict"]
+__all__ = [
+    "ConvertReport",
+    "LoadReport",
+    "PortReport",
+    "convert",
+    "load",
+    "load_state_dict",
+    "port",
+    "save",
+    "state_dict",
+]
 
 
 def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
@@ -127,6 +138,12 @@ def save(
     power cut; ``durable=False`` skips the flushes, as ``torch.save`` and
     ``safetensors`` do, and returns as soon as the bytes are in the page cache.
 
+    A model sharded over processes (torch ``fully_shard``) is saved by every
+    process at once (a collective call): the file is the one the unsharded
+    model gives, byte for byte; each process writes only the blocks it holds,
+    straight to their place in the file, and rank 0 commits it once all
+    succeeded. The processes must share the folder (see the Sharded models page).
+
     Returns:
         The files written, the index last.
 
@@ -160,7 +177,8 @@ def load(
     reads: a file that shrinks meanwhile is an error, never a crash) and
     checked before the first write. Transactional, as [load_state_dict][unified_params.load_state_dict].
     When one name holds both a single file and a sharded checkpoint, the load
-    is refused.
+    is refused. Into a model sharded over processes, every process loads at
+    once (a collective call) and reads only the bytes of the blocks it holds.
 
     Raises:
         CheckpointError: A missing, malformed or non-safetensors file, or (with
@@ -232,3 +250,37 @@ def port(
         progress=progress,
         align=align,
     )
+
+
+def convert(
+    source: str | Path, destination: str | Path, *, to: str | None = None, prefix: str = ""
+) -> ConvertReport:
+    """Convert a checkpoint between safetensors and another format, one tensor at a time.
+
+    The formats besides safetensors come from the backends: ``"dcp"``, the
+    folders torch.distributed.checkpoint writes (``dcp.save`` from any number
+    of ranks). The format of ``source`` is recognised; ``destination`` is
+    safetensors when its name ends in ``.safetensors``, else the format ``to``
+    names (by default the only other format). Names are kept as stored;
+    ``prefix`` keeps the tensors under it, without it (``"model."`` for a DCP
+    folder of a whole training state). Entries that are not tensors are
+    listed in the report's ``skipped``. Runs in one process.
+
+    Raises:
+        CheckpointError: An unreadable source, an unknown format, or a
+            conversion with safetensors on neither side.
+
+    Examples:
+        >>> import torch, tempfile
+        >>> import unified_params as up
+        >>> d = tempfile.mkdtemp()
+        >>> _ = up.save(torch.nn.Linear(4, 2), f"{d}/lin.safetensors")
+        >>> up.convert(f"{d}/lin.safetensors", f"{d}/lin-dcp").tensors  # a DCP folder
+        ['weight', 'bias']
+        >>> up.convert(f"{d}/lin-dcp", f"{d}/again.safetensors").source
+        'dcp'
+    """
+    from ._core.formats import convert as _convert
+    from .backends.registry import checkpoint_formats
+
+    return _convert(Path(source), Path(destination), checkpoint_formats(), to=to, prefix=prefix)

@@ -38,6 +38,19 @@ def _seeded(spec, backend):
     return model
 
 
+@pytest.mark.parametrize("case", ["mlp", "cnn", "lstm"])
+def test_a_whole_parameter_is_its_own_local_block(backend, case):
+    """The sharding accessors on a parameter held whole by this process."""
+    spec, _ = MODELS[case]
+    if specs.refused(backend, spec()):
+        return
+    for path, p in up.wrap(_seeded(spec, backend)).params().items():
+        assert p.placements is None and p.sharding() is None, path
+        assert p.local_shape == p.shape, path
+        local = p.local()
+        assert np.array_equal(local, p.numpy()) and local.shape == p.shape, path
+
+
 @pytest.mark.parametrize("case", sorted(MODELS))
 def test_every_view_of_a_parameter_has_the_torch_shape(backend, case):
     spec, shape = MODELS[case]

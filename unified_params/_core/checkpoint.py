@@ -19,6 +19,7 @@ only what the index names and refuses a shard of another save.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -31,8 +32,10 @@ import numpy as np
 
 from .. import _version
 from . import safetensors_io as st
+from . import sharded_checkpoint
 from .errors import CheckpointError, received
 from .progress import bar
+from .sharding import Group, agree
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, slots
 from .view import Module
 
@@ -55,11 +58,28 @@ def save(
     model_slots = slots(model)
     entries = [entry for slot in model_slots for entry in _entries(slot)]
     metadata = _metadata(model, model_slots)
+    group, parts = sharded_checkpoint.blocks(model_slots)
+    if group is not None and group.rank != 0:
+        progress = False  # one bar, on rank 0
     meter = bar(st.entries_bytes(entries), progress, f"saving {path.name}")
+    write_one: WriteOne = _write_alone
+    if group is not None:
+        write_one = functools.partial(sharded_checkpoint.write, group=group, parts=parts)
     try:
-        return _write_files(path, entries, metadata, max_shard_size, meter.update, durable)
+        return _write_files(path, entries, metadata, max_shard_size, meter.update, durable, write_one, group)
     finally:
         meter.close()
+
+
+#: Writes one file: ``(path, entries, metadata, tick, durable)``.
+WriteOne = Callable[[Path, list[st.Entry], dict[str, str], Any, bool], None]
+
+
+def _write_alone(
+    path: Path, entries: list[st.Entry], metadata: dict[str, str], tick: Any, durable: bool
+) -> None:
+    with st.atomic_file(path, durable) as stream:
+        st.write(stream, entries, metadata, tick)
 
 
 def _write_files(
@@ -69,39 +89,59 @@ def _write_files(
     max_shard_size: Any,
     tick: Any,
     durable: bool,
+    write_one: WriteOne,
+    group: Group | None,
 ):
+    """Write the checkpoint's file(s); with a ``group`` (a sharded model) every
+    rank takes part in each file, and rank 0 alone names, indexes and removes."""
+    lead = group is None or group.rank == 0
     index_path = index_of(path)
     if max_shard_size is None:
-        with st.atomic_file(path, durable) as stream:
-            st.write(stream, entries, metadata, tick)
-        _remove_checkpoint(index_path, keep=set())  # the name now means this file alone
+        write_one(path, entries, metadata, tick, durable)
+        if lead:
+            _remove_checkpoint(index_path, keep=set())  # the name now means this file alone
         return [path]
     shards = _split(entries, _parse_size(max_shard_size))
     token = f"{os.getpid()}x{secrets.token_hex(4)}"
+    if group is not None:
+        token = group.broadcast(token)
     stem = path.name.removesuffix(".safetensors")
     names = [f"{stem}-{token}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    _remove_orphan_shards(path.parent, stem, index_path)
+    if lead:
+        _remove_orphan_shards(path.parent, stem, index_path)
     metadata = {**metadata, "checkpoint_id": token}
-    written = []
+    written: list[Path] = []
+    error: BaseException | None = None
     try:
         for name, shard in zip(names, shards, strict=True):
-            with st.atomic_file(path.parent / name, durable) as stream:
-                st.write(stream, shard, metadata, tick)
+            write_one(path.parent / name, shard, metadata, tick, durable)
             written.append(path.parent / name)
         index = {
             "metadata": {"total_size": st.entries_bytes(entries), **metadata},
             "weight_map": {e.name: name for name, shard in zip(names, shards, strict=True) for e in shard},
         }
         previous = _indexed_files(index_path)
-        with st.atomic_file(index_path, durable) as stream:  # the commit
-            stream.write(json.dumps(index, indent=2).encode())
+        if lead:
+            try:
+                with st.atomic_file(index_path, durable) as stream:  # the commit
+                    stream.write(json.dumps(index, indent=2).encode())
+            except BaseException as err:
+                error = err
+        if group is not None:
+            agree(group, error, f"Saving {str(index_path)!r}")
+        elif error is not None:
+            raise error
     except BaseException:
-        for shard_path in written:  # never named by any index: nothing refers to them
-            shard_path.unlink(missing_ok=True)
+        if lead:
+            for shard_path in written:  # never named by any index: nothing refers to them
+                shard_path.unlink(missing_ok=True)
         raise
-    for old in previous - set(names):
-        (path.parent / old).unlink(missing_ok=True)
-    _unlink(path)  # a single file of the same name is an older checkpoint now
+    if lead:
+        for old in previous - set(names):
+            (path.parent / old).unlink(missing_ok=True)
+        _unlink(path)  # a single file of the same name is an older checkpoint now
+    if group is not None:
+        group.gather(None)  # every rank returns once the old files are gone
     return [*written, index_path]
 
 
@@ -391,7 +431,12 @@ def _safe_name(name: str) -> bool:
 
 
 def _source(reader: st.FileReader, info: st.TensorInfo) -> Source:
-    return Source(info.shape, info.dtype, lambda: reader.tensor(info))
+    return Source(
+        info.shape,
+        info.dtype,
+        lambda: reader.tensor(info),
+        lambda sharding: sharded_checkpoint.read_block(reader, info, sharding),
+    )
 
 
 def _json(text: str | None, default: Any, file: Any) -> Any:

@@ -28,6 +28,7 @@ from .errors import InitError, PathError, ShapeError, UnsupportedError, received
 from .initializers import Initializer, Law, as_initializer
 from .parallel import run_all
 from .selectors import compile_selector
+from .sharding import Sharding, fill_box
 from .view import Module, Param
 
 #: Elements drawn from one stream; fixed, so values never depend on threads.
@@ -65,7 +66,13 @@ def run(
         _report_unused(rules, used, strict, model)
     for param, _, chosen in plan:
         _checked(chosen, param)
-    seed = int(cast(int, np.random.SeedSequence().entropy)) if seed is None else _valid_seed(seed)
+    if seed is None:
+        seed = int(cast(int, np.random.SeedSequence().entropy))
+        shared = next((p for p, _, _ in plan if p.sharding() is not None), None)
+        if shared is not None:  # one seed for every process: replicas must agree
+            seed = int(shared.adapter.group(shared.native).broadcast(seed))
+    else:
+        seed = _valid_seed(seed)
     # Values of user code are drawn and validated before the first write.
     # Values that are not element-wise laws (user code, orthogonal, ...) are drawn
     # and validated before the first write; laws were range-checked above.
@@ -77,8 +84,11 @@ def run(
     done: dict[str, str] = {}
     for param, init, chosen in plan:
         value = drawn.pop(id(param), None)
+        sharding = param.sharding()
         if value is not None:
-            param.set(value, layout="canonical")
+            param.set(value, layout="canonical")  # a sharded parameter takes its block
+        elif sharding is not None and param.layout.is_identity:
+            param.set_local(_local_values(chosen, param, seed, keys[id(param.native)], sharding), sharding)
         elif not _fill_native(chosen, param, seed, keys[id(param.native)]):
             param.set(generate(chosen, param, seed, keys[id(param.native)]), layout="canonical")
         done[key_of[id(param)]] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
@@ -94,6 +104,21 @@ def generate(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -
         value = np.empty(shape, dtype=np.float64 if param.dtype == "float64" else np.float32)
         _fill_chunks(init.law(param), value.reshape(-1), seed, key)
     return value if value.dtype.name == param.dtype else value.astype(_np_dtype(param.dtype))
+
+
+def _local_values(
+    init: Initializer, param: Param, seed: int, key: tuple[int, ...], sharding: Sharding
+) -> np.ndarray:
+    """The block of a sharded parameter that this process holds, bitwise the
+    values `generate` gives there: only the stream chunks over the block are drawn."""
+    law = init.law(param)
+    block = np.empty(sharding.local_shape, dtype=np.float64 if param.dtype == "float64" else np.float32)
+
+    def draw(chunk: int, out: np.ndarray) -> None:
+        law.fill(out, _rng(seed, *key, chunk))
+
+    fill_box(block, param.shape, sharding.box, CHUNK, draw)
+    return block if block.dtype.name == param.dtype else block.astype(_np_dtype(param.dtype))
 
 
 def _fill_native(init: Initializer, param: Param, seed: int, key: tuple[int, ...]) -> bool:

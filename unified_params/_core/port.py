@@ -24,6 +24,7 @@ from .forward import run as run_forward
 from .inputs import prepare_input
 from .parallel import run_all
 from .paths import join
+from .sharding import Local
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
 
@@ -108,12 +109,13 @@ def port(
         report.differences += _hyper_differences(src, dst, a, b)
         for slot in a.slots:
             exported = _lazy_export(slot)
+            gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
             for key, shape in zip(slot.keys, slot.shapes, strict=True):
                 if _optional_leaf(a.kind, key):
                     continue
                 prefix = len(a.path) + 1 if a.path else 0
                 state[join(b.path, key[prefix:])] = Source(
-                    shape, np.dtype(_np(slot.param.dtype)), exported(key)
+                    shape, np.dtype(_np(slot.param.dtype)), exported(key), collective=gathered
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
@@ -253,22 +255,31 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
     return out
 
 
-def _native_state(model: Module) -> dict[str, np.ndarray]:
+def _native_state(model: Module) -> dict[str, Any]:
     """A copy of every value, to restore: one copy each, from the framework's
-    own memory where it lends it (``numpy()`` would copy twice on paddle)."""
-    out: dict[str, np.ndarray] = {}
+    own memory where it lends it (``numpy()`` would copy twice on paddle); of
+    a sharded parameter, this process's block (no communication)."""
+    out: dict[str, Any] = {}
 
     def keep(item: tuple[str, Any]) -> None:
         path, p = item
-        out[path] = np.array(p.adapter.view(p.native), copy=True)
+        sharding = p.sharding()
+        if sharding is not None:
+            out[path] = Local(p.adapter.local(p.native), sharding)
+        else:
+            out[path] = np.array(p.adapter.view(p.native), copy=True)
 
     run_all(keep, list(model.params().items()))
     return out
 
 
-def _restore(model: Module, state: dict[str, np.ndarray]) -> None:
+def _restore(model: Module, state: dict[str, Any]) -> None:
     for path, p in model.params().items():
-        p.set(state[path], layout="native")
+        value = state[path]
+        if isinstance(value, Local):
+            p.set_local(value.block, value.sharding)
+        else:
+            p.set(value, layout="native")
 
 
 def _compare(src: Module, dst: Module, inputs: Any, atol: float, rtol: float, report: PortReport) -> float:

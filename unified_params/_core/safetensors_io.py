@@ -152,6 +152,29 @@ def atomic_file(path: Path, durable: bool = True):
     Raises:
         CheckpointError: Any failure of the file system (the message names the path).
     """
+    tmp, fd = create_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            if durable:
+                os.fsync(stream.fileno())
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _os_error(Path(path), err, "write") from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    commit(tmp, Path(path), durable)
+
+
+def create_temp(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside ``path`` (see `atomic_file`) and its
+    write-only descriptor; stale temporaries of ``path`` are removed first.
+
+    Raises:
+        CheckpointError: The folder cannot take the file.
+    """
     path = Path(path)
     tmp = path.with_name(temp_name(path.name, os.getpid()))
     try:
@@ -159,12 +182,17 @@ def atomic_file(path: Path, durable: bool = True):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as err:
         raise _os_error(path, err, "write") from err
+    return tmp, fd
+
+
+def commit(tmp: Path, path: Path, durable: bool) -> None:
+    """Rename a fully written temporary over ``path`` (the temporary is removed
+    if that fails).
+
+    Raises:
+        CheckpointError: The rename failed; the previous file is unchanged.
+    """
     try:
-        with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            if durable:
-                os.fsync(stream.fileno())
         old = _hold(path)
         os.replace(tmp, path)
         if old is not None:
@@ -174,9 +202,6 @@ def atomic_file(path: Path, durable: bool = True):
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise _os_error(path, err, "write") from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def temp_name(name: str, pid: int) -> str:
@@ -408,19 +433,25 @@ class FileReader:
             CheckpointError: The file is gone or shorter than its header said.
         """
         out = aligned_empty(info.shape, info.dtype)
-        if not out.size:
-            return out
-        view = _bytes_of(out)
+        if out.size:
+            self.read_into(_bytes_of(out), info.begin, info.name)
+        return out
+
+    def read_into(self, view: memoryview, offset: int, name: str) -> None:
+        """Fill ``view`` with the file's bytes from ``offset`` on (part of tensor ``name``).
+
+        Raises:
+            CheckpointError: The file is gone or shorter than its header said.
+        """
         try:
             fd, done = self._fd(), 0
             while done < len(view):
-                n = os.preadv(fd, [view[done:]], info.begin + done)
+                n = os.preadv(fd, [view[done:]], offset + done)
                 if not n:
-                    raise _bad(self.path, f"tensor {info.name!r} is cut short (the file shrank)")
+                    raise _bad(self.path, f"tensor {name!r} is cut short (the file shrank)")
                 done += n
         except OSError as err:
             raise _os_error(self.path, err, "read") from None
-        return out
 
     def _fd(self) -> int:
         """The file's descriptor, opened once for every thread (``preadv`` keeps no position)."""

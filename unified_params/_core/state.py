@@ -34,6 +34,7 @@ from .errors import CheckpointError, UnsupportedError, received
 from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
+from .sharding import Local, Sharding, agree
 from .view import Module, Param
 
 
@@ -60,6 +61,11 @@ class Source:
     shape: tuple[int, ...]
     dtype: np.dtype
     read: Callable[[], np.ndarray]
+    #: Reads only a sharded parameter's block (a file's bytes of it), if the source can.
+    read_block: Callable[[Sharding], np.ndarray] | None = None
+    #: ``read`` is a collective call (gathers a sharded value): every process
+    #: reads such sources in the same order, on one thread.
+    collective: bool = False
 
     @classmethod
     def of(cls, value: Any, name: str) -> Source:
@@ -138,6 +144,9 @@ class Slot:
             "sum": lambda: arrays[0] + arrays[1],
             "stack": lambda: np.stack(arrays),
         }
+        if isinstance(arrays[0], Local):  # this process's block of a sharded parameter
+            self.param.set_local(arrays[0].block, arrays[0].sharding)
+            return
         self.param.set(merged[self.how](), layout="canonical")
 
     @staticmethod
@@ -365,7 +374,21 @@ def load(
                 nonfinite.add(key)
             meter.update(nbytes(source.shape, source.dtype))
 
-        run_all(read, jobs)  # reads and checks release the GIL: files are read on all cores
+        group = _sharded_group(plan)
+        error: BaseException | None = None
+        try:
+            if any(job[4].collective for job in jobs):
+                for job in jobs:  # the same order on every process
+                    read(job)
+            else:
+                run_all(read, jobs)  # reads and checks release the GIL: files are read on all cores
+        except BaseException as err:
+            error = err
+        if group is not None:  # every rank read its own blocks: they stop or go on together
+            agree(group, error, "Loading")
+            nonfinite = {k for found in group.gather(sorted(nonfinite)) for k in found}
+        elif error is not None:
+            raise error
         ready = [
             (slot, [arrays[i, j] for j in range(len(sources))]) for i, (slot, sources) in enumerate(plan)
         ]
@@ -391,9 +414,33 @@ def write_all(ready: list[tuple[Slot, list[np.ndarray]]], report: LoadReport | N
             report.loaded.extend(slot.keys)
 
 
-def _read_value(slot: Slot, key: str, source: Source) -> tuple[np.ndarray, bool]:
+def _sharded_group(plan: list[tuple[Slot, list[Source]]]) -> Any:
+    """The process group of the first sharded parameter a load writes, or None."""
+    for slot, _ in plan:
+        for param in slot.params:
+            if param.sharding() is not None:
+                return param.adapter.group(param.native)
+    return None
+
+
+def _block_of(slot: Slot) -> Sharding | None:
+    """The block a sharded parameter holds, when a load can read that block alone."""
+    if slot.how != "one" or not slot.param.layout.is_identity:
+        return None
+    return slot.param.sharding()
+
+
+def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool]:
     """A source's value, read and cast to the parameter's dtype, and whether it
-    is finite once cast."""
+    is finite once cast: for a sharded parameter, only this process's block."""
+    sharding = _block_of(slot)
+    if sharding is not None:
+        if source.read_block is not None:
+            block = source.read_block(sharding)
+        else:
+            block = np.asarray(source.read())[sharding.box]
+        cast = values.cast_to(block, slot.param.dtype, path=key, check_overflow=False)
+        return Local(cast, sharding), values.all_finite(cast)
     value = np.asarray(source.read())
     if tuple(value.shape) != tuple(source.shape):
         raise CheckpointError(
@@ -418,6 +465,9 @@ def _check_twins(
         if first not in by_key:
             continue
         other = np.asarray(Source.of(state[alias], alias).read())
+        mine = by_key[first]
+        if isinstance(mine, Local):  # compared on this process's block
+            other, by_key[first] = other[mine.sharding.box], mine.block
         if other.shape == by_key[first].shape and np.array_equal(other, by_key[first], equal_nan=True):
             report.skipped.append(alias)
         else:

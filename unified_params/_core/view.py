@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import layouts, values
-from .errors import PathError, PositionError, UnsupportedError, received
+from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
 from .paths import join, nearest, relative, split
 from .selectors import compile_selector
+from .sharding import Sharding, local_write
 from .slices import ParamSlice, compose, selection_shape
 from .snapshot import Snapshot
 from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
@@ -566,6 +567,10 @@ class Param:
     def numpy(self, layout: str = "canonical") -> np.ndarray:
         """A copy of the value as a numpy array.
 
+        For a parameter sharded over processes this is the whole (global)
+        value, gathered from every process: a collective call that every
+        process makes; `local` reads this process's block alone.
+
         Args:
             layout: ``"canonical"`` (PyTorch's axis order, the same on every
                 backend) or ``"native"`` (the framework's own).
@@ -578,6 +583,65 @@ class Param:
         if _check_layout(layout) == "native":
             return native
         return layouts.contiguous(self.layout.to_canonical(native))
+
+    # -- sharded parameters --------------------------------------------------
+    @property
+    def placements(self) -> tuple[Any, ...] | None:
+        """How the parameter is sharded over processes, in the framework's own
+        terms (torch: ``(Shard(dim=0),)``), or ``None`` for a whole parameter.
+
+        Examples:
+            >>> m["0.weight"].placements is None
+            True
+        """
+        sharding = self.sharding()
+        return None if sharding is None else sharding.placements
+
+    @property
+    def local_shape(self) -> tuple[int, ...]:
+        """The shape of the block this process holds (canonical axis order);
+        ``shape`` for a whole parameter.
+
+        Examples:
+            >>> m["0.weight"].local_shape
+            (8, 4)
+        """
+        sharding = self.sharding()
+        return self.shape if sharding is None else self.layout.canonical_shape(sharding.local_shape)
+
+    def local(self) -> np.ndarray:
+        """A copy of the block this process holds, without communication
+        (canonical axis order); the whole value for a whole parameter.
+
+        Examples:
+            >>> m["0.weight"].local().shape
+            (8, 4)
+        """
+        if self.sharding() is None:
+            return self.numpy()
+        return layouts.contiguous(self.layout.to_canonical(self._adapter.local(self._entry.var)))
+
+    def sharding(self) -> Sharding | None:
+        """Internal, for the core and extension code: this process's block of a
+        sharded parameter, in native axes, or ``None`` for a whole one.
+
+        Examples:
+            >>> m["0.weight"].sharding() is None
+            True
+        """
+        return self._adapter.sharding(self._entry.var)
+
+    def set_local(self, block: np.ndarray, sharding: Sharding) -> None:
+        """Internal, for the core: write this process's block of a sharded
+        parameter (native layout, already validated and cast)."""
+        if block.shape != sharding.local_shape:
+            raise ShapeError(
+                f"The block for {self.path!r} has shape {block.shape}; this process holds "
+                f"{sharding.local_shape}. " + received(shape=block.shape)
+            )
+        with write_lock(self._entry.var):
+            self._adapter.assign_local(self._entry.var, layouts.contiguous(np.asarray(block)))
+            self._adapter.after_write(self._entry.module)
 
     def canonical_view(self) -> np.ndarray:
         """Internal, for the core and extension code: the canonical value
@@ -661,6 +725,10 @@ class Param:
         kernel) straight into the variable's memory where the framework lends
         it, else through one owned, contiguous copy."""
         var = self._entry.var
+        sharding = self.sharding()
+        if sharding is not None:  # each process writes the block it holds
+            self._adapter.assign_local(var, layouts.contiguous(np.asarray(array[sharding.box])))
+            return
         if not array.flags.c_contiguous:
 
             def fill(buffer: np.ndarray) -> None:
@@ -734,17 +802,37 @@ class Param:
     def _write_index(self, index: Any, array: np.ndarray) -> None:
         shape = self.shape
         mapped = self.layout.native_index(index, len(shape))
+        sharding = self.sharding()
+        if mapped is not None and sharding is not None:
+            native_index, value_axes = mapped
+            self._write_local_index(native_index, np.transpose(array, value_axes), sharding)
+            return
         if mapped is not None:
             native_index, value_axes = mapped
             self._adapter.assign_slice(
                 self._entry.var, native_index, np.asarray(np.transpose(array, value_axes), order="C")
             )
             return
-        full = self.numpy()
+        full = self.numpy()  # on a sharded parameter: gathered, then each process writes its block
         full[index] = array
-        self._adapter.assign(
-            self._entry.var, np.asarray(self.layout.to_native(full, self.native_shape), order="C")
-        )
+        native = np.asarray(self.layout.to_native(full, self.native_shape), order="C")
+        if sharding is not None:
+            self._write(native)
+            return
+        self._adapter.assign(self._entry.var, native)
+
+    def _write_local_index(
+        self, native_index: tuple[Any, ...], array: np.ndarray, sharding: Sharding
+    ) -> None:
+        """``var[native_index] = array`` on a sharded variable: this process
+        writes the part of the selection inside its block (maybe none)."""
+        part = local_write(native_index, self.native_shape, sharding, self.path)
+        if part is None:
+            return
+        block_index, value_index = part
+        block = self._adapter.local(self._entry.var)
+        block[block_index] = array[value_index] if value_index else array
+        self._adapter.assign_local(self._entry.var, block)
 
 
 def _check_layout(layout: str) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
+from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
 from .registry import Capabilities
 
@@ -169,6 +170,32 @@ class Adapter(abc.ABC):
         Default: False (frameworks without `Capabilities.in_place_fill`).
         """
         return False
+
+    # -- sharded variables -------------------------------------------------------
+    def sharding(self, var: Any) -> Sharding | None:
+        """This process's block of a variable sharded over processes, or ``None``
+        for a whole one (the default). Raises `UnsupportedError` for a sharded
+        variable the adapter cannot read or write block by block, naming what
+        it supports: never a silent read or write of one block as the whole."""
+        return None
+
+    def local(self, var: Any) -> np.ndarray:
+        """A copy of this process's block of a sharded variable (native layout),
+        without communication."""
+        raise self._not_sharded(var)
+
+    def assign_local(self, var: Any, block: np.ndarray) -> None:
+        """Overwrite this process's block of a sharded variable in place."""
+        raise self._not_sharded(var)
+
+    def group(self, var: Any) -> Group:
+        """The processes that share a sharded variable, for the core's collective steps."""
+        raise self._not_sharded(var)
+
+    def _not_sharded(self, var: Any) -> Exception:
+        from .._core.errors import UnsupportedError
+
+        return UnsupportedError(f"The {self.name} adapter keeps no sharded variables.")
 
     # -- the model -------------------------------------------------------------
     @abc.abstractmethod

@@ -103,6 +103,9 @@ class Backend:
     engine_modules: Mapping[str, str] = field(default_factory=dict)
     #: The pip extra of an engine other than the default.
     engine_extras: Mapping[str, str] = field(default_factory=dict)
+    #: Checkpoint formats the adapter package converts to and from safetensors:
+    #: format name -> module defining ``FORMAT`` (an `unified_params._core.formats.Format`).
+    formats: Mapping[str, str] = field(default_factory=dict)
 
     def install_hint(self) -> str:
         """What to install for this backend on the engine this process runs.
@@ -375,6 +378,24 @@ def get_adapter(name: str) -> Adapter:
     return adapter
 
 
+def checkpoint_formats() -> dict[str, tuple[str, Any]]:
+    """Every checkpoint format of an installed backend: format name -> (backend,
+    format), importing those frameworks.
+
+    Examples:
+        >>> sorted(checkpoint_formats())
+        ['dcp']
+    """
+    found: dict[str, tuple[str, Any]] = {}
+    for backend in BACKENDS.values():
+        if not backend.formats or not installed(backend.name):
+            continue
+        get_adapter(backend.name)  # the framework, imported in a safe order
+        for name, module in backend.formats.items():
+            found[name] = (backend.name, importlib.import_module(module).FORMAT)
+    return found
+
+
 def spec_builder(name: str) -> Any:
     """The `unified_params.backends._base.SpecBuilder` of a backend, importing its framework.
 
@@ -432,6 +453,7 @@ register(
         adapter="unified_params.backends.torch",
         import_priority=1,
         detect_priority=1,
+        formats={"dcp": "unified_params.backends.torch.dcp"},
     )
 )
 register(

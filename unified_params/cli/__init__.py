@@ -1,4 +1,4 @@
-"""The unified-params command: demo, inspect, summary, conformance.
+"""The unified-params command: demo, inspect, summary, convert, conformance.
 
 Exit codes: 0 success, 1 a check that failed (cells that differ, a failing
 conformance test), 2 a usage or input error (the reason on stderr, no
@@ -26,7 +26,8 @@ __all__ = ["demo", "main"]
 DESCRIPTION = (
     "One API for parameter management over PyTorch, Keras 3 and PaddlePaddle: "
     "demo runs the textbook chapter on every backend, inspect and summary read "
-    "checkpoints and specs, conformance runs the conformance suite."
+    "checkpoints and specs, convert moves checkpoints between formats, conformance "
+    "runs the conformance suite."
 )
 
 
@@ -55,6 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     tree = sub.add_parser("summary", help="the summary of a spec expression, or a checkpoint's layers")
     tree.add_argument("target", help="a file, or a spec such as 'Sequential(Linear(4, 8), ReLU())'")
     tree.add_argument("--backend", default=None, choices=registry.names())
+    move = sub.add_parser(
+        "convert", help="a checkpoint between safetensors and another format (a torch DCP folder)"
+    )
+    move.add_argument("source", help="a .safetensors file or index, or a folder such as dcp.save writes")
+    move.add_argument("destination", help="a name ending in .safetensors, or a folder")
+    move.add_argument("--to", default=None, help="the destination's format, when its name does not say")
+    move.add_argument("--prefix", default="", help="keep the tensors under this prefix, without it")
     check = sub.add_parser("conformance", help="run the conformance suite and print the matrix")
     check.add_argument("--backends", default=None, help=f"comma-separated subset of {targets}")
     check.add_argument(
@@ -78,6 +86,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .files import inspect
 
         inspect(args.file, sys.stdout)
+        return 0
+    if args.command == "convert":
+        from .files import convert
+
+        convert(args.source, args.destination, args.to, args.prefix, sys.stdout, importer=import_quietly)
         return 0
     if args.command == "summary":
         from .files import summary

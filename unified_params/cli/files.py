@@ -1,4 +1,5 @@
-"""``unified-params inspect`` and ``summary``: what a checkpoint or a spec holds."""
+"""``unified-params inspect``, ``summary`` and ``convert``: what a checkpoint or a
+spec holds, and a checkpoint in another format."""
 
 from __future__ import annotations
 
@@ -45,6 +46,30 @@ def inspect(file: str, out: Any) -> None:
         index = read_index(index_of(Path(file)))
         shards = sorted(set(index["weight_map"].values()))
         print(f"sharded: {len(shards)} files ({', '.join(shards)})", file=out)
+
+
+def convert(
+    source: str, destination: str, to: str | None, prefix: str, out: Any, importer: Any = None
+) -> None:
+    """`unified_params.convert`, with a one-line account of what was written.
+
+    Frameworks that offer a checkpoint format are imported first (quietly,
+    through ``importer``), in the registry's safe order.
+    """
+    from ..checkpoints import convert as run
+
+    (importer or import_frameworks)(
+        [b.name for b in registry.BACKENDS.values() if b.formats and registry.installed(b.name)]
+    )
+    report = run(source, destination, to=to, prefix=prefix)
+    skipped = (
+        f"; left out {len(report.skipped)} entries: {', '.join(report.skipped[:5])}" if report.skipped else ""
+    )
+    print(
+        f"{source} ({report.source}) -> {destination} ({report.destination}): "
+        f"{len(report.tensors)} tensors{skipped}",
+        file=out,
+    )
 
 
 def summary(target: str, backend: str | None, out: Any, importer: Any = None) -> None:

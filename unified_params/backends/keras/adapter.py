@@ -20,6 +20,7 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
+from ..._core.sharding import Sharding
 from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
 from . import internals, tables
 from .engines import engine_for
@@ -226,17 +227,21 @@ class KerasAdapter(Adapter):
         var.trainable = flag
 
     def view(self, var: Any) -> np.ndarray:
-        return self.engine.view(var)
+        return self.engine.view(self.engine.whole(var))
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
-        self.engine.assign(var, value, owned)
+        self.engine.assign(self.engine.whole(var), value, owned)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
-        if not self.engine.assign_slice(var, index, value):
+        if not self.engine.assign_slice(self.engine.whole(var), index, value):
             super().assign_slice(var, index, value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        return self.engine.fill_in_place(var, fill)
+        return self.engine.fill_in_place(self.engine.whole(var), fill)
+
+    def sharding(self, var: Any) -> Sharding | None:
+        self.engine.whole(var)  # spread over processes: refused; over this process's devices: whole
+        return None
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..._core.errors import UnsupportedError, received
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.layouts import ALIGNMENT, aligned_empty, contiguous
 
@@ -24,6 +25,12 @@ class Engine:
     """Value operations on one Keras engine (the defaults suit any engine)."""
 
     name = ""
+
+    def whole(self, var: Any) -> Any:
+        """The variable, if this process holds all of its value (every replica
+        of a ``tf.distribute.MirroredStrategy``, every device of a JAX mesh);
+        else `UnsupportedError` (the default holds all)."""
+        return var
 
     def view(self, var: Any) -> np.ndarray:
         return np.asarray(var.value)
@@ -81,6 +88,19 @@ class TensorFlow(Engine):
 
 class Jax(Engine):
     name = "jax"
+
+    def whole(self, var: Any) -> Any:
+        value = var.value
+        if not getattr(value, "is_fully_addressable", True):
+            raise UnsupportedError(
+                f"The Keras variable {var.path!r} is a JAX array spread over processes "
+                f"({value.sharding}): this process holds only part of it, and unified-params reads "
+                "and writes no such variable, so nothing was read or written. Supported: Keras "
+                "variables laid out over the devices of one process (keras.distribution on one "
+                "host), and torch DTensors over processes. Expected a variable this process holds "
+                "whole. " + received(path=var.path, sharding=str(value.sharding))
+            )
+        return var
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
         var.assign(var.value.at[index].set(value))  # jax arrays are immutable: a new one

@@ -11,8 +11,10 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from ..._core.errors import UnsupportedError, received
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from ..._core.layouts import Leaf
+from ..._core.sharding import Sharding
 from ..._core.state import Part
 from .._base import KindTable
 from .._dicts import DictModuleAdapter, training_mode
@@ -93,27 +95,31 @@ class PaddleAdapter(DictModuleAdapter):
         var.stop_gradient = not flag
 
     def to_numpy(self, var: Any) -> np.ndarray:
-        array = np.array(var.numpy(), copy=True)
+        array = np.array(_whole(var).numpy(), copy=True)
         return _as_bfloat16(array) if self.dtype(var) == "bfloat16" else array
 
     def view(self, var: Any) -> np.ndarray:
-        shared = _shared(var)
+        shared = _shared(_whole(var))
         return self.to_numpy(var) if shared is None else shared
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         # Paddle takes and gives bfloat16 as its raw uint16 bits.
-        var.set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
+        _whole(var).set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        shared = _shared(var)
+        shared = _shared(_whole(var))
         if shared is None or shared.dtype not in (np.float32, np.float64):
             return False
         fill(shared)  # writes through DLPack into the parameter's own memory
         return True
 
     def grad(self, var: Any) -> np.ndarray | None:
-        grad = var.grad
+        grad = _whole(var).grad
         return None if grad is None else np.array(grad.numpy(), copy=True)
+
+    def sharding(self, var: Any) -> Sharding | None:
+        _whole(var)  # a distributed tensor is refused: it is never read as a whole one
+        return None
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
         out = {}
@@ -165,6 +171,26 @@ class PaddleAdapter(DictModuleAdapter):
 
     def copy_variable(self, var: Any) -> Any:
         return copy.deepcopy(var)
+
+
+def _whole(var: Any) -> Any:
+    """The variable, if this process holds all of it.
+
+    Raises:
+        UnsupportedError: A distributed tensor (``paddle.distributed.shard_tensor``):
+            its values are spread over processes, and no read or write of it is
+            supported here, so none is made (not even of this process's part alone).
+    """
+    if var.is_dist():
+        raise UnsupportedError(
+            f"A paddle distributed tensor (shard_tensor, placements {var.placements}) is spread over "
+            "processes; unified-params reads and writes no paddle distributed tensor, so nothing "
+            "was read or written. Supported sharded parameters: torch DTensors (Shard and "
+            "Replicate placements, as torch's fully_shard makes them). Expected a paddle model "
+            "with whole parameters (dist.unshard_dtensor(tensor) gives one). "
+            + received(placements=str(var.placements))
+        )
+    return var
 
 
 def _shared(var: Any) -> np.ndarray | None:

@@ -13,9 +13,10 @@ from torch import nn
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
+from ..._core.sharding import Group, Sharding
 from .._base import KindTable
 from .._dicts import DictModuleAdapter
-from . import internals
+from . import internals, sharded
 
 _KIND = KindTable(
     {
@@ -82,10 +83,10 @@ class TorchAdapter(DictModuleAdapter):
         var.requires_grad_(flag)
 
     def to_numpy(self, var: Any) -> np.ndarray:
-        return tensor_to_numpy(_materialized(var).detach())
+        return tensor_to_numpy(sharded.gathered(_materialized(var).detach()))
 
     def view(self, var: Any) -> np.ndarray:
-        if _materialized(var).device.type != "cpu" or var.dtype == torch.bfloat16:
+        if _materialized(var).device.type != "cpu" or var.dtype == torch.bfloat16 or sharded.is_sharded(var):
             return self.to_numpy(var)
         return var.detach().numpy()
 
@@ -101,7 +102,20 @@ class TorchAdapter(DictModuleAdapter):
         return fill_tensor(_materialized(var), fill)
 
     def grad(self, var: Any) -> np.ndarray | None:
-        return None if var.grad is None else tensor_to_numpy(var.grad.detach())
+        return None if var.grad is None else tensor_to_numpy(sharded.gathered(var.grad.detach()))
+
+    def sharding(self, var: Any) -> Sharding | None:
+        return sharded.sharding(var)
+
+    def local(self, var: Any) -> np.ndarray:
+        return tensor_to_numpy(sharded.local_tensor(var).detach())
+
+    def assign_local(self, var: Any, block: np.ndarray) -> None:
+        with torch.no_grad():
+            sharded.local_tensor(var).copy_(tensor_from_numpy(block))
+
+    def group(self, var: Any) -> Group:
+        return sharded.WorldGroup()
 
     def hyperparameters(self, module: Any) -> dict[str, float]:
         found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups")}

@@ -29,3 +29,23 @@ def compiled_original(model: Any) -> Any | None:
     """The module ``torch.compile`` wrapped, or None for any other module."""
     inner = model.__dict__.get(SLOTS.children, {}).get(COMPILED_CHILD)
     return inner if type(model).__name__ == COMPILED_TYPE and isinstance(inner, nn.Module) else None
+
+
+def dtensor_type() -> type | None:
+    """``torch.distributed.tensor.DTensor`` if that module is loaded, else None:
+    a DTensor exists only once it is, so nothing is imported to find out."""
+    import sys
+
+    module = sys.modules.get("torch.distributed.tensor")
+    return getattr(module, "DTensor", None)
+
+
+def local_chunk(tensor: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(offsets, sizes)`` of this rank's block of a DTensor in the global tensor.
+
+    torch 2.13.0: ``DTensor.__create_chunk_list__()`` (the protocol
+    torch.distributed.checkpoint plans with) gives one ``ChunkStorageMetadata``
+    with ``offsets`` and ``sizes`` for Shard and Replicate placements.
+    """
+    [chunk] = tensor.__create_chunk_list__()
+    return tuple(chunk.offsets), tuple(chunk.sizes)
