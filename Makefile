@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 # Keras picks its engine once, at import: the suite runs on Keras over TensorFlow in the
 # main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it).
-ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py
+ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -49,6 +49,7 @@ zoo: $(STAMP)
 # Regenerate the generated documentation pages.
 docs: $(STAMP)
 	$(BIN)/python docs/gen_chapter.py
+	$(BIN)/python docs/gen_notebook.py
 	$(BIN)/python -m tests.reliability.errors_doc
 	$(BIN)/unified-params conformance --write docs/conformance.md \
 		--backends $$($(BIN)/python -c "from unified_params.backends import registry; print(','.join(registry.targets()))")

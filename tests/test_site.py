@@ -34,6 +34,8 @@ PAGES = {
     "porting": "porting/",
     "backends": "backends/",
     "sharded": "sharded/",
+    "testing": "testing/",
+    "notebook": "notebook/",
 }
 ROLES = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj):`?\w")
 
@@ -114,3 +116,16 @@ def test_code_blocks_fit_the_page_in_a_browser(browser, name):
     browser.set_window_size(1280, 1000)
     assert not wide, f"{len(wide)} code blocks scroll sideways on {name}; longest lines: {wide[:5]}"
     assert not ROLES.findall(browser.find_element("tag name", "body").text)
+
+
+def test_the_notebook_page_shows_the_views_as_tables(browser):
+    """The `_repr_html_` tables render as tables (not escaped text), with the
+    shared layer marked and a parameter's histogram, and the notebook is linked."""
+    browser.get(browser.base + PAGES["notebook"])
+    tables = browser.execute_script("return document.querySelectorAll('article table').length")
+    text = browser.find_element("tag name", "body").text
+    assert tables >= 4, tables  # the model, the parameter, the load and port reports
+    assert "shared with 2" in text and "histogram" in text and "<table" not in text
+    assert any(bar in text for bar in "▁▂▃▄▅▆▇█")
+    link = browser.execute_script("return document.querySelector('a[href$=\"chapter.ipynb\"]').href")
+    assert link.endswith("chapter.ipynb")

@@ -68,6 +68,11 @@ class PortReport:
     max_abs_diff: float | None = None
     load: LoadReport | None = None
 
+    def _repr_html_(self) -> str:
+        from .notebook import report_html
+
+        return report_html(self)
+
 
 def layers(model: Module) -> list[Layer]:
     """Parameterised layers in traversal order, with their canonical leaves."""

@@ -196,6 +196,11 @@ class LoadReport:
         """True when nothing was missing, unexpected, mismatched, non-finite or conflicting."""
         return not (self.missing or self.unexpected or self.mismatched or self.nonfinite or self.conflicting)
 
+    def _repr_html_(self) -> str:
+        from .notebook import report_html
+
+        return report_html(self)
+
 
 def slots(model: Module) -> list[Slot]:
     """Every variable of the model (one per tie group) with its canonical

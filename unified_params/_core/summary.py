@@ -23,9 +23,21 @@ def render(root: Module) -> str:
         >>> render(m).splitlines()[-3]
         'Total params: 40  (trainable: 40, non-trainable: 0)'
     """
+    return _table([r[:4] for r in rows(root)]) + "\n" + _totals(root)
+
+
+def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
+    """The summary's rows: label (indented key), class name, canonical shapes
+    (or ``shared with <path>``), count, and whether the row is a shared layer
+    seen before.
+
+    Examples:
+        >>> [r[0] for r in rows(m)]
+        ['Sequential', '0', '1']
+    """
     adapter, native = root.adapter, root.native
     first_path: dict[int, str] = {}
-    rows: list[tuple[str, str, str, str]] = []
+    out: list[tuple[str, str, str, str, bool]] = []
     for path, module in walk(adapter, native, root.path):
         depth = len(path.split(".")) - len(root.path.split(".")) if path else 0
         label = (_INDENT * depth) + (path.rsplit(".", 1)[-1] if path and path != root.path else "")
@@ -33,17 +45,17 @@ def render(root: Module) -> str:
         seen = first_path.get(id(module))
         if seen is not None:
             count = _subtree_count(adapter, module, path)
-            rows.append((label, type_name, f"shared with {seen or '<root>'}", f"({count:,})"))
+            out.append((label, type_name, f"shared with {seen or '<root>'}", f"({count:,})", True))
             continue
         first_path[id(module)] = path
         own = own_entries(adapter, module, path)
         shapes = "  ".join(f"{e.name} {canonical_shape(adapter, e)}" for e in own)
         kids = adapter.children(module)
         count = _subtree_count(adapter, module, path) if kids else _size(adapter, own, "param")
-        rows.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-"))
-    if rows and rows[0][0] == "":
-        rows[0] = (root.type_name, f"({root.backend})", rows[0][2], rows[0][3])
-    return _table(rows) + "\n" + _totals(root)
+        out.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-", False))
+    if out and out[0][0] == "":
+        out[0] = (root.type_name, f"({root.backend})", out[0][2], out[0][3], False)
+    return out
 
 
 def _subtree_count(adapter, module, path) -> int:
@@ -70,6 +82,11 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
             f"{label:<{widths[0]}}  {type_name:<{widths[1]}}  {shapes:<{widths[2]}}  {count:>10}".rstrip()
         )
     return "\n".join(lines)
+
+
+def totals(root: Module) -> str:
+    """The summary's last lines: parameter counts, buffers, shared parameters."""
+    return _totals(root)
 
 
 def _totals(root: Module) -> str:

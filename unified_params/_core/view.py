@@ -132,6 +132,12 @@ class Module:
 
         return render_tree(self)
 
+    def _repr_html_(self) -> str:
+        """The summary as a table, in a notebook."""
+        from .notebook import module_html
+
+        return module_html(self)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Module) and other._native is self._native and other._path == self._path
 
@@ -515,6 +521,12 @@ class Param:
         canonical shape and dtype: the same text on every backend."""
         what = "Param" if self.kind == "param" else "Buffer"
         return f"{what} {self.path!r}, shape {self.shape}, {self.dtype}, containing:\n{self.numpy()}"
+
+    def _repr_html_(self) -> str:
+        """Shape, dtype, first values and a histogram, in a notebook."""
+        from .notebook import param_html
+
+        return param_html(self)
 
     # -- metadata ------------------------------------------------------------
     @property

@@ -9,6 +9,7 @@ through `unified_params.backends.keras.internals`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sized
 from typing import Any, ClassVar
@@ -84,6 +85,10 @@ def _containers(module: Any) -> tuple[Sized, ...]:
     modules = own.get("_modules") or {}  # the torch engine's: see internals.attributes
     held = (own, own.values(), modules, modules.values())
     return (internals.sublayers(module), *internals.own_variables(owner), *held)
+
+
+#: Numbers the copies of a Sequential (a copy needs a name of its own).
+_COPIES = itertools.count(1)
 
 
 class KerasAdapter(Adapter):
@@ -282,7 +287,10 @@ class KerasAdapter(Adapter):
 
     def copy_layer(self, layer: Any) -> Any:
         config = layer.get_config()
-        config.pop("name", None)  # a fresh, unique name
+        if "layers" in config:  # a Sequential's config needs a name: a new one
+            config["name"] = f"{layer.name}_copy_{next(_COPIES)}"
+        else:
+            config.pop("name", None)  # a fresh, unique name
         new = type(layer).from_config(config)
         new.build_from_config(layer.get_build_config())
         for mine, theirs in zip(new.weights, layer.weights, strict=True):
