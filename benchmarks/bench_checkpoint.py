@@ -9,6 +9,11 @@ Model: 4 x scale Linear(2048, 2048) float32 layers (64 MiB x scale; 16x is
 - paddle: ``paddle.save(model.state_dict())`` and
   ``model.set_state_dict(paddle.load())``; target <= 1.0x.
 
+Keras and paddle keep ``(in, out)`` kernels, so their saves transpose every
+kernel into torch's layout: a second row compares each with the fastest
+transposing kernel of the process over the same kernels (``bench_transpose.py``),
+the machine's bound; target: at least 0.8x its throughput.
+
 Targets apply from 1 GB. Files go to a tmpfs folder (``/dev/shm``) when there
 is one: on this project's VMs, writes to disk vary threefold from run to run
 with the kernel's write-back, which would swamp the difference between two
@@ -32,6 +37,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: E402  (paddle before tensorflow)
+from bench_transpose import fastest_seconds  # noqa: E402
 from harness import Row, arguments, emit, measure, mib  # noqa: E402
 
 import unified_params as up  # noqa: E402
@@ -83,6 +89,13 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
                 m_ours, f"<= {target}x" if big else "", (t_ours / t_native <= target) if big else None,
                 m_native)
         )  # fmt: skip
+        if op == "save" and backend != "torch":  # every kernel transposed: the machine's bound
+            t_kernel = fastest_seconds(WIDTH) * layers * scale
+            rows.append(
+                Row("save a checkpoint (vs transposing)", backend, scale, mib(total), t_ours, t_kernel,
+                    "the fastest transposing kernel over the same kernels", m_ours,
+                    ">= 0.8x fastest kernel" if big else "", (t_ours / t_kernel <= 1.25) if big else None)
+            )  # fmt: skip
 
     gc.collect()
     return rows

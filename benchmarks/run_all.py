@@ -31,6 +31,7 @@ SCRIPTS = (
     "bench_access.py",
     "bench_init.py",
     "bench_checkpoint.py",
+    "bench_transpose.py",
     "bench_port.py",
     "bench_sharded.py",
 )
@@ -60,10 +61,11 @@ NOTES = """\
   model (one step per key, then the layer's variable list), so a changed model
   is never answered from a stale index; the baseline reads a dict built once
   and never checked again.
-- **Linear ports**: every kernel is transposed (see the last line of the
-  results), and a blocked transpose of one kernel on this machine runs well
-  under half of memcpy's throughput, which bounds these rows; tensors whose
-  layouts agree (the Embedding rows) port at memcpy's order of speed.
+- **Linear ports and Keras/paddle saves**: every kernel is transposed, so
+  their bound is the fastest transposing kernel of the process (the
+  `transposing copy` rows: torch's `copy_` once torch is loaded, which the
+  library uses), not memcpy; their rows compare against that kernel over the
+  same bytes. A port also reads, checks and restores (see Ports below).
 - **Loads**: every tensor is read (ordinary reads, not a memory map: a file
   that shrinks under a map kills the process by SIGBUS) and checked (shape,
   dtype, finite once cast, tie groups that agree) before the first write, so a
@@ -94,6 +96,9 @@ NOTES = """\
   `up.wrap(model).params()`, which records nothing.
 - Keras has no look-up by path: its baseline builds a dict from `model.weights`
   and reads it, both timed.
+- *transposing copy* rows time each kernel at hand for one `(N, N)` float32
+  transpose into preallocated memory against `np.copyto` of the same bytes;
+  the fastest is the bound of Linear ports and Keras/paddle saves.
 - *sharded save / load* rows run two gloo processes on this machine (FSDP2,
   `Shard(0)`); the baseline is torch.distributed.checkpoint's own save and load
   of the same model, same folder, same run. A sharded load reads every rank's

@@ -40,6 +40,11 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         "load a checkpoint",
         "port Embedding",
         "port Linear",
+        "transposing copy, numpy tiles",
+        "transposing copy, torch copy_",
+        "transposing copy, paddle.transpose",
+        "transposing copy, tf.transpose",
+        "save a checkpoint (vs transposing)",
         "sharded save",
         "sharded load",
     ):

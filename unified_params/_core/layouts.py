@@ -309,11 +309,8 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
     return Layout(perm, canonical_axes.index("gates"), gate_perm, merged)
 
 
-#: Transposing copies go in bands of BAND rows (one per thread), each copied in
-#: blocks of TILE_ROWS x TILE_COLS: a block reads TILE_ROWS contiguous values
-#: from each of TILE_COLS source rows, so both sides stay in cache. Measured on
-#: a 4096 x 4096 float32 kernel: 1.8x faster than square 512 x 512 tiles.
-BAND, TILE_ROWS, TILE_COLS = 512, 64, 512
+#: Below this many elements a strided copy is numpy's own (a kernel's set-up would dominate).
+SMALL = 32 * 1024
 #: Byte alignment of arrays this module allocates (what TF's kernels expect).
 ALIGNMENT = 64
 
@@ -337,8 +334,9 @@ def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     With ``out`` (C-contiguous, same shape and dtype), the values are copied
     into it, and it is returned. A fresh copy is 64-byte aligned. A transposed
-    2-D view (the common Linear-kernel case) is copied block by block in
-    parallel, several times faster than numpy's strided copy.
+    2-D view (the common Linear-kernel case) goes through the fastest kernel
+    the process has (`unified_params._core.transpose`), several times faster
+    than numpy's strided copy.
 
     Examples:
         >>> a = np.arange(6).reshape(2, 3)
@@ -352,21 +350,12 @@ def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if array.flags.c_contiguous:
             return array
         out = aligned_empty(array.shape, array.dtype)
-    if array.ndim != 2 or array.size < TILE_ROWS * TILE_COLS or array.flags.c_contiguous:
+    if array.ndim != 2 or array.size < SMALL or array.flags.c_contiguous:
         np.copyto(out, array)
         return out
-    from .parallel import run_all
+    from .transpose import copy
 
-    rows, cols = array.shape
-
-    def band(first: int) -> None:
-        last = min(first + BAND, rows)
-        for col in range(0, cols, TILE_COLS):
-            for row in range(first, last, TILE_ROWS):
-                end = min(row + TILE_ROWS, last)
-                out[row:end, col : col + TILE_COLS] = array[row:end, col : col + TILE_COLS]
-
-    run_all(band, range(0, rows, BAND))
+    copy(array, out)  # the fastest kernel in the process (torch's, once torch is imported)
     return out
 
 

@@ -1,0 +1,94 @@
+"""The transposing copy (``_core/transpose.py``): every kernel copies bits
+exactly, torch's is used once torch is imported, and none imports a framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from tests.conftest import needs, needs_target
+from unified_params._core import transpose
+from unified_params._core.layouts import aligned_empty, contiguous
+
+DTYPES = ["float32", "float64", "float16", ml_dtypes.bfloat16, "int64", "int8", "bool"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("kernel", ["tiled", "torch_copy", "tf_transpose"])
+def test_every_kernel_copies_a_transposed_view_bit_for_bit(kernel, dtype):
+    if kernel == "torch_copy":
+        needs("torch")
+    if kernel == "tf_transpose":
+        needs_target("keras")  # Keras on TensorFlow: tensorflow is loaded
+    a = aligned_empty((600, 517), np.dtype(dtype))
+    a[...] = (np.random.default_rng(0).standard_normal((600, 517)) * 100).astype(dtype)
+    views = (a.T, a[:, ::2], a[::3].T)
+    if kernel == "tf_transpose":
+        views = tuple(v for v in views if transpose._tf_takes(v))
+        assert len(views) == (1 if np.dtype(dtype) in transpose._TF_DTYPES else 0)
+    for view in views:
+        out = np.empty(view.shape, view.dtype)
+        getattr(transpose, kernel)(view, out)
+        assert out.tobytes() == np.ascontiguousarray(view).tobytes()
+
+
+def test_tensorflow_kernel_takes_only_what_it_can_read_safely():
+    needs_target("keras")
+    a = aligned_empty((640, 960), np.float32)
+    assert transpose._tf_takes(a.T)
+    assert not transpose._tf_takes(a[:64].T)  # small: TF's dispatch costs more than the tiles
+    shifted = a.reshape(-1)[1 : 1 + 639 * 960].reshape(639, 960)  # 4 bytes past an alignment
+    assert not transpose._tf_takes(shifted.T)  # unaligned: TF would abort the process
+    assert not transpose._tf_takes(a[:, ::2])  # not a transpose of contiguous memory
+    a.flags.writeable = False
+    assert not transpose._tf_takes(a.T)  # DLPack exports no read-only array
+
+
+def test_the_kernels_of_loaded_frameworks_come_first():
+    needs("torch")
+    import torch  # noqa: F401
+
+    expected = transpose.tf_transpose if "tensorflow" in sys.modules else transpose.torch_copy
+    assert transpose.fastest() is expected
+    a = np.arange(800 * 700, dtype="float32").reshape(800, 700)
+    assert np.array_equal(contiguous(a.T), a.T)
+    reversed_rows = a[::-1].T  # negative strides: neither framework reads them, the tiles do
+    assert np.array_equal(contiguous(reversed_rows), reversed_rows)
+
+
+def _in_a_process(imports: str) -> list[str]:
+    """In a fresh process that imports ``imports`` only: the kernel `copy` tries
+    first, after transposing an aligned and an unaligned array correctly, and the
+    frameworks then loaded."""
+    code = (
+        f"import sys, numpy as np\n{imports}\n"
+        "from unified_params._core import transpose\n"
+        "from unified_params._core.layouts import aligned_empty, contiguous\n"
+        "a = aligned_empty((600, 700), np.float32)\n"
+        "a[...] = np.arange(a.size, dtype=np.float32).reshape(a.shape)\n"
+        "assert np.array_equal(contiguous(a.T), a.T) and np.array_equal(contiguous(a[1:].T), a[1:].T)\n"
+        "loaded = [m for m in ('torch', 'paddle', 'tensorflow', 'jax') if m in sys.modules]\n"
+        "print(transpose.fastest().__name__, ','.join(loaded) or '-')\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return ran.stdout.split()
+
+
+def test_torch_kernel_is_chosen_when_tensorflow_is_not_loaded():
+    needs("torch")
+    assert _in_a_process("import torch") == ["torch_copy", "torch"]
+
+
+def test_tensorflow_kernel_is_chosen_when_torch_is_not_loaded():
+    needs_target("keras")
+    kernel, loaded = _in_a_process("import paddle, tensorflow")  # tensorflow may load jax
+    assert kernel == "tf_transpose" and "torch" not in loaded.split(",")
+
+
+def test_no_framework_is_imported_to_transpose():
+    assert _in_a_process("") == ["tiled", "-"]
