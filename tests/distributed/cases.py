@@ -175,6 +175,9 @@ def case_seeded_init_is_bitwise_the_unsharded_one(ctx: Context) -> None:
     up.initialize(model, rules, seed=7)
     for path, p in whole.params().items():
         assert np.array_equal(model[path].numpy(), p.numpy()), path
+    # The blocks written are the ones FSDP computes with: the forward pass agrees.
+    x = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(model(x), whole(x), rtol=1e-6, atol=1e-6)
     # Streams chunked by 2**20 elements: blocks cut across chunks on both axes;
     # an orthogonal matrix is drawn whole on each rank and cut.
     for name, placements in PLACEMENTS.items():
@@ -259,6 +262,8 @@ def case_load_into_sharded_reads_only_its_blocks(ctx: Context) -> None:
     assert report.ok and sorted(report.loaded) == sorted(up.state_dict(source))
     for path, p in source.params().items():
         assert np.array_equal(model[path].numpy(), p.numpy()), path
+    x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(model(x), source(x), rtol=1e-6, atol=1e-6)  # FSDP computes with them
     for name, placements in PLACEMENTS.items():  # a 4 MB weight: memory read is this rank's block
         whole, big = (up.wrap(m) for m in placed(placements, shape=(1024, 1024)))
         up.initialize(whole, up.init.Normal(), seed=5)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .. import _version
 from . import safetensors_io as st
@@ -163,18 +163,3 @@ def _write_safetensors(path: Path, tensors: list[Tensor], backend: str, title: s
     }
     with st.atomic_file(path) as stream:
         st.write(stream, tensors, metadata)
-
-
-def describe(report: ConvertReport) -> dict[str, Any]:
-    """The report as plain data (for the command line).
-
-    Examples:
-        >>> describe(ConvertReport("dcp", "safetensors", ["w"], []))["tensors"]
-        1
-    """
-    return {
-        "source": report.source,
-        "destination": report.destination,
-        "tensors": len(report.tensors),
-        "skipped": report.skipped,
-    }

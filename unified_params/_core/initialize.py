@@ -28,7 +28,7 @@ from .errors import InitError, PathError, ShapeError, UnsupportedError, received
 from .initializers import Initializer, Law, as_initializer
 from .parallel import run_all
 from .selectors import compile_selector
-from .sharding import Sharding, fill_box
+from .sharding import Sharding, fill_box, group_of
 from .view import Module, Param
 
 #: Elements drawn from one stream; fixed, so values never depend on threads.
@@ -68,9 +68,9 @@ def run(
         _checked(chosen, param)
     if seed is None:
         seed = int(cast(int, np.random.SeedSequence().entropy))
-        shared = next((p for p, _, _ in plan if p.sharding() is not None), None)
-        if shared is not None:  # one seed for every process: replicas must agree
-            seed = int(shared.adapter.group(shared.native).broadcast(seed))
+        group = group_of(p for p, _, _ in plan)
+        if group is not None:  # one seed for every process: replicas must agree
+            seed = int(group.broadcast(seed))
     else:
         seed = _valid_seed(seed)
     # Values of user code are drawn and validated before the first write.
@@ -89,7 +89,7 @@ def run(
             param.set(value, layout="canonical")  # a sharded parameter takes its block
         elif sharding is not None and param.layout.is_identity:
             param.set_local(_local_values(chosen, param, seed, keys[id(param.native)], sharding), sharding)
-        elif not _fill_native(chosen, param, seed, keys[id(param.native)]):
+        elif sharding is not None or not _fill_native(chosen, param, seed, keys[id(param.native)]):
             param.set(generate(chosen, param, seed, keys[id(param.native)]), layout="canonical")
         done[key_of[id(param)]] = repr(init) if chosen is init else f"{init!r} -> {chosen!r}"
     return done

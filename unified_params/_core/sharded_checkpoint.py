@@ -16,7 +16,7 @@ the byte runs): the extra memory of a rank is its largest block.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ import numpy as np
 from . import safetensors_io as st
 from .errors import CheckpointError, UnsupportedError, received
 from .layouts import aligned_empty, contiguous
-from .sharding import Group, Sharding, agree, box_runs
+from .sharding import Group, Sharding, agree, box_runs, group_of
 from .state import Slot
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ def blocks(model_slots: list[Slot]) -> tuple[Group | None, dict[str, Block]]:
         UnsupportedError: A sharded parameter stored in another layout or
             split over several entries (no such torch layer exists).
     """
-    group: Group | None = None
     found: dict[str, Block] = {}
     for slot in model_slots:
         for param in slot.params:
@@ -62,9 +61,8 @@ def blocks(model_slots: list[Slot]) -> tuple[Group | None, dict[str, Block]]:
                     "its blocks are not blocks of the file's tensor. Expected sharded parameters in "
                     "the canonical layout. " + received(path=param.path, how=slot.how)
                 )
-            group = group or param.adapter.group(param.native)
             found[slot.keys[0]] = Block(sharding, _reader(param))
-    return group, found
+    return group_of(p for slot in model_slots for p in slot.params) if found else None, found
 
 
 def _reader(param: Param) -> Callable[[], np.ndarray]:
@@ -182,9 +180,3 @@ def read_block(reader: st.FileReader, info: st.TensorInfo, sharding: Sharding) -
         reader.read_into(view[done : done + count * itemsize], info.begin + first * itemsize, info.name)
         done += count * itemsize
     return out
-
-
-def ranks_agree(group: Group, keys: Iterable[str]) -> list[str]:
-    """The union, over every rank, of keys each rank found (a load's
-    non-finite values, seen only in its own blocks)."""
-    return sorted({k for found in group.gather(sorted(keys)) for k in found})

@@ -23,7 +23,7 @@ collectives): one rank names the file, all report success before it commits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,6 +92,15 @@ class Group(Protocol):
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
         ...
+
+
+def group_of(params: Iterable[Any]) -> Group | None:
+    """The process group of the first sharded parameter (views) among ``params``,
+    or None when none is sharded."""
+    for param in params:
+        if param.sharding() is not None:
+            return param.adapter.group(param.native)
+    return None
 
 
 def agree(group: Group, error: BaseException | None, what: str) -> None:

@@ -34,7 +34,7 @@ from .errors import CheckpointError, UnsupportedError, received
 from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
-from .sharding import Local, Sharding, agree
+from .sharding import Local, Sharding, agree, group_of
 from .view import Module, Param
 
 
@@ -379,7 +379,7 @@ def load(
                 nonfinite.add(key)
             meter.update(nbytes(source.shape, source.dtype))
 
-        group = _sharded_group(plan)
+        group = group_of(p for slot, _ in plan for p in slot.params)
         error: BaseException | None = None
         try:
             if any(job[4].collective for job in jobs):
@@ -417,15 +417,6 @@ def write_all(ready: list[tuple[Slot, list[np.ndarray]]], report: LoadReport | N
         slot.write(arrays)
         if report is not None:
             report.loaded.extend(slot.keys)
-
-
-def _sharded_group(plan: list[tuple[Slot, list[Source]]]) -> Any:
-    """The process group of the first sharded parameter a load writes, or None."""
-    for slot, _ in plan:
-        for param in slot.params:
-            if param.sharding() is not None:
-                return param.adapter.group(param.native)
-    return None
 
 
 def _block_of(slot: Slot) -> Sharding | None:

@@ -146,16 +146,11 @@ def assert_roundtrip(
         >>> assert_roundtrip(net.build("torch"), via=("file", "state_dict"), spec=net)
     """
     import unified_params as up
-    from unified_params.backends.registry import get_adapter
 
     view = up.wrap(model)
 
     def fresh() -> Any:
-        other = (
-            spec.build(view.backend)
-            if spec is not None
-            else get_adapter(view.backend).copy_layer(view.native)
-        )
+        other = spec.build(view.backend) if spec is not None else view.adapter.copy_layer(view.native)
         up.initialize(other, up.init.Normal(0.0, 3.0), seed=12345)  # nothing left of the original
         return other
 
