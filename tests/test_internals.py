@@ -170,3 +170,24 @@ def test_keras_replace_attribute_untracks_the_old_layer():
     )
     internals.replace_attribute(net, "second", net.first)  # Tracker.unlock/untrack/lock
     assert net.second is net.first and len(net.trainable_weights) == 2
+
+
+def test_keras_graph_nodes_record_what_feeds_a_layer():
+    """internals.inbound_nodes: the nodes of a layer's calls in a functional graph, each
+    with the operation, its parent nodes and the input and output tensors' shapes."""
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Flatten()
+    dense = keras.layers.Dense(2)
+    keras.Model(inputs, dense(flat(keras.layers.Conv2D(5, 3)(inputs))))
+    (node,) = internals.inbound_nodes(dense)
+    assert node.operation is dense
+    (parent,) = node.parent_nodes
+    assert parent.operation is flat
+    assert tuple(parent.input_tensors[0].shape) == (None, 2, 2, 5)
+    assert tuple(node.input_tensors[0].shape) == tuple(parent.output_tensors[0].shape) == (None, 20)
+    assert internals.inbound_nodes(keras.layers.Dense(2)) == []  # never called in a graph

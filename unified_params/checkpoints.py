@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,16 +204,27 @@ def port(
     check_input: Any = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping[str, str] | Sequence[tuple[str, str | None]] | None = None,
     progress: bool | None = None,
     align: str | None = None,
+    flatten: Mapping[str, tuple[int, ...] | None] | None = None,
+    leaves: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
     Parameterised layers are matched in order by kind and canonical shapes
     (names may differ); ``mapping`` (source layer path -> destination layer
-    path) pins pairs. With ``check_input`` (a canonical, channels-first
-    input), both models run in inference mode and an output farther than
+    path) pins pairs. Where order and names both differ, ``mapping`` is a list
+    of ``(pattern, replacement)`` rules instead: regular expressions over
+    source layer paths, the first that matches a whole path gives the
+    destination path (``\\1`` for a group; ``None`` leaves the layer out), and
+    layers left unmatched on either side are reported in one error.
+    ``leaves`` renames leaves of source layers (rules or a dict) where a kind
+    the library does not know keeps the framework's names. A pair that
+    differs (a bias on one side only) is refused, saying what differs.
+
+    With ``check_input`` (a canonical, channels-first input), both models
+    run in inference mode and an output farther than
     ``atol + rtol * |source output|`` from the source's (``numpy.allclose``'s
     rule: deep networks differ by float rounding in proportion to their
     outputs) raises `PortError` with the destination restored; the
@@ -229,6 +240,16 @@ def port(
     ``aligned``, given back if the port fails), so a port between zoos whose
     defaults differ (torch eps 1e-5, Keras 1e-3) verifies.
 
+    A Linear after a Flatten of a feature map takes its inputs ``(C, H, W)`` on
+    a channels-first framework and ``(H, W, C)`` on a channels-last one. A
+    Keras functional or Sequential model records its Flatten, and its weights
+    are converted with nothing declared. Where no framework records it (a
+    flatten inside a forward method, a Flax NNX model), ``flatten`` (a layer
+    path of either model -> the ``(C, H, W)`` shape of the map its inputs
+    flatten, or ``None``: no map) says it; undeclared, such a port is refused,
+    or, when no Flatten layer shows the map, left to ``check_input`` and
+    noted in the report's ``notes``.
+
     Raises:
         PortError: The architectures do not match, or outputs differ.
         ShapeError: ``check_input`` does not fit a model (nothing written).
@@ -239,6 +260,8 @@ def port(
         >>> a, b = torch.nn.Linear(4, 2), torch.nn.Sequential(torch.nn.Linear(4, 2))
         >>> up.port(a, b).pairs
         [('', '0', 'linear')]
+        >>> up.port(b, a, mapping=[(r"(\\d+)", "")]).pairs
+        [('0', '', 'linear')]
     """
     return _port.port(
         wrap(src),
@@ -249,6 +272,8 @@ def port(
         mapping=mapping,
         progress=progress,
         align=align,
+        flatten=flatten,
+        leaves=leaves,
     )
 
 

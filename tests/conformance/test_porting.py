@@ -8,7 +8,7 @@ import pytest
 import unified_params as up
 from tests.conformance import specs
 from tests.frameworks import forward
-from tests.native import for_backend
+from tests.native import for_backend, naive_flatten
 from unified_params import spec as S
 
 NAMES = sorted(specs.EXPECTED)
@@ -160,11 +160,13 @@ def test_batchnorm_hyperparameter_differences_are_reported(backends):
         assert any("momentum 0.01" in d for d in report.differences)
 
 
-def test_a_flattened_map_ports_only_between_frameworks_that_flatten_alike(backends):
+def test_a_flattened_map_ports_without_a_check_input_where_a_framework_records_it(backends):
     """conv -> Flatten -> Linear: a channels-last framework (Keras, Flax NNX) orders the
-    Linear's inputs (H, W, C), a channels-first one (C, H, W). Between the two the port
-    refuses, destination untouched; between two alike it verifies; after a 1 x 1 map
-    (global pooling) it verifies everywhere."""
+    Linear's inputs (H, W, C), a channels-first one (C, H, W). Where the framework records
+    its Flatten (a built Keras Sequential), the weight is canonical and the port is exact
+    with no check input, both ways; where none does (an NNX Sequential), a port to a
+    canonical model refuses (destination untouched) unless ``flatten=`` declares the map;
+    after a 1 x 1 map (global pooling) every port verifies."""
     from tests.conftest import assert_unchanged, snapshot
 
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
@@ -172,26 +174,72 @@ def test_a_flattened_map_ports_only_between_frameworks_that_flatten_alike(backen
     pooled = S.Sequential(S.Conv2d(3, 4, 6), S.ReLU(), S.Flatten(), S.Linear(4, 2))
     for a in backends:
         for b in backends:
-            source = spatial.build(a)
+            source = spatial.build(a, input_shape=(3, 6, 6))
             up.initialize(source, up.init.Normal(0, 0.3), seed=1)
-            dst = spatial.build(b)
-            alike = up.wrap(source).capabilities.channels_last == up.wrap(dst).capabilities.channels_last
-            if alike:
-                assert up.port(source, dst, check_input=x).max_abs_diff <= 1e-5, (a, b)
+            dst = spatial.build(b, input_shape=(3, 6, 6))
+            if naive_flatten(a) == naive_flatten(b):
+                report = up.port(source, dst)
+                assert report.notes == [], (a, b)
             else:
                 before = snapshot(dst)
-                with pytest.raises(up.PortError, match=r"4 channels at 16 positions.*\(H, W, C\)"):
+                with pytest.raises(
+                    up.PortError, match=r"4 channels at 16 positions.*flatten=\{'3': \(4, H, W\)\}"
+                ):
                     up.port(source, dst)
                 assert_unchanged(before, dst)
+                report = up.port(source, dst, flatten={"3": (4, 4, 4)})
+                assert report.notes == [
+                    f"3 -> 3: inputs reordered as a 4-channel map at 16 positions "
+                    f"({'(C, H, W) to (H, W, C)' if naive_flatten(b) else '(H, W, C) to (C, H, W)'}), as declared"
+                ]
+            np.testing.assert_allclose(
+                forward(b, dst, x), forward(a, source, x), atol=1e-5, err_msg=f"{a}->{b}"
+            )
             source = pooled.build(a)
             up.initialize(source, up.init.Normal(0, 0.3), seed=1)
             assert up.port(source, pooled.build(b), check_input=x).max_abs_diff <= 1e-5, (a, b)
 
 
-def test_a_flatten_inside_forward_is_refused_unless_outputs_verify(backends):
+def test_a_recorded_flatten_makes_the_canonical_weight_torch_ordered(backends):
+    """The canonical weight of a Linear after a recorded Flatten is the same array on
+    every framework that records it (and every channels-first one): state_dict and
+    p.numpy() agree with torch's, and a native write round-trips."""
+    spatial = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU(), S.Flatten(), S.Linear(64, 2))
+    value = np.random.default_rng(3).standard_normal((2, 64)).astype("float32")
+    for backend in backends:
+        model = spatial.build(backend, input_shape=(3, 6, 6))
+        p = up.wrap(model)["3.weight"]
+        p.set(value)
+        np.testing.assert_array_equal(p.numpy(), value)
+        np.testing.assert_array_equal(up.state_dict(model)["3.weight"], value)
+        p[0, :5] = 1.0  # an index write through the permuted layout
+        assert (p.numpy()[0, :5] == 1).all() and (p.numpy()[1] == value[1]).all()
+        if up.wrap(model).capabilities.channels_last and not naive_flatten(backend):
+            p.set(value)  # natively (H*W*C, out): input q*C + c is canonical input c*H*W + q
+            expected = value.reshape(2, 4, 16).transpose(2, 1, 0).reshape(64, 2)
+            np.testing.assert_array_equal(p.numpy(layout="native"), expected)
+
+
+def test_a_declared_flatten_checks_what_it_declares(backends):
+    """flatten= names a paired Linear of either model with a (C, H, W) that fits its inputs."""
+    spatial = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU(), S.Flatten(), S.Linear(64, 2))
+    a, b = (
+        spatial.build(backends[0], input_shape=(3, 6, 6)),
+        spatial.build(backends[-1], input_shape=(3, 6, 6)),
+    )
+    with pytest.raises(up.PortError, match=r"flatten names \['0'\], which pair no Linear"):
+        up.port(a, b, flatten={"0": (4, 4, 4)})
+    with pytest.raises(up.PortError, match=r"C x H x W = 64"):
+        up.port(a, b, flatten={"3": (4, 5, 5)})
+    with pytest.raises(up.PortError, match=r"C x H x W = 64"):
+        up.port(a, b, flatten={"3": 64})
+
+
+def test_a_flatten_inside_forward_is_refused_unless_declared_or_outputs_verify(backends):
     """conv -> a flatten done in forward -> Linear, written natively: no Flatten layer
-    tells the order. Between frameworks that flatten alike the port verifies; between
-    the others it refuses without a check input, and with one the outputs refuse it."""
+    or graph tells the order. Between frameworks that flatten alike the port verifies;
+    between the others it refuses without a check input; with one, a wrong order is
+    refused on outputs, and a declared map verifies, noted in the report."""
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
     for a in backends:
         for b in backends:
@@ -201,11 +249,16 @@ def test_a_flatten_inside_forward_is_refused_unless_outputs_verify(backends):
                 assert up.port(source, dst, check_input=x).max_abs_diff <= 1e-5, (a, b)
                 continue
             with pytest.raises(
-                up.PortError, match=r"'fc' of the \w+ model may take a flattened map.*16 times"
+                up.PortError, match=r"'fc' of the \w+ model may take a flattened map of 4 channels at 16"
             ):
                 up.port(source, dst)
-            with pytest.raises(up.PortError, match="output differs"):
+            with pytest.raises(up.PortError, match="output differs") as refused:
                 up.port(source, dst, check_input=x)
+            assert "no Flatten layer; nothing was declared" in refused.value.report.notes[0]
+            report = up.port(source, dst, check_input=x, flatten={"fc": (4, 4, 4)})
+            assert report.max_abs_diff <= 1e-5 and "as declared" in report.notes[0], (a, b)
+            with pytest.raises(up.PortError, match="output differs"):
+                up.port(source, dst, check_input=x, flatten={"fc": None})  # "no map": wrong here
 
 
 def test_align_hyperparameters_makes_a_port_between_differing_defaults_verify(backends):
@@ -243,3 +296,73 @@ def dst_settings(model) -> dict[str, float]:
     m = up.wrap(model)
     found = m.adapter.hyperparameters(m[1].native)
     return {k: found[k] for k in ("eps", "momentum")}
+
+
+def test_rules_pair_layers_whose_order_and_names_differ(backends):
+    """Ordered regex rules over source paths, with groups: the first that matches a
+    whole path names the destination layer; None leaves a source layer out."""
+    square = S.Sequential(S.Linear(4, 4), S.ReLU(), S.Linear(4, 4), S.ReLU(), S.Linear(4, 4))
+    with_head = S.Sequential(
+        S.Linear(4, 4), S.ReLU(), S.Linear(4, 4), S.ReLU(), S.Linear(4, 4), S.Linear(4, 3)
+    )
+    for a in backends:
+        for b in backends:
+            source = with_head.build(a)
+            up.initialize(source, up.init.Normal(), seed=8)
+            dst = square.build(b)
+            rules = [(r"0", "4"), (r"4", "0"), (r"5", None), (r"(\d)", r"\1")]
+            report = up.port(source, dst, mapping=rules)
+            assert report.pairs == [("0", "4", "linear"), ("2", "2", "linear"), ("4", "0", "linear")]
+            got, want = up.state_dict(dst), up.state_dict(source)
+            for s_path, d_path in (("0", "4"), ("2", "2"), ("4", "0")):
+                for leaf in ("weight", "bias"):
+                    assert got[f"{d_path}.{leaf}"].tobytes() == want[f"{s_path}.{leaf}"].tobytes(), (a, b)
+
+
+def test_rules_that_leave_layers_unmatched_name_both_sides_in_one_error(backends):
+    from tests.conftest import assert_unchanged, snapshot
+
+    spec = S.Sequential(S.Linear(4, 4), S.Linear(4, 4), S.Linear(4, 4))
+    source, dst = spec.build(backends[0]), spec.build(backends[-1])
+    before = snapshot(dst)
+    with pytest.raises(up.PortError) as refused:
+        up.port(source, dst, mapping=[(r"0", "0"), (r"1", "7")])
+    message = str(refused.value)
+    assert "source layers no rule matches: ['2']" in message
+    assert "'1' -> '7' (rule 1)" in message
+    assert "destination layers no rule reaches: ['1', '2']" in message
+    assert_unchanged(before, dst)
+    with pytest.raises(up.PortError, match=r"reached twice: '0' and '1' -> '0'"):
+        up.port(source, dst, mapping=[(r"[01]", "0"), (r"2", "2")])
+    with pytest.raises(up.PortError, match="no regular expression"):
+        up.port(source, dst, mapping=[(r"(", "0")])
+    with pytest.raises(up.PortError, match=r"rule 0 must be a \(pattern, replacement\)"):
+        up.port(source, dst, mapping=[("0",)])
+
+
+def test_a_pair_that_cannot_match_says_what_differs(backends):
+    """A convolution with a bias against one without (torchvision's ResNet convs against
+    keras.applications'): refused, naming the leaf only one side has."""
+    for a in backends:
+        for b in backends:
+            source = S.Sequential(S.Conv2d(3, 4, 3, bias=False)).build(a)
+            dst = S.Sequential(S.Conv2d(3, 4, 3)).build(b)
+            with pytest.raises(up.PortError, match=r"the destination has \['bias'\], the source none"):
+                up.port(source, dst)
+            with pytest.raises(up.PortError, match=r"weight is \(4, 3, 3, 3\) in the source, \(5, 3, 3, 3\)"):
+                up.port(dst, S.Sequential(S.Conv2d(3, 5, 3)).build(b))
+
+
+def test_leaf_rules_rename_the_leaves_of_a_kind_the_library_does_not_know(backends):
+    """A PReLU keeps each framework's own leaf name; ``leaves`` renames the source's so
+    the pair compares, and the value arrives where the destination keeps it."""
+    for a in backends:
+        for b in backends:
+            (src, name_a), (dst, name_b) = for_backend(a).prelu(), for_backend(b).prelu()
+            shape_a = up.wrap(src)[name_a].shape
+            if shape_a != up.wrap(dst)[name_b].shape:
+                continue  # PReLU slopes per channel on one side, shared on the other
+            up.wrap(src)[name_a].set(np.full(shape_a, 0.75, "float32"))
+            report = up.port(src, dst, leaves=[(name_a, name_b)])
+            assert report.pairs == [("", "", "other")]
+            np.testing.assert_array_equal(up.wrap(dst)[name_b].numpy(), np.full(shape_a, 0.75, "float32"))

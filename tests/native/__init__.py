@@ -58,6 +58,10 @@ class Native:
     #: the order they were set (NNX): its attribute children come sorted, and
     #: its own listing of variables sorted by path.
     sorted_listing: ClassVar[bool] = False
+    #: Whether a built Sequential records the map its Flatten takes (a graph
+    #: with shapes), so a Linear after it is canonical (torch's (C, H, W)
+    #: inputs) on a channels-last framework; channels-first ones need not.
+    records_flatten: ClassVar[bool] = False
 
     # -- the chapter's models ---------------------------------------------------
     def mlp(self) -> Any:
@@ -171,3 +175,10 @@ def for_backend(name: str) -> Native:
     """The fixture of a backend (by name or target: ``keras-jax`` uses Keras')."""
     framework, _ = registry.split_target(name)
     return importlib.import_module(f"tests.native.{framework}").NATIVE
+
+
+def naive_flatten(name: str) -> bool:
+    """Whether a spec Sequential on a backend keeps a flattened map's Linear in its
+    framework's own (H, W, C) order: channels last, and no graph records the map."""
+    framework, _ = registry.split_target(name)
+    return registry.capabilities(framework).channels_last and not for_backend(name).records_flatten

@@ -29,6 +29,7 @@ class KerasNative(Native):
     depthwise = ((3, 3, 3, 2), "depthwise_kernel")
     native_grad_slot = False  # a Keras variable has no gradient slot
     open_state = False  # Keras locks a built layer's state
+    records_flatten = True  # a built Sequential or functional model keeps its graph
 
     def mlp(self) -> Any:
         net = keras.Sequential([L.Flatten(), L.Dense(4, activation="relu"), L.Dense(1)])

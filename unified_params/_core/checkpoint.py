@@ -34,6 +34,7 @@ from .. import _version
 from . import safetensors_io as st
 from . import sharded_checkpoint
 from .errors import CheckpointError, received
+from .flatten import naive_layers, refuse_file_order
 from .progress import bar
 from .sharding import Group, agree
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, slots
@@ -261,7 +262,9 @@ def load_file(
     """Load a checkpoint into the model; see ``unified_params.load``."""
     state, metadata = read_state(file)
     aliases = _json(metadata.get("aliases"), {}, file)
-    _refuse_other_ordering(model, metadata.get("source_backend"))
+    naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
+    written_naive = None if naive is None else _json(naive, [], file)
+    refuse_file_order(model, written_naive, metadata.get("source_backend"), CheckpointError)
     return load(
         model,
         state,
@@ -271,20 +274,6 @@ def load_file(
         description=f"loading {Path(file).name}",
         allow_nonfinite=allow_nonfinite,
     )
-
-
-def _refuse_other_ordering(model: Module, source: str | None) -> None:
-    """A file written by a framework that flattens feature maps in the other
-    order (or by plain torch: no source named) cannot load into a model that
-    flattens a spatial map."""
-    from ..backends import registry
-    from .flatten import refuse_other_ordering
-
-    if source is not None and source in registry.names():
-        other, channels_last = source, registry.capabilities(source).channels_last
-    else:
-        other, channels_last = f"the file's writer ({source or 'torch'})", False
-    refuse_other_ordering(model, other, channels_last, CheckpointError)
 
 
 def _entries(slot: Slot) -> list[st.Entry]:
@@ -318,6 +307,8 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         "layer_kinds": json.dumps(kinds),
         "aliases": json.dumps(aliases),
         "lossy": json.dumps(lossy),
+        # Linears that keep their framework's (H, W, C) order of a flattened map.
+        "flattened_naive": json.dumps([inside(path, model) for path in naive_layers(model)]),
     }
 
 
@@ -449,9 +440,8 @@ def _json(text: str | None, default: Any, file: Any) -> Any:
         raise CheckpointError(
             f"The metadata of {str(file)!r} is not valid JSON. " + received(file=str(file))
         ) from None
-    if not isinstance(value, type(default)) or (
-        isinstance(value, dict) and not all(isinstance(v, str) for v in value.values())
-    ):
+    members = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if not isinstance(value, type(default)) or not all(isinstance(v, str) for v in members):
         raise CheckpointError(
             f"The metadata of {str(file)!r} has a field of the wrong type. Expected a JSON "
             f"{type(default).__name__} of strings. " + received(file=str(file), value=text[:60])

@@ -4,24 +4,68 @@ order the inputs of a Linear differently.
 A Flatten after a convolution turns a ``(C, H, W)`` map into ``C*H*W``
 features on a channels-first framework, and an ``(H, W, C)`` map into the same
 number of features in another order on a channels-last one (Keras, Flax NNX).
-The Linear that takes them then holds the same weights with its input rows
-permuted, which no per-layer layout rule expresses. Until that permutation is
-supported, a port between such models is refused instead of being silently
-wrong. A Flatten of a ``1 x 1`` map (after global pooling) orders its
-features the same way on every framework and is allowed.
+The Linear that takes them holds the same weights with its input rows
+permuted. The rules:
+
+- Where the framework records what feeds a Linear (a Keras functional or
+  Sequential model keeps its graph), the canonical layout of its weight is
+  torch's: the adapter says the map's channels and positions
+  (`Adapter.flattened_input`), and `linear_layout` folds the permutation into
+  the parameter's layout, so ``state_dict``, ``save`` and ``port`` are right
+  with nothing declared.
+- Where it does not (a flatten inside a forward method, an NNX Sequential),
+  the canonical layout keeps the framework's order; such a Linear is *naive*
+  (`naive_layers`). A port between a naive layer and a canonical one is
+  refused unless the user declares the map (``up.port(..., flatten=...)``,
+  `port_reorders`) or, when no Flatten layer shows the map, a check input
+  verifies the outputs (the report then says so). A checkpoint records its
+  writer's naive layers, and a load refuses a file whose order differs from
+  the model's for a layer (`refuse_file_order`).
+
+A Flatten of a ``1 x 1`` map (after global pooling) orders its features the
+same way on every framework.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from .errors import PortError, received
-from .view import Module
+from .paths import relative
+
+if TYPE_CHECKING:
+    from .layouts import Layout
+    from .tree import Entry
+    from .view import Module
+
+
+class FlatInput(NamedTuple):
+    """What a framework records of the features a Linear layer takes: a map of
+    ``channels`` at ``positions`` positions, flattened channels last or first.
+    An input that is no map is one position of all its features.
+
+    Examples:
+        >>> FlatInput(channels=512, positions=49, channels_last=True).reordered
+        True
+    """
+
+    channels: int
+    positions: int
+    channels_last: bool
+
+    @property
+    def reordered(self) -> bool:
+        """Whether the framework's feature order differs from torch's."""
+        return self.channels_last and self.positions > 1 and self.channels > 1
 
 
 class FlattenedMap(NamedTuple):
-    """A Linear fed by a flattened map of more than one position: after a
-    Flatten layer at ``flatten``, or (``flatten`` None) right after a
+    """A Linear that may take a flattened map of more than one position: after
+    a Flatten layer at ``flatten``, or (``flatten`` None) right after a
     convolution, with a multiple of its channels as inputs: a flatten done
     inside a forward method, which no walk sees."""
 
@@ -30,20 +74,57 @@ class FlattenedMap(NamedTuple):
     channels: int
     features: int
 
+    @property
+    def positions(self) -> int:
+        return self.features // self.channels
 
-def flattened_map(model: Module) -> FlattenedMap | None:
-    """The first Linear that takes a Flatten of a spatial map, in traversal order.
 
-    The map's channels are the last convolution's (or normalisation's) output
-    channels before the Flatten; the Linear's inputs are ``channels x
-    positions``, so more inputs than channels means more than one position.
+#: Where a Linear's weight keeps its input axis, canonically (``(out, in)``).
+_IN_AXIS = 1
+
+
+def linear_layout(adapter: Any, entry: Entry, layout: Layout) -> Layout:
+    """The layout of a parameter, with the input permutation of a Linear
+    whose framework records that it takes a map flattened channels last.
 
     Examples:
         >>> from unified_params import spec as S, wrap
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
-        >>> flattened_map(wrap(net))
-        FlattenedMap(flatten='1', linear='2', channels=4, features=36)
+        >>> wrap(net)["2.weight"].layout.flat is None  # torch flattens channels first
+        True
     """
+    if entry.layer_kind != "linear" or entry.name != "weight" or not adapter.capabilities.channels_last:
+        return layout
+    found = adapter.flattened_input(entry.module)
+    if found is None or not found.reordered:
+        return layout
+    return layout.with_flat(layout.perm[_IN_AXIS], found.positions, found.channels)
+
+
+def knows_order(layer: Module) -> bool:
+    """Whether a Linear's canonical weight surely orders its inputs as torch
+    does: on a channels-first framework always; on a channels-last one when
+    the framework records what feeds it."""
+    if not layer.capabilities.channels_last:
+        return True
+    return layer.adapter.flattened_input(layer.native) is not None
+
+
+def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
+    """Every Linear that may take a flattened spatial map, by path, in
+    traversal order: the layer after a Flatten of a convolution's map, or
+    right after a convolution with a multiple of its channels as inputs.
+
+    The map's channels are the last convolution's (or normalisation's) output
+    channels; more inputs than channels means more than one position.
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
+        >>> flattened_maps(wrap(net))
+        {'2': FlattenedMap(flatten='1', linear='2', channels=4, features=36)}
+    """
+    out: dict[str, FlattenedMap] = {}
     channels, pending = 0, None  # channels of the last map; the Flatten after it
     for module in model.modules():
         kind = module.kind
@@ -62,71 +143,220 @@ def flattened_map(model: Module) -> FlattenedMap | None:
         elif channels:  # the first Linear after a map, with or without a Flatten layer
             features = weight.shape[1]
             if features != channels and (pending is not None or features % channels == 0):
-                return FlattenedMap(pending, module.path, channels, features)
+                out[module.path] = FlattenedMap(pending, module.path, channels, features)
             channels, pending = 0, None
-    return None
+    return out
 
 
-def refuse_reordered_inputs(src: Module, dst: Module, *, verified: bool = False) -> None:
-    """Refuse a port between a channels-last and a channels-first model when
-    either flattens a spatial map into a Linear; where the flatten is not a
-    layer (done inside a forward method), only when no check input will
-    verify the port on outputs (``verified``).
-
-    Raises:
-        PortError: The Linear's input rows would need a permutation.
-    """
-    for model, other in ((src, dst), (dst, src)):
-        refuse_other_ordering(
-            model, other.backend, other.capabilities.channels_last, PortError, verified=verified
-        )
-
-
-def refuse_other_ordering(
-    model: Module,
-    other: str,
-    other_channels_last: bool,
-    error: type[Exception] = PortError,
-    *,
-    verified: bool = False,
-) -> None:
-    """Refuse to exchange canonical weights between ``model`` and weights laid
-    out by ``other`` (a backend name, or a description) when the two flatten
-    feature maps in different orders and ``model`` flattens a spatial map.
-
-    Raises:
-        Exception: ``error``, naming the Linear, its channels and positions.
+def naive_layers(model: Module) -> dict[str, FlattenedMap]:
+    """The Linears that may take a flattened map and whose canonical weight
+    keeps the framework's own (channels-last) order: the framework does not
+    record what feeds them.
 
     Examples:
         >>> from unified_params import spec as S, wrap
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
-        >>> refuse_other_ordering(wrap(net), "paddle", False)  # both channels first: nothing to refuse
+        >>> naive_layers(wrap(net))
+        {}
     """
-    if model.capabilities.channels_last == other_channels_last:
-        return  # both flatten in the same order
-    found = flattened_map(model)
-    if found is None:
-        return
-    last, first = (model.backend, other) if model.capabilities.channels_last else (other, model.backend)
-    positions = found.features // found.channels
-    if found.flatten is None:
-        if verified:
-            return  # the outputs will tell
+    if not model.capabilities.channels_last:
+        return {}
+    return {
+        path: found for path, found in flattened_maps(model).items() if not knows_order(_layer(model, path))
+    }
+
+
+def _layer(model: Module, path: str) -> Module:
+    layer = model[path] if path else model
+    assert not hasattr(layer, "layout")  # a layer path names a layer
+    return layer  # type: ignore[return-value]
+
+
+Reorder = Callable[[np.ndarray], np.ndarray]
+
+
+def port_reorders(
+    src: Module,
+    dst: Module,
+    pairs: list[tuple[str, str]],
+    declared: Mapping[str, tuple[int, ...] | None],
+    *,
+    verified: bool,
+) -> tuple[dict[str, Reorder], list[str]]:
+    """How a port reorders the inputs of paired Linears, and what the report
+    should say.
+
+    Args:
+        src, dst: The models.
+        pairs: Paired Linear layers, ``(source path, destination path)``.
+        declared: Layer path (of either model) -> the ``(C, *spatial)`` map
+            its inputs flatten, or ``None`` for "no map".
+        verified: A check input will compare outputs.
+
+    Returns:
+        Per destination layer, a function that takes the source's canonical
+        weight to the destination's; notes for the report.
+
+    Raises:
+        PortError: A layer's order cannot be known; a declaration that
+            names no paired Linear, or does not fit it.
+    """
+    _check_declared(declared, pairs)
+    maps = {id(src): flattened_maps(src), id(dst): flattened_maps(dst)}
+    reorders: dict[str, Reorder] = {}
+    notes: list[str] = []
+    for a, b in pairs:
+        key = a if a in declared else b
+        declaration = declared.get(key, ...)  # Ellipsis: nothing declared
+        known_a, known_b = knows_order(_layer(src, a)), knows_order(_layer(dst, b))
+        features = int(_layer(dst, b).params()["weight"].shape[_IN_AXIS])
+        if declaration not in (None, ...):
+            channels, positions = _declared_map(key, declaration, features)
+            _agrees(src, a, channels, positions, known_a)
+            _agrees(dst, b, channels, positions, known_b)
+        if known_a == known_b:  # both canonical, or both in one framework's own order
+            continue
+        naive, other = (src, dst) if not known_a else (dst, src)
+        naive_path = a if not known_a else b
+        if declaration is None:
+            continue
+        if declaration is not ...:
+            channels, positions = _declared_map(key, declaration, features)
+            reorders[b] = _reorder(channels, positions, to_channels_last=not known_b)
+            notes.append(
+                f"{a} -> {b}: inputs reordered as a {channels}-channel map at {positions} positions "
+                f"({'(H, W, C) to (C, H, W)' if known_b else '(C, H, W) to (H, W, C)'}), as declared"
+            )
+            continue
+        found = maps[id(src)].get(a) or maps[id(dst)].get(b)
+        if found is None:
+            continue
+        if found.flatten is None and verified:
+            notes.append(
+                f"{a} -> {b}: {found.features} inputs are {found.positions} times the "
+                f"{found.channels} channels before them, with no Flatten layer; nothing was "
+                "declared, and the outputs verified the port"
+            )
+            continue
+        raise PortError(_undeclared(naive, naive_path, other, found, verified))
+    return reorders, notes
+
+
+def refuse_file_order(
+    model: Module, written_naive: list[str] | None, writer: str | None, error: type[Exception]
+) -> None:
+    """Refuse to load a file into a model when a Linear that may take a
+    flattened map is stored in one order and held in the other.
+
+    Args:
+        model: The model loading.
+        written_naive: The layers the writer kept in its own channels-last
+            order (the file's metadata), or ``None`` for a file that does not
+            say: then every layer that may take a map when a channels-last
+            framework wrote it, none otherwise.
+        writer: The backend that wrote the file, if it says.
+        error: The error to raise.
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
+        >>> refuse_file_order(wrap(net), [], "keras", ValueError)  # stored as torch orders it
+    """
+    from ..backends import registry
+
+    # Paths as the model sees them (a file holds its writer's relative paths).
+    maps = {relative(p, model.path) or "": found for p, found in flattened_maps(model).items()}
+    naive = {relative(p, model.path) or "" for p in naive_layers(model)}
+    if written_naive is None:
+        last = writer in registry.names() and registry.capabilities(writer).channels_last
+        written_naive = list(maps) if last else []
+    for path in (set(naive) ^ set(written_naive)) & set(maps):
+        found = maps[path]
+        held = "its framework's own (H, W, C)" if path in naive else "torch's (C, H, W)"
+        stored = "(H, W, C)" if path in written_naive else "(C, H, W)"
         raise error(
-            f"Layer {found.linear!r} of the {model.backend} model may take a flattened map: its "
-            f"{found.features} inputs are {positions} times the {found.channels} channels of the layer "
-            "before it, with no Flatten layer between (a flatten inside a forward method is not "
-            f"seen). If it is one, {last} orders those inputs (H, W, C) and {first} (C, H, W), and "
-            "the weights would be silently wrong; this library cannot know. Expected check_input= "
-            "(the port then verifies on outputs), or a Flatten layer in the model. "
-            + received(linear=found.linear, channels=found.channels, features=found.features)
+            f"Layer {path!r} of the {model.backend} model takes a map of {found.channels} channels at "
+            f"{found.positions} positions, flattened: the model holds its inputs in {held} order, "
+            f"the file (written by {writer or 'torch'}) in {stored} order, and the weights would be "
+            "silently wrong. Expected a file written by a model that orders them alike: every "
+            "channels-first model, and every channels-last one whose framework records its Flatten "
+            "(a graph with shapes), stores torch's order; one that flattens where no graph records "
+            "it stores its own. Use up.port with flatten= to convert. "
+            + received(layer=path, channels=found.channels, features=found.features)
         )
-    raise error(
-        f"Layer {found.linear!r} of the {model.backend} model takes a map of {found.channels} "
-        f"channels at {positions} positions, flattened at {found.flatten!r}: {last} flattens it "
-        f"channels last (H, W, C) and {first} channels first (C, H, W), so the Linear's input rows "
-        "come in another order, which this library does not convert yet. Expected models that "
-        "flatten a 1 x 1 map (after global pooling), or weights exchanged between two channels-last "
-        "or two channels-first frameworks. "
-        + received(linear=found.linear, channels=found.channels, features=found.features)
+
+
+def _undeclared(naive: Module, path: str, other: Module, found: FlattenedMap, verified: bool) -> str:
+    shape = f"({found.channels}, H, W)"
+    where = (
+        f"flattened at {found.flatten!r}"
+        if found.flatten is not None
+        else "with no Flatten layer between (a flatten inside a forward method is not seen)"
     )
+    hint = "" if verified or found.flatten is not None else " or check_input= (the outputs then tell)"
+    return (
+        f"Layer {path!r} of the {naive.backend} model may take a flattened map of {found.channels} "
+        f"channels at {found.positions} positions ({found.features} inputs), {where}. The "
+        f"{naive.backend} model does not record how it flattens, so its inputs are taken in its own "
+        f"order, (H, W, C), and the {other.backend} model's in (C, H, W): the weights would be "
+        f"silently wrong. Expected flatten={{{path!r}: {shape}}} naming the map's shape "
+        f"(C, H, W), or flatten={{{path!r}: None}} if it is no map{hint}. "
+        + received(linear=path, channels=found.channels, features=found.features)
+    )
+
+
+def _check_declared(declared: Mapping[str, Any], pairs: list[tuple[str, str]]) -> None:
+    linears = {p for pair in pairs for p in pair}
+    unknown = [key for key in declared if key not in linears]
+    if unknown:
+        raise PortError(
+            f"flatten names {unknown}, which pair no Linear layers. Expected paths of paired Linear "
+            f"layers of either model: {sorted(linears)}. " + received(flatten=dict(declared))
+        )
+    for a, b in pairs:
+        if a in declared and b in declared and a != b and declared[a] != declared[b]:
+            raise PortError(
+                f"flatten declares two maps for the pair {a!r} -> {b!r}. Expected one. "
+                + received(flatten={a: declared[a], b: declared[b]})
+            )
+
+
+def _declared_map(path: str, shape: Any, features: int) -> tuple[int, int]:
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+    ok = len(dims) >= 2 and all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
+    if not ok or math.prod(dims) != features:
+        raise PortError(
+            f"flatten[{path!r}] must be the (C, H, W) shape of the map the layer's {features} inputs "
+            "flatten (channels first, any number of spatial axes), with C x H x W = "
+            f"{features}, or None. " + received(flatten={path: shape})
+        )
+    return int(dims[0]), math.prod(int(d) for d in dims[1:])
+
+
+def _agrees(model: Module, path: str, channels: int, positions: int, known: bool) -> None:
+    """A declaration must not contradict what a framework records."""
+    if not known or not model.capabilities.channels_last:
+        return
+    found = model.adapter.flattened_input(_layer(model, path).native)
+    if (
+        found is not None
+        and found.positions > 1
+        and (found.channels, found.positions) != (channels, positions)
+    ):
+        raise PortError(
+            f"flatten declares layer {path!r} takes a {channels}-channel map at {positions} "
+            f"positions, but the {model.backend} model's graph shows {found.channels} channels at "
+            f"{found.positions} positions. Expected the graph's shape, or no declaration. "
+            + received(layer=path, declared=(channels, positions))
+        )
+
+
+def _reorder(channels: int, positions: int, *, to_channels_last: bool) -> Reorder:
+    """A canonical weight's inputs from ``(C, P)`` order to ``(P, C)``, or back."""
+    first, second = (channels, positions) if to_channels_last else (positions, channels)
+
+    def reorder(weight: np.ndarray) -> np.ndarray:
+        out = weight.shape[0]
+        return np.ascontiguousarray(weight.reshape(out, first, second).transpose(0, 2, 1)).reshape(out, -1)
+
+    return reorder

@@ -160,11 +160,35 @@ class Layout:
     #: Per canonical axis, how many (transposed) native axes it merges; 0 is a
     #: new axis of size one. ``None``: one native axis each.
     groups: tuple[int, ...] | None = None
+    #: A native axis that holds a flattened feature map channels last:
+    #: ``(native axis, positions, channels)``; canonically it runs channels
+    #: first (the inputs of a Linear after a Flatten, `unified_params._core.flatten`).
+    flat: tuple[int, int, int] | None = None
 
     @property
     def is_identity(self) -> bool:
         """True when native and canonical layouts coincide."""
-        return self.gate_perm is None and self.groups is None and self.perm == tuple(range(len(self.perm)))
+        return (
+            self.gate_perm is None
+            and self.groups is None
+            and self.flat is None
+            and self.perm == tuple(range(len(self.perm)))
+        )
+
+    def with_flat(self, native_axis: int, positions: int, channels: int) -> Layout:
+        """This layout, with ``native_axis`` holding a ``(positions, channels)``
+        map flattened channels last, which the canonical layout orders
+        ``(channels, positions)``.
+
+        Examples:
+            >>> layout = Layout((1, 0)).with_flat(0, positions=2, channels=3)
+            >>> native = np.arange(6).reshape(6, 1)  # inputs (p0c0, p0c1, p0c2, p1c0, ...)
+            >>> layout.to_canonical(native).tolist()  # (c0p0, c0p1, c1p0, ...)
+            [[0, 3, 1, 4, 2, 5]]
+        """
+        if self.groups is not None or self.gate_perm is not None:
+            raise ValueError("a flattened map in a layout that merges axes or reorders gates")
+        return Layout(self.perm, flat=(native_axis, positions, channels))
 
     def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The canonical shape of a native shape.
@@ -193,6 +217,8 @@ class Layout:
 
     def to_canonical(self, native: np.ndarray) -> np.ndarray:
         """Native array -> canonical array (a view when only axes move)."""
+        if self.flat is not None:
+            return self._unflattened(native, to_canonical=True)
         out = native if self.is_identity else np.transpose(native, self.perm)
         if self.groups is not None:
             out = out.reshape(self.canonical_shape(native.shape))
@@ -205,6 +231,8 @@ class Layout:
 
         ``native_shape`` is needed only by layouts that merge axes.
         """
+        if self.flat is not None:
+            return self._unflattened(canonical, to_canonical=False)
         out = canonical
         if self.gate_perm is not None:
             inverse = tuple(int(i) for i in np.argsort(self.gate_perm))
@@ -216,6 +244,28 @@ class Layout:
         if self.perm != tuple(range(len(self.perm))):
             out = np.transpose(out, tuple(int(i) for i in np.argsort(self.perm)))
         return out
+
+    def _unflattened(self, array: np.ndarray, *, to_canonical: bool) -> np.ndarray:
+        """Move axes and reorder a flattened map's features, in one copy: the
+        flat axis is split into its two factors, every axis goes where the
+        other layout has it, and the factors merge again."""
+        assert self.flat is not None
+        axis, positions, channels = self.flat
+        ndim = len(self.perm)
+        # Axes of the split native array: axis -> (positions at axis, channels at axis + 1).
+        split = [a if a < axis else a + 1 for a in range(ndim)]
+        canonical_order: list[int] = []
+        for native_axis in self.perm:
+            canonical_order += [axis + 1, axis] if native_axis == axis else [split[native_axis]]
+        if to_canonical:
+            shape = array.shape[:axis] + (positions, channels) + array.shape[axis + 1 :]
+            moved = array.reshape(shape).transpose(canonical_order)
+            return moved.reshape(tuple(array.shape[i] for i in self.perm))
+        at = self.perm.index(axis)  # the canonical axis: (channels, positions)
+        shape = array.shape[:at] + (channels, positions) + array.shape[at + 1 :]
+        inverse = tuple(int(i) for i in np.argsort(canonical_order))
+        native_shape = self.native_shape(array.shape)
+        return array.reshape(shape).transpose(inverse).reshape(native_shape)
 
     def native_index(self, index: Any, ndim: int) -> tuple[tuple[Any, ...], tuple[int, ...]] | None:
         """Translate a basic canonical index into a native one.
@@ -230,7 +280,7 @@ class Layout:
             >>> Layout((1, 0)).native_index((0, slice(None)), 2)
             ((slice(None, None, None), 0), (0,))
         """
-        if self.gate_perm is not None or self.groups is not None:
+        if self.gate_perm is not None or self.groups is not None or self.flat is not None:
             return None
         full = _expand_index(index, ndim)
         if full is None:

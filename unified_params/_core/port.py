@@ -1,27 +1,29 @@
 """``up.port``: copy weights between models of different frameworks.
 
-Parameterised layers are matched in traversal order by kind and by the
-canonical shapes of their leaves, so names may differ (a Keras model that
-starts with a Flatten, a torch model with attribute names); ``mapping`` pins
-pairs explicitly. Values go through the canonical layout, one parameter at a
-time, and the load is transactional. With ``check_input``, both models run on
-the same input and a difference beyond ``atol`` restores the destination;
+Parameterised layers are paired (`unified_params._core.pairing`: in
+traversal order, by paths, or by regex rules) and must agree in kind and in
+the canonical shapes of their leaves, so names may differ. Values go
+through the canonical layout, one parameter at a time, and the load is
+transactional; the inputs of a Linear after a flattened map are reordered
+where the two frameworks flatten differently (`unified_params._core.flatten`). With
+``check_input``, both models run on the same input and a difference beyond ``atol`` restores the destination;
 so does any other error during the port (the input is checked against both
 models before anything is written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import PortError, received
-from .flatten import refuse_reordered_inputs
+from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
+from .pairing import Mapping_, Rule, pair
 from .parallel import run_all
 from .paths import join
 from .sharding import Local
@@ -38,6 +40,8 @@ class Layer:
     type_name: str
     leaves: list[tuple[str, tuple[int, ...]]]
     slots: list[Slot]
+    #: Source leaf -> the destination's name for it (``port(..., leaves=...)``).
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         shapes = ", ".join(f"{n} {s}" for n, s in self.leaves)
@@ -56,6 +60,9 @@ class PortReport:
         differences: Hyperparameters that differ (BatchNorm eps, momentum).
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
+        notes: What else the port did or could not know: inputs reordered
+            as ``flatten`` declared, a Linear that may take a flattened map
+            that only the outputs verified.
         max_abs_diff: Largest output difference on ``check_input``, if given.
         load: The destination's [LoadReport][unified_params.LoadReport].
     """
@@ -65,6 +72,7 @@ class PortReport:
     lossy: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     aligned: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     max_abs_diff: float | None = None
     load: LoadReport | None = None
 
@@ -98,16 +106,19 @@ def port(
     check_input: Any = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
-    mapping: Mapping[str, str] | None = None,
+    mapping: Mapping_ | None = None,
     progress: bool | None = None,
     align: str | None = None,
+    flatten: Mapping[str, tuple[int, ...] | None] | None = None,
+    leaves: Sequence[Rule] | Mapping[str, str] | None = None,
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
-    pairs = _pair(layers(src), layers(dst), mapping or {})
-    refuse_reordered_inputs(src, dst, verified=check_input is not None)
-    report = PortReport()
+    pairs = pair(layers(src), layers(dst), mapping, leaves)
+    linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]
+    reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
+    report = PortReport(notes=notes)
     state: dict[str, Source] = {}
     for a, b in pairs:
         report.pairs.append((a.path, b.path, a.kind))
@@ -119,8 +130,12 @@ def port(
                 if _optional_leaf(a.kind, key):
                     continue
                 prefix = len(a.path) + 1 if a.path else 0
-                state[join(b.path, key[prefix:])] = Source(
-                    shape, np.dtype(_np(slot.param.dtype)), exported(key), collective=gathered
+                leaf = a.renamed.get(key[prefix:], key[prefix:])
+                read = exported(key)
+                if leaf == "weight" and b.path in reorders:
+                    read = _then(read, reorders[b.path])
+                state[join(b.path, leaf)] = Source(
+                    shape, np.dtype(_np(slot.param.dtype)), read, collective=gathered
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
@@ -176,37 +191,6 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
     return saved
 
 
-def _pair(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:
-    by_path_a, by_path_b = {x.path: x for x in a}, {x.path: x for x in b}
-    for s, d in mapping.items():
-        if s not in by_path_a or d not in by_path_b:
-            side, path, known = (
-                ("source", s, by_path_a) if s not in by_path_a else ("destination", d, by_path_b)
-            )
-            raise PortError(
-                f"mapping names {path!r}, which is no parameterised layer of the {side}. Expected one "
-                f"of {list(known)}. " + received(mapping={s: d})
-            )
-    rest_a = [x for x in a if x.path not in mapping]
-    rest_b = [x for x in b if x.path not in set(mapping.values())]
-    if len(rest_a) != len(rest_b):
-        raise PortError(
-            f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
-            "architectures do not match. Expected the same layers in the same order (or a mapping). "
-            + received(source=[x.path for x in a], destination=[x.path for x in b])
-        )
-    pairs = [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(
-        zip(rest_a, rest_b, strict=True)
-    )
-    for k, (x, y) in enumerate(pairs):
-        if x.kind != y.kind or x.leaves != y.leaves:
-            raise PortError(
-                f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}. "
-                "Expected the same kind and canonical shapes. " + received(source=x.path, destination=y.path)
-            )
-    return pairs
-
-
 def _lazy_export(slot: Slot):
     cache: dict[str, np.ndarray] = {}
 
@@ -221,6 +205,10 @@ def _lazy_export(slot: Slot):
         return read
 
     return reader
+
+
+def _then(read: Any, change: Any) -> Any:
+    return lambda: change(read())
 
 
 def _optional_leaf(kind: str, key: str) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import layouts, values
 from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
+from .flatten import linear_layout
 from .paths import join, nearest, relative, split
 from .selectors import compile_selector
 from .sharding import Sharding, local_write
@@ -553,7 +554,8 @@ class Param:
     def layout(self) -> layouts.Layout:
         """The conversion between this parameter's native and canonical layouts."""
         if self._layout is None:
-            self._layout = layouts.plan(self.layer_kind, self._entry.leaf, len(self.native_shape))
+            planned = layouts.plan(self.layer_kind, self._entry.leaf, len(self.native_shape))
+            self._layout = linear_layout(self._adapter, self._entry, planned)
         return self._layout
 
     @property

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from .._core.flatten import FlatInput
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
@@ -240,6 +241,21 @@ class Adapter(abc.ABC):
         slot of ``model`` (the wrapped root) holds: Keras on torch rebuilds the
         torch mirrors of its variables, so torch's own ``named_parameters()``
         sees the change. Default: nothing."""
+        return None
+
+    def flattened_input(self, layer: Any) -> FlatInput | None:
+        """What the framework records of the features a Linear ``layer`` takes:
+        a map of some channels at some positions, flattened channels last or
+        first (one position when its input is no map); ``None`` when it does
+        not record it. The core asks only on channels-last frameworks.
+        Default: ``None`` (a model without a graph).
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).flattened_input(torch.nn.Linear(4, 2)) is None
+            True
+        """
         return None
 
     def input_rank(self, model: Any) -> int | None:

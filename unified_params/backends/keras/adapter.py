@@ -18,12 +18,13 @@ import keras
 import numpy as np
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
+from ..._core.flatten import FlatInput
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
 from ..._core.sharding import Sharding
 from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
-from . import internals, tables
+from . import graph, internals, tables
 from .engines import engine_for
 
 L = keras.layers
@@ -197,6 +198,9 @@ class KerasAdapter(Adapter):
 
     def after_structure_change(self, model: Any) -> None:
         internals.retrack_engine_mirrors(model)
+
+    def flattened_input(self, layer: Any) -> FlatInput | None:
+        return graph.flattened_input(layer)
 
     def input_rank(self, model: Any) -> int | None:
         try:  # a functional model, or a built Sequential: its declared inputs

@@ -122,3 +122,11 @@ def unbuild(model: Any) -> None:
     call: Keras 3.15.1 keeps the traced graph in ``_functional``."""
     model.built = False
     model._functional = None
+
+
+def inbound_nodes(layer: Any) -> list[Any]:
+    """The graph nodes where ``layer`` is called in a functional or Sequential
+    model (Keras 3.15.1 ``Operation._inbound_nodes``; empty for a layer only
+    ever called eagerly). Each node (``keras.src.ops.node.Node``) has
+    ``operation``, ``parent_nodes``, ``input_tensors`` and ``output_tensors``."""
+    return list(getattr(layer, "_inbound_nodes", None) or ())

@@ -1,0 +1,113 @@
+"""A Keras functional or Sequential model records its Flatten: the Dense after a
+flattened (H, W, C) map is canonical (torch's (C, H, W) inputs), so ports, state
+dicts and files agree with torch's with nothing declared, both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+
+X = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype("float32")
+
+
+def _torch_net():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 5, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(45, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 3),
+    ).eval()
+
+
+def _keras_functional(flatten: str):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.MaxPooling2D(2)(keras.layers.Conv2D(5, 3, activation="relu")(inputs))
+    h = keras.layers.Flatten()(h) if flatten == "Flatten" else keras.layers.Reshape((-1,))(h)
+    h = keras.layers.Dense(6, activation="relu")(keras.layers.Dropout(0.5)(h))
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def _keras_sequential():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(5, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+
+
+@pytest.mark.parametrize("style", ["functional Flatten", "functional Reshape", "Sequential"])
+def test_a_keras_graph_makes_ports_exact_without_a_check_input(style):
+    needs("torch")
+    needs("keras")
+    keras_model = _keras_sequential() if style == "Sequential" else _keras_functional(style.split()[1])
+    keras_model(np.zeros((1, 8, 8, 3), "float32"))  # built by a call: the Sequential traces its graph
+    torch_model = _torch_net()
+    up.initialize(torch_model, up.init.Normal(0, 0.3), seed=4)
+    report = up.port(torch_model, keras_model)  # no check input
+    assert report.notes == [] and report.pairs[1] == ("5", "4" if style == "Sequential" else "5", "linear")
+    np.testing.assert_allclose(up.forward(keras_model, X), up.forward(torch_model, X), atol=1e-5)
+    torch_state, keras_state = up.state_dict(torch_model), up.state_dict(keras_model)
+    assert [v.tobytes() for v in torch_state.values()] == [v.tobytes() for v in keras_state.values()]
+
+    up.initialize(keras_model, up.init.Normal(0, 0.3), seed=5)  # and back
+    back = _torch_net()
+    assert up.port(keras_model, back).notes == []
+    np.testing.assert_allclose(up.forward(back, X), up.forward(keras_model, X), atol=1e-5)
+
+
+def test_a_keras_file_of_a_recorded_flatten_loads_into_torch(tmp_path):
+    """Same keys on both sides (a spec-like Sequential): the file written from Keras
+    loads into torch and gives Keras' outputs."""
+    needs("torch")
+    needs("keras")
+    from unified_params import spec as S
+
+    spec = S.Sequential(S.Conv2d(3, 5, 3), S.ReLU(), S.Flatten(), S.Linear(180, 3))
+    keras_model = spec.build("keras", input_shape=(3, 8, 8))
+    up.initialize(keras_model, up.init.Normal(0, 0.3), seed=6)
+    path = tmp_path / "keras.safetensors"
+    up.save(keras_model, path)
+    torch_model = spec.build("torch")
+    assert up.load(torch_model, path).ok
+    np.testing.assert_allclose(up.forward(torch_model, X), up.forward(keras_model, X), atol=1e-5)
+
+
+def test_a_keras_sequential_of_unknown_spatial_size_records_nothing_and_asks():
+    """A Sequential built without its spatial size traces a graph whose Flatten takes a
+    map of unknown positions: its Dense keeps Keras' own order, a port to torch
+    refuses, and a declared map makes it exact."""
+    needs("torch")
+    needs("keras")
+    from unified_params import spec as S
+
+    spec = S.Sequential(S.Conv2d(3, 5, 3), S.ReLU(), S.Flatten(), S.Linear(180, 3))
+    keras_model = spec.build("keras")  # spatial size unknown
+    up.forward(keras_model, X)
+    torch_model = spec.build("torch")
+    up.initialize(torch_model, up.init.Normal(0, 0.3), seed=7)
+    with pytest.raises(up.PortError, match=r"'3' of the keras model may take a flattened map of 5 channels"):
+        up.port(torch_model, keras_model)
+    report = up.port(torch_model, keras_model, flatten={"3": (5, 6, 6)})
+    assert report.notes == [
+        "3 -> 3: inputs reordered as a 5-channel map at 36 positions ((C, H, W) to (H, W, C)), as declared"
+    ]
+    np.testing.assert_allclose(up.forward(keras_model, X), up.forward(torch_model, X), atol=1e-5)

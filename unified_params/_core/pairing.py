@@ -1,0 +1,216 @@
+"""How ``up.port`` pairs the parameterised layers of two models.
+
+Three ways, from the least to the most said by the user:
+
+- **In order**: the n-th parameterised layer of the source goes to the n-th of
+  the destination (names may differ).
+- **By path**: ``mapping={"fc": "classifier.1"}`` pins pairs; the other
+  layers pair in order.
+- **By rules**: ``mapping=[(pattern, replacement), ...]``, ordered regular
+  expressions over source layer paths. The first rule whose pattern matches
+  a whole source path gives its destination path (``\\1`` or ``\\g<name>``
+  for the groups); a replacement ``None`` leaves that source layer out (an
+  auxiliary head the destination lacks). Every destination layer must be
+  reached, every source layer matched: what is not is reported on both sides
+  in one error.
+
+``leaves`` renames the leaves of a source layer before pairs are compared
+(a layer of a kind the library does not know keeps its framework's names:
+``[("gamma", "scale")]``). A pair must then have the same kind and the same
+leaves with the same canonical shapes; a pair that differs is refused with
+what differs (a bias on one side only, a shape).
+
+Examples:
+    >>> rules = [(r"layer(\\d)\\.(\\d)\\.conv(\\d)", r"stage\\1.block\\2.conv\\3"), (r"aux.*", None)]
+    >>> rename("layer1.0.conv2", compile_rules(rules))
+    (0, 'stage1.block0.conv2')
+    >>> rename("aux1.fc", compile_rules(rules))
+    (1, None)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from .errors import PortError, received
+
+if TYPE_CHECKING:
+    from .port import Layer
+
+#: A rule: a pattern over source paths and its destination (None: left out).
+Rule: TypeAlias = tuple[str, str | None]
+Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
+#: What ``mapping`` may be: exact pairs, or ordered rules.
+Mapping_: TypeAlias = Mapping[str, str] | Sequence[Rule]
+
+
+def compile_rules(rules: Sequence[Any], what: str = "mapping") -> Compiled:
+    """Regular expressions of ``(pattern, replacement)`` rules, checked.
+
+    Raises:
+        PortError: A rule is no pair of strings, or its pattern does not compile.
+    """
+    out: Compiled = []
+    for k, rule in enumerate(rules):
+        ok = isinstance(rule, (tuple, list)) and len(rule) == 2 and isinstance(rule[0], str)
+        if not ok or not (rule[1] is None or isinstance(rule[1], str)):
+            raise PortError(
+                f"{what} rule {k} must be a (pattern, replacement) pair of strings (replacement None: "
+                f"leave the layer out). " + received(rule=rule)
+            )
+        try:
+            out.append((re.compile(rule[0]), rule[1]))
+        except re.error as err:
+            raise PortError(
+                f"{what} rule {k} is no regular expression: {err}. " + received(rule=rule)
+            ) from None
+    return out
+
+
+def rename(path: str, rules: Compiled) -> tuple[int, str | None] | None:
+    """The first rule that matches the whole ``path``, and what it makes of it;
+    ``None`` when no rule matches."""
+    for k, (pattern, replacement) in enumerate(rules):
+        match = pattern.fullmatch(path)
+        if match is not None:
+            if replacement is None:
+                return k, None
+            try:
+                return k, match.expand(replacement)
+            except (re.error, IndexError) as err:
+                raise PortError(
+                    f"mapping rule {k} cannot rename {path!r}: {err}. "
+                    + received(rule=(pattern.pattern, replacement))
+                ) from None
+    return None
+
+
+def pair(
+    a: list[Layer],
+    b: list[Layer],
+    mapping: Mapping_ | None,
+    leaves: Sequence[Rule] | Mapping[str, str] | None,
+) -> list[tuple[Layer, Layer]]:
+    """Pairs of source and destination layers; see the module's doc.
+
+    Raises:
+        PortError: A path or rule names no layer, layers stay unmatched, or a
+            pair differs in kind, leaves or shapes.
+    """
+    if leaves:
+        leaf_rules = compile_rules(list(leaves.items()) if isinstance(leaves, Mapping) else leaves, "leaves")
+        a = [_renamed_leaves(x, leaf_rules) for x in a]
+    if mapping is None or isinstance(mapping, Mapping):
+        pairs = _by_paths(a, b, mapping or {})
+    elif isinstance(mapping, (list, tuple)):
+        pairs = _by_rules(a, b, compile_rules(mapping))
+    else:
+        raise PortError(
+            "mapping must be a dict of layer paths or a list of (pattern, replacement) rules. "
+            + received(mapping=mapping)
+        )
+    for k, (x, y) in enumerate(pairs):
+        if x.kind != y.kind or x.leaves != y.leaves:
+            raise PortError(
+                f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
+                f"{_difference(x, y)}. Expected the same kind and canonical shapes (a mapping pins "
+                "other pairs). " + received(source=x.path, destination=y.path)
+            )
+    return pairs
+
+
+def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:
+    by_path_a, by_path_b = {x.path: x for x in a}, {x.path: x for x in b}
+    for s, d in mapping.items():
+        if s not in by_path_a or d not in by_path_b:
+            side, path, known = (
+                ("source", s, by_path_a) if s not in by_path_a else ("destination", d, by_path_b)
+            )
+            raise PortError(
+                f"mapping names {path!r}, which is no parameterised layer of the {side}. Expected one "
+                f"of {list(known)}. " + received(mapping={s: d})
+            )
+    rest_a = [x for x in a if x.path not in mapping]
+    rest_b = [x for x in b if x.path not in set(mapping.values())]
+    if len(rest_a) != len(rest_b):
+        raise PortError(
+            f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
+            "architectures do not match. Expected the same layers in the same order, or a mapping "
+            "(layer paths, or (pattern, replacement) rules). "
+            + received(source=[x.path for x in a], destination=[x.path for x in b])
+        )
+    return [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(zip(rest_a, rest_b, strict=True))
+
+
+def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Layer, Layer]]:
+    by_path_b = {y.path: y for y in b}
+    pairs: list[tuple[Layer, Layer]] = []
+    unmatched: list[str] = []
+    missing: list[str] = []
+    reached: dict[str, str] = {}
+    twice: list[str] = []
+    for x in a:
+        found = rename(x.path, rules)
+        if found is None:
+            unmatched.append(x.path)
+            continue
+        k, target = found
+        if target is None:
+            continue  # left out by the rule
+        if target not in by_path_b:
+            missing.append(f"{x.path!r} -> {target!r} (rule {k})")
+        elif target in reached:
+            twice.append(f"{reached[target]!r} and {x.path!r} -> {target!r}")
+        else:
+            reached[target] = x.path
+            pairs.append((x, by_path_b[target]))
+    unreached = [y.path for y in b if y.path not in reached]
+    if unmatched or missing or twice or unreached:
+        parts = [
+            f"source layers no rule matches: {unmatched}" if unmatched else "",
+            f"renamed to no parameterised layer of the destination: {', '.join(missing)}" if missing else "",
+            f"destination layers reached twice: {', '.join(twice)}" if twice else "",
+            f"destination layers no rule reaches: {unreached}" if unreached else "",
+        ]
+        raise PortError(
+            "The mapping rules leave layers unmatched; "
+            + "; ".join(p for p in parts if p)
+            + ". Expected every source layer matched by a rule (replacement None leaves it out) and "
+            "every destination layer reached once. " + received(rules=[(p.pattern, r) for p, r in rules])
+        )
+    return pairs
+
+
+def _renamed_leaves(layer: Layer, rules: Compiled) -> Layer:
+    from dataclasses import replace
+
+    def leaf(name: str) -> str:
+        found = rename(name, rules)
+        return name if found is None or found[1] is None else found[1]
+
+    return replace(
+        layer, leaves=[(leaf(n), s) for n, s in layer.leaves], renamed={n: leaf(n) for n, _ in layer.leaves}
+    )
+
+
+def _difference(x: Layer, y: Layer) -> str:
+    """What differs between two layers, in words."""
+    if x.kind != y.kind:
+        return f"kinds {x.kind} and {y.kind}"
+    mine, theirs = dict(x.leaves), dict(y.leaves)
+    out = []
+    only_a, only_b = [n for n in mine if n not in theirs], [n for n in theirs if n not in mine]
+    if only_b:
+        out.append(f"the destination has {only_b}, the source none")
+    if only_a:
+        out.append(f"the source has {only_a}, the destination none")
+    out += [
+        f"{n} is {mine[n]} in the source, {theirs[n]} in the destination"
+        for n in mine
+        if n in theirs and mine[n] != theirs[n]
+    ]
+    if not out and list(mine) != list(theirs):
+        out.append(f"leaves in another order ({list(mine)} vs {list(theirs)})")
+    return "; ".join(out)

@@ -1,0 +1,113 @@
+"""What a Keras model's graph records of the features a Dense layer takes.
+
+A functional model, and a Sequential once built, keep the graph of their
+layers (every call of a layer is a node with its input tensors' shapes). A
+Dense fed by a Flatten of a ``(H, W, C)`` map, through layers that keep
+shapes (Dropout, Activation), takes ``H*W*C`` features in ``(H, W, C)``
+order; the core reorders them to torch's ``(C, H, W)`` in the weight's
+canonical layout (`unified_params._core.flatten`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+from ..._core.flatten import FlatInput
+from . import internals
+
+L = keras.layers
+#: Layers after which features are no spatial map: a model input, new
+#: features, a pooling over all positions.
+_NO_MAP = (
+    L.InputLayer,
+    L.Dense,
+    L.Embedding,
+    L.GlobalAveragePooling1D,
+    L.GlobalAveragePooling2D,
+    L.GlobalAveragePooling3D,
+    L.GlobalMaxPooling1D,
+    L.GlobalMaxPooling2D,
+    L.GlobalMaxPooling3D,
+)
+#: How far back a trace looks for the layer that set a map's data format.
+_LIMIT = 10_000
+
+
+def flattened_input(layer: Any) -> FlatInput | None:
+    """The features ``layer`` takes at every node of the graph, if the graph
+    says and every node agrees; ``None`` otherwise.
+
+    Examples:
+        >>> model = keras.Sequential([keras.Input((4, 4, 3)), L.Flatten(), L.Dense(2)])
+        >>> flattened_input(model.layers[-1])
+        FlatInput(channels=3, positions=16, channels_last=True)
+    """
+    # A node whose features are unknown is left by a build that failed (a Sequential
+    # traced before its spatial size was known): no Dense was built on it.
+    found = {_traced(node) for node in internals.inbound_nodes(layer) if _features(node) is not None}
+    return found.pop() if len(found) == 1 else None
+
+
+def _features(node: Any) -> int | None:
+    tensors = node.input_tensors
+    features = tensors[0].shape[-1] if len(tensors) == 1 and tensors[0].shape else None
+    return features if isinstance(features, int) else None
+
+
+def _traced(node: Any) -> FlatInput | None:
+    shape = tuple(node.input_tensors[0].shape)
+    features = shape[-1]
+    if len(shape) != 2:
+        return FlatInput(features, 1, True)  # a Dense over the last axis of a map: per position
+    parents = node.parent_nodes
+    while len(parents) == 1:
+        parent = parents[0]
+        op = parent.operation
+        if isinstance(op, (L.Flatten, L.Reshape)):
+            return _flattened(parent, op, features)
+        if isinstance(op, _NO_MAP):
+            return FlatInput(features, 1, True)
+        if not _keeps_shape(parent):
+            return None
+        parents = parent.parent_nodes
+    return None
+
+
+def _keeps_shape(node: Any) -> bool:
+    """A step with no weights whose one output has its one input's shape."""
+    op = node.operation
+    tensors = node.input_tensors, node.output_tensors
+    if getattr(op, "weights", None) or any(len(t) != 1 for t in tensors):
+        return False
+    return tuple(tensors[0][0].shape) == tuple(tensors[1][0].shape)
+
+
+def _flattened(node: Any, op: Any, features: int) -> FlatInput | None:
+    dims = tuple(node.input_tensors[0].shape)[1:]
+    if len(dims) < 2:
+        return FlatInput(features, 1, True)  # a vector: no map
+    if not all(isinstance(d, int) for d in dims) or math.prod(dims) != features:
+        return None
+    flat_first = isinstance(op, L.Flatten) and op.data_format == "channels_first"
+    if _data_format(node) == "channels_last":
+        # A Flatten marked channels_first moves a channels-last map's first spatial axis last.
+        return None if flat_first else FlatInput(dims[-1], math.prod(dims[:-1]), True)
+    # A channels-first map: a channels_first Flatten moves channels last first.
+    return FlatInput(dims[0], math.prod(dims[1:]), flat_first)
+
+
+def _data_format(node: Any) -> str:
+    """The data format of the map a node takes: that of the nearest layer
+    before it that has one (a convolution, a pooling), else Keras' default."""
+    for _ in range(_LIMIT):
+        parents = node.parent_nodes
+        if not parents:
+            break
+        node = parents[0]
+        data_format = getattr(node.operation, "data_format", None)
+        if data_format in ("channels_last", "channels_first"):
+            return data_format
+    return keras.config.image_data_format()
