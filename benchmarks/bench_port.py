@@ -8,10 +8,11 @@ Models, 1 x scale layers (64 MiB x scale float32; 16x is 1 GiB):
 
 Directions: torch -> paddle, torch -> keras, keras -> torch. The baseline of
 the Embedding rows is ``np.copyto`` of the same bytes (target from 1 GB: at
-least 0.5x memcpy throughput); of the Linear rows, the fastest transposing
+least 0.9x memcpy throughput); of the Linear rows, the fastest transposing
 kernel of the process over the same kernels (`bench_transpose.py`), the
 machine's bound for a copy that transposes (target: at least 0.8x its
-throughput). Both: peak extra memory at most 2x the largest tensor.
+throughput). Both: peak extra memory at most the largest tensor (a port
+without a check input keeps no copy of the destination).
 
     .venv/bin/python benchmarks/bench_port.py [--scales 1,4,16] [--json rows.jsonl]
 """
@@ -62,20 +63,20 @@ def run(kind: str, scale: int, tiny: bool) -> list[Row]:
             fastest_seconds(n) * scale,
             "the fastest transposing kernel",
             1.25,
-            (">= 0.8x fastest kernel, peak <= 2x largest"),
+            (">= 0.8x fastest kernel, peak <= largest"),
         )
     else:
         t_base, baseline, bound, target = (
             t_copy,
             "np.copyto of the same bytes",
-            2.0,
-            (">= 0.5x memcpy, peak <= 2x largest"),
+            1 / 0.9,
+            (">= 0.9x memcpy, peak <= largest"),
         )
     for direction in DIRECTIONS:
         src, dst = (models[b] for b in direction.split(">"))
         gc.collect()
         t_ours, peak = measure(lambda s=src, d=dst: up.port(s, d), repeat=2)
-        met = t_ours / t_base <= bound and peak <= 2 * largest
+        met = t_ours / t_base <= bound and peak <= largest
         rows.append(
             Row(f"port {name} layers", direction.replace(">", " -> "), scale, mib(total), t_ours, t_base,
                 baseline, peak, target if big else "", met if big else None)

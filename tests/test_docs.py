@@ -72,6 +72,26 @@ def test_the_zoo_gallery_page_lists_every_gallery_model_as_it_ran():
     assert shown and shown.group(2) == str(len(GALLERY))
 
 
+def test_the_porting_gallery_lists_every_pair_as_expected():
+    from tests.zoo.pairs import PAIRS
+
+    page = (DOCS / "porting-gallery.md").read_text()
+    for pair in PAIRS:
+        (sf, sn, _), (df, dn, _) = pair.source, pair.destination
+        row = re.search(
+            rf"^\| {re.escape(sn)} \({re.escape(sf)}\) \| {re.escape(dn)} \({re.escape(df)}\) \|.*$",
+            page,
+            re.M,
+        )
+        assert row, pair.name
+        assert f"| {pair.expect}" in row.group(0), pair.name
+    verified = sum(p.expect == "verified" for p in PAIRS)
+    assert (
+        f"{verified} pairs verified, {len(PAIRS) - verified} refused with the reason, 0 not as expected"
+        in page
+    )
+
+
 @pytest.mark.parametrize(
     "module", ["unified_params._core.view", "unified_params._core.slices", "unified_params._core.summary"]
 )

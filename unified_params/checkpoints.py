@@ -230,8 +230,11 @@ def port(
     outputs) raises `PortError` with the destination restored; the
     error's ``report`` attribute holds the [PortReport][unified_params.PortReport] (pairs,
     hyperparameter differences, the largest difference). The input is checked
-    against both models before anything is written, and any error during the
-    port restores the destination.
+    against both models before anything is written. Every value is validated
+    (shape, dtype, finite) before the first write, as `load` does, so a
+    refused port leaves the destination as it was; only with ``check_input``
+    is a copy of the destination's values kept, to give back when the outputs
+    differ.
 
     Settings that change what the weights mean (BatchNorm and LayerNorm
     ``eps``, BatchNorm ``momentum``) are compared and listed in the report's

@@ -366,3 +366,30 @@ def test_leaf_rules_rename_the_leaves_of_a_kind_the_library_does_not_know(backen
             report = up.port(src, dst, leaves=[(name_a, name_b)])
             assert report.pairs == [("", "", "other")]
             np.testing.assert_array_equal(up.wrap(dst)[name_b].numpy(), np.full(shape_a, 0.75, "float32"))
+
+
+def test_a_port_without_check_input_keeps_no_copy_of_the_destination(backends):
+    """Every value is validated before the first write, so a port with nothing to
+    verify afterwards holds at most about one tensor more at a time (tracemalloc sees
+    the library's numpy buffers; TensorFlow adopts those it is handed); with a check input it keeps the destination's values,
+    one copy of the model, to give back if the outputs differ."""
+    import tracemalloc
+
+    spec = S.Sequential(*[S.Linear(512, 512, bias=False) for _ in range(4)])  # 4 x 1 MiB
+    largest, total = 1 << 20, 4 << 20
+    x = np.zeros((2, 512), "float32")
+    for a in backends:
+        for b in backends:
+            source, dst = spec.build(a), spec.build(b)
+            up.initialize(source, up.init.Normal(), seed=9)
+            up.port(source, dst)  # warm: layouts and kernels chosen
+            peaks = []
+            for check in (None, x):
+                tracemalloc.start()
+                up.port(source, dst, check_input=check)
+                kept, peak = tracemalloc.get_traced_memory()  # kept: buffers a framework adopted
+                peaks.append(peak - kept)
+                tracemalloc.stop()
+            assert peaks[0] < 2 * largest, (a, b, peaks)
+            assert peaks[1] >= total, (a, b, peaks)
+            assert up.state_dict(dst)["3.weight"].tobytes() == up.state_dict(source)["3.weight"].tobytes()

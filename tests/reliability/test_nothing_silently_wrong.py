@@ -182,7 +182,38 @@ def test_a_port_with_a_bad_check_input_writes_nothing(backends):
         assert_unchanged(before, dst)
 
 
-def test_a_port_interrupted_midway_restores_the_destination(backend, monkeypatch):
+def test_ctrl_c_during_a_ports_writes_is_held_until_they_are_done(backend, monkeypatch):
+    """Every value is validated before the first write; a SIGINT that arrives while
+    writing is held: the writes finish (the destination holds all the source's
+    values, never a mix), then KeyboardInterrupt is raised."""
+    import os
+    import signal
+
+    from unified_params._core import state
+
+    source = specs.nested().build(backend)
+    up.initialize(source, up.init.Normal(), seed=1)
+    dst = specs.nested().build(backend)
+    real, calls = state.Slot.write, []
+
+    def interrupted(self, arrays):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered between two writes
+        return real(self, arrays)
+
+    monkeypatch.setattr(state.Slot, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        up.port(source, dst)
+    assert len(calls) > 5
+    want = up.state_dict(source)
+    assert all(v.tobytes() == want[k].tobytes() for k, v in up.state_dict(dst).items())
+
+
+def test_a_write_the_framework_fails_midway_is_never_silent(backend, monkeypatch):
+    """Without a check input, a framework error after some writes raises PortError
+    naming what was written (the values were all valid; there is no copy to give
+    back); with one, the destination's kept values are restored."""
     from unified_params._core import state
 
     source = specs.nested().build(backend)
@@ -191,16 +222,22 @@ def test_a_port_interrupted_midway_restores_the_destination(backend, monkeypatch
     before = snapshot(dst)
     real, calls = state.Slot.write, []
 
-    def interrupted(self, arrays):
+    def failing(self, arrays):
         calls.append(1)
         if len(calls) == 5:
-            raise KeyboardInterrupt
+            raise RuntimeError("out of device memory")
         return real(self, arrays)
 
-    monkeypatch.setattr(state.Slot, "write", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(state.Slot, "write", failing)
+    with pytest.raises(up.PortError, match=r"failed writing .* after 4 of \d+ values were written") as err:
         up.port(source, dst)
-    assert len(calls) == 5
+    assert isinstance(err.value.__cause__, RuntimeError)
+    calls.clear()
+    up.initialize(dst, up.init.Normal(), seed=2)
+    before = snapshot(dst)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    with pytest.raises(up.PortError, match="failed writing"):
+        up.port(source, dst, check_input=x)
     assert_unchanged(before, dst)
 
 

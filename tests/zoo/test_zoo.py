@@ -8,6 +8,7 @@ import pytest
 import unified_params as up
 from tests.conftest import needs
 from tests.zoo.models import KERAS, PADDLE, SMALL, TIMM, TV, ZooModel, import_torchvision, round_trip
+from tests.zoo.pairs import PAIRS, SMALL_PAIRS, Pair, port_pair
 
 FRAMEWORK = {TV: "torch", TIMM: "torch", KERAS: "keras", PADDLE: "paddle"}
 
@@ -18,6 +19,23 @@ def test_zoo_model_round_trips_exactly(model: ZooModel, tmp_path):
     result = round_trip(model, tmp_path)
     assert result.ok, result.error
     assert result.max_diff <= 1e-5 and result.params > 100_000
+
+
+@pytest.mark.parametrize("pair", SMALL_PAIRS, ids=lambda p: p.name)
+def test_zoo_pair_ports_across_frameworks(pair: Pair):
+    """torchvision -> paddle.vision and -> keras.applications: the port verifies on outputs."""
+    for family, _, _ in (pair.source, pair.destination):
+        needs(FRAMEWORK[family])
+    import_torchvision()
+    result = port_pair(pair)
+    assert result.verdict == "verified", result.reason
+    assert result.max_diff <= 1e-5 and result.params > 1_000_000
+
+
+def test_every_refused_pair_of_the_gallery_says_why():
+    refused = [p for p in PAIRS if p.expect == "refused"]
+    assert refused and all(p.why for p in refused)
+    assert all(p.expect in ("verified", "refused") for p in PAIRS)
 
 
 def test_unnamed_keras_variables_have_structural_names():

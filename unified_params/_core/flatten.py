@@ -167,9 +167,11 @@ def naive_layers(model: Module) -> dict[str, FlattenedMap]:
 
 
 def _layer(model: Module, path: str) -> Module:
+    from .view import Module  # at call time: the view imports this module
+
     layer = model[path] if path else model
-    assert not hasattr(layer, "layout")  # a layer path names a layer
-    return layer  # type: ignore[return-value]
+    assert isinstance(layer, Module)  # a layer path names a layer
+    return layer
 
 
 Reorder = Callable[[np.ndarray], np.ndarray]
@@ -202,7 +204,7 @@ def port_reorders(
             names no paired Linear, or does not fit it.
     """
     _check_declared(declared, pairs)
-    maps = {id(src): flattened_maps(src), id(dst): flattened_maps(dst)}
+    maps: dict[int, dict[str, FlattenedMap]] = {}  # walked when a pair needs them
     reorders: dict[str, Reorder] = {}
     notes: list[str] = []
     for a, b in pairs:
@@ -228,6 +230,9 @@ def port_reorders(
                 f"({'(H, W, C) to (C, H, W)' if known_b else '(C, H, W) to (H, W, C)'}), as declared"
             )
             continue
+        for model in (src, dst):
+            if id(model) not in maps:
+                maps[id(model)] = flattened_maps(model)
         found = maps[id(src)].get(a) or maps[id(dst)].get(b)
         if found is None:
             continue
@@ -235,7 +240,7 @@ def port_reorders(
             notes.append(
                 f"{a} -> {b}: {found.features} inputs are {found.positions} times the "
                 f"{found.channels} channels before them, with no Flatten layer; nothing was "
-                "declared, and the outputs verified the port"
+                "declared, so the check input decides"
             )
             continue
         raise PortError(_undeclared(naive, naive_path, other, found, verified))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import PortError, received
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 Rule: TypeAlias = tuple[str, str | None]
 Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
 #: What ``mapping`` may be: exact pairs, or ordered rules.
-Mapping_: TypeAlias = Mapping[str, str] | Sequence[Rule]
+LayerMapping: TypeAlias = Mapping[str, str] | Sequence[Rule]
 
 
 def compile_rules(rules: Sequence[Any], what: str = "mapping") -> Compiled:
@@ -90,7 +91,7 @@ def rename(path: str, rules: Compiled) -> tuple[int, str | None] | None:
 def pair(
     a: list[Layer],
     b: list[Layer],
-    mapping: Mapping_ | None,
+    mapping: LayerMapping | None,
     leaves: Sequence[Rule] | Mapping[str, str] | None,
 ) -> list[tuple[Layer, Layer]]:
     """Pairs of source and destination layers; see the module's doc.
@@ -184,8 +185,6 @@ def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Lay
 
 
 def _renamed_leaves(layer: Layer, rules: Compiled) -> Layer:
-    from dataclasses import replace
-
     def leaf(name: str) -> str:
         found = rename(name, rules)
         return name if found is None or found[1] is None else found[1]

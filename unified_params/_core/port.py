@@ -3,12 +3,13 @@
 Parameterised layers are paired (`unified_params._core.pairing`: in
 traversal order, by paths, or by regex rules) and must agree in kind and in
 the canonical shapes of their leaves, so names may differ. Values go
-through the canonical layout, one parameter at a time, and the load is
-transactional; the inputs of a Linear after a flattened map are reordered
-where the two frameworks flatten differently (`unified_params._core.flatten`). With
-``check_input``, both models run on the same input and a difference beyond ``atol`` restores the destination;
-so does any other error during the port (the input is checked against both
-models before anything is written).
+through the canonical layout, one parameter at a time; the inputs of a
+Linear after a flattened map are reordered where the two frameworks flatten
+differently (`unified_params._core.flatten`). Every value is validated
+before the first write, as ``load`` does, so a refused port leaves the
+destination as it was with no copy of it. With ``check_input``, the
+destination's values are kept (one copy of the model) and given back when
+the outputs differ or anything else fails after the first write.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
-from .pairing import Mapping_, Rule, pair
+from .pairing import LayerMapping, Rule, pair
 from .parallel import run_all
 from .paths import join
 from .sharding import Local
@@ -106,7 +107,7 @@ def port(
     check_input: Any = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
-    mapping: Mapping_ | None = None,
+    mapping: LayerMapping | None = None,
     progress: bool | None = None,
     align: str | None = None,
     flatten: Mapping[str, tuple[int, ...] | None] | None = None,
@@ -142,21 +143,30 @@ def port(
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
             prepare_input(model, check_input)
-    backup = _native_state(dst)
+    # Only a check on outputs can fail after the first write: then the destination's
+    # values are kept to give back. Without one, the load validates every value
+    # before writing any (as `load` does), and no copy of the destination is made.
+    backup = _native_state(dst) if check_input is not None else None
     settings: list[tuple[Any, dict[str, float]]] = []  # the destination's own, to give back
     try:
         if align is not None:
             settings = _align(src, dst, pairs, report)
             report.differences = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
         report.load = load(
-            dst, state, strict=True, progress=progress, description=f"porting to {dst.backend}"
+            dst,
+            state,
+            strict=True,
+            progress=progress,
+            description=f"porting to {dst.backend}",
+            partial_error=PortError,
         )
         report.lossy += [n for n in report.load.notes if n not in report.lossy]
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
     except BaseException:
-        _restore(dst, backup)  # whatever failed, the destination is as it was
+        if backup is not None:
+            _restore(dst, backup)  # whatever failed, the destination is as it was
         for module, values in settings:
             dst.adapter.set_hyperparameters(module, values)
         raise

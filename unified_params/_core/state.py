@@ -31,6 +31,7 @@ import numpy as np
 
 from . import layouts, values
 from .errors import CheckpointError, UnsupportedError, received
+from .interrupts import interrupts_held
 from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
@@ -354,12 +355,14 @@ def load(
     progress: bool | None = None,
     description: str = "loading",
     allow_nonfinite: bool = False,
+    partial_error: type[Exception] = CheckpointError,
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
     Every value is read and checked first (shape, dtype, finite once cast,
     tie groups that agree); only then is anything written, so a bad value,
-    a file that shrinks or a conflict leaves the model as it was.
+    a file that shrinks or a conflict leaves the model as it was. ``partial_error``
+    is raised when the framework fails a write after others succeeded.
     """
     plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
@@ -407,16 +410,41 @@ def load(
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
     refused = set(report.nonfinite)
-    write_all([(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)], report)
+    write_all(
+        [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)], report, partial_error
+    )
     return report
 
 
-def write_all(ready: list[tuple[Slot, list[np.ndarray]]], report: LoadReport | None = None) -> None:
-    """Write values that were all read and validated before the first write."""
-    for slot, arrays in ready:
-        slot.write(arrays)
-        if report is not None:
-            report.loaded.extend(slot.keys)
+def write_all(
+    ready: list[tuple[Slot, list[np.ndarray]]],
+    report: LoadReport | None = None,
+    error: type[Exception] = CheckpointError,
+) -> None:
+    """Write values that were all read and validated before the first write.
+
+    Ctrl-C is held until every write is done (`interrupts_held`). A write the
+    framework fails after others succeeded raises ``error``, naming what was
+    written: the model is then partly written, and says so.
+    """
+    done: list[str] = []
+    with interrupts_held():
+        for slot, arrays in ready:
+            try:
+                slot.write(arrays)
+            except Exception as err:
+                if not done:
+                    raise
+                raise error(
+                    f"The framework failed writing {slot.keys[0]!r} ({type(err).__name__}: {err}) after "
+                    f"{len(done)} of {sum(len(s.keys) for s, _ in ready)} values were written: the model "
+                    f"now holds the new values of {_list(done)} and its own for the rest. Expected "
+                    "every write to succeed; run it again once the cause is fixed. "
+                    + received(failed=slot.keys[0], written=len(done))
+                ) from err
+            done.extend(slot.keys)
+            if report is not None:
+                report.loaded.extend(slot.keys)
 
 
 def _block_of(slot: Slot) -> Sharding | None:

@@ -1,0 +1,166 @@
+"""Real pairs of zoo models across frameworks (random weights, nothing downloaded),
+and the port each is put through.
+
+``SMALL_PAIRS`` runs in ``make test``; ``PAIRS`` (``make zoo``) is the whole list,
+written to ``docs/porting-gallery.md`` by ``python -m tests.zoo.gallery``. A pair
+either verifies (``up.port`` with a check input: outputs equal within the port's
+tolerance) or is refused, with the library's reason; ``expect`` says which, and
+``why`` says in a line why an architecture really differs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import unified_params as up
+from tests.zoo.models import KERAS, PADDLE, TIMM, TV, _keras, _paddle, _timm, _tv
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A source and a destination model of the same architecture, in two zoos."""
+
+    source: tuple[str, str, Callable[[], Any]]  # (family, name, build)
+    destination: tuple[str, str, Callable[[], Any]]
+    size: int  # the input's height and width (channels first, batch 2)
+    options: dict[str, Any] = field(default_factory=dict)  # port's align, mapping, flatten
+    expect: str = "verified"  # or "refused"
+    why: str = ""  # for a refused pair: what really differs
+
+    @property
+    def name(self) -> str:
+        return f"{self.source[1]} ({self.source[0]}) -> {self.destination[1]} ({self.destination[0]})"
+
+
+@dataclass
+class PortResult:
+    """What porting one pair found."""
+
+    pair: Pair
+    verdict: str = ""  # "verified", "refused" or "failed"
+    max_diff: float = math.nan
+    seconds: float = 0.0
+    params: int = 0
+    reason: str = ""  # the library's message for a refused pair, the error for a failed one
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def as_expected(self) -> bool:
+        return self.verdict == self.pair.expect
+
+
+def port_pair(pair: Pair) -> PortResult:
+    """Build both models, seed the source, port with a check input; never raises."""
+    result = PortResult(pair)
+    try:
+        src, dst = pair.source[2](), pair.destination[2]()
+        up.initialize(src, up.init.Default(), seed=11)  # each framework's own scales: outputs stay O(1)
+        result.params = up.wrap(src).count()
+        x = np.random.default_rng(0).uniform(size=(2, 3, pair.size, pair.size)).astype("float32")
+        start = time.perf_counter()
+        try:
+            report = up.port(src, dst, check_input=x, **pair.options)
+        finally:
+            result.seconds = time.perf_counter() - start
+        result.verdict, result.max_diff = "verified", float(report.max_abs_diff or 0.0)
+        result.notes = report.aligned[:1] + report.notes
+        if report.aligned:
+            result.notes[0] = f"{len(report.aligned)} settings aligned, e.g. {report.aligned[0]}"
+    except up.PortError as err:
+        result.verdict, result.reason = "refused", str(err)
+        if getattr(err, "report", None) is not None and err.report.max_abs_diff is not None:
+            result.max_diff = float(err.report.max_abs_diff)
+    except Exception as err:  # the gallery reports it; the test fails on it
+        result.verdict, result.reason = "failed", f"{type(err).__name__}: {err}"
+    return result
+
+
+def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
+    return family, name, build
+
+
+def _same(name: str, size: int = 64, expect: str = "verified", why: str = "") -> Pair:
+    """torchvision -> paddle.vision, the same architecture under the same name."""
+    return Pair(_p(TV, name, _tv(name)), _p(PADDLE, name, _paddle(name)), size, {}, expect, why)
+
+
+def _to_keras(
+    name: str,
+    keras_name: str,
+    size: int,
+    family: str = TV,
+    expect: str = "verified",
+    why: str = "",
+    **options: Any,
+) -> Pair:
+    """torchvision or timm -> keras.applications (logits: no softmax on Keras' head)."""
+    build = _tv(name) if family == TV else _timm(name)
+    keras = _keras(keras_name, size, classifier_activation=None)
+    return Pair(_p(family, name, build), _p(KERAS, keras_name, keras), size, options, expect, why)
+
+
+ALIGN = {"align": "hyperparameters"}
+
+#: torchvision's Inception v3 -> paddle.vision's: the same layers, named and ordered
+#: otherwise (blocks numbered in a list, conv/bn as 0/1), and an auxiliary head
+#: paddle's lacks. Rules over layer paths, tried in order.
+_BLOCKS = ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")
+INCEPTION_TO_PADDLE: list[tuple[str, str | None]] = [
+    (r"AuxLogits\..*", None),
+    (r"Conv2d_(\w+)\.conv", r"inception_stem.conv_\1.0"),
+    (r"Conv2d_(\w+)\.bn", r"inception_stem.conv_\1.1"),
+    *(rule for i, b in enumerate(_BLOCKS) for rule in (
+        (rf"Mixed_{b}\.branch_pool\.conv", f"inception_block_list.{i}.branch_pool_conv.0"),
+        (rf"Mixed_{b}\.branch_pool\.bn", f"inception_block_list.{i}.branch_pool_conv.1"),
+        (rf"Mixed_{b}\.(\w+)\.conv", rf"inception_block_list.{i}.\1.0"),
+        (rf"Mixed_{b}\.(\w+)\.bn", rf"inception_block_list.{i}.\1.1"),
+    )),
+    (r"fc", "fc"),
+]  # fmt: skip
+
+_NO_BN_SCALE = (
+    "keras.applications' InceptionV3 has BatchNorm without a scale (gamma), the torch model has one"
+)
+_SQUEEZE = (
+    "paddle.vision's SqueezeNet pads its first convolution and floors its max pooling; "
+    "torchvision's does not pad and rounds the pooling up: other feature-map sizes"
+)
+
+#: The subset in ``make test``: residual blocks, a flattened classifier, hard-swish
+#: blocks with squeeze-excitation, and a Keras port with aligned BatchNorm settings.
+SMALL_PAIRS: tuple[Pair, ...] = (
+    _same("resnet18"),
+    _same("vgg11"),
+    _same("mobilenet_v3_small"),
+    _to_keras("mobilenet_v2", "MobileNetV2", 32, **ALIGN),
+)
+
+#: Everything ``make zoo`` ports.
+PAIRS: tuple[Pair, ...] = (
+    *SMALL_PAIRS,
+    *(_same(n) for n in ("resnet34", "resnet50", "resnext50_32x4d", "wide_resnet50_2")),
+    _same("vgg16"),
+    Pair(_p(TV, "vgg16_bn", _tv("vgg16_bn")), _p(PADDLE, "vgg16(batch_norm)", _paddle("vgg16", batch_norm=True)), 64),
+    *(_same(n) for n in ("mobilenet_v2", "mobilenet_v3_large", "densenet121", "shufflenet_v2_x1_0")),
+    _same("alexnet", size=224, expect="refused", why="paddle.vision's AlexNet halves its classifier's activations at inference (Dropout downscale_in_infer); torchvision's scales in training"),
+    Pair(_p(TV, "inception_v3", _tv("inception_v3", init_weights=False)), _p(PADDLE, "inception_v3", _paddle("inception_v3")), 96, {"mapping": INCEPTION_TO_PADDLE}),
+    _same("squeezenet1_0", expect="refused", why=_SQUEEZE),
+    _same("squeezenet1_1", expect="refused", why=_SQUEEZE),
+    _same("googlenet", expect="refused", why="paddle.vision's GoogLeNet has no BatchNorm (the paper's network); torchvision's normalises after every convolution"),
+    _to_keras("vgg16", "VGG16", 224),
+    _to_keras("vgg19", "VGG19", 224),
+    _to_keras("densenet121", "DenseNet121", 64, **ALIGN),
+    _to_keras("resnet50", "ResNet50", 64, expect="refused", why="keras.applications' ResNet50 convolutions have biases, torchvision's none"),
+    _to_keras("inception_v3", "InceptionV3", 96, expect="refused", why=_NO_BN_SCALE),
+    Pair(_p(TIMM, "resnet50", _timm("resnet50")), _p(PADDLE, "resnet50", _paddle("resnet50")), 64),
+    Pair(_p(TIMM, "resnet18", _timm("resnet18")), _p(PADDLE, "resnet18", _paddle("resnet18")), 64),
+    _to_keras("mobilenetv2_100", "MobileNetV2", 32, family=TIMM, **ALIGN),
+    _to_keras("densenet121", "DenseNet121", 64, family=TIMM, **ALIGN),
+    _to_keras("inception_v3", "InceptionV3", 96, family=TIMM, expect="refused", why=_NO_BN_SCALE),
+)  # fmt: skip
