@@ -23,7 +23,6 @@ import unified_params as up  # noqa: E402
 from tests.zoo.models import GALLERY, import_torchvision, round_trip  # noqa: E402
 from tests.zoo.pairs import PAIRS, SMALL_PAIRS, PortResult, port_pair  # noqa: E402
 
-PIPE = "\\|"  # a pipe inside a table cell
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "porting-gallery.md"
 
 
@@ -47,40 +46,41 @@ def render(ports: list[PortResult], results: list) -> str:
         "`up.port(source, destination, check_input=x, ...)` copies it: the outputs on one",
         "channels-first input `x` must agree within `atol=1e-5 + rtol=1e-4 x |output|`, or the",
         "port is refused and the destination restored. No pair needs a check input to be right:",
-        'it only proves it. Options are what the pair needed (`align="hyperparameters"` for',
-        "BatchNorm `eps` that differ by zoo, `mapping=` rules where names and order differ).",
-        "A pair whose architectures really differ is refused; the last column says why.",
+        'it only proves it. Under the table: the options a pair needed (`align="hyperparameters"`',
+        "for BatchNorm `eps` that differ by zoo, `mapping=` rules where names and order differ),",
+        "and why each refused pair's architectures really differ.",
         "",
         f"{len(verified)} pairs verified, {len(refused)} refused with the reason, "
         f"{len(wrong)} not as expected.",
         "",
-        "| source | destination | input | options | verdict | max diff | port time | notes |",
-        "| --- | --- | --- | --- | --- | ---: | ---: | --- |",
+        "| source | destination | input | verdict | max diff | port time |",
+        "| --- | --- | --- | --- | ---: | ---: |",
     ]
     small = {id(p) for p in SMALL_PAIRS}
+    said: list[str] = []
     for r in ports:
         pair = r.pair
-        options = ", ".join(_option(k, v) for k, v in pair.options.items()) or "-"
         verdict = r.verdict + (" (test)" if id(pair) in small else "")
         if not r.as_expected:
             verdict += f", expected {pair.expect}"
         diff = "-" if r.max_diff != r.max_diff else f"{r.max_diff:.1e}"
         seconds = "-" if r.verdict != "verified" else f"{r.seconds:.1f} s"
-        if r.verdict == "refused":
-            note = pair.why or r.reason[:200]
-        elif r.verdict == "failed":
-            note = r.reason[:200]
-        else:
-            note = "; ".join(r.notes)
         lines.append(
             f"| {pair.source[1]} ({pair.source[0]}) | {pair.destination[1]} ({pair.destination[0]}) "
-            f"| {pair.size}x{pair.size} | {options} | {verdict} | {diff} | {seconds} | {note.replace('|', PIPE)} |"
+            f"| {pair.size}x{pair.size} | {verdict} | {diff} | {seconds} |"
         )
+        options = ", ".join(_option(k, v) for k, v in pair.options.items())
+        if r.verdict == "verified" and (options or r.notes):
+            said.append(f"- **{pair.name}**, {options or 'no option'}: {'; '.join(r.notes) or 'verified'}.")
+        elif r.verdict != "verified":
+            why = f"{pair.why}. " if pair.why else ""
+            said.append(f"- **{pair.name}**, {r.verdict}: {why}The library said: {r.reason[:240]}...")
     lines += [
         "",
-        "How the library refused each refused pair (its own message, shortened):",
+        "What each pair needed, and why the refused ones differ (with the library's own",
+        "message, shortened):",
         "",
-        *(f"- {r.pair.name}: {r.reason[:240]}..." for r in refused),
+        *said,
         "",
         "## Round trips within a framework",
         "",
