@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -309,6 +310,11 @@ class Module:
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
         cut = len(self._path) + 1 if self._path else 0
+        ids = list(map(id, map(_VAR, entries)))
+        if len(set(ids)) == len(ids):  # no variable reached twice: the common case, in one pass
+            if cut:
+                return {e.path[cut:]: Param(adapter, e, root, none_yet) for e in entries}
+            return {e.path: Param(adapter, e, root, none_yet) for e in entries}
         found: dict[str, Param] = {}
         first: dict[int, Param] = {}
         later: dict[int, list[str]] = {}
@@ -420,6 +426,10 @@ class Module:
         return path if found is None else found
 
 
+#: An entry's variable (its field ``var``), read in C.
+_VAR = itemgetter(Entry._fields.index("var"))
+
+
 class Param:
     """One parameter or buffer, reached at one path.
 
@@ -446,8 +456,8 @@ class Param:
         self._entry = entry
         self._root = root
         self._aliases = aliases
-        self._layout: layouts.Layout | None = None
-        self._fresh: ParamSlice | None = None  # a slice `+=` just wrote through
+        # `_layout` (worked out on first use) and `_fresh` (a slice `+=` just wrote
+        # through) start unset: a collect-all makes one Param per variable.
 
     # -- identity ------------------------------------------------------------
     @property
@@ -553,10 +563,12 @@ class Param:
     @property
     def layout(self) -> layouts.Layout:
         """The conversion between this parameter's native and canonical layouts."""
-        if self._layout is None:
+        try:
+            return self._layout
+        except AttributeError:
             planned = layouts.plan(self.layer_kind, self._entry.leaf, len(self.native_shape))
-            self._layout = linear_layout(self._adapter, self._entry, planned)
-        return self._layout
+            self._layout: layouts.Layout = linear_layout(self._adapter, self._entry, planned)
+            return self._layout
 
     @property
     def trainable(self) -> bool:
@@ -774,7 +786,8 @@ class Param:
         """Write ``value`` at ``p[chain[0]][chain[1]]...``: one indexed write
         when the chain reduces to one index, else a whole-value write of the
         selection changed in a canonical copy."""
-        fresh, self._fresh = self._fresh, None
+        fresh: ParamSlice | None = getattr(self, "_fresh", None)
+        self._fresh = None
         if (
             in_place_of is None
             and fresh is value

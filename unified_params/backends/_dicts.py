@@ -162,7 +162,10 @@ def registered_variables(
         >>> registered_variables({"weight": 1, "bias": None}, {"stat": 2, "tmp": 3, "_x": 4}, {"tmp", "_x"})
         [('weight', 1, 'param'), ('stat', 2, 'buffer'), ('tmp', 3, 'transient')]
     """
-    own = [(n, p, "param") for n, p in params.items() if p is not None]
+    own = []
+    for n, p in params.items():  # a loop, not a comprehension: cheaper for a layer's few variables
+        if p is not None:
+            own.append((n, p, "param"))
     if buffers:
         for n, b in buffers.items():
             if b is None:
