@@ -111,3 +111,29 @@ def test_a_keras_sequential_of_unknown_spatial_size_records_nothing_and_asks():
         "3 -> 3: inputs reordered as a 5-channel map at 36 positions ((C, H, W) to (H, W, C)), as declared"
     ]
     np.testing.assert_allclose(up.forward(keras_model, X), up.forward(torch_model, X), atol=1e-5)
+
+
+def test_a_normalisation_over_flattened_features_is_refused_even_when_declared():
+    """Flatten -> BatchNorm -> Dense: the BatchNorm's per-feature values come in the two
+    orders too, which only a Linear's layout converts: refused, declared or not."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    t = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.BatchNorm1d(144), torch.nn.Linear(144, 2)
+    )
+    k = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.Flatten(),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(2),
+        ]
+    )
+    for src, dst in ((t, k), (k, t)):
+        for flatten in (None, {"3": (4, 6, 6)}):
+            with pytest.raises(up.PortError, match=r"normalised per feature at '2'"):
+                up.port(src, dst, flatten=flatten)

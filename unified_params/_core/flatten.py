@@ -73,6 +73,9 @@ class FlattenedMap(NamedTuple):
     linear: str
     channels: int
     features: int
+    #: A normalisation over the flattened features between the Flatten and the
+    #: Linear: its per-feature values come in the same two orders.
+    between: str | None = None
 
     @property
     def positions(self) -> int:
@@ -122,14 +125,17 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
         >>> from unified_params import spec as S, wrap
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
         >>> flattened_maps(wrap(net))
-        {'2': FlattenedMap(flatten='1', linear='2', channels=4, features=36)}
+        {'2': FlattenedMap(flatten='1', linear='2', channels=4, features=36, between=None)}
     """
     out: dict[str, FlattenedMap] = {}
-    channels, pending = 0, None  # channels of the last map; the Flatten after it
+    channels, pending, between = 0, None, None  # the last map's channels; the Flatten after it
     for module in model.modules():
         kind = module.kind
         if kind == "flatten" and channels:
             pending = module.path
+            continue
+        if kind in ("batchnorm", "layernorm") and pending is not None:
+            between = module.path  # per flattened feature, not per channel
             continue
         if not kind.startswith(("conv", "batchnorm", "linear")):
             continue
@@ -143,8 +149,8 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
         elif channels:  # the first Linear after a map, with or without a Flatten layer
             features = weight.shape[1]
             if features != channels and (pending is not None or features % channels == 0):
-                out[module.path] = FlattenedMap(pending, module.path, channels, features)
-            channels, pending = 0, None
+                out[module.path] = FlattenedMap(pending, module.path, channels, features, between)
+            channels, pending, between = 0, None, None
     return out
 
 
@@ -220,6 +226,12 @@ def port_reorders(
             continue
         naive, other = (src, dst) if not known_a else (dst, src)
         naive_path = a if not known_a else b
+        for model in (src, dst):
+            if id(model) not in maps:
+                maps[id(model)] = flattened_maps(model)
+        found = maps[id(src)].get(a) or maps[id(dst)].get(b)
+        if found is not None and found.between is not None:
+            raise PortError(_normalised(naive, naive_path, other, found))
         if declaration is None:
             continue
         if declaration is not ...:
@@ -230,10 +242,6 @@ def port_reorders(
                 f"({'(H, W, C) to (C, H, W)' if known_b else '(C, H, W) to (H, W, C)'}), as declared"
             )
             continue
-        for model in (src, dst):
-            if id(model) not in maps:
-                maps[id(model)] = flattened_maps(model)
-        found = maps[id(src)].get(a) or maps[id(dst)].get(b)
         if found is None:
             continue
         if found.flatten is None and verified:
@@ -307,6 +315,18 @@ def _undeclared(naive: Module, path: str, other: Module, found: FlattenedMap, ve
         f"silently wrong. Expected flatten={{{path!r}: {shape}}} naming the map's shape "
         f"(C, H, W), or flatten={{{path!r}: None}} if it is no map{hint}. "
         + received(linear=path, channels=found.channels, features=found.features)
+    )
+
+
+def _normalised(naive: Module, path: str, other: Module, found: FlattenedMap) -> str:
+    return (
+        f"Layer {path!r} of the {naive.backend} model takes a map of {found.channels} channels at "
+        f"{found.positions} positions flattened at {found.flatten!r}, normalised per feature at "
+        f"{found.between!r} on the way: the {naive.backend} model holds both in (H, W, C) order and "
+        f"the {other.backend} model in (C, H, W), and this library reorders only a Linear's inputs, "
+        "so the normalisation's values would be silently wrong. Expected no per-feature "
+        "normalisation between the Flatten and the Linear, or two models that flatten alike. "
+        + received(linear=found.linear, normalisation=found.between)
     )
 
 

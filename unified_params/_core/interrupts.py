@@ -39,8 +39,8 @@ def interrupts_held() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, lambda number, frame: held.append((number, frame)))
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # a handler installed outside Python reads as None: Python's default then
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
     if held:
         if callable(previous):
             previous(*held[0])
