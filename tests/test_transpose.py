@@ -44,8 +44,39 @@ def test_tensorflow_kernel_takes_only_what_it_can_read_safely():
     shifted = a.reshape(-1)[1 : 1 + 639 * 960].reshape(639, 960)  # 4 bytes past an alignment
     assert not transpose._tf_takes(shifted.T)  # unaligned: TF would abort the process
     assert not transpose._tf_takes(a[:, ::2])  # not a transpose of contiguous memory
+    a[...] = np.arange(a.size, dtype=np.float32).reshape(a.shape)
+    a.flags.writeable = False  # a Keras variable's value read through DLPack is read-only
+    assert transpose._tf_takes(a.T)  # read through a writable alias: TF's kernel only reads
+    out = np.empty((960, 640), np.float32)
+    transpose.tf_transpose(a.T, out)
+    assert np.array_equal(out, a.T) and not a.flags.writeable
+
+
+def test_a_fresh_transposed_copy_is_aligned_writable_and_owns_its_values():
+    a = aligned_empty((700, 800), np.float32)
+    a[...] = np.random.default_rng(1).standard_normal(a.shape)
     a.flags.writeable = False
-    assert not transpose._tf_takes(a.T)  # DLPack exports no read-only array
+    copy = transpose.transposed(a.T)
+    assert np.array_equal(copy, a.T) and copy.flags.c_contiguous and copy.flags.writeable
+    assert copy.ctypes.data % 64 == 0 and not np.may_share_memory(copy, a)
+    copy[0, 0] += 1  # the copy's memory is its own (TensorFlow's result when TF is loaded)
+    assert copy[0, 0] != a[0, 0]
+    assert contiguous(a.T).ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("kernel", ["torch", "bands"])
+def test_a_large_contiguous_copy_runs_on_all_cores_bit_for_bit(kernel, dtype, monkeypatch):
+    if kernel == "torch":
+        needs("torch")
+        import torch  # noqa: F401
+    else:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)  # numpy's bands only
+    n = transpose.PARALLEL_BYTES // np.dtype(dtype).itemsize + 13  # not a multiple of the bands
+    a = (np.random.default_rng(2).standard_normal(n) * 100).astype(dtype).reshape(-1, 1)
+    out = np.zeros_like(a)
+    transpose.flat_copy(a, out)
+    assert out.tobytes() == a.tobytes()
 
 
 def test_the_kernels_of_loaded_frameworks_come_first():

@@ -195,7 +195,10 @@ def test_integer_buffer_survives_a_round_trip(tmp_path):
 
 
 def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
-    """Large tensors take each framework's fast write path (DLPack for Keras)."""
+    """Large tensors take each framework's fast write path (DLPack for Keras), and
+    the caller's array, changed right after a write (whole or slice), leaves the
+    model's values alone (on JAX a conversion may share an aligned array's memory,
+    or read it after the call returns)."""
     model = S.Sequential(S.Linear(1024, 512)).build(backend)
     p = up.wrap(model)["0.weight"]
     value = np.random.default_rng(0).standard_normal((512, 1024)).astype("float32")
@@ -207,6 +210,22 @@ def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
     expected = x @ p.numpy("canonical").T + up.wrap(model)["0.bias"].numpy()
     np.testing.assert_allclose(forward(backend, model, x), expected, rtol=1e-4, atol=1e-4)
     assert np.abs(p.numpy()).sum() > 0
+    # Native-layout values, 64-byte aligned (copied by the framework on Keras-on-TF)
+    # or not (copied into aligned memory first): the model keeps its own copy of each.
+    from unified_params._core.layouts import aligned_empty
+
+    for offset in (0, 1):
+        raw = aligned_empty((p.size + 1,), np.float32)
+        native = raw[offset : offset + p.size].reshape(p.native_shape)
+        native[...] = np.arange(p.size, dtype=np.float32).reshape(p.native_shape) + offset
+        p.set(native, layout="native")
+        native[...] = -1
+        assert np.array_equal(p.numpy(layout="native").ravel(), np.arange(p.size) + offset)
+        rows = raw[offset : offset + 256 * p.shape[1]].reshape(256, p.shape[1])
+        rows[...] = 7 + offset
+        p[:256] = rows  # a slice write copies too
+        rows[...] = -1
+        assert (p.numpy()[:256] == 7 + offset).all() and (p.numpy()[256:] != 7 + offset).all()
 
 
 def test_a_flattened_map_loads_only_from_a_file_that_orders_it_alike(backends, tmp_path):

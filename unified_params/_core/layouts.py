@@ -396,16 +396,19 @@ def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         >>> contiguous(a.T, out=buf) is buf, int(buf[2, 1])
         (True, 5)
     """
+    from . import transpose
+
+    strided = array.ndim == 2 and array.size >= SMALL and not array.flags.c_contiguous
     if out is None:
         if array.flags.c_contiguous:
             return array
+        if strided:
+            return transpose.transposed(array)
         out = aligned_empty(array.shape, array.dtype)
-    if array.ndim != 2 or array.size < SMALL or array.flags.c_contiguous:
-        np.copyto(out, array)
-        return out
-    from .transpose import copy
-
-    copy(array, out)  # the fastest kernel in the process (torch's, once torch is imported)
+    if strided:
+        transpose.copy(array, out)  # the fastest kernel in the process
+    else:
+        transpose.flat_copy(array, out)  # on all cores when large and contiguous
     return out
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import layouts, values
+from . import layouts, transpose, values
 from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
 from .flatten import linear_layout
 from .paths import join, nearest, relative, split
@@ -748,14 +748,15 @@ class Param:
 
     def _write(self, array: np.ndarray) -> None:
         """Write a validated native-layout value: a strided one (a transposed
-        kernel) straight into the variable's memory where the framework lends
-        it, else through one owned, contiguous copy."""
+        kernel) or a large one straight into the variable's memory where the
+        framework lends it (with the fastest kernel at hand), else through one
+        owned, contiguous copy."""
         var = self._entry.var
         sharding = self.sharding()
         if sharding is not None:  # each process writes the block it holds
             self._adapter.assign_local(var, layouts.contiguous(np.asarray(array[sharding.box])))
             return
-        if not array.flags.c_contiguous:
+        if not array.flags.c_contiguous or array.nbytes >= transpose.PARALLEL_BYTES:
 
             def fill(buffer: np.ndarray) -> None:
                 source = array.copy() if np.may_share_memory(array, buffer) else array

@@ -280,10 +280,19 @@ class FlaxAdapter(Adapter):
         return np.asarray(var.get_value())  # the array's own buffer, read-only, on CPU
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
-        var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+        # On CPU, jnp.asarray of an aligned numpy array shares its memory, and a copy
+        # reads the array after the call returns: the caller's array, changed next,
+        # would change the variable. So a copy, waited for; a copy made for this
+        # call is taken as is.
+        dtype = var.get_value().dtype
+        if owned:
+            var.set_value(jnp.asarray(value, dtype=dtype))
+            return
+        var.set_value(jnp.array(value, dtype=dtype, copy=True).block_until_ready())
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
-        var[index] = jnp.asarray(value)  # a new array with the slice replaced, in the same box
+        # A new array with the slice replaced, in the same box; waited for, as in `assign`.
+        var[index] = jnp.array(value, copy=True).block_until_ready()
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)

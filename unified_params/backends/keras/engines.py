@@ -19,6 +19,7 @@ import numpy as np
 from ..._core.errors import UnsupportedError, received
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.layouts import ALIGNMENT, aligned_empty, contiguous
+from ..._core.transpose import writable_alias
 
 
 class Engine:
@@ -66,12 +67,22 @@ class TensorFlow(Engine):
 
         tensor: Any = value
         if value.dtype in (np.float32, np.float64) and value.nbytes >= 1 << 20:
-            # A copy we own, 64-byte aligned as TF's kernels require, handed over
-            # through DLPack (TF's own conversion would copy twice); a copy made
-            # for this call already is handed over as it is.
-            if not (owned and value.ctypes.data % ALIGNMENT == 0):
+            # The variable adopts the tensor it is given, so it gets memory of its own,
+            # 64-byte aligned as TF's kernels require, through DLPack (TF's own
+            # conversion would copy twice). A copy made for this call is handed over
+            # as it is; an aligned array is copied by TF (`DeepCopy`: measured 1.24x
+            # memcpy's time for 16 x 64 MiB, assign included, against 1.48x for a copy
+            # into fresh numpy memory: TF's allocator reuses the buffers the variables
+            # let go); an unaligned one into an aligned copy of ours.
+            aligned = value.ctypes.data % ALIGNMENT == 0
+            if owned and aligned:
+                tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+            elif aligned:
+                shared = tf.experimental.dlpack.from_dlpack(writable_alias(value).__dlpack__())
+                tensor = tf.raw_ops.DeepCopy(x=shared)  # reads the caller's array, never writes it
+            else:
                 value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
-            tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+                tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
         var.assign(tensor)
 
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
@@ -102,8 +113,18 @@ class Jax(Engine):
             )
         return var
 
+    def assign(self, var: Any, value: np.ndarray, owned: bool) -> None:
+        import jax.numpy as jnp
+
+        # On CPU, converting an aligned numpy array shares its memory, and a copy
+        # reads the array after the call returns: the caller's array, changed next,
+        # would change the variable. So a copy, waited for; a copy made for this
+        # call is taken as is.
+        var.assign(value if owned else jnp.array(value, copy=True).block_until_ready())
+
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
-        var.assign(var.value.at[index].set(value))  # jax arrays are immutable: a new one
+        # jax arrays are immutable: a new one, waited for (it reads ``value``, as in `assign`).
+        var.assign(var.value.at[index].set(value).block_until_ready())
         return True
 
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
