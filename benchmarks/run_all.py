@@ -69,6 +69,12 @@ NOTES = """\
   bytes. A Keras variable adopts the buffer it is handed, so a port into Keras
   keeps TensorFlow's transposed result itself and skips the copy into
   preallocated memory that the kernel rows include: that row can beat its bound.
+  Against that kernel alone a save cannot reach 0.8x: it also writes every
+  byte to the file, and writing the same 1 GiB with no transpose at all (the
+  torch save row) already takes 1.5-1.8x the kernel's time here. The two
+  passes compete for the same memory bandwidth, so the transpose done while
+  the previous tensor is written hides little of its time; transposing
+  straight into the file's pages (a mapped output) would save one pass.
 - **Loads**: every tensor is read (ordinary reads, not a memory map: a file
   that shrinks under a map kills the process by SIGBUS) and checked (shape,
   dtype, finite once cast, tie groups that agree) before the first write, so a
@@ -81,9 +87,13 @@ NOTES = """\
   destination is kept (only `check_input`, not timed here, keeps one). The
   finite check reads every source byte once more before the copy reads it
   again: about 0.35x memcpy's time on two cores, on top of a copy that runs on
-  both cores (torch's `copy_`, 0.75x a one-core `np.copyto`). Into Keras,
+  both cores (torch's `copy_`, 0.75x a one-core `np.copyto`): about 1.1x
+  memcpy's time at best, measured 1.0-1.5x in isolated runs and more in a
+  full `make bench`, where three 1 GiB models share the memory. Into Keras,
   TensorFlow copies each value into memory its allocator reuses from the
   variables it replaces (`DeepCopy`), since the variable adopts the buffer.
+  Linear ports add the same check to the transposing kernel (about 10% of
+  its time).
 - **Keras and paddle checkpoints**: files hold torch's layout, so every Dense
   or paddle Linear kernel is transposed on save and load (on save, while the
   previous tensor is written); `save_weights` and `paddle.save` store their own
