@@ -1,5 +1,6 @@
-"""The strided copy behind every transposing save, load and port: the fastest
-kernel this process already has.
+"""The bulk copies behind saves, loads and ports, each with the fastest kernel
+this process already has: the strided copy of a transposing one (`copy`,
+`transposed`) and the plain copy of a large array (`flat_copy`).
 
 A Linear kernel is ``(out, in)`` in the canonical layout and ``(in, out)`` in
 Keras, paddle and Flax, so saves, loads and ports copy it through a transposed
