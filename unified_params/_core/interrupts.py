@@ -23,6 +23,7 @@ def interrupts_held() -> Iterator[None]:
 
     Examples:
         >>> import os
+        >>> previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's Ctrl-C
         >>> try:
         ...     with interrupts_held():
         ...         os.kill(os.getpid(), signal.SIGINT)
@@ -31,6 +32,7 @@ def interrupts_held() -> Iterator[None]:
         ...     print("then the interrupt")
         the block finishes
         then the interrupt
+        >>> _ = signal.signal(signal.SIGINT, previous)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
