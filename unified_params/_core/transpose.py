@@ -264,9 +264,7 @@ def flat_copy(array: np.ndarray, out: np.ndarray) -> None:
     torch = sys.modules.get("torch")
     source, target = array.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8)
     if torch is not None and hasattr(torch, "from_numpy"):
-        with warnings.catch_warnings():  # a read-only source is only read
-            warnings.simplefilter("ignore", UserWarning)
-            torch.from_numpy(target).copy_(torch.from_numpy(source))
+        torch_copy(source, target)  # the same kernel, on contiguous bytes
         return
     from .parallel import run_all, workers
 

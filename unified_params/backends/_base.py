@@ -143,7 +143,9 @@ class Adapter(abc.ABC):
 
         ``owned``: ``value`` is a copy made for this call, 64-byte aligned,
         which the framework may keep as the variable's new memory instead of
-        copying it again.
+        copying it again. Otherwise ``value`` is the caller's: the variable
+        must neither share its memory nor read it after this returns (the
+        caller may change it next; the conformance suite checks this).
         """
 
     @abc.abstractmethod
@@ -155,7 +157,8 @@ class Adapter(abc.ABC):
         return np.array(self.view(var), copy=True)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
-        """Overwrite ``var[index]`` in place; ``value`` has the selection's shape.
+        """Overwrite ``var[index]`` in place; ``value`` has the selection's shape
+        and is the caller's (as in `assign`, never kept nor read later).
         Default: a read-modify-write of the whole value (frameworks without
         `Capabilities.in_place_slices`)."""
         full = self.to_numpy(var)

@@ -75,13 +75,12 @@ class TensorFlow(Engine):
             # into fresh numpy memory: TF's allocator reuses the buffers the variables
             # let go); an unaligned one into an aligned copy of ours.
             aligned = value.ctypes.data % ALIGNMENT == 0
-            if owned and aligned:
-                tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
-            elif aligned:
+            if aligned and not owned:
                 shared = tf.experimental.dlpack.from_dlpack(writable_alias(value).__dlpack__())
                 tensor = tf.raw_ops.DeepCopy(x=shared)  # reads the caller's array, never writes it
             else:
-                value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
+                if not aligned:
+                    value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
                 tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
         var.assign(tensor)
 
