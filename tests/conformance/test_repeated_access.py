@@ -173,9 +173,11 @@ def test_holds_agrees_with_the_variables_a_layer_lists(backend):
     linear, norm = m[0].native, m[1].native
     for layer, other in ((linear, norm), (norm, linear)):
         others = [v for _, v, _ in adapter.variables(other)]
-        for name, var, _ in adapter.variables(layer):
+        own = adapter.variables(layer)
+        for name, var, _ in own:
             assert adapter.holds(layer, name, var)
             assert not adapter.holds(layer, name + "_no_such_slot", var)
+            assert not any(adapter.holds(layer, slot, var) for slot, held, _ in own if held is not var)
             assert not any(adapter.holds(layer, name, other) for other in others)
 
 

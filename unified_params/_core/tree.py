@@ -12,7 +12,6 @@ lean: one adapter call per module for its children and one for its variables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import layouts
@@ -139,71 +138,48 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
         per_instance = _PER_INSTANCE[cls] = issubclass(cls, adapter.INSTANCE_KINDS)
     if per_instance:  # a kind set by the layer's settings (an NNX Conv's rank): cached per kind
         cls = (cls, adapter.kind(module))
-    info = _BY_CLASS.get(cls)
-    if info is None:
-        info = _BY_CLASS[cls] = _class_info(adapter, module)
-    kind, declared, buffers = info
-    dot = f"{module_path}." if module_path else ""
-    if declared is None and buffers is None:  # native names are canonical: the common case
-        plain = []
-        for n, var, role in native:  # a loop, not a comprehension: cheaper for a layer's few variables
-            plain.append(
-                _entry(
-                    Entry,
-                    (dot + n, module_path, module, kind, n, n, var, _KINDS[role], None, role != "transient"),
-                )
-            )
-        return plain
     facts = _BY_SLOT.get(cls)
     if facts is None:
         facts = _BY_SLOT[cls] = {}
+    dot = f"{module_path}." if module_path else ""
     out = []
-    for native_name, var, native_role in native:
-        # (canonical name, leaf, a buffer by its leaf), worked out once per class and slot.
+    for native_name, var, role in native:  # a loop, not a comprehension: cheaper for a few variables
         fact = facts.get(native_name)
-        if fact is None:
-            fact = facts[native_name] = _slot_facts(declared, buffers, native_name)
-        name, leaf, buffer_leaf = fact
-        entry_kind = "buffer" if buffer_leaf or native_role != "param" else "param"
-        fields = (dot + name, module_path, module, kind, name, native_name, var, entry_kind, leaf)
-        out.append(_entry(Entry, (*fields, native_role != "transient")))
+        if fact is None or fact[5] != role:
+            fact = facts[native_name] = _slot_facts(adapter, module, native_name, role)
+        name, kind, entry_kind, leaf, persistent, _ = fact
+        out.append(
+            _entry(
+                Entry,
+                (dot + name, module_path, module, kind, name, native_name, var, entry_kind, leaf, persistent),
+            )
+        )
     return out
 
 
-def _slot_facts(
-    declared: Mapping[str, layouts.Leaf] | None, buffers: frozenset[str] | None, native_name: str
-) -> tuple[str, layouts.Leaf | None, bool]:
+def _slot_facts(adapter: Adapter, module: Any, native_name: str, role: str) -> _SlotFacts:
+    """What an entry of this layer class's slot always holds (the slot's role included)."""
+    kind = adapter.kind(module)
+    declared, buffers = adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
     leaf = None if declared is None else declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
-    return name, leaf, buffers is not None and name in buffers
+    buffer = role != "param" or (buffers is not None and name in buffers)
+    return name, kind, "buffer" if buffer else "param", leaf, role != "transient", role
 
 
-#: Per layer class, per native variable name: its canonical name, its leaf, and
-#: whether the leaf is a buffer (running statistics), for `own_entries`.
-_BY_SLOT: dict[Any, dict[str, tuple[str, layouts.Leaf | None, bool]]] = {}
-
-
-#: A native variable's role -> the kind of its entry.
-_KINDS = {"param": "param", "buffer": "buffer", "transient": "buffer"}
+#: A slot's canonical name, its layer's kind, its entry's kind, its leaf, whether
+#: it is saved, and the native role these were worked out for.
+_SlotFacts = tuple[str, str, str, "layouts.Leaf | None", bool, str]
+#: Per layer class (or class and kind), per native variable name: its `_SlotFacts`.
+_BY_SLOT: dict[Any, dict[str, _SlotFacts]] = {}
 
 
 #: Makes an `Entry` from a tuple of all its fields, in C.
 _entry = tuple.__new__
 
 
-#: Per layer class: its kind, the adapter's declared leaves, the buffer leaves.
-#: A kind depends on the class alone (or, for the adapter's `INSTANCE_KINDS`,
-#: on the class and the kind), and a class belongs to one framework.
-_BY_CLASS: dict[Any, tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]] = {}
 #: Per layer class: whether its kind depends on the instance.
 _PER_INSTANCE: dict[type, bool] = {}
-
-
-def _class_info(
-    adapter: Adapter, module: Any
-) -> tuple[str, Mapping[str, layouts.Leaf] | None, frozenset[str] | None]:
-    kind = adapter.kind(module)
-    return kind, adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
 
 
 def canonical_shape(adapter: Adapter, entry: Entry) -> tuple[int, ...]:

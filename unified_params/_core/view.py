@@ -380,30 +380,32 @@ class Module:
         hit = index.get(path)
         if hit is None:
             return None
-        chain, entry = hit
-        node, child = self._native, self._adapter.child
+        chain, entry, native_name, var = hit
+        adapter = self._adapter
+        node, child = self._native, adapter.child
         for key, expected in chain:
             node = child(node, key)
             if node is not expected:
                 return None
-        if not self._adapter.holds(node, entry.native_name, entry.var):
+        if not adapter.holds(node, native_name, var):
             return None
-        return Param(self._adapter, entry, self._root, None)
+        return Param(adapter, entry, self._root, None)
 
-    def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry]]:
+    def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry, str, Any]]:
         """Relative path (canonical and native leaf names) -> the modules on the
-        way as ``(key, native)`` steps, and the entry."""
+        way as ``(key, native)`` steps, the entry, and its native name and
+        variable (read once here, not on every look-up)."""
         cut = len(self._path) + 1 if self._path else 0
         chains: dict[str, tuple[tuple[str, Any], ...]] = {self._path: ()}
         for path, native in snap.positions.items():
             if path != self._path:
                 parent, _, key = path.rpartition(".")
                 chains[path] = (*chains[parent], (key, native))
-        index: dict[str, tuple[tuple[tuple[str, Any], ...], Entry]] = {}
+        index: dict[str, tuple[tuple[tuple[str, Any], ...], Entry, str, Any]] = {}
         for entry in snap.entries:
-            chain = chains[entry.module_path]
-            index.setdefault(entry.native_path[cut:], (chain, entry))
-            index.setdefault(entry.path[cut:], (chain, entry))
+            hit = (chains[entry.module_path], entry, entry.native_name, entry.var)
+            index.setdefault(entry.native_path[cut:], hit)
+            index.setdefault(entry.path[cut:], hit)
         return index
 
     def _path_error(self, path: str, node: Any, node_path: str, key: str) -> PathError:

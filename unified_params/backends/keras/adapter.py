@@ -132,8 +132,9 @@ class KerasAdapter(Adapter):
 
     def child(self, module: Any, key: str) -> Any | None:
         role = _ROLES.get(type(module)) or _role(type(module))
-        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in module.__dict__:
-            layers = internals.sublayers(module)  # `layers` would copy the list on every step
+        state = module.__dict__
+        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in state:
+            layers = state.get(internals.LAYERS) or []  # `layers` would copy the list on every step
             position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
             return layers[position] if position < len(layers) else None
         if role == "functional" and key.isdigit():
@@ -218,8 +219,13 @@ class KerasAdapter(Adapter):
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
         trained, frozen = internals.own_variables(owner)
-        if not any(v is var for v in trained) and not any(v is var for v in frozen):
+        key = id(var)  # by identity, in C: a variable's == is elementwise
+        if key not in map(id, trained) and key not in map(id, frozen):
             return False
+        name = internals.variable_name(var)
+        if name == native_name and not name.startswith("variable") and _SLOT_NAMES not in owner.__dict__:
+            if not _renamed(type(owner)):
+                return True  # no slot renamed (by a tie or a layout), no name Keras made up
         slots = _slot_names(owner) or {}
         return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
 
