@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: F401,E402  (paddle before tensorflow)
-from harness import Row, arguments, best_time, emit  # noqa: E402
+from harness import Row, arguments, best_times, emit  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
@@ -59,7 +59,8 @@ def measure(backend: str, scale: int, layers: int, rng: random.Random) -> list[R
     native_name = {"torch": "named_parameters / get_parameter", "paddle": "named_parameters / get_parameter",
                    "keras": "weights / dict from weights"}[backend]  # fmt: skip
     for operation, case, ours, native in cases:
-        t_native, t_ours = best_time(native), best_time(ours)
+        times = best_times({"native": native, "ours": ours})  # in turn: the same spells of the VM
+        t_native, t_ours = times["native"], times["ours"]
         target = TARGETS[case]
         rows.append(
             Row(operation, backend, scale, size, t_ours, t_native, native_name, None, f"<= {target}x",

@@ -11,8 +11,9 @@ Model: 4 x scale Linear(2048, 2048) float32 layers (64 MiB x scale; 16x is
 
 Keras and paddle keep ``(in, out)`` kernels, so their saves transpose every
 kernel into torch's layout: a second row compares each with the fastest
-transposing kernel of the process over the same kernels (``bench_transpose.py``),
-the machine's bound; target: at least 0.8x its throughput.
+transposing kernel of the process over as many kernels of the same size
+(``bench_transpose.bound_calls``), the machine's bound; target: at least 0.8x
+its throughput. Every call and its baselines run in turn, three rounds.
 
 Targets apply from 1 GB. Files go to a tmpfs folder (``/dev/shm``) when there
 is one: on this project's VMs, writes to disk vary threefold from run to run
@@ -37,8 +38,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: E402  (paddle before tensorflow)
-from bench_transpose import fastest_seconds  # noqa: E402
-from harness import Row, arguments, emit, measure, mib  # noqa: E402
+from bench_transpose import bound_calls  # noqa: E402
+from harness import Row, arguments, emit, in_turn, mib  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
@@ -76,12 +77,15 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
         "save, durable (fsync)": lambda: up.save(model, path, progress=False),
         "load": lambda: up.load(model, path, progress=False),
     }
-    theirs = {"save": save, "save, durable (fsync)": save, "load": load}
+    theirs = {"save": "native save", "save, durable (fsync)": "native save", "load": "native load"}
+    calls = {"native save": save, "native load": load, **ours}
+    if backend != "torch":  # every kernel transposed: the machine's bound
+        calls.update(bound_calls(WIDTH, layers * scale))
+    # Rounds of every call, so each shares the VM's spells with its baseline.
+    times = in_turn(calls, repeat=3, before=os.sync)
     rows = []
-    repeat = 3
     for op in ours:
-        t_native, m_native = measure(theirs[op], repeat, before=os.sync)
-        t_ours, m_ours = measure(ours[op], repeat, before=os.sync)
+        (t_native, m_native), (t_ours, m_ours) = times[theirs[op]], times[op]
         big = total >= 1e9 and "durable" not in op
         target = TARGETS[backend]
         rows.append(
@@ -89,8 +93,8 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
                 m_ours, f"<= {target}x" if big else "", (t_ours / t_native <= target) if big else None,
                 m_native)
         )  # fmt: skip
-        if op == "save" and backend != "torch":  # every kernel transposed: the machine's bound
-            t_kernel = fastest_seconds(WIDTH) * layers * scale
+        if op == "save" and backend != "torch":
+            t_kernel = min(t for name, (t, _) in times.items() if name.startswith("kernel "))
             rows.append(
                 Row("save a checkpoint (vs transposing)", backend, scale, mib(total), t_ours, t_kernel,
                     "the fastest transposing kernel over the same kernels", m_ours,

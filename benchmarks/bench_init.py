@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import paddle  # noqa: F401,E402  (paddle before tensorflow, as everywhere in the project)
 import torch  # noqa: E402
-from harness import Row, arguments, emit, measure  # noqa: E402
+from harness import Row, arguments, emit, in_turn  # noqa: E402
 
 import unified_params as up  # noqa: E402
 
@@ -42,8 +42,8 @@ def run(scale: int, base_width: int) -> Row:
         up.initialize(model, {"*.weight": up.init.Normal(0.0, 0.02), "*.bias": up.init.Zeros()}, seed=0)
 
     ours()  # warm-up: imports, thread pool
-    t_native, m_native = measure(native)
-    t_ours, m_ours = measure(ours)
+    times = in_turn({"native": native, "ours": ours})  # in turn: the same spells of the VM
+    (t_native, m_native), (t_ours, m_ours) = times["native"], times["ours"]
     big = count >= 100e6
     return Row(
         "seeded initialize", "torch", scale, f"{count / 1e6:.1f}M params", t_ours, t_native,

@@ -10,9 +10,10 @@ kernel does between torch's ``(out, in)`` and a channels-last framework's
 - paddle: ``paddle.transpose`` of a tensor over the array, then a copy into ``out``;
 - tf: ``tf.transpose`` likewise.
 
-The library uses the fastest kernel loaded in the process (torch's when torch
-is imported); ``bench_port.py`` compares Linear ports against the fastest
-kernel measured here.
+The library uses the fastest kernel loaded in the process; ``bench_port.py``
+and ``bench_checkpoint.py`` compare Linear ports and saves against the fastest
+of these kernels run over the same kernels as they move (`bound_calls`), in
+turn with them.
 
     .venv/bin/python benchmarks/bench_transpose.py [--json rows.jsonl]
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -34,7 +36,7 @@ from unified_params._core.layouts import aligned_empty  # noqa: E402
 SIZES = (2048, 4096)
 
 
-def kernels() -> dict[str, object]:
+def kernels() -> dict[str, Callable[[np.ndarray, np.ndarray], None]]:
     """Each kernel copies ``view`` (the transposed view of a C-contiguous array) into ``out``."""
     import tensorflow  # noqa: F401  (its kernel)
 
@@ -50,16 +52,31 @@ def kernels() -> dict[str, object]:
     }
 
 
-def fastest_seconds(n: int) -> float:
-    """The best time of the fastest kernel for one n x n float32 transpose (for
-    bench_port and bench_checkpoint): the machine's bound for a copy that transposes."""
+def bound_calls(n: int, count: int) -> dict[str, Callable[[], None]]:
+    """The machine's bound for a port or save that transposes ``count`` n x n
+    float32 kernels: each kernel at hand (not paddle's, slower than the tiles)
+    run over as many distinct kernels into as many outputs, the same bytes the
+    port or save moves. Callers time these in turn with their own call
+    (`harness.in_turn`) and take the fastest."""
     import tensorflow  # noqa: F401  (its kernel)
 
-    a = aligned_empty((n, n), np.float32)
-    a[...] = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    out = aligned_empty((n, n), np.float32)
-    kernels = (transpose.tiled, transpose.torch_copy, transpose.tf_transpose)
-    return min(best_time(lambda k=k: k(a.T, out)) for k in kernels)
+    rng = np.random.default_rng(0)
+    sources, outs = [], []
+    for _ in range(count):
+        a = aligned_empty((n, n), np.float32)  # TensorFlow's kernel needs 64-byte alignment
+        a[...] = rng.random((n, n), dtype=np.float32)
+        sources.append(a)
+        outs.append(aligned_empty((n, n), np.float32))
+    chosen = {k: v for k, v in kernels().items() if k != "paddle.transpose"}
+
+    def over_all(kernel: Callable[[np.ndarray, np.ndarray], None]) -> Callable[[], None]:
+        def run() -> None:
+            for a, out in zip(sources, outs, strict=True):
+                kernel(a.T, out)
+
+        return run
+
+    return {f"kernel {name}": over_all(kernel) for name, kernel in chosen.items()}
 
 
 def main() -> None:

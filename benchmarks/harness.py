@@ -63,37 +63,63 @@ def measure(
     ``before`` runs, untimed, ahead of each run (``os.sync``: each save then
     starts with no dirty pages left by the one before).
     """
-    best, peak_extra = float("inf"), 0
+    return in_turn({"": fn}, repeat, before)[""]
+
+
+def in_turn(
+    calls: dict[str, Callable[[], Any]], repeat: int = 3, before: Callable[[], Any] | None = None
+) -> dict[str, tuple[float, int]]:
+    """`measure` for several calls, run in turn: each round runs every call once.
+
+    A call and its baseline then share the machine's slow and fast spells (on
+    a shared VM the same copy takes up to 1.5x longer from one minute to the
+    next), instead of one of them getting all of a spell.
+    """
+    best = dict.fromkeys(calls, float("inf"))
+    peaks = dict.fromkeys(calls, 0)
     for _ in range(repeat):
-        if before is not None:
-            before()
-        base, peak, stop = anon_rss(), [0], threading.Event()
+        for name, fn in calls.items():
+            if before is not None:
+                before()
+            elapsed, peak = _timed(fn)
+            best[name], peaks[name] = min(best[name], elapsed), max(peaks[name], peak)
+    return {name: (best[name], peaks[name]) for name in calls}
 
-        def sample(stop: threading.Event = stop, peak: list[int] = peak) -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], anon_rss())
-                time.sleep(0.001)
 
-        watcher = threading.Thread(target=sample, daemon=True)
-        watcher.start()
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        stop.set()
-        watcher.join()
-        best = min(best, elapsed)
-        peak_extra = max(peak_extra, max(peak[0], anon_rss()) - base)
-    return best, peak_extra
+def _timed(fn: Callable[[], Any]) -> tuple[float, int]:
+    """One run's wall time and peak extra anonymous memory."""
+    base, peak, stop = anon_rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], anon_rss())
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    start = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - start
+    stop.set()
+    watcher.join()
+    return elapsed, max(peak[0], anon_rss()) - base
+
+
+def best_times(calls: dict[str, Callable[[], Any]], repeat: int = 7) -> dict[str, float]:
+    """Best wall time of each call over ``repeat`` rounds that run every call
+    once, in turn (see `in_turn`), for calls too short to sample memory."""
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeat):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def best_time(fn: Callable[[], Any], repeat: int = 7) -> float:
     """Best wall time over ``repeat`` runs, for calls too short to sample memory."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_times({"": fn}, repeat)[""]
 
 
 def mib(n: float) -> str:

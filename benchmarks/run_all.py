@@ -107,6 +107,9 @@ NOTES = """\
 - *ratio* is this library's time over the native baseline's, measured in the same
   process in the same run (lower is better); for ports the baseline is a memcpy of
   the same bytes, so a ratio of 2.0 is half of memcpy's throughput.
+- Each call and its baselines run in turn: a round runs every call of a case
+  once, and the best of 3 rounds (7 for calls under a second) is kept, so a
+  call and its baseline share the shared VM's slow and fast spells.
 - *peak extra* is the peak anonymous memory above the level before the call
   (sampled every millisecond); the native call's is in brackets.
 - Targets apply at the sizes the targets name (2,000 tensors; 100M parameters;
@@ -118,7 +121,8 @@ NOTES = """\
   and reads it, both timed.
 - *transposing copy* rows time each kernel at hand for one `(N, N)` float32
   transpose into preallocated memory against `np.copyto` of the same bytes;
-  the fastest is the bound of Linear ports and Keras/paddle saves.
+  the fastest, run over as many distinct kernels as a port or save moves, is
+  the bound of Linear ports and Keras/paddle saves.
 - *sharded save / load* rows run two gloo processes on this machine (FSDP2,
   `Shard(0)`); the baseline is torch.distributed.checkpoint's own save and load
   of the same model, same folder, same run. A sharded load reads every rank's

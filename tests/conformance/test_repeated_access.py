@@ -53,6 +53,19 @@ def test_a_variable_added_natively_shows_at_once(framework):
     assert m["0.bias"].native is m.params()["0.bias"].native and m["0.bias"].shape == (3,)
 
 
+@pytest.mark.parametrize("framework", [t for t in REQUESTED if for_backend(t).reorderable])
+def test_variables_reordered_natively_show_at_once(framework):
+    """The kept walk's check sees a layer's own order change, not only its members."""
+    needs(FRAMEWORKS[framework])
+    native = for_backend(framework)
+    net = mlp(FRAMEWORKS[framework])
+    m = up.wrap(net)
+    assert list(warm(m))[:2] == ["0.weight", "0.bias"]
+    native.reorder_variables(native.layer(net, 0))
+    assert list(m.params())[:2] == ["0.bias", "0.weight"]
+    assert m["0.weight"].native is native.layer(net, 0).weight
+
+
 def test_a_layer_replaced_natively_shows_at_once(backend, native):
     net = mlp(backend)
     m = up.wrap(net)

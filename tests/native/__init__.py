@@ -58,6 +58,9 @@ class Native:
     #: the order they were set (NNX): its attribute children come sorted, and
     #: its own listing of variables sorted by path.
     sorted_listing: ClassVar[bool] = False
+    #: Whether a layer keeps its variables in an ordered mapping that can be
+    #: reordered natively (`reorder_variables`).
+    reorderable: ClassVar[bool] = False
     #: Whether a built Sequential records the map its Flatten takes (a graph
     #: with shapes), so a Linear after it is canonical (torch's (C, H, W)
     #: inputs) on a channels-last framework; channels-first ones need not.
@@ -162,6 +165,10 @@ class Native:
 
     def replace_last_layer(self, model: Any) -> None:
         """Put a Linear(8, 3) where the last Linear(8, 2) of a 3-layer Sequential was."""
+        raise NotImplementedError
+
+    def reorder_variables(self, layer: Any) -> None:
+        """Move a layer's first variable to the end of its own listing, in place."""
         raise NotImplementedError
 
     def to_numpy(self, tensor: Any) -> np.ndarray:

@@ -160,3 +160,13 @@ class DictNative(Native):
 
     def add_child(self, parent: Any, name: str, child: Any) -> None:
         raise NotImplementedError
+
+    reorderable = True
+
+    def reorder_variables(self, layer: Any) -> None:
+        params = layer._parameters  # both frameworks' own dict, in place
+        first = next(iter(params))
+        if hasattr(params, "move_to_end"):  # paddle's OrderedDict: only its linked order moves
+            params.move_to_end(first)
+        else:
+            params[first] = params.pop(first)

@@ -21,6 +21,10 @@ import numpy as np
 from .._core.gradients import Backward, reduce_loss
 from ._base import Adapter, KindTable, NativeVariable
 
+#: A dict's values, read from its own storage (also for an OrderedDict, whose
+#: ``values()`` walks its linked list and looks each key up again).
+_values = dict.values
+
 
 @dataclass(frozen=True)
 class Slots:
@@ -74,7 +78,9 @@ class DictModuleAdapter(Adapter):
     def _containers(self, module: Any) -> tuple[Sized, ...]:
         kids = self._kids(module)
         params, buffers, transient = self._parts(module)
-        return (kids, kids.values(), params, params.values(), buffers, buffers.values(), transient)
+        # Keys in the framework's order (a reorder shows), values in the dict's own
+        # storage: an OrderedDict's (paddle's) values() looks every key up again.
+        return (kids, _values(kids), params, _values(params), buffers, _values(buffers), transient)
 
     def variables(self, module: Any) -> list[NativeVariable]:
         return registered_variables(*self._parts(module))
