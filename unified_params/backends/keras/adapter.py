@@ -132,9 +132,8 @@ class KerasAdapter(Adapter):
 
     def child(self, module: Any, key: str) -> Any | None:
         role = _ROLES.get(type(module)) or _role(type(module))
-        state = module.__dict__
-        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in state:
-            layers = state.get(internals.LAYERS) or []  # `layers` would copy the list on every step
+        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in module.__dict__:
+            layers = internals.sublayers(module)  # `layers` would copy the list on every step
             position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
             return layers[position] if position < len(layers) else None
         if role == "functional" and key.isdigit():
