@@ -48,7 +48,11 @@ NOTES = """\
   Keras layer or variable costs about as much as the whole native listing spends
   per layer. Measured as the median of 100 interleaved pairs (after
   `gc.collect()`), 2,000 tensors: torch 1.98x, paddle 1.74x, Keras 3.4x (2.14x,
-  1.62x, 3.16x before the backend registry's rework). Best-of-7 timings below
+  1.62x, 3.16x before the backend registry's rework). At that size Keras'
+  `weights` takes 0.77 ms and a bare loop putting every variable's name and
+  value in a dict 0.55 ms; one entry (0.18 us) and one Param (0.15 us) per
+  variable and the walk itself already pass 2x of `weights`, so a dict of
+  views built at once cannot meet the target on Keras. Best-of-7 timings below
   swing by up to 2x between runs here. Keep the view: repeated calls are the
   fast path.
 - **collect-all, repeated, at 32,000 tensors**: checking that a model of 16,000
@@ -65,10 +69,13 @@ NOTES = """\
   their bound is the fastest transposing kernel of the process (the
   `transposing copy` rows, each into preallocated memory: TensorFlow's
   transpose once TensorFlow is loaded, else torch's `copy_`, which the library
-  uses), not memcpy; their rows compare against that kernel over the same
-  bytes. A Keras variable adopts the buffer it is handed, so a port into Keras
-  keeps TensorFlow's transposed result itself and skips the copy into
-  preallocated memory that the kernel rows include: that row can beat its bound.
+  uses), not memcpy; their rows compare against that kernel run over as many
+  distinct kernels as the port or save moves, in turn with it (the best of 7
+  runs of one kernel, times the count, was optimistic: 200-245 ms for 1 GiB
+  against 290-317 ms for the same bytes moved kernel by kernel). A Keras
+  variable adopts the buffer it is handed, so a port into Keras keeps
+  TensorFlow's transposed result itself and skips the copy into preallocated
+  memory that the kernel rows include: that row can beat its bound.
   Against that kernel alone a save cannot reach 0.8x: it also writes every
   byte to the file, and writing the same 1 GiB with no transpose at all (the
   torch save row) already takes 1.5-1.8x the kernel's time here. The two
@@ -89,11 +96,14 @@ NOTES = """\
   destination is kept (only `check_input`, not timed here, keeps one). The
   finite check reads every source byte once more before the copy reads it
   again: about 0.35x memcpy's time on two cores, on top of a copy that runs on
-  both cores (torch's `copy_`, 0.75x a one-core `np.copyto`): about 1.1x
+  both cores (torch's `copy_`, 0.75x a one-core `np.copyto`; `memmove` or
+  `np.copyto` in two threads measure the same, 0.72-0.81x): about 1.1x
   memcpy's time at best, measured 1.0-1.5x in isolated runs and more in a
   full `make bench`, where three 1 GiB models share the memory. Into Keras,
   TensorFlow copies each value into memory its allocator reuses from the
-  variables it replaces (`DeepCopy`), since the variable adopts the buffer.
+  variables it replaces (`DeepCopy`, 1.1-1.24x memcpy's time), since the
+  variable adopts the buffer it is handed, even while the caller still holds
+  it (measured), so writing in place is not an option.
   Linear ports add the same check to the transposing kernel (about 10% of
   its time).
 - **Keras and paddle checkpoints**: files hold torch's layout, so every Dense
