@@ -20,6 +20,7 @@ class DictNative(Native):
     """`Native` for a torch-like framework; subclasses set `nn` and the spellings."""
 
     textbook = TEXTBOOK
+    reorderable = True  # a layer's variables live in the framework's own (ordered) dict
     linear_type = "Linear"
     kernel_name = "weight"
     #: The framework's ``nn`` module, its layer base and list classes.
@@ -160,8 +161,6 @@ class DictNative(Native):
 
     def add_child(self, parent: Any, name: str, child: Any) -> None:
         raise NotImplementedError
-
-    reorderable = True
 
     def reorder_variables(self, layer: Any) -> None:
         params = layer._parameters  # both frameworks' own dict, in place

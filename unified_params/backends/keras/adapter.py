@@ -222,9 +222,9 @@ class KerasAdapter(Adapter):
         if key not in map(id, trained) and key not in map(id, frozen):
             return False
         name = internals.variable_name(var)
-        if name == native_name and not name.startswith("variable") and _SLOT_NAMES not in owner.__dict__:
-            if not _renamed(type(owner)):
-                return True  # no slot renamed (by a tie or a layout), no name Keras made up
+        plain = _SLOT_NAMES not in owner.__dict__ and not _renamed(type(owner))  # no tie, no layout rename
+        if plain and name == native_name and not name.startswith("variable"):
+            return True  # the slot is named after its variable: no slot table to build
         slots = _slot_names(owner) or {}
         return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
 
