@@ -50,12 +50,24 @@ def test_unnamed_keras_variables_have_structural_names():
         def call(self, x):
             return x * self.gamma
 
+    class Shift(keras.layers.Layer):
+        def build(self, shape):
+            self.beta = self.add_weight(shape=(shape[-1],), initializer="zeros", name="beta")
+            self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False)  # no name
+
+        def call(self, x):
+            return x + self.beta
+
     names = []
     for _ in range(2):  # Keras numbers unnamed variables process-wide: variable, variable_1, ...
-        net = keras.Sequential([keras.Input((3,)), Scale()])
-        names.append(list(up.wrap(net).params()))
-    assert names[0] == names[1] == ["0.gamma", "0.variable_1"]
+        net = keras.Sequential([keras.Input((3,)), Scale(), Shift()])
+        params = up.wrap(net).params()
+        names.append([(path, p.kind) for path, p in params.items()])
+    assert names[0] == names[1] == [
+        ("0.gamma", "param"), ("0.variable_1", "param"), ("1.beta", "param"), ("1.steps", "buffer")
+    ]  # fmt: skip
     assert up.wrap(net)["0.gamma"].native is net.layers[0].gamma
+    assert up.wrap(net)["1.steps"].native is net.layers[1].steps
 
 
 def test_a_keras_normalization_uses_loaded_statistics():

@@ -58,15 +58,19 @@ _CHILD_KEYS = "_unified_params_keys"
 
 
 _LAYER_BUILD = L.Layer.build
-#: Per layer class: whether its variables' names are not their slots' (a depthwise kernel).
-_RENAMED: dict[type, bool] = {}
+#: Per class: whether it is a layer whose variables are named after their slots
+#: (not a group of layers, not an RNN, not a depthwise layer, whose kernel is renamed).
+_PLAIN: dict[type, bool] = {}
 
 
-def _renamed(cls: type) -> bool:
-    found = _RENAMED.get(cls)
+def _plain(cls: type) -> bool:
+    found = _PLAIN.get(cls)
     if found is None:
-        found = _RENAMED[cls] = issubclass(cls, L.DepthwiseConv2D)
+        found = _PLAIN[cls] = _role(cls) == "layer" and not issubclass(cls, L.DepthwiseConv2D)
     return found
+
+
+_name_of = internals.variable_name
 
 
 def _containers(module: Any) -> tuple[Sized, ...]:
@@ -158,6 +162,29 @@ class KerasAdapter(Adapter):
 
     def variables(self, module: Any) -> list[NativeVariable]:
         cls = type(module)
+        if _PLAIN.get(cls) or _plain(cls):  # most layers: each variable named after its slot
+            state = module.__dict__
+            if _SLOT_NAMES not in state and (state.get("built") or cls.build is _LAYER_BUILD):
+                trained, frozen = internals.own_variables(module)
+                own = []
+                for var in trained:  # loops, not comprehensions: cheaper for a few variables
+                    name = _name_of(var)
+                    if name.startswith("variable"):
+                        break  # a name Keras made up: the slot table below
+                    own.append((name, var, "param"))
+                else:
+                    for var in frozen:
+                        name = _name_of(var)
+                        if name.startswith("variable"):
+                            break
+                        own.append((name, var, "buffer"))
+                    else:
+                        return own
+        return self._variables(module)
+
+    def _variables(self, module: Any) -> list[NativeVariable]:
+        """`variables`, for any module: containers, RNNs, tied or unbuilt layers."""
+        cls = type(module)
         role = _ROLES.get(cls) or _role(cls)
         if role == "layer":
             owner = module
@@ -165,27 +192,18 @@ class KerasAdapter(Adapter):
             owner = module.cell  # the cell's variables are the layer's own
         else:
             return []  # containers own no variables, built or not
-        state = owner.__dict__  # one look-up of the layer's attributes, read below
-        if not (state if owner is module else module.__dict__).get("built") and cls.build is not _LAYER_BUILD:
+        if not module.__dict__.get("built") and cls.build is not _LAYER_BUILD:
             raise NotBuiltError(
                 f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
                 "variables do not exist yet. Expected a built model: call it once on an input "
                 "(model(x)) or call model.build(input_shape) first. " + received(built=False)
             )
         trained, frozen = internals.own_variables(owner)
-        name = internals.variable_name
-        own = [(name(v), v, "param") for v in trained]
-        if frozen:
-            own += [(name(v), v, "buffer") for v in frozen]
-        renamed = _SLOT_NAMES in state or _renamed(cls)
-        if not renamed:
-            for n, _, _ in own:
-                if n.startswith("variable"):
-                    renamed = True
-        if renamed:  # the few layers whose slots are not named after their variable
-            slots = _slot_names(owner)
-            if slots:
-                own = [(slots.get(id(v)) or n, v, r) for n, v, r in own]
+        own = [(_name_of(v), v, "param") for v in trained]
+        own += [(_name_of(v), v, "buffer") for v in frozen]
+        slots = _slot_names(owner)
+        if slots:  # the layers whose slots are not named after their variable
+            own = [(slots.get(id(v)) or n, v, r) for n, v, r in own]
         return own
 
     def after_write(self, module: Any) -> None:
@@ -221,8 +239,9 @@ class KerasAdapter(Adapter):
         key = id(var)  # by identity, in C: a variable's == is elementwise
         if key not in map(id, trained) and key not in map(id, frozen):
             return False
-        name = internals.variable_name(var)
-        plain = _SLOT_NAMES not in owner.__dict__ and not _renamed(type(owner))  # no tie, no layout rename
+        name = _name_of(var)
+        cls = type(owner)
+        plain = _SLOT_NAMES not in owner.__dict__ and (_PLAIN.get(cls) or _plain(cls))  # no tie, no rename
         if plain and name == native_name and not name.startswith("variable"):
             return True  # the slot is named after its variable: no slot table to build
         slots = _slot_names(owner) or {}
