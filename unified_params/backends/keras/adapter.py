@@ -236,9 +236,15 @@ class KerasAdapter(Adapter):
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
         trained, frozen = internals.own_variables(owner)
-        key = id(var)  # by identity, in C: a variable's == is elementwise
-        if key not in map(id, trained) and key not in map(id, frozen):
-            return False
+        for held in trained:  # by identity (a variable's == is elementwise), in loops: a few variables
+            if held is var:
+                break
+        else:
+            for held in frozen:
+                if held is var:
+                    break
+            else:
+                return False
         name = _name_of(var)
         cls = type(owner)
         plain = _SLOT_NAMES not in owner.__dict__ and (_PLAIN.get(cls) or _plain(cls))  # no tie, no rename
