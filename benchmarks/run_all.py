@@ -47,14 +47,14 @@ NOTES = """\
   large model's layers are scattered in memory, and each attribute read of a
   Keras layer or variable costs about as much as the whole native listing spends
   per layer. Measured as the median of 100 interleaved pairs (after
-  `gc.collect()`), 2,000 tensors: torch 1.98x, paddle 1.74x, Keras 3.4x (2.14x,
-  1.62x, 3.16x before the backend registry's rework). At that size Keras'
-  `weights` takes 0.77 ms and a bare loop putting every variable's name and
-  value in a dict 0.55 ms; one entry (0.18 us) and one Param (0.15 us) per
-  variable and the walk itself already pass 2x of `weights`, so a dict of
-  views built at once cannot meet the target on Keras. Best-of-7 timings below
-  swing by up to 2x between runs here. Keep the view: repeated calls are the
-  fast path.
+  `gc.collect()`), 2,000 tensors: torch 1.76x, paddle 1.51x, Keras 3.1-3.2x
+  (3.3-3.4x before a plain Keras layer's variables were read in one pass). At
+  that size Keras' `weights` takes 0.72-0.77 ms. A bare loop that makes only
+  what the answer holds, one entry and one Param per variable keyed by its
+  path, with no walk, no check and no dedup, takes 1.50-1.66 ms: 2.1-2.3x of
+  `weights`, so a dict of views built at once cannot meet the target on Keras.
+  Best-of-7 timings below swing by up to 2x between runs here. Keep the view:
+  repeated calls are the fast path.
 - **collect-all, repeated, at 32,000 tensors**: checking that a model of 16,000
   layers is unchanged reads every layer's variable lists, much as Keras'
   `weights` and torch's `named_parameters()` read them; at that size both are
