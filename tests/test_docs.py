@@ -79,7 +79,8 @@ def test_the_porting_gallery_lists_every_pair_as_expected():
     for pair in PAIRS:
         (sf, sn, _), (df, dn, _) = pair.source, pair.destination
         row = re.search(
-            rf"^\| {re.escape(sn)} \({re.escape(sf)}\) \| {re.escape(dn)} \({re.escape(df)}\) \|.*$",
+            rf"^\| {re.escape(sn)} \({re.escape(sf)}\) \| {re.escape(dn)} \({re.escape(df)}\) "
+            rf"\| {pair.size}x{pair.size} \|.*$",
             page,
             re.M,
         )

@@ -68,6 +68,34 @@ def test_outputs_that_differ_are_reported_with_where(backend):
         assert_same_outputs(a, b, np.ones((2, 4), "float32"))
 
 
+def test_outputs_that_any_model_would_match_fail_the_comparison(backend):
+    """Outputs all within atol of zero, or the same for the input as for zeros,
+    prove nothing of the weights: the assertion says so instead of passing."""
+    faded, other = _seeded(backend), _seeded(backend, seed=1)  # other weights altogether
+    for model in (faded, other):
+        up.initialize(model, {"*.weight": up.init.Normal(0, 1e-4), "*.bias": up.init.Zeros()}, seed=3)
+    up.wrap(other)["0.weight"][0, 0] = 0.01  # 100 times the others: the faded outputs hide it
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    with pytest.raises(AssertionError, match=r"cannot tell the models apart: .* within atol=1e-06 of zero"):
+        assert_same_outputs(faded, other, x)
+    assert_same_outputs(faded, faded, x, atol=0)  # compared relatively, the same model matches
+    deaf = _seeded(backend)
+    up.initialize(deaf, {"*.weight": up.init.Zeros()}, seed=3)  # the output is the last bias
+    with pytest.raises(AssertionError, match="would pass too"):
+        assert_same_outputs(deaf, deaf, x)
+
+
+def test_a_comparison_in_training_mode_runs_each_model_once(backend):
+    """No extra pass on zeros in training mode: it would move running statistics."""
+    net = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4))
+    a, b, once = (_seeded(backend, net) for _ in range(3))
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    assert_same_outputs(a, b, x, training=True)
+    up.forward(once, x, training=True)
+    for model in (a, b):
+        np.testing.assert_array_equal(up.wrap(model)["1.running_var"], up.wrap(once)["1.running_var"])
+
+
 def test_round_trips_through_a_file_a_state_and_another_backend(backend, backends):
     model = _seeded(backend)
     other = next((b for b in backends if b != backend), backend)

@@ -229,7 +229,12 @@ def port(
     rule: deep networks differ by float rounding in proportion to their
     outputs) raises `PortError` with the destination restored; the
     error's ``report`` attribute holds the [PortReport][unified_params.PortReport] (pairs,
-    hyperparameter differences, the largest difference). The input is checked
+    hyperparameter differences, the largest difference). A check that any
+    model would pass is refused the same way: when every source output is
+    within ``atol`` of zero, or the source's output for ``check_input`` is
+    within the tolerance of its output for zeros (random weights whose
+    features fade on the way to the head answer the last bias for any
+    input). The input is checked
     against both models before anything is written. Every value is validated
     (shape, dtype, finite) before the first write, as `load` does, so a
     refused port leaves the destination as it was; only with ``check_input``
@@ -254,7 +259,8 @@ def port(
     noted in the report's ``notes``.
 
     Raises:
-        PortError: The architectures do not match, or outputs differ.
+        PortError: The architectures do not match, outputs differ, or
+            ``check_input`` cannot tell the weights apart.
         ShapeError: ``check_input`` does not fit a model (nothing written).
 
     Examples:

@@ -42,6 +42,9 @@ def _round_trip(name: str, through: list[str]) -> None:
     x = specs.example_input(name)
     start = spec.build("torch")
     up.initialize(start, up.init.Normal(0, 0.3), seed=9)
+    # He-normal Linear weights keep eight stacked ReLU layers (nested) from fading: the
+    # outputs then depend on the input, which the check input needs to prove anything.
+    up.initialize(start, {up.where(kind="linear", name="weight"): up.init.KaimingNormal()}, seed=9)
     chain = [start, *(spec.build(b) for b in through), spec.build("torch")]
     for src, dst in zip(chain, chain[1:], strict=False):
         report = up.port(src, dst, check_input=x, atol=1e-5)
@@ -377,11 +380,11 @@ def test_a_port_without_check_input_keeps_no_copy_of_the_destination(backends):
 
     spec = S.Sequential(*[S.Linear(512, 512, bias=False) for _ in range(4)])  # 4 x 1 MiB
     largest, total = 1 << 20, 4 << 20
-    x = np.zeros((2, 512), "float32")
+    x = np.random.default_rng(0).standard_normal((2, 512)).astype("float32")  # zeros check nothing
     for a in backends:
         for b in backends:
             source, dst = spec.build(a), spec.build(b)
-            up.initialize(source, up.init.Normal(), seed=9)
+            up.initialize(source, up.init.Normal(0, 512**-0.5), seed=9)  # outputs of order one
             up.port(source, dst)  # warm: layouts and kernels chosen
             peaks = []
             for check in (None, x):
@@ -393,3 +396,28 @@ def test_a_port_without_check_input_keeps_no_copy_of_the_destination(backends):
             assert peaks[0] < 2 * largest, (a, b, peaks)
             assert peaks[1] >= total, (a, b, peaks)
             assert up.state_dict(dst)["3.weight"].tobytes() == up.state_dict(source)["3.weight"].tobytes()
+
+
+def test_a_check_input_that_cannot_tell_the_weights_apart_is_refused(backends):
+    """A check passes by numpy.allclose's rule; where the source's outputs are all within
+    atol of zero, or where they do not move with the input, any model near zero, or any
+    that answers the head's bias, would pass too. The port refuses and gives the
+    destination back, on every pair of backends."""
+    net = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3))
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    for a in backends:
+        for b in backends:
+            faded = net.build(a)  # every output about 1e-8: below atol
+            up.initialize(faded, {"*.weight": up.init.Normal(0, 1e-4), "*.bias": up.init.Zeros()}, seed=1)
+            deaf = net.build(a)  # the output is the last bias, whatever the input
+            up.initialize(deaf, {"*.weight": up.init.Zeros(), "*.bias": up.init.Normal(0, 1)}, seed=2)
+            for source, said in ((faded, "within atol=1e-05 of zero"), (deaf, "ignores its input")):
+                dst = net.build(b)
+                before = up.state_dict(dst)
+                with pytest.raises(up.PortError, match="cannot verify this port") as refused:
+                    up.port(source, dst, check_input=x)
+                assert said in str(refused.value), (a, b)
+                assert refused.value.report.max_abs_diff <= 1e-5  # the outputs did agree
+                assert all(v.tobytes() == before[k].tobytes() for k, v in up.state_dict(dst).items())
+            up.port(faded, dst, check_input=x, atol=0)  # compared relatively: it proves something now
+            assert up.state_dict(dst)["2.weight"].tobytes() == up.state_dict(faded)["2.weight"].tobytes()

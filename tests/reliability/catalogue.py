@@ -95,6 +95,13 @@ def _untied_state(backend: str) -> dict:
     return up.state_dict(untied)
 
 
+def _deaf(backend: str) -> Any:
+    """A model whose output is its last bias, whatever the input."""
+    model = specs.mlp().build(backend)
+    up.initialize(model, {"*.weight": I.Zeros(), "*.bias": I.Constant(0.5)}, seed=0)
+    return model
+
+
 def _port_to(spec: Any) -> Callable[[Any, Path], Any]:
     def call(model: Any, tmp: Path) -> Any:
         backend = up.backend_of(model)
@@ -198,5 +205,6 @@ CASES: list[Case] = [
     Case("port", "layer of another kind", _port_to(S.Sequential(S.Linear(4, 8), S.LayerNorm(8))), up.PortError, ("layernorm",)),
     Case("port", "mapping to a layer that does not exist", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, mapping={"0": "7"}), up.PortError, ("'7'",)),
     Case("port", "check input that does not fit", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, check_input=np.ones((2, 5), "float32")), up.ShapeError, ("(batch, ..., 4)",)),
+    Case("port", "check input the outputs do not depend on", lambda m, t: up.port(_deaf(up.backend_of(m)), m, check_input=np.ones((2, 4), "float32")), up.PortError, ("cannot verify", "ignores its input", "restored")),
     Case("port", "outputs that differ", lambda m, t: up.port(S.Sequential(S.BatchNorm2d(4, eps=0.5)).build(up.backend_of(m)), m, check_input=np.ones((2, 4, 3, 3), "float32"), atol=1e-9), up.PortError, ("restored",), lambda b: S.Sequential(S.BatchNorm2d(4)).build(b)),
 ]  # fmt: skip

@@ -24,6 +24,7 @@ from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
+from .outputs import blind_spot, zeros_like_input
 from .pairing import LayerMapping, Rule, pair
 from .parallel import run_all
 from .paths import join
@@ -287,21 +288,30 @@ def _restore(model: Module, state: dict[str, Any]) -> None:
 
 def _compare(src: Module, dst: Module, inputs: Any, atol: float, rtol: float, report: PortReport) -> float:
     """The largest output difference; beyond ``atol + rtol * |source output|``
-    anywhere (``numpy.allclose``'s rule), a PortError that carries the report."""
+    anywhere (``numpy.allclose``'s rule), or on an input that cannot tell the
+    weights apart (`unified_params._core.outputs`), a PortError that carries the report."""
     a, b = run_forward(src, inputs), run_forward(dst, inputs)
     same_shape = a.shape == b.shape
     diff = float(np.max(np.abs(a - b))) if same_shape and a.size else (0.0 if same_shape else float("inf"))
     report.max_abs_diff = diff
+    hints = f" Hyperparameters that differ: {'; '.join(report.differences)}." if report.differences else ""
     if not (same_shape and np.allclose(b, a, rtol=rtol, atol=atol)):
-        hints = (
-            f" Hyperparameters that differ: {'; '.join(report.differences)}." if report.differences else ""
-        )
-        error = PortError(
+        message = (
             f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
             f"{b.shape}, largest source output {float(np.max(np.abs(a))) if a.size else 0.0:.3g}); the "
             f"destination was restored.{hints} Expected every output within atol={atol:g} + "
             f"rtol={rtol:g} x |source output|. " + received(max_abs_diff=diff, atol=atol, rtol=rtol)
         )
-        error.report = report  # what was matched, converted and found: the reason is not lost
-        raise error
-    return diff
+    else:
+        blind = blind_spot(a, lambda: run_forward(src, zeros_like_input(inputs)), atol=atol, rtol=rtol)
+        if not blind:
+            return diff
+        message = (
+            f"check_input cannot verify this port: on the source, {blind}; the destination was "
+            f"restored.{hints} Expected an input that moves the outputs by more than atol={atol:g} + "
+            f"rtol={rtol:g} x |source output| (random values, not zeros), or a smaller atol. "
+            + received(max_abs_diff=diff, atol=atol, rtol=rtol)
+        )
+    error = PortError(message)
+    error.report = report  # what was matched, converted and found: the reason is not lost
+    raise error

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .._core.outputs import blind_spot, zeros_like_input
+
 __all__ = ["assert_roundtrip", "assert_same_outputs", "assert_same_params", "assert_ties"]
 
 #: How many differing paths a message lists.
@@ -94,8 +96,15 @@ def assert_same_outputs(
     """Assert that two models give the same output for ``x`` (canonical:
     images channels first, on every backend), within ``atol + rtol * |a(x)|``.
 
+    A comparison that any model would pass proves nothing, so it fails too:
+    when every output of ``a`` is within ``atol`` of zero, or (in inference
+    mode) its output for ``x`` is within the tolerance of its output for an
+    all-zero input (the output does not depend on ``x``, as at random weights
+    whose features fade).
+
     Raises:
-        AssertionError: The shapes, the largest difference and where it is.
+        AssertionError: The shapes, the largest difference and where it is;
+            or why the comparison cannot tell the models apart.
 
     Examples:
         >>> import torch
@@ -113,6 +122,15 @@ def assert_same_outputs(
         raise AssertionError(
             f"The outputs differ: max |difference| {worst:.3g} at {where} (shape {ya.shape}; "
             f"allowed atol={atol:g} + rtol={rtol:g} x |first|; largest |first| {np.abs(ya).max():.3g})."
+        )
+    # In training mode another forward pass would move `a`'s running statistics again.
+    without_input = None if training else (lambda: up.forward(a, zeros_like_input(x)))
+    blind = blind_spot(ya, without_input, atol=atol, rtol=rtol)
+    if blind:
+        raise AssertionError(
+            f"The comparison cannot tell the models apart: on the first model, {blind}. Use an input "
+            f"that moves the outputs by more than atol={atol:g} + rtol={rtol:g} x |first| (random "
+            "values, not zeros), weights whose outputs depend on it, or a smaller atol."
         )
 
 
