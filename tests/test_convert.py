@@ -89,6 +89,9 @@ def test_tied_paths_are_named_again_for_dcp(torch, tmp_path):
 def test_conversions_stream_one_tensor_at_a_time(torch, tmp_path):
     net = torch.nn.Sequential(*[torch.nn.Linear(512, 512, bias=False) for _ in range(8)])  # 8 x 1 MiB
     up.save(net, tmp_path / "big.safetensors")
+    up.save(torch.nn.Linear(2, 2), tmp_path / "warm.safetensors")  # imports and caches, untraced
+    up.convert(tmp_path / "warm.safetensors", tmp_path / "warm")
+    up.convert(tmp_path / "warm", tmp_path / "warm-again.safetensors")
     for source, target in (("big.safetensors", "dcp"), ("dcp", "again.safetensors")):
         tracemalloc.start()
         up.convert(tmp_path / source, tmp_path / target)

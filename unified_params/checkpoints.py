@@ -243,7 +243,9 @@ def port(
 
     Settings that change what the weights mean (BatchNorm and LayerNorm
     ``eps``, BatchNorm ``momentum``) are compared and listed in the report's
-    ``differences``; ``align="hyperparameters"`` sets the destination's to the
+    ``differences``; an ``eps`` that differs, with neither ``align`` nor
+    ``check_input``, also warns (``UserWarning``): the outputs will differ.
+    ``align="hyperparameters"`` sets the destination's to the
     source's (converted to each framework's convention, listed in
     ``aligned``, given back if the port fails), so a port between zoos whose
     defaults differ (torch eps 1e-5, Keras 1e-3) verifies.

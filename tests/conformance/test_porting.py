@@ -155,12 +155,23 @@ def test_mapping_overrides_the_order(backend):
 
 
 def test_batchnorm_hyperparameter_differences_are_reported(backends):
+    """Listed in the report; an eps that differs (other outputs) also warns at the
+    user's call when neither align nor a check input deals with it. A momentum
+    that differs changes only training, and warns of nothing."""
+    import warnings
+
     for backend in backends:
         src = S.Sequential(S.BatchNorm2d(4, eps=1e-3, momentum=0.01)).build(backends[0])
         dst = S.Sequential(S.BatchNorm2d(4)).build(backend)
-        report = up.port(src, dst)
+        with pytest.warns(UserWarning, match=r"will not compute what the source does: 0 -> 0: eps") as said:
+            report = up.port(src, dst)
+        assert said[0].filename == __file__
         assert any("eps 0.001" in d and "1e-05" in d for d in report.differences), report.differences
         assert any("momentum 0.01" in d for d in report.differences)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            up.port(S.Sequential(S.BatchNorm2d(4, momentum=0.01)).build(backends[0]), dst)  # momentum only
+            up.port(src, S.Sequential(S.BatchNorm2d(4)).build(backend), align="hyperparameters")
 
 
 def test_a_flattened_map_ports_without_a_check_input_where_a_framework_records_it(backends):

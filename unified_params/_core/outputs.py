@@ -7,7 +7,9 @@ random weights fall into: a deep network at its initial scales can answer
 1e-12 for every input (any output near zero passes), or answer its last
 layer's bias whatever the input, its features having faded on the way (a
 model with every other weight wrong passes). Both callers refuse such a
-comparison rather than call it a match.
+comparison rather than call it a match. The other way round, a port refused
+by a difference within float32 rounding of the outputs' scale says so
+(`rounding_hint`): the rule's ``atol`` is absolute, rounding is not.
 """
 
 from __future__ import annotations
@@ -53,6 +55,32 @@ def blind_spot(reference: Any, without_input: Callable[[], Any] | None, *, atol:
             "so a model that ignores its input would pass too"
         )
     return ""
+
+
+#: Float32 rounding between two frameworks running one deep network with real
+#: statistics, as a fraction of its largest output (torchvision -> paddle.vision
+#: ResNet-50s differ by 6e-5 of it): a difference within it is no wrong weight.
+ROUNDING = 1e-4
+
+
+def rounding_hint(difference: float, reference: Any) -> str:
+    """A sentence for a refusal whose difference is within float32 rounding
+    of the outputs' scale (`ROUNDING`), else ``""``.
+
+    Examples:
+        >>> rounding_hint(2e-4, np.array([3.0, -1.0]))[:31]
+        ' The largest difference is 7e-0'
+        >>> rounding_hint(0.5, np.array([3.0, -1.0]))
+        ''
+    """
+    scale = _largest(np.asarray(reference).astype(np.float64))
+    if not 0 < difference <= ROUNDING * scale:
+        return ""
+    return (
+        f" The largest difference is {difference / scale:.1g} of the largest output, the size of "
+        "float32 rounding between frameworks in a deep network: if that is what you expect, pass "
+        f"atol in proportion to the outputs (atol={ROUNDING * scale:.2g})."
+    )
 
 
 def zeros_like_input(inputs: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ the outputs differ or anything else fails after the first write.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
-from .outputs import blind_spot, zeros_like_input
+from .outputs import blind_spot, rounding_hint, zeros_like_input
 from .pairing import LayerMapping, Rule, pair
 from .parallel import run_all
 from .paths import join
@@ -122,9 +123,10 @@ def port(
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
     report = PortReport(notes=notes)
     state: dict[str, Source] = {}
+    settings_differ: list[tuple[str, str]] = []  # (name, line): hyperparameters of paired layers
     for a, b in pairs:
         report.pairs.append((a.path, b.path, a.kind))
-        report.differences += _hyper_differences(src, dst, a, b)
+        settings_differ += _hyper_differences(src, dst, a, b)
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
@@ -141,6 +143,7 @@ def port(
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
+    report.differences = [line for _, line in settings_differ]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
             prepare_input(model, check_input)
@@ -152,7 +155,7 @@ def port(
     try:
         if align is not None:
             settings = _align(src, dst, pairs, report)
-            report.differences = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
+            report.differences = [t for a, b in pairs for _, t in _hyper_differences(src, dst, a, b)]
         report.load = load(
             dst,
             state,
@@ -165,6 +168,8 @@ def port(
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
+        elif align is None:
+            _warn_if_outputs_differ(settings_differ)
     except BaseException:
         if backup is not None:
             _restore(dst, backup)  # whatever failed, the destination is as it was
@@ -234,14 +239,36 @@ def _np(dtype: str) -> Any:
     return numpy_dtype(dtype)
 
 
-def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[str]:
+#: Settings whose difference changes a layer's outputs in inference mode
+#: (``momentum`` only changes how training moves the running statistics).
+CHANGES_OUTPUTS = ("eps",)
+
+
+def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tuple[str, str]]:
+    """Each setting that differs between two paired layers: its name, and a line for the report."""
     ha = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
     hb = dst.adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
     return [
-        f"{a.path} -> {b.path}: {name} {ha[name]:g} ({src.backend}) vs {hb[name]:g} ({dst.backend})"
+        (name, f"{a.path} -> {b.path}: {name} {ha[name]:g} ({src.backend}) vs {hb[name]:g} ({dst.backend})")
         for name in sorted(set(ha) & set(hb))
         if not np.isclose(ha[name], hb[name], rtol=1e-6, atol=0)
     ]
+
+
+def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
+    """A port with neither ``align`` nor ``check_input`` into layers whose
+    settings change their outputs: the weights are copied, and the user is told
+    (shown at the user's call) that the models will not compute the same."""
+    changing = [text for name, text in differences if name in CHANGES_OUTPUTS]
+    if changing:
+        more = f" and {len(changing) - 1} more" if len(changing) > 1 else ""
+        warnings.warn(
+            f"The ported model will not compute what the source does: {changing[0]}{more} "
+            "(report.differences lists them). Pass align='hyperparameters' to give the destination "
+            "the source's settings, or check_input=x to measure the difference.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> list[str]:
@@ -299,8 +326,9 @@ def _compare(src: Module, dst: Module, inputs: Any, atol: float, rtol: float, re
         message = (
             f"The ported model's output differs from the source's by {diff:.3g} (shapes {a.shape} and "
             f"{b.shape}, largest source output {float(np.max(np.abs(a))) if a.size else 0.0:.3g}); the "
-            f"destination was restored.{hints} Expected every output within atol={atol:g} + "
-            f"rtol={rtol:g} x |source output|. " + received(max_abs_diff=diff, atol=atol, rtol=rtol)
+            f"destination was restored.{hints}{rounding_hint(diff, a) if same_shape else ''} Expected "
+            f"every output within atol={atol:g} + rtol={rtol:g} x |source output|. "
+            + received(max_abs_diff=diff, atol=atol, rtol=rtol)
         )
     else:
         blind = blind_spot(a, lambda: run_forward(src, zeros_like_input(inputs)), atol=atol, rtol=rtol)
