@@ -229,7 +229,9 @@ def port(
     rule: deep networks differ by float rounding in proportion to their
     outputs) raises `PortError` with the destination restored; the
     error's ``report`` attribute holds the [PortReport][unified_params.PortReport] (pairs,
-    hyperparameter differences, the largest difference). A check that any
+    hyperparameter differences, the largest difference); a difference within
+    float32 rounding of the outputs' scale is named so, with an ``atol`` in
+    proportion to pass for a deep network. A check that any
     model would pass is refused the same way: when every source output is
     within ``atol`` of zero, or the source's output for ``check_input`` is
     within the tolerance of its output for zeros (random weights whose

@@ -58,8 +58,8 @@ def render(ports: list[PortResult], results: list) -> str:
         f"{len(verified)} pairs verified, {len(refused)} refused with the reason, "
         f"{len(wrong)} not as expected.",
         "",
-        "| source | destination | input | verdict | max diff | largest output | port time |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+        "| source | destination | input | verdict | max diff (largest output) | port time |",
+        "| --- | --- | --- | --- | ---: | ---: |",
     ]
     small = {id(p) for p in SMALL_PAIRS}
     said: list[str] = []
@@ -69,11 +69,12 @@ def render(ports: list[PortResult], results: list) -> str:
         if not r.as_expected:
             verdict += f", expected {pair.expect}"
         diff = "-" if r.max_diff != r.max_diff else f"{r.max_diff:.1e}"
-        scale = "-" if r.largest != r.largest else f"{r.largest:.2f}"
+        if r.largest == r.largest and r.max_diff == r.max_diff:
+            diff += f" ({r.largest:.2f})"
         seconds = "-" if r.verdict != "verified" else f"{r.seconds:.1f} s"
         lines.append(
             f"| {pair.source[1]} ({pair.source[0]}) | {pair.destination[1]} ({pair.destination[0]}) "
-            f"| {pair.size}x{pair.size} | {verdict} | {diff} | {scale} | {seconds} |"
+            f"| {pair.size}x{pair.size} | {verdict} | {diff} | {seconds} |"
         )
         options = ", ".join(_option(k, v) for k, v in pair.options.items())
         if r.verdict == "verified" and (options or r.notes):
