@@ -11,8 +11,8 @@ A check proves only what the outputs depend on. The frameworks' own initial
 scales fade a deep network's features on the way to its head: its outputs are
 then the classifier's bias, for any input (and any earlier weight). So each
 source is seeded for outputs that depend on the input as a trained model's
-do: He-normal convolutions, and BatchNorm running statistics taken from a
-batch of images (`calibrate`), which the port then has to carry over too.
+do (`seed`): He-normal convolutions, and BatchNorm running statistics other
+than a fresh layer's, which the port then has to carry over too.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def port_pair(pair: Pair) -> PortResult:
     result = PortResult(pair)
     try:
         src, dst = pair.source[2](), pair.destination[2]()
-        seed(src, pair.size)
+        seed(src)
         result.params = up.wrap(src).count()
         x = np.random.default_rng(0).uniform(size=(2, 3, pair.size, pair.size)).astype("float32")
         result.largest = float(np.max(np.abs(up.forward(src, x))))
@@ -96,34 +96,20 @@ def port_pair(pair: Pair) -> PortResult:
 TOLERANCE = 1e-4
 
 
-def seed(model: Any, size: int) -> None:
-    """Seed a torch source (every source here is torchvision or timm) so that
-    its outputs depend on its input and on every weight: each framework's
-    own initialisers, He-normal convolutions, then `calibrate`."""
+def seed(model: Any) -> None:
+    """Seed a source of any framework so that its outputs depend on its input
+    and on every weight: each framework's own initialisers, He-normal
+    convolutions, and running statistics drawn around a fresh layer's (mean
+    0, variance 1), so that a port that drops or swaps them shows."""
     up.initialize(model, up.init.Default(), seed=11)
     convolutions = up.where(kind="conv2d", name="weight")
     up.initialize(model, {convolutions: up.init.KaimingNormal(nonlinearity="relu")}, seed=11)
-    calibrate(model, size)
-
-
-def calibrate(model: Any, size: int) -> None:
-    """Set every BatchNorm's running statistics to those of one batch of eight
-    random images, the rest of the model in inference mode (no dropout, no
-    auxiliary head), as training leaves them."""
-    import torch
-
-    kinds = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
-    norms = [m for m in model.modules() if isinstance(m, kinds)]
-    model.eval()
-    for norm in norms:
-        norm.train()
-        norm.momentum = 1.0  # the running statistics become this batch's
-    images = np.random.default_rng(1).uniform(size=(8, 3, size, size)).astype("float32")
-    with torch.no_grad():
-        model(torch.from_numpy(images))
-    for norm in norms:
-        norm.eval()
-        norm.momentum = 0.1  # torch's default again: no hyperparameter differs from a fresh model
+    rng = np.random.default_rng(11)
+    for param in up.wrap(model).params().values():  # buffers: `initialize` leaves them alone
+        if param.name == "running_mean":
+            param.set(rng.normal(0.0, 0.1, param.shape))
+        elif param.name == "running_var":
+            param.set(rng.uniform(0.5, 2.0, param.shape))
 
 
 def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
@@ -148,6 +134,13 @@ def _to_keras(
     build = _tv(name) if family == TV else _timm(name)
     keras = _keras(keras_name, size, classifier_activation=None)
     return Pair(_p(family, name, build), _p(KERAS, keras_name, keras), size, options, expect, why)
+
+
+def _from_keras(keras_name: str, family: str, name: str, size: int, **options: Any) -> Pair:
+    """keras.applications -> torchvision or paddle.vision: the other direction."""
+    build = _tv(name) if family == TV else _paddle(name)
+    keras = _keras(keras_name, size, classifier_activation=None)
+    return Pair(_p(KERAS, keras_name, keras), _p(family, name, build), size, options)
 
 
 ALIGN = {"align": "hyperparameters"}
@@ -183,12 +176,13 @@ _SQUEEZE = (
 )
 
 #: The subset in ``make test``: residual blocks, a flattened classifier, hard-swish
-#: blocks with squeeze-excitation, and a Keras port with aligned BatchNorm settings.
+#: blocks with squeeze-excitation, and Keras ports both ways with aligned BatchNorm settings.
 SMALL_PAIRS: tuple[Pair, ...] = (
     _same("resnet18"),
     _same("vgg11"),
     _same("mobilenet_v3_small"),
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
+    _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
 )
 
 #: Everything ``make zoo`` ports.
@@ -214,4 +208,7 @@ PAIRS: tuple[Pair, ...] = (
     _to_keras("mobilenetv2_100", "MobileNetV2", 33, family=TIMM, **ALIGN),
     _to_keras("densenet121", "DenseNet121", 64, family=TIMM, **ALIGN),
     _to_keras("inception_v3", "InceptionV3", 96, family=TIMM, expect="refused", why=_NO_BN_SCALE),
+    _from_keras("VGG16", TV, "vgg16", 224),
+    _from_keras("VGG16", PADDLE, "vgg16", 224),
+    _from_keras("DenseNet121", TV, "densenet121", 64, **ALIGN),
 )  # fmt: skip
