@@ -149,9 +149,10 @@ def test_training_mode_moves_batch_statistics_and_the_mode_is_given_back():
 
 
 def test_an_rnn_that_computes_otherwise_is_no_lstm():
-    """A reversed or time-major nnx.RNN holds the same weights as torch's LSTM but
-    computes something else: it is a layer of no declared kind, and a port from
-    a torch LSTM refuses it instead of copying weights into it."""
+    """A reversed or time-major nnx.RNN holds the same weights as torch's LSTM, and
+    a residual SimpleCell those of torch's RNN, but each computes something else:
+    it is a layer of no declared kind, and a port refuses it instead of copying
+    weights into it."""
     from flax import nnx
 
     torch_lstm = S.Sequential(S.LSTM(3, 5)).build("flax")
@@ -161,3 +162,10 @@ def test_an_rnn_that_computes_otherwise_is_no_lstm():
         assert up.wrap(odd)[0].kind == "other", options
         with pytest.raises(up.PortError, match="do not match"):
             up.port(torch_lstm, odd)
+    # A SimpleCell that adds its carry before the activation is no Elman RNN either.
+    elman = S.Sequential(S.RNN(3, 5)).build("flax")
+    assert up.wrap(elman)[0].kind == "rnn"
+    residual = nnx.Sequential(nnx.RNN(nnx.SimpleCell(5, 5, residual=True, rngs=nnx.Rngs(0))))
+    assert up.wrap(residual)[0].kind == "other"
+    with pytest.raises(up.PortError, match="do not match"):
+        up.port(S.Sequential(S.RNN(5, 5)).build("flax"), residual)

@@ -57,6 +57,8 @@ def test_paddle_internals():
     assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
     assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"
+    assert internals.hyperparameter(nn.GroupNorm(2, 8), "num_groups") == 2, "_num_groups"
+    assert internals.hyperparameter(nn.GroupNorm(2, 8, epsilon=1e-4), "epsilon") == pytest.approx(1e-4)
 
 
 def test_flax_internals():

@@ -235,6 +235,71 @@ class LayerNorm(Layer):
 
 
 @dataclass(eq=False)
+class RMSNorm(Layer):
+    """Root-mean-square normalisation over the last axis of size ``normalized_shape``,
+    ``x / sqrt(mean(x**2) + eps) * weight``; ``eps=None`` is torch's default, the
+    float32 machine epsilon (Keras ``RMSNormalization``, Flax NNX ``RMSNorm``;
+    Paddle has no such layer).
+
+    Examples:
+        >>> RMSNorm(8).build("torch")
+        RMSNorm((8,), eps=None, elementwise_affine=True)
+    """
+
+    normalized_shape: int
+    eps: float | None = None
+    POSITIVE: ClassVar[tuple[str, ...]] = ("normalized_shape",)
+
+    #: What ``eps=None`` means: torch's ``torch.finfo(torch.float32).eps``.
+    DEFAULT_EPS: ClassVar[float] = 2.0**-23
+
+    def epsilon(self) -> float:
+        """The eps every framework is given (torch's default for ``None``).
+
+        Examples:
+            >>> RMSNorm(8).epsilon() == 2.0**-23, RMSNorm(8, eps=1e-6).epsilon()
+            (True, 1e-06)
+        """
+        return self.DEFAULT_EPS if self.eps is None else self.eps
+
+    def input_shape(self):
+        return (self.normalized_shape,)
+
+    def sizes(self):
+        return ("features", self.normalized_shape), ("features", self.normalized_shape)
+
+
+@dataclass(eq=False)
+class GroupNorm(Layer):
+    """Group normalisation: ``num_channels`` channels in ``num_groups`` groups of
+    consecutive channels, with a weight and a bias per channel.
+
+    Examples:
+        >>> GroupNorm(2, 8).build("torch")
+        GroupNorm(2, 8, eps=1e-05, affine=True, bias=True)
+    """
+
+    num_groups: int
+    num_channels: int
+    eps: float = 1e-5
+    POSITIVE: ClassVar[tuple[str, ...]] = ("num_groups", "num_channels")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_channels % self.num_groups:
+            raise UnsupportedError(
+                "GroupNorm splits its channels into equal groups. Expected num_channels a multiple of "
+                "num_groups. " + received(num_groups=self.num_groups, num_channels=self.num_channels)
+            )
+
+    def input_shape(self):
+        return (self.num_channels, None, None)
+
+    def sizes(self):
+        return ("channels", self.num_channels), ("channels", self.num_channels)
+
+
+@dataclass(eq=False)
 class Embedding(Layer):
     """A lookup table of ``num_embeddings`` rows of size ``embedding_dim``."""
 
@@ -247,6 +312,37 @@ class Embedding(Layer):
 
     def sizes(self):
         return ("indices", 0), ("features", self.embedding_dim)
+
+
+@dataclass(eq=False)
+class RNN(Layer):
+    """A one-layer, batch-first Elman RNN, ``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)``
+    (``nonlinearity="relu"``: relu), returning the whole sequence (Keras and
+    Paddle: ``SimpleRNN``; Flax NNX: ``RNN(SimpleCell)``).
+
+    Examples:
+        >>> RNN(3, 5).build("torch")
+        RNN(3, 5, batch_first=True)
+    """
+
+    input_size: int
+    hidden_size: int
+    nonlinearity: str = "tanh"
+    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise UnsupportedError(
+                "Unknown nonlinearity. Expected 'tanh' or 'relu', as torch's nn.RNN takes. "
+                + received(nonlinearity=self.nonlinearity)
+            )
+
+    def input_shape(self):
+        return (None, self.input_size)
+
+    def sizes(self):
+        return ("features", self.input_size), ("features", self.hidden_size)
 
 
 @dataclass(eq=False)

@@ -44,6 +44,18 @@ def embedding():
     return S.Sequential(S.Embedding(10, 6), S.Linear(6, 3))
 
 
+def groupnorm():
+    return S.Sequential(S.Conv2d(3, 8, 3), S.GroupNorm(2, 8), S.ReLU())
+
+
+def rmsnorm():
+    return S.Sequential(S.Linear(6, 5), S.RMSNorm(5))
+
+
+def rnn():
+    return S.Sequential(S.RNN(3, 5))
+
+
 def lstm():
     return S.Sequential(S.LSTM(3, 5))
 
@@ -88,17 +100,24 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
         "3.bias": (2,),
     },
     "norm": {**_linear("0", 6, 5), "1.weight": (5,), "1.bias": (5,)},
+    "groupnorm": {"0.weight": (8, 3, 3, 3), "0.bias": (8,), "1.weight": (8,), "1.bias": (8,)},
+    "rmsnorm": {**_linear("0", 6, 5), "1.weight": (5,)},
     "embedding": {"0.weight": (10, 6), **_linear("1", 6, 3)},
+    "rnn": _rnn(1),
     "lstm": _rnn(4),
     "gru": _rnn(3),
 }
 BUILDERS = {name: globals()[name] for name in EXPECTED}
 
 #: Where a backend legitimately differs from the canonical list: torch keeps a
-#: batch counter, Keras keeps one merged LSTM bias and a stacked GRU bias, NNX's
-#: LSTM cell one bias.
+#: batch counter, Keras keeps one merged RNN and LSTM bias and a stacked GRU
+#: bias, NNX's RNN and LSTM cells one bias.
 DIFFERENCES = {
     ("torch", "cnn"): {"add": {"1.num_batches_tracked": ()}},
+    **{
+        (backend, "rnn"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (5,)}}
+        for backend in ("keras", "flax")
+    },
     ("keras", "lstm"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (20,)}},
     ("keras", "gru"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (2, 15)}},
     ("flax", "lstm"): {"drop": ["0.bias_ih_l0", "0.bias_hh_l0"], "add": {"0.bias": (20,)}},
@@ -137,7 +156,15 @@ def load_reference(backend: str, name: str, model) -> None:
 def example_input(name: str) -> np.ndarray:
     """A canonical (channels-first, batch-first) input for spec ``name``."""
     rng = np.random.default_rng(7)
-    shapes = {"cnn": (2, 3, 6, 7), "lstm": (2, 4, 3), "gru": (2, 4, 3), "norm": (3, 6)}
+    shapes = {
+        "cnn": (2, 3, 6, 7),
+        "groupnorm": (2, 3, 6, 7),
+        "rnn": (2, 4, 3),
+        "lstm": (2, 4, 3),
+        "gru": (2, 4, 3),
+        "norm": (3, 6),
+        "rmsnorm": (3, 6),
+    }
     if name == "embedding":
         return rng.integers(0, 10, size=(2, 5)).astype("int64")
     return rng.standard_normal(shapes.get(name, (3, 4))).astype("float32")

@@ -119,10 +119,13 @@ DEFAULT_LAYERS = {
     "linear": S.Linear(256, 512),
     "conv2d": S.Conv2d(32, 64, 3),
     "embedding": S.Embedding(1000, 64),
+    "rnn": S.RNN(64, 128),
     "lstm": S.LSTM(64, 128),
     "gru": S.GRU(64, 128),
     "batchnorm": S.BatchNorm2d(64),
     "layernorm": S.LayerNorm(64),
+    "groupnorm": S.GroupNorm(8, 64),
+    "rmsnorm": S.RMSNorm(64),
 }
 
 

@@ -51,7 +51,7 @@ def _round_trip(name: str, through: list[str]) -> None:
         assert report.max_abs_diff <= 1e-5 and report.load.ok
     a, b = up.state_dict(start), up.state_dict(chain[-1])
     assert list(a) == list(b)
-    merged = name == "lstm" and any(for_backend(x).one_lstm_bias for x in through)
+    merged = any(name in for_backend(x).summed_biases for x in through)
     for key in a:
         if merged and "bias" in key:
             continue  # one LSTM bias (b_ih + b_hh) on the way: checked below
@@ -98,7 +98,7 @@ def test_ported_models_give_equal_outputs(backends, name):
         dst = spec.build(backend)
         report = up.port(source, dst)
         np.testing.assert_allclose(forward(backend, dst, x), want, rtol=1e-4, atol=1e-5, err_msg=backend)
-        if name == "lstm" and any(for_backend(b).one_lstm_bias for b in (backends[0], backend)):
+        if any(name in for_backend(b).summed_biases for b in (backends[0], backend)):
             assert report.lossy and "one bias" in report.lossy[0]
         if name in for_backend(backend).converts_axes:
             assert any("axes" in c for c in report.conversions)
@@ -172,6 +172,62 @@ def test_batchnorm_hyperparameter_differences_are_reported(backends):
             warnings.simplefilter("error", UserWarning)
             up.port(S.Sequential(S.BatchNorm2d(4, momentum=0.01)).build(backends[0]), dst)  # momentum only
             up.port(src, S.Sequential(S.BatchNorm2d(4)).build(backend), align="hyperparameters")
+
+
+def test_an_rmsnorm_s_default_eps_is_torch_s_on_every_backend(backends):
+    """``RMSNorm(eps=None)`` is torch's float32 machine epsilon, on every backend;
+    against Keras' and NNX's own default (1e-6) the port says so, and align sets it."""
+    x = np.random.default_rng(2).standard_normal((3, 5)).astype("float32") * 1e-3  # eps matters
+    spec = S.Sequential(S.RMSNorm(5))
+    for a in specs.able(backends, spec):
+        source = spec.build(a)
+        up.initialize(source, up.init.Normal(1, 0.5), seed=4)
+        for b in specs.able(backends, spec):
+            assert up.port(source, spec.build(b), check_input=x, atol=0, rtol=1e-6).max_abs_diff <= 1e-6
+            dst = S.Sequential(S.RMSNorm(5, eps=1e-6)).build(b)
+            with pytest.warns(UserWarning, match=r"0 -> 0: eps 1.19209e-07 \(\w+\) vs 1e-06"):
+                up.port(source, dst)
+            with pytest.raises(up.PortError, match="differ"):
+                up.port(source, dst, check_input=x, atol=0, rtol=1e-3)
+            report = up.port(source, dst, align="hyperparameters", check_input=x, atol=0, rtol=1e-6)
+            assert report.aligned == [f"0: eps 1e-06 -> 1.19209e-07 (as {up.backend_of(source)}'s 0)"]
+
+
+def test_settings_no_align_can_set_are_reported_and_warned_of(backends):
+    """An RNN's nonlinearity and a GroupNorm's number of groups change what the
+    same weights compute, and no framework lets a port change them: the port
+    copies the weights, lists the difference, warns at the user's call (also
+    with align, which sets eps alone) and, with a check input, is refused on
+    outputs. The same settings on both sides verify."""
+    import warnings
+
+    x_seq = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+    x_map = np.random.default_rng(1).standard_normal((2, 8, 4, 4)).astype("float32")
+    cases = [  # source spec, destination spec, input, the difference's words
+        (S.RNN(3, 5, nonlinearity="relu"), S.RNN(3, 5), x_seq, "activation relu"),
+        (S.GroupNorm(2, 8, eps=1e-3), S.GroupNorm(4, 8), x_map, "num_groups 2"),
+    ]
+    for source_spec, dst_spec, x, words in cases:
+        for a in backends:
+            source = S.Sequential(source_spec).build(a)
+            up.initialize(source, up.init.Normal(0, 0.5), seed=3)
+            for b in backends:
+                dst = S.Sequential(dst_spec).build(b)
+                with pytest.warns(
+                    UserWarning, match=rf"will not compute what the source does: 0 -> 0: {words}"
+                ):
+                    report = up.port(source, dst, align="hyperparameters")
+                assert any(words in d for d in report.differences), (a, b, report.differences)
+                assert not any("eps" in d for d in report.differences)  # aligned, as listed
+                assert [line.split(":")[1].split()[0] for line in report.aligned] == (
+                    ["eps"] if isinstance(source_spec, S.GroupNorm) else []
+                ), report.aligned
+                with pytest.raises(up.PortError, match="differ"):
+                    up.port(source, S.Sequential(dst_spec).build(b), check_input=x)
+                same = S.Sequential(source_spec).build(b)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", UserWarning)
+                    assert up.port(source, same, check_input=x).max_abs_diff <= 1e-5, (a, b)
 
 
 def test_a_flattened_map_ports_without_a_check_input_where_a_framework_records_it(backends):

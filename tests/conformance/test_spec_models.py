@@ -119,3 +119,16 @@ def test_selectors_and_trainable_filter(backend):
     assert m.count() == 49  # frozen parameters still count
     m["0.weight"].trainable = True
     assert m["0.weight"].trainable
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_printed_model_is_the_same_on_every_backend(backends, name):
+    """``print(m)`` names layers by kind, sized from canonical shapes (GroupNorm's
+    groups from the layer), as torch prints the model."""
+    printed = {
+        b: str(up.wrap(specs.BUILDERS[name]().build(b))) for b in specs.able(backends, specs.BUILDERS[name]())
+    }
+    assert len(set(printed.values())) <= 1, printed
+    expected = {"groupnorm": "(1): GroupNorm(2, 8)", "rnn": "(0): RNN(3, 5)", "lstm": "(0): LSTM(3, 5)"}
+    for text in printed.values():
+        assert expected.get(name, "") in text, text

@@ -41,8 +41,8 @@ class Native:
     block_linear: ClassVar[int] = 0
     #: Buffers a Conv+BatchNorm model keeps (torch also counts batches).
     cnn_buffers: ClassVar[int] = 2
-    #: One LSTM bias (b_ih + b_hh) instead of two.
-    one_lstm_bias: ClassVar[bool] = False
+    #: Recurrent kinds kept with one bias (b_ih + b_hh) instead of two.
+    summed_biases: ClassVar[frozenset[str]] = frozenset()
     #: Spec models whose port into this framework converts axes (channels-last kernels).
     converts_axes: ClassVar[tuple[str, ...]] = ()
     #: The native shape and name of a depthwise conv kernel (3 channels, multiplier 2, 3x3).

@@ -32,7 +32,7 @@ class FlaxNative(Native):
     converts_axes = ("cnn", "norm")
     depthwise = ((3, 3, 1, 6), "kernel")
     native_grad_slot = False  # an NNX variable has no gradient slot: nnx.grad returns them
-    one_lstm_bias = True  # an OptimizedLSTMCell keeps one bias, on its recurrent kernel
+    summed_biases = frozenset({"rnn", "lstm"})  # a SimpleCell and an OptimizedLSTMCell keep one bias
     refused_layers = {S.GRU: "no recurrent bias inside the reset gate"}
     sorted_listing = True  # NNX lists a module's attributes by name (nnx.state, nnx.grad)
 

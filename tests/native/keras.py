@@ -24,7 +24,7 @@ class KerasNative(Native):
     kernel_name = "kernel"
     first_linear = 1
     block_linear = 1
-    one_lstm_bias = True
+    summed_biases = frozenset({"rnn", "lstm"})  # a SimpleRNN's and an LSTM's cell keep one bias
     converts_axes = ("cnn", "norm")
     depthwise = ((3, 3, 3, 2), "depthwise_kernel")
     native_grad_slot = False  # a Keras variable has no gradient slot

@@ -8,6 +8,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from unified_params import spec as S
+
 from ._dicts import DictNative
 
 
@@ -17,6 +19,7 @@ class PaddleNative(DictNative):
     listing = "LayerList"
     convs = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
     prelu_name = "_weight"
+    refused_layers = {S.RMSNorm: "Paddle 3.3 has no RMSNorm layer"}
 
     def tensor(self, x: np.ndarray) -> Any:
         return paddle.to_tensor(x)

@@ -415,6 +415,39 @@ def test_torch_compiled_scripted_meta_and_bfloat16(backends):
     np.testing.assert_array_equal(net[0].weight.detach().numpy(), np.arange(12).reshape(3, 4))
 
 
+def test_a_recurrent_layer_that_runs_backwards_is_no_forward_one(backends):
+    """A Keras LSTM with ``go_backwards`` holds a torch LSTM's weights but reads the
+    sequence last to first (and returns it so): the port says so and warns; a
+    torch LSTM running both ways is told apart from one running forward, and one
+    of two layers or two directions is refused by Keras' one layer per module,
+    with the reason."""
+    if not {"torch", "keras"} <= set(backends):
+        pytest.skip("needs torch and keras")
+    import keras
+    import torch
+
+    source = S.Sequential(S.LSTM(3, 5)).build("torch")
+    backwards = keras.Sequential(
+        [keras.Input((4, 3)), keras.layers.LSTM(5, go_backwards=True, return_sequences=True)]
+    )
+    with pytest.warns(UserWarning, match=r"0 -> 0: direction forward \(torch\) vs reverse \(keras\)"):
+        up.port(source, backwards)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+    with pytest.raises(up.PortError, match="differ"):
+        up.port(source, backwards, check_input=x)
+    both = torch.nn.LSTM(3, 5, batch_first=True, bidirectional=True)
+    assert up.wrap(both).adapter.hyperparameters(both)["direction"] == "bidirectional"
+    assert up.wrap(source).adapter.hyperparameters(source[0])["direction"] == "forward"
+    stacked = keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(5, return_sequences=True)])
+    stacked.add(keras.layers.LSTM(5, return_sequences=True))
+    with pytest.raises(up.PortError, match=r"holds 2 layers and directions in one module \(_l0, _l1"):
+        up.port(torch.nn.LSTM(3, 5, num_layers=2, batch_first=True), stacked)
+    with pytest.raises(up.PortError, match=r"\(_l0, _l0_reverse: num_layers, bidirectional\)"):
+        up.port(
+            both, keras.Sequential([keras.Input((4, 3)), keras.layers.Bidirectional(keras.layers.LSTM(5))])
+        )
+
+
 def test_a_paddle_bfloat16_tensor_is_read_as_numbers_not_bits(backends):
     if "paddle" not in backends:
         pytest.skip("paddle not requested")

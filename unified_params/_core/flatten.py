@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .errors import PortError, received
+from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 from .paths import relative
 
 if TYPE_CHECKING:
@@ -134,17 +135,17 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
         if kind == "flatten" and channels:
             pending = module.path
             continue
-        if kind in ("batchnorm", "layernorm") and pending is not None:
+        if (kind in CHANNEL_NORMS or kind in FEATURE_NORMS) and pending is not None:
             between = module.path  # per flattened feature, not per channel
             continue
-        if not kind.startswith(("conv", "batchnorm", "linear")):
+        if not (kind.startswith(("conv", "linear")) or kind in CHANNEL_NORMS):
             continue
         weight = module.params().get("weight")  # a layer's own leaves, keyed relative to it
         if weight is None:
             continue
         if kind.startswith("conv"):
             channels = weight.shape[1] if kind.startswith("conv_transpose") else weight.shape[0]
-        elif kind == "batchnorm":
+        elif kind in CHANNEL_NORMS:
             channels = weight.shape[0]
         elif channels:  # the first Linear after a map, with or without a Flatten layer
             features = weight.shape[1]

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InitError, received
 from .fans import NONLINEARITIES, calculate_gain, fans
-from .layouts import base_name
+from .layouts import RECURRENT, base_name
 
 if TYPE_CHECKING:
     from .view import Param
@@ -438,7 +438,7 @@ class FanInUniform(_Elementwise):
 
 
 class RecurrentUniform(_Elementwise):
-    """``U(-b, b)`` with ``b = 1 / sqrt(hidden_size)``: the torch and Paddle default for LSTM/GRU."""
+    """``U(-b, b)`` with ``b = 1 / sqrt(hidden_size)``: the torch and Paddle default for RNN/LSTM/GRU."""
 
     def check(self, param: Param) -> None:
         _hidden(param)
@@ -581,6 +581,6 @@ def _sibling(param: Param | None, leaf: str) -> Param:
 
 
 def _hidden(param: Param | None) -> int:
-    if param is None or param.layer_kind not in ("lstm", "gru"):
-        raise InitError("RecurrentUniform initialises LSTM and GRU parameters only.")
+    if param is None or param.layer_kind not in RECURRENT:
+        raise InitError("RecurrentUniform initialises recurrent layers' parameters only (RNN, LSTM, GRU).")
     return _sibling(param, "weight_hh").shape[1]

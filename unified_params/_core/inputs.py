@@ -15,6 +15,7 @@ import numpy as np
 
 from . import values
 from .errors import ShapeError, received
+from .layouts import CHANNEL_NORMS, RECURRENT
 from .view import Module
 
 
@@ -34,10 +35,10 @@ def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], st
         spatial = ["L", "H, W", "D, H, W"][dims - 1]
         description = f"(batch, {channels}, {spatial}) channels first"
         return description, lambda x: x.ndim == dims + 2 and x.shape[1] == channels, kind
-    if kind == "batchnorm":
+    if kind in CHANNEL_NORMS:
         c = shape[0]
         return f"(batch, {c}, ...) channels first", lambda x: x.ndim >= 2 and x.shape[1] == c, kind
-    if kind in ("lstm", "gru"):
+    if kind in RECURRENT:
         return f"(batch, time, {shape[1]})", lambda x: x.ndim == 3 and x.shape[-1] == shape[1], kind
     if kind == "embedding":
         return "integer indices", lambda x: x.dtype.kind in "iu", kind
@@ -46,7 +47,7 @@ def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], st
 
 def moves_channels(kind: str, ndim: int) -> bool:
     """Whether a channels-last framework takes this input with channels moved last."""
-    return (kind.startswith("conv") or kind == "batchnorm") and ndim >= 3
+    return (kind.startswith("conv") or kind in CHANNEL_NORMS) and ndim >= 3
 
 
 def prepare_input(model: Module, inputs: Any) -> np.ndarray:

@@ -28,6 +28,13 @@ import numpy as np
 
 from .errors import ShapeError, received
 
+_RECURRENT_AXES = {
+    "weight_ih": ("gates", "in"),
+    "weight_hh": ("gates", "hidden"),
+    "bias_ih": ("gates",),
+    "bias_hh": ("gates",),
+}
+
 #: Canonical axis roles, per layer kind and canonical leaf name (without the
 #: ``_l0`` / ``_l0_reverse`` suffix of recurrent layers).
 CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
@@ -53,23 +60,25 @@ CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "num_batches_tracked": (),
     },
     "layernorm": {"weight": ("c",), "bias": ("c",)},
+    "groupnorm": {"weight": ("c",), "bias": ("c",)},
+    "rmsnorm": {"weight": ("c",)},
     "embedding": {"weight": ("rows", "dim")},
-    "lstm": {
-        "weight_ih": ("gates", "in"),
-        "weight_hh": ("gates", "hidden"),
-        "bias_ih": ("gates",),
-        "bias_hh": ("gates",),
-    },
-    "gru": {
-        "weight_ih": ("gates", "in"),
-        "weight_hh": ("gates", "hidden"),
-        "bias_ih": ("gates",),
-        "bias_hh": ("gates",),
-    },
+    **{kind: _RECURRENT_AXES for kind in ("rnn", "lstm", "gru")},
 }
 
-#: Gate order along the ``gates`` axis in the canonical layout.
-CANONICAL_GATES: Mapping[str, str] = {"lstm": "ifgo", "gru": "rzn"}
+#: Gate order along the ``gates`` axis in the canonical layout, per recurrent
+#: kind (an Elman RNN has one block, its hidden state ``h``).
+CANONICAL_GATES: Mapping[str, str] = {"rnn": "h", "lstm": "ifgo", "gru": "rzn"}
+
+#: Recurrent layer kinds: torch's ``nn.RNN`` (tanh or relu), ``nn.LSTM``, ``nn.GRU``.
+RECURRENT = frozenset(CANONICAL_GATES)
+
+#: Normalisations with a weight per channel (axis 1 of a canonical input): they
+#: keep a feature map's channels, and take image inputs channels first.
+CHANNEL_NORMS = frozenset({"batchnorm", "groupnorm"})
+
+#: Normalisations over the last axis (each feature its own weight).
+FEATURE_NORMS = frozenset({"layernorm", "rmsnorm"})
 
 #: Canonical leaves that are running statistics (kind ``"buffer"``) on every
 #: backend, whatever the framework calls them.

@@ -138,11 +138,33 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
     if len(rest_a) != len(rest_b):
         raise PortError(
             f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
-            "architectures do not match. Expected the same layers in the same order, or a mapping "
-            "(layer paths, or (pattern, replacement) rules). "
+            f"architectures do not match.{_stacked_hint(a + b)} Expected the same layers in the same "
+            "order, or a mapping (layer paths, or (pattern, replacement) rules). "
             + received(source=[x.path for x in a], destination=[x.path for x in b])
         )
     return [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(zip(rest_a, rest_b, strict=True))
+
+
+#: A recurrent leaf of a second layer or of the reverse direction (``weight_ih_l1``, ``bias_hh_l0_reverse``).
+_STACKED = re.compile(r"_l(?:[1-9]\d*|\d+_reverse)$")
+_PART = re.compile(r"_l\d+(?:_reverse)?$")
+
+
+def _stacked_hint(found: list[Layer]) -> str:
+    """Why the counts may differ: a recurrent layer holding several layers or
+    both directions in one module (torch, paddle), which a framework of one
+    module per layer and direction (Keras, Flax NNX) cannot pair with."""
+    stacked = [x for x in found if any(_STACKED.search(name) for name, _ in x.leaves)]
+    if not stacked:
+        return ""
+    x = stacked[0]
+    parts = sorted({m.group(0) for name, _ in x.leaves if (m := _PART.search(name))})
+    return (
+        f" Recurrent layer {x.path or '<root>'!r} ({x.type_name}) holds {len(parts)} layers and "
+        f"directions in one module ({', '.join(parts)}: num_layers, bidirectional); a port pairs "
+        "modules, so it ports only into a layer like it (torch's and paddle's), not into one "
+        "module per layer and direction (Keras' stacked or Bidirectional layers)."
+    )
 
 
 def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Layer, Layer]]:

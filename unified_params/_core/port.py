@@ -123,7 +123,7 @@ def port(
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
     report = PortReport(notes=notes)
     state: dict[str, Source] = {}
-    settings_differ: list[tuple[str, str]] = []  # (name, line): hyperparameters of paired layers
+    settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     for a, b in pairs:
         report.pairs.append((a.path, b.path, a.kind))
         settings_differ += _hyper_differences(src, dst, a, b)
@@ -155,7 +155,8 @@ def port(
     try:
         if align is not None:
             settings = _align(src, dst, pairs, report)
-            report.differences = [t for a, b in pairs for _, t in _hyper_differences(src, dst, a, b)]
+            settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
+            report.differences = [line for _, line in settings_differ]
         report.load = load(
             dst,
             state,
@@ -168,7 +169,7 @@ def port(
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
-        elif align is None:
+        else:
             _warn_if_outputs_differ(settings_differ)
     except BaseException:
         if backup is not None:
@@ -193,15 +194,16 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
         native = dst[b.path].native if b.path else dst.native
         own = dst.adapter.hyperparameters(native)
         changed = {
-            name: source[name]
+            name: float(source[name])
             for name in ALIGNABLE
-            if name in source and name in own and not np.isclose(source[name], own[name], rtol=1e-6, atol=0)
+            if name in source and name in own and not _same_setting(source[name], own[name])
         }
         if changed:
-            saved.append((native, {name: own[name] for name in changed}))
+            saved.append((native, {name: float(own[name]) for name in changed}))
             dst.adapter.set_hyperparameters(native, changed)
             report.aligned += [
-                f"{b.path}: {name} {own[name]:g} -> {value:g} (as {src.backend}'s {a.path})"
+                f"{b.path or '<root>'}: {name} {_setting(own[name])} -> {value:g} "
+                f"(as {src.backend}'s {a.path or '<root>'})"
                 for name, value in changed.items()
             ]
     return saved
@@ -241,7 +243,7 @@ def _np(dtype: str) -> Any:
 
 #: Settings whose difference changes a layer's outputs in inference mode
 #: (``momentum`` only changes how training moves the running statistics).
-CHANGES_OUTPUTS = ("eps",)
+CHANGES_OUTPUTS = ("eps", "num_groups", "activation", "recurrent_activation", "direction")
 
 
 def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tuple[str, str]]:
@@ -249,23 +251,41 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
     ha = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
     hb = dst.adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
     return [
-        (name, f"{a.path} -> {b.path}: {name} {ha[name]:g} ({src.backend}) vs {hb[name]:g} ({dst.backend})")
+        (name, f"{a.path or '<root>'} -> {b.path or '<root>'}: {name} {_setting(ha[name])} ({src.backend}) "
+               f"vs {_setting(hb[name])} ({dst.backend})")
         for name in sorted(set(ha) & set(hb))
-        if not np.isclose(ha[name], hb[name], rtol=1e-6, atol=0)
-    ]
+        if not _same_setting(ha[name], hb[name])
+    ]  # fmt: skip
+
+
+def _same_setting(a: float | str, b: float | str) -> bool:
+    """Numbers within float rounding of each other, names equal."""
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return bool(np.isclose(a, b, rtol=1e-6, atol=0))
+
+
+def _setting(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
-    """A port with neither ``align`` nor ``check_input`` into layers whose
-    settings change their outputs: the weights are copied, and the user is told
-    (shown at the user's call) that the models will not compute the same."""
-    changing = [text for name, text in differences if name in CHANGES_OUTPUTS]
+    """A port without ``check_input`` into layers whose settings (left after
+    any ``align``) change their outputs: the weights are copied, and the user is
+    told (shown at the user's call) that the models will not compute the same."""
+    changing = [(name, text) for name, text in differences if name in CHANGES_OUTPUTS]
     if changing:
         more = f" and {len(changing) - 1} more" if len(changing) > 1 else ""
+        alignable = any(name in ALIGNABLE for name, _ in changing)
+        fix = (
+            "Pass align='hyperparameters' to give the destination the source's settings, or"
+            if alignable
+            else "No align sets it (it is the layer's architecture): build the destination with "
+            "the source's setting, or pass"
+        )
         warnings.warn(
-            f"The ported model will not compute what the source does: {changing[0]}{more} "
-            "(report.differences lists them). Pass align='hyperparameters' to give the destination "
-            "the source's settings, or check_input=x to measure the difference.",
+            f"The ported model will not compute what the source does: {changing[0][1]}{more} "
+            f"(report.differences lists them). {fix} check_input=x to measure the difference.",
             UserWarning,
             stacklevel=4,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .errors import NotBuiltError
+from .layouts import CANONICAL_GATES, RECURRENT
 from .tree import all_entries, canonical_shape, group_by_variable, own_entries, walk
 from .view import Module
 
@@ -114,7 +115,10 @@ KIND_NAMES = {
     "mha": "MultiheadAttention",
     "batchnorm": "BatchNorm",
     "layernorm": "LayerNorm",
+    "groupnorm": "GroupNorm",
+    "rmsnorm": "RMSNorm",
     "embedding": "Embedding",
+    "rnn": "RNN",
     "lstm": "LSTM",
     "gru": "GRU",
     "relu": "ReLU",
@@ -167,15 +171,16 @@ def _arguments(adapter, module, path: str, kind: str) -> str:
     if kind.startswith("conv") and weight:
         out, inp = (weight[1], weight[0]) if kind.startswith("conv_transpose") else weight[:2]
         return f"{inp}, {out}, kernel_size={tuple(weight[2:])}"
-    if kind in ("batchnorm", "layernorm") and "weight" in shapes:
+    if kind in ("batchnorm", "layernorm", "rmsnorm") and "weight" in shapes:
         return str(shapes["weight"][0])
     if kind == "embedding" and weight:
         return f"{weight[0]}, {weight[1]}"
-    if kind in ("lstm", "gru") and weight:
+    if kind == "groupnorm" and "weight" in shapes:
+        groups = adapter.hyperparameters(module).get("num_groups")
+        return f"{groups:g}, {shapes['weight'][0]}" if isinstance(groups, float) else str(shapes["weight"][0])
+    if kind in RECURRENT and weight:
         hidden = (
-            shapes["weight_hh_l0"][1]
-            if "weight_hh_l0" in shapes
-            else weight[0] // (4 if kind == "lstm" else 3)
+            shapes["weight_hh_l0"][1] if "weight_hh_l0" in shapes else weight[0] // len(CANONICAL_GATES[kind])
         )
         return f"{weight[1]}, {hidden}"
     if kind == "mha" and weight:

@@ -15,12 +15,11 @@ Every check happens before the model is touched.
 from __future__ import annotations
 
 from .errors import TieError, UnsupportedError, received
+from .layouts import RECURRENT
 from .paths import join, split
 from .snapshot import structure_changed
 from .tree import all_entries, group_by_variable, walk
 from .view import Module, Param
-
-_RNN = ("lstm", "gru")
 
 
 def ties(model: Module) -> list[tuple[str, ...]]:
@@ -146,7 +145,7 @@ def _refuse_shared_holder(model: Module, param: Param, verb: str) -> None:
 
 
 def _refuse_rnn_slot(model: Module, param: Param) -> None:
-    if param.layer_kind in _RNN and not model.capabilities.rnn_param_ties:
+    if param.layer_kind in RECURRENT and not model.capabilities.rnn_param_ties:
         # Paddle's RNN layers keep a second reference to each weight inside their cells.
         raise UnsupportedError(
             f"Parameter-level ties inside a {model.backend} {param.layer_kind.upper()} are not supported: "

@@ -203,9 +203,13 @@ class Adapter(abc.ABC):
 
     # -- the model -------------------------------------------------------------
     @abc.abstractmethod
-    def hyperparameters(self, module: Any) -> dict[str, float]:
-        """Numeric settings that change what the weights mean, in PyTorch's
-        convention (``eps``; ``momentum`` as torch counts it)."""
+    def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        """Settings that change what the weights mean, in PyTorch's convention
+        and names: numbers (``eps``; ``momentum`` as torch counts it; a
+        convolution's ``groups``; a GroupNorm's ``num_groups``) and, for a
+        recurrent layer, the names of its functions (``activation``, and
+        ``recurrent_activation`` for the gates: ``"tanh"``, ``"sigmoid"``) and
+        its ``direction`` (``"forward"``, ``"reverse"``, ``"bidirectional"``)."""
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         """Set numeric settings given in PyTorch's convention (``eps``,
@@ -320,6 +324,21 @@ def epsilon_momentum(module: Any, batch_norm: Any) -> dict[str, float]:
     if isinstance(module, batch_norm):
         out["momentum"] = 1.0 - module.momentum
     return out
+
+
+def activations(cell: Any, attributes: Mapping[str, str]) -> dict[str, str]:
+    """The names of a recurrent cell's functions, each read from the attribute
+    ``attributes`` gives for it (Keras: ``activation``; Flax NNX:
+    ``activation_fn``), for `Adapter.hyperparameters`.
+
+    Examples:
+        >>> import math
+        >>> class Cell: activation_fn = math.tanh
+        >>> activations(Cell(), {"activation": "activation_fn", "recurrent_activation": "gate_fn"})
+        {'activation': 'tanh'}
+    """
+    found = {name: getattr(cell, attribute, None) for name, attribute in attributes.items()}
+    return {name: getattr(f, "__name__", repr(f)) for name, f in found.items() if callable(f)}
 
 
 def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:

@@ -19,11 +19,25 @@ from typing import Any
 import numpy as np
 
 from .._core.gradients import Backward, reduce_loss
+from .._core.layouts import RECURRENT
 from ._base import Adapter, KindTable, NativeVariable
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
 #: ``values()`` walks its linked list and looks each key up again).
 _values = dict.values
+
+
+#: The activations of torch's and paddle's recurrent layers, by their ``mode``.
+_RNN_MODES = {
+    "RNN_TANH": {"activation": "tanh"},
+    "RNN_RELU": {"activation": "relu"},
+    "LSTM": {"activation": "tanh", "recurrent_activation": "sigmoid"},
+    "GRU": {"activation": "tanh", "recurrent_activation": "sigmoid"},
+}
+
+
+#: A recurrent layer's ``direction`` setting, by whether it runs both ways.
+_DIRECTIONS = {False: "forward", True: "bidirectional"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,16 @@ class DictModuleAdapter(Adapter):
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         params, buffers, _ = self._parts(module)
         return params.get(native_name) is var or buffers.get(native_name) is var
+
+    def recurrence(self, module: Any) -> dict[str, str]:
+        """What a recurrent layer applies, named by its ``mode`` (torch and paddle
+        alike: ``RNN_TANH``, ``RNN_RELU``, ``LSTM``, ``GRU``), and its
+        directions (torch's ``bidirectional``, paddle's ``num_directions``);
+        nothing for other layers."""
+        if self.KINDS(type(module)) not in RECURRENT:
+            return {}
+        both = getattr(module, "bidirectional", False) is True or getattr(module, "num_directions", 1) == 2
+        return {**_RNN_MODES.get(getattr(module, "mode", ""), {}), "direction": _DIRECTIONS[both]}
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         getattr(parent, self.SLOTS.children)[key] = child

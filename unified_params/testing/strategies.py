@@ -3,8 +3,8 @@
 Three families, each drawn with random depth, widths, nesting, named
 children and layers shared at several positions: multi-layer perceptrons
 (Linear, ReLU, LayerNorm, nested Sequentials), convolution stacks (Conv2d,
-grouped and depthwise Conv2d, BatchNorm2d, ReLU) and recurrent models
-(Embedding, LSTM, GRU). Needs Hypothesis (``pip install 'unified-params[test]'``).
+grouped and depthwise Conv2d, BatchNorm2d, GroupNorm, ReLU) and recurrent
+models (Embedding, RNN, LSTM, GRU). Needs Hypothesis (``pip install 'unified-params[test]'``).
 
 Examples:
     >>> from hypothesis import given, settings
@@ -39,8 +39,8 @@ def specs(families: Sequence[str] = FAMILIES, named: bool = True) -> st.SearchSt
     Examples:
         >>> from hypothesis import find
         >>> simplest = find(specs(("conv",), named=False), lambda spec: True)
-        >>> [type(layer).__name__ for layer in simplest.layers]
-        ['Conv2d', 'ReLU']
+        >>> family(simplest), simplest.build("torch") is not None
+        ('conv', True)
     """
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
@@ -93,9 +93,9 @@ def family(spec: S.Layer) -> str:
         'rnn'
     """
     first = S.first_leaf(spec)
-    if isinstance(first, (S.Embedding, S.LSTM, S.GRU)):
+    if isinstance(first, (S.Embedding, S.RNN, S.LSTM, S.GRU)):
         return "rnn"
-    if isinstance(first, (S.Conv2d, S.BatchNorm2d)):
+    if isinstance(first, (S.Conv2d, S.BatchNorm2d, S.GroupNorm)):
         return "conv"
     return "mlp"
 
@@ -154,7 +154,9 @@ def _convnets(draw: Any) -> S.Sequential:
     layers: list[Any] = []
     shareable: dict[int, list[Any]] = {}
     for _ in range(draw(st.integers(1, 4))):
-        choice = draw(st.sampled_from(["conv", "conv", "depthwise", "grouped", "norm", "relu", "share"]))
+        choice = draw(
+            st.sampled_from(["conv", "conv", "depthwise", "grouped", "norm", "relu", "share", "group_norm"])
+        )
         layer: S.Layer
         if choice == "conv":
             out = draw(st.integers(1, 4))
@@ -174,6 +176,9 @@ def _convnets(draw: Any) -> S.Sequential:
             layer = S.Conv2d(channels, channels, 3, padding="same", groups=2)
         elif choice == "norm":
             layer = S.BatchNorm2d(channels)
+        elif choice == "group_norm":
+            groups = draw(st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0]))
+            layer = S.GroupNorm(groups, channels)
         elif choice == "relu":
             layer = S.ReLU()
         else:
@@ -188,7 +193,7 @@ def _convnets(draw: Any) -> S.Sequential:
 
 @st.composite
 def _recurrent(draw: Any) -> S.Sequential:
-    cell = draw(st.sampled_from([S.LSTM, S.GRU]))
+    cell = draw(st.sampled_from([S.RNN, S.LSTM, S.GRU]))
     hidden = draw(st.integers(1, 5))
     if draw(st.booleans()):
         vocabulary, dim = draw(st.integers(2, 12)), draw(st.integers(1, 5))

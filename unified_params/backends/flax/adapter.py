@@ -26,7 +26,14 @@ from ..._core.errors import UnsupportedError, received
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
-from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
+from .._base import (
+    Adapter,
+    NativeVariable,
+    activations,
+    epsilon_momentum,
+    holds_layer,
+    set_epsilon_momentum,
+)
 from . import internals, tables
 from .layers import NamedSequential
 
@@ -118,6 +125,7 @@ def _cell(module: Any) -> Any | None:
         isinstance(module, nnx.RNN)
         and type(module.cell) in tables.CELLS
         and not (module.reverse or module.time_major or module.return_carry)
+        and not getattr(module.cell, "residual", False)  # a SimpleCell adding its carry
     ):
         return module.cell
     return None
@@ -163,7 +171,7 @@ class FlaxAdapter(Adapter):
         if kind in ("conv", "conv_transpose"):
             kind = f"{kind}{len(layer.kernel_size)}d"
         elif kind == "rnn":
-            kind = tables.CELLS[type(layer.cell)] if _cell(layer) is not None else "other"
+            kind = tables.CELLS[type(layer.cell)].kind if _cell(layer) is not None else "other"
         return kind
 
     def type_name(self, module: Any) -> str:
@@ -228,7 +236,7 @@ class FlaxAdapter(Adapter):
             raise UnsupportedError(_UNFLIPPED + " " + received(layer=type(module).__name__))
         cell = _cell(module)
         if cell is not None:
-            return [(name, self._slot(module, name)[1], "param") for name in tables.CELL_SLOTS]
+            return [(name, self._slot(module, name)[1], "param") for name in tables.CELLS[type(cell)].slots]
         params: list[NativeVariable] = []
         state: list[NativeVariable] = []
         # NNX keeps no order among a module's attributes (its transforms set them
@@ -249,8 +257,9 @@ class FlaxAdapter(Adapter):
     def _slot(self, module: Any, native_name: str) -> tuple[Any, Any]:
         """The module holding a variable slot of ``module``, and the variable."""
         cell = _cell(module)
-        if cell is not None and native_name in tables.CELL_SLOTS:
-            dense, attr = tables.CELL_SLOTS[native_name]
+        slots = tables.CELLS[type(cell)].slots if cell is not None else {}
+        if native_name in slots:
+            dense, attr = slots[native_name]
             owner = getattr(cell, dense)
             return owner, getattr(owner, attr)
         return module, vars(module).get(native_name)
@@ -298,10 +307,15 @@ class FlaxAdapter(Adapter):
         return self.grads.get(var)
 
     # -- the model -----------------------------------------------------------------
-    def hyperparameters(self, module: Any) -> dict[str, float]:
-        out = epsilon_momentum(module, nnx.BatchNorm)
+    def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        out: dict[str, float | str] = {**epsilon_momentum(module, nnx.BatchNorm)}
         if isinstance(getattr(module, "feature_group_count", None), int):
             out["groups"] = float(module.feature_group_count)
+        if isinstance(module, nnx.GroupNorm):
+            out["num_groups"] = float(module.num_groups)
+        if isinstance(module, nnx.RNN):
+            out.update(activations(module.cell, tables.CELL_FUNCTIONS))
+            out["direction"] = "reverse" if module.reverse else "forward"
         return out
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
@@ -352,7 +366,11 @@ class FlaxAdapter(Adapter):
 
     def set_variable(self, module: Any, native_name: str, var: Any) -> None:
         owner, _ = self._slot(module, native_name)
-        internals.put(owner, tables.CELL_SLOTS[native_name][1] if owner is not module else native_name, var)
+        cell = _cell(module)
+        if owner is module or cell is None:
+            internals.put(owner, native_name, var)
+        else:
+            internals.put(owner, tables.CELLS[type(cell)].slots[native_name][1], var)
 
     def copy_variable(self, var: Any) -> Any:
         return var.replace(jnp.array(var.get_value(), copy=True))

@@ -78,8 +78,15 @@ class FlaxSpec:
             return nnx.BatchNorm(s.num_features, epsilon=s.eps, momentum=1 - s.momentum, rngs=rngs)
         if isinstance(s, S.LayerNorm):
             return nnx.LayerNorm(s.normalized_shape, epsilon=s.eps, rngs=rngs)
+        if isinstance(s, S.RMSNorm):
+            return nnx.RMSNorm(s.normalized_shape, epsilon=s.epsilon(), rngs=rngs)
+        if isinstance(s, S.GroupNorm):
+            return nnx.GroupNorm(s.num_channels, num_groups=s.num_groups, epsilon=s.eps, rngs=rngs)
         if isinstance(s, S.Embedding):
             return nnx.Embed(s.num_embeddings, s.embedding_dim, rngs=rngs)
+        if isinstance(s, S.RNN):
+            activation = nnx.relu if s.nonlinearity == "relu" else nnx.tanh
+            return nnx.RNN(nnx.SimpleCell(s.input_size, s.hidden_size, activation_fn=activation, rngs=rngs))
         if isinstance(s, S.LSTM):
             cell = nnx.OptimizedLSTMCell(s.input_size, s.hidden_size, rngs=rngs)
             return nnx.RNN(cell)

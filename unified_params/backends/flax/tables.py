@@ -10,6 +10,9 @@ kernels. Its initialisers: LeCun normal kernels, zero biases, embeddings
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import NamedTuple
+
 from flax import nnx
 
 from ..._core.initializers import Initializer, KaimingNormal, LecunNormal, Ones, Orthogonal, Zeros
@@ -27,6 +30,8 @@ KIND = KindTable(
         nnx.MultiHeadAttention: "mha",
         nnx.BatchNorm: "batchnorm",
         nnx.LayerNorm: "layernorm",
+        nnx.GroupNorm: "groupnorm",
+        nnx.RMSNorm: "rmsnorm",
         nnx.Embed: "embedding",
         nnx.RNN: "rnn",
         nnx.Sequential: "container",
@@ -45,22 +50,49 @@ LEAVES = {
     **{kind: {"kernel": leaf, "bias": channels_last.BIAS} for kind, leaf in channels_last.TRANSPOSED.items()},
     "batchnorm": {**_NORM, "mean": Leaf("running_mean"), "var": Leaf("running_var")},
     "layernorm": _NORM,
+    "groupnorm": _NORM,
+    "rmsnorm": {"scale": Leaf("weight")},
     "embedding": {"embedding": Leaf("weight")},
+    # A SimpleCell's dense_i (with the bias) and dense_h (no bias): one block of gates.
+    "rnn": channels_last.recurrent(None),
     # An OptimizedLSTMCell's dense_i (no bias) and dense_h, gates i, f, g, o: torch's order.
     "lstm": channels_last.recurrent(None),
 }
 #: The order NNX's own layers create their variables in (the kernel before the
 #: bias): how the variables of a layer of no declared kind are listed.
 LEAF_ORDER = ("kernel", "embedding", "scale", "bias", "mean", "var")
-#: Recurrent cells whose layout is declared: the cell class -> the kind of the RNN holding it.
-CELLS = {nnx.OptimizedLSTMCell: "lstm"}
-#: Where an RNN of a declared cell keeps each variable, under the name the layer shows it by.
-CELL_SLOTS = {
-    "kernel": ("dense_i", "kernel"),
-    "recurrent_kernel": ("dense_h", "kernel"),
-    "bias": ("dense_h", "bias"),
+
+
+class Cell(NamedTuple):
+    """A recurrent cell whose layout is declared: the kind of the RNN holding
+    it, and where it keeps each variable (its dense sublayer and attribute),
+    under the name the layer shows it by."""
+
+    kind: str
+    slots: Mapping[str, tuple[str, str]]
+
+
+CELLS: Mapping[type, Cell] = {
+    nnx.SimpleCell: Cell(
+        "rnn",
+        {
+            "kernel": ("dense_i", "kernel"),
+            "recurrent_kernel": ("dense_h", "kernel"),
+            "bias": ("dense_i", "bias"),
+        },
+    ),
+    nnx.OptimizedLSTMCell: Cell(
+        "lstm",
+        {
+            "kernel": ("dense_i", "kernel"),
+            "recurrent_kernel": ("dense_h", "kernel"),
+            "bias": ("dense_h", "bias"),
+        },
+    ),
 }
-MERGES = {"lstm": {"bias": channels_last.SUMMED_BIAS}}
+#: A cell's functions, by the name torch's convention gives them.
+CELL_FUNCTIONS = {"activation": "activation_fn", "recurrent_activation": "gate_fn"}
+MERGES = {kind: {"bias": channels_last.SUMMED_BIAS} for kind in ("rnn", "lstm")}
 GATHERS = {"mha": channels_last.attention("query", "key", "value", "out")}
 
 _LECUN: dict[str, Initializer] = {"weight": LecunNormal(), "bias": Zeros()}
@@ -69,8 +101,13 @@ DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     **{kind: _LECUN for kind in (*channels_last.KERNELS, *channels_last.TRANSPOSED)},
     "batchnorm": _ONES_ZEROS,
     "layernorm": _ONES_ZEROS,
+    "groupnorm": _ONES_ZEROS,
+    "rmsnorm": {"weight": Ones()},
     # variance_scaling(1, "fan_in", "normal", out_axis=0) over (rows, features): N(0, 1 / features).
     "embedding": {"weight": KaimingNormal(nonlinearity="linear")},
     "mha": {"in_proj_weight": LecunNormal(), "in_proj_bias": Zeros()},
-    "lstm": {"weight_ih": LecunNormal(), "weight_hh": Orthogonal(), "bias": Zeros()},
+    **{
+        kind: {"weight_ih": LecunNormal(), "weight_hh": Orthogonal(), "bias": Zeros()}
+        for kind in ("rnn", "lstm")
+    },
 }

@@ -23,7 +23,14 @@ from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
 from ..._core.sharding import Sharding
-from .._base import Adapter, NativeVariable, epsilon_momentum, holds_layer, set_epsilon_momentum
+from .._base import (
+    Adapter,
+    NativeVariable,
+    activations,
+    epsilon_momentum,
+    holds_layer,
+    set_epsilon_momentum,
+)
 from . import graph, internals, tables
 from .engines import engine_for
 
@@ -91,6 +98,9 @@ def _containers(module: Any) -> tuple[Sized, ...]:
     held = (own, own.values(), modules, modules.values())
     return (internals.sublayers(module), *internals.own_variables(owner), *held)
 
+
+#: A Keras recurrent cell's functions, by the name torch's convention gives them.
+_CELL_FUNCTIONS = {"activation": "activation", "recurrent_activation": "recurrent_activation"}
 
 #: Numbers the copies of a Sequential (a copy needs a name of its own).
 _COPIES = itertools.count(1)
@@ -284,9 +294,14 @@ class KerasAdapter(Adapter):
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)
 
-    def hyperparameters(self, module: Any) -> dict[str, float]:
-        out = epsilon_momentum(module, L.BatchNormalization)
-        if isinstance(module, L.DepthwiseConv2D) and module.built:
+    def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        out: dict[str, float | str] = {**epsilon_momentum(module, L.BatchNormalization)}
+        if isinstance(module, L.RNN):
+            out.update(activations(module.cell, _CELL_FUNCTIONS))
+            out["direction"] = "reverse" if module.go_backwards else "forward"  # reversed outputs too
+        if isinstance(module, L.GroupNormalization):
+            out["num_groups"] = float(module.groups)
+        elif isinstance(module, L.DepthwiseConv2D) and module.built:
             out["groups"] = float(module.kernel.shape[2])  # one group per input channel
         elif isinstance(getattr(module, "groups", None), int):
             out["groups"] = float(module.groups)

@@ -68,8 +68,17 @@ class KerasSpec:
             return _built(bn, (None, None, None, s.num_features))
         if isinstance(s, S.LayerNorm):
             return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps, **kw), (None, s.normalized_shape))
+        if isinstance(s, S.RMSNorm):
+            norm = layers.RMSNormalization(axis=-1, epsilon=s.epsilon(), **kw)
+            return _built(norm, (None, s.normalized_shape))
+        if isinstance(s, S.GroupNorm):
+            norm = layers.GroupNormalization(s.num_groups, axis=-1, epsilon=s.eps, **kw)
+            return _built(norm, (None, None, None, s.num_channels))
         if isinstance(s, S.Embedding):
             return _built(layers.Embedding(s.num_embeddings, s.embedding_dim, **kw), (None,))
+        if isinstance(s, S.RNN):
+            rnn = layers.SimpleRNN(s.hidden_size, activation=s.nonlinearity, return_sequences=True, **kw)
+            return _built(rnn, (None, None, s.input_size))
         if isinstance(s, S.LSTM):
             return _built(layers.LSTM(s.hidden_size, return_sequences=True, **kw), (None, None, s.input_size))
         if isinstance(s, S.GRU):
@@ -114,6 +123,7 @@ def _keras_input_shape(
     if len(shape) >= 2 and S.first_leaf(model).__class__ in (
         S.Conv2d,
         S.BatchNorm2d,
+        S.GroupNorm,
         S.ConvTranspose1d,
         S.ConvTranspose2d,
     ):

@@ -1,9 +1,9 @@
 """Keras' layouts, layer kinds and default initialisers, as data.
 
 Keras stores Dense kernels ``(in, out)``, conv kernels channels-last
-(``HWIO``), names BatchNorm variables ``gamma/beta/moving_mean/
-moving_variance``, keeps recurrent variables on an inner ``cell`` layer, and
-orders GRU gates ``z, r, h``.
+(``HWIO``), names normalisation variables ``gamma/beta/moving_mean/
+moving_variance``, keeps recurrent variables on an inner ``cell`` layer (one
+bias for ``SimpleRNN`` and ``LSTM``), and orders GRU gates ``z, r, h``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ KIND = KindTable(
         L.MultiHeadAttention: "mha",
         L.BatchNormalization: "batchnorm",
         L.LayerNormalization: "layernorm",
+        L.GroupNormalization: "groupnorm",
+        L.RMSNormalization: "rmsnorm",
         L.Embedding: "embedding",
+        L.SimpleRNN: "rnn",
         L.LSTM: "lstm",
         L.GRU: "gru",
         L.ReLU: "relu",
@@ -56,6 +59,7 @@ _RESET_AFTER = (
     "which torch and Paddle GRUs cannot express. Expected reset_after=True."
 )
 MERGES = {
+    "rnn": {"bias": channels_last.SUMMED_BIAS},
     "lstm": {"bias": channels_last.SUMMED_BIAS},
     "gru": {"bias": Merge(channels_last.RECURRENT_BIASES, "stack", _RESET_AFTER)},
 }
@@ -69,7 +73,10 @@ DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     },
     "batchnorm": _ONES_ZEROS,
     "layernorm": _ONES_ZEROS,
+    "groupnorm": _ONES_ZEROS,
+    "rmsnorm": {"weight": Ones()},
     "embedding": {"weight": Uniform(-0.05, 0.05)},
+    "rnn": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": Zeros()},
     "lstm": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": UnitForgetBias()},
     "gru": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": Zeros()},
 }
@@ -78,6 +85,8 @@ LEAVES = {
     **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _TRANSPOSED.items()},
     "batchnorm": {**_NORM, "moving_mean": Leaf("running_mean"), "moving_variance": Leaf("running_var")},
     "layernorm": _NORM,
+    "groupnorm": _NORM,
+    "rmsnorm": {"scale": Leaf("weight")},
     "embedding": {"embeddings": Leaf("weight")},
     "conv2d": {"kernel": _KERNEL["conv2d"], "bias": _BIAS, "depthwise_kernel": _DEPTHWISE},
     "separable_conv2d": {
@@ -89,6 +98,7 @@ LEAVES = {
         "pointwise_kernel": Leaf("pointwise_weight", ("k0", "k1", "in", "out")),
         "bias": _BIAS,
     },
+    "rnn": channels_last.recurrent(None),
     "lstm": channels_last.recurrent(None),
     "gru": channels_last.recurrent("zrn"),
 }

@@ -31,7 +31,9 @@ _KINDS: dict[type, str] = {
     internals.BATCH_NORM: "batchnorm",
     nn.BatchNorm: "batchnorm",
     nn.LayerNorm: "layernorm",
+    nn.GroupNorm: "groupnorm",
     nn.Embedding: "embedding",
+    nn.SimpleRNN: "rnn",
     nn.LSTM: "lstm",
     nn.GRU: "gru",
     nn.ReLU: "relu",
@@ -54,7 +56,7 @@ class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
     SLOTS = internals.SLOTS
     KINDS = _KIND
-    LEAF_ONLY = frozenset({"lstm", "gru"})
+    LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
         "linear": {"weight": XavierUniform(), "bias": Zeros()},
         **{kind: _CONV for kind in ("conv1d", "conv2d", "conv3d")},
@@ -65,7 +67,9 @@ class PaddleAdapter(DictModuleAdapter):
         },
         "batchnorm": _NORM,
         "layernorm": _NORM,
+        "groupnorm": _NORM,
         "embedding": {"weight": XavierUniform()},
+        "rnn": _RECURRENT,
         "lstm": _RECURRENT,
         "gru": _RECURRENT,
     }
@@ -121,10 +125,10 @@ class PaddleAdapter(DictModuleAdapter):
         _whole(var)  # a distributed tensor is refused: it is never read as a whole one
         return None
 
-    def hyperparameters(self, module: Any) -> dict[str, float]:
-        out = {}
-        eps, momentum, groups = (
-            internals.hyperparameter(module, k) for k in ("epsilon", "momentum", "groups")
+    def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        out: dict[str, float | str] = {**self.recurrence(module)}
+        eps, momentum, groups, num_groups = (
+            internals.hyperparameter(module, k) for k in ("epsilon", "momentum", "groups", "num_groups")
         )
         if isinstance(eps, float):
             out["eps"] = eps
@@ -132,6 +136,8 @@ class PaddleAdapter(DictModuleAdapter):
             out["momentum"] = 1.0 - momentum  # paddle keeps 1 - torch's momentum
         if isinstance(groups, int):
             out["groups"] = float(groups)
+        if isinstance(num_groups, int):
+            out["num_groups"] = float(num_groups)
         return out
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:

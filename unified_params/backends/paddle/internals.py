@@ -25,8 +25,8 @@ BATCH_NORM = nn.layer.norm._BatchNormBase
 
 
 def hyperparameter(module: Any, name: str) -> Any:
-    """paddle 3.3.1 keeps eps, momentum and groups as ``_epsilon``, ``_momentum``,
-    ``_groups`` (no public attribute)."""
+    """paddle 3.3.1 keeps eps, momentum, groups and a GroupNorm's groups as
+    ``_epsilon``, ``_momentum``, ``_groups``, ``_num_groups`` (no public attribute)."""
     return getattr(module, f"_{name}", None)
 
 

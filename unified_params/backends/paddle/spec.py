@@ -7,6 +7,7 @@ from typing import Any, cast
 from paddle import nn
 
 from ... import spec as S
+from ..._core.errors import UnsupportedError, received
 
 
 class PaddleSpec:
@@ -33,8 +34,19 @@ class PaddleSpec:
             return nn.BatchNorm2D(s.num_features, momentum=1 - s.momentum, epsilon=s.eps)
         if isinstance(s, S.LayerNorm):
             return nn.LayerNorm(s.normalized_shape, epsilon=s.eps)
+        if isinstance(s, S.RMSNorm):
+            raise UnsupportedError(
+                "Paddle 3.3 has no RMSNorm layer (only the fused function "
+                "paddle.incubate.nn.functional.fused_rms_norm), so a torch, Keras or Flax RMSNorm "
+                "cannot be built as a paddle layer. Expected a LayerNorm, or an RMSNorm on another "
+                "backend. " + received(spec=s)
+            )
+        if isinstance(s, S.GroupNorm):
+            return nn.GroupNorm(s.num_groups, s.num_channels, epsilon=s.eps)
         if isinstance(s, S.Embedding):
             return nn.Embedding(s.num_embeddings, s.embedding_dim)
+        if isinstance(s, S.RNN):
+            return nn.SimpleRNN(s.input_size, s.hidden_size, activation=s.nonlinearity)
         if isinstance(s, (S.LSTM, S.GRU)):
             cls = nn.LSTM if isinstance(s, S.LSTM) else nn.GRU
             return cls(s.input_size, s.hidden_size)

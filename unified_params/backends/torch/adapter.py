@@ -29,7 +29,10 @@ _KIND = KindTable(
         nn.MultiheadAttention: "mha",
         internals.BATCH_NORM: "batchnorm",
         nn.LayerNorm: "layernorm",
+        nn.GroupNorm: "groupnorm",
+        nn.RMSNorm: "rmsnorm",
         nn.Embedding: "embedding",
+        nn.RNN: "rnn",
         nn.LSTM: "lstm",
         nn.GRU: "gru",
         nn.ReLU: "relu",
@@ -54,7 +57,10 @@ class TorchAdapter(DictModuleAdapter):
         **{kind: _AFFINE for kind in _CONVOLUTIONS},
         "batchnorm": _NORM,
         "layernorm": _NORM,
+        "groupnorm": _NORM,
+        "rmsnorm": {"weight": Ones()},
         "embedding": {"weight": Normal(0.0, 1.0)},
+        "rnn": _RECURRENT,
         "lstm": _RECURRENT,
         "gru": _RECURRENT,
     }
@@ -117,11 +123,14 @@ class TorchAdapter(DictModuleAdapter):
     def group(self, var: Any) -> Group:
         return sharded.WorldGroup()
 
-    def hyperparameters(self, module: Any) -> dict[str, float]:
-        found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups")}
-        return {
+    def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups", "num_groups")}
+        numbers: dict[str, float | str] = {
             k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
+        if isinstance(module, nn.RMSNorm) and module.eps is None:  # torch's default: the input's epsilon
+            numbers["eps"] = float(torch.finfo(getattr(module.weight, "dtype", torch.float32)).eps)
+        return {**numbers, **self.recurrence(module)}
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         for name, value in values.items():

@@ -33,8 +33,14 @@ class TorchSpec:
             return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum)
         if isinstance(s, S.LayerNorm):
             return nn.LayerNorm(s.normalized_shape, eps=s.eps)
+        if isinstance(s, S.RMSNorm):
+            return nn.RMSNorm(s.normalized_shape, eps=s.eps)
+        if isinstance(s, S.GroupNorm):
+            return nn.GroupNorm(s.num_groups, s.num_channels, eps=s.eps)
         if isinstance(s, S.Embedding):
             return nn.Embedding(s.num_embeddings, s.embedding_dim)
+        if isinstance(s, S.RNN):
+            return nn.RNN(s.input_size, s.hidden_size, nonlinearity=s.nonlinearity, batch_first=True)
         if isinstance(s, (S.LSTM, S.GRU)):
             cls = nn.LSTM if isinstance(s, S.LSTM) else nn.GRU
             return cls(s.input_size, s.hidden_size, batch_first=True)
