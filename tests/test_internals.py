@@ -83,6 +83,10 @@ def test_flax_internals():
     with internals.Modes(seq, training=False):
         assert bn.use_running_average is True
     assert bn.use_running_average is False, "the layer's own mode, given back"
+    cell = nnx.SimpleCell(2, 3, rngs=rngs)
+    both = nnx.Bidirectional(nnx.RNN(cell), nnx.RNN(cell))
+    assert both.merge_fn is internals.CONCATENATE, "flax.nnx.nn.recurrent._concatenate"
+    assert internals.CONCATENATE(np.zeros((1, 2)), np.ones((1, 3))).shape == (1, 5)
 
 
 def _dense(units: int, inputs: int):

@@ -221,7 +221,10 @@ def port(
     layers left unmatched on either side are reported in one error.
     ``leaves`` renames leaves of source layers (rules or a dict) where a kind
     the library does not know keeps the framework's names. A pair that
-    differs (a bias on one side only) is refused, saying what differs.
+    differs (a bias on one side only) is refused, saying what differs. A
+    torch or paddle recurrent layer of several layers or both directions
+    pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
+    Keras and Flax NNX keep one module per layer and direction.
 
     With ``check_input`` (a canonical, channels-first input), both models
     run in inference mode and an output farther than
@@ -243,14 +246,16 @@ def port(
     is a copy of the destination's values kept, to give back when the outputs
     differ.
 
-    Settings that change what the weights mean (BatchNorm and LayerNorm
-    ``eps``, BatchNorm ``momentum``) are compared and listed in the report's
-    ``differences``; an ``eps`` that differs, with neither ``align`` nor
-    ``check_input``, also warns (``UserWarning``): the outputs will differ.
-    ``align="hyperparameters"`` sets the destination's to the
-    source's (converted to each framework's convention, listed in
-    ``aligned``, given back if the port fails), so a port between zoos whose
-    defaults differ (torch eps 1e-5, Keras 1e-3) verifies.
+    Settings that change what the weights mean (normalisations' ``eps`` and
+    ``momentum``, a GroupNorm's ``num_groups``, a recurrent layer's
+    activations, direction and how a bidirectional layer merges its
+    directions) are compared and listed in the report's ``differences``; one
+    that changes outputs (all but ``momentum``), without ``check_input``,
+    also warns (``UserWarning``). ``align="hyperparameters"`` sets the
+    destination's ``eps`` and ``momentum`` to the source's (converted to each
+    framework's convention, listed in ``aligned``, given back if the port
+    fails), so a port between zoos whose defaults differ (torch eps 1e-5,
+    Keras 1e-3) verifies; the others are the layer's architecture.
 
     A Linear after a Flatten of a feature map takes its inputs ``(C, H, W)`` on
     a channels-first framework and ``(H, W, C)`` on a channels-last one. A

@@ -174,6 +174,23 @@ def test_batchnorm_hyperparameter_differences_are_reported(backends):
             up.port(src, S.Sequential(S.BatchNorm2d(4)).build(backend), align="hyperparameters")
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_stacked_bidirectional_recurrent_layers_port_part_by_part(backends, kind):
+    """torch and paddle keep two layers of both directions in one module; Keras and
+    Flax NNX one module per layer and direction (in Bidirectional wrappers). A
+    port pairs them part by part, forward before reverse, both ways; a pair run
+    the wrong way round, or the wrong layer, would change the outputs."""
+    x = np.random.default_rng(3).standard_normal((2, 5, 3)).astype("float32")
+    able = [b for b in backends if for_backend(b).recurrent_stack(kind, 3, 4) is not None]
+    for a in able:
+        source = for_backend(a).recurrent_stack(kind, 3, 4)
+        up.initialize(source, up.init.Normal(0, 0.5), seed=5)
+        for b in able:
+            report = up.port(source, for_backend(b).recurrent_stack(kind, 3, 4), check_input=x)
+            assert report.max_abs_diff <= 1e-5, (a, b)
+            assert len(report.pairs) == 4 and report.differences == [], (a, b, report.differences)
+
+
 def test_an_rmsnorm_s_default_eps_is_torch_s_on_every_backend(backends):
     """``RMSNorm(eps=None)`` is torch's float32 machine epsilon, on every backend;
     against Keras' and NNX's own default (1e-6) the port says so, and align sets it."""

@@ -104,6 +104,12 @@ class Native:
         """A PReLU layer (a kind the library does not know) and its parameter's native name."""
         raise NotImplementedError
 
+    def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
+        """Two recurrent layers (``kind``: ``"rnn"``, ``"lstm"`` or ``"gru"``), each
+        running both ways, batch first, the whole sequence out, as the framework
+        writes them; ``None`` where it has no such layer."""
+        raise NotImplementedError
+
     def typed(self, dtype: str) -> Any:
         """Linear(4, 3) then ReLU, with parameters in ``dtype`` (float16, bfloat16)."""
         raise NotImplementedError

@@ -31,6 +31,10 @@ class DictNative(Native):
     convs: ClassVar[dict[int, str]]
     #: The native name of a PReLU's parameter.
     prelu_name: ClassVar[str]
+    #: Class names of the recurrent layers, by kind, and how they are told to
+    #: run both ways (batch first).
+    recurrent: ClassVar[dict[str, str]]
+    both_ways: ClassVar[dict[str, Any]]
 
     def mlp(self) -> Any:
         nn = self.nn
@@ -106,6 +110,9 @@ class DictNative(Native):
 
     def prelu(self) -> tuple[Any, str]:
         return self.nn.PReLU(), self.prelu_name
+
+    def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
+        return getattr(self.nn, self.recurrent[kind])(input_size, hidden, num_layers=2, **self.both_ways)
 
     def named_params(self, model: Any) -> list[tuple[str, tuple[int, ...]]]:
         seen, out = set(), []

@@ -105,6 +105,18 @@ class FlaxNative(Native):
 
         return Net()
 
+    def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
+        cell = {"rnn": nnx.SimpleCell, "lstm": nnx.OptimizedLSTMCell}.get(kind)
+        if cell is None:
+            return None  # NNX's GRUCell is no torch GRU (see refused_layers)
+
+        def both(size: int) -> Any:
+            return nnx.Bidirectional(
+                nnx.RNN(cell(size, hidden, rngs=_RNGS)), nnx.RNN(cell(size, hidden, rngs=_RNGS))
+            )
+
+        return nnx.Sequential(both(input_size), both(2 * hidden))
+
     def prelu(self) -> tuple[Any, str]:
         class PReLU(nnx.Module):  # NNX has no PReLU layer: a user's own, as NNX code writes one
             def __init__(self):

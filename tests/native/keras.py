@@ -115,6 +115,11 @@ class KerasNative(Native):
         net(np.zeros((1, 6, 6, 3), "float32"))
         return net
 
+    def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
+        cls = {"rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[kind]
+        both = [L.Bidirectional(cls(hidden, return_sequences=True)) for _ in range(2)]
+        return keras.Sequential([keras.Input((None, input_size)), *both])
+
     def prelu(self) -> tuple[Any, str]:
         layer = L.PReLU()
         layer.build((None, 3))

@@ -19,6 +19,8 @@ class PaddleNative(DictNative):
     listing = "LayerList"
     convs = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
     prelu_name = "_weight"
+    recurrent = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+    both_ways = {"direction": "bidirect"}  # batch first (time_major=False) by default
     refused_layers = {S.RMSNorm: "Paddle 3.3 has no RMSNorm layer"}
 
     def tensor(self, x: np.ndarray) -> Any:

@@ -17,6 +17,8 @@ class TorchNative(DictNative):
     listing = "ModuleList"
     convs = {1: "Conv1d", 2: "Conv2d", 3: "Conv3d"}
     prelu_name = "weight"
+    recurrent = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+    both_ways = {"bidirectional": True, "batch_first": True}
     cnn_buffers = 3  # torch also tracks num_batches_tracked
 
     def tensor(self, x: np.ndarray) -> Any:

@@ -417,10 +417,10 @@ def test_torch_compiled_scripted_meta_and_bfloat16(backends):
 
 def test_a_recurrent_layer_that_runs_backwards_is_no_forward_one(backends):
     """A Keras LSTM with ``go_backwards`` holds a torch LSTM's weights but reads the
-    sequence last to first (and returns it so): the port says so and warns; a
-    torch LSTM running both ways is told apart from one running forward, and one
-    of two layers or two directions is refused by Keras' one layer per module,
-    with the reason."""
+    sequence last to first (and returns it so): the port says so and warns. A
+    torch LSTM of two layers or directions pairs part by part: with fewer Keras
+    layers the port says so; into a Bidirectional that sums the directions, or
+    into two layers one after the other, it warns that the outputs differ."""
     if not {"torch", "keras"} <= set(backends):
         pytest.skip("needs torch and keras")
     import keras
@@ -438,13 +438,21 @@ def test_a_recurrent_layer_that_runs_backwards_is_no_forward_one(backends):
     both = torch.nn.LSTM(3, 5, batch_first=True, bidirectional=True)
     assert up.wrap(both).adapter.hyperparameters(both)["direction"] == "bidirectional"
     assert up.wrap(source).adapter.hyperparameters(source[0])["direction"] == "forward"
-    stacked = keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(5, return_sequences=True)])
-    stacked.add(keras.layers.LSTM(5, return_sequences=True))
-    with pytest.raises(up.PortError, match=r"holds 2 layers and directions in one module \(_l0, _l1"):
-        up.port(torch.nn.LSTM(3, 5, num_layers=2, batch_first=True), stacked)
-    with pytest.raises(up.PortError, match=r"\(_l0, _l0_reverse: num_layers, bidirectional\)"):
+    with pytest.raises(up.PortError, match=r"each paired as a layer of its own: \['\[l0\]', '\[l1\]'\]"):
         up.port(
-            both, keras.Sequential([keras.Input((4, 3)), keras.layers.Bidirectional(keras.layers.LSTM(5))])
+            torch.nn.LSTM(3, 5, num_layers=2, batch_first=True), S.Sequential(S.LSTM(3, 5)).build("keras")
+        )
+    summed = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True), merge_mode="sum")
+    with pytest.warns(
+        UserWarning, match=r"\[l0\] -> 0.forward_layer: merge concat \(torch\) vs sum \(keras\)"
+    ):
+        up.port(both, keras.Sequential([keras.Input((4, 3)), summed]))
+    with pytest.warns(UserWarning, match=r"merge concat \(torch\) vs none \(keras\)"):  # one after the other
+        up.port(
+            torch.nn.LSTM(5, 5, batch_first=True, bidirectional=True),
+            keras.Sequential(
+                [keras.Input((4, 5)), keras.layers.LSTM(5, return_sequences=True), keras.layers.LSTM(5)]
+            ),
         )
 
 

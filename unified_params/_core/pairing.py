@@ -14,6 +14,11 @@ Three ways, from the least to the most said by the user:
   reached, every source layer matched: what is not is reported on both sides
   in one error.
 
+A recurrent layer that holds several layers or both directions (torch's and
+paddle's ``num_layers``, ``bidirectional``) is paired part by part
+(`parts`: ``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as frameworks of one
+module per layer and direction (Keras, Flax NNX) keep them.
+
 ``leaves`` renames the leaves of a source layer before pairs are compared
 (a layer of a kind the library does not know keeps its framework's names:
 ``[("gamma", "scale")]``). A pair must then have the same kind and the same
@@ -117,13 +122,13 @@ def pair(
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
                 f"{_difference(x, y)}. Expected the same kind and canonical shapes (a mapping pins "
-                "other pairs). " + received(source=x.path, destination=y.path)
+                "other pairs). " + received(source=x.name, destination=y.name)
             )
     return pairs
 
 
 def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:
-    by_path_a, by_path_b = {x.path: x for x in a}, {x.path: x for x in b}
+    by_path_a, by_path_b = {x.name: x for x in a}, {x.name: x for x in b}
     for s, d in mapping.items():
         if s not in by_path_a or d not in by_path_b:
             side, path, known = (
@@ -133,63 +138,106 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
                 f"mapping names {path!r}, which is no parameterised layer of the {side}. Expected one "
                 f"of {list(known)}. " + received(mapping={s: d})
             )
-    rest_a = [x for x in a if x.path not in mapping]
-    rest_b = [x for x in b if x.path not in set(mapping.values())]
+    rest_a = [x for x in a if x.name not in mapping]
+    rest_b = [x for x in b if x.name not in set(mapping.values())]
     if len(rest_a) != len(rest_b):
         raise PortError(
             f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
             f"architectures do not match.{_stacked_hint(a + b)} Expected the same layers in the same "
             "order, or a mapping (layer paths, or (pattern, replacement) rules). "
-            + received(source=[x.path for x in a], destination=[x.path for x in b])
+            + received(source=[x.name for x in a], destination=[x.name for x in b])
         )
     return [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(zip(rest_a, rest_b, strict=True))
 
 
-#: A recurrent leaf of a second layer or of the reverse direction (``weight_ih_l1``, ``bias_hh_l0_reverse``).
-_STACKED = re.compile(r"_l(?:[1-9]\d*|\d+_reverse)$")
-_PART = re.compile(r"_l\d+(?:_reverse)?$")
+#: The suffix of a recurrent leaf naming its layer and direction (``_l1``, ``_l0_reverse``).
+_PART = re.compile(r"_(l\d+(?:_reverse)?)$")
+
+
+def parts(layer: Layer) -> list[Layer]:
+    """A recurrent layer that holds several layers or both directions (torch's
+    and paddle's ``num_layers``, ``bidirectional``) as one layer per layer and
+    direction, in its leaves' order (``l0``, ``l0_reverse``, ``l1``, ...), each
+    with the leaves of a one-layer forward layer (``weight_ih_l0``): what a
+    framework of one module per layer and direction (Keras' stacked and
+    ``Bidirectional`` layers, Flax NNX's) pairs with. Any other layer, itself.
+
+    Examples:
+        >>> from types import SimpleNamespace as Slot
+        >>> from unified_params._core.port import Layer
+        >>> leaves = [(f"{w}_{p}", (4, 3)) for p in ("l0", "l0_reverse") for w in ("weight_ih", "weight_hh")]
+        >>> slots = [Slot(keys=(f"rnn.{n}",)) for n, _ in leaves]
+        >>> split = parts(Layer("rnn", "rnn", "RNN", leaves, slots))
+        >>> [(x.name, x.renamed["weight_ih_" + x.part]) for x in split]
+        [('rnn[l0]', 'weight_ih_l0'), ('rnn[l0_reverse]', 'weight_ih_l0')]
+    """
+    from .layouts import RECURRENT
+
+    if layer.kind not in RECURRENT or layer.part:
+        return [layer]
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for name, shape in layer.leaves:
+        match = _PART.search(name)
+        groups.setdefault(match.group(1) if match else "", []).append((name, shape))
+    if len(groups) < 2 or "" in groups:
+        return [layer]  # one layer, one direction (or leaves of no layer: left whole)
+    out = []
+    for part, leaves in groups.items():
+        suffix = "_" + part
+        one = {name: _PART.sub("_l0", name) for name, _ in leaves}
+        own = [slot for slot in layer.slots if all(k.endswith(suffix) for k in slot.keys)]
+        if sum(len(slot.keys) for slot in own) != len(leaves):
+            return [layer]  # a variable holding several parts: not split
+        out.append(
+            replace(
+                layer,
+                leaves=[(one[name], shape) for name, shape in leaves],
+                slots=own,
+                renamed=one,
+                part=part,
+                real={v: k for k, v in one.items()},
+            )
+        )
+    return out
 
 
 def _stacked_hint(found: list[Layer]) -> str:
-    """Why the counts may differ: a recurrent layer holding several layers or
-    both directions in one module (torch, paddle), which a framework of one
-    module per layer and direction (Keras, Flax NNX) cannot pair with."""
-    stacked = [x for x in found if any(_STACKED.search(name) for name, _ in x.leaves)]
-    if not stacked:
+    """Why the counts may differ: a recurrent layer of several layers or both
+    directions is paired part by part."""
+    split = [x for x in found if x.part]
+    if not split:
         return ""
-    x = stacked[0]
-    parts = sorted({m.group(0) for name, _ in x.leaves if (m := _PART.search(name))})
+    x = split[0]
+    names = [y.name for y in found if y.path == x.path and y.part]
     return (
-        f" Recurrent layer {x.path or '<root>'!r} ({x.type_name}) holds {len(parts)} layers and "
-        f"directions in one module ({', '.join(parts)}: num_layers, bidirectional); a port pairs "
-        "modules, so it ports only into a layer like it (torch's and paddle's), not into one "
-        "module per layer and direction (Keras' stacked or Bidirectional layers)."
+        f" Recurrent layer {x.path or '<root>'!r} ({x.type_name}) holds several layers or directions "
+        f"(num_layers, bidirectional), each paired as a layer of its own: {names}."
     )
 
 
 def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Layer, Layer]]:
-    by_path_b = {y.path: y for y in b}
+    by_path_b = {y.name: y for y in b}
     pairs: list[tuple[Layer, Layer]] = []
     unmatched: list[str] = []
     missing: list[str] = []
     reached: dict[str, str] = {}
     twice: list[str] = []
     for x in a:
-        found = rename(x.path, rules)
+        found = rename(x.name, rules)
         if found is None:
-            unmatched.append(x.path)
+            unmatched.append(x.name)
             continue
         k, target = found
         if target is None:
             continue  # left out by the rule
         if target not in by_path_b:
-            missing.append(f"{x.path!r} -> {target!r} (rule {k})")
+            missing.append(f"{x.name!r} -> {target!r} (rule {k})")
         elif target in reached:
-            twice.append(f"{reached[target]!r} and {x.path!r} -> {target!r}")
+            twice.append(f"{reached[target]!r} and {x.name!r} -> {target!r}")
         else:
-            reached[target] = x.path
+            reached[target] = x.name
             pairs.append((x, by_path_b[target]))
-    unreached = [y.path for y in b if y.path not in reached]
+    unreached = [y.name for y in b if y.name not in reached]
     if unmatched or missing or twice or unreached:
         parts = [
             f"source layers no rule matches: {unmatched}" if unmatched else "",
@@ -211,8 +259,9 @@ def _renamed_leaves(layer: Layer, rules: Compiled) -> Layer:
         found = rename(name, rules)
         return name if found is None or found[1] is None else found[1]
 
+    known = layer.renamed or {n: n for n, _ in layer.leaves}  # the model's leaf -> the name it goes by
     return replace(
-        layer, leaves=[(leaf(n), s) for n, s in layer.leaves], renamed={n: leaf(n) for n, _ in layer.leaves}
+        layer, leaves=[(leaf(n), s) for n, s in layer.leaves], renamed={n: leaf(k) for n, k in known.items()}
     )
 
 

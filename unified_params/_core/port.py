@@ -26,9 +26,9 @@ from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
 from .outputs import blind_spot, rounding_hint, zeros_like_input
-from .pairing import LayerMapping, Rule, pair
+from .pairing import LayerMapping, Rule, pair, parts
 from .parallel import run_all
-from .paths import join
+from .paths import join, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .view import Module
@@ -43,13 +43,24 @@ class Layer:
     type_name: str
     leaves: list[tuple[str, tuple[int, ...]]]
     slots: list[Slot]
-    #: Source leaf -> the destination's name for it (``port(..., leaves=...)``).
+    #: As a source: its leaf (the name its model gives) -> the name the
+    #: destination knows it by (``port(..., leaves=...)``, a part's ``_l0``).
     renamed: dict[str, str] = field(default_factory=dict)
+    #: One layer and direction of a recurrent layer that holds several
+    #: (``"l1"``, ``"l0_reverse"``; see `pairing.parts`), else ``""``.
+    part: str = ""
+    #: As a destination part: the leaf it is paired by -> its leaf in the model.
+    real: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The path, and the part of a recurrent layer it stands for: ``"lstm[l1_reverse]"``."""
+        return f"{self.path}[{self.part}]" if self.part else self.path
 
     def describe(self) -> str:
         shapes = ", ".join(f"{n} {s}" for n, s in self.leaves)
         backend = self.slots[0].param.backend if self.slots else ""
-        return f"{backend} {self.path!r} ({self.type_name}, {self.kind}: {shapes})"
+        return f"{backend} {self.name!r} ({self.type_name}, {self.kind}: {shapes})"
 
 
 @dataclass
@@ -99,7 +110,7 @@ def layers(model: Module) -> list[Layer]:
             if not _optional_leaf(layer.kind, key):
                 layer.leaves.append((key[prefix:], shape))
         layer.slots.append(slot)
-    return list(out.values())
+    return [one for layer in out.values() for one in parts(layer)]
 
 
 def port(
@@ -125,7 +136,7 @@ def port(
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     for a, b in pairs:
-        report.pairs.append((a.path, b.path, a.kind))
+        report.pairs.append((a.name, b.name, a.kind))
         settings_differ += _hyper_differences(src, dst, a, b)
         for slot in a.slots:
             exported = _lazy_export(slot)
@@ -138,7 +149,7 @@ def port(
                 read = exported(key)
                 if leaf == "weight" and b.path in reorders:
                     read = _then(read, reorders[b.path])
-                state[join(b.path, leaf)] = Source(
+                state[join(b.path, b.real.get(leaf, leaf))] = Source(
                     shape, np.dtype(_np(slot.param.dtype)), read, collective=gathered
                 )
             if slot.lossy:
@@ -202,8 +213,8 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
             saved.append((native, {name: float(own[name]) for name in changed}))
             dst.adapter.set_hyperparameters(native, changed)
             report.aligned += [
-                f"{b.path or '<root>'}: {name} {_setting(own[name])} -> {value:g} "
-                f"(as {src.backend}'s {a.path or '<root>'})"
+                f"{b.name or '<root>'}: {name} {_setting(own[name])} -> {value:g} "
+                f"(as {src.backend}'s {a.name or '<root>'})"
                 for name, value in changed.items()
             ]
     return saved
@@ -243,19 +254,31 @@ def _np(dtype: str) -> Any:
 
 #: Settings whose difference changes a layer's outputs in inference mode
 #: (``momentum`` only changes how training moves the running statistics).
-CHANGES_OUTPUTS = ("eps", "num_groups", "activation", "recurrent_activation", "direction")
+CHANGES_OUTPUTS = ("eps", "num_groups", "activation", "recurrent_activation", "direction", "merge")
 
 
 def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tuple[str, str]]:
     """Each setting that differs between two paired layers: its name, and a line for the report."""
-    ha = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
-    hb = dst.adapter.hyperparameters(dst[b.path].native if b.path else dst.native)
+    ha, hb = _settings(src, a), _settings(dst, b)
     return [
-        (name, f"{a.path or '<root>'} -> {b.path or '<root>'}: {name} {_setting(ha[name])} ({src.backend}) "
+        (name, f"{a.name or '<root>'} -> {b.name or '<root>'}: {name} {_setting(ha[name])} ({src.backend}) "
                f"vs {_setting(hb[name])} ({dst.backend})")
         for name in sorted(set(ha) & set(hb))
         if not _same_setting(ha[name], hb[name])
     ]  # fmt: skip
+
+
+def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
+    """A paired layer's settings, with those its parent gives it (a bidirectional
+    wrapper's); a part of a recurrent layer runs one way."""
+    found = model.adapter.hyperparameters(model[layer.path].native if layer.path else model.native)
+    if layer.path:
+        *above, key = split(layer.path)
+        parent = model[join(*above)].native if above else model.native
+        found.update(model.adapter.settings_given(parent, key))
+    if layer.part:
+        found["direction"] = "reverse" if layer.part.endswith("_reverse") else "forward"
+    return found
 
 
 def _same_setting(a: float | str, b: float | str) -> bool:

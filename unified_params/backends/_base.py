@@ -208,8 +208,10 @@ class Adapter(abc.ABC):
         and names: numbers (``eps``; ``momentum`` as torch counts it; a
         convolution's ``groups``; a GroupNorm's ``num_groups``) and, for a
         recurrent layer, the names of its functions (``activation``, and
-        ``recurrent_activation`` for the gates: ``"tanh"``, ``"sigmoid"``) and
-        its ``direction`` (``"forward"``, ``"reverse"``, ``"bidirectional"``)."""
+        ``recurrent_activation`` for the gates: ``"tanh"``, ``"sigmoid"``),
+        its ``direction`` (``"forward"``, ``"reverse"``, ``"bidirectional"``)
+        and how both directions' outputs ``merge`` (``"concat"``; ``"none"``
+        for a layer running one way alone)."""
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         """Set numeric settings given in PyTorch's convention (``eps``,
@@ -249,6 +251,21 @@ class Adapter(abc.ABC):
         torch mirrors of its variables, so torch's own ``named_parameters()``
         sees the change. Default: nothing."""
         return None
+
+    def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
+        """Settings a wrapper ``parent`` gives its child at ``key`` that the child
+        does not keep itself, as `hyperparameters` names them: how a
+        bidirectional wrapper ``merge``-s its two directions' outputs, and
+        the ``direction`` it runs that child in. Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.LSTM(3, 4))
+            >>> adapter_for(net).settings_given(net, "0")
+            {}
+        """
+        return {}
 
     def flattened_input(self, layer: Any) -> FlatInput | None:
         """What the framework records of the features a Linear ``layer`` takes:

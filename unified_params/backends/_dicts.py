@@ -36,10 +36,6 @@ _RNN_MODES = {
 }
 
 
-#: A recurrent layer's ``direction`` setting, by whether it runs both ways.
-_DIRECTIONS = {False: "forward", True: "bidirectional"}
-
-
 @dataclass(frozen=True)
 class Slots:
     """Where a dict-keeping framework stores a module's parts: attribute names."""
@@ -111,7 +107,11 @@ class DictModuleAdapter(Adapter):
         if self.KINDS(type(module)) not in RECURRENT:
             return {}
         both = getattr(module, "bidirectional", False) is True or getattr(module, "num_directions", 1) == 2
-        return {**_RNN_MODES.get(getattr(module, "mode", ""), {}), "direction": _DIRECTIONS[both]}
+        return {
+            **_RNN_MODES.get(getattr(module, "mode", ""), {}),
+            "direction": "bidirectional" if both else "forward",
+            "merge": "concat" if both else "none",  # both directions' features side by side
+        }
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         getattr(parent, self.SLOTS.children)[key] = child

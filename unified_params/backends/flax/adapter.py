@@ -43,6 +43,8 @@ _SEQUENTIAL = (nnx.Sequential, NamedSequential)
 #: Variable types that are not model state a checkpoint keeps: a layer's
 #: random-number streams, and values a call records (``sow``, decoding caches).
 _SKIPPED = (nnx.RngState,)
+#: ``nnx.Bidirectional`` runs its children in this order, the second reversed.
+_DIRECTIONS = {"forward_rnn": "forward", "backward_rnn": "reverse"}
 _TRANSIENT = (nnx.Intermediate, nnx.Cache)
 _UNFLIPPED = (
     "an NNX ConvTranspose with transpose_kernel=False applies its kernel unflipped: torch's "
@@ -199,8 +201,13 @@ class FlaxAdapter(Adapter):
         # By name, as nnx.state lists them: NNX keeps no order among attributes (its
         # transforms, nnx.grad among them, set them back sorted).
         # A layer whose variables gather into canonical blocks (attention) lists
-        # its sublayers in the blocks' order: query, key, value, then output.
-        blocks = dict.fromkeys(k.split(".")[0] for k in tables.GATHERS.get(self.kind(module), {}))
+        # its sublayers in the blocks' order: query, key, value, then output; a
+        # Bidirectional its RNNs in the order it runs them, as torch lists directions.
+        blocks: Mapping[str, Any] = (
+            _DIRECTIONS
+            if isinstance(module, nnx.Bidirectional)
+            else dict.fromkeys(k.split(".")[0] for k in tables.GATHERS.get(self.kind(module), {}))
+        )
         kids = [(k, v) for k, v in internals.own_attributes(module).items() if _is_child(v)]
         return sorted(kids, key=lambda kv: _rank(blocks, kv[0]))
 
@@ -316,10 +323,18 @@ class FlaxAdapter(Adapter):
         if isinstance(module, nnx.RNN):
             out.update(activations(module.cell, tables.CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.reverse else "forward"
+            out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
         return out
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
+
+    def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
+        if not isinstance(parent, nnx.Bidirectional) or key not in _DIRECTIONS:
+            return {}
+        merge = parent.merge_fn
+        name = "concat" if merge is internals.CONCATENATE else getattr(merge, "__name__", repr(merge))
+        return {"merge": name, "direction": _DIRECTIONS[key]}  # it runs its backward RNN reversed
 
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
         with internals.Modes(model, training):

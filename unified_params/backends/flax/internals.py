@@ -13,11 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from flax import nnx
+from flax.nnx.nn import recurrent as _recurrent
 
 #: Flax 0.12.8: attributes of NNX's own bookkeeping on every module.
 BOOKKEEPING_PREFIX = "_pytree__"
 #: Flax 0.12.8: where ``nnx.List`` keeps its length (its members are under "0", "1", ...).
 LIST_LENGTH = "_length"
+#: Flax 0.12.8: ``nnx.Bidirectional``'s default ``merge_fn``, a private function
+#: that concatenates both directions' features (as torch does).
+CONCATENATE = _recurrent._concatenate
+
 #: Attributes that switch a layer between training and inference (what
 #: ``Module.train()`` / ``Module.eval()`` set): the value each takes in inference.
 INFERENCE = {"deterministic": True, "use_running_average": True}

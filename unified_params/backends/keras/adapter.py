@@ -299,6 +299,7 @@ class KerasAdapter(Adapter):
         if isinstance(module, L.RNN):
             out.update(activations(module.cell, _CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.go_backwards else "forward"  # reversed outputs too
+            out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
         if isinstance(module, L.GroupNormalization):
             out["num_groups"] = float(module.groups)
         elif isinstance(module, L.DepthwiseConv2D) and module.built:
@@ -309,6 +310,11 @@ class KerasAdapter(Adapter):
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
+
+    def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
+        if isinstance(parent, L.Bidirectional) and key in ("forward_layer", "backward_layer"):
+            return {"merge": str(parent.merge_mode)}  # the backward layer runs go_backwards itself
+        return {}
 
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
         return keras.ops.convert_to_numpy(model(inputs, training=training))
