@@ -442,6 +442,21 @@ def test_a_recurrent_layer_that_runs_backwards_is_no_forward_one(backends):
         up.port(
             torch.nn.LSTM(3, 5, num_layers=2, batch_first=True), S.Sequential(S.LSTM(3, 5)).build("keras")
         )
+    two = keras.Sequential(
+        [
+            keras.Input((4, 3)),
+            *[keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True)) for _ in "ab"],
+        ]
+    )
+    parts = torch.nn.Sequential()
+    parts.add_module("lstm", torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True))
+    rules = [(r"lstm\[l(\d)\]", r"\1.forward_layer"), (r"lstm\[l(\d)_reverse\]", r"\1.backward_layer")]
+    report = up.port(parts, two, mapping=rules, check_input=x)  # a part is a layer a mapping names
+    assert [p[:2] for p in report.pairs][1:3] == [
+        ("lstm[l0_reverse]", "0.backward_layer"),
+        ("lstm[l1]", "1.forward_layer"),
+    ]
+    assert report.max_abs_diff <= 1e-5
     summed = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True), merge_mode="sum")
     with pytest.warns(
         UserWarning, match=r"\[l0\] -> 0.forward_layer: merge concat \(torch\) vs sum \(keras\)"
