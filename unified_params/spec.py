@@ -175,6 +175,13 @@ class ConvTranspose2d(_Convolution):
 
 
 @dataclass(eq=False)
+class ConvTranspose3d(_Convolution):
+    """A 3-D transposed convolution (no padding)."""
+
+    SPATIAL: ClassVar[int] = 3
+
+
+@dataclass(eq=False)
 class MultiheadAttention(Layer):
     """Self-attention over ``(batch, time, embed_dim)`` with ``num_heads`` heads.
 

@@ -118,6 +118,8 @@ def test_gains_and_fans_match_torch():
 DEFAULT_LAYERS = {
     "linear": S.Linear(256, 512),
     "conv2d": S.Conv2d(32, 64, 3),
+    "conv_transpose2d": S.ConvTranspose2d(16, 32, 3),
+    "conv_transpose3d": S.ConvTranspose3d(16, 32, 3),
     "embedding": S.Embedding(1000, 64),
     "rnn": S.RNN(64, 128),
     "lstm": S.LSTM(64, 128),

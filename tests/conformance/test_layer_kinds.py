@@ -18,6 +18,7 @@ CASES = {
     "depthwise": (S.Sequential(S.Conv2d(3, 6, 3, groups=3)), (2, 3, 7, 7)),
     "transpose2d": (S.Sequential(S.ConvTranspose2d(3, 4, 3, stride=2)), (2, 3, 5, 5)),
     "transpose1d": (S.Sequential(S.ConvTranspose1d(3, 4, 3, stride=2)), (2, 3, 6)),
+    "transpose3d": (S.Sequential(S.ConvTranspose3d(2, 3, (2, 3, 3), stride=2)), (2, 2, 3, 4, 4)),
     "conv_rect": (S.Sequential(S.Conv2d(3, 3, (3, 3))), (2, 3, 6, 6)),
     "conv1d": (S.Sequential(S.Conv1d(3, 5, 3, stride=2)), (2, 3, 9)),
     "conv3d": (S.Sequential(S.Conv3d(2, 4, (2, 3, 3))), (2, 2, 4, 5, 5)),

@@ -51,6 +51,7 @@ CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     },
     "conv_transpose1d": {"weight": ("in", "out", "k0"), "bias": ("out",)},
     "conv_transpose2d": {"weight": ("in", "out", "k0", "k1"), "bias": ("out",)},
+    "conv_transpose3d": {"weight": ("in", "out", "k0", "k1", "k2"), "bias": ("out",)},
     "mha": {"in_proj_weight": ("out", "in"), "in_proj_bias": ("out",)},
     "batchnorm": {
         "weight": ("c",),

@@ -41,6 +41,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import PortError, received
+from .layouts import RECURRENT
 
 if TYPE_CHECKING:
     from .port import Layer
@@ -171,8 +172,6 @@ def parts(layer: Layer) -> list[Layer]:
         >>> [(x.name, x.renamed["weight_ih_" + x.part]) for x in split]
         [('rnn[l0]', 'weight_ih_l0'), ('rnn[l0_reverse]', 'weight_ih_l0')]
     """
-    from .layouts import RECURRENT
-
     if layer.kind not in RECURRENT or layer.part:
         return [layer]
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}

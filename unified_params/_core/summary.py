@@ -112,6 +112,7 @@ KIND_NAMES = {
     "conv3d": "Conv3d",
     "conv_transpose1d": "ConvTranspose1d",
     "conv_transpose2d": "ConvTranspose2d",
+    "conv_transpose3d": "ConvTranspose3d",
     "mha": "MultiheadAttention",
     "batchnorm": "BatchNorm",
     "layernorm": "LayerNorm",

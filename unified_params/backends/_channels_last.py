@@ -27,6 +27,7 @@ KERNELS = {
 TRANSPOSED = {
     "conv_transpose1d": Leaf("weight", ("k0", "out", "in")),
     "conv_transpose2d": Leaf("weight", ("k0", "k1", "out", "in")),
+    "conv_transpose3d": Leaf("weight", ("k0", "k1", "k2", "out", "in")),
 }
 #: torch's two recurrent biases, which some frameworks keep as one.
 RECURRENT_BIASES = ("bias_ih_l0", "bias_hh_l0")

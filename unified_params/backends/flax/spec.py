@@ -59,7 +59,7 @@ class FlaxSpec:
                 use_bias=s.bias if isinstance(s, S.Conv2d) else True,
                 rngs=rngs,
             )
-        if isinstance(s, (S.ConvTranspose1d, S.ConvTranspose2d)):
+        if isinstance(s, (S.ConvTranspose1d, S.ConvTranspose2d, S.ConvTranspose3d)):
             return nnx.ConvTranspose(
                 s.in_channels,
                 s.out_channels,

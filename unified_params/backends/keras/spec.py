@@ -49,10 +49,10 @@ class KerasSpec:
                     **kw,
                 )
             return _built(conv, (None, None, None, s.in_channels))
-        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d)):
+        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d, S.ConvTranspose3d)):
             cls = {
                 S.Conv1d: layers.Conv1D, S.Conv3d: layers.Conv3D, S.ConvTranspose1d: layers.Conv1DTranspose,
-                S.ConvTranspose2d: layers.Conv2DTranspose,
+                S.ConvTranspose2d: layers.Conv2DTranspose, S.ConvTranspose3d: layers.Conv3DTranspose,
             }[type(s)]  # fmt: skip
             spatial = (None,) * s.SPATIAL
             return _built(
@@ -126,6 +126,7 @@ def _keras_input_shape(
         S.GroupNorm,
         S.ConvTranspose1d,
         S.ConvTranspose2d,
+        S.ConvTranspose3d,
     ):
         return (*shape[1:], shape[0])  # channels last
     return tuple(shape)

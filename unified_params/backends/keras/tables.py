@@ -28,6 +28,7 @@ KIND = KindTable(
         L.SeparableConv2D: "separable_conv2d",
         L.Conv1DTranspose: "conv_transpose1d",
         L.Conv2DTranspose: "conv_transpose2d",
+        L.Conv3DTranspose: "conv_transpose3d",
         L.MultiHeadAttention: "mha",
         L.BatchNormalization: "batchnorm",
         L.LayerNormalization: "layernorm",

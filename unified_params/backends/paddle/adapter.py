@@ -27,6 +27,7 @@ _KINDS: dict[type, str] = {
     nn.Conv3D: "conv3d",
     nn.Conv1DTranspose: "conv_transpose1d",
     nn.Conv2DTranspose: "conv_transpose2d",
+    nn.Conv3DTranspose: "conv_transpose3d",
     nn.MultiHeadAttention: "mha",
     internals.BATCH_NORM: "batchnorm",
     nn.BatchNorm: "batchnorm",
@@ -45,11 +46,12 @@ _KINDS: dict[type, str] = {
 _KIND = KindTable(_KINDS)
 
 
-_TRANSPOSE = ("conv_transpose1d", "conv_transpose2d")
+_TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _CONV = {"weight": KaimingNormal(nonlinearity="relu"), "bias": Zeros()}  # Normal(0, sqrt(2 / fan_in))
 _NORM = {"weight": Ones(), "bias": Zeros()}
+_XAVIER = {"weight": XavierUniform(), "bias": Zeros()}
 
 
 class PaddleAdapter(DictModuleAdapter):
@@ -58,13 +60,11 @@ class PaddleAdapter(DictModuleAdapter):
     KINDS = _KIND
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
-        "linear": {"weight": XavierUniform(), "bias": Zeros()},
+        "linear": _XAVIER,
         **{kind: _CONV for kind in ("conv1d", "conv2d", "conv3d")},
-        # Paddle scales transposed kernels by in_channels x kernel: fan_out in canonical terms.
-        **{
-            k: {"weight": KaimingNormal(mode="fan_out", nonlinearity="relu"), "bias": Zeros()}
-            for k in _TRANSPOSE
-        },
+        # A transposed conv gets no initialiser of its own (paddle 3.3.1's _ConvNd):
+        # paddle's default for any weight, Xavier uniform, whose fans sum alike either way.
+        **{kind: _XAVIER for kind in _TRANSPOSE},
         "batchnorm": _NORM,
         "layernorm": _NORM,
         "groupnorm": _NORM,

@@ -22,10 +22,10 @@ class PaddleSpec:
             return nn.Conv2D(
                 s.in_channels, s.out_channels, kernel, s.stride, padding, groups=s.groups, bias_attr=bias
             )
-        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d)):
+        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d, S.ConvTranspose3d)):
             cls = {
                 S.Conv1d: nn.Conv1D, S.Conv3d: nn.Conv3D, S.ConvTranspose1d: nn.Conv1DTranspose,
-                S.ConvTranspose2d: nn.Conv2DTranspose,
+                S.ConvTranspose2d: nn.Conv2DTranspose, S.ConvTranspose3d: nn.Conv3DTranspose,
             }[type(s)]  # fmt: skip
             return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
         if isinstance(s, S.MultiheadAttention):

@@ -26,6 +26,7 @@ _KIND = KindTable(
         nn.Conv3d: "conv3d",
         nn.ConvTranspose1d: "conv_transpose1d",
         nn.ConvTranspose2d: "conv_transpose2d",
+        nn.ConvTranspose3d: "conv_transpose3d",
         nn.MultiheadAttention: "mha",
         internals.BATCH_NORM: "batchnorm",
         nn.LayerNorm: "layernorm",
@@ -46,7 +47,9 @@ _SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
 _NORM = {"weight": Ones(), "bias": Zeros()}
-_CONVOLUTIONS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
+_CONVOLUTIONS = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"
+)  # fmt: skip
 
 
 class TorchAdapter(DictModuleAdapter):

@@ -21,10 +21,10 @@ class TorchSpec:
             return nn.Conv2d(
                 s.in_channels, s.out_channels, kernel, s.stride, padding, bias=s.bias, groups=s.groups
             )
-        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d)):
+        if isinstance(s, (S.Conv1d, S.Conv3d, S.ConvTranspose1d, S.ConvTranspose2d, S.ConvTranspose3d)):
             cls = {
                 S.Conv1d: nn.Conv1d, S.Conv3d: nn.Conv3d, S.ConvTranspose1d: nn.ConvTranspose1d,
-                S.ConvTranspose2d: nn.ConvTranspose2d,
+                S.ConvTranspose2d: nn.ConvTranspose2d, S.ConvTranspose3d: nn.ConvTranspose3d,
             }[type(s)]  # fmt: skip
             return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
         if isinstance(s, S.MultiheadAttention):
