@@ -118,7 +118,12 @@ def test_gains_and_fans_match_torch():
 DEFAULT_LAYERS = {
     "linear": S.Linear(256, 512),
     "conv2d": S.Conv2d(32, 64, 3),
+    "conv1d": S.Conv1d(32, 64, 3),
+    "conv3d": S.Conv3d(16, 32, 3),
+    "depthwise": S.Conv2d(32, 64, 3, groups=32),
+    "conv_transpose1d": S.ConvTranspose1d(32, 64, 3),
     "conv_transpose2d": S.ConvTranspose2d(16, 32, 3),
+    "grouped": S.Conv2d(32, 64, 3, groups=4),
     "conv_transpose3d": S.ConvTranspose3d(16, 32, 3),
     "embedding": S.Embedding(1000, 64),
     "rnn": S.RNN(64, 128),

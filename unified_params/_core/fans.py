@@ -50,6 +50,23 @@ def fans(shape: tuple[int, ...], *, path: str = "") -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
+def channels_last_fans(shape: tuple[int, ...], *, path: str = "") -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a kernel as a channels-last framework lays it out
+    and counts it (Keras): its last two axes are in and out, the others the
+    receptive field. The same as `fans` of the canonical shape, except where
+    the layouts group channels otherwise (a depthwise kernel ``(kH, kW, C, M)``
+    counts ``C`` inputs, its canonical ``(C * M, 1, kH, kW)`` one).
+
+    Examples:
+        >>> channels_last_fans((3, 3, 32, 2)), fans((64, 1, 3, 3))
+        ((288, 18), (9, 576))
+    """
+    if len(shape) < 2:
+        return fans(shape, path=path)  # refused with the reason
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (torch's table).
 

@@ -12,6 +12,7 @@ chunks, in parallel, without changing the values. Others override
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .errors import InitError, received
-from .fans import NONLINEARITIES, calculate_gain, fans
+from .fans import NONLINEARITIES, calculate_gain, channels_last_fans, fans
 from .layouts import RECURRENT, base_name
 
 if TYPE_CHECKING:
@@ -269,16 +270,44 @@ def _normal_cdf(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
+#: How a fan-based initializer counts fans: torch's rule on the canonical shape;
+#: a channels-last framework's rule on its own kernel (`channels_last_fans`:
+#: Keras' depthwise kernels); or, for a grouped convolution, fan in over every
+#: input channel rather than one group's (paddle's convolutions).
+FAN_RULES = ("canonical", "channels_last", "all_inputs")
+
+
 class _FanBased(_Elementwise):
     """Initializers whose scale comes from the parameter's fans."""
 
+    _fans_rule = "canonical"
+
+    def counted(self, rule: str) -> _FanBased:
+        """This initializer with fans counted by ``rule`` (one of `FAN_RULES`),
+        as a framework's own default counts them.
+
+        Examples:
+            >>> XavierUniform().counted("channels_last") == XavierUniform()
+            False
+        """
+        if rule not in FAN_RULES:
+            raise InitError(f"Unknown fan rule. Expected one of {FAN_RULES}. " + received(rule=rule))
+        out = copy.copy(self)
+        out._fans_rule = rule
+        return out
+
     def check(self, param: Param) -> None:
-        fans(param.shape, path=param.path)
+        self._fans(param)
 
     def _fans(self, param: Param | None) -> tuple[int, int]:
         if param is None:
             raise InitError(f"{type(self).__name__} needs a parameter to compute its fans.")
-        return fans(param.shape, path=param.path)
+        if self._fans_rule == "channels_last":
+            return channels_last_fans(param.native_shape, path=param.path)
+        fan_in, fan_out = fans(param.shape, path=param.path)
+        if self._fans_rule == "all_inputs":
+            fan_in *= int(param.adapter.hyperparameters(param.module.native).get("groups", 1))
+        return fan_in, fan_out
 
 
 class XavierUniform(_FanBased):

@@ -67,6 +67,8 @@ MERGES = {
 GATHERS = {"mha": channels_last.attention("_query_dense", "_key_dense", "_value_dense", "_output_dense")}
 DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     **{kind: _GLOROT for kind in (*_KERNEL, *_TRANSPOSED)},
+    # Keras counts fans on its own kernel: a depthwise one (kH, kW, C, M) has C inputs.
+    "conv2d": {"weight": XavierUniform().counted("channels_last"), "bias": Zeros()},
     "separable_conv2d": {
         "depthwise_weight": XavierUniform(),
         "pointwise_weight": XavierUniform(),

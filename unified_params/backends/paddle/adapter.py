@@ -49,7 +49,9 @@ _KIND = KindTable(_KINDS)
 _TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-_CONV = {"weight": KaimingNormal(nonlinearity="relu"), "bias": Zeros()}  # Normal(0, sqrt(2 / fan_in))
+# Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
+# (paddle 3.3.1's _ConvNd counts in_channels, not in_channels / groups).
+_CONV = {"weight": KaimingNormal(nonlinearity="relu").counted("all_inputs"), "bias": Zeros()}
 _NORM = {"weight": Ones(), "bias": Zeros()}
 _XAVIER = {"weight": XavierUniform(), "bias": Zeros()}
 
