@@ -137,3 +137,32 @@ def test_a_normalisation_over_flattened_features_is_refused_even_when_declared()
         for flatten in (None, {"3": (4, 6, 6)}):
             with pytest.raises(up.PortError, match=r"normalised per feature at '2'"):
                 up.port(src, dst, flatten=flatten)
+
+
+def test_a_keras_model_built_channels_first_takes_images_as_torch_does():
+    """``data_format="channels_first"``: the Keras model takes (C, H, W) images and
+    flattens (C, H, W), as torch does. Its kernels are laid out as any Keras
+    kernel, so the port is exact; ``m(x)`` and the port's check give it the
+    canonical input as it is, not with channels moved last (which a model
+    whose channels equal its width would take, and answer wrongly)."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 9)).astype("float32")
+    source = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 7, 2)
+    )
+    first = keras.Sequential(
+        [
+            keras.Input((3, 7, 9)),
+            keras.layers.Conv2D(4, 3, data_format="channels_first"),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+    report = up.port(source, first, check_input=x)
+    assert report.max_abs_diff <= 1e-5 and report.notes == []
+    np.testing.assert_allclose(up.wrap(first)(x), source(torch.from_numpy(x)).detach().numpy(), atol=1e-5)

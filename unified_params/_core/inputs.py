@@ -83,8 +83,15 @@ def channels_moved(model: Module, ndim: int) -> bool:
         return False
     expected = expected_input(model)
     if expected is not None:
-        return moves_channels(expected[2], ndim)
+        return moves_channels(expected[2], ndim) and not _channels_first(model)
     return ndim >= 4 and model.adapter.input_rank(model.native) == ndim
+
+
+def _channels_first(model: Module) -> bool:
+    """Whether the first parameterised layer of a channels-last framework was
+    built to take channels first (Keras' ``data_format="channels_first"``)."""
+    first = next(iter(model.params().values()))
+    return model.adapter.hyperparameters(first.module.native).get("data_format") == "channels_first"
 
 
 def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:

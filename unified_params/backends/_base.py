@@ -211,7 +211,9 @@ class Adapter(abc.ABC):
         ``recurrent_activation`` for the gates: ``"tanh"``, ``"sigmoid"``),
         its ``direction`` (``"forward"``, ``"reverse"``, ``"bidirectional"``)
         and how both directions' outputs ``merge`` (``"concat"``; ``"none"``
-        for a layer running one way alone)."""
+        for a layer running one way alone); a channels-last framework's
+        layer built to take images channels first says ``data_format``
+        ``"channels_first"``."""
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         """Set numeric settings given in PyTorch's convention (``eps``,

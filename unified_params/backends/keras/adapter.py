@@ -300,6 +300,8 @@ class KerasAdapter(Adapter):
             out.update(activations(module.cell, _CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.go_backwards else "forward"  # reversed outputs too
             out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
+        if getattr(module, "data_format", None) == "channels_first":  # images taken as torch takes them
+            out["data_format"] = "channels_first"
         if isinstance(module, L.GroupNormalization):
             out["num_groups"] = float(module.groups)
         elif isinstance(module, L.DepthwiseConv2D) and module.built:
