@@ -85,6 +85,20 @@ def test_outputs_that_any_model_would_match_fail_the_comparison(backend):
         assert_same_outputs(deaf, deaf, x)
 
 
+def test_a_round_trip_whose_outputs_cannot_tell_models_apart_rests_on_the_parameters(backend):
+    """``assert_roundtrip`` compares the parameters first: outputs all zero (a ReLU
+    of negatives) then fail nothing, where `assert_same_outputs` alone refuses."""
+    dead = S.Sequential(S.Linear(4, 3), S.ReLU())
+    model = dead.build(backend)
+    up.initialize(model, {"*.weight": up.init.Constant(-1.0), "*.bias": up.init.Constant(-1.0)}, seed=0)
+    x = np.abs(np.random.default_rng(0).standard_normal((2, 4))).astype(
+        "float32"
+    )  # every output relu(<0) = 0
+    with pytest.raises(AssertionError, match="cannot tell the models apart"):
+        assert_same_outputs(model, model, x)
+    assert_roundtrip(model, via=("file", "state_dict"), spec=dead, x=x)
+
+
 def test_a_comparison_in_training_mode_runs_each_model_once(backend):
     """No extra pass on zeros in training mode: it would move running statistics."""
     net = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4))
