@@ -191,6 +191,36 @@ def test_stacked_bidirectional_recurrent_layers_port_part_by_part(backends, kind
             assert len(report.pairs) == 4 and report.differences == [], (a, b, report.differences)
 
 
+def test_a_recurrent_layer_taking_time_first_takes_canonical_batch_first_inputs(backends):
+    """torch's LSTM takes (time, batch, features) by default, paddle's with
+    time_major=True: ``m(x)``, a port's check and ``up.gradients`` give it the
+    canonical batch-first input with those axes swapped, and its sequence comes
+    back batch first. (Before, the layer read the batch as time: outputs off by
+    0.15, and a right port refused on them.)"""
+    x = np.random.default_rng(4).standard_normal((2, 5, 3)).astype("float32")
+    batch_first = S.Sequential(S.LSTM(3, 4))
+    for backend in backends:
+        native = for_backend(backend)
+        model = native.time_major_lstm(3, 4)
+        if model is None:
+            continue  # Keras and Flax NNX LSTMs of a declared kind are batch first
+        up.initialize(model, up.init.Normal(0, 0.5), seed=6)
+        want = native.forward(model, np.ascontiguousarray(x.swapaxes(0, 1))).swapaxes(0, 1)
+        np.testing.assert_allclose(up.wrap(model)(x), want, atol=1e-6, err_msg=backend)
+        for other in backends:
+            dst = batch_first.build(other)
+            assert up.port(model, dst, check_input=x).max_abs_diff <= 1e-5, (backend, other)
+            np.testing.assert_allclose(up.forward(dst, x), want, atol=1e-5, err_msg=f"{backend}->{other}")
+            back = native.time_major_lstm(3, 4)
+            assert up.port(dst, back, check_input=x).max_abs_diff <= 1e-5, (other, backend)
+        targets = np.ones((2, 5, 4), "float32")
+        grads = up.gradients(model, x, loss="mse", targets=targets)
+        twin = batch_first.build(backend)
+        up.port(model, twin)
+        for path, grad in up.gradients(twin, x, loss="mse", targets=targets).items():
+            np.testing.assert_allclose(grads[path.removeprefix("0.")], grad, atol=1e-5, err_msg=path)
+
+
 def test_an_rmsnorm_s_default_eps_is_torch_s_on_every_backend(backends):
     """``RMSNorm(eps=None)`` is torch's float32 machine epsilon, on every backend;
     against Keras' and NNX's own default (1e-6) the port says so, and align sets it."""

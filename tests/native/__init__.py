@@ -104,6 +104,11 @@ class Native:
         """A PReLU layer (a kind the library does not know) and its parameter's native name."""
         raise NotImplementedError
 
+    def time_major_lstm(self, input_size: int, hidden: int) -> Any | None:
+        """An LSTM that takes ``(time, batch, features)``, as the framework writes
+        one (torch's default); ``None`` where the framework has none."""
+        return None
+
     def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
         """Two recurrent layers (``kind``: ``"rnn"``, ``"lstm"`` or ``"gru"``), each
         running both ways, batch first, the whole sequence out, as the framework

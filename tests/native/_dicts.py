@@ -32,9 +32,10 @@ class DictNative(Native):
     #: The native name of a PReLU's parameter.
     prelu_name: ClassVar[str]
     #: Class names of the recurrent layers, by kind, and how they are told to
-    #: run both ways (batch first).
+    #: run both ways (batch first), or to take time first.
     recurrent: ClassVar[dict[str, str]]
     both_ways: ClassVar[dict[str, Any]]
+    time_first: ClassVar[dict[str, Any]]
 
     def mlp(self) -> Any:
         nn = self.nn
@@ -110,6 +111,9 @@ class DictNative(Native):
 
     def prelu(self) -> tuple[Any, str]:
         return self.nn.PReLU(), self.prelu_name
+
+    def time_major_lstm(self, input_size: int, hidden: int) -> Any | None:
+        return self.nn.LSTM(input_size, hidden, **self.time_first)
 
     def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
         return getattr(self.nn, self.recurrent[kind])(input_size, hidden, num_layers=2, **self.both_ways)

@@ -21,6 +21,7 @@ class PaddleNative(DictNative):
     prelu_name = "_weight"
     recurrent = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"direction": "bidirect"}  # batch first (time_major=False) by default
+    time_first = {"time_major": True}
     refused_layers = {S.RMSNorm: "Paddle 3.3 has no RMSNorm layer"}
 
     def tensor(self, x: np.ndarray) -> Any:

@@ -19,6 +19,7 @@ class TorchNative(DictNative):
     prelu_name = "weight"
     recurrent = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"bidirectional": True, "batch_first": True}
+    time_first: dict[str, Any] = {}  # batch_first=False is torch's default
     cnn_buffers = 3  # torch also tracks num_batches_tracked
 
     def tensor(self, x: np.ndarray) -> Any:

@@ -70,6 +70,8 @@ def prepare_input(model: Module, inputs: Any) -> np.ndarray:
             x = x.astype(np.float32)
     if channels_moved(model, x.ndim):
         x = np.moveaxis(x, 1, -1)
+    if x.ndim >= 2 and time_swapped(model):
+        x = np.swapaxes(x, 0, 1)
     return np.ascontiguousarray(x)
 
 
@@ -91,10 +93,22 @@ def _channels_first(model: Module) -> bool:
     """Whether the first parameterised layer of a channels-last framework was
     built to take channels first (Keras' ``data_format="channels_first"``)."""
     first = next(iter(model.params().values()))
-    return model.adapter.hyperparameters(first.module.native).get("data_format") == "channels_first"
+    return model.adapter.input_layout(first.module.native) == "channels_first"
+
+
+def time_swapped(model: Module) -> bool:
+    """Whether the model's first recurrent layer takes ``(time, batch, ...)``
+    (torch's ``batch_first=False``, its default): then a canonical, batch-first
+    input goes in, and a sequence output comes out, with those axes swapped."""
+    for module in model.modules():
+        if module.kind in RECURRENT:
+            return model.adapter.input_layout(module.native) == "time_major"
+    return False
 
 
 def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:
     """A native output as numpy, channels first where the input's channels were moved last."""
     out = np.asarray(output)
+    if out.ndim >= 3 and out.shape[:2] == x.shape[:2] and time_swapped(model):
+        return np.swapaxes(out, 0, 1)  # (time, batch, ...) as the layer gives it, batch first again
     return np.moveaxis(out, -1, 1) if out.ndim == x.ndim and channels_moved(model, x.ndim) else out

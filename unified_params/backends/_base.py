@@ -211,9 +211,7 @@ class Adapter(abc.ABC):
         ``recurrent_activation`` for the gates: ``"tanh"``, ``"sigmoid"``),
         its ``direction`` (``"forward"``, ``"reverse"``, ``"bidirectional"``)
         and how both directions' outputs ``merge`` (``"concat"``; ``"none"``
-        for a layer running one way alone); a channels-last framework's
-        layer built to take images channels first says ``data_format``
-        ``"channels_first"``."""
+        for a layer running one way alone)."""
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         """Set numeric settings given in PyTorch's convention (``eps``,
@@ -281,6 +279,23 @@ class Adapter(abc.ABC):
             >>> import torch
             >>> adapter_for(torch.nn.Linear(4, 2)).flattened_input(torch.nn.Linear(4, 2)) is None
             True
+        """
+        return None
+
+    def input_layout(self, layer: Any) -> str | None:
+        """How ``layer`` takes its input when not as the canonical layout
+        does: ``"channels_first"`` (images, on a channels-last framework: a
+        Keras layer built with ``data_format="channels_first"``) or
+        ``"time_major"`` (a recurrent layer taking ``(time, batch, ...)``:
+        torch's ``batch_first=False``, paddle's ``time_major=True``). Default:
+        ``None``, the framework's usual layout.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> lstm = torch.nn.LSTM(3, 4)  # batch_first=False: (time, batch, features)
+            >>> adapter_for(lstm).input_layout(lstm)
+            'time_major'
         """
         return None
 

@@ -113,6 +113,15 @@ class DictModuleAdapter(Adapter):
             "merge": "concat" if both else "none",  # both directions' features side by side
         }
 
+    def input_layout(self, layer: Any) -> str | None:
+        if self.KINDS(type(layer)) not in RECURRENT:
+            return None
+        # torch says batch_first=False (its default), paddle time_major=True
+        time_first = (
+            getattr(layer, "batch_first", True) is False or getattr(layer, "time_major", False) is True
+        )
+        return "time_major" if time_first else None
+
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         getattr(parent, self.SLOTS.children)[key] = child
 

@@ -300,8 +300,6 @@ class KerasAdapter(Adapter):
             out.update(activations(module.cell, _CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.go_backwards else "forward"  # reversed outputs too
             out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
-        if getattr(module, "data_format", None) == "channels_first":  # images taken as torch takes them
-            out["data_format"] = "channels_first"
         if isinstance(module, L.GroupNormalization):
             out["num_groups"] = float(module.groups)
         elif isinstance(module, L.DepthwiseConv2D) and module.built:
@@ -312,6 +310,9 @@ class KerasAdapter(Adapter):
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
+
+    def input_layout(self, layer: Any) -> str | None:
+        return "channels_first" if getattr(layer, "data_format", None) == "channels_first" else None
 
     def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
         if isinstance(parent, L.Bidirectional) and key in ("forward_layer", "backward_layer"):
