@@ -157,7 +157,7 @@ def test_an_rnn_that_computes_otherwise_is_no_lstm():
 
     torch_lstm = S.Sequential(S.LSTM(3, 5)).build("flax")
     assert up.wrap(torch_lstm)[0].kind == "lstm"
-    for options in ({"reverse": True}, {"time_major": True}):
+    for options in ({"reverse": True}, {"return_carry": True}):
         odd = nnx.Sequential(nnx.RNN(nnx.OptimizedLSTMCell(3, 5, rngs=nnx.Rngs(0)), **options))
         assert up.wrap(odd)[0].kind == "other", options
         with pytest.raises(up.PortError, match="do not match"):
@@ -169,3 +169,21 @@ def test_an_rnn_that_computes_otherwise_is_no_lstm():
     assert up.wrap(residual)[0].kind == "other"
     with pytest.raises(up.PortError, match="do not match"):
         up.port(S.Sequential(S.RNN(5, 5)).build("flax"), residual)
+
+
+def test_a_time_major_rnn_takes_canonical_batch_first_inputs():
+    """``nnx.RNN(time_major=True)`` is an LSTM that takes (time, batch, features),
+    as torch's default LSTM does: ``m(x)`` swaps batch and time on the way in and
+    out, and a port from a batch-first LSTM verifies."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    x = np.random.default_rng(2).standard_normal((2, 5, 3)).astype("float32")
+    source = S.Sequential(S.LSTM(3, 4)).build("flax")
+    up.initialize(source, up.init.Normal(0, 0.5), seed=1)
+    time_first = nnx.Sequential(nnx.RNN(nnx.OptimizedLSTMCell(3, 4, rngs=nnx.Rngs(0)), time_major=True))
+    assert up.wrap(time_first)[0].kind == "lstm"
+    assert up.port(source, time_first, check_input=x).max_abs_diff <= 1e-6
+    native = np.asarray(time_first(jnp.asarray(x.swapaxes(0, 1)))).swapaxes(0, 1)
+    np.testing.assert_allclose(up.wrap(time_first)(x), native, atol=1e-6)
+    np.testing.assert_allclose(native, up.wrap(source)(x), atol=1e-5)

@@ -119,14 +119,15 @@ def _sequential(module: Any) -> tuple[Sized, ...]:
 
 
 def _cell(module: Any) -> Any | None:
-    """The cell of an ``nnx.RNN`` whose layout is declared (an OptimizedLSTMCell)
-    and that runs as torch's ``batch_first`` one-directional layer does, else
-    None: a reversed or time-major RNN, or one returning its carry, computes
-    something else with the same weights, so it is a layer of no declared kind."""
+    """The cell of an ``nnx.RNN`` whose layout is declared (a SimpleCell, an
+    OptimizedLSTMCell) and that runs as torch's one-directional layer does,
+    else None: a reversed RNN, or one returning its carry, computes something
+    else with the same weights, so it is a layer of no declared kind. A
+    time-major one takes its input as torch's default LSTM does (`input_layout`)."""
     if (
         isinstance(module, nnx.RNN)
         and type(module.cell) in tables.CELLS
-        and not (module.reverse or module.time_major or module.return_carry)
+        and not (module.reverse or module.return_carry)
         and not getattr(module.cell, "residual", False)  # a SimpleCell adding its carry
     ):
         return module.cell
@@ -328,6 +329,9 @@ class FlaxAdapter(Adapter):
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
+
+    def input_layout(self, layer: Any) -> str | None:
+        return "time_major" if isinstance(layer, nnx.RNN) and layer.time_major else None
 
     def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
         if not isinstance(parent, nnx.Bidirectional) or key not in _DIRECTIONS:
