@@ -96,7 +96,7 @@ OPTIONAL: Mapping[str, frozenset[str]] = {
 #: Layer kinds whose parameters the library knows by role.
 KNOWN_KINDS = frozenset(CANONICAL_AXES)
 
-_RNN_SUFFIX = re.compile(r"_l\d+(_reverse)?$")
+_RNN_SUFFIX = re.compile(r"_(l\d+(?:_reverse)?)$")
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,17 @@ def base_name(name: str) -> str:
         'weight_ih'
     """
     return _RNN_SUFFIX.sub("", name)
+
+
+def recurrent_part(name: str) -> str:
+    """The layer and direction a recurrent leaf belongs to (its suffix), or ``""``.
+
+    Examples:
+        >>> recurrent_part("weight_ih_l1_reverse"), recurrent_part("bias")
+        ('l1_reverse', '')
+    """
+    match = _RNN_SUFFIX.search(name)
+    return match.group(1) if match else ""
 
 
 def is_buffer(kind: str, canonical: str) -> bool:

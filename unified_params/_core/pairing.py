@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .errors import PortError, received
-from .layouts import RECURRENT
+from .layouts import RECURRENT, base_name, recurrent_part
 
 if TYPE_CHECKING:
     from .port import Layer
@@ -151,10 +151,6 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
     return [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(zip(rest_a, rest_b, strict=True))
 
 
-#: The suffix of a recurrent leaf naming its layer and direction (``_l1``, ``_l0_reverse``).
-_PART = re.compile(r"_(l\d+(?:_reverse)?)$")
-
-
 def parts(layer: Layer) -> list[Layer]:
     """A recurrent layer that holds several layers or both directions (torch's
     and paddle's ``num_layers``, ``bidirectional``) as one layer per layer and
@@ -176,14 +172,13 @@ def parts(layer: Layer) -> list[Layer]:
         return [layer]
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     for name, shape in layer.leaves:
-        match = _PART.search(name)
-        groups.setdefault(match.group(1) if match else "", []).append((name, shape))
+        groups.setdefault(recurrent_part(name), []).append((name, shape))
     if len(groups) < 2 or "" in groups:
         return [layer]  # one layer, one direction (or leaves of no layer: left whole)
     out = []
     for part, leaves in groups.items():
         suffix = "_" + part
-        one = {name: _PART.sub("_l0", name) for name, _ in leaves}
+        one = {name: base_name(name) + "_l0" for name, _ in leaves}
         own = [slot for slot in layer.slots if all(k.endswith(suffix) for k in slot.keys)]
         if sum(len(slot.keys) for slot in own) != len(leaves):
             return [layer]  # a variable holding several parts: not split
@@ -194,7 +189,6 @@ def parts(layer: Layer) -> list[Layer]:
                 slots=own,
                 renamed=one,
                 part=part,
-                real={v: k for k, v in one.items()},
             )
         )
     return out

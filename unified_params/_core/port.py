@@ -49,8 +49,11 @@ class Layer:
     #: One layer and direction of a recurrent layer that holds several
     #: (``"l1"``, ``"l0_reverse"``; see `pairing.parts`), else ``""``.
     part: str = ""
-    #: As a destination part: the leaf it is paired by -> its leaf in the model.
-    real: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def real(self) -> dict[str, str]:
+        """As a destination part: the leaf it is paired by -> its leaf in the model."""
+        return {v: k for k, v in self.renamed.items()} if self.part else {}
 
     @property
     def name(self) -> str:
@@ -138,6 +141,7 @@ def port(
     for a, b in pairs:
         report.pairs.append((a.name, b.name, a.kind))
         settings_differ += _hyper_differences(src, dst, a, b)
+        real = b.real
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
@@ -149,7 +153,7 @@ def port(
                 read = exported(key)
                 if leaf == "weight" and b.path in reorders:
                     read = _then(read, reorders[b.path])
-                state[join(b.path, b.real.get(leaf, leaf))] = Source(
+                state[join(b.path, real.get(leaf, leaf))] = Source(
                     shape, np.dtype(_np(slot.param.dtype)), read, collective=gathered
                 )
             if slot.lossy:
