@@ -197,3 +197,20 @@ def test_keras_graph_nodes_record_what_feeds_a_layer():
     assert tuple(parent.input_tensors[0].shape) == (None, 2, 2, 5)
     assert tuple(node.input_tensors[0].shape) == tuple(parent.output_tensors[0].shape) == (None, 20)
     assert internals.inbound_nodes(keras.layers.Dense(2)) == []  # never called in a graph
+
+
+def test_keras_graph_nodes_record_where_a_layer_s_outputs_go():
+    """internals.outbound_nodes: one node per call that takes a layer's outputs, its
+    operation the consumer; none for a layer never called in a graph."""
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    inputs = keras.Input((6, 6, 3))
+    conv, norm, add = keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(), keras.layers.Add()
+    y = conv(inputs)
+    keras.Model(inputs, add([norm(y), y]))
+    assert [node.operation for node in internals.outbound_nodes(conv)] == [norm, add]
+    assert [node.operation for node in internals.outbound_nodes(norm)] == [add]
+    assert internals.outbound_nodes(keras.layers.Dense(2)) == []

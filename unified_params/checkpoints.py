@@ -209,6 +209,7 @@ def port(
     align: str | None = None,
     flatten: Mapping[str, tuple[int, ...] | None] | None = None,
     leaves: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+    fold_biases: bool = False,
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
@@ -221,7 +222,7 @@ def port(
     layers left unmatched on either side are reported in one error.
     ``leaves`` renames leaves of source layers (rules or a dict) where a kind
     the library does not know keeps the framework's names. A pair that
-    differs (a bias on one side only) is refused, saying what differs. A
+    differs (a shape, a kind) is refused, saying what differs. A
     torch or paddle recurrent layer of several layers or both directions
     pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
     Keras and Flax NNX keep one module per layer and direction.
@@ -245,6 +246,18 @@ def port(
     refused port leaves the destination as it was; only with ``check_input``
     is a copy of the destination's values kept, to give back when the outputs
     differ.
+
+    A leaf one side of a pair lacks (a bias, a BatchNorm's scale or shift:
+    torchvision's convolutions have no bias, keras.applications' do) is no
+    mismatch: a destination leaf the source lacks is set to its neutral value
+    (zeros, ones), with which the layer computes what the source's does; a
+    source leaf the destination lacks must hold that value, else the port is
+    refused before anything is written. With ``fold_biases=True``, a source
+    bias of other values whose layer feeds a BatchNorm alone is folded into
+    that BatchNorm's running mean (exact in inference and training); where the
+    framework records no graph (torch, paddle, Flax NNX), that the layer feeds
+    the BatchNorm alone is the user's word. The report's ``absent`` lists
+    each leaf filled, left out or folded.
 
     Settings that change what the weights mean (normalisations' ``eps`` and
     ``momentum``, a GroupNorm's ``num_groups``, a recurrent layer's
@@ -292,6 +305,7 @@ def port(
         align=align,
         flatten=flatten,
         leaves=leaves,
+        fold_biases=fold_biases,
     )
 
 

@@ -212,11 +212,18 @@ class MultiheadAttention(Layer):
 
 @dataclass(eq=False)
 class BatchNorm2d(Layer):
-    """Batch normalisation over channels, with PyTorch's ``momentum`` convention."""
+    """Batch normalisation over channels, with PyTorch's ``momentum`` convention;
+    ``affine=False``: no weight and bias (Keras' ``scale=False, center=False``).
+
+    Examples:
+        >>> BatchNorm2d(4, affine=False).build("torch")
+        BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=False, bias=False, track_running_stats=True)
+    """
 
     num_features: int
     eps: float = 1e-5
     momentum: float = 0.1
+    affine: bool = True
     POSITIVE: ClassVar[tuple[str, ...]] = ("num_features",)
 
     def input_shape(self):

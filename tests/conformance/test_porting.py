@@ -458,16 +458,115 @@ def test_rules_that_leave_layers_unmatched_name_both_sides_in_one_error(backends
 
 
 def test_a_pair_that_cannot_match_says_what_differs(backends):
-    """A convolution with a bias against one without (torchvision's ResNet convs against
-    keras.applications'): refused, naming the leaf only one side has."""
+    """Layers whose canonical shapes differ are refused, naming the leaf."""
     for a in backends:
         for b in backends:
-            source = S.Sequential(S.Conv2d(3, 4, 3, bias=False)).build(a)
-            dst = S.Sequential(S.Conv2d(3, 4, 3)).build(b)
-            with pytest.raises(up.PortError, match=r"the destination has \['bias'\], the source none"):
-                up.port(source, dst)
+            source = S.Sequential(S.Conv2d(3, 4, 3)).build(a)
             with pytest.raises(up.PortError, match=r"weight is \(4, 3, 3, 3\) in the source, \(5, 3, 3, 3\)"):
-                up.port(dst, S.Sequential(S.Conv2d(3, 5, 3)).build(b))
+                up.port(source, S.Sequential(S.Conv2d(3, 5, 3)).build(b))
+
+
+MAP = {"4": (4, 4, 4)}  # the Linear takes the flattened (C, H, W) map
+
+
+def _lean_or_full(full: bool) -> S.Sequential:
+    """A convolution, a BatchNorm and a Linear, with their biases and the BatchNorm's
+    scale and shift, or with none of them."""
+    return S.Sequential(
+        S.Conv2d(3, 4, 3, bias=full), S.BatchNorm2d(4, affine=full), S.ReLU(), S.Flatten(),
+        S.Linear(4 * 4 * 4, 2, bias=full),
+    )  # fmt: skip
+
+
+def test_a_leaf_one_side_lacks_is_filled_or_left_out_by_its_neutral_value(backends):
+    """A bias or a BatchNorm scale on one side only (torchvision's convolutions have no
+    bias, keras.applications' do): the destination's is set to its neutral value (zeros,
+    ones), and the models compute the same; a source's is left out when it holds that
+    value, and refused, with nothing written, when not."""
+    from tests.conftest import assert_unchanged, snapshot
+
+    x = np.random.default_rng(0).uniform(size=(2, 3, 6, 6)).astype("float32")
+    for a in backends:
+        for b in backends:
+            lean, full = _lean_or_full(False).build(a), _lean_or_full(True).build(b)
+            up.initialize(lean, up.init.Normal(std=0.5), seed=1)
+            up.initialize(full, up.init.Normal(std=0.5), seed=2)
+            report = up.port(lean, full, check_input=x, flatten=MAP)
+            assert report.absent == [
+                f"0: bias set to zeros ({a}'s '0' has none)",
+                f"1: weight set to ones ({a}'s '1' has none)",
+                f"1: bias set to zeros ({a}'s '1' has none)",
+                f"4: bias set to zeros ({a}'s '4' has none)",
+            ]
+            params = up.wrap(full).params()
+            assert not params["0.bias"].numpy().any() and not params["4.bias"].numpy().any()
+            np.testing.assert_array_equal(params["1.weight"].numpy(), np.ones(4, "float32"))
+            np.testing.assert_allclose(forward(b, full, x), forward(a, lean, x), atol=1e-5)
+
+            report = up.port(full, lean, flatten=MAP)  # back: every extra leaf holds its neutral value
+            assert report.absent == [
+                f"0: bias is all zeros, left out ({a}'s '0' has none)",
+                f"1: weight is all ones, left out ({a}'s '1' has none)",
+                f"1: bias is all zeros, left out ({a}'s '1' has none)",
+                f"4: bias is all zeros, left out ({a}'s '4' has none)",
+            ]
+
+            up.initialize(full, up.init.Normal(std=0.5), seed=3)
+            before = snapshot(lean)
+            with pytest.raises(
+                up.PortError, match=rf"{b}'s '0' bias is not all zeros \(off by up to [0-9.]+\) and {a}'s '0' "
+                r"\(Conv\w*\) has no bias; .*'1' weight is not all ones .*\(1 more\)"
+            ):  # fmt: skip
+                up.port(full, lean, flatten=MAP)
+            assert_unchanged(before, lean)
+
+
+def _conv_bn(bias: bool) -> S.Sequential:
+    return S.Sequential(
+        S.Conv2d(3, 4, 3, bias=bias), S.BatchNorm2d(4), S.ReLU(), S.Flatten(), S.Linear(64, 2)
+    )
+
+
+def test_a_bias_before_a_batchnorm_folds_into_its_running_mean(backends):
+    """A convolution's bias the destination lacks, of other values than zeros, is
+    refused, with the way out named; with ``fold_biases=True`` it goes into the next
+    BatchNorm's running mean, and the models agree in inference and in training,
+    where the running means then move in step (the source's minus the bias)."""
+    x = np.random.default_rng(0).uniform(size=(2, 3, 6, 6)).astype("float32")
+    for a in backends:
+        for b in backends:
+            src, dst = _conv_bn(True).build(a), _conv_bn(False).build(b)
+            up.initialize(src, up.init.Normal(std=0.5), seed=1)
+            stats = up.wrap(src).params()
+            stats["1.running_mean"].set(np.linspace(-0.3, 0.3, 4))
+            stats["1.running_var"].set(np.linspace(0.5, 2.0, 4))
+            bias = stats["0.bias"].numpy()
+            with pytest.raises(up.PortError, match=r"'0' bias is not all zeros .* pass fold_biases=True"):
+                up.port(src, dst, flatten=MAP)
+            report = up.port(src, dst, flatten=MAP, check_input=x, fold_biases=True)
+            (line,) = report.absent
+            assert line.startswith(f"0: bias folded into the running_mean of {b}'s '1' ('0' has no bias")
+            mean = up.wrap(dst).params()["1.running_mean"].numpy()
+            np.testing.assert_allclose(mean, np.linspace(-0.3, 0.3, 4) - bias, atol=1e-6)
+
+            # In training, a batch's mean absorbs the bias: the same outputs, and running
+            # means that stay the bias apart.
+            np.testing.assert_allclose(
+                up.wrap(dst)(x, training=True), up.wrap(src)(x, training=True), atol=1e-4
+            )
+            moved_src = up.wrap(src).params()["1.running_mean"].numpy()
+            moved_dst = up.wrap(dst).params()["1.running_mean"].numpy()
+            assert not np.allclose(moved_src, np.linspace(-0.3, 0.3, 4))  # a step was taken
+            np.testing.assert_allclose(moved_dst, moved_src - bias, atol=1e-5)
+
+            # No BatchNorm after the bias: nothing to fold into, and the port says so.
+            plain = S.Sequential(S.Conv2d(3, 4, 3), S.ReLU()).build(a)
+            up.initialize(plain, up.init.Normal(std=0.5), seed=1)
+            target = S.Sequential(S.Conv2d(3, 4, 3, bias=False), S.ReLU()).build(b)
+            # (A framework with a graph says what the convolution feeds instead.)
+            why = r"no BatchNorm follows it on both sides|the \w+'s graph \(\w+\) sends its outputs to a ReLU first"
+            with pytest.raises(up.PortError, match=rf"no fold: ({why})"):
+                up.port(plain, target, fold_biases=True)
 
 
 def test_leaf_rules_rename_the_leaves_of_a_kind_the_library_does_not_know(backends):

@@ -18,6 +18,7 @@ than a fresh layer's, which the port then has to carry over too.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ class Pair:
     options: dict[str, Any] = field(default_factory=dict)  # port's align, mapping, flatten
     expect: str = "verified"  # or "refused"
     why: str = ""  # for a refused pair: what really differs
+    #: A torch layer path -> the Keras layer's name (a functional model's paths are
+    #: positions): made into ``mapping`` once both models are built, either way round.
+    keras_name: Callable[[str], str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -72,15 +76,21 @@ def port_pair(pair: Pair) -> PortResult:
         result.params = up.wrap(src).count()
         x = np.random.default_rng(0).uniform(size=(2, 3, pair.size, pair.size)).astype("float32")
         result.largest = float(np.max(np.abs(up.forward(src, x))))
+        options = dict(pair.options)
+        if pair.keras_name is not None:
+            options["mapping"] = _by_keras_names(src, dst, pair.keras_name)
         start = time.perf_counter()
         try:
-            report = up.port(src, dst, check_input=x, atol=TOLERANCE * result.largest, **pair.options)
+            report = up.port(src, dst, check_input=x, atol=TOLERANCE * result.largest, **options)
         finally:
             result.seconds = time.perf_counter() - start
         result.verdict, result.max_diff = "verified", float(report.max_abs_diff or 0.0)
-        result.notes = report.aligned[:1] + report.notes
+        result.notes = report.aligned[:1] + report.absent[:1] + report.notes
         if report.aligned:
             result.notes[0] = f"{len(report.aligned)} settings aligned, e.g. {report.aligned[0]}"
+        if report.absent:
+            k = 1 if report.aligned else 0
+            result.notes[k] = f"{len(report.absent)} leaves one side lacks, e.g. {report.absent[0]}"
     except up.PortError as err:
         result.verdict, result.reason = "refused", str(err)
         if getattr(err, "report", None) is not None and err.report.max_abs_diff is not None:
@@ -99,17 +109,32 @@ TOLERANCE = 1e-4
 def seed(model: Any) -> None:
     """Seed a source of any framework so that its outputs depend on its input
     and on every weight: each framework's own initialisers, He-normal
-    convolutions, and running statistics drawn around a fresh layer's (mean
-    0, variance 1), so that a port that drops or swaps them shows."""
+    convolutions, biases that are not zeros (a trained model's are not), and
+    running statistics drawn around a fresh layer's (mean 0, variance 1), so
+    that a port that drops or swaps them shows."""
     up.initialize(model, up.init.Default(), seed=11)
     convolutions = up.where(kind="conv2d", name="weight")
     up.initialize(model, {convolutions: up.init.KaimingNormal(nonlinearity="relu")}, seed=11)
+    up.initialize(model, {up.where(name="bias"): up.init.Uniform(-0.1, 0.1)}, seed=11)
     rng = np.random.default_rng(11)
     for param in up.wrap(model).params().values():  # buffers: `initialize` leaves them alone
         if param.name == "running_mean":
             param.set(rng.normal(0.0, 0.1, param.shape))
         elif param.name == "running_var":
             param.set(rng.uniform(0.5, 2.0, param.shape))
+
+
+def _by_keras_names(src: Any, dst: Any, keras_name: Callable[[str], str | None]) -> dict[str, str]:
+    """``mapping`` between a torch model and a Keras functional one, from the
+    Keras layer name of each torch layer."""
+    torch_side, keras_side = (src, dst) if up.wrap(dst).backend == "keras" else (dst, src)
+    position = {layer.name: str(k) for k, layer in enumerate(keras_side.layers)}
+    out = {}
+    for module in up.wrap(torch_side).modules():
+        name = keras_name(module.path) if module.path else None
+        if name is not None:
+            out[module.path] = position[name]
+    return out if torch_side is src else {v: k for k, v in out.items()}
 
 
 def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
@@ -167,6 +192,47 @@ _PADS = (
     "bottom and right only (TensorFlow's 'same'), torch on every side; on odd sizes both pad "
     "every side"
 )
+
+
+def resnet_keras_name(path: str) -> str | None:
+    """The keras.applications ResNet layer that a torchvision ResNet layer is: a
+    block's shortcut comes first in Keras' graph and last in torch's, so order
+    alone does not pair them.
+
+    Examples:
+        >>> resnet_keras_name("layer1.0.downsample.1"), resnet_keras_name("layer4.2.conv3")
+        ('conv2_block1_0_bn', 'conv5_block3_3_conv')
+    """
+    if path in ("conv1", "bn1"):
+        return f"conv1_{path[:-1] if path == 'conv1' else 'bn'}"
+    if path == "fc":
+        return "predictions"
+    match = re.fullmatch(r"layer(\d)\.(\d+)\.(?:(conv|bn)(\d)|downsample\.([01]))", path)
+    if match is None:
+        return None
+    stage, block, kind, k, shortcut = match.groups()
+    prefix = f"conv{int(stage) + 1}_block{int(block) + 1}"
+    if shortcut is not None:
+        return f"{prefix}_0_{'conv' if shortcut == '0' else 'bn'}"
+    return f"{prefix}_{k}_{kind}"
+
+
+_V1 = (
+    "keras.applications' ResNet50 strides a block's first 1x1 convolution (ResNet v1), "
+    "torchvision's its 3x3 convolution (v1.5): other features"
+)
+_resnet50_keras = _keras("ResNet50", 64, classifier_activation=None)
+
+
+def _resnet50_v1() -> Any:
+    """torchvision's ResNet-50 with each stage's stride moved from the first block's
+    3x3 convolution to its first 1x1, as in ResNet v1 (keras.applications')."""
+    model = _tv("resnet50")()
+    for stage in (model.layer2, model.layer3, model.layer4):
+        stage[0].conv1.stride, stage[0].conv2.stride = (2, 2), (1, 1)
+    return model
+
+
 _NO_BN_SCALE = (
     "keras.applications' InceptionV3 has BatchNorm without a scale (gamma), the torch model has one"
 )
@@ -176,14 +242,16 @@ _SQUEEZE = (
 )
 
 #: The subset in ``make test``: residual blocks, a flattened classifier, hard-swish
-#: blocks with squeeze-excitation, and Keras ports both ways with aligned BatchNorm settings.
+#: blocks with squeeze-excitation, Keras ports both ways with aligned BatchNorm settings,
+#: and Keras' biased convolutions folded into torch's BatchNorms.
 SMALL_PAIRS: tuple[Pair, ...] = (
     _same("resnet18"),
     _same("vgg11"),
     _same("mobilenet_v3_small"),
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
     _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
-)
+    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, keras_name=resnet_keras_name),
+)  # fmt: skip
 
 #: Everything ``make zoo`` ports.
 PAIRS: tuple[Pair, ...] = (
@@ -201,7 +269,9 @@ PAIRS: tuple[Pair, ...] = (
     _to_keras("vgg16", "VGG16", 224),
     _to_keras("vgg19", "VGG19", 224),
     _to_keras("densenet121", "DenseNet121", 64, **ALIGN),
-    _to_keras("resnet50", "ResNet50", 64, expect="refused", why="keras.applications' ResNet50 convolutions have biases, torchvision's none"),
+    Pair(_p(TV, "resnet50", _tv("resnet50")), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, "refused", _V1, resnet_keras_name),
+    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50", _tv("resnet50")), 64, {**ALIGN, "fold_biases": True}, "refused", _V1, resnet_keras_name),
+    Pair(_p(TV, "resnet50, strided as v1", _resnet50_v1), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, keras_name=resnet_keras_name),
     _to_keras("inception_v3", "InceptionV3", 96, expect="refused", why=_NO_BN_SCALE),
     Pair(_p(TIMM, "resnet50", _timm("resnet50")), _p(PADDLE, "resnet50", _paddle("resnet50")), 64),
     Pair(_p(TIMM, "resnet18", _timm("resnet18")), _p(PADDLE, "resnet18", _paddle("resnet18")), 64),

@@ -93,6 +93,31 @@ OPTIONAL: Mapping[str, frozenset[str]] = {
     "batchnorm": frozenset({"num_batches_tracked"}),
 }
 
+#: Leaves a layer of the kind may lack, per framework or setting (a torchvision
+#: convolution before a BatchNorm has no bias, a Keras ``BatchNormalization(scale=False)``
+#: no weight), and the value with which the layer computes, with the leaf, what it
+#: computes without it: a bias of zeros, a scale of ones. Recurrent leaves are
+#: named without their ``_l0`` suffix.
+NEUTRAL: Mapping[str, Mapping[str, float]] = {
+    **{
+        kind: {"bias": 0.0}
+        for kind in (
+            "linear",
+            "conv1d",
+            "conv2d",
+            "conv3d",
+            "separable_conv2d",
+            "conv_transpose1d",
+            "conv_transpose2d",
+            "conv_transpose3d",
+        )
+    },  # fmt: skip
+    **{kind: {"weight": 1.0, "bias": 0.0} for kind in ("batchnorm", "layernorm", "groupnorm")},
+    "rmsnorm": {"weight": 1.0},
+    "mha": {"in_proj_bias": 0.0},
+    **{kind: {"bias_ih": 0.0, "bias_hh": 0.0} for kind in ("rnn", "lstm", "gru")},
+}
+
 #: Layer kinds whose parameters the library knows by role.
 KNOWN_KINDS = frozenset(CANONICAL_AXES)
 

@@ -22,8 +22,10 @@ module per layer and direction (Keras, Flax NNX) keep them.
 ``leaves`` renames the leaves of a source layer before pairs are compared
 (a layer of a kind the library does not know keeps its framework's names:
 ``[("gamma", "scale")]``). A pair must then have the same kind and the same
-leaves with the same canonical shapes; a pair that differs is refused with
-what differs (a bias on one side only, a shape).
+leaves with the same canonical shapes, but for leaves one side may lack (a
+bias, a normalisation's scale: `unified_params._core.absent`); a pair that
+differs otherwise is refused with what differs (a shape, a leaf of no
+neutral value).
 
 Examples:
     >>> rules = [(r"layer(\\d)\\.(\\d)\\.conv(\\d)", r"stage\\1.block\\2.conv\\3"), (r"aux.*", None)]
@@ -40,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .absent import reconcilable
 from .errors import PortError, received
 from .layouts import RECURRENT, base_name, recurrent_part
 
@@ -119,7 +122,7 @@ def pair(
             + received(mapping=mapping)
         )
     for k, (x, y) in enumerate(pairs):
-        if x.kind != y.kind or x.leaves != y.leaves:
+        if (x.kind != y.kind or x.leaves != y.leaves) and not reconcilable(x, y):
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
                 f"{_difference(x, y)}. Expected the same kind and canonical shapes (a mapping pins "

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from . import absent
 from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -77,6 +78,9 @@ class PortReport:
         differences: Hyperparameters that differ (BatchNorm eps, momentum).
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
+        absent: Leaves one side of a pair lacks: each destination leaf set to
+            its neutral value (a bias of zeros, a scale of ones), each source
+            leaf of neutral values left out.
         notes: What else the port did or could not know: inputs reordered
             as ``flatten`` declared, a Linear that may take a flattened map
             that only the outputs verified.
@@ -89,6 +93,7 @@ class PortReport:
     lossy: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     aligned: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     max_abs_diff: float | None = None
     load: LoadReport | None = None
@@ -128,20 +133,26 @@ def port(
     align: str | None = None,
     flatten: Mapping[str, tuple[int, ...] | None] | None = None,
     leaves: Sequence[Rule] | Mapping[str, str] | None = None,
+    fold_biases: bool = False,
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
-    pairs = pair(layers(src), layers(dst), mapping, leaves)
+    order = layers(src), layers(dst)
+    pairs = pair(*order, mapping, leaves)
+    partner = {a.name: b for a, b in pairs}
     linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
     report = PortReport(notes=notes)
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
+    no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
+    shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     for a, b in pairs:
         report.pairs.append((a.name, b.name, a.kind))
         settings_differ += _hyper_differences(src, dst, a, b)
         real = b.real
+        wanted = dict(b.leaves)
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
@@ -151,6 +162,23 @@ def port(
                 prefix = len(a.path) + 1 if a.path else 0
                 leaf = a.renamed.get(key[prefix:], key[prefix:])
                 read = exported(key)
+                if leaf not in wanted:  # a leaf the destination lacks: neutral values only
+                    value = read()
+                    line, why = absent.left_out(a, b, leaf, value, dst.backend), ""
+                    if line is None and fold_biases:
+                        target = absent.fold_target(src, dst, order, partner, a, b)
+                        if isinstance(target, str):
+                            why = target
+                        else:
+                            norm, how = target
+                            mean = join(norm.path, norm.real.get("running_mean", "running_mean"))
+                            shifts[mean] = shifts.get(mean, 0) + np.asarray(value)
+                            line = absent.folded_line(a, b, norm, how, dst.backend)
+                    if line is None:
+                        no_room.append((a, b, leaf, value, why))
+                    else:
+                        report.absent.append(line)
+                    continue
                 if leaf == "weight" and b.path in reorders:
                     read = _then(read, reorders[b.path])
                 state[join(b.path, real.get(leaf, leaf))] = Source(
@@ -158,6 +186,21 @@ def port(
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
+        have = {a.renamed.get(n, n) for n, _ in a.leaves}
+        for leaf, shape in b.leaves:
+            if leaf not in have:  # a leaf the source lacks: its neutral value
+                key = join(b.path, real.get(leaf, leaf))
+                value = absent.neutral(b.kind, leaf)
+                assert value is not None  # pairing admits no other
+                dtype = next(s.param.dtype for s in b.slots if key in s.keys)
+                state[key] = Source(
+                    shape, np.dtype(_np(dtype)), absent.fill(shape, np.dtype(_np(dtype)), value)
+                )
+                report.absent.append(absent.filled_line(a, b, leaf, value, src.backend))
+    if no_room:
+        raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
+    for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
+        state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
     report.differences = [line for _, line in settings_differ]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
@@ -321,7 +364,13 @@ def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
 def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> list[str]:
     out = []
     for a, b in pairs:
-        for sa, sb in zip(a.slots, b.slots, strict=False):
+        real, prefix = b.real, len(a.path) + 1 if a.path else 0
+        slot_of = {key: slot for slot in b.slots for key in slot.keys}
+        for sa in a.slots:
+            leaf = a.renamed.get(sa.keys[0][prefix:], sa.keys[0][prefix:])
+            sb = slot_of.get(join(b.path, real.get(leaf, leaf)))
+            if sb is None:  # a leaf the destination lacks (`absent`)
+                continue
             how = []
             for side, slot in ((src.backend, sa), (dst.backend, sb)):
                 layout = slot.param.layout

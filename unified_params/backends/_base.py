@@ -282,6 +282,21 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def consumers(self, root: Any, layer: Any) -> list[Any] | None:
+        """The layers the model ``root``'s graph sends ``layer``'s outputs to
+        (``root`` itself for an output of the model); ``None`` when the
+        framework records no graph (the call order lives in a forward
+        method). Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+            >>> adapter_for(net).consumers(net, net[0]) is None
+            True
+        """
+        return None
+
     def input_layout(self, layer: Any) -> str | None:
         """How ``layer`` takes its input when not as the canonical layout
         does: ``"channels_first"`` (images, on a channels-last framework: a

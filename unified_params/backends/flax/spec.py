@@ -75,7 +75,14 @@ class FlaxSpec:
                 s.num_heads, e, qkv_features=e, out_features=e, decode=False, rngs=rngs
             )
         if isinstance(s, S.BatchNorm2d):
-            return nnx.BatchNorm(s.num_features, epsilon=s.eps, momentum=1 - s.momentum, rngs=rngs)
+            return nnx.BatchNorm(
+                s.num_features,
+                epsilon=s.eps,
+                momentum=1 - s.momentum,
+                use_scale=s.affine,
+                use_bias=s.affine,
+                rngs=rngs,
+            )
         if isinstance(s, S.LayerNorm):
             return nnx.LayerNorm(s.normalized_shape, epsilon=s.eps, rngs=rngs)
         if isinstance(s, S.RMSNorm):

@@ -229,6 +229,9 @@ class KerasAdapter(Adapter):
     def flattened_input(self, layer: Any) -> FlatInput | None:
         return graph.flattened_input(layer)
 
+    def consumers(self, root: Any, layer: Any) -> list[Any] | None:
+        return graph.consumers(root, layer)
+
     def input_rank(self, model: Any) -> int | None:
         try:  # a functional model, or a built Sequential: its declared inputs
             inputs = model.inputs if isinstance(model, (internals.Functional, keras.Sequential)) else None

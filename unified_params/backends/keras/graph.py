@@ -1,4 +1,5 @@
-"""What a Keras model's graph records of the features a Dense layer takes.
+"""What a Keras model's graph records: the features a Dense layer takes, and
+where a layer's outputs go.
 
 A functional model, and a Sequential once built, keep the graph of their
 layers (every call of a layer is a node with its input tensors' shapes). A
@@ -111,3 +112,25 @@ def _data_format(node: Any) -> str:
         if data_format in ("channels_last", "channels_first"):
             return data_format
     return keras.config.image_data_format()
+
+
+def consumers(root: Any, layer: Any) -> list[Any] | None:
+    """The layers that take ``layer``'s outputs in the graph, in the order of
+    their calls, with ``root`` itself where an output of ``layer`` is one of
+    the model's; ``None`` when ``layer`` was never called in a graph.
+
+    Examples:
+        >>> conv, norm = L.Conv2D(4, 3), L.BatchNormalization()
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> model = keras.Model(inputs, norm(conv(inputs)))
+        >>> consumers(model, conv) == [norm], consumers(model, norm) == [model]
+        (True, True)
+    """
+    calls = internals.inbound_nodes(layer)
+    if not calls:
+        return None
+    found = [node.operation for node in internals.outbound_nodes(layer)]
+    made = [t for node in calls for t in node.output_tensors]
+    if any(out is t for out in getattr(root, "outputs", None) or () for t in made):
+        found.append(root)
+    return found

@@ -130,3 +130,10 @@ def inbound_nodes(layer: Any) -> list[Any]:
     ever called eagerly). Each node (``keras.src.ops.node.Node``) has
     ``operation``, ``parent_nodes``, ``input_tensors`` and ``output_tensors``."""
     return list(getattr(layer, "_inbound_nodes", None) or ())
+
+
+def outbound_nodes(layer: Any) -> list[Any]:
+    """The graph nodes that take ``layer``'s outputs, one per call of a consumer
+    (Keras 3.15.1 ``Operation._outbound_nodes``; empty for a layer never called
+    in a graph). Each node's ``operation`` is the consumer."""
+    return list(getattr(layer, "_outbound_nodes", None) or ())

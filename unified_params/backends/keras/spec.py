@@ -64,7 +64,9 @@ class KerasSpec:
             attention.build(shape, shape)
             return attention
         if isinstance(s, S.BatchNorm2d):
-            bn = layers.BatchNormalization(axis=-1, epsilon=s.eps, momentum=1 - s.momentum, **kw)
+            bn = layers.BatchNormalization(
+                axis=-1, epsilon=s.eps, momentum=1 - s.momentum, center=s.affine, scale=s.affine, **kw
+            )
             return _built(bn, (None, None, None, s.num_features))
         if isinstance(s, S.LayerNorm):
             return _built(layers.LayerNormalization(axis=-1, epsilon=s.eps, **kw), (None, s.normalized_shape))

@@ -31,7 +31,13 @@ class PaddleSpec:
         if isinstance(s, S.MultiheadAttention):
             return nn.MultiHeadAttention(s.embed_dim, s.num_heads)
         if isinstance(s, S.BatchNorm2d):
-            return nn.BatchNorm2D(s.num_features, momentum=1 - s.momentum, epsilon=s.eps)
+            return nn.BatchNorm2D(
+                s.num_features,
+                momentum=1 - s.momentum,
+                epsilon=s.eps,
+                weight_attr=None if s.affine else False,
+                bias_attr=None if s.affine else False,
+            )
         if isinstance(s, S.LayerNorm):
             return nn.LayerNorm(s.normalized_shape, epsilon=s.eps)
         if isinstance(s, S.RMSNorm):

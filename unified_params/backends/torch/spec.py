@@ -30,7 +30,7 @@ class TorchSpec:
         if isinstance(s, S.MultiheadAttention):
             return nn.MultiheadAttention(s.embed_dim, s.num_heads, batch_first=True)
         if isinstance(s, S.BatchNorm2d):
-            return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum)
+            return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum, affine=s.affine)
         if isinstance(s, S.LayerNorm):
             return nn.LayerNorm(s.normalized_shape, eps=s.eps)
         if isinstance(s, S.RMSNorm):
