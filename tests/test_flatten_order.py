@@ -150,6 +150,16 @@ def test_a_keras_model_built_channels_first_takes_images_as_torch_does():
     import keras
     import torch
 
+    probe = keras.Sequential(
+        [keras.Input((3, 4, 4)), keras.layers.Conv2D(1, 3, data_format="channels_first")]
+    )
+    try:
+        probe(np.zeros((1, 3, 4, 4), "float32"))
+    except Exception as err:  # TensorFlow's own limit on this CPU, before any library call
+        pytest.skip(
+            "TensorFlow runs no channels-first convolution on this CPU (NCHW needs oneDNN: "
+            f"TF_ENABLE_ONEDNN_OPTS=1, on by default only on AVX-512 CPUs): {type(err).__name__}"
+        )
     x = np.random.default_rng(1).standard_normal((2, 3, 7, 9)).astype("float32")
     source = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 7, 2)

@@ -216,8 +216,9 @@ class BatchNorm2d(Layer):
     ``affine=False``: no weight and bias (Keras' ``scale=False, center=False``).
 
     Examples:
-        >>> BatchNorm2d(4, affine=False).build("torch")
-        BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=False, bias=False, track_running_stats=True)
+        >>> norm = BatchNorm2d(4, affine=False).build("torch")
+        >>> norm.weight is None, norm.bias is None
+        (True, True)
     """
 
     num_features: int

@@ -80,7 +80,8 @@ class PortReport:
             (``align="hyperparameters"``), as ``differences`` words them.
         absent: Leaves one side of a pair lacks: each destination leaf set to
             its neutral value (a bias of zeros, a scale of ones), each source
-            leaf of neutral values left out.
+            leaf of neutral values left out, each bias folded into the next
+            BatchNorm's running mean (``fold_biases=True``).
         notes: What else the port did or could not know: inputs reordered
             as ``flatten`` declared, a Linear that may take a flattened map
             that only the outputs verified.
@@ -186,7 +187,7 @@ def port(
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
-        have = {a.renamed.get(n, n) for n, _ in a.leaves}
+        have = dict(a.leaves)  # by the names the pair compares
         for leaf, shape in b.leaves:
             if leaf not in have:  # a leaf the source lacks: its neutral value
                 key = join(b.path, real.get(leaf, leaf))
