@@ -1,5 +1,6 @@
-"""What a framework's recorded graph tells a port: Keras keeps one for its
-functional and Sequential models (Flatten order is in tests/test_flatten_order.py)."""
+"""What a Keras model records beyond its layers: the graph of its functional and
+Sequential models, which tells a port where a layer's outputs go (Flatten order is in
+tests/test_flatten_order.py), and its layers' names, which paths may use."""
 
 from __future__ import annotations
 
@@ -37,3 +38,53 @@ def test_a_bias_folds_only_where_the_graph_sends_it_to_the_batchnorm_alone():
         "1: bias folded into the running_mean of keras's '1' ('0' has no bias and feeds that BatchNorm "
         "alone: the source's graph shows it; the destination's graph shows it)"
     ]
+
+
+def _functional():
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((4,))
+    hidden = L.Dense(8, name="hidden")(inputs)
+    return keras.Model(inputs, L.Dense(2, name="head")(L.ReLU(name="act")(hidden)), name="mlp")
+
+
+def test_a_keras_layer_name_is_a_path_to_the_layer_at_its_position():
+    """``model.get_layer("head")`` in Keras is ``m["head"]`` here: the same module, at
+    its canonical path (its position), and its parameters under it."""
+    needs("keras")
+    model = _functional()
+    m = up.wrap(model)
+    assert m["head"].path == "3" and m["head"].native is model.get_layer("head")
+    assert m["head.weight"].path == "3.weight" and m["head.kernel"].native is model.get_layer("head").kernel
+    assert m["hidden.bias"] is not None and m["1.bias"].native is m["hidden.bias"].native
+    with pytest.raises(up.PathError):
+        m["tail"]
+
+
+def test_a_port_mapping_may_name_keras_layers_by_their_names():
+    """Pairs pinned by Keras layer names, and rules matched against them, pair the
+    same layers as positions do."""
+    needs("keras")
+    needs("torch")
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    in_order, pinned_first = (
+        [("1", "0", "linear"), ("3", "2", "linear")],
+        [("3", "2", "linear"), ("1", "0", "linear")],
+    )
+    cases = [
+        ({"hidden": "0", "head": "2"}, in_order),
+        ({"head": "2"}, pinned_first),
+        ([(r"h\w+en", "0"), (r"head", "2")], in_order),
+    ]
+    for mapping, pairs in cases:
+        assert up.port(_functional(), net, mapping=mapping, check_input=x).pairs == pairs
+    report = up.port(net, _functional(), mapping={"2": "head", "0": "hidden"}, check_input=x)
+    assert report.pairs == [("2", "3", "linear"), ("0", "1", "linear")]
+    with pytest.raises(
+        up.PortError, match=r"renamed to no parameterised layer of the destination: '0' -> 'tail'"
+    ):
+        up.port(net, _functional(), mapping=[(r"0", "tail"), (r"2", "head")])

@@ -81,6 +81,8 @@ def render(ports: list[PortResult], results: list) -> str:
             f"| {pair.size}x{pair.size} | {verdict} | {diff} | {seconds} |"
         )
         options = ", ".join(_option(k, v) for k, v in pair.options.items())
+        if pair.mapping_for is not None:
+            options = ", ".join(filter(None, [f"mapping= ({pair.mapping_for.says})", options]))
         if r.verdict == "verified" and (options or r.notes):
             said.append(
                 f"- **{pair.name}**, {pair.size}x{pair.size}, {options or 'no option'}: "

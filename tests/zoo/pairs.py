@@ -40,9 +40,9 @@ class Pair:
     options: dict[str, Any] = field(default_factory=dict)  # port's align, mapping, flatten
     expect: str = "verified"  # or "refused"
     why: str = ""  # for a refused pair: what really differs
-    #: A torch layer path -> the Keras layer's name (a functional model's paths are
-    #: positions): made into ``mapping`` once both models are built, either way round.
-    keras_name: Callable[[str], str | None] | None = None
+    #: Makes the port's ``mapping`` once both models are built (from Keras layer names,
+    #: which a path may use where a functional model's paths are positions).
+    mapping_for: Callable[[Any, Any], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -77,8 +77,8 @@ def port_pair(pair: Pair) -> PortResult:
         x = np.random.default_rng(0).uniform(size=(2, 3, pair.size, pair.size)).astype("float32")
         result.largest = float(np.max(np.abs(up.forward(src, x))))
         options = dict(pair.options)
-        if pair.keras_name is not None:
-            options["mapping"] = _by_keras_names(src, dst, pair.keras_name)
+        if pair.mapping_for is not None:
+            options["mapping"] = pair.mapping_for(src, dst)
         start = time.perf_counter()
         try:
             report = up.port(src, dst, check_input=x, atol=TOLERANCE * result.largest, **options)
@@ -124,17 +124,39 @@ def seed(model: Any) -> None:
             param.set(rng.uniform(0.5, 2.0, param.shape))
 
 
-def _by_keras_names(src: Any, dst: Any, keras_name: Callable[[str], str | None]) -> dict[str, str]:
-    """``mapping`` between a torch model and a Keras functional one, from the
-    Keras layer name of each torch layer."""
-    torch_side, keras_side = (src, dst) if up.wrap(dst).backend == "keras" else (dst, src)
-    position = {layer.name: str(k) for k, layer in enumerate(keras_side.layers)}
+def _by_keras_names(keras_name: Callable[[str], str | None]) -> Callable[[Any, Any], dict[str, str]]:
+    """``mapping`` between a torch model and a Keras functional one, either way
+    round: each torch layer path and the Keras layer's name, which a path may use."""
+
+    def mapping(src: Any, dst: Any) -> dict[str, str]:
+        torch_side = src if up.wrap(dst).backend == "keras" else dst
+        out = {m.path: keras_name(m.path) for m in up.wrap(torch_side).modules() if m.path}
+        named = {k: v for k, v in out.items() if v is not None}
+        return named if torch_side is src else {v: k for k, v in named.items()}
+
+    mapping.says = "by Keras layer names"  # type: ignore[attr-defined]  (for the gallery)
+    return mapping
+
+
+def by_creation_order(src: Any, dst: Any) -> dict[str, str]:
+    """``mapping`` from a Keras functional model to a torch one whose modules are
+    declared in the order Keras created its layers: Keras' automatic layer names
+    count each class in creation order (``conv2d_5``), its graph orders them by
+    depth."""
+
+    def created(layer: Any) -> int:
+        number = re.search(r"_(\d+)$", layer.name)
+        return int(number.group(1)) if number else 0
+
     out = {}
-    for module in up.wrap(torch_side).modules():
-        name = keras_name(module.path) if module.path else None
-        if name is not None:
-            out[module.path] = position[name]
-    return out if torch_side is src else {v: k for k, v in out.items()}
+    for keras_type, torch_type in (("Conv2D", "Conv2d"), ("BatchNormalization", "BatchNorm2d")):
+        ours = sorted((x for x in src.layers if type(x).__name__ == keras_type), key=created)
+        theirs = [m.path for m in up.wrap(dst).modules() if m.type_name == torch_type]
+        out.update({x.name: path for x, path in zip(ours, theirs, strict=True)})
+    return {**out, "predictions": "fc"}
+
+
+by_creation_order.says = "by Keras' layer creation order"  # type: ignore[attr-defined]
 
 
 def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
@@ -222,6 +244,45 @@ _V1 = (
     "torchvision's its 3x3 convolution (v1.5): other features"
 )
 _resnet50_keras = _keras("ResNet50", 64, classifier_activation=None)
+_RESNET_NAMES = _by_keras_names(resnet_keras_name)
+_inception_keras = _keras("InceptionV3", 96, classifier_activation=None)
+_inception_tv = _tv("inception_v3", init_weights=False, aux_logits=False)
+_POOLS = (
+    "keras.applications' InceptionV3 average-pools a branch without counting the padding "
+    "(TensorFlow's 'same'), torchvision's counts it (count_include_pad): other values at the borders"
+)
+
+
+def _inception_pooling_as_tensorflow() -> Any:
+    """torchvision's Inception v3 whose branch average pools leave the padding out of
+    the average, as TensorFlow's do: while each such block runs, the pooling
+    function torchvision's module calls passes ``count_include_pad=False``."""
+    import torch.nn.functional as F
+    from torchvision.models import inception
+
+    model = _inception_tv()
+    average = F.avg_pool2d  # torch's own (the module torchvision calls it from is torch's)
+
+    def pooled(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor=None):
+        return average(x, kernel_size, stride, padding, ceil_mode, False, divisor)
+
+    def excluding_padding(block: Any) -> None:
+        forward = block.forward
+
+        def run(x: Any) -> Any:
+            pool = inception.F.avg_pool2d
+            inception.F.avg_pool2d = pooled
+            try:
+                return forward(x)
+            finally:
+                inception.F.avg_pool2d = pool
+
+        block.forward = run
+
+    for block in model.modules():
+        if type(block).__name__ in ("InceptionA", "InceptionC", "InceptionE"):
+            excluding_padding(block)
+    return model
 
 
 def _resnet50_v1() -> Any:
@@ -250,7 +311,7 @@ SMALL_PAIRS: tuple[Pair, ...] = (
     _same("mobilenet_v3_small"),
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
     _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
-    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, keras_name=resnet_keras_name),
+    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, mapping_for=_RESNET_NAMES),
 )  # fmt: skip
 
 #: Everything ``make zoo`` ports.
@@ -269,10 +330,12 @@ PAIRS: tuple[Pair, ...] = (
     _to_keras("vgg16", "VGG16", 224),
     _to_keras("vgg19", "VGG19", 224),
     _to_keras("densenet121", "DenseNet121", 64, **ALIGN),
-    Pair(_p(TV, "resnet50", _tv("resnet50")), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, "refused", _V1, resnet_keras_name),
-    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50", _tv("resnet50")), 64, {**ALIGN, "fold_biases": True}, "refused", _V1, resnet_keras_name),
-    Pair(_p(TV, "resnet50, strided as v1", _resnet50_v1), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, keras_name=resnet_keras_name),
+    Pair(_p(TV, "resnet50", _tv("resnet50")), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, "refused", _V1, _RESNET_NAMES),
+    Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50", _tv("resnet50")), 64, {**ALIGN, "fold_biases": True}, "refused", _V1, _RESNET_NAMES),
+    Pair(_p(TV, "resnet50, strided as v1", _resnet50_v1), _p(KERAS, "ResNet50", _resnet50_keras), 64, ALIGN, mapping_for=_RESNET_NAMES),
     _to_keras("inception_v3", "InceptionV3", 96, expect="refused", why=_NO_BN_SCALE),
+    Pair(_p(KERAS, "InceptionV3", _inception_keras), _p(TV, "inception_v3", _inception_tv), 96, ALIGN, "refused", _POOLS, by_creation_order),
+    Pair(_p(KERAS, "InceptionV3", _inception_keras), _p(TV, "inception_v3, pooling as TensorFlow", _inception_pooling_as_tensorflow), 96, ALIGN, mapping_for=by_creation_order),
     Pair(_p(TIMM, "resnet50", _timm("resnet50")), _p(PADDLE, "resnet50", _paddle("resnet50")), 64),
     Pair(_p(TIMM, "resnet18", _timm("resnet18")), _p(PADDLE, "resnet18", _paddle("resnet18")), 64),
     _to_keras("mobilenetv2_100", "MobileNetV2", 33, family=TIMM, **ALIGN),

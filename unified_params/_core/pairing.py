@@ -5,7 +5,9 @@ Three ways, from the least to the most said by the user:
 - **In order**: the n-th parameterised layer of the source goes to the n-th of
   the destination (names may differ).
 - **By path**: ``mapping={"fc": "classifier.1"}`` pins pairs; the other
-  layers pair in order.
+  layers pair in order. A path may name layers as the framework does where
+  it keys them by position (Keras' layer names: ``"conv1_conv"`` for the
+  functional ResNet50's ``"2"``), in ``mapping`` and in rules alike.
 - **By rules**: ``mapping=[(pattern, replacement), ...]``, ordered regular
   expressions over source layer paths. The first rule whose pattern matches
   a whole source path gives its destination path (``\\1`` or ``\\g<name>``
@@ -131,8 +133,13 @@ def pair(
     return pairs
 
 
+def _named(found: list[Layer]) -> dict[str, Layer]:
+    """Layers by path, and by the path in the framework's layer names."""
+    return {**{x.alias: x for x in found if x.alias}, **{x.name: x for x in found}}
+
+
 def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> list[tuple[Layer, Layer]]:
-    by_path_a, by_path_b = {x.name: x for x in a}, {x.name: x for x in b}
+    by_path_a, by_path_b = _named(a), _named(b)
     for s, d in mapping.items():
         if s not in by_path_a or d not in by_path_b:
             side, path, known = (
@@ -140,8 +147,9 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
             )
             raise PortError(
                 f"mapping names {path!r}, which is no parameterised layer of the {side}. Expected one "
-                f"of {list(known)}. " + received(mapping={s: d})
+                f"of {list(dict.fromkeys(x.name for x in known.values()))}. " + received(mapping={s: d})
             )
+    mapping = {by_path_a[s].name: by_path_b[d].name for s, d in mapping.items()}  # names as paths
     rest_a = [x for x in a if x.name not in mapping]
     rest_b = [x for x in b if x.name not in set(mapping.values())]
     if len(rest_a) != len(rest_b):
@@ -212,7 +220,7 @@ def _stacked_hint(found: list[Layer]) -> str:
 
 
 def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Layer, Layer]]:
-    by_path_b = {y.name: y for y in b}
+    by_path_b = _named(b)
     pairs: list[tuple[Layer, Layer]] = []
     unmatched: list[str] = []
     missing: list[str] = []
@@ -220,19 +228,22 @@ def _by_rules(a: list[Layer], b: list[Layer], rules: Compiled) -> list[tuple[Lay
     twice: list[str] = []
     for x in a:
         found = rename(x.name, rules)
+        if found is None and x.alias:
+            found = rename(x.alias, rules)
         if found is None:
             unmatched.append(x.name)
             continue
         k, target = found
         if target is None:
             continue  # left out by the rule
-        if target not in by_path_b:
+        y = by_path_b.get(target)
+        if y is None:
             missing.append(f"{x.name!r} -> {target!r} (rule {k})")
-        elif target in reached:
-            twice.append(f"{reached[target]!r} and {x.name!r} -> {target!r}")
+        elif y.name in reached:
+            twice.append(f"{reached[y.name]!r} and {x.name!r} -> {target!r}")
         else:
-            reached[target] = x.name
-            pairs.append((x, by_path_b[target]))
+            reached[y.name] = x.name
+            pairs.append((x, y))
     unreached = [y.name for y in b if y.name not in reached]
     if unmatched or missing or twice or unreached:
         parts = [

@@ -50,6 +50,9 @@ class Layer:
     #: One layer and direction of a recurrent layer that holds several
     #: (``"l1"``, ``"l0_reverse"``; see `pairing.parts`), else ``""``.
     part: str = ""
+    #: The path in the names the framework gives layers it keys by position
+    #: (Keras' layer names: ``"conv1_conv"`` for ``"2"``), else ``""``.
+    alias: str = ""
 
     @property
     def real(self) -> dict[str, str]:
@@ -105,21 +108,35 @@ class PortReport:
         return report_html(self)
 
 
-def layers(model: Module) -> list[Layer]:
-    """Parameterised layers in traversal order, with their canonical leaves."""
+def layers(model: Module, aliases: bool = False) -> list[Layer]:
+    """Parameterised layers in traversal order, with their canonical leaves
+    (and, with ``aliases``, their paths in the framework's layer names)."""
     out: dict[str, Layer] = {}
     for slot in slots(model):
         module = model[slot.layer] if slot.layer else model
         assert isinstance(module, Module)  # a slot's layer path names a layer
         layer = out.get(slot.layer)
         if layer is None:
-            layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [])
+            alias = _alias(model, slot.layer) if aliases else ""
+            layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [], alias=alias)
         prefix = len(slot.layer) + 1 if slot.layer else 0
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
             if not _optional_leaf(layer.kind, key):
                 layer.leaves.append((key[prefix:], shape))
         layer.slots.append(slot)
     return [one for layer in out.values() for one in parts(layer)]
+
+
+def _alias(model: Module, path: str) -> str:
+    """``path`` with each key the framework also names (Keras' layer names) as
+    that name; ``""`` when it names none."""
+    node, keys, named = model.native, [], False
+    for key in split(path) if path else []:
+        name = next((n for n, k in model.adapter.child_names(node).items() if k == key), None)
+        named |= name is not None
+        keys.append(name or key)
+        node = model.adapter.child(node, key)
+    return join(*keys) if named else ""
 
 
 def port(
@@ -139,7 +156,7 @@ def port(
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
-    order = layers(src), layers(dst)
+    order = layers(src, aliases=mapping is not None), layers(dst, aliases=mapping is not None)
     pairs = pair(*order, mapping, leaves)
     partner = {a.name: b for a, b in pairs}
     linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]

@@ -174,6 +174,12 @@ class Module:
     def __getitem__(self, key: int | str) -> Module | Param:
         """A child by position (``m[0]``, ``m[-1]``) or an entry by path.
 
+        A path's keys are positions and attribute names; where a framework
+        keys children by position and also names them (a Keras Sequential or
+        functional model's layers), a key may be that name, as
+        ``model.get_layer(name)`` takes it: ``m["conv1_conv.weight"]`` is the
+        parameter at ``"2.weight"``.
+
         Examples:
             >>> m["0.bias"].shape
             (8,)
@@ -351,6 +357,10 @@ class Module:
         keys = split(path)
         for depth, key in enumerate(keys):
             child = self._adapter.child(node, key)
+            if child is None and not key.isdigit():  # a name the framework gives the child (Keras')
+                named = self._adapter.child_names(node).get(key)
+                if named is not None:
+                    key, child = named, self._adapter.child(node, named)
             if child is not None:
                 node, node_path = child, join(node_path, key)
                 continue

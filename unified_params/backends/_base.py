@@ -109,6 +109,21 @@ class Adapter(abc.ABC):
         Default: search `children`; adapters override it to skip the listing."""
         return next((c for k, c in self.children(module) if k == key), None)
 
+    def child_names(self, module: Any) -> dict[str, str]:
+        """Names the framework gives children that a path keys by position,
+        each with its key: a Keras Sequential's or functional model's layer
+        names (what ``model.get_layer(name)`` takes). A path may use either.
+        Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+            >>> adapter_for(net).child_names(net)
+            {}
+        """
+        return {}
+
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         """Whether the module's slot ``native_name`` still holds ``var``: the
         last step of re-checking a remembered path. Default: search `variables`."""

@@ -162,6 +162,12 @@ class KerasAdapter(Adapter):
             return value
         return next((c for k, c in _attribute_children(module) if k == key), None)
 
+    def child_names(self, module: Any) -> dict[str, str]:
+        role = _ROLES.get(type(module)) or _role(type(module))
+        if role not in ("sequential", "functional") or _CHILD_KEYS in module.__dict__:
+            return {}  # a layer's sublayers are keyed by their attributes' names already
+        return {layer.name: key for key, layer in self.children(module)}
+
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         if (_ROLES.get(type(module)) or _role(type(module))) == "layer" and module.built:
             if not internals.sublayers(module):
