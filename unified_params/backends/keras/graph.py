@@ -131,6 +131,10 @@ def consumers(root: Any, layer: Any) -> list[Any] | None:
         return None
     found = [node.operation for node in internals.outbound_nodes(layer)]
     made = [t for node in calls for t in node.output_tensors]
-    if any(out is t for out in getattr(root, "outputs", None) or () for t in made):
+    try:
+        outputs = list(root.outputs or ())  # a functional model's, or a built Sequential's
+    except (AttributeError, ValueError):  # a subclassed model keeps none
+        outputs = []
+    if any(out is t for out in outputs for t in made):
         found.append(root)
     return found
