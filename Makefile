@@ -26,10 +26,19 @@ demo: $(STAMP)
 # main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it).
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py
 
+# The engine runs go on beside the main run (the main run leaves a core idle much of the
+# time); their output follows it. Any run's failing exit code is make's (pytest's 5, when
+# it collected nothing, included).
+ENGINES_LOG := $(VENV)/engine-runs.log
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
-	UP_TEST_BACKENDS=keras-jax $(BIN)/python -m pytest -q $(ENGINE_TESTS)
-	UP_TEST_BACKENDS=keras-torch $(BIN)/python -m pytest -q $(ENGINE_TESTS)
+	@( UP_TEST_BACKENDS=keras-jax $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); jax=$$?; \
+	   UP_TEST_BACKENDS=keras-torch $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); torch=$$?; \
+	   [ $$jax -ne 0 ] && exit $$jax; exit $$torch ) > $(ENGINES_LOG) 2>&1 & engines=$$!; \
+	$(BIN)/python -m pytest; main=$$?; \
+	wait $$engines; rest=$$?; \
+	echo "== Keras on JAX, then on torch (UP_TEST_BACKENDS=keras-jax, keras-torch) =="; cat $(ENGINES_LOG); \
+	[ $$main -ne 0 ] && exit $$main; exit $$rest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
