@@ -34,12 +34,13 @@ Examples:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import PortError, received
 from .layouts import NEUTRAL, base_name
+from .view import native_at
 
 if TYPE_CHECKING:
     from .port import Layer
@@ -137,20 +138,16 @@ def fold_target(
 def _fed(model: Module, layer: Layer, layers: list[Layer]) -> tuple[Layer | None, bool] | str:
     """The parameterised layer ``layer`` feeds, and whether the graph says so;
     where the graph sends its outputs elsewhere too, in words."""
-    consumers = model.adapter.consumers(model.native, _native(model, layer))
+    consumers = model.adapter.consumers(model.native, native_at(model, layer.path))
     if consumers is None:  # no graph: the next layer
         k = [one.name for one in layers].index(layer.name)
         return (layers[k + 1] if k + 1 < len(layers) else None), False
-    by_id = {id(_native(model, one)): one for one in layers}
+    by_id = {id(native_at(model, one.path)): one for one in layers}
     if len(consumers) != 1:
         return f"to {len(consumers)} places, not to one BatchNorm alone"
     if id(consumers[0]) not in by_id:
         return f"to a {type(consumers[0]).__name__} first, not straight to a BatchNorm"
     return by_id[id(consumers[0])], True
-
-
-def _native(model: Module, layer: Layer) -> Any:
-    return model[layer.path].native if layer.path else model.native
 
 
 def folded_line(x: Layer, y: Layer, y2: Layer, how: str, backend: str) -> str:

@@ -32,7 +32,7 @@ from .parallel import run_all
 from .paths import join, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, load, merge_note, slots
-from .view import Module
+from .view import Module, native_at
 
 
 @dataclass
@@ -210,10 +210,8 @@ def port(
                 key = join(b.path, real.get(leaf, leaf))
                 value = absent.neutral(b.kind, leaf)
                 assert value is not None  # pairing admits no other
-                dtype = next(s.param.dtype for s in b.slots if key in s.keys)
-                state[key] = Source(
-                    shape, np.dtype(_np(dtype)), absent.fill(shape, np.dtype(_np(dtype)), value)
-                )
+                dtype = np.dtype(_np(next(s.param.dtype for s in b.slots if key in s.keys)))
+                state[key] = Source(shape, dtype, absent.fill(shape, dtype, value))
                 report.absent.append(absent.filled_line(a, b, leaf, value, src.backend))
     if no_room:
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
@@ -266,8 +264,8 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
     destination's own values, to give back on failure."""
     saved = []
     for a, b in pairs:
-        source = src.adapter.hyperparameters(src[a.path].native if a.path else src.native)
-        native = dst[b.path].native if b.path else dst.native
+        source = src.adapter.hyperparameters(native_at(src, a.path))
+        native = native_at(dst, b.path)
         own = dst.adapter.hyperparameters(native)
         changed = {
             name: float(source[name])
@@ -336,7 +334,7 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
 def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
     """A paired layer's settings, with those its parent gives it (a bidirectional
     wrapper's); a part of a recurrent layer runs one way."""
-    found = model.adapter.hyperparameters(model[layer.path].native if layer.path else model.native)
+    found = model.adapter.hyperparameters(native_at(model, layer.path))
     if layer.path:
         *above, key = split(layer.path)
         parent = model[join(*above)].native if above else model.native

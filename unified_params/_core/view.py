@@ -879,3 +879,8 @@ def _check_layout(layout: str) -> str:
     if layout not in LAYOUTS:
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     return layout
+
+
+def native_at(model: Module, path: str) -> Any:
+    """The native module at ``path`` below ``model`` (``""``: ``model`` itself)."""
+    return model[path].native if path else model.native
