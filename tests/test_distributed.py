@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NAMES, needs
+from tests.distributed.launch import DIED
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE_NAMES = [
@@ -38,7 +39,8 @@ pytestmark = pytest.mark.skipif("torch" not in NAMES, reason="the sharded cases 
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory) -> list[dict[str, str | None]]:
+def launch(tmp_path_factory) -> tuple[list[dict[str, str | None]], str]:
+    """Each rank's outcome per case, and the launch's standard error."""
     needs("torch")
     out = tmp_path_factory.mktemp("distributed")
     env = {**os.environ, "UP_DISTRIBUTED_CASES": ""}
@@ -50,7 +52,7 @@ def outcomes(tmp_path_factory) -> list[dict[str, str | None]]:
     assert all(r.exists() for r in records), ran.stderr[-4000:]
     found = [json.loads(r.read_text()) for r in records]
     assert ran.returncode == 0 or any(v for rank in found for v in rank.values()), ran.stderr[-4000:]
-    return found
+    return found, ran.stderr
 
 
 def test_every_case_is_listed():
@@ -61,8 +63,10 @@ def test_every_case_is_listed():
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_sharded(outcomes, name):
+def test_sharded(launch, name):
+    outcomes, stderr = launch
     failures = [
         f"rank {r}:\n{rank.get(name, 'not run')}" for r, rank in enumerate(outcomes) if rank.get(name, 1)
     ]
-    assert not failures, "\n".join(failures)
+    died = any(rank.get(name) == DIED for rank in outcomes)  # its traceback, if any, is in the output
+    assert not failures, "\n".join(failures) + (f"\nThe launch's output:\n{stderr[-4000:]}" if died else "")

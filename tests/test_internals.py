@@ -36,6 +36,12 @@ def test_torch_internals():
     compiled = torch.compile(seq)
     assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
     assert internals.compiled_original(seq) is None
+    weight = seq[0].weight
+    assert internals.storage_users(weight) == 1, "torch._C._storage_Use_Count: a parameter alone"
+    view, array = weight[0], weight.detach().numpy()
+    assert internals.storage_users(weight) == 3, "torch._C._storage_Use_Count: a view and an array"
+    del view, array
+    assert internals.storage_users(weight) == 1
 
 
 def test_paddle_internals():

@@ -20,6 +20,8 @@ from pathlib import Path
 
 WORLD = 2
 TIMEOUT = datetime.timedelta(seconds=60)
+#: A case's record while it runs: what is left when its process dies in it.
+DIED = "the process died in this case"
 
 
 def free_port() -> int:
@@ -43,7 +45,7 @@ def worker(rank: int, port: int, out: str, shared: str) -> None:
             continue
         # Written before each case: if a rank dies (a collective one rank left
         # after a failed assertion aborts gloo), the record names the case.
-        record.write_text(json.dumps({**results, name: "the process died in this case"}, indent=1))
+        record.write_text(json.dumps({**results, name: DIED}, indent=1))
         folder = Path(shared) / name
         folder.mkdir(exist_ok=True)
         try:

@@ -199,11 +199,11 @@ def test_ctrl_c_during_a_ports_writes_is_held_until_they_are_done(backend, handl
     dst = specs.nested().build(backend)
     real, calls = state.Slot.write, []
 
-    def interrupted(self, arrays):
+    def interrupted(self, arrays, **options):
         calls.append(1)
         if len(calls) == 5:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered between two writes
-        return real(self, arrays)
+        return real(self, arrays, **options)
 
     monkeypatch.setattr(state.Slot, "write", interrupted)
     chosen = signal.default_int_handler if handler == "python" else signal.SIG_IGN
@@ -234,11 +234,11 @@ def test_a_write_the_framework_fails_midway_is_never_silent(backend, monkeypatch
     before = snapshot(dst)
     real, calls = state.Slot.write, []
 
-    def failing(self, arrays):
+    def failing(self, arrays, **options):
         calls.append(1)
         if len(calls) == 5:
             raise RuntimeError("out of device memory")
-        return real(self, arrays)
+        return real(self, arrays, **options)
 
     monkeypatch.setattr(state.Slot, "write", failing)
     with pytest.raises(up.PortError, match=r"failed writing .* after 4 of \d+ values were written") as err:
@@ -577,3 +577,53 @@ def test_a_tied_file_loads_into_torch_with_the_safetensors_library(backends, tmp
         up.save(specs.mlp().build(backend), untied_file)
         plain = specs.mlp().build("torch")
         plain.load_state_dict(load_file(untied_file))  # an untied model: plain load_state_dict
+
+
+# -- 16: a load keeps the file's tensors only where nothing could tell ------------------
+def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(backends, tmp_path):
+    """A load may make the tensors it read a torch parameter's memory instead of
+    copying them again. Whatever holds the old memory must see the new values:
+    a view, an array, another process; a graph that saved the old value must
+    refuse backward, as after an in-place copy."""
+    if "torch" not in backends:
+        pytest.skip("torch not requested")
+    import torch
+
+    file = tmp_path / "m.safetensors"
+    up.initialize(source := torch.nn.Sequential(torch.nn.Linear(64, 64)), up.init.Normal(), seed=3)
+    up.save(source, file)
+    want = source[0].weight.detach().numpy().copy()
+
+    def fresh():
+        net = torch.nn.Sequential(torch.nn.Linear(64, 64))
+        return net, net[0].weight, net[0].weight.data_ptr()
+
+    net, weight, before = fresh()  # nothing else holds the memory: kept, the same Parameter
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    assert up.load(net, file).ok
+    assert net[0].weight is weight and weight.requires_grad and weight.data_ptr() != before
+    np.testing.assert_array_equal(weight.detach().numpy(), want)
+    net(torch.ones(1, 64)).sum().backward()
+    optimizer.step()  # the optimizer still updates the parameter the model uses
+    np.testing.assert_allclose(weight.detach().numpy(), want - 0.5, rtol=1e-6)
+
+    net, weight, before = fresh()  # a view and an array hold it: copied into
+    row, array = weight[0], weight.detach().numpy()
+    up.load(net, file)
+    assert weight.data_ptr() == before
+    np.testing.assert_array_equal(row.detach().numpy(), want[0])
+    np.testing.assert_array_equal(array, want)
+
+    net, weight, before = fresh()  # shared with other processes: copied into
+    net.share_memory()
+    shared = weight.data_ptr()
+    up.load(net, file)
+    assert weight.is_shared() and weight.data_ptr() == shared
+    np.testing.assert_array_equal(weight.detach().numpy(), want)
+
+    net, weight, before = fresh()  # a graph that saved the old value (the parameter itself)
+    loss = (weight**2).sum()
+    up.load(net, file)
+    assert weight.data_ptr() != before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -427,6 +427,7 @@ def _source(reader: st.FileReader, info: st.TensorInfo) -> Source:
         info.dtype,
         lambda: reader.tensor(info),
         lambda sharding: sharded_checkpoint.read_block(reader, info, sharding),
+        fresh=True,  # every read is a new array of the file's bytes
     )
 
 

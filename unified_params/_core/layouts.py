@@ -425,6 +425,17 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
+def adoptable(array: np.ndarray) -> bool:
+    """Whether a framework may keep ``array`` as a variable's memory: it is
+    C-contiguous, writeable and 64-byte aligned (as `aligned_empty` makes).
+
+    Examples:
+        >>> adoptable(aligned_empty((4, 4), np.float32)), adoptable(aligned_empty((4, 4), np.float32).T)
+        (True, False)
+    """
+    return bool(array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % ALIGNMENT == 0)
+
+
 def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """A C-contiguous array with ``array``'s values; a copy only when needed.
 

@@ -23,7 +23,7 @@ first write, then values are converted and written one parameter at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,10 @@ class Source:
     #: ``read`` is a collective call (gathers a sharded value): every process
     #: reads such sources in the same order, on one thread.
     collective: bool = False
+    #: ``read`` returns a new array on every call, which nobody else holds (a
+    #: file's bytes just read): a load may give it to the framework as the
+    #: variable's memory instead of copying it once more.
+    fresh: bool = False
 
     @classmethod
     def of(cls, value: Any, name: str) -> Source:
@@ -132,8 +136,16 @@ class Slot:
         else:
             yield from zip(self.keys, value, strict=True)
 
-    def write(self, arrays: list[np.ndarray]) -> None:
-        """Write the entries' arrays (already validated) into the variables."""
+    def write(self, arrays: list[np.ndarray], owned: bool = False) -> None:
+        """Write the entries' arrays (already validated) into the variables.
+
+        ``owned``: the arrays were made for this write alone (a checkpoint's
+        tensors just read), and one variable's value may keep its array as
+        its memory instead of a copy (`Param.take`).
+        """
+        if owned and self.how == "one" and not isinstance(arrays[0], Local):
+            self.param.take(arrays[0])
+            return
         if self.how == "concat":
             blocks = np.split(arrays[0], np.cumsum([b[0] for b in self._block_shapes()])[:-1], axis=0)
             for param, layout, block in zip(self.params, self.parts, blocks, strict=True):
@@ -374,10 +386,13 @@ def load(
                 for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
         arrays: dict[tuple[int, int], np.ndarray] = {}
         nonfinite: set[str] = set()
+        owned: set[int] = set()  # ids of arrays read for this load alone
 
         def read(job: tuple[int, int, Slot, str, Source]) -> None:
             i, j, slot, key, source = job
-            arrays[i, j], finite = _read_value(slot, key, source)
+            arrays[i, j], finite, mine = _read_value(slot, key, source)
+            if mine:
+                owned.add(id(arrays[i, j]))
             if not finite:
                 nonfinite.add(key)
             meter.update(nbytes(source.shape, source.dtype))
@@ -411,7 +426,10 @@ def load(
         raise CheckpointError(_describe(report, model))
     refused = set(report.nonfinite)
     write_all(
-        [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)], report, partial_error
+        [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)],
+        report,
+        partial_error,
+        owned,
     )
     return report
 
@@ -420,8 +438,12 @@ def write_all(
     ready: list[tuple[Slot, list[np.ndarray]]],
     report: LoadReport | None = None,
     error: type[Exception] = CheckpointError,
+    owned: Collection[int] = (),
 ) -> None:
     """Write values that were all read and validated before the first write.
+
+    ``owned`` holds the ids of arrays made for this write alone, which a
+    framework may keep as its variables' memory (`Slot.write`).
 
     Ctrl-C is held until every write is done (`interrupts_held`). A write the
     framework fails after others succeeded raises ``error``, naming what was
@@ -431,7 +453,7 @@ def write_all(
     with interrupts_held():
         for slot, arrays in ready:
             try:
-                slot.write(arrays)
+                slot.write(arrays, owned=all(id(a) in owned for a in arrays))
             except Exception as err:
                 if not done:
                     raise
@@ -454,9 +476,10 @@ def _block_of(slot: Slot) -> Sharding | None:
     return slot.param.sharding()
 
 
-def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool]:
-    """A source's value, read and cast to the parameter's dtype, and whether it
-    is finite once cast: for a sharded parameter, only this process's block."""
+def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool, bool]:
+    """A source's value, read and cast to the parameter's dtype, whether it is
+    finite once cast, and whether it is an array this load alone holds (see
+    `Slot.write`): for a sharded parameter, only this process's block."""
     sharding = _block_of(slot)
     if sharding is not None:
         if source.read_block is not None:
@@ -464,7 +487,7 @@ def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool]:
         else:
             block = np.asarray(source.read())[sharding.box]
         cast = values.cast_to(block, slot.param.dtype, path=key, check_overflow=False)
-        return Local(cast, sharding), values.all_finite(cast)
+        return Local(cast, sharding), values.all_finite(cast), False
     value = np.asarray(source.read())
     if tuple(value.shape) != tuple(source.shape):
         raise CheckpointError(
@@ -472,7 +495,8 @@ def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool]:
             "header gives. " + received(key=key, shape=value.shape)
         )
     cast = values.cast_to(value, slot.param.dtype, path=key, check_overflow=False)
-    return cast, values.all_finite(cast)
+    mine = (source.fresh or cast is not value) and layouts.adoptable(cast)
+    return cast, values.all_finite(cast), mine
 
 
 def _check_twins(

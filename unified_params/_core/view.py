@@ -758,15 +758,37 @@ class Param:
             self._write(array)
             self._adapter.after_write(self._entry.module)
 
-    def _write(self, array: np.ndarray) -> None:
-        """Write a validated native-layout value: a strided one (a transposed
-        kernel) or a large one straight into the variable's memory where the
-        framework lends it (with the fastest kernel at hand), else through one
-        owned, contiguous copy."""
+    def take(self, array: np.ndarray) -> None:
+        """Internal, for the core: write a value the caller gives up (a load's
+        tensors, just read), in canonical layout, already validated and cast.
+
+        Nothing may use ``array`` afterwards: the framework may keep it as
+        the variable's memory instead of copying it (`Adapter.assign`'s
+        ``owned``).
+
+        Examples:
+            >>> value = np.full((8, 4), 2.0, np.float32)
+            >>> m["0.weight"].take(value)
+            >>> float(m["0.weight"].numpy().sum())
+            64.0
+        """
+        native = self.layout.to_native(array, self.native_shape)
+        with write_lock(self._entry.var):
+            self._write(native, owned=native is array and layouts.adoptable(array))
+            self._adapter.after_write(self._entry.module)
+
+    def _write(self, array: np.ndarray, owned: bool = False) -> None:
+        """Write a validated native-layout value: one ``owned`` (see `take`) as
+        it is; a strided one (a transposed kernel) or a large one straight into
+        the variable's memory where the framework lends it (with the fastest
+        kernel at hand), else through one owned, contiguous copy."""
         var = self._entry.var
         sharding = self.sharding()
         if sharding is not None:  # each process writes the block it holds
             self._adapter.assign_local(var, layouts.contiguous(np.asarray(array[sharding.box])))
+            return
+        if owned:
+            self._adapter.assign(var, array, owned=True)
             return
         if not array.flags.c_contiguous or array.nbytes >= transpose.PARALLEL_BYTES:
 

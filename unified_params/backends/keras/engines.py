@@ -163,12 +163,9 @@ class Torch(Engine):
         return value.detach().numpy()
 
     def assign(self, var: Any, value: np.ndarray, owned: bool) -> None:
-        import torch
+        from ..torch.adapter import write_tensor
 
-        from ..torch.adapter import tensor_from_numpy
-
-        with torch.no_grad():
-            var.value.copy_(tensor_from_numpy(value))  # the same Parameter, new values
+        write_tensor(var.value, value, owned)  # the same Parameter, new values
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> bool:
         import torch

@@ -100,8 +100,7 @@ class TorchAdapter(DictModuleAdapter):
         return var.detach().numpy()
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
-        with torch.no_grad():
-            _materialized(var).copy_(tensor_from_numpy(value))
+        write_tensor(_materialized(var), value, owned)
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         with torch.no_grad():
@@ -175,6 +174,42 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
         fill(var.detach().numpy())  # shares the parameter's memory
     torch.autograd.graph.increment_version(var)  # as an in-place op would
     return True
+
+
+def write_tensor(var: Any, value: np.ndarray, owned: bool) -> None:
+    """`Adapter.assign` for a torch tensor (also Keras-on-torch's).
+
+    A value ``owned`` (a copy made for this call, such as a checkpoint's
+    tensor just read) becomes the tensor's memory, as ``p.data = t`` and
+    ``load_state_dict(assign=True)`` do, instead of being copied once more,
+    where nothing could tell the difference: a plain CPU parameter or buffer
+    of the value's dtype, whose memory no view, other tensor or array holds
+    (`internals.storage_users`), not shared between processes. The tensor
+    object stays the same (optimizers, ties and hooks keep it), and its
+    version moves on as a copy's would, so a graph that saved the old value
+    refuses to run backward. Anything else is copied into the tensor's memory.
+    """
+    with torch.no_grad():
+        given = tensor_from_numpy(value)
+        if owned and value.flags.writeable and _adoptable(var, given):
+            var.data = given
+            torch.autograd.graph.increment_version(var)
+        else:
+            var.copy_(given)
+
+
+def _adoptable(var: Any, given: torch.Tensor) -> bool:
+    return (
+        type(var) in (nn.Parameter, torch.Tensor)  # not a subclass (DTensor, lazy parameters)
+        and var.device.type == "cpu"
+        and var.layout == torch.strided
+        and var.dtype == given.dtype
+        and var.shape == given.shape
+        and var.is_contiguous()
+        and not var.is_inference()
+        and not var.is_shared()
+        and internals.storage_users(var) == 1
+    )
 
 
 def _materialized(var: Any) -> Any:

@@ -49,3 +49,16 @@ def local_chunk(tensor: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """
     [chunk] = tensor.__create_chunk_list__()
     return tuple(chunk.offsets), tuple(chunk.sizes)
+
+
+def storage_users(tensor: Any) -> int:
+    """How many tensors, views and arrays hold ``tensor``'s memory (itself included).
+
+    torch 2.13.0: ``torch._C._storage_Use_Count`` gives the reference count of
+    a storage; the ``UntypedStorage`` object asked for it holds one of them,
+    which is not counted here. A view (``p[0]``), a ``p.detach()``, a numpy
+    array from ``p.numpy()`` each hold one more.
+    """
+    import torch
+
+    return int(torch._C._storage_Use_Count(tensor.untyped_storage()._cdata)) - 1
