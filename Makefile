@@ -26,18 +26,27 @@ demo: $(STAMP)
 # main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it).
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py
 
-# The engine runs go on beside the main run (the main run leaves a core idle much of the
-# time); their output follows it. Any run's failing exit code is make's (pytest's 5, when
-# it collected nothing, included).
-ENGINES_LOG := $(VENV)/engine-runs.log
+# Tests that start processes of their own (benchmarks, the CLI, the pytest plugin, README
+# scripts, the two-process sharded launch, oneDNN's re-run) spend most of their time in them.
+PROCESS_TESTS := tests/test_benchmarks.py tests/test_cli.py tests/test_plugin.py tests/test_readme.py \
+	tests/test_distributed.py tests/test_flatten_order.py
+
+# The engine runs, then the process tests, go on beside the main run, in one background
+# shell (the main run alone leaves a core idle much of the time); their output follows the
+# main run's. Any run's failing exit code is make's (pytest's 5, when it collected nothing,
+# included).
+BESIDE_LOG := $(VENV)/beside-the-main-run.log
 
 test: $(STAMP)
 	@( UP_TEST_BACKENDS=keras-jax $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); jax=$$?; \
 	   UP_TEST_BACKENDS=keras-torch $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); torch=$$?; \
-	   [ $$jax -ne 0 ] && exit $$jax; exit $$torch ) > $(ENGINES_LOG) 2>&1 & engines=$$!; \
-	$(BIN)/python -m pytest; main=$$?; \
-	wait $$engines; rest=$$?; \
-	echo "== Keras on JAX, then on torch (UP_TEST_BACKENDS=keras-jax, keras-torch) =="; cat $(ENGINES_LOG); \
+	   $(BIN)/python -m pytest -q -p no:cacheprovider $(PROCESS_TESTS); procs=$$?; \
+	   for code in $$jax $$torch $$procs; do [ $$code -ne 0 ] && exit $$code; done; exit 0 \
+	 ) > $(BESIDE_LOG) 2>&1 & beside=$$!; \
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(PROCESS_TESTS)); main=$$?; \
+	wait $$beside; rest=$$?; \
+	echo "== Beside the main run: Keras on JAX, Keras on torch (UP_TEST_BACKENDS=keras-jax, keras-torch), then the tests that start processes =="; \
+	cat $(BESIDE_LOG); \
 	[ $$main -ne 0 ] && exit $$main; exit $$rest
 
 clean:
