@@ -67,15 +67,23 @@ NOTES = """\
   and never checked again.
 - **Linear ports and Keras/paddle saves**: every kernel is transposed, so
   their bound is the fastest transposing kernel of the process (the
-  `transposing copy` rows, each into preallocated memory: TensorFlow's
-  transpose once TensorFlow is loaded, else torch's `copy_`, which the library
-  uses), not memcpy; their rows compare against that kernel run over as many
+  `transposing copy` rows, each into preallocated memory), not memcpy. Which
+  kernel that is depends on the machine: TensorFlow's transpose on the AVX-512
+  VMs of earlier runs, torch's `copy_` on an AVX2 one, where TensorFlow's took
+  twice as long; so the library times both on a process's first large copies
+  and keeps the faster (`Race`; on the AVX2 VM this took the 1 GiB torch ->
+  paddle and keras -> torch ports from 2.9x and 2.7x of the bound to 1.1-1.3x
+  and 1.2-1.5x). Their rows compare against that kernel run over as many
   distinct kernels as the port or save moves, in turn with it (the best of 7
   runs of one kernel, times the count, was optimistic: 200-245 ms for 1 GiB
   against 290-317 ms for the same bytes moved kernel by kernel). A Keras
-  variable adopts the buffer it is handed, so a port into Keras keeps
-  TensorFlow's transposed result itself and skips the copy into preallocated
-  memory that the kernel rows include: that row can beat its bound.
+  variable adopts the buffer it is handed, so a port into Keras keeps a fresh
+  transposed copy (TensorFlow's result itself, or torch's copy into fresh
+  memory, whichever is faster in the process) and skips the copy into
+  preallocated memory that the kernel rows include: that row can beat its
+  bound. Right after a TensorFlow op torch's kernel runs slower than alone
+  (167 ms against 42 ms for 4096 x 4096 on the AVX2 VM), so there TensorFlow's
+  wins the race.
   Against that kernel alone a save cannot reach 0.8x: it also writes every
   byte to the file, and writing the same 1 GiB with no transpose at all (the
   torch save row) already takes 1.5-1.8x the kernel's time here. The two

@@ -14,6 +14,7 @@ import pytest
 import unified_params as up
 from tests.conftest import needs
 from unified_params import spec as S
+from unified_params._core.layouts import aligned_empty
 from unified_params.backends import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,12 @@ def test_declared_capabilities_match_what_the_adapter_does(backend):
     if caps.in_place_fill:
         seen[0][...] = 0.5  # the buffer handed out is the variable's memory
         assert float(p.numpy().sum()) == 0.5 * p.size
+    big = up.wrap(S.Sequential(S.Linear(512, 512)).build(backend))["0.weight"]  # 1 MiB
+    given = aligned_empty(big.native_shape, np.float32)
+    given[...] = 0.25
+    big.adapter.assign(big.native, given, owned=True)
+    assert np.shares_memory(big.adapter.view(big.native), given) is caps.keeps_owned_values
+    assert float(big.numpy().sum()) == 0.25 * big.size
     before = adapter.view(p.native)
     p[0, 0] = 7.0
     after = adapter.view(p.native)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import ml_dtypes
 import numpy as np
@@ -123,3 +124,33 @@ def test_tensorflow_kernel_is_chosen_when_torch_is_not_loaded():
 
 def test_no_framework_is_imported_to_transpose():
     assert _in_a_process("") == ["tiled", "-"]
+
+
+def test_the_faster_kernel_on_this_machine_wins_the_race(monkeypatch):
+    """Where two frameworks' kernels take a large array, the first copies time each
+    (`SAMPLES` apiece) and the faster makes the rest; every copy is right."""
+    calls: list[str] = []
+
+    def slow(array, out):
+        calls.append("slow")
+        time.sleep(0.02)
+        np.copyto(out, array)
+
+    def fast(array, out):
+        calls.append("fast")
+        np.copyto(out, array)
+
+    monkeypatch.setattr(transpose, "_INTO", transpose.Race())
+    monkeypatch.setattr(transpose, "_loaded", lambda: [(slow, lambda a: True), (fast, lambda a: True)])
+    a = np.arange(transpose.RACE_FROM, dtype="float32").reshape(1024, -1)
+    assert transpose.fastest() is slow  # nothing timed yet: the order the module gives
+    for _ in range(6):
+        out = np.empty_like(a.T)
+        transpose.copy(a.T, out)
+        assert np.array_equal(out, a.T)
+    timed = 2 * transpose.SAMPLES
+    assert sorted(calls[:timed]) == ["fast"] * transpose.SAMPLES + ["slow"] * transpose.SAMPLES
+    assert calls[timed:] == ["fast"] * (6 - timed) and transpose.fastest() is fast
+    small = np.arange(16.0, dtype="float32").reshape(4, 4)
+    transpose.copy(small.T, np.empty((4, 4), "float32"))  # below RACE_FROM: the module's order
+    assert calls[-1] == "slow"

@@ -787,7 +787,7 @@ class Param:
         if sharding is not None:  # each process writes the block it holds
             self._adapter.assign_local(var, layouts.contiguous(np.asarray(array[sharding.box])))
             return
-        if owned:
+        if owned and self._adapter.capabilities.keeps_owned_values:
             self._adapter.assign(var, array, owned=True)
             return
         if not array.flags.c_contiguous or array.nbytes >= transpose.PARALLEL_BYTES:
@@ -799,7 +799,7 @@ class Param:
             if self._adapter.fill_in_place(var, fill):
                 return
         value = layouts.contiguous(array)
-        self._adapter.assign(var, value, owned=value is not array)
+        self._adapter.assign(var, value, owned=owned or value is not array)
 
     def __getitem__(self, index: Any) -> ParamSlice:
         """A live, write-through view of ``p[index]``, indexing the canonical layout.

@@ -57,6 +57,10 @@ class Capabilities:
     #: A slice write touches only the slice; else it is a read-modify-write of
     #: the whole variable (still in place for the variable's identity).
     in_place_slices: bool = True
+    #: ``Adapter.assign(owned=True)`` may keep the array as the variable's memory
+    #: instead of copying it (a load hands over the tensors it read); where it
+    #: cannot, a large value is written through ``Adapter.fill_in_place``.
+    keeps_owned_values: bool = True
     #: A single parameter of a recurrent layer can be tied to another one
     #: (paddle's fused RNN kernel keeps its own flat copy of the weights).
     rnn_param_ties: bool = True
@@ -487,7 +491,8 @@ register(
         adapter="unified_params.backends.paddle",
         import_priority=0,
         detect_priority=2,
-        capabilities=Capabilities(in_place_slices=False, rnn_param_ties=False),
+        # set_value copies: a value is written into the variable's own memory instead.
+        capabilities=Capabilities(in_place_slices=False, rnn_param_ties=False, keeps_owned_values=False),
     )
 )
 register(
