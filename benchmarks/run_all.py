@@ -72,8 +72,8 @@ NOTES = """\
   VMs of earlier runs, torch's `copy_` on an AVX2 one, where TensorFlow's took
   twice as long; so the library times both on a process's first large copies
   and keeps the faster (`Race`; on the AVX2 VM this took the 1 GiB torch ->
-  paddle and keras -> torch ports from 2.9x and 2.7x of the bound to 1.1-1.3x
-  and 1.2-1.5x). Their rows compare against that kernel run over as many
+  paddle and keras -> torch ports from 2.9x and 2.7x of the bound to 0.9-1.3x
+  and 0.9-1.5x over three runs). Their rows compare against that kernel run over as many
   distinct kernels as the port or save moves, in turn with it (the best of 7
   runs of one kernel, times the count, was optimistic: 200-245 ms for 1 GiB
   against 290-317 ms for the same bytes moved kernel by kernel). A Keras
