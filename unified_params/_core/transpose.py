@@ -261,22 +261,17 @@ def _tf_kept(array: np.ndarray) -> np.ndarray | None:
     return writable_alias(result) if result.ctypes.data % ALIGNMENT == 0 else None
 
 
-def _into_fresh(array: np.ndarray) -> np.ndarray:
-    """A copy into fresh aligned memory, by `copy`."""
-    from .layouts import aligned_empty
+def _fresh_by(kernel: Kernel) -> Callable[[np.ndarray], np.ndarray]:
+    """A copy into fresh aligned memory by ``kernel`` (one function per kernel: `Race` keys)."""
 
-    out = aligned_empty(array.shape, array.dtype)
-    copy(array, out)
-    return out
+    def fresh(array: np.ndarray) -> np.ndarray:
+        from .layouts import aligned_empty
 
+        out = aligned_empty(array.shape, array.dtype)
+        kernel(array, out)
+        return out
 
-def _torch_fresh(array: np.ndarray) -> np.ndarray:
-    """A copy into fresh aligned memory by torch's kernel (what `_tf_kept` races)."""
-    from .layouts import aligned_empty
-
-    out = aligned_empty(array.shape, array.dtype)
-    torch_copy(array, out)
-    return out
+    return fresh
 
 
 def _tf_transposed(array: np.ndarray) -> np.ndarray:
@@ -380,3 +375,7 @@ def _torch_takes(array: np.ndarray) -> bool:
         and all(s >= 0 for s in array.strides)
         and array.dtype.names is None
     )
+
+
+_into_fresh = _fresh_by(copy)  # by whichever kernel `copy` picks
+_torch_fresh = _fresh_by(torch_copy)  # what `_tf_kept` races

@@ -19,7 +19,7 @@ import numpy as np
 from ..._core.errors import UnsupportedError, received
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.layouts import ALIGNMENT, aligned_empty, contiguous
-from ..._core.transpose import Race, flat_copy, writable_alias
+from ..._core.transpose import Race, writable_alias
 
 
 class Engine:
@@ -81,9 +81,9 @@ class TensorFlow(Engine):
                 made: list[Any] = []
                 _COPIES.run([_deep_copy, _fresh_copy], value.size, lambda copy: made.append(copy(value)))
                 tensor = made[0]
+            elif not aligned:
+                tensor = _fresh_copy(value)
             else:
-                if not aligned:
-                    value = contiguous(value, out=aligned_empty(value.shape, value.dtype))
                 tensor = tf.experimental.dlpack.from_dlpack(value.__dlpack__())
         var.assign(tensor)
 
@@ -111,8 +111,7 @@ def _fresh_copy(value: np.ndarray) -> Any:
     """A copy into fresh aligned memory, handed to TensorFlow through DLPack."""
     import tensorflow as tf
 
-    out = aligned_empty(value.shape, value.dtype)
-    flat_copy(value, out)
+    out = contiguous(value, out=aligned_empty(value.shape, value.dtype))  # flat_copy's cores when large
     return tf.experimental.dlpack.from_dlpack(out.__dlpack__())
 
 
