@@ -111,11 +111,18 @@ NOTES = """\
   both cores (torch's `copy_`, 0.75x a one-core `np.copyto`; `memmove` or
   `np.copyto` in two threads measure the same, 0.72-0.81x): about 1.1x
   memcpy's time at best, measured 1.0-1.5x in isolated runs and more in a
-  full `make bench`, where three 1 GiB models share the memory. Into Keras,
-  TensorFlow copies each value into memory its allocator reuses from the
-  variables it replaces (`DeepCopy`, 1.1-1.24x memcpy's time), since the
-  variable adopts the buffer it is handed, even while the caller still holds
-  it (measured), so writing in place is not an option.
+  full `make bench`, where three 1 GiB models share the memory. Into Keras on
+  TensorFlow, a variable adopts the buffer it is handed (even while the
+  caller still holds it, measured), and TensorFlow's only whole-variable
+  write into the memory a variable has (`ResourceStridedSliceAssign`) leaves
+  the variable copying on every read after it (measured), so each value is
+  copied into memory of the library's, which the variable lets go at its
+  next write; within one port that memory takes the next values
+  (`_core/recycling.py`): the 1 GiB Embedding port went from 3.3-4.2x to
+  1.4-1.6x memcpy's time in isolated runs. A first port into a new Keras
+  model still touches new memory for every value, and so does every Linear
+  port into Keras: its kernels are transposed into TensorFlow's memory or
+  torch's copy into new memory, whichever the race picked.
   Linear ports add the same check to the transposing kernel (about 10% of
   its time).
 - **Keras and paddle checkpoints**: files hold torch's layout, so every Dense

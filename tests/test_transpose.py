@@ -84,8 +84,10 @@ def test_the_kernels_of_loaded_frameworks_come_first():
     needs("torch")
     import torch  # noqa: F401
 
-    expected = transpose.tf_transpose if "tensorflow" in sys.modules else transpose.torch_copy
-    assert transpose.fastest() is expected
+    loaded = [transpose.tf_transpose] if "tensorflow" in sys.modules else []
+    loaded.append(transpose.torch_copy)
+    # TensorFlow's first, until the race between the two (earlier large copies) has decided
+    assert transpose.fastest() is (transpose._INTO.winner(loaded) or loaded[0])
     a = np.arange(800 * 700, dtype="float32").reshape(800, 700)
     assert np.array_equal(contiguous(a.T), a.T)
     reversed_rows = a[::-1].T  # negative strides: neither framework reads them, the tiles do

@@ -19,8 +19,9 @@ import pytest
 
 import unified_params as up
 from tests.conformance import specs
-from tests.conftest import assert_unchanged, needs, snapshot
+from tests.conftest import assert_unchanged, needs, needs_target, snapshot
 from unified_params import spec as S
+from unified_params._core import recycling
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -627,3 +628,37 @@ def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(ba
     assert weight.data_ptr() != before
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_a_keras_port_reuses_memory_only_once_no_read_holds_it(monkeypatch):
+    """A port into Keras on TensorFlow hands each variable a copy, and the memory
+    the variables let go takes the next copies of the same port: a tensor read
+    before the port must keep its values, and the model must get the new ones."""
+    needs("torch")
+    needs_target("keras")
+    import tensorflow as tf
+
+    def tables():
+        return S.Sequential(*[S.Embedding(4096, 256) for _ in range(3)])  # 4 MiB each, one layout everywhere
+
+    source, model = tables().build("torch"), tables().build("keras")
+    kernels = [layer.embeddings for layer in model.layers]
+    mapped = []
+    monkeypatch.setattr(
+        recycling, "_mapped", lambda size, new=recycling._mapped: mapped.append(size) or new(size)
+    )
+
+    up.initialize(source, up.init.Normal(), seed=1)
+    up.port(source, model)  # the variables now hold memory of the library's
+    assert len(mapped) == 3
+    up.initialize(source, up.init.Normal(), seed=2)
+    up.port(source, model)
+    assert len(mapped) == 4, "one new block; the others were let go in the same port"
+    held = tf.convert_to_tensor(kernels[0].value)  # a read: its memory must not be written again
+    want = held.numpy().copy()
+    for seed in (3, 4):
+        up.initialize(source, up.init.Normal(), seed=seed)
+        up.port(source, model)
+        np.testing.assert_array_equal(held.numpy(), want)
+        for name, value in up.state_dict(source).items():
+            np.testing.assert_array_equal(up.wrap(model)[name].numpy(), value)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ShapeError, received
+from .recycling import ALIGNMENT, aligned_empty  # noqa: F401  (where the core finds them)
 
 _RECURRENT_AXES = {
     "weight_ih": ("gates", "in"),
@@ -407,22 +408,6 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
 
 #: Below this many elements a strided copy is numpy's own (a kernel's set-up would dominate).
 SMALL = 32 * 1024
-#: Byte alignment of arrays this module allocates (what TF's kernels expect).
-ALIGNMENT = 64
-
-
-def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary.
-
-    Examples:
-        >>> aligned_empty((3, 5), np.float32).ctypes.data % ALIGNMENT
-        0
-    """
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % ALIGNMENT
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def adoptable(array: np.ndarray) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layouts, values
+from . import layouts, recycling, values
 from .errors import CheckpointError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
@@ -450,7 +450,7 @@ def write_all(
     written: the model is then partly written, and says so.
     """
     done: list[str] = []
-    with interrupts_held():
+    with interrupts_held(), recycling.scope():  # a framework that adopts copies lets its old memory go
         for slot, arrays in ready:
             try:
                 slot.write(arrays, owned=all(id(a) in owned for a in arrays))
