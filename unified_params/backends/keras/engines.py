@@ -76,8 +76,8 @@ class TensorFlow(Engine):
             # `DeepCopy` would take new memory every time. For 16 x 64 MiB written
             # again on an AVX2 VM: 1.8-2.2x memcpy's time against 5.0-6.1x with
             # `DeepCopy`; written the first time, 5.1-5.6x against 5.2-6.8x.
-            tensor = value if owned and layouts.adoptable(value) else _fresh_copy(value)
-            tensor = tf.experimental.dlpack.from_dlpack(tensor.__dlpack__())
+            handed = value if owned and layouts.adoptable(value) else _fresh_copy(value)
+            tensor = tf.experimental.dlpack.from_dlpack(handed.__dlpack__())
         var.assign(tensor)
 
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
