@@ -13,7 +13,10 @@ Keras and paddle keep ``(in, out)`` kernels, so their saves transpose every
 kernel into torch's layout: a second row compares each with the fastest
 transposing kernel of the process over as many kernels of the same size
 (``bench_transpose.bound_calls``), the machine's bound; target: at least 0.8x
-its throughput. Every call and its baselines run in turn, three rounds.
+its throughput. A third row compares every save with writing the same bytes,
+already contiguous in memory, to a new file in the same folder: the file
+system's floor for any save (on tmpfs, most of it is the kernel handing out
+new pages). Every call and its baselines run in turn, three rounds.
 
 Targets apply from 1 GB. Files go to a tmpfs folder (``/dev/shm``) when there
 is one: on this project's VMs, writes to disk vary threefold from run to run
@@ -78,7 +81,7 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
         "load": lambda: up.load(model, path, progress=False),
     }
     theirs = {"save": "native save", "save, durable (fsync)": "native save", "load": "native load"}
-    calls = {"native save": save, "native load": load, **ours}
+    calls = {"native save": save, "native load": load, **ours, "write the bytes": _writer(model, folder)}
     if backend != "torch":  # every kernel transposed: the machine's bound
         calls.update(bound_calls(WIDTH, layers * scale))
     # Rounds of every call, so each shares the VM's spells with its baseline.
@@ -93,6 +96,12 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
                 m_ours, f"<= {target}x" if big else "", (t_ours / t_native <= target) if big else None,
                 m_native)
         )  # fmt: skip
+        if op == "save":
+            t_write = times["write the bytes"][0]
+            rows.append(
+                Row("save a checkpoint (vs writing its bytes)", backend, scale, mib(total), t_ours, t_write,
+                    "the same bytes, in memory already, written to a new file", m_ours, "", None)
+            )  # fmt: skip
         if op == "save" and backend != "torch":
             t_kernel = min(t for name, (t, _) in times.items() if name.startswith("kernel "))
             rows.append(
@@ -103,6 +112,20 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
 
     gc.collect()
     return rows
+
+
+def _writer(model, folder: str):
+    """The file system's floor for any save of ``model``: its values, already
+    contiguous in memory, written to a new file in the same folder."""
+    blobs = [p.numpy() for p in up.wrap(model).params().values()]
+    path = os.path.join(folder, "bytes.bin")
+
+    def write() -> None:
+        with open(path, "wb") as f:
+            for blob in blobs:
+                f.write(memoryview(blob.reshape(-1).view("uint8")))
+
+    return write
 
 
 def main() -> None:

@@ -85,13 +85,22 @@ NOTES = """\
   (167 ms against 42 ms for 4096 x 4096 on the AVX2 VM), so there TensorFlow's
   wins the race.
   Against that kernel alone a save cannot reach 0.8x: it also writes every
-  byte to the file, and writing the same 1 GiB with no transpose at all (the
-  torch save row) already takes 1.5-1.8x the kernel's time here. The two
-  passes compete for the same memory bandwidth, so the transpose done while
-  the previous tensor is written hides little of its time. Transposing
-  straight into the file's pages (a mapped output, one pass fewer) was tried
-  and is slower here: 0.87 s against 0.71-0.77 s for the Keras save of 1 GiB,
-  the mapping's page faults costing more than the pass saved.
+  byte to a new file, and the `save a checkpoint (vs writing its bytes)` rows
+  time that alone (the values, contiguous in memory already, written to a new
+  file in the same folder): 1.5-1.8x the kernel's time here, most of it the
+  kernel handing out the file's new pages (`posix_fallocate` of 1 GiB with no
+  data: 508-525 ms, against 458-511 ms for the transposing kernel). The
+  Keras and paddle saves transpose on a helper thread while the writes run,
+  and now take about what the write alone takes (0.84-0.86x of that row in
+  one run). Two changes got them there, from 2.8x the kernel to 1.4-1.5x: the
+  helper keeps the next kernel on its way while a bias is written (before,
+  kernels and biases alternating left one side idle at every step: the save
+  took the sum of both, measured 1,062-1,336 ms as 467-666 ms of transposes
+  plus 521-608 ms of writes), and it uses torch's kernel, not TensorFlow's,
+  which does not run beside other work (see `transposed(alongside=True)`).
+  Transposing straight into the file's pages (a mapped output, one pass
+  fewer) was tried and is slower: 3.7-4.1x the kernel for 1 GiB, the
+  mapping's page faults costing more than the pass saved.
 - **Loads**: every tensor is read (ordinary reads, not a memory map: a file
   that shrinks under a map kills the process by SIGBUS) and checked (shape,
   dtype, finite once cast, tie groups that agree) before the first write, so a
@@ -126,8 +135,8 @@ NOTES = """\
   Linear ports add the same check to the transposing kernel (about 10% of
   its time).
 - **Keras and paddle checkpoints**: files hold torch's layout, so every Dense
-  or paddle Linear kernel is transposed on save and load (on save, while the
-  previous tensor is written); `save_weights` and `paddle.save` store their own
+  or paddle Linear kernel is transposed on save and load (on save, on a helper
+  thread while earlier tensors are written); `save_weights` and `paddle.save` store their own
   layout. Rows within about 1.5x of their baseline swing either side of it from
   run to run on these shared VMs: compare several runs.
 

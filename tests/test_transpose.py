@@ -65,6 +65,31 @@ def test_a_fresh_transposed_copy_is_aligned_writable_and_owns_its_values():
     assert contiguous(a.T).ctypes.data % 64 == 0
 
 
+@pytest.mark.parametrize("torch_loaded", [True, False])
+def test_a_copy_made_alongside_other_work_never_uses_tensorflow_kernel(torch_loaded, monkeypatch):
+    """A save's helper thread transposes beside the file writes: TensorFlow's kernel
+    does not share the cores, so torch's makes the copy (the tiles without torch)."""
+    needs_target("keras")  # TensorFlow is loaded, and would take this array
+    used: list[str] = []
+    monkeypatch.setattr(transpose, "_tf_transposed", lambda a: pytest.fail("TensorFlow's kernel was used"))
+    for name in ("torch_copy", "tiled"):
+        real = getattr(transpose, name)
+        monkeypatch.setattr(transpose, name, lambda a, out, _r=real, _n=name: (used.append(_n), _r(a, out)))
+    monkeypatch.setattr(transpose, "_torch_fresh", transpose._fresh_by(transpose.torch_copy))
+    monkeypatch.setattr(transpose, "_tiled_fresh", transpose._fresh_by(transpose.tiled))
+    if torch_loaded:
+        needs("torch")
+        import torch  # noqa: F401
+    else:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    a = aligned_empty((700, 800), np.float32)
+    a[...] = np.random.default_rng(3).standard_normal(a.shape)
+    assert transpose._tf_takes(a.T)
+    copy = contiguous(a.T, alongside=True)
+    assert np.array_equal(copy, a.T) and copy.ctypes.data % 64 == 0
+    assert used == ["torch_copy" if torch_loaded else "tiled"]
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("kernel", ["torch", "bands"])
 def test_a_large_contiguous_copy_runs_on_all_cores_bit_for_bit(kernel, dtype, monkeypatch):

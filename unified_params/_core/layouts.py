@@ -421,14 +421,15 @@ def adoptable(array: np.ndarray) -> bool:
     return bool(array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % ALIGNMENT == 0)
 
 
-def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def contiguous(array: np.ndarray, out: np.ndarray | None = None, *, alongside: bool = False) -> np.ndarray:
     """A C-contiguous array with ``array``'s values; a copy only when needed.
 
     With ``out`` (C-contiguous, same shape and dtype), the values are copied
     into it, and it is returned. A fresh copy is 64-byte aligned. A transposed
     2-D view (the common Linear-kernel case) goes through the fastest kernel
     the process has (`unified_params._core.transpose`), several times faster
-    than numpy's strided copy.
+    than numpy's strided copy; ``alongside`` says the copy runs on a helper
+    thread beside other work (see `unified_params._core.transpose.transposed`).
 
     Examples:
         >>> a = np.arange(6).reshape(2, 3)
@@ -445,7 +446,7 @@ def contiguous(array: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if array.flags.c_contiguous:
             return array
         if strided:
-            return transpose.transposed(array)
+            return transpose.transposed(array, alongside=alongside)
         out = aligned_empty(array.shape, array.dtype)
     if strided:
         transpose.copy(array, out)  # the fastest kernel in the process

@@ -18,8 +18,9 @@ import stat
 import struct
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import recycling
 from .errors import CheckpointError, received
 from .layouts import aligned_empty, contiguous
 from .values import numpy_dtype
@@ -96,20 +98,28 @@ def write(
     """Write a safetensors file to an open binary stream, one tensor at a time;
     ``tick(nbytes)`` is called after each tensor.
 
-    While one tensor is written, the next is made contiguous (a transpose, for
-    a kernel whose native layout is not the canonical one) on a helper thread:
-    both release the GIL, so the copy hides behind the write. At most two
-    tensors' bytes are held at once.
+    While one tensor is written, the ones after it are made contiguous (a
+    transpose, for a kernel whose native layout is not the canonical one) on a
+    helper thread: both release the GIL, so the copies hide behind the writes.
+    The helper keeps less than the largest tensor's bytes ready ahead before it
+    starts one more, so it is never idle behind a small tensor (a Linear's bias
+    between two kernels) and at most about two of the largest tensors' bytes
+    are held at once.
     """
     stream.write(header_bytes(entries, metadata))
     if not entries:
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="up-save") as helper:
-        pending = helper.submit(contiguous, _fetched(entries[0]))
-        for k, e in enumerate(entries):
-            raw = pending.result()
-            if k + 1 < len(entries):
-                pending = helper.submit(contiguous, _fetched(entries[k + 1]))
+    largest = max(e.nbytes for e in entries)
+    with recycling.scope(), ThreadPoolExecutor(1, thread_name_prefix="up-save") as helper:
+        pending: deque[Future[np.ndarray]] = deque()
+        queued, following = 0, 0  # bytes handed to the helper and not yet written; the next entry
+        for e in entries:
+            while following < len(entries) and (not pending or queued - e.nbytes < largest):
+                pending.append(helper.submit(contiguous, _fetched(entries[following]), alongside=True))
+                queued += entries[following].nbytes
+                following += 1
+            raw = pending.popleft().result()
+            queued -= e.nbytes
             stream.write(_bytes_of(raw) if raw.size else b"")
             del raw
             if tick is not None:
