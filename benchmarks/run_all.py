@@ -71,7 +71,9 @@ NOTES = """\
   kernel that is depends on the machine: TensorFlow's transpose on the AVX-512
   VMs of earlier runs, torch's `copy_` on an AVX2 one, where TensorFlow's took
   twice as long; so the library times both on a process's first large copies
-  and keeps the faster (`Race`; on the AVX2 VM this took the 1 GiB torch ->
+  and keeps the faster (`Race`, which times torch's copy into memory whose
+  pages exist: a new block's first touch is the memory's cost, not the
+  kernel's; on the AVX2 VM this took the 1 GiB torch ->
   paddle and keras -> torch ports from 2.9x and 2.7x of the bound to 0.9-1.3x
   and 0.9-1.5x over three runs). Their rows compare against that kernel run over as many
   distinct kernels as the port or save moves, in turn with it (the best of 7

@@ -181,3 +181,43 @@ def test_the_faster_kernel_on_this_machine_wins_the_race(monkeypatch):
     small = np.arange(16.0, dtype="float32").reshape(4, 4)
     transpose.copy(small.T, np.empty((4, 4), "float32"))  # below RACE_FROM: the module's order
     assert calls[-1] == "slow"
+
+
+def test_what_a_kernel_needs_before_its_work_is_not_timed():
+    """A kernel whose memory takes long to make ready (new pages) but which copies
+    faster wins: the race times kernels, not what `before` prepares."""
+    race = transpose.Race()
+
+    def steady():
+        time.sleep(0.004)
+
+    def quick():
+        pass
+
+    def before(kernel):
+        if kernel is quick:
+            time.sleep(0.02)  # its memory's first touch
+
+    for _ in range(2 * transpose.SAMPLES + 1):
+        race.run([steady, quick], 1, lambda kernel: kernel(), before)
+    assert race.winner([steady, quick]) is quick
+
+
+def test_torch_fresh_copies_are_timed_into_memory_whose_pages_exist(monkeypatch):
+    """When TensorFlow's and torch's kernels race for fresh copies, each of torch's
+    timed copies goes into memory touched beforehand (a recycled block has its
+    pages; a new one's faults are the memory's cost), and every copy is right."""
+    needs("torch")
+    needs_target("keras")
+    import torch  # noqa: F401
+
+    touched: list[int] = []
+    real = transpose.touch_pages
+    monkeypatch.setattr(transpose, "touch_pages", lambda a: (touched.append(a.ctypes.data), real(a))[1])
+    monkeypatch.setattr(transpose, "_FRESH", transpose.Race())
+    a = aligned_empty((1024, transpose.RACE_FROM // 1024), np.float32)
+    a[...] = np.random.default_rng(4).standard_normal(a.shape)
+    copies = [transpose.transposed(a.T) for _ in range(2 * transpose.SAMPLES + 2)]
+    assert all(np.array_equal(c, a.T) for c in copies)
+    assert len(touched) == transpose.SAMPLES  # torch's samples only; none once the race is decided
+    assert set(touched) <= {c.ctypes.data for c in copies}  # the touched memory is the copy's own

@@ -108,6 +108,20 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return base[start : start + nbytes].view(dtype).reshape(shape)
 
 
+def touch_pages(array: np.ndarray) -> np.ndarray:
+    """``array`` (C-contiguous), once every page of its memory exists: one byte
+    of each is written (new memory's pages are made on their first touch).
+
+    Examples:
+        >>> a = touch_pages(aligned_empty((1024, 1024), np.float32))
+        >>> a.shape
+        (1024, 1024)
+    """
+    raw = array.reshape(-1).view(np.uint8)
+    raw[:: mmap.PAGESIZE] = 0
+    return array
+
+
 def _mapped(size: int) -> np.ndarray:
     """``size`` bytes of new memory for a block: newly mapped and page-aligned
     from `MAPPED_FROM` bytes (where the system has private anonymous mappings),
