@@ -14,7 +14,10 @@ kernel of the process run over as many kernels of the same size
 transposes (target: at least 0.8x its throughput). Baselines and ports run
 in turn, three rounds of each, best time kept. Both: peak extra memory at
 most the largest tensor (a port without a check input keeps no copy of the
-destination).
+destination), give or take `SLACK`: the peak is the growth of the process's
+anonymous memory, sampled every millisecond, so it also counts the page
+rounding of a new block and whatever else the process allocates meanwhile
+(measured 8-61 KiB over the largest tensor for the ports that hold one).
 
     .venv/bin/python benchmarks/bench_port.py [--scales 1,4,16] [--json rows.jsonl]
 """
@@ -35,6 +38,8 @@ from harness import Row, arguments, emit, in_turn, mib  # noqa: E402
 import unified_params as up  # noqa: E402
 
 DIRECTIONS = ("torch>paddle", "torch>keras", "keras>torch")
+#: Bytes of peak memory beyond the largest tensor that still count as "at most the largest".
+SLACK = 1 << 20
 
 
 def layer(kind: str, tiny: bool):
@@ -75,7 +80,7 @@ def run(kind: str, scale: int, tiny: bool) -> list[Row]:
     rows = []
     for direction in DIRECTIONS:
         t_ours, peak = times[direction]
-        met = t_ours / t_base <= bound and peak <= largest
+        met = t_ours / t_base <= bound and peak <= largest + SLACK
         rows.append(
             Row(f"port {name} layers", direction.replace(">", " -> "), scale, mib(total), t_ours, t_base,
                 baseline, peak, f"{target}, peak <= largest" if big else "", met if big else None)

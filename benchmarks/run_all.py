@@ -151,7 +151,9 @@ NOTES = """\
   once, and the best of 3 rounds (7 for calls under a second) is kept, so a
   call and its baseline share the shared VM's slow and fast spells.
 - *peak extra* is the peak anonymous memory above the level before the call
-  (sampled every millisecond); the native call's is in brackets.
+  (sampled every millisecond); the native call's is in brackets. A port's
+  "peak <= largest" allows 1 MiB over the largest tensor: the sampled growth
+  also counts a new block's page rounding and the process's other allocations.
 - Targets apply at the sizes the targets name (2,000 tensors; 100M parameters;
   1 GB); smaller rows show how the cost scales.
 - A view keeps its walk from its second collect-all on and checks, on every later
