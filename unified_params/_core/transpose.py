@@ -251,11 +251,12 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     is saved; where torch's takes it too, whichever of the two is faster on
     this machine (`Race`). A new block's first touch (its page faults) is a
     cost of the memory, not of the kernel: within a write of many values the
-    memory comes back from the value before (`recycling`), and TensorFlow's
-    allocator keeps its own, so torch's copy is timed into memory whose pages
-    exist. Timed with the faults, torch's copy lost to TensorFlow's on an AVX2
-    VM and every port of 16 Linear(4096, 4096) layers into Keras took 1.29-1.48
-    s; with torch's copy, the first took 1.47 s and the next 590-609 ms.
+    memory comes back from the value before (`recycling`), so torch's copy is
+    timed into memory whose pages exist (TensorFlow's result, from its own
+    allocator, is timed as it comes). Timed with the faults, torch's copy lost
+    to TensorFlow's on an AVX2 VM and every port of 16 Linear(4096, 4096)
+    layers into Keras took 1.00-1.48 s; with torch's copy, the first took
+    1.15-1.47 s and each one after 565-654 ms.
 
     ``alongside``: the copy is made on a helper thread while other work runs
     (a save's file writes), so only kernels that share the cores are used:
