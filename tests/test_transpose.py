@@ -75,8 +75,7 @@ def test_a_copy_made_alongside_other_work_never_uses_tensorflow_kernel(torch_loa
     for name in ("torch_copy", "tiled"):
         real = getattr(transpose, name)
         monkeypatch.setattr(transpose, name, lambda a, out, _r=real, _n=name: (used.append(_n), _r(a, out)))
-    monkeypatch.setattr(transpose, "_torch_fresh", transpose._fresh_by(transpose.torch_copy))
-    monkeypatch.setattr(transpose, "_tiled_fresh", transpose._fresh_by(transpose.tiled))
+    monkeypatch.setattr(transpose, "_SHARE_CORES", (transpose.torch_copy, transpose.tiled))
     if torch_loaded:
         needs("torch")
         import torch  # noqa: F401

@@ -270,8 +270,8 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
     if alongside:
-        torch_takes = "torch" in sys.modules and _torch_takes(array)
-        return _torch_fresh(array) if torch_takes else _tiled_fresh(array)
+        kernel = next((k for k, takes in _loaded() if k in _SHARE_CORES and takes(array)), tiled)
+        return _fresh_by(kernel)(array)
     found: list[np.ndarray | None] = []
     if "tensorflow" not in sys.modules or not _tf_takes(array):
         found.append(_into_fresh(array))
@@ -414,4 +414,5 @@ def _torch_takes(array: np.ndarray) -> bool:
 
 _into_fresh = _fresh_by(copy)  # by whichever kernel `copy` picks
 _torch_fresh = _fresh_by(torch_copy)  # what `_tf_kept` races
-_tiled_fresh = _fresh_by(tiled)
+#: Kernels that run beside other work on the same cores (`transposed(alongside=True)`).
+_SHARE_CORES = (torch_copy, tiled)
