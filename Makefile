@@ -27,9 +27,12 @@ demo: $(STAMP)
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py
 
 # Tests that start processes of their own (benchmarks, the CLI, the pytest plugin, README
-# scripts, the two-process sharded launch, oneDNN's re-run) spend most of their time in them.
+# scripts, the two-process sharded launch, oneDNN's re-run, notebook kernels, the docs
+# build and its browser, killed writers, frameworks' own device set-ups) spend most of
+# their time in them.
 PROCESS_TESTS := tests/test_benchmarks.py tests/test_cli.py tests/test_plugin.py tests/test_readme.py \
-	tests/test_distributed.py tests/test_flatten_order.py
+	tests/test_distributed.py tests/test_flatten_order.py tests/test_notebook.py tests/test_site.py \
+	tests/test_sharded_frameworks.py tests/reliability/test_faults.py
 
 # The engine runs, then the process tests, go on beside the main run, in one background
 # shell (the main run alone leaves a core idle much of the time); their output follows the

@@ -330,7 +330,23 @@ class Embedding(Layer):
 
 
 @dataclass(eq=False)
-class RNN(Layer):
+class _Recurrent(Layer):
+    """What every recurrent spec layer takes and gives: ``(batch, time,
+    input_size)`` in, ``(batch, time, hidden_size)`` out."""
+
+    input_size: int
+    hidden_size: int
+    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
+
+    def input_shape(self):
+        return (None, self.input_size)
+
+    def sizes(self):
+        return ("features", self.input_size), ("features", self.hidden_size)
+
+
+@dataclass(eq=False)
+class RNN(_Recurrent):
     """A one-layer, batch-first Elman RNN, ``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)``
     (``nonlinearity="relu"``: relu), returning the whole sequence (Keras and
     Paddle: ``SimpleRNN``; Flax NNX: ``RNN(SimpleCell)``).
@@ -340,10 +356,7 @@ class RNN(Layer):
         RNN(3, 5, batch_first=True)
     """
 
-    input_size: int
-    hidden_size: int
     nonlinearity: str = "tanh"
-    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -353,41 +366,15 @@ class RNN(Layer):
                 + received(nonlinearity=self.nonlinearity)
             )
 
-    def input_shape(self):
-        return (None, self.input_size)
-
-    def sizes(self):
-        return ("features", self.input_size), ("features", self.hidden_size)
-
 
 @dataclass(eq=False)
-class LSTM(Layer):
+class LSTM(_Recurrent):
     """A one-layer, batch-first LSTM returning the whole sequence."""
 
-    input_size: int
-    hidden_size: int
-    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
-
-    def input_shape(self):
-        return (None, self.input_size)
-
-    def sizes(self):
-        return ("features", self.input_size), ("features", self.hidden_size)
-
 
 @dataclass(eq=False)
-class GRU(Layer):
+class GRU(_Recurrent):
     """A one-layer, batch-first GRU (Keras: ``reset_after=True``)."""
-
-    input_size: int
-    hidden_size: int
-    POSITIVE: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size")
-
-    def input_shape(self):
-        return (None, self.input_size)
-
-    def sizes(self):
-        return ("features", self.input_size), ("features", self.hidden_size)
 
 
 @dataclass(eq=False)
