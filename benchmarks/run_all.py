@@ -106,14 +106,20 @@ NOTES = """\
 - **Loads**: every tensor is read (ordinary reads, not a memory map: a file
   that shrinks under a map kills the process by SIGBUS) and checked (shape,
   dtype, finite once cast, tie groups that agree) before the first write, so a
-  bad file leaves the model unchanged. That holds the checkpoint in memory once.
-  A torch parameter or Keras variable that nothing else holds then keeps the
-  tensor read as its memory (a paddle one is copied into); this took the torch
-  load of 1 GiB from 3.0x to 1.5-1.7x in isolated runs here. What is left is
-  the read into fresh memory (its page faults included) and the finite check,
-  two passes over memory that two threads do not make twice as fast, against
-  the baseline's one copy from the file's mapped pages (the finite check read
-  while the chunk read is still in cache measured no faster).
+  bad file leaves the model unchanged. Where the system grants a read lease on
+  the file (no other process can open it for writing until the load is done),
+  a value that a torch parameter (or a paddle one laid out as the file is)
+  takes as it is streams through a 1 MiB buffer to be checked, then is read a
+  second time straight into the parameter's memory: no copy of the checkpoint,
+  and no new memory, whose first touch cost 2-5x a read into memory that
+  exists here (1 GiB: 310-1,500 ms against 170 ms). In an A/B run of the 1 GiB
+  torch load this took 3.0-3.6x to 1.9-2.0x of the baseline, and its extra
+  memory from 1,025 MiB to 2 MiB. What is left is the first read and its check,
+  against the baseline's one copy from the file's mapped pages. Keras
+  variables on TensorFlow (which adopt what they are given), paddle Linear
+  kernels (transposed) and files without a lease are read into new memory,
+  then checked; a torch parameter or Keras variable that nothing else holds
+  then keeps the tensor read as its memory (a paddle one is copied into).
 - **Ports**: every value is checked (shape, dtype, finite) before the first
   write, so a refused port leaves the destination as it was; no copy of the
   destination is kept (only `check_input`, not timed here, keeps one). The

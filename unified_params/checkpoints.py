@@ -176,6 +176,17 @@ def load(
     read; nothing is ever unpickled. Every tensor is read (with ordinary
     reads: a file that shrinks meanwhile is an error, never a crash) and
     checked before the first write. Transactional, as [load_state_dict][unified_params.load_state_dict].
+
+    While it runs, the load holds a read lease on each file where the system
+    grants one (Linux; a file the user owns, on a local file system, that no
+    one has open for writing): another process that opens the file for
+    writing waits until the load is done. With that proof that the file
+    cannot change, a value that a parameter can take in place (of the file's
+    dtype and layout, on a framework that lends its memory: torch, paddle)
+    is checked as it streams through a small buffer, then read again
+    straight into the parameter's memory, so no copy of the checkpoint is
+    held. Otherwise every value is read into memory before the first write.
+
     When one name holds both a single file and a sharded checkpoint, the load
     is refused. Into a model sharded over processes, every process loads at
     once (a collective call) and reads only the bytes of the blocks it holds.

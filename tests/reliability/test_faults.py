@@ -158,3 +158,49 @@ def test_durable_saves_flush_file_and_folder_others_only_rename(backend, tmp_pat
     other = specs.mlp().build(backend)
     up.load(other, path)
     assert all((p.numpy() == 3.0).all() for k, p in up.wrap(other).params().items() if k.endswith("weight"))
+
+
+def test_a_writer_waits_until_a_load_of_its_file_is_done(backend, tmp_path, monkeypatch):
+    """A load holds a read lease on the file: another process that opens it for
+    writing while it is read (to cut it short and write garbage) is held back
+    by the system until the load is done, and the model gets the values the
+    load checked. (A load that reads the file twice, once to check every value
+    and once into the parameters' memory, relies on it.)"""
+    from unified_params._core import safetensors_io as st
+
+    model = specs.mlp().build(backend)
+    up.initialize(model, up.init.Normal(), seed=5)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    want = snapshot(model)
+    up.initialize(model, up.init.Zeros())
+    script = textwrap.dedent(
+        f"""
+        import os
+        print("opening", flush=True)
+        f = os.open({str(path)!r}, os.O_WRONLY | os.O_TRUNC)
+        os.write(f, b"garbage")
+        print("written", flush=True)
+        """
+    )
+    writer: list[subprocess.Popen] = []
+    real = st.FileReader.read_into
+    first = threading.Lock()  # the load reads on several threads
+
+    def read_with_a_writer_waiting(self, view, offset, name):
+        with first:
+            if not writer:  # the first read of the load: start the writer, let it try to open the file
+                writer.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE))
+                assert writer[0].stdout.readline().strip() == b"opening"
+                time.sleep(0.5)
+                assert writer[0].poll() is None, "the writer was not held back"
+        return real(self, view, offset, name)
+
+    monkeypatch.setattr(st.FileReader, "read_into", read_with_a_writer_waiting)
+    try:
+        assert up.load(model, path).ok
+    finally:
+        out, _ = writer[0].communicate(timeout=120)
+    assert out.strip() == b"written"  # let go once the load was done
+    assert path.read_bytes() == b"garbage"
+    assert_unchanged(want, model)  # the values the load checked, not the garbage

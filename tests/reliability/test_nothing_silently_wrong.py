@@ -4,6 +4,7 @@ finding; the plain bad-input cases are in the catalogue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -581,11 +582,15 @@ def test_a_tied_file_loads_into_torch_with_the_safetensors_library(backends, tmp
 
 
 # -- 16: a load keeps the file's tensors only where nothing could tell ------------------
-def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(backends, tmp_path):
-    """A load may make the tensors it read a torch parameter's memory instead of
-    copying them again. Whatever holds the old memory must see the new values:
-    a view, an array, another process; a graph that saved the old value must
-    refuse backward, as after an in-place copy."""
+@pytest.mark.parametrize("leased", [True, False], ids=["file-leased", "file-open-for-writing"])
+def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(backends, tmp_path, leased):
+    """A load reads a file that no other process can write (a read lease)
+    straight into the parameters' memory. Without that proof (here: the file
+    is open for writing), it may make the tensors it read a torch parameter's
+    memory instead of copying them again. Either way, whatever holds the old
+    memory must see the new values: a view, an array, another process; a
+    graph that saved the old value must refuse backward, as after an in-place
+    copy."""
     if "torch" not in backends:
         pytest.skip("torch not requested")
     import torch
@@ -594,15 +599,21 @@ def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(ba
     up.initialize(source := torch.nn.Sequential(torch.nn.Linear(64, 64)), up.init.Normal(), seed=3)
     up.save(source, file)
     want = source[0].weight.detach().numpy().copy()
+    writer = contextlib.nullcontext() if leased else open(file, "r+b")  # noqa: SIM115
 
     def fresh():
         net = torch.nn.Sequential(torch.nn.Linear(64, 64))
         return net, net[0].weight, net[0].weight.data_ptr()
 
-    net, weight, before = fresh()  # nothing else holds the memory: kept, the same Parameter
+    with writer:
+        check_loads_that_keep_or_copy(torch, file, want, fresh, kept=not leased)
+
+
+def check_loads_that_keep_or_copy(torch, file, want, fresh, kept):
+    net, weight, before = fresh()  # nothing else holds the memory: kept unless read in place
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
     assert up.load(net, file).ok
-    assert net[0].weight is weight and weight.requires_grad and weight.data_ptr() != before
+    assert net[0].weight is weight and weight.requires_grad and (weight.data_ptr() != before) == kept
     np.testing.assert_array_equal(weight.detach().numpy(), want)
     net(torch.ones(1, 64)).sum().backward()
     optimizer.step()  # the optimizer still updates the parameter the model uses
@@ -625,7 +636,8 @@ def test_a_torch_load_keeps_the_tensors_it_read_only_where_nothing_could_tell(ba
     net, weight, before = fresh()  # a graph that saved the old value (the parameter itself)
     loss = (weight**2).sum()
     up.load(net, file)
-    assert weight.data_ptr() != before
+    assert (weight.data_ptr() != before) == kept
+    np.testing.assert_array_equal(weight.detach().numpy(), want)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
 
@@ -662,3 +674,50 @@ def test_a_keras_port_reuses_memory_only_once_no_read_holds_it(monkeypatch):
         np.testing.assert_array_equal(held.numpy(), want)
         for name, value in up.state_dict(source).items():
             np.testing.assert_array_equal(up.wrap(model)[name].numpy(), value)
+
+
+def test_a_load_into_the_parameters_memory_checks_every_value_before_the_first_write(backend, tmp_path):
+    """Where a framework lends its parameters' memory, a load checks every value
+    as it streams through a small buffer, then reads the file again straight
+    into the parameters. A NaN in the file's last tensor still leaves the model
+    as it was; allowed, it is loaded."""
+    from unified_params._core import safetensors_io as st
+
+    model = specs.mlp().build(backend)
+    up.initialize(model, up.init.Normal(), seed=4)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    _, infos = st.read_header(path)
+    last = max(infos, key=lambda i: i.begin)
+    with open(path, "r+b") as f:  # the last value's last element: NaN
+        f.seek(last.end - 4)
+        f.write(np.array([np.nan], np.float32).tobytes())
+    up.initialize(model, up.init.Ones())
+    before = snapshot(model)
+    with pytest.raises(up.CheckpointError, match="not finite"):
+        up.load(model, path)
+    assert_unchanged(before, model)
+    assert up.load(model, path, allow_nonfinite=True).loaded
+    loaded = up.state_dict(model)[last.name]
+    assert np.isnan(loaded.reshape(-1)[-1]) and np.isfinite(loaded.reshape(-1)[:-1]).all()
+
+
+def test_a_load_whose_file_may_have_changed_writes_nothing(backend, tmp_path, monkeypatch):
+    """Past the time the system holds a writer back, a file read twice may have
+    changed between the reads: the load refuses before its first write."""
+    from unified_params._core import leases
+
+    model = specs.mlp().build(backend)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    up.initialize(model, up.init.Ones())
+    before = snapshot(model)
+    monkeypatch.setattr(leases.Lease, "unchanged", lambda self: False)
+    if not up.wrap(
+        model
+    ).adapter.capabilities.in_place_fill:  # read whole before any write: nothing to refuse
+        assert up.load(model, path).ok
+        return
+    with pytest.raises(up.CheckpointError, match="opened for writing by another process"):
+        up.load(model, path)
+    assert_unchanged(before, model)

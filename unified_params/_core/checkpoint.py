@@ -18,6 +18,7 @@ only what the index names and refuses a shard of another save.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -224,6 +225,12 @@ def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
     Raises:
         CheckpointError: No checkpoint, both forms, or a malformed one.
     """
+    state, metadata, _ = _open_state(file)
+    return state, metadata
+
+
+def _open_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str], list[st.FileReader]]:
+    """`read_state`, and the readers of the checkpoint's files."""
     path = _checked_path(file)
     index_path = index_of(path)
     if path.name.endswith(INDEX_SUFFIX):
@@ -238,7 +245,7 @@ def read_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str]]:
         return _read_sharded(index_path)
     metadata, infos = st.read_header(path)
     reader = st.FileReader(path)
-    return {i.name: _source(reader, i) for i in infos}, metadata
+    return {i.name: _source(reader, i) for i in infos}, metadata, [reader]
 
 
 def _checked_path(file: Any) -> Path:
@@ -260,20 +267,29 @@ def load_file(
     allow_nonfinite: bool = False,
 ) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
-    state, metadata = read_state(file)
+    state, metadata, readers = _open_state(file)
     aliases = _json(metadata.get("aliases"), {}, file)
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
     refuse_file_order(model, written_naive, metadata.get("source_backend"), CheckpointError)
-    return load(
-        model,
-        state,
-        strict=strict,
-        aliases=aliases,
-        progress=progress,
-        description=f"loading {Path(file).name}",
-        allow_nonfinite=allow_nonfinite,
-    )
+    with contextlib.ExitStack() as held:
+        # Files no other process can write while they are read: values are checked as
+        # they stream by, then read again straight into the parameters (`leases`).
+        taken = [held.enter_context(r.leased()) for r in readers]
+        leased = [lease for lease in taken if lease is not None]
+        unchanged = None
+        if readers and len(leased) == len(readers):
+            unchanged = lambda: all(lease.unchanged() for lease in leased)  # noqa: E731
+        return load(
+            model,
+            state,
+            strict=strict,
+            aliases=aliases,
+            progress=progress,
+            description=f"loading {Path(file).name}",
+            allow_nonfinite=allow_nonfinite,
+            unchanged=unchanged,
+        )
 
 
 def _entries(slot: Slot) -> list[st.Entry]:
@@ -336,12 +352,13 @@ def _parse_size(size: int | str) -> int:
     )
 
 
-def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
+def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str], list[st.FileReader]]:
     index = read_index(index_path)
     weight_map: dict[str, str] = index["weight_map"]
     expected_id = index.get("metadata", {}).get("checkpoint_id")
     state: dict[str, Source] = {}
     metadata: dict[str, str] = {}
+    readers: list[st.FileReader] = []
     for shard in sorted(set(weight_map.values())):
         shard_path = index_path.parent / shard
         metadata, infos = st.read_header(shard_path)
@@ -353,6 +370,7 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
                 "or mixed with another. " + received(index=str(index_path), shard=shard)
             )
         reader = st.FileReader(shard_path)
+        readers.append(reader)
         for info in infos:
             if weight_map.get(info.name) != shard:
                 raise CheckpointError(
@@ -366,7 +384,7 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str]]:
             f"The index lists tensors no shard holds: {missing[:5]}. Expected every listed tensor in "
             "the shard the index names. " + received(index=str(index_path))
         )
-    return state, metadata
+    return state, metadata, readers
 
 
 def read_index(index_path: Path) -> dict[str, Any]:
@@ -428,6 +446,8 @@ def _source(reader: st.FileReader, info: st.TensorInfo) -> Source:
         lambda: reader.tensor(info),
         lambda sharding: sharded_checkpoint.read_block(reader, info, sharding),
         fresh=True,  # every read is a new array of the file's bytes
+        fill=lambda out: reader.fill(info, out),
+        pieces=lambda: reader.pieces(info),
     )
 
 

@@ -6,7 +6,9 @@ tensor bytes. Writing streams one tensor at a time, so a model is never
 copied whole; reading checks every offset and size against the real file
 before reading a byte of data, so a lying header cannot make it allocate what
 it claims, and reads with ordinary I/O, so a file that shrinks is an error,
-never a crash. Nothing is ever unpickled.
+never a crash. Nothing is ever unpickled. A tensor is read into a new array,
+straight into memory the caller gives (a parameter's), or a piece at a time
+through a small buffer (to check it without holding it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import struct
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +30,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import recycling
+from . import leases, recycling
 from .errors import CheckpointError, received
 from .layouts import aligned_empty, contiguous
+from .parallel import workers
 from .values import numpy_dtype
 
 #: safetensors dtype codes -> numpy dtype names.
@@ -411,14 +414,15 @@ def regular_file(path: Path) -> os.stat_result:
 
 
 class FileReader:
-    """Reads tensors from a checkpoint with ordinary reads into fresh arrays.
+    """Reads tensors from a checkpoint with ordinary reads, into fresh arrays or given memory.
 
     Deliberately not a memory mapping (this is also why checkpoints are not
     read through ``safetensors.safe_open``, which maps the file): a file that
     shrinks while it is mapped kills the process with SIGBUS on the next touch
     of a lost page, whereas a short read is an error the load can report with
-    the model unchanged. Each tensor is read once, from the page cache into an
-    aligned array the caller owns.
+    the model unchanged. A tensor is read from the page cache into an aligned
+    array the caller owns (`tensor`), into memory the caller lends (`fill`),
+    or piece by piece (`pieces`); `leased` holds other writers back meanwhile.
 
     Examples:
         >>> import tempfile, os
@@ -446,6 +450,70 @@ class FileReader:
         if out.size:
             self.read_into(_bytes_of(out), info.begin, info.name)
         return out
+
+    def fill(self, info: TensorInfo, out: np.ndarray) -> None:
+        """Read the tensor straight into ``out``, a writable C-contiguous array
+        of its shape and dtype (a parameter's own memory).
+
+        Raises:
+            CheckpointError: The file is gone or shorter than its header said.
+        """
+        if tuple(out.shape) != info.shape or out.dtype != info.dtype or not out.flags.c_contiguous:
+            raise CheckpointError(
+                f"Cannot read tensor {info.name!r} into an array of shape {tuple(out.shape)} and dtype "
+                f"{out.dtype}. Expected a C-contiguous {info.shape} {info.dtype} array. "
+                + received(name=info.name)
+            )
+        whole = _bytes_of(out)
+        if len(whole) < SPLIT_FROM or workers() < 2:
+            if len(whole):
+                self.read_into(whole, info.begin, info.name)
+            return
+        # One large read is one core's copy from the page cache: the second half on a helper.
+        half = len(whole) // 2 // PAGE * PAGE
+        failed: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                self.read_into(whole[half:], info.begin + half, info.name)
+            except BaseException as err:  # re-raised on the calling thread
+                failed.append(err)
+
+        helper = threading.Thread(target=second, name="unified-params-read", daemon=True)
+        helper.start()
+        try:
+            self.read_into(whole[:half], info.begin, info.name)
+        finally:
+            helper.join()
+        if failed:
+            raise failed[0]
+
+    def pieces(self, info: TensorInfo) -> Iterator[np.ndarray]:
+        """The tensor's elements in order, a piece of at most `PIECE_BYTES` at a
+        time, each read into one small buffer of the calling thread's that the
+        next piece overwrites (the values are checked in the CPU's caches, and
+        nothing the size of the tensor is allocated).
+
+        Raises:
+            CheckpointError: The file is gone or shorter than its header said.
+        """
+        buffer = _piece_buffer()
+        step = PIECE_BYTES // info.dtype.itemsize * info.dtype.itemsize
+        for start in range(info.begin, info.end, step):
+            piece = buffer[: min(step, info.end - start)]
+            self.read_into(_bytes_of(piece), start, info.name)
+            yield piece.view(info.dtype)
+
+    @contextmanager
+    def leased(self) -> Iterator[leases.Lease | None]:
+        """A read lease on the file while the block runs (see `leases`), or
+        ``None`` where none can be had."""
+        lease = leases.take(self._fd())
+        try:
+            yield lease
+        finally:
+            if lease is not None:
+                lease.release()
 
     def read_into(self, view: memoryview, offset: int, name: str) -> None:
         """Fill ``view`` with the file's bytes from ``offset`` on (part of tensor ``name``).
@@ -475,6 +543,24 @@ class FileReader:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+#: Size of the pieces `FileReader.pieces` reads: a few fit the caches of a core
+#: (1 MiB read and checked 1 GiB in 127 ms here, 8 MiB in 153 ms, 256 KiB in 176 ms).
+PIECE_BYTES = 1 << 20
+_local = threading.local()
+#: From this size, `FileReader.fill` reads two halves at once (1 GiB of 64 MiB
+#: tensors into a model's memory: 170 ms on one thread, 130 ms on two, here).
+SPLIT_FROM = 16 << 20
+PAGE = 4096
+
+
+def _piece_buffer() -> np.ndarray:
+    """This thread's buffer for `FileReader.pieces` (made once, then reused)."""
+    buffer: np.ndarray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = np.empty(PIECE_BYTES, np.uint8)
+    return buffer
 
 
 def _refuse_pickles(path: Path, head: bytes) -> None:

@@ -71,6 +71,12 @@ class Source:
     #: file's bytes just read): a load may give it to the framework as the
     #: variable's memory instead of copying it once more.
     fresh: bool = False
+    #: Reads the value straight into a writable C-contiguous array of its shape
+    #: and dtype (a parameter's own memory), if the source can.
+    fill: Callable[[np.ndarray], None] | None = None
+    #: The value's elements in order, a piece at a time (each piece may be
+    #: overwritten by the next), if the source can read it so.
+    pieces: Callable[[], Iterator[np.ndarray]] | None = None
 
     @classmethod
     def of(cls, value: Any, name: str) -> Source:
@@ -79,6 +85,38 @@ class Source:
             return value
         array = values.as_array(value, path=name)
         return cls(tuple(array.shape), array.dtype, lambda: array)
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """A value checked piece by piece and left in its source, read straight
+    into the variable's memory when it is written (see `load`)."""
+
+    source: Source
+    key: str
+    unchanged: Callable[[], bool]
+
+    def write(self, param: Param) -> None:
+        if not self.unchanged():
+            raise _may_have_changed(self.key)
+        assert self.source.fill is not None  # an InPlace is made only for such sources
+        try:
+            param.fill(self.source.fill, self.source.read)
+        except OSError as err:  # the read failed part way: the parameter holds part of the file's value
+            raise CheckpointError(
+                f"Reading {self.key!r} failed while it was written into the parameter ({err}): the "
+                "parameter now holds part of the file's value. Expected a readable file: load it "
+                "again once the cause is fixed. " + received(key=self.key)
+            ) from err
+
+
+def _may_have_changed(key: str) -> CheckpointError:
+    return CheckpointError(
+        f"The checkpoint was opened for writing by another process while {key!r} was being "
+        "loaded, longer ago than the system holds a writer back, so it may have changed since it "
+        "was checked. Expected the file unchanged until the load ends: load it again once the "
+        "writer is done. " + received(key=key)
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +181,9 @@ class Slot:
         tensors just read), and one variable's value may keep its array as
         its memory instead of a copy (`Param.take`).
         """
+        if isinstance(arrays[0], InPlace):
+            arrays[0].write(self.param)
+            return
         if owned and self.how == "one" and not isinstance(arrays[0], Local):
             self.param.take(arrays[0])
             return
@@ -368,6 +409,7 @@ def load(
     description: str = "loading",
     allow_nonfinite: bool = False,
     partial_error: type[Exception] = CheckpointError,
+    unchanged: Callable[[], bool] | None = None,
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
@@ -375,6 +417,13 @@ def load(
     tie groups that agree); only then is anything written, so a bad value,
     a file that shrinks or a conflict leaves the model as it was. ``partial_error``
     is raised when the framework fails a write after others succeeded.
+
+    ``unchanged`` tells whether the sources' data can have changed since the
+    load began (false once it may have: see `leases`). Given it, a value
+    that a variable can take in place (`_fills_in_place`) is checked piece by
+    piece as it streams through a small buffer, then read again straight
+    into the variable's memory: no copy of the checkpoint is held, and no
+    new memory is touched.
     """
     plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
@@ -384,13 +433,16 @@ def load(
     try:
         jobs = [(i, j, slot, k, source) for i, (slot, sources) in enumerate(plan)
                 for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
-        arrays: dict[tuple[int, int], np.ndarray] = {}
+        arrays: dict[tuple[int, int], Any] = {}  # arrays, blocks (`Local`) or `InPlace`
         nonfinite: set[str] = set()
         owned: set[int] = set()  # ids of arrays read for this load alone
 
         def read(job: tuple[int, int, Slot, str, Source]) -> None:
             i, j, slot, key, source = job
-            arrays[i, j], finite, mine = _read_value(slot, key, source)
+            if in_place is not None and _fills_in_place(slot, source):
+                arrays[i, j], finite, mine = InPlace(source, key, in_place), _pieces_finite(source), False
+            else:
+                arrays[i, j], finite, mine = _read_value(slot, key, source)
             if mine:
                 owned.add(id(arrays[i, j]))
             if not finite:
@@ -398,6 +450,8 @@ def load(
             meter.update(nbytes(source.shape, source.dtype))
 
         group = group_of(p for slot, _ in plan for p in slot.params)
+        # Twins are compared whole, and a sharded load reads blocks: both read values into memory.
+        in_place = unchanged if group is None and not twins else None
         error: BaseException | None = None
         try:
             if any(job[4].collective for job in jobs):
@@ -425,6 +479,9 @@ def load(
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
     refused = set(report.nonfinite)
+    deferred = [a for _, arrays in ready for a in arrays if isinstance(a, InPlace)]
+    if deferred and not deferred[0].unchanged():  # checked, but maybe not what a second read gives
+        raise _may_have_changed(deferred[0].key)
     write_all(
         [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)],
         report,
@@ -497,6 +554,33 @@ def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool, bool]:
     cast = values.cast_to(value, slot.param.dtype, path=key, check_overflow=False)
     mine = (source.fresh or cast is not value) and layouts.adoptable(cast)
     return cast, values.all_finite(cast), mine
+
+
+def _fills_in_place(slot: Slot, source: Source) -> bool:
+    """Whether a source's bytes can be read straight into its variable's memory:
+    one variable, laid out canonically, of the source's dtype and shape, whole
+    on this process, on a framework that lends its memory."""
+    param = slot.param
+    return (
+        slot.how == "one"
+        and source.fill is not None
+        and source.pieces is not None
+        and param.adapter.capabilities.in_place_fill
+        and param.layout.is_identity
+        and param.dtype == source.dtype.name
+        and tuple(param.native_shape) == tuple(source.shape)
+        and param.sharding() is None
+    )
+
+
+def _pieces_finite(source: Source) -> bool:
+    """Whether every element of a source is finite, read piece by piece; every
+    piece is read, so a file shorter than its header is an error here too."""
+    assert source.pieces is not None
+    finite = True
+    for piece in source.pieces():
+        finite = finite and values.all_finite(piece)
+    return finite
 
 
 def _check_twins(

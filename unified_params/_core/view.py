@@ -25,6 +25,8 @@ from .snapshot import Snapshot
 from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..backends._base import Adapter
     from ..backends.registry import Capabilities
 
@@ -776,6 +778,25 @@ class Param:
         with write_lock(self._entry.var):
             self._write(native, owned=native is array and layouts.adoptable(array))
             self._adapter.after_write(self._entry.module)
+
+    def fill(self, fill: Callable[[np.ndarray], None], read: Callable[[], np.ndarray]) -> None:
+        """Internal, for the core: write a validated value by letting ``fill``
+        write it straight into the variable's memory (native layout, which
+        must be the canonical one); where the framework lends no memory, `take`
+        what ``read`` returns instead.
+
+        Examples:
+            >>> m["0.bias"].fill(lambda out: out.fill(3.0), lambda: np.full(8, 3.0, np.float32))
+            >>> m["0.bias"].numpy()[:2]
+            array([3., 3.], dtype=float32)
+        """
+        var = self._entry.var
+        with write_lock(var):
+            filled = self._adapter.fill_in_place(var, fill)
+            if filled:
+                self._adapter.after_write(self._entry.module)
+        if not filled:
+            self.take(read())
 
     def _write(self, array: np.ndarray, owned: bool = False) -> None:
         """Write a validated native-layout value: one ``owned`` (see `take`) as
