@@ -721,3 +721,28 @@ def test_a_load_whose_file_may_have_changed_writes_nothing(backend, tmp_path, mo
     with pytest.raises(up.CheckpointError, match="opened for writing by another process"):
         up.load(model, path)
     assert_unchanged(before, model)
+
+
+def test_a_read_that_fails_while_it_fills_a_parameter_says_the_parameter_is_partly_written(
+    backend, tmp_path, monkeypatch
+):
+    """The second read goes straight into a parameter's memory: if it fails part
+    way (an I/O error), the error says that parameter holds part of the value."""
+    from unified_params._core import safetensors_io as st
+
+    model = specs.mlp().build(backend)
+    path = tmp_path / "m.safetensors"
+    up.save(model, path)
+    real = st.FileReader.fill
+
+    def half_then_fail(self, info, out):
+        real(self, info, out)
+        raise up.CheckpointError("disk error (made up)")
+
+    monkeypatch.setattr(st.FileReader, "fill", half_then_fail)
+    if not up.wrap(model).adapter.capabilities.in_place_fill:  # read whole, then written: never filled
+        assert up.load(model, path).ok
+        return
+    with pytest.raises(up.CheckpointError, match="now holds part of the file's value") as info:
+        up.load(model, path)
+    assert "disk error (made up)" in str(info.value)

@@ -99,15 +99,20 @@ class InPlace:
     def write(self, param: Param) -> None:
         if not self.unchanged():
             raise _may_have_changed(self.key)
-        assert self.source.fill is not None  # an InPlace is made only for such sources
-        try:
-            param.fill(self.source.fill, self.source.read)
-        except OSError as err:  # the read failed part way: the parameter holds part of the file's value
-            raise CheckpointError(
-                f"Reading {self.key!r} failed while it was written into the parameter ({err}): the "
-                "parameter now holds part of the file's value. Expected a readable file: load it "
-                "again once the cause is fixed. " + received(key=self.key)
-            ) from err
+        read_into = self.source.fill
+        assert read_into is not None  # an InPlace is made only for such sources
+
+        def fill(out: np.ndarray) -> None:
+            try:
+                read_into(out)
+            except Exception as err:  # the read failed part way: the parameter holds part of the file's value
+                raise CheckpointError(
+                    f"Reading {self.key!r} failed while it was written into the parameter ({err}): "
+                    "the parameter now holds part of the file's value. Expected a readable file: "
+                    "load it again once the cause is fixed. " + received(key=self.key)
+                ) from err
+
+        param.fill(fill, self.source.read)
 
 
 def _may_have_changed(key: str) -> CheckpointError:
