@@ -25,7 +25,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -272,24 +272,30 @@ def load_file(
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
     refuse_file_order(model, written_naive, metadata.get("source_backend"), CheckpointError)
+    return load(
+        model,
+        state,
+        strict=strict,
+        aliases=aliases,
+        progress=progress,
+        description=f"loading {Path(file).name}",
+        allow_nonfinite=allow_nonfinite,
+        hold=functools.partial(_leased, readers),
+    )
+
+
+@contextlib.contextmanager
+def _leased(readers: list[st.FileReader]) -> Iterator[Callable[[], bool] | None]:
+    """Read leases on every file of a checkpoint while the block runs, and a
+    check that no other process can have written them since (see `leases`);
+    ``None`` when a file gets no lease."""
     with contextlib.ExitStack() as held:
-        # Files no other process can write while they are read: values are checked as
-        # they stream by, then read again straight into the parameters (`leases`).
         taken = [held.enter_context(r.leased()) for r in readers]
         leased = [lease for lease in taken if lease is not None]
-        unchanged = None
-        if readers and len(leased) == len(readers):
-            unchanged = lambda: all(lease.unchanged() for lease in leased)  # noqa: E731
-        return load(
-            model,
-            state,
-            strict=strict,
-            aliases=aliases,
-            progress=progress,
-            description=f"loading {Path(file).name}",
-            allow_nonfinite=allow_nonfinite,
-            unchanged=unchanged,
-        )
+        if not readers or len(leased) < len(readers):
+            yield None
+        else:
+            yield lambda: all(lease.unchanged() for lease in leased)
 
 
 def _entries(slot: Slot) -> list[st.Entry]:

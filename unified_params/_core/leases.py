@@ -97,7 +97,7 @@ def take(fd: int) -> Lease | None:
     try:
         fcntl.fcntl(fd, fcntl.F_SETSIG, SIGNAL)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: not a descriptor at all
         return None
     return Lease(fd, break_time)
 

@@ -22,6 +22,7 @@ first write, then values are converted and written one parameter at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -414,7 +415,7 @@ def load(
     description: str = "loading",
     allow_nonfinite: bool = False,
     partial_error: type[Exception] = CheckpointError,
-    unchanged: Callable[[], bool] | None = None,
+    hold: Callable[[], contextlib.AbstractContextManager[Callable[[], bool] | None]] | None = None,
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
@@ -423,77 +424,85 @@ def load(
     a file that shrinks or a conflict leaves the model as it was. ``partial_error``
     is raised when the framework fails a write after others succeeded.
 
-    ``unchanged`` tells whether the sources' data can have changed since the
-    load began (false once it may have: see `leases`). Given it, a value
-    that a variable can take in place (`_fills_in_place`) is checked piece by
-    piece as it streams through a small buffer, then read again straight
-    into the variable's memory: no copy of the checkpoint is held, and no
-    new memory is touched.
+    ``hold``, when some value can be read straight into its variable's memory
+    (`_fills_in_place`), is entered for the rest of the load: it keeps the
+    sources unchanged (a read lease: see `leases`) and gives a check that
+    they still are, or ``None`` where it cannot. Given that check, such a
+    value is checked piece by piece as it streams through a small buffer,
+    then read again straight into the variable's memory: no copy of the
+    checkpoint is held, and no new memory is touched.
     """
     plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
         raise CheckpointError(_describe(report, model))
-    total = sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources)
-    meter = bar(total, progress, description)
-    try:
-        jobs = [(i, j, slot, k, source) for i, (slot, sources) in enumerate(plan)
-                for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
-        arrays: dict[tuple[int, int], Any] = {}  # arrays, blocks (`Local`) or `InPlace`
-        nonfinite: set[str] = set()
-        owned: set[int] = set()  # ids of arrays read for this load alone
-
-        def read(job: tuple[int, int, Slot, str, Source]) -> None:
-            i, j, slot, key, source = job
-            if in_place is not None and _fills_in_place(slot, source):
-                arrays[i, j], finite, mine = InPlace(source, key, in_place), _pieces_finite(source), False
-            else:
-                arrays[i, j], finite, mine = _read_value(slot, key, source)
-            if mine:
-                owned.add(id(arrays[i, j]))
-            if not finite:
-                nonfinite.add(key)
-            meter.update(nbytes(source.shape, source.dtype))
-
-        group = group_of(p for slot, _ in plan for p in slot.params)
-        # Twins are compared whole, and a sharded load reads blocks: both read values into memory.
-        in_place = unchanged if group is None and not twins else None
-        error: BaseException | None = None
-        try:
-            if any(job[4].collective for job in jobs):
-                for job in jobs:  # the same order on every process
-                    read(job)
-            else:
-                run_all(read, jobs)  # reads and checks release the GIL: files are read on all cores
-        except BaseException as err:
-            error = err
-        if group is not None:  # every rank read its own blocks: they stop or go on together
-            agree(group, error, "Loading")
-            nonfinite = {k for found in group.gather(sorted(nonfinite)) for k in found}
-        elif error is not None:
-            raise error
-        ready = [
-            (slot, [arrays[i, j] for j in range(len(sources))]) for i, (slot, sources) in enumerate(plan)
-        ]
-        report.nonfinite += [k for slot, _ in plan for k in slot.keys if k in nonfinite]
-    finally:
-        meter.close()
-    _check_twins(ready, twins, state, report)
-    if allow_nonfinite and report.nonfinite:
-        report.notes.append(f"loaded with NaN or infinity, as allowed: {_list(report.nonfinite)}")
-        report.nonfinite.clear()
-    if strict and not report.ok:
-        raise CheckpointError(_describe(report, model))
-    refused = set(report.nonfinite)
-    deferred = [a for _, arrays in ready for a in arrays if isinstance(a, InPlace)]
-    if deferred and not deferred[0].unchanged():  # checked, but maybe not what a second read gives
-        raise _may_have_changed(deferred[0].key)
-    write_all(
-        [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)],
-        report,
-        partial_error,
-        owned,
+    group = group_of(p for slot, _ in plan for p in slot.params)
+    # Twins are compared whole, and a sharded load reads blocks: both read values into memory.
+    wanted = (
+        hold is not None
+        and group is None
+        and not twins
+        and any(_fills_in_place(slot, source) for slot, sources in plan for source in sources)
     )
-    return report
+    with contextlib.ExitStack() as held:
+        in_place = held.enter_context(hold()) if hold is not None and wanted else None
+        total = sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources)
+        meter = bar(total, progress, description)
+        try:
+            jobs = [(i, j, slot, k, source) for i, (slot, sources) in enumerate(plan)
+                    for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
+            arrays: dict[tuple[int, int], Any] = {}  # arrays, blocks (`Local`) or `InPlace`
+            nonfinite: set[str] = set()
+            owned: set[int] = set()  # ids of arrays read for this load alone
+
+            def read(job: tuple[int, int, Slot, str, Source]) -> None:
+                i, j, slot, key, source = job
+                if in_place is not None and _fills_in_place(slot, source):
+                    arrays[i, j], finite, mine = InPlace(source, key, in_place), _pieces_finite(source), False
+                else:
+                    arrays[i, j], finite, mine = _read_value(slot, key, source)
+                if mine:
+                    owned.add(id(arrays[i, j]))
+                if not finite:
+                    nonfinite.add(key)
+                meter.update(nbytes(source.shape, source.dtype))
+
+            error: BaseException | None = None
+            try:
+                if any(job[4].collective for job in jobs):
+                    for job in jobs:  # the same order on every process
+                        read(job)
+                else:
+                    run_all(read, jobs)  # reads and checks release the GIL: files are read on all cores
+            except BaseException as err:
+                error = err
+            if group is not None:  # every rank read its own blocks: they stop or go on together
+                agree(group, error, "Loading")
+                nonfinite = {k for found in group.gather(sorted(nonfinite)) for k in found}
+            elif error is not None:
+                raise error
+            ready = [
+                (slot, [arrays[i, j] for j in range(len(sources))]) for i, (slot, sources) in enumerate(plan)
+            ]
+            report.nonfinite += [k for slot, _ in plan for k in slot.keys if k in nonfinite]
+        finally:
+            meter.close()
+        _check_twins(ready, twins, state, report)
+        if allow_nonfinite and report.nonfinite:
+            report.notes.append(f"loaded with NaN or infinity, as allowed: {_list(report.nonfinite)}")
+            report.nonfinite.clear()
+        if strict and not report.ok:
+            raise CheckpointError(_describe(report, model))
+        refused = set(report.nonfinite)
+        deferred = [a for _, arrays in ready for a in arrays if isinstance(a, InPlace)]
+        if deferred and not deferred[0].unchanged():  # checked, but maybe not what a second read gives
+            raise _may_have_changed(deferred[0].key)
+        write_all(
+            [(slot, arrays) for slot, arrays in ready if not refused & set(slot.keys)],
+            report,
+            partial_error,
+            owned,
+        )
+        return report
 
 
 def write_all(

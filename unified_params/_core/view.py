@@ -786,7 +786,8 @@ class Param:
         what ``read`` returns instead.
 
         Examples:
-            >>> m["0.bias"].fill(lambda out: out.fill(3.0), lambda: np.full(8, 3.0, np.float32))
+            >>> three = np.full(8, 3.0, np.float32)
+            >>> m["0.bias"].fill(lambda out: out.fill(3.0), lambda: three)
             >>> m["0.bias"].numpy()[:2]
             array([3., 3.], dtype=float32)
         """
