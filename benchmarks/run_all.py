@@ -108,18 +108,24 @@ NOTES = """\
   dtype, finite once cast, tie groups that agree) before the first write, so a
   bad file leaves the model unchanged. Where the system grants a read lease on
   the file (no other process can open it for writing until the load is done),
-  a value that a torch parameter (or a paddle one laid out as the file is)
-  takes as it is streams through a 1 MiB buffer to be checked, then is read a
-  second time straight into the parameter's memory: no copy of the checkpoint,
-  and no new memory, whose first touch cost 2-5x a read into memory that
-  exists here (1 GiB: 310-1,500 ms against 170 ms). In an A/B run of the 1 GiB
-  torch load this took 3.0-3.6x to 1.9-2.0x of the baseline, and its extra
-  memory from 1,025 MiB to 2 MiB. What is left is the first read and its check,
-  against the baseline's one copy from the file's mapped pages. Keras
-  variables on TensorFlow (which adopt what they are given), paddle Linear
-  kernels (transposed) and files without a lease are read into new memory,
-  then checked; a torch parameter or Keras variable that nothing else holds
-  then keeps the tensor read as its memory (a paddle one is copied into).
+  each value of the parameter's dtype streams through a 1 MiB buffer to be
+  checked, then is read a second time when it is written: straight into a
+  torch or paddle parameter's memory where it is laid out as the file is, else
+  into memory the value before let go, which a Keras variable keeps as its own
+  and a paddle kernel is transposed from. So no copy of the checkpoint is
+  held, and little new memory is touched, whose first touch cost 2-5x a read
+  into memory that exists here (1 GiB: 310-1,500 ms against 170 ms). In A/B
+  runs of the 1 GiB loads the torch load went from 3.0-3.6x to 1.9-2.0x of the
+  baseline and its extra memory from 1,025 MiB to 2 MiB; the paddle load from
+  0.75-1.04x to 0.54-0.75x and 784-880 MiB to 0-16 MiB; the Keras load kept
+  its time (1.2-2.0x against 1.2-1.5x) with 80-176 MiB for 1,057 MiB. What is
+  left for torch is the first read and its check, against the baseline's one
+  copy from the file's mapped pages; for Keras, the transpose of every Dense
+  kernel (the file holds torch's layout: 550-800 ms for these 1 GiB of
+  2048 x 2048 kernels with either kernel, against `load_weights`' 1.0 s in
+  all). Files without a lease are read into new memory, then checked; a torch
+  parameter or Keras variable that nothing else holds then keeps the tensor
+  read as its memory (a paddle one is copied into).
 - **Ports**: every value is checked (shape, dtype, finite) before the first
   write, so a refused port leaves the destination as it was; no copy of the
   destination is kept (only `check_input`, not timed here, keeps one). The

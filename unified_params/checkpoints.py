@@ -181,11 +181,12 @@ def load(
     grants one (Linux; a file the user owns, on a local file system, that no
     one has open for writing): another process that opens the file for
     writing waits until the load is done. With that proof that the file
-    cannot change, a value that a parameter can take in place (of the file's
-    dtype and layout, on a framework that lends its memory: torch, paddle)
-    is checked as it streams through a small buffer, then read again
-    straight into the parameter's memory, so no copy of the checkpoint is
-    held. Otherwise every value is read into memory before the first write.
+    cannot change, a value of the parameter's dtype is checked as it streams
+    through a small buffer, then read again when it is written: straight
+    into the parameter's memory where the framework lends it and the layout
+    is the file's (torch, paddle), else into memory the value before let go
+    (which a Keras variable keeps as its own). So no copy of the checkpoint
+    is held. Otherwise every value is read into memory before the first write.
 
     When one name holds both a single file and a sharded checkpoint, the load
     is refused. Into a model sharded over processes, every process loads at

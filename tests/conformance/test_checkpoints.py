@@ -228,6 +228,33 @@ def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
         assert (p.numpy()[:256] == 7 + offset).all() and (p.numpy()[256:] != 7 + offset).all()
 
 
+def test_a_load_holds_no_copy_of_the_checkpoint(backend, tmp_path):
+    """Every value is checked as it streams through a small buffer, then read
+    again when it is written: straight into the parameter's memory where the
+    framework lends it, else into memory the value before let go (a Keras
+    variable keeps the array it is handed; a paddle kernel is transposed into
+    the parameter's memory). So a load holds at most about one tensor more at a
+    time, not the checkpoint (tracemalloc sees the library's numpy buffers)."""
+    import tracemalloc
+
+    spec = S.Sequential(*[S.Linear(1024, 1024, bias=False) for _ in range(4)])  # 4 x 4 MiB
+    largest = 4 << 20
+    source, model = spec.build(backend), spec.build(backend)
+    up.initialize(source, up.init.Normal(), seed=4)
+    path = tmp_path / "m.safetensors"
+    up.save(source, path)
+    up.load(model, path)  # warm: a framework that keeps the arrays it is handed now holds the library's
+    up.initialize(model, up.init.Zeros())
+    tracemalloc.start()
+    try:
+        assert up.load(model, path).ok
+        kept, peak = tracemalloc.get_traced_memory()  # kept: arrays a framework keeps as its memory
+    finally:
+        tracemalloc.stop()
+    assert peak - kept < 2 * largest + (1 << 20), (peak, kept)
+    assert all(up.state_dict(model)[k].tobytes() == v.tobytes() for k, v in up.state_dict(source).items())
+
+
 def test_a_flattened_map_loads_only_from_a_file_that_orders_it_alike(backends, tmp_path):
     """A file records which Linears its writer kept in its framework's own (H, W, C)
     order (a flatten no graph records): conv -> Flatten -> Linear weights load bitwise

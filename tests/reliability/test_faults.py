@@ -160,14 +160,18 @@ def test_durable_saves_flush_file_and_folder_others_only_rename(backend, tmp_pat
     assert all((p.numpy() == 3.0).all() for k, p in up.wrap(other).params().items() if k.endswith("weight"))
 
 
-def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(backend, tmp_path, monkeypatch):
-    """A load that reads the file twice (once to check every value, once straight
-    into the parameters' memory) holds a read lease on it: another process that
-    opens it for writing meanwhile (to cut it short and write garbage) is held
-    back by the system until the load is done, and the model gets the values
-    the load checked. A load that reads every value into memory first takes no
-    lease: the writer goes on, and the load refuses the file cut short, the
+@pytest.mark.parametrize("leased", [True, False], ids=["leased", "no-lease"])
+def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(
+    backend, leased, tmp_path, monkeypatch
+):
+    """A load that reads the file twice (once to check every value, once to
+    write it) holds a read lease on it: another process that opens it for
+    writing meanwhile (to cut it short and write garbage) is held back by the
+    system until the load is done, and the model gets the values the load
+    checked. Where no lease can be had, the load reads every value into memory
+    first: the writer goes on, and the load refuses the file cut short, the
     model unchanged."""
+    from unified_params._core import leases
     from unified_params._core import safetensors_io as st
 
     model = specs.mlp().build(backend)
@@ -177,7 +181,8 @@ def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(backend, 
     want = snapshot(model)
     up.initialize(model, up.init.Zeros())
     zeros = snapshot(model)
-    twice = up.wrap(model).adapter.capabilities.in_place_fill
+    if not leased:
+        monkeypatch.setattr(leases, "take", lambda fd: None)
     script = textwrap.dedent(
         f"""
         import os
@@ -196,7 +201,7 @@ def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(backend, 
             if not writer:  # the first read of the load: start the writer, let it try to open the file
                 writer.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE))
                 assert writer[0].stdout.readline().strip() == b"opening"
-                if twice:
+                if leased:
                     time.sleep(0.5)
                     assert writer[0].poll() is None, "the writer was not held back"
                 else:
@@ -205,7 +210,7 @@ def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(backend, 
 
     monkeypatch.setattr(st.FileReader, "read_into", read_with_a_writer_waiting)
     try:
-        if twice:
+        if leased:
             assert up.load(model, path).ok
         else:
             with pytest.raises(up.CheckpointError, match="cut short"):
@@ -213,4 +218,4 @@ def test_a_writer_waits_until_a_load_that_reads_its_file_twice_is_done(backend, 
     finally:
         writer[0].communicate(timeout=120)
     assert writer[0].returncode == 0 and path.read_bytes() == b"garbage"
-    assert_unchanged(want if twice else zeros, model)
+    assert_unchanged(want if leased else zeros, model)

@@ -1,7 +1,8 @@
 """Read leases: proof that no other process writes a file while it is read.
 
-A load that reads a file twice (once to check every value, once straight
-into the parameters' memory) is only as safe as the file is still: bytes
+A load that reads a file twice (once to check every value, once to write
+it: straight into a parameter's memory, or into memory the value before let
+go) is only as safe as the file is still: bytes
 changed between the two reads would reach the model unchecked. On Linux, a
 *read lease* (``fcntl(F_SETLEASE, F_RDLCK)``) gives that proof. While it is
 held, another process that opens the file for writing or truncates it is

@@ -447,8 +447,7 @@ class FileReader:
             CheckpointError: The file is gone or shorter than its header said.
         """
         out = aligned_empty(info.shape, info.dtype)
-        if out.size:
-            self.read_into(_bytes_of(out), info.begin, info.name)
+        self.fill(info, out)
         return out
 
     def fill(self, info: TensorInfo, out: np.ndarray) -> None:

@@ -89,19 +89,34 @@ class Source:
 
 
 @dataclass(frozen=True)
-class InPlace:
-    """A value checked piece by piece and left in its source, read straight
-    into the variable's memory when it is written (see `load`)."""
+class Deferred:
+    """A value checked piece by piece and left in its source, read again when
+    it is written (see `load`): straight into the variable's memory where the
+    framework lends it (``in_place``), else into memory of the write's, which
+    the variable may keep (`Param.take`; within the write, the memory a
+    variable lets go takes the next value: `recycling`)."""
 
     source: Source
     key: str
     unchanged: Callable[[], bool]
+    in_place: bool
 
     def write(self, param: Param) -> None:
         if not self.unchanged():
             raise _may_have_changed(self.key)
+        if not self.in_place:
+            try:
+                value = self.source.read()
+            except Exception as err:
+                raise CheckpointError(
+                    f"Reading {self.key!r} again to write it failed ({err}); it was not written. "
+                    "Expected a readable file: load it again once the cause is fixed. "
+                    + received(key=self.key)
+                ) from err
+            param.take(value)
+            return
         read_into = self.source.fill
-        assert read_into is not None  # an InPlace is made only for such sources
+        assert read_into is not None  # a Deferred is made only for such sources
 
         def fill(out: np.ndarray) -> None:
             try:
@@ -187,7 +202,7 @@ class Slot:
         tensors just read), and one variable's value may keep its array as
         its memory instead of a copy (`Param.take`).
         """
-        if isinstance(arrays[0], InPlace):
+        if isinstance(arrays[0], Deferred):
             arrays[0].write(self.param)
             return
         if owned and self.how == "one" and not isinstance(arrays[0], Local):
@@ -424,13 +439,14 @@ def load(
     a file that shrinks or a conflict leaves the model as it was. ``partial_error``
     is raised when the framework fails a write after others succeeded.
 
-    ``hold``, when some value can be read straight into its variable's memory
-    (`_fills_in_place`), is entered for the rest of the load: it keeps the
-    sources unchanged (a read lease: see `leases`) and gives a check that
-    they still are, or ``None`` where it cannot. Given that check, such a
-    value is checked piece by piece as it streams through a small buffer,
-    then read again straight into the variable's memory: no copy of the
-    checkpoint is held, and no new memory is touched.
+    ``hold``, when some value can be read again at its write (`_defers`), is
+    entered for the rest of the load: it keeps the sources unchanged (a read
+    lease: see `leases`) and gives a check that they still are, or ``None``
+    where it cannot. Given that check, such a value is checked piece by piece
+    as it streams through a small buffer, then read again when it is
+    written: straight into the variable's memory where the framework lends
+    it (`_fills_in_place`), else into memory that the value before let go.
+    No copy of the checkpoint is held, and little new memory is touched.
     """
     plan, report, twins = plan_load(model, state, aliases)
     if strict and not report.ok:
@@ -441,7 +457,7 @@ def load(
         hold is not None
         and group is None
         and not twins
-        and any(_fills_in_place(slot, source) for slot, sources in plan for source in sources)
+        and any(_defers(slot, source) for slot, sources in plan for source in sources)
     )
     with contextlib.ExitStack() as held:
         in_place = held.enter_context(hold()) if hold is not None and wanted else None
@@ -450,14 +466,15 @@ def load(
         try:
             jobs = [(i, j, slot, k, source) for i, (slot, sources) in enumerate(plan)
                     for j, (k, source) in enumerate(zip(slot.keys, sources, strict=True))]  # fmt: skip
-            arrays: dict[tuple[int, int], Any] = {}  # arrays, blocks (`Local`) or `InPlace`
+            arrays: dict[tuple[int, int], Any] = {}  # arrays, blocks (`Local`) or `Deferred`
             nonfinite: set[str] = set()
             owned: set[int] = set()  # ids of arrays read for this load alone
 
             def read(job: tuple[int, int, Slot, str, Source]) -> None:
                 i, j, slot, key, source = job
-                if in_place is not None and _fills_in_place(slot, source):
-                    arrays[i, j], finite, mine = InPlace(source, key, in_place), _pieces_finite(source), False
+                if in_place is not None and _defers(slot, source):
+                    later = Deferred(source, key, in_place, _fills_in_place(slot, source))
+                    arrays[i, j], finite, mine = later, _pieces_finite(source), False
                 else:
                     arrays[i, j], finite, mine = _read_value(slot, key, source)
                 if mine:
@@ -493,7 +510,7 @@ def load(
         if strict and not report.ok:
             raise CheckpointError(_describe(report, model))
         refused = set(report.nonfinite)
-        deferred = [a for _, arrays in ready for a in arrays if isinstance(a, InPlace)]
+        deferred = [a for _, arrays in ready for a in arrays if isinstance(a, Deferred)]
         if deferred and not deferred[0].unchanged():  # checked, but maybe not what a second read gives
             raise _may_have_changed(deferred[0].key)
         write_all(
@@ -529,7 +546,7 @@ def write_all(
                 if not done:
                     raise
                 raise error(
-                    f"The framework failed writing {slot.keys[0]!r} ({type(err).__name__}: {err}) after "
+                    f"Writing {slot.keys[0]!r} failed ({type(err).__name__}: {err}) after "
                     f"{len(done)} of {sum(len(s.keys) for s, _ in ready)} values were written: the model "
                     f"now holds the new values of {_list(done)} and its own for the rest. Expected "
                     "every write to succeed; run it again once the cause is fixed. "
@@ -570,20 +587,31 @@ def _read_value(slot: Slot, key: str, source: Source) -> tuple[Any, bool, bool]:
     return cast, values.all_finite(cast), mine
 
 
-def _fills_in_place(slot: Slot, source: Source) -> bool:
-    """Whether a source's bytes can be read straight into its variable's memory:
-    one variable, laid out canonically, of the source's dtype and shape, whole
-    on this process, on a framework that lends its memory."""
+def _defers(slot: Slot, source: Source) -> bool:
+    """Whether a source's value can be checked piece by piece and read again
+    when it is written: one variable, of the source's dtype and canonical
+    shape (no cast to check), whole on this process, from a source that reads
+    both ways."""
     param = slot.param
     return (
         slot.how == "one"
         and source.fill is not None
         and source.pieces is not None
+        and param.dtype == source.dtype.name
+        and tuple(param.shape) == tuple(source.shape)
+        and param.sharding() is None
+    )
+
+
+def _fills_in_place(slot: Slot, source: Source) -> bool:
+    """Whether a deferred value (`_defers`) can be read straight into its
+    variable's memory: laid out canonically, on a framework that lends its memory."""
+    param = slot.param
+    return (
+        _defers(slot, source)
         and param.adapter.capabilities.in_place_fill
         and param.layout.is_identity
-        and param.dtype == source.dtype.name
         and tuple(param.native_shape) == tuple(source.shape)
-        and param.sharding() is None
     )
 
 
