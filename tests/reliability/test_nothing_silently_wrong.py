@@ -732,13 +732,18 @@ def test_a_second_read_that_fails_says_what_the_model_holds(backend, tmp_path, m
     up.save(model, path)
     up.initialize(model, up.init.Zeros())
     before = snapshot(model)
-    real = st.FileReader.fill
+    real_fill, real_tensor = st.FileReader.fill, st.FileReader.tensor
 
-    def half_then_fail(self, info, out):  # only second reads fill (checks read in pieces)
-        real(self, info, out)
+    def fill_then_fail(self, info, out):  # the check reads pieces: only second reads get here
+        real_fill(self, info, out)
         raise up.CheckpointError("disk error (made up)")
 
-    monkeypatch.setattr(st.FileReader, "fill", half_then_fail)
+    def read_then_fail(self, info):
+        real_tensor(self, info)
+        raise up.CheckpointError("disk error (made up)")
+
+    monkeypatch.setattr(st.FileReader, "fill", fill_then_fail)
+    monkeypatch.setattr(st.FileReader, "tensor", read_then_fail)
     with pytest.raises(up.CheckpointError) as info:
         up.load(model, path)
     assert "disk error (made up)" in str(info.value)

@@ -447,7 +447,7 @@ class FileReader:
             CheckpointError: The file is gone or shorter than its header said.
         """
         out = aligned_empty(info.shape, info.dtype)
-        self.fill(info, out)
+        self._read_whole(info, _bytes_of(out))
         return out
 
     def fill(self, info: TensorInfo, out: np.ndarray) -> None:
@@ -463,7 +463,10 @@ class FileReader:
                 f"{out.dtype}. Expected a C-contiguous {info.shape} {info.dtype} array. "
                 + received(name=info.name)
             )
-        whole = _bytes_of(out)
+        self._read_whole(info, _bytes_of(out))
+
+    def _read_whole(self, info: TensorInfo, whole: memoryview) -> None:
+        """Fill ``whole`` with the tensor's bytes; a large read on two threads."""
         if len(whole) < SPLIT_FROM or workers() < 2:
             if len(whole):
                 self.read_into(whole, info.begin, info.name)

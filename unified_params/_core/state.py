@@ -104,31 +104,33 @@ class Deferred:
     def write(self, param: Param) -> None:
         if not self.unchanged():
             raise _may_have_changed(self.key)
-        if not self.in_place:
-            try:
-                value = self.source.read()
-            except Exception as err:
-                raise CheckpointError(
-                    f"Reading {self.key!r} again to write it failed ({err}); it was not written. "
-                    "Expected a readable file: load it again once the cause is fixed. "
-                    + received(key=self.key)
-                ) from err
-            param.take(value)
-            return
+        if self.in_place:
+            param.fill(self._fill, self._read)  # `_read` where the framework lends no memory after all
+        else:
+            param.take(self._read())
+
+    def _read(self) -> np.ndarray:
+        """The value, read again into memory of the write's; an error here leaves the parameter as it was."""
+        try:
+            return self.source.read()
+        except Exception as err:
+            raise CheckpointError(
+                f"Reading {self.key!r} again to write it failed ({err}); it was not written. "
+                "Expected a readable file: load it again once the cause is fixed. " + received(key=self.key)
+            ) from err
+
+    def _fill(self, out: np.ndarray) -> None:
+        """The value, read again straight into the variable's memory ``out``."""
         read_into = self.source.fill
         assert read_into is not None  # a Deferred is made only for such sources
-
-        def fill(out: np.ndarray) -> None:
-            try:
-                read_into(out)
-            except Exception as err:  # the read failed part way: the parameter holds part of the file's value
-                raise CheckpointError(
-                    f"Reading {self.key!r} failed while it was written into the parameter ({err}): "
-                    "the parameter now holds part of the file's value. Expected a readable file: "
-                    "load it again once the cause is fixed. " + received(key=self.key)
-                ) from err
-
-        param.fill(fill, self.source.read)
+        try:
+            read_into(out)
+        except Exception as err:  # the read failed part way: the parameter holds part of the file's value
+            raise CheckpointError(
+                f"Reading {self.key!r} failed while it was written into the parameter ({err}): "
+                "the parameter now holds part of the file's value. Expected a readable file: "
+                "load it again once the cause is fixed. " + received(key=self.key)
+            ) from err
 
 
 def _may_have_changed(key: str) -> CheckpointError:
@@ -454,13 +456,11 @@ def load(
     group = group_of(p for slot, _ in plan for p in slot.params)
     # Twins are compared whole, and a sharded load reads blocks: both read values into memory.
     wanted = (
-        hold is not None
-        and group is None
-        and not twins
-        and any(_defers(slot, source) for slot, sources in plan for source in sources)
+        group is None and not twins and any(_defers(s, source) for s, sources in plan for source in sources)
     )
     with contextlib.ExitStack() as held:
-        in_place = held.enter_context(hold()) if hold is not None and wanted else None
+        # A check that the sources are as they were, while the hold lasts; None: read everything now.
+        unchanged = held.enter_context(hold()) if hold is not None and wanted else None
         total = sum(nbytes(s.shape, s.dtype) for _, sources in plan for s in sources)
         meter = bar(total, progress, description)
         try:
@@ -472,8 +472,8 @@ def load(
 
             def read(job: tuple[int, int, Slot, str, Source]) -> None:
                 i, j, slot, key, source = job
-                if in_place is not None and _defers(slot, source):
-                    later = Deferred(source, key, in_place, _fills_in_place(slot, source))
+                if unchanged is not None and _defers(slot, source):
+                    later = Deferred(source, key, unchanged, _fills_in_place(slot, source))
                     arrays[i, j], finite, mine = later, _pieces_finite(source), False
                 else:
                     arrays[i, j], finite, mine = _read_value(slot, key, source)
