@@ -6,6 +6,8 @@ already answered twice (so its walk is kept) must see it on the next call.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,30 @@ def test_unchanged_model_answers_from_the_kept_walk(backend):
     again["0.weight"].set(np.full((8, 4), 2.0, "float32"))  # canonical on every backend
     assert float(m.params()["0.weight"].numpy().sum()) == 64.0  # values are read live
     assert again is not m.params()  # each call hands out its own dict
+
+
+def test_a_one_use_collect_all_is_freed_when_dropped(backend):
+    """``up.wrap(m).params()`` keeps no walk, so its Params and their view form
+    no reference cycle: dropping the dict frees them at once, not at the
+    collector's next full pass (tens of thousands of objects for a large model)."""
+    net = mlp(backend)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable stays in gc.garbage
+    try:
+        found = up.wrap(net).params()
+        assert list(found) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+        del found
+        gc.collect()
+        cyclic = [o for o in gc.garbage if isinstance(o, (up.Param, up.Module))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cyclic == []
+    m = up.wrap(net)
+    warm(m)  # a kept walk keeps its Params: the view answers from them again
+    assert m.params()["0.weight"] is m.params()["0.weight"]
 
 
 @pytest.mark.parametrize("framework", [t for t in REQUESTED if for_backend(t).open_state])

@@ -97,6 +97,11 @@ class Snapshot:
         self.memo: dict[str, Any] = {}
 
     @property
+    def reusable(self) -> bool:
+        """Whether this walk is kept for later calls (it has a fingerprint)."""
+        return self._fingerprint is not None
+
+    @property
     def modules(self) -> list[tuple[str, Any]]:
         """Unique modules (first path wins) as ``(path, native)``, in walk order."""
         if self._modules is None:

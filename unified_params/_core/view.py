@@ -61,7 +61,7 @@ class Module:
         self._adapter = adapter
         self._native = native
         self._path = path
-        self._root = root if root is not None else self
+        self._root = root  # None for the root itself: a view that held itself would be a cycle
         self._snap: Snapshot | None = None
         self._lookups = 0
 
@@ -101,7 +101,7 @@ class Module:
             >>> m[0].root is m
             True
         """
-        return self._root
+        return self if self._root is None else self._root
 
     @property
     def path(self) -> str:
@@ -171,7 +171,7 @@ class Module:
             >>> [x.path for x in m.modules()]
             ['', '0', '1']
         """
-        return [Module(self._adapter, native, path, self._root) for path, native in self._snapshot().modules]
+        return [Module(self._adapter, native, path, self.root) for path, native in self._snapshot().modules]
 
     def __getitem__(self, key: int | str) -> Module | Param:
         """A child by position (``m[0]``, ``m[-1]``) or an entry by path.
@@ -260,7 +260,12 @@ class Module:
         snap = self._snapshot()
         found: dict[str, Param] | None = snap.memo.get("params")
         if found is None:
-            found = snap.memo["params"] = self._first_params(snap.entries)
+            found = self._first_params(snap.entries)
+            if not snap.reusable:  # a walk for this call alone: nothing else gets this dict
+                if where is None and trainable is None:
+                    return found
+            else:  # kept with the walk (a Param holds its view: kept only where it is reused)
+                snap.memo["params"] = found
         if where is None and trainable is None:
             return dict(found)
         match = compile_selector(where, base=self._path)
@@ -314,7 +319,7 @@ class Module:
 
     def _first_params(self, entries: list[Entry]) -> dict[str, Param]:
         """One Param per variable, at its first path, the later paths its aliases."""
-        adapter, root = self._adapter, self._root
+        adapter, root = self._adapter, self.root
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
         cut = len(self._path) + 1 if self._path else 0
@@ -337,7 +342,7 @@ class Module:
         return found
 
     def _child(self, key: str, native: Any) -> Module:
-        return Module(self._adapter, native, join(self._path, key), self._root)
+        return Module(self._adapter, native, join(self._path, key), self.root)
 
     def _at_position(self, index: int) -> Module:
         kids = self._adapter.children(self._native)
@@ -369,9 +374,9 @@ class Module:
             if depth == len(keys) - 1:
                 for entry in own_entries(self._adapter, node, node_path):
                     if key in (entry.name, entry.native_name):
-                        return Param(self._adapter, entry, self._root, None)
+                        return Param(self._adapter, entry, self.root, None)
             raise self._path_error(path, node, node_path, key)
-        return Module(self._adapter, node, node_path, self._root)
+        return Module(self._adapter, node, node_path, self.root)
 
     def _indexed(self, path: str) -> Param | None:
         """The parameter at ``path`` from the last walk's index, if it is still
@@ -401,7 +406,7 @@ class Module:
                 return None
         if not adapter.holds(node, native_name, var):
             return None
-        return Param(adapter, entry, self._root, None)
+        return Param(adapter, entry, self.root, None)
 
     def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry, str, Any]]:
         """Relative path (canonical and native leaf names) -> the modules on the
