@@ -604,12 +604,11 @@ def _defers(slot: Slot, source: Source) -> bool:
 
 
 def _fills_in_place(slot: Slot, source: Source) -> bool:
-    """Whether a deferred value (`_defers`) can be read straight into its
+    """Whether a value that `_defers` accepts can be read straight into its
     variable's memory: laid out canonically, on a framework that lends its memory."""
     param = slot.param
     return (
-        _defers(slot, source)
-        and param.adapter.capabilities.in_place_fill
+        param.adapter.capabilities.in_place_fill
         and param.layout.is_identity
         and tuple(param.native_shape) == tuple(source.shape)
     )

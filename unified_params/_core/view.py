@@ -261,11 +261,10 @@ class Module:
         found: dict[str, Param] | None = snap.memo.get("params")
         if found is None:
             found = self._first_params(snap.entries)
-            if not snap.reusable:  # a walk for this call alone: nothing else gets this dict
-                if where is None and trainable is None:
-                    return found
-            else:  # kept with the walk (a Param holds its view: kept only where it is reused)
+            if snap.reusable:  # kept with the walk (a Param holds its view: kept only where it is reused)
                 snap.memo["params"] = found
+            elif where is None and trainable is None:  # a walk for this call alone: no one else gets it
+                return found
         if where is None and trainable is None:
             return dict(found)
         match = compile_selector(where, base=self._path)
