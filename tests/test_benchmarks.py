@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         "save, durable (fsync) a checkpoint",
         "load a checkpoint",
         "port Embedding",
+        "port Embedding(4096, 16) layers (vs checking, then copying)",
         "port Linear",
         "transposing copy, numpy tiles",
         "transposing copy, torch copy_",
@@ -61,3 +63,4 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         assert f"| {backend} |" in text, backend
     assert "## Scaling" in text and "growth 4x/1x" in text
     assert "frameworks loaded: none" in text
+    assert re.search(r"- memory at the start: [\d.]+ GiB available of [\d.]+ GiB, [\d.]+ GiB in tmpfs", text)
