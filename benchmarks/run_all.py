@@ -137,10 +137,13 @@ NOTES = """\
   full `make bench`, where three 1 GiB models share the memory. The rows
   `(vs checking, then copying)` time that floor in the same run (the check,
   then the copy, by the same kernels over arrays of the same size, with none
-  of the port's bookkeeping): in an isolated run at 1 GiB it took 193 ms,
-  1.10x memcpy's 176 ms, and the ports 1.21x (torch -> paddle), 1.48x (torch
-  -> keras) and 1.21x (keras -> torch) of it; profiled, a torch -> paddle
-  port spends 207 of its 231 ms in the check and the copy. Into Keras on
+  of the port's bookkeeping): 0.96-1.10x memcpy's time at 1 GiB in the runs
+  measured. The ports between torch and paddle take 1.15-1.25x of it: the
+  same check and copy over the models' own memory, not fresh numpy arrays,
+  took 175 ms against 162 ms in one run (the port 191 ms), and a torch ->
+  paddle port profiled at 191 ms spent 63 ms on the checks, 109 ms in torch's
+  copy and 19 ms on everything else (pairing, planning, Python per tensor,
+  inflated by the profiler). Into Keras on
   TensorFlow, a variable adopts the buffer it is handed (even while the
   caller still holds it, measured), and TensorFlow's only whole-variable
   write into the memory a variable has (`ResourceStridedSliceAssign`) leaves
