@@ -201,8 +201,8 @@ NOTES = """\
 def _memory() -> str:
     """Memory free for the run and what tmpfs holds, from /proc/meminfo. Files
     left in /dev/shm hold memory, and the checkpoint rows write there: with
-    6 GiB of stale files in it, a 1 GiB Keras save measured 1.35-2.96 s here,
-    and 0.93-0.97 s once they were removed."""
+    6 GiB of stale files in it, a 1 GiB Keras save measured 1.35-2.08 s here
+    (the rounds after a first), and 0.93-0.97 s once they were removed."""
     try:
         with open("/proc/meminfo") as f:
             info = {k: int(v.split()[0]) << 10 for k, v in (line.split(":", 1) for line in f)}
