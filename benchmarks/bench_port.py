@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -66,7 +67,8 @@ def run(kind: str, scale: int, tiny: bool) -> list[Row]:
         up.initialize(models[backend], up.init.Normal(0, 0.02), seed=0)
     total = sum(p.size * 4 for p in up.wrap(models["torch"]).params().values())
     big = total >= 1e9
-    floor: dict[str, object] = {}  # the least work a port needs, where it differs from the baseline
+    # The least work a port needs, where it differs from the baseline.
+    floor: dict[str, Callable[[], None]] = {}
     if kind == "linear":  # every kernel is transposed: the bound is the fastest transposing kernel
         baselines = bound_calls(256 if tiny else 4096, scale)
         baseline, bound, target = (
@@ -108,7 +110,7 @@ def run(kind: str, scale: int, tiny: bool) -> list[Row]:
     return rows
 
 
-def _check_then_copy(source: list[np.ndarray], copies: list[np.ndarray]):
+def _check_then_copy(source: list[np.ndarray], copies: list[np.ndarray]) -> Callable[[], None]:
     """The least a port of ``source`` needs: every value checked, then copied."""
 
     def check(array: np.ndarray) -> None:
