@@ -231,3 +231,22 @@ def test_holds_agrees_after_a_parameter_tie(backend):
         assert adapter.holds(second, name, var)
     m["1.weight"], m["1.weight"]  # indexed look-ups find the shared variable
     assert m["1.weight"].native is m["0.weight"].native
+
+
+def test_collect_all_leaves_the_collector_as_it_found_it(backend):
+    """A walk pauses the cyclic collector (`gc_pause`): on again after a
+    collect-all, after one that fails, and still off if the caller turned it off."""
+    assert gc.isenabled()
+    up.wrap(mlp(backend)).params()
+    assert gc.isenabled()
+    net = for_backend(backend).unbuilt_mlp()
+    if net is not None:
+        with pytest.raises(NotBuiltError):
+            up.wrap(net).params()
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        up.wrap(mlp(backend)).params()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

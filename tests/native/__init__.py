@@ -81,6 +81,11 @@ class Native:
         twice, a head of one output."""
         raise NotImplementedError
 
+    def unbuilt_mlp(self) -> Any | None:
+        """The chapter's MLP before its variables exist (Keras builds them on the
+        first call); ``None`` where a layer makes them when it is constructed."""
+        return None
+
     # -- other native models ------------------------------------------------------
     def subclassed(self) -> Any:
         """Attribute children (encoder Linear(4, 6)), a list of two Linear(6, 6) blocks, a head Linear(6, 2)."""

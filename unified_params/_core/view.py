@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import layouts, transpose, values
+from . import gc_pause, layouts, transpose, values
 from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
 from .flatten import linear_layout
 from .paths import join, nearest, relative, split
@@ -257,10 +257,11 @@ class Module:
             >>> list(m[0].params()), m[0].params()["weight"].path
             (['weight', 'bias'], '0.weight')
         """
-        snap = self._snapshot()
-        found: dict[str, Param] | None = snap.memo.get("params")
-        if found is None:
-            found = self._first_params(snap.entries)
+        with gc_pause.paused():  # tens of thousands of lasting objects: see `gc_pause`
+            snap = self._snapshot()
+            kept: dict[str, Param] | None = snap.memo.get("params")
+            found = self._first_params(snap.entries) if kept is None else kept
+        if kept is None:
             if snap.reusable:  # kept with the walk (a Param holds its view: kept only where it is reused)
                 snap.memo["params"] = found
             elif where is None and trainable is None:  # a walk for this call alone: no one else gets it
@@ -313,7 +314,10 @@ class Module:
         """
         snap = self._snap
         if snap is None or not snap.current():
-            snap = self._snap = Snapshot(self._adapter, self._native, self._path, reusable=snap is not None)
+            with gc_pause.paused():
+                snap = self._snap = Snapshot(
+                    self._adapter, self._native, self._path, reusable=snap is not None
+                )
         return snap
 
     def _first_params(self, entries: list[Entry]) -> dict[str, Param]:

