@@ -18,17 +18,28 @@ the collector was on, the last to leave restores that.
 from __future__ import annotations
 
 import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-_lock = threading.Lock()
-_depth = 0
+from .nesting import Nesting
+
 _was_enabled = False
 
 
-@contextmanager
-def paused() -> Iterator[None]:
+def _pause() -> None:
+    global _was_enabled
+    _was_enabled = gc.isenabled()
+    gc.disable()
+
+
+def _resume() -> None:
+    if _was_enabled:
+        gc.enable()
+
+
+_pauses = Nesting(_pause, _resume)
+
+
+def paused() -> AbstractContextManager[None]:
     """Run the block with the cyclic garbage collector off.
 
     Examples:
@@ -39,16 +50,4 @@ def paused() -> Iterator[None]:
         >>> gc.isenabled()
         True
     """
-    global _depth, _was_enabled
-    with _lock:
-        if _depth == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _was_enabled:
-                gc.enable()
+    return _pauses.scope()

@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 import mmap
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
+
+from .nesting import Nesting
 
 #: Alignment, in bytes, of the arrays `aligned_empty` makes (TensorFlow's and
 #: Eigen's kernels assume 64; AVX-512 loads are fastest there).
@@ -47,14 +48,22 @@ RECYCLE_FROM = 1 << 20
 MAPPED_FROM = 32 << 20
 
 _lock = threading.RLock()  # re-entrant: a block let go inside the lock (a collection) takes it again
-_depth = 0  # scopes open, over all threads
 _largest = 0  # the largest request of the open scopes, in bytes: the most memory kept waiting
 _kept = 0  # bytes waiting in `_free`
 _free: dict[int, list[np.ndarray]] = {}  # size of the raw block -> blocks nothing holds
 
 
-@contextmanager
-def scope() -> Iterator[None]:
+def _forget() -> None:
+    """As the last scope closes: let numpy free every block kept waiting."""
+    global _largest, _kept
+    _free.clear()
+    _largest = _kept = 0
+
+
+_scopes = Nesting(closed=_forget, lock=_lock)  # scopes open, over all threads
+
+
+def scope() -> AbstractContextManager[None]:
     """Within it, large arrays from `aligned_empty` are reused once let go.
 
     Examples:
@@ -65,17 +74,7 @@ def scope() -> Iterator[None]:
         ...     aligned_empty((1024, 1024), np.float32).ctypes.data == where
         True
     """
-    global _depth, _largest, _kept
-    with _lock:
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if not _depth:
-                _free.clear()
-                _largest = _kept = 0
+    return _scopes.scope()
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -92,7 +91,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     size = nbytes + ALIGNMENT
     raw: np.ndarray | None = None
     base: Any = None
-    if _depth and nbytes >= RECYCLE_FROM:
+    if _scopes.depth and nbytes >= RECYCLE_FROM:
         with _lock:
             _largest = max(_largest, size)
             waiting = _free.get(size)
@@ -151,11 +150,12 @@ class _Block:
 
     def __del__(self) -> None:
         global _kept
-        if not _depth:  # no scope (or the interpreter is shutting down): numpy frees it
+        scopes = _scopes  # None while the interpreter shuts down
+        if scopes is None or not scopes.depth:  # no scope: numpy frees it
             return
         size = self.raw.nbytes
         with _lock:
-            if _depth and _kept + size <= _largest:
+            if scopes.depth and _kept + size <= _largest:
                 _free.setdefault(size, []).append(self.raw)
                 _kept += size
 
@@ -168,7 +168,7 @@ def active() -> bool:
         ...     active()
         True
     """
-    return _depth > 0
+    return _scopes.depth > 0
 
 
 def waiting_bytes() -> int:
