@@ -103,8 +103,15 @@ NOTES = """\
   helper keeps the next kernel on its way while a bias is written (before,
   kernels and biases alternating left one side idle at every step: the save
   took the sum of both, measured 1,062-1,336 ms as 467-666 ms of transposes
-  plus 521-608 ms of writes), and it uses torch's kernel, not TensorFlow's,
-  which does not run beside other work (see `transposed(alongside=True)`).
+  plus 521-608 ms of writes), and it picks its kernel by timing both beside
+  the writes, apart from copies made alone (see `transposed(alongside=True)`):
+  TensorFlow's shared the cores badly on an AVX2 VM and well on an AVX-512
+  one with a 260 MiB L3, where a 1 GiB Keras save went from 585-676 ms with
+  torch's kernel to 414-472 ms with TensorFlow's (the writes alone 369-386 ms;
+  median of six rounds in one process: 567 ms to 384 ms, the writes 381 ms).
+  On that VM a single 1 GiB write to tmpfs, save or plain write, now and then
+  took up to 2.1 s (the kernel slow to hand out pages), so a best of three
+  can still land on a slow round.
   Transposing straight into the file's pages (a mapped output, one pass
   fewer) was tried and is slower: 3.7-4.1x the kernel for 1 GiB, the
   mapping's page faults costing more than the pass saved.

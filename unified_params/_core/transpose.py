@@ -167,6 +167,7 @@ class Race:
 
 _INTO = Race()  # copies into memory given (`copy`)
 _FRESH = Race()  # copies that may be fresh memory (`transposed`)
+_ALONGSIDE = Race()  # the same, made beside other work on the cores (`transposed(alongside=True)`)
 
 
 def _loaded() -> list[tuple[Kernel, Callable[[np.ndarray], bool]]]:
@@ -259,26 +260,25 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     1.15-1.47 s and each one after 565-654 ms.
 
     ``alongside``: the copy is made on a helper thread while other work runs
-    (a save's file writes), so only kernels that share the cores are used:
-    torch's, else the tiles. TensorFlow's does not: 64 transposes of a 2048 x
-    2048 float32 kernel beside 1 GiB of writes to tmpfs took 1217 ms and 956
-    ms (the kernel alone 577 and 547 ms, the writes 567 and 729 ms), torch's
-    760 and 702 ms (alone 515 and 430 ms, the writes 791 and 723 ms). On an
-    AVX-512 VM with a 260 MiB L3, racing the two beside the writes picked
-    TensorFlow's (its result kept, 4-12 ms per kernel against torch's 8-12
-    ms): a 1 GiB Keras save alone in a process took 413-487 ms against
-    torch's 585-676 ms, but in ``make bench``'s process, after saves of
-    smaller models, 876 ms and 1.98 s. TensorFlow's result is new memory from
-    its allocator each time, whose cost changes with the process's history;
-    torch's copy goes into memory recycled within the save.
+    (a save's file writes). Beside that work the kernels' speeds differ from
+    their speeds alone, and which wins depends on the machine, so such copies
+    are raced apart from the others. On an AVX2 VM, 64 transposes of a 2048
+    x 2048 float32 kernel beside 1 GiB of writes to tmpfs took 1217 and 956 ms
+    with TensorFlow's kernel, 760 and 702 ms with torch's (the writes alone
+    567-791 ms). On an AVX-512 VM with a 260 MiB L3, in a Keras save of 64
+    Linear(2048, 2048) layers to tmpfs, TensorFlow's result took 7.5-11.0 ms
+    per kernel beside the writes and torch's copy 10.9-12.3 ms; the save took
+    414-472 ms with TensorFlow's kernel and 585-676 ms with torch's (the
+    writes alone 369-386 ms); over six rounds after saves of smaller models,
+    median 384 ms against 567 ms (the writes alone 381 ms). Single rounds of
+    either save, and of the writes alone, took up to 2.1 s there when tmpfs
+    was slow to hand out pages: read a save's time against the writes'.
 
     Examples:
         >>> transposed(np.arange(6.0).reshape(2, 3).T).tolist()
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
-    if alongside:
-        kernel = next((k for k, takes in _loaded() if k in _SHARE_CORES and takes(array)), tiled)
-        return _fresh_by(kernel)(array)
+    race = _ALONGSIDE if alongside else _FRESH
     found: list[np.ndarray | None] = []
     if "tensorflow" not in sys.modules or not _tf_takes(array):
         found.append(_into_fresh(array))
@@ -292,9 +292,7 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
             if make is _torch_fresh:
                 ready.append(touch_pages(aligned_empty(array.shape, array.dtype)))
 
-        _FRESH.run(
-            [_tf_kept, _torch_fresh], array.size, lambda make: found.append(make(array, *ready)), before
-        )
+        race.run([_tf_kept, _torch_fresh], array.size, lambda make: found.append(make(array, *ready)), before)
     return _into_fresh(array) if found[0] is None else found[0]  # None: TF's result unaligned
 
 
@@ -421,5 +419,3 @@ def _torch_takes(array: np.ndarray) -> bool:
 
 _into_fresh = _fresh_by(copy)  # by whichever kernel `copy` picks
 _torch_fresh = _fresh_by(torch_copy)  # what `_tf_kept` races
-#: Kernels that run beside other work on the same cores (`transposed(alongside=True)`).
-_SHARE_CORES = (torch_copy, tiled)
