@@ -110,8 +110,11 @@ NOTES = """\
   torch's kernel to 414-472 ms with TensorFlow's (the writes alone 369-386 ms;
   median of six rounds in one process: 567 ms to 384 ms, the writes 381 ms).
   On that VM a single 1 GiB write to tmpfs, save or plain write, now and then
-  took up to 2.1 s (the kernel slow to hand out pages), so a best of three
-  can still land on a slow round.
+  took up to 2.1 s. The pages of earlier runs also timed every call while a
+  thread sampled its memory every millisecond, which slowed the saves most:
+  a 1 GiB Keras save took a median 825 ms with that thread and 384 ms
+  without, a plain write 393 ms and 381 ms. Memory is now sampled in a round
+  of its own (`harness.in_turn`).
   Transposing straight into the file's pages (a mapped output, one pass
   fewer) was tried and is slower: 3.7-4.1x the kernel for 1 GiB, the
   mapping's page faults costing more than the pass saved.

@@ -271,8 +271,8 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     414-472 ms with TensorFlow's kernel and 585-676 ms with torch's (the
     writes alone 369-386 ms); over six rounds after saves of smaller models,
     median 384 ms against 567 ms (the writes alone 381 ms). Single rounds of
-    either save, and of the writes alone, took up to 2.1 s there when tmpfs
-    was slow to hand out pages: read a save's time against the writes'.
+    either save took up to 2.1 s there, and of the writes alone up to 1.7 s:
+    read a save's time against the writes', over several rounds.
 
     Examples:
         >>> transposed(np.arange(6.0).reshape(2, 3).T).tolist()
