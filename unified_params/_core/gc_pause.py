@@ -6,10 +6,12 @@ counts allocations, not garbage: every 700 new objects it scans the young
 generation, every ten of those the middle one, and now and then the whole
 heap, which holds the framework's model (hundreds of thousands of objects)
 and finds nothing to free. Paused for the walk, a first collect-all on a
-Sequential of Linear layers took 10-20% less time here (median of 7 rounds;
-2,000 and 32,000 tensors; torch, Keras and paddle). The collector resumes,
-with its counts, when the outermost pause ends; reference counting frees
-memory as usual meanwhile.
+Sequential of 16,000 Linear layers (32,000 tensors) went from 1.92x to
+1.68x of torch's ``named_parameters()``, 1.56x to 1.40x of paddle's and
+3.35x to 2.98x of Keras' ``weights`` (median of 7 rounds, both ways in one
+process); at 2,000 tensors nothing changed. The collector resumes, with its
+counts, when the outermost pause ends; reference counting frees memory as
+usual meanwhile.
 
 The pause nests, and threads may overlap: the first to enter records whether
 the collector was on, the last to leave restores that.
