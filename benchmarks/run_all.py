@@ -152,13 +152,16 @@ NOTES = """\
   full `make bench`, where three 1 GiB models share the memory. The rows
   `(vs checking, then copying)` time that floor in the same run (the check,
   then the copy, by the same kernels over arrays of the same size, with none
-  of the port's bookkeeping): 0.96-1.10x memcpy's time at 1 GiB in the runs
-  measured. The ports between torch and paddle take 1.15-1.25x of it: the
-  same check and copy over the models' own memory, not fresh numpy arrays,
-  took 175 ms against 162 ms in one run (the port 191 ms), and a torch ->
-  paddle port profiled at 191 ms spent 63 ms on the checks, 109 ms in torch's
-  copy and 19 ms on everything else (pairing, planning, Python per tensor,
-  inflated by the profiler). Into Keras on
+  of the port's bookkeeping). On an AVX2 VM it took 0.96-1.10x memcpy's time
+  at 1 GiB and the ports between torch and paddle 1.15-1.25x of it: the same
+  check and copy over the models' own memory, not fresh numpy arrays, took
+  175 ms against 162 ms in one run (the port 191 ms), and a torch -> paddle
+  port profiled at 191 ms spent 63 ms on the checks, 109 ms in torch's copy
+  and 19 ms on everything else (pairing, planning, Python per tensor,
+  inflated by the profiler). On an AVX-512 VM with a 260 MiB L3 the floor
+  took 1.16-1.27x memcpy's time and the torch <-> paddle and keras -> torch
+  ports 0.90-0.92x of the floor (why a port beats it there is not measured).
+  Into Keras on
   TensorFlow, a variable adopts the buffer it is handed (even while the
   caller still holds it, measured), and TensorFlow's only whole-variable
   write into the memory a variable has (`ResourceStridedSliceAssign`) leaves
