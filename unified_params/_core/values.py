@@ -104,21 +104,44 @@ def cast_to(array: np.ndarray, dtype: str, *, path: str, check_overflow: bool = 
 def all_finite(array: np.ndarray) -> bool:
     """Whether every element is finite (integers always are).
 
-    One vectorised sum answers almost always (a NaN or an infinity makes it
-    non-finite); only when the sum is not finite (a NaN, an infinity, or large
-    finite values whose sum overflows) are the elements checked one by one.
+    One vectorised reduction answers almost always (a NaN or an infinity makes
+    it non-finite); only when it is not finite (a NaN, an infinity, or large
+    finite values that overflow it) are the elements checked one by one. The
+    reduction is `_total`.
 
     Examples:
         >>> all_finite(np.array([1.0, 2.0], "float32")), all_finite(np.array([1.0, np.nan]))
         (True, False)
+        >>> all_finite(np.array([3e38, 3e38], "float32"))  # the reduction overflows; each is finite
+        True
     """
     if array.dtype.kind not in "fV" or not array.size:
         return True
     wide = array.astype(np.float32) if array.dtype.name == "bfloat16" else array
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(wide.sum()):
+        if np.isfinite(_total(wide)):
             return True
     return bool(np.isfinite(wide).all())
+
+
+def _total(array: np.ndarray) -> Any:
+    """A number that is NaN or infinite whenever an element is.
+
+    For contiguous float32 and float64 arrays, the dot product of the elements
+    with themselves (BLAS, which numpy ships): a square is never negative, so
+    an infinity cannot cancel another, and a NaN stays NaN. It reads memory
+    at the bus's pace, where numpy's pairwise sum is bound by its additions:
+    1 MiB of float32 in a core's cache took 21 us against 54 us on this
+    project's AVX-512 VM, and 1 GiB on both cores 39 ms against 58 ms. It
+    overflows from elements of about 1.8e19 (float32) on; `all_finite` then
+    checks them one by one. Other arrays are summed.
+    """
+    if array.dtype.type in (np.float32, np.float64) and (
+        array.flags.c_contiguous or array.flags.f_contiguous
+    ):
+        flat = array.ravel(order="K")  # a view, for either order
+        return np.dot(flat, flat)
+    return array.sum()
 
 
 def _overflowed(source: np.ndarray, cast: np.ndarray) -> bool:
