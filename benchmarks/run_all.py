@@ -118,8 +118,10 @@ NOTES = """\
   median of six rounds in one process: 567 ms to 384 ms, the writes 381 ms).
   On that VM a single 1 GiB write to tmpfs, save or plain write, now and then
   took up to 2.1 s. In a process holding a 1 GiB Keras model, 5 of 34 saves
-  had their writes stall to 1.1-1.9 s (1 of 34 with TensorFlow's and OpenMP's
-  thread pools at one thread each, which the library cannot set per call);
+  took 1.1-1.9 s, against 376-474 ms for the others (1 of 34, 951 ms, with
+  TensorFlow's and OpenMP's thread pools at one thread each, which the
+  library cannot set per call); where a stalled save's parts were timed, the
+  writes took all of the extra time;
   32 writes of the same bytes from a process with only numpy and torch,
   plain or through a temporary renamed over the old file, alone or beside a
   transposing thread, took 323-438 ms, none stalled. The cause is not found. The pages of earlier runs also timed every call while a
