@@ -121,11 +121,12 @@ NOTES = """\
   took 1.1-1.9 s, against 376-474 ms for the others (1 of 34, 951 ms, with
   TensorFlow's and OpenMP's thread pools at one thread each, which the
   library cannot set per call); where a stalled save's parts were timed, the
-  writes took all of the extra time;
-  32 writes of the same bytes from a process with only numpy and torch,
-  plain or through a temporary renamed over the old file, alone or beside a
-  transposing thread, took 323-438 ms, none stalled. The cause is not found. The pages of earlier runs also timed every call while a
-  thread sampled its memory every millisecond, which slowed the saves most:
+  writes took all of the extra time; 32 writes of the same bytes from a
+  process with only numpy and torch, plain or through a temporary renamed
+  over the old file, alone or beside a transposing thread, took 323-438 ms,
+  none stalled. The cause is not found. The pages of earlier runs also timed
+  every call while a thread sampled its memory every millisecond, which
+  slowed the saves most:
   a 1 GiB Keras save took a median 825 ms with that thread and 384 ms
   without, a plain write 393 ms and 381 ms. Memory is now sampled in a round
   of its own (`harness.in_turn`).
