@@ -65,6 +65,15 @@ def test_paddle_internals():
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"
     assert internals.hyperparameter(nn.GroupNorm(2, 8), "num_groups") == 2, "_num_groups"
     assert internals.hyperparameter(nn.GroupNorm(2, 8, epsilon=1e-4), "epsilon") == pytest.approx(1e-4)
+    conv = nn.Conv2D(3, 4, (3, 5), stride=2, padding=[0, 1, 2, 3], dilation=(1, 2), data_format="NHWC")
+    assert internals.convolution(conv) == ([3, 5], [2, 2], [1, 2], [0, 1, 2, 3], "zeros", "NHWC"), (
+        "Conv*D._kernel_size, _stride, _dilation, _padding, _padding_mode, _data_format"
+    )
+    assert internals.convolution(nn.Conv2D(3, 4, 3, padding=1, padding_mode="reflect"))[4] == "reflect"
+    assert internals.convolution(nn.Conv1DTranspose(3, 4, 3, padding="same"))[3] == "same"
+    assert internals.pad_layer(nn.ZeroPad2D([1, 2, 3, 4])) == ([1, 2, 3, 4], "constant", 0.0), "ZeroPad2D"
+    assert internals.pad_layer(nn.Pad1D([1, 0], mode="reflect")) == ([1, 0], "reflect", 0.0), "Pad1D._mode"
+    assert internals.pad_layer(nn.ReLU()) is None
 
 
 def test_flax_internals():

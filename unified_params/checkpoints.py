@@ -245,7 +245,7 @@ def port(
     rule: deep networks differ by float rounding in proportion to their
     outputs) raises `PortError` with the destination restored; the
     error's ``report`` attribute holds the [PortReport][unified_params.PortReport] (pairs,
-    hyperparameter differences, the largest difference); a difference within
+    settings that differ, the largest difference); a difference within
     float32 rounding of the outputs' scale is named so, with an ``atol`` in
     proportion to pass for a deep network. A check that any
     model would pass is refused the same way: when every source output is
@@ -274,7 +274,13 @@ def port(
     Settings that change what the weights mean (normalisations' ``eps`` and
     ``momentum``, a GroupNorm's ``num_groups``, a recurrent layer's
     activations, direction and how a bidirectional layer merges its
-    directions) are compared and listed in the report's ``differences``; one
+    directions, a convolution's stride, dilation, padding and padding mode)
+    are compared and listed in the report's ``differences``. Padding is
+    compared where the windows fall on the input both layers take, zeros of
+    a padding layer before the convolution included (a Keras graph, a torch
+    or paddle Sequential), at the input size a framework records or else at
+    every size: torch's ``padding=1`` and Keras' ``"same"`` with stride 2
+    agree on odd sizes only. One
     that changes outputs (all but ``momentum``), without ``check_input``,
     also warns (``UserWarning``). ``align="hyperparameters"`` sets the
     destination's ``eps`` and ``momentum`` to the source's (converted to each

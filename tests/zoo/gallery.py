@@ -53,7 +53,11 @@ def render(ports: list[PortResult], results: list) -> str:
         f"channels-first input `x` must agree within `atol = {TOLERANCE:.0e} x the largest source",
         "output` + `rtol=1e-4 x |output|`, or the port is refused and the destination restored;",
         "the port also refuses an input whose outputs do not depend on it. No pair needs a check",
-        "input to be right: it only proves it. Under the table: the options a pair needed",
+        "input to be right: it only proves it. Without one, a port warns where paired layers are",
+        "set to compute differently (a convolution's stride or padding, with the zeros of a",
+        "padding layer before it counted; an eps left unaligned): the column *warned without a",
+        "check input* lists those settings, and every verified pair must have none. Under the",
+        "table: the options a pair needed",
         '(`align="hyperparameters"` for BatchNorm `eps` that differ by zoo, `mapping=` rules',
         "where names and order differ, `fold_biases=True` for convolution biases the destination",
         "lacks), what was done with leaves one side lacks (a bias set to zeros, one folded into",
@@ -62,8 +66,8 @@ def render(ports: list[PortResult], results: list) -> str:
         f"{len(verified)} pairs verified, {len(refused)} refused with the reason, "
         f"{len(wrong)} not as expected.",
         "",
-        "| source | destination | input | verdict | max diff (largest output) | port time |",
-        "| --- | --- | --- | --- | ---: | ---: |",
+        "| source | destination | input | verdict | max diff (largest output) | warned without a check input | port time |",
+        "| --- | --- | --- | --- | ---: | --- | ---: |",
     ]
     small = {id(p) for p in SMALL_PAIRS}
     said: list[str] = []
@@ -71,14 +75,14 @@ def render(ports: list[PortResult], results: list) -> str:
         pair = r.pair
         verdict = r.verdict + (" (test)" if id(pair) in small else "")
         if not r.as_expected:
-            verdict += f", expected {pair.expect}"
+            verdict += f", expected {pair.expect}" if r.verdict != pair.expect else ", expected no warning"
         diff = "-" if r.max_diff != r.max_diff else f"{r.max_diff:.1e}"
         if r.largest == r.largest and r.max_diff == r.max_diff:
             diff += f" ({r.largest:.2f})"
         seconds = "-" if r.verdict != "verified" else f"{r.seconds:.1f} s"
         lines.append(
             f"| {pair.source[1]} ({pair.source[0]}) | {pair.destination[1]} ({pair.destination[0]}) "
-            f"| {pair.size}x{pair.size} | {verdict} | {diff} | {seconds} |"
+            f"| {pair.size}x{pair.size} | {verdict} | {diff} | {_warned(r.warned)} | {seconds} |"
         )
         options = ", ".join(_option(k, v) for k, v in pair.options.items())
         if pair.mapping_for is not None:
@@ -90,8 +94,9 @@ def render(ports: list[PortResult], results: list) -> str:
             )
         elif r.verdict != "verified":
             why = f"{pair.why}. " if pair.why else ""
+            warns = f"Without a check input it warns: {r.warned[0]}. " if r.warned else ""
             said.append(
-                f"- **{pair.name}**, {pair.size}x{pair.size}, {r.verdict}: {why}The library said: "
+                f"- **{pair.name}**, {pair.size}x{pair.size}, {r.verdict}: {why}{warns}The library said: "
                 f"{r.reason[:240]}..."
             )
     lines += [
@@ -133,6 +138,15 @@ def render(ports: list[PortResult], results: list) -> str:
         f"The whole gallery took {total:.0f} s ({max(r.seconds for r in results):.1f} s at most a model).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _warned(lines: list[str]) -> str:
+    """``"padding (5 layers)"``: the settings a port warns of, by how many pairs of layers."""
+    if not lines:
+        return "nothing"
+    names = [line.split(": ", 1)[1].split()[0] for line in lines]
+    return ", ".join(f"{name} ({names.count(name)} {'layer' if names.count(name) == 1 else 'layers'})"
+                     for name in dict.fromkeys(names))  # fmt: skip
 
 
 def _option(key: str, value: object) -> str:

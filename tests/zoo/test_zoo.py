@@ -29,6 +29,7 @@ def test_zoo_pair_ports_across_frameworks(pair: Pair):
     import_torchvision()
     result = port_pair(pair)
     assert result.verdict == "verified", result.reason
+    assert result.warned == []  # paired layers set alike: no false alarm without a check input
     assert result.largest >= 0.1 and result.params > 1_000_000  # outputs that a wrong weight moves
     assert result.max_diff <= 2 * TOLERANCE * result.largest
 
@@ -47,7 +48,35 @@ def test_a_zoo_pair_whose_padding_differs_is_refused_on_outputs():
     refused = port_pair(even)
     assert refused.verdict == "refused" and "output differs" in refused.reason, refused.reason
     assert refused.max_diff > 0.1 * refused.largest
-    assert odd in SMALL_PAIRS  # the same weights verify where both pad every side
+    # Said without a check input too: the first convolution pads "same" (the recorded 32 x 32
+    # input), later ones through a ZeroPadding2D before a "valid" convolution.
+    assert refused.warned[0] == (
+        "features.0.0 -> 1: padding 1/1, 1/1 (torch) vs same (0/1, 0/1 for the recorded input, 32 x 32) (keras)"
+    ), refused.warned
+    assert "features.2.conv.1.0 -> 13: padding 1/1, 1/1 (torch) vs 0/1, 0/1 (keras)" in refused.warned
+    assert all(": padding " in line for line in refused.warned)
+    assert odd in SMALL_PAIRS  # the same weights verify, with no warning, where both pad every side
+
+
+def test_a_zoo_pair_whose_strides_differ_is_warned_of_without_a_check_input():
+    """torchvision's resnet50 (v1.5) strides a bottleneck's 3 x 3 convolution, Keras'
+    ResNet50 (v1) its first 1 x 1: the weights fit, the maps do not. Without a check
+    input the port copies them and warns, naming each convolution."""
+    needs("torch")
+    needs("keras")
+    import warnings
+
+    import_torchvision()
+    pair = next(p for p in PAIRS if p.name == "resnet50 (torchvision) -> ResNet50 (keras.applications)")
+    src, dst = pair.source[2](), pair.destination[2]()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        report = up.port(src, dst, mapping=pair.mapping_for(src, dst), **pair.options)
+    strides = [line for line in report.differences if ": stride " in line]
+    assert strides[:2] == ["layer2.0.conv1 -> 39: stride 1, 1 (torch) vs 2, 2 (keras)",
+                           "layer2.0.conv2 -> 42: stride 2, 2 (torch) vs 1, 1 (keras)"], strides  # fmt: skip
+    assert len(strides) == 6  # the first bottleneck of layers 2, 3 and 4
+    assert any("will not compute what the source does" in str(w.message) for w in said)
 
 
 def test_every_refused_pair_of_the_gallery_says_why():

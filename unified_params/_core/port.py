@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent
+from . import absent, geometry
 from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -78,7 +78,11 @@ class PortReport:
         pairs: ``(source layer, destination layer, kind)`` in order.
         conversions: Per parameter, how its layout changed.
         lossy: Merges that lose information but keep outputs (Keras LSTM bias).
-        differences: Hyperparameters that differ (BatchNorm eps, momentum).
+        differences: Settings of paired layers that differ: hyperparameters
+            (BatchNorm eps, momentum) and a convolution's stride, dilation,
+            padding (with the zeros of a padding layer before it) and padding
+            mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
+            for the recorded input, 10 x 10) (keras)"``.
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
         absent: Leaves one side of a pair lacks: each destination leaf set to
@@ -317,31 +321,48 @@ def _np(dtype: str) -> Any:
 
 #: Settings whose difference changes a layer's outputs in inference mode
 #: (``momentum`` only changes how training moves the running statistics).
-CHANGES_OUTPUTS = ("eps", "num_groups", "activation", "recurrent_activation", "direction", "merge")
+CHANGES_OUTPUTS = (
+    "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
+    "stride", "dilation", "padding", "padding_mode",
+)  # fmt: skip
 
 
 def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tuple[str, str]]:
-    """Each setting that differs between two paired layers: its name, and a line for the report."""
+    """Each setting that differs between two paired layers, a convolution's
+    geometry included: its name, and a line for the report."""
     ha, hb = _settings(src, a), _settings(dst, b)
-    return [
-        (name, f"{a.name or '<root>'} -> {b.name or '<root>'}: {name} {_setting(ha[name])} ({src.backend}) "
-               f"vs {_setting(hb[name])} ({dst.backend})")
-        for name in sorted(set(ha) & set(hb))
-        if not _same_setting(ha[name], hb[name])
-    ]  # fmt: skip
+    found = [(name, _setting(ha[name]), _setting(hb[name])) for name in sorted(set(ha) & set(hb))
+             if not _same_setting(ha[name], hb[name])]  # fmt: skip
+    ga, gb = _geometry(src, a), _geometry(dst, b)
+    if ga is not None and gb is not None:
+        found += geometry.differences(ga, gb)
+    which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
+    return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
 
 
 def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
     """A paired layer's settings, with those its parent gives it (a bidirectional
     wrapper's); a part of a recurrent layer runs one way."""
     found = model.adapter.hyperparameters(native_at(model, layer.path))
-    if layer.path:
-        *above, key = split(layer.path)
-        parent = model[join(*above)].native if above else model.native
+    parent, key = _parent(model, layer)
+    if parent is not None and key is not None:
         found.update(model.adapter.settings_given(parent, key))
     if layer.part:
         found["direction"] = "reverse" if layer.part.endswith("_reverse") else "forward"
     return found
+
+
+def _geometry(model: Module, layer: Layer) -> geometry.Geometry | None:
+    """How a paired convolution lays its windows (``None`` for other layers)."""
+    return model.adapter.geometry(native_at(model, layer.path), *_parent(model, layer))
+
+
+def _parent(model: Module, layer: Layer) -> tuple[Any, str | None]:
+    """The native module holding a paired layer, and its key there (none for the root)."""
+    if not layer.path:
+        return None, None
+    *above, key = split(layer.path)
+    return (model[join(*above)].native if above else model.native), key
 
 
 def _same_setting(a: float | str, b: float | str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from .._core.flatten import FlatInput
+from .._core.geometry import Geometry
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
@@ -282,6 +283,24 @@ class Adapter(abc.ABC):
         """
         return {}
 
+    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+        """How a convolution ``module`` lays its windows over its input (kernel,
+        stride, dilation, padding and its mode), in the framework's own terms
+        translated to `Geometry`, with the zeros padding layers add before it
+        where the framework shows them feeding it (``parent``, a sequential
+        container, holds it at ``key``; a Keras graph records its inputs).
+        ``None`` for any other layer. Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.ZeroPad2d(1), torch.nn.Conv2d(3, 4, 3, stride=2))
+            >>> g = adapter_for(net).geometry(net[1], net, "1")
+            >>> g.stride, g.padding, g.before
+            ((2, 2), ((0, 0), (0, 0)), ((1, 1), (1, 1)))
+        """
+        return None
+
     def flattened_input(self, layer: Any) -> FlatInput | None:
         """What the framework records of the features a Linear ``layer`` takes:
         a map of some channels at some positions, flattened channels last or
@@ -421,6 +440,27 @@ def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:
             module.epsilon = value
         elif name == "momentum":
             module.momentum = 1.0 - value
+
+
+def runs_its_own(module: Any, bases: tuple[type, ...], method: str) -> bool:
+    """Whether ``module``'s class replaces ``method`` (its forward pass) of the
+    framework class among ``bases`` it derives from: then its settings may not
+    say what it computes (a convolution that pads in its own forward).
+
+    Examples:
+        >>> class Conv: pass
+        >>> class Padded(Conv):
+        ...     def __call__(self, x): return x
+        >>> runs_its_own(Conv(), (Conv,), "__call__"), runs_its_own(Padded(), (Conv,), "__call__")
+        (False, True)
+    """
+    base = next((b for b in bases if isinstance(module, b)), None)
+    return base is not None and _defined(type(module), method) is not _defined(base, method)
+
+
+def _defined(cls: type, name: str) -> Any:
+    """The attribute ``name`` as the first class of ``cls``'s bases that defines it holds it."""
+    return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
 
 
 def holds_layer(value: Any, layer_type: type | tuple[type, ...]) -> bool:

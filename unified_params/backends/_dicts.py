@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
+from .._core.geometry import Geometry
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
 from ._base import Adapter, KindTable, NativeVariable
@@ -60,6 +61,8 @@ class DictModuleAdapter(Adapter):
     _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any]]
     #: Kinds whose sublayers are plumbing (paddle's RNN cells share the layer's weights).
     LEAF_ONLY: frozenset[str] = frozenset()
+    #: The container that runs its children in order, each on the one before's output.
+    SEQUENTIAL: type
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +124,30 @@ class DictModuleAdapter(Adapter):
             getattr(layer, "batch_first", True) is False or getattr(layer, "time_major", False) is True
         )
         return "time_major" if time_first else None
+
+    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+        own = self.convolution(module)
+        if own is None or not isinstance(parent, self.SEQUENTIAL):
+            return own
+        kids = self._kids(parent)
+        order = list(kids)
+        before = [(0, 0)] * len(own.stride)
+        for earlier in reversed(order[: order.index(key)] if key in kids else []):
+            pads = self.zero_padding(kids[earlier])  # zeros a padding layer just before adds
+            if pads is None or len(pads) != len(before):
+                break
+            before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
+        return replace(own, before=tuple(before)) if any(p != (0, 0) for p in before) else own
+
+    def convolution(self, module: Any) -> Geometry | None:
+        """`geometry` of the layer alone, padding layers before it left out
+        (``None``: not a convolution). Default: ``None``."""
+        return None
+
+    def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
+        """The zeros a padding layer adds, ``(before, after)`` per spatial axis
+        in order; ``None`` for any other layer. Default: ``None``."""
+        return None
 
     def set_child(self, parent: Any, key: str, child: Any) -> None:
         getattr(parent, self.SLOTS.children)[key] = child
@@ -186,6 +213,18 @@ class DictModuleAdapter(Adapter):
     def reductions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         """The framework's ``sum`` and ``mean``."""
         raise NotImplementedError
+
+
+def last_axis_first(flat: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` per spatial axis, first axis first, from padding
+    amounts listed last axis first, as torch's and paddle's ``pad`` take them.
+
+    Examples:
+        >>> last_axis_first([1, 2, 3, 4])  # left 1, right 2, top 3, bottom 4
+        ((3, 4), (1, 2))
+    """
+    amounts = list(flat)
+    return tuple((amounts[i], amounts[i + 1]) for i in range(len(amounts) - 2, -1, -2))
 
 
 def registered_variables(

@@ -14,7 +14,7 @@ filter. Gradients come from ``nnx.grad`` and live in a `GradStore`.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, ClassVar
 
 import jax
@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from ..._core.errors import UnsupportedError, received
+from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
@@ -32,6 +33,7 @@ from .._base import (
     activations,
     epsilon_momentum,
     holds_layer,
+    runs_its_own,
     set_epsilon_momentum,
 )
 from . import internals, tables
@@ -330,6 +332,38 @@ class FlaxAdapter(Adapter):
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
 
+    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+        if not isinstance(module, (nnx.Conv, nnx.ConvTranspose)):
+            return None
+        kernel = _per_axis(module.kernel_size, 1)  # an int: one axis
+        axes = len(kernel)
+        stride, dilation = _per_axis(module.strides or 1, axes), _per_axis(module.kernel_dilation or 1, axes)
+        transposed = isinstance(module, nnx.ConvTranspose)
+        given, mode = module.padding, "zeros"
+        padding: tuple[Pad, ...]
+        if (
+            transposed
+            or getattr(module, "input_dilation", 1) not in (1, None, (1,) * axes)
+            or runs_its_own(module, (nnx.Conv,), "__call__")
+        ):
+            padding = (None,) * axes  # lax's transposed padding, or a dilated input: not resolved
+        elif isinstance(given, str):
+            mode = "circular" if given == "CIRCULAR" else "zeros"
+            if given == "SAME":
+                padding = (SAME,) * axes
+            elif given == "CIRCULAR":  # wraps (k - 1) // 2 before and k // 2 after, at any stride
+                spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
+                padding = tuple(((span - 1) // 2, span // 2) for span in spans)
+            elif given == "CAUSAL":
+                padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
+            else:
+                padding = ((0, 0),) * axes if given == "VALID" else (None,) * axes
+        elif isinstance(given, int):
+            padding = ((given, given),) * axes
+        else:
+            padding = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in given)
+        return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
+
     def input_layout(self, layer: Any) -> str | None:
         return "time_major" if isinstance(layer, nnx.RNN) and layer.time_major else None
 
@@ -396,3 +430,8 @@ class FlaxAdapter(Adapter):
 
 
 ADAPTER = FlaxAdapter()
+
+
+def _per_axis(value: int | Sequence[int], axes: int) -> tuple[int, ...]:
+    """An NNX setting given as one int for every axis, or one per axis."""
+    return (value,) * axes if isinstance(value, int) else tuple(int(v) for v in value)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.flatten import FlatInput
+from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
@@ -29,12 +30,18 @@ from .._base import (
     activations,
     epsilon_momentum,
     holds_layer,
+    runs_its_own,
     set_epsilon_momentum,
 )
 from . import graph, internals, tables
 from .engines import engine_for
 
 L = keras.layers
+_TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
+_CONV_LAYERS = (
+    L.Conv1D, L.Conv2D, L.Conv3D, L.SeparableConv1D, L.SeparableConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
+    *_TRANSPOSED,
+)  # fmt: skip
 _ROLE_ORDER = (
     (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
     (internals.Functional, "functional"), (L.RNN, "rnn"),
@@ -231,6 +238,23 @@ class KerasAdapter(Adapter):
 
     def after_structure_change(self, model: Any) -> None:
         internals.retrack_engine_mirrors(model)
+
+    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+        if not isinstance(module, _CONV_LAYERS):
+            return None
+        kernel, dilation = tuple(module.kernel_size), tuple(module.dilation_rate)
+        transposed = isinstance(module, _TRANSPOSED)
+        padding: tuple[Pad, ...]
+        if transposed or runs_its_own(module, _CONV_LAYERS, "call"):
+            padding = (None,) * len(kernel)  # not resolved for a transposed one; its own call may pad
+        elif module.padding == "causal":  # all of it before, as a causal Conv1D pads
+            padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
+        else:
+            padding = tuple(SAME if module.padding == "same" else (0, 0) for _ in kernel)
+        fed = None if transposed else graph.convolution_input(module, len(kernel))
+        sizes, before = fed if fed is not None else (None, None)
+        return Geometry(kernel, tuple(module.strides), dilation, padding, before=before, sizes=sizes,
+                        transposed=transposed)  # fmt: skip
 
     def flattened_input(self, layer: Any) -> FlatInput | None:
         return graph.flattened_input(layer)

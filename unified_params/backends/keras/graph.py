@@ -1,5 +1,5 @@
-"""What a Keras model's graph records: the features a Dense layer takes, and
-where a layer's outputs go.
+"""What a Keras model's graph records: the features a Dense layer takes,
+what feeds a convolution, and where a layer's outputs go.
 
 A functional model, and a Sequential once built, keep the graph of their
 layers (every call of a layer is a node with its input tensors' shapes). A
@@ -112,6 +112,52 @@ def _data_format(node: Any) -> str:
         if data_format in ("channels_last", "channels_first"):
             return data_format
     return keras.config.image_data_format()
+
+
+#: Layers that pad a map with zeros, ``padding`` holding ``(before, after)`` per axis.
+_ZERO_PADS = (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D)
+
+
+def convolution_input(
+    layer: Any, axes: int
+) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]] | None:
+    """The size of each spatial axis of the map a convolution takes, and the
+    zeros ``ZeroPadding`` layers just before it add, ``(before, after)`` per
+    axis, if every call of the layer in the graph agrees; ``None`` otherwise
+    (never called in a graph, or called on other maps).
+
+    Examples:
+        >>> inputs = keras.Input((9, 9, 3))
+        >>> conv = L.Conv2D(4, 3, strides=2)
+        >>> model = keras.Model(inputs, conv(L.ZeroPadding2D(((0, 1), (0, 1)))(inputs)))
+        >>> convolution_input(conv, 2)
+        ((10, 10), ((0, 1), (0, 1)))
+    """
+    found = set()
+    for node in internals.inbound_nodes(layer):
+        tensors = node.input_tensors
+        if len(tensors) != 1 or len(tensors[0].shape) != axes + 2:
+            return None
+        shape = tuple(tensors[0].shape)
+        first = getattr(layer, "data_format", "channels_last") == "channels_first"
+        sizes = shape[2:] if first else shape[1:-1]
+        before = [(0, 0)] * axes
+        parents = node.parent_nodes
+        while len(parents) == 1 and isinstance(parents[0].operation, _ZERO_PADS):
+            pads = _pairs(parents[0].operation.padding)
+            if len(pads) != axes:
+                break
+            before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
+            parents = parents[0].parent_nodes
+        found.add((sizes, tuple(before)))
+    return found.pop() if len(found) == 1 else None
+
+
+def _pairs(padding: Any) -> tuple[tuple[int, int], ...]:
+    """``ZeroPadding1D``'s ``(before, after)``, or the pair per axis of the others."""
+    if isinstance(padding[0], int):
+        return ((int(padding[0]), int(padding[1])),)
+    return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
 def consumers(root: Any, layer: Any) -> list[Any] | None:

@@ -12,12 +12,13 @@ import paddle
 from paddle import nn
 
 from ..._core.errors import UnsupportedError, received
+from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
-from .._base import KindTable
-from .._dicts import DictModuleAdapter, training_mode
+from .._base import KindTable, runs_its_own
+from .._dicts import DictModuleAdapter, last_axis_first, training_mode
 from . import internals
 
 _KINDS: dict[type, str] = {
@@ -47,6 +48,7 @@ _KIND = KindTable(_KINDS)
 
 
 _TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+_CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", *_TRANSPOSE)
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 # Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
@@ -59,6 +61,7 @@ _XAVIER = {"weight": XavierUniform(), "bias": Zeros()}
 class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
     SLOTS = internals.SLOTS
+    SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
@@ -142,6 +145,33 @@ class PaddleAdapter(DictModuleAdapter):
             out["num_groups"] = float(num_groups)
         return out
 
+    def convolution(self, module: Any) -> Geometry | None:
+        if self.KINDS(type(module)) not in _CONVOLUTIONS:
+            return None
+        kernel, stride, dilation, given, mode, data_format = internals.convolution(module)
+        transposed = self.KINDS(type(module)) in _TRANSPOSE
+        padding = _paddings(given, len(kernel), data_format)
+        if runs_its_own(module, tuple(c for c, kind in _KINDS.items() if kind in _CONVOLUTIONS), "forward"):
+            padding = (None,) * len(kernel)  # it may pad otherwise than its settings say
+        elif transposed:  # what it crops from its output; output_padding gives back the end
+            extra = getattr(module, "output_padding", 0)
+            extras = [extra] * len(kernel) if isinstance(extra, int) else list(extra)
+            padding = tuple(  # a name ("same") is not resolved for a transposed convolution
+                (p[0], p[1] - e) if isinstance(p, tuple) else None
+                for p, e in zip(padding, extras, strict=True)
+            )
+        elif SAME in padding and any(d != 1 for d in dilation):
+            padding = (None,) * len(kernel)  # paddle's "SAME" with dilation: not resolved here
+        return Geometry(
+            tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
+        )
+
+    def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
+        found = internals.pad_layer(module)
+        if found is None or found[1] != "constant" or found[2] != 0:
+            return None
+        return last_axis_first(found[0])
+
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         for name, value in values.items():
             if name == "eps":
@@ -215,6 +245,26 @@ def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
     import ml_dtypes
 
     return bits.view(ml_dtypes.bfloat16)
+
+
+def _paddings(given: Any, axes: int, data_format: str) -> tuple[Pad, ...]:
+    """``(before, after)`` per spatial axis from paddle's ``padding`` argument:
+    an int; ``"same"`` or ``"valid"`` in either case; one int per axis; two
+    per axis, axis after axis; or a pair per axis of the input, the batch's
+    and the channels' ``[0, 0]`` included."""
+    if isinstance(given, str):
+        return (SAME if given.lower() == "same" else (0, 0),) * axes
+    if isinstance(given, int):
+        return ((given, given),) * axes
+    amounts = list(given)
+    if amounts and isinstance(amounts[0], (list, tuple)):
+        spatial = amounts[2:] if data_format.startswith("NC") else amounts[1:-1]
+        return tuple((int(lo), int(hi)) for lo, hi in spatial)
+    if len(amounts) == axes:
+        return tuple((int(p), int(p)) for p in amounts)
+    if len(amounts) == 2 * axes:
+        return tuple((int(amounts[i]), int(amounts[i + 1])) for i in range(0, 2 * axes, 2))
+    return (None,) * axes
 
 
 ADAPTER = PaddleAdapter()

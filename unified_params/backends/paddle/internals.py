@@ -33,3 +33,29 @@ def hyperparameter(module: Any, name: str) -> Any:
 def set_hyperparameter(module: Any, name: str, value: float) -> None:
     """Set ``_epsilon`` or ``_momentum`` (paddle 3.3.1), read by every forward."""
     setattr(module, f"_{name}", value)
+
+
+def convolution(layer: Any) -> tuple[list[int], list[int], list[int], Any, str, str]:
+    """A convolution's kernel size, stride and dilation (lists per spatial axis),
+    its ``padding`` argument as given (an int, a string, or a list), its
+    padding mode and its data format: paddle 3.3.1 keeps them as
+    ``_kernel_size``, ``_stride``, ``_dilation``, ``_padding``,
+    ``_padding_mode`` and ``_data_format`` on every ``Conv*D`` and
+    ``Conv*DTranspose`` (no public attribute)."""
+    return (
+        list(layer._kernel_size),
+        list(layer._stride),
+        list(layer._dilation),
+        layer._padding,
+        layer._padding_mode,
+        layer._data_format,
+    )
+
+
+def pad_layer(layer: Any) -> tuple[list[int], str, float] | None:
+    """A padding layer's amounts (last axis first), mode and fill value:
+    paddle 3.3.1 keeps them as ``padding``, ``_mode`` and ``value`` on
+    ``Pad1D/2D/3D`` and ``ZeroPad1D/2D/3D``; ``None`` for any other layer."""
+    if not isinstance(layer, (nn.Pad1D, nn.Pad2D, nn.Pad3D, nn.ZeroPad1D, nn.ZeroPad2D, nn.ZeroPad3D)):
+        return None
+    return [int(p) for p in layer.padding], layer._mode, float(layer.value)

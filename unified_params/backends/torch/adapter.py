@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
+from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
-from .._base import KindTable
-from .._dicts import DictModuleAdapter
+from .._base import KindTable, runs_its_own
+from .._dicts import DictModuleAdapter, last_axis_first
 from . import internals, sharded
 
 _KIND = KindTable(
@@ -43,6 +44,11 @@ _KIND = KindTable(
         nn.ModuleDict: "container",
     }
 )
+_CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_ZERO_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)  # ZeroPad*d among them
+#: Convolutions of model zoos that pad by TensorFlow's "same" rule in their own forward
+#: (timm's ``tf_*`` models), by module and class name: nothing is imported to know them.
+_PADS_SAME = {("timm.layers.conv2d_same", "Conv2dSame"), ("timm.layers.conv2d_same", "Conv2dSameExport")}
 _SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
@@ -55,6 +61,7 @@ _CONVOLUTIONS = (
 class TorchAdapter(DictModuleAdapter):
     name = "torch"
     SLOTS = internals.SLOTS
+    SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     DEFAULT_INIT = {
         **{kind: _AFFINE for kind in _CONVOLUTIONS},
@@ -137,6 +144,37 @@ class TorchAdapter(DictModuleAdapter):
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         for name, value in values.items():
             setattr(module, name, value)  # torch's eps and momentum are plain attributes
+
+    def convolution(self, module: Any) -> Geometry | None:
+        if not isinstance(module, _CONV_LAYERS):
+            return None
+        padding: tuple[Pad, ...]
+        if (type(module).__module__, type(module).__name__) in _PADS_SAME:
+            padding = (SAME,) * len(module.kernel_size)
+        elif runs_its_own(module, _CONV_LAYERS, "forward") or runs_its_own(
+            module, _CONV_LAYERS, "_conv_forward"
+        ):
+            padding = (None,) * len(module.kernel_size)  # it may pad otherwise than its settings say
+        elif module.transposed:  # what it crops from its output: output_padding gives back the end
+            crops = [int(p) for p in module.padding]
+            padding = tuple((p, p - int(e)) for p, e in zip(crops, module.output_padding, strict=True))
+        elif isinstance(module.padding, str):  # "same" (stride 1 only) or "valid"
+            padding = tuple(SAME if module.padding == "same" else (0, 0) for _ in module.kernel_size)
+        else:
+            padding = tuple((p, p) for p in module.padding)
+        return Geometry(
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            tuple(module.dilation),
+            padding,
+            mode=module.padding_mode,  # zeros, reflect, replicate, circular: the names used here
+            transposed=module.transposed,
+        )
+
+    def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
+        if not isinstance(module, _ZERO_PADS) or module.value != 0:
+            return None
+        return last_axis_first(module.padding)
 
     def tensor(self, array: np.ndarray) -> Any:
         return torch.from_numpy(array)

@@ -1,0 +1,244 @@
+"""Convolution geometry: a port warns of a stride or padding that differs exactly
+when the two models' outputs differ.
+
+The rule (`unified_params._core.geometry`) is checked on its own, then against
+the frameworks themselves: for a grid of kernels, strides, paddings and input
+sizes, a torch convolution is ported into a Keras, paddle or Flax one with no
+check input, and the port's warning must agree with what running both models
+shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from unified_params._core.geometry import SAME, Geometry, differences
+
+
+def _conv(padding, stride=2, kernel=3, **more) -> Geometry:
+    return Geometry((kernel,), (stride,), (1,), (padding,), **more)
+
+
+def test_same_with_stride_two_agrees_with_one_on_each_side_on_odd_sizes_only():
+    torch_like = _conv((1, 1))
+    assert differences(torch_like, _conv(SAME, sizes=(9,))) == []
+    assert differences(torch_like, _conv(SAME, sizes=(10,))) == [
+        ("padding", "1/1", "same (0/1 for the recorded input, 10)")
+    ]
+    assert differences(torch_like, _conv(SAME)) == [  # no size recorded: it depends on it
+        ("padding", "1/1", "same (0/1 or 1/1 per axis, by the input's size)")
+    ]
+    assert differences(_conv(SAME), _conv(SAME)) == []
+
+
+def test_padding_the_windows_never_reach_is_no_difference():
+    """At 10 positions, a 3-wide kernel with stride 2 takes windows at -1, 1, ..., 7
+    whether or not one more zero follows the input: (1, 1) and (1, 0) agree."""
+    assert differences(_conv((1, 1), sizes=(10,)), _conv((1, 0))) == []
+    assert differences(_conv((1, 1), sizes=(9,)), _conv((1, 0))) != []  # there the last window needs it
+    assert differences(_conv((1, 1)), _conv((1, 0))) != []  # for some size it does
+
+
+def test_a_padding_layer_before_counts_as_the_convolution_s_own():
+    padded = _conv((0, 0), before=((1, 1),))
+    assert differences(padded, _conv((1, 1))) == []
+    assert differences(padded, _conv((0, 0)))[0][:2] == ("padding", "1/1")
+    # Its recorded size is of the padded map: the input both layers take is smaller.
+    assert differences(_conv((0, 0), before=((0, 1),), sizes=(11,)), _conv(SAME)) == []  # "same" at 10: 0/1
+    assert differences(_conv((0, 0), before=((1, 1),), sizes=(11,)), _conv(SAME)) == []  # "same" at 9: 1/1
+    assert differences(_conv((0, 0), before=((0, 1),), sizes=(10,)), _conv(SAME)) != []  # "same" at 9: 1/1
+
+
+def test_stride_one_same_is_fixed_and_an_even_kernel_pads_after():
+    assert differences(_conv(SAME, stride=1), _conv((1, 1), stride=1)) == []
+    assert differences(_conv(SAME, stride=1, kernel=2), _conv((0, 1), stride=1, kernel=2)) == []
+    assert differences(_conv(SAME, stride=1, kernel=2), _conv((1, 0), stride=1, kernel=2)) == [
+        ("padding", "same (0/1)", "1/0")
+    ]
+
+
+def test_stride_dilation_and_mode_are_reported_and_unknown_padding_is_not_compared():
+    assert differences(_conv((1, 1)), _conv((1, 1), stride=1)) == [("stride", "2", "1")]
+    dilated = Geometry((3,), (1,), (2,), ((2, 2),))
+    assert differences(dilated, _conv((2, 2), stride=1)) == [("dilation", "2", "1")]
+    assert differences(_conv((1, 1), mode="reflect"), _conv((1, 1))) == [("padding_mode", "reflect", "zeros")]
+    assert differences(_conv((0, 0), mode="reflect"), _conv((0, 0))) == []  # nothing padded: no mode
+    assert differences(_conv(None), _conv((5, 5))) == []  # an adapter that cannot say: no claim
+    crop = Geometry((3,), (2,), (1,), ((1, 0),), transposed=True)  # torch's padding=1, output_padding=1
+    assert differences(crop, Geometry((3,), (2,), (1,), ((1, 1),), transposed=True)) == [
+        ("padding", "1/0", "1/1")
+    ]
+    assert differences(crop, Geometry((3,), (2,), (1,), (None,), transposed=True)) == []
+
+
+@pytest.mark.parametrize("size", [9, 10])
+def test_same_pads_as_keras_and_torch_pad_it(size):
+    """`Geometry.pads` for "same" against the frameworks: a Keras "same" convolution of
+    a map of ones gives what torch gives with those zeros padded explicitly."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    for kernel, stride, dilation in itertools.product((1, 2, 3, 4), (1, 2, 3), (1, 2)):
+        if stride > 1 and dilation > 1:
+            continue  # Keras refuses both at once
+        layer = keras.layers.Conv1D(1, kernel, strides=stride, dilation_rate=dilation, padding="same")
+        x = np.random.default_rng(0).standard_normal((1, size, 1)).astype("float32")
+        ours = keras.ops.convert_to_numpy(layer(x))[0, :, 0]
+        lo, hi = Geometry((kernel,), (stride,), (dilation,), (SAME,)).pads(size)
+        weight = torch.from_numpy(keras.ops.convert_to_numpy(layer.kernel)).permute(2, 1, 0)
+        padded = torch.nn.functional.pad(torch.from_numpy(x).permute(0, 2, 1), (lo, hi))
+        theirs = torch.nn.functional.conv1d(padded, weight, torch.from_numpy(keras.ops.convert_to_numpy(layer.bias)),
+                                            stride=stride, dilation=dilation)[0, 0].numpy()  # fmt: skip
+        assert ours.shape == theirs.shape and np.allclose(ours, theirs, atol=1e-5), (kernel, stride, dilation)
+
+
+def _port_says(src, dst) -> list[str]:
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        report = up.port(src, dst)
+    changing = [line for line in report.differences if ": padding" in line or ": stride" in line]
+    assert bool(changing) == any("will not compute" in str(w.message) for w in said)
+    return changing
+
+
+def _outputs_differ(src, dst, size) -> bool:
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype("float32")
+    a, b = up.forward(src, x), up.forward(dst, x)
+    return a.shape != b.shape or not np.allclose(a, b, atol=1e-5)
+
+
+def _torch_conv(kernel, stride, padding, pad_layer=None):
+    import torch
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, 4, kernel, stride=stride, padding=padding)]
+    return torch.nn.Sequential(*([pad_layer] if pad_layer is not None else []), *layers).eval()
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["size recorded", "size unknown"])
+def test_a_port_into_keras_warns_exactly_when_the_outputs_differ(recorded):
+    needs("torch")
+    needs("keras")
+    import keras
+
+    checked, seen = 0, set()
+    for kernel, stride, padding, keras_padding, zero_pad in itertools.product(
+        (2, 3), (1, 2), (0, 1), ("valid", "same"), (None, ((0, 1), (0, 1)), 1)
+    ):
+        if zero_pad is not None and keras_padding == "same":
+            continue
+        sizes = (9, 10)
+        for size in sizes if recorded else [None]:
+            shape = (size, size, 3) if recorded else (None, None, 3)
+            pads = [keras.layers.ZeroPadding2D(zero_pad)] if zero_pad is not None else []
+            dst = keras.Sequential([keras.Input(shape), *pads, keras.layers.Conv2D(4, kernel, strides=stride,
+                                                                                 padding=keras_padding)])  # fmt: skip
+            src = _torch_conv(kernel, stride, padding)
+            warned = _port_says(src, dst)
+            differ = any(_outputs_differ(src, dst, n) for n in ([size] if recorded else sizes))
+            assert bool(warned) == differ, (kernel, stride, padding, keras_padding, zero_pad, size, warned)
+            checked, seen = checked + 1, seen | {differ}
+    assert checked == (64 if recorded else 32) and seen == {True, False}
+
+
+def test_a_torch_padding_layer_before_a_convolution_is_counted():
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    src = _torch_conv(3, 2, 0, pad_layer=torch.nn.ZeroPad2d((0, 1, 0, 1)))  # left, right, top, bottom
+    same = keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
+    assert _port_says(src, same) == [] and not _outputs_differ(src, same, 10)
+    odd = keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
+    assert _port_says(src, odd) and _outputs_differ(src, odd, 9)
+
+
+def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
+    needs("torch")
+    needs("paddle")
+    import paddle
+
+    cases = [  # paddle's padding argument in its forms, and its modes
+        ("SAME", "zeros"), ("VALID", "zeros"), (1, "zeros"), ([1, 1], "zeros"), ([0, 1, 0, 1], "zeros"),
+        ([[0, 0], [0, 0], [1, 1], [1, 1]], "zeros"), (1, "reflect"),
+    ]  # fmt: skip
+    seen = set()
+    for (padding, mode), torch_padding in itertools.product(cases, (0, 1)):
+        src = _torch_conv(3, 2, torch_padding)
+        dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=2, padding=padding, padding_mode=mode))
+        warned = _port_says(src, dst)
+        # Neither records an input size: a difference at any size is warned of (one size per
+        # remainder of the stride shows every case).
+        differ = any(_outputs_differ(src, dst, n) for n in (9, 10))
+        assert bool(warned) == differ, (padding, mode, torch_padding, warned)
+        seen.add(differ)
+    assert seen == {True, False}
+
+
+def test_a_port_into_flax_warns_exactly_when_the_outputs_differ():
+    needs("torch")
+    needs("flax")
+    import torch
+    from flax import nnx
+
+    seen = set()
+    for padding, torch_padding, mode in itertools.product(
+        ("SAME", "VALID", "CIRCULAR", 1, ((0, 1), (0, 1))), (0, 1), ("zeros", "circular")
+    ):
+        torch.manual_seed(0)
+        src = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, stride=2, padding=torch_padding, padding_mode=mode)
+        )
+        dst = nnx.Sequential(nnx.Conv(3, 4, (3, 3), strides=2, padding=padding, rngs=nnx.Rngs(0)))
+        warned = _port_says(src, dst)
+        differ = any(_outputs_differ(src, dst, n) for n in (9, 10))
+        assert bool(warned) == differ, (padding, torch_padding, mode, warned)
+        seen.add(differ)
+    assert seen == {True, False}
+
+
+def test_a_convolution_that_pads_in_its_own_forward_is_judged_by_what_is_known_of_it():
+    """A torch convolution whose class replaces ``forward`` may pad otherwise than its
+    settings say: its padding is not compared (``check_input`` measures it). timm's
+    ``Conv2dSame`` (its ``tf_*`` models) pads by TensorFlow's "same" in its forward,
+    with ``padding=0`` in its settings: it is known as "same"."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    from tests.zoo.models import import_torchvision
+
+    import_torchvision()  # timm imports it
+    from timm.layers import Conv2dSame
+
+    class PadsItself(torch.nn.Conv2d):
+        def forward(self, x):
+            return super().forward(torch.nn.functional.pad(x, (1, 1, 1, 1)))
+
+    def keras_conv(size, padding, pad=None):
+        pads = [keras.layers.ZeroPadding2D(pad)] if pad else []
+        conv = keras.layers.Conv2D(4, 3, strides=2, padding=padding)
+        return keras.Sequential([keras.Input((size, size, 3)), *pads, conv])
+
+    torch.manual_seed(0)
+    own = torch.nn.Sequential(PadsItself(3, 4, 3, stride=2))
+    assert up.wrap(own).adapter.geometry(own[0], own, "0").padding == (None, None)
+    valid = keras_conv(10, "valid")
+    assert _port_says(own, valid) == [] and _outputs_differ(own, valid, 10)  # not claimed either way
+
+    same = torch.nn.Sequential(Conv2dSame(3, 4, 3, stride=2))
+    for size in (9, 10):
+        dst = keras_conv(size, "same")
+        assert _port_says(same, dst) == [] and not _outputs_differ(same, dst, size)
+    both_sides = keras_conv(10, "valid", pad=1)
+    assert _port_says(same, both_sides) and _outputs_differ(same, both_sides, 10)

@@ -1,0 +1,183 @@
+"""Convolution geometry: where a convolution's windows fall, and whether two
+paired convolutions put them in the same places.
+
+Two convolutions with the same weights compute the same map only if they
+stride, dilate and pad alike. Frameworks spell padding differently: torch
+and paddle pad a number of positions on both sides; Keras, paddle and Flax
+also offer ``"same"``, which pads by a rule of the input's size (TensorFlow's:
+``total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)``, ``total // 2``
+before, the rest after); and a Keras or torch model may pad with a layer of
+its own before a ``"valid"`` convolution (``ZeroPadding2D``, ``nn.ZeroPad2d``).
+The rule here compares what matters: in the coordinates of the input both
+layers take, where the first window starts and how many windows there are,
+per spatial axis, for every input size (the comparison repeats with the
+stride, so one size per remainder of the stride decides it), or for the one
+size a framework records. With stride 2, ``padding=1`` and ``"same"`` agree
+on odd sizes and disagree on even ones.
+
+Adapters describe their layers (`Geometry`); this module owns the rule
+(`differences`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: A spatial axis's padding: positions ``(before, after)``, `SAME` (the rule of
+#: the input's size), or ``None`` where the adapter cannot say (not compared).
+Pad = tuple[int, int] | str | None
+SAME = "same"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one convolution lays its windows over its input, per spatial axis.
+
+    Attributes:
+        kernel: The kernel's size.
+        stride: The step between windows.
+        dilation: The step between a window's taps.
+        padding: The layer's own padding (see `Pad`).
+        mode: What padding adds: ``"zeros"``, ``"reflect"``, ``"replicate"``
+            or ``"circular"``.
+        before: Zeros added by padding layers the framework shows feeding
+            this one alone, ``(before, after)`` per axis.
+        sizes: The size of each axis of the input the layer takes (its
+            padding layers' included), where the framework records it.
+        transposed: A transposed convolution: ``padding`` is then what it
+            crops from its output, and only explicit numbers are compared.
+
+    Examples:
+        >>> g = Geometry(kernel=(3,), stride=(2,), dilation=(1,), padding=(SAME,))
+        >>> g.windows(10), g.windows(9)
+        ((0, 5), (-1, 5))
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[Pad, ...]
+    mode: str = "zeros"
+    before: tuple[tuple[int, int], ...] | None = None
+    sizes: tuple[int | None, ...] | None = None
+    transposed: bool = False
+
+    def pads(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
+        """Positions padded before and after an axis of ``raw`` positions
+        (the size before any padding layer), padding layers included."""
+        lo, hi = self.before[axis] if self.before else (0, 0)
+        own = self.padding[axis]
+        if own is None:
+            return None
+        if own == SAME:
+            n, k = raw + lo + hi, self.dilation[axis] * (self.kernel[axis] - 1) + 1
+            total = max((math.ceil(n / self.stride[axis]) - 1) * self.stride[axis] + k - n, 0)
+            own = (total // 2, total - total // 2)
+        assert isinstance(own, tuple)
+        return lo + own[0], hi + own[1]
+
+    def windows(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
+        """Where the first window starts (``-p``: ``p`` positions of padding
+        before the input) and how many there are, on an axis of ``raw``
+        positions; ``None`` where the padding is unknown."""
+        pads = self.pads(raw, axis)
+        if pads is None:
+            return None
+        span = self.dilation[axis] * (self.kernel[axis] - 1) + 1
+        return -pads[0], max((raw + pads[0] + pads[1] - span) // self.stride[axis] + 1, 0)
+
+    def raw_size(self, axis: int) -> int | None:
+        """The size of the input before its padding layers, if recorded."""
+        if self.sizes is None or self.sizes[axis] is None:
+            return None
+        lo, hi = self.before[axis] if self.before else (0, 0)
+        return self.sizes[axis] - lo - hi  # type: ignore[operator]
+
+
+def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
+    """The settings in which two paired convolutions differ: ``(name, a's, b's)``
+    for ``stride``, ``dilation``, ``padding`` and ``padding_mode``, the values
+    as a report words them.
+
+    Examples:
+        >>> torch_like = Geometry((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)))
+        >>> keras_like = Geometry((3, 3), (2, 2), (1, 1), (SAME, SAME), sizes=(10, 10))
+        >>> differences(torch_like, keras_like)
+        [('padding', '1/1, 1/1', 'same (0/1, 0/1 for the recorded input, 10 x 10)')]
+        >>> differences(torch_like, Geometry((3, 3), (2, 2), (1, 1), (SAME, SAME), sizes=(9, 9)))
+        []
+    """
+    found: list[tuple[str, str, str]] = []
+    if len(a.stride) != len(b.stride):
+        return found  # not the same kind of layer: the pairing says so
+    if a.stride != b.stride:
+        found.append(("stride", _numbers(a.stride), _numbers(b.stride)))
+    if a.dilation != b.dilation:
+        found.append(("dilation", _numbers(a.dilation), _numbers(b.dilation)))
+    if found or a.kernel != b.kernel:
+        return found  # windows of other steps or sizes: padding says nothing more
+    if a.transposed or b.transposed:
+        if a.transposed and b.transposed and None not in a.padding + b.padding and a.padding != b.padding:
+            found.append(("padding", _pads(a.padding), _pads(b.padding)))  # type: ignore[arg-type]
+        return found
+    sizes = [_known(a, b, axis) for axis in range(len(a.stride))]
+    agree = True
+    for axis, raw in enumerate(sizes):
+        for n in [raw] if raw is not None else _representatives(a, axis):
+            wa, wb = a.windows(n, axis), b.windows(n, axis)
+            if wa is None or wb is None:
+                return found  # a padding the adapter cannot say: not compared
+            agree = agree and wa == wb
+    if not agree:
+        found.append(("padding", _described(a, sizes), _described(b, sizes)))
+    padded = any(p != (0, 0) for p in _effective(a, sizes) + _effective(b, sizes))
+    if a.mode != b.mode and padded:
+        found.append(("padding_mode", a.mode, b.mode))
+    return found
+
+
+def _known(a: Geometry, b: Geometry, axis: int) -> int | None:
+    """The size of the input both layers take, if either framework records it."""
+    found = a.raw_size(axis)
+    return found if found is not None else b.raw_size(axis)
+
+
+def _representatives(g: Geometry, axis: int) -> range:
+    """One input size per remainder of the stride, each larger than a window
+    (the windows' placement repeats with the stride)."""
+    span = g.dilation[axis] * (g.kernel[axis] - 1) + 1
+    base = g.stride[axis] * (span + 2)
+    return range(base, base + g.stride[axis])
+
+
+def _effective(g: Geometry, sizes: list[int | None]) -> list[tuple[int, int]]:
+    """The padding at each axis's known size (or its first representative)."""
+    out = []
+    for axis, raw in enumerate(sizes):
+        pads = g.pads(raw if raw is not None else _representatives(g, axis)[0], axis)
+        out.append(pads if pads is not None else (0, 0))
+    return out
+
+
+def _described(g: Geometry, sizes: list[int | None]) -> str:
+    """``"1/1, 1/1"`` (before/after per axis), or the rule with what it pads."""
+    axes = range(len(g.stride))
+    if SAME not in g.padding:
+        return _pads([g.pads(0, axis) for axis in axes])  # type: ignore[misc]
+    options = [{g.pads(n, axis) for n in _representatives(g, axis)} for axis in axes]
+    if all(len(found) == 1 for found in options):  # the input's size does not matter (stride 1)
+        return f"same ({_pads([found.pop() for found in options])})"  # type: ignore[misc]
+    if all(raw is not None for raw in sizes):
+        at = " x ".join(map(str, sizes))
+        return f"same ({_pads(_effective(g, sizes))} for the recorded input, {at})"
+    pads = sorted({pad for found in options for pad in found})  # type: ignore[type-var]
+    return f"same ({' or '.join(_pads([p]) for p in pads)} per axis, by the input's size)"  # type: ignore[list-item]
+
+
+def _pads(pads: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> str:
+    return ", ".join(f"{lo}/{hi}" for lo, hi in pads)
+
+
+def _numbers(values: tuple[int, ...]) -> str:
+    return ", ".join(map(str, values))
