@@ -171,15 +171,22 @@ def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
         ("SAME", "zeros"), ("VALID", "zeros"), (1, "zeros"), ([1, 1], "zeros"), ([0, 1, 0, 1], "zeros"),
         ([[0, 0], [0, 0], [1, 1], [1, 1]], "zeros"), (1, "reflect"),
     ]  # fmt: skip
+    _warned_exactly_where_outputs_differ(
+        ((padding, mode, torch_padding), _torch_conv(3, 2, torch_padding),
+         paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=2, padding=padding, padding_mode=mode)))
+        for (padding, mode), torch_padding in itertools.product(cases, (0, 1))
+    )  # fmt: skip
+
+
+def _warned_exactly_where_outputs_differ(ports) -> None:
+    """For each ``(label, source, destination)``: the port warns if and only if the
+    outputs differ at some size (neither model records one; a size per remainder of
+    the stride shows every case); the grid must hold both outcomes."""
     seen = set()
-    for (padding, mode), torch_padding in itertools.product(cases, (0, 1)):
-        src = _torch_conv(3, 2, torch_padding)
-        dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=2, padding=padding, padding_mode=mode))
+    for label, src, dst in ports:
         warned = _port_says(src, dst)
-        # Neither records an input size: a difference at any size is warned of (one size per
-        # remainder of the stride shows every case).
         differ = any(_outputs_differ(src, dst, n) for n in (9, 10))
-        assert bool(warned) == differ, (padding, mode, torch_padding, warned)
+        assert bool(warned) == differ, (label, warned)
         seen.add(differ)
     assert seen == {True, False}
 
@@ -190,20 +197,17 @@ def test_a_port_into_flax_warns_exactly_when_the_outputs_differ():
     import torch
     from flax import nnx
 
-    seen = set()
-    for padding, torch_padding, mode in itertools.product(
-        ("SAME", "VALID", "CIRCULAR", 1, ((0, 1), (0, 1))), (0, 1), ("zeros", "circular")
-    ):
+    def torch_conv(padding, mode):
         torch.manual_seed(0)
-        src = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 4, 3, stride=2, padding=torch_padding, padding_mode=mode)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=padding, padding_mode=mode))
+
+    _warned_exactly_where_outputs_differ(
+        ((padding, torch_padding, mode), torch_conv(torch_padding, mode),
+         nnx.Sequential(nnx.Conv(3, 4, (3, 3), strides=2, padding=padding, rngs=nnx.Rngs(0))))
+        for padding, torch_padding, mode in itertools.product(
+            ("SAME", "VALID", "CIRCULAR", 1, ((0, 1), (0, 1))), (0, 1), ("zeros", "circular")
         )
-        dst = nnx.Sequential(nnx.Conv(3, 4, (3, 3), strides=2, padding=padding, rngs=nnx.Rngs(0)))
-        warned = _port_says(src, dst)
-        differ = any(_outputs_differ(src, dst, n) for n in (9, 10))
-        assert bool(warned) == differ, (padding, torch_padding, mode, warned)
-        seen.add(differ)
-    assert seen == {True, False}
+    )  # fmt: skip
 
 
 def test_a_convolution_that_pads_in_its_own_forward_is_judged_by_what_is_known_of_it():

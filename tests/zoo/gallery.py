@@ -55,8 +55,8 @@ def render(ports: list[PortResult], results: list) -> str:
         "the port also refuses an input whose outputs do not depend on it. No pair needs a check",
         "input to be right: it only proves it. Without one, a port warns where paired layers are",
         "set to compute differently (a convolution's stride or padding, with the zeros of a",
-        "padding layer before it counted; an eps left unaligned): the column *warned without a",
-        "check input* lists those settings, and every verified pair must have none. Under the",
+        "padding layer before it counted; an eps left unaligned): the column *warned* lists",
+        "those settings, and every verified pair must have none. Under the",
         "table: the options a pair needed",
         '(`align="hyperparameters"` for BatchNorm `eps` that differ by zoo, `mapping=` rules',
         "where names and order differ, `fold_biases=True` for convolution biases the destination",
@@ -66,7 +66,7 @@ def render(ports: list[PortResult], results: list) -> str:
         f"{len(verified)} pairs verified, {len(refused)} refused with the reason, "
         f"{len(wrong)} not as expected.",
         "",
-        "| source | destination | input | verdict | max diff (largest output) | warned without a check input | port time |",
+        "| source | destination | input | verdict | max diff (largest output) | warned | port time |",
         "| --- | --- | --- | --- | ---: | --- | ---: |",
     ]
     small = {id(p) for p in SMALL_PAIRS}
@@ -143,7 +143,7 @@ def render(ports: list[PortResult], results: list) -> str:
 def _warned(lines: list[str]) -> str:
     """``"padding (5 layers)"``: the settings a port warns of, by how many pairs of layers."""
     if not lines:
-        return "nothing"
+        return "-"
     names = [line.split(": ", 1)[1].split()[0] for line in lines]
     return ", ".join(f"{name} ({names.count(name)} {'layer' if names.count(name) == 1 else 'layers'})"
                      for name in dict.fromkeys(names))  # fmt: skip
