@@ -72,7 +72,7 @@ def test_stride_dilation_and_mode_are_reported_and_unknown_padding_is_not_compar
     assert differences(_conv(None), _conv((5, 5))) == []  # an adapter that cannot say: no claim
     crop = Geometry((3,), (2,), (1,), ((1, 0),), transposed=True)  # torch's padding=1, output_padding=1
     assert differences(crop, Geometry((3,), (2,), (1,), ((1, 1),), transposed=True)) == [
-        ("padding", "1/0", "1/1")
+        ("padding", "crop 1/0", "crop 1/1")
     ]
     assert differences(crop, Geometry((3,), (2,), (1,), (None,), transposed=True)) == []
 
@@ -246,3 +246,90 @@ def test_a_convolution_that_pads_in_its_own_forward_is_judged_by_what_is_known_o
         assert _port_says(same, dst) == [] and not _outputs_differ(same, dst, size)
     both_sides = keras_conv(10, "valid", pad=1)
     assert _port_says(same, both_sides) and _outputs_differ(same, both_sides, 10)
+
+
+def test_a_transposed_convolution_into_keras_warns_exactly_when_the_outputs_differ():
+    """What a transposed convolution crops from its full output: torch's ``padding`` and
+    ``output_padding`` against Keras' ``"valid"``/``"same"`` with and without an
+    ``output_padding``; neither depends on the input's size."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    seen = set()
+    for kernel, stride, keras_padding, keras_extra, padding, extra in itertools.product(
+        (2, 3, 4), (1, 2, 3), ("valid", "same"), (None, 0, 1), (0, 1), (0, 1)
+    ):
+        if (keras_extra or 0) >= stride or extra >= stride:
+            continue  # both frameworks refuse an output_padding of the stride or more
+        if (
+            keras_padding == "same"
+            and keras_extra == 0
+            and kernel % 2 == 0
+            and keras.backend.backend() == "tensorflow"
+        ):
+            continue  # TensorFlow 2.21's oneDNN kernel fails to run these (an even kernel cropped by 0)
+        torch.manual_seed(0)
+        src = torch.nn.Sequential(
+            torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
+        )
+        conv = keras.layers.Conv2DTranspose(
+            4, kernel, strides=stride, padding=keras_padding, output_padding=keras_extra
+        )
+        dst = keras.Sequential([keras.Input((None, None, 3)), conv])
+        warned = _port_says(src, dst)
+        differ = any(_outputs_differ(src, dst, n) for n in (5, 6))
+        assert bool(warned) == differ, (kernel, stride, keras_padding, keras_extra, padding, extra, warned)
+        seen.add(differ)
+    assert seen == {True, False}
+
+
+def test_a_transposed_convolution_into_flax_warns_exactly_when_the_outputs_differ():
+    needs("torch")
+    needs("flax")
+    import torch
+    from flax import nnx
+
+    def torch_conv(kernel, stride, padding, extra):
+        torch.manual_seed(0)
+        conv = torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
+        return torch.nn.Sequential(conv)
+
+    def nnx_conv(kernel, stride, padding):
+        conv = nnx.ConvTranspose(3, 4, (kernel, kernel), strides=stride, padding=padding, transpose_kernel=True,
+                                 rngs=nnx.Rngs(0))  # fmt: skip
+        return nnx.Sequential(conv)
+
+    _warned_exactly_where_outputs_differ(
+        ((kernel, stride, nnx_padding, padding, extra), torch_conv(kernel, stride, padding, extra),
+         nnx_conv(kernel, stride, nnx_padding))
+        for kernel, stride, nnx_padding, padding, extra in itertools.product(
+            (2, 3, 4), (1, 2, 3), ("SAME", "VALID", 0, 1, ((1, 0), (1, 0))), (0, 1), (0, 1)
+        )
+        if extra < stride
+    )  # fmt: skip
+
+
+def test_a_transposed_convolution_into_paddle_warns_exactly_when_the_outputs_differ():
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    def torch_conv(kernel, stride, padding, extra):
+        torch.manual_seed(0)
+        conv = torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
+        return torch.nn.Sequential(conv)
+
+    def paddle_conv(kernel, stride, padding, extra):
+        conv = paddle.nn.Conv2DTranspose(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
+        return paddle.nn.Sequential(conv)
+
+    _warned_exactly_where_outputs_differ(
+        ((kernel, stride, theirs, ours), torch_conv(kernel, stride, *ours), paddle_conv(kernel, stride, *theirs))
+        for kernel, stride, theirs, ours in itertools.product(
+            (2, 3), (1, 2, 3), ((0, 0), (1, 0), (1, 1), ([1, 0, 1, 0], 0)), ((0, 0), (1, 0), (1, 1))
+        )
+        if ours[1] < stride and theirs[1] < stride
+    )  # fmt: skip

@@ -46,7 +46,9 @@ class Geometry:
         sizes: The size of each axis of the input the layer takes (its
             padding layers' included), where the framework records it.
         transposed: A transposed convolution: ``padding`` is then what it
-            crops from its output, and only explicit numbers are compared.
+            crops from the start and end of its full output
+            (``(n - 1) * stride + span`` positions; a negative end adds
+            positions), which does not depend on the input's size.
 
     Examples:
         >>> g = Geometry(kernel=(3,), stride=(2,), dilation=(1,), padding=(SAME,))
@@ -119,7 +121,7 @@ def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
         return found  # windows of other steps or sizes: padding says nothing more
     if a.transposed or b.transposed:
         if a.transposed and b.transposed and None not in a.padding + b.padding and a.padding != b.padding:
-            found.append(("padding", _pads(a.padding), _pads(b.padding)))  # type: ignore[arg-type]
+            found.append(("padding", f"crop {_pads(a.padding)}", f"crop {_pads(b.padding)}"))  # type: ignore[arg-type]
         return found
     sizes = [_known(a, b, axis) for axis in range(len(a.stride))]
     agree = True

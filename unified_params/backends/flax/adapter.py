@@ -13,6 +13,7 @@ filter. Gradients come from ``nnx.grad`` and live in a `GradStore`.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, ClassVar
@@ -341,27 +342,25 @@ class FlaxAdapter(Adapter):
         transposed = isinstance(module, nnx.ConvTranspose)
         given, mode = module.padding, "zeros"
         padding: tuple[Pad, ...]
-        if (
-            transposed
-            or getattr(module, "input_dilation", 1) not in (1, None, (1,) * axes)
-            or runs_its_own(module, (nnx.Conv,), "__call__")
+        spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
+        if getattr(module, "input_dilation", 1) not in (1, None, (1,) * axes) or runs_its_own(
+            module, (nnx.Conv,), "__call__"
         ):
-            padding = (None,) * axes  # lax's transposed padding, or a dilated input: not resolved
+            padding = (None,) * axes  # a dilated input, or a call of its own: not resolved
+        elif transposed:
+            padding = _transposed_crops(given, spans, stride)
         elif isinstance(given, str):
             mode = "circular" if given == "CIRCULAR" else "zeros"
             if given == "SAME":
                 padding = (SAME,) * axes
             elif given == "CIRCULAR":  # wraps (k - 1) // 2 before and k // 2 after, at any stride
-                spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
                 padding = tuple(((span - 1) // 2, span // 2) for span in spans)
             elif given == "CAUSAL":
                 padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
             else:
                 padding = ((0, 0),) * axes if given == "VALID" else (None,) * axes
-        elif isinstance(given, int):
-            padding = ((given, given),) * axes
         else:
-            padding = tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in given)
+            padding = _numbers(given, axes)
         return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
 
     def input_layout(self, layer: Any) -> str | None:
@@ -435,3 +434,32 @@ ADAPTER = FlaxAdapter()
 def _per_axis(value: int | Sequence[int], axes: int) -> tuple[int, ...]:
     """An NNX setting given as one int for every axis, or one per axis."""
     return (value,) * axes if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def _numbers(given: Any, axes: int) -> tuple[tuple[int, int], ...]:
+    """NNX padding given as numbers: one int, or per axis an int or a pair."""
+    if isinstance(given, int):
+        return ((given, given),) * axes
+    return tuple((p, p) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in given)
+
+
+def _transposed_crops(given: Any, spans: list[int], strides: tuple[int, ...]) -> tuple[Pad, ...]:
+    """What an NNX ConvTranspose crops from the start and end of its full output.
+    ``lax.conv_transpose`` (jax 0.10) pads its stride-dilated input by ``(a, b)``:
+    given as numbers, or by its rule for ``"SAME"`` and ``"VALID"``; the output
+    then lacks ``span - 1 - a`` positions of the full one before, ``span - 1 - b``
+    after."""
+    if isinstance(given, str) and given not in ("SAME", "VALID"):
+        return (None,) * len(spans)
+    out: list[Pad] = []
+    for axis, (span, s) in enumerate(zip(spans, strides, strict=True)):
+        if given == "SAME":
+            total = span + s - 2
+            a = span - 1 if s > span - 1 else math.ceil(total / 2)
+        elif given == "VALID":
+            total, a = span + s - 2 + max(span - s, 0), span - 1
+        else:
+            a, b = _numbers(given, len(spans))[axis]
+            total = a + b
+        out.append((span - 1 - a, span - 1 - (total - a)))
+    return tuple(out)

@@ -87,6 +87,27 @@ def _plain(cls: type) -> bool:
 _name_of = internals.variable_name
 
 
+def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:
+    """What a transposed convolution crops from the start and the end of its full
+    output (``(n - 1) * stride + span`` positions; a negative end adds positions):
+    Keras 3.15.1 sizes the output by TensorFlow's rule (``valid``: the full output
+    and ``output_padding``, by default what a stride longer than the kernel
+    leaves; ``same``: ``n * stride``, or ``(n - 1) * stride + span % 2 +
+    output_padding``), and ``same`` crops half of what it drops, the odd one
+    at the end."""
+    extras = module.output_padding or (None,) * len(kernel)
+    out = []
+    for k, d, s, extra in zip(kernel, dilation, module.strides, extras, strict=True):
+        span = d * (k - 1) + 1
+        if module.padding == "valid":
+            out.append((0, -(max(span, s) - span if extra is None else extra)))
+            continue
+        dropped = span - s if extra is None else span - span % 2 - extra  # full output minus Keras' own
+        first = max(dropped, 0) // 2
+        out.append((first, dropped - first))
+    return tuple(out)
+
+
 def _containers(module: Any) -> tuple[Sized, ...]:
     """Where a Keras layer or group keeps its children and own variables."""
     role = _ROLES.get(type(module)) or _role(type(module))
@@ -245,8 +266,10 @@ class KerasAdapter(Adapter):
         kernel, dilation = tuple(module.kernel_size), tuple(module.dilation_rate)
         transposed = isinstance(module, _TRANSPOSED)
         padding: tuple[Pad, ...]
-        if transposed or runs_its_own(module, _CONV_LAYERS, "call"):
-            padding = (None,) * len(kernel)  # not resolved for a transposed one; its own call may pad
+        if runs_its_own(module, _CONV_LAYERS, "call"):
+            padding = (None,) * len(kernel)  # its own call may pad otherwise
+        elif transposed:
+            padding = _crops(module, kernel, dilation)
         elif module.padding == "causal":  # all of it before, as a causal Conv1D pads
             padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
         else:
