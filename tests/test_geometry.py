@@ -248,6 +248,14 @@ def test_a_convolution_that_pads_in_its_own_forward_is_judged_by_what_is_known_o
     assert _port_says(same, both_sides) and _outputs_differ(same, both_sides, 10)
 
 
+def _torch_transposed(kernel, stride, padding, extra):
+    import torch
+
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
+    return torch.nn.Sequential(conv)
+
+
 def test_a_transposed_convolution_into_keras_warns_exactly_when_the_outputs_differ():
     """What a transposed convolution crops from its full output: torch's ``padding`` and
     ``output_padding`` against Keras' ``"valid"``/``"same"`` with and without an
@@ -255,7 +263,6 @@ def test_a_transposed_convolution_into_keras_warns_exactly_when_the_outputs_diff
     needs("torch")
     needs("keras")
     import keras
-    import torch
 
     seen = set()
     for kernel, stride, keras_padding, keras_extra, padding, extra in itertools.product(
@@ -270,10 +277,7 @@ def test_a_transposed_convolution_into_keras_warns_exactly_when_the_outputs_diff
             and keras.backend.backend() == "tensorflow"
         ):
             continue  # TensorFlow 2.21's oneDNN kernel fails to run these (an even kernel cropped by 0)
-        torch.manual_seed(0)
-        src = torch.nn.Sequential(
-            torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
-        )
+        src = _torch_transposed(kernel, stride, padding, extra)
         conv = keras.layers.Conv2DTranspose(
             4, kernel, strides=stride, padding=keras_padding, output_padding=keras_extra
         )
@@ -288,13 +292,7 @@ def test_a_transposed_convolution_into_keras_warns_exactly_when_the_outputs_diff
 def test_a_transposed_convolution_into_flax_warns_exactly_when_the_outputs_differ():
     needs("torch")
     needs("flax")
-    import torch
     from flax import nnx
-
-    def torch_conv(kernel, stride, padding, extra):
-        torch.manual_seed(0)
-        conv = torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
-        return torch.nn.Sequential(conv)
 
     def nnx_conv(kernel, stride, padding):
         conv = nnx.ConvTranspose(3, 4, (kernel, kernel), strides=stride, padding=padding, transpose_kernel=True,
@@ -302,7 +300,7 @@ def test_a_transposed_convolution_into_flax_warns_exactly_when_the_outputs_diffe
         return nnx.Sequential(conv)
 
     _warned_exactly_where_outputs_differ(
-        ((kernel, stride, nnx_padding, padding, extra), torch_conv(kernel, stride, padding, extra),
+        ((kernel, stride, nnx_padding, padding, extra), _torch_transposed(kernel, stride, padding, extra),
          nnx_conv(kernel, stride, nnx_padding))
         for kernel, stride, nnx_padding, padding, extra in itertools.product(
             (2, 3, 4), (1, 2, 3), ("SAME", "VALID", 0, 1, ((1, 0), (1, 0))), (0, 1), (0, 1)
@@ -315,19 +313,13 @@ def test_a_transposed_convolution_into_paddle_warns_exactly_when_the_outputs_dif
     needs("torch")
     needs("paddle")
     import paddle
-    import torch
-
-    def torch_conv(kernel, stride, padding, extra):
-        torch.manual_seed(0)
-        conv = torch.nn.ConvTranspose2d(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
-        return torch.nn.Sequential(conv)
 
     def paddle_conv(kernel, stride, padding, extra):
         conv = paddle.nn.Conv2DTranspose(3, 4, kernel, stride=stride, padding=padding, output_padding=extra)
         return paddle.nn.Sequential(conv)
 
     _warned_exactly_where_outputs_differ(
-        ((kernel, stride, theirs, ours), torch_conv(kernel, stride, *ours), paddle_conv(kernel, stride, *theirs))
+        ((kernel, stride, theirs, ours), _torch_transposed(kernel, stride, *ours), paddle_conv(kernel, stride, *theirs))
         for kernel, stride, theirs, ours in itertools.product(
             (2, 3), (1, 2, 3), ((0, 0), (1, 0), (1, 1), ([1, 0, 1, 0], 0)), ((0, 0), (1, 0), (1, 1))
         )
