@@ -32,6 +32,7 @@ from .parallel import run_all
 from .paths import join, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, load, merge_note, slots
+from .tree import unique_modules
 from .view import Module, native_at
 
 
@@ -221,6 +222,7 @@ def port(
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
+    settings_differ += _scale_differences(src, dst)
     report.differences = [line for _, line in settings_differ]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
@@ -234,6 +236,7 @@ def port(
         if align is not None:
             settings = _align(src, dst, pairs, report)
             settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
+            settings_differ += _scale_differences(src, dst)
             report.differences = [line for _, line in settings_differ]
         report.load = load(
             dst,
@@ -322,7 +325,7 @@ def _np(dtype: str) -> Any:
 #: Settings whose difference changes a layer's outputs in inference mode
 #: (``momentum`` only changes how training moves the running statistics).
 CHANGES_OUTPUTS = (
-    "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
+    "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
     "stride", "dilation", "padding", "padding_mode",
 )  # fmt: skip
 
@@ -338,6 +341,36 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
         found += geometry.differences(ga, gb)
     which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
     return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
+
+
+def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+    """Layers without weights that scale their input at inference (paddle's
+    ``downscale_in_infer`` dropout) on one side with no layer of the same
+    scale on the other: one line per such layer. Layers are not paired by
+    position: the same scales on both sides are taken to match."""
+    scales = _scales(src), _scales(dst)
+    lines = []
+    for (model, other), mine, theirs in zip(((src, dst), (dst, src)), scales, scales[::-1], strict=True):
+        unmatched = [round(scale, 6) for _, scale in theirs]
+        for path, scale in mine:
+            if round(scale, 6) in unmatched:
+                unmatched.remove(round(scale, 6))
+            else:
+                line = (
+                    f"{path or '<root>'}: inference_scale {scale:g} ({model.backend}) vs 1 ({other.backend})"
+                )
+                lines.append(("inference_scale", line))
+    return lines
+
+
+def _scales(model: Module) -> list[tuple[str, float]]:
+    """``(path, factor)`` of each layer of ``model`` that scales its input at inference."""
+    adapter = model.adapter
+    found = [
+        (path, adapter.inference_scale(native))
+        for path, native in unique_modules(adapter, model.native, model.path)
+    ]
+    return [(path, scale) for path, scale in found if scale is not None]
 
 
 def _settings(model: Module, layer: Layer) -> dict[str, float | str]:

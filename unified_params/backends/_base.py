@@ -301,6 +301,21 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def inference_scale(self, module: Any) -> float | None:
+        """The factor a layer without weights multiplies its input by in
+        inference mode, where frameworks differ: paddle's ``Dropout`` of mode
+        ``"downscale_in_infer"`` scales by ``1 - p`` (every framework's dropout
+        is the identity at inference otherwise). ``None`` for a layer that
+        passes its input on unchanged. Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Dropout(0.5)).inference_scale(torch.nn.Dropout(0.5)) is None
+            True
+        """
+        return None
+
     def flattened_input(self, layer: Any) -> FlatInput | None:
         """What the framework records of the features a Linear ``layer`` takes:
         a map of some channels at some positions, flattened channels last or

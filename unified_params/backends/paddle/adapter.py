@@ -166,6 +166,11 @@ class PaddleAdapter(DictModuleAdapter):
             tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
         )
 
+    def inference_scale(self, module: Any) -> float | None:
+        if isinstance(module, nn.Dropout) and module.mode == "downscale_in_infer" and module.p:
+            return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
+        return None
+
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         found = internals.pad_layer(module)
         if found is None or found[1] != "constant" or found[2] != 0:
