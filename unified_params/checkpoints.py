@@ -274,8 +274,10 @@ def port(
     Settings that change what the weights mean (normalisations' ``eps`` and
     ``momentum``, a GroupNorm's ``num_groups``, a recurrent layer's
     activations, direction and how a bidirectional layer merges its
-    directions, a convolution's stride, dilation, padding and padding mode)
-    are compared and listed in the report's ``differences``. Padding is
+    directions, a convolution's stride, dilation, padding and padding mode,
+    a layer without weights that scales at inference, such as paddle's
+    ``Dropout(mode="downscale_in_infer")``, on one side only) are compared
+    and listed in the report's ``differences``. Padding is
     compared where the windows fall on the input both layers take, zeros of
     a padding layer before the convolution included (a Keras graph, a torch
     or paddle Sequential), at the input size a framework records or else at

@@ -314,7 +314,8 @@ _NO_BN_SCALE = (
     "keras.applications' InceptionV3 has BatchNorm without a scale (gamma), the torch model has one"
 )
 _FLOORS = (
-    "paddle.vision's SqueezeNet floors its max pooling, torchvision's rounds it up: other feature-map sizes"
+    "paddle.vision's SqueezeNet floors its max pooling, torchvision's rounds it up: other feature-map sizes; "
+    "it also halves its classifier's input at inference (Dropout downscale_in_infer)"
 )
 
 #: The subset in ``make test``: residual blocks, a flattened classifier, hard-swish
