@@ -161,6 +161,19 @@ def test_a_torch_padding_layer_before_a_convolution_is_counted():
     odd = keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
     assert _port_says(src, odd) and _outputs_differ(src, odd, 9)
 
+    # Before the Sequential that holds the convolution first, as torchvision nests its
+    # blocks; a layer of another kind in between (a pad of ones) ends the search.
+    def nested(*before):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(*before, torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2)))
+
+    zeros = torch.nn.ZeroPad2d((0, 1, 0, 1))
+    assert _port_says(nested(zeros), same) == [] and not _outputs_differ(nested(zeros), same, 10)
+    ones = nested(zeros, torch.nn.ConstantPad2d((1, 0, 1, 0), 1.0))
+    assert _port_says(ones, same) == [
+        "2.0 -> 0: padding 0/0, 0/0 (torch) vs same (0/1, 0/1 for the recorded input, 10 x 10) (keras)"
+    ] and _outputs_differ(ones, same, 10)
+
 
 def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
     needs("torch")
@@ -236,7 +249,7 @@ def test_a_convolution_that_pads_in_its_own_forward_is_judged_by_what_is_known_o
 
     torch.manual_seed(0)
     own = torch.nn.Sequential(PadsItself(3, 4, 3, stride=2))
-    assert up.wrap(own).adapter.geometry(own[0], own, "0").padding == (None, None)
+    assert up.wrap(own).adapter.geometry(own[0], [(own, "0")]).padding == (None, None)
     valid = keras_conv(10, "valid")
     assert _port_says(own, valid) == [] and _outputs_differ(own, valid, 10)  # not claimed either way
 

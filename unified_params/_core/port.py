@@ -387,7 +387,20 @@ def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
 
 def _geometry(model: Module, layer: Layer) -> geometry.Geometry | None:
     """How a paired convolution lays its windows (``None`` for other layers)."""
-    return model.adapter.geometry(native_at(model, layer.path), *_parent(model, layer))
+    return model.adapter.geometry(native_at(model, layer.path), _ancestors(model, layer))
+
+
+def _ancestors(model: Module, layer: Layer) -> list[tuple[Any, str]]:
+    """The native modules that hold a paired layer, the root first, each with
+    the key it holds the next one (or the layer) at."""
+    chain: list[tuple[Any, str]] = []
+    node = model.native
+    for key in split(layer.path) if layer.path else ():
+        chain.append((node, key))
+        node = model.adapter.child(node, key)
+        if node is None:
+            break
+    return chain
 
 
 def _parent(model: Module, layer: Layer) -> tuple[Any, str | None]:

@@ -12,7 +12,7 @@ those where its framework offers better.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -283,19 +283,20 @@ class Adapter(abc.ABC):
         """
         return {}
 
-    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+    def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         """How a convolution ``module`` lays its windows over its input (kernel,
         stride, dilation, padding and its mode), in the framework's own terms
         translated to `Geometry`, with the zeros padding layers add before it
-        where the framework shows them feeding it (``parent``, a sequential
-        container, holds it at ``key``; a Keras graph records its inputs).
-        ``None`` for any other layer. Default: ``None``.
+        where the framework shows them feeding it: ``ancestors`` are the
+        modules holding it, the root first, each with the key it holds the next
+        at (sequential containers run their children in order); a Keras graph
+        records a layer's inputs. ``None`` for any other layer. Default: ``None``.
 
         Examples:
             >>> from unified_params.backends import adapter_for
             >>> import torch
             >>> net = torch.nn.Sequential(torch.nn.ZeroPad2d(1), torch.nn.Conv2d(3, 4, 3, stride=2))
-            >>> g = adapter_for(net).geometry(net[1], net, "1")
+            >>> g = adapter_for(net).geometry(net[1], [(net, "1")])
             >>> g.stride, g.padding, g.before
             ((2, 2), ((0, 0), (0, 0)), ((1, 1), (1, 1)))
         """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
@@ -125,18 +125,25 @@ class DictModuleAdapter(Adapter):
         )
         return "time_major" if time_first else None
 
-    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+    def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         own = self.convolution(module)
-        if own is None or not isinstance(parent, self.SEQUENTIAL):
-            return own
-        kids = self._kids(parent)
-        order = list(kids)
+        if own is None:
+            return None
         before = [(0, 0)] * len(own.stride)
-        for earlier in reversed(order[: order.index(key)] if key in kids else []):
-            pads = self.zero_padding(kids[earlier])  # zeros a padding layer just before adds
-            if pads is None or len(pads) != len(before):
+        # Padding layers just before it in a Sequential, and, where it comes first
+        # there, just before that Sequential in the one holding it, and so on up.
+        for parent, key in reversed(ancestors):
+            kids = self._kids(parent) if isinstance(parent, self.SEQUENTIAL) else {}
+            order = list(kids)
+            earlier = order[: order.index(key)] if key in kids else None
+            for name in reversed(earlier or []):
+                pads = self.zero_padding(kids[name])
+                if pads is None or len(pads) != len(before):
+                    earlier = None  # another layer feeds it: nothing further up does
+                    break
+                before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
+            if earlier is None:
                 break
-            before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
         return replace(own, before=tuple(before)) if any(p != (0, 0) for p in before) else own
 
     def convolution(self, module: Any) -> Geometry | None:

@@ -333,7 +333,7 @@ class FlaxAdapter(Adapter):
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
 
-    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+    def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         if not isinstance(module, (nnx.Conv, nnx.ConvTranspose)):
             return None
         kernel = _per_axis(module.kernel_size, 1)  # an int: one axis

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, ClassVar
 
 import keras
@@ -260,7 +260,7 @@ class KerasAdapter(Adapter):
     def after_structure_change(self, model: Any) -> None:
         internals.retrack_engine_mirrors(model)
 
-    def geometry(self, module: Any, parent: Any | None, key: str | None) -> Geometry | None:
+    def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         if not isinstance(module, _CONV_LAYERS):
             return None
         kernel, dilation = tuple(module.kernel_size), tuple(module.dilation_rate)
