@@ -83,7 +83,9 @@ class PortReport:
             (BatchNorm eps, momentum) and a convolution's stride, dilation,
             padding (with the zeros of a padding layer before it) and padding
             mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
-            for the recorded input, 10 x 10) (keras)"``.
+            for the recorded input, 10 x 10) (keras)"``; and each layer
+            without weights that scales at inference on one side only
+            (``"_drop1: inference_scale 0.5 (paddle) vs 1 (torch)"``).
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
         absent: Leaves one side of a pair lacks: each destination leaf set to

@@ -49,6 +49,7 @@ _KIND = KindTable(_KINDS)
 
 _TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", *_TRANSPOSE)
+_CONV_LAYERS = tuple(cls for cls, kind in _KINDS.items() if kind in _CONVOLUTIONS)
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 # Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
@@ -151,7 +152,7 @@ class PaddleAdapter(DictModuleAdapter):
         kernel, stride, dilation, given, mode, data_format = internals.convolution(module)
         transposed = self.KINDS(type(module)) in _TRANSPOSE
         padding = _paddings(given, len(kernel), data_format)
-        if runs_its_own(module, tuple(c for c, kind in _KINDS.items() if kind in _CONVOLUTIONS), "forward"):
+        if runs_its_own(module, _CONV_LAYERS, "forward"):
             padding = (None,) * len(kernel)  # it may pad otherwise than its settings say
         elif transposed:  # what it crops from its output; output_padding gives back the end
             extra = getattr(module, "output_padding", 0)
