@@ -74,6 +74,8 @@ def test_paddle_internals():
     assert internals.pad_layer(nn.ZeroPad2D([1, 2, 3, 4])) == ([1, 2, 3, 4], "constant", 0.0), "ZeroPad2D"
     assert internals.pad_layer(nn.Pad1D([1, 0], mode="reflect")) == ([1, 0], "reflect", 0.0), "Pad1D._mode"
     assert internals.pad_layer(nn.ReLU()) is None
+    assert internals.hyperparameter(nn.GELU(approximate=True), "approximate") is True, "GELU._approximate"
+    assert internals.hyperparameter(nn.ELU(alpha=0.5), "alpha") == 0.5, "ELU._alpha"
 
 
 def test_flax_internals():

@@ -276,8 +276,11 @@ def port(
     activations, direction and how a bidirectional layer merges its
     directions, a convolution's stride, dilation, padding and padding mode,
     a layer without weights that scales at inference, such as paddle's
-    ``Dropout(mode="downscale_in_infer")``, on one side only) are compared
-    and listed in the report's ``differences``. Padding is
+    ``Dropout(mode="downscale_in_infer")``, on one side only, and the
+    activation a paired layer's output goes through where both frameworks
+    show it: a Keras layer's own ``activation`` or its graph's next layer, a
+    torch or paddle Sequential's next child) are compared and listed in the
+    report's ``differences``. Padding is
     compared where the windows fall on the input both layers take, zeros of
     a padding layer before the convolution included (a Keras graph, a torch
     or paddle Sequential), at the input size a framework records or else at

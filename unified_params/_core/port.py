@@ -83,7 +83,9 @@ class PortReport:
             (BatchNorm eps, momentum) and a convolution's stride, dilation,
             padding (with the zeros of a padding layer before it) and padding
             mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
-            for the recorded input, 10 x 10) (keras)"``; and each layer
+            for the recorded input, 10 x 10) (keras)"``; the activation its
+            output goes through (``"0 -> 0: output_activation none (torch)
+            vs relu (keras)"``); and each layer
             without weights that scales at inference on one side only
             (``"_drop1: inference_scale 0.5 (paddle) vs 1 (torch)"``).
         aligned: Hyperparameters of the destination set to the source's
@@ -328,7 +330,7 @@ def _np(dtype: str) -> Any:
 #: (``momentum`` only changes how training moves the running statistics).
 CHANGES_OUTPUTS = (
     "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
-    "stride", "dilation", "padding", "padding_mode",
+    "stride", "dilation", "padding", "padding_mode", "output_activation",
 )  # fmt: skip
 
 
@@ -341,6 +343,11 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
     ga, gb = _geometry(src, a), _geometry(dst, b)
     if ga is not None and gb is not None:
         found += geometry.differences(ga, gb)
+    oa, ob = (
+        m.adapter.output_activation(native_at(m, x.path), _ancestors(m, x)) for m, x in ((src, a), (dst, b))
+    )
+    if oa is not None and ob is not None and oa != ob:  # each named where its framework shows it
+        found.append(("output_activation", oa, ob))
     which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
     return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
 

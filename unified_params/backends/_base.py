@@ -302,6 +302,25 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
+        """The activation a layer's output goes through before anything else
+        takes it, as `ACTIVATIONS` names it: its own (a Keras ``Dense(...,
+        activation="relu")``), or the next layer where the framework shows it
+        (a sequential container's next child, a Keras graph's consumer);
+        ``"none"`` where it is known that none follows; ``None`` where the
+        framework cannot tell (a forward method decides) or the activation has
+        no name here. ``ancestors`` as `geometry` takes them. Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+            >>> a = adapter_for(net)
+            >>> a.output_activation(net[0], [(net, "0")]), a.output_activation(net[2], [(net, "2")])
+            ('relu', 'none')
+        """
+        return None
+
     def inference_scale(self, module: Any) -> float | None:
         """The factor a layer without weights multiplies its input by in
         inference mode, where frameworks differ: paddle's ``Dropout`` of mode
@@ -458,6 +477,15 @@ def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:
             module.momentum = 1.0 - value
 
 
+#: Activations whose definitions agree across frameworks, by the names the
+#: adapters give them; ``"none"``: the identity. An activation not listed (a leaky
+#: ReLU, whose default slope differs by framework; a softmax, over an axis) is
+#: not named, and nothing is claimed about it.
+ACTIVATIONS = frozenset(
+    {"none", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_sigmoid", "hard_swish", "elu"}
+)
+
+
 def runs_its_own(module: Any, bases: tuple[type, ...], method: str) -> bool:
     """Whether ``module``'s class replaces ``method`` (its forward pass) of the
     framework class among ``bases`` it derives from: then its settings may not
@@ -513,6 +541,17 @@ class KindTable:
     def __init__(self, table: Mapping[type, str]) -> None:
         self._table = table
         self._cache: dict[type, str] = {}
+
+    def listed(self, cls: type) -> type | None:
+        """The first class of ``cls``'s bases (itself included) the table lists.
+
+        Examples:
+            >>> class Base: pass
+            >>> class Child(Base): pass
+            >>> KindTable({Base: "linear"}).listed(Child) is Base
+            True
+        """
+        return next((k for k in cls.__mro__ if k in self._table), None)
 
     def __call__(self, cls: type) -> str:
         kind = self._cache.get(cls)

@@ -21,7 +21,7 @@ import numpy as np
 from .._core.geometry import Geometry
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
-from ._base import Adapter, KindTable, NativeVariable
+from ._base import Adapter, KindTable, NativeVariable, runs_its_own
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
 #: ``values()`` walks its linked list and looks each key up again).
@@ -146,6 +146,31 @@ class DictModuleAdapter(Adapter):
                 break
         return replace(own, before=tuple(before)) if any(p != (0, 0) for p in before) else own
 
+    def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
+        listed = self.KINDS.listed(type(module))
+        if listed is None or runs_its_own(module, (listed,), "forward"):
+            return None  # its own forward may apply one (timm's BatchNormAct2d)
+        # The next child of the Sequential holding it; after its last, what follows
+        # that Sequential in the one holding it, and so on up to the model's output.
+        for parent, key in reversed(ancestors):
+            kids = self._kids(parent) if isinstance(parent, self.SEQUENTIAL) else {}
+            if key not in kids:
+                return None  # a forward method decides what takes its output
+            order = list(kids)
+            for name in order[order.index(key) + 1 :]:
+                found = self.activation_of(kids[name])
+                if found != PASSES:
+                    return found
+        return "none"  # an output of the model
+
+    def activation_of(self, module: Any) -> str | None:
+        """A layer a Sequential runs after another, as `output_activation` sees
+        it: an activation's name (`ACTIVATIONS`), `PASSES` for a layer that
+        passes its input on at inference (dropout, identity), ``None`` for an
+        activation with no name here, ``"none"`` for any other layer. Default:
+        ``"none"``."""
+        return "none"
+
     def convolution(self, module: Any) -> Geometry | None:
         """`geometry` of the layer alone, padding layers before it left out
         (``None``: not a convolution). Default: ``None``."""
@@ -220,6 +245,31 @@ class DictModuleAdapter(Adapter):
     def reductions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         """The framework's ``sum`` and ``mean``."""
         raise NotImplementedError
+
+
+#: What `DictModuleAdapter.activation_of` says of a layer that passes its input on.
+PASSES = ""
+
+
+def named_activation(module: Any, names: Mapping[type, str], activations_module: str) -> str | None:
+    """An activation module's name by its exact class; ``None`` for another
+    activation (a subclass, or a class of the framework's activations module
+    not named); ``"none"`` for a layer that is no activation.
+
+    Examples:
+        >>> import torch
+        >>> names = {torch.nn.ReLU: "relu"}
+        >>> [named_activation(m, names, "torch.nn.modules.activation")
+        ...  for m in (torch.nn.ReLU(), torch.nn.LeakyReLU(), torch.nn.Linear(2, 2))]
+        ['relu', None, 'none']
+    """
+    cls = type(module)
+    found = names.get(cls)
+    if found is not None:
+        return found
+    if isinstance(module, tuple(names)) or cls.__module__ == activations_module:
+        return None
+    return "none"
 
 
 def last_axis_first(flat: Iterable[int]) -> tuple[tuple[int, int], ...]:

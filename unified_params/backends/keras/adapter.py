@@ -42,6 +42,14 @@ _CONV_LAYERS = (
     L.Conv1D, L.Conv2D, L.Conv3D, L.SeparableConv1D, L.SeparableConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
     *_TRANSPOSED,
 )  # fmt: skip
+#: Layers that apply their ``activation`` to their outputs.
+_ACTIVATES = (L.Dense, *_CONV_LAYERS)
+#: Keras' activation functions defined as every framework defines them, by their
+#: ``__name__`` (Keras 3.15.1), as `ACTIVATIONS` names them.
+_ACTIVATION_NAMES = {
+    "linear": "none", "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
+    "silu": "silu", "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu",
+}  # fmt: skip
 _ROLE_ORDER = (
     (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
     (internals.Functional, "functional"), (L.RNN, "rnn"),
@@ -278,6 +286,13 @@ class KerasAdapter(Adapter):
         sizes, before = fed if fed is not None else (None, None)
         return Geometry(kernel, tuple(module.strides), dilation, padding, before=before, sizes=sizes,
                         transposed=transposed)  # fmt: skip
+
+    def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
+        own = _ACTIVATION_NAMES.get(module.activation.__name__) if isinstance(module, _ACTIVATES) else "none"
+        if own != "none":
+            return own  # a layer that also feeds an activation layer: not named (None) or named
+        root = ancestors[0][0] if ancestors else module
+        return graph.activation_after(root, module, _ACTIVATION_NAMES)
 
     def flattened_input(self, layer: Any) -> FlatInput | None:
         return graph.flattened_input(layer)

@@ -160,6 +160,55 @@ def _pairs(padding: Any) -> tuple[tuple[int, int], ...]:
     return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
+#: Layers that pass their input on at inference.
+_PASSING = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianDropout,
+            L.GaussianNoise, L.AlphaDropout, L.Identity)  # fmt: skip
+
+
+def activation_after(root: Any, layer: Any, names: dict[str, str]) -> str | None:
+    """The activation the graph applies to ``layer``'s output before anything
+    else takes it, by ``names`` (a function's ``__name__`` -> its name);
+    ``"none"`` if none does; ``None`` where the graph cannot tell (no graph, a
+    layer called more than once, an activation not in ``names``).
+
+    Examples:
+        >>> inputs = keras.Input((3,))
+        >>> dense = L.Dense(4)
+        >>> model = keras.Model(inputs, L.ReLU()(L.Dropout(0.5)(dense(inputs))))
+        >>> activation_after(model, dense, {"relu": "relu"}), activation_after(model, model.layers[-1], {})
+        ('relu', 'none')
+    """
+    seen = 0
+    while seen < _LIMIT:
+        taken = consumers(root, layer)
+        if not taken or len(internals.inbound_nodes(layer)) != 1:
+            return None
+        if len(taken) != 1 or taken[0] is root:
+            return None if any(_activation(t, names) != "none" for t in taken if t is not root) else "none"
+        found = _activation(taken[0], names)
+        if found != "":
+            return found
+        layer, seen = taken[0], seen + 1
+    return None
+
+
+def _activation(layer: Any, names: dict[str, str]) -> str | None:
+    """An activation layer's name, ``""`` for a layer that passes its input on,
+    ``None`` for an activation not named, ``"none"`` for any other layer."""
+    if isinstance(layer, _PASSING):
+        return ""
+    if isinstance(layer, L.Activation):
+        return names.get(layer.activation.__name__)
+    if isinstance(layer, L.ReLU):
+        plain = not layer.negative_slope and not layer.threshold
+        return {None: "relu", 6.0: "relu6"}.get(layer.max_value) if plain else None
+    if isinstance(layer, L.ELU):
+        return "elu" if layer.alpha == 1.0 else None
+    if isinstance(layer, (L.LeakyReLU, L.PReLU, L.Softmax)):
+        return None
+    return "none"
+
+
 def consumers(root: Any, layer: Any) -> list[Any] | None:
     """The layers that take ``layer``'s outputs in the graph, in the order of
     their calls, with ``root`` itself where an output of ``layer`` is one of

@@ -18,7 +18,7 @@ from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
 from .._base import KindTable, runs_its_own
-from .._dicts import DictModuleAdapter, last_axis_first, training_mode
+from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation, training_mode
 from . import internals
 
 _KINDS: dict[type, str] = {
@@ -50,6 +50,13 @@ _KIND = KindTable(_KINDS)
 _TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", *_TRANSPOSE)
 _CONV_LAYERS = tuple(cls for cls, kind in _KINDS.items() if kind in _CONVOLUTIONS)
+#: Activations defined as every framework defines them, by the names `ACTIVATIONS` uses
+#: (paddle's Hardsigmoid: slope 1/6, offset 1/2 by default, as torch's).
+_ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Silu: "silu",
+    nn.Hardswish: "hard_swish",
+}  # fmt: skip
+_PASSING = (nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout)
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 # Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
@@ -171,6 +178,15 @@ class PaddleAdapter(DictModuleAdapter):
         if isinstance(module, nn.Dropout) and module.mode == "downscale_in_infer" and module.p:
             return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
         return None
+
+    def activation_of(self, module: Any) -> str | None:
+        if type(module) in _PASSING:
+            return PASSES  # a dropout that scales at inference: `inference_scale` says so
+        if type(module) is nn.GELU:
+            return None if internals.hyperparameter(module, "approximate") else "gelu"
+        if type(module) is nn.ELU:
+            return "elu" if internals.hyperparameter(module, "alpha") == 1.0 else None
+        return named_activation(module, _ACTIVATIONS, "paddle.nn.layer.activation")
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         found = internals.pad_layer(module)

@@ -26,7 +26,8 @@ BATCH_NORM = nn.layer.norm._BatchNormBase
 
 def hyperparameter(module: Any, name: str) -> Any:
     """paddle 3.3.1 keeps eps, momentum, groups and a GroupNorm's groups as
-    ``_epsilon``, ``_momentum``, ``_groups``, ``_num_groups`` (no public attribute)."""
+    ``_epsilon``, ``_momentum``, ``_groups``, ``_num_groups``, and a GELU's
+    ``_approximate`` and an ELU's ``_alpha`` (no public attribute)."""
     return getattr(module, f"_{name}", None)
 
 

@@ -16,7 +16,7 @@ from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
 from .._base import KindTable, runs_its_own
-from .._dicts import DictModuleAdapter, last_axis_first
+from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation
 from . import internals, sharded
 
 _KIND = KindTable(
@@ -49,6 +49,12 @@ _ZERO_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)  # ZeroPad*d
 #: Convolutions of model zoos that pad by TensorFlow's "same" rule in their own forward
 #: (timm's ``tf_*`` models), by module and class name: nothing is imported to know them.
 _PADS_SAME = {("timm.layers.conv2d_same", "Conv2dSame"), ("timm.layers.conv2d_same", "Conv2dSameExport")}
+#: Activations defined as every framework defines them, by the names `ACTIVATIONS` uses.
+_ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
+    nn.Hardsigmoid: "hard_sigmoid", nn.Hardswish: "hard_swish",
+}  # fmt: skip
+_PASSING = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 _SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
@@ -170,6 +176,15 @@ class TorchAdapter(DictModuleAdapter):
             mode=module.padding_mode,  # zeros, reflect, replicate, circular: the names used here
             transposed=module.transposed,
         )
+
+    def activation_of(self, module: Any) -> str | None:
+        if type(module) in _PASSING:
+            return PASSES
+        if type(module) is nn.GELU:  # exact, unless approximate="tanh"
+            return "gelu" if module.approximate == "none" else None
+        if type(module) is nn.ELU:
+            return "elu" if module.alpha == 1.0 else None
+        return named_activation(module, _ACTIVATIONS, "torch.nn.modules.activation")
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         if not isinstance(module, _ZERO_PADS) or module.value != 0:
