@@ -288,7 +288,8 @@ class KerasAdapter(Adapter):
                         transposed=transposed)  # fmt: skip
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
-        own = _ACTIVATION_NAMES.get(module.activation.__name__) if isinstance(module, _ACTIVATES) else "none"
+        fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"
+        own = _ACTIVATION_NAMES.get(fused)  # a function of the user's own: not named
         if own != "none":
             return own  # a layer that also feeds an activation layer: not named (None) or named
         root = ancestors[0][0] if ancestors else module

@@ -198,7 +198,7 @@ def _activation(layer: Any, names: dict[str, str]) -> str | None:
     if isinstance(layer, _PASSING):
         return ""
     if isinstance(layer, L.Activation):
-        return names.get(layer.activation.__name__)
+        return names.get(getattr(layer.activation, "__name__", ""))
     if isinstance(layer, L.ReLU):
         plain = not layer.negative_slope and not layer.threshold
         return {None: "relu", 6.0: "relu6"}.get(layer.max_value) if plain else None
