@@ -33,7 +33,8 @@ def test_a_bias_folds_only_where_the_graph_sends_it_to_the_batchnorm_alone():
     conv_again, norm_again = L.Conv2D(4, 3), L.BatchNormalization(epsilon=1e-5)
     straight = keras.Model(inputs, L.ReLU()(norm_again(conv_again(inputs))))
     conv_again.bias.assign(np.full(4, 0.5, "float32"))
-    report = up.port(straight, dst, fold_biases=True)
+    with pytest.warns(UserWarning, match=r"2 -> 1: output_activation relu \(keras\) vs none \(keras\)"):
+        report = up.port(straight, dst, fold_biases=True)  # the source's ReLU after its BatchNorm
     assert report.absent == [
         "1: bias folded into the running_mean of keras's '1' ('0' has no bias and feeds that BatchNorm "
         "alone: the source's graph shows it; the destination's graph shows it)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -433,7 +434,11 @@ def test_rules_pair_layers_whose_order_and_names_differ(backends):
             up.initialize(source, up.init.Normal(), seed=8)
             dst = square.build(b)
             rules = [(r"0", "4"), (r"4", "0"), (r"5", None), (r"(\d)", r"\1")]
-            report = up.port(source, dst, mapping=rules)
+            with warnings.catch_warnings():
+                # Layers 0 and 4 trade places: a ReLU follows one and not the other, which
+                # the port warns of where a framework shows it (test_output_activation.py).
+                warnings.simplefilter("ignore", UserWarning)
+                report = up.port(source, dst, mapping=rules)
             assert report.pairs == [("0", "4", "linear"), ("2", "2", "linear"), ("4", "0", "linear")]
             got, want = up.state_dict(dst), up.state_dict(source)
             for s_path, d_path in (("0", "4"), ("2", "2"), ("4", "0")):
