@@ -139,3 +139,34 @@ def test_a_layer_with_its_own_forward_is_not_judged_by_what_follows_it():
         ]
     )
     assert not _says(src, dst) and not _differ(src, dst)
+
+
+def test_flax_functions_after_a_linear():
+    """An ``nnx.Sequential`` holds activations as functions; jax's ``gelu``
+    approximates by default, so it is not named (and not claimed)."""
+    needs("torch")
+    needs("flax")
+    import jax
+    import torch
+    from flax import nnx
+
+    functions = {
+        "relu": nnx.relu, "relu6": nnx.relu6, "sigmoid": nnx.sigmoid, "tanh": nnx.tanh, "silu": nnx.silu,
+        "hard_sigmoid": nnx.hard_sigmoid, "hard_swish": nnx.hard_swish, "elu": nnx.elu,
+    }  # fmt: skip
+    seen = set()
+    for theirs, ours, dropout in itertools.product(
+        (None, *functions, "gelu"), (None, "relu", "gelu", "elu"), (False, True)
+    ):
+        between = [nnx.Dropout(0.5, rngs=nnx.Rngs(1))] if dropout else []
+        after = [functions.get(theirs, jax.nn.gelu)] if theirs else []
+        dst = nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), *between, *after)
+        torch.manual_seed(0)
+        src = torch.nn.Sequential(torch.nn.Linear(3, 4), *([_torch_activation(ours)] if ours else [])).eval()
+        said, differ = _says(src, dst), _differ(src, dst)
+        if theirs == "gelu":
+            assert not said, ours  # not named: no claim, whatever the outputs
+        else:
+            assert said == differ, (theirs, ours, dropout)
+            seen.add(said)
+    assert seen == {True, False}

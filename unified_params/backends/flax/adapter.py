@@ -69,6 +69,15 @@ def is_trainable(var: Any) -> bool:
     return isinstance(var, nnx.Param) and bool(var.get_metadata().get("trainable", True))
 
 
+#: jax's activation functions defined as every framework defines them, by their
+#: ``__name__`` (jax 0.10), as `ACTIVATIONS` names them. ``gelu`` is left out: jax's
+#: approximates by default, torch's and Keras' do not.
+_FUNCTIONS = {
+    "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu",
+    "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu",
+}  # fmt: skip
+
+
 class Step:
     """A function at one position of an ``nnx.Sequential`` (``nnx.relu``): a
     layer without variables. One function object may fill several positions;
@@ -362,6 +371,24 @@ class FlaxAdapter(Adapter):
         else:
             padding = _numbers(given, axes)
         return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
+
+    def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
+        # The next position of the Sequential holding it; after its last, what follows
+        # that Sequential in the one holding it, and so on up to the model's output.
+        for parent, key in reversed(ancestors):
+            if not isinstance(parent, (nnx.Sequential, NamedSequential)):
+                return None  # a __call__ decides what takes its output
+            positions = [k for k, _ in self.children(parent)]
+            if key not in positions:
+                return None
+            layers = list(parent.layers.values() if isinstance(parent.layers, Mapping) else parent.layers)
+            for layer in layers[positions.index(key) + 1 :]:
+                if isinstance(layer, nnx.Dropout):
+                    continue  # the identity at inference
+                if isinstance(layer, nnx.Module):
+                    return "none"
+                return _FUNCTIONS.get(getattr(layer, "__name__", ""))  # a function not named: None
+        return "none"  # an output of the model
 
     def input_layout(self, layer: Any) -> str | None:
         return "time_major" if isinstance(layer, nnx.RNN) and layer.time_major else None
