@@ -340,12 +340,11 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
     ha, hb = _settings(src, a), _settings(dst, b)
     found = [(name, _setting(ha[name]), _setting(hb[name])) for name in sorted(set(ha) & set(hb))
              if not _same_setting(ha[name], hb[name])]  # fmt: skip
-    ga, gb = _geometry(src, a), _geometry(dst, b)
+    (na, ca), (nb, cb) = ((native_at(m, x.path), _ancestors(m, x)) for m, x in ((src, a), (dst, b)))
+    ga, gb = src.adapter.geometry(na, ca), dst.adapter.geometry(nb, cb)  # None: no convolution
     if ga is not None and gb is not None:
         found += geometry.differences(ga, gb)
-    oa, ob = (
-        m.adapter.output_activation(native_at(m, x.path), _ancestors(m, x)) for m, x in ((src, a), (dst, b))
-    )
+    oa, ob = src.adapter.output_activation(na, ca), dst.adapter.output_activation(nb, cb)
     if oa is not None and ob is not None and oa != ob:  # each named where its framework shows it
         found.append(("output_activation", oa, ob))
     which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
@@ -386,38 +385,19 @@ def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
     """A paired layer's settings, with those its parent gives it (a bidirectional
     wrapper's); a part of a recurrent layer runs one way."""
     found = model.adapter.hyperparameters(native_at(model, layer.path))
-    parent, key = _parent(model, layer)
-    if parent is not None and key is not None:
-        found.update(model.adapter.settings_given(parent, key))
+    holders = _ancestors(model, layer)
+    if holders:
+        found.update(model.adapter.settings_given(*holders[-1]))
     if layer.part:
         found["direction"] = "reverse" if layer.part.endswith("_reverse") else "forward"
     return found
 
 
-def _geometry(model: Module, layer: Layer) -> geometry.Geometry | None:
-    """How a paired convolution lays its windows (``None`` for other layers)."""
-    return model.adapter.geometry(native_at(model, layer.path), _ancestors(model, layer))
-
-
 def _ancestors(model: Module, layer: Layer) -> list[tuple[Any, str]]:
     """The native modules that hold a paired layer, the root first, each with
     the key it holds the next one (or the layer) at."""
-    chain: list[tuple[Any, str]] = []
-    node = model.native
-    for key in split(layer.path) if layer.path else ():
-        chain.append((node, key))
-        node = model.adapter.child(node, key)
-        if node is None:
-            break
-    return chain
-
-
-def _parent(model: Module, layer: Layer) -> tuple[Any, str | None]:
-    """The native module holding a paired layer, and its key there (none for the root)."""
-    if not layer.path:
-        return None, None
-    *above, key = split(layer.path)
-    return (model[join(*above)].native if above else model.native), key
+    keys = split(layer.path) if layer.path else []
+    return [(model[join(*keys[:i])].native if i else model.native, key) for i, key in enumerate(keys)]
 
 
 def _same_setting(a: float | str, b: float | str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core import sequence
 from .._core.geometry import Geometry
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
@@ -130,38 +131,25 @@ class DictModuleAdapter(Adapter):
         if own is None:
             return None
         before = [(0, 0)] * len(own.stride)
-        # Padding layers just before it in a Sequential, and, where it comes first
-        # there, just before that Sequential in the one holding it, and so on up.
-        for parent, key in reversed(ancestors):
-            kids = self._kids(parent) if isinstance(parent, self.SEQUENTIAL) else {}
-            order = list(kids)
-            earlier = order[: order.index(key)] if key in kids else None
-            for name in reversed(earlier or []):
-                pads = self.zero_padding(kids[name])
-                if pads is None or len(pads) != len(before):
-                    earlier = None  # another layer feeds it: nothing further up does
-                    break
-                before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
-            if earlier is None:
+        for layer in sequence.before(ancestors, self._sequence):  # padding layers just before it
+            pads = None if layer is None else self.zero_padding(layer)
+            if pads is None or len(pads) != len(before):
                 break
+            before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
         return replace(own, before=tuple(before)) if any(p != (0, 0) for p in before) else own
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         listed = self.KINDS.listed(type(module))
         if listed is None or runs_its_own(module, (listed,), "forward"):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
-        # The next child of the Sequential holding it; after its last, what follows
-        # that Sequential in the one holding it, and so on up to the model's output.
-        for parent, key in reversed(ancestors):
-            kids = self._kids(parent) if isinstance(parent, self.SEQUENTIAL) else {}
-            if key not in kids:
-                return None  # a forward method decides what takes its output
-            order = list(kids)
-            for name in order[order.index(key) + 1 :]:
-                found = self.activation_of(kids[name])
-                if found != PASSES:
-                    return found
+        for layer in sequence.after(ancestors, self._sequence):
+            found = None if layer is None else self.activation_of(layer)  # None: a forward decides
+            if found != PASSES:
+                return found
         return "none"  # an output of the model
+
+    def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
+        return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None
 
     def activation_of(self, module: Any) -> str | None:
         """A layer a Sequential runs after another, as `output_activation` sees

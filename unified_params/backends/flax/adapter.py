@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ..._core import sequence
 from ..._core.errors import UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
@@ -373,22 +374,17 @@ class FlaxAdapter(Adapter):
         return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
-        # The next position of the Sequential holding it; after its last, what follows
-        # that Sequential in the one holding it, and so on up to the model's output.
-        for parent, key in reversed(ancestors):
-            if not isinstance(parent, (nnx.Sequential, NamedSequential)):
+        for layer in sequence.after(ancestors, self._sequence):
+            if layer is None:
                 return None  # a __call__ decides what takes its output
-            positions = [k for k, _ in self.children(parent)]
-            if key not in positions:
-                return None
-            layers = list(parent.layers.values() if isinstance(parent.layers, Mapping) else parent.layers)
-            for layer in layers[positions.index(key) + 1 :]:
-                if isinstance(layer, nnx.Dropout):
-                    continue  # the identity at inference
-                if isinstance(layer, nnx.Module):
-                    return "none"
-                return _FUNCTIONS.get(getattr(layer, "__name__", ""))  # a function not named: None
+            if isinstance(layer, Step):  # a function: one not named gives None
+                return _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
+            if not isinstance(layer, nnx.Dropout):  # the identity at inference
+                return "none"
         return "none"  # an output of the model
+
+    def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
+        return self.children(parent) if isinstance(parent, (nnx.Sequential, NamedSequential)) else None
 
     def input_layout(self, layer: Any) -> str | None:
         return "time_major" if isinstance(layer, nnx.RNN) and layer.time_major else None
