@@ -30,13 +30,7 @@ def after(ancestors: Sequence[tuple[Any, str]], sequence: Order) -> Iterator[Any
         >>> list(after([("forward", "a")], runs.get))
         [None]
     """
-    for parent, key in reversed(ancestors):
-        kids = sequence(parent)
-        keys = [k for k, _ in kids or ()]
-        if kids is None or key not in keys:
-            yield None
-            return
-        yield from (child for _, child in kids[keys.index(key) + 1 :])
+    return _walk(ancestors, sequence, later=True)
 
 
 def before(ancestors: Sequence[tuple[Any, str]], sequence: Order) -> Iterator[Any | None]:
@@ -47,10 +41,15 @@ def before(ancestors: Sequence[tuple[Any, str]], sequence: Order) -> Iterator[An
         >>> list(before([("root", "1"), ("block", "0")], runs.get))
         ['pad']
     """
+    return _walk(ancestors, sequence, later=False)
+
+
+def _walk(ancestors: Sequence[tuple[Any, str]], sequence: Order, later: bool) -> Iterator[Any | None]:
     for parent, key in reversed(ancestors):
         kids = sequence(parent)
         keys = [k for k, _ in kids or ()]
         if kids is None or key not in keys:
             yield None
             return
-        yield from (child for _, child in reversed(kids[: keys.index(key)]))
+        at = keys.index(key)
+        yield from (child for _, child in (kids[at + 1 :] if later else reversed(kids[:at])))
