@@ -160,11 +160,12 @@ NOTES = """\
   write, so a refused port leaves the destination as it was; no copy of the
   destination is kept (only `check_input`, not timed here, keeps one). The
   finite check reads every source byte once more before the copy reads it
-  again: about 0.27x memcpy's time on two cores, as a BLAS dot product of the
-  values with themselves (`values.all_finite`; numpy's pairwise sum, used
-  before, is bound by its additions: 1 GiB took 58 ms against 39 ms on the
-  AVX-512 VM, and the 1 GiB Embedding ports went from 1.04-1.17x to
-  0.88-1.01x memcpy's time), on top of a copy that runs on both cores
+  again: about 0.4x memcpy's time on two cores, as numpy's pairwise sum
+  (`values.all_finite`; a BLAS dot product of the values with themselves
+  read 1 GiB in 39 ms against 58 ms on the AVX-512 VM and took the 1 GiB
+  Embedding ports from 1.04-1.17x to 0.88-1.01x memcpy's time, but called
+  from the checking threads of a torch.distributed worker it crashed the
+  process in 2 of 8 runs, so the sum stays), on top of a copy that runs on both cores
   (torch's `copy_`, 0.75x a one-core `np.copyto`; `memmove` or `np.copyto`
   in two threads measure the same, 0.72-0.81x): about 1.0x memcpy's time at
   best, measured 1.0-1.5x in isolated runs and more in a
@@ -178,8 +179,8 @@ NOTES = """\
   port profiled at 191 ms spent 63 ms on the checks, 109 ms in torch's copy
   and 19 ms on everything else (pairing, planning, Python per tensor,
   inflated by the profiler). On an AVX-512 VM with a 260 MiB L3 the floor
-  took 1.16-1.27x memcpy's time with the pairwise sum and 1.10x with the dot
-  product, and the ports 0.80-0.92x of it (why a port beats it there is not
+  took 1.16-1.27x memcpy's time with the pairwise sum (1.10x with the dot
+  product), and the ports 0.80-0.92x of it (why a port beats it there is not
   measured).
   Into Keras on
   TensorFlow, a variable adopts the buffer it is handed (even while the
