@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 
@@ -15,8 +16,10 @@ from unified_params.backends._base import Adapter
 FRAMEWORKS = ("torch", "tensorflow", "keras", "paddle")
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
 
 
 def test_import_loads_no_framework():
@@ -58,6 +61,32 @@ def test_detection_imports_nothing_more():
     result = _run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["torch", "[]"]
+
+
+def test_paddle_is_imported_first_only_before_tensorflow():
+    """Wrapping a torch model imports no paddle (3 s, and a second OpenMP
+    runtime beside torch's); building a Keras model on TensorFlow imports paddle
+    before it, so paddle still works afterwards."""
+    needs("torch")
+    needs("paddle")
+    code = (
+        "import sys, torch, unified_params as up\n"
+        "up.wrap(torch.nn.Linear(2, 2)).params()\n"
+        "print(sorted(m for m in ('tensorflow', 'paddle') if m in sys.modules))"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
+    needs("keras")
+    code = (
+        "import sys, unified_params as up\n"
+        "up.spec.Sequential(up.spec.Linear(2, 2)).build('keras')\n"
+        "print(sorted(m for m in ('tensorflow', 'paddle') if m in sys.modules))\n"
+        "print(up.spec.Sequential(up.spec.Linear(2, 2)).build('paddle').__class__.__module__.split('.')[0])"
+    )
+    result = _run(code, KERAS_BACKEND="tensorflow")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["['paddle',", "'tensorflow']", "paddle"]
 
 
 def test_paddle_after_tensorflow_is_refused_not_crashed():

@@ -10,6 +10,7 @@ one rank never reaches times out (``TIMEOUT``) instead of hanging the run.
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import json
 import os
 import socket
@@ -31,6 +32,7 @@ def free_port() -> int:
 
 
 def worker(rank: int, port: int, out: str, shared: str) -> None:
+    faulthandler.enable()  # a crash prints every thread's Python stack to the launch's output
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import torch.distributed as dist
 

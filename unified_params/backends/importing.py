@@ -2,11 +2,14 @@
 
 ``import tensorflow`` followed by ``import paddle`` crashes the interpreter
 (a segfault inside paddle's start-up). Wherever the project imports a
-framework itself, it goes through `import_framework`, which imports the
-installed frameworks that must come first (the registry's import priority:
-paddle before tensorflow), and refuses with a clear error, instead of
-crashing, when a framework that must come first is needed after one that
-must come later was loaded.
+framework itself, it goes through `import_framework`. Before a framework
+whose import loads tensorflow (Keras on TensorFlow), it imports paddle when
+paddle is installed, so that paddle can still be used later; and it refuses
+with a clear error, instead of crashing, when paddle is needed after
+tensorflow was loaded. Frameworks that load no tensorflow (torch, Flax, Keras
+on JAX or torch) are imported alone: paddle's import takes about 3 s and
+brings its own OpenMP runtime (Intel's) into a process whose torch runs on
+GNU's.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _CRASHES_AFTER = {"paddle": ("tensorflow",)}
 
 
 def import_framework(backend: str) -> ModuleType:
-    """Import a backend's framework, after every installed framework that must come first.
+    """Import a backend's framework; paddle first where that import loads tensorflow.
 
     Raises:
         BackendNotInstalledError: The framework is not installed.
@@ -40,14 +43,16 @@ def import_framework(backend: str) -> ModuleType:
     """
     entry = registry.get(backend)
     _refuse_crashing_order(entry.name)
+    loads = registry.modules_loaded(entry.name)
     for earlier in registry.import_order():
         if earlier == entry.name:
             break
         module = registry.get(earlier).module
+        crashes_after = _CRASHES_AFTER.get(earlier, ())
         if (
-            earlier in _CRASHES_AFTER
+            any(m in loads for m in crashes_after)  # this import loads what it cannot follow
             and module not in sys.modules
-            and not any(m in sys.modules for m in _CRASHES_AFTER[earlier])
+            and not any(m in sys.modules for m in crashes_after)
             and installed(earlier)
         ):
             importlib.import_module(module)  # later imports of it stay safe

@@ -305,16 +305,29 @@ def installed(target: str) -> bool:
         False
     """
     try:
-        name, wanted = split_target(target)
+        return all(module_available(m) for m in modules_loaded(target))
     except ValueError:
         return False
+
+
+def modules_loaded(target: str) -> tuple[str, ...]:
+    """The top-level modules importing a backend loads: its framework's, and
+    its engine's (the one a target names, or the one this process would use).
+
+    Raises:
+        ValueError: No backend of that name is registered.
+
+    Examples:
+        >>> modules_loaded("torch")
+        ('torch',)
+        >>> modules_loaded("keras-jax")
+        ('keras', 'jax')
+    """
+    name, wanted = split_target(target)
     backend = BACKENDS[name]
     current = (wanted if "-" in target else engine(name)) or ""
-    modules = [
-        backend.module,
-        *([backend.engine_modules[current]] if current in backend.engine_modules else []),
-    ]
-    return all(module_available(m) for m in modules)
+    engine_module = backend.engine_modules.get(current)
+    return (backend.module, engine_module) if engine_module else (backend.module,)
 
 
 def module_available(module: str) -> bool:
