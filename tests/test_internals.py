@@ -74,6 +74,16 @@ def test_paddle_internals():
     assert internals.pad_layer(nn.ZeroPad2D([1, 2, 3, 4])) == ([1, 2, 3, 4], "constant", 0.0), "ZeroPad2D"
     assert internals.pad_layer(nn.Pad1D([1, 0], mode="reflect")) == ([1, 0], "reflect", 0.0), "Pad1D._mode"
     assert internals.pad_layer(nn.ReLU()) is None
+    pool = nn.AvgPool2D(
+        3, padding="SAME", ceil_mode=True, exclusive=False, divisor_override=4, data_format="NHWC"
+    )
+    assert internals.pooling(pool) == (3, None, "SAME", True, False, 4, "NHWC"), (
+        "AvgPool2D.ksize, stride, padding, ceil_mode, exclusive, divisor, data_format"
+    )
+    assert internals.pooling(nn.MaxPool1D(2, 1, padding=1)) == (2, 1, 1, False, None, None, "NCL"), (
+        "MaxPool1D.kernel_size"
+    )
+    assert internals.pooling(nn.AvgPool1D(2))[4] is True, "AvgPool1D.exclusive"
     assert internals.hyperparameter(nn.GELU(approximate=True), "approximate") is True, "GELU._approximate"
     assert internals.hyperparameter(nn.ELU(alpha=0.5), "alpha") == 0.5, "ELU._alpha"
 

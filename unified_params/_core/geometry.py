@@ -1,5 +1,5 @@
-"""Convolution geometry: where a convolution's windows fall, and whether two
-paired convolutions put them in the same places.
+"""Window geometry: where a convolution's or a pooling layer's windows fall,
+and whether two paired layers put them in the same places.
 
 Two convolutions with the same weights compute the same map only if they
 stride, dilate and pad alike. Frameworks spell padding differently: torch
@@ -15,14 +15,24 @@ stride, so one size per remainder of the stride decides it), or for the one
 size a framework records. With stride 2, ``padding=1`` and ``"same"`` agree
 on odd sizes and disagree on even ones.
 
-Adapters describe their layers (`Geometry`); this module owns the rule
-(`differences`).
+Pooling layers lay windows the same way, and add two settings: torch and
+paddle may round the count of windows up (``ceil_mode``: one more window,
+partly past the end, where the last would not fit), and an average pooling
+may count padded positions in its divisor or not (torch's
+``count_include_pad``, on by default; paddle's ``exclusive``, on by default,
+is the reverse; Keras' ``"same"`` never counts them). A max pooling pads
+with minus infinity, so its own padding never wins; the zeros of a padding
+layer before it do win over negative inputs, and are compared unless the
+input is known not to be negative (it comes out of a ReLU).
+
+Adapters describe their layers (`Geometry`, `Pooling`); this module owns the
+rules (`differences`, `pooling_differences`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: A spatial axis's padding: positions ``(before, after)``, `SAME` (the rule of
 #: the input's size), or ``None`` where the adapter cannot say (not compared).
@@ -49,6 +59,9 @@ class Geometry:
             crops from the start and end of its full output
             (``(n - 1) * stride + span`` positions; a negative end adds
             positions), which does not depend on the input's size.
+        ceil: The count of windows is rounded up (a pooling layer's
+            ``ceil_mode``): one more window where the last would pass the
+            end, if it starts inside the input or its padding before.
 
     Examples:
         >>> g = Geometry(kernel=(3,), stride=(2,), dilation=(1,), padding=(SAME,))
@@ -64,6 +77,7 @@ class Geometry:
     before: tuple[tuple[int, int], ...] | None = None
     sizes: tuple[int | None, ...] | None = None
     transposed: bool = False
+    ceil: bool = False
 
     def pads(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
         """Positions padded before and after an axis of ``raw`` positions
@@ -87,7 +101,40 @@ class Geometry:
         if pads is None:
             return None
         span = self.dilation[axis] * (self.kernel[axis] - 1) + 1
-        return -pads[0], max((raw + pads[0] + pads[1] - span) // self.stride[axis] + 1, 0)
+        room, step = raw + pads[0] + pads[1] - span, self.stride[axis]
+        count = room // step + 1
+        if self.ceil and room % step and count * step < raw + pads[0]:
+            count += 1  # a last window past the end, starting inside the input
+        return -pads[0], max(count, 0)
+
+    def divisors(self, raw: int, axis: int, counts_padding: bool) -> tuple[int, ...] | None:
+        """For an average pooling: how many positions each window divides by
+        on an axis of ``raw`` positions. The input's, and the zeros of
+        padding layers before it, always count; the layer's own padding
+        when ``counts_padding``; a window's part past that (`ceil`) never
+        does (torch's and paddle's rule)."""
+        found, pads = self.windows(raw, axis), self.pads(raw, axis)
+        if found is None or pads is None:
+            return None
+        layer = self.before[axis] if self.before else (0, 0)
+        first, last = (-pads[0], raw + pads[1]) if counts_padding else (-layer[0], raw + layer[1])
+        span, (start, count) = self.kernel[axis], found
+        starts = (start + i * self.stride[axis] for i in range(count))
+        return tuple(max(min(at + span, last) - max(at, first), 0) for at in starts)
+
+    def zeros_taken(self, raw: int, axis: int) -> tuple[int, int] | None:
+        """How many of the zeros padding layers add before and after an axis
+        of ``raw`` positions some window takes (the layer's own padding left
+        out)."""
+        found = self.windows(raw, axis)
+        if found is None:
+            return None
+        lo, hi = self.before[axis] if self.before else (0, 0)
+        (start, count), span = found, self.dilation[axis] * (self.kernel[axis] - 1) + 1
+        if count <= 0:
+            return (0, 0)
+        end = start + (count - 1) * self.stride[axis] + span
+        return min(max(-start, 0), lo), min(max(end - raw, 0), hi)
 
     def raw_size(self, axis: int) -> int | None:
         """The size of the input before its padding layers, if recorded."""
@@ -124,19 +171,106 @@ def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
             found.append(("padding", f"crop {_pads(a.padding)}", f"crop {_pads(b.padding)}"))  # type: ignore[arg-type]
         return found
     sizes = [_known(a, b, axis) for axis in range(len(a.stride))]
+    if _same_windows(a, b, sizes) is None:
+        return found  # a padding the adapter cannot say: not compared
+    if not _same_windows(a, b, sizes):
+        floor = (replace(a, ceil=False), replace(b, ceil=False))
+        if not _same_windows(*floor, sizes):
+            found.append(("padding", _described(a, sizes), _described(b, sizes)))
+        if a.ceil != b.ceil:
+            found.append(("ceil_mode", str(a.ceil), str(b.ceil)))
+    padded = any(p != (0, 0) for p in _effective(a, sizes) + _effective(b, sizes))
+    if a.mode != b.mode and padded:
+        found.append(("padding_mode", a.mode, b.mode))
+    return found
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """A pooling layer's windows and what it computes over each.
+
+    Attributes:
+        kind: ``"max"`` or ``"average"``.
+        geometry: Its windows (a dilation of 1 but for torch's max pooling).
+        counts_padding: For an average, whether padded positions count in the
+            divisor; ``None`` where the adapter cannot say (a divisor of the
+            user's own) or for a max.
+        input_activation: The activation the input last went through, where
+            the framework shows it (padding layers in between passed over);
+            ``None`` where unknown.
+
+    Examples:
+        >>> g = Geometry((3,), (1,), (1,), ((1, 1),))
+        >>> pooling_differences(Pooling("average", g, True), Pooling("average", g, False))
+        [('count_include_pad', 'True', 'False')]
+    """
+
+    kind: str
+    geometry: Geometry
+    counts_padding: bool | None = None
+    input_activation: str | None = None
+
+
+#: Activations whose outputs are never negative, by the names adapters use.
+NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid"})
+
+
+def pooling_differences(a: Pooling, b: Pooling) -> list[tuple[str, str, str]]:
+    """The settings in which two paired pooling layers differ, as `differences`
+    gives them, ``ceil_mode`` included; and, for two averages whose windows
+    agree, ``count_include_pad`` where some window divides by another count.
+
+    Examples:
+        >>> torch_like = Pooling("max", Geometry((3, 3), (2, 2), (1, 1), ((0, 0),) * 2, ceil=True))
+        >>> paddle_like = Pooling("max", Geometry((3, 3), (2, 2), (1, 1), ((0, 0),) * 2))
+        >>> pooling_differences(torch_like, paddle_like)
+        [('ceil_mode', 'True', 'False')]
+    """
+    found = differences(a.geometry, b.geometry)
+    ga, gb = a.geometry, b.geometry
+    if found:
+        return found
+    if a.kind == b.kind == "max":
+        if a.input_activation in NONNEGATIVE or b.input_activation in NONNEGATIVE:
+            return found  # a zero never wins over such inputs: it pads as minus infinity does
+        for axis in range(len(ga.stride)):
+            raw = _known(ga, gb, axis)
+            for n in [raw] if raw is not None else _representatives(ga, axis):
+                if ga.zeros_taken(n, axis) != gb.zeros_taken(n, axis):
+                    return [("padding_mode", _padded_with(ga), _padded_with(gb))]
+        return found
+    if "max" in (a.kind, b.kind) or a.counts_padding is None or b.counts_padding is None:
+        return found
+    for axis in range(len(ga.stride)):
+        raw = _known(ga, gb, axis)
+        for n in [raw] if raw is not None else _representatives(ga, axis):
+            if ga.divisors(n, axis, a.counts_padding) != gb.divisors(n, axis, b.counts_padding):
+                return [("count_include_pad", _counted(a), _counted(b))]
+    return found
+
+
+def _padded_with(g: Geometry) -> str:
+    zeros = g.before is not None and any(pad != (0, 0) for pad in g.before)
+    return "zeros (a padding layer before it)" if zeros else "minus infinity (its own)"
+
+
+def _counted(p: Pooling) -> str:
+    zeros = p.geometry.before is not None and any(pad != (0, 0) for pad in p.geometry.before)
+    return f"{p.counts_padding}" + (" (a padding layer's zeros counted)" if zeros else "")
+
+
+def _same_windows(a: Geometry, b: Geometry, sizes: list[int | None]) -> bool | None:
+    """Whether two layers' windows start and count alike on every axis, at
+    its known size or one size per remainder of the stride; ``None`` where a
+    padding is unknown."""
     agree = True
     for axis, raw in enumerate(sizes):
         for n in [raw] if raw is not None else _representatives(a, axis):
             wa, wb = a.windows(n, axis), b.windows(n, axis)
             if wa is None or wb is None:
-                return found  # a padding the adapter cannot say: not compared
+                return None
             agree = agree and wa == wb
-    if not agree:
-        found.append(("padding", _described(a, sizes), _described(b, sizes)))
-    padded = any(p != (0, 0) for p in _effective(a, sizes) + _effective(b, sizes))
-    if a.mode != b.mode and padded:
-        found.append(("padding_mode", a.mode, b.mode))
-    return found
+    return agree
 
 
 def _known(a: Geometry, b: Geometry, axis: int) -> int | None:

@@ -85,9 +85,11 @@ class PortReport:
             mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
             for the recorded input, 10 x 10) (keras)"``; the activation its
             output goes through (``"0 -> 0: output_activation none (torch)
-            vs relu (keras)"``); and each layer
-            without weights that scales at inference on one side only
-            (``"_drop1: inference_scale 0.5 (paddle) vs 1 (torch)"``).
+            vs relu (keras)"``); the n-th pooling layers' windows, ceil mode
+            and what an average divides by (``"2 -> 2: ceil_mode True
+            (torch) vs False (paddle)"``); and each layer without weights
+            that scales at inference on one side only (``"_drop1:
+            inference_scale 0.5 (paddle) vs 1 (torch)"``).
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
         absent: Leaves one side of a pair lacks: each destination leaf set to
@@ -226,7 +228,7 @@ def port(
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
-    settings_differ += _scale_differences(src, dst)
+    settings_differ += _scale_differences(src, dst) + _pooling_differences(src, dst)
     report.differences = [line for _, line in settings_differ]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
@@ -240,7 +242,7 @@ def port(
         if align is not None:
             settings = _align(src, dst, pairs, report)
             settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
-            settings_differ += _scale_differences(src, dst)
+            settings_differ += _scale_differences(src, dst) + _pooling_differences(src, dst)
             report.differences = [line for _, line in settings_differ]
         report.load = load(
             dst,
@@ -330,7 +332,7 @@ def _np(dtype: str) -> Any:
 #: (``momentum`` only changes how training moves the running statistics).
 CHANGES_OUTPUTS = (
     "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
-    "stride", "dilation", "padding", "padding_mode", "output_activation",
+    "stride", "dilation", "padding", "padding_mode", "output_activation", "ceil_mode", "count_include_pad",
 )  # fmt: skip
 
 
@@ -371,6 +373,37 @@ def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     return lines
 
 
+def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+    """Pooling layers with a window hold no weights, so they are not paired
+    with the layers that do: the n-th of one model is paired with the n-th of
+    the other, in the order the frameworks list them, and only when both
+    have as many, of the same kinds and window sizes (else the order is not
+    taken to match, and nothing is compared). One line per setting in which
+    a pair differs (`geometry.pooling_differences`)."""
+    found = [_poolings(src), _poolings(dst)]
+    if len(found[0]) != len(found[1]) or any(
+        a.kind != b.kind or a.geometry.kernel != b.geometry.kernel
+        for (_, a), (_, b) in zip(*found, strict=True)
+    ):
+        return []
+    lines = []
+    for (pa, a), (pb, b) in zip(*found, strict=True):
+        for name, va, vb in geometry.pooling_differences(a, b):
+            which = f"{pa or '<root>'} -> {pb or '<root>'}"
+            lines.append((name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})"))
+    return lines
+
+
+def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
+    """``(path, pooling)`` of each pooling layer with a window, in the framework's order."""
+    adapter = model.adapter
+    found = [
+        (path, adapter.pooling(native, _holders(model, path[len(model.path) :].lstrip("."))))
+        for path, native in unique_modules(adapter, model.native, model.path)
+    ]
+    return [(path, pool) for path, pool in found if pool is not None]
+
+
 def _scales(model: Module) -> list[tuple[str, float]]:
     """``(path, factor)`` of each layer of ``model`` that scales its input at inference."""
     adapter = model.adapter
@@ -396,7 +429,12 @@ def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
 def _ancestors(model: Module, layer: Layer) -> list[tuple[Any, str]]:
     """The native modules that hold a paired layer, the root first, each with
     the key it holds the next one (or the layer) at."""
-    keys = split(layer.path) if layer.path else []
+    return _holders(model, layer.path)
+
+
+def _holders(model: Module, path: str) -> list[tuple[Any, str]]:
+    """As `_ancestors`, for the layer at ``path`` (relative to ``model``)."""
+    keys = split(path) if path else []
     return [(model[join(*keys[:i])].native if i else model.native, key) for i, key in enumerate(keys)]
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from .._core.flatten import FlatInput
-from .._core.geometry import Geometry
+from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
@@ -299,6 +299,24 @@ class Adapter(abc.ABC):
             >>> g = adapter_for(net).geometry(net[1], [(net, "1")])
             >>> g.stride, g.padding, g.before
             ((2, 2), ((0, 0), (0, 0)), ((1, 1), (1, 1)))
+        """
+        return None
+
+    def pooling(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Pooling | None:
+        """How a max or average pooling ``module`` with a window lays its
+        windows (as `geometry` describes a convolution's, ``ceil_mode``
+        included) and, for an average, whether padded positions count in its
+        divisor. ``None`` for any other layer, global and adaptive poolings
+        included (they take every position). ``ancestors`` as `geometry` takes
+        them. Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> pool = torch.nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True)
+            >>> found = adapter_for(pool).pooling(pool, [])
+            >>> found.kind, found.geometry.ceil, found.counts_padding
+            ('average', True, True)
         """
         return None
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._core import sequence
-from .._core.geometry import Geometry
+from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
 from ._base import Adapter, KindTable, NativeVariable, runs_its_own
@@ -128,10 +128,26 @@ class DictModuleAdapter(Adapter):
 
     def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         own = self.convolution(module)
+        return None if own is None else self._padded_before(own, ancestors)
+
+    def pooling(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Pooling | None:
+        own = self.pool(module)
         if own is None:
             return None
+        earlier = sequence.before(ancestors, self._sequence) if ancestors else iter(())
+        made_by = next(
+            (layer for layer in earlier if self.zero_padding(layer) is None), None
+        )  # pads passed over
+        found = None if made_by is None else self.activation_of(made_by)
+        activation = found if found not in ("none", PASSES) else None
+        return replace(
+            own, geometry=self._padded_before(own.geometry, ancestors), input_activation=activation
+        )
+
+    def _padded_before(self, own: Geometry, ancestors: Sequence[tuple[Any, str]]) -> Geometry:
+        """``own`` with the zeros of the padding layers a Sequential runs just before it."""
         before = [(0, 0)] * len(own.stride)
-        for layer in sequence.before(ancestors, self._sequence):  # padding layers just before it
+        for layer in sequence.before(ancestors, self._sequence):
             pads = None if layer is None else self.zero_padding(layer)
             if pads is None or len(pads) != len(before):
                 break
@@ -162,6 +178,11 @@ class DictModuleAdapter(Adapter):
     def convolution(self, module: Any) -> Geometry | None:
         """`geometry` of the layer alone, padding layers before it left out
         (``None``: not a convolution). Default: ``None``."""
+        return None
+
+    def pool(self, module: Any) -> Pooling | None:
+        """`pooling` of the layer alone, padding layers before it left out
+        (``None``: not a pooling layer with a window). Default: ``None``."""
         return None
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.flatten import FlatInput
-from ..._core.geometry import SAME, Geometry, Pad
+from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
@@ -37,6 +37,8 @@ from . import graph, internals, tables
 from .engines import engine_for
 
 L = keras.layers
+_MAX_POOLS = (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D)
+_AVG_POOLS = (L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D)
 _TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _CONV_LAYERS = (
     L.Conv1D, L.Conv2D, L.Conv3D, L.SeparableConv1D, L.SeparableConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
@@ -286,6 +288,23 @@ class KerasAdapter(Adapter):
         sizes, before = fed if fed is not None else (None, None)
         return Geometry(kernel, tuple(module.strides), dilation, padding, before=before, sizes=sizes,
                         transposed=transposed)  # fmt: skip
+
+    def pooling(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Pooling | None:
+        if not isinstance(module, _MAX_POOLS + _AVG_POOLS):
+            return None
+        kernel = tuple(module.pool_size)
+        padding: tuple[Pad, ...] = tuple(SAME if module.padding == "same" else (0, 0) for _ in kernel)
+        if runs_its_own(module, _MAX_POOLS + _AVG_POOLS, "call"):
+            padding = (None,) * len(kernel)  # its own call may pool otherwise
+        fed = graph.convolution_input(module, len(kernel))
+        sizes, before = fed if fed is not None else (None, None)
+        geometry = Geometry(
+            kernel, tuple(module.strides), (1,) * len(kernel), padding, before=before, sizes=sizes
+        )
+        if isinstance(module, _AVG_POOLS):  # "same" divides by the input's positions alone (but on torch)
+            known = module.padding == "valid" or self.engine.same_average_excludes_padding
+            return Pooling("average", geometry, counts_padding=False if known else None)
+        return Pooling("max", geometry, input_activation=graph.input_activation(module, _ACTIVATION_NAMES))
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"

@@ -26,6 +26,12 @@ class Engine:
     """Value operations on one Keras engine (the defaults suit any engine)."""
 
     name = ""
+    #: Whether an ``AveragePooling*D(padding="same")`` averages each window
+    #: over the input's positions in it alone, as TensorFlow does (measured
+    #: with Keras 3.15.1: over 1..10, the last window of a 3-wide, stride 2
+    #: pooling gives 9.5 on TensorFlow and JAX, the mean of 9 and 10, and 9.67
+    #: on torch).
+    same_average_excludes_padding = True
 
     def whole(self, var: Any) -> Any:
         """The variable, if this process holds all of its value (every replica
@@ -153,6 +159,7 @@ class Jax(Engine):
 
 class Torch(Engine):
     name = "torch"
+    same_average_excludes_padding = False
 
     def view(self, var: Any) -> np.ndarray:
         import torch

@@ -121,10 +121,11 @@ _ZERO_PADS = (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D)
 def convolution_input(
     layer: Any, axes: int
 ) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]] | None:
-    """The size of each spatial axis of the map a convolution takes, and the
-    zeros ``ZeroPadding`` layers just before it add, ``(before, after)`` per
-    axis, if every call of the layer in the graph agrees; ``None`` otherwise
-    (never called in a graph, or called on other maps).
+    """The size of each spatial axis of the map a convolution (or a pooling
+    layer) takes, and the zeros ``ZeroPadding`` layers just before it add,
+    ``(before, after)`` per axis, if every call of the layer in the graph
+    agrees; ``None`` otherwise (never called in a graph, or called on other
+    maps).
 
     Examples:
         >>> inputs = keras.Input((9, 9, 3))
@@ -151,6 +152,34 @@ def convolution_input(
             parents = parents[0].parent_nodes
         found.add((sizes, tuple(before)))
     return found.pop() if len(found) == 1 else None
+
+
+def input_activation(layer: Any, names: dict[str, str]) -> str | None:
+    """The activation ``layer``'s input last went through, ``ZeroPadding``
+    layers before it passed over: an activation layer's, or the fused one of
+    the layer that made it, by ``names``; ``None`` where the graph does not
+    show one (a layer called more than once, an unnamed activation).
+
+    Examples:
+        >>> inputs = keras.Input((8, 8, 3))
+        >>> pool = L.MaxPooling2D(3)
+        >>> model = keras.Model(inputs, pool(L.ZeroPadding2D(1)(L.Conv2D(4, 1, activation="relu")(inputs))))
+        >>> input_activation(pool, {"relu": "relu"})
+        'relu'
+    """
+    calls = internals.inbound_nodes(layer)
+    if len(calls) != 1:
+        return None
+    parents = calls[0].parent_nodes
+    while len(parents) == 1 and isinstance(parents[0].operation, _ZERO_PADS):
+        parents = parents[0].parent_nodes
+    if len(parents) != 1:
+        return None
+    made_by = parents[0].operation
+    found = _activation(made_by, names)
+    if found == "none":  # not an activation layer: the one it fuses, if any
+        return names.get(getattr(getattr(made_by, "activation", None), "__name__", ""))
+    return found or None
 
 
 def _pairs(padding: Any) -> tuple[tuple[int, int], ...]:

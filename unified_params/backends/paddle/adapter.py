@@ -12,7 +12,7 @@ import paddle
 from paddle import nn
 
 from ..._core.errors import UnsupportedError, received
-from ..._core.geometry import SAME, Geometry, Pad
+from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
@@ -174,6 +174,22 @@ class PaddleAdapter(DictModuleAdapter):
             tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
         )
 
+    def pool(self, module: Any) -> Pooling | None:
+        if not isinstance(module, internals.MAX_POOLS + internals.AVG_POOLS):
+            return None
+        kernel, stride, given, ceil, exclusive, divisor, data_format = internals.pooling(module)
+        axes = int(type(module).__name__[-2])  # MaxPool2D: 2
+        kernels = _ints(kernel, axes)
+        strides = kernels if stride is None else _ints(stride, axes)
+        padding = _paddings(given, axes, data_format)
+        if runs_its_own(module, internals.MAX_POOLS + internals.AVG_POOLS, "forward"):
+            padding = (None,) * axes  # its own forward may pool otherwise
+        counts = None if exclusive is None or divisor else not exclusive
+        if counts and SAME in padding:
+            counts = None  # measured: "SAME" counts the padding before, and after only as much
+        geometry = Geometry(kernels, strides, (1,) * axes, padding, ceil=ceil)
+        return Pooling("max" if exclusive is None else "average", geometry, counts)
+
     def inference_scale(self, module: Any) -> float | None:
         if isinstance(module, nn.Dropout) and module.mode == "downscale_in_infer" and module.p:
             return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
@@ -267,6 +283,11 @@ def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
     import ml_dtypes
 
     return bits.view(ml_dtypes.bfloat16)
+
+
+def _ints(value: Any, axes: int) -> tuple[int, ...]:
+    """An int, or one per axis, as a tuple per axis."""
+    return (int(value),) * axes if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def _paddings(given: Any, axes: int, data_format: str) -> tuple[Pad, ...]:

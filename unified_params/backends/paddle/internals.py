@@ -53,6 +53,32 @@ def convolution(layer: Any) -> tuple[list[int], list[int], list[int], Any, str, 
     )
 
 
+#: paddle 3.3.1's pooling layers with a window.
+MAX_POOLS = (nn.MaxPool1D, nn.MaxPool2D, nn.MaxPool3D)
+AVG_POOLS = (nn.AvgPool1D, nn.AvgPool2D, nn.AvgPool3D)
+
+
+def pooling(layer: Any) -> tuple[Any, Any, Any, bool, bool | None, Any, str]:
+    """A pooling layer's kernel size and stride (an int or one per axis;
+    stride ``None`` means the kernel's), its ``padding`` argument as given,
+    ``ceil_mode``, an average's ``exclusive`` (``None`` for a max), its
+    divisor override and its data format: paddle 3.3.1 keeps them on the
+    layer as ``kernel_size`` (1D) or ``ksize`` (2D, 3D), ``stride``,
+    ``padding``, ``ceil_mode``, ``exclusive``, ``divisor`` (2D, 3D) and
+    ``data_format`` (2D, 3D; 1D is channels first), none documented."""
+    kernel = layer.kernel_size if hasattr(layer, "kernel_size") else layer.ksize
+    exclusive = bool(layer.exclusive) if isinstance(layer, AVG_POOLS) else None
+    return (
+        kernel,
+        layer.stride,
+        layer.padding,
+        bool(layer.ceil_mode),
+        exclusive,
+        getattr(layer, "divisor", None),
+        getattr(layer, "data_format", "NCL"),
+    )
+
+
 def pad_layer(layer: Any) -> tuple[list[int], str, float] | None:
     """A padding layer's amounts (last axis first), mode and fill value:
     paddle 3.3.1 keeps them as ``padding``, ``_mode`` and ``value`` on

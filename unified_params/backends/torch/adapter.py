@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..._core.errors import NotBuiltError, UnsupportedError, received
-from ..._core.geometry import SAME, Geometry, Pad
+from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
 from .._base import KindTable, runs_its_own
@@ -45,6 +45,8 @@ _KIND = KindTable(
     }
 )
 _CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+_AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _ZERO_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)  # ZeroPad*d among them
 #: Convolutions of model zoos that pad by TensorFlow's "same" rule in their own forward
 #: (timm's ``tf_*`` models), by module and class name: nothing is imported to know them.
@@ -177,6 +179,23 @@ class TorchAdapter(DictModuleAdapter):
             transposed=module.transposed,
         )
 
+    def pool(self, module: Any) -> Pooling | None:
+        if not isinstance(module, _MAX_POOLS + _AVG_POOLS):
+            return None
+        axes = int(type(module).__name__[-2])  # MaxPool2d: 2
+        kernel, stride, padding = (
+            _per_axis(v, axes) for v in (module.kernel_size, module.stride, module.padding)
+        )
+        average = isinstance(module, _AVG_POOLS)
+        dilation = (1,) * axes if average else _per_axis(module.dilation, axes)
+        own_forward = runs_its_own(module, _MAX_POOLS + _AVG_POOLS, "forward")
+        pads: tuple[Pad, ...] = (None,) * axes if own_forward else tuple((p, p) for p in padding)
+        counts = (
+            None if not average or own_forward or module.divisor_override else bool(module.count_include_pad)
+        )
+        geometry = Geometry(kernel, stride, dilation, pads, ceil=bool(module.ceil_mode))
+        return Pooling("average" if average else "max", geometry, counts)
+
     def activation_of(self, module: Any) -> str | None:
         if type(module) in _PASSING:
             return PASSES
@@ -227,6 +246,11 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
         fill(var.detach().numpy())  # shares the parameter's memory
     torch.autograd.graph.increment_version(var)  # as an in-place op would
     return True
+
+
+def _per_axis(value: Any, axes: int) -> tuple[int, ...]:
+    """A pooling setting per spatial axis: torch keeps an int or a tuple."""
+    return (int(value),) * axes if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def write_tensor(var: Any, value: np.ndarray, owned: bool) -> None:

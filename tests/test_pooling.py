@@ -1,0 +1,246 @@
+"""Pooling geometry: a port warns of a pooling layer's stride, padding,
+``ceil_mode`` or ``count_include_pad`` that differs exactly when the two
+models' outputs differ.
+
+Pooling layers hold no weights: a port pairs them by their order among the
+pooling layers of each model (`unified_params._core.port`), and the rule
+(`unified_params._core.geometry`) is checked first against torch's own output
+sizes, then against the frameworks: for a grid of settings a torch model
+ending in a pooling layer is ported into a paddle or Keras one with no check
+input, and the port's warning must agree with what running both models shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from unified_params._core.geometry import Geometry, Pooling, pooling_differences
+
+SIZES = (9, 10, 11)
+
+
+def test_ceil_mode_counts_windows_as_torch_does():
+    needs("torch")
+    import torch
+
+    checked = 0
+    for kernel, stride, padding, ceil, size in itertools.product(
+        (2, 3), (1, 2, 3), (0, 1), (False, True), SIZES
+    ):
+        pool = torch.nn.MaxPool1d(kernel, stride, padding, ceil_mode=ceil)
+        torch_count = pool(torch.zeros(1, 1, size)).shape[-1]
+        ours = Geometry((kernel,), (stride,), (1,), ((padding, padding),), ceil=ceil).windows(size)
+        assert ours == (-padding, torch_count), (kernel, stride, padding, ceil, size)
+        checked += 1
+    assert checked == 72
+
+
+def test_count_include_pad_matters_only_where_a_window_reaches_padding():
+    padded = Geometry((3,), (1,), (1,), ((1, 1),))
+    assert pooling_differences(Pooling("average", padded, True), Pooling("average", padded, False)) == [
+        ("count_include_pad", "True", "False")
+    ]
+    bare = Geometry((3,), (1,), (1,), ((0, 0),))
+    assert pooling_differences(Pooling("average", bare, True), Pooling("average", bare, False)) == []
+    # A padding layer's zeros always count: torch's own padding, counted, is the same.
+    zeros_before = Geometry((3,), (1,), (1,), ((0, 0),), before=((1, 1),))
+    assert (
+        pooling_differences(Pooling("average", padded, True), Pooling("average", zeros_before, False)) == []
+    )
+    assert pooling_differences(
+        Pooling("average", padded, False), Pooling("average", zeros_before, False)
+    ) == [("count_include_pad", "False", "False (a padding layer's zeros counted)")]
+    # Unknown (a divisor of the user's own) or a max: not compared.
+    assert pooling_differences(Pooling("average", padded, None), Pooling("average", padded, False)) == []
+    assert pooling_differences(Pooling("max", padded), Pooling("max", bare)) == [("padding", "1/1", "0/0")]
+
+
+def _port_says(src, dst) -> list[str]:
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        report = up.port(src, dst)
+    lines = [line for line in report.differences if any(f": {n} " in line for n in _NAMES)]
+    assert bool(lines) == any("will not compute" in str(w.message) for w in said)
+    return lines
+
+
+_NAMES = ("padding", "padding_mode", "stride", "ceil_mode", "count_include_pad")
+
+
+def _outputs_differ(src, dst) -> bool:
+    for size in SIZES:
+        x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype("float32")
+        a, b = up.forward(src, x), up.forward(dst, x)
+        if a.shape != b.shape or not np.allclose(a, b, atol=1e-5):
+            return True
+    return False
+
+
+def _torch_model(kind, kernel, stride, padding, ceil, counts=True):
+    import torch
+
+    torch.manual_seed(0)
+    if kind == "max":
+        pool = torch.nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil)
+    else:
+        pool = torch.nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil, count_include_pad=counts)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), pool).eval()
+
+
+def _warned_exactly_where_outputs_differ(ports) -> int:
+    seen, checked = set(), 0
+    for label, src, dst in ports:
+        warned = _port_says(src, dst)
+        differ = _outputs_differ(src, dst)
+        assert bool(warned) == differ, (label, warned)
+        seen.add(differ)
+        checked += 1
+    assert seen == {True, False}
+    return checked
+
+
+def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
+    needs("torch")
+    needs("paddle")
+    import paddle
+
+    def paddle_model(kind, padding, ceil, exclusive):
+        pool = (
+            paddle.nn.MaxPool2D(3, 2, padding, ceil_mode=ceil)
+            if kind == "max"
+            else paddle.nn.AvgPool2D(3, 2, padding, ceil_mode=ceil, exclusive=exclusive)
+        )
+        return paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), pool)
+
+    grid = [
+        (kind, torch_padding, torch_ceil, counts, padding, ceil, exclusive)
+        for kind in ("max", "avg")
+        for torch_padding, torch_ceil, padding, ceil in itertools.product((0, 1), (False, True), (0, 1, "SAME"), (False, True))
+        for counts, exclusive in (itertools.product((True, False), (True, False)) if kind == "avg" else [(True, True)])
+        if not (padding == "SAME" and kind == "avg" and not exclusive)  # not compared: see the adapter
+    ]  # fmt: skip
+    checked = _warned_exactly_where_outputs_differ(
+        (
+            label,
+            _torch_model(label[0], 3, 2, label[1], label[2], label[3]),
+            paddle_model(label[0], *label[4:]),
+        )
+        for label in grid
+    )
+    assert checked == len(grid) == 104
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["size recorded", "size unknown"])
+def test_a_port_into_keras_warns_exactly_when_the_outputs_differ(recorded):
+    needs("torch")
+    needs("keras")
+    import keras
+
+    def keras_model(kind, stride, padding, zero_pad, size):
+        pool = (keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D)(
+            3, stride, padding
+        )
+        pads = [keras.layers.ZeroPadding2D(zero_pad)] if zero_pad else []
+        return keras.Sequential([keras.Input((size, size, 3)), keras.layers.Conv2D(4, 1), *pads, pool])
+
+    checked = 0
+    for size in SIZES if recorded else [None]:
+        grid = [
+            (kind, stride, torch_padding, ceil, counts, padding, zero_pad)
+            for kind, stride, torch_padding, ceil, padding, zero_pad in itertools.product(
+                ("max", "avg"), (1, 2), (0, 1), (False, True), ("valid", "same"), (0, 1)
+            )
+            for counts in ((True, False) if kind == "avg" else (True,))
+            if not (zero_pad and padding == "same")
+        ]
+        sizes = (size,) if recorded else SIZES
+
+        def differ_at(src, dst, sizes=sizes) -> bool:
+            return any(_outputs_differ_at(src, dst, n) for n in sizes)
+
+        for label in grid:
+            kind, stride, torch_padding, ceil, counts, padding, zero_pad = label
+            src = _torch_model(kind, 3, stride, torch_padding, ceil, counts)
+            dst = keras_model(kind, stride, padding, zero_pad, size)
+            warned = _port_says(src, dst)
+            assert bool(warned) == differ_at(src, dst), (label, size, warned)
+            checked += 1
+    assert checked == (72 * 3 if recorded else 72)
+
+
+def _outputs_differ_at(src, dst, size) -> bool:
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype("float32")
+    a, b = up.forward(src, x), up.forward(dst, x)
+    return a.shape != b.shape or not np.allclose(a, b, atol=1e-5)
+
+
+def test_pools_are_not_compared_when_the_two_models_list_them_differently():
+    """Two max poolings against one: which pairs with which is not known, so
+    nothing is claimed (the check input is what proves such a port)."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(3, 2, ceil_mode=True)
+    )
+    dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), paddle.nn.MaxPool2D(3, 2))
+    assert _port_says(src, dst) == []
+    same_count = paddle.nn.Sequential(
+        paddle.nn.Conv2D(3, 4, 1), paddle.nn.MaxPool2D(2), paddle.nn.MaxPool2D(3, 2)
+    )
+    assert _port_says(src, same_count) == ["2 -> 2: ceil_mode True (torch) vs False (paddle)"]
+
+
+def test_a_padding_layer_s_zeros_before_a_max_pooling_matter_only_for_negative_inputs():
+    """keras.applications' ResNet50 pads with zeros before its max pooling,
+    torchvision's pools with padding=1 (minus infinity): the same after a ReLU."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    def torch_model(*relu):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 1), *relu, torch.nn.MaxPool2d(3, 2, padding=1)
+        ).eval()
+
+    def keras_model(activation):
+        inputs = keras.Input((10, 10, 3))
+        padded = keras.layers.ZeroPadding2D(1)(keras.layers.Conv2D(4, 1, activation=activation)(inputs))
+        return keras.Model(inputs, keras.layers.MaxPooling2D(3, 2)(padded))
+
+    for relu, activation in [((), None), ((torch.nn.ReLU(),), "relu")]:
+        src, dst = torch_model(*relu), keras_model(activation)
+        warned = _port_says(src, dst)
+        assert bool(warned) == _outputs_differ_at(src, dst, 10) == (activation is None), (activation, warned)
+    assert _port_says(torch_model(), keras_model(None)) == [
+        "1 -> 3: padding_mode minus infinity (its own) (torch) vs zeros (a padding layer before it) (keras)"
+    ]
+
+
+def test_a_keras_same_average_is_compared_where_its_engine_leaves_the_padding_out():
+    """Runs on each Keras engine (``make test`` runs this file on JAX and torch too):
+    the adapter claims TensorFlow's rule only where the engine computes it."""
+    needs("keras")
+    import keras
+
+    pool = keras.layers.AveragePooling2D((1, 3), (1, 2), padding="same")
+    model = keras.Sequential([keras.Input((1, 10, 1)), pool])
+    got = np.asarray(
+        keras.ops.convert_to_numpy(model(np.arange(1, 11, dtype="float32").reshape(1, 1, 10, 1)))
+    )
+    padding_left_out = np.allclose(got.ravel(), [2, 4, 6, 8, 9.5])  # the last window: the mean of 9 and 10
+    found = up.wrap(model).adapter.pooling(pool, [(model, "0")])
+    assert found is not None and found.geometry.padding == ("same", "same")
+    assert (found.counts_padding is False) == padding_left_out, (keras.backend.backend(), got)
+    assert padding_left_out == (keras.backend.backend() != "torch")  # measured with Keras 3.15.1
