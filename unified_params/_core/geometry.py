@@ -32,6 +32,7 @@ rules (`differences`, `pooling_differences`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 #: A spatial axis's padding: positions ``(before, after)``, `SAME` (the rule of
@@ -171,11 +172,10 @@ def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
             found.append(("padding", f"crop {_pads(a.padding)}", f"crop {_pads(b.padding)}"))  # type: ignore[arg-type]
         return found
     sizes = [_known(a, b, axis) for axis in range(len(a.stride))]
-    if _same_windows(a, b, sizes) is None:
+    if _same_windows(a, b) is None:
         return found  # a padding the adapter cannot say: not compared
-    if not _same_windows(a, b, sizes):
-        floor = (replace(a, ceil=False), replace(b, ceil=False))
-        if not _same_windows(*floor, sizes):
+    if not _same_windows(a, b):
+        if not _same_windows(replace(a, ceil=False), replace(b, ceil=False)):
             found.append(("padding", _described(a, sizes), _described(b, sizes)))
         if a.ceil != b.ceil:
             found.append(("ceil_mode", str(a.ceil), str(b.ceil)))
@@ -228,48 +228,55 @@ def pooling_differences(a: Pooling, b: Pooling) -> list[tuple[str, str, str]]:
     """
     found = differences(a.geometry, b.geometry)
     ga, gb = a.geometry, b.geometry
-    if found:
+    if found or a.kind != b.kind:
         return found
-    if a.kind == b.kind == "max":
+    if a.kind == "max":
         if a.input_activation in NONNEGATIVE or b.input_activation in NONNEGATIVE:
             return found  # a zero never wins over such inputs: it pads as minus infinity does
-        for axis in range(len(ga.stride)):
-            raw = _known(ga, gb, axis)
-            for n in [raw] if raw is not None else _representatives(ga, axis):
-                if ga.zeros_taken(n, axis) != gb.zeros_taken(n, axis):
-                    return [("padding_mode", _padded_with(ga), _padded_with(gb))]
+        if any(ga.zeros_taken(n, axis) != gb.zeros_taken(n, axis) for axis, n in _checked_sizes(ga, gb)):
+            return [("padding_mode", _padded_with(ga), _padded_with(gb))]
         return found
-    if "max" in (a.kind, b.kind) or a.counts_padding is None or b.counts_padding is None:
+    if a.counts_padding is None or b.counts_padding is None:
         return found
-    for axis in range(len(ga.stride)):
-        raw = _known(ga, gb, axis)
-        for n in [raw] if raw is not None else _representatives(ga, axis):
-            if ga.divisors(n, axis, a.counts_padding) != gb.divisors(n, axis, b.counts_padding):
-                return [("count_include_pad", _counted(a), _counted(b))]
+    if any(
+        ga.divisors(n, axis, a.counts_padding) != gb.divisors(n, axis, b.counts_padding)
+        for axis, n in _checked_sizes(ga, gb)
+    ):
+        return [("count_include_pad", _counted(a), _counted(b))]
     return found
 
 
+def _has_padding_layer(g: Geometry) -> bool:
+    return g.before is not None and any(pad != (0, 0) for pad in g.before)
+
+
 def _padded_with(g: Geometry) -> str:
-    zeros = g.before is not None and any(pad != (0, 0) for pad in g.before)
-    return "zeros (a padding layer before it)" if zeros else "minus infinity (its own)"
+    return "zeros (a padding layer before it)" if _has_padding_layer(g) else "minus infinity (its own)"
 
 
 def _counted(p: Pooling) -> str:
-    zeros = p.geometry.before is not None and any(pad != (0, 0) for pad in p.geometry.before)
-    return f"{p.counts_padding}" + (" (a padding layer's zeros counted)" if zeros else "")
+    return f"{p.counts_padding}" + (
+        " (a padding layer's zeros counted)" if _has_padding_layer(p.geometry) else ""
+    )
 
 
-def _same_windows(a: Geometry, b: Geometry, sizes: list[int | None]) -> bool | None:
-    """Whether two layers' windows start and count alike on every axis, at
-    its known size or one size per remainder of the stride; ``None`` where a
-    padding is unknown."""
+def _checked_sizes(a: Geometry, b: Geometry) -> Iterator[tuple[int, int]]:
+    """``(axis, size)`` for each size two paired layers are compared at: the
+    recorded size of the axis, else one per remainder of the stride."""
+    for axis in range(len(a.stride)):
+        raw = _known(a, b, axis)
+        yield from ((axis, n) for n in ([raw] if raw is not None else _representatives(a, axis)))
+
+
+def _same_windows(a: Geometry, b: Geometry) -> bool | None:
+    """Whether two layers' windows start and count alike at every size they
+    are compared at; ``None`` where a padding is unknown."""
     agree = True
-    for axis, raw in enumerate(sizes):
-        for n in [raw] if raw is not None else _representatives(a, axis):
-            wa, wb = a.windows(n, axis), b.windows(n, axis)
-            if wa is None or wb is None:
-                return None
-            agree = agree and wa == wb
+    for axis, n in _checked_sizes(a, b):
+        wa, wb = a.windows(n, axis), b.windows(n, axis)
+        if wa is None or wb is None:
+            return None
+        agree = agree and wa == wb
     return agree
 
 

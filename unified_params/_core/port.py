@@ -29,7 +29,7 @@ from .inputs import prepare_input
 from .outputs import blind_spot, rounding_hint, zeros_like_input
 from .pairing import LayerMapping, Rule, pair, parts
 from .parallel import run_all
-from .paths import join, split
+from .paths import join, relative, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, load, merge_note, slots
 from .tree import unique_modules
@@ -398,7 +398,7 @@ def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
     """``(path, pooling)`` of each pooling layer with a window, in the framework's order."""
     adapter = model.adapter
     found = [
-        (path, adapter.pooling(native, _holders(model, path[len(model.path) :].lstrip("."))))
+        (path, adapter.pooling(native, _holders(model, relative(path, model.path) or "")))
         for path, native in unique_modules(adapter, model.native, model.path)
     ]
     return [(path, pool) for path, pool in found if pool is not None]

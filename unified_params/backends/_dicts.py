@@ -135,9 +135,7 @@ class DictModuleAdapter(Adapter):
         if own is None:
             return None
         earlier = sequence.before(ancestors, self._sequence) if ancestors else iter(())
-        made_by = next(
-            (layer for layer in earlier if self.zero_padding(layer) is None), None
-        )  # pads passed over
+        made_by = next((x for x in earlier if self.zero_padding(x) is None), None)  # past padding layers
         found = None if made_by is None else self.activation_of(made_by)
         activation = found if found not in ("none", PASSES) else None
         return replace(
