@@ -72,7 +72,9 @@ NOTES = """\
   `weights` and torch's `named_parameters()` read them; at that size both are
   bound by memory latency, and the ratio sits near 1.
 - **seeded initialize**: within run-to-run noise of its 1.5x target (the same
-  code measured 1.21x to 1.54x in consecutive runs).
+  code measured 1.21x to 1.54x in consecutive runs; the initialisation code
+  of an earlier page's 1.19x run measured 1.51-1.54x on a later day's
+  machine, its torch baseline 20% faster there).
 - **Keras path look-ups**: every look-up re-checks its path against the live
   model (one step per key, then the layer's variable list), so a changed model
   is never answered from a stale index; the baseline reads a dict built once
@@ -163,9 +165,10 @@ NOTES = """\
   again: about 0.4x memcpy's time on two cores, as numpy's pairwise sum
   (`values.all_finite`; a BLAS dot product of the values with themselves
   read 1 GiB in 39 ms against 58 ms on the AVX-512 VM and took the 1 GiB
-  Embedding ports from 1.04-1.17x to 0.88-1.01x memcpy's time, but called
-  from the checking threads of a torch.distributed worker it crashed the
-  process in 2 of 8 runs, so the sum stays), on top of a copy that runs on both cores
+  Embedding ports from 1.04-1.17x to 0.88-1.01x memcpy's time; it was in
+  use when a torch.distributed worker crashed in 2 of 8 runs, and the sum
+  stays though the same crash came once more with the sum, its cause not
+  found), on top of a copy that runs on both cores
   (torch's `copy_`, 0.75x a one-core `np.copyto`; `memmove` or `np.copyto`
   in two threads measure the same, 0.72-0.81x): about 1.0x memcpy's time at
   best, measured 1.0-1.5x in isolated runs and more in a
