@@ -104,7 +104,11 @@ def _port_says(src, dst) -> list[str]:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         report = up.port(src, dst)
-    changing = [line for line in report.differences if ": padding" in line or ": stride" in line]
+    changing = [
+        line
+        for line in report.differences
+        if any(f": {n}" in line for n in ("padding", "stride", "dilation"))
+    ]
     assert bool(changing) == any("will not compute" in str(w.message) for w in said)
     return changing
 
@@ -188,6 +192,28 @@ def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
         ((padding, mode, torch_padding), _torch_conv(3, 2, torch_padding),
          paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=2, padding=padding, padding_mode=mode)))
         for (padding, mode), torch_padding in itertools.product(cases, (0, 1))
+    )  # fmt: skip
+
+
+def test_paddle_same_runs_undilated_and_is_compared_as_such():
+    """paddle 3.3.1's ``Conv2D(..., dilation=2, padding="SAME")`` computes what
+    ``dilation=1`` does (measured): a torch dilated convolution ported into it
+    must warn, and an undilated one must not."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    def torch_conv(stride, dilation, padding):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, stride=stride, dilation=dilation, padding=padding)
+        )
+
+    _warned_exactly_where_outputs_differ(
+        ((stride, dilation, padding, paddle_dilation), torch_conv(stride, dilation, padding),
+         paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, stride=stride, dilation=paddle_dilation, padding="SAME")))
+        for stride, dilation, padding, paddle_dilation in itertools.product((1, 2), (1, 2), (1, 2), (1, 2))
     )  # fmt: skip
 
 

@@ -168,8 +168,8 @@ class PaddleAdapter(DictModuleAdapter):
                 (p[0], p[1] - e) if isinstance(p, tuple) else None
                 for p, e in zip(padding, extras, strict=True)
             )
-        elif SAME in padding and any(d != 1 for d in dilation):
-            padding = (None,) * len(kernel)  # paddle's "SAME" with dilation: not resolved here
+        elif SAME in padding:
+            dilation = [1] * len(kernel)  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
         return Geometry(
             tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
         )
