@@ -244,3 +244,29 @@ def test_a_keras_same_average_is_compared_where_its_engine_leaves_the_padding_ou
     assert found is not None and found.geometry.padding == ("same", "same")
     assert (found.counts_padding is False) == padding_left_out, (keras.backend.backend(), got)
     assert padding_left_out == (keras.backend.backend() != "torch")  # measured with Keras 3.15.1
+
+
+def test_a_pooling_subclass_is_judged_by_its_base_unless_it_pools_in_its_own_forward():
+    """timm's ``MaxPool2dSame`` pads in its own forward: nothing is claimed of it.
+    A subclass that keeps torch's forward is its base, whatever its name."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    class PadsItself(torch.nn.MaxPool2d):
+        def forward(self, x):
+            return super().forward(torch.nn.functional.pad(x, (0, 1, 0, 1), value=-float("inf")))
+
+    class Renamed(torch.nn.MaxPool2d):
+        pass
+
+    def torch_model(pool):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), pool).eval()
+
+    paddle_model = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), paddle.nn.MaxPool2D(3, 2))
+    assert _port_says(torch_model(PadsItself(3, 2)), paddle_model) == []
+    assert _port_says(torch_model(Renamed(3, 2, ceil_mode=True)), paddle_model) == [
+        "1 -> 1: ceil_mode True (torch) vs False (paddle)"
+    ]

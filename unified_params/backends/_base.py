@@ -504,6 +504,17 @@ ACTIVATIONS = frozenset(
 )
 
 
+def per_axis(value: Any, axes: int) -> tuple[int, ...]:
+    """A window setting (kernel, stride, padding) per spatial axis, from an int
+    or one per axis (frameworks take either).
+
+    Examples:
+        >>> per_axis(3, 2), per_axis([3, 1], 2)
+        ((3, 3), (3, 1))
+    """
+    return (int(value),) * axes if isinstance(value, int) else tuple(int(v) for v in value)
+
+
 def runs_its_own(module: Any, bases: tuple[type, ...], method: str) -> bool:
     """Whether ``module``'s class replaces ``method`` (its forward pass) of the
     framework class among ``bases`` it derives from: then its settings may not

@@ -258,6 +258,12 @@ class DictModuleAdapter(Adapter):
 PASSES = ""
 
 
+def spatial_axes(module: Any, classes: tuple[type, ...]) -> int:
+    """How many spatial axes a layer of ``classes`` (the framework's 1D, 2D and
+    3D classes of each kind, in that order) works on, subclasses included."""
+    return next(i % 3 + 1 for i, cls in enumerate(classes) if isinstance(module, cls))
+
+
 def named_activation(module: Any, names: Mapping[type, str], activations_module: str) -> str | None:
     """An activation module's name by its exact class; ``None`` for another
     activation (a subclass, or a class of the framework's activations module

@@ -35,6 +35,7 @@ from .._base import (
     activations,
     epsilon_momentum,
     holds_layer,
+    per_axis,
     runs_its_own,
     set_epsilon_momentum,
 )
@@ -346,9 +347,9 @@ class FlaxAdapter(Adapter):
     def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         if not isinstance(module, (nnx.Conv, nnx.ConvTranspose)):
             return None
-        kernel = _per_axis(module.kernel_size, 1)  # an int: one axis
+        kernel = per_axis(module.kernel_size, 1)  # an int: one axis
         axes = len(kernel)
-        stride, dilation = _per_axis(module.strides or 1, axes), _per_axis(module.kernel_dilation or 1, axes)
+        stride, dilation = per_axis(module.strides or 1, axes), per_axis(module.kernel_dilation or 1, axes)
         transposed = isinstance(module, nnx.ConvTranspose)
         given, mode = module.padding, "zeros"
         padding: tuple[Pad, ...]
@@ -452,11 +453,6 @@ class FlaxAdapter(Adapter):
 
 
 ADAPTER = FlaxAdapter()
-
-
-def _per_axis(value: int | Sequence[int], axes: int) -> tuple[int, ...]:
-    """An NNX setting given as one int for every axis, or one per axis."""
-    return (value,) * axes if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def _numbers(given: Any, axes: int) -> tuple[tuple[int, int], ...]:

@@ -17,8 +17,15 @@ from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierU
 from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
-from .._base import KindTable, runs_its_own
-from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation, training_mode
+from .._base import KindTable, per_axis, runs_its_own
+from .._dicts import (
+    PASSES,
+    DictModuleAdapter,
+    last_axis_first,
+    named_activation,
+    spatial_axes,
+    training_mode,
+)
 from . import internals
 
 _KINDS: dict[type, str] = {
@@ -169,7 +176,9 @@ class PaddleAdapter(DictModuleAdapter):
                 for p, e in zip(padding, extras, strict=True)
             )
         elif SAME in padding:
-            dilation = [1] * len(kernel)  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
+            dilation = [1] * len(
+                kernel
+            )  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
         return Geometry(
             tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
         )
@@ -178,9 +187,9 @@ class PaddleAdapter(DictModuleAdapter):
         if not isinstance(module, internals.MAX_POOLS + internals.AVG_POOLS):
             return None
         kernel, stride, given, ceil, exclusive, divisor, data_format = internals.pooling(module)
-        axes = int(type(module).__name__[-2])  # MaxPool2D: 2
-        kernels = _ints(kernel, axes)
-        strides = kernels if stride is None else _ints(stride, axes)
+        axes = spatial_axes(module, internals.MAX_POOLS + internals.AVG_POOLS)
+        kernels = per_axis(kernel, axes)
+        strides = kernels if stride is None else per_axis(stride, axes)
         padding = _paddings(given, axes, data_format)
         if runs_its_own(module, internals.MAX_POOLS + internals.AVG_POOLS, "forward"):
             padding = (None,) * axes  # its own forward may pool otherwise
@@ -283,11 +292,6 @@ def _as_bfloat16(bits: np.ndarray) -> np.ndarray:
     import ml_dtypes
 
     return bits.view(ml_dtypes.bfloat16)
-
-
-def _ints(value: Any, axes: int) -> tuple[int, ...]:
-    """An int, or one per axis, as a tuple per axis."""
-    return (int(value),) * axes if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def _paddings(given: Any, axes: int, data_format: str) -> tuple[Pad, ...]:

@@ -15,8 +15,8 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
-from .._base import KindTable, runs_its_own
-from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation
+from .._base import KindTable, per_axis, runs_its_own
+from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation, spatial_axes
 from . import internals, sharded
 
 _KIND = KindTable(
@@ -182,12 +182,12 @@ class TorchAdapter(DictModuleAdapter):
     def pool(self, module: Any) -> Pooling | None:
         if not isinstance(module, _MAX_POOLS + _AVG_POOLS):
             return None
-        axes = int(type(module).__name__[-2])  # MaxPool2d: 2
+        axes = spatial_axes(module, _MAX_POOLS + _AVG_POOLS)
         kernel, stride, padding = (
-            _per_axis(v, axes) for v in (module.kernel_size, module.stride, module.padding)
+            per_axis(v, axes) for v in (module.kernel_size, module.stride, module.padding)
         )
         average = isinstance(module, _AVG_POOLS)
-        dilation = (1,) * axes if average else _per_axis(module.dilation, axes)
+        dilation = (1,) * axes if average else per_axis(module.dilation, axes)
         own_forward = runs_its_own(module, _MAX_POOLS + _AVG_POOLS, "forward")
         pads: tuple[Pad, ...] = (None,) * axes if own_forward else tuple((p, p) for p in padding)
         counts = (
@@ -246,11 +246,6 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
         fill(var.detach().numpy())  # shares the parameter's memory
     torch.autograd.graph.increment_version(var)  # as an in-place op would
     return True
-
-
-def _per_axis(value: Any, axes: int) -> tuple[int, ...]:
-    """A pooling setting per spatial axis: torch keeps an int or a tuple."""
-    return (int(value),) * axes if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def write_tensor(var: Any, value: np.ndarray, owned: bool) -> None:
