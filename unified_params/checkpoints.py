@@ -285,7 +285,10 @@ def port(
     a padding layer before the convolution included (a Keras graph, a torch
     or paddle Sequential), at the input size a framework records or else at
     every size: torch's ``padding=1`` and Keras' ``"same"`` with stride 2
-    agree on odd sizes only. One
+    agree on odd sizes only. Pooling layers with a window are compared the
+    same way, with ``ceil_mode`` and what an average divides by
+    (``count_include_pad``), the n-th of each model paired when both list as
+    many of the same kinds. One
     that changes outputs (all but ``momentum``), without ``check_input``,
     also warns (``UserWarning``). ``align="hyperparameters"`` sets the
     destination's ``eps`` and ``momentum`` to the source's (converted to each
