@@ -79,6 +79,32 @@ def test_a_zoo_pair_whose_strides_differ_is_warned_of_without_a_check_input():
     assert any("will not compute what the source does" in str(w.message) for w in said)
 
 
+def test_inception_v3_s_pooling_in_forward_is_compared_without_a_check_input():
+    """torchvision's Inception v3 blocks average-pool a branch with ``F.avg_pool2d``
+    (padding counted), Keras' with ``AveragePooling2D("same")`` (not counted): the
+    port names each of the 9 blocks. Where the block's forward is replaced (the
+    gallery's "pooling as TensorFlow" model), nothing is claimed, and the port
+    verifies."""
+    needs("torch")
+    needs("keras")
+    import warnings
+
+    import_torchvision()
+    results = {}
+    for name in ("inception_v3 (torchvision)", "inception_v3, pooling as TensorFlow (torchvision)"):
+        pair = next(p for p in PAIRS if p.name == f"InceptionV3 (keras.applications) -> {name}")
+        src, dst = pair.source[2](), pair.destination[2]()
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            report = up.port(src, dst, mapping=pair.mapping_for(src, dst), **pair.options)
+        results[name] = [line for line in report.differences if "count_include_pad" in line]
+    pools = results["inception_v3 (torchvision)"]
+    assert (
+        len(pools) == 9 and pools[0] == "27 -> Mixed_5b: count_include_pad False (keras) vs True (torch)"
+    ), pools
+    assert results["inception_v3, pooling as TensorFlow (torchvision)"] == []
+
+
 def test_every_refused_pair_of_the_gallery_says_why():
     refused = [p for p in PAIRS if p.expect == "refused"]
     assert refused and all(p.why for p in refused)

@@ -51,6 +51,20 @@ _ZERO_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)  # ZeroPad*d
 #: Convolutions of model zoos that pad by TensorFlow's "same" rule in their own forward
 #: (timm's ``tf_*`` models), by module and class name: nothing is imported to know them.
 _PADS_SAME = {("timm.layers.conv2d_same", "Conv2dSame"), ("timm.layers.conv2d_same", "Conv2dSameExport")}
+#: Blocks of model zoos that pool with torch's functions in their own forward, by module
+#: and class name (nothing is imported to know them): each block's one pooling, as
+#: ``(kind, kernel, stride, padding)`` with torch's defaults otherwise (an average
+#: counts its padding). torchvision's and timm's Inception v3 blocks (the auxiliary
+#: head, which runs in training only, left out).
+_AVERAGE_3 = ("average", 3, 1, 1)
+_MAX_3_2 = ("max", 3, 2, 0)
+_INCEPTION_POOLS = {"InceptionA": _AVERAGE_3, "InceptionB": _MAX_3_2, "InceptionC": _AVERAGE_3,
+                    "InceptionD": _MAX_3_2, "InceptionE": _AVERAGE_3}  # fmt: skip
+_POOLS_IN_FORWARD = {
+    (module, block): pooling
+    for module in ("torchvision.models.inception", "timm.models.inception_v3")
+    for block, pooling in _INCEPTION_POOLS.items()
+}
 #: Activations defined as every framework defines them, by the names `ACTIVATIONS` uses.
 _ACTIVATIONS: dict[type, str] = {
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
@@ -180,6 +194,9 @@ class TorchAdapter(DictModuleAdapter):
         )
 
     def pool(self, module: Any) -> Pooling | None:
+        in_forward = _POOLS_IN_FORWARD.get((type(module).__module__, type(module).__name__))
+        if in_forward is not None:
+            return _pool_in_forward(module, *in_forward)
         if not isinstance(module, _MAX_POOLS + _AVG_POOLS):
             return None
         axes = spatial_axes(module, _MAX_POOLS + _AVG_POOLS)
@@ -246,6 +263,15 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
         fill(var.detach().numpy())  # shares the parameter's memory
     torch.autograd.graph.increment_version(var)  # as an in-place op would
     return True
+
+
+def _pool_in_forward(module: Any, kind: str, kernel: int, stride: int, padding: int) -> Pooling:
+    """The pooling a zoo block runs in its forward (`_POOLS_IN_FORWARD`); its
+    padding unknown where the forward was replaced on the instance."""
+    replaced = "forward" in vars(module)
+    pads: tuple[Pad, ...] = (None, None) if replaced else ((padding, padding),) * 2
+    geometry = Geometry((kernel,) * 2, (stride,) * 2, (1, 1), pads)
+    return Pooling(kind, geometry, None if replaced or kind == "max" else True)
 
 
 def write_tensor(var: Any, value: np.ndarray, owned: bool) -> None:
