@@ -15,7 +15,7 @@ the outputs differ or anything else fails after the first write.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -342,7 +342,7 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
     ha, hb = _settings(src, a), _settings(dst, b)
     found = [(name, _setting(ha[name]), _setting(hb[name])) for name in sorted(set(ha) & set(hb))
              if not _same_setting(ha[name], hb[name])]  # fmt: skip
-    (na, ca), (nb, cb) = ((native_at(m, x.path), _ancestors(m, x)) for m, x in ((src, a), (dst, b)))
+    (na, ca), (nb, cb) = ((native_at(m, x.path), _holders(m, x.path)) for m, x in ((src, a), (dst, b)))
     ga, gb = src.adapter.geometry(na, ca), dst.adapter.geometry(nb, cb)  # None: no convolution
     if ga is not None and gb is not None:
         found += geometry.differences(ga, gb)
@@ -396,29 +396,29 @@ def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
 
 def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
     """``(path, pooling)`` of each pooling layer with a window, in the framework's order."""
-    adapter = model.adapter
-    found = [
-        (path, adapter.pooling(native, _holders(model, relative(path, model.path) or "")))
-        for path, native in unique_modules(adapter, model.native, model.path)
-    ]
-    return [(path, pool) for path, pool in found if pool is not None]
+    return _layers_where(model, lambda path, native: model.adapter.pooling(native, _holders(model, path)))
 
 
 def _scales(model: Module) -> list[tuple[str, float]]:
     """``(path, factor)`` of each layer of ``model`` that scales its input at inference."""
-    adapter = model.adapter
+    return _layers_where(model, lambda _, native: model.adapter.inference_scale(native))
+
+
+def _layers_where(model: Module, ask: Callable[[str, Any], Any]) -> list[tuple[str, Any]]:
+    """``(path, answer)`` for each module of ``model`` (each once, in the
+    framework's order) for which ``ask(relative path, native)`` is not ``None``."""
     found = [
-        (path, adapter.inference_scale(native))
-        for path, native in unique_modules(adapter, model.native, model.path)
+        (path, ask(relative(path, model.path) or "", native))
+        for path, native in unique_modules(model.adapter, model.native, model.path)
     ]
-    return [(path, scale) for path, scale in found if scale is not None]
+    return [(path, answer) for path, answer in found if answer is not None]
 
 
 def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
     """A paired layer's settings, with those its parent gives it (a bidirectional
     wrapper's); a part of a recurrent layer runs one way."""
     found = model.adapter.hyperparameters(native_at(model, layer.path))
-    holders = _ancestors(model, layer)
+    holders = _holders(model, layer.path)
     if holders:
         found.update(model.adapter.settings_given(*holders[-1]))
     if layer.part:
@@ -426,14 +426,10 @@ def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
     return found
 
 
-def _ancestors(model: Module, layer: Layer) -> list[tuple[Any, str]]:
-    """The native modules that hold a paired layer, the root first, each with
-    the key it holds the next one (or the layer) at."""
-    return _holders(model, layer.path)
-
-
 def _holders(model: Module, path: str) -> list[tuple[Any, str]]:
-    """As `_ancestors`, for the layer at ``path`` (relative to ``model``)."""
+    """The native modules that hold the layer at ``path`` (relative to
+    ``model``), the root first, each with the key it holds the next one (or
+    the layer) at."""
     keys = split(path) if path else []
     return [(model[join(*keys[:i])].native if i else model.native, key) for i, key in enumerate(keys)]
 

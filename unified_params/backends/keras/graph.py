@@ -143,13 +143,11 @@ def convolution_input(
         first = getattr(layer, "data_format", "channels_last") == "channels_first"
         sizes = shape[2:] if first else shape[1:-1]
         before = [(0, 0)] * axes
-        parents = node.parent_nodes
-        while len(parents) == 1 and isinstance(parents[0].operation, _ZERO_PADS):
-            pads = _pairs(parents[0].operation.padding)
+        for padding in _zero_padding_before(node)[0]:
+            pads = _pairs(padding.padding)
             if len(pads) != axes:
                 break
             before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
-            parents = parents[0].parent_nodes
         found.add((sizes, tuple(before)))
     return found.pop() if len(found) == 1 else None
 
@@ -170,9 +168,7 @@ def input_activation(layer: Any, names: dict[str, str]) -> str | None:
     calls = internals.inbound_nodes(layer)
     if len(calls) != 1:
         return None
-    parents = calls[0].parent_nodes
-    while len(parents) == 1 and isinstance(parents[0].operation, _ZERO_PADS):
-        parents = parents[0].parent_nodes
+    parents = _zero_padding_before(calls[0])[1]
     if len(parents) != 1:
         return None
     made_by = parents[0].operation
@@ -180,6 +176,16 @@ def input_activation(layer: Any, names: dict[str, str]) -> str | None:
     if found == "none":  # not an activation layer: the one it fuses, if any
         return names.get(getattr(getattr(made_by, "activation", None), "__name__", ""))
     return found or None
+
+
+def _zero_padding_before(node: Any) -> tuple[list[Any], list[Any]]:
+    """The ``ZeroPadding`` layers a call's input went through just before it,
+    nearest first, and the parent nodes past them."""
+    pads, parents = [], node.parent_nodes
+    while len(parents) == 1 and isinstance(parents[0].operation, _ZERO_PADS):
+        pads.append(parents[0].operation)
+        parents = parents[0].parent_nodes
+    return pads, parents
 
 
 def _pairs(padding: Any) -> tuple[tuple[int, int], ...]:
