@@ -162,13 +162,14 @@ NOTES = """\
   write, so a refused port leaves the destination as it was; no copy of the
   destination is kept (only `check_input`, not timed here, keeps one). The
   finite check reads every source byte once more before the copy reads it
-  again: about 0.4x memcpy's time on two cores, as numpy's pairwise sum
-  (`values.all_finite`; a BLAS dot product of the values with themselves
-  read 1 GiB in 39 ms against 58 ms on the AVX-512 VM and took the 1 GiB
-  Embedding ports from 1.04-1.17x to 0.88-1.01x memcpy's time; it was in
-  use when a torch.distributed worker crashed in 2 of 8 runs, and the sum
-  stays though the same crash came once more with the sum, its cause not
-  found), on top of a copy that runs on both cores
+  again, summed by `np.einsum` (`values.all_finite`): in this project's
+  runs of the 1 GiB Embedding ports, alternating with numpy's pairwise sum
+  used before, it took each direction's port 0.06-0.17x memcpy's time
+  lower (torch -> keras 1.16-1.26x with the sum, 1.04-1.11x with einsum).
+  A BLAS dot product of the values with themselves reads as fast, but it
+  was in use when a torch.distributed worker crashed in 2 of 8 runs (the
+  same crash came once more with the sum, its cause not found), so the
+  check stays in numpy's own loops. The check comes on top of a copy that runs on both cores
   (torch's `copy_`, 0.75x a one-core `np.copyto`; `memmove` or `np.copyto`
   in two threads measure the same, 0.72-0.81x): about 1.0x memcpy's time at
   best, measured 1.0-1.5x in isolated runs and more in a
