@@ -86,6 +86,15 @@ def test_paddle_internals():
     assert internals.pooling(nn.AvgPool1D(2))[4] is True, "AvgPool1D.exclusive"
     assert internals.hyperparameter(nn.GELU(approximate=True), "approximate") is True, "GELU._approximate"
     assert internals.hyperparameter(nn.ELU(alpha=0.5), "alpha") == 0.5, "ELU._alpha"
+    given = {  # each activation setting the adapter reads, at a value of its own
+        nn.LeakyReLU(0.2): {"negative_slope": 0.2}, nn.CELU(0.4): {"alpha": 0.4},
+        nn.SELU(scale=1.5, alpha=2.5): {"scale": 1.5, "alpha": 2.5}, nn.Hardtanh(-2.0, 3.0): {"min": -2.0, "max": 3.0},
+        nn.Softshrink(0.7): {"threshold": 0.7}, nn.Softplus(beta=2, threshold=10): {"beta": 2, "threshold": 10},
+        nn.Softmax(axis=1): {"axis": 1}, nn.LogSoftmax(axis=2): {"axis": 2},
+    }  # fmt: skip
+    for layer, values in given.items():
+        read = {name: internals.hyperparameter(layer, name) for name in values}
+        assert read == pytest.approx(values), f"{type(layer).__name__}._{'/_'.join(values)}"
 
 
 def test_flax_internals():

@@ -1,7 +1,8 @@
 """The activation a paired layer's output goes through: a Keras ``Dense(...,
 activation="relu")`` against a torch or paddle ``Linear`` with or without a ReLU
 after it. A port warns of a difference exactly when the outputs differ, where both
-frameworks show what follows; where one cannot (a forward method), nothing is claimed."""
+frameworks show what follows; where one cannot (a forward method, a softmax over
+an axis that is the channels only at some ranks), nothing is claimed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import itertools
 import warnings
 
 import numpy as np
+import pytest
 
 import unified_params as up
 from tests.conftest import needs
@@ -67,11 +69,8 @@ def test_a_fused_keras_activation_against_torch_layers_after_a_linear():
             torch.nn.Linear(3, 4), *between, *([_torch_activation(torch_act)] if torch_act else [])
         ).eval()
         said, differ = _says(src, dst), _differ(src, dst)
-        if torch_act == "leaky_relu":
-            assert not said and differ  # its slope differs by framework: not named, no claim
-        else:
-            assert said == differ, (fused, after, torch_act, dropout)
-            seen.add(said)
+        assert said == differ, (fused, after, torch_act, dropout)
+        seen.add(said)
         checked += 1
     assert seen == {True, False} and checked == 2 * (4 + 2) * 11
 
@@ -143,7 +142,7 @@ def test_a_layer_with_its_own_forward_is_not_judged_by_what_follows_it():
 
 def test_flax_functions_after_a_linear():
     """An ``nnx.Sequential`` holds activations as functions; jax's ``gelu``
-    approximates by default, so it is not named (and not claimed)."""
+    approximates by default, and is named so: against torch's exact one it differs."""
     needs("torch")
     needs("flax")
     import jax
@@ -164,9 +163,167 @@ def test_flax_functions_after_a_linear():
         torch.manual_seed(0)
         src = torch.nn.Sequential(torch.nn.Linear(3, 4), *([_torch_activation(ours)] if ours else [])).eval()
         said, differ = _says(src, dst), _differ(src, dst)
-        if theirs == "gelu":
-            assert not said, ours  # not named: no claim, whatever the outputs
-        else:
-            assert said == differ, (theirs, ours, dropout)
+        assert said == differ, (theirs, ours, dropout)
+        seen.add(said)
+    assert seen == {True, False}
+
+
+# -- every named activation, in each framework -------------------------------
+#: Each activation's canonical name -> how each framework builds it (after a
+#: dense layer), where it has it.
+def _torch_zoo():
+    from torch import nn
+
+    return {
+        "relu": nn.ReLU(), "relu6": nn.ReLU6(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "silu": nn.SiLU(),
+        "hard_sigmoid": nn.Hardsigmoid(), "hard_swish": nn.Hardswish(), "elu": nn.ELU(),
+        "elu(alpha=0.5)": nn.ELU(0.5), "selu": nn.SELU(), "softplus": nn.Softplus(), "softsign": nn.Softsign(),
+        "mish": nn.Mish(), "log_sigmoid": nn.LogSigmoid(), "celu": nn.CELU(), "hard_tanh": nn.Hardtanh(),
+        "soft_shrink": nn.Softshrink(), "tanh_shrink": nn.Tanhshrink(), "gelu": nn.GELU(),
+        "gelu(approximate=tanh)": nn.GELU("tanh"), "leaky_relu(negative_slope=0.01)": nn.LeakyReLU(),
+        "leaky_relu(negative_slope=0.2)": nn.LeakyReLU(0.2), "leaky_relu(negative_slope=0.3)": nn.LeakyReLU(0.3),
+        "softmax": nn.Softmax(-1), "log_softmax": nn.LogSoftmax(-1),
+    }  # fmt: skip
+
+
+def _paddle_zoo():
+    from paddle import nn
+
+    return {
+        "relu": nn.ReLU(), "relu6": nn.ReLU6(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(), "silu": nn.Swish(),
+        "hard_sigmoid": nn.Hardsigmoid(), "hard_swish": nn.Hardswish(), "elu": nn.ELU(),
+        "elu(alpha=0.5)": nn.ELU(0.5), "selu": nn.SELU(), "softplus": nn.Softplus(), "softsign": nn.Softsign(),
+        "mish": nn.Mish(), "log_sigmoid": nn.LogSigmoid(), "celu": nn.CELU(), "hard_tanh": nn.Hardtanh(),
+        "soft_shrink": nn.Softshrink(), "tanh_shrink": nn.Tanhshrink(), "gelu": nn.GELU(),
+        "gelu(approximate=tanh)": nn.GELU(True), "leaky_relu(negative_slope=0.01)": nn.LeakyReLU(),
+        "leaky_relu(negative_slope=0.3)": nn.LeakyReLU(0.3), "softmax": nn.Softmax(), "log_softmax": nn.LogSoftmax(),
+    }  # fmt: skip
+
+
+def _keras_zoo():
+    from keras import layers as L
+
+    functions = (
+        "relu", "relu6", "sigmoid", "tanh", "silu", "hard_sigmoid", "elu", "selu", "softplus", "softsign", "mish",
+        "log_sigmoid", "celu", "hard_tanh", "soft_shrink", "tanh_shrink", "gelu", "softmax", "log_softmax",
+    )  # fmt: skip
+    return {
+        **{name: L.Activation(name) for name in functions},
+        "hard_swish": L.Activation("hard_silu"), "elu(alpha=0.5)": L.ELU(alpha=0.5),
+        "leaky_relu(negative_slope=0.2)": L.Activation("leaky_relu"),
+        "leaky_relu(negative_slope=0.3)": L.LeakyReLU(), "leaky_relu(negative_slope=0.01)": L.ReLU(negative_slope=0.01),
+    }  # fmt: skip
+
+
+def _flax_zoo():
+    import jax
+
+    names = (
+        "relu", "relu6", "sigmoid", "tanh", "silu", "hard_sigmoid", "elu", "selu", "softplus", "mish",
+        "log_sigmoid", "celu", "hard_tanh", "softmax", "log_softmax",
+    )  # fmt: skip
+    return {
+        **{name: getattr(jax.nn, name) for name in names},
+        "hard_swish": jax.nn.hard_swish, "softsign": jax.nn.soft_sign, "gelu(approximate=tanh)": jax.nn.gelu,
+        "leaky_relu(negative_slope=0.01)": jax.nn.leaky_relu,
+    }  # fmt: skip
+
+
+def _dense_then(framework: str, activation):
+    """A dense layer of 3 -> 4 inputs, then ``activation`` (none when ``None``)."""
+    after = [] if activation is None else [activation]
+    if framework == "paddle":
+        import paddle
+
+        net = paddle.nn.Sequential(paddle.nn.Linear(3, 4), *after)
+        net.eval()
+        return net
+    if framework == "keras":
+        import keras
+
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), *after])
+    from flax import nnx
+
+    return nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), *after)
+
+
+ZOOS = {"paddle": _paddle_zoo, "keras": _keras_zoo, "flax": _flax_zoo}
+
+
+@pytest.mark.parametrize("framework", list(ZOOS))
+def test_every_named_activation_against_torch_s(framework):
+    """Each activation a framework names, against torch's of the same name (no
+    claim, same outputs), of the next name in the list and no activation at all
+    (a claim exactly where the outputs differ)."""
+    needs("torch")
+    needs(framework)
+    import torch
+
+    theirs = ZOOS[framework]()
+    torch_zoo = _torch_zoo()
+    names = [name for name in torch_zoo if name in theirs]
+    assert len(names) >= 15, names
+    seen = set()
+    for i, name in enumerate(names):
+        for other in (name, names[(i + 1) % len(names)], None):
+            torch.manual_seed(0)
+            src = torch.nn.Sequential(torch.nn.Linear(3, 4), *([torch_zoo[name]] if name else [])).eval()
+            built = {"paddle": _paddle_zoo, "keras": _keras_zoo, "flax": _flax_zoo}[
+                framework
+            ]()  # fresh layers
+            dst = _dense_then(framework, None if other is None else built[other])
+            said, differ = _says(src, dst), _differ(src, dst)
+            assert said == differ, (name, other)
+            assert said == (other != name), (name, other)  # the names differ exactly when the functions do
             seen.add(said)
     assert seen == {True, False}
+
+
+def test_a_softmax_is_named_over_the_channels_only():
+    """Over the channels (a dense layer's last axis; a convolution's axis 1 in
+    torch, its last in Keras) a softmax is named; over an axis that is the
+    channels only at some ranks (torch's ``dim=1`` after a Linear) or over
+    another axis, nothing is claimed."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+
+    def conv_pair(dim, keras_after, channels_first=False):
+        torch.manual_seed(0)
+        after = [] if dim is None else [torch.nn.Softmax(dim)]
+        src = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), *after).eval()
+        data_format = "channels_first" if channels_first else "channels_last"
+        shape = (3, 6, 6) if channels_first else (6, 6, 3)
+        dst = keras.Sequential(
+            [keras.Input(shape), keras.layers.Conv2D(4, 3, data_format=data_format), *keras_after]
+        )
+        said = _says(src, dst)
+        differ = (
+            not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5) if not channels_first else None
+        )
+        return said, differ
+
+    assert conv_pair(1, [keras.layers.Softmax()]) == (False, False)
+    assert conv_pair(-3, [keras.layers.Activation("softmax")]) == (False, False)  # -3 of a 2D map: not named
+    assert conv_pair(1, []) == (True, True)
+    assert conv_pair(None, [keras.layers.Softmax()]) == (True, True)
+    assert conv_pair(-1, [keras.layers.Softmax()]) == (False, True)  # over the width: not named, no claim
+    assert conv_pair(1, [keras.layers.Softmax(axis=1)]) == (False, True)  # over the height in Keras
+    assert conv_pair(None, [keras.layers.Softmax()], channels_first=True)[0] is False  # Keras' -1: the width
+
+    def dense_pair(dim, activation):
+        torch.manual_seed(0)
+        src = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), *([] if dim is None else [torch.nn.Softmax(dim)])
+        ).eval()
+        dst = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation=activation)])
+        return _says(src, dst), _differ(src, dst)
+
+    # keras.applications' default head: a Dense with a softmax, against torchvision's plain Linear
+    assert dense_pair(None, "softmax") == (True, True)
+    assert dense_pair(-1, "softmax") == (False, False)
+    assert dense_pair(1, "softmax") == (False, False)  # the same here, at rank 2, but not named: no claim
+    assert dense_pair(1, None) == (False, True)

@@ -322,8 +322,8 @@ class Adapter(abc.ABC):
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         """The activation a layer's output goes through before anything else
-        takes it, as `ACTIVATIONS` names it: its own (a Keras ``Dense(...,
-        activation="relu")``), or the next layer where the framework shows it
+        takes it, as `unified_params._core.activations` names it: its own (a
+        Keras ``Dense(..., activation="relu")``), or the next layer where the framework shows it
         (a sequential container's next child, a Keras graph's consumer);
         ``"none"`` where it is known that none follows; ``None`` where the
         framework cannot tell (a forward method decides) or the activation has
@@ -462,7 +462,7 @@ def epsilon_momentum(module: Any, batch_norm: Any) -> dict[str, float]:
     return out
 
 
-def activations(cell: Any, attributes: Mapping[str, str]) -> dict[str, str]:
+def cell_functions(cell: Any, attributes: Mapping[str, str]) -> dict[str, str]:
     """The names of a recurrent cell's functions, each read from the attribute
     ``attributes`` gives for it (Keras: ``activation``; Flax NNX:
     ``activation_fn``), for `Adapter.hyperparameters`.
@@ -470,7 +470,7 @@ def activations(cell: Any, attributes: Mapping[str, str]) -> dict[str, str]:
     Examples:
         >>> import math
         >>> class Cell: activation_fn = math.tanh
-        >>> activations(Cell(), {"activation": "activation_fn", "recurrent_activation": "gate_fn"})
+        >>> cell_functions(Cell(), {"activation": "activation_fn", "recurrent_activation": "gate_fn"})
         {'activation': 'tanh'}
     """
     found = {name: getattr(cell, attribute, None) for name, attribute in attributes.items()}
@@ -493,15 +493,6 @@ def set_epsilon_momentum(module: Any, values: Mapping[str, float]) -> None:
             module.epsilon = value
         elif name == "momentum":
             module.momentum = 1.0 - value
-
-
-#: Activations whose definitions agree across frameworks, by the names the
-#: adapters give them; ``"none"``: the identity. An activation not listed (a leaky
-#: ReLU, whose default slope differs by framework; a softmax, over an axis) is
-#: not named, and nothing is claimed about it.
-ACTIVATIONS = frozenset(
-    {"none", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hard_sigmoid", "hard_swish", "elu"}
-)
 
 
 def per_axis(value: Any, axes: int) -> tuple[int, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core import sequence
+from .._core import activations, sequence
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
@@ -156,8 +156,9 @@ class DictModuleAdapter(Adapter):
         listed = self.KINDS.listed(type(module))
         if listed is None or runs_its_own(module, (listed,), "forward"):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
+        kind = self.KINDS(type(module))
         for layer in sequence.after(ancestors, self._sequence):
-            found = None if layer is None else self.activation_of(layer)  # None: a forward decides
+            found = None if layer is None else self.activation_of(layer, kind)  # None: a forward decides
             if found != PASSES:
                 return found
         return "none"  # an output of the model
@@ -165,13 +166,22 @@ class DictModuleAdapter(Adapter):
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None
 
-    def activation_of(self, module: Any) -> str | None:
+    #: The framework's activation layers by the names `activations` gives them.
+    ACTIVATIONS: ActivationTable
+
+    def activation_of(self, module: Any, kind: str | None = None) -> str | None:
         """A layer a Sequential runs after another, as `output_activation` sees
-        it: an activation's name (`ACTIVATIONS`), `PASSES` for a layer that
-        passes its input on at inference (dropout, identity), ``None`` for an
-        activation with no name here, ``"none"`` for any other layer. Default:
-        ``"none"``."""
-        return "none"
+        it: an activation's name (`unified_params._core.activations`), `PASSES`
+        for a layer that passes its input on at inference (dropout, identity),
+        ``None`` for an activation with no name here, ``"none"`` for any other
+        layer. ``kind``: the kind of the layer whose output it takes, which
+        says whether a softmax is over its channels (``None``: not known)."""
+        return self.ACTIVATIONS.name(module, kind, self.setting)
+
+    def setting(self, module: Any, attribute: str) -> Any:
+        """A layer's setting ``attribute`` as `ActivationTable` names it
+        (default: the attribute itself)."""
+        return getattr(module, attribute)
 
     def convolution(self, module: Any) -> Geometry | None:
         """`geometry` of the layer alone, padding layers before it left out
@@ -264,25 +274,63 @@ def spatial_axes(module: Any, classes: tuple[type, ...]) -> int:
     return next(i % 3 + 1 for i, cls in enumerate(classes) if isinstance(module, cls))
 
 
-def named_activation(module: Any, names: Mapping[type, str], activations_module: str) -> str | None:
-    """An activation module's name by its exact class; ``None`` for another
-    activation (a subclass, or a class of the framework's activations module
-    not named); ``"none"`` for a layer that is no activation.
+@dataclass(frozen=True)
+class ActivationTable:
+    """A framework's activation layers by their exact class, as
+    `unified_params._core.activations` names them.
+
+    Attributes:
+        module: The framework's module of activation layers: a class of it
+            not listed here (and a subclass of one listed) has no name.
+        plain: Classes of an activation without settings, by name.
+        settings: Classes by the activation's name and, per setting, the
+            layer's attribute holding it (`DictModuleAdapter.setting` reads
+            it) or a function of the layer giving it.
+        over_an_axis: Classes of a softmax or log-softmax, by name and the
+            attribute holding the axis.
+        passing: Classes that pass their input on at inference (dropout).
 
     Examples:
         >>> import torch
-        >>> names = {torch.nn.ReLU: "relu"}
-        >>> [named_activation(m, names, "torch.nn.modules.activation")
-        ...  for m in (torch.nn.ReLU(), torch.nn.LeakyReLU(), torch.nn.Linear(2, 2))]
-        ['relu', None, 'none']
+        >>> table = ActivationTable("torch.nn.modules.activation", {torch.nn.ReLU: "relu"},
+        ...     {torch.nn.LeakyReLU: ("leaky_relu", {"negative_slope": "negative_slope"})},
+        ...     {torch.nn.Softmax: ("softmax", "dim")})
+        >>> [table.name(m, "linear", getattr) for m in (torch.nn.ReLU(), torch.nn.LeakyReLU(),
+        ...  torch.nn.Softmax(1), torch.nn.ELU(), torch.nn.Linear(2, 2))]
+        ['relu', 'leaky_relu(negative_slope=0.01)', None, None, 'none']
     """
-    cls = type(module)
-    found = names.get(cls)
-    if found is not None:
-        return found
-    if isinstance(module, tuple(names)) or cls.__module__ == activations_module:
-        return None
-    return "none"
+
+    module: str
+    plain: Mapping[type, str]
+    settings: Mapping[type, tuple[str, Mapping[str, str | Callable[[Any], Any]]]]
+    over_an_axis: Mapping[type, tuple[str, str]]
+    passing: tuple[type, ...] = ()
+
+    def name(self, module: Any, kind: str | None, read: Callable[[Any, str], Any]) -> str | None:
+        """``module``'s activation name after a layer of ``kind``; `PASSES`,
+        ``None`` and ``"none"`` as `DictModuleAdapter.activation_of` says."""
+        cls = type(module)
+        if cls in self.passing:
+            return PASSES
+        found = self.plain.get(cls)
+        if found is not None:
+            return found
+        with_settings = self.settings.get(cls)
+        if with_settings is not None:
+            name, where = with_settings
+            given = {
+                key: read(module, at) if isinstance(at, str) else at(module) for key, at in where.items()
+            }
+            return activations.named(name, **given)
+        over = self.over_an_axis.get(cls)
+        if over is not None:
+            axis = read(module, over[1])
+            return None if kind is None else activations.softmax(kind, axis, log=over[0] == "log_softmax")
+        if cls.__module__ == self.module or isinstance(
+            module, (*self.plain, *self.settings, *self.over_an_axis)
+        ):
+            return None
+        return "none"
 
 
 def last_axis_first(flat: Iterable[int]) -> tuple[tuple[int, int], ...]:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..._core import sequence
+from ..._core import activations, sequence
 from ..._core.errors import UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
@@ -32,7 +32,7 @@ from ..._core.initializers import Initializer
 from .._base import (
     Adapter,
     NativeVariable,
-    activations,
+    cell_functions,
     epsilon_momentum,
     holds_layer,
     per_axis,
@@ -71,12 +71,17 @@ def is_trainable(var: Any) -> bool:
     return isinstance(var, nnx.Param) and bool(var.get_metadata().get("trainable", True))
 
 
-#: jax's activation functions defined as every framework defines them, by their
-#: ``__name__`` (jax 0.10), as `ACTIVATIONS` names them. ``gelu`` is left out: jax's
-#: approximates by default, torch's and Keras' do not.
+#: jax's activation functions by their ``__name__`` (jax 0.10), as
+#: `unified_params._core.activations` names them with each function's defaults:
+#: ``gelu`` approximates by tanh, ``leaky_relu``'s slope is 0.01; ``softmax`` and
+#: ``log_softmax`` run over the last axis, the channels of every NNX layer's output.
 _FUNCTIONS = {
     "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu",
-    "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu",
+    "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu", "selu": "selu",
+    "softplus": "softplus", "soft_sign": "softsign", "mish": "mish", "log_sigmoid": "log_sigmoid",
+    "celu": "celu", "hard_tanh": "hard_tanh", "softmax": "softmax", "log_softmax": "log_softmax",
+    "gelu": activations.named("gelu", approximate="tanh"),
+    "leaky_relu": activations.named("leaky_relu", negative_slope=0.01),
 }  # fmt: skip
 
 
@@ -336,7 +341,7 @@ class FlaxAdapter(Adapter):
         if isinstance(module, nnx.GroupNorm):
             out["num_groups"] = float(module.num_groups)
         if isinstance(module, nnx.RNN):
-            out.update(activations(module.cell, tables.CELL_FUNCTIONS))
+            out.update(cell_functions(module.cell, tables.CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.reverse else "forward"
             out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
         return out

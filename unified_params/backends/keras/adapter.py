@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
+from ..._core import activations
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.flatten import FlatInput
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
@@ -27,7 +28,7 @@ from ..._core.sharding import Sharding
 from .._base import (
     Adapter,
     NativeVariable,
-    activations,
+    cell_functions,
     epsilon_momentum,
     holds_layer,
     runs_its_own,
@@ -46,11 +47,17 @@ _CONV_LAYERS = (
 )  # fmt: skip
 #: Layers that apply their ``activation`` to their outputs.
 _ACTIVATES = (L.Dense, *_CONV_LAYERS)
-#: Keras' activation functions defined as every framework defines them, by their
-#: ``__name__`` (Keras 3.15.1), as `ACTIVATIONS` names them.
+#: Keras' activation functions by their ``__name__`` (Keras 3.15.1), as
+#: `unified_params._core.activations` names them with each function's defaults
+#: (``leaky_relu``'s slope 0.2, ``gelu`` exact); ``softmax`` and ``log_softmax``
+#: run over the last axis, which `graph.over_channels` checks.
 _ACTIVATION_NAMES = {
     "linear": "none", "relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
-    "silu": "silu", "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu",
+    "silu": "silu", "hard_sigmoid": "hard_sigmoid", "hard_silu": "hard_swish", "elu": "elu", "selu": "selu",
+    "softplus": "softplus", "softsign": "softsign", "mish": "mish", "log_sigmoid": "log_sigmoid",
+    "celu": "celu", "hard_tanh": "hard_tanh", "soft_shrink": "soft_shrink", "tanh_shrink": "tanh_shrink",
+    "leaky_relu": activations.named("leaky_relu", negative_slope=0.2), "softmax": "softmax",
+    "log_softmax": "log_softmax",
 }  # fmt: skip
 _ROLE_ORDER = (
     (list, "list"), (tuple, "list"), (dict, "dict"), (keras.Sequential, "sequential"),
@@ -308,7 +315,9 @@ class KerasAdapter(Adapter):
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"
-        own = _ACTIVATION_NAMES.get(fused)  # a function of the user's own: not named
+        own = graph.over_channels(
+            _ACTIVATION_NAMES.get(fused), graph.channels_are_last(module)
+        )  # None: not named
         if own != "none":
             return own  # a layer that also feeds an activation layer: not named (None) or named
         root = ancestors[0][0] if ancestors else module
@@ -388,7 +397,7 @@ class KerasAdapter(Adapter):
     def hyperparameters(self, module: Any) -> dict[str, float | str]:
         out: dict[str, float | str] = {**epsilon_momentum(module, L.BatchNormalization)}
         if isinstance(module, L.RNN):
-            out.update(activations(module.cell, _CELL_FUNCTIONS))
+            out.update(cell_functions(module.cell, _CELL_FUNCTIONS))
             out["direction"] = "reverse" if module.go_backwards else "forward"  # reversed outputs too
             out["merge"] = "none"  # unless a Bidirectional holds it: `settings_given`
         if isinstance(module, L.GroupNormalization):

@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 
+from ..._core import activations
 from ..._core.flatten import FlatInput
 from . import internals
 
@@ -172,9 +173,10 @@ def input_activation(layer: Any, names: dict[str, str]) -> str | None:
     if len(parents) != 1:
         return None
     made_by = parents[0].operation
-    found = _activation(made_by, names)
+    found = _activation(made_by, names, channels_are_last(made_by))
     if found == "none":  # not an activation layer: the one it fuses, if any
-        return names.get(getattr(getattr(made_by, "activation", None), "__name__", ""))
+        fused = names.get(getattr(getattr(made_by, "activation", None), "__name__", ""))
+        return over_channels(fused, channels_are_last(made_by))
     return found or None
 
 
@@ -213,33 +215,60 @@ def activation_after(root: Any, layer: Any, names: dict[str, str]) -> str | None
         >>> activation_after(model, dense, {"relu": "relu"}), activation_after(model, model.layers[-1], {})
         ('relu', 'none')
     """
+    channels_last = channels_are_last(layer)
     seen = 0
     while seen < _LIMIT:
         taken = consumers(root, layer)
         if not taken or len(internals.inbound_nodes(layer)) != 1:
             return None
         if len(taken) != 1 or taken[0] is root:
-            return None if any(_activation(t, names) != "none" for t in taken if t is not root) else "none"
-        found = _activation(taken[0], names)
+            others = [t for t in taken if t is not root]
+            return None if any(_activation(t, names, channels_last) != "none" for t in others) else "none"
+        found = _activation(taken[0], names, channels_last)
         if found != "":
             return found
         layer, seen = taken[0], seen + 1
     return None
 
 
-def _activation(layer: Any, names: dict[str, str]) -> str | None:
+def channels_are_last(layer: Any) -> bool:
+    """Whether ``layer``'s output keeps its channels (a dense layer's
+    features) on its last axis: Keras' default ``data_format``."""
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def over_channels(name: str | None, channels_last: bool) -> str | None:
+    """``name``, or ``None`` for a softmax of Keras' (over the last axis)
+    that does not run over the channels."""
+    return None if name in activations.OVER_AN_AXIS and not channels_last else name
+
+
+def _activation(layer: Any, names: dict[str, str], channels_last: bool = True) -> str | None:
     """An activation layer's name, ``""`` for a layer that passes its input on,
-    ``None`` for an activation not named, ``"none"`` for any other layer."""
+    ``None`` for an activation not named, ``"none"`` for any other layer;
+    ``channels_last``: whether the output it takes keeps its channels last."""
     if isinstance(layer, _PASSING):
         return ""
     if isinstance(layer, L.Activation):
-        return names.get(getattr(layer.activation, "__name__", ""))
+        return over_channels(names.get(getattr(layer.activation, "__name__", "")), channels_last)
     if isinstance(layer, L.ReLU):
-        plain = not layer.negative_slope and not layer.threshold
-        return {None: "relu", 6.0: "relu6"}.get(layer.max_value) if plain else None
+        if layer.threshold:
+            return None
+        if layer.negative_slope:
+            return (
+                activations.named("leaky_relu", negative_slope=layer.negative_slope)
+                if layer.max_value is None
+                else None
+            )
+        return {None: "relu", 6.0: "relu6"}.get(layer.max_value)
+    if isinstance(layer, L.LeakyReLU):
+        return activations.named("leaky_relu", negative_slope=layer.negative_slope)
     if isinstance(layer, L.ELU):
-        return "elu" if layer.alpha == 1.0 else None
-    if isinstance(layer, (L.LeakyReLU, L.PReLU, L.Softmax)):
+        return activations.named("elu", alpha=layer.alpha)
+    if isinstance(layer, L.Softmax):
+        axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+        return "softmax" if channels_last and axis in (-1, (-1,)) else None
+    if isinstance(layer, L.PReLU):
         return None
     return "none"
 

@@ -18,14 +18,7 @@ from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
 from .._base import KindTable, per_axis, runs_its_own
-from .._dicts import (
-    PASSES,
-    DictModuleAdapter,
-    last_axis_first,
-    named_activation,
-    spatial_axes,
-    training_mode,
-)
+from .._dicts import ActivationTable, DictModuleAdapter, last_axis_first, spatial_axes, training_mode
 from . import internals
 
 _KINDS: dict[type, str] = {
@@ -57,13 +50,37 @@ _KIND = KindTable(_KINDS)
 _TRANSPOSE = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _CONVOLUTIONS = ("conv1d", "conv2d", "conv3d", *_TRANSPOSE)
 _CONV_LAYERS = tuple(cls for cls, kind in _KINDS.items() if kind in _CONVOLUTIONS)
-#: Activations defined as every framework defines them, by the names `ACTIVATIONS` uses
-#: (paddle's Hardsigmoid: slope 1/6, offset 1/2 by default, as torch's).
-_ACTIVATIONS: dict[type, str] = {
-    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Silu: "silu",
-    nn.Hardswish: "hard_swish",
-}  # fmt: skip
-_PASSING = (nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout)
+
+
+def _approximation(gelu: Any) -> str:
+    """A GELU's approximation as torch spells it (paddle keeps a flag)."""
+    return "tanh" if internals.hyperparameter(gelu, "approximate") else "none"
+
+
+#: paddle's activation layers, as `unified_params._core.activations` names them
+#: (settings read by `internals.hyperparameter`; ``Hardsigmoid``: slope 1/6, offset
+#: 1/2, as torch's; ``Swish``: x * sigmoid(x), torch's ``SiLU``). ``Dropout`` passes
+#: its input on, scaled or not: `inference_scale` says which.
+_ACTIVATIONS = ActivationTable(
+    "paddle.nn.layer.activation",
+    plain={
+        nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Silu: "silu",
+        nn.Swish: "silu", nn.Hardsigmoid: "hard_sigmoid", nn.Hardswish: "hard_swish", nn.Softsign: "softsign",
+        nn.Mish: "mish", nn.LogSigmoid: "log_sigmoid", nn.Tanhshrink: "tanh_shrink",
+    },
+    settings={
+        nn.LeakyReLU: ("leaky_relu", {"negative_slope": "negative_slope"}),
+        nn.ELU: ("elu", {"alpha": "alpha"}),
+        nn.CELU: ("celu", {"alpha": "alpha"}),
+        nn.SELU: ("selu", {"scale": "scale", "alpha": "alpha"}),
+        nn.GELU: ("gelu", {"approximate": _approximation}),
+        nn.Hardtanh: ("hard_tanh", {"min": "min", "max": "max"}),
+        nn.Softshrink: ("soft_shrink", {"threshold": "threshold"}),
+        nn.Softplus: ("softplus", {"beta": "beta", "threshold": "threshold"}),
+    },
+    over_an_axis={nn.Softmax: ("softmax", "axis"), nn.LogSoftmax: ("log_softmax", "axis")},
+    passing=(nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout),
+)  # fmt: skip
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 # Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
@@ -78,6 +95,7 @@ class PaddleAdapter(DictModuleAdapter):
     SLOTS = internals.SLOTS
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
+    ACTIVATIONS = _ACTIVATIONS
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
         "linear": _XAVIER,
@@ -204,14 +222,8 @@ class PaddleAdapter(DictModuleAdapter):
             return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
         return None
 
-    def activation_of(self, module: Any) -> str | None:
-        if type(module) in _PASSING:
-            return PASSES  # a dropout that scales at inference: `inference_scale` says so
-        if type(module) is nn.GELU:
-            return None if internals.hyperparameter(module, "approximate") else "gelu"
-        if type(module) is nn.ELU:
-            return "elu" if internals.hyperparameter(module, "alpha") == 1.0 else None
-        return named_activation(module, _ACTIVATIONS, "paddle.nn.layer.activation")
+    def setting(self, module: Any, attribute: str) -> Any:
+        return internals.hyperparameter(module, attribute)
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         found = internals.pad_layer(module)

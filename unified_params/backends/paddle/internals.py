@@ -26,8 +26,11 @@ BATCH_NORM = nn.layer.norm._BatchNormBase
 
 def hyperparameter(module: Any, name: str) -> Any:
     """paddle 3.3.1 keeps eps, momentum, groups and a GroupNorm's groups as
-    ``_epsilon``, ``_momentum``, ``_groups``, ``_num_groups``, and a GELU's
-    ``_approximate`` and an ELU's ``_alpha`` (no public attribute)."""
+    ``_epsilon``, ``_momentum``, ``_groups``, ``_num_groups``, and an
+    activation layer's settings as ``_approximate`` (GELU), ``_alpha`` (ELU,
+    CELU, SELU), ``_scale`` (SELU), ``_negative_slope`` (LeakyReLU), ``_min``
+    and ``_max`` (Hardtanh), ``_threshold`` (Softshrink, Softplus), ``_beta``
+    (Softplus) and ``_axis`` (Softmax, LogSoftmax): no public attribute."""
     return getattr(module, f"_{name}", None)
 
 

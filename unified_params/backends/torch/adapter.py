@@ -16,7 +16,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
 from .._base import KindTable, per_axis, runs_its_own
-from .._dicts import PASSES, DictModuleAdapter, last_axis_first, named_activation, spatial_axes
+from .._dicts import ActivationTable, DictModuleAdapter, last_axis_first, spatial_axes
 from . import internals, sharded
 
 _KIND = KindTable(
@@ -65,12 +65,26 @@ _POOLS_IN_FORWARD = {
     for module in ("torchvision.models.inception", "timm.models.inception_v3")
     for block, pooling in _INCEPTION_POOLS.items()
 }
-#: Activations defined as every framework defines them, by the names `ACTIVATIONS` uses.
-_ACTIVATIONS: dict[type, str] = {
-    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
-    nn.Hardsigmoid: "hard_sigmoid", nn.Hardswish: "hard_swish",
-}  # fmt: skip
-_PASSING = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+#: torch's activation layers, as `unified_params._core.activations` names them.
+_ACTIVATIONS = ActivationTable(
+    "torch.nn.modules.activation",
+    plain={
+        nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
+        nn.Hardsigmoid: "hard_sigmoid", nn.Hardswish: "hard_swish", nn.SELU: "selu", nn.Softsign: "softsign",
+        nn.Mish: "mish", nn.LogSigmoid: "log_sigmoid", nn.Tanhshrink: "tanh_shrink",
+    },
+    settings={
+        nn.LeakyReLU: ("leaky_relu", {"negative_slope": "negative_slope"}),
+        nn.ELU: ("elu", {"alpha": "alpha"}),
+        nn.CELU: ("celu", {"alpha": "alpha"}),
+        nn.GELU: ("gelu", {"approximate": "approximate"}),
+        nn.Hardtanh: ("hard_tanh", {"min": "min_val", "max": "max_val"}),
+        nn.Softshrink: ("soft_shrink", {"threshold": "lambd"}),
+        nn.Softplus: ("softplus", {"beta": "beta", "threshold": "threshold"}),
+    },
+    over_an_axis={nn.Softmax: ("softmax", "dim"), nn.LogSoftmax: ("log_softmax", "dim")},
+    passing=(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
+)  # fmt: skip
 _SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
@@ -85,6 +99,7 @@ class TorchAdapter(DictModuleAdapter):
     SLOTS = internals.SLOTS
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
+    ACTIVATIONS = _ACTIVATIONS
     DEFAULT_INIT = {
         **{kind: _AFFINE for kind in _CONVOLUTIONS},
         "batchnorm": _NORM,
@@ -212,15 +227,6 @@ class TorchAdapter(DictModuleAdapter):
         )
         geometry = Geometry(kernel, stride, dilation, pads, ceil=bool(module.ceil_mode))
         return Pooling("average" if average else "max", geometry, counts)
-
-    def activation_of(self, module: Any) -> str | None:
-        if type(module) in _PASSING:
-            return PASSES
-        if type(module) is nn.GELU:  # exact, unless approximate="tanh"
-            return "gelu" if module.approximate == "none" else None
-        if type(module) is nn.ELU:
-            return "elu" if module.alpha == 1.0 else None
-        return named_activation(module, _ACTIVATIONS, "torch.nn.modules.activation")
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         if not isinstance(module, _ZERO_PADS) or module.value != 0:
