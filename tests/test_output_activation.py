@@ -60,8 +60,6 @@ def test_a_fused_keras_activation_against_torch_layers_after_a_linear():
             keras_layers.append(keras.layers.ReLU(max_value=6))
         elif after:
             keras_layers.append(keras.layers.Activation(after))
-        if fused and after:
-            continue  # two activations in a row: not named, nothing claimed
         dst = keras.Sequential([keras.Input((3,)), *keras_layers])
         torch.manual_seed(0)
         between = [torch.nn.Dropout(0.5)] if dropout else []
@@ -72,7 +70,7 @@ def test_a_fused_keras_activation_against_torch_layers_after_a_linear():
         assert said == differ, (fused, after, torch_act, dropout)
         seen.add(said)
         checked += 1
-    assert seen == {True, False} and checked == 2 * (4 + 2) * 11
+    assert seen == {True, False} and checked == 2 * 4 * 3 * 11
 
 
 def test_what_a_forward_method_applies_is_not_claimed():
@@ -327,3 +325,42 @@ def test_a_softmax_is_named_over_the_channels_only():
     assert dense_pair(-1, "softmax") == (False, False)
     assert dense_pair(1, "softmax") == (False, False)  # the same here, at rank 2, but not named: no claim
     assert dense_pair(1, None) == (False, True)
+
+
+@pytest.mark.parametrize("framework", list(ZOOS))
+def test_activations_in_a_row_are_named_in_order(framework):
+    """A ReLU then a sigmoid is not a ReLU, nor a sigmoid then a ReLU; a ReLU
+    then a ReLU6 is a ReLU6."""
+    needs("torch")
+    needs(framework)
+    import torch
+
+    def torch_net(*names):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(3, 4), *(_torch_zoo()[n] for n in names)).eval()
+
+    def theirs(*names):
+        layers = [ZOOS[framework]()[n] for n in names]  # one layer per position
+        if framework == "keras":
+            import keras
+
+            return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), *layers])
+        if framework == "paddle":
+            import paddle
+
+            return paddle.nn.Sequential(paddle.nn.Linear(3, 4), *layers)
+        from flax import nnx
+
+        return nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), *layers)
+
+    cases = [
+        (("relu", "sigmoid"), ("relu",), True),
+        (("relu", "sigmoid"), ("sigmoid", "relu"), True),
+        (("relu", "sigmoid"), ("relu", "sigmoid"), False),
+        (("relu", "relu6"), ("relu6",), False),
+        (("tanh",), ("tanh", "tanh"), True),
+    ]
+    for ours, other, expected in cases:
+        src, dst = torch_net(*ours), theirs(*other)
+        said, differ = _says(src, dst), _differ(src, dst)
+        assert said == differ == expected, (ours, other)

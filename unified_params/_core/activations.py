@@ -9,7 +9,8 @@ and one of other names differs), with its settings where they matter:
 the value every framework defaults to is left out (``"elu"``), so the names
 of the common activations stay short. An
 adapter that cannot say which function runs gives no name, and the port then
-claims nothing.
+claims nothing. Activations in a row are named in order, ``"relu then
+sigmoid"`` (`chain`).
 
 Examples:
     >>> named("leaky_relu", negative_slope=0.3), named("elu", alpha=1.0)
@@ -79,6 +80,30 @@ def named(name: str, **settings: float | str) -> str:
         if default is None or _text(value) != _text(default):
             shown.append(f"{key}={_text(value)}")
     return f"{name}({', '.join(shown)})" if shown else name
+
+
+#: Two activations in a row that compute what one does: a ReLU after a ReLU,
+#: a ReLU6 and a ReLU either way round.
+_ONE_OF_TWO = {("relu", "relu"): "relu", ("relu6", "relu6"): "relu6", ("relu", "relu6"): "relu6",
+               ("relu6", "relu"): "relu6", ("hard_tanh", "hard_tanh"): "hard_tanh"}  # fmt: skip
+
+
+def chain(names: list[str]) -> str:
+    """The name of activations applied one after another (``"none"``: none),
+    each pair that computes what one does named as that one.
+
+    Examples:
+        >>> chain(["relu", "sigmoid"]), chain(["relu", "relu6"]), chain([])
+        ('relu then sigmoid', 'relu6', 'none')
+    """
+    found: list[str] = []
+    for name in names:
+        one = _ONE_OF_TWO.get((found[-1], name)) if found else None
+        if one is None:
+            found.append(name)
+        else:
+            found[-1] = one
+    return " then ".join(found) if found else "none"
 
 
 def softmax(kind: str, axis: int | None, *, channels_last: bool = False, log: bool = False) -> str | None:

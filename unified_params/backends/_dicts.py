@@ -156,12 +156,16 @@ class DictModuleAdapter(Adapter):
         listed = self.KINDS.listed(type(module))
         if listed is None or runs_its_own(module, (listed,), "forward"):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
-        kind = self.KINDS(type(module))
-        for layer in sequence.after(ancestors, self._sequence):
-            found = None if layer is None else self.activation_of(layer, kind)  # None: a forward decides
-            if found != PASSES:
-                return found
-        return "none"  # an output of the model
+        kind, found = self.KINDS(type(module)), []
+        for layer in sequence.after(ancestors, self._sequence):  # past the model's output: no more
+            step = None if layer is None else self.activation_of(layer, kind)
+            if step is None:
+                return None  # a forward decides, or an activation with no name here
+            if step == "none":
+                break
+            if step != PASSES:
+                found.append(step)
+        return activations.chain(found)
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None

@@ -380,14 +380,18 @@ class FlaxAdapter(Adapter):
         return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
+        found = []
         for layer in sequence.after(ancestors, self._sequence):
             if layer is None:
                 return None  # a __call__ decides what takes its output
             if isinstance(layer, Step):  # a function: one not named gives None
-                return _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
-            if not isinstance(layer, nnx.Dropout):  # the identity at inference
-                return "none"
-        return "none"  # an output of the model
+                step = _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
+                if step is None:
+                    return None
+                found.append(step)
+            elif not isinstance(layer, nnx.Dropout):  # the identity at inference
+                break
+        return activations.chain(found)
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return self.children(parent) if isinstance(parent, (nnx.Sequential, NamedSequential)) else None

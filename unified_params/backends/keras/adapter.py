@@ -318,10 +318,13 @@ class KerasAdapter(Adapter):
         own = graph.over_channels(
             _ACTIVATION_NAMES.get(fused), graph.channels_are_last(module)
         )  # None: not named
-        if own != "none":
-            return own  # a layer that also feeds an activation layer: not named (None) or named
+        if own is None:
+            return None
         root = ancestors[0][0] if ancestors else module
-        return graph.activation_after(root, module, _ACTIVATION_NAMES)
+        after = graph.activations_after(root, module, _ACTIVATION_NAMES)
+        if after is None:  # no graph (a subclassed model) or one that cannot tell: its own, if any
+            return None if own == "none" else own
+        return activations.chain([own, *after] if own != "none" else after)
 
     def flattened_input(self, layer: Any) -> FlatInput | None:
         return graph.flattened_input(layer)

@@ -202,32 +202,36 @@ _PASSING = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3
             L.GaussianNoise, L.AlphaDropout, L.Identity)  # fmt: skip
 
 
-def activation_after(root: Any, layer: Any, names: dict[str, str]) -> str | None:
-    """The activation the graph applies to ``layer``'s output before anything
-    else takes it, by ``names`` (a function's ``__name__`` -> its name);
-    ``"none"`` if none does; ``None`` where the graph cannot tell (no graph, a
-    layer called more than once, an activation not in ``names``).
+def activations_after(root: Any, layer: Any, names: dict[str, str]) -> list[str] | None:
+    """The activations the graph applies to ``layer``'s output, in order,
+    before anything else takes it, by ``names`` (a function's ``__name__`` ->
+    its name); ``None`` where the graph cannot tell (no graph, a layer called
+    more than once, an activation not in ``names``, an output taken by an
+    activation and another layer).
 
     Examples:
         >>> inputs = keras.Input((3,))
         >>> dense = L.Dense(4)
-        >>> model = keras.Model(inputs, L.ReLU()(L.Dropout(0.5)(dense(inputs))))
-        >>> activation_after(model, dense, {"relu": "relu"}), activation_after(model, model.layers[-1], {})
-        ('relu', 'none')
+        >>> model = keras.Model(inputs, L.Activation("sigmoid")(L.ReLU()(L.Dropout(0.5)(dense(inputs)))))
+        >>> names = {"sigmoid": "sigmoid"}
+        >>> activations_after(model, dense, names), activations_after(model, model.layers[-1], names)
+        (['relu', 'sigmoid'], [])
     """
     channels_last = channels_are_last(layer)
-    seen = 0
-    while seen < _LIMIT:
+    found: list[str] = []
+    for _ in range(_LIMIT):
         taken = consumers(root, layer)
         if not taken or len(internals.inbound_nodes(layer)) != 1:
             return None
         if len(taken) != 1 or taken[0] is root:
             others = [t for t in taken if t is not root]
-            return None if any(_activation(t, names, channels_last) != "none" for t in others) else "none"
-        found = _activation(taken[0], names, channels_last)
-        if found != "":
-            return found
-        layer, seen = taken[0], seen + 1
+            return None if any(_activation(t, names, channels_last) != "none" for t in others) else found
+        step = _activation(taken[0], names, channels_last)
+        if step is None or step == "none":
+            return None if step is None else found
+        if step:  # "": a layer that passes its input on
+            found.append(step)
+        layer = taken[0]
     return None
 
 
