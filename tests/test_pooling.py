@@ -70,7 +70,7 @@ def _port_says(src, dst) -> list[str]:
     return lines
 
 
-_NAMES = ("padding", "padding_mode", "stride", "ceil_mode", "count_include_pad")
+_NAMES = ("padding", "padding_mode", "stride", "pooling", "ceil_mode", "count_include_pad")
 
 
 def _outputs_differ(src, dst, sizes=SIZES) -> bool:
@@ -193,6 +193,35 @@ def test_pools_are_not_compared_when_the_two_models_list_them_differently():
         paddle.nn.Conv2D(3, 4, 1), paddle.nn.MaxPool2D(2), paddle.nn.MaxPool2D(3, 2)
     )
     assert _port_says(src, same_count) == ["2 -> 2: ceil_mode True (torch) vs False (paddle)"]
+
+
+def test_a_max_pooling_against_an_average_of_the_same_window_is_listed():
+    """Poolings paired by position (as many, of the same window sizes) are
+    compared by kind too; of other window sizes, nothing is claimed."""
+    needs("torch")
+    needs("keras")
+    needs("paddle")
+    import keras
+    import paddle
+
+    def paddle_model(kind, kernel):
+        pool = (paddle.nn.MaxPool2D if kind == "max" else paddle.nn.AvgPool2D)(kernel, 2)
+        return paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), pool)
+
+    def keras_model(kind, kernel):
+        pool = (keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D)(kernel, 2)
+        return keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 1), pool])
+
+    ports = [
+        ((ours, theirs, to.__name__), _torch_model(ours, 3, 2, 0, False), to(theirs, 3))
+        for ours, theirs in itertools.product(("max", "avg"), repeat=2)
+        for to in (paddle_model, keras_model)
+    ]
+    assert _warned_exactly_where_outputs_differ(ports) == 8
+    assert _port_says(_torch_model("max", 3, 2, 0, False), paddle_model("avg", 3)) == [
+        "1 -> 1: pooling max (torch) vs average (paddle)"
+    ]
+    assert _port_says(_torch_model("max", 3, 2, 0, False), paddle_model("avg", 2)) == []  # other windows
 
 
 def test_a_padding_layer_s_zeros_before_a_max_pooling_matter_only_for_negative_inputs():

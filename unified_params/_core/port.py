@@ -332,7 +332,8 @@ def _np(dtype: str) -> Any:
 #: (``momentum`` only changes how training moves the running statistics).
 CHANGES_OUTPUTS = (
     "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
-    "stride", "dilation", "padding", "padding_mode", "output_activation", "ceil_mode", "count_include_pad",
+    "stride", "dilation", "padding", "padding_mode", "output_activation", "pooling", "ceil_mode",
+    "count_include_pad",
 )  # fmt: skip
 
 
@@ -377,18 +378,19 @@ def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     """Pooling layers with a window hold no weights, so they are not paired
     with the layers that do: the n-th of one model is paired with the n-th of
     the other, in the order the frameworks list them, and only when both
-    have as many, of the same kinds and window sizes (else the order is not
-    taken to match, and nothing is compared). One line per setting in which
-    a pair differs (`geometry.pooling_differences`)."""
+    have as many, of the same window sizes (else the order is not taken to
+    match, and nothing is compared). One line per setting in which a pair
+    differs: the kind (``max`` or ``average``), or what
+    `geometry.pooling_differences` finds."""
     found = [_poolings(src), _poolings(dst)]
     if len(found[0]) != len(found[1]) or any(
-        a.kind != b.kind or a.geometry.kernel != b.geometry.kernel
-        for (_, a), (_, b) in zip(*found, strict=True)
+        a.geometry.kernel != b.geometry.kernel for (_, a), (_, b) in zip(*found, strict=True)
     ):
         return []
     lines = []
     for (pa, a), (pb, b) in zip(*found, strict=True):
-        for name, va, vb in geometry.pooling_differences(a, b):
+        kinds = [("pooling", a.kind, b.kind)] if a.kind != b.kind else []
+        for name, va, vb in kinds or geometry.pooling_differences(a, b):
             which = f"{pa or '<root>'} -> {pb or '<root>'}"
             lines.append((name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})"))
     return lines
