@@ -24,7 +24,8 @@ demo: $(STAMP)
 
 # Keras picks its engine once, at import: the suite runs on Keras over TensorFlow in the
 # main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it).
-ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py tests/test_pooling.py
+ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py tests/test_pooling.py \
+	tests/test_upsampling.py
 
 # Tests that start processes of their own (benchmarks, the CLI, the pytest plugin, README
 # scripts, the two-process sharded launch, oneDNN's re-run, notebook kernels, the docs

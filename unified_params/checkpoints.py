@@ -286,9 +286,12 @@ def port(
     or paddle Sequential), at the input size a framework records or else at
     every size: torch's ``padding=1`` and Keras' ``"same"`` with stride 2
     agree on odd sizes only. Pooling layers with a window are compared the
-    same way, with ``ceil_mode`` and what an average divides by
+    same way, with their kind, ``ceil_mode`` and what an average divides by
     (``count_include_pad``), the n-th of each model paired when both list as
-    many of the same kinds. One
+    many of the same window sizes; upsampling layers by their interpolation
+    and scale, the n-th paired when both list as many. Activations are
+    named with their settings (``leaky_relu(negative_slope=0.01)``), in
+    order where several follow a layer (``relu then sigmoid``). One
     that changes outputs (all but ``momentum``), without ``check_input``,
     also warns (``UserWarning``). ``align="hyperparameters"`` sets the
     destination's ``eps`` and ``momentum`` to the source's (converted to each

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, geometry
+from . import absent, geometry, upsampling
 from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -85,9 +85,11 @@ class PortReport:
             mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
             for the recorded input, 10 x 10) (keras)"``; the activation its
             output goes through (``"0 -> 0: output_activation none (torch)
-            vs relu (keras)"``); the n-th pooling layers' windows, ceil mode
-            and what an average divides by (``"2 -> 2: ceil_mode True
-            (torch) vs False (paddle)"``); and each layer without weights
+            vs relu (keras)"``); the n-th pooling layers' kinds, windows,
+            ceil mode and what an average divides by (``"2 -> 2: ceil_mode
+            True (torch) vs False (paddle)"``); the n-th upsampling layers'
+            methods and scales (``"1 -> 1: upsampling linear (torch) vs
+            nearest (keras)"``); and each layer without weights
             that scales at inference on one side only (``"_drop1:
             inference_scale 0.5 (paddle) vs 1 (torch)"``).
         aligned: Hyperparameters of the destination set to the source's
@@ -228,7 +230,7 @@ def port(
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
-    settings_differ += _scale_differences(src, dst) + _pooling_differences(src, dst)
+    settings_differ += _weightless_differences(src, dst)
     report.differences = [line for _, line in settings_differ]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
@@ -242,7 +244,7 @@ def port(
         if align is not None:
             settings = _align(src, dst, pairs, report)
             settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
-            settings_differ += _scale_differences(src, dst) + _pooling_differences(src, dst)
+            settings_differ += _weightless_differences(src, dst)
             report.differences = [line for _, line in settings_differ]
         report.load = load(
             dst,
@@ -333,7 +335,7 @@ def _np(dtype: str) -> Any:
 CHANGES_OUTPUTS = (
     "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
     "stride", "dilation", "padding", "padding_mode", "output_activation", "pooling", "ceil_mode",
-    "count_include_pad",
+    "count_include_pad", "upsampling", "scale_factor",
 )  # fmt: skip
 
 
@@ -352,6 +354,12 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
         found.append(("output_activation", oa, ob))
     which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
     return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
+
+
+def _weightless_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+    """The differences of the layers without weights: scales at inference,
+    poolings, upsamplings."""
+    return _scale_differences(src, dst) + _pooling_differences(src, dst) + _upsampling_differences(src, dst)
 
 
 def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
@@ -390,10 +398,35 @@ def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     lines = []
     for (pa, a), (pb, b) in zip(*found, strict=True):
         kinds = [("pooling", a.kind, b.kind)] if a.kind != b.kind else []
-        for name, va, vb in kinds or geometry.pooling_differences(a, b):
-            which = f"{pa or '<root>'} -> {pb or '<root>'}"
-            lines.append((name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})"))
+        lines += _lines(src, dst, pa, pb, kinds or geometry.pooling_differences(a, b))
     return lines
+
+
+def _upsampling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+    """Upsampling layers hold no weights: as poolings, the n-th of one model
+    is paired with the n-th of the other when both have as many (else nothing
+    is compared). One line per way a pair differs (`upsampling.differences`)."""
+    found = [_upsamplings(src), _upsamplings(dst)]
+    if len(found[0]) != len(found[1]):
+        return []
+    return [
+        line
+        for (pa, a), (pb, b) in zip(*found, strict=True)
+        for line in _lines(src, dst, pa, pb, upsampling.differences(a, b))
+    ]
+
+
+def _lines(
+    src: Module, dst: Module, pa: str, pb: str, found: list[tuple[str, str, str]]
+) -> list[tuple[str, str]]:
+    """``(setting, report line)`` for each ``(setting, a's, b's)`` of a pair of layers at ``pa``, ``pb``."""
+    which = f"{pa or '<root>'} -> {pb or '<root>'}"
+    return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
+
+
+def _upsamplings(model: Module) -> list[tuple[str, upsampling.Upsampling]]:
+    """``(path, upsampling)`` of each upsampling layer, in the framework's order."""
+    return _layers_where(model, lambda _, native: model.adapter.upsampling(native))
 
 
 def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:

@@ -24,6 +24,7 @@ from .._core.initializers import Initializer
 from .._core.layouts import Leaf
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
+from .._core.upsampling import Upsampling
 from .registry import Capabilities
 
 #: One native variable of a module: its native name, the variable, and its role
@@ -317,6 +318,20 @@ class Adapter(abc.ABC):
             >>> found = adapter_for(pool).pooling(pool, [])
             >>> found.kind, found.geometry.ceil, found.counts_padding
             ('average', True, True)
+        """
+        return None
+
+    def upsampling(self, module: Any) -> Upsampling | None:
+        """What an upsampling layer computes: its interpolation, coordinate
+        rule and scale per spatial axis. ``None`` for any other layer.
+        Default: ``None``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> up2 = torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            >>> adapter_for(up2).upsampling(up2).describe()
+            'linear, corners aligned'
         """
         return None
 

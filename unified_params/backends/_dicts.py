@@ -22,6 +22,7 @@ from .._core import activations, sequence
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
+from .._core.upsampling import Upsampling
 from ._base import Adapter, KindTable, NativeVariable, runs_its_own
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
@@ -335,6 +336,34 @@ class ActivationTable:
         ):
             return None
         return "none"
+
+
+#: torch's and paddle's interpolation modes, as `Upsampling` names them.
+_INTERPOLATIONS = {
+    "nearest": "nearest", "nearest-exact": "nearest", "linear": "linear", "bilinear": "linear",
+    "trilinear": "linear", "bicubic": "cubic(a=-0.75)",
+}  # fmt: skip
+
+
+def interpolated(mode: str, scale_factor: Any, size: Any, rule: str) -> Upsampling:
+    """What torch's and paddle's ``interpolate`` computes with these settings
+    (``rule``: the coordinate rule of a linear or cubic mode).
+
+    Examples:
+        >>> interpolated("bilinear", 2, None, "align_corners").describe()
+        'linear, corners aligned'
+        >>> interpolated("nearest", [2, 3], None, "half_pixel").scale
+        (2.0, 3.0)
+    """
+    if mode in ("nearest", "nearest-exact"):  # torch's nearest takes position i * in / out
+        rule = "asymmetric" if mode == "nearest" else "half_pixel"
+    if size is not None or scale_factor is None:
+        scale = None
+    elif isinstance(scale_factor, (list, tuple)):
+        scale = tuple(float(s) for s in scale_factor)
+    else:
+        scale = (float(scale_factor),)
+    return Upsampling(_INTERPOLATIONS.get(mode, mode), scale, rule)
 
 
 def last_axis_first(flat: Iterable[int]) -> tuple[tuple[int, int], ...]:

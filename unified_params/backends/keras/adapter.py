@@ -25,6 +25,7 @@ from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
 from ..._core.sharding import Sharding
+from ..._core.upsampling import Upsampling
 from .._base import (
     Adapter,
     NativeVariable,
@@ -40,6 +41,10 @@ from .engines import engine_for
 L = keras.layers
 _MAX_POOLS = (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D)
 _AVG_POOLS = (L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D)
+_UPSAMPLING = (L.UpSampling1D, L.UpSampling2D, L.UpSampling3D)
+#: ``UpSampling2D``'s interpolations as `Upsampling` names them (``bicubic``: the
+#: engine's); the others (``lanczos3``, ``area``, ...) by their own names.
+_INTERPOLATIONS = {"nearest": "nearest", "bilinear": "linear"}
 _TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _CONV_LAYERS = (
     L.Conv1D, L.Conv2D, L.Conv3D, L.SeparableConv1D, L.SeparableConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
@@ -312,6 +317,14 @@ class KerasAdapter(Adapter):
             known = module.padding == "valid" or self.engine.same_average_excludes_padding
             return Pooling("average", geometry, counts_padding=False if known else None)
         return Pooling("max", geometry, input_activation=graph.input_activation(module, _ACTIVATION_NAMES))
+
+    def upsampling(self, module: Any) -> Upsampling | None:
+        if not isinstance(module, _UPSAMPLING) or runs_its_own(module, _UPSAMPLING, "call"):
+            return None
+        size = module.size if isinstance(module.size, (tuple, list)) else (module.size,)
+        given = getattr(module, "interpolation", "nearest")  # 1D and 3D repeat each position
+        interpolation = self.engine.cubic if given == "bicubic" else _INTERPOLATIONS.get(given, given)
+        return Upsampling(interpolation, tuple(float(s) for s in size))
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"

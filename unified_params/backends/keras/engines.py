@@ -32,6 +32,11 @@ class Engine:
     #: pooling gives 9.5 on TensorFlow and JAX, the mean of 9 and 10, and 9.67
     #: on torch).
     same_average_excludes_padding = True
+    #: What ``UpSampling2D(interpolation="bicubic")`` computes, as `Upsampling`
+    #: names it (measured with Keras 3.15.1: TensorFlow's and JAX's kernel has
+    #: a = -0.5 and leaves out positions past the ends; on torch, Keras calls
+    #: torch's, a = -0.75, which repeats the end values).
+    cubic = "cubic(a=-0.5)"
 
     def whole(self, var: Any) -> Any:
         """The variable, if this process holds all of its value (every replica
@@ -160,6 +165,7 @@ class Jax(Engine):
 class Torch(Engine):
     name = "torch"
     same_average_excludes_padding = False
+    cubic = "cubic(a=-0.75)"
 
     def view(self, var: Any) -> np.ndarray:
         import torch

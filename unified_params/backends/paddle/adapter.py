@@ -17,8 +17,16 @@ from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierU
 from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
+from ..._core.upsampling import Upsampling
 from .._base import KindTable, per_axis, runs_its_own
-from .._dicts import ActivationTable, DictModuleAdapter, last_axis_first, spatial_axes, training_mode
+from .._dicts import (
+    ActivationTable,
+    DictModuleAdapter,
+    interpolated,
+    last_axis_first,
+    spatial_axes,
+    training_mode,
+)
 from . import internals
 
 _KINDS: dict[type, str] = {
@@ -81,6 +89,9 @@ _ACTIVATIONS = ActivationTable(
     over_an_axis={nn.Softmax: ("softmax", "axis"), nn.LogSoftmax: ("log_softmax", "axis")},
     passing=(nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout),
 )  # fmt: skip
+_UPSAMPLING = (nn.Upsample, nn.UpsamplingNearest2D, nn.UpsamplingBilinear2D)
+#: The coordinate rule of paddle's linear and cubic modes without aligned corners.
+_ALIGN_MODES = {0: "half_pixel", 1: "asymmetric"}
 _PROJECTIONS = {"q_proj": 0, "k_proj": 1, "v_proj": 2}
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 # Normal(0, sqrt(2 / fan_in)), fan in over every input channel even of a grouped conv
@@ -224,6 +235,18 @@ class PaddleAdapter(DictModuleAdapter):
 
     def setting(self, module: Any, attribute: str) -> Any:
         return internals.hyperparameter(module, attribute)
+
+    def upsampling(self, module: Any) -> Upsampling | None:
+        if not isinstance(module, _UPSAMPLING) or runs_its_own(module, _UPSAMPLING, "forward"):
+            return None
+        if isinstance(module, nn.UpsamplingNearest2D):
+            mode, rule = "nearest", "asymmetric"
+        elif isinstance(module, nn.UpsamplingBilinear2D):  # corners aligned, as torch's
+            mode, rule = "bilinear", "align_corners"
+        else:
+            mode = module.mode.lower()
+            rule = "align_corners" if module.align_corners else _ALIGN_MODES.get(module.align_mode, "")
+        return interpolated(mode, module.scale_factor, module.size, rule)
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         found = internals.pad_layer(module)

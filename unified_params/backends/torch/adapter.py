@@ -15,8 +15,9 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
+from ..._core.upsampling import Upsampling
 from .._base import KindTable, per_axis, runs_its_own
-from .._dicts import ActivationTable, DictModuleAdapter, last_axis_first, spatial_axes
+from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
 from . import internals, sharded
 
 _KIND = KindTable(
@@ -227,6 +228,12 @@ class TorchAdapter(DictModuleAdapter):
         )
         geometry = Geometry(kernel, stride, dilation, pads, ceil=bool(module.ceil_mode))
         return Pooling("average" if average else "max", geometry, counts)
+
+    def upsampling(self, module: Any) -> Upsampling | None:
+        if not isinstance(module, nn.Upsample) or runs_its_own(module, (nn.Upsample,), "forward"):
+            return None
+        rule = "align_corners" if module.align_corners else "half_pixel"
+        return interpolated(module.mode, module.scale_factor, module.size, rule)
 
     def zero_padding(self, module: Any) -> tuple[tuple[int, int], ...] | None:
         if not isinstance(module, _ZERO_PADS) or module.value != 0:
