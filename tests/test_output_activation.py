@@ -89,6 +89,18 @@ def test_what_a_forward_method_applies_is_not_claimed():
 
     dst = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
     assert not _says(Net().eval(), dst)  # it differs, and only check_input can tell
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        notes = up.port(Net().eval(), dst).notes
+    assert notes == [  # but the report says what it did not compare
+        "What follows 1 of 1 paired layers was not compared: a forward method decides it, or an "
+        "activation has no name here (fc -> 0 (torch)). Pass check_input=x to compare outputs."
+    ]
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
+    with pytest.raises(up.PortError):  # a check input compares outputs: a refusal
+        up.port(Net().eval(), dst, check_input=x)
+    same = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu")])
+    assert up.port(Net().eval(), same, check_input=x).notes == []  # verified: nothing to note
 
 
 def test_paddle_layers_after_a_linear():

@@ -120,6 +120,7 @@ def test_upsamplings_are_not_compared_when_the_models_have_not_as_many():
     )
     dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), paddle.nn.Upsample(scale_factor=4, mode="bilinear"))
     assert _port_says(src, dst) == []  # which pairs with which is not known
+    assert "The upsampling layers were not compared (torch lists 2, paddle 1)" in up.port(src, dst).notes[0]
     fixed = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Upsample(size=(10, 14), mode="bilinear"))
     assert _port_says(fixed, dst) == []  # a fixed size against a scale: only the method is compared
     nearest = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), paddle.nn.Upsample(scale_factor=2))

@@ -100,7 +100,10 @@ class PortReport:
             BatchNorm's running mean (``fold_biases=True``).
         notes: What else the port did or could not know: inputs reordered
             as ``flatten`` declared, a Linear that may take a flattened map
-            that only the outputs verified.
+            that only the outputs verified; without ``check_input``, what
+            it did not compare (what follows paired layers where a forward
+            method decides it, pooling or upsampling layers it could not
+            pair).
         max_abs_diff: Largest output difference on ``check_input``, if given.
         load: The destination's [LoadReport][unified_params.LoadReport].
     """
@@ -179,9 +182,10 @@ def port(
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
+    blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     for a, b in pairs:
         report.pairs.append((a.name, b.name, a.kind))
-        settings_differ += _hyper_differences(src, dst, a, b)
+        settings_differ += _hyper_differences(src, dst, a, b, blind)
         real = b.real
         wanted = dict(b.leaves)
         for slot in a.slots:
@@ -230,8 +234,10 @@ def port(
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
-    settings_differ += _weightless_differences(src, dst)
+    settings_differ += _weightless_differences(src, dst, None if blind is None else report.notes)
     report.differences = [line for _, line in settings_differ]
+    if blind:
+        report.notes.append(_blind_note(blind, len(pairs)))
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
             prepare_input(model, check_input)
@@ -339,9 +345,13 @@ CHANGES_OUTPUTS = (
 )  # fmt: skip
 
 
-def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tuple[str, str]]:
+def _hyper_differences(
+    src: Module, dst: Module, a: Layer, b: Layer, blind: list[tuple[Layer, Layer, str]] | None = None
+) -> list[tuple[str, str]]:
     """Each setting that differs between two paired layers, a convolution's
-    geometry included: its name, and a line for the report."""
+    geometry included: its name, and a line for the report. ``blind`` gets
+    the pair, and the backends that cannot tell, where what follows a
+    layer's output is not compared."""
     ha, hb = _settings(src, a), _settings(dst, b)
     found = [(name, _setting(ha[name]), _setting(hb[name])) for name in sorted(set(ha) & set(hb))
              if not _same_setting(ha[name], hb[name])]  # fmt: skip
@@ -352,14 +362,45 @@ def _hyper_differences(src: Module, dst: Module, a: Layer, b: Layer) -> list[tup
     oa, ob = src.adapter.output_activation(na, ca), dst.adapter.output_activation(nb, cb)
     if oa is not None and ob is not None and oa != ob:  # each named where its framework shows it
         found.append(("output_activation", oa, ob))
+    elif (oa is None or ob is None) and blind is not None:
+        blind.append((a, b, " and ".join(m.backend for m, o in ((src, oa), (dst, ob)) if o is None)))
     which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
     return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
 
 
-def _weightless_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+def _blind_note(blind: list[tuple[Layer, Layer, str]], pairs: int) -> str:
+    """The report's note on the paired layers whose following activation was not compared."""
+    shown = ", ".join(f"{a.name or '<root>'} -> {b.name or '<root>'} ({who})" for a, b, who in blind[:3])
+    more = f" and {len(blind) - 3} more" if len(blind) > 3 else ""
+    return (
+        f"What follows {len(blind)} of {pairs} paired layers was not compared: a forward method "
+        f"decides it, or an activation has no name here ({shown}{more}). Pass check_input=x to "
+        "compare outputs."
+    )
+
+
+def _weightless_differences(
+    src: Module, dst: Module, notes: list[str] | None = None
+) -> list[tuple[str, str]]:
     """The differences of the layers without weights: scales at inference,
-    poolings, upsamplings."""
-    return _scale_differences(src, dst) + _pooling_differences(src, dst) + _upsampling_differences(src, dst)
+    poolings, upsamplings. ``notes`` gets a line for each kind of layer
+    that could not be paired."""
+    return (
+        _scale_differences(src, dst)
+        + _pooling_differences(src, dst, notes)
+        + _upsampling_differences(src, dst, notes)
+    )
+
+
+def _unpaired(what: str, src: Module, dst: Module, found: list[list[tuple[str, Any]]]) -> str:
+    """The report's note on layers without weights that could not be paired."""
+    counts = f"{src.backend} lists {len(found[0])}, {dst.backend} {len(found[1])}"
+    if len(found[0]) == len(found[1]):
+        counts += ", of other window sizes"
+    return (
+        f"The {what} were not compared ({counts}): which pairs with which is not known. Pass "
+        "check_input=x to compare outputs."
+    )
 
 
 def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
@@ -382,7 +423,7 @@ def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     return lines
 
 
-def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = None) -> list[tuple[str, str]]:
     """Pooling layers with a window hold no weights, so they are not paired
     with the layers that do: the n-th of one model is paired with the n-th of
     the other, in the order the frameworks list them, and only when both
@@ -394,6 +435,8 @@ def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     if len(found[0]) != len(found[1]) or any(
         a.geometry.kernel != b.geometry.kernel for (_, a), (_, b) in zip(*found, strict=True)
     ):
+        if notes is not None:
+            notes.append(_unpaired("pooling layers with a window", src, dst, found))
         return []
     lines = []
     for (pa, a), (pb, b) in zip(*found, strict=True):
@@ -402,12 +445,16 @@ def _pooling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
     return lines
 
 
-def _upsampling_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
+def _upsampling_differences(
+    src: Module, dst: Module, notes: list[str] | None = None
+) -> list[tuple[str, str]]:
     """Upsampling layers hold no weights: as poolings, the n-th of one model
     is paired with the n-th of the other when both have as many (else nothing
     is compared). One line per way a pair differs (`upsampling.differences`)."""
     found = [_upsamplings(src), _upsamplings(dst)]
     if len(found[0]) != len(found[1]):
+        if notes is not None:
+            notes.append(_unpaired("upsampling layers", src, dst, found))
         return []
     return [
         line

@@ -40,7 +40,7 @@ from .._base import (
     set_epsilon_momentum,
 )
 from . import internals, tables
-from .layers import NamedSequential
+from .layers import NamedSequential, flatten
 
 #: Containers whose positions are their ``layers`` (an nnx.List, or an nnx.Dict of named ones).
 _SEQUENTIAL = (nnx.Sequential, NamedSequential)
@@ -384,6 +384,8 @@ class FlaxAdapter(Adapter):
         for layer in sequence.after(ancestors, self._sequence):
             if layer is None:
                 return None  # a __call__ decides what takes its output
+            if isinstance(layer, Step) and layer.function is flatten:
+                break  # no activation: what `up.spec`'s Flatten builds
             if isinstance(layer, Step):  # a function: one not named gives None
                 step = _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
                 if step is None:
