@@ -376,3 +376,65 @@ def test_activations_in_a_row_are_named_in_order(framework):
         src, dst = torch_net(*ours), theirs(*other)
         said, differ = _says(src, dst), _differ(src, dst)
         assert said == differ == expected, (ours, other)
+
+
+def test_a_normalisation_without_weights_after_a_layer_is_named():
+    """A layer norm, group norm or instance norm without weights holds no
+    variable, so it pairs with nothing: it is named, with its eps, as what
+    follows the layer before it, where it runs over the channels."""
+    needs("torch")
+    needs("keras")
+    needs("paddle")
+    import keras
+    import paddle
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype("float32")
+    torch.manual_seed(0)
+    instance = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.InstanceNorm2d(4, eps=1e-3)).eval()
+    no = {"weight_attr": False, "bias_attr": False}
+    conv_cases = {
+        "paddle instance norm": (paddle.nn.InstanceNorm2D(4, epsilon=1e-3, **no), False),
+        "paddle group norm of 2": (paddle.nn.GroupNorm(2, 4, epsilon=1e-3, **no), True),
+        "paddle group norm of 4": (paddle.nn.GroupNorm(4, 4, epsilon=1e-3, **no), False),
+        "keras group norm of -1": (keras.layers.GroupNormalization(-1, epsilon=1e-3, center=False, scale=False), False),
+        "keras group norm of 2": (keras.layers.GroupNormalization(2, epsilon=1e-3, center=False, scale=False), True),
+        "keras nothing": (None, True),
+    }  # fmt: skip
+    for label, (layer, expected) in conv_cases.items():
+        after = [] if layer is None else [layer]
+        if label.startswith("paddle"):
+            dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), *after)
+        else:
+            dst = keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(4, 1), *after])
+        said = _says(instance, dst)
+        differ = not np.allclose(up.forward(instance, x), up.forward(dst, x), atol=1e-4)
+        assert said == differ == expected, label
+
+    torch.manual_seed(0)
+    layer_norm = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.LayerNorm(4, eps=1e-3, elementwise_affine=False)
+    )
+    from flax import nnx
+
+    dense_cases = {
+        "keras": (keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                    keras.layers.LayerNormalization(epsilon=1e-3, center=False, scale=False)]), False),
+        "keras, eps 1e-5": (keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                    keras.layers.LayerNormalization(epsilon=1e-5, center=False, scale=False)]), True),
+        "paddle": (paddle.nn.Sequential(paddle.nn.Linear(3, 4), paddle.nn.LayerNorm(4, epsilon=1e-3, **no)), False),
+        "flax": (nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)),
+                                nnx.LayerNorm(4, epsilon=1e-3, use_bias=False, use_scale=False, rngs=nnx.Rngs(0))), False),
+        "keras nothing": (keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)]), True),
+    }  # fmt: skip
+    small = np.random.default_rng(1).standard_normal((8, 3)).astype("float32") * 0.01  # where eps tells
+    for label, (dst, expected) in dense_cases.items():
+        said = _says(layer_norm, dst)
+        differ = not np.allclose(up.forward(layer_norm, small), up.forward(dst, small), atol=1e-4)
+        assert said == differ == expected, label
+    # over the width of a feature map, not its channels: not named, nothing claimed
+    torch.manual_seed(0)
+    over_width = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1), torch.nn.LayerNorm(5, elementwise_affine=False)
+    )
+    assert not _says(over_width, keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(4, 1)]))

@@ -1,4 +1,5 @@
-"""Activations by the names a port compares them by.
+"""Activations by the names a port compares them by (and normalisations
+without weights, which a layer's output may go through as well).
 
 An adapter names the activation a layer's output goes through (its
 ``output_activation``); the port compares the two names of a pair of layers.
@@ -45,6 +46,10 @@ SETTINGS: dict[str, dict[str, float | str | None]] = {
     "hard_tanh": {"min": -1.0, "max": 1.0},
     "soft_shrink": {"threshold": 0.5},
     "softplus": {"beta": 1.0, "threshold": 20.0},
+    # Normalisations without weights (their eps has no common default).
+    "layer_norm": {"eps": None},
+    "group_norm": {"groups": None, "eps": None},
+    "instance_norm": {"eps": None},
 }
 
 #: Activations over an axis, named only over the channels (the features of a
@@ -106,22 +111,64 @@ def chain(names: list[str]) -> str:
     return " then ".join(found) if found else "none"
 
 
+def over_channels(kind: str | None, axis: int | None, channels_last: bool = False) -> bool:
+    """Whether ``axis`` of the output of a layer of ``kind`` is its channels
+    whatever the input's rank: ``-1`` of a channels-last output, and in the
+    canonical layout ``1`` of a convolution's or a channel norm's, ``-1`` of
+    a dense, embedding, recurrent or feature norm layer's.
+
+    Examples:
+        >>> over_channels("batchnorm", 1), over_channels("linear", 1), over_channels("conv2d", -1, True)
+        (True, False, True)
+    """
+    if axis is None:
+        return False
+    if channels_last or kind in _FEATURES_LAST:
+        return axis == -1
+    return axis == 1 and kind in _CHANNELS_FIRST
+
+
 def softmax(kind: str, axis: int | None, *, channels_last: bool = False, log: bool = False) -> str | None:
     """The name of a softmax (``log``: a log-softmax) over ``axis`` of the
     output of a layer of ``kind``: named when the axis is the layer's channels
-    (``-1`` of a channels-last output, and in the canonical layout ``1`` of a
-    convolution's or a channel norm's, ``-1`` of a dense, embedding,
-    recurrent or feature norm layer's); ``None`` for another axis, or one that
-    means the channels only at some input ranks.
+    (`over_channels`); ``None`` for another axis, or one that means the
+    channels only at some input ranks.
 
     Examples:
         >>> softmax("batchnorm", 1), softmax("linear", 1), softmax("conv2d", -1, channels_last=True)
         ('softmax', None, 'softmax')
     """
-    if axis is None:
+    return ("log_softmax" if log else "softmax") if over_channels(kind, axis, channels_last) else None
+
+
+def normalized(
+    kind: str | None,
+    axis: int,
+    eps: float,
+    groups: int | None = None,
+    channels: int | None = None,
+    *,
+    channels_last: bool = False,
+) -> str | None:
+    """The name of a normalisation without weights of the output of a layer
+    of ``kind``: over ``axis`` alone (``groups`` ``None``: a layer norm), or
+    over the positions of each of ``groups`` groups of channels (a group norm;
+    one channel a group, or ``groups=-1``, is an instance norm). Named where
+    ``axis`` is the channels (`over_channels`), else ``None``.
+
+    Examples:
+        >>> normalized("linear", -1, 1e-5), normalized("conv2d", 1, 1e-5, groups=8, channels=8)
+        ('layer_norm(eps=1e-05)', 'instance_norm(eps=1e-05)')
+        >>> normalized("conv2d", -1, 1e-3, groups=2, channels=8, channels_last=True)
+        'group_norm(groups=2, eps=0.001)'
+    """
+    if not over_channels(kind, axis, channels_last):
         return None
-    over = axis == -1 if channels_last or kind in _FEATURES_LAST else axis == 1 and kind in _CHANNELS_FIRST
-    return ("log_softmax" if log else "softmax") if over else None
+    if groups is None:
+        return named("layer_norm", eps=eps)
+    if groups in (-1, channels):
+        return named("instance_norm", eps=eps)
+    return named("group_norm", groups=groups, eps=eps)
 
 
 def _text(value: float | str) -> str:

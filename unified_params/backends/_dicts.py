@@ -181,7 +181,17 @@ class DictModuleAdapter(Adapter):
         ``None`` for an activation with no name here, ``"none"`` for any other
         layer. ``kind``: the kind of the layer whose output it takes, which
         says whether a softmax is over its channels (``None``: not known)."""
-        return self.ACTIVATIONS.name(module, kind, self.setting)
+        found = self.ACTIVATIONS.name(module, kind, self.setting)
+        if found == "none" and not self.variables(module):  # a layer without weights: a normalisation?
+            return self.normalization(module, kind)
+        return found
+
+    def normalization(self, module: Any, kind: str | None) -> str | None:
+        """A layer without weights that normalises what it takes, as
+        `unified_params._core.activations.normalized` names it (``None``:
+        one with no name here); ``"none"`` for any other layer. ``kind`` as
+        `activation_of` takes it. Default: ``"none"``."""
+        return "none"
 
     def setting(self, module: Any, attribute: str) -> Any:
         """A layer's setting ``attribute`` as `ActivationTable` names it

@@ -85,6 +85,20 @@ _FUNCTIONS = {
 }  # fmt: skip
 
 
+_NORMS = (nnx.LayerNorm, nnx.GroupNorm, nnx.RMSNorm, nnx.BatchNorm)
+
+
+def _normalization(layer: Any) -> str | None:
+    """An NNX normalisation without weights over the last (channel) axis, as
+    `activations.normalized` names it; ``None`` for another."""
+    if isinstance(layer, nnx.LayerNorm) and layer.reduction_axes in (-1, (-1,)):
+        return activations.normalized(None, -1, layer.epsilon, channels_last=True)
+    if isinstance(layer, nnx.GroupNorm) and layer.reduction_axes is None:  # all but the batch axis
+        channels = layer.num_groups * layer.group_size
+        return activations.normalized(None, -1, layer.epsilon, layer.num_groups, channels, channels_last=True)
+    return None
+
+
 class Step:
     """A function at one position of an ``nnx.Sequential`` (``nnx.relu``): a
     layer without variables. One function object may fill several positions;
@@ -388,6 +402,11 @@ class FlaxAdapter(Adapter):
                 break  # no activation: what `up.spec`'s Flatten builds
             if isinstance(layer, Step):  # a function: one not named gives None
                 step = _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
+                if step is None:
+                    return None
+                found.append(step)
+            elif isinstance(layer, _NORMS) and not self.variables(layer):  # a normalisation without weights
+                step = _normalization(layer)
                 if step is None:
                     return None
                 found.append(step)

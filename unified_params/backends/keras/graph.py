@@ -274,7 +274,30 @@ def _activation(layer: Any, names: dict[str, str], channels_last: bool = True) -
         return "softmax" if channels_last and axis in (-1, (-1,)) else None
     if isinstance(layer, L.PReLU):
         return None
+    if isinstance(layer, _NORMS) and not layer.weights:  # a normalisation without weights
+        return _normalization(layer, channels_last)
     return "none"
+
+
+_NORMS = (L.LayerNormalization, L.GroupNormalization, L.UnitNormalization, L.BatchNormalization)
+
+
+def _normalization(layer: Any, channels_last: bool) -> str | None:
+    """A normalisation without weights, as `activations.normalized` names it."""
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, (-1,)) or getattr(layer, "rms_scaling", False):
+        return None
+    if isinstance(layer, L.LayerNormalization):
+        return activations.normalized(None, -1, layer.epsilon, channels_last=channels_last)
+    if isinstance(layer, L.GroupNormalization):  # built: groups=-1 is the number of channels
+        try:
+            channels = layer.input.shape[-1]
+        except (AttributeError, ValueError):  # called more than once, or never
+            channels = None
+        return activations.normalized(
+            None, -1, layer.epsilon, layer.groups, channels, channels_last=channels_last
+        )
+    return None  # a unit norm (no layer elsewhere), a batch norm by the batch's statistics
 
 
 def consumers(root: Any, layer: Any) -> list[Any] | None:

@@ -11,6 +11,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from ..._core import activations
 from ..._core.errors import UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
@@ -89,6 +90,8 @@ _ACTIVATIONS = ActivationTable(
     over_an_axis={nn.Softmax: ("softmax", "axis"), nn.LogSoftmax: ("log_softmax", "axis")},
     passing=(nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout),
 )  # fmt: skip
+_INSTANCE_NORMS = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D)
+_OTHER_NORMS = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.LocalResponseNorm)
 _UPSAMPLING = (nn.Upsample, nn.UpsamplingNearest2D, nn.UpsamplingBilinear2D)
 #: The coordinate rule of paddle's linear and cubic modes without aligned corners.
 _ALIGN_MODES = {0: "half_pixel", 1: "asymmetric"}
@@ -235,6 +238,20 @@ class PaddleAdapter(DictModuleAdapter):
 
     def setting(self, module: Any, attribute: str) -> Any:
         return internals.hyperparameter(module, attribute)
+
+    def normalization(self, module: Any, kind: str | None) -> str | None:
+        eps = internals.hyperparameter(module, "epsilon")
+        if isinstance(module, nn.LayerNorm):  # over its last axes: named over the last alone
+            shape = internals.hyperparameter(module, "normalized_shape")
+            return activations.normalized(kind, -1, eps) if len(shape) == 1 else None
+        last = str(internals.hyperparameter(module, "data_format")).endswith("C")  # NLC, NHWC, NDHWC
+        axis = -1 if last else 1
+        if isinstance(module, nn.GroupNorm):
+            groups, channels = (internals.hyperparameter(module, n) for n in ("num_groups", "num_channels"))
+            return activations.normalized(kind, axis, eps, groups, channels, channels_last=last)
+        if isinstance(module, _INSTANCE_NORMS):
+            return activations.normalized(kind, axis, eps, groups=-1, channels_last=last)
+        return None if isinstance(module, _OTHER_NORMS) else "none"
 
     def upsampling(self, module: Any) -> Upsampling | None:
         if not isinstance(module, _UPSAMPLING) or runs_its_own(module, _UPSAMPLING, "forward"):

@@ -30,7 +30,9 @@ def hyperparameter(module: Any, name: str) -> Any:
     activation layer's settings as ``_approximate`` (GELU), ``_alpha`` (ELU,
     CELU, SELU), ``_scale`` (SELU), ``_negative_slope`` (LeakyReLU), ``_min``
     and ``_max`` (Hardtanh), ``_threshold`` (Softshrink, Softplus), ``_beta``
-    (Softplus) and ``_axis`` (Softmax, LogSoftmax): no public attribute."""
+    (Softplus) and ``_axis`` (Softmax, LogSoftmax), and a normalisation's
+    ``_normalized_shape`` (LayerNorm), ``_num_channels`` (GroupNorm) and
+    ``_data_format`` (GroupNorm, InstanceNorm*D): no public attribute."""
     return getattr(module, f"_{name}", None)
 
 

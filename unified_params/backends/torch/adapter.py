@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._core import activations
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
@@ -86,6 +87,10 @@ _ACTIVATIONS = ActivationTable(
     over_an_axis={nn.Softmax: ("softmax", "dim"), nn.LogSoftmax: ("log_softmax", "dim")},
     passing=(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
 )  # fmt: skip
+_INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+#: Normalisations without weights that have no name here (a BatchNorm without
+#: statistics normalises by the batch's, even at inference).
+_OTHER_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LocalResponseNorm, nn.RMSNorm)
 _SHARED_DTYPES = (torch.float32, torch.float64)
 _RECURRENT = {leaf: RecurrentUniform() for leaf in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 _AFFINE = {"weight": FanInUniform(), "bias": FanInUniform()}  # kaiming_uniform(a=sqrt(5)) and its bias
@@ -228,6 +233,15 @@ class TorchAdapter(DictModuleAdapter):
         )
         geometry = Geometry(kernel, stride, dilation, pads, ceil=bool(module.ceil_mode))
         return Pooling("average" if average else "max", geometry, counts)
+
+    def normalization(self, module: Any, kind: str | None) -> str | None:
+        if isinstance(module, nn.LayerNorm):  # over its last axes: named over the last alone
+            return activations.normalized(kind, -1, module.eps) if len(module.normalized_shape) == 1 else None
+        if isinstance(module, nn.GroupNorm):
+            return activations.normalized(kind, 1, module.eps, module.num_groups, module.num_channels)
+        if isinstance(module, _INSTANCE_NORMS):
+            return activations.normalized(kind, 1, module.eps, groups=-1)
+        return None if isinstance(module, _OTHER_NORMS) else "none"
 
     def upsampling(self, module: Any) -> Upsampling | None:
         if not isinstance(module, nn.Upsample) or runs_its_own(module, (nn.Upsample,), "forward"):
