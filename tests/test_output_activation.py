@@ -438,3 +438,87 @@ def test_a_normalisation_without_weights_after_a_layer_is_named():
         torch.nn.Conv2d(3, 4, 1), torch.nn.LayerNorm(5, elementwise_affine=False)
     )
     assert not _says(over_width, keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(4, 1)]))
+
+
+def test_what_follows_is_read_into_nested_sequentials_and_past_reshapes_only():
+    """A Sequential that follows a layer runs its first child next; a Flatten
+    keeps the values (an activation after it still counts, a softmax over
+    channels no longer does); a layer without weights of no known kind may
+    change the values, so nothing is claimed past it, and the report says so."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    def keras_dense(*activations):
+        layers = [
+            keras.layers.Dense(8, activation=activations[0] if activations else None),
+            keras.layers.Dense(2),
+        ]
+        return keras.Sequential([keras.Input((4,)), *layers])
+
+    def torch_net(*middle):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 8), *middle).eval()
+
+    def says_and_differs(src, dst):
+        x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32") * 3
+        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
+
+    nested = torch_net(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(8, 2)))
+    assert says_and_differs(nested, keras_dense()) == (True, True)
+    assert says_and_differs(nested, keras_dense("relu")) == (False, False)
+    flat = torch_net(torch.nn.Flatten(), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    assert says_and_differs(flat, keras_dense("relu")) == (False, False)
+    assert says_and_differs(flat, keras_dense()) == (True, True)
+
+    class Scale(torch.nn.Module):  # a layer of the user's own, without weights
+        def forward(self, x):
+            return x * 3
+
+    scaled = torch_net(Scale(), torch.nn.Linear(8, 2))
+    assert says_and_differs(scaled, keras_dense()) == (False, True)  # not known: not claimed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert "What follows 1 of 2 paired layers was not compared" in up.port(scaled, keras_dense()).notes[0]
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten(), torch.nn.Softmax(-1))
+    dst = keras.Sequential([keras.Input((5, 5, 3)), keras.layers.Conv2D(4, 1, activation="softmax")])
+    assert not _says(conv, dst)  # over the flattened map, not the channels: not named
+
+
+def test_timm_s_own_activation_layers_are_named():
+    """timm builds GELU, GELUTanh, Swish, ... as layers of its own: known by
+    module and class name, each agrees with the framework's of its name."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    from tests.zoo.models import import_torchvision
+
+    import_torchvision()
+    from timm.layers import activations as A
+    from timm.layers import activations_me as M
+
+    ours = {
+        "gelu": A.GELU(), "gelu(approximate=tanh)": A.GELUTanh(), "silu": A.Swish(), "mish": A.Mish(),
+        "sigmoid": A.Sigmoid(), "tanh": A.Tanh(), "hard_swish": A.HardSwish(), "hard_sigmoid": A.HardSigmoid(),
+    }  # fmt: skip
+    ours_me = {
+        "silu": M.SwishMe(),
+        "mish": M.MishMe(),
+        "hard_swish": M.HardSwishMe(),
+        "hard_sigmoid": M.HardSigmoidMe(),
+    }
+    theirs = _paddle_zoo()
+    seen = set()
+    for name, layer in [*ours.items(), *ours_me.items()]:
+        for other in (name, None):
+            torch.manual_seed(0)
+            src = torch.nn.Sequential(torch.nn.Linear(3, 4), layer).eval()
+            dst = paddle.nn.Sequential(paddle.nn.Linear(3, 4), *([theirs[name]] if other else []))
+            said, differ = _says(src, dst), _differ(src, dst)
+            assert said == differ == (other is None), (name, other)
+            seen.add(said)
+    assert seen == {True, False}

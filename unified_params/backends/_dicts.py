@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
@@ -157,22 +157,39 @@ class DictModuleAdapter(Adapter):
         listed = self.KINDS.listed(type(module))
         if listed is None or runs_its_own(module, (listed,), "forward"):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
-        kind, found = self.KINDS(type(module)), []
-        for layer in sequence.after(ancestors, self._sequence):  # past the model's output: no more
+        kind: str | None = self.KINDS(type(module))
+        found: list[str] = []
+        for layer in self._in_order(sequence.after(ancestors, self._sequence)):  # past the output: no more
             step = None if layer is None else self.activation_of(layer, kind)
             if step is None:
-                return None  # a forward decides, or an activation with no name here
+                return None  # a forward decides, or a layer with no name here
             if step == "none":
                 break
             if step != PASSES:
                 found.append(step)
+            elif isinstance(layer, self.RESHAPES):
+                kind = None  # its axes are no longer the layer's: no softmax or norm over channels
         return activations.chain(found)
+
+    def _in_order(self, layers: Iterable[Any]) -> Iterator[Any]:
+        """``layers``, each Sequential among them replaced by what it runs, in order."""
+        for layer in layers:
+            if isinstance(layer, self.SEQUENTIAL):
+                yield from self._in_order(self._kids(layer).values())
+            else:
+                yield layer
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None
 
     #: The framework's activation layers by the names `activations` gives them.
     ACTIVATIONS: ActivationTable
+    #: Layers without weights that only reshape (Flatten): an activation after one
+    #: still takes the layer's values.
+    RESHAPES: tuple[type, ...] = ()
+    #: Layers without weights after which no activation is sought (poolings,
+    #: paddings, upsamplings: each compared on its own where it can be), by exact class.
+    ENDS: frozenset[type] = frozenset()
 
     def activation_of(self, module: Any, kind: str | None = None) -> str | None:
         """A layer a Sequential runs after another, as `output_activation` sees
@@ -182,9 +199,17 @@ class DictModuleAdapter(Adapter):
         layer. ``kind``: the kind of the layer whose output it takes, which
         says whether a softmax is over its channels (``None``: not known)."""
         found = self.ACTIVATIONS.name(module, kind, self.setting)
-        if found == "none" and not self.variables(module):  # a layer without weights: a normalisation?
-            return self.normalization(module, kind)
-        return found
+        if found != "none":
+            return found
+        if self.variables(module):  # the next layer with weights, unless it is the model's own block
+            listed = self.KINDS.listed(type(module))
+            return "none" if listed is not None and not runs_its_own(module, (listed,), "forward") else None
+        found = self.normalization(module, kind)
+        if found != "none":
+            return found
+        if type(module) in self.RESHAPES:
+            return PASSES
+        return "none" if type(module) in self.ENDS else None  # another layer may change the values
 
     def normalization(self, module: Any, kind: str | None) -> str | None:
         """A layer without weights that normalises what it takes, as
@@ -304,6 +329,8 @@ class ActivationTable:
         over_an_axis: Classes of a softmax or log-softmax, by name and the
             attribute holding the axis.
         passing: Classes that pass their input on at inference (dropout).
+        by_name: Activation classes of other libraries (timm's), known by
+            their module and class name, nothing imported.
 
     Examples:
         >>> import torch
@@ -320,6 +347,7 @@ class ActivationTable:
     settings: Mapping[type, tuple[str, Mapping[str, str | Callable[[Any], Any]]]]
     over_an_axis: Mapping[type, tuple[str, str]]
     passing: tuple[type, ...] = ()
+    by_name: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def name(self, module: Any, kind: str | None, read: Callable[[Any, str], Any]) -> str | None:
         """``module``'s activation name after a layer of ``kind``; `PASSES`,
@@ -327,7 +355,7 @@ class ActivationTable:
         cls = type(module)
         if cls in self.passing:
             return PASSES
-        found = self.plain.get(cls)
+        found = self.plain.get(cls) or self.by_name.get((cls.__module__, cls.__name__))
         if found is not None:
             return found
         with_settings = self.settings.get(cls)

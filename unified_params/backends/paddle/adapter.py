@@ -90,6 +90,15 @@ _ACTIVATIONS = ActivationTable(
     over_an_axis={nn.Softmax: ("softmax", "axis"), nn.LogSoftmax: ("log_softmax", "axis")},
     passing=(nn.Identity, nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout),
 )  # fmt: skip
+#: Layers without weights after which no activation is sought (`DictModuleAdapter.ENDS`).
+_ENDS = frozenset(
+    {
+        *internals.MAX_POOLS, *internals.AVG_POOLS, nn.AdaptiveAvgPool1D, nn.AdaptiveAvgPool2D,
+        nn.AdaptiveAvgPool3D, nn.AdaptiveMaxPool1D, nn.AdaptiveMaxPool2D, nn.AdaptiveMaxPool3D, nn.LPPool1D,
+        nn.LPPool2D, nn.ZeroPad1D, nn.ZeroPad2D, nn.ZeroPad3D, nn.Pad1D, nn.Pad2D, nn.Pad3D, nn.Upsample,
+        nn.UpsamplingNearest2D, nn.UpsamplingBilinear2D,
+    }
+)  # fmt: skip
 _INSTANCE_NORMS = (nn.InstanceNorm1D, nn.InstanceNorm2D, nn.InstanceNorm3D)
 _OTHER_NORMS = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.LocalResponseNorm)
 _UPSAMPLING = (nn.Upsample, nn.UpsamplingNearest2D, nn.UpsamplingBilinear2D)
@@ -110,6 +119,8 @@ class PaddleAdapter(DictModuleAdapter):
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS
+    RESHAPES = (nn.Flatten, nn.Unflatten)
+    ENDS = _ENDS
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
         "linear": _XAVIER,

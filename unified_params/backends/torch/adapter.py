@@ -86,6 +86,29 @@ _ACTIVATIONS = ActivationTable(
     },
     over_an_axis={nn.Softmax: ("softmax", "dim"), nn.LogSoftmax: ("log_softmax", "dim")},
     passing=(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
+    by_name={  # timm's own activation layers (timm 1.0: GELU exact, HardSigmoid relu6(x + 3) / 6)
+        **{("timm.layers.activations", cls): name for cls, name in (
+            ("GELU", "gelu"), ("GELUTanh", "gelu(approximate=tanh)"), ("Swish", "silu"), ("Mish", "mish"),
+            ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("HardSwish", "hard_swish"),
+            ("HardSigmoid", "hard_sigmoid"),
+        )},
+        **{("timm.layers.activations_me", cls): name for cls, name in (
+            ("SwishMe", "silu"), ("MishMe", "mish"), ("HardSwishMe", "hard_swish"),
+            ("HardSigmoidMe", "hard_sigmoid"),
+        )},
+    },
+)  # fmt: skip
+#: Layers without weights after which no activation is sought (`DictModuleAdapter.ENDS`).
+_ENDS = frozenset(
+    {
+        nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+        nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d, nn.LPPool3d,
+        nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+        nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d,
+        nn.ReplicationPad2d, nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
+        nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d,
+    }
 )  # fmt: skip
 _INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 #: Normalisations without weights that have no name here (a BatchNorm without
@@ -106,6 +129,8 @@ class TorchAdapter(DictModuleAdapter):
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS
+    RESHAPES = (nn.Flatten, nn.Unflatten)
+    ENDS = _ENDS
     DEFAULT_INIT = {
         **{kind: _AFFINE for kind in _CONVOLUTIONS},
         "batchnorm": _NORM,
