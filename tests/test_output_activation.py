@@ -522,3 +522,31 @@ def test_timm_s_own_activation_layers_are_named():
             assert said == differ == (other is None), (name, other)
             seen.add(said)
     assert seen == {True, False}
+
+
+def test_a_keras_graph_is_read_past_reshapes_and_stops_at_unknown_layers():
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32") * 3
+
+    def keras_net(*middle):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), *middle, keras.layers.Dense(2)])
+
+    def says_and_differs(dst):
+        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
+
+    assert says_and_differs(keras_net(keras.layers.Flatten(), keras.layers.ReLU())) == (False, False)
+    assert says_and_differs(keras_net(keras.layers.Reshape((8,)), keras.layers.Activation("sigmoid"))) == (
+        True,
+        True,
+    )
+    scaled = keras_net(keras.layers.Lambda(lambda t: t * 3), keras.layers.ReLU())
+    assert says_and_differs(scaled) == (False, True)  # a Lambda may change the values: not claimed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert "0 -> 0 (keras)" in up.port(src, scaled).notes[0]

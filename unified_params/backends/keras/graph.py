@@ -18,7 +18,8 @@ import keras
 
 from ..._core import activations
 from ..._core.flatten import FlatInput
-from . import internals
+from .._base import runs_its_own
+from . import internals, tables
 
 L = keras.layers
 #: Layers after which features are no spatial map: a model input, new
@@ -231,6 +232,8 @@ def activations_after(root: Any, layer: Any, names: dict[str, str]) -> list[str]
             return None if step is None else found
         if step:  # "": a layer that passes its input on
             found.append(step)
+        elif isinstance(taken[0], _RESHAPES):
+            channels_last = False  # its axes are no longer the layer's: no softmax or norm over channels
         layer = taken[0]
     return None
 
@@ -276,9 +279,28 @@ def _activation(layer: Any, names: dict[str, str], channels_last: bool = True) -
         return None
     if isinstance(layer, _NORMS) and not layer.weights:  # a normalisation without weights
         return _normalization(layer, channels_last)
-    return "none"
+    if isinstance(layer, _RESHAPES):
+        return ""  # the values kept
+    if type(layer) in _ENDS:
+        return "none"
+    if layer.weights and not isinstance(layer, keras.Model):  # the next layer with weights, if Keras'
+        listed = tables.KIND.listed(type(layer))
+        return "none" if listed is not None and not runs_its_own(layer, (listed,), "call") else None
+    return None  # a model inside (its first layer unknown here), or a layer that may change the values
 
 
+_RESHAPES = (L.Flatten, L.Reshape)
+#: Layers without weights after which no activation is sought (poolings,
+#: paddings, croppings, upsamplings, merges), by exact class.
+_ENDS = frozenset(
+    {
+        L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D, L.AveragePooling1D, L.AveragePooling2D,
+        L.AveragePooling3D, L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
+        L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D, L.ZeroPadding1D, L.ZeroPadding2D,
+        L.ZeroPadding3D, L.Cropping1D, L.Cropping2D, L.Cropping3D, L.UpSampling1D, L.UpSampling2D,
+        L.UpSampling3D, L.Add, L.Concatenate, L.Multiply, L.Subtract, L.Average, L.Maximum, L.Minimum, L.Dot,
+    }
+)  # fmt: skip
 _NORMS = (L.LayerNormalization, L.GroupNormalization, L.UnitNormalization, L.BatchNormalization)
 
 
