@@ -550,3 +550,31 @@ def test_a_keras_graph_is_read_past_reshapes_and_stops_at_unknown_layers():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert "0 -> 0 (keras)" in up.port(src, scaled).notes[0]
+
+
+def test_an_nnx_sequential_is_read_into_nested_sequentials_and_past_flatten():
+    needs("torch")
+    needs("flax")
+    import torch
+    from flax import nnx
+
+    from unified_params.backends.flax.layers import flatten
+
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32") * 3
+
+    class Scale(nnx.Module):  # a module of the user's own, without variables
+        def __call__(self, t):
+            return t * 3
+
+    def nnx_net(*middle):
+        return nnx.Sequential(nnx.Linear(4, 8, rngs=nnx.Rngs(0)), *middle, nnx.Linear(8, 2, rngs=nnx.Rngs(1)))
+
+    def says_and_differs(dst):
+        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
+
+    assert says_and_differs(nnx_net(nnx.Sequential(nnx.relu))) == (False, False)
+    assert says_and_differs(nnx_net(nnx.Sequential(nnx.sigmoid))) == (True, True)
+    assert says_and_differs(nnx_net(flatten, nnx.relu)) == (False, False)
+    assert says_and_differs(nnx_net(Scale(), nnx.relu)) == (False, True)  # not known: not claimed

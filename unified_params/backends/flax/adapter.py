@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any, ClassVar
 
 import jax
@@ -394,25 +394,39 @@ class FlaxAdapter(Adapter):
         return Geometry(kernel, stride, dilation, padding, mode=mode, transposed=transposed)
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
-        found = []
-        for layer in sequence.after(ancestors, self._sequence):
+        found: list[str] = []
+        reshaped = False  # past a Flatten: no softmax or norm over the channels
+        for layer in self._in_order(sequence.after(ancestors, self._sequence)):
             if layer is None:
                 return None  # a __call__ decides what takes its output
-            if isinstance(layer, Step) and layer.function is flatten:
-                break  # no activation: what `up.spec`'s Flatten builds
+            if isinstance(layer, nnx.Dropout):
+                continue  # the identity at inference
+            if isinstance(layer, Step) and layer.function is flatten:  # what `up.spec`'s Flatten builds
+                reshaped = True
+                continue
             if isinstance(layer, Step):  # a function: one not named gives None
                 step = _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
-                if step is None:
-                    return None
-                found.append(step)
+                step = None if reshaped and step in activations.OVER_AN_AXIS else step
             elif isinstance(layer, _NORMS) and not self.variables(layer):  # a normalisation without weights
-                step = _normalization(layer)
-                if step is None:
-                    return None
-                found.append(step)
-            elif not isinstance(layer, nnx.Dropout):  # the identity at inference
-                break
+                step = None if reshaped else _normalization(layer)
+            else:  # the next layer with weights, if NNX's; another module may change the values
+                listed = tables.KIND.listed(type(layer))
+                known = listed is not None and not runs_its_own(layer, (listed,), "__call__")
+                if known and self.variables(layer):
+                    break
+                return None
+            if step is None:
+                return None
+            found.append(step)
         return activations.chain(found)
+
+    def _in_order(self, layers: Iterable[Any]) -> Iterator[Any]:
+        """``layers``, each Sequential among them replaced by what it runs, in order."""
+        for layer in layers:
+            if isinstance(layer, (nnx.Sequential, NamedSequential)):
+                yield from self._in_order(c for _, c in self.children(layer))
+            else:
+                yield layer
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return self.children(parent) if isinstance(parent, (nnx.Sequential, NamedSequential)) else None
