@@ -251,8 +251,11 @@ def over_channels(name: str | None, channels_last: bool) -> str | None:
 
 
 def _activation(layer: Any, names: dict[str, str], channels_last: bool = True) -> str | None:
-    """An activation layer's name, ``""`` for a layer that passes its input on,
-    ``None`` for an activation not named, ``"none"`` for any other layer;
+    """An activation layer's name (or a normalisation's without weights),
+    ``""`` for a layer that passes its input on or only reshapes it,
+    ``"none"`` for a layer that ends the reading (Keras' layers with weights,
+    poolings, paddings, upsamplings, merges), ``None`` for any other (an
+    activation not named, a layer that may change the values);
     ``channels_last``: whether the output it takes keeps its channels last."""
     if isinstance(layer, _PASSING):
         return ""
