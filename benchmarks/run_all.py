@@ -164,8 +164,8 @@ NOTES = """\
   finite check reads every source byte once more before the copy reads it
   again, summed by `np.einsum` (`values.all_finite`): in this project's
   runs of the 1 GiB Embedding ports, alternating with numpy's pairwise sum
-  used before, it took each direction's port 0.06-0.17x memcpy's time
-  lower (torch -> keras 1.16-1.26x with the sum, 1.04-1.11x with einsum).
+  used before, it took each direction's port 0.08-0.17x memcpy's time
+  lower (torch -> keras 1.16-1.26x with the sum, 1.04-1.12x with einsum).
   A BLAS dot product of the values with themselves reads as fast, but it
   was in use when a torch.distributed worker crashed in 2 of 8 runs (the
   same crash came once more with the sum, its cause not found), so the
