@@ -93,8 +93,8 @@ def test_what_a_forward_method_applies_is_not_claimed():
         warnings.simplefilter("ignore")
         notes = up.port(Net().eval(), dst).notes
     assert notes == [  # but the report says what it did not compare
-        "What follows 1 of 1 paired layers was not compared: a forward method decides it, or an "
-        "activation has no name here (fc -> 0 (torch)). Pass check_input=x to compare outputs."
+        "What follows 1 of 1 paired layers was not compared: a forward method decides it, or a "
+        "layer after it has no name here (fc -> 0 (torch)). Pass check_input=x to compare outputs."
     ]
     x = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
     with pytest.raises(up.PortError):  # a check input compares outputs: a refusal

@@ -364,8 +364,7 @@ def _hyper_differences(
         found.append(("output_activation", oa, ob))
     elif (oa is None or ob is None) and blind is not None:
         blind.append((a, b, " and ".join(m.backend for m, o in ((src, oa), (dst, ob)) if o is None)))
-    which = f"{a.name or '<root>'} -> {b.name or '<root>'}"
-    return [(name, f"{which}: {name} {va} ({src.backend}) vs {vb} ({dst.backend})") for name, va, vb in found]
+    return _lines(src, dst, a.name, b.name, found)
 
 
 def _blind_note(blind: list[tuple[Layer, Layer, str]], pairs: int) -> str:
@@ -374,7 +373,7 @@ def _blind_note(blind: list[tuple[Layer, Layer, str]], pairs: int) -> str:
     more = f" and {len(blind) - 3} more" if len(blind) > 3 else ""
     return (
         f"What follows {len(blind)} of {pairs} paired layers was not compared: a forward method "
-        f"decides it, or an activation has no name here ({shown}{more}). Pass check_input=x to "
+        f"decides it, or a layer after it has no name here ({shown}{more}). Pass check_input=x to "
         "compare outputs."
     )
 
