@@ -69,4 +69,12 @@ def test_sharded(launch, name):
         f"rank {r}:\n{rank.get(name, 'not run')}" for r, rank in enumerate(outcomes) if rank.get(name, 1)
     ]
     died = any(rank.get(name) == DIED for rank in outcomes)  # its traceback, if any, is in the output
-    assert not failures, "\n".join(failures) + (f"\nThe launch's output:\n{stderr[-4000:]}" if died else "")
+    assert not failures, "\n".join(failures) + (_what_died(stderr) if died else "")
+
+
+def _what_died(stderr: str) -> str:
+    """The stacks a crashed rank's fault handler printed (every thread's), and
+    the end of the launch's output (the other rank's error, the exit)."""
+    at = stderr.find("Fatal Python error")
+    crash = f"\nThe crashed rank's stacks:\n{stderr[at : at + 6000]}" if at >= 0 else ""
+    return f"{crash}\nThe launch's output ends:\n{stderr[-2000:]}"

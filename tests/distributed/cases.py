@@ -68,6 +68,22 @@ def placed(placements: list, shape: tuple[int, int] = (5, 7)) -> tuple[nn.Module
 PLACEMENTS = {"Shard(0)": [Shard(0)], "Shard(1)": [Shard(1)], "Replicate()": [Replicate()]}
 
 
+def _peak_during(call: Callable[[], object]) -> int:
+    """The bytes Python allocated at the peak of ``call``, above what it held before.
+
+    Tracing starts once and is never stopped in a worker: Python 3.11's
+    ``tracemalloc.stop()`` races with a thread that allocates meanwhile
+    (cpython gh-128679, fixed upstream in 3.12 and 3.13 only), and every
+    rank that crashed in CI (SIGSEGV) was in a case that stopped it.
+    """
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    call()
+    return tracemalloc.get_traced_memory()[1] - before
+
+
 @case
 def case_global_shapes_and_local_blocks(ctx: Context) -> None:
     whole, model = up.wrap(mlp()), up.wrap(sharded(mlp()))
@@ -229,10 +245,7 @@ def case_save_from_sharded_equals_save_from_unsharded(ctx: Context) -> None:
     assert all(np.array_equal(got[k], reference[k]) for k in reference)
     # Memory: a rank holds one block at a time, never a whole 4 MiB weight.
     _, big = (up.wrap(m) for m in placed([Shard(0)], shape=(1024, 1024)))
-    tracemalloc.start()
-    up.save(big, ctx.folder / "big.safetensors")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = _peak_during(lambda: up.save(big, ctx.folder / "big.safetensors"))
     assert peak < 2 * 2**20 + (1 << 19), peak  # the 2 MiB block, not the 4 MiB weight
 
 
@@ -271,10 +284,7 @@ def case_load_into_sharded_reads_only_its_blocks(ctx: Context) -> None:
         if ctx.rank == 0:
             up.save(whole, big_file)
         dist.barrier()
-        tracemalloc.start()
-        up.load(big, big_file)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        peak = _peak_during(lambda b=big, f=big_file: up.load(b, f))
         block = int(np.prod(big["weight"].local_shape)) * 4
         assert peak < block + (1 << 20), (name, peak, block)  # the block, and not the whole 4 MiB
         assert np.array_equal(big["weight"].numpy(), whole["weight"].numpy()), name
