@@ -73,8 +73,8 @@ def _peak_during(call: Callable[[], object]) -> int:
 
     Tracing starts once and is never stopped in a worker: Python 3.11's
     ``tracemalloc.stop()`` races with a thread that allocates meanwhile
-    (cpython gh-128679, fixed upstream in 3.12 and 3.13 only), and every
-    rank that crashed in CI (SIGSEGV) was in a case that stopped it.
+    (cpython gh-128679, fixed upstream in 3.12 and 3.13 only), and both CI
+    crashes (SIGSEGV) whose case is known were in a case that stopped it.
     """
     if not tracemalloc.is_tracing():
         tracemalloc.start()
