@@ -10,7 +10,7 @@ Adapters say which containers run in order (``sequence``); the walk is here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 #: The children a container runs in order, ``(key, native)`` each, or ``None``
@@ -42,6 +42,23 @@ def before(ancestors: Sequence[tuple[Any, str]], sequence: Order) -> Iterator[An
         ['pad']
     """
     return _walk(ancestors, sequence, later=False)
+
+
+def in_order(layers: Iterable[Any], sequence: Order) -> Iterator[Any]:
+    """``layers``, each container among them that runs a sequence replaced
+    by what it runs, in order, at any depth (``None`` passed on).
+
+    Examples:
+        >>> runs = {"block": [("0", "relu"), ("1", "conv")]}
+        >>> list(in_order(["block", "flatten", None], runs.get))
+        ['relu', 'conv', 'flatten', None]
+    """
+    for layer in layers:
+        kids = None if layer is None else sequence(layer)
+        if kids is None:
+            yield layer
+        else:
+            yield from in_order((child for _, child in kids), sequence)
 
 
 def _walk(ancestors: Sequence[tuple[Any, str]], sequence: Order, later: bool) -> Iterator[Any | None]:

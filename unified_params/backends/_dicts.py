@@ -159,7 +159,8 @@ class DictModuleAdapter(Adapter):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
         kind: str | None = self.KINDS(type(module))
         found: list[str] = []
-        for layer in self._in_order(sequence.after(ancestors, self._sequence)):  # past the output: no more
+        after = sequence.after(ancestors, self._sequence)  # past the model's output: no more
+        for layer in sequence.in_order(after, self._sequence):
             step = None if layer is None else self.activation_of(layer, kind)
             if step is None:
                 return None  # a forward decides, or a layer with no name here
@@ -170,14 +171,6 @@ class DictModuleAdapter(Adapter):
             elif isinstance(layer, self.RESHAPES):
                 kind = None  # its axes are no longer the layer's: no softmax or norm over channels
         return activations.chain(found)
-
-    def _in_order(self, layers: Iterable[Any]) -> Iterator[Any]:
-        """``layers``, each Sequential among them replaced by what it runs, in order."""
-        for layer in layers:
-            if isinstance(layer, self.SEQUENTIAL):
-                yield from self._in_order(self._kids(layer).values())
-            else:
-                yield layer
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, ClassVar
 
 import jax
@@ -396,7 +396,7 @@ class FlaxAdapter(Adapter):
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         found: list[str] = []
         reshaped = False  # past a Flatten: no softmax or norm over the channels
-        for layer in self._in_order(sequence.after(ancestors, self._sequence)):
+        for layer in sequence.in_order(sequence.after(ancestors, self._sequence), self._sequence):
             if layer is None:
                 return None  # a __call__ decides what takes its output
             if isinstance(layer, nnx.Dropout):
@@ -419,14 +419,6 @@ class FlaxAdapter(Adapter):
                 return None
             found.append(step)
         return activations.chain(found)
-
-    def _in_order(self, layers: Iterable[Any]) -> Iterator[Any]:
-        """``layers``, each Sequential among them replaced by what it runs, in order."""
-        for layer in layers:
-            if isinstance(layer, (nnx.Sequential, NamedSequential)):
-                yield from self._in_order(c for _, c in self.children(layer))
-            else:
-                yield layer
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return self.children(parent) if isinstance(parent, (nnx.Sequential, NamedSequential)) else None
