@@ -250,3 +250,42 @@ def test_collect_all_leaves_the_collector_as_it_found_it(backend):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_walks_plain_rows_read_the_same_as_its_entries(backend):
+    """The walk makes plain tuples (`tree.Row`), which a Param reads by index;
+    an `Entry` names the same fields. Both must give every Param the same answers."""
+    from unified_params._core import tree
+
+    assert [tree._PATH, tree._MODULE_PATH, tree._MODULE, tree._VAR, tree._SLOT] == [
+        tree.Entry._fields.index(field) for field in ("path", "module_path", "module", "var", "slot")
+    ]
+    net = S.Sequential(S.Conv2d(3, 4, 3), S.BatchNorm2d(4), S.ReLU()).build(backend)
+    m = up.wrap(net)
+    _, rows = tree.walk_rows(m.adapter, net)
+    entries = tree.all_entries(m.adapter, net)
+    assert [row[tree._PATH] for row in rows] == [entry.path for entry in entries]
+    assert {entry.kind for entry in entries} == {"param", "buffer"}  # running statistics included
+    facts = ("path", "native_path", "name", "native_name", "layer_kind", "kind", "persistent", "shape")
+    for row, entry in zip(rows, entries, strict=True):
+        slot = entry.slot
+        assert (
+            entry.name,
+            entry.native_name,
+            entry.layer_kind,
+            entry.kind,
+            entry.leaf,
+            entry.persistent,
+        ) == (
+            slot.name,
+            slot.native_name,
+            slot.layer_kind,
+            slot.kind,
+            slot.leaf,
+            slot.persistent,
+        )
+        assert entry.native_path == tree.extend(entry.module_path, slot.native_name)
+        by_row, by_entry = up.Param(m.adapter, row, m, None), up.Param(m.adapter, entry, m, None)
+        assert [getattr(by_row, f) for f in facts] == [getattr(by_entry, f) for f in facts]
+        assert by_row.native is by_entry.native is entry.var
+        np.testing.assert_array_equal(by_row.numpy(), by_entry.numpy())

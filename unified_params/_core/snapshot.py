@@ -1,7 +1,7 @@
 """A model's walk, kept for as long as the model's structure is unchanged.
 
 Collecting every parameter walks every module. Asked again on an unchanged
-model, a view answers from a `Snapshot` instead: the entries of the
+model, a view answers from a `Snapshot` instead: the variables of the
 last walk plus a *fingerprint* of the structure they came from. The
 fingerprint lists, for every unique module, the lengths and the members of
 the containers its framework keeps children and variables in
@@ -26,7 +26,7 @@ from itertools import chain
 from operator import is_
 from typing import TYPE_CHECKING, Any
 
-from .tree import walk_entries
+from .tree import Row, walk_rows
 
 if TYPE_CHECKING:
     from ..backends._base import Adapter
@@ -53,7 +53,7 @@ def generation() -> int:
 
 
 class Snapshot:
-    """The entries below one module at one moment, and the means to tell
+    """The variables below one module at one moment, and the means to tell
     whether they still describe the model.
 
     Args:
@@ -68,18 +68,18 @@ class Snapshot:
         >>> from unified_params.backends import adapter_for
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8))
         >>> snap = Snapshot(adapter_for(net), net)
-        >>> [e.path for e in snap.entries], snap.current()
+        >>> [row[0] for row in snap.rows], snap.current()  # row[0]: the path
         (['0.weight', '0.bias'], True)
         >>> net[0].bias = torch.nn.Parameter(torch.zeros(8))
         >>> snap.current()
         False
     """
 
-    __slots__ = ("_groups", "_generation", "_fingerprint", "_positions", "_modules", "entries", "memo")
+    __slots__ = ("_groups", "_generation", "_fingerprint", "_positions", "_modules", "rows", "memo")
 
     def __init__(self, adapter: Adapter, root: Any, prefix: str = "", *, reusable: bool = True) -> None:
         self._generation = _generation
-        positions, entries = walk_entries(adapter, root, prefix)
+        positions, rows = walk_rows(adapter, root, prefix)
         self._positions = positions
         self._modules: list[tuple[str, Any]] | None = None
         # Modules grouped by the getter of their containers (C-level where the
@@ -91,9 +91,9 @@ class Snapshot:
         self._groups = list(groups.items())
         # A snapshot taken for one use skips the fingerprint: it is never current.
         self._fingerprint = _fingerprint(self._groups) if reusable else None
-        #: Every variable occurrence, aliases included, in walk order.
-        self.entries = entries
-        #: Whatever a caller derives from the entries, kept with them.
+        #: Every variable occurrence, aliases included, in walk order, as `Row` s.
+        self.rows: list[Row] = rows
+        #: Whatever a caller derives from the rows, kept with them.
         self.memo: dict[str, Any] = {}
 
     @property

@@ -12,26 +12,45 @@ lean: one adapter call per module for its children and one for its variables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import layouts
 from .errors import NotBuiltError
 
 if TYPE_CHECKING:
-    from ..backends._base import Adapter
+    from ..backends._base import Adapter, NativeVariable
+
+
+class Slot(NamedTuple):
+    """What every variable in one slot of one layer class shares: worked out
+    once per class and native name, then held by each of its entries.
+
+    Attributes:
+        name: Canonical leaf name (``"weight"``); ``native_name``: the framework's.
+        layer_kind: The layer's kind (``"linear"``).
+        kind: ``"param"`` or ``"buffer"``.
+        leaf: What the adapter declares for the slot, if anything.
+        persistent: Whether the framework saves it.
+        role: The framework's role the slot was worked out for
+            (``"param"``, ``"buffer"``, ``"transient"``).
+    """
+
+    name: str
+    native_name: str
+    layer_kind: str
+    kind: str
+    leaf: layouts.Leaf | None
+    persistent: bool
+    role: str
 
 
 class _Fields(NamedTuple):
     path: str
     module_path: str
     module: Any
-    layer_kind: str
-    name: str
-    native_name: str
     var: Any
-    kind: str
-    leaf: layouts.Leaf | None
-    persistent: bool = True
+    slot: Slot
 
 
 class Entry(_Fields):
@@ -41,29 +60,47 @@ class Entry(_Fields):
         path: Path with the canonical leaf name (``"1.weight"``).
         module_path: Path of the module holding the variable (``"1"``).
         module: The native module.
-        layer_kind: The module's layer kind (``"linear"``).
-        name: Canonical leaf name; ``native_name``: the framework's.
         var: The native variable.
-        kind: ``"param"`` or ``"buffer"``.
-        leaf: What the adapter declares for the variable, if anything.
-        persistent: Whether the framework saves it (torch's non-persistent
-            buffers are not: they are rebuilt by the model, never checkpointed).
+        slot: What it shares with every variable of its layer class's slot; also
+            read as the entry's own ``name``, ``native_name``, ``layer_kind``,
+            ``kind`` (``"param"`` or ``"buffer"``), ``leaf`` and ``persistent``
+            (torch's non-persistent buffers are not saved: the model rebuilds them).
     """
 
-    # A tuple (made in C on the hot path: `_entry`), compared and hashed by identity:
-    # its members include framework tensors, whose `==` is elementwise.
+    # Compared and hashed by identity: its members include framework tensors, whose
+    # `==` is elementwise. The walk makes its fields as a plain tuple (`Row`).
     __slots__ = ()
     __eq__ = object.__eq__
     __ne__ = object.__ne__
     __hash__ = object.__hash__
 
+    # Read through the shared slot in C (a property over a dotted attrgetter).
+    name = property(attrgetter("slot.name"), doc='Canonical leaf name (``"weight"``).')
+    native_name = property(attrgetter("slot.native_name"), doc="The framework's leaf name.")
+    layer_kind = property(attrgetter("slot.layer_kind"), doc="The holding layer's kind.")
+    kind = property(attrgetter("slot.kind"), doc='``"param"`` or ``"buffer"``.')
+    leaf = property(attrgetter("slot.leaf"), doc="What the adapter declares, if anything.")
+    persistent = property(attrgetter("slot.persistent"), doc="Whether the framework saves it.")
+
     @property
     def native_path(self) -> str:
         """The path with the framework's own leaf name (``"1.kernel"``)."""
-        return extend(self.module_path, self.native_name)
+        return extend(self.module_path, self.slot.native_name)
 
     def __repr__(self) -> str:
         return f"Entry({self.path!r}, kind={self.kind!r})"
+
+
+#: An entry's fields as a plain tuple, in `Entry`'s order: what a walk makes
+#: (a named tuple's instance costs a second allocation, a fifth of a Keras walk;
+#: `Entry._make(row)` names it).
+Row = tuple[str, str, Any, Any, Slot]
+#: Where a `Row` (and an `Entry`) holds each field.
+_PATH: Final = 0
+_MODULE_PATH: Final = 1
+_MODULE: Final = 2
+_VAR: Final = 3
+_SLOT: Final = 4
 
 
 def extend(path: str, key: str) -> str:
@@ -83,19 +120,19 @@ def walk(adapter: Adapter, module: Any, prefix: str = "") -> list[tuple[str, Any
     loop forever; the walk keeps its own stack, so depth is not limited by
     Python's recursion limit.
     """
-    return walk_entries(adapter, module, prefix, entries=False)[0]
+    return walk_rows(adapter, module, prefix, rows=False)[0]
 
 
-def walk_entries(
-    adapter: Adapter, module: Any, prefix: str = "", *, entries: bool = True
-) -> tuple[list[tuple[str, Any]], list[Entry]]:
-    """`walk` and, in the same pass, every module's `own_entries` (each module
-    is read once while it is in the CPU's caches: a large model's layers are
-    scattered in memory)."""
+def walk_rows(
+    adapter: Adapter, module: Any, prefix: str = "", *, rows: bool = True
+) -> tuple[list[tuple[str, Any]], list[Row]]:
+    """`walk` and, in the same pass, every module's variables as `Row` s (each
+    module is read once while it is in the CPU's caches: a large model's layers
+    are scattered in memory)."""
     out: list[tuple[str, Any]] = []
-    found: list[Entry] = []
+    found: list[Row] = []
     ancestors: set[int] = set()  # ids of the modules on the current chain
-    children = adapter.children
+    children, variables = adapter.children, adapter.variables
     stack: list[tuple[str | None, Any]] = [(prefix, module)]
     while stack:
         path, node = stack.pop()
@@ -103,10 +140,13 @@ def walk_entries(
             ancestors.discard(node)
             continue
         out.append((path, node))
-        if entries:
-            own = own_entries(adapter, node, path)
-            if own:
-                found += own
+        if rows:
+            try:
+                native = variables(node)
+            except NotBuiltError as err:
+                raise _at(path, err) from None
+            if native:
+                found += _rows(adapter, node, path, native)
         kids = children(node)
         if kids:
             ancestors.add(id(node))
@@ -125,57 +165,57 @@ def own_entries(adapter: Adapter, module: Any, module_path: str) -> list[Entry]:
     Raises:
         NotBuiltError: The module is not built; the message names its path.
     """
+    return list(map(Entry._make, own_rows(adapter, module, module_path)))
+
+
+def own_rows(adapter: Adapter, module: Any, module_path: str) -> list[Row]:
+    """`own_entries` as plain `Row` s."""
     try:
         native = adapter.variables(module)
     except NotBuiltError as err:
-        where = repr(module_path) if module_path else "the root"
-        raise NotBuiltError(f"At path {where}: {err}") from None
-    if not native:
-        return []
+        raise _at(module_path, err) from None
+    return _rows(adapter, module, module_path, native) if native else []
+
+
+def _at(module_path: str, err: NotBuiltError) -> NotBuiltError:
+    """``err`` with the path of the module it is about."""
+    where = repr(module_path) if module_path else "the root"
+    return NotBuiltError(f"At path {where}: {err}")
+
+
+def _rows(adapter: Adapter, module: Any, module_path: str, native: list[NativeVariable]) -> list[Row]:
+    """The rows of a module's variables as its adapter lists them."""
     cls: Any = type(module)
     per_instance = _PER_INSTANCE.get(cls)
     if per_instance is None:
         per_instance = _PER_INSTANCE[cls] = issubclass(cls, adapter.INSTANCE_KINDS)
     if per_instance:  # a kind set by the layer's settings (an NNX Conv's rank): cached per kind
         cls = (cls, adapter.kind(module))
-    facts = _BY_SLOT.get(cls)
-    if facts is None:
-        facts = _BY_SLOT[cls] = {}
+    slots = _BY_SLOT.get(cls)
+    if slots is None:
+        slots = _BY_SLOT[cls] = {}
     dot = f"{module_path}." if module_path else ""
-    out = []
+    out: list[Row] = []
     for native_name, var, role in native:  # a loop, not a comprehension: cheaper for a few variables
-        fact = facts.get(native_name)
-        if fact is None or fact[5] != role:
-            fact = facts[native_name] = _slot_facts(adapter, module, native_name, role)
-        name, kind, entry_kind, leaf, persistent, _ = fact
-        out.append(
-            _entry(
-                Entry,
-                (dot + name, module_path, module, kind, name, native_name, var, entry_kind, leaf, persistent),
-            )
-        )
+        slot = slots.get(native_name)
+        if slot is None or slot[6] != role:  # [6]: the slot's role, read in C
+            slot = slots[native_name] = _slot(adapter, module, native_name, role)
+        out.append((dot + slot[0], module_path, module, var, slot))  # [0]: its name
     return out
 
 
-def _slot_facts(adapter: Adapter, module: Any, native_name: str, role: str) -> _SlotFacts:
-    """What an entry of this layer class's slot always holds (the slot's role included)."""
+def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
+    """What every entry of this layer class's slot holds (for the slot's role)."""
     kind = adapter.kind(module)
     declared, buffers = adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
     leaf = None if declared is None else declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
     buffer = role != "param" or (buffers is not None and name in buffers)
-    return name, kind, "buffer" if buffer else "param", leaf, role != "transient", role
+    return Slot(name, native_name, kind, "buffer" if buffer else "param", leaf, role != "transient", role)
 
 
-#: A slot's canonical name, its layer's kind, its entry's kind, its leaf, whether
-#: it is saved, and the native role these were worked out for.
-_SlotFacts = tuple[str, str, str, "layouts.Leaf | None", bool, str]
-#: Per layer class (or class and kind), per native variable name: its `_SlotFacts`.
-_BY_SLOT: dict[Any, dict[str, _SlotFacts]] = {}
-
-
-#: Makes an `Entry` from a tuple of all its fields, in C.
-_entry = tuple.__new__
+#: Per layer class (or class and kind), per native variable name: its `Slot`.
+_BY_SLOT: dict[Any, dict[str, Slot]] = {}
 
 
 #: Per layer class: whether its kind depends on the instance.

@@ -22,7 +22,20 @@ from .selectors import compile_selector
 from .sharding import Sharding, local_write
 from .slices import ParamSlice, compose, selection_shape
 from .snapshot import Snapshot
-from .tree import Entry, all_entries, group_by_variable, own_entries, unique_modules
+from .tree import (
+    _MODULE,
+    _MODULE_PATH,
+    _PATH,
+    _SLOT,
+    _VAR,
+    Entry,
+    Row,
+    all_entries,
+    extend,
+    group_by_variable,
+    own_rows,
+    unique_modules,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -260,7 +273,7 @@ class Module:
         with gc_pause.paused():  # tens of thousands of lasting objects: see `gc_pause`
             snap = self._snapshot()
             kept: dict[str, Param] | None = snap.memo.get("params")
-            found = self._first_params(snap.entries) if kept is None else kept
+            found = self._first_params(snap.rows) if kept is None else kept
         if kept is None:
             if snap.reusable:  # kept with the walk (a Param holds its view: kept only where it is reused)
                 snap.memo["params"] = found
@@ -320,25 +333,26 @@ class Module:
                 )
         return snap
 
-    def _first_params(self, entries: list[Entry]) -> dict[str, Param]:
+    def _first_params(self, rows: list[Row]) -> dict[str, Param]:
         """One Param per variable, at its first path, the later paths its aliases."""
         adapter, root = self._adapter, self.root
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
         cut = len(self._path) + 1 if self._path else 0
-        ids = list(map(id, map(_VAR, entries)))
+        ids = list(map(id, map(_var_of, rows)))
         if len(set(ids)) == len(ids):  # no variable reached twice: the common case, in one pass
             if cut:
-                return {e.path[cut:]: Param(adapter, e, root, none_yet) for e in entries}
-            return {e.path: Param(adapter, e, root, none_yet) for e in entries}
+                return {row[_PATH][cut:]: Param(adapter, row, root, none_yet) for row in rows}
+            return {row[_PATH]: Param(adapter, row, root, none_yet) for row in rows}
         found: dict[str, Param] = {}
         first: dict[int, Param] = {}
         later: dict[int, list[str]] = {}
-        for entry in entries:
-            if id(entry.var) in first:
-                later.setdefault(id(entry.var), []).append(entry.path)
+        for row in rows:
+            key = id(row[_VAR])
+            if key in first:
+                later.setdefault(key, []).append(row[_PATH])
             else:
-                first[id(entry.var)] = found[entry.path[cut:]] = Param(adapter, entry, root, none_yet)
+                first[key] = found[row[_PATH][cut:]] = Param(adapter, row, root, none_yet)
         if root is self:
             for key, paths in later.items():
                 first[key]._aliases = tuple(paths)
@@ -375,9 +389,9 @@ class Module:
                 node, node_path = child, join(node_path, key)
                 continue
             if depth == len(keys) - 1:
-                for entry in own_entries(self._adapter, node, node_path):
-                    if key in (entry.name, entry.native_name):
-                        return Param(self._adapter, entry, self.root, None)
+                for row in own_rows(self._adapter, node, node_path):
+                    if key in (row[_SLOT].name, row[_SLOT].native_name):
+                        return Param(self._adapter, row, self.root, None)
             raise self._path_error(path, node, node_path, key)
         return Module(self._adapter, node, node_path, self.root)
 
@@ -400,7 +414,7 @@ class Module:
         hit = index.get(path)
         if hit is None:
             return None
-        chain, entry, native_name, var = hit
+        chain, row, native_name, var = hit
         adapter = self._adapter
         node, child = self._native, adapter.child
         for key, expected in chain:
@@ -409,11 +423,11 @@ class Module:
                 return None
         if not adapter.holds(node, native_name, var):
             return None
-        return Param(adapter, entry, self.root, None)
+        return Param(adapter, row, self.root, None)
 
-    def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Entry, str, Any]]:
+    def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]]:
         """Relative path (canonical and native leaf names) -> the modules on the
-        way as ``(key, native)`` steps, the entry, and its native name and
+        way as ``(key, native)`` steps, the row, and its native name and
         variable (read once here, not on every look-up)."""
         cut = len(self._path) + 1 if self._path else 0
         chains: dict[str, tuple[tuple[str, Any], ...]] = {self._path: ()}
@@ -421,11 +435,12 @@ class Module:
             if path != self._path:
                 parent, _, key = path.rpartition(".")
                 chains[path] = (*chains[parent], (key, native))
-        index: dict[str, tuple[tuple[tuple[str, Any], ...], Entry, str, Any]] = {}
-        for entry in snap.entries:
-            hit = (chains[entry.module_path], entry, entry.native_name, entry.var)
-            index.setdefault(entry.native_path[cut:], hit)
-            index.setdefault(entry.path[cut:], hit)
+        index: dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]] = {}
+        for row in snap.rows:
+            path, module_path, _, var, slot = row
+            hit = (chains[module_path], row, slot.native_name, var)
+            index.setdefault(extend(module_path, slot.native_name)[cut:], hit)
+            index.setdefault(path[cut:], hit)
         return index
 
     def _path_error(self, path: str, node: Any, node_path: str, key: str) -> PathError:
@@ -448,8 +463,8 @@ class Module:
         return path if found is None else found
 
 
-#: An entry's variable (its field ``var``), read in C.
-_VAR = itemgetter(Entry._fields.index("var"))
+#: A row's variable, read in C.
+_var_of = itemgetter(_VAR)
 
 
 class Param:
@@ -471,11 +486,11 @@ class Param:
         array([42.,  7.], dtype=float32)
     """
 
-    __slots__ = ("_adapter", "_entry", "_root", "_aliases", "_layout", "_fresh")
+    __slots__ = ("_adapter", "_row", "_root", "_aliases", "_layout", "_fresh")
 
-    def __init__(self, adapter: Adapter, entry: Entry, root: Module, aliases: tuple[str, ...] | None):
+    def __init__(self, adapter: Adapter, row: Row, root: Module, aliases: tuple[str, ...] | None):
         self._adapter = adapter
-        self._entry = entry
+        self._row = row  # the walk's plain tuple (an `Entry` unnamed): one allocation less per variable
         self._root = root
         self._aliases = aliases
         # `_layout` (worked out on first use) and `_fresh` (a slice `+=` just wrote
@@ -486,53 +501,53 @@ class Param:
     def path(self) -> str:
         """The path this parameter was reached by (canonical leaf name), from
         the wrapped root, also when reached through a sub-view."""
-        return self._entry.path
+        return self._row[_PATH]
 
     @property
     def native_path(self) -> str:
         """The same path with the framework's leaf name (``"1.kernel"``)."""
-        return self._entry.native_path
+        return extend(self._row[_MODULE_PATH], self._row[_SLOT].native_name)
 
     @property
     def name(self) -> str:
         """Canonical leaf name (``"weight"``)."""
-        return self._entry.name
+        return self._row[_SLOT].name
 
     @property
     def native_name(self) -> str:
         """The framework's leaf name (``"kernel"``)."""
-        return self._entry.native_name
+        return self._row[_SLOT].native_name
 
     @property
     def layer_kind(self) -> str:
         """Kind of the layer that holds the parameter (``"linear"``)."""
-        return self._entry.layer_kind
+        return self._row[_SLOT].layer_kind
 
     @property
     def kind(self) -> str:
         """``"param"`` or ``"buffer"`` (running statistics)."""
-        return self._entry.kind
+        return self._row[_SLOT].kind
 
     @property
     def persistent(self) -> bool:
         """Whether the framework saves it. torch's non-persistent buffers (a
         Swin block's ``relative_position_index``) are listed and reachable,
         but never written to a state or checkpoint: the model rebuilds them."""
-        return self._entry.persistent
+        return self._row[_SLOT].persistent
 
     @property
     def aliases(self) -> tuple[str, ...]:
         """Other paths of the model that reach the very same variable."""
         if self._aliases is None:
             entries = all_entries(self._adapter, self._root.native, self._root.path)
-            same = group_by_variable(entries).get(id(self._entry.var), [])
+            same = group_by_variable(entries).get(id(self._row[_VAR]), [])
             self._aliases = tuple(e.path for e in same if e.path != self.path)
         return self._aliases
 
     @property
     def native(self) -> Any:
         """The framework's own variable (``torch.nn.Parameter``, ...)."""
-        return self._entry.var
+        return self._row[_VAR]
 
     @property
     def adapter(self) -> Adapter:
@@ -542,7 +557,7 @@ class Param:
     @property
     def module(self) -> Module:
         """The module view that holds the parameter."""
-        return Module(self._adapter, self._entry.module, self._entry.module_path, self._root)
+        return Module(self._adapter, self._row[_MODULE], self._row[_MODULE_PATH], self._root)
 
     @property
     def backend(self) -> str:
@@ -570,7 +585,7 @@ class Param:
     @property
     def native_shape(self) -> tuple[int, ...]:
         """Shape in the framework's own layout (Keras Dense: ``(in, out)``)."""
-        return self._adapter.shape(self._entry.var)
+        return self._adapter.shape(self._row[_VAR])
 
     @property
     def size(self) -> int:
@@ -580,7 +595,7 @@ class Param:
     @property
     def dtype(self) -> str:
         """Dtype name as numpy spells it (``"float32"``)."""
-        return self._adapter.dtype(self._entry.var)
+        return self._adapter.dtype(self._row[_VAR])
 
     @property
     def layout(self) -> layouts.Layout:
@@ -588,14 +603,14 @@ class Param:
         try:
             return self._layout
         except AttributeError:
-            planned = layouts.plan(self.layer_kind, self._entry.leaf, len(self.native_shape))
-            self._layout: layouts.Layout = linear_layout(self._adapter, self._entry, planned)
+            planned = layouts.plan(self.layer_kind, self._row[_SLOT].leaf, len(self.native_shape))
+            self._layout: layouts.Layout = linear_layout(self._adapter, Entry._make(self._row), planned)
             return self._layout
 
     @property
     def trainable(self) -> bool:
         """Whether the optimiser may update it; assign to freeze or unfreeze."""
-        return self._adapter.trainable(self._entry.var)
+        return self._adapter.trainable(self._row[_VAR])
 
     @trainable.setter
     def trainable(self, flag: bool) -> None:
@@ -609,7 +624,7 @@ class Param:
                 f"{self.path!r} is a buffer (running statistics), which is never trained. "
                 "Expected a parameter of kind 'param'. " + received(path=self.path, trainable=flag)
             )
-        self._adapter.set_trainable(self._entry.var, bool(flag))
+        self._adapter.set_trainable(self._row[_VAR], bool(flag))
 
     # -- values --------------------------------------------------------------
     def numpy(self, layout: str = "canonical") -> np.ndarray:
@@ -627,7 +642,7 @@ class Param:
             >>> m["0.weight"].numpy().shape
             (8, 4)
         """
-        native = self._adapter.to_numpy(self._entry.var)
+        native = self._adapter.to_numpy(self._row[_VAR])
         if _check_layout(layout) == "native":
             return native
         return layouts.contiguous(self.layout.to_canonical(native))
@@ -667,7 +682,7 @@ class Param:
         """
         if self.sharding() is None:
             return self.numpy()
-        return layouts.contiguous(self.layout.to_canonical(self._adapter.local(self._entry.var)))
+        return layouts.contiguous(self.layout.to_canonical(self._adapter.local(self._row[_VAR])))
 
     def sharding(self) -> Sharding | None:
         """Internal, for the core and extension code: this process's block of a
@@ -677,7 +692,7 @@ class Param:
             >>> m["0.weight"].sharding() is None
             True
         """
-        return self._adapter.sharding(self._entry.var)
+        return self._adapter.sharding(self._row[_VAR])
 
     def set_local(self, block: np.ndarray, sharding: Sharding) -> None:
         """Internal, for the core: write this process's block of a sharded
@@ -687,9 +702,9 @@ class Param:
                 f"The block for {self.path!r} has shape {block.shape}; this process holds "
                 f"{sharding.local_shape}. " + received(shape=block.shape)
             )
-        with write_lock(self._entry.var):
-            self._adapter.assign_local(self._entry.var, layouts.contiguous(np.asarray(block)))
-            self._adapter.after_write(self._entry.module)
+        with write_lock(self._row[_VAR]):
+            self._adapter.assign_local(self._row[_VAR], layouts.contiguous(np.asarray(block)))
+            self._adapter.after_write(self._row[_MODULE])
 
     def canonical_view(self) -> np.ndarray:
         """Internal, for the core and extension code: the canonical value
@@ -701,7 +716,7 @@ class Param:
             >>> m["0.weight"].canonical_view().shape
             (8, 4)
         """
-        return self.layout.to_canonical(self._adapter.view(self._entry.var))
+        return self.layout.to_canonical(self._adapter.view(self._row[_VAR]))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self.numpy()
@@ -724,13 +739,13 @@ class Param:
             >>> m["0.weight"].grad is None
             True
         """
-        grad = self._adapter.grad(self._entry.var)
+        grad = self._adapter.grad(self._row[_VAR])
         return None if grad is None else layouts.contiguous(self.layout.to_canonical(grad))
 
     @property
     def native_grad(self) -> np.ndarray | None:
         """The gradient in the framework's own layout, or ``None``."""
-        return self._adapter.grad(self._entry.var)
+        return self._adapter.grad(self._row[_VAR])
 
     def set(self, value: Any, layout: str = "canonical") -> None:
         """Overwrite the whole value in place (autograd and ties intact).
@@ -764,9 +779,9 @@ class Param:
         array = values.cast_to(array, self.dtype, path=self.path)
         if layout == "canonical":
             array = self.layout.to_native(array, self.native_shape)
-        with write_lock(self._entry.var):
+        with write_lock(self._row[_VAR]):
             self._write(array)
-            self._adapter.after_write(self._entry.module)
+            self._adapter.after_write(self._row[_MODULE])
 
     def take(self, array: np.ndarray) -> None:
         """Internal, for the core: write a value the caller gives up (a load's
@@ -783,9 +798,9 @@ class Param:
             64.0
         """
         native = self.layout.to_native(array, self.native_shape)
-        with write_lock(self._entry.var):
+        with write_lock(self._row[_VAR]):
             self._write(native, owned=native is array and layouts.adoptable(array))
-            self._adapter.after_write(self._entry.module)
+            self._adapter.after_write(self._row[_MODULE])
 
     def fill(self, fill: Callable[[np.ndarray], None], read: Callable[[], np.ndarray]) -> None:
         """Internal, for the core: write a validated value by letting ``fill``
@@ -799,11 +814,11 @@ class Param:
             >>> m["0.bias"].numpy()[:2]
             array([3., 3.], dtype=float32)
         """
-        var = self._entry.var
+        var = self._row[_VAR]
         with write_lock(var):
             filled = self._adapter.fill_in_place(var, fill)
             if filled:
-                self._adapter.after_write(self._entry.module)
+                self._adapter.after_write(self._row[_MODULE])
         if not filled:
             self.take(read())
 
@@ -812,7 +827,7 @@ class Param:
         it is; a strided one (a transposed kernel) or a large one straight into
         the variable's memory where the framework lends it (with the fastest
         kernel at hand), else through one owned, contiguous copy."""
-        var = self._entry.var
+        var = self._row[_VAR]
         sharding = self.sharding()
         if sharding is not None:  # each process writes the block it holds
             self._adapter.assign_local(var, layouts.contiguous(np.asarray(array[sharding.box])))
@@ -868,12 +883,12 @@ class Param:
         array = values.broadcast_to(
             array, selected, path=self.path, index=index if index is not None else chain
         )
-        with write_lock(self._entry.var):
+        with write_lock(self._row[_VAR]):
             if index is not None:
                 self._write_index(index, array)
             else:
                 self._write_chain(chain, array)
-            self._adapter.after_write(self._entry.module)
+            self._adapter.after_write(self._row[_MODULE])
         self._fresh = in_place_of
 
     def _write_chain(self, chain: tuple[Any, ...], array: np.ndarray) -> None:
@@ -902,7 +917,7 @@ class Param:
         if mapped is not None:
             native_index, value_axes = mapped
             self._adapter.assign_slice(
-                self._entry.var, native_index, np.asarray(np.transpose(array, value_axes), order="C")
+                self._row[_VAR], native_index, np.asarray(np.transpose(array, value_axes), order="C")
             )
             return
         full = self.numpy()  # on a sharded parameter: gathered, then each process writes its block
@@ -911,7 +926,7 @@ class Param:
         if sharding is not None:
             self._write(native)
             return
-        self._adapter.assign(self._entry.var, native)
+        self._adapter.assign(self._row[_VAR], native)
 
     def _write_local_index(
         self, native_index: tuple[Any, ...], array: np.ndarray, sharding: Sharding
@@ -922,9 +937,9 @@ class Param:
         if part is None:
             return
         block_index, value_index = part
-        block = self._adapter.local(self._entry.var)
+        block = self._adapter.local(self._row[_VAR])
         block[block_index] = array[value_index] if value_index else array
-        self._adapter.assign_local(self._entry.var, block)
+        self._adapter.assign_local(self._row[_VAR], block)
 
 
 def _check_layout(layout: str) -> str:
