@@ -77,6 +77,22 @@ def test_stride_dilation_and_mode_are_reported_and_unknown_padding_is_not_compar
     assert differences(crop, Geometry((3,), (2,), (1,), (None,), transposed=True)) == []
 
 
+def test_a_transposed_same_crops_by_the_input_s_size():
+    """paddle's "SAME" transposed convolution crops what a "same" convolution pads on
+    its input: 1/1 on odd sizes and 0/1 on even ones for a 3-wide kernel of stride 2;
+    with stride 1 the crop is fixed."""
+    same = _conv(SAME, transposed=True)
+    assert differences(same, _conv((1, 1), transposed=True)) == [
+        ("padding", "crop same (0/1 or 1/1 per axis, by the input's size)", "crop 1/1")
+    ]
+    assert differences(same, _conv(SAME, transposed=True)) == []
+    assert differences(_conv(SAME, stride=1, transposed=True), _conv((1, 1), stride=1, transposed=True)) == []
+    assert differences(_conv(SAME, stride=1, kernel=2, transposed=True),
+                       _conv((1, 0), stride=1, kernel=2, transposed=True)) == [
+        ("padding", "crop same (0/1)", "crop 1/0")
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("size", [9, 10])
 def test_same_pads_as_keras_and_torch_pad_it(size):
     """`Geometry.pads` for "same" against the frameworks: a Keras "same" convolution of
@@ -360,7 +376,41 @@ def test_a_transposed_convolution_into_paddle_warns_exactly_when_the_outputs_dif
     _warned_exactly_where_outputs_differ(
         ((kernel, stride, theirs, ours), _torch_transposed(kernel, stride, *ours), paddle_conv(kernel, stride, *theirs))
         for kernel, stride, theirs, ours in itertools.product(
-            (2, 3), (1, 2, 3), ((0, 0), (1, 0), (1, 1), ([1, 0, 1, 0], 0)), ((0, 0), (1, 0), (1, 1))
+            (2, 3), (1, 2, 3), ((0, 0), (1, 0), (1, 1), ([1, 0, 1, 0], 0), ("SAME", 0), ("VALID", 1)),
+            ((0, 0), (1, 0), (1, 1)),
         )
         if ours[1] < stride and theirs[1] < stride
     )  # fmt: skip
+
+
+def test_a_paddle_transposed_same_crops_what_same_pads_on_its_input():
+    """`Geometry.pads` of the geometry the paddle adapter gives a "SAME" transposed
+    convolution, against its output: the full transposed output (computed here in
+    numpy, undilated as the geometry says) cropped by those pads, for every
+    remainder of the stride. With an output_padding as well, the crop is not claimed."""
+    needs("paddle")
+    import paddle
+
+    rng = np.random.default_rng(0)
+    for kernel, stride, dilation, size in itertools.product((1, 2, 3, 4, 5), (1, 2, 3), (1, 2), (7, 8, 9)):
+        conv = paddle.nn.Conv1DTranspose(1, 1, kernel, stride=stride, padding="SAME", dilation=dilation)
+        net = paddle.nn.Sequential(conv)
+        g = up.wrap(net).adapter.geometry(conv, [(net, "0")])
+        x = rng.standard_normal(size).astype("float32")
+        w = conv.weight.numpy()[0, 0]
+        step = g.dilation[0]
+        full = np.zeros((size - 1) * stride + step * (kernel - 1) + 1, "float32")
+        for i, j in itertools.product(range(size), range(kernel)):
+            full[i * stride + j * step] += x[i] * w[j]
+        lo, hi = g.pads(size)
+        ours = full[lo : len(full) - hi] + conv.bias.numpy()
+        theirs = conv(paddle.to_tensor(x[None, None])).numpy()[0, 0]
+        assert ours.shape == theirs.shape and np.allclose(ours, theirs, atol=1e-5), (
+            kernel,
+            stride,
+            dilation,
+            size,
+        )
+    extra = paddle.nn.Conv1DTranspose(1, 1, 3, stride=2, padding="SAME", output_padding=1)
+    net = paddle.nn.Sequential(extra)
+    assert up.wrap(net).adapter.geometry(extra, [(net, "0")]).padding == (None,)

@@ -59,7 +59,9 @@ class Geometry:
         transposed: A transposed convolution: ``padding`` is then what it
             crops from the start and end of its full output
             (``(n - 1) * stride + span`` positions; a negative end adds
-            positions), which does not depend on the input's size.
+            positions), which does not depend on the input's size; or `SAME`
+            (paddle's): what a "same" convolution pads on the input (`pads`),
+            which does.
         ceil: The count of windows is rounded up (a pooling layer's
             ``ceil_mode``): one more window where the last would pass the
             end, if it starts inside the input or its padding before.
@@ -167,11 +169,12 @@ def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
         found.append(("dilation", _numbers(a.dilation), _numbers(b.dilation)))
     if found or a.kernel != b.kernel:
         return found  # windows of other steps or sizes: padding says nothing more
-    if a.transposed or b.transposed:
-        if a.transposed and b.transposed and None not in a.padding + b.padding and a.padding != b.padding:
-            found.append(("padding", f"crop {_pads(a.padding)}", f"crop {_pads(b.padding)}"))  # type: ignore[arg-type]
-        return found
     sizes = [_known(a, b, axis) for axis in range(len(a.stride))]
+    if a.transposed or b.transposed:  # crops from the full output, `pads` of a `SAME` one by the input's size
+        if a.transposed and b.transposed and None not in a.padding + b.padding:
+            if any(a.pads(n, axis) != b.pads(n, axis) for axis, n in _checked_sizes(a, b)):
+                found.append(("padding", f"crop {_described(a, sizes)}", f"crop {_described(b, sizes)}"))
+        return found
     if _same_windows(a, b) is None:
         return found  # a padding the adapter cannot say: not compared
     if not _same_windows(a, b):

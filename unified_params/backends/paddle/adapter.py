@@ -214,10 +214,15 @@ class PaddleAdapter(DictModuleAdapter):
         elif transposed:  # what it crops from its output; output_padding gives back the end
             extra = getattr(module, "output_padding", 0)
             extras = [extra] * len(kernel) if isinstance(extra, int) else list(extra)
-            padding = tuple(  # a name ("same") is not resolved for a transposed convolution
-                (p[0], p[1] - e) if isinstance(p, tuple) else None
+            # Measured (paddle 3.3.1): "SAME" crops what a "SAME" convolution pads on the
+            # input, undilated whatever its dilation; with an output_padding as well, the
+            # crop is not one a `Geometry` holds (not compared).
+            padding = tuple(
+                (p[0], p[1] - e) if isinstance(p, tuple) else SAME if p == SAME and not e else None
                 for p, e in zip(padding, extras, strict=True)
             )
+            if SAME in padding:
+                dilation = [1] * len(kernel)
         elif SAME in padding:
             dilation = [1] * len(
                 kernel
