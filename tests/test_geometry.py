@@ -195,6 +195,50 @@ def test_a_torch_padding_layer_before_a_convolution_is_counted():
     ] and _outputs_differ(ones, same, 10)
 
 
+def test_a_keras_padding_layer_before_a_nested_model_is_counted():
+    """A Keras convolution that takes its nested model's input is padded by the
+    ZeroPadding layers before that model's call in the one holding it: a Sequential
+    in a Sequential, and a functional model called in a functional one (both
+    deeper, and the padding split between the levels). The port warns exactly
+    when the outputs differ."""
+    needs("torch")
+    needs("keras")
+    import keras
+
+    L = keras.layers
+
+    def sequential(outer, inner, size):
+        block = keras.Sequential([*inner, L.Conv2D(4, 3, strides=2)])
+        return keras.Sequential([keras.Input((size, size, 3)), *outer, block])
+
+    def functional(outer, inner, size):
+        x = keras.Input((size + 2 * len(outer), size + 2 * len(outer), 3))
+        y = x
+        for layer in inner:
+            y = layer(y)
+        block = keras.Model(x, L.Conv2D(4, 3, strides=2)(y))
+        x = keras.Input((size, size, 3))
+        y = x
+        for layer in outer:
+            y = layer(y)
+        middle = keras.Model(x, block(y))  # two levels: the conv is nested twice
+        x = keras.Input((size, size, 3))
+        return keras.Model(x, middle(x))
+
+    checked, seen = 0, set()
+    for build, padding, split, size in itertools.product(
+        (sequential, functional), (0, 1), (0, 1, 2), (9, 10)
+    ):
+        outer = [L.ZeroPadding2D(1) for _ in range(min(split, 1))]
+        inner = [L.ZeroPadding2D(1) for _ in range(split - len(outer))]
+        src, dst = _torch_conv(3, 2, padding), build(outer, inner, size)
+        warned = _port_says(src, dst)
+        differ = _outputs_differ(src, dst, size)
+        assert bool(warned) == differ, (build.__name__, padding, split, size, warned)
+        checked, seen = checked + 1, seen | {differ}
+    assert checked == 24 and seen == {True, False}
+
+
 def test_a_port_into_paddle_warns_exactly_when_the_outputs_differ():
     needs("torch")
     needs("paddle")

@@ -296,7 +296,8 @@ class KerasAdapter(Adapter):
             padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
         else:
             padding = tuple(SAME if module.padding == "same" else (0, 0) for _ in kernel)
-        fed = None if transposed else graph.convolution_input(module, len(kernel))
+        holders = [holder for holder, _ in ancestors]
+        fed = None if transposed else graph.convolution_input(module, len(kernel), holders)
         sizes, before = fed if fed is not None else (None, None)
         return Geometry(kernel, tuple(module.strides), dilation, padding, before=before, sizes=sizes,
                         transposed=transposed)  # fmt: skip
@@ -308,7 +309,7 @@ class KerasAdapter(Adapter):
         padding: tuple[Pad, ...] = tuple(SAME if module.padding == "same" else (0, 0) for _ in kernel)
         if runs_its_own(module, _MAX_POOLS + _AVG_POOLS, "call"):
             padding = (None,) * len(kernel)  # its own call may pool otherwise
-        fed = graph.convolution_input(module, len(kernel))
+        fed = graph.convolution_input(module, len(kernel), [holder for holder, _ in ancestors])
         sizes, before = fed if fed is not None else (None, None)
         geometry = Geometry(
             kernel, tuple(module.strides), (1,) * len(kernel), padding, before=before, sizes=sizes

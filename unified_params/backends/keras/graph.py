@@ -12,6 +12,7 @@ canonical layout (`unified_params._core.flatten`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -121,13 +122,15 @@ _ZERO_PADS = (L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D)
 
 
 def convolution_input(
-    layer: Any, axes: int
+    layer: Any, axes: int, holders: Sequence[Any] = ()
 ) -> tuple[tuple[int | None, ...], tuple[tuple[int, int], ...]] | None:
     """The size of each spatial axis of the map a convolution (or a pooling
     layer) takes, and the zeros ``ZeroPadding`` layers just before it add,
     ``(before, after)`` per axis, if every call of the layer in the graph
     agrees; ``None`` otherwise (never called in a graph, or called on other
-    maps).
+    maps). ``holders``: the models holding the layer, the root first; where
+    the layer takes its model's input, the padding layers before that
+    model's call in the one holding it count too.
 
     Examples:
         >>> inputs = keras.Input((9, 9, 3))
@@ -135,6 +138,11 @@ def convolution_input(
         >>> model = keras.Model(inputs, conv(L.ZeroPadding2D(((0, 1), (0, 1)))(inputs)))
         >>> convolution_input(conv, 2)
         ((10, 10), ((0, 1), (0, 1)))
+        >>> nested = L.Conv2D(4, 3, strides=2)
+        >>> inner = keras.Sequential([nested])
+        >>> outer = keras.Sequential([keras.Input((9, 9, 3)), L.ZeroPadding2D(1), inner])
+        >>> convolution_input(nested, 2, [outer, inner])
+        ((11, 11), ((1, 1), (1, 1)))
     """
     found = set()
     for node in internals.inbound_nodes(layer):
@@ -144,14 +152,39 @@ def convolution_input(
         shape = tuple(tensors[0].shape)
         first = getattr(layer, "data_format", "channels_last") == "channels_first"
         sizes = shape[2:] if first else shape[1:-1]
-        before = [(0, 0)] * axes
-        for padding in _zero_padding_before(node)[0]:
-            pads = _pairs(padding.padding)
-            if len(pads) != axes:
-                break
-            before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
-        found.add((sizes, tuple(before)))
+        for paddings in _paddings_before(node, holders):
+            before = [(0, 0)] * axes
+            for padding in paddings:
+                pads = _pairs(padding.padding)
+                if len(pads) != axes:
+                    break
+                before = [(lo + a, hi + b) for (lo, hi), (a, b) in zip(before, pads, strict=True)]
+            found.add((sizes, tuple(before)))
     return found.pop() if len(found) == 1 else None
+
+
+def _paddings_before(node: Any, holders: Sequence[Any]) -> list[list[Any]]:
+    """The ``ZeroPadding`` layers just before a call, nearest first: one list
+    per call of the model holding it where the call takes that model's input
+    (a nested model is one step of the graph holding it)."""
+    pads, parents = _zero_padding_before(node)
+    if holders and len(parents) == 1 and _is_input_of(parents[0], holders[-1]):
+        calls = internals.inbound_nodes(holders[-1])
+        if calls:
+            return [pads + outer for call in calls for outer in _paddings_before(call, holders[:-1])]
+    return [pads]
+
+
+def _is_input_of(node: Any, model: Any) -> bool:
+    """Whether ``node`` is the input layer of ``model`` (a functional or Sequential model)."""
+    if not isinstance(node.operation, L.InputLayer) or not isinstance(model, keras.Model):
+        return False
+    made = node.output_tensors
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # a model with no graph
+        return False
+    return len(made) == 1 and any(tensor is made[0] for tensor in inputs or ())
 
 
 def input_activation(layer: Any, names: dict[str, str]) -> str | None:
