@@ -3,7 +3,9 @@ folders to and from safetensors, in one process, one tensor at a time."""
 
 from __future__ import annotations
 
-import tracemalloc
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import pytest
@@ -87,17 +89,38 @@ def test_tied_paths_are_named_again_for_dcp(torch, tmp_path):
 
 
 def test_conversions_stream_one_tensor_at_a_time(torch, tmp_path):
+    """Peak Python-heap growth of a conversion, traced in a process of its own:
+    tracemalloc is started once there and never stopped (Python 3.11's
+    ``tracemalloc.stop()`` can race with a thread that allocates meanwhile)."""
     net = torch.nn.Sequential(*[torch.nn.Linear(512, 512, bias=False) for _ in range(8)])  # 8 x 1 MiB
     up.save(net, tmp_path / "big.safetensors")
-    up.save(torch.nn.Linear(2, 2), tmp_path / "warm.safetensors")  # imports and caches, untraced
-    up.convert(tmp_path / "warm.safetensors", tmp_path / "warm")
-    up.convert(tmp_path / "warm", tmp_path / "warm-again.safetensors")
-    for source, target in (("big.safetensors", "dcp"), ("dcp", "again.safetensors")):
+    up.save(torch.nn.Linear(2, 2), tmp_path / "warm.safetensors")
+    code = textwrap.dedent("""
+        import sys, tracemalloc
+        from pathlib import Path
+        import unified_params as up
+        folder = Path(sys.argv[1])
+        up.convert(folder / "warm.safetensors", folder / "warm")  # imports and caches, untraced
+        up.convert(folder / "warm", folder / "warm-again.safetensors")
         tracemalloc.start()
-        up.convert(tmp_path / source, tmp_path / target)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert peak < 3 * 2**20, (source, peak)  # two tensors at most, not the model's 8 MiB
+        for source, target in (("big.safetensors", "dcp"), ("dcp", "again.safetensors")):
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            up.convert(folder / source, folder / target)
+            print(source, tracemalloc.get_traced_memory()[1] - base)
+    """)
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    peaks = dict(line.split() for line in run.stdout.splitlines())
+    assert set(peaks) == {"big.safetensors", "dcp"}, run.stdout
+    for source, peak in peaks.items():
+        assert int(peak) < 3 * 2**20, (source, peak)  # two tensors at most, not the model's 8 MiB
+    from safetensors.torch import load_file
+
+    again = load_file(tmp_path / "again.safetensors")
+    assert all(torch.equal(again[k], v) for k, v in net.state_dict().items())
 
 
 def test_what_cannot_be_converted_is_refused(torch, tmp_path):
