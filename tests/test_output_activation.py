@@ -524,21 +524,30 @@ def test_timm_s_own_activation_layers_are_named():
     assert seen == {True, False}
 
 
-def test_a_keras_graph_is_read_past_reshapes_and_stops_at_unknown_layers():
-    needs("torch")
-    needs("keras")
-    import keras
+def _against_a_torch_mlp():
+    """A torch Linear-ReLU-Linear, and ``check(dst)``: whether a port into ``dst`` says
+    the outputs differ, and whether they do (on an input where ReLU matters)."""
     import torch
 
     torch.manual_seed(0)
     src = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
     x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32") * 3
 
+    def check(dst):
+        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
+
+    return src, check
+
+
+def test_a_keras_graph_is_read_past_reshapes_and_stops_at_unknown_layers():
+    needs("torch")
+    needs("keras")
+    import keras
+
+    src, says_and_differs = _against_a_torch_mlp()
+
     def keras_net(*middle):
         return keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), *middle, keras.layers.Dense(2)])
-
-    def says_and_differs(dst):
-        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
 
     assert says_and_differs(keras_net(keras.layers.Flatten(), keras.layers.ReLU())) == (False, False)
     assert says_and_differs(keras_net(keras.layers.Reshape((8,)), keras.layers.Activation("sigmoid"))) == (
@@ -555,14 +564,11 @@ def test_a_keras_graph_is_read_past_reshapes_and_stops_at_unknown_layers():
 def test_an_nnx_sequential_is_read_into_nested_sequentials_and_past_flatten():
     needs("torch")
     needs("flax")
-    import torch
     from flax import nnx
 
     from unified_params.backends.flax.layers import flatten
 
-    torch.manual_seed(0)
-    src = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
-    x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32") * 3
+    _, says_and_differs = _against_a_torch_mlp()
 
     class Scale(nnx.Module):  # a module of the user's own, without variables
         def __call__(self, t):
@@ -570,9 +576,6 @@ def test_an_nnx_sequential_is_read_into_nested_sequentials_and_past_flatten():
 
     def nnx_net(*middle):
         return nnx.Sequential(nnx.Linear(4, 8, rngs=nnx.Rngs(0)), *middle, nnx.Linear(8, 2, rngs=nnx.Rngs(1)))
-
-    def says_and_differs(dst):
-        return _says(src, dst), not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
 
     assert says_and_differs(nnx_net(nnx.Sequential(nnx.relu))) == (False, False)
     assert says_and_differs(nnx_net(nnx.Sequential(nnx.sigmoid))) == (True, True)

@@ -296,7 +296,7 @@ class KerasAdapter(Adapter):
             padding = tuple((d * (k - 1), 0) for d, k in zip(dilation, kernel, strict=True))
         else:
             padding = tuple(SAME if module.padding == "same" else (0, 0) for _ in kernel)
-        holders = [holder for holder, _ in ancestors]
+        holders = [holder for holder, _ in ancestors]  # where it takes a nested model's input
         fed = None if transposed else graph.convolution_input(module, len(kernel), holders)
         sizes, before = fed if fed is not None else (None, None)
         return Geometry(kernel, tuple(module.strides), dilation, padding, before=before, sizes=sizes,

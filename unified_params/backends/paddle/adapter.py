@@ -215,18 +215,14 @@ class PaddleAdapter(DictModuleAdapter):
             extra = getattr(module, "output_padding", 0)
             extras = [extra] * len(kernel) if isinstance(extra, int) else list(extra)
             # Measured (paddle 3.3.1): "SAME" crops what a "SAME" convolution pads on the
-            # input, undilated whatever its dilation; with an output_padding as well, the
-            # crop is not one a `Geometry` holds (not compared).
+            # input; with an output_padding as well, the crop is not one a `Geometry`
+            # holds (not compared).
             padding = tuple(
                 (p[0], p[1] - e) if isinstance(p, tuple) else SAME if p == SAME and not e else None
                 for p, e in zip(padding, extras, strict=True)
             )
-            if SAME in padding:
-                dilation = [1] * len(kernel)
-        elif SAME in padding:
-            dilation = [1] * len(
-                kernel
-            )  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
+        if SAME in padding:  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
+            dilation = [1] * len(kernel)
         return Geometry(
             tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
         )
