@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import unified_params as up
+from tests import memory
 from tests.conformance import specs
 from tests.conftest import needs
 from tests.native import for_backend, naive_flatten
@@ -228,31 +231,43 @@ def test_large_writes_copy_the_value_and_keep_the_model_usable(backend):
         assert (p.numpy()[:256] == 7 + offset).all() and (p.numpy()[256:] != 7 + offset).all()
 
 
-def test_a_load_holds_no_copy_of_the_checkpoint(backend, tmp_path):
+def test_a_load_holds_no_copy_of_the_checkpoint(backend, backends):
     """Every value is checked as it streams through a small buffer, then read
     again when it is written: straight into the parameter's memory where the
     framework lends it, else into memory the value before let go (a Keras
     variable keeps the array it is handed; a paddle kernel is transposed into
     the parameter's memory). So a load holds at most about one tensor more at a
-    time, not the checkpoint (tracemalloc sees the library's numpy buffers)."""
-    import tracemalloc
+    time, not the checkpoint (tracemalloc sees the library's numpy buffers; it
+    traces in a process of its own, see `tests.memory`)."""
+    held, same = memory.result(_load_peaks, backends)[backend]
+    assert held < 2 * (4 << 20) + (1 << 20), held  # the largest tensor is 4 MiB; the model 16
+    assert same
 
+
+@memory.measured
+def _load_peaks(backends: list[str]) -> dict[str, tuple[int, bool]]:
+    """Per backend: what a load of a 4 x 4 MiB model held at its peak beyond what
+    it left in place (arrays a framework keeps as its memory), and whether it
+    loaded the values."""
     spec = S.Sequential(*[S.Linear(1024, 1024, bias=False) for _ in range(4)])  # 4 x 4 MiB
-    largest = 4 << 20
-    source, model = spec.build(backend), spec.build(backend)
-    up.initialize(source, up.init.Normal(), seed=4)
-    path = tmp_path / "m.safetensors"
-    up.save(source, path)
-    up.load(model, path)  # warm: a framework that keeps the arrays it is handed now holds the library's
-    up.initialize(model, up.init.Zeros())
-    tracemalloc.start()
-    try:
-        assert up.load(model, path).ok
-        kept, peak = tracemalloc.get_traced_memory()  # kept: arrays a framework keeps as its memory
-    finally:
-        tracemalloc.stop()
-    assert peak - kept < 2 * largest + (1 << 20), (peak, kept)
-    assert all(up.state_dict(model)[k].tobytes() == v.tobytes() for k, v in up.state_dict(source).items())
+    out = {}
+    for backend in backends:
+        source, model = spec.build(backend), spec.build(backend)
+        up.initialize(source, up.init.Normal(), seed=4)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "m.safetensors"
+            up.save(source, path)
+            up.load(
+                model, path
+            )  # warm: a framework that keeps the arrays it is handed now holds the library's
+            up.initialize(model, up.init.Zeros())
+            heap = memory.traced(lambda m=model, p=path: up.load(m, p))
+        state = up.state_dict(model)
+        same = heap.value.ok and all(
+            state[k].tobytes() == v.tobytes() for k, v in up.state_dict(source).items()
+        )
+        out[backend] = (heap.peak - heap.kept, same)
+    return out
 
 
 def test_a_flattened_map_loads_only_from_a_file_that_orders_it_alike(backends, tmp_path):

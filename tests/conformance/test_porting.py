@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import unified_params as up
+from tests import memory
 from tests.conformance import specs
 from tests.frameworks import forward
 from tests.native import for_backend, naive_flatten
@@ -598,27 +599,34 @@ def test_a_port_without_check_input_keeps_no_copy_of_the_destination(backends):
     """Every value is validated before the first write, so a port with nothing to
     verify afterwards holds at most about one tensor more at a time (tracemalloc sees
     the library's numpy buffers; TensorFlow adopts those it is handed); with a check input it keeps the destination's values,
-    one copy of the model, to give back if the outputs differ."""
-    import tracemalloc
+    one copy of the model, to give back if the outputs differ. Traced in a process
+    of its own: see `tests.memory`."""
+    for a, b, without, checked, same in memory.result(_port_peaks, backends):
+        assert without < 2 * (1 << 20), (a, b, without)  # the largest tensor is 1 MiB
+        assert checked >= 4 << 20, (a, b, checked)  # the whole model, 4 MiB
+        assert same, (a, b)
 
+
+@memory.measured
+def _port_peaks(backends: list[str]) -> list[tuple[str, str, int, int, bool]]:
+    """For each pair of backends: what a port held at its peak beyond what it left
+    in place (buffers a framework adopted), without and with a check input, and
+    whether the destination holds the source's values (traced in a process of its own)."""
     spec = S.Sequential(*[S.Linear(512, 512, bias=False) for _ in range(4)])  # 4 x 1 MiB
-    largest, total = 1 << 20, 4 << 20
     x = np.random.default_rng(0).standard_normal((2, 512)).astype("float32")  # zeros check nothing
+    out = []
     for a in backends:
         for b in backends:
             source, dst = spec.build(a), spec.build(b)
             up.initialize(source, up.init.Normal(0, 512**-0.5), seed=9)  # outputs of order one
             up.port(source, dst)  # warm: layouts and kernels chosen
-            peaks = []
+            held = []
             for check in (None, x):
-                tracemalloc.start()
-                up.port(source, dst, check_input=check)
-                kept, peak = tracemalloc.get_traced_memory()  # kept: buffers a framework adopted
-                peaks.append(peak - kept)
-                tracemalloc.stop()
-            assert peaks[0] < 2 * largest, (a, b, peaks)
-            assert peaks[1] >= total, (a, b, peaks)
-            assert up.state_dict(dst)["3.weight"].tobytes() == up.state_dict(source)["3.weight"].tobytes()
+                heap = memory.traced(lambda s=source, d=dst, c=check: up.port(s, d, check_input=c))
+                held.append(heap.peak - heap.kept)
+            same = up.state_dict(dst)["3.weight"].tobytes() == up.state_dict(source)["3.weight"].tobytes()
+            out.append((a, b, held[0], held[1], same))
+    return out
 
 
 def test_a_check_input_that_cannot_tell_the_weights_apart_is_refused(backends):

@@ -8,7 +8,6 @@ drawn, not computed).
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
 import unified_params as up
+from tests.memory import traced
 
 CASES: dict[str, Callable[[Context], None]] = {}
 
@@ -66,22 +66,6 @@ def placed(placements: list, shape: tuple[int, int] = (5, 7)) -> tuple[nn.Module
 
 
 PLACEMENTS = {"Shard(0)": [Shard(0)], "Shard(1)": [Shard(1)], "Replicate()": [Replicate()]}
-
-
-def _peak_during(call: Callable[[], object]) -> int:
-    """The bytes Python allocated at the peak of ``call``, above what it held before.
-
-    Tracing starts once and is never stopped in a worker: Python 3.11's
-    ``tracemalloc.stop()`` races with a thread that allocates meanwhile
-    (cpython gh-128679, fixed upstream in 3.12 and 3.13 only), and both CI
-    crashes (SIGSEGV) whose case is known were in a case that stopped it.
-    """
-    if not tracemalloc.is_tracing():
-        tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
-    call()
-    return tracemalloc.get_traced_memory()[1] - before
 
 
 @case
@@ -245,7 +229,7 @@ def case_save_from_sharded_equals_save_from_unsharded(ctx: Context) -> None:
     assert all(np.array_equal(got[k], reference[k]) for k in reference)
     # Memory: a rank holds one block at a time, never a whole 4 MiB weight.
     _, big = (up.wrap(m) for m in placed([Shard(0)], shape=(1024, 1024)))
-    peak = _peak_during(lambda: up.save(big, ctx.folder / "big.safetensors"))
+    peak = traced(lambda: up.save(big, ctx.folder / "big.safetensors")).peak
     assert peak < 2 * 2**20 + (1 << 19), peak  # the 2 MiB block, not the 4 MiB weight
 
 
@@ -284,7 +268,7 @@ def case_load_into_sharded_reads_only_its_blocks(ctx: Context) -> None:
         if ctx.rank == 0:
             up.save(whole, big_file)
         dist.barrier()
-        peak = _peak_during(lambda b=big, f=big_file: up.load(b, f))
+        peak = traced(lambda b=big, f=big_file: up.load(b, f)).peak
         block = int(np.prod(big["weight"].local_shape)) * 4
         assert peak < block + (1 << 20), (name, peak, block)  # the block, and not the whole 4 MiB
         assert np.array_equal(big["weight"].numpy(), whole["weight"].numpy()), name
