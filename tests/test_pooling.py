@@ -298,3 +298,152 @@ def test_a_pooling_subclass_is_judged_by_its_base_unless_it_pools_in_its_own_for
     assert _port_says(torch_model(Renamed(3, 2, ceil_mode=True)), paddle_model) == [
         "1 -> 1: ceil_mode True (torch) vs False (paddle)"
     ]
+
+
+class _PoolsInForward:
+    """torch models whose own forward runs their poolings: by the layers it holds
+    (``self.first(x)``), or, given ``functional``, with one more pooling that
+    only its code shows (``F.avg_pool2d``)."""
+
+    @staticmethod
+    def build(functional: bool, last_ceil: bool = False):
+        import torch
+        import torch.nn.functional as F
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, 4, 1)
+                self.first, self.last = torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(2, ceil_mode=last_ceil)
+
+            def forward(self, x):
+                x = self.first(self.conv(x))
+                return self.last(F.avg_pool2d(x, 3, 1, 1) if functional else x)
+
+        class Plain(Net):
+            def forward(self, x):
+                return self.last(self.first(self.conv(x)))
+
+        torch.manual_seed(0)
+        return (Net if functional else Plain)().eval()
+
+
+def test_a_pooling_only_a_forward_method_shows_is_noted_and_stops_the_pairing():
+    """torch's model pools three times, one of them with ``F.avg_pool2d`` in its
+    forward; Keras' lists the other two. Before, the two listed pairs were
+    compared and found alike, and the port said nothing of its poolings while
+    the outputs differ. A forward that only calls the layers it holds is not
+    taken for one that pools (its poolings are still compared)."""
+    needs("torch")
+    needs("keras")
+    import keras
+
+    def keras_model():
+        pools = [keras.layers.MaxPooling2D(2), keras.layers.MaxPooling2D(2)]
+        return keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 1), *pools])
+
+    src, dst = _PoolsInForward.build(functional=True), keras_model()
+    assert _outputs_differ_at(src, dst, 10)
+    report = up.port(src, dst)
+    assert _port_says(src, dst) == []  # nothing is claimed of the poolings ...
+    assert report.notes[0] == (  # ... and the report says why
+        "The pooling layers with a window were not compared: the code of <root> (Net, torch) may pool "
+        "with a function in its forward, which no layer shows. Pass check_input=x to compare outputs."
+    )
+    plain = _PoolsInForward.build(functional=False, last_ceil=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ceil_mode below
+        assert not any("pool with a function" in n for n in up.port(plain, keras_model()).notes)
+    assert _port_says(plain, keras_model()) == ["last -> 2: ceil_mode True (torch) vs False (keras)"]
+
+
+def test_each_framework_s_own_code_that_pools_with_a_function_is_seen(backend):
+    """A module of the user's own that pools and interpolates with its
+    framework's functions, on each backend; the framework's own layers are
+    described by their settings, never read as code."""
+    from unified_params._core.code_names import kinds_named
+    from unified_params.backends import adapter_for
+
+    def kinds(module):
+        adapter = adapter_for(module)
+        return kinds_named(module, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
+
+    own, layers = _POOLING_CODE[backend]
+    assert kinds(own()) == frozenset({"pooling", "upsampling"})
+    for layer in layers():
+        assert kinds(layer) == frozenset(), type(layer).__name__
+
+
+def _torch_code():
+    import torch
+    import torch.nn.functional as F
+
+    class Own(torch.nn.Module):
+        def forward(self, x):
+            return F.interpolate(F.max_pool2d(x, 2), scale_factor=2)
+
+    return Own()
+
+
+def _torch_layers():
+    import torch
+
+    return [torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2), torch.nn.Upsample(scale_factor=2)]
+
+
+def _paddle_code():
+    import paddle
+    import paddle.nn.functional as F
+
+    class Own(paddle.nn.Layer):
+        def forward(self, x):
+            return F.interpolate(F.avg_pool2d(x, 2), scale_factor=2)
+
+    return Own()
+
+
+def _paddle_layers():
+    import paddle
+
+    return [paddle.nn.MaxPool2D(2), paddle.nn.AvgPool2D(2), paddle.nn.Upsample(scale_factor=2)]
+
+
+def _keras_code():
+    import keras
+
+    class Own(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.image.resize(keras.ops.max_pool(x, 2), (8, 8))
+
+    return Own()
+
+
+def _keras_layers():
+    import keras
+
+    return [keras.layers.MaxPooling2D(2), keras.layers.AveragePooling2D(2), keras.layers.UpSampling2D(2)]
+
+
+def _flax_code():
+    import jax
+    from flax import nnx
+
+    class Own(nnx.Module):
+        def __call__(self, x):
+            return jax.image.resize(nnx.max_pool(x, (2, 2), (2, 2)), (1, 8, 8, 3), "nearest")
+
+    return Own()
+
+
+def _flax_layers():
+    from flax import nnx
+
+    return [nnx.Linear(2, 2, rngs=nnx.Rngs(0)), nnx.Sequential(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))]
+
+
+_POOLING_CODE = {
+    "torch": (_torch_code, _torch_layers),
+    "paddle": (_paddle_code, _paddle_layers),
+    "keras": (_keras_code, _keras_layers),
+    "flax": (_flax_code, _flax_layers),
+}

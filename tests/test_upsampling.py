@@ -127,6 +127,36 @@ def test_upsamplings_are_not_compared_when_the_models_have_not_as_many():
     assert _port_says(fixed, nearest) == ["1 -> 1: upsampling linear (torch) vs nearest (paddle)"]
 
 
+def test_an_interpolation_only_a_forward_method_shows_is_noted_and_stops_the_pairing():
+    """torch's model upsamples twice, once with ``F.interpolate`` in its forward;
+    paddle's lists one upsampling, like torch's one layer. Before, that pair was
+    compared and found alike, and the port said nothing of its upsamplings
+    while the outputs differ (twice the size)."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+    import torch.nn.functional as F
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.up = torch.nn.Conv2d(3, 4, 1), torch.nn.Upsample(scale_factor=2)
+
+        def forward(self, x):
+            return F.interpolate(self.up(self.conv(x)), scale_factor=2)
+
+    torch.manual_seed(0)
+    src = Net().eval()
+    dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), paddle.nn.Upsample(scale_factor=2))
+    assert _outputs_differ(src, dst)
+    assert _port_says(src, dst) == []
+    assert (
+        "The upsampling layers were not compared: the code of <root> (Net, torch) may interpolate with a "
+        "function in its forward, which no layer shows. Pass check_input=x to compare outputs."
+    ) in up.port(src, dst).notes
+
+
 def _cubic(values: np.ndarray, scale: int, a: float, edges: str) -> np.ndarray:
     """A row resized by ``scale`` with the cubic kernel of parameter ``a``,
     half-pixel centres; past the ends, ``edges`` ``"repeat"`` the end values

@@ -105,6 +105,44 @@ def test_inception_v3_s_pooling_in_forward_is_compared_without_a_check_input():
     assert results["inception_v3, pooling as TensorFlow (torchvision)"] == []
 
 
+def test_inception_s_auxiliary_head_pools_in_training_only_and_is_known_so():
+    """torchvision's Inception v3 runs its auxiliary classifier in training only,
+    and that head pools with ``F.avg_pool2d``: known by module and class name, it
+    leaves the other poolings compared. A class of the user's own that runs the
+    same code is not known, so its pooling stops the comparison."""
+    needs("torch")
+    import warnings
+
+    import torch
+
+    inception = import_torchvision().models.inception
+
+    class OwnAux(inception.InceptionAux):
+        pass
+
+    class Net(torch.nn.Module):
+        def __init__(self, aux, ceil):
+            super().__init__()
+            self.conv, self.pool = torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(2, ceil_mode=ceil)
+            self.aux = aux(4, 2)
+
+        def forward(self, x):
+            x = self.pool(self.conv(x))
+            return (x, self.aux(x)) if self.training else x
+
+    said = {}
+    for aux in (inception.InceptionAux, OwnAux):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the ceil_mode difference
+            report = up.port(Net(aux, False), Net(aux, True))
+        said[aux.__name__] = (
+            [line for line in report.differences if "ceil_mode" in line],
+            [note for note in report.notes if "with a function" in note],
+        )
+    assert said["InceptionAux"] == (["pool -> pool: ceil_mode False (torch) vs True (torch)"], [])
+    assert said["OwnAux"][0] == [] and "the code of aux (OwnAux, torch) may pool" in said["OwnAux"][1][0]
+
+
 def test_every_refused_pair_of_the_gallery_says_why():
     refused = [p for p in PAIRS if p.expect == "refused"]
     assert refused and all(p.why for p in refused)

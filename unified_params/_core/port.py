@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, geometry, upsampling
+from . import absent, code_names, geometry, upsampling
 from .errors import PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -426,11 +426,17 @@ def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = Non
     """Pooling layers with a window hold no weights, so they are not paired
     with the layers that do: the n-th of one model is paired with the n-th of
     the other, in the order the frameworks list them, and only when both
-    have as many, of the same window sizes (else the order is not taken to
-    match, and nothing is compared). One line per setting in which a pair
+    have as many, of the same window sizes, and neither has a module whose
+    own code may pool with a function (else the order is not taken to match,
+    and nothing is compared). One line per setting in which a pair
     differs: the kind (``max`` or ``average``), or what
     `geometry.pooling_differences` finds."""
     found = [_poolings(src), _poolings(dst)]
+    hidden = _in_forward("pooling", src, dst, found)
+    if hidden:
+        if notes is not None:
+            notes.append(_hidden_note("pooling layers with a window", "pool", hidden))
+        return []
     if len(found[0]) != len(found[1]) or any(
         a.geometry.kernel != b.geometry.kernel for (_, a), (_, b) in zip(*found, strict=True)
     ):
@@ -448,9 +454,15 @@ def _upsampling_differences(
     src: Module, dst: Module, notes: list[str] | None = None
 ) -> list[tuple[str, str]]:
     """Upsampling layers hold no weights: as poolings, the n-th of one model
-    is paired with the n-th of the other when both have as many (else nothing
+    is paired with the n-th of the other when both have as many and neither
+    has a module whose own code may interpolate with a function (else nothing
     is compared). One line per way a pair differs (`upsampling.differences`)."""
     found = [_upsamplings(src), _upsamplings(dst)]
+    hidden = _in_forward("upsampling", src, dst, found)
+    if hidden:
+        if notes is not None:
+            notes.append(_hidden_note("upsampling layers", "interpolate", hidden))
+        return []
     if len(found[0]) != len(found[1]):
         if notes is not None:
             notes.append(_unpaired("upsampling layers", src, dst, found))
@@ -460,6 +472,40 @@ def _upsampling_differences(
         for (pa, a), (pb, b) in zip(*found, strict=True)
         for line in _lines(src, dst, pa, pb, upsampling.differences(a, b))
     ]
+
+
+def _in_forward(
+    kind: str, src: Module, dst: Module, listed: list[list[tuple[str, Any]]]
+) -> list[tuple[str, str, str]]:
+    """``(path, type name, backend)`` of each module of either model whose own
+    code names a function of ``kind`` (`code_names.kinds_named`), other than
+    the layers of that kind ``listed`` (whose settings describe them) and the
+    blocks its model runs in training only (``Adapter.TRAINING_ONLY``)."""
+    out = []
+    for model, mine in ((src, listed[0]), (dst, listed[1])):
+        known = {path for path, _ in mine}
+        adapter = model.adapter
+        functions, framework = adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES
+        out += [
+            (path, adapter.type_name(native), model.backend)
+            for path, native in unique_modules(adapter, model.native, model.path)
+            if path not in known
+            and (type(native).__module__, type(native).__name__) not in adapter.TRAINING_ONLY
+            and kind in code_names.kinds_named(native, functions, framework)
+        ]
+    return out
+
+
+def _hidden_note(what: str, verb: str, hidden: list[tuple[str, str, str]]) -> str:
+    """The report's note on layers of a kind not compared because a forward
+    method may compute one with a function no layer shows."""
+    hidden = list(dict.fromkeys(hidden))  # a port between two models alike names a module once
+    shown = ", ".join(f"{path or '<root>'} ({name}, {backend})" for path, name, backend in hidden[:3])
+    more = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
+    return (
+        f"The {what} were not compared: the code of {shown}{more} may {verb} with a function in its "
+        "forward, which no layer shows. Pass check_input=x to compare outputs."
+    )
 
 
 def _lines(

@@ -189,6 +189,8 @@ class FlaxAdapter(Adapter):
     MERGES = tables.MERGES
     GATHERS = tables.GATHERS
     INSTANCE_KINDS = (nnx.Conv, nnx.ConvTranspose, nnx.RNN)
+    WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
+    FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = tables.DEFAULT_INIT
 
     def __init__(self) -> None:

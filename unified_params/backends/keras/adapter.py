@@ -161,6 +161,8 @@ class KerasAdapter(Adapter):
     LEAVES = tables.LEAVES
     MERGES = tables.MERGES
     GATHERS = tables.GATHERS
+    WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
+    FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = tables.DEFAULT_INIT
 
     def __init__(self) -> None:

@@ -105,3 +105,17 @@ LEAVES = {
     "lstm": channels_last.recurrent(None),
     "gru": channels_last.recurrent("zrn"),
 }
+
+#: Functions that pool with a window or interpolate, as a subclassed layer's
+#: ``call`` calls them: ``keras.ops``' (``max_pool``, ``image.resize``), and on
+#: TensorFlow ``tf.nn``'s and ``tf.image``'s.
+WEIGHTLESS_FUNCTIONS = {
+    "pooling": frozenset({
+        "max_pool", "average_pool", "avg_pool", "pool", "max_pool1d", "max_pool2d", "max_pool3d",
+        "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool_with_argmax", "fractional_max_pool",
+        "fractional_avg_pool",
+    }),
+    "upsampling": frozenset({"resize"}),
+}  # fmt: skip
+#: Top-level packages of the classes a Keras layer derives from on each engine.
+FRAMEWORK_PACKAGES = ("keras", "tensorflow", "jax", "torch")

@@ -112,6 +112,15 @@ _CONV = {"weight": KaimingNormal(nonlinearity="relu").counted("all_inputs"), "bi
 _NORM = {"weight": Ones(), "bias": Zeros()}
 _XAVIER = {"weight": XavierUniform(), "bias": Zeros()}
 
+#: paddle's functions that pool with a window or interpolate (``paddle.nn.functional``'s).
+_WEIGHTLESS_FUNCTIONS = {
+    "pooling": frozenset({
+        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d",
+        "lp_pool2d", "fractional_max_pool2d", "fractional_max_pool3d",
+    }),
+    "upsampling": frozenset({"interpolate", "upsample"}),
+}  # fmt: skip
+
 
 class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
@@ -121,6 +130,8 @@ class PaddleAdapter(DictModuleAdapter):
     ACTIVATIONS = _ACTIVATIONS
     RESHAPES = (nn.Flatten, nn.Unflatten)
     ENDS = _ENDS
+    WEIGHTLESS_FUNCTIONS = _WEIGHTLESS_FUNCTIONS
+    FRAMEWORK_PACKAGES = ("paddle",)
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
     DEFAULT_INIT = {
         "linear": _XAVIER,

@@ -67,6 +67,12 @@ _POOLS_IN_FORWARD = {
     for module in ("torchvision.models.inception", "timm.models.inception_v3")
     for block, pooling in _INCEPTION_POOLS.items()
 }
+#: Blocks of model zoos that their model runs in training mode only, by module and
+#: class name: the poolings their code names never touch the inference outputs a port
+#: compares (the Inception v3 auxiliary classifier pools with ``F.avg_pool2d``).
+_TRAINING_ONLY = frozenset(
+    (module, "InceptionAux") for module in ("torchvision.models.inception", "timm.models.inception_v3")
+)
 #: torch's activation layers, as `unified_params._core.activations` names them.
 _ACTIVATIONS = ActivationTable(
     "torch.nn.modules.activation",
@@ -122,6 +128,17 @@ _CONVOLUTIONS = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"
 )  # fmt: skip
 
+#: torch's functions that pool with a window or interpolate, as a forward method
+#: calls them (``torch.nn.functional``'s; ``torch.max_pool2d`` too).
+_WEIGHTLESS_FUNCTIONS = {
+    "pooling": frozenset({
+        "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d",
+        "lp_pool2d", "lp_pool3d", "fractional_max_pool2d", "fractional_max_pool3d", "max_pool1d_with_indices",
+        "max_pool2d_with_indices", "max_pool3d_with_indices",
+    }),
+    "upsampling": frozenset({"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}),
+}  # fmt: skip
+
 
 class TorchAdapter(DictModuleAdapter):
     name = "torch"
@@ -131,6 +148,9 @@ class TorchAdapter(DictModuleAdapter):
     ACTIVATIONS = _ACTIVATIONS
     RESHAPES = (nn.Flatten, nn.Unflatten)
     ENDS = _ENDS
+    WEIGHTLESS_FUNCTIONS = _WEIGHTLESS_FUNCTIONS
+    FRAMEWORK_PACKAGES = ("torch",)
+    TRAINING_ONLY = _TRAINING_ONLY
     DEFAULT_INIT = {
         **{kind: _AFFINE for kind in _CONVOLUTIONS},
         "batchnorm": _NORM,

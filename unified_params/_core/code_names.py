@@ -1,0 +1,136 @@
+"""The names a module's own code uses: how a pooling or an interpolation that a
+forward method runs as a function, which no layer shows, is noticed.
+
+A module whose class (or a base class the framework did not write) has a
+method naming ``max_pool2d``, or that holds such a function itself (a forward
+replaced on the instance), may pool in its forward pass; a port then does not
+pair the poolings it lists (`unified_params._core.port`). A name counts where
+the code loads it as a global, imports it, or reads it as an attribute of
+anything but the module itself (``F.max_pool2d``, not ``self.max_pool2d``, a
+layer the walk lists). What counts is what the code names, not what it runs:
+a helper function elsewhere that pools is not seen, and a method that names a
+pooling it never calls counts, so that nothing is claimed where something
+might pool.
+"""
+
+from __future__ import annotations
+
+import dis
+from collections.abc import Iterator, Mapping
+from types import CodeType
+from typing import Any
+
+
+def kinds_named(
+    module: Any, functions: Mapping[str, frozenset[str]], framework: tuple[str, ...]
+) -> frozenset[str]:
+    """The kinds in ``functions`` (kind -> the framework's function names, an
+    adapter's ``WEIGHTLESS_FUNCTIONS``) of which ``module``'s own code
+    (`names_used`) names a function: its forward may run one where no layer
+    shows it.
+
+    Examples:
+        >>> class Block:
+        ...     def forward(self, x):
+        ...         return F.interpolate(self.pool(x), scale_factor=2)
+        >>> functions = {"pooling": frozenset({"max_pool2d"}), "upsampling": frozenset({"interpolate"})}
+        >>> kinds_named(Block(), functions, framework=("torch",))
+        frozenset({'upsampling'})
+    """
+    used = names_used(module, framework)
+    return frozenset(kind for kind, names in functions.items() if not used.isdisjoint(names))
+
+
+def names_used(module: Any, framework: tuple[str, ...]) -> frozenset[str]:
+    """Every name that ``module``'s own code loads as a global, imports, or reads
+    as an attribute of something other than the module: the methods its class
+    runs (an overridden one too where the override calls ``super()``), but
+    not the framework's own, found in its top-level packages ``framework``
+    (its layers are described by their settings); and the functions held by
+    the instance itself.
+
+    Examples:
+        >>> class Block:
+        ...     def forward(self, x):
+        ...         return F.max_pool2d(self.pool(x), 2)
+        >>> sorted(names_used(Block(), framework=("torch",)))
+        ['F', 'max_pool2d']
+    """
+    cls = type(module)
+    found = _BY_CLASS.get((cls, framework))
+    if found is None:
+        found = _BY_CLASS[cls, framework] = _class_names(cls, framework)
+    own = getattr(module, "__dict__", None)
+    if not own:
+        return found
+    held = frozenset(
+        name
+        for value in list(own.values())
+        if callable(value) and _top_package(getattr(value, "__module__", None)) not in framework
+        for name in _names(value)
+    )
+    return found | held if held else found
+
+
+def _class_names(cls: type, framework: tuple[str, ...]) -> frozenset[str]:
+    """The names used by the methods a class runs: for each attribute, the
+    first definition along its bases, and the next one too where that code
+    calls ``super()``, down to the framework's own classes."""
+    bases = [(base, _top_package(base.__module__) in framework) for base in cls.__mro__]
+    found: set[str] = set()
+    for attribute in {name for base, _ in bases for name in vars(base)}:
+        for base, frameworks in bases:
+            if attribute not in vars(base):
+                continue
+            if frameworks:
+                break
+            names = set(_names(vars(base)[attribute]))
+            found |= names
+            if "super" not in names:
+                break
+    return frozenset(found)
+
+
+#: Per class and framework: the names its own methods use.
+_BY_CLASS: dict[tuple[type, tuple[str, ...]], frozenset[str]] = {}
+
+
+def _top_package(module: str | None) -> str:
+    """The top-level package of a module's name (``"torch"`` of ``"torch.nn"``)."""
+    return (module or "").partition(".")[0]
+
+
+def _names(value: Any) -> Iterator[str]:
+    """The names used by the code of a function, method, property or wrapper."""
+    for part in (value, getattr(value, "fget", None), getattr(value, "fset", None)):
+        function = getattr(part, "__func__", part)  # staticmethod, classmethod, bound method
+        function = getattr(function, "__wrapped__", function)  # functools.wraps
+        code = getattr(function, "__code__", None)
+        if isinstance(code, CodeType):
+            yield from _in_code(code)
+
+
+def _in_code(code: CodeType, owner: str | None = None) -> Iterator[str]:
+    """The names a code object, and the code nested in it (inner functions,
+    lambdas, comprehensions), loads as globals, imports or reads as attributes
+    of anything but ``owner`` (the module: a method's first argument)."""
+    if owner is None and code.co_argcount:
+        owner = code.co_varnames[0]
+    before = None
+    for step in dis.get_instructions(code):
+        if step.opname in _NAMED and isinstance(step.argval, str):
+            off_owner = before is not None and before.opname in _LOCAL and before.argval == owner
+            if not (step.opname in _ATTRIBUTE and off_owner):
+                yield step.argval
+        before = step
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _in_code(const, owner)
+
+
+#: Instructions that load a name as a global, an import or an attribute.
+_NAMED = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"})
+#: Instructions that read an attribute of the value loaded before.
+_ATTRIBUTE = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+#: Instructions that load a local or a closure's variable (the module, in a method).
+_LOCAL = frozenset({"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
