@@ -357,7 +357,7 @@ def test_a_pooling_only_a_forward_method_shows_is_noted_and_stops_the_pairing():
     assert _port_says(plain, keras_model()) == ["last -> 2: ceil_mode True (torch) vs False (keras)"]
 
 
-def test_each_framework_s_own_code_that_pools_with_a_function_is_seen(backend):
+def test_each_framework_s_own_code_that_pools_with_a_function_is_seen(native):
     """A module of the user's own that pools and interpolates with its
     framework's functions, on each backend; the framework's own layers are
     described by their settings, never read as code."""
@@ -368,82 +368,6 @@ def test_each_framework_s_own_code_that_pools_with_a_function_is_seen(backend):
         adapter = adapter_for(module)
         return kinds_named(module, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
 
-    own, layers = _POOLING_CODE[backend]
-    assert kinds(own()) == frozenset({"pooling", "upsampling"})
-    for layer in layers():
+    assert kinds(native.pools_in_code()) == frozenset({"pooling", "upsampling"})
+    for layer in native.weightless_layers():
         assert kinds(layer) == frozenset(), type(layer).__name__
-
-
-def _torch_code():
-    import torch
-    import torch.nn.functional as F
-
-    class Own(torch.nn.Module):
-        def forward(self, x):
-            return F.interpolate(F.max_pool2d(x, 2), scale_factor=2)
-
-    return Own()
-
-
-def _torch_layers():
-    import torch
-
-    return [torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2), torch.nn.Upsample(scale_factor=2)]
-
-
-def _paddle_code():
-    import paddle
-    import paddle.nn.functional as F
-
-    class Own(paddle.nn.Layer):
-        def forward(self, x):
-            return F.interpolate(F.avg_pool2d(x, 2), scale_factor=2)
-
-    return Own()
-
-
-def _paddle_layers():
-    import paddle
-
-    return [paddle.nn.MaxPool2D(2), paddle.nn.AvgPool2D(2), paddle.nn.Upsample(scale_factor=2)]
-
-
-def _keras_code():
-    import keras
-
-    class Own(keras.layers.Layer):
-        def call(self, x):
-            return keras.ops.image.resize(keras.ops.max_pool(x, 2), (8, 8))
-
-    return Own()
-
-
-def _keras_layers():
-    import keras
-
-    return [keras.layers.MaxPooling2D(2), keras.layers.AveragePooling2D(2), keras.layers.UpSampling2D(2)]
-
-
-def _flax_code():
-    import jax
-    from flax import nnx
-
-    class Own(nnx.Module):
-        def __call__(self, x):
-            return jax.image.resize(nnx.max_pool(x, (2, 2), (2, 2)), (1, 8, 8, 3), "nearest")
-
-    return Own()
-
-
-def _flax_layers():
-    from flax import nnx
-
-    return [nnx.Linear(2, 2, rngs=nnx.Rngs(0)), nnx.Sequential(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))]
-
-
-_POOLING_CODE = {
-    "torch": (_torch_code, _torch_layers),
-    "paddle": (_paddle_code, _paddle_layers),
-    "keras": (_keras_code, _keras_layers),
-    "flax": (_flax_code, _flax_layers),
-}

@@ -105,6 +105,16 @@ class Native:
         Flatten layer (takes 6 x 6 images)."""
         raise NotImplementedError
 
+    def pools_in_code(self) -> Any:
+        """A module of the user's own, with no pooling or upsampling layer, whose
+        forward max-pools and interpolates with the framework's functions."""
+        raise NotImplementedError
+
+    def weightless_layers(self) -> list[Any]:
+        """The framework's own max and average pooling and upsampling layers
+        (none where it pools with functions only: NNX)."""
+        raise NotImplementedError
+
     def prelu(self) -> tuple[Any, str]:
         """A PReLU layer (a kind the library does not know) and its parameter's native name."""
         raise NotImplementedError

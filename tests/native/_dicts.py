@@ -29,6 +29,8 @@ class DictNative(Native):
     listing: ClassVar[str]
     #: Class names of the 1-D and 3-D convolutions.
     convs: ClassVar[dict[int, str]]
+    #: Class names of the 2-D max and average poolings.
+    pools: ClassVar[tuple[str, str]]
     #: The native name of a PReLU's parameter.
     prelu_name: ClassVar[str]
     #: Class names of the recurrent layers, by kind, and how they are told to
@@ -108,6 +110,18 @@ class DictNative(Native):
                 return self.fc(flat(nn.functional.relu(self.conv(x))))
 
         return Net(getattr(nn, self.convs[2]))
+
+    def pools_in_code(self) -> Any:
+        nn = self.nn
+
+        class Net(getattr(nn, self.base)):
+            def forward(self, x):
+                return nn.functional.interpolate(nn.functional.max_pool2d(x, 2), scale_factor=2)
+
+        return Net()
+
+    def weightless_layers(self) -> list[Any]:
+        return [getattr(self.nn, name)(2) for name in self.pools] + [self.nn.Upsample(scale_factor=2)]
 
     def prelu(self) -> tuple[Any, str]:
         return self.nn.PReLU(), self.prelu_name

@@ -105,6 +105,16 @@ class FlaxNative(Native):
 
         return Net()
 
+    def pools_in_code(self) -> Any:
+        class Own(nnx.Module):
+            def __call__(self, x):
+                return jax.image.resize(nnx.max_pool(x, (2, 2), (2, 2)), (1, 8, 8, 3), "nearest")
+
+        return Own()
+
+    def weightless_layers(self) -> list[Any]:
+        return []  # NNX pools and resizes with functions
+
     def recurrent_stack(self, kind: str, input_size: int, hidden: int) -> Any | None:
         cell = {"rnn": nnx.SimpleCell, "lstm": nnx.OptimizedLSTMCell}.get(kind)
         if cell is None:

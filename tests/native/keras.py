@@ -120,6 +120,16 @@ class KerasNative(Native):
         both = [L.Bidirectional(cls(hidden, return_sequences=True)) for _ in range(2)]
         return keras.Sequential([keras.Input((None, input_size)), *both])
 
+    def pools_in_code(self) -> Any:
+        class Own(L.Layer):
+            def call(self, x):
+                return keras.ops.image.resize(keras.ops.max_pool(x, 2), (8, 8))
+
+        return Own()
+
+    def weightless_layers(self) -> list[Any]:
+        return [L.MaxPooling2D(2), L.AveragePooling2D(2), L.UpSampling2D(2)]
+
     def prelu(self) -> tuple[Any, str]:
         layer = L.PReLU()
         layer.build((None, 3))

@@ -18,6 +18,7 @@ class PaddleNative(DictNative):
     base = "Layer"
     listing = "LayerList"
     convs = {1: "Conv1D", 2: "Conv2D", 3: "Conv3D"}
+    pools = ("MaxPool2D", "AvgPool2D")
     prelu_name = "_weight"
     recurrent = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"direction": "bidirect"}  # batch first (time_major=False) by default

@@ -16,6 +16,7 @@ class TorchNative(DictNative):
     base = "Module"
     listing = "ModuleList"
     convs = {1: "Conv1d", 2: "Conv2d", 3: "Conv3d"}
+    pools = ("MaxPool2d", "AvgPool2d")
     prelu_name = "weight"
     recurrent = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"bidirectional": True, "batch_first": True}
