@@ -65,6 +65,10 @@ class Geometry:
         ceil: The count of windows is rounded up (a pooling layer's
             ``ceil_mode``): one more window where the last would pass the
             end, if it starts inside the input or its padding before.
+        output_padding: For a transposed convolution of `SAME` padding, the
+            positions its ``output_padding`` gives back at the end of each
+            axis (the crop's end less these: paddle's, measured); ``None``
+            where there are none. A numeric crop holds them already.
 
     Examples:
         >>> g = Geometry(kernel=(3,), stride=(2,), dilation=(1,), padding=(SAME,))
@@ -81,6 +85,7 @@ class Geometry:
     sizes: tuple[int | None, ...] | None = None
     transposed: bool = False
     ceil: bool = False
+    output_padding: tuple[int, ...] | None = None
 
     def pads(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
         """Positions padded before and after an axis of ``raw`` positions
@@ -92,7 +97,8 @@ class Geometry:
         if own == SAME:
             n, k = raw + lo + hi, self.dilation[axis] * (self.kernel[axis] - 1) + 1
             total = max((math.ceil(n / self.stride[axis]) - 1) * self.stride[axis] + k - n, 0)
-            own = (total // 2, total - total // 2)
+            given_back = self.output_padding[axis] if self.output_padding else 0
+            own = (total // 2, total - total // 2 - given_back)
         assert isinstance(own, tuple)
         return lo + own[0], hi + own[1]
 

@@ -220,23 +220,25 @@ class PaddleAdapter(DictModuleAdapter):
         kernel, stride, dilation, given, mode, data_format = internals.convolution(module)
         transposed = self.KINDS(type(module)) in _TRANSPOSE
         padding = _paddings(given, len(kernel), data_format)
+        given_back: tuple[int, ...] | None = None
         if runs_its_own(module, _CONV_LAYERS, "forward"):
             padding = (None,) * len(kernel)  # it may pad otherwise than its settings say
         elif transposed:  # what it crops from its output; output_padding gives back the end
             extra = getattr(module, "output_padding", 0)
-            extras = [extra] * len(kernel) if isinstance(extra, int) else list(extra)
+            extras = tuple([int(extra)] * len(kernel) if isinstance(extra, int) else map(int, extra))
             # Measured (paddle 3.3.1): "SAME" crops what a "SAME" convolution pads on the
-            # input; with an output_padding as well, the crop is not one a `Geometry`
-            # holds (not compared).
+            # input, and an output_padding gives back that many positions at the end, as
+            # it does from a numeric crop (kernels 1-5, strides 2-3, dilations 1-2).
             padding = tuple(
-                (p[0], p[1] - e) if isinstance(p, tuple) else SAME if p == SAME and not e else None
-                for p, e in zip(padding, extras, strict=True)
+                (p[0], p[1] - e) if isinstance(p, tuple) else p for p, e in zip(padding, extras, strict=True)
             )
+            given_back = extras if SAME in padding and any(extras) else None
         if SAME in padding:  # measured (paddle 3.3.1): "SAME" runs undilated, whatever its dilation
             dilation = [1] * len(kernel)
         return Geometry(
-            tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed
-        )
+            tuple(kernel), tuple(stride), tuple(dilation), padding, mode=mode, transposed=transposed,
+            output_padding=given_back,
+        )  # fmt: skip
 
     def pool(self, module: Any) -> Pooling | None:
         if not isinstance(module, internals.MAX_POOLS + internals.AVG_POOLS):
