@@ -7,8 +7,19 @@ import pytest
 
 import unified_params as up
 from tests.conftest import needs
-from tests.zoo.models import KERAS, PADDLE, SMALL, TIMM, TV, ZooModel, import_torchvision, round_trip
-from tests.zoo.pairs import PAIRS, SMALL_PAIRS, TOLERANCE, Pair, port_pair, seed
+from tests.zoo.models import (
+    KERAS,
+    PADDLE,
+    SMALL,
+    TIMM,
+    TV,
+    ZooModel,
+    _timm,
+    _tv,
+    import_torchvision,
+    round_trip,
+)
+from tests.zoo.pairs import _RESNET_NAMES, PAIRS, SMALL_PAIRS, TOLERANCE, Pair, port_pair, seed
 
 FRAMEWORK = {TV: "torch", TIMM: "torch", KERAS: "keras", PADDLE: "paddle"}
 
@@ -141,6 +152,85 @@ def test_inception_s_auxiliary_head_pools_in_training_only_and_is_known_so():
         )
     assert said["InceptionAux"] == (["pool -> pool: ceil_mode False (torch) vs True (torch)"], [])
     assert said["OwnAux"][0] == [] and "the code of aux (OwnAux, torch) may pool" in said["OwnAux"][1][0]
+
+
+#: A small model of each zoo class the torch adapter knows to return its last
+#: child's output (`RETURNS_CHILD`), with the input size it takes.
+_RETURNING_MODELS = {
+    ("torchvision.models.resnet", "ResNet"): (_tv("resnet18"), 64),
+    ("torchvision.models.vgg", "VGG"): (_tv("vgg11"), 64),
+    ("torchvision.models.alexnet", "AlexNet"): (_tv("alexnet"), 64),
+    ("torchvision.models.densenet", "DenseNet"): (_tv("densenet121"), 64),
+    ("torchvision.models.mobilenetv2", "MobileNetV2"): (_tv("mobilenet_v2"), 64),
+    ("torchvision.models.mobilenetv3", "MobileNetV3"): (_tv("mobilenet_v3_small"), 64),
+    ("torchvision.models.efficientnet", "EfficientNet"): (_tv("efficientnet_b0"), 64),
+    ("torchvision.models.shufflenetv2", "ShuffleNetV2"): (_tv("shufflenet_v2_x0_5"), 64),
+    ("torchvision.models.squeezenet", "SqueezeNet"): (_tv("squeezenet1_1"), 64),
+    ("torchvision.models.googlenet", "GoogLeNet"): (_tv("googlenet", aux_logits=False, init_weights=False), 64),
+    ("torchvision.models.inception", "Inception3"): (_tv("inception_v3", aux_logits=False, init_weights=False), 96),
+    ("torchvision.models.regnet", "RegNet"): (_tv("regnet_y_400mf"), 64),
+    ("torchvision.models.convnext", "ConvNeXt"): (_tv("convnext_tiny"), 64),
+    ("torchvision.models.mnasnet", "MNASNet"): (_tv("mnasnet0_5"), 64),
+    ("torchvision.models.vision_transformer", "VisionTransformer"): (_tv("vit_b_16", image_size=32), 32),
+    ("torchvision.models.swin_transformer", "SwinTransformer"): (_tv("swin_t"), 64),
+    ("timm.models.resnet", "ResNet"): (_timm("resnet18"), 64),
+    ("timm.models.efficientnet", "EfficientNet"): (_timm("efficientnet_b0"), 64),
+    ("timm.models.densenet", "DenseNet"): (_timm("densenet121"), 64),
+    ("timm.models.inception_v3", "InceptionV3"): (_timm("inception_v3"), 96),
+    ("timm.models.mobilenetv3", "MobileNetV3"): (_timm("mobilenetv3_small_100"), 64),
+}  # fmt: skip
+
+
+def test_a_zoo_classifier_known_to_end_with_its_last_child_returns_that_child_s_output():
+    """What the torch adapter declares of each zoo class (`RETURNS_CHILD`): in
+    inference, the model's output is what its child at that key gives (flattened
+    at most). Checked by running each, so a zoo release that changes its forward
+    fails here."""
+    needs("torch")
+    import torch
+
+    from unified_params.backends import get_adapter
+
+    table = get_adapter("torch").RETURNS_CHILD
+    assert set(table) == set(_RETURNING_MODELS)
+    import_torchvision()
+    for (module, cls), key in table.items():
+        build, size = _RETURNING_MODELS[module, cls]
+        model = build().eval()
+        assert (type(model).__module__, type(model).__name__) == (module, cls)
+        seen = []
+        getattr(model, key).register_forward_hook(lambda _, __, out, seen=seen: seen.append(out))
+        with torch.no_grad():
+            out = model(torch.randn(1, 3, size, size))
+        assert len(seen) == 1 and torch.equal(out, seen[0].reshape(out.shape)), (module, cls)
+
+
+def test_a_keras_classifier_s_softmax_against_a_torchvision_one_is_listed_without_a_check_input():
+    """keras.applications' ResNet50 ends in a softmax by default, torchvision's in
+    the logits: the port lists it (before, "a forward method decides" left it
+    out); without the softmax, nothing is listed and the fc is compared."""
+    needs("torch")
+    needs("keras")
+    import warnings
+
+    import keras
+
+    import_torchvision()
+    said = {}
+    for activation in ("softmax", None):
+        src = keras.applications.ResNet50(
+            weights=None, input_shape=(64, 64, 3), classifier_activation=activation
+        )
+        dst = next(p for p in PAIRS if p.source[1] == "ResNet50" and p.destination[0] == TV).destination[2]()
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            report = up.port(src, dst, mapping=_RESNET_NAMES(src, dst), align="hyperparameters")
+        said[activation] = (
+            [line for line in report.differences if "output_activation" in line],
+            any("-> fc (torch)" in note for note in report.notes),
+        )
+    assert said == {"softmax": (["176 -> fc: output_activation softmax (keras) vs none (torch)"], False),
+                    None: ([], False)}  # fmt: skip
 
 
 def test_every_refused_pair_of_the_gallery_says_why():

@@ -159,7 +159,7 @@ class DictModuleAdapter(Adapter):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
         kind: str | None = self.KINDS(type(module))
         found: list[str] = []
-        after = sequence.after(ancestors, self._sequence)  # past the model's output: no more
+        after = sequence.after(ancestors, self._runs_after)  # past the model's output: no more
         for layer in sequence.in_order(after, self._sequence):
             step = None if layer is None else self.activation_of(layer, kind)
             if step is None:
@@ -175,6 +175,17 @@ class DictModuleAdapter(Adapter):
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None
 
+    def _runs_after(self, parent: Any) -> list[tuple[str, Any]] | None:
+        """`_sequence`, and for a zoo model in `RETURNS_CHILD` (its forward not
+        replaced on the instance) its last child alone: nothing runs after it."""
+        found = self._sequence(parent)
+        if found is None and "forward" not in vars(parent):
+            key = self.RETURNS_CHILD.get((type(parent).__module__, type(parent).__name__))
+            child = None if key is None else self._kids(parent).get(key)
+            if key is not None and child is not None:
+                return [(key, child)]
+        return found
+
     #: The framework's activation layers by the names `activations` gives them.
     ACTIVATIONS: ActivationTable
     #: Layers without weights that only reshape (Flatten): an activation after one
@@ -183,6 +194,10 @@ class DictModuleAdapter(Adapter):
     #: Layers without weights after which no activation is sought (poolings,
     #: paddings, upsamplings: each compared on its own where it can be), by exact class.
     ENDS: frozenset[type] = frozenset()
+    #: Model classes of zoos, by module and class name, whose forward returns in
+    #: inference what the child at this key returns (a flatten aside): nothing
+    #: runs after that child (a classifier's missing softmax is then seen).
+    RETURNS_CHILD: Mapping[tuple[str, str], str] = {}
 
     def activation_of(self, module: Any, kind: str | None = None) -> str | None:
         """A layer a Sequential runs after another, as `output_activation` sees

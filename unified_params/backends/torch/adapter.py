@@ -73,6 +73,26 @@ _POOLS_IN_FORWARD = {
 _TRAINING_ONLY = frozenset(
     (module, "InceptionAux") for module in ("torchvision.models.inception", "timm.models.inception_v3")
 )
+#: Classifiers of model zoos whose forward returns, in inference, what one child returns
+#: (a flatten aside), by module and class name, with that child's key: nothing follows
+#: it, so a port sees that no softmax does (checked against each model's output in
+#: tests/zoo). torchvision 0.28's and timm's.
+_RETURNS_CHILD = {
+    **{(f"torchvision.models.{module}", cls): key for module, cls, key in (
+        ("resnet", "ResNet", "fc"), ("vgg", "VGG", "classifier"), ("alexnet", "AlexNet", "classifier"),
+        ("densenet", "DenseNet", "classifier"), ("mobilenetv2", "MobileNetV2", "classifier"),
+        ("mobilenetv3", "MobileNetV3", "classifier"), ("efficientnet", "EfficientNet", "classifier"),
+        ("shufflenetv2", "ShuffleNetV2", "fc"), ("squeezenet", "SqueezeNet", "classifier"),
+        ("googlenet", "GoogLeNet", "fc"), ("inception", "Inception3", "fc"), ("regnet", "RegNet", "fc"),
+        ("convnext", "ConvNeXt", "classifier"), ("mnasnet", "MNASNet", "classifier"),
+        ("vision_transformer", "VisionTransformer", "heads"), ("swin_transformer", "SwinTransformer", "head"),
+    )},
+    **{(f"timm.models.{module}", cls): key for module, cls, key in (
+        ("resnet", "ResNet", "fc"), ("efficientnet", "EfficientNet", "classifier"),
+        ("densenet", "DenseNet", "classifier"), ("inception_v3", "InceptionV3", "fc"),
+        ("mobilenetv3", "MobileNetV3", "classifier"),
+    )},
+}  # fmt: skip
 #: torch's activation layers, as `unified_params._core.activations` names them.
 _ACTIVATIONS = ActivationTable(
     "torch.nn.modules.activation",
@@ -148,6 +168,7 @@ class TorchAdapter(DictModuleAdapter):
     ACTIVATIONS = _ACTIVATIONS
     RESHAPES = (nn.Flatten, nn.Unflatten)
     ENDS = _ENDS
+    RETURNS_CHILD = _RETURNS_CHILD
     WEIGHTLESS_FUNCTIONS = _WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = ("torch",)
     TRAINING_ONLY = _TRAINING_ONLY
