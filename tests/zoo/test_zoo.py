@@ -14,6 +14,7 @@ from tests.zoo.models import (
     TIMM,
     TV,
     ZooModel,
+    _paddle,
     _timm,
     _tv,
     import_torchvision,
@@ -178,31 +179,55 @@ _RETURNING_MODELS = {
     ("timm.models.densenet", "DenseNet"): (_timm("densenet121"), 64),
     ("timm.models.inception_v3", "InceptionV3"): (_timm("inception_v3"), 96),
     ("timm.models.mobilenetv3", "MobileNetV3"): (_timm("mobilenetv3_small_100"), 64),
+    ("paddle.vision.models.resnet", "ResNet"): (_paddle("resnet18"), 64),
+    ("paddle.vision.models.vgg", "VGG"): (_paddle("vgg11"), 64),
+    ("paddle.vision.models.mobilenetv1", "MobileNetV1"): (_paddle("mobilenet_v1"), 64),
+    ("paddle.vision.models.mobilenetv2", "MobileNetV2"): (_paddle("mobilenet_v2"), 64),
+    ("paddle.vision.models.mobilenetv3", "MobileNetV3Small"): (_paddle("mobilenet_v3_small"), 64),
+    ("paddle.vision.models.mobilenetv3", "MobileNetV3Large"): (_paddle("mobilenet_v3_large"), 64),
+    ("paddle.vision.models.densenet", "DenseNet"): (_paddle("densenet121"), 64),
+    ("paddle.vision.models.shufflenetv2", "ShuffleNetV2"): (_paddle("shufflenet_v2_x0_25"), 64),
+    ("paddle.vision.models.alexnet", "AlexNet"): (_paddle("alexnet"), 224),  # its classifier takes 6 x 6 maps
+    ("paddle.vision.models.inceptionv3", "InceptionV3"): (_paddle("inception_v3"), 96),
 }  # fmt: skip
 
 
 def test_a_zoo_classifier_known_to_end_with_its_last_child_returns_that_child_s_output():
-    """What the torch adapter declares of each zoo class (`RETURNS_CHILD`): in
-    inference, the model's output is what its child at that key gives (flattened
-    at most). Checked by running each, so a zoo release that changes its forward
-    fails here."""
+    """What the torch and paddle adapters declare of each zoo class
+    (`RETURNS_CHILD`): in inference, the model's output is what its child at
+    that key gives (flattened at most). Checked by running each, so a zoo
+    release that changes its forward fails here."""
     needs("torch")
+    needs("paddle")
+    import paddle
     import torch
 
     from unified_params.backends import get_adapter
 
-    table = get_adapter("torch").RETURNS_CHILD
-    assert set(table) == set(_RETURNING_MODELS)
+    tables = {name: get_adapter(name).RETURNS_CHILD for name in ("torch", "paddle")}
+    assert {k for table in tables.values() for k in table} == set(_RETURNING_MODELS)
     import_torchvision()
-    for (module, cls), key in table.items():
-        build, size = _RETURNING_MODELS[module, cls]
-        model = build().eval()
-        assert (type(model).__module__, type(model).__name__) == (module, cls)
-        seen = []
-        getattr(model, key).register_forward_hook(lambda _, __, out, seen=seen: seen.append(out))
-        with torch.no_grad():
-            out = model(torch.randn(1, 3, size, size))
-        assert len(seen) == 1 and torch.equal(out, seen[0].reshape(out.shape)), (module, cls)
+    for name, table in tables.items():
+        for (module, cls), key in table.items():
+            build, size = _RETURNING_MODELS[module, cls]
+            model = build()
+            model.eval()
+            assert (type(model).__module__, type(model).__name__) == (module, cls)
+            seen: list = []
+            x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype("float32")
+            if name == "torch":
+                getattr(model, key).register_forward_hook(
+                    lambda _, __, out, seen=seen: seen.append(out.numpy())
+                )
+                with torch.no_grad():
+                    out = model(torch.from_numpy(x)).numpy()
+            else:
+                getattr(model, key).register_forward_post_hook(
+                    lambda _, __, out, seen=seen: seen.append(out.numpy())
+                )
+                with paddle.no_grad():
+                    out = model(paddle.to_tensor(x)).numpy()
+            assert len(seen) == 1 and np.array_equal(out, seen[0].reshape(out.shape)), (module, cls)
 
 
 def test_a_keras_classifier_s_softmax_against_a_torchvision_one_is_listed_without_a_check_input():

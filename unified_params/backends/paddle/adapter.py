@@ -121,6 +121,19 @@ _WEIGHTLESS_FUNCTIONS = {
     "upsampling": frozenset({"interpolate", "upsample"}),
 }  # fmt: skip
 
+#: paddle.vision's classifiers whose forward returns, in inference, what one child
+#: returns (a flatten aside), by module and class name, with that child's key
+#: (`DictModuleAdapter.RETURNS_CHILD`; checked against each model's output in tests/zoo).
+_RETURNS_CHILD = {
+    (f"paddle.vision.models.{module}", cls): key for module, cls, key in (
+        ("resnet", "ResNet", "fc"), ("vgg", "VGG", "classifier"), ("mobilenetv1", "MobileNetV1", "fc"),
+        ("mobilenetv2", "MobileNetV2", "classifier"), ("mobilenetv3", "MobileNetV3Small", "classifier"),
+        ("mobilenetv3", "MobileNetV3Large", "classifier"), ("densenet", "DenseNet", "out"),
+        ("shufflenetv2", "ShuffleNetV2", "_fc"), ("alexnet", "AlexNet", "_fc8"),
+        ("inceptionv3", "InceptionV3", "fc"),
+    )
+}  # fmt: skip
+
 
 class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
@@ -130,6 +143,7 @@ class PaddleAdapter(DictModuleAdapter):
     ACTIVATIONS = _ACTIVATIONS
     RESHAPES = (nn.Flatten, nn.Unflatten)
     ENDS = _ENDS
+    RETURNS_CHILD = _RETURNS_CHILD
     WEIGHTLESS_FUNCTIONS = _WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = ("paddle",)
     LEAF_ONLY = frozenset({"rnn", "lstm", "gru"})
