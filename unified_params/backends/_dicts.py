@@ -176,11 +176,13 @@ class DictModuleAdapter(Adapter):
         return list(self._kids(parent).items()) if isinstance(parent, self.SEQUENTIAL) else None
 
     def _runs_after(self, parent: Any) -> list[tuple[str, Any]] | None:
-        """`_sequence`, and for a zoo model in `RETURNS_CHILD` (its forward not
-        replaced on the instance) its last child alone: nothing runs after it."""
+        """`_sequence`, and for a zoo model in `RETURNS_CHILD` its last child
+        alone: nothing runs after it. Not where the forward was replaced, on
+        the instance or on the class by code of another module."""
         found = self._sequence(parent)
-        if found is None and "forward" not in vars(parent):
-            key = self.RETURNS_CHILD.get((type(parent).__module__, type(parent).__name__))
+        cls = type(parent)
+        if found is None and "forward" not in vars(parent) and cls.forward.__module__ == cls.__module__:
+            key = self.RETURNS_CHILD.get((cls.__module__, cls.__name__))
             child = None if key is None else self._kids(parent).get(key)
             if key is not None and child is not None:
                 return [(key, child)]
