@@ -549,6 +549,23 @@ def runs_its_own(module: Any, bases: tuple[type, ...], method: str) -> bool:
     return base is not None and _defined(type(module), method) is not _defined(base, method)
 
 
+def forward_replaced(module: Any, method: str = "forward") -> bool:
+    """Whether ``module``'s forward pass is not its class's own code: set on the
+    instance, or set on the class by code of another module. What a library
+    knows of a zoo class by its module and class name holds only where not.
+
+    Examples:
+        >>> class Block:
+        ...     def forward(self, x): return x
+        >>> block = Block(); before = forward_replaced(block)
+        >>> block.forward = lambda x: -x
+        >>> before, forward_replaced(block)
+        (False, True)
+    """
+    cls = type(module)
+    return method in vars(module) or getattr(getattr(cls, method, None), "__module__", None) != cls.__module__
+
+
 def _defined(cls: type, name: str) -> Any:
     """The attribute ``name`` as the first class of ``cls``'s bases that defines it holds it."""
     return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)

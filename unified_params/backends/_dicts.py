@@ -23,7 +23,7 @@ from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
 from .._core.upsampling import Upsampling
-from ._base import Adapter, KindTable, NativeVariable, runs_its_own
+from ._base import Adapter, KindTable, NativeVariable, forward_replaced, runs_its_own
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
 #: ``values()`` walks its linked list and looks each key up again).
@@ -180,9 +180,8 @@ class DictModuleAdapter(Adapter):
         alone: nothing runs after it. Not where the forward was replaced, on
         the instance or on the class by code of another module."""
         found = self._sequence(parent)
-        cls = type(parent)
-        if found is None and "forward" not in vars(parent) and cls.forward.__module__ == cls.__module__:
-            key = self.RETURNS_CHILD.get((cls.__module__, cls.__name__))
+        if found is None and not forward_replaced(parent):
+            key = self.RETURNS_CHILD.get((type(parent).__module__, type(parent).__name__))
             child = None if key is None else self._kids(parent).get(key)
             if key is not None and child is not None:
                 return [(key, child)]

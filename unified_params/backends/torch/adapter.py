@@ -17,7 +17,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
-from .._base import KindTable, per_axis, runs_its_own
+from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
 from . import internals, sharded
 
@@ -360,8 +360,8 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
 
 def _pool_in_forward(module: Any, kind: str, kernel: int, stride: int, padding: int) -> Pooling:
     """The pooling a zoo block runs in its forward (`_POOLS_IN_FORWARD`); its
-    padding unknown where the forward was replaced on the instance."""
-    replaced = "forward" in vars(module)
+    padding unknown where its forward was replaced (`forward_replaced`)."""
+    replaced = forward_replaced(module)
     pads: tuple[Pad, ...] = (None, None) if replaced else ((padding, padding),) * 2
     geometry = Geometry((kernel,) * 2, (stride,) * 2, (1, 1), pads)
     return Pooling(kind, geometry, None if replaced or kind == "max" else True)
