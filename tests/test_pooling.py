@@ -371,3 +371,43 @@ def test_each_framework_s_own_code_that_pools_with_a_function_is_seen(native):
     assert kinds(native.pools_in_code()) == frozenset({"pooling", "upsampling"})
     for layer in native.weightless_layers():
         assert kinds(layer) == frozenset(), type(layer).__name__
+
+
+def test_a_pooling_in_a_helper_function_the_forward_calls_is_seen():
+    """A helper of the model's module that pools, called by a global name from
+    the forward (at any depth), counts as the forward's own code; a helper that
+    does not pool does not."""
+    needs("torch")
+    import torch
+
+    from unified_params._core.code_names import kinds_named
+    from unified_params.backends import adapter_for
+
+    class Pools(torch.nn.Module):
+        def forward(self, x):
+            return _through(x)
+
+    class Scales(torch.nn.Module):
+        def forward(self, x):
+            return _scaled(x)
+
+    adapter = adapter_for(torch.nn.Linear(1, 1))
+    kinds = {
+        type(m).__name__: kinds_named(m, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
+        for m in (Pools(), Scales())
+    }
+    assert kinds == {"Pools": frozenset({"pooling"}), "Scales": frozenset()}
+
+
+def _through(x):
+    return _halved(x)  # the pooling is two calls away
+
+
+def _halved(x):
+    import torch.nn.functional as F
+
+    return F.avg_pool2d(x, 2)
+
+
+def _scaled(x):
+    return x * 2

@@ -7,17 +7,18 @@ replaced on the instance), may pool in its forward pass; a port then does not
 pair the poolings it lists (`unified_params._core.port`). A name counts where
 the code loads it as a global, imports it, or reads it as an attribute of
 anything but the module itself (``F.max_pool2d``, not ``self.max_pool2d``, a
-layer the walk lists). What counts is what the code names, not what it runs:
-a helper function elsewhere that pools is not seen, and a method that names a
-pooling it never calls counts, so that nothing is claimed where something
-might pool.
+layer the walk lists); the functions it calls by a global name (a helper of
+its module) are read too. What counts is what the code names, not what it
+runs: a method that names a pooling it never calls counts, so that nothing is
+claimed where something might pool; a function reached otherwise (held in a
+list, passed as an argument) is not read.
 """
 
 from __future__ import annotations
 
 import dis
 from collections.abc import Iterator, Mapping
-from types import CodeType
+from types import CodeType, FunctionType
 from typing import Any
 
 
@@ -67,7 +68,7 @@ def names_used(module: Any, framework: tuple[str, ...]) -> frozenset[str]:
         name
         for value in list(own.values())
         if callable(value) and _top_package(getattr(value, "__module__", None)) not in framework
-        for name in _names(value)
+        for name in _names(value, framework)
     )
     return found | held if held else found
 
@@ -84,7 +85,7 @@ def _class_names(cls: type, framework: tuple[str, ...]) -> frozenset[str]:
                 continue
             if frameworks:
                 break
-            names = set(_names(vars(base)[attribute]))
+            names = set(_names(vars(base)[attribute], framework))
             found |= names
             if "super" not in names:
                 break
@@ -100,14 +101,24 @@ def _top_package(module: str | None) -> str:
     return (module or "").partition(".")[0]
 
 
-def _names(value: Any) -> Iterator[str]:
-    """The names used by the code of a function, method, property or wrapper."""
+def _names(value: Any, framework: tuple[str, ...], seen: set[int] | None = None) -> Iterator[str]:
+    """The names used by the code of a function, method, property or wrapper,
+    and by the functions of the user's own it calls by a global name (a
+    helper of its module that pools), at any depth, each once."""
+    seen = set() if seen is None else seen
     for part in (value, getattr(value, "fget", None), getattr(value, "fset", None)):
         function = getattr(part, "__func__", part)  # staticmethod, classmethod, bound method
         function = getattr(function, "__wrapped__", function)  # functools.wraps
         code = getattr(function, "__code__", None)
-        if isinstance(code, CodeType):
-            yield from _in_code(code)
+        if not isinstance(code, CodeType) or id(function) in seen:
+            continue
+        seen.add(id(function))
+        found = getattr(function, "__globals__", {})
+        for name in _in_code(code):
+            yield name
+            helper = found.get(name)
+            if isinstance(helper, FunctionType) and _top_package(helper.__module__) not in framework:
+                yield from _names(helper, framework, seen)
 
 
 def _in_code(code: CodeType, owner: str | None = None) -> Iterator[str]:
