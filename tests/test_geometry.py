@@ -465,3 +465,42 @@ def test_a_paddle_transposed_same_crops_what_same_pads_on_its_input():
         )  # fmt: skip
         checked += 1
     assert checked == 180
+
+
+def test_a_convolution_whose_holder_pads_with_a_function_is_not_compared_by_its_padding():
+    """torch's model pads with ``F.pad`` in its forward before a valid strided
+    convolution; Keras' convolution is valid too. Before, both paddings read
+    0/0 and the port said nothing while the outputs differ (5 x 5 against
+    4 x 4). Now the padding is not compared, and the notes say why; a model
+    that does not pad in its forward is compared as before."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    class Padded(torch.nn.Module):
+        def __init__(self, padding):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=padding)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+    class Plain(Padded):
+        def forward(self, x):
+            return self.conv(x)
+
+    dst = keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 3, strides=2)])
+    torch.manual_seed(0)
+    src = Padded(0).eval()
+    assert _outputs_differ(src, dst, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = up.port(src, dst)
+    assert _port_says(src, dst) == []
+    assert report.notes[0] == (
+        "The padding of 1 paired convolutions was not compared: the code of <root> (Padded, torch) may pad "
+        "with a function in its forward, which no layer shows. Pass check_input=x to compare outputs."
+    )
+    assert _port_says(Plain(1).eval(), dst) == ["conv -> 0: padding 1/1, 1/1 (torch) vs 0/0, 0/0 (keras)"]

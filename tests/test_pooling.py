@@ -411,3 +411,38 @@ def _halved(x):
 
 def _scaled(x):
     return x * 2
+
+
+def test_a_pooling_whose_holder_pads_with_a_function_is_not_compared_by_its_padding():
+    """torch's model pads with ``F.pad`` before its max pooling, Keras' pools
+    with no padding: both poolings read 0/0, and before the port said nothing
+    while the outputs differ. Now their padding is not compared, and the notes
+    say why."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    class Padded(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool = torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(3, 2)
+
+        def forward(self, x):
+            return self.pool(F.pad(self.conv(x), (1, 1, 1, 1), value=-1.0))
+
+    torch.manual_seed(0)
+    src = Padded().eval()
+    dst = keras.Sequential(
+        [keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 1), keras.layers.MaxPooling2D(3, 2)]
+    )
+    assert _outputs_differ_at(src, dst, 10)
+    assert _port_says(src, dst) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        notes = up.port(src, dst).notes
+    assert (
+        "The padding of 1 paired poolings was not compared: the code of <root> (Padded, torch) may pad with a "
+        "function in its forward, which no layer shows. Pass check_input=x to compare outputs."
+    ) in notes

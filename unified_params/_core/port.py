@@ -183,9 +183,10 @@ def port(
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
+    unknown: list[tuple[str, str]] | None = [] if check_input is None else None
     for a, b in pairs:
         report.pairs.append((a.name, b.name, a.kind))
-        settings_differ += _hyper_differences(src, dst, a, b, blind)
+        settings_differ += _hyper_differences(src, dst, a, b, blind, unknown)
         real = b.real
         wanted = dict(b.leaves)
         for slot in a.slots:
@@ -236,6 +237,8 @@ def port(
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
     settings_differ += _weightless_differences(src, dst, None if blind is None else report.notes)
     report.differences = [line for _, line in settings_differ]
+    if unknown:
+        report.notes.append(_unknown_padding_note(unknown))
     if blind:
         report.notes.append(_blind_note(blind, len(pairs)))
     if check_input is not None:  # a bad input is refused before anything is written
@@ -346,18 +349,31 @@ CHANGES_OUTPUTS = (
 
 
 def _hyper_differences(
-    src: Module, dst: Module, a: Layer, b: Layer, blind: list[tuple[Layer, Layer, str]] | None = None
+    src: Module,
+    dst: Module,
+    a: Layer,
+    b: Layer,
+    blind: list[tuple[Layer, Layer, str]] | None = None,
+    unknown: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """Each setting that differs between two paired layers, a convolution's
     geometry included: its name, and a line for the report. ``blind`` gets
     the pair, and the backends that cannot tell, where what follows a
-    layer's output is not compared."""
+    layer's output is not compared; ``unknown`` gets ``(path, holder)`` for a
+    convolution whose padding is not compared because a module holding it may
+    pad with a function in its forward."""
     ha, hb = _settings(src, a), _settings(dst, b)
     found = [(name, _setting(ha[name]), _setting(hb[name])) for name in sorted(set(ha) & set(hb))
              if not _same_setting(ha[name], hb[name])]  # fmt: skip
     (na, ca), (nb, cb) = ((native_at(m, x.path), _holders(m, x.path)) for m, x in ((src, a), (dst, b)))
     ga, gb = src.adapter.geometry(na, ca), dst.adapter.geometry(nb, cb)  # None: no convolution
     if ga is not None and gb is not None:
+        holding = [(x.path, _padding_holder(m, h)) for m, x, h in ((src, a, ca), (dst, b, cb))]
+        padded = [(path, holder) for path, holder in holding if holder is not None]
+        if padded:  # its input may be padded by a function: its own padding says not all
+            ga, gb = (replace(g, padding=(None,) * len(g.padding)) for g in (ga, gb))
+            if unknown is not None:
+                unknown += padded
         found += geometry.differences(ga, gb)
     oa, ob = src.adapter.output_activation(na, ca), dst.adapter.output_activation(nb, cb)
     if oa is not None and ob is not None and oa != ob:  # each named where its framework shows it
@@ -365,6 +381,33 @@ def _hyper_differences(
     elif (oa is None or ob is None) and blind is not None:
         blind.append((a, b, " and ".join(m.backend for m, o in ((src, oa), (dst, ob)) if o is None)))
     return _lines(src, dst, a.name, b.name, found)
+
+
+def _padding_holder(model: Module, holders: list[tuple[Any, str]]) -> str | None:
+    """The nearest module holding a layer that may pad with a function in its
+    forward (`code_names.kinds_named`), which no layer shows, as ``"path (Type,
+    backend)"``: the layer's input, and so its windows, may then be padded
+    otherwise than its settings say. ``None`` where none may."""
+    adapter = model.adapter
+    functions, framework = adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES
+    for depth in range(len(holders) - 1, -1, -1):
+        native = holders[depth][0]
+        if "padding" in code_names.kinds_named(native, functions, framework):
+            path = join(*(key for _, key in holders[:depth])) if depth else ""
+            return f"{path or '<root>'} ({adapter.type_name(native)}, {model.backend})"
+    return None
+
+
+def _unknown_padding_note(unknown: list[tuple[str, str]], what: str = "convolutions") -> str:
+    """The report's note on the paired layers (``what``) whose padding was not
+    compared: ``(path, holder)`` each (`_padding_holder`)."""
+    holders = list(dict.fromkeys(holder for _, holder in unknown))
+    shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
+    count = len(dict.fromkeys(path for path, _ in unknown))
+    return (
+        f"The padding of {count} paired {what} was not compared: the code of {shown} may pad with "
+        "a function in its forward, which no layer shows. Pass check_input=x to compare outputs."
+    )
 
 
 def _blind_note(blind: list[tuple[Layer, Layer, str]], pairs: int) -> str:
@@ -443,10 +486,15 @@ def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = Non
         if notes is not None:
             notes.append(_unpaired("pooling layers with a window", src, dst, found))
         return []
-    lines = []
+    lines, unknown = [], []
     for (pa, a), (pb, b) in zip(*found, strict=True):
         kinds = [("pooling", a.kind, b.kind)] if a.kind != b.kind else []
         lines += _lines(src, dst, pa, pb, kinds or geometry.pooling_differences(a, b))
+        for model, path in ((src, pa), (dst, pb)):
+            holder = _padding_holder(model, _holders(model, relative(path, model.path) or ""))
+            unknown += [] if holder is None else [(path, holder)]
+    if unknown and notes is not None:
+        notes.append(_unknown_padding_note(unknown, "poolings"))
     return lines
 
 
@@ -522,8 +570,18 @@ def _upsamplings(model: Module) -> list[tuple[str, upsampling.Upsampling]]:
 
 
 def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
-    """``(path, pooling)`` of each pooling layer with a window, in the framework's order."""
-    return _layers_where(model, lambda path, native: model.adapter.pooling(native, _holders(model, path)))
+    """``(path, pooling)`` of each pooling layer with a window, in the framework's
+    order; its padding unknown where a module holding it may pad with a
+    function (`_padding_holder`)."""
+
+    def pooling(path: str, native: Any) -> geometry.Pooling | None:
+        holders = _holders(model, path)
+        found = model.adapter.pooling(native, holders)
+        if found is None or _padding_holder(model, holders) is None:
+            return found
+        return replace(found, geometry=replace(found.geometry, padding=(None,) * len(found.geometry.padding)))
+
+    return _layers_where(model, pooling)
 
 
 def _scales(model: Module) -> list[tuple[str, float]]:

@@ -61,10 +61,11 @@ class Adapter(abc.ABC):
     #: (one NNX ``Conv`` class for every rank); the core then caches a layer's
     #: leaves by class and kind.
     INSTANCE_KINDS: ClassVar[tuple[type, ...]] = ()
-    #: Per kind of layer without weights that a port pairs (``"pooling"``: with
-    #: a window; ``"upsampling"``), the names of the framework's functions that
-    #: compute one (``max_pool2d``): a module whose own code names one may run it
-    #: in its forward, where no layer shows it (`unified_params._core.code_names`).
+    #: Per kind of layer without weights that a port compares (``"pooling"``:
+    #: with a window; ``"upsampling"``; ``"padding"``), the names of the
+    #: framework's functions that compute one (``max_pool2d``, ``pad``): a module
+    #: whose own code names one may run it in its forward, where no layer shows
+    #: it (`unified_params._core.code_names`).
     WEIGHTLESS_FUNCTIONS: ClassVar[Mapping[str, frozenset[str]]] = {}
     #: Top-level packages of the framework's own classes, whose methods are
     #: never read for `WEIGHTLESS_FUNCTIONS` (their layers are described by

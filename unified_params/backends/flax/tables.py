@@ -112,11 +112,13 @@ DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     },
 }
 
-#: Functions that pool with a window or interpolate, as an NNX module's ``__call__``
-#: calls them (``nnx.max_pool``, ``jax.image.resize``): NNX has no pooling layer.
+#: Functions that pool with a window, interpolate or pad, as an NNX module's
+#: ``__call__`` calls them (``nnx.max_pool``, ``jax.image.resize``, ``jnp.pad``): NNX
+#: has no pooling layer.
 WEIGHTLESS_FUNCTIONS = {
     "pooling": frozenset({"max_pool", "avg_pool", "min_pool", "pool", "reduce_window"}),
     "upsampling": frozenset({"resize", "scale_and_translate"}),
+    "padding": frozenset({"pad"}),
 }
 #: Top-level packages of the classes an NNX layer derives from.
 FRAMEWORK_PACKAGES = ("flax", "jax")

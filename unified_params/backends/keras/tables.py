@@ -106,8 +106,8 @@ LEAVES = {
     "gru": channels_last.recurrent("zrn"),
 }
 
-#: Functions that pool with a window or interpolate, as a subclassed layer's
-#: ``call`` calls them: ``keras.ops``' (``max_pool``, ``image.resize``), and on
+#: Functions that pool with a window, interpolate or pad, as a subclassed layer's
+#: ``call`` calls them: ``keras.ops``' (``max_pool``, ``image.resize``, ``pad``), and on
 #: TensorFlow ``tf.nn``'s and ``tf.image``'s.
 WEIGHTLESS_FUNCTIONS = {
     "pooling": frozenset({
@@ -116,6 +116,7 @@ WEIGHTLESS_FUNCTIONS = {
         "fractional_avg_pool",
     }),
     "upsampling": frozenset({"resize"}),
+    "padding": frozenset({"pad"}),
 }  # fmt: skip
 #: Top-level packages of the classes a Keras layer derives from on each engine.
 FRAMEWORK_PACKAGES = ("keras", "tensorflow", "jax", "torch")

@@ -112,13 +112,14 @@ _CONV = {"weight": KaimingNormal(nonlinearity="relu").counted("all_inputs"), "bi
 _NORM = {"weight": Ones(), "bias": Zeros()}
 _XAVIER = {"weight": XavierUniform(), "bias": Zeros()}
 
-#: paddle's functions that pool with a window or interpolate (``paddle.nn.functional``'s).
+#: paddle's functions that pool with a window, interpolate or pad (``paddle.nn.functional``'s).
 _WEIGHTLESS_FUNCTIONS = {
     "pooling": frozenset({
         "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d",
         "lp_pool2d", "fractional_max_pool2d", "fractional_max_pool3d",
     }),
     "upsampling": frozenset({"interpolate", "upsample"}),
+    "padding": frozenset({"pad"}),
 }  # fmt: skip
 
 #: paddle.vision's classifiers whose forward returns, in inference, what one child

@@ -148,7 +148,7 @@ _CONVOLUTIONS = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"
 )  # fmt: skip
 
-#: torch's functions that pool with a window or interpolate, as a forward method
+#: torch's functions that pool with a window, interpolate or pad, as a forward method
 #: calls them (``torch.nn.functional``'s; ``torch.max_pool2d`` too).
 _WEIGHTLESS_FUNCTIONS = {
     "pooling": frozenset({
@@ -157,6 +157,7 @@ _WEIGHTLESS_FUNCTIONS = {
         "max_pool2d_with_indices", "max_pool3d_with_indices",
     }),
     "upsampling": frozenset({"interpolate", "upsample", "upsample_nearest", "upsample_bilinear"}),
+    "padding": frozenset({"pad"}),
 }  # fmt: skip
 
 
