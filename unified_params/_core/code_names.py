@@ -53,9 +53,9 @@ def names_used(module: Any, framework: tuple[str, ...]) -> frozenset[str]:
     Examples:
         >>> class Block:
         ...     def forward(self, x):
-        ...         return F.max_pool2d(self.pool(x), 2)
+        ...         return F.max_pool2d(self.pool(x), 2) + scaled(x, self.scale)
         >>> sorted(names_used(Block(), framework=("torch",)))
-        ['F', 'max_pool2d']
+        ['F', 'max_pool2d', 'scaled']
     """
     cls = type(module)
     found = _BY_CLASS.get((cls, framework))
@@ -127,21 +127,28 @@ def _in_code(code: CodeType, owner: str | None = None) -> Iterator[str]:
     of anything but ``owner`` (the module: a method's first argument)."""
     if owner is None and code.co_argcount:
         owner = code.co_varnames[0]
-    before = None
+    loaded = None  # the local or closure variable the step before loaded, if any
     for step in dis.get_instructions(code):
         if step.opname in _NAMED and isinstance(step.argval, str):
-            off_owner = before is not None and before.opname in _LOCAL and before.argval == owner
-            if not (step.opname in _ATTRIBUTE and off_owner):
+            if not (step.opname in _ATTRIBUTE and loaded == owner):
                 yield step.argval
-        before = step
+        loaded = _local(step)
     for const in code.co_consts:
         if isinstance(const, CodeType):
             yield from _in_code(const, owner)
+
+
+def _local(step: dis.Instruction) -> str | None:
+    """The local or closure variable an instruction leaves on top of the stack:
+    ``LOAD_FAST`` and its forms (3.12's ``LOAD_FAST_CHECK``; 3.13's
+    ``LOAD_FAST_LOAD_FAST``, which loads two, the second on top), ``LOAD_DEREF``."""
+    if not (step.opname.startswith("LOAD_FAST") or step.opname in ("LOAD_DEREF", "LOAD_CLOSURE")):
+        return None
+    value = step.argval
+    return value[-1] if isinstance(value, tuple) else value
 
 
 #: Instructions that load a name as a global, an import or an attribute.
 _NAMED = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "IMPORT_FROM", "LOAD_ATTR", "LOAD_METHOD"})
 #: Instructions that read an attribute of the value loaded before.
 _ATTRIBUTE = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
-#: Instructions that load a local or a closure's variable (the module, in a method).
-_LOCAL = frozenset({"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
