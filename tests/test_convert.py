@@ -3,14 +3,12 @@ folders to and from safetensors, in one process, one tensor at a time."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import pytest
 
 import unified_params as up
+from tests import memory
 from tests.conftest import needs
 from unified_params.cli import main
 
@@ -88,39 +86,45 @@ def test_tied_paths_are_named_again_for_dcp(torch, tmp_path):
     assert torch.equal(state["2.weight"], shared.weight.detach())
 
 
-def test_conversions_stream_one_tensor_at_a_time(torch, tmp_path):
-    """Peak Python-heap growth of a conversion, traced in a process of its own:
-    tracemalloc is started once there and never stopped (Python 3.11's
-    ``tracemalloc.stop()`` can race with a thread that allocates meanwhile)."""
-    net = torch.nn.Sequential(*[torch.nn.Linear(512, 512, bias=False) for _ in range(8)])  # 8 x 1 MiB
-    up.save(net, tmp_path / "big.safetensors")
-    up.save(torch.nn.Linear(2, 2), tmp_path / "warm.safetensors")
-    code = textwrap.dedent("""
-        import sys, tracemalloc
-        from pathlib import Path
-        import unified_params as up
-        folder = Path(sys.argv[1])
-        up.convert(folder / "warm.safetensors", folder / "warm")  # imports and caches, untraced
-        up.convert(folder / "warm", folder / "warm-again.safetensors")
-        tracemalloc.start()
-        for source, target in (("big.safetensors", "dcp"), ("dcp", "again.safetensors")):
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            up.convert(folder / source, folder / target)
-            print(source, tracemalloc.get_traced_memory()[1] - base)
-    """)
-    run = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    peaks = dict(line.split() for line in run.stdout.splitlines())
-    assert set(peaks) == {"big.safetensors", "dcp"}, run.stdout
-    for source, peak in peaks.items():
-        assert int(peak) < 3 * 2**20, (source, peak)  # two tensors at most, not the model's 8 MiB
+def test_conversions_stream_one_tensor_at_a_time(torch, backends):
+    """Peak Python-heap growth of a conversion, traced in the run's tracing
+    process (`tests.memory`): two tensors at most, not the model's 8 MiB, both
+    ways; the converted file holds the model's values."""
+    peaks = memory.result(_conversion_peaks, backends)
+    assert set(peaks) == {"to dcp", "from dcp", "same"}, peaks
+    assert peaks["to dcp"] < 3 * 2**20 and peaks["from dcp"] < 3 * 2**20, peaks
+    assert peaks["same"]
+
+
+@memory.measured
+def _conversion_peaks(backends: list[str]) -> dict[str, int | bool] | None:
+    """A safetensors file of 8 x 1 MiB converted to a DCP folder and back: the
+    peak heap of each conversion, and whether the round trip kept every value
+    (``None`` where torch is not in the run)."""
+    if "torch" not in backends:
+        return None
+    import tempfile
+    from pathlib import Path
+
+    import torch
     from safetensors.torch import load_file
 
-    again = load_file(tmp_path / "again.safetensors")
-    assert all(torch.equal(again[k], v) for k, v in net.state_dict().items())
+    net = torch.nn.Sequential(*[torch.nn.Linear(512, 512, bias=False) for _ in range(8)])  # 8 x 1 MiB
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        up.save(torch.nn.Linear(2, 2), folder / "warm.safetensors")
+        up.convert(folder / "warm.safetensors", folder / "warm")  # imports and caches, untraced
+        up.convert(folder / "warm", folder / "warm-again.safetensors")
+        up.save(net, folder / "big.safetensors")
+        out: dict[str, int | bool] = {}
+        for label, source, target in (
+            ("to dcp", "big.safetensors", "dcp"),
+            ("from dcp", "dcp", "again.safetensors"),
+        ):
+            out[label] = memory.traced(lambda s=source, t=target: up.convert(folder / s, folder / t)).peak
+        again = load_file(folder / "again.safetensors")
+        out["same"] = all(torch.equal(again[k], v) for k, v in net.state_dict().items())
+    return out
 
 
 def test_what_cannot_be_converted_is_refused(torch, tmp_path):

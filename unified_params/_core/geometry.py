@@ -194,6 +194,17 @@ def differences(a: Geometry, b: Geometry) -> list[tuple[str, str, str]]:
     return found
 
 
+def padding_unknown(g: Geometry) -> Geometry:
+    """``g`` with a padding no one can say (its input may be padded elsewhere):
+    `differences` then compares its steps, not where its windows fall.
+
+    Examples:
+        >>> padding_unknown(Geometry((3,), (2,), (1,), ((1, 1),))).padding
+        (None,)
+    """
+    return replace(g, padding=(None,) * len(g.padding))
+
+
 @dataclass(frozen=True)
 class Pooling:
     """A pooling layer's windows and what it computes over each.

@@ -368,10 +368,9 @@ def _hyper_differences(
     (na, ca), (nb, cb) = ((native_at(m, x.path), _holders(m, x.path)) for m, x in ((src, a), (dst, b)))
     ga, gb = src.adapter.geometry(na, ca), dst.adapter.geometry(nb, cb)  # None: no convolution
     if ga is not None and gb is not None:
-        holding = [(x.path, _padding_holder(m, h)) for m, x, h in ((src, a, ca), (dst, b, cb))]
-        padded = [(path, holder) for path, holder in holding if holder is not None]
+        padded = _padded(((src, a.path), (dst, b.path)))
         if padded:  # its input may be padded by a function: its own padding says not all
-            ga, gb = (replace(g, padding=(None,) * len(g.padding)) for g in (ga, gb))
+            ga, gb = geometry.padding_unknown(ga), geometry.padding_unknown(gb)
             if unknown is not None:
                 unknown += padded
         found += geometry.differences(ga, gb)
@@ -383,40 +382,55 @@ def _hyper_differences(
     return _lines(src, dst, a.name, b.name, found)
 
 
-def _padding_holder(model: Module, holders: list[tuple[Any, str]]) -> str | None:
-    """The nearest module holding a layer that may pad with a function in its
-    forward (`code_names.kinds_named`), which no layer shows, as ``"path (Type,
-    backend)"``: the layer's input, and so its windows, may then be padded
-    otherwise than its settings say. ``None`` where none may."""
+def _padded(layers: tuple[tuple[Module, str], ...]) -> list[tuple[str, str]]:
+    """``(path, holder)`` for each of ``(model, path)`` whose layer is held by a
+    module that may pad with a function in its forward, which no layer shows
+    (the nearest such, as ``"path (Type, backend)"``): the layer's input, and
+    so its windows, may then be padded otherwise than its settings say."""
+    found = []
+    for model, path in layers:
+        holders = _holders(model, relative(path, model.path) or "")
+        for depth in range(len(holders) - 1, -1, -1):
+            native = holders[depth][0]
+            if _may_compute(model, native, "padding"):
+                where = join(*(key for _, key in holders[:depth])) if depth else ""
+                found.append(
+                    (path, f"{where or '<root>'} ({model.adapter.type_name(native)}, {model.backend})")
+                )
+                break
+    return found
+
+
+def _may_compute(model: Module, native: Any, kind: str) -> bool:
+    """Whether a module's own code names a function of ``kind`` (``"pooling"``,
+    ``"upsampling"``, ``"padding"``) of its framework (`code_names.kinds_named`)."""
     adapter = model.adapter
-    functions, framework = adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES
-    for depth in range(len(holders) - 1, -1, -1):
-        native = holders[depth][0]
-        if "padding" in code_names.kinds_named(native, functions, framework):
-            path = join(*(key for _, key in holders[:depth])) if depth else ""
-            return f"{path or '<root>'} ({adapter.type_name(native)}, {model.backend})"
-    return None
+    return kind in code_names.kinds_named(native, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
+
+
+def _listed(items: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``items``, and how many more."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def _unknown_padding_note(unknown: list[tuple[str, str]], what: str = "convolutions") -> str:
     """The report's note on the paired layers (``what``) whose padding was not
-    compared: ``(path, holder)`` each (`_padding_holder`)."""
+    compared: ``(path, holder)`` each (`_padded`)."""
     holders = list(dict.fromkeys(holder for _, holder in unknown))
-    shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
     count = len(dict.fromkeys(path for path, _ in unknown))
     return (
-        f"The padding of {count} paired {what} was not compared: the code of {shown} may pad with "
+        f"The padding of {count} paired {what} was not compared: the code of {_listed(holders)} may pad with "
         "a function in its forward, which no layer shows. Pass check_input=x to compare outputs."
     )
 
 
 def _blind_note(blind: list[tuple[Layer, Layer, str]], pairs: int) -> str:
     """The report's note on the paired layers whose following activation was not compared."""
-    shown = ", ".join(f"{a.name or '<root>'} -> {b.name or '<root>'} ({who})" for a, b, who in blind[:3])
-    more = f" and {len(blind) - 3} more" if len(blind) > 3 else ""
+    shown = _listed([f"{a.name or '<root>'} -> {b.name or '<root>'} ({who})" for a, b, who in blind])
     return (
         f"What follows {len(blind)} of {pairs} paired layers was not compared: a forward method "
-        f"decides it, or a layer after it has no name here ({shown}{more}). Pass check_input=x to "
+        f"decides it, or a layer after it has no name here ({shown}). Pass check_input=x to "
         "compare outputs."
     )
 
@@ -488,11 +502,12 @@ def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = Non
         return []
     lines, unknown = [], []
     for (pa, a), (pb, b) in zip(*found, strict=True):
+        padded = _padded(((src, pa), (dst, pb)))
+        if padded:  # its input may be padded by a function: its own padding says not all
+            a, b = (replace(p, geometry=geometry.padding_unknown(p.geometry)) for p in (a, b))
+            unknown += padded
         kinds = [("pooling", a.kind, b.kind)] if a.kind != b.kind else []
         lines += _lines(src, dst, pa, pb, kinds or geometry.pooling_differences(a, b))
-        for model, path in ((src, pa), (dst, pb)):
-            holder = _padding_holder(model, _holders(model, relative(path, model.path) or ""))
-            unknown += [] if holder is None else [(path, holder)]
     if unknown and notes is not None:
         notes.append(_unknown_padding_note(unknown, "poolings"))
     return lines
@@ -522,36 +537,31 @@ def _upsampling_differences(
     ]
 
 
-def _in_forward(
-    kind: str, src: Module, dst: Module, listed: list[list[tuple[str, Any]]]
-) -> list[tuple[str, str, str]]:
-    """``(path, type name, backend)`` of each module of either model whose own
-    code names a function of ``kind`` (`code_names.kinds_named`), other than
-    the layers of that kind ``listed`` (whose settings describe them) and the
-    blocks its model runs in training only (``Adapter.TRAINING_ONLY``)."""
+def _in_forward(kind: str, src: Module, dst: Module, listed: list[list[tuple[str, Any]]]) -> list[str]:
+    """Each module of either model, as ``"path (Type, backend)"``, whose own
+    code names a function of ``kind`` (`_may_compute`), other than the layers
+    of that kind ``listed`` (whose settings describe them) and the blocks its
+    model runs in training only (``Adapter.TRAINING_ONLY``); a port between two
+    models alike names a module once."""
     out = []
     for model, mine in ((src, listed[0]), (dst, listed[1])):
         known = {path for path, _ in mine}
         adapter = model.adapter
-        functions, framework = adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES
         out += [
-            (path, adapter.type_name(native), model.backend)
+            f"{path or '<root>'} ({adapter.type_name(native)}, {model.backend})"
             for path, native in unique_modules(adapter, model.native, model.path)
             if path not in known
             and (type(native).__module__, type(native).__name__) not in adapter.TRAINING_ONLY
-            and kind in code_names.kinds_named(native, functions, framework)
+            and _may_compute(model, native, kind)
         ]
-    return out
+    return list(dict.fromkeys(out))
 
 
-def _hidden_note(what: str, verb: str, hidden: list[tuple[str, str, str]]) -> str:
+def _hidden_note(what: str, verb: str, hidden: list[str]) -> str:
     """The report's note on layers of a kind not compared because a forward
     method may compute one with a function no layer shows."""
-    hidden = list(dict.fromkeys(hidden))  # a port between two models alike names a module once
-    shown = ", ".join(f"{path or '<root>'} ({name}, {backend})" for path, name, backend in hidden[:3])
-    more = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
     return (
-        f"The {what} were not compared: the code of {shown}{more} may {verb} with a function in its "
+        f"The {what} were not compared: the code of {_listed(hidden)} may {verb} with a function in its "
         "forward, which no layer shows. Pass check_input=x to compare outputs."
     )
 
@@ -570,18 +580,8 @@ def _upsamplings(model: Module) -> list[tuple[str, upsampling.Upsampling]]:
 
 
 def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
-    """``(path, pooling)`` of each pooling layer with a window, in the framework's
-    order; its padding unknown where a module holding it may pad with a
-    function (`_padding_holder`)."""
-
-    def pooling(path: str, native: Any) -> geometry.Pooling | None:
-        holders = _holders(model, path)
-        found = model.adapter.pooling(native, holders)
-        if found is None or _padding_holder(model, holders) is None:
-            return found
-        return replace(found, geometry=replace(found.geometry, padding=(None,) * len(found.geometry.padding)))
-
-    return _layers_where(model, pooling)
+    """``(path, pooling)`` of each pooling layer with a window, in the framework's order."""
+    return _layers_where(model, lambda path, native: model.adapter.pooling(native, _holders(model, path)))
 
 
 def _scales(model: Module) -> list[tuple[str, float]]:
