@@ -168,6 +168,35 @@ def test_port_between_architectures_that_do_not_match(backend):
         up.port(src, dst, mapping={"5": "0"})
 
 
+def test_a_port_between_layer_counts_says_where_the_models_part(backend):
+    src = S.Sequential(S.Linear(4, 8), S.LayerNorm(8), S.Linear(8, 2)).build(backend)
+    dst = S.Sequential(S.Linear(4, 8), S.Linear(8, 2)).build(backend)
+    with pytest.raises(up.PortError) as info:
+        up.port(src, dst)
+    said = str(info.value)
+    assert "the first 1 and the last 1 pair" in said, said
+    assert "the source has 1 layer the destination lacks: '1' (" in said, said
+    assert "layernorm: weight (8,), bias (8,))" in said, said
+    with pytest.raises(up.PortError) as info:  # the other way round
+        up.port(dst, src)
+    assert "the destination has 1 layer the source lacks: '1' (" in str(info.value), str(info.value)
+    # Both sides differ between the runs that pair: the first two that do not are named.
+    dst = S.Sequential(S.Linear(4, 3), S.Linear(3, 3), S.Linear(3, 5), S.Linear(5, 2)).build(backend)
+    with pytest.raises(up.PortError) as info:
+        up.port(src, dst)
+    said = str(info.value)
+    assert "the first 0 and the last 0 pair" in said and "3 source and 4 destination layers" in said, said
+    assert "from source '0' (" in said and "weight (8, 4)" in said and "weight (3, 4)" in said, said
+    # A long model's paths are shortened in what the error received.
+    long = S.Sequential(*[S.Linear(4, 4) for _ in range(12)]).build(backend)
+    with pytest.raises(up.PortError) as info:
+        up.port(long, S.Sequential(*[S.Linear(4, 4) for _ in range(11)]).build(backend))
+    assert (
+        "Received: source=['0', '1', '2', '...', '9', '10', '11'], destination=['0', '1', '2', '...'"
+        in str(info.value)
+    )
+
+
 def test_port_whose_outputs_differ_restores_the_destination(backends):
     x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype("float32")
     src = S.Sequential(S.BatchNorm2d(4, eps=0.5)).build(backends[0])

@@ -399,6 +399,60 @@ def test_a_pooling_in_a_helper_function_the_forward_calls_is_seen():
     assert kinds == {"Pools": frozenset({"pooling"}), "Scales": frozenset()}
 
 
+def test_a_pooling_function_the_module_was_handed_is_seen():
+    """A forward that pools with a function the module was given (a
+    constructor's argument, held as it is, through ``functools.partial`` or in
+    a list), which neither a layer nor the module's own code names. Before,
+    such a model's two listed max poolings were compared against Keras' and
+    found alike: the port said nothing of its poolings while the outputs
+    differ. A module handed no function (an identity) is still compared."""
+    needs("torch")
+    needs("keras")
+    import functools
+
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    from unified_params._core.code_names import kinds_named
+    from unified_params.backends import adapter_for
+
+    class Given(torch.nn.Module):
+        def __init__(self, pool=None, steps=()):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+            self.first, self.last = torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(2)
+            self.pool, self.steps = pool, list(steps)
+
+        def forward(self, x):
+            x = self.first(self.conv(x))
+            for step in self.steps:
+                x = step(x)
+            return self.last(x if self.pool is None else self.pool(x))
+
+    def keras_model():
+        pools = [keras.layers.MaxPooling2D(2), keras.layers.MaxPooling2D(2)]
+        return keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 1), *pools])
+
+    adapter = adapter_for(Given())
+    handed = [
+        Given(F.avg_pool2d),  # a builtin of torch._C
+        Given(functools.partial(F.max_pool2d, kernel_size=3, stride=1, padding=1)),
+        Given(steps=[functools.partial(F.avg_pool2d, kernel_size=3, stride=1, padding=1)]),
+        Given(steps={"up": functools.partial(F.interpolate, scale_factor=2)}.values()),
+    ]
+    kinds = [kinds_named(m, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES) for m in handed]
+    assert kinds == [{"pooling"}, {"pooling"}, {"pooling"}, {"upsampling"}]
+    assert kinds_named(Given(), adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES) == frozenset()
+    src = handed[2].eval()
+    assert _outputs_differ_at(src, keras_model(), 10)
+    report = up.port(src, keras_model())
+    assert _port_says(src, keras_model()) == []  # nothing is claimed of the poolings ...
+    assert report.notes[0].startswith(  # ... and the report says why
+        "The pooling layers with a window were not compared: the code of <root> (Given, torch) may pool"
+    )
+
+
 def _through(x):
     return _halved(x)  # the pooling is two calls away
 

@@ -16,6 +16,7 @@ from tests.zoo.models import (
     TIMM,
     TV,
     ZooModel,
+    _keras,
     _paddle,
     _timm,
     _tv,
@@ -266,6 +267,19 @@ def test_a_keras_classifier_s_softmax_against_a_torchvision_one_is_listed_withou
         assert port("softmax") == ([], [blind[0] + 1])  # what follows the fc: not compared
     finally:
         resnet.forward = kept
+
+
+def test_a_zoo_destination_with_a_layer_the_source_lacks_is_refused_naming_it():
+    needs("torch")
+    needs("keras")
+    source = _tv("efficientnet_b0")().eval()
+    destination = _keras("EfficientNetB0")()  # Rescaling, then a Normalization of mean and variance
+    with pytest.raises(up.PortError) as info:
+        up.port(source, destination)
+    said = str(info.value)
+    assert "The source has 131 parameterised layers and the destination 132" in said, said
+    assert "the first 0 and the last 131 pair by kind and shape" in said, said
+    assert "the destination has 1 layer the source lacks: '2' (Normalization, other: mean (3,)" in said, said
 
 
 def test_every_refused_pair_of_the_gallery_says_why():

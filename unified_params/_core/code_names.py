@@ -8,17 +8,21 @@ pair the poolings it lists (`unified_params._core.port`). A name counts where
 the code loads it as a global, imports it, or reads it as an attribute of
 anything but the module itself (``F.max_pool2d``, not ``self.max_pool2d``, a
 layer the walk lists); the functions it calls by a global name (a helper of
-its module) are read too. What counts is what the code names, not what it
-runs: a method that names a pooling it never calls counts, so that nothing is
-claimed where something might pool; a function reached otherwise (held in a
-list, passed as an argument) is not read.
+its module) are read too, and so are the functions the instance holds,
+wherever they came from (a constructor's argument): a framework's function
+held so (``self.pool = F.max_pool2d``, through ``functools.partial`` or in
+a list) counts by its own name. What counts is what the code names, not
+what it runs: a method that names a pooling it never calls counts, so that
+nothing is claimed where something might pool; a function that reaches the
+forward pass otherwise (an argument of the call itself) is not seen.
 """
 
 from __future__ import annotations
 
 import dis
 from collections.abc import Iterator, Mapping
-from types import CodeType, FunctionType
+from functools import partial
+from types import BuiltinFunctionType, CodeType, FunctionType, MethodType
 from typing import Any
 
 
@@ -64,13 +68,42 @@ def names_used(module: Any, framework: tuple[str, ...]) -> frozenset[str]:
     own = getattr(module, "__dict__", None)
     if not own:
         return found
-    held = frozenset(
-        name
-        for value in list(own.values())
-        if callable(value) and _top_package(getattr(value, "__module__", None)) not in framework
-        for name in _names(value, framework)
-    )
+    held = frozenset(name for value in list(own.values()) for name in _held(value, framework))
     return found | held if held else found
+
+
+def _held(value: Any, framework: tuple[str, ...], depth: int = 0) -> Iterator[str]:
+    """The names of what an instance holds and its code may call, wherever it
+    came from (a constructor's argument, say): a function of the user's own
+    is read (`_names`); a framework's function, held as it is or through
+    ``functools.partial``, is named by its own name (``max_pool2d``); a list,
+    tuple, set or dict holding these is looked into, two levels deep.
+
+    Examples:
+        >>> import functools, math
+        >>> sorted(_held([functools.partial(math.floor), print], framework=("math",)))
+        ['floor']
+    """
+    while isinstance(value, partial):
+        value = value.func
+    if isinstance(value, _CONTAINERS):
+        if depth < 2:
+            items = value.values() if isinstance(value, dict) else value
+            for item in list(items):  # a type check each: a layer's lists of variables hold none
+                if isinstance(item, _CONTAINERS + _FUNCTIONS):
+                    yield from _held(item, framework, depth + 1)
+        return
+    if not callable(value):
+        return
+    if _top_package(getattr(value, "__module__", None)) not in framework:
+        yield from _names(value, framework)
+    elif isinstance(value, _FUNCTIONS):
+        yield getattr(value, "__name__", "")
+
+
+#: What `_held` takes for a function; and the containers it looks into.
+_FUNCTIONS = (FunctionType, BuiltinFunctionType, MethodType, partial)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def _class_names(cls: type, framework: tuple[str, ...]) -> frozenset[str]:

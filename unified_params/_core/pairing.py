@@ -124,7 +124,7 @@ def pair(
             + received(mapping=mapping)
         )
     for k, (x, y) in enumerate(pairs):
-        if (x.kind != y.kind or x.leaves != y.leaves) and not reconcilable(x, y):
+        if not _fits(x, y):
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
                 f"{_difference(x, y)}. Expected the same kind and canonical shapes (a mapping pins "
@@ -155,9 +155,9 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
     if len(rest_a) != len(rest_b):
         raise PortError(
             f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
-            f"architectures do not match.{_stacked_hint(a + b)} Expected the same layers in the same "
-            "order, or a mapping (layer paths, or (pattern, replacement) rules). "
-            + received(source=[x.name for x in a], destination=[x.name for x in b])
+            f"architectures do not match.{_where_they_part(rest_a, rest_b)}{_stacked_hint(a + b)} "
+            "Expected the same layers in the same order, or a mapping (layer paths, or (pattern, "
+            "replacement) rules). " + received(source=_few(a), destination=_few(b))
         )
     return [(by_path_a[s], by_path_b[d]) for s, d in mapping.items()] + list(zip(rest_a, rest_b, strict=True))
 
@@ -203,6 +203,53 @@ def parts(layer: Layer) -> list[Layer]:
             )
         )
     return out
+
+
+def _fits(x: Layer, y: Layer) -> bool:
+    """Whether two layers pair: the same kind and leaves, or leaves one side may lack."""
+    return (x.kind == y.kind and x.leaves == y.leaves) or reconcilable(x, y)
+
+
+def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
+    """Where two lists of layers stop pairing in order: what lies between the
+    longest run that pairs from the start and the longest from the end. One
+    side's extra block (an auxiliary head, a preprocessing layer) is all of it.
+
+    Examples:
+        >>> from unified_params._core.port import Layer
+        >>> conv = Layer("c", "conv2d", "Conv2d", [("weight", (8, 3, 3, 3))], [])
+        >>> norm = Layer("n", "other", "Normalization", [("mean", (3,))], [])
+        >>> said = _where_they_part([conv], [norm, conv])
+        >>> said.split("; ")[0]
+        ' In order, the first 0 and the last 1 pair by kind and shape'
+        >>> said.split("; ")[1]
+        "between them, the destination has 1 layer the source lacks: 'n' (Normalization, other: mean (3,))."
+    """
+    n = min(len(a), len(b))
+    head = next((k for k in range(n) if not _fits(a[k], b[k])), n)
+    tail = next((k for k in range(n - head) if not _fits(a[-1 - k], b[-1 - k])), n - head)
+    only_a, only_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    paired = f"In order, the first {head} and the last {tail} pair by kind and shape"
+    if only_a and only_b:  # both differ there: the first pair that does not fit says most
+        return (
+            f" {paired}; between them, {len(only_a)} source and {len(only_b)} destination layers, "
+            f"from source {_said(only_a[0])} and destination {_said(only_b[0])}, which do not pair."
+        )
+    side, other, extra = ("source", "destination", only_a) if only_a else ("destination", "source", only_b)
+    listed = "; ".join(map(_said, extra[:3])) + (f"; and {len(extra) - 3} more" if len(extra) > 3 else "")
+    plural = "s" if len(extra) > 1 else ""
+    return f" {paired}; between them, the {side} has {len(extra)} layer{plural} the {other} lacks: {listed}."
+
+
+def _said(x: Layer) -> str:
+    """A layer in words: its path, class, kind and leaf shapes."""
+    return f"{x.name!r} ({x.type_name}, {x.kind}: {', '.join(f'{n} {s}' for n, s in x.leaves)})"
+
+
+def _few(found: list[Layer], ends: int = 3) -> list[str]:
+    """The names of ``found``: all of a short list, the ends of a long one."""
+    names = [x.name for x in found]
+    return names if len(names) <= 2 * ends + 1 else [*names[:ends], "...", *names[-ends:]]
 
 
 def _stacked_hint(found: list[Layer]) -> str:
