@@ -84,6 +84,14 @@ def test_paddle_internals():
         "MaxPool1D.kernel_size"
     )
     assert internals.pooling(nn.AvgPool1D(2))[4] is True, "AvgPool1D.exclusive"
+    formats = {  # each layer that keeps a data format, as it keeps it
+        nn.Conv2D(3, 4, 3, data_format="NHWC"): "NHWC", nn.Conv1D(3, 4, 3, data_format="NLC"): "NLC",
+        nn.Conv3DTranspose(3, 4, 3, data_format="NDHWC"): "NDHWC", nn.BatchNorm2D(3, data_format="NHWC"): "NHWC",
+        nn.MaxPool2D(2, data_format="NHWC"): "NHWC", nn.AvgPool3D(2, data_format="NDHWC"): "NDHWC",
+        nn.Conv2D(3, 4, 3): "NCHW", nn.Linear(2, 2): None,
+    }  # fmt: skip
+    for layer, expected in formats.items():
+        assert internals.data_format(layer) == expected, f"{type(layer).__name__}._data_format or data_format"
     assert internals.hyperparameter(nn.GELU(approximate=True), "approximate") is True, "GELU._approximate"
     assert internals.hyperparameter(nn.ELU(alpha=0.5), "alpha") == 0.5, "ELU._alpha"
     given = {  # each activation setting the adapter reads, at a value of its own

@@ -339,6 +339,41 @@ def test_a_softmax_is_named_over_the_channels_only():
     assert dense_pair(1, None) == (False, True)
 
 
+def test_a_softmax_after_a_paddle_layer_built_channels_last_is_named_over_its_last_axis():
+    """paddle's ``Conv2D(data_format="NHWC")`` gives its channels last: a softmax
+    over axis -1 runs over them, as torch's ``dim=1`` does; over axis 1, the
+    height. Before, axis 1 was taken for the channels there too, so a torch
+    softmax over the channels against a paddle one over the height was called
+    alike while the outputs differ."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+
+    def pair(dim, axis):
+        torch.manual_seed(0)
+        after = [] if dim is None else [torch.nn.Softmax(dim)]
+        src = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), *after).eval()
+        dst = paddle.nn.Sequential(
+            paddle.nn.Conv2D(3, 4, 3, data_format="NHWC"),
+            *([] if axis is None else [paddle.nn.Softmax(axis)]),
+        )
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            report = up.port(src, dst)
+        said = [line for line in report.differences if ": output_activation " in line]
+        blind = any("What follows" in note for note in report.notes)
+        differ = not np.allclose(up.forward(src, x), up.forward(dst, x), atol=1e-5)
+        return bool(said), blind, differ
+
+    assert pair(1, -1) == (False, False, False)  # both over the channels
+    assert pair(1, 1) == (False, True, True)  # paddle's over the height: not named, and noted
+    assert pair(None, -1) == (True, False, True)  # a softmax on one side only: listed
+    assert pair(1, None) == (True, False, True)
+
+
 @pytest.mark.parametrize("framework", list(ZOOS))
 def test_activations_in_a_row_are_named_in_order(framework):
     """A ReLU then a sigmoid is not a ReLU, nor a sigmoid then a ReLU; a ReLU

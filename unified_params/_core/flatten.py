@@ -37,6 +37,7 @@ import numpy as np
 from .errors import PortError, received
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 from .paths import relative
+from .tree import walk
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -77,6 +78,9 @@ class FlattenedMap(NamedTuple):
     #: A normalisation over the flattened features between the Flatten and the
     #: Linear: its per-feature values come in the same two orders.
     between: str | None = None
+    #: Whether the layers before hold the map channels last (`holds_channels_last`
+    #: of the last convolution): then it flattens in ``(H, W, C)`` order.
+    channels_last: bool = False
 
     @property
     def positions(self) -> int:
@@ -105,13 +109,47 @@ def linear_layout(adapter: Any, entry: Entry, layout: Layout) -> Layout:
     return layout.with_flat(layout.perm[_IN_AXIS], found.positions, found.channels)
 
 
-def knows_order(layer: Module) -> bool:
+def holds_channels_last(layer: Module) -> bool:
+    """Whether a layer takes and gives its maps channels last: on a
+    channels-last framework unless built channels first (Keras'
+    ``data_format="channels_first"``); on a channels-first one where built
+    channels last (paddle's ``data_format="NHWC"``).
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> holds_channels_last(wrap(S.Sequential(S.Conv2d(3, 4, 3)).build("torch"))[0])
+        False
+    """
+    layout = layer.adapter.input_layout(layer.native)
+    return layout != "channels_first" if layer.capabilities.channels_last else layout == "channels_last"
+
+
+def knows_order(layer: Module, found: FlattenedMap | None) -> bool:
     """Whether a Linear's canonical weight surely orders its inputs as torch
-    does: on a channels-first framework always; on a channels-last one when
-    the framework records what feeds it."""
-    if not layer.capabilities.channels_last:
+    does, given the map it may take (``found``, from `flattened_maps`): where
+    its framework records what feeds it (a Keras graph), or where that map is
+    held channels first; with no map found, on a channels-first framework."""
+    if layer.capabilities.channels_last:
+        if layer.adapter.flattened_input(layer.native) is not None:
+            return True
+        return found is not None and not found.channels_last
+    return found is None or not found.channels_last
+
+
+def may_flatten_channels_last(model: Module) -> bool:
+    """Whether any Linear of ``model`` may take a map flattened channels last:
+    on a channels-last framework, or where a layer holds its maps so (a walk
+    of the modules, without their parameters).
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> may_flatten_channels_last(wrap(S.Sequential(S.Conv2d(3, 4, 3)).build("torch")))
+        False
+    """
+    if model.capabilities.channels_last:
         return True
-    return layer.adapter.flattened_input(layer.native) is not None
+    layout = model.adapter.input_layout
+    return any(layout(native) == "channels_last" for _, native in walk(model.adapter, model.native))
 
 
 def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
@@ -120,16 +158,19 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
     right after a convolution with a multiple of its channels as inputs.
 
     The map's channels are the last convolution's (or normalisation's) output
-    channels; more inputs than channels means more than one position.
+    channels; more inputs than channels means more than one position. The
+    map is held channels last where that convolution holds it so (or, with
+    none before, the normalisation).
 
     Examples:
         >>> from unified_params import spec as S, wrap
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
-        >>> flattened_maps(wrap(net))
-        {'2': FlattenedMap(flatten='1', linear='2', channels=4, features=36, between=None)}
+        >>> flattened_maps(wrap(net))["2"][:4]
+        ('1', '2', 4, 36)
     """
     out: dict[str, FlattenedMap] = {}
     channels, pending, between = 0, None, None  # the last map's channels; the Flatten after it
+    last = False  # whether the map is held channels last
     for module in model.modules():
         kind = module.kind
         if kind == "flatten" and channels:
@@ -145,12 +186,14 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
             continue
         if kind.startswith("conv"):
             channels = weight.shape[1] if kind.startswith("conv_transpose") else weight.shape[0]
+            last = holds_channels_last(module)
         elif kind in CHANNEL_NORMS:
+            last = last if channels else holds_channels_last(module)
             channels = weight.shape[0]
         elif channels:  # the first Linear after a map, with or without a Flatten layer
             features = weight.shape[1]
             if features != channels and (pending is not None or features % channels == 0):
-                out[module.path] = FlattenedMap(pending, module.path, channels, features, between)
+                out[module.path] = FlattenedMap(pending, module.path, channels, features, between, last)
             channels, pending, between = 0, None, None
     return out
 
@@ -166,11 +209,14 @@ def naive_layers(model: Module) -> dict[str, FlattenedMap]:
         >>> naive_layers(wrap(net))
         {}
     """
-    if not model.capabilities.channels_last:
+    if not may_flatten_channels_last(model):
         return {}
-    return {
-        path: found for path, found in flattened_maps(model).items() if not knows_order(_layer(model, path))
-    }
+    return _naive(model, flattened_maps(model))
+
+
+def _naive(model: Module, maps: dict[str, FlattenedMap]) -> dict[str, FlattenedMap]:
+    """`naive_layers`, of a model that may flatten channels last, from its maps."""
+    return {path: found for path, found in maps.items() if not knows_order(_layer(model, path), found)}
 
 
 def _layer(model: Module, path: str) -> Module:
@@ -212,12 +258,24 @@ def port_reorders(
     """
     _check_declared(declared, pairs)
     maps: dict[int, dict[str, FlattenedMap]] = {}  # walked when a pair needs them
+    tells: dict[int, bool] = {}  # per model: whether it may flatten channels last (else all is (C, H, W))
+
+    def mapped(model: Module) -> dict[str, FlattenedMap]:
+        if id(model) not in maps:
+            maps[id(model)] = flattened_maps(model)
+        return maps[id(model)]
+
+    def known(model: Module, path: str) -> bool:
+        if id(model) not in tells:
+            tells[id(model)] = may_flatten_channels_last(model)
+        return knows_order(_layer(model, path), mapped(model).get(path) if tells[id(model)] else None)
+
     reorders: dict[str, Reorder] = {}
     notes: list[str] = []
     for a, b in pairs:
         key = a if a in declared else b
         declaration = declared.get(key, ...)  # Ellipsis: nothing declared
-        known_a, known_b = knows_order(_layer(src, a)), knows_order(_layer(dst, b))
+        known_a, known_b = known(src, a), known(dst, b)
         features = int(_layer(dst, b).params()["weight"].shape[_IN_AXIS])
         if declaration not in (None, ...):
             channels, positions = _declared_map(key, declaration, features)
@@ -227,10 +285,7 @@ def port_reorders(
             continue
         naive, other = (src, dst) if not known_a else (dst, src)
         naive_path = a if not known_a else b
-        for model in (src, dst):
-            if id(model) not in maps:
-                maps[id(model)] = flattened_maps(model)
-        found = maps[id(src)].get(a) or maps[id(dst)].get(b)
+        found = mapped(src).get(a) or mapped(dst).get(b)
         if found is not None and found.between is not None:
             raise PortError(_normalised(naive, naive_path, other, found))
         if declaration is None:
@@ -278,11 +333,15 @@ def refuse_file_order(
     """
     from ..backends import registry
 
+    last = writer in registry.names() and registry.capabilities(writer).channels_last
+    may = may_flatten_channels_last(model)
+    if not may and not written_naive and not (written_naive is None and last):
+        return  # model and file hold every map's features in (C, H, W) order
+    found_maps = flattened_maps(model)
     # Paths as the model sees them (a file holds its writer's relative paths).
-    maps = {relative(p, model.path) or "": found for p, found in flattened_maps(model).items()}
-    naive = {relative(p, model.path) or "" for p in naive_layers(model)}
+    maps = {relative(p, model.path) or "": found for p, found in found_maps.items()}
+    naive = {relative(p, model.path) or "" for p in (_naive(model, found_maps) if may else ())}
     if written_naive is None:
-        last = writer in registry.names() and registry.capabilities(writer).channels_last
         written_naive = list(maps) if last else []
     for path in (set(naive) ^ set(written_naive)) & set(maps):
         found = maps[path]
@@ -311,8 +370,9 @@ def _undeclared(naive: Module, path: str, other: Module, found: FlattenedMap, ve
     return (
         f"Layer {path!r} of the {naive.backend} model may take a flattened map of {found.channels} "
         f"channels at {found.positions} positions ({found.features} inputs), {where}. The "
-        f"{naive.backend} model does not record how it flattens, so its inputs are taken in its own "
-        f"order, (H, W, C), and the {other.backend} model's in (C, H, W): the weights would be "
+        f"{naive.backend} model holds the map channels last and does not record how it flattens, so "
+        f"its inputs are taken in its own order, (H, W, C), and the {other.backend} model's in "
+        "(C, H, W): the weights would be "
         f"silently wrong. Expected flatten={{{path!r}: {shape}}} naming the map's shape "
         f"(C, H, W), or flatten={{{path!r}: None}} if it is no map{hint}. "
         + received(linear=path, channels=found.channels, features=found.features)

@@ -1,8 +1,9 @@
 """What input a model expects, and the axes each framework wants.
 
-Canonical inputs are PyTorch's: images channels-first. A channels-last
-framework (Keras) gets image axes moved on the way in and its outputs moved
-back on the way out, so ``m(x)``, ``up.gradients`` and ``up.port``'s check
+Canonical inputs are PyTorch's: images channels-first. A model whose first
+layer takes them channels last (Keras, unless built channels first; a paddle
+layer built with ``data_format="NHWC"``) gets image axes moved on the way in
+and its outputs moved back on the way out, so ``m(x)``, ``up.gradients`` and ``up.port``'s check
 take and give the same arrays on every backend.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from . import values
 from .errors import ShapeError, received
+from .flatten import holds_channels_last
 from .layouts import CHANNEL_NORMS, RECURRENT
 from .view import Module
 
@@ -81,19 +83,14 @@ def channels_moved(model: Module, ndim: int) -> bool:
     norm), or, when that layer cannot (a Keras model that starts with
     Normalization), the rank of the input the model declares (4 or 5: images
     or volumes)."""
-    if not model.capabilities.channels_last or ndim < 3:
+    if ndim < 3:
         return False
     expected = expected_input(model)
     if expected is not None:
-        return moves_channels(expected[2], ndim) and not _channels_first(model)
-    return ndim >= 4 and model.adapter.input_rank(model.native) == ndim
-
-
-def _channels_first(model: Module) -> bool:
-    """Whether the first parameterised layer of a channels-last framework was
-    built to take channels first (Keras' ``data_format="channels_first"``)."""
-    first = next(iter(model.params().values()))
-    return model.adapter.input_layout(first.module.native) == "channels_first"
+        first = next(iter(model.params().values())).module
+        return moves_channels(expected[2], ndim) and holds_channels_last(first)
+    last = model.capabilities.channels_last
+    return last and ndim >= 4 and model.adapter.input_rank(model.native) == ndim
 
 
 def time_swapped(model: Module) -> bool:

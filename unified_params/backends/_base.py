@@ -415,7 +415,9 @@ class Adapter(abc.ABC):
     def input_layout(self, layer: Any) -> str | None:
         """How ``layer`` takes its input when not as the canonical layout
         does: ``"channels_first"`` (images, on a channels-last framework: a
-        Keras layer built with ``data_format="channels_first"``) or
+        Keras layer built with ``data_format="channels_first"``),
+        ``"channels_last"`` (images, on a channels-first framework: a paddle
+        layer built with ``data_format="NHWC"``) or
         ``"time_major"`` (a recurrent layer taking ``(time, batch, ...)``:
         torch's ``batch_first=False``, paddle's ``time_major=True``). Default:
         ``None``, the framework's usual layout.

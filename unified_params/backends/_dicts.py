@@ -158,10 +158,11 @@ class DictModuleAdapter(Adapter):
         if listed is None or runs_its_own(module, (listed,), "forward"):
             return None  # its own forward may apply one (timm's BatchNormAct2d)
         kind: str | None = self.KINDS(type(module))
+        last = self.input_layout(module) == "channels_last"  # a paddle layer built NHWC
         found: list[str] = []
         after = sequence.after(ancestors, self._runs_after)  # past the model's output: no more
         for layer in sequence.in_order(after, self._sequence):
-            step = None if layer is None else self.activation_of(layer, kind)
+            step = None if layer is None else self.activation_of(layer, kind, last)
             if step is None:
                 return None  # a forward decides, or a layer with no name here
             if step == "none":
@@ -200,14 +201,15 @@ class DictModuleAdapter(Adapter):
     #: runs after that child (a classifier's missing softmax is then seen).
     RETURNS_CHILD: Mapping[tuple[str, str], str] = {}
 
-    def activation_of(self, module: Any, kind: str | None = None) -> str | None:
+    def activation_of(self, module: Any, kind: str | None = None, channels_last: bool = False) -> str | None:
         """A layer a Sequential runs after another, as `output_activation` sees
         it: an activation's name (`unified_params._core.activations`), `PASSES`
         for a layer that passes its input on at inference (dropout, identity),
         ``None`` for an activation with no name here, ``"none"`` for any other
         layer. ``kind``: the kind of the layer whose output it takes, which
-        says whether a softmax is over its channels (``None``: not known)."""
-        found = self.ACTIVATIONS.name(module, kind, self.setting)
+        says whether a softmax is over its channels (``None``: not known), with
+        ``channels_last``: whether that layer holds its channels last."""
+        found = self.ACTIVATIONS.name(module, kind, self.setting, channels_last)
         if found != "none":
             return found
         if self.variables(module):  # the next layer with weights, unless it is the model's own block
@@ -358,9 +360,12 @@ class ActivationTable:
     passing: tuple[type, ...] = ()
     by_name: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def name(self, module: Any, kind: str | None, read: Callable[[Any, str], Any]) -> str | None:
-        """``module``'s activation name after a layer of ``kind``; `PASSES`,
-        ``None`` and ``"none"`` as `DictModuleAdapter.activation_of` says."""
+    def name(
+        self, module: Any, kind: str | None, read: Callable[[Any, str], Any], channels_last: bool = False
+    ) -> str | None:
+        """``module``'s activation name after a layer of ``kind`` (holding its
+        channels last, given ``channels_last``); `PASSES`, ``None`` and
+        ``"none"`` as `DictModuleAdapter.activation_of` says."""
         cls = type(module)
         if cls in self.passing:
             return PASSES
@@ -377,7 +382,12 @@ class ActivationTable:
         over = self.over_an_axis.get(cls)
         if over is not None:
             axis = read(module, over[1])
-            return None if kind is None else activations.softmax(kind, axis, log=over[0] == "log_softmax")
+            log = over[0] == "log_softmax"
+            return (
+                None
+                if kind is None
+                else activations.softmax(kind, axis, channels_last=channels_last, log=log)
+            )
         if cls.__module__ == self.module or isinstance(
             module, (*self.plain, *self.settings, *self.over_an_axis)
         ):

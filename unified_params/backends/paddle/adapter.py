@@ -276,6 +276,12 @@ class PaddleAdapter(DictModuleAdapter):
             return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
         return None
 
+    def input_layout(self, layer: Any) -> str | None:
+        found = internals.data_format(layer)
+        if found is not None and len(found) > 2 and found.endswith("C"):  # NLC, NHWC, NDHWC
+            return "channels_last"
+        return super().input_layout(layer)
+
     def setting(self, module: Any, attribute: str) -> Any:
         return internals.hyperparameter(module, attribute)
 

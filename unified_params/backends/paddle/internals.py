@@ -36,6 +36,15 @@ def hyperparameter(module: Any, name: str) -> Any:
     return getattr(module, f"_{name}", None)
 
 
+def data_format(layer: Any) -> str | None:
+    """A layer's data format (``"NCHW"``, ``"NHWC"``, ...), where it keeps one:
+    paddle 3.3.1 keeps it as ``_data_format`` on convolutions and
+    normalisations, as ``data_format`` on poolings (2D, 3D), none documented."""
+    own = vars(layer)  # not getattr: a miss goes through paddle's __getattr__ and its raise
+    found = own.get("_data_format") or own.get("data_format")
+    return found if isinstance(found, str) else None
+
+
 def set_hyperparameter(module: Any, name: str, value: float) -> None:
     """Set ``_epsilon`` or ``_momentum`` (paddle 3.3.1), read by every forward."""
     setattr(module, f"_{name}", value)
