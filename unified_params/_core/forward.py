@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .inputs import prepare_input, restore_output
+from .inputs import placement, prepare_input, restore_output
 from .view import Module
 
 
@@ -21,5 +21,6 @@ def run(model: Module, inputs: Any, *, training: bool = False) -> np.ndarray:
     Raises:
         ShapeError: The input does not fit the model's first layer.
     """
-    x = prepare_input(model, inputs)
-    return restore_output(model, x, model.adapter.forward(model.native, x, bool(training)))
+    where = placement(model)
+    x = prepare_input(model, inputs, where)
+    return restore_output(model, x, model.adapter.forward(model.native, x, bool(training)), where)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import values
 from .errors import UnsupportedError, received
-from .inputs import channels_moved, prepare_input, time_swapped
+from .inputs import placement, prepare_input
 from .view import LAYOUTS, Module
 
 LOSSES = ("sum", "mean", "mse")
@@ -84,11 +84,12 @@ def run(
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     check_loss(loss, targets)
     adapter = model.adapter
-    x = prepare_input(model, inputs)
+    where = placement(model)
+    x = prepare_input(model, inputs, where)
     t = None if targets is None else values.as_array(targets, path="<targets>").astype(np.float32)
-    if t is not None and t.ndim == x.ndim and channels_moved(model, x.ndim):
+    if t is not None and t.ndim == x.ndim and where.channels_moved(model, x.ndim):
         t = np.ascontiguousarray(np.moveaxis(t, 1, -1))  # image targets are channels first too
-    if t is not None and t.ndim >= 3 and time_swapped(model):
+    if t is not None and t.ndim >= 3 and where.time_major:
         t = np.ascontiguousarray(np.swapaxes(t, 0, 1))  # sequence targets are batch first too
     params = [(k, p) for k, p in model.params().items() if p.kind == "param" and p.trainable]
     natives = [p.native for _, p in params]

@@ -10,7 +10,7 @@ take and give the same arrays on every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,15 +18,60 @@ from . import values
 from .errors import ShapeError, received
 from .flatten import holds_channels_last
 from .layouts import CHANNEL_NORMS, RECURRENT
-from .view import Module
+from .view import Module, Param
+
+#: What the first parameterised layer needs of an input: a description, a
+#: check, and that layer's kind.
+Expected = tuple[str, Callable[[np.ndarray], bool], str]
 
 
-def expected_input(model: Module) -> tuple[str, Callable[[np.ndarray], bool], str] | None:
-    """What the first parameterised layer needs of the input: a description,
-    a check, and that layer's kind; ``None`` when nothing can be said."""
-    first = next(iter(model.params().values()), None)
-    if first is None:
-        return None
+class Placement(NamedTuple):
+    """Where a model wants a canonical input's axes, read from one walk of it.
+
+    Attributes:
+        expected: What its first parameterised layer needs of an input (a
+            description, a check and that layer's kind), if anything is known.
+        channels_last: Whether that layer takes images channels last.
+        time_major: Whether its first recurrent layer takes ``(time, batch, ...)``
+            (torch's ``batch_first=False``, its default).
+    """
+
+    expected: Expected | None
+    channels_last: bool
+    time_major: bool
+
+    def channels_moved(self, model: Module, ndim: int) -> bool:
+        """Whether an input of ``ndim`` axes goes to ``model`` with its channels
+        moved last: the first parameterised layer says so (a convolution, a
+        batch norm), or, when that layer cannot (a Keras model that starts
+        with Normalization), the rank of the input the model declares (4 or
+        5: images or volumes)."""
+        if ndim < 3:
+            return False
+        if self.expected is not None:
+            return moves_channels(self.expected[2], ndim) and self.channels_last
+        last = model.capabilities.channels_last
+        return last and ndim >= 4 and model.adapter.input_rank(model.native) == ndim
+
+
+def placement(model: Module) -> Placement:
+    """Where ``model`` wants a canonical input's axes (one walk of the model).
+
+    Examples:
+        >>> from unified_params import spec as S, wrap
+        >>> placement(wrap(S.Sequential(S.Conv2d(3, 4, 3)).build("torch")))[1:]
+        (False, False)
+    """
+    params = list(model.params().values())
+    if not params:
+        return Placement(None, False, False)
+    first = params[0]
+    recurrent = next((p for p in params if p.layer_kind in RECURRENT), None)
+    time_major = recurrent is not None and model.adapter.input_layout(recurrent.module.native) == "time_major"
+    return Placement(_expected(model, first), holds_channels_last(first.module), time_major)
+
+
+def _expected(model: Module, first: Param) -> Expected | None:
     shape, kind = first.shape, first.layer_kind
     if kind == "linear":
         return f"(batch, ..., {shape[1]})", lambda x: x.ndim >= 1 and x.shape[-1] == shape[1], kind
@@ -52,17 +97,18 @@ def moves_channels(kind: str, ndim: int) -> bool:
     return (kind.startswith("conv") or kind in CHANNEL_NORMS) and ndim >= 3
 
 
-def prepare_input(model: Module, inputs: Any) -> np.ndarray:
+def prepare_input(model: Module, inputs: Any, where: Placement | None = None) -> np.ndarray:
     """Validate the input against the first layer and put image axes where the
-    framework wants them (canonical inputs are channels first).
+    framework wants them (canonical inputs are channels first); ``where``:
+    the model's `placement`, when the caller has it.
 
     Raises:
         ShapeError: The input does not fit the model's first layer.
     """
+    where = placement(model) if where is None else where
     x = values.as_array(inputs, path="<inputs>")
-    expected = expected_input(model)
-    if expected is not None:
-        description, fits, kind = expected
+    if where.expected is not None:
+        description, fits, kind = where.expected
         if not fits(x):
             raise ShapeError(
                 f"The input does not fit the model's first {kind} layer. Expected an input of shape "
@@ -70,42 +116,17 @@ def prepare_input(model: Module, inputs: Any) -> np.ndarray:
             )
         if x.dtype.kind == "f" and x.dtype != np.float32:
             x = x.astype(np.float32)
-    if channels_moved(model, x.ndim):
+    if where.channels_moved(model, x.ndim):
         x = np.moveaxis(x, 1, -1)
-    if x.ndim >= 2 and time_swapped(model):
+    if x.ndim >= 2 and where.time_major:
         x = np.swapaxes(x, 0, 1)
     return np.ascontiguousarray(x)
 
 
-def channels_moved(model: Module, ndim: int) -> bool:
-    """Whether an input of ``ndim`` axes goes to this model with its channels
-    moved last: the first parameterised layer says so (a convolution, a batch
-    norm), or, when that layer cannot (a Keras model that starts with
-    Normalization), the rank of the input the model declares (4 or 5: images
-    or volumes)."""
-    if ndim < 3:
-        return False
-    expected = expected_input(model)
-    if expected is not None:
-        first = next(iter(model.params().values())).module
-        return moves_channels(expected[2], ndim) and holds_channels_last(first)
-    last = model.capabilities.channels_last
-    return last and ndim >= 4 and model.adapter.input_rank(model.native) == ndim
-
-
-def time_swapped(model: Module) -> bool:
-    """Whether the model's first recurrent layer takes ``(time, batch, ...)``
-    (torch's ``batch_first=False``, its default): then a canonical, batch-first
-    input goes in, and a sequence output comes out, with those axes swapped."""
-    for module in model.modules():
-        if module.kind in RECURRENT:
-            return model.adapter.input_layout(module.native) == "time_major"
-    return False
-
-
-def restore_output(model: Module, x: np.ndarray, output: Any) -> np.ndarray:
-    """A native output as numpy, channels first where the input's channels were moved last."""
+def restore_output(model: Module, x: np.ndarray, output: Any, where: Placement) -> np.ndarray:
+    """A native output as numpy, channels first where the input's channels were
+    moved last, batch first where the input's time axis was moved first."""
     out = np.asarray(output)
-    if out.ndim >= 3 and out.shape[:2] == x.shape[:2] and time_swapped(model):
+    if out.ndim >= 3 and out.shape[:2] == x.shape[:2] and where.time_major:
         return np.swapaxes(out, 0, 1)  # (time, batch, ...) as the layer gives it, batch first again
-    return np.moveaxis(out, -1, 1) if out.ndim == x.ndim and channels_moved(model, x.ndim) else out
+    return np.moveaxis(out, -1, 1) if out.ndim == x.ndim and where.channels_moved(model, x.ndim) else out
