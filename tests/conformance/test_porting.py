@@ -38,6 +38,39 @@ def test_state_dict_has_one_entry_per_tie_group(backend):
     assert "2.weight" in state and "4.weight" not in state and len(state) == 6
 
 
+def test_a_shared_layer_ports_at_each_of_its_positions(backends):
+    """The textbook's shared layer (one Linear at positions 2 and 4) into the
+    same architecture without the share, and back: every position is paired,
+    as a file's aliases load it. Before, the port counted 3 layers against 4
+    and refused. Into the shared model, a source whose two layers differ is
+    refused with the destination as it was: one variable cannot take both."""
+    from tests.conformance.test_tying import untied
+
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    for a in backends:
+        for b in backends:
+            shared = specs.shared().build(a)
+            up.initialize(shared, up.init.Normal(0, 0.5), seed=4)
+            separate = untied().build(b)
+            report = up.port(shared, separate, check_input=x)
+            assert report.max_abs_diff <= 1e-5 and [p[:2] for p in report.pairs][1:3] == [
+                ("2", "2"),
+                ("4", "4"),
+            ]
+            m = up.wrap(separate)
+            np.testing.assert_array_equal(m["4.weight"].numpy(), m["2.weight"].numpy())
+            back = specs.shared().build(a)
+            assert up.port(separate, back, check_input=x).max_abs_diff <= 1e-5  # the two agree: one value
+            differing = untied().build(b)
+            up.initialize(differing, up.init.Normal(0, 0.5), seed=5)
+            before = up.state_dict(back)
+            with pytest.raises(
+                up.PortError, match=r"'4.weight' \(from the source's '4'\) against '2.weight'"
+            ):
+                up.port(differing, back)
+            assert all(np.array_equal(v, before[k]) for k, v in up.state_dict(back).items()), (a, b)
+
+
 def _round_trip(name: str, through: list[str]) -> None:
     """Port a seeded torch model through ``through`` and back to torch: outputs agree
     at every step, and torch gets its values back bit for bit (where a framework

@@ -7,6 +7,7 @@ import pytest
 
 import unified_params as up
 from tests.conformance import specs, textbook
+from tests.conftest import needs
 from tests.frameworks import forward
 from unified_params import spec as S
 
@@ -152,6 +153,46 @@ def test_parameter_level_tie_and_untie(backend):
     m["4.weight"][0, 0] = -1
     assert m["2.weight"][0, 0] == 7
     np.testing.assert_allclose(forward(backend, model, X).shape, (5, 1))
+
+
+def test_a_tied_parameter_ports_at_each_layer_that_holds_it(backends):
+    """Layer 4's weight tied to layer 2's (its bias its own), into the same
+    architecture untied and back: layer 4 is paired with its tied weight and
+    its own bias, in its own order. Before, layer 4 listed its bias alone and
+    the pair was refused; a file's aliases loaded it."""
+    for a in backends:
+        for b in backends:
+            tied = untied().build(a)
+            up.initialize(tied, up.init.Normal(0, 0.5), seed=6)
+            up.tie(tied, "2.weight", "4.weight")
+            separate = untied().build(b)
+            report = up.port(tied, separate, check_input=X)
+            assert report.max_abs_diff <= 1e-5, (a, b)
+            m = up.wrap(separate)
+            np.testing.assert_array_equal(m["4.weight"].numpy(), m["2.weight"].numpy())
+            np.testing.assert_array_equal(m["4.bias"].numpy(), up.wrap(tied)["4.bias"].numpy())
+            again = untied().build(a)
+            up.tie(again, "2.weight", "4.weight")
+            assert up.port(separate, again, check_input=X).max_abs_diff <= 1e-5, (a, b)
+
+
+def test_a_shared_layer_ports_into_a_model_that_lists_it_once():
+    """A Keras functional model calls its shared Dense twice but lists it once:
+    a torch Sequential that holds it at two positions is paired layer by
+    layer, as before positions were paired."""
+    needs("torch")
+    needs("keras")
+    import keras
+
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(8, activation="relu")
+    hidden = shared(shared(keras.layers.Dense(8, activation="relu")(inputs)))
+    functional = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    assert len(functional.layers) == 4  # the input, and each Dense once
+    source = specs.shared().build("torch")
+    up.initialize(source, up.init.Normal(0, 0.5), seed=7)
+    report = up.port(source, functional, check_input=X)
+    assert report.max_abs_diff <= 1e-5 and len(report.pairs) == 3
 
 
 def test_parameter_tie_inside_a_shared_layer_is_refused(backend):

@@ -75,7 +75,13 @@ class PortError(UnifiedParamsError, ValueError):
 
 
 class CheckpointError(UnifiedParamsError, ValueError):
-    """A checkpoint file is missing, malformed or does not fit the model."""
+    """A checkpoint file is missing, malformed or does not fit the model.
+
+    ``report``: when a state was read but does not fit, the `LoadReport` of
+    what did not (else None).
+    """
+
+    report: Any = None
 
 
 def received(**values: object) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import absent, code_names, geometry, upsampling
-from .errors import PortError, received
+from .errors import CheckpointError, PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
@@ -31,9 +31,9 @@ from .pairing import LayerMapping, Rule, pair, parts
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
-from .state import LoadReport, Slot, Source, load, merge_note, slots
-from .tree import unique_modules
-from .view import Module, native_at
+from .state import LoadReport, Slot, Source, aliases_inside, inside, load, merge_note, slots
+from .tree import unique_modules, walk
+from .view import Module, Param, native_at
 
 
 @dataclass
@@ -124,23 +124,92 @@ class PortReport:
         return report_html(self)
 
 
-def layers(model: Module, aliases: bool = False) -> list[Layer]:
+def _paired(
+    src: Module, dst: Module, mapping: LayerMapping | None, leaves: Sequence[Rule] | Mapping[str, str] | None
+) -> tuple[tuple[list[Layer], list[Layer]], list[tuple[Layer, Layer]]]:
+    """Both models' layers and their pairs: at every position a layer or a
+    tied parameter is reached at; failing that, once per layer (a model that
+    keeps a shared layer at one position, as a Keras functional model does,
+    against one that lists it at each)."""
+    named = mapping is not None
+    order = layers(src, aliases=named), layers(dst, aliases=named)
+    try:
+        return order, pair(*order, mapping, leaves)
+    except PortError as err:
+        once = layers(src, aliases=named, positions=False), layers(dst, aliases=named, positions=False)
+        if list(map(len, once)) == list(map(len, order)):
+            raise  # no layer is reached twice: the same lists
+        try:
+            return once, pair(*once, mapping, leaves)
+        except PortError:
+            raise err from None
+
+
+def layers(model: Module, aliases: bool = False, positions: bool = True) -> list[Layer]:
     """Parameterised layers in traversal order, with their canonical leaves
-    (and, with ``aliases``, their paths in the framework's layer names)."""
+    (and, with ``aliases``, their paths in the framework's layer names).
+
+    With ``positions``, a layer shared at several positions, and a layer
+    holding a parameter tied to another's, is listed at each position, with
+    the leaves it is reached by there (as the layer there lays them out): an
+    architecture is compared position by position, whichever model shares
+    what. The load then writes each variable once and refuses a tie group
+    given two different values. Without, each variable is listed once.
+
+    Examples:
+        >>> import torch
+        >>> from unified_params import wrap
+        >>> lin = torch.nn.Linear(2, 2)
+        >>> net = wrap(torch.nn.Sequential(lin, torch.nn.ReLU(), lin))
+        >>> [x.path for x in layers(net)], [x.path for x in layers(net, positions=False)]
+        (['0', '2'], ['0'])
+    """
     out: dict[str, Layer] = {}
-    for slot in slots(model):
+    found = slots(model)
+    for slot in found:
+        _add(out, model, slot, aliases)
+    tied = set()  # positions given a leaf of a variable first reached elsewhere
+    for slot in found if positions else ():
+        if slot.how != "one":
+            continue  # a merged or gathered value: its other positions stay unlisted (and unpaired)
+        for key in aliases_inside(slot.param, model):
+            param = model[key]
+            assert isinstance(param, Param)  # an alias is a parameter's path
+            holder = inside(param.module.path, model)
+            _add(out, model, Slot([param], (key,), (param.shape,), holder), aliases)
+            tied.add(holder)
+    for path in tied:  # leaves in the layer's own order
+        own = [join(path, key) for key in (model[path] if path else model).params()]  # type: ignore[union-attr]
+        at = {key: k for k, key in enumerate(own)}
+        layer = out[path]
+        layer.slots.sort(key=lambda slot: at.get(slot.keys[0], len(at)))
+        layer.leaves[:] = [
+            (key[len(path) + 1 if path else 0 :], shape)
+            for slot in layer.slots
+            for key, shape in zip(slot.keys, slot.shapes, strict=True)
+            if not _optional_leaf(layer.kind, key)
+        ]
+    if tied:  # positions in traversal order
+        where = {
+            inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
+        }
+        out = dict(sorted(out.items(), key=lambda item: where.get(item[0], len(where))))
+    return [one for layer in out.values() for one in parts(layer)]
+
+
+def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> None:
+    """``slot``'s leaves, on the layer at its position (listed first if new)."""
+    layer = out.get(slot.layer)
+    if layer is None:
         module = model[slot.layer] if slot.layer else model
         assert isinstance(module, Module)  # a slot's layer path names a layer
-        layer = out.get(slot.layer)
-        if layer is None:
-            alias = _alias(model, slot.layer) if aliases else ""
-            layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [], alias=alias)
-        prefix = len(slot.layer) + 1 if slot.layer else 0
-        for key, shape in zip(slot.keys, slot.shapes, strict=True):
-            if not _optional_leaf(layer.kind, key):
-                layer.leaves.append((key[prefix:], shape))
-        layer.slots.append(slot)
-    return [one for layer in out.values() for one in parts(layer)]
+        alias = _alias(model, slot.layer) if aliases else ""
+        layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [], alias=alias)
+    prefix = len(slot.layer) + 1 if slot.layer else 0
+    for key, shape in zip(slot.keys, slot.shapes, strict=True):
+        if not _optional_leaf(layer.kind, key):
+            layer.leaves.append((key[prefix:], shape))
+    layer.slots.append(slot)
 
 
 def _alias(model: Module, path: str) -> str:
@@ -172,8 +241,7 @@ def port(
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
-    order = layers(src, aliases=mapping is not None), layers(dst, aliases=mapping is not None)
-    pairs = pair(*order, mapping, leaves)
+    order, pairs = _paired(src, dst, mapping, leaves)
     partner = {a.name: b for a, b in pairs}
     linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
@@ -255,14 +323,19 @@ def port(
             settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
             settings_differ += _weightless_differences(src, dst)
             report.differences = [line for _, line in settings_differ]
-        report.load = load(
-            dst,
-            state,
-            strict=True,
-            progress=progress,
-            description=f"porting to {dst.backend}",
-            partial_error=PortError,
-        )
+        try:
+            report.load = load(
+                dst,
+                state,
+                strict=True,
+                progress=progress,
+                description=f"porting to {dst.backend}",
+                partial_error=PortError,
+            )
+        except CheckpointError as err:
+            if err.report is None or not err.report.conflicting:
+                raise
+            raise _untied_into_tied(err.report.conflicting, dst, pairs) from err
         report.lossy += [n for n in report.load.notes if n not in report.lossy]
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
@@ -276,6 +349,33 @@ def port(
             dst.adapter.set_hyperparameters(module, values)
         raise
     return report
+
+
+def _untied_into_tied(conflicting: list[str], dst: Module, pairs: list[tuple[Layer, Layer]]) -> PortError:
+    """The error for a destination that shares a variable the source gives two values."""
+    partner = {b.path: a.path for a, b in pairs}
+
+    def source_of(key: str) -> str:
+        return repr(partner.get(key.rpartition(".")[0], "?"))
+
+    listed = {id(p.native): path for path, p in dst.params().items()}
+
+    def first_of(key: str) -> str:
+        param = dst[key]
+        assert isinstance(param, Param)  # a key of the state is a parameter's path
+        return listed.get(id(param.native), "?")  # the path the variable is listed at
+
+    shown = ", ".join(
+        f"{key!r} (from the source's {source_of(key)}) against {first_of(key)!r} "
+        f"(from the source's {source_of(first_of(key))})"
+        for key in conflicting[:3]
+    )
+    return PortError(
+        f"The {dst.backend} model reaches one variable at several positions (a shared layer or a tied "
+        f"parameter), and the source gives it different values there: {shown}. The source does not "
+        "share them; nothing was written. Expected a source whose values agree there, or a "
+        "destination untied first (up.untie(model, path)). " + received(conflicting=conflicting)
+    )
 
 
 #: Settings that change what weights mean without changing their shapes: what

@@ -508,7 +508,9 @@ def load(
             report.notes.append(f"loaded with NaN or infinity, as allowed: {_list(report.nonfinite)}")
             report.nonfinite.clear()
         if strict and not report.ok:
-            raise CheckpointError(_describe(report, model))
+            error = CheckpointError(_describe(report, model))
+            error.report = report
+            raise error
         refused = set(report.nonfinite)
         deferred = [a for _, arrays in ready for a in arrays if isinstance(a, Deferred)]
         if deferred and not deferred[0].unchanged():  # checked, but maybe not what a second read gives
