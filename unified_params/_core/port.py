@@ -168,8 +168,20 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
     found = slots(model)
     for slot in found:
         _add(out, model, slot, aliases)
-    tied = set()  # positions given a leaf of a variable first reached elsewhere
-    for slot in found if positions else ():
+    if positions and _add_tied(out, model, found, aliases):
+        where = {
+            inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
+        }
+        out = dict(sorted(out.items(), key=lambda item: where.get(item[0], len(where))))  # traversal order
+    return [one for layer in out.values() for one in parts(layer)]
+
+
+def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: bool) -> set[str]:
+    """The leaves each variable is reached by at its other positions (a shared
+    layer's, a tied parameter's), on the layers there, in each layer's own
+    order; the paths of those layers."""
+    tied = set()
+    for slot in found:
         if slot.how != "one":
             continue  # a merged or gathered value: its other positions stay unlisted (and unpaired)
         for key in aliases_inside(slot.param, model):
@@ -178,23 +190,20 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
             holder = inside(param.module.path, model)
             _add(out, model, Slot([param], (key,), (param.shape,), holder), aliases)
             tied.add(holder)
-    for path in tied:  # leaves in the layer's own order
-        own = [join(path, key) for key in (model[path] if path else model).params()]  # type: ignore[union-attr]
-        at = {key: k for k, key in enumerate(own)}
+    for path in tied:
+        module = model[path] if path else model
+        assert isinstance(module, Module)  # a holder's path names a layer
+        at = {join(path, key): k for k, key in enumerate(module.params())}
         layer = out[path]
         layer.slots.sort(key=lambda slot: at.get(slot.keys[0], len(at)))
+        prefix = len(path) + 1 if path else 0
         layer.leaves[:] = [
-            (key[len(path) + 1 if path else 0 :], shape)
+            (key[prefix:], shape)
             for slot in layer.slots
             for key, shape in zip(slot.keys, slot.shapes, strict=True)
             if not _optional_leaf(layer.kind, key)
         ]
-    if tied:  # positions in traversal order
-        where = {
-            inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
-        }
-        out = dict(sorted(out.items(), key=lambda item: where.get(item[0], len(where))))
-    return [one for layer in out.values() for one in parts(layer)]
+    return tied
 
 
 def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> None:
