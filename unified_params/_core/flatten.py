@@ -5,7 +5,10 @@ A Flatten after a convolution turns a ``(C, H, W)`` map into ``C*H*W``
 features on a channels-first framework, and an ``(H, W, C)`` map into the same
 number of features in another order on a channels-last one (Keras, Flax NNX).
 The Linear that takes them holds the same weights with its input rows
-permuted. The rules:
+permuted. What counts is the order the convolution before the Flatten holds
+its map in (`holds_channels_last`): a paddle layer built ``NHWC`` holds it
+channels last, a Keras layer built ``channels_first`` channels first. The
+rules:
 
 - Where the framework records what feeds a Linear (a Keras functional or
   Sequential model keeps its graph), the canonical layout of its weight is
