@@ -97,12 +97,39 @@ def test_batch_statistics_are_buffers_that_cannot_train():
         m["1.running_mean"].trainable = True
 
 
-def test_an_unflipped_transposed_convolution_is_refused():
+def test_an_unflipped_transposed_convolution_is_torch_s_weight_mirrored():
+    """Flax's default ``ConvTranspose`` (``transpose_kernel=False``) applies a
+    ``(*k, in, out)`` kernel as a plain convolution does: torch's weight,
+    mirrored along its spatial axes. Its canonical weight is torch's, so a
+    port between the two is exact both ways, a slice write lands where the
+    canonical index says, and the native layout stays Flax's own. Before,
+    every walk of a model holding one was refused."""
+    needs("torch")
+    import torch
     from flax import nnx
 
-    layer = nnx.ConvTranspose(3, 4, (3, 3), transpose_kernel=False, rngs=nnx.Rngs(0))
-    with pytest.raises(up.UnsupportedError, match="transpose_kernel=True"):
-        up.wrap(layer).params()
+    torch.manual_seed(0)
+    source = torch.nn.Sequential(torch.nn.ConvTranspose2d(3, 4, (3, 2), stride=2)).eval()
+    mirrored = nnx.Sequential(
+        nnx.ConvTranspose(
+            3, 4, (3, 2), strides=(2, 2), padding="VALID", transpose_kernel=False, rngs=nnx.Rngs(0)
+        )
+    )
+    m = up.wrap(mirrored)
+    assert m["0.weight"].shape == (3, 4, 3, 2) and m["0.weight"].native_shape == (3, 2, 3, 4)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype("float32")
+    report = up.port(source, mirrored, check_input=x)
+    assert report.max_abs_diff <= 1e-5
+    assert report.conversions == ["0.weight -> 0.weight: flax axes (2, 3, 0, 1), mirrored along (2, 3)"]
+    weight = source[0].weight.detach().numpy()
+    np.testing.assert_array_equal(m["0.weight"].numpy(), weight)
+    kernel = np.asarray(mirrored.layers[0].kernel.value)
+    np.testing.assert_array_equal(kernel, weight.transpose(2, 3, 0, 1)[::-1, ::-1])  # Flax's own
+    np.testing.assert_array_equal(m["0.weight"].numpy(layout="native"), kernel)
+    m["0.weight"][1, 2, 0, 1] = 7.0  # the canonical index: kernel row 0, column 1, mirrored natively
+    assert float(mirrored.layers[0].kernel.value[2, 0, 1, 2]) == 7.0
+    back = torch.nn.Sequential(torch.nn.ConvTranspose2d(3, 4, (3, 2), stride=2)).eval()
+    assert up.port(mirrored, back, check_input=x).max_abs_diff <= 1e-5
     built = S.Sequential(S.ConvTranspose2d(3, 4, 3, stride=2)).build("flax")
     assert built.layers[0].transpose_kernel and up.wrap(built)["0.weight"].shape == (3, 4, 3, 3)
 

@@ -123,6 +123,8 @@ NEUTRAL: Mapping[str, Mapping[str, float]] = {
 KNOWN_KINDS = frozenset(CANONICAL_AXES)
 
 _RNN_SUFFIX = re.compile(r"_(l\d+(?:_reverse)?)$")
+#: A kernel's spatial roles: ``k0``, ``k1``, ...
+_SPATIAL = re.compile(r"k\d+")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class Leaf:
             say them: a tuple of roles is one canonical axis that merges
             those native axes in order (a depthwise kernel's channels and
             multiplier), ``"1"`` a new axis of size one.
+        mirrored: The native kernel is the canonical one mirrored along its
+            spatial axes (``k0``, ``k1``, ...): a transposed convolution that
+            applies its kernel as a plain convolution does (Flax NNX's
+            ``ConvTranspose`` with ``transpose_kernel=False``).
 
     Examples:
         >>> Leaf("weight", ("k0", "k1", "in", "out")).canonical
@@ -149,6 +155,7 @@ class Leaf:
     axes: tuple[str, ...] | Mapping[int, tuple[str, ...]] | None = None
     gates: str | None = None
     canonical_axes: tuple[str | tuple[str, ...], ...] | None = None
+    mirrored: bool = False
 
     def axes_for(self, ndim: int) -> tuple[str, ...] | None:
         """The native axis roles for a variable of ``ndim`` axes.
@@ -211,6 +218,9 @@ class Layout:
     #: ``(native axis, positions, channels)``; canonically it runs channels
     #: first (the inputs of a Linear after a Flatten, `unified_params._core.flatten`).
     flat: tuple[int, int, int] | None = None
+    #: Canonical axes along which the native values run in reverse (a
+    #: mirrored kernel's spatial axes: `Leaf.mirrored`).
+    flip: tuple[int, ...] | None = None
 
     @property
     def is_identity(self) -> bool:
@@ -219,6 +229,7 @@ class Layout:
             self.gate_perm is None
             and self.groups is None
             and self.flat is None
+            and self.flip is None
             and self.perm == tuple(range(len(self.perm)))
         )
 
@@ -233,8 +244,8 @@ class Layout:
             >>> layout.to_canonical(native).tolist()  # (c0p0, c0p1, c1p0, ...)
             [[0, 3, 1, 4, 2, 5]]
         """
-        if self.groups is not None or self.gate_perm is not None:
-            raise ValueError("a flattened map in a layout that merges axes or reorders gates")
+        if self.groups is not None or self.gate_perm is not None or self.flip is not None:
+            raise ValueError("a flattened map in a layout that merges axes, reorders gates or mirrors")
         return Layout(self.perm, flat=(native_axis, positions, channels))
 
     def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -271,6 +282,8 @@ class Layout:
             out = out.reshape(self.canonical_shape(native.shape))
         if self.gate_perm is not None:
             out = _reorder_blocks(out, int(self.gate_axis or 0), self.gate_perm)
+        if self.flip is not None:
+            out = np.flip(out, self.flip)  # a view
         return out
 
     def to_native(self, canonical: np.ndarray, native_shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -280,7 +293,7 @@ class Layout:
         """
         if self.flat is not None:
             return self._unflattened(canonical, to_canonical=False)
-        out = canonical
+        out = canonical if self.flip is None else np.flip(canonical, self.flip)
         if self.gate_perm is not None:
             inverse = tuple(int(i) for i in np.argsort(self.gate_perm))
             out = _reorder_blocks(out, int(self.gate_axis or 0), inverse)
@@ -327,7 +340,7 @@ class Layout:
             >>> Layout((1, 0)).native_index((0, slice(None)), 2)
             ((slice(None, None, None), 0), (0,))
         """
-        if self.gate_perm is not None or self.groups is not None or self.flat is not None:
+        if self.gate_perm is not None or self.groups is not None or self.flat is not None or self.flip:
             return None
         full = _expand_index(index, ndim)
         if full is None:
@@ -368,6 +381,11 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
     Examples:
         >>> plan("conv2d", Leaf("weight", ("k0", "k1", "in", "out")), 4).perm
         (3, 2, 0, 1)
+        >>> mirrored = plan("conv_transpose1d", Leaf("weight", ("k0", "in", "out"), mirrored=True), 3)
+        >>> mirrored.perm, mirrored.flip  # (in, out, k0), the kernel axis reversed
+        ((1, 2, 0), (2,))
+        >>> mirrored.to_canonical(np.arange(3).reshape(3, 1, 1)).ravel().tolist()
+        [2, 1, 0]
     """
     axes = None if leaf is None else leaf.axes_for(ndim)
     if axes is None:
@@ -397,6 +415,11 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
         )
     perm = tuple(axes.index(role) for role in flat)
     merged = None if all(g == 1 for g in groups) else tuple(groups)
+    if leaf.mirrored:
+        if merged is not None or leaf.gates is not None:
+            raise ValueError("a mirrored kernel in a layout that merges axes or reorders gates")
+        spatial = tuple(k for k, role in enumerate(flat) if _SPATIAL.fullmatch(role))
+        return Layout(perm, flip=spatial)
     if leaf.gates is None or "gates" not in canonical_axes:
         return Layout(perm, groups=merged)
     canon_gates = CANONICAL_GATES[kind]

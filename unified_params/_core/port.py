@@ -776,7 +776,8 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
                 layout = slot.param.layout
                 if not layout.is_identity:
                     gates = " with gates reordered" if layout.gate_perm is not None else ""
-                    how.append(f"{side} axes {layout.perm}{gates}")
+                    mirrored = f", mirrored along {layout.flip}" if layout.flip else ""
+                    how.append(f"{side} axes {layout.perm}{gates}{mirrored}")
             if how:
                 out.append(f"{sa.param.path} -> {sb.param.path}: " + "; ".join(how))
     return out

@@ -190,7 +190,8 @@ def _rows(adapter: Adapter, module: Any, module_path: str, native: list[NativeVa
     if per_instance is None:
         per_instance = _PER_INSTANCE[cls] = issubclass(cls, adapter.INSTANCE_KINDS)
     if per_instance:  # a kind set by the layer's settings (an NNX Conv's rank): cached per kind
-        cls = (cls, adapter.kind(module))
+        kind = adapter.kind(module)
+        cls = (cls, kind, id(adapter.leaves(module, kind)))  # and per declared table
     slots = _BY_SLOT.get(cls)
     if slots is None:
         slots = _BY_SLOT[cls] = {}
@@ -207,7 +208,7 @@ def _rows(adapter: Adapter, module: Any, module_path: str, native: list[NativeVa
 def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     """What every entry of this layer class's slot holds (for the slot's role)."""
     kind = adapter.kind(module)
-    declared, buffers = adapter.LEAVES.get(kind), layouts.BUFFERS.get(kind)
+    declared, buffers = adapter.leaves(module, kind), layouts.BUFFERS.get(kind)
     leaf = None if declared is None else declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
     buffer = role != "param" or (buffers is not None and name in buffers)

@@ -58,8 +58,8 @@ class Adapter(abc.ABC):
     #: initializer, in canonical terms (what ``up.init.Default()`` applies).
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = {}
     #: Layer classes whose kind depends on the instance, not the class alone
-    #: (one NNX ``Conv`` class for every rank); the core then caches a layer's
-    #: leaves by class and kind.
+    #: (one NNX ``Conv`` class for every rank), and so may their `leaves`; the
+    #: core then caches a layer's leaves by class, kind and declared table.
     INSTANCE_KINDS: ClassVar[tuple[type, ...]] = ()
     #: Per kind of layer without weights that a port compares (``"pooling"``:
     #: with a window; ``"upsampling"``; ``"padding"``), the names of the
@@ -381,6 +381,21 @@ class Adapter(abc.ABC):
             True
         """
         return None
+
+    def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
+        """What the adapter declares of a layer's variables, by native name
+        (``None``: all canonical already). Default: ``LEAVES[kind]``. A class
+        in ``INSTANCE_KINDS`` may declare them per instance (a Flax NNX
+        ``ConvTranspose`` built with ``transpose_kernel=False`` keeps its
+        kernel mirrored); any other, per class.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).leaves(torch.nn.Linear(4, 2), "linear") is None
+            True
+        """
+        return self.LEAVES.get(kind)
 
     def flattened_input(self, layer: Any) -> FlatInput | None:
         """What the framework records of the features a Linear ``layer`` takes:

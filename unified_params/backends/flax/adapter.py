@@ -29,6 +29,7 @@ from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
+from ..._core.layouts import Leaf
 from .._base import (
     Adapter,
     NativeVariable,
@@ -51,11 +52,6 @@ _SKIPPED = (nnx.RngState,)
 #: ``nnx.Bidirectional`` runs its children in this order, the second reversed.
 _DIRECTIONS = {"forward_rnn": "forward", "backward_rnn": "reverse"}
 _TRANSIENT = (nnx.Intermediate, nnx.Cache)
-_UNFLIPPED = (
-    "an NNX ConvTranspose with transpose_kernel=False applies its kernel unflipped: torch's "
-    "ConvTranspose weight is that kernel mirrored along every spatial axis, a layout this library "
-    "does not convert. Expected nnx.ConvTranspose(..., transpose_kernel=True) (what up.spec builds)."
-)
 
 
 def is_trainable(var: Any) -> bool:
@@ -272,11 +268,14 @@ class FlaxAdapter(Adapter):
             return _containers
         return _members if isinstance(module, (list, tuple, dict)) else _nothing
 
+    def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
+        if isinstance(module, nnx.ConvTranspose) and not module.transpose_kernel:
+            return tables.MIRRORED.get(kind)  # its kernel applied as a plain convolution's
+        return self.LEAVES.get(kind)
+
     def variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, nnx.Module):
             return []
-        if isinstance(module, nnx.ConvTranspose) and not module.transpose_kernel:
-            raise UnsupportedError(_UNFLIPPED + " " + received(layer=type(module).__name__))
         cell = _cell(module)
         if cell is not None:
             return [(name, self._slot(module, name)[1], "param") for name in tables.CELLS[type(cell)].slots]

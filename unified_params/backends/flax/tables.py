@@ -58,6 +58,16 @@ LEAVES = {
     # An OptimizedLSTMCell's dense_i (no bias) and dense_h, gates i, f, g, o: torch's order.
     "lstm": channels_last.recurrent(None),
 }
+#: An NNX ConvTranspose built with ``transpose_kernel=False`` (Flax's default)
+#: keeps a ``(*k, in, out)`` kernel that it applies as a plain convolution
+#: does: torch's weight, mirrored along every spatial axis.
+MIRRORED = {
+    f"conv_transpose{rank}d": {
+        "kernel": Leaf("weight", (*(f"k{k}" for k in range(rank)), "in", "out"), mirrored=True),
+        "bias": channels_last.BIAS,
+    }
+    for rank in (1, 2, 3)
+}
 #: The order NNX's own layers create their variables in (the kernel before the
 #: bias): how the variables of a layer of no declared kind are listed.
 LEAF_ORDER = ("kernel", "embedding", "scale", "bias", "mean", "var")
