@@ -197,6 +197,19 @@ def test_a_port_between_layer_counts_says_where_the_models_part(backend):
     )
 
 
+def test_an_attention_holding_some_biases_of_a_packed_entry_is_refused():
+    """torch packs the query, key and value biases into one ``in_proj_bias``:
+    a paddle attention whose query projection lost its bias cannot give it,
+    and says which block it lacks."""
+    needs("paddle")
+    import paddle
+
+    attention = paddle.nn.MultiHeadAttention(8, 2)
+    attention.q_proj.bias = None
+    with pytest.raises(up.UnsupportedError, match=r"'in_proj_bias' and lacks others \(\['q_proj.bias'\]\)"):
+        up.state_dict(attention)
+
+
 def test_port_whose_outputs_differ_restores_the_destination(backends):
     x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype("float32")
     src = S.Sequential(S.BatchNorm2d(4, eps=0.5)).build(backends[0])

@@ -188,10 +188,13 @@ class MultiheadAttention(Layer):
     torch ``MultiheadAttention(batch_first=True)``, Keras
     ``MultiHeadAttention(key_dim=embed_dim // num_heads)``, Paddle
     ``MultiHeadAttention``. Call it as self-attention: ``(x, x, x)``.
+    ``bias=False``: no projection biases (Keras ``use_bias=False``, Paddle
+    ``bias_attr=False``).
     """
 
     embed_dim: int
     num_heads: int
+    bias: bool = True
     POSITIVE: ClassVar[tuple[str, ...]] = ("embed_dim", "num_heads")
 
     def __post_init__(self) -> None:

@@ -81,6 +81,29 @@ def test_attention_ports_between_packed_and_separate_projections(backends):
             assert value.tobytes() == state[key].tobytes(), (backend, key)
 
 
+def test_attention_without_biases_ports_and_saves(backends, tmp_path):
+    """Projections without biases: the state has no ``in_proj_bias`` or
+    ``out_proj.bias``, as torch's ``bias=False`` lists. Before, every state of
+    a Keras or Paddle attention without biases failed on the biases its
+    packed entries expected (a PathError from inside the library)."""
+    x = RNG.standard_normal((2, 5, 8)).astype("float32")
+    source = S.MultiheadAttention(8, 2, bias=False).build(backends[0])
+    up.initialize(source, up.init.Normal(0, 0.3), seed=4)
+    state = up.state_dict(source)
+    assert {k: v.shape for k, v in state.items()} == {"in_proj_weight": (24, 8), "out_proj.weight": (8, 8)}
+    up.save(source, tmp_path / "attention.safetensors")
+    want = for_backend(backends[0]).attention(source, x)
+    for backend in backends:
+        dst = S.MultiheadAttention(8, 2, bias=False).build(backend)
+        up.port(source, dst)
+        np.testing.assert_allclose(
+            for_backend(backend).attention(dst, x), want, rtol=1e-4, atol=1e-5, err_msg=backend
+        )
+        again = S.MultiheadAttention(8, 2, bias=False).build(backend)
+        assert up.load(again, tmp_path / "attention.safetensors").ok
+        assert all(v.tobytes() == state[k].tobytes() for k, v in up.state_dict(again).items()), backend
+
+
 def test_attention_round_trip_through_a_file(backends, tmp_path):
     source = S.MultiheadAttention(8, 4).build(backends[-1])
     up.initialize(source, up.init.XavierUniform(), where=lambda p: len(p.shape) > 1, seed=3)

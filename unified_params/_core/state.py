@@ -323,10 +323,21 @@ def _gathers(model: Module, declared: Mapping[str, Mapping[str, Part]]) -> dict[
         if not parts:
             continue
         by_key: dict[str, list[tuple[int, Param, layouts.Layout | None]]] = {}
+        own, lacking = module.params(), set()
         for within, part in parts.items():
-            param = module.param(within)
+            param = own.get(within)
+            if param is None:  # a layer built without biases: no such entry, as torch's bias=False
+                lacking.add(part.key)
+                continue
             layout = None if part.leaf is None else layouts.plan(module.kind, part.leaf, len(param.shape))
             by_key.setdefault(part.key, []).append((part.index, param, layout))
+        for key in lacking & set(by_key):
+            absent = sorted(w for w, p in parts.items() if p.key == key and w not in own)
+            raise UnsupportedError(
+                f"The {module.type_name} at {module.path!r} holds some of the blocks of its canonical "
+                f"{key!r} and lacks others ({absent}), so that entry cannot be formed. Expected every "
+                "block of it, or none. " + received(layer=module.path, entry=key)
+            )
         for key, members in by_key.items():
             members.sort(key=lambda m: m[0])
             params = [m[1] for m in members]

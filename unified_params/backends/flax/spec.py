@@ -72,7 +72,7 @@ class FlaxSpec:
         if isinstance(s, S.MultiheadAttention):
             e = s.embed_dim
             return nnx.MultiHeadAttention(
-                s.num_heads, e, qkv_features=e, out_features=e, decode=False, rngs=rngs
+                s.num_heads, e, qkv_features=e, out_features=e, use_bias=s.bias, decode=False, rngs=rngs
             )
         if isinstance(s, S.BatchNorm2d):
             return nnx.BatchNorm(

@@ -59,7 +59,9 @@ class KerasSpec:
                 cls(s.out_channels, s.kernel_size, strides=s.stride, **kw), (None, *spatial, s.in_channels)
             )
         if isinstance(s, S.MultiheadAttention):
-            attention = layers.MultiHeadAttention(s.num_heads, s.embed_dim // s.num_heads, **kw)
+            attention = layers.MultiHeadAttention(
+                s.num_heads, s.embed_dim // s.num_heads, use_bias=s.bias, **kw
+            )
             shape = (None, None, s.embed_dim)
             attention.build(shape, shape)
             return attention

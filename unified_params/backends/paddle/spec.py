@@ -29,7 +29,7 @@ class PaddleSpec:
             }[type(s)]  # fmt: skip
             return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
         if isinstance(s, S.MultiheadAttention):
-            return nn.MultiHeadAttention(s.embed_dim, s.num_heads)
+            return nn.MultiHeadAttention(s.embed_dim, s.num_heads, bias_attr=None if s.bias else False)
         if isinstance(s, S.BatchNorm2d):
             return nn.BatchNorm2D(
                 s.num_features,

@@ -28,7 +28,7 @@ class TorchSpec:
             }[type(s)]  # fmt: skip
             return cls(s.in_channels, s.out_channels, s.kernel_size, s.stride)
         if isinstance(s, S.MultiheadAttention):
-            return nn.MultiheadAttention(s.embed_dim, s.num_heads, batch_first=True)
+            return nn.MultiheadAttention(s.embed_dim, s.num_heads, bias=s.bias, batch_first=True)
         if isinstance(s, S.BatchNorm2d):
             return nn.BatchNorm2d(s.num_features, eps=s.eps, momentum=s.momentum, affine=s.affine)
         if isinstance(s, S.LayerNorm):
