@@ -223,14 +223,39 @@ def test_port_whose_outputs_differ_restores_the_destination(backends):
         assert_unchanged(before, dst)
 
 
-def test_keras_gru_without_reset_after_is_refused():
+def test_a_keras_gru_without_reset_after_is_a_kind_of_its_own():
+    """A Keras GRU built with ``reset_after=False`` applies the reset gate before
+    its recurrent kernel, which no torch or paddle GRU computes: it keeps
+    Keras' names, pairs with no torch GRU, with or without biases, and ports
+    between Keras models. Before, one without biases took torch's names and
+    ported into a torch GRU with nothing said while the outputs differed
+    (by 0.014 here)."""
     needs("keras")
     import keras
 
-    gru = keras.layers.GRU(4, reset_after=False)
-    gru.build((None, None, 3))
-    with pytest.raises(up.UnsupportedError, match="reset_after=True"):
-        up.state_dict(keras.Sequential([gru]))
+    def keras_gru(bias: bool):
+        model = keras.Sequential(
+            [
+                keras.Input((4, 3)),
+                keras.layers.GRU(5, use_bias=bias, reset_after=False, return_sequences=True),
+            ]
+        )
+        up.initialize(model, up.init.Normal(0, 0.5), seed=3)
+        return model
+
+    assert list(up.state_dict(keras_gru(True))) == ["0.kernel", "0.recurrent_kernel", "0.bias"]
+    assert list(up.state_dict(keras_gru(False))) == ["0.kernel", "0.recurrent_kernel"]
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+    target = keras_gru(False)
+    assert up.port(keras_gru(False), target, check_input=x).max_abs_diff <= 1e-6
+    needs("torch")
+    import torch
+
+    for bias in (True, False):
+        with pytest.raises(up.PortError, match="kinds gru and gru_reset_before"):
+            up.port(torch.nn.GRU(3, 5, bias=bias, batch_first=True), keras_gru(bias))
+        with pytest.raises(up.PortError, match="kinds gru_reset_before and gru"):
+            up.port(keras_gru(bias), torch.nn.GRU(3, 5, bias=bias, batch_first=True))
 
 
 def test_file_shrunk_after_its_header_was_read_is_refused(backend, tmp_path, monkeypatch):

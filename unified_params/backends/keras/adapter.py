@@ -108,6 +108,11 @@ def _plain(cls: type) -> bool:
 
 _name_of = internals.variable_name
 
+#: The kind of a Keras GRU built with ``reset_after=False``: it applies the
+#: reset gate before the recurrent kernel, which torch's and paddle's GRUs
+#: cannot express, so it pairs with none of theirs and keeps Keras' names.
+GRU_RESET_BEFORE = "gru_reset_before"
+
 
 def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:
     """What a transposed convolution crops from the start and the end of its full
@@ -160,6 +165,7 @@ class KerasAdapter(Adapter):
     name = "keras"
     LEAVES = tables.LEAVES
     MERGES = tables.MERGES
+    INSTANCE_KINDS = (L.GRU,)  # reset_after decides its kind
     GATHERS = tables.GATHERS
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
@@ -179,7 +185,10 @@ class KerasAdapter(Adapter):
     def kind(self, module: Any) -> str:
         if not isinstance(module, L.Layer):
             return "container"  # a list or dict of layers held by a subclassed model
-        return tables.KIND(type(module))
+        kind = tables.KIND(type(module))
+        if kind == "gru" and not module.reset_after:
+            return GRU_RESET_BEFORE  # not torch's arithmetic: a kind of its own, in Keras' names
+        return kind
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
         role = _ROLES.get(type(module)) or _role(type(module))

@@ -56,8 +56,8 @@ _GLOROT: dict[str, Initializer] = {"weight": XavierUniform(), "bias": Zeros()}
 _ONES_ZEROS: dict[str, Initializer] = {"weight": Ones(), "bias": Zeros()}
 
 _RESET_AFTER = (
-    "a Keras GRU without reset_after=True applies the reset gate before the recurrent kernel, "
-    "which torch and Paddle GRUs cannot express. Expected reset_after=True."
+    "a Keras GRU stacks its two biases, (2, 3H), only with reset_after=True (one built without "
+    "is of another kind, gru_reset_before). Expected reset_after=True."
 )
 MERGES = {
     "rnn": {"bias": channels_last.SUMMED_BIAS},
