@@ -6,6 +6,7 @@ import json
 import pickle
 import struct
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -256,6 +257,44 @@ def test_a_keras_gru_without_reset_after_is_a_kind_of_its_own():
             up.port(torch.nn.GRU(3, 5, bias=bias, batch_first=True), keras_gru(bias))
         with pytest.raises(up.PortError, match="kinds gru_reset_before and gru"):
             up.port(keras_gru(bias), torch.nn.GRU(3, 5, bias=bias, batch_first=True))
+
+
+def test_a_keras_layer_norm_that_computes_otherwise_is_a_kind_of_its_own():
+    """A Keras LayerNormalization over an image's positions and channels keeps
+    its scale laid out as the map is, (H, W, C), where torch's LayerNorm([C, H,
+    W]) keeps (C, H, W); one built with the deprecated rms_scaling=True divides
+    by the variance. Before, torch's weights went into both with nothing said
+    while the outputs differed (by 3.8 and 13 here). Over the positions alone,
+    or the channels alone, it is torch's LayerNorm and ports exactly."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    def torch_net(shape):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LayerNorm(shape)).eval()
+        with torch.no_grad():
+            net[1].weight.normal_(), net[1].bias.normal_()
+        return net
+
+    def keras_net(**norm):
+        conv = keras.layers.Conv2D(4, 3)
+        return keras.Sequential(
+            [keras.Input((6, 6, 3)), conv, keras.layers.LayerNormalization(epsilon=1e-5, **norm)]
+        )
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    with pytest.raises(up.PortError, match="kinds layernorm and layernorm_over_a_map"):
+        up.port(torch_net([4, 4, 4]), keras_net(axis=[1, 2, 3]))
+    assert list(up.state_dict(keras_net(axis=[1, 2, 3]))) == ["0.weight", "0.bias", "1.gamma", "1.beta"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras' own deprecation of rms_scaling
+        with pytest.raises(up.PortError, match="kinds layernorm and layernorm_rms_scaling"):
+            up.port(torch.nn.Sequential(torch.nn.LayerNorm(8)), keras.Sequential(
+                [keras.Input((5, 8)), keras.layers.LayerNormalization(rms_scaling=True)]
+            ))  # fmt: skip
+    assert up.port(torch_net([4, 4]), keras_net(axis=[1, 2]), check_input=x).max_abs_diff <= 1e-5
 
 
 def test_file_shrunk_after_its_header_was_read_is_refused(backend, tmp_path, monkeypatch):

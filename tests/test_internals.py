@@ -147,6 +147,18 @@ def _dense(units: int, inputs: int):
     return layer
 
 
+def test_keras_records_the_input_shape_a_layer_was_built_for():
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import internals
+
+    norm = keras.layers.LayerNormalization(axis=[1, 2, 3])
+    norm.build((None, 4, 5, 6))
+    assert internals.built_input_shape(norm) == (None, 4, 5, 6), "Layer._build_shapes_dict['input_shape']"
+    assert internals.built_input_shape(keras.layers.LayerNormalization()) is None  # not built
+
+
 def test_keras_variable_and_layer_bookkeeping():
     needs("keras")
     import keras

@@ -112,6 +112,28 @@ _name_of = internals.variable_name
 #: reset gate before the recurrent kernel, which torch's and paddle's GRUs
 #: cannot express, so it pairs with none of theirs and keeps Keras' names.
 GRU_RESET_BEFORE = "gru_reset_before"
+#: The kind of a Keras LayerNormalization over a map's positions and its
+#: channels (axes ``[1, 2, 3]`` of an image): its scale and shift are laid out
+#: as the map is, ``(H, W, C)`` channels last, or ``(C, H, W)`` after a
+#: channels-first convolution, which the layer alone does not tell; so it
+#: pairs with no torch or paddle LayerNorm and keeps Keras' names.
+LAYERNORM_OVER_A_MAP = "layernorm_over_a_map"
+#: The kind of a Keras LayerNormalization built with ``rms_scaling=True``
+#: (deprecated in Keras 3.15.1, which warns that it divides by the variance,
+#: not the root mean square): no other framework's norm computes it.
+LAYERNORM_RMS_SCALING = "layernorm_rms_scaling"
+
+
+def _over_a_map(layer: Any) -> bool:
+    """Whether a LayerNormalization normalises over several axes of an image
+    or a volume (an input of four axes or more) that include its last."""
+    shape = internals.built_input_shape(layer)
+    if shape is None or len(shape) < 4:
+        return False
+    axes = {
+        int(a) % len(shape) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])
+    }
+    return len(axes) > 1 and len(shape) - 1 in axes
 
 
 def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:
@@ -165,7 +187,7 @@ class KerasAdapter(Adapter):
     name = "keras"
     LEAVES = tables.LEAVES
     MERGES = tables.MERGES
-    INSTANCE_KINDS = (L.GRU,)  # reset_after decides its kind
+    INSTANCE_KINDS = (L.GRU, L.LayerNormalization)  # reset_after; rms_scaling and the axes
     GATHERS = tables.GATHERS
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
@@ -188,6 +210,10 @@ class KerasAdapter(Adapter):
         kind = tables.KIND(type(module))
         if kind == "gru" and not module.reset_after:
             return GRU_RESET_BEFORE  # not torch's arithmetic: a kind of its own, in Keras' names
+        if kind == "layernorm" and module.rms_scaling:
+            return LAYERNORM_RMS_SCALING  # neither a LayerNorm nor an RMSNorm elsewhere
+        if kind == "layernorm" and _over_a_map(module):
+            return LAYERNORM_OVER_A_MAP  # scale and shift of an unknown canonical order
         return kind
 
     def children(self, module: Any) -> list[tuple[str, Any]]:

@@ -44,6 +44,14 @@ def attributes(layer: Any) -> dict[str, Any]:
     return {**own, **modules} if modules else own
 
 
+def built_input_shape(layer: Any) -> tuple[Any, ...] | None:
+    """The input shape a layer was built for (Keras 3.15.1 keeps it in
+    ``_build_shapes_dict["input_shape"]``), or ``None`` when not recorded."""
+    shapes = getattr(layer, "_build_shapes_dict", None)
+    found = shapes.get("input_shape") if isinstance(shapes, dict) else None
+    return tuple(found) if isinstance(found, (tuple, list)) else None
+
+
 def operations(model: Any) -> list[Any]:
     """A functional model's graph nodes (Keras 3.15.1 ``Functional._operations``)."""
     return model._operations
