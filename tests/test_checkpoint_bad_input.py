@@ -297,6 +297,33 @@ def test_a_keras_layer_norm_that_computes_otherwise_is_a_kind_of_its_own():
     assert up.port(torch_net([4, 4]), keras_net(axis=[1, 2]), check_input=x).max_abs_diff <= 1e-5
 
 
+def test_a_keras_batch_norm_over_another_axis_than_the_channels_is_a_kind_of_its_own():
+    """``BatchNormalization(axis=1)`` after a channels-last convolution keeps one
+    mean per row of the map: before, torch's BatchNorm2d values went into it
+    with nothing said while the outputs differed (by 5.2 here). After a
+    channels-first convolution (the graph says so), axis 1 is the channels,
+    and the layer is a BatchNorm as before."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    def keras_net(axis, data_format="channels_last"):
+        shape = (6, 6, 3) if data_format == "channels_last" else (3, 6, 6)
+        conv = keras.layers.Conv2D(4, 3, data_format=data_format)
+        return keras.Sequential([keras.Input(shape), conv, keras.layers.BatchNormalization(axis=axis)])
+
+    torch_net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    kinds = {axis: up.wrap(keras_net(axis))[1].kind for axis in (-1, 1, 2, 3)}
+    assert kinds == {-1: "batchnorm", 1: "batchnorm_over_another_axis", 2: "batchnorm_over_another_axis",
+                     3: "batchnorm"}  # fmt: skip
+    assert up.wrap(keras_net(1, "channels_first"))[1].kind == "batchnorm"  # built, not run
+    with pytest.raises(up.PortError, match="kinds batchnorm and batchnorm_over_another_axis"):
+        up.port(torch_net, keras_net(1))
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    assert up.port(torch_net, keras_net(-1), check_input=x, align="hyperparameters").max_abs_diff <= 1e-5
+
+
 def test_file_shrunk_after_its_header_was_read_is_refused(backend, tmp_path, monkeypatch):
     """A file cut short between reading its header and its data: a clear error, the model unchanged."""
     from unified_params._core import safetensors_io as st

@@ -124,6 +124,24 @@ LAYERNORM_OVER_A_MAP = "layernorm_over_a_map"
 LAYERNORM_RMS_SCALING = "layernorm_rms_scaling"
 
 
+#: The kind of a Keras BatchNormalization of an image or a volume over another
+#: axis than the map's channels (``axis=1`` after a channels-last convolution:
+#: one mean per row): no torch or paddle BatchNorm normalises so.
+BATCHNORM_OVER_ANOTHER_AXIS = "batchnorm_over_another_axis"
+
+
+def _over_channels(layer: Any) -> bool:
+    """Whether a BatchNormalization of an image or a volume (an input of four
+    axes or more) normalises over the map's channels: the last axis of a
+    channels-last map, axis 1 of a channels-first one (the graph says which;
+    Keras' default without one). Of fewer axes, as it always was."""
+    shape = internals.built_input_shape(layer)
+    if shape is None or len(shape) < 4:
+        return True
+    channels = 1 if graph.map_format(layer) == "channels_first" else len(shape) - 1
+    return int(layer.axis) % len(shape) == channels
+
+
 def _over_a_map(layer: Any) -> bool:
     """Whether a LayerNormalization normalises over several axes of an image
     or a volume (an input of four axes or more) that include its last."""
@@ -187,7 +205,8 @@ class KerasAdapter(Adapter):
     name = "keras"
     LEAVES = tables.LEAVES
     MERGES = tables.MERGES
-    INSTANCE_KINDS = (L.GRU, L.LayerNormalization)  # reset_after; rms_scaling and the axes
+    # Their settings decide their kinds: reset_after; rms_scaling and the axes; the axis.
+    INSTANCE_KINDS = (L.GRU, L.LayerNormalization, L.BatchNormalization)
     GATHERS = tables.GATHERS
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
@@ -210,6 +229,8 @@ class KerasAdapter(Adapter):
         kind = tables.KIND(type(module))
         if kind == "gru" and not module.reset_after:
             return GRU_RESET_BEFORE  # not torch's arithmetic: a kind of its own, in Keras' names
+        if kind == "batchnorm" and not _over_channels(module):
+            return BATCHNORM_OVER_ANOTHER_AXIS  # per row or column of a map: no torch BatchNorm
         if kind == "layernorm" and module.rms_scaling:
             return LAYERNORM_RMS_SCALING  # neither a LayerNorm nor an RMSNorm elsewhere
         if kind == "layernorm" and _over_a_map(module):

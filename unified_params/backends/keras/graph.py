@@ -103,6 +103,21 @@ def _flattened(node: Any, op: Any, features: int) -> FlatInput | None:
     return FlatInput(dims[0], math.prod(dims[1:]), flat_first)
 
 
+def map_format(layer: Any) -> str:
+    """The data format of the map ``layer`` takes, as the graph shows it (the
+    nearest layer before it that has one), else Keras' default.
+
+    Examples:
+        >>> inputs = keras.Input((3, 6, 6))
+        >>> norm = L.BatchNormalization(axis=1)
+        >>> _ = norm(L.Conv2D(4, 3, data_format="channels_first")(inputs))
+        >>> map_format(norm), map_format(L.BatchNormalization())
+        ('channels_first', 'channels_last')
+    """
+    nodes = internals.inbound_nodes(layer)
+    return _data_format(nodes[0]) if nodes else keras.config.image_data_format()
+
+
 def _data_format(node: Any) -> str:
     """The data format of the map a node takes: that of the nearest layer
     before it that has one (a convolution, a pooling), else Keras' default."""
