@@ -296,6 +296,22 @@ def test_a_keras_layer_norm_that_computes_otherwise_is_a_kind_of_its_own():
             ))  # fmt: skip
     assert up.port(torch_net([4, 4]), keras_net(axis=[1, 2]), check_input=x).max_abs_diff <= 1e-5
 
+    # Three axes: after a Conv1D, a map laid out (L, C); after an Embedding, a sequence, (T, C) as torch's.
+    def norm_after(first):
+        inputs = (
+            keras.Input((6,), dtype="int32")
+            if isinstance(first, keras.layers.Embedding)
+            else keras.Input((6, 3))
+        )
+        return keras.Model(inputs, keras.layers.LayerNormalization(axis=[1, 2], epsilon=1e-5)(first(inputs)))
+
+    assert up.wrap(norm_after(keras.layers.Conv1D(4, 3)))[2].kind == "layernorm_over_a_map"
+    sequence = norm_after(keras.layers.Embedding(10, 4))
+    assert up.wrap(sequence)[2].kind == "layernorm"
+    torch_sequence = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LayerNorm([6, 4])).eval()
+    tokens = np.random.default_rng(1).integers(0, 10, (2, 6))
+    assert up.port(torch_sequence, sequence, check_input=tokens).max_abs_diff <= 1e-5
+
 
 def test_a_keras_batch_norm_over_another_axis_than_the_channels_is_a_kind_of_its_own():
     """``BatchNormalization(axis=1)`` after a channels-last convolution keeps one

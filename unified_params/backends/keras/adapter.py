@@ -143,15 +143,19 @@ def _over_channels(layer: Any) -> bool:
 
 
 def _over_a_map(layer: Any) -> bool:
-    """Whether a LayerNormalization normalises over several axes of an image
-    or a volume (an input of four axes or more) that include its last."""
+    """Whether a LayerNormalization normalises over several axes of a map that
+    include its last: of an image or a volume (an input of four axes or
+    more), or of three axes where the graph shows a map before it (a Conv1D's,
+    laid out (L, C)); three axes with none is a sequence, (T, C) as torch's."""
     shape = internals.built_input_shape(layer)
-    if shape is None or len(shape) < 4:
+    if shape is None or len(shape) < 3:
         return False
     axes = {
         int(a) % len(shape) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])
     }
-    return len(axes) > 1 and len(shape) - 1 in axes
+    if len(axes) < 2 or len(shape) - 1 not in axes:
+        return False
+    return len(shape) >= 4 or graph.map_format(layer, None) is not None
 
 
 def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:

@@ -103,24 +103,30 @@ def _flattened(node: Any, op: Any, features: int) -> FlatInput | None:
     return FlatInput(dims[0], math.prod(dims[1:]), flat_first)
 
 
-def map_format(layer: Any) -> str:
+def map_format(layer: Any, default: str | None = "") -> str | None:
     """The data format of the map ``layer`` takes, as the graph shows it (the
-    nearest layer before it that has one), else Keras' default.
+    nearest layer before it that has one), else ``default`` (Keras' own
+    default when not given; ``None``: a sequence or a vector, as far as the
+    graph shows).
 
     Examples:
         >>> inputs = keras.Input((3, 6, 6))
         >>> norm = L.BatchNormalization(axis=1)
         >>> _ = norm(L.Conv2D(4, 3, data_format="channels_first")(inputs))
-        >>> map_format(norm), map_format(L.BatchNormalization())
-        ('channels_first', 'channels_last')
+        >>> map_format(norm), map_format(L.BatchNormalization()), map_format(L.Dense(2), None)
+        ('channels_first', 'channels_last', None)
     """
     nodes = internals.inbound_nodes(layer)
-    return _data_format(nodes[0]) if nodes else keras.config.image_data_format()
+    found = _data_format(nodes[0], None) if nodes else None
+    if found is not None:
+        return found
+    return keras.config.image_data_format() if default == "" else default
 
 
-def _data_format(node: Any) -> str:
+def _data_format(node: Any, default: str | None = "") -> str | None:
     """The data format of the map a node takes: that of the nearest layer
-    before it that has one (a convolution, a pooling), else Keras' default."""
+    before it that has one (a convolution, a pooling), else ``default``
+    (Keras' own default when not given)."""
     for _ in range(_LIMIT):
         parents = node.parent_nodes
         if not parents:
@@ -129,7 +135,7 @@ def _data_format(node: Any) -> str:
         data_format = getattr(node.operation, "data_format", None)
         if data_format in ("channels_last", "channels_first"):
             return data_format
-    return keras.config.image_data_format()
+    return keras.config.image_data_format() if default == "" else default
 
 
 #: Layers that pad a map with zeros, ``padding`` holding ``(before, after)`` per axis.
