@@ -35,7 +35,7 @@ from .._base import (
     runs_its_own,
     set_epsilon_momentum,
 )
-from . import graph, internals, tables
+from . import graph, internals, kinds, tables
 from .engines import engine_for
 
 L = keras.layers
@@ -108,55 +108,6 @@ def _plain(cls: type) -> bool:
 
 _name_of = internals.variable_name
 
-#: The kind of a Keras GRU built with ``reset_after=False``: it applies the
-#: reset gate before the recurrent kernel, which torch's and paddle's GRUs
-#: cannot express, so it pairs with none of theirs and keeps Keras' names.
-GRU_RESET_BEFORE = "gru_reset_before"
-#: The kind of a Keras LayerNormalization over a map's positions and its
-#: channels (axes ``[1, 2, 3]`` of an image): its scale and shift are laid out
-#: as the map is, ``(H, W, C)`` channels last, or ``(C, H, W)`` after a
-#: channels-first convolution, which the layer alone does not tell; so it
-#: pairs with no torch or paddle LayerNorm and keeps Keras' names.
-LAYERNORM_OVER_A_MAP = "layernorm_over_a_map"
-#: The kind of a Keras LayerNormalization built with ``rms_scaling=True``
-#: (deprecated in Keras 3.15.1, which warns that it divides by the variance,
-#: not the root mean square): no other framework's norm computes it.
-LAYERNORM_RMS_SCALING = "layernorm_rms_scaling"
-
-
-#: The kind of a Keras BatchNormalization of an image or a volume over another
-#: axis than the map's channels (``axis=1`` after a channels-last convolution:
-#: one mean per row): no torch or paddle BatchNorm normalises so.
-BATCHNORM_OVER_ANOTHER_AXIS = "batchnorm_over_another_axis"
-
-
-def _over_channels(layer: Any) -> bool:
-    """Whether a BatchNormalization of an image or a volume (an input of four
-    axes or more) normalises over the map's channels: the last axis of a
-    channels-last map, axis 1 of a channels-first one (the graph says which;
-    Keras' default without one). Of fewer axes, as it always was."""
-    shape = internals.built_input_shape(layer)
-    if shape is None or len(shape) < 4:
-        return True
-    channels = 1 if graph.map_format(layer) == "channels_first" else len(shape) - 1
-    return int(layer.axis) % len(shape) == channels
-
-
-def _over_a_map(layer: Any) -> bool:
-    """Whether a LayerNormalization normalises over several axes of a map that
-    include its last: of an image or a volume (an input of four axes or
-    more), or of three axes where the graph shows a map before it (a Conv1D's,
-    laid out (L, C)); three axes with none is a sequence, (T, C) as torch's."""
-    shape = internals.built_input_shape(layer)
-    if shape is None or len(shape) < 3:
-        return False
-    axes = {
-        int(a) % len(shape) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])
-    }
-    if len(axes) < 2 or len(shape) - 1 not in axes:
-        return False
-    return len(shape) >= 4 or graph.map_format(layer, None) is not None
-
 
 def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:
     """What a transposed convolution crops from the start and the end of its full
@@ -209,8 +160,7 @@ class KerasAdapter(Adapter):
     name = "keras"
     LEAVES = tables.LEAVES
     MERGES = tables.MERGES
-    # Their settings decide their kinds: reset_after; rms_scaling and the axes; the axis.
-    INSTANCE_KINDS = (L.GRU, L.LayerNormalization, L.BatchNormalization)
+    INSTANCE_KINDS = kinds.SETTLED  # their settings decide their kinds
     GATHERS = tables.GATHERS
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
@@ -230,16 +180,7 @@ class KerasAdapter(Adapter):
     def kind(self, module: Any) -> str:
         if not isinstance(module, L.Layer):
             return "container"  # a list or dict of layers held by a subclassed model
-        kind = tables.KIND(type(module))
-        if kind == "gru" and not module.reset_after:
-            return GRU_RESET_BEFORE  # not torch's arithmetic: a kind of its own, in Keras' names
-        if kind == "batchnorm" and not _over_channels(module):
-            return BATCHNORM_OVER_ANOTHER_AXIS  # per row or column of a map: no torch BatchNorm
-        if kind == "layernorm" and module.rms_scaling:
-            return LAYERNORM_RMS_SCALING  # neither a LayerNorm nor an RMSNorm elsewhere
-        if kind == "layernorm" and _over_a_map(module):
-            return LAYERNORM_OVER_A_MAP  # scale and shift of an unknown canonical order
-        return kind
+        return kinds.settled(module, tables.KIND(type(module)))
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
         role = _ROLES.get(type(module)) or _role(type(module))

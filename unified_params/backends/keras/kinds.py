@@ -1,0 +1,85 @@
+"""Keras layers whose settings make them compute what no layer of their class's
+kind computes elsewhere: each is a kind of its own, kept in Keras' names, which
+pairs with no torch, paddle or Flax layer (a port is refused by kind, never
+silently wrong) and ports between Keras models as any layer does.
+
+Examples:
+    >>> import keras
+    >>> gru = keras.layers.GRU(4, reset_after=False)
+    >>> settled(gru, "gru"), settled(keras.layers.GRU(4), "gru")
+    ('gru_reset_before', 'gru')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from . import graph, internals
+
+L = keras.layers
+
+#: The kind of a Keras GRU built with ``reset_after=False``: it applies the
+#: reset gate before the recurrent kernel, which torch's and paddle's GRUs
+#: cannot express, so it pairs with none of theirs and keeps Keras' names.
+GRU_RESET_BEFORE = "gru_reset_before"
+#: The kind of a Keras LayerNormalization over a map's positions and its
+#: channels (axes ``[1, 2, 3]`` of an image): its scale and shift are laid out
+#: as the map is, ``(H, W, C)`` channels last, or ``(C, H, W)`` after a
+#: channels-first convolution, which the layer alone does not tell; so it
+#: pairs with no torch or paddle LayerNorm and keeps Keras' names.
+LAYERNORM_OVER_A_MAP = "layernorm_over_a_map"
+#: The kind of a Keras LayerNormalization built with ``rms_scaling=True``
+#: (deprecated in Keras 3.15.1, which warns that it divides by the variance,
+#: not the root mean square): no other framework's norm computes it.
+LAYERNORM_RMS_SCALING = "layernorm_rms_scaling"
+#: The kind of a Keras BatchNormalization of an image or a volume over another
+#: axis than the map's channels (``axis=1`` after a channels-last convolution:
+#: one mean per row): no torch or paddle BatchNorm normalises so.
+BATCHNORM_OVER_ANOTHER_AXIS = "batchnorm_over_another_axis"
+
+
+def _over_channels(layer: Any) -> bool:
+    """Whether a BatchNormalization of an image or a volume (an input of four
+    axes or more) normalises over the map's channels: the last axis of a
+    channels-last map, axis 1 of a channels-first one (the graph says which;
+    Keras' default without one). Of fewer axes, as it always was."""
+    shape = internals.built_input_shape(layer)
+    if shape is None or len(shape) < 4:
+        return True
+    channels = 1 if graph.map_format(layer) == "channels_first" else len(shape) - 1
+    return int(layer.axis) % len(shape) == channels
+
+
+def _over_a_map(layer: Any) -> bool:
+    """Whether a LayerNormalization normalises over several axes of a map that
+    include its last: of an image or a volume (an input of four axes or
+    more), or of three axes where the graph shows a map before it (a Conv1D's,
+    laid out (L, C)); three axes with none is a sequence, (T, C) as torch's."""
+    shape = internals.built_input_shape(layer)
+    if shape is None or len(shape) < 3:
+        return False
+    axes = {
+        int(a) % len(shape) for a in (layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis])
+    }
+    if len(axes) < 2 or len(shape) - 1 not in axes:
+        return False
+    return len(shape) >= 4 or graph.map_format(layer, None) is not None
+
+
+#: The classes whose kind their settings decide (the adapter's ``INSTANCE_KINDS``).
+SETTLED = (L.GRU, L.LayerNormalization, L.BatchNormalization)
+
+
+def settled(layer: Any, kind: str) -> str:
+    """The kind of ``layer``, whose class's kind is ``kind``, given its settings."""
+    if kind == "gru" and not layer.reset_after:
+        return GRU_RESET_BEFORE  # not torch's arithmetic
+    if kind == "batchnorm" and not _over_channels(layer):
+        return BATCHNORM_OVER_ANOTHER_AXIS  # per row or column of a map
+    if kind == "layernorm" and layer.rms_scaling:
+        return LAYERNORM_RMS_SCALING  # neither a LayerNorm nor an RMSNorm elsewhere
+    if kind == "layernorm" and _over_a_map(layer):
+        return LAYERNORM_OVER_A_MAP  # scale and shift of an unknown canonical order
+    return kind
