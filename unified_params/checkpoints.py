@@ -37,7 +37,10 @@ def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
 
     With ``layout="canonical"`` the names and layouts are PyTorch's, the same
     on every backend for a model built from the same spec (a Keras LSTM's one
-    bias is split into ``bias_ih_l0`` and a zero ``bias_hh_l0``).
+    bias is split into ``bias_ih_l0`` and a zero ``bias_hh_l0``). A leaf the
+    library knows no canonical form of (`Param.own_layout`) keeps its
+    framework's; the dict's ``own_layout`` names those keys, so a load
+    accepts them only into a model of the same framework.
 
     Examples:
         >>> import torch
@@ -88,14 +91,17 @@ def load_state_dict(
         (['weight', 'bias'], True)
     """
     m = wrap(model)
+    own_layout: dict[str, str] = {}
     if layout == "native":
         params = m.params()
         state = {k: _canonical_of(params.get(k), k, v) for k, v in _state._checked_state(state).items()}
+        # Each value is in this framework's layout, also where the library knows no canonical one.
+        own_layout = {k: m.backend for k in state if k in params and params[k].own_layout}
     elif layout != "canonical":
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
         )
-    return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite)
+    return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout)
 
 
 def _canonical_of(target: Any, key: str, value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 A file holds the canonical state (PyTorch names and layout), one entry per
 tie group, and string metadata: format version, source backend, library
-version, each layer's kind, the aliases of tie groups, and lossy merges. A
+version, each layer's kind, the aliases of tie groups, lossy merges, and the
+entries kept in their framework's own layout (`Param.own_layout`). A
 sharded checkpoint is ``<stem>-00001-of-0000N.safetensors`` files plus
 ``<stem>.safetensors.index.json`` (``{"metadata": {"total_size": ...},
 "weight_map": {name: file}}``), the layout the Hugging Face ecosystem uses.
@@ -38,7 +39,7 @@ from .errors import CheckpointError, received
 from .flatten import naive_layers, refuse_file_order
 from .progress import bar
 from .sharding import Group, agree
-from .state import LoadReport, Slot, Source, aliases_inside, inside, load, slots
+from .state import LoadReport, Slot, Source, aliases_inside, inside, load, own_layout_of, slots
 from .view import Module
 
 FORMAT = "unified-params"
@@ -271,7 +272,15 @@ def load_file(
     aliases = _json(metadata.get("aliases"), {}, file)
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
-    refuse_file_order(model, written_naive, metadata.get("source_backend"), CheckpointError)
+    source_backend = metadata.get("source_backend")
+    refuse_file_order(model, written_naive, source_backend, CheckpointError)
+    written = metadata.get("own_layout")
+    if written is not None:
+        own_layout = _json(written, {}, file)
+    elif source_backend == model.backend:  # a file of a version before it said: its backend's own
+        own_layout = own_layout_of(slots(model))
+    else:  # another writer's file, canonical as every one is
+        own_layout = {}
     return load(
         model,
         state,
@@ -281,6 +290,7 @@ def load_file(
         description=f"loading {Path(file).name}",
         allow_nonfinite=allow_nonfinite,
         hold=functools.partial(_leased, readers),
+        own_layout=own_layout,
     )
 
 
@@ -329,6 +339,8 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         "layer_kinds": json.dumps(kinds),
         "aliases": json.dumps(aliases),
         "lossy": json.dumps(lossy),
+        # Key -> backend: leaves the library knows no canonical form of, in that backend's layout.
+        "own_layout": json.dumps(own_layout_of(model_slots)),
         # Linears that keep their framework's (H, W, C) order of a flattened map.
         "flattened_naive": json.dumps([inside(path, model) for path in naive_layers(model)]),
     }

@@ -295,7 +295,11 @@ def port(
                 if leaf == "weight" and b.path in reorders:
                     read = _then(read, reorders[b.path])
                 state[join(b.path, real.get(leaf, leaf))] = Source(
-                    shape, np.dtype(_np(slot.param.dtype)), read, collective=gathered
+                    shape,
+                    np.dtype(_np(slot.param.dtype)),
+                    read,
+                    collective=gathered,
+                    own_layout=slot.own_layout,
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
@@ -342,6 +346,8 @@ def port(
                 partial_error=PortError,
             )
         except CheckpointError as err:
+            if err.report is not None and err.report.own_layout:
+                raise _layout_unknown(err.report.own_layout, src, dst, pairs) from err
             if err.report is None or not err.report.conflicting:
                 raise
             raise _untied_into_tied(err.report.conflicting, dst, pairs) from err
@@ -358,6 +364,32 @@ def port(
             dst.adapter.set_hyperparameters(module, values)
         raise
     return report
+
+
+def _layout_unknown(keys: list[str], src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> PortError:
+    """The error for paired leaves that one side keeps in its framework's own layout."""
+    partner = {b.path: a for a, b in pairs}
+    by_layer: dict[str, list[str]] = {}
+    for key in keys:
+        holder, _, leaf = key.rpartition(".")
+        by_layer.setdefault(holder, []).append(leaf)
+
+    def named(path: str) -> str:
+        return repr(path) if path else "at the root"
+
+    shown = "; ".join(
+        f"{', '.join(map(repr, leaves))} of the {dst.backend} layer {named(holder)}"
+        + (f" (from the {src.backend} {a.type_name} {named(a.path)})" if (a := partner.get(holder)) else "")
+        for holder, leaves in list(by_layer.items())[:3]
+    )
+    return PortError(
+        f"These leaves pair by name and shape, but {src.backend} and {dst.backend} may lay them out "
+        f"differently: {shown}. The library knows no canonical form of them (Param.own_layout: a "
+        "layer's extra variables, such as a weight norm's weight_g and weight_v), so they move only "
+        "between models of one framework; nothing was written. Expected layers without them: remove "
+        "the weight norm or spectral norm first (which folds it into the weight), then port. "
+        + received(own_layout=keys)
+    )
 
 
 def _untied_into_tied(conflicting: list[str], dst: Module, pairs: list[tuple[Layer, Layer]]) -> PortError:

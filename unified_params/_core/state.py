@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -78,14 +78,20 @@ class Source:
     #: The value's elements in order, a piece at a time (each piece may be
     #: overwritten by the next), if the source can read it so.
     pieces: Callable[[], Iterator[np.ndarray]] | None = None
+    #: The backend whose own layout the value is in: a leaf the library knows no
+    #: canonical form of (`Param.own_layout`). ``None``: the canonical layout.
+    own_layout: str | None = None
 
     @classmethod
-    def of(cls, value: Any, name: str) -> Source:
-        """Wrap an array, tensor or lazy source (anything with shape, dtype, read)."""
+    def of(cls, value: Any, name: str, own_layout: str | None = None) -> Source:
+        """Wrap an array, tensor or lazy source (anything with shape, dtype, read);
+        a Param says its own layout itself."""
         if isinstance(value, Source):
-            return value
+            return value if own_layout is None else replace(value, own_layout=own_layout)
+        if getattr(value, "own_layout", False) is True:  # a Param of a leaf in its framework's layout
+            own_layout = value.backend
         array = values.as_array(value, path=name)
-        return cls(tuple(array.shape), array.dtype, lambda: array)
+        return cls(tuple(array.shape), array.dtype, lambda: array, own_layout=own_layout)
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,13 @@ class Slot:
     def lossy(self) -> bool:
         return self.how == "sum"
 
+    @property
+    def own_layout(self) -> str | None:
+        """The backend whose own layout the entries are in (`Param.own_layout`),
+        ``None`` for the canonical one."""
+        param = self.params[0]
+        return param.backend if param.own_layout else None
+
     def export(self) -> Iterator[tuple[str, np.ndarray]]:
         """The canonical entries, computed on demand."""
         if self.how == "concat":
@@ -254,6 +267,10 @@ class LoadReport:
         conflicting: Keys of a tie group given with a value that differs from
             the group's first key (an untied checkpoint loaded into a tied
             model): the tied variable can hold only one of them.
+        own_layout: Keys whose value one side keeps in its framework's own
+            layout (`Param.own_layout`: a leaf the library knows no canonical
+            form of) and the other does not keep in that same framework's:
+            never loaded, since nothing tells how the two lay it out.
         skipped: Keys that need no value: aliases of a tie group whose values
             agree, and leaves only some frameworks keep (``num_batches_tracked``).
         notes: Lossy merges and other conversions worth knowing.
@@ -265,13 +282,18 @@ class LoadReport:
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     nonfinite: list[str] = field(default_factory=list)
     conflicting: list[str] = field(default_factory=list)
+    own_layout: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when nothing was missing, unexpected, mismatched, non-finite or conflicting."""
-        return not (self.missing or self.unexpected or self.mismatched or self.nonfinite or self.conflicting)
+        """True when nothing was missing, unexpected, mismatched, non-finite,
+        conflicting or in a layout the other side does not share."""
+        return not (
+            self.missing or self.unexpected or self.mismatched or self.nonfinite or self.conflicting
+            or self.own_layout
+        )  # fmt: skip
 
     def _repr_html_(self) -> str:
         from .notebook import report_html
@@ -372,6 +394,30 @@ def _owner(module_path: str, attention: list[str]) -> str:
     return module_path
 
 
+class State(dict[str, np.ndarray]):
+    """A model's canonical state (key -> numpy array), which also names the
+    entries in their framework's own layout (`Param.own_layout`), as
+    torch's ``state_dict()`` carries its ``_metadata``. A plain copy
+    (``dict(state)``) drops the names: its own-layout entries are then
+    refused by a load, never taken for canonical ones.
+
+    Examples:
+        >>> state = State({"0.weight_v": np.ones((4, 3))}, {"0.weight_v": "paddle"})
+        >>> state.own_layout, dict(state).keys()
+        ({'0.weight_v': 'paddle'}, dict_keys(['0.weight_v']))
+    """
+
+    def __init__(self, items: Mapping[str, np.ndarray], own_layout: Mapping[str, str]) -> None:
+        super().__init__(items)
+        #: Key -> the backend whose own layout its value is in.
+        self.own_layout = dict(own_layout)
+
+
+def own_layout_of(model_slots: list[Slot]) -> dict[str, str]:
+    """Key -> backend, for the entries of ``model_slots`` in their framework's own layout."""
+    return {key: own for slot in model_slots if (own := slot.own_layout) for key in slot.keys}
+
+
 def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
     """The model's state as numpy arrays; see ``unified_params.state_dict``."""
     if layout == "native":
@@ -380,19 +426,27 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
         )
-    return {key: np.array(value, copy=True) for slot in slots(model) for key, value in slot.export()}
+    model_slots = slots(model)
+    arrays = {key: np.array(value, copy=True) for slot in model_slots for key, value in slot.export()}
+    return State(arrays, own_layout_of(model_slots))
 
 
 def plan_load(
-    model: Module, state: Mapping[str, Any], aliases: Mapping[str, str] | None = None
+    model: Module,
+    state: Mapping[str, Any],
+    aliases: Mapping[str, str] | None = None,
+    own_layout: Mapping[str, str] | None = None,
 ) -> tuple[list[tuple[Slot, list[Source]]], LoadReport, list[tuple[str, str]]]:
     """Match a canonical state to the model without writing anything.
 
+    ``own_layout`` names the keys whose values are in a backend's own layout
+    (see `State`); a `State` says it itself, a Param and a `Source` too.
     Returns the plan, the report so far, and the ``(alias key, first key)``
     pairs of tie groups the state gives twice, whose values must agree.
     """
     report = LoadReport()
-    given = {k: Source.of(v, k) for k, v in _checked_state(state).items()}
+    own = {**getattr(state, "own_layout", {}), **(own_layout or {})}
+    given = {k: Source.of(v, k, own.get(k)) for k, v in _checked_state(state).items()}
     aliases = dict(aliases or {})
     model_slots = slots(model)
     alias_of = {a: slot.keys[0] for slot in model_slots for a in aliases_inside(slot.param, model)}
@@ -411,6 +465,10 @@ def plan_load(
                 continue
             used.add(name)
             source = given[name]
+            if source.own_layout != slot.own_layout:  # laid out as one framework keeps it, not the other
+                report.own_layout.append(key)
+                ok = False
+                continue
             if source.shape != shape or not _castable(source.dtype, slot.param.dtype):
                 report.mismatched.append((key, shape, source.shape))
                 ok = False
@@ -444,6 +502,7 @@ def load(
     allow_nonfinite: bool = False,
     partial_error: type[Exception] = CheckpointError,
     hold: Callable[[], contextlib.AbstractContextManager[Callable[[], bool] | None]] | None = None,
+    own_layout: Mapping[str, str] | None = None,
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
@@ -461,9 +520,11 @@ def load(
     it (`_fills_in_place`), else into memory that the value before let go.
     No copy of the checkpoint is held, and little new memory is touched.
     """
-    plan, report, twins = plan_load(model, state, aliases)
+    plan, report, twins = plan_load(model, state, aliases, own_layout)
     if strict and not report.ok:
-        raise CheckpointError(_describe(report, model))
+        refusal = CheckpointError(_describe(report, model))
+        refusal.report = report
+        raise refusal
     group = group_of(p for slot, _ in plan for p in slot.params)
     # Twins are compared whole, and a sharded load reads blocks: both read values into memory.
     wanted = (
@@ -734,6 +795,8 @@ def _describe(report: LoadReport, model: Module) -> str:
             f"tied in this model but given different values {_list(report.conflicting)} (the state is "
             "untied; untie the model first, or drop the extra key)"
         )
+    if report.own_layout:
+        parts.append(own_layout_part(report.own_layout, model.backend))
     return (
         f"The state does not fit {model.type_name} ({model.backend}): {'; '.join(parts)}. Expected "
         "the canonical keys and shapes of this model (see up.state_dict(model)); nothing was "
@@ -744,7 +807,19 @@ def _describe(report: LoadReport, model: Module) -> str:
             mismatched=len(report.mismatched),
             nonfinite=len(report.nonfinite),
             conflicting=len(report.conflicting),
+            own_layout=len(report.own_layout),
         )
+    )
+
+
+def own_layout_part(keys: list[str], backend: str) -> str:
+    """What a load says of leaves in a layout the two sides do not share."""
+    return (
+        f"in a framework's own layout on one side only {_list(keys)}: the library knows no canonical "
+        "form of these leaves (a layer's extra variables, such as a weight norm's weight_g and "
+        f"weight_v), so they load only from a model or file of the same framework ({backend} here); "
+        "remove the weight norm or spectral norm first (which folds it into the weight) to move the "
+        "layer to or from another framework"
     )
 
 

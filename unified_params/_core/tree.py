@@ -34,6 +34,9 @@ class Slot(NamedTuple):
         persistent: Whether the framework saves it.
         role: The framework's role the slot was worked out for
             (``"param"``, ``"buffer"``, ``"transient"``).
+        own_layout: The adapter declares a table of leaves for the layer's kind
+            and this leaf is not in it: its value is kept in the framework's
+            own layout, whose canonical form the library does not know.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Slot(NamedTuple):
     leaf: layouts.Leaf | None
     persistent: bool
     role: str
+    own_layout: bool
 
 
 class _Fields(NamedTuple):
@@ -212,7 +216,12 @@ def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     leaf = None if declared is None else declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
     buffer = role != "param" or (buffers is not None and name in buffers)
-    return Slot(name, native_name, kind, "buffer" if buffer else "param", leaf, role != "transient", role)
+    # A kind's table lists every leaf its adapter knows; a leaf outside it (a weight
+    # norm's `weight_v` on a layer that transposes its weight) keeps the framework's layout.
+    own = declared is not None and leaf is None
+    return Slot(
+        name, native_name, kind, "buffer" if buffer else "param", leaf, role != "transient", role, own
+    )
 
 
 #: Per layer class (or class and kind), per native variable name: its `Slot`.

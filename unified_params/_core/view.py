@@ -536,6 +536,21 @@ class Param:
         return self._row[_SLOT].persistent
 
     @property
+    def own_layout(self) -> bool:
+        """Whether the library knows no canonical form of this leaf: its layer's
+        kind is one the backend declares the leaves of, and this one is not
+        among them (a weight norm's ``weight_v`` on a paddle Linear, which keeps
+        its weights ``(in, out)``). Its name, shape and values are then the
+        framework's own, and it moves only to and from models of the same
+        framework: a port or load that would pair it with another's refuses.
+
+        Examples:
+            >>> m["0.weight"].own_layout
+            False
+        """
+        return self._row[_SLOT].own_layout
+
+    @property
     def aliases(self) -> tuple[str, ...]:
         """Other paths of the model that reach the very same variable."""
         if self._aliases is None:

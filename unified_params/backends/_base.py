@@ -46,7 +46,10 @@ class Adapter(abc.ABC):
     #: Backend name, as the registry lists it: ``"torch"``, ``"keras"``, ``"paddle"``.
     name: ClassVar[str]
     #: Per layer kind, native variable name -> `Leaf` (canonical name
-    #: and native axis roles). Variables not listed are already canonical.
+    #: and native axis roles). A kind listed here lists every variable the
+    #: adapter knows of it: one it does not list (a weight norm's ``weight_v``)
+    #: keeps the framework's own layout (`Param.own_layout`). The variables of
+    #: a kind not listed are canonical already.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
     #: Per layer kind, canonical leaf name -> the canonical entries one native
     #: variable stands for (Keras' single LSTM bias, stacked GRU biases).
@@ -384,7 +387,8 @@ class Adapter(abc.ABC):
 
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
         """What the adapter declares of a layer's variables, by native name
-        (``None``: all canonical already). Default: ``LEAVES[kind]``. A class
+        (``None``: all canonical already; a variable a table does not list keeps
+        the framework's own layout). Default: ``LEAVES[kind]``. A class
         in ``INSTANCE_KINDS`` may declare them per instance (a Flax NNX
         ``ConvTranspose`` built with ``transpose_kernel=False`` keeps its
         kernel mirrored); any other, per class.

@@ -163,8 +163,13 @@ class PaddleAdapter(DictModuleAdapter):
         "gru": _RECURRENT,
     }
     LEAVES = {
-        "linear": {"weight": Leaf("weight", ("in", "out"))},
-        "batchnorm": {"_mean": Leaf("running_mean"), "_variance": Leaf("running_var")},
+        "linear": {"weight": Leaf("weight", ("in", "out")), "bias": Leaf("bias")},
+        "batchnorm": {
+            "weight": Leaf("weight"),
+            "bias": Leaf("bias"),
+            "_mean": Leaf("running_mean"),
+            "_variance": Leaf("running_var"),
+        },
     }
     GATHERS = {
         "mha": {
