@@ -169,3 +169,13 @@ def test_a_keras_dense_with_lora_keeps_its_lora_kernels_in_keras_layout():
     source.layers[0].lora_kernel_b.assign(np.ones((2, 3), "float32"))  # zeros at first: a visible change
     report = up.port(source, destination, check_input=X)
     assert "0.lora_kernel_b" in report.load.loaded and report.max_abs_diff == 0
+
+
+def test_the_summary_of_a_file_marks_the_leaves_in_their_frameworks_layout(tmp_path, capsys):
+    from unified_params import cli
+
+    _, p = _pair("weight_norm")
+    up.save(p, tmp_path / "p.safetensors")
+    assert cli.main(["summary", str(tmp_path / "p.safetensors")]) == 0
+    shown = capsys.readouterr().out
+    assert "weight_v (4, 4) (paddle's own layout)" in shown and "bias (4,)  " in shown

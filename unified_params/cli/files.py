@@ -101,11 +101,13 @@ def _looks_like_a_file(target: str) -> bool:
 def _checkpoint_summary(file: str, out: Any) -> None:
     state, metadata = read_state(file)
     kinds = _json(metadata.get("layer_kinds"))
+    own_layout = _json(metadata.get("own_layout"))  # leaves of no known canonical form
     layers: dict[str, list[str]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     for name, source in state.items():
         layer, _, leaf = name.rpartition(".")
-        layers[layer].append(f"{leaf} {tuple(source.shape)}")
+        own = f" ({own_layout[name]}'s own layout)" if name in own_layout else ""
+        layers[layer].append(f"{leaf} {tuple(source.shape)}{own}")
         counts[layer] += math.prod(source.shape)
     rows = [
         [layer or "<root>", kinds.get(layer, "?"), "  ".join(leaves), f"{counts[layer]:,}"]
