@@ -33,6 +33,11 @@ def test_torch_internals():
     assert "running_mean" in getattr(layer, slots.buffers), "nn.Module._buffers"
     assert getattr(layer, slots.transient) == {"scratch"}, "nn.Module._non_persistent_buffers_set"
     assert issubclass(nn.BatchNorm2d, internals.BATCH_NORM), "nn.modules.batchnorm._BatchNorm"
+    for norm in (nn.utils.weight_norm, nn.utils.spectral_norm):
+        hooks = getattr(norm(nn.Linear(2, 2)), slots.pre_hooks)
+        assert [(type(h), h.name) for h in hooks.values() if isinstance(h, internals.NORM_HOOKS)] == [
+            (type(next(iter(hooks.values()))), "weight")
+        ], f"nn.Module._forward_pre_hooks: {norm.__name__}'s hook, naming its leaf"
     compiled = torch.compile(seq)
     assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
     assert internals.compiled_original(seq) is None
@@ -60,6 +65,11 @@ def test_paddle_internals():
     assert "scratch" in getattr(layer, slots.buffers), "nn.Layer._buffers"
     assert getattr(layer, slots.transient) == {"scratch"}, "nn.Layer._non_persistable_buffer_names_set"
     assert issubclass(nn.BatchNorm1D, internals.BATCH_NORM), "nn.layer.norm._BatchNormBase"
+    for norm in (nn.utils.weight_norm, nn.utils.spectral_norm):
+        hooks = getattr(norm(nn.Linear(2, 2)), slots.pre_hooks)
+        assert [h.name for h in hooks.values() if isinstance(h, internals.NORM_HOOKS)] == ["weight"], (
+            f"nn.Layer._forward_pre_hooks: {norm.__name__}'s hook, naming its leaf"
+        )
     assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
     assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"

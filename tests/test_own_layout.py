@@ -7,7 +7,11 @@ its weights ``(in, out)``, share torch's names, and for square layers its
 shapes. Before, a save, port or state load from torch's twin filled them in
 with nothing said while the outputs differed. Now they move only between
 models of one framework, and are refused from any other before anything is
-written."""
+written.
+
+A layer that computes its weight from such variables on each call (a weight
+norm, spectral norm or torch parametrization) pairs with no layer that holds
+the weight itself; the refusal then says what to remove."""
 
 from __future__ import annotations
 
@@ -179,3 +183,31 @@ def test_the_summary_of_a_file_marks_the_leaves_in_their_frameworks_layout(tmp_p
     assert cli.main(["summary", str(tmp_path / "p.safetensors")]) == 0
     shown = capsys.readouterr().out
     assert "weight_v (4, 4) (paddle's own layout)" in shown and "bias (4,)  " in shown
+
+
+@pytest.mark.parametrize("style", ["parametrization", "hook"])
+def test_a_port_refused_by_a_computed_weight_says_to_remove_its_norm(style):
+    """Before, a ParametrizedLinear was named with its bias alone, and a hooked
+    Linear with weight_g and weight_v, and nothing said why neither pairs."""
+    import paddle
+    import torch
+
+    norm = (
+        torch.nn.utils.parametrizations.weight_norm
+        if style == "parametrization"
+        else torch.nn.utils.weight_norm
+    )
+    source = torch.nn.Sequential(norm(torch.nn.Linear(4, 3)), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    plain = paddle.nn.Sequential(paddle.nn.Linear(4, 3), paddle.nn.ReLU(), paddle.nn.Linear(3, 2))
+    said = (
+        "The source's '0' (ParametrizedLinear) computes 'weight'"
+        if style == "parametrization"
+        else ("The source's '0' (Linear) computes 'weight'")
+    )
+    for src, dst, side in ((source, plain, "source"), (plain, source, "destination")):
+        with pytest.raises(up.PortError, match="remove it first, which folds it into the weight") as err:
+            up.port(src, dst)
+        assert said.replace("source", side) in str(err.value)
+    assert up.wrap(plain).adapter.computed(plain[0]) == ()
+    hooked = paddle.nn.utils.spectral_norm(paddle.nn.Linear(4, 3))
+    assert up.wrap(hooked).adapter.computed(hooked) == ("weight",)

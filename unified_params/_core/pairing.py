@@ -127,8 +127,8 @@ def pair(
         if not _fits(x, y):
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
-                f"{_difference(x, y)}. Expected the same kind and canonical shapes (a mapping pins "
-                "other pairs). " + received(source=x.name, destination=y.name)
+                f"{_difference(x, y)}.{_computed_hint([x], [y])} Expected the same kind and canonical "
+                "shapes (a mapping pins other pairs). " + received(source=x.name, destination=y.name)
             )
     return pairs
 
@@ -155,7 +155,8 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
     if len(rest_a) != len(rest_b):
         raise PortError(
             f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
-            f"architectures do not match.{_where_they_part(rest_a, rest_b)}{_stacked_hint(a + b)} "
+            f"architectures do not match.{_where_they_part(rest_a, rest_b)}{_stacked_hint(a + b)}"
+            f"{_computed_hint(a, b)} "
             "Expected the same layers in the same order, or a mapping (layer paths, or (pattern, "
             "replacement) rules). " + received(source=_few(a), destination=_few(b))
         )
@@ -250,6 +251,22 @@ def _few(found: list[Layer], ends: int = 3) -> list[str]:
     """The names of ``found``: all of a short list, the ends of a long one."""
     names = [x.name for x in found]
     return names if len(names) <= 2 * ends + 1 else [*names[:ends], "...", *names[-ends:]]
+
+
+def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
+    """Why a layer may not pair: it computes a leaf from other variables on each
+    call (a weight norm, a spectral norm, a parametrization)."""
+    for side, found in (("source", a), ("destination", b)):
+        x = next((x for x in found if x.computed), None)
+        if x is not None:
+            leaves = " and ".join(repr(leaf) for leaf in x.computed)
+            return (
+                f" The {side}'s {x.path or '<root>'!r} ({x.type_name}) computes {leaves} from other "
+                "variables on each call (a weight norm, spectral norm or parametrization), and a layer "
+                "without one does not pair with it: remove it first, which folds it into the weight, "
+                "then port."
+            )
+    return ""
 
 
 def _stacked_hint(found: list[Layer]) -> str:

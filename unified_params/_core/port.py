@@ -54,6 +54,8 @@ class Layer:
     #: The path in the names the framework gives layers it keys by position
     #: (Keras' layer names: ``"conv1_conv"`` for ``"2"``), else ``""``.
     alias: str = ""
+    #: The leaves it computes from other variables on each call (`Adapter.computed`).
+    computed: tuple[str, ...] = ()
 
     @property
     def real(self) -> dict[str, str]:
@@ -213,7 +215,10 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> Non
         module = model[slot.layer] if slot.layer else model
         assert isinstance(module, Module)  # a slot's layer path names a layer
         alias = _alias(model, slot.layer) if aliases else ""
-        layer = out[slot.layer] = Layer(slot.layer, module.kind, module.type_name, [], [], alias=alias)
+        computed = model.adapter.computed(module.native)
+        layer = out[slot.layer] = Layer(
+            slot.layer, module.kind, module.type_name, [], [], alias=alias, computed=computed
+        )
     prefix = len(slot.layer) + 1 if slot.layer else 0
     for key, shape in zip(slot.keys, slot.shapes, strict=True):
         if not _optional_leaf(layer.kind, key):

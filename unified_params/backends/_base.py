@@ -385,6 +385,21 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def computed(self, module: Any) -> tuple[str, ...]:
+        """The leaves a layer computes from other variables on each call, by
+        native name: a weight norm's or spectral norm's ``weight`` (from
+        ``weight_g`` and ``weight_v``, or ``weight_orig``), a torch
+        parametrization's. A port names them when such a layer does not pair.
+        Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).computed(torch.nn.Linear(4, 2))
+            ()
+        """
+        return ()
+
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
         """What the adapter declares of a layer's variables, by native name
         (``None``: all canonical already; a variable a table does not list keeps

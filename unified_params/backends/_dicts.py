@@ -50,6 +50,8 @@ class Slots:
     transient: str
     #: A layer's flag that switches training behaviour (dropout, batch statistics).
     training: str = "training"
+    #: The dict of hooks a layer runs before each call (a weight norm's among them).
+    pre_hooks: str = "_forward_pre_hooks"
 
 
 class DictModuleAdapter(Adapter):
@@ -58,6 +60,16 @@ class DictModuleAdapter(Adapter):
 
     SLOTS: Slots
     KINDS: KindTable
+    #: The classes of the hooks that compute a leaf before each call (a weight
+    #: norm's, a spectral norm's), each naming its leaf as ``name``.
+    NORM_HOOKS: tuple[Any, ...] = ()
+
+    def computed(self, module: Any) -> tuple[str, ...]:
+        hooks: dict[Any, Any] | None = module.__dict__.get(self.SLOTS.pre_hooks)
+        if not hooks:
+            return ()
+        return tuple(hook.name for hook in hooks.values() if isinstance(hook, self.NORM_HOOKS))
+
     # Made from SLOTS when a subclass is defined.
     _kids: Callable[[Any], dict[str, Any]]
     _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any]]

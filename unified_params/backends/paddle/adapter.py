@@ -139,6 +139,7 @@ _RETURNS_CHILD = {
 class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
     SLOTS = internals.SLOTS
+    NORM_HOOKS = internals.NORM_HOOKS
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS

@@ -12,14 +12,19 @@ from paddle import nn
 from .._dicts import Slots
 
 #: paddle 3.3.1: ``nn.Layer`` keeps children in ``_sub_layers``, parameters in
-#: ``_parameters``, buffers in ``_buffers`` (all dicts) and the names of
-#: ``persistable=False`` buffers in ``_non_persistable_buffer_names_set``.
+#: ``_parameters``, buffers in ``_buffers`` (all dicts), the names of
+#: ``persistable=False`` buffers in ``_non_persistable_buffer_names_set`` and
+#: the hooks it runs before each call in the dict ``_forward_pre_hooks``.
 SLOTS = Slots(
     children="_sub_layers",
     params="_parameters",
     buffers="_buffers",
     transient="_non_persistable_buffer_names_set",
+    pre_hooks="_forward_pre_hooks",
 )
+#: paddle 3.3.1: the pre-hooks ``nn.utils.weight_norm`` and ``nn.utils.spectral_norm``
+#: register, each computing the leaf it names as ``name`` (in private modules).
+NORM_HOOKS = (nn.utils.weight_norm_hook.WeightNorm, nn.utils.spectral_norm_hook.SpectralNorm)
 #: paddle 3.3.1: the private base of BatchNorm1D/2D/3D.
 BATCH_NORM = nn.layer.norm._BatchNormBase
 

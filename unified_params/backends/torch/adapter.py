@@ -164,6 +164,7 @@ _WEIGHTLESS_FUNCTIONS = {
 class TorchAdapter(DictModuleAdapter):
     name = "torch"
     SLOTS = internals.SLOTS
+    NORM_HOOKS = internals.NORM_HOOKS
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS
@@ -195,6 +196,12 @@ class TorchAdapter(DictModuleAdapter):
             )
         # torch.compile's wrapper shares the original module and its parameters.
         return internals.compiled_original(model) or model
+
+    def computed(self, module: Any) -> tuple[str, ...]:
+        found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks
+        if nn.utils.parametrize.is_parametrized(module):  # a ParametrizedLinear's weight, ...
+            found += tuple(module.parametrizations.keys())
+        return found
 
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
@@ -12,10 +13,22 @@ from torch import nn
 from .._dicts import Slots
 
 #: torch 2.13.0: ``nn.Module`` keeps children in ``_modules``, parameters in
-#: ``_parameters``, buffers in ``_buffers`` (all dicts) and the names of
-#: ``persistent=False`` buffers in the set ``_non_persistent_buffers_set``.
+#: ``_parameters``, buffers in ``_buffers`` (all dicts), the names of
+#: ``persistent=False`` buffers in the set ``_non_persistent_buffers_set``
+#: and the hooks it runs before each call in the dict ``_forward_pre_hooks``.
 SLOTS = Slots(
-    children="_modules", params="_parameters", buffers="_buffers", transient="_non_persistent_buffers_set"
+    children="_modules",
+    params="_parameters",
+    buffers="_buffers",
+    transient="_non_persistent_buffers_set",
+    pre_hooks="_forward_pre_hooks",
+)
+#: torch 2.13.0: the pre-hooks ``nn.utils.weight_norm`` and ``nn.utils.spectral_norm``
+#: register, each computing the leaf it names as ``name`` (the classes are not exported,
+#: and their modules' names are the functions' in ``nn.utils``).
+NORM_HOOKS = (
+    importlib.import_module("torch.nn.utils.weight_norm").WeightNorm,
+    importlib.import_module("torch.nn.utils.spectral_norm").SpectralNorm,
 )
 #: torch 2.13.0: the private base class of BatchNorm1d/2d/3d (and SyncBatchNorm's parent).
 BATCH_NORM = nn.modules.batchnorm._BatchNorm
