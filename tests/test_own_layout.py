@@ -211,3 +211,28 @@ def test_a_port_refused_by_a_computed_weight_says_to_remove_its_norm(style):
     assert up.wrap(plain).adapter.computed(plain[0]) == ()
     hooked = paddle.nn.utils.spectral_norm(paddle.nn.Linear(4, 3))
     assert up.wrap(hooked).adapter.computed(hooked) == ("weight",)
+
+
+def test_a_keras_dense_quantized_to_int8_runs_and_ports_between_keras_models():
+    """Its frozen int8 kernel is listed after its bias, beside ``kernel_scale``.
+    Before, a forward or a port with a check input read the bias as the layer's
+    weight and failed inside the library (IndexError)."""
+    needs("keras")
+    import keras
+    import torch
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+        model.quantize("int8")
+        return model
+
+    source, destination = build(), build()
+    params = up.wrap(source).params()
+    assert list(params)[:3] == ["0.bias", "0.weight", "0.kernel_scale"] and params["0.weight"].dtype == "int8"
+    assert params["0.kernel_scale"].own_layout and not params["0.weight"].own_layout
+    np.testing.assert_allclose(up.wrap(source)(X), np.asarray(source(X)), rtol=1e-6)
+    source.layers[0].kernel_scale.assign(np.full((3,), 0.5, "float32"))
+    assert up.port(source, destination, check_input=X).max_abs_diff == 0
+    with pytest.raises(up.PortError, match="the destination has \\['kernel_scale'\\]"):
+        up.port(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)), destination)

@@ -10,6 +10,7 @@ take and give the same arrays on every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import takewhile
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -65,14 +66,25 @@ def placement(model: Module) -> Placement:
     params = list(model.params().values())
     if not params:
         return Placement(None, False, False)
-    first = params[0]
+    first = _weight_of_first(params)
     recurrent = next((p for p in params if p.layer_kind in RECURRENT), None)
     time_major = recurrent is not None and model.adapter.input_layout(recurrent.module.native) == "time_major"
     return Placement(_expected(model, first), holds_channels_last(first.module), time_major)
 
 
+def _weight_of_first(params: list[Param]) -> Param:
+    """The first layer's weight, which tells its input, wherever the layer lists
+    it (a Keras Dense quantized to int8 lists its frozen kernel after its bias);
+    its first variable when it has none so named."""
+    holder = params[0].path.rpartition(".")[0]
+    own = takewhile(lambda p: p.path.rpartition(".")[0] == holder, params)
+    return next((p for p in own if p.name == "weight"), params[0])
+
+
 def _expected(model: Module, first: Param) -> Expected | None:
     shape, kind = first.shape, first.layer_kind
+    if len(shape) < (2 if kind == "linear" or kind.startswith("conv") or kind in RECURRENT else 1):
+        return None  # not the variable that tells the input (a layer without its weight)
     if kind == "linear":
         return f"(batch, ..., {shape[1]})", lambda x: x.ndim >= 1 and x.shape[-1] == shape[1], kind
     if kind.startswith("conv"):
