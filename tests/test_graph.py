@@ -89,3 +89,27 @@ def test_a_port_mapping_may_name_keras_layers_by_their_names():
         up.PortError, match=r"renamed to no parameterised layer of the destination: '0' -> 'tail'"
     ):
         up.port(net, _functional(), mapping=[(r"0", "tail"), (r"2", "head")])
+
+
+def test_a_keras_graph_tells_what_a_dense_layers_outputs_become():
+    """A map where a layer holding maps takes their reshape; a sequence (T, F), as
+    torch orders it, where a recurrent layer does; a vector where a Dense does."""
+    needs("keras")
+    import keras
+
+    from unified_params.backends.keras import graph
+
+    L = keras.layers
+    to_map = keras.Sequential(
+        [keras.Input((8,)), L.Dense(36), L.Dropout(0.1), L.Reshape((3, 3, 4)), L.Conv2D(2, 3)]
+    )
+    first = keras.Sequential([
+        keras.Input((8,)), L.Dense(36), L.Reshape((4, 3, 3)), L.Conv2D(2, 3, data_format="channels_first")
+    ])  # fmt: skip
+    to_sequence = keras.Sequential([keras.Input((8,)), L.Dense(36), L.Reshape((9, 4)), L.LSTM(3)])
+    to_vector = keras.Sequential([keras.Input((8,)), L.Dense(36), L.Dense(3)])
+    assert graph.unflattened_output(to_map.layers[0]) == (4, 9, True)
+    assert graph.unflattened_output(first.layers[0]) == (4, 9, False)
+    assert graph.unflattened_output(to_sequence.layers[0]) == (36, 1, True)
+    assert graph.unflattened_output(to_vector.layers[0]) == (36, 1, True)
+    assert graph.unflattened_output(L.Dense(3)) is None  # never called in a graph

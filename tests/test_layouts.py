@@ -125,3 +125,16 @@ def test_blocked_transpose_copies_every_value_at_every_band_edge(shape, dtype):
     np.testing.assert_array_equal(into, source.T)
     strided = source[::2, ::3]  # not a transpose: still copied right
     np.testing.assert_array_equal(layouts.contiguous(strided), strided)
+
+
+def test_a_kernel_flattened_on_both_sides_reorders_its_inputs_and_its_outputs():
+    """A Keras Dense between two maps (a Flatten of (2, 2, 3) before, a Reshape to
+    (1, 2, 5) after): its kernel (in, out) runs (H, W, C) on both axes natively,
+    (C, H, W) on both canonically."""
+    native = np.arange(12 * 10, dtype="float32").reshape(12, 10)
+    layout = Layout((1, 0)).with_flat(0, positions=4, channels=3).with_flat(1, positions=2, channels=5)
+    canonical = layout.to_canonical(native)
+    want = native.reshape(4, 3, 2, 5).transpose(3, 2, 1, 0).reshape(10, 12)  # (c_out, p_out, c_in, p_in)
+    np.testing.assert_array_equal(canonical, want)
+    np.testing.assert_array_equal(layout.to_native(canonical), native)
+    assert layout.canonical_shape((12, 10)) == (10, 12) and not layout.is_identity

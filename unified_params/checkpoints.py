@@ -228,6 +228,7 @@ def port(
     flatten: Mapping[str, tuple[int, ...] | None] | None = None,
     leaves: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
     fold_biases: bool = False,
+    unflatten: Mapping[str, tuple[int, ...] | None] | None = None,
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
@@ -313,7 +314,13 @@ def port(
     path of either model -> the ``(C, H, W)`` shape of the map its inputs
     flatten, or ``None``: no map) says it; undeclared, such a port is refused,
     or, when no Flatten layer shows the map, left to ``check_input`` and
-    noted in the report's ``notes``.
+    noted in the report's ``notes``. The same holds for a Linear whose
+    outputs are reshaped into a map (a generator's, before a transposed
+    convolution), its weight's rows and bias (and a normalisation of its
+    features between) in ``(C, H, W)`` or ``(H, W, C)`` order: a Keras graph
+    records the reshape; elsewhere ``unflatten`` (a Linear's path -> the
+    ``(C, H, W)`` shape of the map, or ``None``) says it, and undeclared
+    such a port is refused.
 
     Raises:
         PortError: The architectures do not match, outputs differ, or
@@ -341,6 +348,7 @@ def port(
         flatten=flatten,
         leaves=leaves,
         fold_biases=fold_biases,
+        unflatten=unflatten,
     )
 
 

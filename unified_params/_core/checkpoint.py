@@ -40,6 +40,7 @@ from .flatten import naive_layers, refuse_file_order
 from .progress import bar
 from .sharding import Group, agree
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, own_layout_of, slots
+from .unflatten import naive_outputs, refuse_output_order
 from .view import Module
 
 FORMAT = "unified-params"
@@ -274,6 +275,10 @@ def load_file(
     written_naive = None if naive is None else _json(naive, [], file)
     source_backend = metadata.get("source_backend")
     refuse_file_order(model, written_naive, source_backend, CheckpointError)
+    unflat = metadata.get("unflattened_naive")  # absent from a file of another writer or version: None
+    refuse_output_order(
+        model, None if unflat is None else _json(unflat, [], file), source_backend, CheckpointError
+    )
     written = metadata.get("own_layout")
     if written is not None:
         own_layout = _json(written, {}, file)
@@ -341,8 +346,9 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         "lossy": json.dumps(lossy),
         # Key -> backend: leaves the library knows no canonical form of, in that backend's layout.
         "own_layout": json.dumps(own_layout_of(model_slots)),
-        # Linears that keep their framework's (H, W, C) order of a flattened map.
+        # Linears that keep their framework's (H, W, C) order of a flattened map, of inputs or outputs.
         "flattened_naive": json.dumps([inside(path, model) for path in naive_layers(model)]),
+        "unflattened_naive": json.dumps([inside(path, model) for path in naive_outputs(model)]),
     }
 
 

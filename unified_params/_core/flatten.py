@@ -13,7 +13,7 @@ rules:
 - Where the framework records what feeds a Linear (a Keras functional or
   Sequential model keeps its graph), the canonical layout of its weight is
   torch's: the adapter says the map's channels and positions
-  (`Adapter.flattened_input`), and `linear_layout` folds the permutation into
+  (`Adapter.flattened_input`), and `flat_layout` folds the permutation into
   the parameter's layout, so ``state_dict``, ``save`` and ``port`` are right
   with nothing declared.
 - Where it does not (a flatten inside a forward method, an NNX Sequential),
@@ -32,7 +32,7 @@ same way on every framework.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -90,13 +90,17 @@ class FlattenedMap(NamedTuple):
         return self.features // self.channels
 
 
-#: Where a Linear's weight keeps its input axis, canonically (``(out, in)``).
-_IN_AXIS = 1
+#: Where a Linear's weight keeps its output and input axes, canonically (``(out, in)``).
+_OUT_AXIS, _IN_AXIS = 0, 1
 
 
-def linear_layout(adapter: Any, entry: Entry, layout: Layout) -> Layout:
-    """The layout of a parameter, with the input permutation of a Linear
-    whose framework records that it takes a map flattened channels last.
+def flat_layout(adapter: Any, entry: Entry, layout: Layout) -> Layout:
+    """The layout of a parameter, with the permutations of the flattened maps
+    its layer takes or gives, where its framework records them channels last:
+    a Linear's inputs after a Flatten of a map, and its outputs (its weight's
+    rows, its bias) where a reshape turns them into a map, as it does a
+    per-feature normalisation's between the two (a generator's Dense, then
+    BatchNormalization, then Reshape to ``(H, W, C)``).
 
     Examples:
         >>> from unified_params import spec as S, wrap
@@ -104,12 +108,26 @@ def linear_layout(adapter: Any, entry: Entry, layout: Layout) -> Layout:
         >>> wrap(net)["2.weight"].layout.flat is None  # torch flattens channels first
         True
     """
-    if entry.layer_kind != "linear" or entry.name != "weight" or not adapter.capabilities.channels_last:
+    kind = entry.layer_kind
+    linear = kind == "linear"
+    if (
+        not (linear or kind in CHANNEL_NORMS or kind in FEATURE_NORMS)
+        or not adapter.capabilities.channels_last
+    ):
         return layout
-    found = adapter.flattened_input(entry.module)
-    if found is None or not found.reordered:
+    if linear and entry.name == "weight":
+        found = adapter.flattened_input(entry.module)
+        if found is not None and found.reordered:
+            layout = layout.with_flat(layout.perm[_IN_AXIS], found.positions, found.channels)
+        out_axis = layout.perm[_OUT_AXIS]
+    elif len(layout.perm) == 1 and (not linear or entry.name == "bias"):
+        out_axis = 0  # a bias, a normalisation's per-feature values
+    else:
         return layout
-    return layout.with_flat(layout.perm[_IN_AXIS], found.positions, found.channels)
+    given = adapter.unflattened_output(entry.module)
+    if given is None or not given.reordered:
+        return layout
+    return layout.with_flat(out_axis, given.positions, given.channels)
 
 
 def holds_channels_last(layer: Module) -> bool:
@@ -217,7 +235,7 @@ def naive_layers(model: Module) -> dict[str, FlattenedMap]:
     return _naive(model, flattened_maps(model))
 
 
-def _naive(model: Module, maps: dict[str, FlattenedMap]) -> dict[str, FlattenedMap]:
+def _naive(model: Module, maps: Mapping[str, FlattenedMap]) -> dict[str, FlattenedMap]:
     """`naive_layers`, of a model that may flatten channels last, from its maps."""
     return {path: found for path, found in maps.items() if not knows_order(_layer(model, path), found)}
 
@@ -259,7 +277,7 @@ def port_reorders(
         PortError: A layer's order cannot be known; a declaration that
             names no paired Linear, or does not fit it.
     """
-    _check_declared(declared, pairs)
+    check_declared(declared, pairs)
     maps: dict[int, dict[str, FlattenedMap]] = {}  # walked when a pair needs them
     tells: dict[int, bool] = {}  # per model: whether it may flatten channels last (else all is (C, H, W))
 
@@ -281,7 +299,7 @@ def port_reorders(
         known_a, known_b = known(src, a), known(dst, b)
         features = int(_layer(dst, b).params()["weight"].shape[_IN_AXIS])
         if declaration not in (None, ...):
-            channels, positions = _declared_map(key, declaration, features)
+            channels, positions = declared_map(key, declaration, features)
             _agrees(src, a, channels, positions, known_a)
             _agrees(dst, b, channels, positions, known_b)
         if known_a == known_b:  # both canonical, or both in one framework's own order
@@ -294,8 +312,8 @@ def port_reorders(
         if declaration is None:
             continue
         if declaration is not ...:
-            channels, positions = _declared_map(key, declaration, features)
-            reorders[b] = _reorder(channels, positions, to_channels_last=not known_b)
+            channels, positions = declared_map(key, declaration, features)
+            reorders[b] = reorder_features(channels, positions, to_channels_last=not known_b, axis=_IN_AXIS)
             notes.append(
                 f"{a} -> {b}: inputs reordered as a {channels}-channel map at {positions} positions "
                 f"({'(H, W, C) to (C, H, W)' if known_b else '(C, H, W) to (H, W, C)'}), as declared"
@@ -334,22 +352,12 @@ def refuse_file_order(
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
         >>> refuse_file_order(wrap(net), [], "keras", ValueError)  # stored as torch orders it
     """
-    from ..backends import registry
-
-    last = writer in registry.names() and registry.capabilities(writer).channels_last
-    may = may_flatten_channels_last(model)
-    if not may and not written_naive and not (written_naive is None and last):
-        return  # model and file hold every map's features in (C, H, W) order
-    found_maps = flattened_maps(model)
-    # Paths as the model sees them (a file holds its writer's relative paths).
-    maps = {relative(p, model.path) or "": found for p, found in found_maps.items()}
-    naive = {relative(p, model.path) or "" for p in (_naive(model, found_maps) if may else ())}
-    if written_naive is None:
-        written_naive = list(maps) if last else []
-    for path in (set(naive) ^ set(written_naive)) & set(maps):
-        found = maps[path]
-        held = "its framework's own (H, W, C)" if path in naive else "torch's (C, H, W)"
-        stored = "(H, W, C)" if path in written_naive else "(C, H, W)"
+    differing = order_differences(
+        model, written_naive, writer, flattened_maps, lambda maps: _naive(model, maps)
+    )
+    for path, found, held_naive, stored_naive in differing[:1]:
+        held = "its framework's own (H, W, C)" if held_naive else "torch's (C, H, W)"
+        stored = "(H, W, C)" if stored_naive else "(C, H, W)"
         raise error(
             f"Layer {path!r} of the {model.backend} model takes a map of {found.channels} channels at "
             f"{found.positions} positions, flattened: the model holds its inputs in {held} order, "
@@ -360,6 +368,41 @@ def refuse_file_order(
             "it stores its own. Use up.port with flatten= to convert. "
             + received(layer=path, channels=found.channels, features=found.features)
         )
+
+
+def order_differences(
+    model: Module,
+    written_naive: list[str] | None,
+    writer: str | None,
+    found_maps: Callable[[Module], Mapping[str, Any]],
+    naive_of: Callable[[Mapping[str, Any]], Iterable[str]],
+) -> list[tuple[str, Any, bool, bool]]:
+    """The layers a file stores in one order and the model holds in the other,
+    as ``(path, what was found, held naive, stored naive)``, paths as the
+    model sees them (a file holds its writer's relative paths).
+
+    Args:
+        model: The model loading.
+        written_naive: The file's naive layers, or ``None`` for a file that
+            does not say: then every layer found when a channels-last
+            framework wrote it, none otherwise.
+        writer: The backend that wrote the file, if it says.
+        found_maps: The model's layers that may take or give a map, by path.
+        naive_of: Those of them the model holds in its framework's own order.
+    """
+    from ..backends import registry
+
+    last = writer in registry.names() and registry.capabilities(writer).channels_last
+    may = may_flatten_channels_last(model)
+    if not may and not written_naive and not (written_naive is None and last):
+        return []  # model and file hold every map's features in (C, H, W) order
+    found = found_maps(model)
+    maps = {relative(p, model.path) or "": one for p, one in found.items()}
+    naive = {relative(p, model.path) or "" for p in (naive_of(found) if may else ())}
+    stored = set(maps) if written_naive is None and last else set(written_naive or ())
+    return [
+        (path, maps[path], path in naive, path in stored) for path in sorted((naive ^ stored) & set(maps))
+    ]
 
 
 def _undeclared(naive: Module, path: str, other: Module, found: FlattenedMap, verified: bool) -> str:
@@ -394,30 +437,33 @@ def _normalised(naive: Module, path: str, other: Module, found: FlattenedMap) ->
     )
 
 
-def _check_declared(declared: Mapping[str, Any], pairs: list[tuple[str, str]]) -> None:
+def check_declared(declared: Mapping[str, Any], pairs: list[tuple[str, str]], name: str = "flatten") -> None:
+    """A declaration (``up.port``'s argument ``name``) names paired Linears, one map a pair."""
     linears = {p for pair in pairs for p in pair}
     unknown = [key for key in declared if key not in linears]
     if unknown:
         raise PortError(
-            f"flatten names {unknown}, which pair no Linear layers. Expected paths of paired Linear "
-            f"layers of either model: {sorted(linears)}. " + received(flatten=dict(declared))
+            f"{name} names {unknown}, which pair no Linear layers. Expected paths of paired Linear "
+            f"layers of either model: {sorted(linears)}. " + received(**{name: dict(declared)})
         )
     for a, b in pairs:
         if a in declared and b in declared and a != b and declared[a] != declared[b]:
             raise PortError(
-                f"flatten declares two maps for the pair {a!r} -> {b!r}. Expected one. "
-                + received(flatten={a: declared[a], b: declared[b]})
+                f"{name} declares two maps for the pair {a!r} -> {b!r}. Expected one. "
+                + received(**{name: {a: declared[a], b: declared[b]}})
             )
 
 
-def _declared_map(path: str, shape: Any, features: int) -> tuple[int, int]:
+def declared_map(path: str, shape: Any, features: int, name: str = "flatten") -> tuple[int, int]:
+    """The channels and positions of a declared ``(C, *spatial)`` map of ``features``."""
     dims = tuple(shape) if isinstance(shape, (tuple, list)) else ()
     ok = len(dims) >= 2 and all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
     if not ok or math.prod(dims) != features:
+        what = "inputs flatten" if name == "flatten" else "outputs are reshaped into"
         raise PortError(
-            f"flatten[{path!r}] must be the (C, H, W) shape of the map the layer's {features} inputs "
-            "flatten (channels first, any number of spatial axes), with C x H x W = "
-            f"{features}, or None. " + received(flatten={path: shape})
+            f"{name}[{path!r}] must be the (C, H, W) shape of the map the layer's {features} {what} "
+            "(channels first, any number of spatial axes), with C x H x W = "
+            f"{features}, or None. " + received(**{name: {path: shape}})
         )
     return int(dims[0]), math.prod(int(d) for d in dims[1:])
 
@@ -440,12 +486,21 @@ def _agrees(model: Module, path: str, channels: int, positions: int, known: bool
         )
 
 
-def _reorder(channels: int, positions: int, *, to_channels_last: bool) -> Reorder:
-    """A canonical weight's inputs from ``(C, P)`` order to ``(P, C)``, or back."""
+def reorder_features(channels: int, positions: int, *, to_channels_last: bool, axis: int) -> Reorder:
+    """A canonical value's features along ``axis`` (a Linear weight's inputs:
+    1; its outputs, or a bias: 0) from ``(C, P)`` order to ``(P, C)``, or
+    back; a value of fewer axes (a count) as it is.
+
+    Examples:
+        >>> reorder_features(2, 3, to_channels_last=True, axis=0)(np.arange(6)).tolist()
+        [0, 3, 1, 4, 2, 5]
+    """
     first, second = (channels, positions) if to_channels_last else (positions, channels)
 
-    def reorder(weight: np.ndarray) -> np.ndarray:
-        out = weight.shape[0]
-        return np.ascontiguousarray(weight.reshape(out, first, second).transpose(0, 2, 1)).reshape(out, -1)
+    def reorder(value: np.ndarray) -> np.ndarray:
+        if value.ndim <= axis:
+            return value
+        shape = value.shape[:axis] + (first, second) + value.shape[axis + 1 :]
+        return np.ascontiguousarray(np.swapaxes(value.reshape(shape), axis, axis + 1)).reshape(value.shape)
 
     return reorder

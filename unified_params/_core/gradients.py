@@ -87,7 +87,7 @@ def run(
     where = placement(model)
     x = prepare_input(model, inputs, where)
     t = None if targets is None else values.as_array(targets, path="<targets>").astype(np.float32)
-    if t is not None and t.ndim == x.ndim and where.channels_moved(model, x.ndim):
+    if t is not None and where.output_moved(model, t.ndim, x.ndim):
         t = np.ascontiguousarray(np.moveaxis(t, 1, -1))  # image targets are channels first too
     if t is not None and t.ndim >= 3 and where.time_major:
         t = np.ascontiguousarray(np.swapaxes(t, 0, 1))  # sequence targets are batch first too

@@ -35,11 +35,16 @@ class Placement(NamedTuple):
         channels_last: Whether that layer takes images channels last.
         time_major: Whether its first recurrent layer takes ``(time, batch, ...)``
             (torch's ``batch_first=False``, its default).
+        gives_channels_last: The number of axes of the maps its last
+            parameterised layer gives channels last, where that layer is a
+            convolution that does (a generator's, whose input is no map);
+            else 0.
     """
 
     expected: Expected | None
     channels_last: bool
     time_major: bool
+    gives_channels_last: int = 0
 
     def channels_moved(self, model: Module, ndim: int) -> bool:
         """Whether an input of ``ndim`` axes goes to ``model`` with its channels
@@ -54,6 +59,15 @@ class Placement(NamedTuple):
         last = model.capabilities.channels_last
         return last and ndim >= 4 and model.adapter.input_rank(model.native) == ndim
 
+    def output_moved(self, model: Module, ndim: int, input_ndim: int) -> bool:
+        """Whether an output (or a target) of ``ndim`` axes is a map the model
+        gives channels last, for an input of ``input_ndim`` axes: where its last
+        layer is a convolution that gives them so, or where its input's
+        channels were moved and the output has as many axes."""
+        if ndim == self.gives_channels_last:  # not a map reshaped after it (a ViT's patches)
+            return True
+        return ndim == input_ndim and self.channels_moved(model, input_ndim)
+
 
 def placement(model: Module) -> Placement:
     """Where ``model`` wants a canonical input's axes (one walk of the model).
@@ -61,7 +75,7 @@ def placement(model: Module) -> Placement:
     Examples:
         >>> from unified_params import spec as S, wrap
         >>> placement(wrap(S.Sequential(S.Conv2d(3, 4, 3)).build("torch")))[1:]
-        (False, False)
+        (False, False, 0)
     """
     params = list(model.params().values())
     if not params:
@@ -69,7 +83,17 @@ def placement(model: Module) -> Placement:
     first = _weight_of_first(params)
     recurrent = next((p for p in params if p.layer_kind in RECURRENT), None)
     time_major = recurrent is not None and model.adapter.input_layout(recurrent.module.native) == "time_major"
-    return Placement(_expected(model, first), holds_channels_last(first.module), time_major)
+    last = params[-1]
+    rank = _map_rank(last.layer_kind)
+    gives = rank if rank and holds_channels_last(last.module) else 0
+    return Placement(_expected(model, first), holds_channels_last(first.module), time_major, gives)
+
+
+def _map_rank(kind: str) -> int:
+    """The axes of the maps a convolution of ``kind`` gives (``conv2d``: 4), else 0."""
+    if kind.startswith(("conv", "separable_conv")) and kind[-1] == "d" and kind[-2].isdigit():
+        return int(kind[-2]) + 2
+    return 0
 
 
 def _weight_of_first(params: list[Param]) -> Param:
@@ -136,9 +160,10 @@ def prepare_input(model: Module, inputs: Any, where: Placement | None = None) ->
 
 
 def restore_output(model: Module, x: np.ndarray, output: Any, where: Placement) -> np.ndarray:
-    """A native output as numpy, channels first where the input's channels were
-    moved last, batch first where the input's time axis was moved first."""
+    """A native output as numpy, channels first where the model gives a map
+    channels last (`Placement.output_moved`), batch first where the input's
+    time axis was moved first."""
     out = np.asarray(output)
     if out.ndim >= 3 and out.shape[:2] == x.shape[:2] and where.time_major:
         return np.swapaxes(out, 0, 1)  # (time, batch, ...) as the layer gives it, batch first again
-    return np.moveaxis(out, -1, 1) if out.ndim == x.ndim and where.channels_moved(model, x.ndim) else out
+    return np.moveaxis(out, -1, 1) if where.output_moved(model, out.ndim, x.ndim) else out

@@ -214,10 +214,11 @@ class Layout:
     #: Per canonical axis, how many (transposed) native axes it merges; 0 is a
     #: new axis of size one. ``None``: one native axis each.
     groups: tuple[int, ...] | None = None
-    #: A native axis that holds a flattened feature map channels last:
-    #: ``(native axis, positions, channels)``; canonically it runs channels
-    #: first (the inputs of a Linear after a Flatten, `unified_params._core.flatten`).
-    flat: tuple[int, int, int] | None = None
+    #: Native axes that hold a flattened feature map channels last, each as
+    #: ``(native axis, positions, channels)``; canonically they run channels
+    #: first (the inputs of a Linear after a Flatten, the outputs of one
+    #: reshaped into a map: `unified_params._core.flatten`).
+    flat: tuple[tuple[int, int, int], ...] | None = None
     #: Canonical axes along which the native values run in reverse (a
     #: mirrored kernel's spatial axes: `Leaf.mirrored`).
     flip: tuple[int, ...] | None = None
@@ -246,7 +247,7 @@ class Layout:
         """
         if self.groups is not None or self.gate_perm is not None or self.flip is not None:
             raise ValueError("a flattened map in a layout that merges axes, reorders gates or mirrors")
-        return Layout(self.perm, flat=(native_axis, positions, channels))
+        return Layout(self.perm, flat=(*(self.flat or ()), (native_axis, positions, channels)))
 
     def canonical_shape(self, native_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The canonical shape of a native shape.
@@ -310,22 +311,24 @@ class Layout:
         flat axis is split into its two factors, every axis goes where the
         other layout has it, and the factors merge again."""
         assert self.flat is not None
-        axis, positions, channels = self.flat
-        ndim = len(self.perm)
-        # Axes of the split native array: axis -> (positions at axis, channels at axis + 1).
-        split = [a if a < axis else a + 1 for a in range(ndim)]
+        flats = {axis: (positions, channels) for axis, positions, channels in self.flat}
+        native_shape = array.shape if to_canonical else self.native_shape(array.shape)
+        # The split native array: a flat axis becomes (positions, channels), the others stay.
+        split_shape: list[int] = []
+        split: list[list[int]] = []
+        for axis, size in enumerate(native_shape):
+            parts = flats.get(axis, (size,))
+            split.append(list(range(len(split_shape), len(split_shape) + len(parts))))
+            split_shape += parts
         canonical_order: list[int] = []
-        for native_axis in self.perm:
-            canonical_order += [axis + 1, axis] if native_axis == axis else [split[native_axis]]
+        for native_axis in self.perm:  # a flat axis runs (channels, positions) canonically
+            canonical_order += split[native_axis][::-1]
         if to_canonical:
-            shape = array.shape[:axis] + (positions, channels) + array.shape[axis + 1 :]
-            moved = array.reshape(shape).transpose(canonical_order)
-            return moved.reshape(tuple(array.shape[i] for i in self.perm))
-        at = self.perm.index(axis)  # the canonical axis: (channels, positions)
-        shape = array.shape[:at] + (channels, positions) + array.shape[at + 1 :]
+            moved = array.reshape(split_shape).transpose(canonical_order)
+            return moved.reshape(tuple(native_shape[i] for i in self.perm))
         inverse = tuple(int(i) for i in np.argsort(canonical_order))
-        native_shape = self.native_shape(array.shape)
-        return array.reshape(shape).transpose(inverse).reshape(native_shape)
+        canonical_split = [split_shape[i] for i in canonical_order]
+        return array.reshape(canonical_split).transpose(inverse).reshape(native_shape)
 
     def native_index(self, index: Any, ndim: int) -> tuple[tuple[Any, ...], tuple[int, ...]] | None:
         """Translate a basic canonical index into a native one.

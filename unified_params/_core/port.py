@@ -33,6 +33,7 @@ from .paths import join, relative, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, merge_note, slots
 from .tree import unique_modules, walk
+from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
 
 
@@ -251,6 +252,7 @@ def port(
     flatten: Mapping[str, tuple[int, ...] | None] | None = None,
     leaves: Sequence[Rule] | Mapping[str, str] | None = None,
     fold_biases: bool = False,
+    unflatten: Mapping[str, tuple[int, ...] | None] | None = None,
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
@@ -259,6 +261,11 @@ def port(
     partner = {a.name: b for a, b in pairs}
     linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
+    partner_paths = {a.path: b.path for a, b in pairs}
+    given, given_notes = port_output_reorders(
+        src, dst, linears, partner_paths, unflatten or {}, verified=check_input is not None
+    )
+    notes += given_notes
     report = PortReport(notes=notes)
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
@@ -299,6 +306,8 @@ def port(
                     continue
                 if leaf == "weight" and b.path in reorders:
                     read = _then(read, reorders[b.path])
+                if b.path in given:  # a Linear's outputs made a map, or a norm of them
+                    read = _then(read, given[b.path])
                 state[join(b.path, real.get(leaf, leaf))] = Source(
                     shape,
                     np.dtype(_np(slot.param.dtype)),

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import gc_pause, layouts, transpose, values
 from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
-from .flatten import linear_layout
+from .flatten import flat_layout
 from .paths import join, nearest, relative, split
 from .selectors import compile_selector
 from .sharding import Sharding, local_write
@@ -619,7 +619,7 @@ class Param:
             return self._layout
         except AttributeError:
             planned = layouts.plan(self.layer_kind, self._row[_SLOT].leaf, len(self.native_shape))
-            self._layout: layouts.Layout = linear_layout(self._adapter, Entry._make(self._row), planned)
+            self._layout: layouts.Layout = flat_layout(self._adapter, Entry._make(self._row), planned)
             return self._layout
 
     @property

@@ -431,6 +431,22 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def unflattened_output(self, layer: Any) -> FlatInput | None:
+        """What the framework records of the map ``layer``'s output features
+        become: a Linear's (or a per-feature normalisation's) reshaped into a
+        map of some channels at some positions, held channels last or first
+        (one position when they stay a vector or a sequence); ``None`` when it
+        does not record it. The core asks only on channels-last frameworks.
+        Default: ``None`` (a model without a graph).
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).unflattened_output(torch.nn.Linear(4, 2)) is None
+            True
+        """
+        return None
+
     def consumers(self, root: Any, layer: Any) -> list[Any] | None:
         """The layers the model ``root``'s graph sends ``layer``'s outputs to
         (``root`` itself for an output of the model); ``None`` when the

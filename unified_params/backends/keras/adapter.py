@@ -346,6 +346,9 @@ class KerasAdapter(Adapter):
     def flattened_input(self, layer: Any) -> FlatInput | None:
         return graph.flattened_input(layer)
 
+    def unflattened_output(self, layer: Any) -> FlatInput | None:
+        return graph.unflattened_output(layer)
+
     def consumers(self, root: Any, layer: Any) -> list[Any] | None:
         return graph.consumers(root, layer)
 

@@ -80,11 +80,82 @@ def _traced(node: Any) -> FlatInput | None:
     return None
 
 
-def _keeps_shape(node: Any) -> bool:
-    """A step with no weights whose one output has its one input's shape."""
+def unflattened_output(layer: Any) -> FlatInput | None:
+    """The map ``layer``'s features become, where the graph records it: a
+    Reshape of them into ``(*spatial, C)`` that a layer holding maps channels
+    last takes (a generator's Dense, or a BatchNormalization of its features,
+    before a transposed convolution), as ``C`` channels at the other axes'
+    positions; one position of all its features where they stay a vector or a
+    sequence; ``None`` where the graph does not say (never called in one, its
+    calls disagree, or a layer with weights comes before any reshape).
+
+    Examples:
+        >>> model = keras.Sequential([keras.Input((8,)), L.Dense(36), L.Reshape((3, 3, 4)), L.Conv2D(2, 3)])
+        >>> unflattened_output(model.layers[0])
+        FlatInput(channels=4, positions=9, channels_last=True)
+    """
+    calls = internals.inbound_nodes(layer)
+    outputs = [tuple(node.output_tensors[0].shape) for node in calls if len(node.output_tensors) == 1]
+    if not calls or len(outputs) != len(calls) or any(len(shape) != 2 for shape in outputs):
+        return None  # never called in a graph, several outputs, or not a vector of features
+    features = outputs[0][-1]
+    if not isinstance(features, int):
+        return None
+    found = {_reshaped(node, features) for node in internals.outbound_nodes(layer)}
+    return FlatInput(features, 1, True) if not found else found.pop() if len(found) == 1 else None
+
+
+def _reshaped(node: Any, features: int) -> FlatInput | None:
+    """What the consumer at ``node`` makes of a vector of ``features``: a map
+    where it reshapes them into one a layer holding maps takes (past layers
+    without weights that keep shapes), else one position of all of them."""
+    for _ in range(_LIMIT):
+        op = node.operation
+        if isinstance(op, L.Reshape):
+            dims = tuple(node.output_tensors[0].shape)[1:]
+            if len(dims) < 2 or not all(isinstance(d, int) for d in dims) or math.prod(dims) != features:
+                return FlatInput(features, 1, True)
+            data_format = _taken_as(node)
+            if data_format == "channels_last":
+                return FlatInput(dims[-1], math.prod(dims[:-1]), True)
+            if data_format == "channels_first":
+                return FlatInput(dims[0], math.prod(dims[1:]), False)
+            return FlatInput(features, 1, True)  # a sequence (T, F), ordered as torch's
+        if not (_keeps_shape(node) or isinstance(op, _PER_FEATURE) and _keeps_shape(node, weights=True)):
+            return FlatInput(features, 1, True)  # new features, or a layer of its own
+        after = internals.outbound_nodes(op)
+        if len(after) != 1:
+            return None
+        node = after[0]
+    return None
+
+
+def _taken_as(node: Any) -> str | None:
+    """The data format of the first layer that takes the output of ``node``
+    (past layers without weights that keep shapes), if it has one."""
+    for _ in range(_LIMIT):
+        after = internals.outbound_nodes(node.operation)
+        if len(after) != 1:
+            return None
+        node = after[0]
+        data_format = getattr(node.operation, "data_format", None)
+        if data_format in ("channels_last", "channels_first"):
+            return str(data_format)
+        if not _keeps_shape(node):
+            return None
+    return None
+
+
+#: Layers whose weights act per feature, each output feature where its input was.
+_PER_FEATURE = (L.BatchNormalization, L.LayerNormalization)
+
+
+def _keeps_shape(node: Any, weights: bool = False) -> bool:
+    """A step with no weights (or, with ``weights``, any) whose one output has
+    its one input's shape."""
     op = node.operation
     tensors = node.input_tensors, node.output_tensors
-    if getattr(op, "weights", None) or any(len(t) != 1 for t in tensors):
+    if (not weights and getattr(op, "weights", None)) or any(len(t) != 1 for t in tensors):
         return False
     return tuple(tensors[0][0].shape) == tuple(tensors[1][0].shape)
 
