@@ -108,8 +108,12 @@ def test_a_keras_graph_tells_what_a_dense_layers_outputs_become():
     ])  # fmt: skip
     to_sequence = keras.Sequential([keras.Input((8,)), L.Dense(36), L.Reshape((9, 4)), L.LSTM(3)])
     to_vector = keras.Sequential([keras.Input((8,)), L.Dense(36), L.Dense(3)])
+    normed = keras.Sequential([
+        keras.Input((8,)), L.Dense(36), L.Reshape((3, 3, 4)), L.BatchNormalization(), L.UpSampling2D(), L.Conv2D(2, 3)
+    ])  # fmt: skip
     assert graph.unflattened_output(to_map.layers[0]) == (4, 9, True)
     assert graph.unflattened_output(first.layers[0]) == (4, 9, False)
     assert graph.unflattened_output(to_sequence.layers[0]) == (36, 1, True)
     assert graph.unflattened_output(to_vector.layers[0]) == (36, 1, True)
+    assert graph.unflattened_output(normed.layers[0]) == (4, 9, True)  # past a norm of the map
     assert graph.unflattened_output(L.Dense(3)) is None  # never called in a graph

@@ -121,7 +121,7 @@ def _reshaped(node: Any, features: int) -> FlatInput | None:
             if data_format == "channels_first":
                 return FlatInput(dims[0], math.prod(dims[1:]), False)
             return FlatInput(features, 1, True)  # a sequence (T, F), ordered as torch's
-        if not (_keeps_shape(node) or isinstance(op, _PER_FEATURE) and _keeps_shape(node, weights=True)):
+        if not _keeps_order(node):
             return FlatInput(features, 1, True)  # new features, or a layer of its own
         after = internals.outbound_nodes(op)
         if len(after) != 1:
@@ -141,9 +141,15 @@ def _taken_as(node: Any) -> str | None:
         data_format = getattr(node.operation, "data_format", None)
         if data_format in ("channels_last", "channels_first"):
             return str(data_format)
-        if not _keeps_shape(node):
+        if not _keeps_order(node):
             return None
     return None
+
+
+def _keeps_order(node: Any) -> bool:
+    """A step whose outputs are its inputs' features where they were: one
+    without weights that keeps shapes, or a normalisation."""
+    return _keeps_shape(node) or isinstance(node.operation, _PER_FEATURE) and _keeps_shape(node, weights=True)
 
 
 #: Layers whose weights act per feature, each output feature where its input was.
