@@ -109,6 +109,12 @@ def test_a_file_of_a_paddle_model_built_channels_last_loads_only_where_it_is_ord
     with pytest.raises(up.CheckpointError, match=r"its framework's own \(H, W, C\)"):
         up.load(_paddle_net("NHWC"), torch_file)
     assert up.load(_paddle_net("NCHW"), torch_file).ok
+    # up.state_dict's dict says its writer as a file does (before, it loaded with nothing said);
+    # a plain dict cannot tell, and is taken in torch's order.
+    with pytest.raises(up.CheckpointError, match=r"the state \(written by paddle\) in \(H, W, C\) order"):
+        up.load_state_dict(_torch_net(), up.state_dict(nhwc))
+    assert up.load_state_dict(_paddle_net("NHWC"), up.state_dict(nhwc)).ok
+    assert up.load_state_dict(_torch_net(), dict(up.state_dict(_paddle_net("NCHW")))).ok
 
 
 def test_a_keras_layer_built_channels_first_without_a_graph_flattens_as_torch_does():

@@ -205,6 +205,9 @@ def test_a_reshape_no_graph_records_is_refused_unless_declared(tmp_path):
     up.save(nhwc, tmp_path / "p.safetensors")
     with pytest.raises(up.CheckpointError, match=r"the file \(written by paddle\) in \(H, W, C\) order"):
         up.load(_torch_generator(), tmp_path / "p.safetensors")
+    with pytest.raises(up.CheckpointError, match=r"the state \(written by paddle\) in \(H, W, C\) order"):
+        up.load_state_dict(_torch_generator(), up.state_dict(nhwc))  # an in-memory state says it too
+    assert up.load_state_dict(_paddle_nhwc_generator(), up.state_dict(nhwc)).ok
     again = _paddle_nhwc_generator()
     assert up.load(again, tmp_path / "p.safetensors").ok
     np.testing.assert_allclose(up.wrap(again)(X), up.wrap(nhwc)(X), rtol=1e-6)

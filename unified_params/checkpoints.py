@@ -69,6 +69,9 @@ def load_state_dict(
     rest reported. Aliases of a tie group that agree and framework-only
     leaves (``num_batches_tracked``) are never errors. On a sub-view, keys
     are relative to it (``up.load_state_dict(m[2], {"weight": ..., "bias": ...})``).
+    A dict from ``up.state_dict`` says what a file's metadata says (its
+    backend, its leaves in a framework's own layout, its Linears kept in
+    their framework's order of a flattened map), and is checked as a file is.
 
     Args:
         model: A native model or a view.
@@ -101,6 +104,9 @@ def load_state_dict(
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
         )
+    elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
+        written = (state.flattened_naive, state.unflattened_naive)
+        _state.refuse_orders(m, written, state.source_backend, "state")
     return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout)
 
 

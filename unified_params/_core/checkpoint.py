@@ -36,11 +36,20 @@ from .. import _version
 from . import safetensors_io as st
 from . import sharded_checkpoint
 from .errors import CheckpointError, received
-from .flatten import naive_layers, refuse_file_order
 from .progress import bar
 from .sharding import Group, agree
-from .state import LoadReport, Slot, Source, aliases_inside, inside, load, own_layout_of, slots
-from .unflatten import naive_outputs, refuse_output_order
+from .state import (
+    LoadReport,
+    Slot,
+    Source,
+    aliases_inside,
+    inside,
+    load,
+    naive_orders,
+    own_layout_of,
+    refuse_orders,
+    slots,
+)
 from .view import Module
 
 FORMAT = "unified-params"
@@ -274,11 +283,9 @@ def load_file(
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
     source_backend = metadata.get("source_backend")
-    refuse_file_order(model, written_naive, source_backend, CheckpointError)
     unflat = metadata.get("unflattened_naive")  # absent from a file of another writer or version: None
-    refuse_output_order(
-        model, None if unflat is None else _json(unflat, [], file), source_backend, CheckpointError
-    )
+    written_unflat = None if unflat is None else _json(unflat, [], file)
+    refuse_orders(model, (written_naive, written_unflat), source_backend, "file")
     written = metadata.get("own_layout")
     if written is not None:
         own_layout = _json(written, {}, file)
@@ -336,6 +343,7 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         if m.kind not in ("container", "other", "relu", "flatten")
     }
     lossy = [s.keys[0] for s in model_slots if s.lossy]
+    flattened, unflattened = naive_orders(model)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -347,8 +355,8 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         # Key -> backend: leaves the library knows no canonical form of, in that backend's layout.
         "own_layout": json.dumps(own_layout_of(model_slots)),
         # Linears that keep their framework's (H, W, C) order of a flattened map, of inputs or outputs.
-        "flattened_naive": json.dumps([inside(path, model) for path in naive_layers(model)]),
-        "unflattened_naive": json.dumps([inside(path, model) for path in naive_outputs(model)]),
+        "flattened_naive": json.dumps(flattened),
+        "unflattened_naive": json.dumps(unflattened),
     }
 
 

@@ -333,7 +333,11 @@ def port_reorders(
 
 
 def refuse_file_order(
-    model: Module, written_naive: list[str] | None, writer: str | None, error: type[Exception]
+    model: Module,
+    written_naive: list[str] | None,
+    writer: str | None,
+    error: type[Exception],
+    source: str = "file",
 ) -> None:
     """Refuse to load a file into a model when a Linear that may take a
     flattened map is stored in one order and held in the other.
@@ -346,6 +350,8 @@ def refuse_file_order(
             framework wrote it, none otherwise.
         writer: The backend that wrote the file, if it says.
         error: The error to raise.
+        source: What the values come from, for the message (``"state"``: an
+            in-memory `state.State`).
 
     Examples:
         >>> from unified_params import spec as S, wrap
@@ -361,8 +367,8 @@ def refuse_file_order(
         raise error(
             f"Layer {path!r} of the {model.backend} model takes a map of {found.channels} channels at "
             f"{found.positions} positions, flattened: the model holds its inputs in {held} order, "
-            f"the file (written by {writer or 'torch'}) in {stored} order, and the weights would be "
-            "silently wrong. Expected a file written by a model that orders them alike: every "
+            f"the {source} (written by {writer or 'torch'}) in {stored} order, and the weights would be "
+            f"silently wrong. Expected a {source} written by a model that orders them alike: every "
             "channels-first model, and every channels-last one whose framework records its Flatten "
             "(a graph with shapes), stores torch's order; one that flattens where no graph records "
             "it stores its own. Use up.port with flatten= to convert. "

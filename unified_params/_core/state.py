@@ -395,11 +395,14 @@ def _owner(module_path: str, attention: list[str]) -> str:
 
 
 class State(dict[str, np.ndarray]):
-    """A model's canonical state (key -> numpy array), which also names the
-    entries in their framework's own layout (`Param.own_layout`), as
-    torch's ``state_dict()`` carries its ``_metadata``. A plain copy
-    (``dict(state)``) drops the names: its own-layout entries are then
-    refused by a load, never taken for canonical ones.
+    """A model's canonical state (key -> numpy array), which also says what a
+    file's metadata says, as torch's ``state_dict()`` carries its
+    ``_metadata``: the entries in their framework's own layout
+    (`Param.own_layout`), the backend that wrote it, and the Linears it
+    keeps in its framework's order of a flattened map (of their inputs, or
+    of their outputs). A plain copy (``dict(state)``) drops them: its
+    own-layout entries are then refused by a load, and its Linears taken in
+    torch's order.
 
     Examples:
         >>> state = State({"0.weight_v": np.ones((4, 3))}, {"0.weight_v": "paddle"})
@@ -407,10 +410,20 @@ class State(dict[str, np.ndarray]):
         ({'0.weight_v': 'paddle'}, dict_keys(['0.weight_v']))
     """
 
-    def __init__(self, items: Mapping[str, np.ndarray], own_layout: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        items: Mapping[str, np.ndarray],
+        own_layout: Mapping[str, str],
+        source_backend: str | None = None,
+        naive: tuple[list[str], list[str]] = ([], []),
+    ) -> None:
         super().__init__(items)
         #: Key -> the backend whose own layout its value is in.
         self.own_layout = dict(own_layout)
+        #: The backend of the model it came from.
+        self.source_backend = source_backend
+        #: The Linears kept in the framework's own order of a flattened map (inputs; outputs).
+        self.flattened_naive, self.unflattened_naive = naive
 
 
 def own_layout_of(model_slots: list[Slot]) -> dict[str, str]:
@@ -428,7 +441,29 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
         )
     model_slots = slots(model)
     arrays = {key: np.array(value, copy=True) for slot in model_slots for key, value in slot.export()}
-    return State(arrays, own_layout_of(model_slots))
+    return State(arrays, own_layout_of(model_slots), model.backend, naive_orders(model))
+
+
+def naive_orders(model: Module) -> tuple[list[str], list[str]]:
+    """The Linears ``model`` keeps in its framework's own order of a flattened
+    map, of their inputs and of their outputs, by path inside it."""
+    from .flatten import naive_layers
+    from .unflatten import naive_outputs
+
+    return [inside(p, model) for p in naive_layers(model)], [inside(p, model) for p in naive_outputs(model)]
+
+
+def refuse_orders(
+    model: Module, written: tuple[list[str] | None, list[str] | None], writer: str | None, source: str
+) -> None:
+    """Refuse values whose flattened maps (of a Linear's inputs or outputs) are
+    stored in one order and held in the other; ``written``: the writer's
+    naive Linears, ``None`` where it does not say."""
+    from .flatten import refuse_file_order
+    from .unflatten import refuse_output_order
+
+    refuse_file_order(model, written[0], writer, CheckpointError, source)
+    refuse_output_order(model, written[1], writer, CheckpointError, source)
 
 
 def plan_load(

@@ -202,7 +202,11 @@ def port_output_reorders(
 
 
 def refuse_output_order(
-    model: Module, written_naive: list[str] | None, writer: str | None, error: type[Exception]
+    model: Module,
+    written_naive: list[str] | None,
+    writer: str | None,
+    error: type[Exception],
+    source: str = "file",
 ) -> None:
     """Refuse to load a file into a model when a Linear that may give a map
     is stored in one order of its outputs and held in the other.
@@ -215,6 +219,7 @@ def refuse_output_order(
             framework wrote it, none otherwise.
         writer: The backend that wrote the file, if it says.
         error: The error to raise.
+        source: What the values come from, for the message.
 
     Examples:
         >>> import torch
@@ -234,9 +239,9 @@ def refuse_output_order(
         stored = "(H, W, C)" if stored_naive else "(C, H, W)"
         raise error(
             f"Layer {path!r} of the {model.backend} model gives a map of {found.channels} channels at "
-            f"{found.positions} positions: the model holds its outputs in {held} order, the file "
+            f"{found.positions} positions: the model holds its outputs in {held} order, the {source} "
             f"(written by {writer or 'torch'}) in {stored} order, and the weights would be silently "
-            "wrong. Expected a file written by a model that orders them alike: every channels-first "
+            f"wrong. Expected a {source} written by a model that orders them alike: every channels-first "
             "model, and every channels-last one whose framework records the reshape (a graph with "
             "shapes), stores torch's order; one that reshapes where no graph records it stores its "
             "own. Use up.port with unflatten= to convert. "
