@@ -230,3 +230,27 @@ def test_a_flax_generator_is_refused_unless_declared():
     with pytest.raises(up.PortError, match="does not record how it reshapes them"):
         up.port(source, nnx_model)
     assert up.port(source, nnx_model, unflatten={"fc": (4, 3, 3)}, check_input=X).max_abs_diff < 1e-6
+
+
+def test_a_subclassed_keras_generator_records_no_reshape_and_is_refused_unless_declared():
+    """A reshape inside ``call``: no graph records it, so the Dense keeps
+    Keras' (H, W, C) order of its outputs, as an NNX module's."""
+    needs("torch")
+    needs("keras")
+    import keras
+
+    class Generator(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.fc = keras.layers.Dense(36)
+            self.up = keras.layers.Conv2DTranspose(2, 3)
+
+        def call(self, z):
+            return self.up(keras.ops.reshape(self.fc(z), (-1, 3, 3, 4)))
+
+    subclassed = Generator()
+    subclassed(X)  # built by a call, which records no graph
+    with pytest.raises(up.PortError, match=r"unflatten=\{'fc': \(4, H, W\)\}"):
+        up.port(_torch_generator(), subclassed)
+    report = up.port(_torch_generator(), subclassed, unflatten={"fc": (4, 3, 3)}, check_input=X)
+    assert report.max_abs_diff < 1e-6
