@@ -237,10 +237,11 @@ def naive_layers(model: Module) -> dict[str, FlattenedMap]:
 
 def _naive(model: Module, maps: Mapping[str, FlattenedMap]) -> dict[str, FlattenedMap]:
     """`naive_layers`, of a model that may flatten channels last, from its maps."""
-    return {path: found for path, found in maps.items() if not knows_order(_layer(model, path), found)}
+    return {path: found for path, found in maps.items() if not knows_order(layer_at(model, path), found)}
 
 
-def _layer(model: Module, path: str) -> Module:
+def layer_at(model: Module, path: str) -> Module:
+    """The layer view at ``path`` below ``model`` (``""``: ``model`` itself)."""
     from .view import Module  # at call time: the view imports this module
 
     layer = model[path] if path else model
@@ -289,7 +290,7 @@ def port_reorders(
     def known(model: Module, path: str) -> bool:
         if id(model) not in tells:
             tells[id(model)] = may_flatten_channels_last(model)
-        return knows_order(_layer(model, path), mapped(model).get(path) if tells[id(model)] else None)
+        return knows_order(layer_at(model, path), mapped(model).get(path) if tells[id(model)] else None)
 
     reorders: dict[str, Reorder] = {}
     notes: list[str] = []
@@ -297,7 +298,7 @@ def port_reorders(
         key = a if a in declared else b
         declaration = declared.get(key, ...)  # Ellipsis: nothing declared
         known_a, known_b = known(src, a), known(dst, b)
-        features = int(_layer(dst, b).params()["weight"].shape[_IN_AXIS])
+        features = int(layer_at(dst, b).params()["weight"].shape[_IN_AXIS])
         if declaration not in (None, ...):
             channels, positions = declared_map(key, declaration, features)
             _agrees(src, a, channels, positions, known_a)
@@ -478,7 +479,7 @@ def _agrees(model: Module, path: str, channels: int, positions: int, known: bool
     """A declaration must not contradict what a framework records."""
     if not known or not model.capabilities.channels_last:
         return
-    found = model.adapter.flattened_input(_layer(model, path).native)
+    found = model.adapter.flattened_input(layer_at(model, path).native)
     if (
         found is not None
         and found.positions > 1

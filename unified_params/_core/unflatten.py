@@ -36,6 +36,7 @@ from .flatten import (
     check_declared,
     declared_map,
     holds_channels_last,
+    layer_at,
     may_flatten_channels_last,
     order_differences,
     reorder_features,
@@ -116,9 +117,12 @@ def naive_outputs(model: Module) -> dict[str, GivenMap]:
     """
     if not may_flatten_channels_last(model):
         return {}
-    return {
-        path: found for path, found in given_maps(model).items() if not knows_output_order(model, path, found)
-    }
+    return _naive(model, given_maps(model))
+
+
+def _naive(model: Module, maps: Mapping[str, GivenMap]) -> dict[str, GivenMap]:
+    """`naive_outputs`, of a model that may hold maps channels last, from its maps."""
+    return {path: found for path, found in maps.items() if not knows_output_order(model, path, found)}
 
 
 def knows_output_order(model: Module, path: str, found: GivenMap | None) -> bool:
@@ -129,7 +133,7 @@ def knows_output_order(model: Module, path: str, found: GivenMap | None) -> bool
         return True
     return (
         model.capabilities.channels_last
-        and model.adapter.unflattened_output(_native(model, path)) is not None
+        and model.adapter.unflattened_output(layer_at(model, path).native) is not None
     )
 
 
@@ -173,7 +177,7 @@ def port_output_reorders(
         declaration = declared.get(key, ...)  # Ellipsis: nothing declared
         known_a, known_b = knows_output_order(src, a, found_a), knows_output_order(dst, b, found_b)
         if declaration not in (None, ...):
-            features = int(_param(dst, b).shape[_OUT_AXIS])
+            features = int(layer_at(dst, b).params()["weight"].shape[_OUT_AXIS])
             channels, positions = declared_map(key, declaration, features, "unflatten")
         if known_a == known_b or declaration is None:
             continue  # both as torch orders them, both in one framework's own order, or no map
@@ -227,13 +231,7 @@ def refuse_output_order(
         >>> net = torch.nn.Sequential(torch.nn.Linear(8, 36), torch.nn.Conv2d(4, 2, 3))
         >>> refuse_output_order(wrap(net), [], "keras", ValueError)  # stored as torch orders it
     """
-    differing = order_differences(
-        model,
-        written_naive,
-        writer,
-        given_maps,
-        lambda maps: [p for p, found in maps.items() if not knows_output_order(model, p, found)],
-    )
+    differing = order_differences(model, written_naive, writer, given_maps, lambda maps: _naive(model, maps))
     for path, found, held_naive, stored_naive in differing[:1]:
         held = "its framework's own (H, W, C)" if held_naive else "torch's (C, H, W)"
         stored = "(H, W, C)" if stored_naive else "(C, H, W)"
@@ -279,19 +277,3 @@ def _first_of(module: Module, *names: str) -> Param | None:
     a scale has its running mean)."""
     own = module.params()
     return next((own[name] for name in names if name in own), None)
-
-
-def _layer(model: Module, path: str) -> Module:
-    from .view import Module  # at call time: the view imports the flatten rules this module reads
-
-    layer = model[path] if path else model
-    assert isinstance(layer, Module)  # a layer path names a layer
-    return layer
-
-
-def _native(model: Module, path: str) -> object:
-    return _layer(model, path).native
-
-
-def _param(model: Module, path: str) -> Param:
-    return _layer(model, path).params()["weight"]
