@@ -214,3 +214,29 @@ def test_a_time_major_rnn_takes_canonical_batch_first_inputs():
     native = np.asarray(time_first(jnp.asarray(x.swapaxes(0, 1)))).swapaxes(0, 1)
     np.testing.assert_allclose(up.wrap(time_first)(x), native, atol=1e-6)
     np.testing.assert_allclose(native, up.wrap(source)(x), atol=1e-5)
+
+
+def test_a_module_listed_by_name_runs_on_an_input_its_first_called_layer_takes():
+    """``self.conv`` then ``self.bn``: NNX lists ``bn`` first, by name. Before,
+    m(x) checked the image against the BatchNorm's 4 channels and refused it;
+    now the first listed layer the input fits takes it, channels moved last."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
+            self.bn = nnx.BatchNorm(4, use_running_average=True, rngs=rngs)
+
+        def __call__(self, x):
+            return self.bn(self.conv(x))
+
+    model = Block(nnx.Rngs(0))
+    assert list(up.wrap(model).params())[0] == "bn.weight"
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype("float32")
+    want = np.moveaxis(np.asarray(model(jnp.asarray(np.moveaxis(x, 1, -1)))), -1, 1)
+    np.testing.assert_allclose(up.wrap(model)(x), want, rtol=1e-6)
+    grads = up.gradients(model, x)
+    assert grads["conv.weight"].shape == (4, 3, 3, 3)
+    with pytest.raises(up.ShapeError, match="first batchnorm layer"):  # fits no layer: as before
+        up.wrap(model)(np.zeros((2, 5, 8, 8), "float32"))

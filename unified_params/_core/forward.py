@@ -21,6 +21,6 @@ def run(model: Module, inputs: Any, *, training: bool = False) -> np.ndarray:
     Raises:
         ShapeError: The input does not fit the model's first layer.
     """
-    where = placement(model)
+    where = placement(model, inputs)
     x = prepare_input(model, inputs, where)
     return restore_output(model, x, model.adapter.forward(model.native, x, bool(training)), where)

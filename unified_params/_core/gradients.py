@@ -84,7 +84,7 @@ def run(
         raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
     check_loss(loss, targets)
     adapter = model.adapter
-    where = placement(model)
+    where = placement(model, inputs)
     x = prepare_input(model, inputs, where)
     t = None if targets is None else values.as_array(targets, path="<targets>").astype(np.float32)
     if t is not None and where.output_moved(model, t.ndim, x.ndim):

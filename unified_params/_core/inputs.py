@@ -69,8 +69,13 @@ class Placement(NamedTuple):
         return ndim == input_ndim and self.channels_moved(model, input_ndim)
 
 
-def placement(model: Module) -> Placement:
+def placement(model: Module, inputs: Any = None) -> Placement:
     """Where ``model`` wants a canonical input's axes (one walk of the model).
+
+    The first listed layer takes the input, where the framework lists layers
+    in the order it calls them. Where it does not (Flax NNX lists a module's
+    attributes by name), and ``inputs`` does not fit that layer, the first
+    listed layer that it fits takes it instead.
 
     Examples:
         >>> from unified_params import spec as S, wrap
@@ -81,6 +86,8 @@ def placement(model: Module) -> Placement:
     if not params:
         return Placement(None, False, False)
     first = _weight_of_first(params)
+    if inputs is not None and not model.capabilities.call_order:
+        first = _first_fitting(model, params, first, values.as_array(inputs, path="<inputs>"))
     recurrent = next((p for p in params if p.layer_kind in RECURRENT), None)
     time_major = recurrent is not None and model.adapter.input_layout(recurrent.module.native) == "time_major"
     last = params[-1]
@@ -103,6 +110,21 @@ def _weight_of_first(params: list[Param]) -> Param:
     holder = params[0].path.rpartition(".")[0]
     own = takewhile(lambda p: p.path.rpartition(".")[0] == holder, params)
     return next((p for p in own if p.name == "weight"), params[0])
+
+
+def _first_fitting(model: Module, params: list[Param], first: Param, x: np.ndarray) -> Param:
+    """The first listed layer's weight whose expectation ``x`` fits, if
+    ``first``'s does not (a layer listed first by name, not by call)."""
+    expected = _expected(model, first)
+    if expected is None or expected[1](x):
+        return first
+    holders = {p.path.rpartition(".")[0]: None for p in params}  # each layer once, in listing order
+    for holder in holders:
+        weight = _weight_of_first([p for p in params if p.path.rpartition(".")[0] == holder])
+        found = _expected(model, weight)
+        if found is not None and found[1](x):
+            return weight
+    return first
 
 
 def _expected(model: Module, first: Param) -> Expected | None:
@@ -141,7 +163,7 @@ def prepare_input(model: Module, inputs: Any, where: Placement | None = None) ->
     Raises:
         ShapeError: The input does not fit the model's first layer.
     """
-    where = placement(model) if where is None else where
+    where = placement(model, inputs) if where is None else where
     x = values.as_array(inputs, path="<inputs>")
     if where.expected is not None:
         description, fits, kind = where.expected

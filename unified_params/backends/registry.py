@@ -64,6 +64,9 @@ class Capabilities:
     #: A single parameter of a recurrent layer can be tied to another one
     #: (paddle's fused RNN kernel keeps its own flat copy of the weights).
     rnn_param_ties: bool = True
+    #: A model lists its layers in the order it calls them, so the first listed
+    #: takes the input (Flax NNX lists a module's attributes by name).
+    call_order: bool = True
 
 
 @dataclass(frozen=True)
@@ -519,6 +522,7 @@ register(
         import_priority=3,
         detect_priority=3,
         # A variable holds an immutable jax.Array: numpy reads its buffer, a write puts a new one.
-        capabilities=replace(_COPYING, channels_last=True),
+        # A module's attributes are listed by name, as nnx.state sorts them.
+        capabilities=replace(_COPYING, channels_last=True, call_order=False),
     )
 )
