@@ -118,9 +118,11 @@ def _first_fitting(model: Module, params: list[Param], first: Param, x: np.ndarr
     expected = _expected(model, first)
     if expected is None or expected[1](x):
         return first
-    holders = {p.path.rpartition(".")[0]: None for p in params}  # each layer once, in listing order
-    for holder in holders:
-        weight = _weight_of_first([p for p in params if p.path.rpartition(".")[0] == holder])
+    by_layer: dict[str, list[Param]] = {}  # each layer's variables, layers in listing order
+    for p in params:
+        by_layer.setdefault(p.path.rpartition(".")[0], []).append(p)
+    for own in by_layer.values():
+        weight = _weight_of_first(own)
         found = _expected(model, weight)
         if found is not None and found[1](x):
             return weight

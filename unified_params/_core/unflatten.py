@@ -215,15 +215,9 @@ def refuse_output_order(
     """Refuse to load a file into a model when a Linear that may give a map
     is stored in one order of its outputs and held in the other.
 
-    Args:
-        model: The model loading.
-        written_naive: The Linears the writer kept in its own channels-last
-            order (the file's metadata), or ``None`` for a file that does not
-            say: then every Linear that may give a map when a channels-last
-            framework wrote it, none otherwise.
-        writer: The backend that wrote the file, if it says.
-        error: The error to raise.
-        source: What the values come from, for the message.
+    The arguments are those of `flatten.refuse_file_order`, for the Linears
+    whose outputs the writer kept in its own channels-last order
+    (``unflattened_naive`` in a file's metadata).
 
     Examples:
         >>> import torch
