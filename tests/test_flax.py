@@ -240,3 +240,23 @@ def test_a_module_listed_by_name_runs_on_an_input_its_first_called_layer_takes()
     assert grads["conv.weight"].shape == (4, 3, 3, 3)
     with pytest.raises(up.ShapeError, match="first batchnorm layer"):  # fits no layer: as before
         up.wrap(model)(np.zeros((2, 5, 8, 8), "float32"))
+
+
+def test_an_nnx_param_is_refused_for_a_square_linear_and_a_bare_jax_array_is_not():
+    """An nnx.Param of a Linear holds (in, out): for a square layer its shape
+    fits the canonical (out, in) too, so it is refused until told; a bare
+    jax.Array, as a numpy array, is taken as canonical."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    needs("torch")
+    import torch
+
+    kernel = nnx.Linear(4, 4, rngs=nnx.Rngs(0)).kernel
+    t = torch.nn.Linear(4, 4)
+    with pytest.raises(up.ShapeError, match="flax keeps this leaf \\(in, out\\)"):
+        up.wrap(t)["weight"].set(kernel)
+    with pytest.raises(up.CheckpointError, match="flax tensor"):
+        up.load_state_dict(t, {"weight": kernel, "bias": jnp.zeros(4)})
+    up.load_state_dict(t, {"weight": jnp.asarray(kernel.value), "bias": jnp.zeros(4)})
+    np.testing.assert_array_equal(t.weight.detach().numpy(), np.asarray(kernel.value))

@@ -13,7 +13,7 @@ from ._core import checkpoint as _checkpoint
 from ._core import port as _port
 from ._core import state as _state
 from ._core import values as _values
-from ._core.errors import received
+from ._core.errors import CheckpointError, received
 from ._core.formats import ConvertReport
 from ._core.port import PortReport
 from ._core.state import LoadReport
@@ -40,7 +40,10 @@ def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
     bias is split into ``bias_ih_l0`` and a zero ``bias_hh_l0``). A leaf the
     library knows no canonical form of (`Param.own_layout`) keeps its
     framework's; the dict's ``own_layout`` names those keys, so a load
-    accepts them only into a model of the same framework.
+    accepts them only into a model of the same framework. With
+    ``layout="native"`` every value is in the framework's own layout; the
+    dict says so (``layout``), and a load takes it only into a model of
+    that framework (torch's, canonical already, into any).
 
     Examples:
         >>> import torch
@@ -55,7 +58,7 @@ def load_state_dict(
     model: Any,
     state: Mapping[str, Any],
     *,
-    layout: str = "canonical",
+    layout: str | None = None,
     strict: bool = True,
     allow_nonfinite: bool = False,
 ) -> LoadReport:
@@ -73,11 +76,20 @@ def load_state_dict(
     backend, its leaves in a framework's own layout, its Linears kept in
     their framework's order of a flattened map), and is checked as a file is.
 
+    A tensor of a framework that keeps a leaf in a layout of its own, which
+    fits the same shape (a paddle tensor for a square Linear's weight, a
+    Keras variable for an LSTM's gates), may be that framework's own state,
+    such as a paddle model's ``state_dict()``: unless ``layout`` is given, it
+    is refused (`LoadReport.ambiguous`), never guessed.
+
     Args:
         model: A native model or a view.
         state: Path -> array, tensor or Param (a Param is read in its canonical layout).
-        layout: ``"canonical"`` (PyTorch's names and layouts) or ``"native"``
-            (each value in the framework's own layout; ``strict`` means the same).
+        layout: ``"canonical"`` (PyTorch's names and layouts), ``"native"``
+            (each value in the framework's own layout; ``strict`` means the
+            same), or ``None`` (the default): canonical, refusing a
+            framework's tensor whose own layout fits too (say
+            ``"canonical"`` to load it as it is).
         strict: Refuse (and write nothing) unless the state fits exactly.
         allow_nonfinite: Load NaN or infinite values (a diverged run's
             checkpoint) instead of refusing them.
@@ -95,19 +107,44 @@ def load_state_dict(
     """
     m = wrap(model)
     own_layout: dict[str, str] = {}
+    said_canonical = layout == "canonical"
+    if isinstance(state, _state.State) and state.layout == "native":  # it says its layout itself
+        layout = _native_state_layout(state, m, layout)
     if layout == "native":
         params = m.params()
         state = {k: _canonical_of(params.get(k), k, v) for k, v in _state._checked_state(state).items()}
         # Each value is in this framework's layout, also where the library knows no canonical one.
         own_layout = {k: m.backend for k in state if k in params and params[k].own_layout}
-    elif layout != "canonical":
+    elif layout not in ("canonical", None):
         raise ValueError(
-            f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
+            f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
         )
     elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
         written = (state.flattened_naive, state.unflattened_naive)
         _state.refuse_orders(m, written, state.source_backend, "state")
-    return _state.load(m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout)
+    return _state.load(
+        m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout,
+        said_canonical=said_canonical,
+    )  # fmt: skip
+
+
+def _native_state_layout(state: _state.State, model: Any, layout: str | None) -> str:
+    """``"native"``, for a state in its own framework's layout loaded into a
+    model of that framework; any other load of it is refused."""
+    own = state.source_backend
+    if own == model.backend and layout in (None, "native"):
+        return "native"
+    told = (
+        f"load it with layout='native' or none: layout={layout!r} would read its values in the canonical "
+        "(PyTorch) layout"
+        if own == model.backend
+        else f"it loads only into a {own} model. Expected a canonical state, up.state_dict(source), for a "
+        f"{model.backend} model"
+    )
+    raise CheckpointError(
+        f"This state is in {own}'s own layout (up.state_dict(model, layout='native')): {told}. "
+        + received(state_backend=own, model=model.backend, layout=layout)
+    )
 
 
 def _canonical_of(target: Any, key: str, value: Any) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layouts, recycling, values
+from . import foreign, layouts, recycling, values
 from .errors import CheckpointError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
@@ -81,6 +81,9 @@ class Source:
     #: The backend whose own layout the value is in: a leaf the library knows no
     #: canonical form of (`Param.own_layout`). ``None``: the canonical layout.
     own_layout: str | None = None
+    #: The backends whose tensor or variable the value is (`foreign.owners`): it
+    #: may be in one's own layout. Empty for arrays, Params and files.
+    owners: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, value: Any, name: str, own_layout: str | None = None) -> Source:
@@ -88,10 +91,13 @@ class Source:
         a Param says its own layout itself."""
         if isinstance(value, Source):
             return value if own_layout is None else replace(value, own_layout=own_layout)
+        owners: tuple[str, ...] = ()
         if getattr(value, "own_layout", False) is True:  # a Param of a leaf in its framework's layout
             own_layout = value.backend
+        elif not isinstance(value, np.ndarray):
+            owners = foreign.owners(value)
         array = values.as_array(value, path=name)
-        return cls(tuple(array.shape), array.dtype, lambda: array, own_layout=own_layout)
+        return cls(tuple(array.shape), array.dtype, lambda: array, own_layout=own_layout, owners=owners)
 
 
 @dataclass(frozen=True)
@@ -271,6 +277,11 @@ class LoadReport:
             layout (`Param.own_layout`: a leaf the library knows no canonical
             form of) and the other does not keep in that same framework's:
             never loaded, since nothing tells how the two lay it out.
+        ambiguous: ``(key, foreign.Reading)`` for keys given a tensor of a
+            framework that keeps the leaf in a layout of its own which fits
+            the same shape (a paddle tensor for a square Linear's weight):
+            it may be that framework's own state. Never loaded unless the
+            load is told ``layout="canonical"``.
         skipped: Keys that need no value: aliases of a tie group whose values
             agree, and leaves only some frameworks keep (``num_batches_tracked``).
         notes: Lossy merges and other conversions worth knowing.
@@ -283,16 +294,18 @@ class LoadReport:
     nonfinite: list[str] = field(default_factory=list)
     conflicting: list[str] = field(default_factory=list)
     own_layout: list[str] = field(default_factory=list)
+    ambiguous: list[tuple[str, foreign.Reading]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when nothing was missing, unexpected, mismatched, non-finite,
-        conflicting or in a layout the other side does not share."""
+        conflicting, in a layout the other side does not share, or in a
+        layout nothing tells."""
         return not (
             self.missing or self.unexpected or self.mismatched or self.nonfinite or self.conflicting
-            or self.own_layout
+            or self.own_layout or self.ambiguous
         )  # fmt: skip
 
     def _repr_html_(self) -> str:
@@ -402,7 +415,9 @@ class State(dict[str, np.ndarray]):
     keeps in its framework's order of a flattened map (of their inputs, or
     of their outputs). A plain copy (``dict(state)``) drops them: its
     own-layout entries are then refused by a load, and its Linears taken in
-    torch's order.
+    torch's order. A state in a framework's own layout (``up.state_dict(m,
+    layout="native")``) says so too, and loads only into a model of that
+    framework.
 
     Examples:
         >>> state = State({"0.weight_v": np.ones((4, 3))}, {"0.weight_v": "paddle"})
@@ -416,8 +431,11 @@ class State(dict[str, np.ndarray]):
         own_layout: Mapping[str, str],
         source_backend: str | None = None,
         naive: tuple[list[str], list[str]] = ([], []),
+        layout: str = "canonical",
     ) -> None:
         super().__init__(items)
+        #: ``"native"``: every value is in ``source_backend``'s own layout.
+        self.layout = layout
         #: Key -> the backend whose own layout its value is in.
         self.own_layout = dict(own_layout)
         #: The backend of the model it came from.
@@ -433,8 +451,11 @@ def own_layout_of(model_slots: list[Slot]) -> dict[str, str]:
 
 def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray]:
     """The model's state as numpy arrays; see ``unified_params.state_dict``."""
-    if layout == "native":
-        return {path: p.numpy("native") for path, p in model.params().items() if p.persistent}
+    if layout == "native":  # says so itself: a load takes it only into its own framework
+        params = {path: p for path, p in model.params().items() if p.persistent}
+        items = {path: p.numpy("native") for path, p in params.items()}
+        same = all(p.layout.is_identity for p in params.values())  # torch's: canonical too
+        return State(items, {}, model.backend, layout="canonical" if same else "native")
     if layout != "canonical":
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
@@ -471,11 +492,14 @@ def plan_load(
     state: Mapping[str, Any],
     aliases: Mapping[str, str] | None = None,
     own_layout: Mapping[str, str] | None = None,
+    said_canonical: bool = False,
 ) -> tuple[list[tuple[Slot, list[Source]]], LoadReport, list[tuple[str, str]]]:
     """Match a canonical state to the model without writing anything.
 
     ``own_layout`` names the keys whose values are in a backend's own layout
     (see `State`); a `State` says it itself, a Param and a `Source` too.
+    ``said_canonical``: the caller says every value is canonical, also a
+    framework's tensor whose own layout would fit (`foreign`).
     Returns the plan, the report so far, and the ``(alias key, first key)``
     pairs of tie groups the state gives twice, whose values must agree.
     """
@@ -508,6 +532,12 @@ def plan_load(
                 report.mismatched.append((key, shape, source.shape))
                 ok = False
                 continue
+            if source.owners and not said_canonical:
+                found = foreign.reading(source.owners, slot.param.layer_kind, key.rsplit(".", 1)[-1], shape)
+                if found is not None:
+                    report.ambiguous.append((key, found))
+                    ok = False
+                    continue
             sources.append(source)
         if ok:
             plan.append((slot, sources))
@@ -538,6 +568,7 @@ def load(
     partial_error: type[Exception] = CheckpointError,
     hold: Callable[[], contextlib.AbstractContextManager[Callable[[], bool] | None]] | None = None,
     own_layout: Mapping[str, str] | None = None,
+    said_canonical: bool = False,
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
 
@@ -555,7 +586,7 @@ def load(
     it (`_fills_in_place`), else into memory that the value before let go.
     No copy of the checkpoint is held, and little new memory is touched.
     """
-    plan, report, twins = plan_load(model, state, aliases, own_layout)
+    plan, report, twins = plan_load(model, state, aliases, own_layout, said_canonical)
     if strict and not report.ok:
         refusal = CheckpointError(_describe(report, model))
         refusal.report = report
@@ -832,6 +863,8 @@ def _describe(report: LoadReport, model: Module) -> str:
         )
     if report.own_layout:
         parts.append(own_layout_part(report.own_layout, model.backend))
+    if report.ambiguous:
+        parts.append(foreign.refusal_part(report.ambiguous, model.backend))
     return (
         f"The state does not fit {model.type_name} ({model.backend}): {'; '.join(parts)}. Expected "
         "the canonical keys and shapes of this model (see up.state_dict(model)); nothing was "
@@ -843,6 +876,7 @@ def _describe(report: LoadReport, model: Module) -> str:
             nonfinite=len(report.nonfinite),
             conflicting=len(report.conflicting),
             own_layout=len(report.own_layout),
+            ambiguous=len(report.ambiguous),
         )
     )
 

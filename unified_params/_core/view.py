@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import gc_pause, layouts, transpose, values
+from . import foreign, gc_pause, layouts, transpose, values
 from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
 from .flatten import flat_layout
 from .paths import join, nearest, relative, split
@@ -762,7 +762,7 @@ class Param:
         """The gradient in the framework's own layout, or ``None``."""
         return self._adapter.grad(self._row[_VAR])
 
-    def set(self, value: Any, layout: str = "canonical") -> None:
+    def set(self, value: Any, layout: str | None = None) -> None:
         """Overwrite the whole value in place (autograd and ties intact).
 
         The value is validated before anything is written: a wrong shape or
@@ -772,11 +772,16 @@ class Param:
 
         Args:
             value: An array, nested list, tensor of any framework, or Param.
-            layout: The layout ``value`` is given in: ``"canonical"`` (the
-                default, PyTorch's) or ``"native"``.
+            layout: The layout ``value`` is given in: ``"canonical"``
+                (PyTorch's), ``"native"``, or ``None`` (the default):
+                canonical, refusing a tensor of a framework whose own layout
+                of this leaf fits the same shape (a paddle Linear's square
+                weight), which may be in either.
 
         Raises:
-            ShapeError: The value's shape differs from the parameter's.
+            ShapeError: The value's shape differs from the parameter's, or
+                ``layout`` is not given and the value is a framework's tensor
+                whose own layout fits too.
             DTypeError: The value is not numeric or cannot be cast.
 
         Examples:
@@ -785,9 +790,12 @@ class Param:
             >>> float(p.numpy().sum())
             32.0
         """
-        layout = _check_layout(layout)
+        said = layout is not None
+        layout = _check_layout(layout or "canonical")
         if isinstance(value, (Param, ParamSlice)):
             value, layout = value.numpy(), "canonical"
+        elif not said:
+            self._refuse_foreign(value)
         array = values.as_array(value, path=self.path)
         expected = self.native_shape if layout == "native" else self.shape
         values.check_shape(array.shape, expected, path=self.path, layout=layout)
@@ -797,6 +805,27 @@ class Param:
         with write_lock(self._row[_VAR]):
             self._write(array)
             self._adapter.after_write(self._row[_MODULE])
+
+    def _refuse_foreign(self, value: Any) -> None:
+        """Raise if ``value`` is a framework's tensor whose own layout of this
+        leaf fits its canonical shape too (`foreign`)."""
+        owners = foreign.owners(value)
+        shape = tuple(getattr(value, "shape", ())) if owners else ()
+        found = foreign.reading(owners, self.layer_kind, self.name, shape) if shape == self.shape else None
+        if found is None:
+            return  # a shape that fits one reading only is checked as any value's
+        theirs = (
+            "p.set(value, layout='native') if it is in this model's own"
+            if found.backend == self.backend
+            else f"up.port from the {found.backend} model to move its weights"
+        )
+        raise ShapeError(
+            f"Cannot tell the layout of the value for {self.path!r}: it is a {found.backend} tensor, "
+            f"{found.backend} keeps this leaf {found.native}, the canonical layout is {found.canonical}, "
+            f"and its shape fits both. Expected p.set(value, layout='canonical') if it is in the "
+            f"canonical (PyTorch) layout already, or {theirs}. "
+            + received(backend=found.backend, shape=shape)
+        )
 
     def take(self, array: np.ndarray) -> None:
         """Internal, for the core: write a value the caller gives up (a load's
@@ -890,10 +919,12 @@ class Param:
             and all(a is b for a, b in zip(fresh._chain, chain, strict=True))
         ):
             return  # `p[i] += v`: the slice's in-place op has written it already
+        selected = selection_shape(self.shape, chain, self.path)
         if isinstance(value, (Param, ParamSlice)):
             value = value.numpy()
+        elif selected == self.shape:  # the whole value (p[:] = v): as p.set(v) takes it
+            self._refuse_foreign(value)
         array = values.cast_to(values.as_array(value, path=self.path), self.dtype, path=self.path)
-        selected = selection_shape(self.shape, chain, self.path)
         index = compose(chain)
         array = values.broadcast_to(
             array, selected, path=self.path, index=index if index is not None else chain

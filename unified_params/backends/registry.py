@@ -113,6 +113,11 @@ class Backend:
     #: Checkpoint formats the adapter package converts to and from safetensors:
     #: format name -> module defining ``FORMAT`` (an `unified_params._core.formats.Format`).
     formats: Mapping[str, str] = field(default_factory=dict)
+    #: Top-level modules of the tensor and variable types a user takes from this
+    #: backend's models: a value of such a type may be in the backend's own
+    #: layout (`value_backends`). Not a general array library's (a bare
+    #: ``jax.Array``, like a numpy array, holds whatever layout it was given).
+    value_modules: tuple[str, ...] = ()
 
     def install_hint(self) -> str:
         """What to install for this backend on the engine this process runs.
@@ -128,6 +133,7 @@ class Backend:
 BACKENDS: dict[str, Backend] = {}
 _by_type: dict[type, str] = {}
 _adapters: dict[str, Adapter] = {}
+_values_by_type: dict[type, tuple[str, ...]] = {}
 _lock = threading.RLock()
 
 
@@ -143,6 +149,7 @@ def register(backend: Backend) -> Backend:
     with _lock:
         BACKENDS[backend.name] = backend
         _by_type.clear()  # a cached detection may now have a better answer
+        _values_by_type.clear()
     return backend
 
 
@@ -156,6 +163,7 @@ def unregister(name: str) -> None:
         BACKENDS.pop(name, None)
         _adapters.pop(name, None)
         _by_type.clear()
+        _values_by_type.clear()
 
 
 def names() -> tuple[str, ...]:
@@ -363,6 +371,27 @@ def backend_of(model: Any) -> str:
     return name
 
 
+def value_backends(value: Any) -> tuple[str, ...]:
+    """The backends a value's type belongs to (`Backend.value_modules`), among
+    those whose framework is imported: its layout may be theirs. Never imports.
+
+    Examples:
+        >>> import numpy as np, paddle
+        >>> value_backends(paddle.zeros([2])), value_backends(np.zeros(2))
+        (('paddle',), ())
+    """
+    cls = type(value)
+    found = _values_by_type.get(cls)
+    if found is None:
+        top = cls.__module__.partition(".")[0]
+        claims = [b for b in BACKENDS.values() if top in b.value_modules]
+        found = tuple(b.name for b in claims if b.module in sys.modules)
+        if len(found) == len(claims):  # kept once no claim waits for its framework's import
+            with _lock:
+                _values_by_type[cls] = found
+    return found
+
+
 def adapter_for(model: Any) -> Adapter:
     """The adapter of the framework a native model belongs to.
 
@@ -474,6 +503,7 @@ register(
         import_priority=1,
         detect_priority=1,
         formats={"dcp": "unified_params.backends.torch.dcp"},
+        value_modules=("torch",),
     )
 )
 register(
@@ -495,6 +525,8 @@ register(
         engine_capabilities={"torch": Capabilities(channels_last=True)},
         engine_modules={"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"},
         engine_extras={"jax": "jax", "torch": "torch"},
+        # Its variables, and TensorFlow's tensors (Keras' first engine, its layouts).
+        value_modules=("keras", "tensorflow"),
     )
 )
 register(
@@ -509,6 +541,7 @@ register(
         detect_priority=2,
         # set_value copies: a value is written into the variable's own memory instead.
         capabilities=Capabilities(in_place_slices=False, rnn_param_ties=False, keeps_owned_values=False),
+        value_modules=("paddle",),
     )
 )
 register(
@@ -524,5 +557,6 @@ register(
         # A variable holds an immutable jax.Array: numpy reads its buffer, a write puts a new one.
         # A module's attributes are listed by name, as nnx.state sorts them.
         capabilities=replace(_COPYING, channels_last=True, call_order=False),
+        value_modules=("flax",),  # its Variables (nnx.Param); a bare jax.Array is any layout
     )
 )

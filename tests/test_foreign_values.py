@@ -1,0 +1,204 @@
+"""Values handed over as another framework's tensors (`unified_params._core.foreign`).
+
+A paddle model's ``state_dict()`` holds its Linear weights ``(in, out)``; a
+Keras Dense's kernel is ``(in, out)`` too. Before, such a tensor given to
+``up.load_state_dict`` or ``Param.set`` for a square weight was taken as
+canonical, loaded transposed with nothing said (a paddle ``Linear(4, 4)``'s
+``state_dict()`` into torch's twin: output difference 1.09). Now a value
+whose own framework's layout fits the same shape is refused until the
+caller says its layout; a shape that fits one reading only, numpy, torch
+and bare jax arrays, and Params are taken as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs, snapshot
+
+X = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+
+
+def _twins(n_out: int = 4):
+    import paddle
+    import torch
+
+    paddle.seed(0)
+    torch.manual_seed(1)
+    return paddle.nn.Sequential(paddle.nn.Linear(4, n_out)), torch.nn.Sequential(torch.nn.Linear(4, n_out))
+
+
+def _torch_out(net) -> np.ndarray:
+    import torch
+
+    return net(torch.from_numpy(X)).detach().numpy()
+
+
+def _paddle_out(net) -> np.ndarray:
+    import paddle
+
+    return net(paddle.to_tensor(X)).numpy()
+
+
+@pytest.fixture(autouse=True)
+def _frameworks():
+    needs("paddle")
+    needs("torch")
+
+
+def test_a_paddle_state_dict_for_a_square_linear_is_refused_and_nothing_is_written():
+    p, t = _twins()
+    before = snapshot(t)
+    with pytest.raises(up.CheckpointError, match="paddle keeps it \\(in, out\\).*layout='canonical'") as err:
+        up.load_state_dict(t, p.state_dict())
+    assert [(key, r.backend, r.native) for key, r in err.value.report.ambiguous] == [
+        ("0.weight", "paddle", "(in, out)")
+    ]
+    assert snapshot(t).keys() == before.keys()
+    assert all(np.array_equal(snapshot(t)[k], before[k]) for k in before)
+
+
+def test_non_strict_loads_what_is_unambiguous_and_reports_the_rest():
+    p, t = _twins()
+    report = up.load_state_dict(t, p.state_dict(), strict=False)
+    assert report.loaded == ["0.bias"] and [k for k, _ in report.ambiguous] == ["0.weight"]
+    assert not report.ok
+
+
+def test_saying_canonical_loads_the_values_as_they_are():
+    p, t = _twins()
+    up.load_state_dict(t, p.state_dict(), layout="canonical")
+    assert np.array_equal(t[0].weight.detach().numpy(), p[0].weight.numpy())  # taken as given
+
+
+def test_the_ways_to_move_paddle_weights_into_torch_agree_with_paddle():
+    p, t = _twins()
+    up.load_state_dict(t, up.state_dict(p))  # numpy, canonical: what the refusal points to
+    np.testing.assert_allclose(_torch_out(t), _paddle_out(p), rtol=1e-5, atol=1e-6)
+    p2, t2 = _twins()
+    up.port(p2, t2)
+    np.testing.assert_allclose(_torch_out(t2), _paddle_out(p2), rtol=1e-5, atol=1e-6)
+
+
+def test_a_paddle_state_dict_into_a_paddle_model_points_to_the_native_layout():
+    import paddle
+
+    p, _ = _twins()
+    paddle.seed(5)
+    other = paddle.nn.Sequential(paddle.nn.Linear(4, 4))
+    with pytest.raises(up.CheckpointError, match="pass layout='native'"):
+        up.load_state_dict(other, p.state_dict())
+    up.load_state_dict(other, p.state_dict(), layout="native")
+    np.testing.assert_array_equal(_paddle_out(other), _paddle_out(p))
+
+
+def test_a_shape_that_fits_one_reading_only_is_checked_as_before():
+    import paddle
+
+    p, t = _twins(n_out=3)
+    with pytest.raises(up.CheckpointError, match="mismatched '0.weight' expects \\(3, 4\\) got \\(4, 3\\)"):
+        up.load_state_dict(t, p.state_dict())  # paddle's (in, out): refused by its shape
+    canonical = {k: paddle.to_tensor(v) for k, v in up.state_dict(p).items()}  # paddle tensors, (out, in)
+    up.load_state_dict(t, canonical)
+    np.testing.assert_allclose(_torch_out(t), _paddle_out(p), rtol=1e-5, atol=1e-6)
+
+
+def test_arrays_and_torch_tensors_are_canonical_whatever_their_shape():
+    import torch
+
+    _, t = _twins()
+    w = np.arange(16, dtype="float32").reshape(4, 4)
+    up.load_state_dict(t, {"0.weight": w, "0.bias": np.zeros(4, "float32")})
+    assert np.array_equal(t[0].weight.detach().numpy(), w)
+    up.load_state_dict(t, {"0.weight": torch.from_numpy(w.T.copy()), "0.bias": torch.zeros(4)})
+    assert np.array_equal(t[0].weight.detach().numpy(), w.T)
+
+
+def test_param_set_refuses_a_paddle_weight_until_told():
+    p, t = _twins()
+    weight = up.wrap(t)["0.weight"]
+    before = weight.numpy()
+    with pytest.raises(up.ShapeError, match="paddle tensor.*up.port from the paddle model"):
+        weight.set(p[0].weight)
+    with pytest.raises(up.ShapeError, match="paddle tensor"):
+        weight[:] = p[0].weight  # the whole value, as set takes it
+    assert np.array_equal(weight.numpy(), before)
+    weight.set(p[0].weight, layout="canonical")
+    assert np.array_equal(weight.numpy(), p[0].weight.numpy())
+    weight[0] = p[0].weight[0]  # a part: indexed canonically, as any value
+    up.wrap(t)["0.bias"].set(p[0].bias)  # one axis: one layout
+
+
+def test_param_set_of_a_paddle_model_s_own_weight_points_to_the_native_layout():
+    p, _ = _twins()
+    weight = up.wrap(p)["0.weight"]
+    with pytest.raises(up.ShapeError, match="layout='native'"):
+        weight.set(p[0].weight)
+    weight.set(p[0].weight * 2, layout="native")
+    np.testing.assert_allclose(weight.numpy("native"), p[0].weight.numpy())
+
+
+def test_a_keras_kernel_is_refused_for_a_square_linear_and_a_fitting_conv():
+    needs("keras")
+    import keras
+    import torch
+
+    dense = keras.layers.Dense(4)
+    dense.build((None, 4))
+    t = torch.nn.Linear(4, 4)
+    with pytest.raises(up.ShapeError, match="keras tensor.*\\(in, out\\)"):
+        up.wrap(t)["weight"].set(dense.kernel)
+    conv = keras.layers.Conv2D(3, 3)
+    conv.build((None, 8, 8, 3))  # kernel (3, 3, 3, 3): (k0, k1, in, out) has the canonical shape too
+    tc = torch.nn.Conv2d(3, 3, 3)
+    with pytest.raises(up.CheckpointError, match="keras keeps it \\(k0, k1, in, out\\)") as err:
+        up.load_state_dict(tc, {"weight": conv.kernel, "bias": conv.bias})
+    assert [k for k, _ in err.value.report.ambiguous] == ["weight"]
+
+
+def test_the_registry_says_whose_values_a_type_holds():
+    import paddle
+
+    from unified_params.backends import registry
+
+    assert registry.value_backends(paddle.zeros([2])) == ("paddle",)
+    assert registry.value_backends(np.zeros(2)) == ()
+    spare = registry.register(
+        registry.replace(registry.get("torch"), name="spare", detect_priority=99, value_modules=("numpy",))
+    )
+    try:
+        assert registry.value_backends(np.zeros(2)) == ("spare",)  # the cache follows the registry
+    finally:
+        registry.unregister(spare.name)
+    assert registry.value_backends(np.zeros(2)) == ()
+
+
+def test_a_native_state_loads_into_its_own_framework_only():
+    """``up.state_dict(m, layout="native")`` was a plain dict of numpy arrays,
+    so a canonical load took a paddle Linear's (in, out) weight as (out, in)."""
+    import paddle
+
+    p, t = _twins()
+    native = up.state_dict(p, layout="native")
+    assert native.layout == "native" and native.source_backend == "paddle"
+    for layout in (None, "canonical"):
+        with pytest.raises(up.CheckpointError, match="in paddle's own layout.*only into a paddle model"):
+            up.load_state_dict(t, native, layout=layout)
+    paddle.seed(7)
+    other = paddle.nn.Sequential(paddle.nn.Linear(4, 4))
+    with pytest.raises(up.CheckpointError, match="layout='native' or none"):
+        up.load_state_dict(other, native, layout="canonical")
+    up.load_state_dict(other, native)  # it says its layout itself
+    np.testing.assert_array_equal(_paddle_out(other), _paddle_out(p))
+
+
+def test_a_native_state_of_canonical_layouts_is_canonical():
+    import torch
+
+    _, t = _twins()
+    native = up.state_dict(t, layout="native")  # torch's layout is the canonical one
+    assert native.layout == "canonical"
+    p, _ = _twins()
+    up.load_state_dict(p, native)
+    np.testing.assert_allclose(_paddle_out(p), t(torch.from_numpy(X)).detach().numpy(), rtol=1e-5, atol=1e-6)
