@@ -52,8 +52,8 @@ def test_a_paddle_state_dict_for_a_square_linear_is_refused_and_nothing_is_writt
     before = snapshot(t)
     with pytest.raises(up.CheckpointError, match="paddle keeps it \\(in, out\\).*layout='canonical'") as err:
         up.load_state_dict(t, p.state_dict())
-    assert [(key, r.backend, r.native) for key, r in err.value.report.ambiguous] == [
-        ("0.weight", "paddle", "(in, out)")
+    assert [(key, r.backends, r.native) for key, r in err.value.report.ambiguous] == [
+        ("0.weight", ("paddle",), "(in, out)")
     ]
     assert snapshot(t).keys() == before.keys()
     assert all(np.array_equal(snapshot(t)[k], before[k]) for k in before)
@@ -87,7 +87,7 @@ def test_a_paddle_state_dict_into_a_paddle_model_points_to_the_native_layout():
     p, _ = _twins()
     paddle.seed(5)
     other = paddle.nn.Sequential(paddle.nn.Linear(4, 4))
-    with pytest.raises(up.CheckpointError, match="pass layout='native'"):
+    with pytest.raises(up.CheckpointError, match="layout='native' if (they are|it is) in paddle's own"):
         up.load_state_dict(other, p.state_dict())
     up.load_state_dict(other, p.state_dict(), layout="native")
     np.testing.assert_array_equal(_paddle_out(other), _paddle_out(p))
@@ -202,3 +202,82 @@ def test_a_native_state_of_canonical_layouts_is_canonical():
     p, _ = _twins()
     up.load_state_dict(p, native)
     np.testing.assert_allclose(_paddle_out(p), t(torch.from_numpy(X)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _paddle_file(tmp_path, metadata):
+    """A paddle MLP of square Linears and its state written as PaddleNLP does:
+    numpy arrays of paddle's layouts under torch's names, ``format`` "np"."""
+    import paddle
+    from safetensors.numpy import save_file
+
+    paddle.seed(3)
+    p = paddle.nn.Sequential(paddle.nn.Linear(4, 4), paddle.nn.ReLU(), paddle.nn.Linear(4, 4))
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.numpy() for k, v in p.state_dict().items()}, str(path), metadata=metadata)
+    return p, path
+
+
+def test_a_file_of_another_writer_is_refused_where_its_layout_may_differ(tmp_path):
+    import torch
+
+    p, path = _paddle_file(tmp_path, {"format": "np"})
+    t = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+    before = snapshot(t)
+    with pytest.raises(
+        up.CheckpointError, match="'0.weight', '2.weight' \\(tensors of a file whose writer is 'np'"
+    ):
+        up.load(t, path)
+    assert all(np.array_equal(snapshot(t)[k], v) for k, v in before.items())
+    report = up.load(t, path, strict=False)
+    assert sorted(report.loaded) == ["0.bias", "2.bias"]
+    assert [r.backends for _, r in report.ambiguous] == [("keras", "paddle", "flax")] * 2
+    up.load(t, path, layout="canonical")  # said: taken as it is
+    assert np.array_equal(t[0].weight.detach().numpy(), p[0].weight.numpy())
+
+
+def test_a_file_in_a_framework_s_own_layout_loads_into_that_framework_as_native(tmp_path):
+    import paddle
+
+    p, path = _paddle_file(tmp_path, {"format": "np"})
+    paddle.seed(9)
+    other = paddle.nn.Sequential(paddle.nn.Linear(4, 4), paddle.nn.ReLU(), paddle.nn.Linear(4, 4))
+    with pytest.raises(up.CheckpointError, match="layout='native' if (they are|it is) in paddle's own"):
+        up.load(other, path)
+    up.load(other, path, layout="native")
+    np.testing.assert_array_equal(_paddle_out(other), _paddle_out(p))
+
+
+@pytest.mark.parametrize("metadata", [{"format": "pt"}, None])
+def test_a_file_of_torch_or_of_no_named_writer_is_canonical(tmp_path, metadata):
+    import paddle
+    from safetensors.numpy import save_file
+
+    p, _ = _twins()
+    path = tmp_path / "torch.safetensors"
+    save_file(dict(up.state_dict(p)), str(path), metadata=metadata)
+    paddle.seed(4)
+    other = paddle.nn.Sequential(paddle.nn.Linear(4, 4))
+    up.load(other, path)
+    np.testing.assert_array_equal(_paddle_out(other), _paddle_out(p))
+
+
+def test_layout_tables_are_read_without_importing_a_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from unified_params.backends import registry\n"
+        "tables = {n: registry.declared_leaves(n) for n in registry.names()}\n"
+        "assert tables['paddle']['linear']['weight'].axes == ('in', 'out'), tables\n"
+        "loaded = [m for m in ('torch', 'paddle', 'keras', 'tensorflow', 'jax', 'flax') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_each_adapter_declares_the_registry_s_tables():
+    from unified_params.backends import registry
+
+    for name in ("paddle", "torch"):
+        assert registry.get_adapter(name).LEAVES == registry.declared_leaves(name)

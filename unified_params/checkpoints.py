@@ -12,7 +12,6 @@ import numpy as np
 from ._core import checkpoint as _checkpoint
 from ._core import port as _port
 from ._core import state as _state
-from ._core import values as _values
 from ._core.errors import CheckpointError, received
 from ._core.formats import ConvertReport
 from ._core.port import PortReport
@@ -110,11 +109,9 @@ def load_state_dict(
     said_canonical = layout == "canonical"
     if isinstance(state, _state.State) and state.layout == "native":  # it says its layout itself
         layout = _native_state_layout(state, m, layout)
-    if layout == "native":
-        params = m.params()
-        state = {k: _canonical_of(params.get(k), k, v) for k, v in _state._checked_state(state).items()}
-        # Each value is in this framework's layout, also where the library knows no canonical one.
-        own_layout = {k: m.backend for k in state if k in params and params[k].own_layout}
+    if layout == "native":  # each value in this framework's layout, also where no canonical one is known
+        given = {k: _state.Source.of(v, k) for k, v in _state._checked_state(state).items()}
+        state, own_layout = _state.native_sources(m, given)
     elif layout not in ("canonical", None):
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
@@ -145,17 +142,6 @@ def _native_state_layout(state: _state.State, model: Any, layout: str | None) ->
         f"This state is in {own}'s own layout (up.state_dict(model, layout='native')): {told}. "
         + received(state_backend=own, model=model.backend, layout=layout)
     )
-
-
-def _canonical_of(target: Any, key: str, value: Any) -> Any:
-    """A native-layout value in canonical layout; a key the model lacks
-    (``target`` is None) passes through unchanged, so the load reports it."""
-    if target is None:
-        return value
-    array = np.asarray(_values.as_array(value, path=key))
-    if array.shape != target.native_shape:
-        return array  # reported as mismatched, in native terms
-    return np.asarray(target.layout.to_canonical(array))
 
 
 def save(
@@ -218,6 +204,7 @@ def load(
     strict: bool = True,
     progress: bool | None = None,
     allow_nonfinite: bool = False,
+    layout: str | None = None,
 ) -> LoadReport:
     """Load a safetensors checkpoint (single file or sharded index) in place.
 
@@ -241,6 +228,24 @@ def load(
     is refused. Into a model sharded over processes, every process loads at
     once (a collective call) and reads only the bytes of the blocks it holds.
 
+    A file this library wrote, or torch (its metadata's ``format`` is
+    ``"pt"``, as Hugging Face and timm write it, or names no writer), holds
+    the canonical layout. Another writer's (PaddleNLP writes ``"np"`` files
+    of paddle's layouts under torch's names) may hold a framework's own: a
+    tensor whose shape fits both (a square Linear's weight) is refused until
+    ``layout`` says which (`LoadReport.ambiguous`).
+
+    Args:
+        model: A native model or a view.
+        file: The file, an index, or the name a sharded checkpoint was saved under.
+        strict: Refuse (and write nothing) unless the file fits exactly.
+        progress: Show a progress bar (``None``: for large loads on a terminal).
+        allow_nonfinite: Load NaN or infinite values instead of refusing them.
+        layout: ``"canonical"`` (PyTorch's), ``"native"`` (every tensor in this
+            model's framework's own layout, as a PaddleNLP file for a paddle
+            model), or ``None`` (the default): canonical, refusing what
+            another writer's file may hold otherwise.
+
     Raises:
         CheckpointError: A missing, malformed or non-safetensors file, or (with
             ``strict``) a state that does not fit. The model is unchanged.
@@ -254,7 +259,7 @@ def load(
         True
     """
     return _checkpoint.load_file(
-        wrap(model), file, strict=strict, progress=progress, allow_nonfinite=allow_nonfinite
+        wrap(model), file, strict=strict, progress=progress, allow_nonfinite=allow_nonfinite, layout=layout
     )
 
 

@@ -44,6 +44,24 @@ def test_file_from_any_backend_loads_into_plain_torch(backend, name, tmp_path):
             assert value.tobytes() == ours[key].tobytes(), key
 
 
+@pytest.mark.parametrize("name", UNTIED)
+def test_state_dict_arrays_are_c_contiguous_as_torch_s_tensors(backend, name, tmp_path):
+    """A reader of raw buffers reads them right: safetensors.numpy 0.8 writes an
+    array's memory as it lies, so a transposed copy (paddle's and Keras' Linear
+    weights, before) was written transposed with nothing said."""
+    import safetensors.numpy
+
+    if specs.refused(backend, specs.BUILDERS[name]()):
+        return
+    model = specs.BUILDERS[name]().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.2), seed=2)
+    state = up.state_dict(model)
+    assert all(v.flags.c_contiguous for v in state.values())
+    path = tmp_path / f"{name}.safetensors"
+    safetensors.numpy.save_file(dict(state), str(path))
+    assert all(np.array_equal(v, state[k]) for k, v in safetensors.numpy.load_file(str(path)).items())
+
+
 def test_tied_file_loads_with_safetensors_load_model(backend, tmp_path):
     needs("torch")
     import safetensors.torch

@@ -95,6 +95,15 @@ def _untied_state(backend: str) -> dict:
     return up.state_dict(untied)
 
 
+def _written_as(model: Any, tmp: Path, writer: str) -> Path:
+    """The model's canonical state in a file whose metadata names another writer."""
+    from safetensors.numpy import save_file
+
+    path = tmp / "written.safetensors"
+    save_file(dict(up.state_dict(model)), str(path), metadata={"format": writer})
+    return path
+
+
 def _deaf(backend: str) -> Any:
     """A model whose output is its last bias, whatever the input."""
     model = specs.mlp().build(backend)
@@ -191,6 +200,7 @@ CASES: list[Case] = [
         Case("load", f"index naming the shard {name!r}", lambda m, t, name=name: up.load(m, _index(m, t, _shard_named(name))), up.CheckpointError, ("no file name",))
         for name in ("..", ".", "", None, 1, "../outside.safetensors")
     ],
+    Case("load", "file of a writer that may lay a square Linear out otherwise", lambda m, t: up.load(m, _written_as(m, t, "np")), up.CheckpointError, ("'2.weight'", "writer is 'np'", "layout='canonical'"), model=_untied),
     Case("load", "state that is None", lambda m, t: up.load_state_dict(m, None), up.CheckpointError, ("mapping",)),
     Case("load", "state that is a list", lambda m, t: up.load_state_dict(m, list(up.state_dict(m).values())), up.CheckpointError, ("mapping",)),
     Case("load", "state keyed by numbers", lambda m, t: up.load_state_dict(m, {1: np.zeros(3)}), up.CheckpointError, ("mapping", "(str)")),

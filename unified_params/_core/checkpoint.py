@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from .. import _version
 from . import safetensors_io as st
 from . import sharded_checkpoint
 from .errors import CheckpointError, received
+from .foreign import file_owners
 from .progress import bar
 from .sharding import Group, agree
 from .state import (
@@ -46,6 +48,7 @@ from .state import (
     inside,
     load,
     naive_orders,
+    native_sources,
     own_layout_of,
     refuse_orders,
     slots,
@@ -276,9 +279,21 @@ def load_file(
     strict: bool = True,
     progress: bool | None = None,
     allow_nonfinite: bool = False,
+    layout: str | None = None,
 ) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
+    if layout not in (None, "canonical", "native"):
+        raise ValueError(
+            f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
+        )
     state, metadata, readers = _open_state(file)
+    if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
+        state, own_native = native_sources(model, state)
+    elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked
+        owners = file_owners(metadata.get("format"), FORMAT)
+        if owners:
+            writer = str(metadata.get("format"))
+            state = {k: replace(s, owners=owners, writer=writer) for k, s in state.items()}
     aliases = _json(metadata.get("aliases"), {}, file)
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
@@ -287,7 +302,9 @@ def load_file(
     written_unflat = None if unflat is None else _json(unflat, [], file)
     refuse_orders(model, (written_naive, written_unflat), source_backend, "file")
     written = metadata.get("own_layout")
-    if written is not None:
+    if layout == "native":
+        own_layout = own_native
+    elif written is not None:
         own_layout = _json(written, {}, file)
     elif source_backend == model.backend:  # a file of a version before it said: its backend's own
         own_layout = own_layout_of(slots(model))
@@ -303,6 +320,7 @@ def load_file(
         allow_nonfinite=allow_nonfinite,
         hold=functools.partial(_leased, readers),
         own_layout=own_layout,
+        said_canonical=layout == "canonical",
     )
 
 

@@ -1,4 +1,4 @@
-"""Values handed over as another framework's tensors: the layout they may be in.
+"""Values handed over in another framework's layout, or maybe: which one.
 
 A value given for a canonical leaf is taken as canonical when it is a numpy
 array, a list, a torch tensor (torch's layout is the canonical one), a bare
@@ -6,11 +6,14 @@ array, a list, a torch tensor (torch's layout is the canonical one), a bare
 leaf in a layout of its own (a paddle Linear's weight is ``(in, out)``, a
 Keras Conv2D's kernel ``(k0, k1, in, out)``, a Keras LSTM's gates in another
 order) may be that framework's own state, such as a paddle model's
-``state_dict()``. Where the value's shape fits both readings (a square
-Linear, every gate reorder), its shape cannot tell them apart and a guess
-transposes the weights without a word; so such a value is refused until the
-caller says its layout. The backends a value's type belongs to are the
-registry's (`Backend.value_modules`); their layouts are their adapters' tables.
+``state_dict()``; so may a tensor of a safetensors file whose metadata names
+a writer other than torch or this library (PaddleNLP writes ``"np"`` files of
+paddle's layouts under torch's names). Where the value's shape fits both
+readings (a square Linear, every gate reorder), its shape cannot tell them
+apart and a guess transposes the weights without a word; so such a value is
+refused until the caller says its layout. The backends a value's type
+belongs to are the registry's (`Backend.value_modules`); their layouts are
+their adapters' tables (`Backend.leaves`), read without importing a framework.
 """
 
 from __future__ import annotations
@@ -20,20 +23,42 @@ from typing import Any, NamedTuple
 from . import layouts
 from .errors import ShapeError
 
+#: What a safetensors file's metadata names as its writer (``format``) where
+#: that writer lays every leaf out as torch does: torch's (``"pt"``, as Hugging
+#: Face and timm write it). A file that names none is taken as torch's too, the
+#: format's first and most common writer; this library's files say theirs.
+CANONICAL_WRITERS = frozenset({"pt", "torch"})
+
 
 class Reading(NamedTuple):
-    """A framework's own layout of a leaf, which reads a value's shape as the
+    """Frameworks' own layout of a leaf, which reads a value's shape as the
     expected canonical shape too.
 
     Attributes:
-        backend: The framework whose tensor the value is.
-        native: How it lays the leaf out (``"(in, out)"``).
+        backends: The frameworks that lay the leaf out so, which the value
+            may come from.
+        native: How they lay it out (``"(in, out)"``).
         canonical: How the canonical layout does (``"(out, in)"``).
+        writer: The writer a file names, for a file's tensor; else ``None``
+            (a framework's tensor).
     """
 
-    backend: str
+    backends: tuple[str, ...]
     native: str
     canonical: str
+    writer: str | None = None
+
+    def given(self, many: bool = False) -> str:
+        """What the value is (or ``many`` values are), in words: ``"a paddle tensor"``.
+
+        Examples:
+            >>> Reading(("paddle",), "(in, out)", "(out, in)").given(many=True)
+            'paddle tensors'
+        """
+        what = "tensors" if many else "a tensor"
+        if self.writer is not None:
+            return f"{what} of a file whose writer is {self.writer!r}"
+        return f"{_or(self.backends)} tensors" if many else f"a {_or(self.backends)} tensor"
 
 
 def owners(value: Any) -> tuple[str, ...]:
@@ -49,39 +74,67 @@ def owners(value: Any) -> tuple[str, ...]:
     return registry.value_backends(value)
 
 
-def reading(backends: tuple[str, ...], kind: str, leaf: str, shape: tuple[int, ...]) -> Reading | None:
-    """The first of ``backends`` that keeps a ``kind`` leaf named ``leaf`` in
-    a layout other than the canonical one, yet reads a value of the
-    canonical ``shape`` as that same shape: a value of that framework's
-    whose layout nothing tells. ``None``: no such backend.
+def file_owners(writer: Any, ours: str) -> tuple[str, ...]:
+    """The backends whose layouts the tensors of a file may be in, from the
+    writer its metadata names (``format``): none for torch's, this library's
+    (``ours``) or a file that names none; else every backend that declares
+    layouts.
 
     Examples:
-        >>> import paddle
+        >>> file_owners("pt", "unified-params"), file_owners(None, "unified-params")
+        ((), ())
+        >>> file_owners("np", "unified-params")
+        ('keras', 'paddle', 'flax')
+    """
+    from ..backends import registry
+
+    if writer is None or writer == ours or writer in CANONICAL_WRITERS:
+        return ()
+    return registry.laid_out()
+
+
+def reading(
+    backends: tuple[str, ...], kind: str, leaf: str, shape: tuple[int, ...], writer: str | None = None
+) -> Reading | None:
+    """How ``backends`` keep a ``kind`` leaf named ``leaf`` where that is a
+    layout other than the canonical one, yet reads a value of the canonical
+    ``shape`` as that same shape: a value whose layout nothing tells (the
+    first such layout, with every backend that shares it). ``None``: none do.
+
+    Examples:
         >>> reading(("paddle",), "linear", "weight", (4, 4))
-        Reading(backend='paddle', native='(in, out)', canonical='(out, in)')
+        Reading(backends=('paddle',), native='(in, out)', canonical='(out, in)', writer=None)
         >>> reading(("paddle",), "linear", "weight", (3, 4)) is None  # (in, out) would be (4, 3)
         True
         >>> reading(("paddle",), "conv2d", "weight", (8, 8, 3, 3)) is None  # paddle's is canonical
         True
     """
+    found: list[tuple[str, tuple[str, str]]] = [
+        (backend, described) for backend in backends if (described := _other(backend, kind, leaf, shape))
+    ]
+    if not found:
+        return None
+    first = found[0][1]
+    return Reading(tuple(b for b, d in found if d == first), *first, writer)
+
+
+def _other(backend: str, kind: str, leaf: str, shape: tuple[int, ...]) -> tuple[str, str] | None:
+    """How ``backend`` lays the leaf out and how the canonical layout does, in
+    words, where its layout differs yet fits ``shape``."""
     from ..backends import registry
 
     name = layouts.base_name(leaf)
-    for backend in backends:
-        declared = registry.get_adapter(backend).LEAVES.get(kind) or {}
-        for native in declared.values():
-            if layouts.base_name(native.canonical) != name:
-                continue
-            axes = native.axes_for(len(shape))
-            if axes is None:
-                continue
-            try:
-                layout = layouts.plan(kind, native, len(shape))
-                fits = layout.groups is None and layout.canonical_shape(shape) == shape
-            except (ShapeError, ValueError):
-                continue
-            if fits and not layout.is_identity:
-                return Reading(backend, *_described(native, axes, layout, kind))
+    for native in (registry.declared_leaves(backend).get(kind) or {}).values():
+        axes = native.axes_for(len(shape)) if layouts.base_name(native.canonical) == name else None
+        if axes is None:
+            continue
+        try:
+            layout = layouts.plan(kind, native, len(shape))
+            fits = layout.groups is None and layout.canonical_shape(shape) == shape
+        except (ShapeError, ValueError):
+            continue
+        if fits and not layout.is_identity:
+            return _described(native, axes, layout, kind)
     return None
 
 
@@ -99,21 +152,38 @@ def _described(
 
 
 def refusal_part(found: list[tuple[str, Reading]], target: str) -> str:
-    """What a load says of values whose layout nothing tells (`reading`)."""
-    shown = ", ".join(
-        f"{key!r} (a {r.backend} tensor: {r.backend} keeps it {r.native}, the canonical layout is "
-        f"{r.canonical}, and the shape fits both)"
-        for key, r in found[:5]
+    """What a load says of values whose layout nothing tells (`reading`),
+    the keys grouped by what is said of them."""
+    groups: dict[Reading, list[str]] = {}
+    for key, r in found:
+        groups.setdefault(r, []).append(key)
+    shown = "; ".join(
+        f"{_keys(keys)} ({r.given(len(keys) > 1)}: {_and(r.backends)} "
+        f"keep{'s' if len(r.backends) == 1 else ''} {'them' if len(keys) > 1 else 'it'} {r.native}, the "
+        f"canonical layout is {r.canonical}, and the shape fits both)"
+        for r, keys in groups.items()
     )
-    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    backends = sorted({r.backend for _, r in found})
-    native = f"; for a {target} model's own state_dict(), pass layout='native'" if target in backends else ""
+    backends = {b for _, r in found for b in r.backends}
+    they, them, comes = ("they are", "them", "they come") if len(found) > 1 else ("it is", "it", "it comes")
+    native = f"; layout='native' if {they} in {target}'s own, as this model keeps {them}"
     return (
-        f"in a layout nothing tells {shown}{more}: they may be {' or '.join(backends)}'s own state. "
-        "Pass layout='canonical' if they are in the canonical (PyTorch) layout already"
-        f"{native}; to move a {' or '.join(backends)} model's weights, load them into that model and "
-        "port them (up.port), or save it with up.save and load the file"
+        f"in a layout nothing tells: {shown}. Pass layout='canonical' if {they} in the canonical "
+        f"(PyTorch) layout already{native if target in backends else ''}; else load {them} into a model "
+        f"of the framework {comes} from and port it (up.port)"
     )
+
+
+def _keys(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _or(names: tuple[str, ...]) -> str:
+    return " or ".join(names)
+
+
+def _and(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _roles(axes: tuple[str, ...]) -> str:

@@ -23,6 +23,7 @@ first write, then values are converted and written one parameter at a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -81,9 +82,12 @@ class Source:
     #: The backend whose own layout the value is in: a leaf the library knows no
     #: canonical form of (`Param.own_layout`). ``None``: the canonical layout.
     own_layout: str | None = None
-    #: The backends whose tensor or variable the value is (`foreign.owners`): it
-    #: may be in one's own layout. Empty for arrays, Params and files.
+    #: The backends whose own layout the value may be in: it is their tensor or
+    #: variable (`foreign.owners`), or a file's whose writer may lay it out as
+    #: they do (`foreign.file_owners`). Empty for arrays and Params.
     owners: tuple[str, ...] = ()
+    #: The writer a file's metadata names (``format``), for a file's tensor.
+    writer: str | None = None
 
     @classmethod
     def of(cls, value: Any, name: str, own_layout: str | None = None) -> Source:
@@ -444,6 +448,37 @@ class State(dict[str, np.ndarray]):
         self.flattened_naive, self.unflattened_naive = naive
 
 
+def native_sources(model: Module, given: Mapping[str, Source]) -> tuple[dict[str, Source], dict[str, str]]:
+    """Sources in ``model``'s own layout, as canonical ones (each converted as
+    it is read), and the keys of leaves the library knows no canonical form
+    of (in ``model``'s framework's layout: `Param.own_layout`). A key the
+    model lacks, or a value of another shape, passes through unchanged, so
+    the load reports it.
+
+    Examples:
+        >>> import paddle
+        >>> from unified_params import wrap
+        >>> m = wrap(paddle.nn.Linear(4, 2))
+        >>> native = Source.of(np.arange(8.0).reshape(4, 2), "weight")  # paddle's (in, out)
+        >>> sources, _ = native_sources(m, {"weight": native})
+        >>> sources["weight"].shape, sources["weight"].read()[1].tolist()
+        ((2, 4), [1.0, 3.0, 5.0, 7.0])
+    """
+    params = model.params()
+    out: dict[str, Source] = {}
+    for key, source in given.items():
+        p = params.get(key)
+        if p is None or source.shape != p.native_shape or p.layout.is_identity:
+            out[key] = source
+            continue
+        out[key] = Source(p.shape, source.dtype, functools.partial(_converted, p.layout, source.read))
+    return out, {k: model.backend for k in given if k in params and params[k].own_layout}
+
+
+def _converted(layout: layouts.Layout, read: Callable[[], np.ndarray]) -> np.ndarray:
+    return np.asarray(layout.to_canonical(read()))
+
+
 def own_layout_of(model_slots: list[Slot]) -> dict[str, str]:
     """Key -> backend, for the entries of ``model_slots`` in their framework's own layout."""
     return {key: own for slot in model_slots if (own := slot.own_layout) for key in slot.keys}
@@ -461,8 +496,16 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
             f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
         )
     model_slots = slots(model)
-    arrays = {key: np.array(value, copy=True) for slot in model_slots for key, value in slot.export()}
+    # C-contiguous, as a torch state_dict's tensors are: a reader of raw buffers
+    # (safetensors.numpy 0.8 writes an array's memory as it lies) reads them right.
+    arrays = {key: _own_c_copy(value) for slot in model_slots for key, value in slot.export()}
     return State(arrays, own_layout_of(model_slots), model.backend, naive_orders(model))
+
+
+def _own_c_copy(value: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``value`` that nothing else holds."""
+    out = layouts.contiguous(value)
+    return np.array(out, copy=True) if np.may_share_memory(out, value) else out
 
 
 def naive_orders(model: Module) -> tuple[list[str], list[str]]:
@@ -533,7 +576,8 @@ def plan_load(
                 ok = False
                 continue
             if source.owners and not said_canonical:
-                found = foreign.reading(source.owners, slot.param.layer_kind, key.rsplit(".", 1)[-1], shape)
+                leaf = key.rsplit(".", 1)[-1]
+                found = foreign.reading(source.owners, slot.param.layer_kind, leaf, shape, source.writer)
                 if found is not None:
                     report.ambiguous.append((key, found))
                     ok = False

@@ -814,17 +814,17 @@ class Param:
         found = foreign.reading(owners, self.layer_kind, self.name, shape) if shape == self.shape else None
         if found is None:
             return  # a shape that fits one reading only is checked as any value's
+        backend = found.backends[0]  # a tensor's type names one framework
         theirs = (
             "p.set(value, layout='native') if it is in this model's own"
-            if found.backend == self.backend
-            else f"up.port from the {found.backend} model to move its weights"
+            if backend == self.backend
+            else f"up.port from the {backend} model to move its weights"
         )
         raise ShapeError(
-            f"Cannot tell the layout of the value for {self.path!r}: it is a {found.backend} tensor, "
-            f"{found.backend} keeps this leaf {found.native}, the canonical layout is {found.canonical}, "
-            f"and its shape fits both. Expected p.set(value, layout='canonical') if it is in the "
-            f"canonical (PyTorch) layout already, or {theirs}. "
-            + received(backend=found.backend, shape=shape)
+            f"Cannot tell the layout of the value for {self.path!r}: it is {found.given()}, {backend} keeps "
+            f"this leaf {found.native}, the canonical layout is {found.canonical}, and its shape fits both. "
+            f"Expected p.set(value, layout='canonical') if it is in the canonical (PyTorch) layout "
+            f"already, or {theirs}. " + received(backend=backend, shape=shape)
         )
 
     def take(self, array: np.ndarray) -> None:

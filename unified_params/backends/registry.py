@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from .._core.errors import BackendNotInstalledError, UnsupportedError, received
 
 if TYPE_CHECKING:
+    from .._core.layouts import Leaf
     from ._base import Adapter
 
 
@@ -118,6 +119,10 @@ class Backend:
     #: layout (`value_backends`). Not a general array library's (a bare
     #: ``jax.Array``, like a numpy array, holds whatever layout it was given).
     value_modules: tuple[str, ...] = ()
+    #: The module of the adapter's layout tables (``LEAVES``: per layer kind,
+    #: native name -> `Leaf`), importable without the framework; empty: its
+    #: layouts are all canonical (torch's).
+    leaves: str = ""
 
     def install_hint(self) -> str:
         """What to install for this backend on the engine this process runs.
@@ -372,8 +377,8 @@ def backend_of(model: Any) -> str:
 
 
 def value_backends(value: Any) -> tuple[str, ...]:
-    """The backends a value's type belongs to (`Backend.value_modules`), among
-    those whose framework is imported: its layout may be theirs. Never imports.
+    """The backends a value's type belongs to (`Backend.value_modules`): its
+    layout may be theirs. Never imports.
 
     Examples:
         >>> import numpy as np, paddle
@@ -384,12 +389,34 @@ def value_backends(value: Any) -> tuple[str, ...]:
     found = _values_by_type.get(cls)
     if found is None:
         top = cls.__module__.partition(".")[0]
-        claims = [b for b in BACKENDS.values() if top in b.value_modules]
-        found = tuple(b.name for b in claims if b.module in sys.modules)
-        if len(found) == len(claims):  # kept once no claim waits for its framework's import
-            with _lock:
-                _values_by_type[cls] = found
+        found = tuple(b.name for b in BACKENDS.values() if top in b.value_modules)
+        with _lock:
+            _values_by_type[cls] = found
     return found
+
+
+def laid_out() -> tuple[str, ...]:
+    """The backends that declare layouts of their own (`Backend.leaves`).
+
+    Examples:
+        >>> laid_out()
+        ('keras', 'paddle', 'flax')
+    """
+    return tuple(b.name for b in BACKENDS.values() if b.leaves)
+
+
+def declared_leaves(name: str) -> Mapping[str, Mapping[str, Leaf]]:
+    """A backend's layout tables (`Backend.leaves`), without importing its
+    framework: per layer kind, native variable name -> `Leaf`.
+
+    Examples:
+        >>> declared_leaves("paddle")["linear"]["weight"].axes
+        ('in', 'out')
+        >>> declared_leaves("torch")
+        {}
+    """
+    module = get(name).leaves
+    return importlib.import_module(module).LEAVES if module else {}
 
 
 def adapter_for(model: Any) -> Adapter:
@@ -527,6 +554,7 @@ register(
         engine_extras={"jax": "jax", "torch": "torch"},
         # Its variables, and TensorFlow's tensors (Keras' first engine, its layouts).
         value_modules=("keras", "tensorflow"),
+        leaves="unified_params.backends.keras.leaves",
     )
 )
 register(
@@ -542,6 +570,7 @@ register(
         # set_value copies: a value is written into the variable's own memory instead.
         capabilities=Capabilities(in_place_slices=False, rnn_param_ties=False, keeps_owned_values=False),
         value_modules=("paddle",),
+        leaves="unified_params.backends.paddle.leaves",
     )
 )
 register(
@@ -558,5 +587,6 @@ register(
         # A module's attributes are listed by name, as nnx.state sorts them.
         capabilities=replace(_COPYING, channels_last=True, call_order=False),
         value_modules=("flax",),  # its Variables (nnx.Param); a bare jax.Array is any layout
+        leaves="unified_params.backends.flax.leaves",
     )
 )

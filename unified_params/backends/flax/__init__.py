@@ -5,7 +5,8 @@ builds `unified_params.spec` models, ``internals`` holds every
 version-bound NNX detail used.
 """
 
-from .adapter import ADAPTER, is_trainable
-from .spec import SPEC
+from .._exports import lazy
 
+# Each name from its module on first use: the framework-free `leaves` imports alone.
+__getattr__ = lazy(__name__, {"ADAPTER": "adapter", "SPEC": "spec", "is_trainable": "adapter"})
 __all__ = ["ADAPTER", "SPEC", "is_trainable"]

@@ -40,7 +40,7 @@ from .._base import (
     runs_its_own,
     set_epsilon_momentum,
 )
-from . import internals, tables
+from . import internals, leaves, tables
 from .layers import NamedSequential, flatten
 
 #: Containers whose positions are their ``layers`` (an nnx.List, or an nnx.Dict of named ones).
@@ -181,7 +181,7 @@ def _nothing(module: Any) -> tuple[Sized, ...]:
 
 class FlaxAdapter(Adapter):
     name = "flax"
-    LEAVES = tables.LEAVES
+    LEAVES = leaves.LEAVES
     MERGES = tables.MERGES
     GATHERS = tables.GATHERS
     INSTANCE_KINDS = (nnx.Conv, nnx.ConvTranspose, nnx.RNN)
@@ -270,7 +270,7 @@ class FlaxAdapter(Adapter):
 
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
         if isinstance(module, nnx.ConvTranspose) and not module.transpose_kernel:
-            return tables.MIRRORED.get(kind)  # its kernel applied as a plain convolution's
+            return leaves.MIRRORED.get(kind)  # its kernel applied as a plain convolution's
         return self.LEAVES.get(kind)
 
     def variables(self, module: Any) -> list[NativeVariable]:
@@ -284,7 +284,7 @@ class FlaxAdapter(Adapter):
         # NNX keeps no order among a module's attributes (its transforms set them
         # back sorted): a declared layer lists its leaves in its table's order
         # (torch's: weight, bias, statistics), any other as NNX's layers create them.
-        order = tables.LEAVES.get(self.kind(module)) or tables.LEAF_ORDER
+        order = leaves.LEAVES.get(self.kind(module)) or tables.LEAF_ORDER
         for key, value in sorted(
             internals.own_attributes(module).items(), key=lambda kv: _rank(order, kv[0])
         ):

@@ -16,7 +16,6 @@ from typing import NamedTuple
 from flax import nnx
 
 from ..._core.initializers import Initializer, KaimingNormal, LecunNormal, Ones, Orthogonal, Zeros
-from ..._core.layouts import Leaf
 from .. import _channels_last as channels_last
 from .._base import KindTable
 from .layers import NamedSequential, flatten
@@ -44,30 +43,6 @@ KIND = KindTable(
 #: name of the layer they stand for.
 FUNCTIONS = {id(nnx.relu): ("relu", "ReLU"), id(flatten): ("flatten", "Flatten")}
 
-_NORM = {"scale": Leaf("weight"), "bias": Leaf("bias")}
-LEAVES = {
-    **{kind: {"kernel": leaf, "bias": channels_last.BIAS} for kind, leaf in channels_last.KERNELS.items()},
-    **{kind: {"kernel": leaf, "bias": channels_last.BIAS} for kind, leaf in channels_last.TRANSPOSED.items()},
-    "batchnorm": {**_NORM, "mean": Leaf("running_mean"), "var": Leaf("running_var")},
-    "layernorm": _NORM,
-    "groupnorm": _NORM,
-    "rmsnorm": {"scale": Leaf("weight")},
-    "embedding": {"embedding": Leaf("weight")},
-    # A SimpleCell's dense_i (with the bias) and dense_h (no bias): one block of gates.
-    "rnn": channels_last.recurrent(None),
-    # An OptimizedLSTMCell's dense_i (no bias) and dense_h, gates i, f, g, o: torch's order.
-    "lstm": channels_last.recurrent(None),
-}
-#: An NNX ConvTranspose built with ``transpose_kernel=False`` (Flax's default)
-#: keeps a ``(*k, in, out)`` kernel that it applies as a plain convolution
-#: does: torch's weight, mirrored along every spatial axis.
-MIRRORED = {
-    f"conv_transpose{rank}d": {
-        "kernel": Leaf("weight", (*(f"k{k}" for k in range(rank)), "in", "out"), mirrored=True),
-        "bias": channels_last.BIAS,
-    }
-    for rank in (1, 2, 3)
-}
 #: The order NNX's own layers create their variables in (the kernel before the
 #: bias): how the variables of a layer of no declared kind are listed.
 LEAF_ORDER = ("kernel", "embedding", "scale", "bias", "mean", "var")

@@ -6,7 +6,8 @@
 private Keras API used.
 """
 
-from .adapter import ADAPTER, declare_keys
-from .spec import SPEC
+from .._exports import lazy
 
+# Each name from its module on first use: the framework-free `leaves` imports alone.
+__getattr__ = lazy(__name__, {"ADAPTER": "adapter", "SPEC": "spec", "declare_keys": "adapter"})
 __all__ = ["ADAPTER", "SPEC", "declare_keys"]

@@ -35,7 +35,7 @@ from .._base import (
     runs_its_own,
     set_epsilon_momentum,
 )
-from . import graph, internals, kinds, tables
+from . import graph, internals, kinds, leaves, tables
 from .engines import engine_for
 
 L = keras.layers
@@ -158,7 +158,7 @@ _COPIES = itertools.count(1)
 
 class KerasAdapter(Adapter):
     name = "keras"
-    LEAVES = tables.LEAVES
+    LEAVES = leaves.LEAVES
     MERGES = tables.MERGES
     INSTANCE_KINDS = kinds.SETTLED  # their settings decide their kinds
     GATHERS = tables.GATHERS

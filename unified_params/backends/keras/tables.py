@@ -11,7 +11,6 @@ from __future__ import annotations
 import keras
 
 from ..._core.initializers import Initializer, Ones, Orthogonal, Uniform, UnitForgetBias, XavierUniform, Zeros
-from ..._core.layouts import Leaf
 from ..._core.state import Merge
 from .. import _channels_last as channels_last
 from .._base import KindTable
@@ -44,12 +43,8 @@ KIND = KindTable(
         Functional: "container",
     }
 )
-_BIAS = channels_last.BIAS
 _KERNEL = channels_last.KERNELS
-_NORM = {"gamma": Leaf("weight"), "beta": Leaf("bias")}
 _TRANSPOSED = channels_last.TRANSPOSED
-# A depthwise kernel (kH, kW, C, M) is torch's grouped conv weight (C*M, 1, kH, kW).
-_DEPTHWISE = Leaf("weight", ("k0", "k1", "in", "mult"), canonical_axes=(("in", "mult"), "1", "k0", "k1"))
 
 
 _GLOROT: dict[str, Initializer] = {"weight": XavierUniform(), "bias": Zeros()}
@@ -82,28 +77,6 @@ DEFAULT_INIT: dict[str, dict[str, Initializer]] = {
     "rnn": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": Zeros()},
     "lstm": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": UnitForgetBias()},
     "gru": {"weight_ih": XavierUniform(), "weight_hh": Orthogonal(), "bias": Zeros()},
-}
-LEAVES = {
-    **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _KERNEL.items()},
-    **{kind: {"kernel": leaf, "bias": _BIAS} for kind, leaf in _TRANSPOSED.items()},
-    "batchnorm": {**_NORM, "moving_mean": Leaf("running_mean"), "moving_variance": Leaf("running_var")},
-    "layernorm": _NORM,
-    "groupnorm": _NORM,
-    "rmsnorm": {"scale": Leaf("weight")},
-    "embedding": {"embeddings": Leaf("weight")},
-    "conv2d": {"kernel": _KERNEL["conv2d"], "bias": _BIAS, "depthwise_kernel": _DEPTHWISE},
-    "separable_conv2d": {
-        "depthwise_kernel": Leaf(
-            "depthwise_weight",
-            ("k0", "k1", "in", "mult"),
-            canonical_axes=(("in", "mult"), "1", "k0", "k1"),
-        ),
-        "pointwise_kernel": Leaf("pointwise_weight", ("k0", "k1", "in", "out")),
-        "bias": _BIAS,
-    },
-    "rnn": channels_last.recurrent(None),
-    "lstm": channels_last.recurrent(None),
-    "gru": channels_last.recurrent("zrn"),
 }
 
 #: Functions that pool with a window, interpolate or pad, as a subclassed layer's

@@ -8,7 +8,8 @@ layer itself (their inner cell sublayers reuse the same objects).
 ``internals`` holds every private paddle API used.
 """
 
-from .adapter import ADAPTER
-from .spec import SPEC
+from .._exports import lazy
 
+# Each name from its module on first use: the framework-free `leaves` imports alone.
+__getattr__ = lazy(__name__, {"ADAPTER": "adapter", "SPEC": "spec"})
 __all__ = ["ADAPTER", "SPEC"]

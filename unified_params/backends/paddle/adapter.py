@@ -15,7 +15,6 @@ from ..._core import activations
 from ..._core.errors import UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
-from ..._core.layouts import Leaf
 from ..._core.sharding import Sharding
 from ..._core.state import Part
 from ..._core.upsampling import Upsampling
@@ -28,7 +27,7 @@ from .._dicts import (
     spatial_axes,
     training_mode,
 )
-from . import internals
+from . import internals, leaves
 
 _KINDS: dict[type, str] = {
     nn.Linear: "linear",
@@ -163,15 +162,7 @@ class PaddleAdapter(DictModuleAdapter):
         "lstm": _RECURRENT,
         "gru": _RECURRENT,
     }
-    LEAVES = {
-        "linear": {"weight": Leaf("weight", ("in", "out")), "bias": Leaf("bias")},
-        "batchnorm": {
-            "weight": Leaf("weight"),
-            "bias": Leaf("bias"),
-            "_mean": Leaf("running_mean"),
-            "_variance": Leaf("running_var"),
-        },
-    }
+    LEAVES = leaves.LEAVES
     GATHERS = {
         "mha": {
             **{f"{proj}.weight": Part("in_proj_weight", i) for proj, i in _PROJECTIONS.items()},

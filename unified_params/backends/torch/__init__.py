@@ -5,7 +5,8 @@ leaves: it only reads and writes. ``adapter`` translates, ``spec`` builds
 `unified_params.spec` models, ``internals`` holds every private torch API used.
 """
 
-from .adapter import ADAPTER
-from .spec import SPEC
+from .._exports import lazy
 
+# Each name from its module on first use: the framework-free `leaves` imports alone.
+__getattr__ = lazy(__name__, {"ADAPTER": "adapter", "SPEC": "spec"})
 __all__ = ["ADAPTER", "SPEC"]
