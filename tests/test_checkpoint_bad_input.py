@@ -313,6 +313,41 @@ def test_a_keras_layer_norm_that_computes_otherwise_is_a_kind_of_its_own():
     assert up.port(torch_sequence, sequence, check_input=tokens).max_abs_diff <= 1e-5
 
 
+def test_a_subclassed_keras_layer_norm_over_three_axes_is_a_kind_of_its_own():
+    """A subclassed model records no graph, so a LayerNormalization(axis=[1, 2])
+    of three axes may follow a Conv1D (its scale laid out (L, C), torch's (C,
+    L)) or a sequence ((T, C), as torch's). Before, it was read as a sequence:
+    torch's Conv1d and LayerNorm([6, 6]) ported into it with only an eps
+    difference said while the outputs differed by 4.7. Now it pairs only
+    with Keras' own, and the refusal says why."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    class Block(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv1D(6, 3, padding="same")
+            self.norm = keras.layers.LayerNormalization(axis=[1, 2])
+
+        def call(self, x):
+            return self.norm(self.conv(x))
+
+    block = Block()
+    block(np.zeros((1, 6, 3), "float32"))
+    assert up.wrap(block)["norm"].kind == "layernorm_over_a_map"
+    net = torch.nn.Sequential(torch.nn.Conv1d(3, 6, 3, padding=1), torch.nn.LayerNorm([6, 6]))
+    with pytest.raises(
+        up.PortError, match="layernorm_over_a_map \\(a Keras LayerNormalization.*records none"
+    ):
+        up.port(net, block)
+    twin = Block()
+    twin(np.zeros((1, 6, 3), "float32"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 6)).astype("float32")
+    assert up.port(block, twin, check_input=x).max_abs_diff == 0.0  # Keras to Keras, as any layer
+
+
 def test_a_keras_batch_norm_over_another_axis_than_the_channels_is_a_kind_of_its_own():
     """``BatchNormalization(axis=1)`` after a channels-last convolution keeps one
     mean per row of the map: before, torch's BatchNorm2d values went into it

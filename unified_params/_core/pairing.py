@@ -339,7 +339,8 @@ def _renamed_leaves(layer: Layer, rules: Compiled) -> Layer:
 def _difference(x: Layer, y: Layer) -> str:
     """What differs between two layers, in words."""
     if x.kind != y.kind:
-        return f"kinds {x.kind} and {y.kind}"
+        notes = [note for layer in (x, y) if (note := layer.kind_note)]
+        return f"kinds {x.kind} and {y.kind}" + "".join(f" ({note})" for note in notes)
     mine, theirs = dict(x.leaves), dict(y.leaves)
     out = []
     only_a, only_b = [n for n in mine if n not in theirs], [n for n in theirs if n not in mine]

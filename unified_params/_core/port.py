@@ -68,6 +68,16 @@ class Layer:
         """The path, and the part of a recurrent layer it stands for: ``"lstm[l1_reverse]"``."""
         return f"{self.path}[{self.part}]" if self.part else self.path
 
+    @property
+    def kind_note(self) -> str | None:
+        """Why its kind pairs with no other framework's, for a kind of its
+        framework's own (`Adapter.KIND_NOTES`)."""
+        if not self.slots:
+            return None
+        from ..backends.registry import get_adapter
+
+        return get_adapter(self.slots[0].param.backend).KIND_NOTES.get(self.kind)
+
     def describe(self) -> str:
         shapes = ", ".join(f"{n} {s}" for n, s in self.leaves)
         backend = self.slots[0].param.backend if self.slots else ""

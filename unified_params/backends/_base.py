@@ -64,6 +64,10 @@ class Adapter(abc.ABC):
     #: (one NNX ``Conv`` class for every rank), and so may their `leaves`; the
     #: core then caches a layer's leaves by class, kind and declared table.
     INSTANCE_KINDS: ClassVar[tuple[type, ...]] = ()
+    #: Per kind of the framework's own (a layer whose settings make it compute
+    #: what no layer of its class's kind computes elsewhere), why: a port that
+    #: refuses to pair it with another framework's layer says so.
+    KIND_NOTES: ClassVar[Mapping[str, str]] = {}
     #: Per kind of layer without weights that a port compares (``"pooling"``:
     #: with a window; ``"upsampling"``; ``"padding"``), the names of the
     #: framework's functions that compute one (``max_pool2d``, ``pad``): a module

@@ -161,6 +161,7 @@ class KerasAdapter(Adapter):
     LEAVES = leaves.LEAVES
     MERGES = tables.MERGES
     INSTANCE_KINDS = kinds.SETTLED  # their settings decide their kinds
+    KIND_NOTES = kinds.NOTES
     GATHERS = tables.GATHERS
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES

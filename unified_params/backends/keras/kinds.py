@@ -56,7 +56,9 @@ def _over_a_map(layer: Any) -> bool:
     """Whether a LayerNormalization normalises over several axes of a map that
     include its last: of an image or a volume (an input of four axes or
     more), or of three axes where the graph shows a map before it (a Conv1D's,
-    laid out (L, C)); three axes with none is a sequence, (T, C) as torch's."""
+    laid out (L, C)), or shows nothing (a subclassed model records no graph:
+    its input may be such a map); three axes with no map before them in the
+    graph is a sequence, (T, C) as torch's."""
     shape = internals.built_input_shape(layer)
     if shape is None or len(shape) < 3:
         return False
@@ -65,8 +67,34 @@ def _over_a_map(layer: Any) -> bool:
     }
     if len(axes) < 2 or len(shape) - 1 not in axes:
         return False
-    return len(shape) >= 4 or graph.map_format(layer, None) is not None
+    if len(shape) >= 4 or not internals.inbound_nodes(layer):
+        return True
+    return graph.map_format(layer, None) is not None
 
+
+#: Why each kind of Keras' own pairs with no other framework's layer (the
+#: adapter's ``KIND_NOTES``).
+NOTES = {
+    GRU_RESET_BEFORE: (
+        "a Keras GRU built with reset_after=False applies its reset gate before the recurrent kernel, "
+        "which torch's and paddle's GRUs cannot"
+    ),
+    LAYERNORM_OVER_A_MAP: (
+        "a Keras LayerNormalization over several axes of a map keeps its scale and shift laid out as "
+        "the map is, channels last or first, and of three axes (a Conv1D's (L, C) or a sequence's "
+        "(T, C)) only the graph of a functional model tells which; a subclassed one records none"
+    ),
+    LAYERNORM_RMS_SCALING: (
+        "a Keras LayerNormalization built with rms_scaling=True divides by the variance, which no other "
+        "framework's norm does"
+    ),
+    BATCHNORM_OVER_ANOTHER_AXIS: (
+        "a Keras BatchNormalization over another axis than a map's channels keeps one mean per row or "
+        "column, which no torch or paddle BatchNorm does; the graph of a functional model says where "
+        "the channels are, and a subclassed one, which records none, is read in Keras' "
+        "image_data_format()"
+    ),
+}
 
 #: The classes whose kind their settings decide (the adapter's ``INSTANCE_KINDS``).
 SETTLED = (L.GRU, L.LayerNormalization, L.BatchNormalization)
