@@ -281,3 +281,16 @@ def test_each_adapter_declares_the_registry_s_tables():
 
     for name in ("paddle", "torch"):
         assert registry.get_adapter(name).LEAVES == registry.declared_leaves(name)
+
+
+def test_a_param_given_to_a_native_load_is_read_in_its_canonical_layout():
+    """As ``p.set`` reads a Param: before, a square paddle weight given as a
+    Param to ``load_state_dict(layout="native")`` was converted twice and
+    loaded transposed (off by 1.33 here)."""
+    import paddle
+
+    paddle.seed(0)
+    source, target = paddle.nn.Linear(4, 4), paddle.nn.Linear(4, 4)
+    given = up.wrap(source).params()
+    up.load_state_dict(target, {"weight": given["weight"], "bias": given["bias"]}, layout="native")
+    np.testing.assert_array_equal(target.weight.numpy(), source.weight.numpy())

@@ -16,6 +16,7 @@ from ._core.errors import CheckpointError, received
 from ._core.formats import ConvertReport
 from ._core.port import PortReport
 from ._core.state import LoadReport
+from ._core.view import Param
 from .access import wrap
 
 __all__ = [
@@ -110,8 +111,11 @@ def load_state_dict(
     if isinstance(state, _state.State) and state.layout == "native":  # it says its layout itself
         layout = _native_state_layout(state, m, layout)
     if layout == "native":  # each value in this framework's layout, also where no canonical one is known
-        given = {k: _state.Source.of(v, k) for k, v in _state._checked_state(state).items()}
-        state, own_layout = _state.native_sources(m, given)
+        given = _state._checked_state(state)
+        # A Param is read in its canonical layout, whatever `layout` says of plain values.
+        plain = {k: _state.Source.of(v, k) for k, v in given.items() if not isinstance(v, Param)}
+        native, own_layout = _state.native_sources(m, plain)
+        state = {k: native[k] if k in native else v for k, v in given.items()}
     elif layout not in ("canonical", None):
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
