@@ -294,3 +294,34 @@ def test_a_param_given_to_a_native_load_is_read_in_its_canonical_layout():
     given = up.wrap(source).params()
     up.load_state_dict(target, {"weight": given["weight"], "bias": given["bias"]}, layout="native")
     np.testing.assert_array_equal(target.weight.numpy(), source.weight.numpy())
+
+
+def _paddle_cnn(seed: int):
+    import paddle
+
+    paddle.seed(seed)
+    net = paddle.nn.Sequential(
+        paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4), paddle.nn.Flatten(), paddle.nn.Linear(144, 144)
+    )
+    net[1]._mean.set_value(paddle.rand([4]))
+    net[1]._variance.set_value(paddle.rand([4]) + 0.5)
+    net.eval()
+    return net
+
+
+def test_a_native_load_takes_the_framework_s_own_leaf_names(tmp_path):
+    """paddle's state_dict() keys its BatchNorm statistics ``_mean`` and
+    ``_variance``: before, a native load of it reported them unexpected."""
+    import paddle
+    from safetensors.numpy import save_file
+
+    source, target, other = _paddle_cnn(0), _paddle_cnn(1), _paddle_cnn(2)
+    assert "1._mean" in source.state_dict()
+    report = up.load_state_dict(target, source.state_dict(), layout="native")
+    assert "1.running_mean" in report.loaded and report.ok
+    x = paddle.rand([2, 3, 8, 8])
+    np.testing.assert_array_equal(target(x).numpy(), source(x).numpy())
+    path = tmp_path / "paddle.safetensors"
+    save_file({k: v.numpy() for k, v in source.state_dict().items()}, str(path), metadata={"format": "np"})
+    up.load(other, path, layout="native")
+    np.testing.assert_array_equal(other(x).numpy(), source(x).numpy())

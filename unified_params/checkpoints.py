@@ -86,7 +86,9 @@ def load_state_dict(
         model: A native model or a view.
         state: Path -> array, tensor or Param (a Param is read in its canonical layout).
         layout: ``"canonical"`` (PyTorch's names and layouts), ``"native"``
-            (each value in the framework's own layout; ``strict`` means the
+            (each value in the framework's own layout, keyed by canonical
+            paths or the framework's own leaf names, as paddle's
+            ``state_dict()`` keys ``"1._mean"``; ``strict`` means the
             same), or ``None`` (the default): canonical, refusing a
             framework's tensor whose own layout fits too (say
             ``"canonical"`` to load it as it is).
@@ -115,7 +117,7 @@ def load_state_dict(
         # A Param is read in its canonical layout, whatever `layout` says of plain values.
         plain = {k: _state.Source.of(v, k) for k, v in given.items() if not isinstance(v, Param)}
         native, own_layout = _state.native_sources(m, plain)
-        state = {k: native[k] if k in native else v for k, v in given.items()}
+        state = {**native, **{k: v for k, v in given.items() if isinstance(v, Param)}}
     elif layout not in ("canonical", None):
         raise ValueError(
             f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
@@ -246,7 +248,8 @@ def load(
         progress: Show a progress bar (``None``: for large loads on a terminal).
         allow_nonfinite: Load NaN or infinite values instead of refusing them.
         layout: ``"canonical"`` (PyTorch's), ``"native"`` (every tensor in this
-            model's framework's own layout, as a PaddleNLP file for a paddle
+            model's framework's own layout, keyed by canonical paths or the
+            framework's own leaf names, as a PaddleNLP file for a paddle
             model), or ``None`` (the default): canonical, refusing what
             another writer's file may hold otherwise.
 

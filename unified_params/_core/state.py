@@ -451,7 +451,9 @@ class State(dict[str, np.ndarray]):
 def native_sources(model: Module, given: Mapping[str, Source]) -> tuple[dict[str, Source], dict[str, str]]:
     """Sources in ``model``'s own layout, as canonical ones (each converted as
     it is read), and the keys of leaves the library knows no canonical form
-    of (in ``model``'s framework's layout: `Param.own_layout`). A key the
+    of (in ``model``'s framework's layout: `Param.own_layout`). A key may
+    also name a leaf by the framework's own name (paddle's ``"0._mean"`` for
+    ``"0.running_mean"``), unless its canonical key is given too. A key the
     model lacks, or a value of another shape, passes through unchanged, so
     the load reports it.
 
@@ -465,14 +467,22 @@ def native_sources(model: Module, given: Mapping[str, Source]) -> tuple[dict[str
         ((2, 4), [1.0, 3.0, 5.0, 7.0])
     """
     params = model.params()
+    by_native = {
+        key[: len(key) - len(p.name)] + p.native_name: key
+        for key, p in params.items()
+        if p.native_name != p.name
+    }
     out: dict[str, Source] = {}
-    for key, source in given.items():
+    for given_key, source in given.items():
+        key = given_key
+        if key not in params and by_native.get(key, key) not in given:
+            key = by_native.get(key, key)
         p = params.get(key)
         if p is None or source.shape != p.native_shape or p.layout.is_identity:
             out[key] = source
             continue
         out[key] = Source(p.shape, source.dtype, functools.partial(_converted, p.layout, source.read))
-    return out, {k: model.backend for k in given if k in params and params[k].own_layout}
+    return out, {k: model.backend for k in out if k in params and params[k].own_layout}
 
 
 def _converted(layout: layouts.Layout, read: Callable[[], np.ndarray]) -> np.ndarray:
