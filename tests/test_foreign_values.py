@@ -97,8 +97,12 @@ def test_a_shape_that_fits_one_reading_only_is_checked_as_before():
     import paddle
 
     p, t = _twins(n_out=3)
-    with pytest.raises(up.CheckpointError, match="mismatched '0.weight' expects \\(3, 4\\) got \\(4, 3\\)"):
-        up.load_state_dict(t, p.state_dict())  # paddle's (in, out): refused by its shape
+    with pytest.raises(
+        up.CheckpointError,
+        match="mismatched '0.weight' expects \\(3, 4\\) got \\(4, 3\\) \\('0.weight' is a paddle tensor in "
+        "paddle's own layout, \\(in, out\\)",
+    ):
+        up.load_state_dict(t, p.state_dict())  # paddle's (in, out): refused by its shape, and said
     canonical = {k: paddle.to_tensor(v) for k, v in up.state_dict(p).items()}  # paddle tensors, (out, in)
     up.load_state_dict(t, canonical)
     np.testing.assert_allclose(_torch_out(t), _paddle_out(p), rtol=1e-5, atol=1e-6)

@@ -94,23 +94,34 @@ def file_owners(writer: Any, ours: str) -> tuple[str, ...]:
 
 
 def reading(
-    backends: tuple[str, ...], kind: str, leaf: str, shape: tuple[int, ...], writer: str | None = None
+    backends: tuple[str, ...],
+    kind: str,
+    leaf: str,
+    shape: tuple[int, ...],
+    writer: str | None = None,
+    expected: tuple[int, ...] | None = None,
 ) -> Reading | None:
     """How ``backends`` keep a ``kind`` leaf named ``leaf`` where that is a
-    layout other than the canonical one, yet reads a value of the canonical
-    ``shape`` as that same shape: a value whose layout nothing tells (the
-    first such layout, with every backend that shares it). ``None``: none do.
+    layout other than the canonical one, yet reads a value of ``shape`` as
+    the ``expected`` canonical shape (by default ``shape`` itself: a value
+    whose layout nothing tells); the first such layout, with every backend
+    that shares it. ``None``: none do.
 
     Examples:
         >>> reading(("paddle",), "linear", "weight", (4, 4))
         Reading(backends=('paddle',), native='(in, out)', canonical='(out, in)', writer=None)
         >>> reading(("paddle",), "linear", "weight", (3, 4)) is None  # (in, out) would be (4, 3)
         True
+        >>> reading(("paddle",), "linear", "weight", (4, 3), expected=(3, 4)).native  # paddle's own
+        '(in, out)'
         >>> reading(("paddle",), "conv2d", "weight", (8, 8, 3, 3)) is None  # paddle's is canonical
         True
     """
+    want = shape if expected is None else expected
     found: list[tuple[str, tuple[str, str]]] = [
-        (backend, described) for backend in backends if (described := _other(backend, kind, leaf, shape))
+        (backend, described)
+        for backend in backends
+        if (described := _other(backend, kind, leaf, shape, want))
     ]
     if not found:
         return None
@@ -118,9 +129,11 @@ def reading(
     return Reading(tuple(b for b, d in found if d == first), *first, writer)
 
 
-def _other(backend: str, kind: str, leaf: str, shape: tuple[int, ...]) -> tuple[str, str] | None:
+def _other(
+    backend: str, kind: str, leaf: str, shape: tuple[int, ...], expected: tuple[int, ...]
+) -> tuple[str, str] | None:
     """How ``backend`` lays the leaf out and how the canonical layout does, in
-    words, where its layout differs yet fits ``shape``."""
+    words, where its layout differs yet reads ``shape`` as ``expected``."""
     from ..backends import registry
 
     name = layouts.base_name(leaf)
@@ -130,7 +143,7 @@ def _other(backend: str, kind: str, leaf: str, shape: tuple[int, ...]) -> tuple[
             continue
         try:
             layout = layouts.plan(kind, native, len(shape))
-            fits = layout.groups is None and layout.canonical_shape(shape) == shape
+            fits = layout.groups is None and layout.canonical_shape(shape) == expected
         except (ShapeError, ValueError):
             continue
         if fits and not layout.is_identity:
@@ -149,6 +162,25 @@ def _described(
     if layout.flip is not None:
         mine += ", its kernel mirrored"
     return mine, canonical
+
+
+class LayoutNote(str):
+    """A load's note that a mismatched value has the shape a framework keeps
+    the leaf in (`shape_note`): the refusal says it beside the mismatch."""
+
+
+def shape_note(key: str, found: Reading) -> LayoutNote:
+    """What a load notes of a value whose shape is a framework's own layout
+    of the expected canonical shape.
+
+    Examples:
+        >>> print(shape_note("0.weight", Reading(("paddle",), "(in, out)", "(out, in)")))
+        '0.weight' is a paddle tensor in paddle's own layout, (in, out), of the canonical (out, in)
+    """
+    return LayoutNote(
+        f"{key!r} is {found.given()} in {_or(found.backends)}'s own layout, {found.native}, of the "
+        f"canonical {found.canonical}"
+    )
 
 
 def refusal_part(found: list[tuple[str, Reading]], target: str) -> str:

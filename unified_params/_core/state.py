@@ -584,6 +584,12 @@ def plan_load(
             if source.shape != shape or not _castable(source.dtype, slot.param.dtype):
                 report.mismatched.append((key, shape, source.shape))
                 ok = False
+                leaf = key.rsplit(".", 1)[-1]
+                theirs = source.owners and foreign.reading(
+                    source.owners, slot.param.layer_kind, leaf, source.shape, source.writer, expected=shape
+                )
+                if theirs:  # the shape a framework keeps it in: said with the mismatch
+                    report.notes.append(foreign.shape_note(key, theirs))
                 continue
             if source.owners and not said_canonical:
                 leaf = key.rsplit(".", 1)[-1]
@@ -904,7 +910,8 @@ def _describe(report: LoadReport, model: Module) -> str:
         parts.append(f"unexpected {_list(report.unexpected)}")
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
-        parts.append(f"mismatched {shown}")
+        layouts_said = [n for n in report.notes if isinstance(n, foreign.LayoutNote)][:5]
+        parts.append(f"mismatched {shown}" + "".join(f" ({n})" for n in layouts_said))
     if report.nonfinite:
         parts.append(
             f"not finite in the parameter's dtype (NaN, infinity or overflow) {_list(report.nonfinite)}; "
