@@ -16,7 +16,7 @@ from ._core.errors import CheckpointError, received
 from ._core.formats import ConvertReport
 from ._core.port import PortReport
 from ._core.state import LoadReport
-from ._core.view import Param
+from ._core.view import Param, check_layout
 from .access import wrap
 
 __all__ = [
@@ -107,6 +107,7 @@ def load_state_dict(
         >>> report.loaded, report.ok
         (['weight', 'bias'], True)
     """
+    check_layout(layout, unsaid=True)
     m = wrap(model)
     own_layout: dict[str, str] = {}
     said_canonical = layout == "canonical"
@@ -118,10 +119,6 @@ def load_state_dict(
         plain = {k: _state.Source.of(v, k) for k, v in given.items() if not isinstance(v, Param)}
         native, own_layout = _state.native_sources(m, plain)
         state = {**native, **{k: v for k, v in given.items() if isinstance(v, Param)}}
-    elif layout not in ("canonical", None):
-        raise ValueError(
-            f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
-        )
     elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
         written = (state.flattened_naive, state.unflattened_naive)
         _state.refuse_orders(m, written, state.source_backend, "state")

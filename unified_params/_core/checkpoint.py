@@ -53,7 +53,7 @@ from .state import (
     refuse_orders,
     slots,
 )
-from .view import Module
+from .view import Module, check_layout
 
 FORMAT = "unified-params"
 FORMAT_VERSION = "1"
@@ -282,10 +282,7 @@ def load_file(
     layout: str | None = None,
 ) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
-    if layout not in (None, "canonical", "native"):
-        raise ValueError(
-            f"Unknown layout {layout!r}. Expected 'canonical', 'native' or None. " + received(layout=layout)
-        )
+    check_layout(layout, unsaid=True)
     state, metadata, readers = _open_state(file)
     if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
         state, own_native = native_sources(model, state)

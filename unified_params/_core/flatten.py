@@ -359,20 +359,55 @@ def refuse_file_order(
         >>> net = S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(36, 2)).build("torch")
         >>> refuse_file_order(wrap(net), [], "keras", ValueError)  # stored as torch orders it
     """
-    differing = order_differences(
-        model, written_naive, writer, flattened_maps, lambda maps: _naive(model, maps)
+    refuse_order(
+        model, written_naive, writer, error, source, flattened_maps, lambda maps: _naive(model, maps), INPUTS
     )
+
+
+class OrderWords(NamedTuple):
+    """How a refusal of a stored order (`refuse_order`) speaks of the maps a
+    Linear takes (`INPUTS`) or gives (`unflatten.OUTPUTS`)."""
+
+    #: What the layer does with the map, and how: ``("takes", ", flattened")``.
+    does: str
+    how: str
+    #: Which of its features are ordered: ``"inputs"``.
+    side: str
+    #: What a framework's graph records, and what a model does where none does.
+    records: str
+    acts: str
+    #: The option of ``up.port`` that converts the order.
+    option: str
+
+
+#: A Linear that takes a flattened map.
+INPUTS = OrderWords("takes", ", flattened", "inputs", "its Flatten", "flattens", "flatten")
+
+
+def refuse_order(
+    model: Module,
+    written_naive: list[str] | None,
+    writer: str | None,
+    error: type[Exception],
+    source: str,
+    found_maps: Callable[[Module], Mapping[str, Any]],
+    naive_of: Callable[[Mapping[str, Any]], Iterable[str]],
+    words: OrderWords,
+) -> None:
+    """Raise ``error`` for the first layer whose map the values store in one
+    order and the model holds in the other (`order_differences`)."""
+    differing = order_differences(model, written_naive, writer, found_maps, naive_of)
     for path, found, held_naive, stored_naive in differing[:1]:
         held = "its framework's own (H, W, C)" if held_naive else "torch's (C, H, W)"
         stored = "(H, W, C)" if stored_naive else "(C, H, W)"
         raise error(
-            f"Layer {path!r} of the {model.backend} model takes a map of {found.channels} channels at "
-            f"{found.positions} positions, flattened: the model holds its inputs in {held} order, "
+            f"Layer {path!r} of the {model.backend} model {words.does} a map of {found.channels} channels "
+            f"at {found.positions} positions{words.how}: the model holds its {words.side} in {held} order, "
             f"the {source} (written by {writer or 'torch'}) in {stored} order, and the weights would be "
             f"silently wrong. Expected a {source} written by a model that orders them alike: every "
-            "channels-first model, and every channels-last one whose framework records its Flatten "
-            "(a graph with shapes), stores torch's order; one that flattens where no graph records "
-            "it stores its own. Use up.port with flatten= to convert. "
+            f"channels-first model, and every channels-last one whose framework records {words.records} "
+            f"(a graph with shapes), stores torch's order; one that {words.acts} where no graph records "
+            f"it stores its own. Use up.port with {words.option}= to convert. "
             + received(layer=path, channels=found.channels, features=found.features)
         )
 

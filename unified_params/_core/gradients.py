@@ -16,7 +16,7 @@ import numpy as np
 from . import values
 from .errors import UnsupportedError, received
 from .inputs import placement, prepare_input
-from .view import LAYOUTS, Module
+from .view import Module, check_layout
 
 LOSSES = ("sum", "mean", "mse")
 
@@ -80,8 +80,7 @@ def run(
     layout: str = "canonical",
 ) -> dict[str, np.ndarray]:
     """Gradients of the loss by path; see ``unified_params.gradients``."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
+    check_layout(layout)
     check_loss(loss, targets)
     adapter = model.adapter
     where = placement(model, inputs)

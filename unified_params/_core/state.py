@@ -38,7 +38,7 @@ from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
 from .sharding import Local, Sharding, agree, group_of
-from .view import Module, Param
+from .view import Module, Param, check_layout
 
 
 @dataclass(frozen=True)
@@ -501,10 +501,7 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
         items = {path: p.numpy("native") for path, p in params.items()}
         same = all(p.layout.is_identity for p in params.values())  # torch's: canonical too
         return State(items, {}, model.backend, layout="canonical" if same else "native")
-    if layout != "canonical":
-        raise ValueError(
-            f"Unknown layout {layout!r}. Expected 'canonical' or 'native'. " + received(layout=layout)
-        )
+    check_layout(layout)
     model_slots = slots(model)
     # C-contiguous, as a torch state_dict's tensors are: a reader of raw buffers
     # (safetensors.numpy 0.8 writes an array's memory as it lies) reads them right.

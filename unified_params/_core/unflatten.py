@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import PortError, received
 from .flatten import (
+    OrderWords,
     Reorder,
     check_declared,
     declared_map,
     holds_channels_last,
     layer_at,
     may_flatten_channels_last,
-    order_differences,
+    refuse_order,
     reorder_features,
 )
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
@@ -205,6 +206,10 @@ def port_output_reorders(
     return reorders, notes
 
 
+#: A Linear whose outputs are reshaped into a map.
+OUTPUTS = OrderWords("gives", "", "outputs", "the reshape", "reshapes", "unflatten")
+
+
 def refuse_output_order(
     model: Module,
     written_naive: list[str] | None,
@@ -225,20 +230,9 @@ def refuse_output_order(
         >>> net = torch.nn.Sequential(torch.nn.Linear(8, 36), torch.nn.Conv2d(4, 2, 3))
         >>> refuse_output_order(wrap(net), [], "keras", ValueError)  # stored as torch orders it
     """
-    differing = order_differences(model, written_naive, writer, given_maps, lambda maps: _naive(model, maps))
-    for path, found, held_naive, stored_naive in differing[:1]:
-        held = "its framework's own (H, W, C)" if held_naive else "torch's (C, H, W)"
-        stored = "(H, W, C)" if stored_naive else "(C, H, W)"
-        raise error(
-            f"Layer {path!r} of the {model.backend} model gives a map of {found.channels} channels at "
-            f"{found.positions} positions: the model holds its outputs in {held} order, the {source} "
-            f"(written by {writer or 'torch'}) in {stored} order, and the weights would be silently "
-            f"wrong. Expected a {source} written by a model that orders them alike: every channels-first "
-            "model, and every channels-last one whose framework records the reshape (a graph with "
-            "shapes), stores torch's order; one that reshapes where no graph records it stores its "
-            "own. Use up.port with unflatten= to convert. "
-            + received(layer=path, channels=found.channels, features=found.features)
-        )
+    refuse_order(
+        model, written_naive, writer, error, source, given_maps, lambda maps: _naive(model, maps), OUTPUTS
+    )
 
 
 def _undeclared(naive: Module, path: str, other: Module, found: GivenMap) -> str:

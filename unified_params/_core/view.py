@@ -658,7 +658,7 @@ class Param:
             (8, 4)
         """
         native = self._adapter.to_numpy(self._row[_VAR])
-        if _check_layout(layout) == "native":
+        if check_layout(layout) == "native":
             return native
         return layouts.contiguous(self.layout.to_canonical(native))
 
@@ -791,7 +791,7 @@ class Param:
             32.0
         """
         said = layout is not None
-        layout = _check_layout(layout or "canonical")
+        layout = check_layout(layout or "canonical")
         if isinstance(value, (Param, ParamSlice)):
             value, layout = value.numpy(), "canonical"
         elif not said:
@@ -988,9 +988,17 @@ class Param:
         self._adapter.assign_local(self._row[_VAR], block)
 
 
-def _check_layout(layout: str) -> str:
-    if layout not in LAYOUTS:
-        raise ValueError(f"Unknown layout {layout!r}. Expected one of {LAYOUTS}. " + received(layout=layout))
+def check_layout(layout: Any, *, unsaid: bool = False) -> Any:
+    """``layout`` if it is one of `LAYOUTS` (or, with ``unsaid``, ``None``:
+    not said, which a load checks); else a ``ValueError``.
+
+    Examples:
+        >>> check_layout("native"), check_layout(None, unsaid=True)
+        ('native', None)
+    """
+    choices = (*LAYOUTS, None) if unsaid else LAYOUTS
+    if layout not in choices:
+        raise ValueError(f"Unknown layout {layout!r}. Expected one of {choices}. " + received(layout=layout))
     return layout
 
 
