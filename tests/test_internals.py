@@ -38,6 +38,20 @@ def test_torch_internals():
         assert [(type(h), h.name) for h in hooks.values() if isinstance(h, internals.NORM_HOOKS)] == [
             (type(next(iter(hooks.values()))), "weight")
         ], f"nn.Module._forward_pre_hooks: {norm.__name__}'s hook, naming its leaf"
+    hooked = nn.utils.weight_norm(nn.Conv1d(2, 3, 4), dim=2)
+    hook = next(
+        h for h in getattr(hooked, slots.pre_hooks).values() if isinstance(h, internals.WEIGHT_NORM_HOOK)
+    )
+    assert (hook.dim, tuple(hooked.weight_g.shape)) == (2, (1, 1, 4)), "WeightNorm.dim; g keeps size-1 axes"
+    whole = next(iter(getattr(nn.utils.weight_norm(nn.Linear(2, 2), dim=None), slots.pre_hooks).values()))
+    assert whole.dim == -1, "WeightNorm.dim: None kept as -1, the whole weight"
+    chain = nn.utils.parametrizations.weight_norm(nn.Linear(2, 3), dim=1).parametrizations.weight
+    assert isinstance(chain[0], internals.WEIGHT_NORM_PARAMETRIZATION) and chain[0].dim == 1, (
+        "nn.utils.parametrizations._WeightNorm.dim"
+    )
+    assert (tuple(chain.original0.shape), tuple(chain.original1.shape)) == ((1, 2), (3, 2)), (
+        "original0: g, 1: v"
+    )
     compiled = torch.compile(seq)
     assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
     assert internals.compiled_original(seq) is None
@@ -70,6 +84,12 @@ def test_paddle_internals():
         assert [h.name for h in hooks.values() if isinstance(h, internals.NORM_HOOKS)] == ["weight"], (
             f"nn.Layer._forward_pre_hooks: {norm.__name__}'s hook, naming its leaf"
         )
+    for dim, kept in ((1, 1), (-2, 0), (None, -1), (-1, -1)):
+        hooked = nn.utils.weight_norm(nn.Linear(2, 3), dim=dim)
+        hook = next(iter(getattr(hooked, slots.pre_hooks).values()))
+        assert isinstance(hook, internals.WEIGHT_NORM_HOOK) and hook.dim == kept, "WeightNorm.dim, made >= -1"
+        assert hooked.weight_g.shape == ([] if kept == -1 else [[2, 3][kept]]), "g: a vector along dim"
+    assert "weight" in getattr(hooked, slots.transient), "the weight it computes: a transient buffer"
     assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
     assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"

@@ -1,13 +1,13 @@
 """Leaves the library knows no canonical form of (`Param.own_layout`): a
 variable a layer holds beyond what its backend declares of the layer's kind.
 
-A weight norm's ``weight_g`` and ``weight_v`` or a spectral norm's
-``weight_orig``, ``weight_u`` and ``weight_v`` on a paddle Linear, which keeps
-its weights ``(in, out)``, share torch's names, and for square layers its
-shapes. Before, a save, port or state load from torch's twin filled them in
-with nothing said while the outputs differed. Now they move only between
-models of one framework, and are refused from any other before anything is
-written.
+A spectral norm's ``weight_orig``, ``weight_u`` and ``weight_v`` on a paddle
+Linear, which keeps its weights ``(in, out)``, share torch's names, and for
+square layers its shapes. Before, a save, port or state load from torch's twin
+filled them in with nothing said while the outputs differed. Now they move
+only between models of one framework, and are refused from any other before
+anything is written. (A weight norm's ``weight_g`` and ``weight_v`` were such
+leaves too; they now have a canonical form: tests/test_weight_norms.py.)
 
 A layer that computes its weight from such variables on each call (a weight
 norm, spectral norm or torch parametrization) pairs with no layer that holds
@@ -66,21 +66,21 @@ def _frameworks():
 
 
 def test_a_paddle_linears_extra_leaves_keep_paddles_layout():
-    _, p = _pair("weight_norm")
+    _, p = _pair("spectral_norm")
     params = up.wrap(p).params()
-    assert {k for k, q in params.items() if q.own_layout} == {"weight_v", "weight_g"}
+    extras = {"weight_orig", "weight_u", "weight_v"}
+    assert {k for k, q in params.items() if q.own_layout} == extras
     assert not params["bias"].own_layout
-    assert params["weight_v"].shape == params["weight_v"].native_shape == (4, 4)
-    assert up.state_dict(p).own_layout == {"weight_v": "paddle", "weight_g": "paddle"}
+    assert params["weight_orig"].shape == params["weight_orig"].native_shape == (4, 4)
+    assert up.state_dict(p).own_layout == dict.fromkeys(extras, "paddle")
     linear = up.wrap(up.spec.Linear(4, 3).build("paddle")).params()
     assert not any(q.own_layout for q in linear.values())  # what the kind declares: canonical
 
 
-@pytest.mark.parametrize("norm", ["weight_norm", "spectral_norm"])
-def test_extra_leaves_from_torch_are_refused_where_they_loaded_silently(norm, tmp_path):
-    """Each of these wrote all the values and said nothing on the code before;
-    the outputs then differed (0.44-3.9 here)."""
-    t, p = _pair(norm)
+def test_extra_leaves_from_torch_are_refused_where_they_loaded_silently(tmp_path):
+    """These wrote all the values and said nothing on the code before; the
+    outputs then differed (3.9 here)."""
+    t, p = _pair("spectral_norm")
     before = _values(p)
     extras = [k for k, q in up.wrap(p).params().items() if q.own_layout]
     up.save(t, tmp_path / "t.safetensors")
@@ -102,7 +102,7 @@ def test_a_port_between_spectral_norms_is_refused_naming_the_layers():
     with pytest.raises(up.PortError, match="may lay them out differently") as err:
         up.port(t, p)
     assert "'weight_orig', 'weight_u', 'weight_v' of the paddle layer at the root" in str(err.value)
-    assert "remove the weight norm or spectral norm" in str(err.value)
+    assert "remove the spectral norm first" in str(err.value)
     assert _same(before, p)
 
 
@@ -128,8 +128,8 @@ def test_extra_leaves_move_between_models_of_one_framework(norm, tmp_path):
 
 
 def test_a_plain_copy_of_a_state_forgets_its_own_layout_and_is_refused():
-    _, p = _pair("weight_norm")
-    _, q = _pair("weight_norm")
+    _, p = _pair("spectral_norm")
+    _, q = _pair("spectral_norm")
     with pytest.raises(up.CheckpointError, match="own layout"):
         up.load_state_dict(q, dict(up.state_dict(p)))
 
@@ -139,15 +139,17 @@ def test_a_file_that_does_not_say_its_own_layout_is_its_backends(tmp_path):
     backend, they are that backend's; from another writer, canonical."""
     import safetensors.numpy
 
-    _, p = _pair("weight_norm")
+    _, p = _pair("spectral_norm")
     file = up.save(p, tmp_path / "p.safetensors")[0]
     tensors = safetensors.numpy.load_file(file)
     with open(file, "rb") as f:
         header = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
-    assert json.loads(header["own_layout"]) == {"weight_v": "paddle", "weight_g": "paddle"}
+    assert json.loads(header["own_layout"]) == dict.fromkeys(
+        ["weight_orig", "weight_u", "weight_v"], "paddle"
+    )
     older = {k: v for k, v in header.items() if k != "own_layout"}
     safetensors.numpy.save_file(tensors, tmp_path / "older.safetensors", metadata=older)
-    _, q = _pair("weight_norm")
+    _, q = _pair("spectral_norm")
     assert up.load(q, tmp_path / "older.safetensors").ok
     np.testing.assert_allclose(_paddle_out(q), _paddle_out(p), rtol=1e-6, atol=1e-6)
     safetensors.numpy.save_file(tensors, tmp_path / "other.safetensors")  # no metadata at all
@@ -178,11 +180,11 @@ def test_a_keras_dense_with_lora_keeps_its_lora_kernels_in_keras_layout():
 def test_the_summary_of_a_file_marks_the_leaves_in_their_frameworks_layout(tmp_path, capsys):
     from unified_params import cli
 
-    _, p = _pair("weight_norm")
+    _, p = _pair("spectral_norm")
     up.save(p, tmp_path / "p.safetensors")
     assert cli.main(["summary", str(tmp_path / "p.safetensors")]) == 0
     shown = capsys.readouterr().out
-    assert "weight_v (4, 4) (paddle's own layout)" in shown and "bias (4,)  " in shown
+    assert "weight_orig (4, 4) (paddle's own layout)" in shown and "bias (4,)  " in shown
 
 
 @pytest.mark.parametrize("style", ["parametrization", "hook"])

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import weight_norms
 from .errors import PortError, received
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 from .paths import relative
@@ -45,7 +46,7 @@ from .tree import walk
 if TYPE_CHECKING:
     from .layouts import Layout
     from .tree import Entry
-    from .view import Module
+    from .view import Module, Param
 
 
 class FlatInput(NamedTuple):
@@ -202,7 +203,7 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
             continue
         if not (kind.startswith(("conv", "linear")) or kind in CHANNEL_NORMS):
             continue
-        weight = module.params().get("weight")  # a layer's own leaves, keyed relative to it
+        weight = layer_weight(module)
         if weight is None:
             continue
         if kind.startswith("conv"):
@@ -247,6 +248,26 @@ def layer_at(model: Module, path: str) -> Module:
     layer = model[path] if path else model
     assert isinstance(layer, Module)  # a layer path names a layer
     return layer
+
+
+def shape_of_weight(layer: Module) -> tuple[int, ...]:
+    """The shape of `layer_weight`, for a layer that has one."""
+    weight = layer_weight(layer)
+    if weight is None:
+        raise PortError(
+            f"Layer {layer.path!r} ({layer.type_name}) computes its weight on each call from variables "
+            "of no known canonical form (a spectral norm's), so the inputs of a map declared for it "
+            "cannot be counted. Expected a layer that holds its weight, or a weight norm's: remove "
+            "the norm first. " + received(path=layer.path)
+        )
+    return weight.shape
+
+
+def layer_weight(layer: Module) -> Param | None:
+    """A layer's canonical weight, or the direction of the weight norm that
+    computes it (laid out as the weight): what a rule reads the weight's
+    shape from."""
+    return weight_norms.weight_of(layer.params(), layer.adapter.weight_norms(layer.native))
 
 
 Reorder = Callable[[np.ndarray], np.ndarray]
@@ -298,8 +319,8 @@ def port_reorders(
         key = a if a in declared else b
         declaration = declared.get(key, ...)  # Ellipsis: nothing declared
         known_a, known_b = known(src, a), known(dst, b)
-        features = int(layer_at(dst, b).params()["weight"].shape[_IN_AXIS])
         if declaration not in (None, ...):
+            features = int(shape_of_weight(layer_at(dst, b))[_IN_AXIS])
             channels, positions = declared_map(key, declaration, features)
             _agrees(src, a, channels, positions, known_a)
             _agrees(dst, b, channels, positions, known_b)

@@ -145,6 +145,8 @@ class Leaf:
             spatial axes (``k0``, ``k1``, ...): a transposed convolution that
             applies its kernel as a plain convolution does (Flax NNX's
             ``ConvTranspose`` with ``transpose_kernel=False``).
+        per_layer: Declared for one layer, not for its class (a weight
+            norm's magnitude, laid out by the axis that layer's norm keeps).
 
     Examples:
         >>> Leaf("weight", ("k0", "k1", "in", "out")).canonical
@@ -156,6 +158,7 @@ class Leaf:
     gates: str | None = None
     canonical_axes: tuple[str | tuple[str, ...], ...] | None = None
     mirrored: bool = False
+    per_layer: bool = False
 
     def axes_for(self, ndim: int) -> tuple[str, ...] | None:
         """The native axis roles for a variable of ``ndim`` axes.

@@ -207,8 +207,10 @@ def parts(layer: Layer) -> list[Layer]:
 
 
 def _fits(x: Layer, y: Layer) -> bool:
-    """Whether two layers pair: the same kind and leaves, or leaves one side may lack."""
-    return (x.kind == y.kind and x.leaves == y.leaves) or reconcilable(x, y)
+    """Whether two layers pair: the same kind and leaves (in any order: they are
+    copied by name), or leaves one side may lack."""
+    same = x.kind == y.kind and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
+    return same or reconcilable(x, y)
 
 
 def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
@@ -256,6 +258,8 @@ def _few(found: list[Layer], ends: int = 3) -> list[str]:
 def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
     """Why a layer may not pair: it computes a leaf from other variables on each
     call (a weight norm, a spectral norm, a parametrization)."""
+    if len(a) == len(b) == 1 and a[0].computed and b[0].computed:
+        return _norms_hint(a[0], b[0])
     for side, found in (("source", a), ("destination", b)):
         x = next((x for x in found if x.computed), None)
         if x is not None:
@@ -267,6 +271,35 @@ def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
                 "then port."
             )
     return ""
+
+
+def _norms_hint(x: Layer, y: Layer) -> str:
+    """Why two layers that both compute a leaf do not pair."""
+    mine, theirs = dict(x.leaves), dict(y.leaves)
+    held = [n for n in mine if n.endswith("_g") and n in theirs and mine[n] != theirs[n]]
+    if held:
+        name = held[0]
+        axes = [_kept_axis(shape) for shape in (mine[name], theirs[name])]
+        return (
+            f" Both compute {name[:-2]!r} by a weight norm, over other axes: the source's {name} "
+            f"{mine[name]} keeps {axes[0]}, the destination's {theirs[name]} {axes[1]}. Expected norms "
+            "that keep the same axis of the canonical (torch) weight: set the norm's dim to that axis "
+            "as the framework lays the weight out (a Linear's outputs are axis 0 of torch's (out, in) "
+            "weight, axis 1 of an (in, out) one)."
+        )
+    return (
+        f" Both compute {' and '.join(map(repr, x.computed))} from other variables on each call; "
+        "only weight norms are converted between frameworks (a spectral norm or another "
+        "parametrization is not): remove it first, which folds it into the weight, then port."
+    )
+
+
+def _kept_axis(shape: tuple[int, ...]) -> str:
+    """The axis a weight norm's canonical magnitude keeps, in words."""
+    kept = [k for k, n in enumerate(shape) if n != 1]
+    if not shape:
+        return "none (a norm over the whole weight)"
+    return f"axis {kept[0]}" if len(kept) == 1 else "an axis of size one" if not kept else f"axes {kept}"
 
 
 def _stacked_hint(found: list[Layer]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, code_names, geometry, upsampling
+from . import absent, code_names, geometry, upsampling, weight_norms
 from .errors import CheckpointError, PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -60,8 +60,9 @@ class Layer:
 
     @property
     def real(self) -> dict[str, str]:
-        """As a destination part: the leaf it is paired by -> its leaf in the model."""
-        return {v: k for k, v in self.renamed.items()} if self.part else {}
+        """As a destination: the leaf it is paired by -> its leaf in the model
+        (a part's, a weight norm's kept apart)."""
+        return {v: k for k, v in self.renamed.items()}
 
     @property
     def name(self) -> str:
@@ -211,7 +212,7 @@ def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: 
         layer.slots.sort(key=lambda slot: at.get(slot.keys[0], len(at)))
         prefix = len(path) + 1 if path else 0
         layer.leaves[:] = [
-            (key[prefix:], shape)
+            (_paired_name(layer, key[prefix:]), shape)
             for slot in layer.slots
             for key, shape in zip(slot.keys, slot.shapes, strict=True)
             if not _optional_leaf(layer.kind, key)
@@ -230,11 +231,23 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> Non
         layer = out[slot.layer] = Layer(
             slot.layer, module.kind, module.type_name, [], [], alias=alias, computed=computed
         )
+        # A weight norm's variables pair by torch's older names, wherever the layer keeps them.
+        names = weight_norms.port_names(model.adapter.weight_norms(module.native))
+        if any(k != v for k, v in names.items()):
+            layer.renamed = names
     prefix = len(slot.layer) + 1 if slot.layer else 0
     for key, shape in zip(slot.keys, slot.shapes, strict=True):
         if not _optional_leaf(layer.kind, key):
-            layer.leaves.append((key[prefix:], shape))
+            layer.leaves.append((_paired_name(layer, key[prefix:]), shape))
     layer.slots.append(slot)
+
+
+def _paired_name(layer: Layer, leaf: str) -> str:
+    """The name ``layer``'s leaf pairs by, and with it every leaf of a layer
+    whose leaves go by other names (`Layer.renamed`)."""
+    if not layer.renamed:
+        return leaf
+    return layer.renamed.setdefault(leaf, leaf)
 
 
 def _alias(model: Module, path: str) -> str:
@@ -314,7 +327,7 @@ def port(
                     else:
                         report.absent.append(line)
                     continue
-                if leaf == "weight" and b.path in reorders:
+                if leaf in ("weight", "weight_v") and b.path in reorders:  # a norm's direction as its weight
                     read = _then(read, reorders[b.path])
                 if b.path in given:  # a Linear's outputs made a map, or a norm of them
                     read = _then(read, given[b.path])
@@ -409,9 +422,9 @@ def _layout_unknown(keys: list[str], src: Module, dst: Module, pairs: list[tuple
     return PortError(
         f"These leaves pair by name and shape, but {src.backend} and {dst.backend} may lay them out "
         f"differently: {shown}. The library knows no canonical form of them (Param.own_layout: a "
-        "layer's extra variables, such as a weight norm's weight_g and weight_v), so they move only "
-        "between models of one framework; nothing was written. Expected layers without them: remove "
-        "the weight norm or spectral norm first (which folds it into the weight), then port. "
+        "layer's extra variables, such as a spectral norm's weight_orig, weight_u and weight_v), so "
+        "they move only between models of one framework; nothing was written. Expected layers without "
+        "them: remove the spectral norm first (which folds it into the weight), then port. "
         + received(own_layout=keys)
     )
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import foreign, layouts, recycling, values
+from . import foreign, layouts, recycling, values, weight_norms
 from .errors import CheckpointError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
@@ -323,7 +323,9 @@ def slots(model: Module) -> list[Slot]:
     entries, keyed by paths relative to ``model`` (as ``model.params()``)."""
     adapter = model.adapter
     params = model.params()
-    attention = [inside(m.path, model) for m in model.modules() if m.kind == "mha"]
+    modules = model.modules()
+    attention = [inside(m.path, model) for m in modules if m.kind == "mha"]
+    apart = _norms_apart(model, modules)
     gathered = _gathers(model, adapter.GATHERS)
     consumed = {id(p.native) for slot in gathered.values() for p in slot.params}
     out = []
@@ -337,7 +339,7 @@ def slots(model: Module) -> list[Slot]:
         if id(param.native) in consumed:
             continue
         holder = inside(param.module.path, model)
-        layer = _owner(holder, attention)
+        layer = apart.get(holder) or _owner(holder, attention)
         merge = adapter.MERGES.get(param.layer_kind, {}).get(param.name)
         if merge is None:
             out.append(Slot([param], (key,), (param.shape,), layer))
@@ -401,6 +403,17 @@ def inside(path: str, model: Module) -> str:
 def aliases_inside(param: Param, model: Module) -> list[str]:
     """The aliases of a parameter that lie inside ``model``, relative to it."""
     return [r for r in (relative(a, model.path) for a in param.aliases) if r is not None]
+
+
+def _norms_apart(model: Module, modules: list[Module]) -> dict[str, str]:
+    """The modules that keep a layer's weight norm apart from it (torch's
+    ``parametrizations.weight``), each with the layer's path: its variables
+    are the layer's for matching."""
+    out = {}
+    for m in modules:
+        for held in weight_norms.holders(model.adapter.weight_norms(m.native)):
+            out[inside(join(m.path, held), model)] = inside(m.path, model)
+    return out
 
 
 def _owner(module_path: str, attention: list[str]) -> str:
@@ -943,10 +956,10 @@ def own_layout_part(keys: list[str], backend: str) -> str:
     """What a load says of leaves in a layout the two sides do not share."""
     return (
         f"in a framework's own layout on one side only {_list(keys)}: the library knows no canonical "
-        "form of these leaves (a layer's extra variables, such as a weight norm's weight_g and "
-        f"weight_v), so they load only from a model or file of the same framework ({backend} here); "
-        "remove the weight norm or spectral norm first (which folds it into the weight) to move the "
-        "layer to or from another framework"
+        "form of these leaves (a layer's extra variables, such as a spectral norm's weight_orig, "
+        f"weight_u and weight_v), so they load only from a model or file of the same framework ({backend} "
+        "here); remove the spectral norm first (which folds it into the weight) to move the layer to "
+        "or from another framework"
     )
 
 

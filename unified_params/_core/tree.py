@@ -12,10 +12,11 @@ lean: one adapter call per module for its children and one for its variables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import layouts
+from . import layouts, weight_norms
 from .errors import NotBuiltError
 
 if TYPE_CHECKING:
@@ -204,7 +205,9 @@ def _rows(adapter: Adapter, module: Any, module_path: str, native: list[NativeVa
     for native_name, var, role in native:  # a loop, not a comprehension: cheaper for a few variables
         slot = slots.get(native_name)
         if slot is None or slot[6] != role:  # [6]: the slot's role, read in C
-            slot = slots[native_name] = _slot(adapter, module, native_name, role)
+            slot = _slot(adapter, module, native_name, role)
+            if slot.leaf is None or not slot.leaf.per_layer:
+                slots[native_name] = slot
         out.append((dot + slot[0], module_path, module, var, slot))  # [0]: its name
     return out
 
@@ -213,7 +216,9 @@ def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     """What every entry of this layer class's slot holds (for the slot's role)."""
     kind = adapter.kind(module)
     declared, buffers = adapter.leaves(module, kind), layouts.BUFFERS.get(kind)
-    leaf = None if declared is None else declared.get(native_name)
+    leaf = _weight_norm_leaf(adapter, module, kind, declared, native_name)
+    if leaf is None and declared is not None:
+        leaf = declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
     buffer = role != "param" or (buffers is not None and name in buffers)
     # A kind's table lists every leaf its adapter knows; a leaf outside it (a weight
@@ -222,6 +227,21 @@ def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     return Slot(
         name, native_name, kind, "buffer" if buffer else "param", leaf, role != "transient", role, own
     )
+
+
+def _weight_norm_leaf(
+    adapter: Adapter, module: Any, kind: str, declared: Mapping[str, layouts.Leaf] | None, native_name: str
+) -> layouts.Leaf | None:
+    """What a weight norm of this layer lays out as its magnitude or direction
+    under ``native_name``, if one does (`weight_norms.leaves`)."""
+    for norm in adapter.weight_norms(module):
+        if native_name not in (norm.magnitude, norm.direction):
+            continue
+        direction = next(var for name, var, _ in adapter.variables(module) if name == norm.direction)
+        weight = None if declared is None else declared.get(norm.leaf)
+        found = weight_norms.leaves(norm, kind, weight, len(adapter.shape(direction)))
+        return found.get(native_name)
+    return None
 
 
 #: Per layer class (or class and kind), per native variable name: its `Slot`.

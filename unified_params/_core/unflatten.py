@@ -38,9 +38,11 @@ from .flatten import (
     declared_map,
     holds_channels_last,
     layer_at,
+    layer_weight,
     may_flatten_channels_last,
     refuse_order,
     reorder_features,
+    shape_of_weight,
 )
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 
@@ -178,7 +180,7 @@ def port_output_reorders(
         declaration = declared.get(key, ...)  # Ellipsis: nothing declared
         known_a, known_b = knows_output_order(src, a, found_a), knows_output_order(dst, b, found_b)
         if declaration not in (None, ...):
-            features = int(layer_at(dst, b).params()["weight"].shape[_OUT_AXIS])
+            features = int(shape_of_weight(layer_at(dst, b))[_OUT_AXIS])
             channels, positions = declared_map(key, declaration, features, "unflatten")
         if known_a == known_b or declaration is None:
             continue  # both as torch orders them, both in one framework's own order, or no map
@@ -264,4 +266,5 @@ def _first_of(module: Module, *names: str) -> Param | None:
     """The layer's own leaf of the first of ``names`` it has (a norm without
     a scale has its running mean)."""
     own = module.params()
-    return next((own[name] for name in names if name in own), None)
+    found = next((own[name] for name in names if name in own), None)
+    return layer_weight(module) if found is None and "weight" in names else found

@@ -451,9 +451,16 @@ class Module:
         hint = ", ".join(repr(p) for p in near) if near else "none"
         where = f"{self.type_name} at path {self._path!r}" if self._path else self.type_name
         at = f"at {node_path!r}" if node_path else "at the root"
+        norm = next((n for n in self._adapter.weight_norms(node) if n.leaf == key), None)
+        computed = (
+            f" It computes {key!r} on each call by a weight norm, from {norm.magnitude!r} (magnitude) and "
+            f"{norm.direction!r} (direction), which are its parameters."
+            if norm is not None
+            else ""
+        )
         return PathError(
             f"No module or parameter at path {path!r} in {where} ({self.backend}): the "
-            f"{self._adapter.type_name(node)} {at} has no child or parameter {key!r}. "
+            f"{self._adapter.type_name(node)} {at} has no child or parameter {key!r}.{computed} "
             f"Expected an existing path; nearest: {hint}. " + received(path=path)
         )
 
@@ -539,8 +546,8 @@ class Param:
     def own_layout(self) -> bool:
         """Whether the library knows no canonical form of this leaf: its layer's
         kind is one the backend declares the leaves of, and this one is not
-        among them (a weight norm's ``weight_v`` on a paddle Linear, which keeps
-        its weights ``(in, out)``). Its name, shape and values are then the
+        among them (a spectral norm's ``weight_orig`` on a paddle Linear, which
+        keeps its weights ``(in, out)``). Its name, shape and values are then the
         framework's own, and it moves only to and from models of the same
         framework: a port or load that would pair it with another's refuses.
 

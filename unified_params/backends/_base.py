@@ -25,6 +25,7 @@ from .._core.layouts import Leaf
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
 from .._core.upsampling import Upsampling
+from .._core.weight_norms import WeightNorm
 from .registry import Capabilities
 
 #: One native variable of a module: its native name, the variable, and its role
@@ -47,8 +48,8 @@ class Adapter(abc.ABC):
     name: ClassVar[str]
     #: Per layer kind, native variable name -> `Leaf` (canonical name
     #: and native axis roles). A kind listed here lists every variable the
-    #: adapter knows of it: one it does not list (a weight norm's ``weight_v``)
-    #: keeps the framework's own layout (`Param.own_layout`). The variables of
+    #: adapter knows of it: one it does not list (a spectral norm's
+    #: ``weight_orig``) keeps the framework's own layout (`Param.own_layout`). The variables of
     #: a kind not listed are canonical already.
     LEAVES: ClassVar[Mapping[str, Mapping[str, Leaf]]] = {}
     #: Per layer kind, canonical leaf name -> the canonical entries one native
@@ -401,6 +402,21 @@ class Adapter(abc.ABC):
             >>> import torch
             >>> adapter_for(torch.nn.Linear(4, 2)).computed(torch.nn.Linear(4, 2))
             ()
+        """
+        return ()
+
+    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
+        """The weight norms a layer computes a leaf by, each with the axis it
+        keeps and where the layer keeps its magnitude and direction: the core
+        lays those out canonically (`unified_params._core.weight_norms`).
+        Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> normed = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 2))
+            >>> [(n.leaf, n.axis, n.magnitude) for n in adapter_for(normed).weight_norms(normed)]
+            [('weight', 0, 'parametrizations.weight.original0')]
         """
         return ()
 

@@ -23,6 +23,7 @@ from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
 from .._core.upsampling import Upsampling
+from .._core.weight_norms import WeightNorm, native_axis
 from ._base import Adapter, KindTable, NativeVariable, forward_replaced, runs_its_own
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
@@ -70,6 +71,27 @@ class DictModuleAdapter(Adapter):
             return ()
         return tuple(hook.name for hook in hooks.values() if isinstance(hook, self.NORM_HOOKS))
 
+    #: The class of the hook a weight norm registers, which names its leaf
+    #: ``name`` and the axis it keeps ``dim``, the layer keeping the magnitude and
+    #: direction as ``<name>_g`` and ``<name>_v``; and whether the magnitude keeps
+    #: the leaf's other axes with size one (torch's) or is a vector (paddle's).
+    WEIGHT_NORM_HOOK: Any = ()
+    WEIGHT_NORM_KEEPS_DIMS: bool = True
+
+    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
+        hooks: dict[Any, Any] | None = module.__dict__.get(self.SLOTS.pre_hooks)
+        if not hooks:
+            return ()
+        params = self._parts(module)[0]
+        out = []
+        for hook in hooks.values():
+            direction = params.get(f"{hook.name}_v") if isinstance(hook, self.WEIGHT_NORM_HOOK) else None
+            if direction is not None:
+                axis = native_axis(hook.dim, len(direction.shape))
+                keeps = self.WEIGHT_NORM_KEEPS_DIMS
+                out.append(WeightNorm(hook.name, axis, f"{hook.name}_g", f"{hook.name}_v", keeps))
+        return tuple(out)
+
     # Made from SLOTS when a subclass is defined.
     _kids: Callable[[Any], dict[str, Any]]
     _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any]]
@@ -110,7 +132,13 @@ class DictModuleAdapter(Adapter):
         return (kids, _values(kids), params, _values(params), buffers, _values(buffers), transient)
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        return registered_variables(*self._parts(module))
+        params, buffers, transient = self._parts(module)
+        found = registered_variables(params, buffers, transient)
+        if transient and buffers:  # paddle keeps a leaf its norm computes as a transient buffer
+            computed = self.computed(module)
+            if computed:
+                return [v for v in found if v[2] != "transient" or v[0] not in computed]
+        return found
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         params, buffers, _ = self._parts(module)

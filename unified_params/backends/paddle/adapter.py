@@ -139,6 +139,8 @@ class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
     SLOTS = internals.SLOTS
     NORM_HOOKS = internals.NORM_HOOKS
+    WEIGHT_NORM_HOOK = internals.WEIGHT_NORM_HOOK
+    WEIGHT_NORM_KEEPS_DIMS = False
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS

@@ -17,6 +17,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
+from ..._core.weight_norms import WeightNorm, native_axis
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
 from . import internals, sharded
@@ -165,6 +166,7 @@ class TorchAdapter(DictModuleAdapter):
     name = "torch"
     SLOTS = internals.SLOTS
     NORM_HOOKS = internals.NORM_HOOKS
+    WEIGHT_NORM_HOOK = internals.WEIGHT_NORM_HOOK
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS
@@ -201,6 +203,17 @@ class TorchAdapter(DictModuleAdapter):
         found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks
         if nn.utils.parametrize.is_parametrized(module):  # a ParametrizedLinear's weight, ...
             found += tuple(module.parametrizations.keys())
+        return found
+
+    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
+        found = super().weight_norms(module)  # the older weight_norm's hooks
+        if not nn.utils.parametrize.is_parametrized(module):
+            return found
+        for leaf, chain in module.parametrizations.items():
+            if len(chain) == 1 and isinstance(chain[0], internals.WEIGHT_NORM_PARAMETRIZATION):
+                axis = native_axis(chain[0].dim, chain.original1.dim())
+                at = f"parametrizations.{leaf}"
+                found += (WeightNorm(leaf, axis, f"{at}.original0", f"{at}.original1", kept_dims=True),)
         return found
 
     def shape(self, var: Any) -> tuple[int, ...]:

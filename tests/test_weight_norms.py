@@ -1,0 +1,189 @@
+"""Weight norms in their canonical form, on torch (both forms) and paddle.
+
+A weight norm computes a layer's weight on each call as ``g * v / ||v||``.
+Torch keeps ``g`` with the weight's other axes of size one (``(out, 1, 1)``),
+paddle as a vector (``(out,)``), and paddle keeps a Linear's ``v`` as its
+weight, ``(in, out)``. Before, paddle's were leaves of its own layout: a port
+or load from torch was refused even where the norms agree, paddle listed the
+weight it computes as a buffer that a write could not change, and a paddle
+``state_dict()`` given to a torch model loaded a square ``weight_v``
+transposed with nothing said. Now both are laid out as torch's, so they
+list, save, load and port alike; norms that keep other axes of the weight
+show other shapes, and are refused by name.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+
+X = np.random.default_rng(0).standard_normal((2, 3, 12)).astype("float32")
+#: Per torch dim of a Linear's weight norm, paddle's that keeps the same axis
+#: (paddle's Linear weight is (in, out)).
+PADDLE_LINEAR_DIM = {0: 1, 1: 0, None: None}
+
+
+@pytest.fixture(autouse=True)
+def _frameworks():
+    needs("torch")
+    needs("paddle")
+    warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
+
+
+def torch_net(form: str, dim: int | None = 0, conv_dim: int | None = 0):
+    """Conv1d(3, 5, 3), ReLU, Flatten, Linear(50, 4), both weight-normed in ``form``."""
+    import torch
+
+    norm = torch.nn.utils.weight_norm if form == "hook" else torch.nn.utils.parametrizations.weight_norm
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        norm(torch.nn.Conv1d(3, 5, 3), dim=conv_dim),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        norm(torch.nn.Linear(50, 4), dim=dim),
+    )
+
+
+def paddle_net(dim: int | None = 1, conv_dim: int | None = 0):
+    import paddle
+
+    norm = paddle.nn.utils.weight_norm
+    paddle.seed(0)
+    return paddle.nn.Sequential(
+        norm(paddle.nn.Conv1D(3, 5, 3), dim=conv_dim),
+        paddle.nn.ReLU(),
+        paddle.nn.Flatten(),
+        norm(paddle.nn.Linear(50, 4), dim=dim),
+    )
+
+
+def outputs(net) -> np.ndarray:
+    return np.asarray(up.wrap(net)(X))
+
+
+def seeded(net):
+    """Every canonical value set to its own seeded draw, away from the initial ones."""
+    for k, p in enumerate(up.wrap(net).params().values()):
+        p.set(np.random.default_rng(k).uniform(0.5, 1.5, p.shape).astype("float32"))
+    return net
+
+
+def native_values(net) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in up.state_dict(net, layout="native").items()}
+
+
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_paddle_lists_a_weight_norm_as_torch_does(dim):
+    """Before, paddle's g kept its own shape ((4,), (50,), ()) under own_layout,
+    and the weight it computes was listed as a buffer besides."""
+    mine = up.wrap(torch_net("hook", dim=dim)).params()
+    theirs = up.wrap(paddle_net(PADDLE_LINEAR_DIM[dim])).params()
+    assert {k: p.shape for k, p in theirs.items()} == {k: p.shape for k, p in mine.items()}
+    assert not any(p.own_layout for p in theirs.values())
+    assert "3.weight" not in theirs and "0.weight" not in theirs
+    assert theirs["3.weight_v"].native_shape == (50, 4) and theirs["3.weight_v"].shape == (4, 50)
+    assert theirs["0.weight_g"].native_shape == (5,) and theirs["0.weight_g"].shape == (5, 1, 1)
+
+
+def test_a_canonical_magnitude_is_written_in_paddles_own_shape():
+    net = paddle_net()
+    g = up.wrap(net)["3.weight_g"]
+    g.set(np.arange(4, dtype="float32").reshape(4, 1))
+    np.testing.assert_array_equal(net[3].weight_g.numpy(), [0, 1, 2, 3])
+    v = np.arange(200, dtype="float32").reshape(4, 50)
+    up.wrap(net)["3.weight_v"].set(v)
+    np.testing.assert_array_equal(net[3].weight_v.numpy(), v.T)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"),
+    [
+        ("hook", "paddle"),
+        ("parametrization", "paddle"),
+        ("paddle", "hook"),
+        ("paddle", "parametrization"),
+        ("hook", "parametrization"),
+        ("parametrization", "hook"),
+    ],
+)
+def test_a_port_between_weight_norms_gives_the_same_outputs(source, destination):
+    """Before: refused between frameworks (paddle's g and v of its own
+    layout), and between torch's two forms (a parametrization's variables were
+    a layer of their own, 'parametrizations.weight')."""
+    make = {"hook": lambda: torch_net("hook"), "parametrization": lambda: torch_net("parametrization")}
+    make["paddle"] = paddle_net
+    src, dst = seeded(make[source]()), make[destination]()
+    before = outputs(dst)
+    report = up.port(src, dst, check_input=X)
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-5
+    assert np.abs(outputs(dst) - before).max() > 0.1  # the values moved, and they matter
+    np.testing.assert_allclose(outputs(dst), outputs(src), rtol=1e-5, atol=1e-5)
+    assert [pair[:2] for pair in report.pairs] == [("0", "0"), ("3", "3")]
+
+
+def test_norms_over_other_axes_are_refused_by_their_shapes_before_a_write():
+    """Paddle's default dim=0 norms a Linear's inputs (its weight is (in, out));
+    torch's dim=0, its outputs."""
+    src, dst = seeded(torch_net("hook", dim=0)), paddle_net(dim=0)
+    before = native_values(dst)
+    with pytest.raises(up.PortError) as err:
+        up.port(src, dst)
+    said = str(err.value)
+    assert "weight_g is (4, 1) in the source, (1, 50) in the destination" in said
+    assert "Both compute 'weight' by a weight norm, over other axes" in said
+    assert "keeps axis 0, the destination's (1, 50) axis 1" in said
+    after = native_values(dst)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    report = up.port(src, paddle_net(dim=1), check_input=X)  # the same axis as torch's dim=0
+    assert report.max_abs_diff < 1e-5
+
+
+def test_a_torch_file_loads_into_paddles_twin_and_back(tmp_path):
+    """Before: the load was refused (own layout on one side only)."""
+    src = seeded(torch_net("hook", dim=None, conv_dim=2))
+    up.save(src, tmp_path / "t.safetensors")
+    dst = paddle_net(dim=None, conv_dim=2)
+    assert up.load(dst, tmp_path / "t.safetensors").ok
+    np.testing.assert_allclose(outputs(dst), outputs(src), rtol=1e-5, atol=1e-5)
+    back = torch_net("hook", dim=None, conv_dim=2)
+    assert up.load_state_dict(back, up.state_dict(dst)).ok
+    np.testing.assert_allclose(outputs(back), outputs(src), rtol=1e-5, atol=1e-5)
+
+
+def test_a_paddle_state_dict_given_to_torch_is_not_read_as_canonical():
+    """A square Linear's weight_v of paddle's own (in, out) fits torch's (out, in):
+    before, it loaded transposed with nothing said."""
+    import paddle
+    import torch
+
+    t = torch.nn.utils.weight_norm(torch.nn.Linear(4, 4), dim=None)
+    p = paddle.nn.utils.weight_norm(paddle.nn.Linear(4, 4), dim=None)
+    before = native_values(t)
+    with pytest.raises(
+        up.CheckpointError, match="'weight_v' \\(a paddle tensor: paddle keeps it \\(in, out\\)"
+    ):
+        up.load_state_dict(t, p.state_dict())
+    after = native_values(t)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_the_weight_a_norm_computes_is_named_where_a_path_asks_for_it():
+    for net, magnitude in ((paddle_net(), "'weight_g'"), (torch_net("parametrization"), "'parametrizations")):
+        with pytest.raises(up.PathError, match="It computes 'weight' on each call by a weight norm") as err:
+            up.wrap(net)["3.weight"]
+        assert f"from {magnitude}" in str(err.value)
+
+
+def test_a_spectral_norm_still_pairs_with_no_weight_norm():
+    import paddle
+    import torch
+
+    src = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3))
+    dst = paddle.nn.utils.weight_norm(paddle.nn.Linear(4, 3), dim=1)
+    with pytest.raises(up.PortError, match="only weight norms are converted between frameworks"):
+        up.port(src, dst)
