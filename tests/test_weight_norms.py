@@ -187,3 +187,49 @@ def test_a_spectral_norm_still_pairs_with_no_weight_norm():
     dst = paddle.nn.utils.weight_norm(paddle.nn.Linear(4, 3), dim=1)
     with pytest.raises(up.PortError, match="only weight norms are converted between frameworks"):
         up.port(src, dst)
+
+
+def test_a_vocoder_style_generator_ports_with_its_transposed_convolution():
+    """HiFi-GAN's shape: every convolution weight-normed (torch's newer form),
+    an upsampling ConvTranspose1d (weight (in, out, k), normed per input
+    channel by default on both sides), a dilated residual block. Before: refused."""
+    import paddle
+    import torch
+    from torch.nn.utils.parametrizations import weight_norm
+
+    tf, pf = torch.nn.functional, paddle.nn.functional
+
+    class TorchGenerator(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pre = weight_norm(torch.nn.Conv1d(8, 16, 7, padding=3))
+            self.up = weight_norm(torch.nn.ConvTranspose1d(16, 8, 4, stride=2, padding=1))
+            self.res = weight_norm(torch.nn.Conv1d(8, 8, 3, padding=3, dilation=3))
+            self.post = weight_norm(torch.nn.Conv1d(8, 1, 7, padding=3))
+
+        def forward(self, x):
+            x = self.up(tf.leaky_relu(self.pre(x), 0.1))
+            x = x + self.res(tf.leaky_relu(x, 0.1))
+            return torch.tanh(self.post(tf.leaky_relu(x, 0.1)))
+
+    class PaddleGenerator(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            norm = paddle.nn.utils.weight_norm
+            self.pre = norm(paddle.nn.Conv1D(8, 16, 7, padding=3))
+            self.up = norm(paddle.nn.Conv1DTranspose(16, 8, 4, stride=2, padding=1))
+            self.res = norm(paddle.nn.Conv1D(8, 8, 3, padding=3, dilation=3))
+            self.post = norm(paddle.nn.Conv1D(8, 1, 7, padding=3))
+
+        def forward(self, x):
+            x = self.up(pf.leaky_relu(self.pre(x), 0.1))
+            x = x + self.res(pf.leaky_relu(x, 0.1))
+            return paddle.tanh(self.post(pf.leaky_relu(x, 0.1)))
+
+    source, destination = TorchGenerator(), PaddleGenerator()
+    assert up.wrap(destination)["up.weight_g"].shape == (16, 1, 1)  # per input channel, as torch's
+    x = np.random.default_rng(1).standard_normal((2, 8, 20)).astype("float32")
+    report = up.port(source, destination, check_input=x)
+    assert report.max_abs_diff < 1e-5
+    assert [kind for *_, kind in report.pairs] == ["conv1d", "conv_transpose1d", "conv1d", "conv1d"]
+    assert "up.weight_g: paddle axes (0,) of (16,) as (16, 1, 1)" in " ".join(report.conversions)

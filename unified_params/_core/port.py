@@ -846,7 +846,9 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
                 if not layout.is_identity:
                     gates = " with gates reordered" if layout.gate_perm is not None else ""
                     mirrored = f", mirrored along {layout.flip}" if layout.flip else ""
-                    how.append(f"{side} axes {layout.perm}{gates}{mirrored}")
+                    native = tuple(slot.param.native_shape)
+                    shaped = f" of {native} as {slot.param.shape}" if layout.groups is not None else ""
+                    how.append(f"{side} axes {layout.perm}{shaped}{gates}{mirrored}")
             if how:
                 out.append(f"{sa.param.path} -> {sb.param.path}: " + "; ".join(how))
     return out
