@@ -80,10 +80,11 @@ def native_values(net) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("dim", [0, 1, None])
 def test_paddle_lists_a_weight_norm_as_torch_does(dim):
     """Before, paddle's g kept its own shape ((4,), (50,), ()) under own_layout,
-    and the weight it computes was listed as a buffer besides."""
+    after v (paddle registers v first), and the weight it computes was listed
+    as a buffer besides."""
     mine = up.wrap(torch_net("hook", dim=dim)).params()
     theirs = up.wrap(paddle_net(PADDLE_LINEAR_DIM[dim])).params()
-    assert {k: p.shape for k, p in theirs.items()} == {k: p.shape for k, p in mine.items()}
+    assert [(k, p.shape) for k, p in theirs.items()] == [(k, p.shape) for k, p in mine.items()]  # in order
     assert not any(p.own_layout for p in theirs.values())
     assert "3.weight" not in theirs and "0.weight" not in theirs
     assert theirs["3.weight_v"].native_shape == (50, 4) and theirs["3.weight_v"].shape == (4, 50)

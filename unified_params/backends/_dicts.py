@@ -137,7 +137,9 @@ class DictModuleAdapter(Adapter):
         if transient and buffers:  # paddle keeps a leaf its norm computes as a transient buffer
             computed = self.computed(module)
             if computed:
-                return [v for v in found if v[2] != "transient" or v[0] not in computed]
+                return _magnitude_first(
+                    [v for v in found if v[2] != "transient" or v[0] not in computed], computed
+                )
         return found
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
@@ -473,6 +475,23 @@ def last_axis_first(flat: Iterable[int]) -> tuple[tuple[int, int], ...]:
     """
     amounts = list(flat)
     return tuple((amounts[i], amounts[i + 1]) for i in range(len(amounts) - 2, -1, -2))
+
+
+def _magnitude_first(found: list[NativeVariable], computed: tuple[str, ...]) -> list[NativeVariable]:
+    """A weight norm's ``<leaf>_g`` before its ``<leaf>_v``, in the place of the
+    first, as torch registers them (paddle registers ``v`` first).
+
+    Examples:
+        >>> [n for n, *_ in _magnitude_first([("bias", 0, "param"), ("weight_v", 1, "param"),
+        ...                                   ("weight_g", 2, "param")], ("weight",))]
+        ['bias', 'weight_g', 'weight_v']
+    """
+    at = {name: k for k, (name, *_) in enumerate(found)}
+    for leaf in computed:
+        g, v = at.get(f"{leaf}_g"), at.get(f"{leaf}_v")
+        if g is not None and v is not None and v < g:
+            found[g], found[v] = found[v], found[g]
+    return found
 
 
 def registered_variables(
