@@ -153,3 +153,38 @@ def test_a_keras_layer_built_channels_first_without_a_graph_flattens_as_torch_do
     last.build((None, 8, 8, 3))
     with pytest.raises(up.PortError, match="holds the map channels last"):
         up.port(source, last)
+
+
+@pytest.mark.parametrize("built", ["NHWC norm after an NCHW conv", "NCHW norm after an NHWC conv"])
+def test_a_norm_built_in_the_other_layout_than_its_convolution_is_a_difference(built):
+    """paddle's ``BatchNorm2D(data_format="NHWC")`` after an ``NCHW`` convolution
+    normalises the map's last axis (W), not its channels; with as many channels
+    as columns it runs. Before, a port from torch's twin said nothing while the
+    outputs differed (by 9.96 here); now it warns, and a check input refuses it."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+    import torch
+
+    conv_format, norm_format = ("NCHW", "NHWC") if built.startswith("NHWC") else ("NHWC", "NCHW")
+    source = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():
+        source[1].running_mean.uniform_(-1, 1)
+        source[1].weight.uniform_(0.5, 1.5)
+    destination = paddle.nn.Sequential(
+        paddle.nn.Conv2D(3, 4, 3, data_format=conv_format), paddle.nn.BatchNorm2D(4, data_format=norm_format)
+    )
+    destination.eval()
+    axis = "the last axis of a channels-first map" if built.startswith("NHWC") else "axis 1 of a channels-last map"
+    with pytest.warns(UserWarning, match="will not compute what the source does") as caught:
+        report = up.port(source, destination)
+    line = f"1 -> 1: normalised_axis the map's channels (torch) vs {axis} (paddle)"
+    assert report.differences == [line] and line in str(caught[0].message)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    with pytest.raises(up.PortError, match="normalised_axis"):
+        up.port(source, destination, check_input=x)
+    twin = paddle.nn.Sequential(
+        paddle.nn.Conv2D(3, 4, 3, data_format=conv_format), paddle.nn.BatchNorm2D(4, data_format=conv_format)
+    )
+    twin.eval()
+    assert up.port(source, twin, check_input=x).differences == []  # built alike: the channels

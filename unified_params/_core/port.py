@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, code_names, geometry, upsampling, weight_norms
+from . import absent, channel_axes, code_names, geometry, upsampling, weight_norms
 from .errors import CheckpointError, PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
+from .layouts import CHANNEL_NORMS
 from .outputs import blind_spot, rounding_hint, zeros_like_input
 from .pairing import LayerMapping, Rule, pair, parts
 from .parallel import run_all
@@ -353,6 +354,7 @@ def port(
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
+    settings_differ += _norm_axis_differences(src, dst, pairs)
     settings_differ += _weightless_differences(src, dst, None if blind is None else report.notes)
     report.differences = [line for _, line in settings_differ]
     if unknown:
@@ -371,7 +373,7 @@ def port(
         if align is not None:
             settings = _align(src, dst, pairs, report)
             settings_differ = [d for a, b in pairs for d in _hyper_differences(src, dst, a, b)]
-            settings_differ += _weightless_differences(src, dst)
+            settings_differ += _norm_axis_differences(src, dst, pairs) + _weightless_differences(src, dst)
             report.differences = [line for _, line in settings_differ]
         try:
             report.load = load(
@@ -522,7 +524,7 @@ def _np(dtype: str) -> Any:
 CHANGES_OUTPUTS = (
     "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
     "stride", "dilation", "padding", "padding_mode", "output_activation", "pooling", "ceil_mode",
-    "count_include_pad", "upsampling", "scale_factor",
+    "count_include_pad", "upsampling", "scale_factor", "normalised_axis",
 )  # fmt: skip
 
 
@@ -558,6 +560,22 @@ def _hyper_differences(
     elif (oa is None or ob is None) and blind is not None:
         blind.append((a, b, " and ".join(m.backend for m, o in ((src, oa), (dst, ob)) if o is None)))
     return _lines(src, dst, a.name, b.name, found)
+
+
+def _norm_axis_differences(
+    src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]
+) -> list[tuple[str, str]]:
+    """Paired channel normalisations that normalise other axes of their maps
+    (`channel_axes`): one built in the other layout than the convolution before it."""
+    norms = [(a, b) for a, b in pairs if a.kind in CHANNEL_NORMS]
+    if not norms:
+        return []
+    found = (channel_axes.off_channels(src), channel_axes.off_channels(dst))
+    return [
+        line
+        for a, b in norms
+        for line in _lines(src, dst, a.name, b.name, channel_axes.differences(found, a.path, b.path))
+    ]
 
 
 def _padded(layers: tuple[tuple[Module, str], ...]) -> list[tuple[str, str]]:
