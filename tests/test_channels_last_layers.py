@@ -175,7 +175,11 @@ def test_a_norm_built_in_the_other_layout_than_its_convolution_is_a_difference(b
         paddle.nn.Conv2D(3, 4, 3, data_format=conv_format), paddle.nn.BatchNorm2D(4, data_format=norm_format)
     )
     destination.eval()
-    axis = "the last axis of a channels-first map" if built.startswith("NHWC") else "axis 1 of a channels-last map"
+    axis = (
+        "the last axis of a channels-first map"
+        if built.startswith("NHWC")
+        else "axis 1 of a channels-last map"
+    )
     with pytest.warns(UserWarning, match="will not compute what the source does") as caught:
         report = up.port(source, destination)
     line = f"1 -> 1: normalised_axis the map's channels (torch) vs {axis} (paddle)"

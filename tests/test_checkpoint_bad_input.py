@@ -375,6 +375,59 @@ def test_a_keras_batch_norm_over_another_axis_than_the_channels_is_a_kind_of_its
     assert up.port(torch_net, keras_net(-1), check_input=x, align="hyperparameters").max_abs_diff <= 1e-5
 
 
+def test_a_subclassed_keras_batch_norm_is_read_by_the_convolution_before_it():
+    """A subclassed model records no graph. Before, its ``BatchNormalization``
+    was read in Keras' ``image_data_format()``: after a channels-first
+    convolution, axis 1 (the channels) made it a kind of its own, and a port
+    from torch's twin was refused. Now either axis may be the channels, and a
+    port compares the norm's with the convolution's before it: axis 1 after a
+    channels-last convolution (one mean per row) is a difference, which warns,
+    and which a check input refuses."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    class Net(keras.Model):
+        def __init__(self, data_format, axis):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, data_format=data_format)
+            self.norm = keras.layers.BatchNormalization(axis=axis)
+
+        def build(self, shape):  # built, not run: TensorFlow runs no channels-first convolution on a CPU
+            self.conv.build(shape)
+            self.norm.build(self.conv.compute_output_shape(shape))
+
+        def call(self, x):
+            return self.norm(self.conv(x))
+
+    def net(data_format, axis):
+        built = Net(data_format, axis)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Keras on a build() of one's own
+            built.build((1, 3, 6, 6) if data_format == "channels_first" else (1, 6, 6, 3))
+        return built
+
+    torch_net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():  # statistics that tell one axis from another
+        torch_net[1].running_mean.uniform_(-1, 1)
+        torch_net[1].weight.uniform_(0.5, 1.5)
+    first = net("channels_first", 1)
+    assert up.wrap(first)["norm"].kind == "batchnorm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no difference to warn of
+        report = up.port(torch_net, first, align="hyperparameters")
+    assert report.differences == [] and report.pairs[1] == ("1", "norm", "batchnorm")
+    rows = net("channels_last", 1)
+    with pytest.warns(
+        UserWarning, match="normalised_axis the map's channels \\(torch\\) vs axis 1 of a channels-last"
+    ):
+        up.port(torch_net, rows, align="hyperparameters")
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype("float32")
+    with pytest.raises(up.PortError, match="normalised_axis"):
+        up.port(torch_net, rows, check_input=x, align="hyperparameters")
+
+
 def test_file_shrunk_after_its_header_was_read_is_refused(backend, tmp_path, monkeypatch):
     """A file cut short between reading its header and its data: a clear error, the model unchanged."""
     from unified_params._core import safetensors_io as st

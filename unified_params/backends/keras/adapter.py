@@ -436,6 +436,8 @@ class KerasAdapter(Adapter):
         set_epsilon_momentum(module, values)
 
     def input_layout(self, layer: Any) -> str | None:
+        if isinstance(layer, (L.BatchNormalization, L.GroupNormalization)):
+            return kinds.norm_layout(layer)  # its axis says where it takes the channels
         return "channels_first" if getattr(layer, "data_format", None) == "channels_first" else None
 
     def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:

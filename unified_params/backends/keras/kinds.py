@@ -43,13 +43,29 @@ BATCHNORM_OVER_ANOTHER_AXIS = "batchnorm_over_another_axis"
 def _over_channels(layer: Any) -> bool:
     """Whether a BatchNormalization of an image or a volume (an input of four
     axes or more) normalises over the map's channels: the last axis of a
-    channels-last map, axis 1 of a channels-first one (the graph says which;
-    Keras' default without one). Of fewer axes, as it always was."""
+    channels-last map, axis 1 of a channels-first one, as the graph says; a
+    subclassed model records none, and there either may be the channels (a
+    port compares the norm's layout with the convolution's before it:
+    `unified_params._core.channel_axes`). Of fewer axes, as it always was."""
     shape = internals.built_input_shape(layer)
     if shape is None or len(shape) < 4:
         return True
-    channels = 1 if graph.map_format(layer) == "channels_first" else len(shape) - 1
-    return int(layer.axis) % len(shape) == channels
+    axis = int(layer.axis) % len(shape)
+    found = graph.map_format(layer, None)
+    if found is None:
+        return axis in (1, len(shape) - 1)
+    return axis == (1 if found == "channels_first" else len(shape) - 1)
+
+
+def norm_layout(layer: Any) -> str | None:
+    """``"channels_first"`` for a BatchNormalization or GroupNormalization of
+    an image or a volume that takes axis 1 as the channels; else ``None``
+    (the last axis, Keras' default)."""
+    shape = internals.built_input_shape(layer)
+    axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
+    if shape is None or len(shape) < 4 or not isinstance(axis, int):
+        return None
+    return "channels_first" if axis % len(shape) == 1 else None
 
 
 def _over_a_map(layer: Any) -> bool:
@@ -91,8 +107,7 @@ NOTES = {
     BATCHNORM_OVER_ANOTHER_AXIS: (
         "a Keras BatchNormalization over another axis than a map's channels keeps one mean per row or "
         "column, which no torch or paddle BatchNorm does; the graph of a functional model says where "
-        "the channels are, and a subclassed one, which records none, is read in Keras' "
-        "image_data_format()"
+        "the channels are"
     ),
 }
 
