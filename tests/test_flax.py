@@ -260,3 +260,31 @@ def test_an_nnx_param_is_refused_for_a_square_linear_and_a_bare_jax_array_is_not
         up.load_state_dict(t, {"weight": kernel, "bias": jnp.zeros(4)})
     up.load_state_dict(t, {"weight": jnp.asarray(kernel.value), "bias": jnp.zeros(4)})
     np.testing.assert_array_equal(t.weight.detach().numpy(), np.asarray(kernel.value))
+
+
+def test_a_weight_norm_whose_scales_no_variable_holds_is_refused():
+    """``nnx.WeightNorm`` normalises its layer's kernel on each call and scales
+    it by plain arrays. Before, a port from a torch Linear wrote the kernel as
+    the weight, and the outputs differed (by 0.49 here) with nothing said; a
+    listing left the scales out."""
+    needs("torch")
+    import torch
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.lin = nnx.WeightNorm(nnx.Linear(8, 4, rngs=rngs), rngs=rngs)
+
+        def __call__(self, x):
+            return self.lin(x)
+
+    net = Net(nnx.Rngs(0))
+    kernel = np.array(net.lin.layer_instance.kernel[...])
+    for call in (
+        lambda: up.wrap(net).params(),
+        lambda: up.port(torch.nn.Sequential(torch.nn.Linear(8, 4)), net),
+    ):
+        with pytest.raises(up.UnsupportedError, match="An nnx.WeightNorm wraps a Linear") as err:
+            call()
+        assert "scales it by arrays it keeps in a plain dict" in str(err.value)
+    np.testing.assert_array_equal(np.array(net.lin.layer_instance.kernel[...]), kernel)

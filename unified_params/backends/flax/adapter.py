@@ -147,6 +147,20 @@ def _sequential(module: Any) -> tuple[Sized, ...]:
     return (state, state.values(), layers, layers.values())
 
 
+def _weight_norm_refused(module: Any) -> UnsupportedError:
+    """Why a model holding an ``nnx.WeightNorm`` is not read."""
+    inner = type(module.layer_instance).__name__
+    return UnsupportedError(
+        f"An nnx.WeightNorm wraps a {inner}: on each call it normalises the {inner}'s kernel and scales "
+        "it by arrays it keeps in a plain dict (scales), which no nnx.Variable holds. This library "
+        "can neither read nor write those scales, and would take the kernel for the weight the layer "
+        "computes: a listing, save or port would be silently incomplete or wrong. Expected a model "
+        "without nnx.WeightNorm: set the layer's kernel to scale * kernel / norm(kernel) (the norm "
+        "over every axis but the scale's) and use the layer itself. "
+        + received(type="WeightNorm", layer=inner)
+    )
+
+
 def _cell(module: Any) -> Any | None:
     """The cell of an ``nnx.RNN`` whose layout is declared (a SimpleCell, an
     OptimizedLSTMCell) and that runs as torch's one-directional layer does,
@@ -276,6 +290,8 @@ class FlaxAdapter(Adapter):
     def variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, nnx.Module):
             return []
+        if isinstance(module, nnx.WeightNorm):
+            raise _weight_norm_refused(module)
         cell = _cell(module)
         if cell is not None:
             return [(name, self._slot(module, name)[1], "param") for name in tables.CELLS[type(cell)].slots]
