@@ -39,19 +39,22 @@ def test_torch_internals():
             (type(next(iter(hooks.values()))), "weight")
         ], f"nn.Module._forward_pre_hooks: {norm.__name__}'s hook, naming its leaf"
     hooked = nn.utils.weight_norm(nn.Conv1d(2, 3, 4), dim=2)
-    hook = next(
-        h for h in getattr(hooked, slots.pre_hooks).values() if isinstance(h, internals.WEIGHT_NORM_HOOK)
-    )
+    hooks = internals.LEAF_NORM_HOOKS
+    hook = next(h for h in getattr(hooked, slots.pre_hooks).values() if isinstance(h, hooks["weight"]))
     assert (hook.dim, tuple(hooked.weight_g.shape)) == (2, (1, 1, 4)), "WeightNorm.dim; g keeps size-1 axes"
     whole = next(iter(getattr(nn.utils.weight_norm(nn.Linear(2, 2), dim=None), slots.pre_hooks).values()))
     assert whole.dim == -1, "WeightNorm.dim: None kept as -1, the whole weight"
-    chain = nn.utils.parametrizations.weight_norm(nn.Linear(2, 3), dim=1).parametrizations.weight
-    assert isinstance(chain[0], internals.WEIGHT_NORM_PARAMETRIZATION) and chain[0].dim == 1, (
-        "nn.utils.parametrizations._WeightNorm.dim"
-    )
-    assert (tuple(chain.original0.shape), tuple(chain.original1.shape)) == ((1, 2), (3, 2)), (
-        "original0: g, 1: v"
-    )
+    spectral = nn.utils.spectral_norm(nn.ConvTranspose1d(2, 3, 4))
+    hook = next(iter(getattr(spectral, slots.pre_hooks).values()))
+    assert isinstance(hook, hooks["spectral"]) and hook.dim == 1, "SpectralNorm.dim (1 for a transposed conv)"
+    for make, (cls, parts) in internals.LEAF_NORM_PARAMETRIZATIONS.items():
+        norm = getattr(nn.utils.parametrizations, f"{make}_norm")
+        chain = norm(nn.Linear(2, 3), dim=1).parametrizations.weight
+        assert isinstance(chain[0], cls) and chain[0].dim == 1, (
+            f"nn.utils.parametrizations: {make}_norm's dim"
+        )
+        names = dict(chain.named_parameters()) | dict(chain.named_buffers())
+        assert set(parts.values()) <= set(names), f"{make}_norm keeps {sorted(parts.values())}"
     compiled = torch.compile(seq)
     assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
     assert internals.compiled_original(seq) is None
@@ -87,9 +90,14 @@ def test_paddle_internals():
     for dim, kept in ((1, 1), (-2, 0), (None, -1), (-1, -1)):
         hooked = nn.utils.weight_norm(nn.Linear(2, 3), dim=dim)
         hook = next(iter(getattr(hooked, slots.pre_hooks).values()))
-        assert isinstance(hook, internals.WEIGHT_NORM_HOOK) and hook.dim == kept, "WeightNorm.dim, made >= -1"
+        assert isinstance(hook, internals.LEAF_NORM_HOOKS["weight"]) and hook.dim == kept, (
+            "WeightNorm.dim >= -1"
+        )
         assert hooked.weight_g.shape == ([] if kept == -1 else [[2, 3][kept]]), "g: a vector along dim"
     assert "weight" in getattr(hooked, slots.transient), "the weight it computes: a transient buffer"
+    spectral = nn.utils.spectral_norm(nn.Linear(2, 3))
+    hook = next(iter(getattr(spectral, slots.pre_hooks).values()))
+    assert isinstance(hook, internals.LEAF_NORM_HOOKS["spectral"]) and hook.dim == 1, "SpectralNorm.dim"
     assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
     assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"

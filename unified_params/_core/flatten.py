@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from . import weight_norms
+from . import leaf_norms
 from .errors import PortError, received
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 from .paths import relative
@@ -267,7 +267,7 @@ def layer_weight(layer: Module) -> Param | None:
     """A layer's canonical weight, or the direction of the weight norm that
     computes it (laid out as the weight): what a rule reads the weight's
     shape from."""
-    return weight_norms.weight_of(layer.params(), layer.adapter.weight_norms(layer.native))
+    return leaf_norms.weight_of(layer.params(), layer.adapter.leaf_norms(layer.native))
 
 
 Reorder = Callable[[np.ndarray], np.ndarray]

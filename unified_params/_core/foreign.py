@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from . import layouts, weight_norms
+from . import layouts, leaf_norms
 from .errors import ShapeError
 
 #: What a safetensors file's metadata names as its writer (``format``) where
@@ -136,7 +136,7 @@ def _other(
     words, where its layout differs yet reads ``shape`` as ``expected``."""
     from ..backends import registry
 
-    name = weight_norms.laid_out_as(layouts.base_name(leaf))
+    name = leaf_norms.laid_out_as(layouts.base_name(leaf))
     for native in (registry.declared_leaves(backend).get(kind) or {}).values():
         axes = native.axes_for(len(shape)) if layouts.base_name(native.canonical) == name else None
         if axes is None:

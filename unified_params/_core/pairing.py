@@ -210,7 +210,7 @@ def _fits(x: Layer, y: Layer) -> bool:
     """Whether two layers pair: the same kind and leaves (in any order: they are
     copied by name), or leaves one side may lack."""
     same = x.kind == y.kind and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
-    return same or reconcilable(x, y)
+    return (same and x.norms == y.norms) or reconcilable(x, y)
 
 
 def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
@@ -273,24 +273,44 @@ def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
     return ""
 
 
+#: What two norms over other axes should do instead.
+_SAME_AXIS = (
+    " Expected norms that keep the same axis of the canonical (torch) weight: set the norm's dim to "
+    "that axis as the framework lays the weight out (a Linear's outputs are axis 0 of torch's (out, in) "
+    "weight, axis 1 of an (in, out) one)."
+)
+
+
 def _norms_hint(x: Layer, y: Layer) -> str:
     """Why two layers that both compute a leaf do not pair."""
+    axes = [(a, b) for a, b in zip(x.norms, y.norms, strict=False) if a[:2] == b[:2] and a != b]
+    if axes and not any(n.endswith("_g") for n, _ in x.leaves):
+        (make, leaf, ours), (_, _, other) = axes[0]
+        return (
+            f" Both compute {leaf!r} by a {make} norm, over other axes: the source's keeps axis {ours} of "
+            f"the canonical (torch) weight, the destination's axis {other}.{_SAME_AXIS}"
+        )
     mine, theirs = dict(x.leaves), dict(y.leaves)
     held = [n for n in mine if n.endswith("_g") and n in theirs and mine[n] != theirs[n]]
     if held:
         name = held[0]
-        axes = [_kept_axis(shape) for shape in (mine[name], theirs[name])]
+        kept = [_kept_axis(shape) for shape in (mine[name], theirs[name])]
         return (
             f" Both compute {name[:-2]!r} by a weight norm, over other axes: the source's {name} "
-            f"{mine[name]} keeps {axes[0]}, the destination's {theirs[name]} {axes[1]}. Expected norms "
-            "that keep the same axis of the canonical (torch) weight: set the norm's dim to that axis "
-            "as the framework lays the weight out (a Linear's outputs are axis 0 of torch's (out, in) "
-            "weight, axis 1 of an (in, out) one)."
+            f"{mine[name]} keeps {kept[0]}, the destination's {theirs[name]} {kept[1]}.{_SAME_AXIS}"
+        )
+    if x.norms and x.norms == y.norms and all(make == "spectral" for make, _, _ in x.norms):
+        return (
+            f" Both compute {x.norms[0][1]!r} by a spectral norm, whose variables keep each framework's "
+            "own layout (Param.own_layout): its vectors tell no axis in a square layer, so they move only "
+            "between models of one framework. Remove the norm first, which folds it into the weight, "
+            "port, then apply the norm again to the destination."
         )
     return (
         f" Both compute {' and '.join(map(repr, x.computed))} from other variables on each call; "
-        "only weight norms are converted between frameworks (a spectral norm or another "
-        "parametrization is not): remove it first, which folds it into the weight, then port."
+        "a weight norm pairs only with a weight norm, a spectral norm with a spectral norm, each "
+        "keeping the same axis (another parametrization pairs with none): remove it first, which "
+        "folds it into the weight, then port."
     )
 
 
@@ -386,6 +406,17 @@ def _difference(x: Layer, y: Layer) -> str:
         for n in mine
         if n in theirs and mine[n] != theirs[n]
     ]
+    if not out and x.norms != y.norms:
+        out.append(f"norms {_said_norms(x)} in the source, {_said_norms(y)} in the destination")
     if not out and list(mine) != list(theirs):
         out.append(f"leaves in another order ({list(mine)} vs {list(theirs)})")
     return "; ".join(out)
+
+
+def _said_norms(x: Layer) -> str:
+    """A layer's norms in words: ``"a spectral norm of 'weight' keeping axis 0"``."""
+    said = [
+        f"a {make} norm of {leaf!r} " + ("over all of it" if axis is None else f"keeping axis {axis}")
+        for make, leaf, axis in x.norms
+    ]
+    return " and ".join(said) or "none"

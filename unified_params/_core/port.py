@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, channel_axes, code_names, geometry, upsampling, weight_norms
+from . import absent, channel_axes, code_names, geometry, leaf_norms, upsampling
 from .errors import CheckpointError, PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -33,7 +33,7 @@ from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, merge_note, slots
-from .tree import unique_modules, walk
+from .tree import norm_keys, unique_modules, walk
 from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
 
@@ -58,6 +58,9 @@ class Layer:
     alias: str = ""
     #: The leaves it computes from other variables on each call (`Adapter.computed`).
     computed: tuple[str, ...] = ()
+    #: Its weight norms and spectral norms: make, leaf and canonical axis each
+    #: (`leaf_norms.key`), which a paired layer's must match.
+    norms: tuple[tuple[str, str, int | None], ...] = ()
 
     @property
     def real(self) -> dict[str, str]:
@@ -229,11 +232,12 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> Non
         assert isinstance(module, Module)  # a slot's layer path names a layer
         alias = _alias(model, slot.layer) if aliases else ""
         computed = model.adapter.computed(module.native)
+        norms = norm_keys(model.adapter, module.native, module.kind)
         layer = out[slot.layer] = Layer(
-            slot.layer, module.kind, module.type_name, [], [], alias=alias, computed=computed
+            slot.layer, module.kind, module.type_name, [], [], alias=alias, computed=computed, norms=norms
         )
-        # A weight norm's variables pair by torch's older names, wherever the layer keeps them.
-        names = weight_norms.port_names(model.adapter.weight_norms(module.native))
+        # A norm's variables pair by torch's older names, wherever the layer keeps them.
+        names = leaf_norms.port_names(model.adapter.leaf_norms(module.native))
         if any(k != v for k, v in names.items()):
             layer.renamed = names
     prefix = len(slot.layer) + 1 if slot.layer else 0

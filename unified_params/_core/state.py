@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import foreign, layouts, recycling, values, weight_norms
+from . import foreign, layouts, leaf_norms, recycling, values
 from .errors import CheckpointError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
@@ -406,12 +406,12 @@ def aliases_inside(param: Param, model: Module) -> list[str]:
 
 
 def _norms_apart(model: Module, modules: list[Module]) -> dict[str, str]:
-    """The modules that keep a layer's weight norm apart from it (torch's
+    """The modules that keep a layer's norm apart from it (torch's
     ``parametrizations.weight``), each with the layer's path: its variables
     are the layer's for matching."""
     out = {}
     for m in modules:
-        for held in weight_norms.holders(model.adapter.weight_norms(m.native)):
+        for held in leaf_norms.holders(model.adapter.leaf_norms(m.native)):
             out[inside(join(m.path, held), model)] = inside(m.path, model)
     return out
 

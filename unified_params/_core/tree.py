@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from . import layouts, weight_norms
+from . import layouts, leaf_norms
 from .errors import NotBuiltError
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     """What every entry of this layer class's slot holds (for the slot's role)."""
     kind = adapter.kind(module)
     declared, buffers = adapter.leaves(module, kind), layouts.BUFFERS.get(kind)
-    leaf = _weight_norm_leaf(adapter, module, kind, declared, native_name)
+    leaf = _norm_leaf(adapter, module, kind, declared, native_name)
     if leaf is None and declared is not None:
         leaf = declared.get(native_name)
     name = native_name if leaf is None else leaf.canonical
@@ -229,19 +229,38 @@ def _slot(adapter: Adapter, module: Any, native_name: str, role: str) -> Slot:
     )
 
 
-def _weight_norm_leaf(
+def _norm_leaf(
     adapter: Adapter, module: Any, kind: str, declared: Mapping[str, layouts.Leaf] | None, native_name: str
 ) -> layouts.Leaf | None:
-    """What a weight norm of this layer lays out as its magnitude or direction
-    under ``native_name``, if one does (`weight_norms.leaves`)."""
-    for norm in adapter.weight_norms(module):
-        if native_name not in (norm.magnitude, norm.direction):
+    """How a norm of this layer lays out its variable ``native_name``, if it
+    keeps one so (`leaf_norms.leaves`)."""
+    for norm in adapter.leaf_norms(module):
+        if native_name not in dict(norm.parts).values():
             continue
-        direction = next(var for name, var, _ in adapter.variables(module) if name == norm.direction)
         weight = None if declared is None else declared.get(norm.leaf)
-        found = weight_norms.leaves(norm, kind, weight, len(adapter.shape(direction)))
+        found = leaf_norms.leaves(norm, kind, weight, leaf_rank(adapter, module, norm))
         return found.get(native_name)
     return None
+
+
+def norm_keys(adapter: Adapter, module: Any, kind: str) -> tuple[tuple[str, str, int | None], ...]:
+    """What a layer's norms are, as two paired layers must share them (`leaf_norms.key`)."""
+    norms = adapter.leaf_norms(module)
+    if not norms:
+        return ()
+    declared = adapter.leaves(module, kind) or {}
+    return tuple(
+        leaf_norms.key(norm, kind, declared.get(norm.leaf), leaf_rank(adapter, module, norm))
+        for norm in norms
+    )
+
+
+def leaf_rank(adapter: Adapter, module: Any, norm: leaf_norms.LeafNorm) -> int:
+    """The rank of the leaf ``norm`` computes: its variable laid out as the leaf's."""
+    holder, _, held = norm.path("v" if norm.make == "weight" else "orig").rpartition(".")
+    for key in holder.split(".") if holder else ():  # torch's parametrizations keep it apart
+        module = adapter.child(module, key)
+    return next(len(adapter.shape(var)) for name, var, _ in adapter.variables(module) if name == held)
 
 
 #: Per layer class (or class and kind), per native variable name: its `Slot`.

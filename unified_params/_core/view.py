@@ -451,10 +451,10 @@ class Module:
         hint = ", ".join(repr(p) for p in near) if near else "none"
         where = f"{self.type_name} at path {self._path!r}" if self._path else self.type_name
         at = f"at {node_path!r}" if node_path else "at the root"
-        norm = next((n for n in self._adapter.weight_norms(node) if n.leaf == key), None)
+        norm = next((n for n in self._adapter.leaf_norms(node) if n.leaf == key), None)
         computed = (
-            f" It computes {key!r} on each call by a weight norm, from {norm.magnitude!r} (magnitude) and "
-            f"{norm.direction!r} (direction), which are its parameters."
+            f" It computes {key!r} on each call by a {norm.make} norm, from "
+            f"{', '.join(repr(path) for _, path in norm.parts)}, which it keeps instead."
             if norm is not None
             else ""
         )

@@ -22,10 +22,10 @@ from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import Leaf
+from .._core.leaf_norms import LeafNorm
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
 from .._core.upsampling import Upsampling
-from .._core.weight_norms import WeightNorm
 from .registry import Capabilities
 
 #: One native variable of a module: its native name, the variable, and its role
@@ -405,18 +405,18 @@ class Adapter(abc.ABC):
         """
         return ()
 
-    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
-        """The weight norms a layer computes a leaf by, each with the axis it
-        keeps and where the layer keeps its magnitude and direction: the core
-        lays those out canonically (`unified_params._core.weight_norms`).
+    def leaf_norms(self, module: Any) -> tuple[LeafNorm, ...]:
+        """The weight norms and spectral norms a layer computes a leaf by, each
+        with the axis it keeps and where the layer keeps its variables: the
+        core lays those out canonically (`unified_params._core.leaf_norms`).
         Default: none.
 
         Examples:
             >>> from unified_params.backends import adapter_for
             >>> import torch
             >>> normed = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 2))
-            >>> [(n.leaf, n.axis, n.magnitude) for n in adapter_for(normed).weight_norms(normed)]
-            [('weight', 0, 'parametrizations.weight.original0')]
+            >>> [(n.make, n.leaf, n.axis, n.path("g")) for n in adapter_for(normed).leaf_norms(normed)]
+            [('weight', 'weight', 0, 'parametrizations.weight.original0')]
         """
         return ()
 

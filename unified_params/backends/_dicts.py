@@ -22,8 +22,8 @@ from .._core import activations, sequence
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
+from .._core.leaf_norms import LeafNorm, native_axis, of_hook
 from .._core.upsampling import Upsampling
-from .._core.weight_norms import WeightNorm, native_axis
 from ._base import Adapter, KindTable, NativeVariable, forward_replaced, runs_its_own
 
 #: A dict's values, read from its own storage (also for an OrderedDict, whose
@@ -71,25 +71,26 @@ class DictModuleAdapter(Adapter):
             return ()
         return tuple(hook.name for hook in hooks.values() if isinstance(hook, self.NORM_HOOKS))
 
-    #: The class of the hook a weight norm registers, which names its leaf
-    #: ``name`` and the axis it keeps ``dim``, the layer keeping the magnitude and
-    #: direction as ``<name>_g`` and ``<name>_v``; and whether the magnitude keeps
-    #: the leaf's other axes with size one (torch's) or is a vector (paddle's).
-    WEIGHT_NORM_HOOK: Any = ()
+    #: The classes of the hooks a weight norm and a spectral norm register, by
+    #: the norm's make, each naming its leaf ``name`` and the axis it keeps ``dim``,
+    #: the layer keeping the variables as ``<name>_<role>`` (`leaf_norms.ROLES`);
+    #: and whether a weight norm's magnitude keeps the leaf's other axes with
+    #: size one (torch's) or is a vector (paddle's).
+    LEAF_NORM_HOOKS: Mapping[str, Any] = {}
     WEIGHT_NORM_KEEPS_DIMS: bool = True
 
-    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
+    def leaf_norms(self, module: Any) -> tuple[LeafNorm, ...]:
         hooks: dict[Any, Any] | None = module.__dict__.get(self.SLOTS.pre_hooks)
         if not hooks:
             return ()
         params = self._parts(module)[0]
         out = []
         for hook in hooks.values():
-            direction = params.get(f"{hook.name}_v") if isinstance(hook, self.WEIGHT_NORM_HOOK) else None
-            if direction is not None:
-                axis = native_axis(hook.dim, len(direction.shape))
-                keeps = self.WEIGHT_NORM_KEEPS_DIMS
-                out.append(WeightNorm(hook.name, axis, f"{hook.name}_g", f"{hook.name}_v", keeps))
+            for make, cls in self.LEAF_NORM_HOOKS.items():
+                held = params.get(f"{hook.name}_{'v' if make == 'weight' else 'orig'}")
+                if isinstance(hook, cls) and held is not None:
+                    axis = native_axis(hook.dim, len(held.shape), whole=make == "weight")
+                    out.append(of_hook(make, hook.name, axis, self.WEIGHT_NORM_KEEPS_DIMS))
         return tuple(out)
 
     # Made from SLOTS when a subclass is defined.

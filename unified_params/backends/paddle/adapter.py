@@ -139,7 +139,7 @@ class PaddleAdapter(DictModuleAdapter):
     name = "paddle"
     SLOTS = internals.SLOTS
     NORM_HOOKS = internals.NORM_HOOKS
-    WEIGHT_NORM_HOOK = internals.WEIGHT_NORM_HOOK
+    LEAF_NORM_HOOKS = internals.LEAF_NORM_HOOKS
     WEIGHT_NORM_KEEPS_DIMS = False
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND

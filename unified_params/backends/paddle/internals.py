@@ -25,9 +25,10 @@ SLOTS = Slots(
 #: paddle 3.3.1: the pre-hooks ``nn.utils.weight_norm`` and ``nn.utils.spectral_norm``
 #: register, each computing the leaf it names as ``name`` (in private modules).
 NORM_HOOKS = (nn.utils.weight_norm_hook.WeightNorm, nn.utils.spectral_norm_hook.SpectralNorm)
-#: paddle 3.3.1: the first of them, a weight norm's, keeps its leaf's axis as
-#: ``dim`` (``-1``: the whole leaf) and ``g`` as a vector along that axis.
-WEIGHT_NORM_HOOK = NORM_HOOKS[0]
+#: paddle 3.3.1: by make, the weight norm's hook keeps its leaf's axis as ``dim``
+#: (``-1``: the whole leaf) and ``g`` as a vector along that axis; the spectral
+#: norm's, the axis it puts first as ``dim``.
+LEAF_NORM_HOOKS = {"weight": NORM_HOOKS[0], "spectral": NORM_HOOKS[1]}
 #: paddle 3.3.1: the private base of BatchNorm1D/2D/3D.
 BATCH_NORM = nn.layer.norm._BatchNormBase
 

@@ -15,9 +15,9 @@ from ..._core import activations
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
+from ..._core.leaf_norms import LeafNorm, native_axis
 from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
-from ..._core.weight_norms import WeightNorm, native_axis
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
 from . import internals, sharded
@@ -166,7 +166,7 @@ class TorchAdapter(DictModuleAdapter):
     name = "torch"
     SLOTS = internals.SLOTS
     NORM_HOOKS = internals.NORM_HOOKS
-    WEIGHT_NORM_HOOK = internals.WEIGHT_NORM_HOOK
+    LEAF_NORM_HOOKS = internals.LEAF_NORM_HOOKS
     SEQUENTIAL = nn.Sequential
     KINDS = _KIND
     ACTIVATIONS = _ACTIVATIONS
@@ -205,15 +205,17 @@ class TorchAdapter(DictModuleAdapter):
             found += tuple(module.parametrizations.keys())
         return found
 
-    def weight_norms(self, module: Any) -> tuple[WeightNorm, ...]:
-        found = super().weight_norms(module)  # the older weight_norm's hooks
+    def leaf_norms(self, module: Any) -> tuple[LeafNorm, ...]:
+        found = super().leaf_norms(module)  # the older forms' hooks
         if not nn.utils.parametrize.is_parametrized(module):
             return found
         for leaf, chain in module.parametrizations.items():
-            if len(chain) == 1 and isinstance(chain[0], internals.WEIGHT_NORM_PARAMETRIZATION):
-                axis = native_axis(chain[0].dim, chain.original1.dim())
-                at = f"parametrizations.{leaf}"
-                found += (WeightNorm(leaf, axis, f"{at}.original0", f"{at}.original1", kept_dims=True),)
+            for make, (cls, parts) in internals.LEAF_NORM_PARAMETRIZATIONS.items():
+                if len(chain) == 1 and isinstance(chain[0], cls):
+                    held = chain.original1 if make == "weight" else chain.original
+                    axis = native_axis(chain[0].dim, held.dim(), whole=make == "weight")
+                    at = tuple((role, f"parametrizations.{leaf}.{path}") for role, path in parts.items())
+                    found += (LeafNorm(make, leaf, axis, at),)
         return found
 
     def shape(self, var: Any) -> tuple[int, ...]:

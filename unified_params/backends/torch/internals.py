@@ -30,13 +30,17 @@ NORM_HOOKS = (
     importlib.import_module("torch.nn.utils.weight_norm").WeightNorm,
     importlib.import_module("torch.nn.utils.spectral_norm").SpectralNorm,
 )
-#: torch 2.13.0: the first of them, a weight norm's, keeps its leaf's axis as
-#: ``dim`` (``-1``: the whole leaf) and ``g`` with the leaf's other axes of size one.
-WEIGHT_NORM_HOOK = NORM_HOOKS[0]
-#: torch 2.13.0: ``nn.utils.parametrizations.weight_norm`` registers this
-#: parametrization (private), its axis as ``dim``; the layer keeps ``g`` and ``v``
-#: as ``parametrizations.<leaf>.original0`` and ``original1``.
-WEIGHT_NORM_PARAMETRIZATION = nn.utils.parametrizations._WeightNorm
+#: torch 2.13.0: by make, the weight norm's hook keeps its leaf's axis as ``dim``
+#: (``-1``: the whole leaf) and ``g`` with the leaf's other axes of size one; the
+#: spectral norm's, the axis it puts first as ``dim``.
+LEAF_NORM_HOOKS = {"weight": NORM_HOOKS[0], "spectral": NORM_HOOKS[1]}
+#: torch 2.13.0: ``nn.utils.parametrizations.weight_norm`` and ``spectral_norm``
+#: register these parametrizations (private), each keeping its axis as ``dim``,
+#: and where the layer keeps their variables under ``parametrizations.<leaf>``.
+LEAF_NORM_PARAMETRIZATIONS: dict[str, tuple[Any, dict[str, str]]] = {
+    "weight": (nn.utils.parametrizations._WeightNorm, {"g": "original0", "v": "original1"}),
+    "spectral": (nn.utils.parametrizations._SpectralNorm, {"orig": "original", "u": "0._u", "v": "0._v"}),
+}
 #: torch 2.13.0: the private base class of BatchNorm1d/2d/3d (and SyncBatchNorm's parent).
 BATCH_NORM = nn.modules.batchnorm._BatchNorm
 #: torch 2.13.0: ``torch.compile`` returns an ``OptimizedModule`` holding the

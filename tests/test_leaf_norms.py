@@ -1,4 +1,5 @@
-"""Weight norms in their canonical form, on torch (both forms) and paddle.
+"""Weight norms in their canonical form, on torch (both forms) and paddle;
+spectral norms between torch's two forms.
 
 A weight norm computes a layer's weight on each call as ``g * v / ||v||``.
 Torch keeps ``g`` with the weight's other axes of size one (``(out, 1, 1)``),
@@ -186,8 +187,44 @@ def test_a_spectral_norm_still_pairs_with_no_weight_norm():
 
     src = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3))
     dst = paddle.nn.utils.weight_norm(paddle.nn.Linear(4, 3), dim=1)
-    with pytest.raises(up.PortError, match="only weight norms are converted between frameworks"):
+    with pytest.raises(
+        up.PortError, match="a weight norm pairs only with a weight norm, a spectral norm with"
+    ):
         up.port(src, dst)
+
+
+def test_torch_s_two_forms_of_a_spectral_norm_port_into_each_other():
+    """Before, the newer form's variables were a layer of their own
+    ('parametrizations.weight'), and the port was refused."""
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(0)
+    old = torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Conv1d(3, 5, 3)), torch.nn.Flatten(),
+                              torch.nn.utils.spectral_norm(torch.nn.Linear(50, 4))).eval()  # fmt: skip
+    new = torch.nn.Sequential(spectral_norm(torch.nn.Conv1d(3, 5, 3)), torch.nn.Flatten(),
+                              spectral_norm(torch.nn.Linear(50, 4))).eval()  # fmt: skip
+    report = up.port(old, new, check_input=X)
+    assert report.max_abs_diff == 0
+    assert "0.parametrizations.weight.0._u" in report.load.loaded
+    assert report.pairs == [("0", "0", "conv1d"), ("2", "2", "linear")]
+
+
+def test_spectral_norms_that_keep_other_axes_do_not_pair_though_their_shapes_do():
+    """A square layer's u and v have one shape whichever axis the norm keeps:
+    paddle's dim=0 keeps a Linear's inputs (its weight is (in, out)), torch's
+    dim=0 the outputs."""
+    import paddle
+    import torch
+
+    src = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 4))
+    for dst in (paddle.nn.utils.spectral_norm(paddle.nn.Linear(4, 4), dim=0),
+                torch.nn.utils.spectral_norm(torch.nn.Linear(4, 4), dim=1)):  # fmt: skip
+        with pytest.raises(up.PortError) as err:
+            up.port(src, dst)
+        said = str(err.value)
+        assert "norms a spectral norm of 'weight' keeping axis 0 in the source, a spectral norm of " in said
+        assert "'weight' keeping axis 1 in the destination" in said
 
 
 def test_a_vocoder_style_generator_ports_with_its_transposed_convolution():

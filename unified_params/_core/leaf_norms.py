@@ -1,0 +1,260 @@
+"""Weight norms and spectral norms: a leaf a layer computes on each call from
+variables it keeps in its place.
+
+A weight norm (Salimans and Kingma, 2016) computes a layer's weight as
+``g * v / ||v||``, the norm taken over every axis but one (or over all of
+them); a spectral norm (Miyato et al., 2018) as ``w / sigma``, ``sigma``
+estimated as ``u . (W v)`` of the weight's matrix ``W`` (its norm's axis
+first, the others after it in order, flattened), ``u`` and ``v`` refined on
+each call in training. Torch (``nn.utils.weight_norm``,
+``nn.utils.spectral_norm`` and their ``parametrizations`` forms) and paddle
+(``nn.utils.weight_norm``, ``nn.utils.spectral_norm``) keep these variables
+in the layer in place of the weight; an adapter reports each norm as a
+`LeafNorm`. The canonical form is torch's:
+
+- a weight norm's direction ``weight_v`` and a spectral norm's
+  ``weight_orig`` are laid out as the weight is (a paddle Linear's
+  ``(in, out)`` is transposed, as its weight would be);
+- a weight norm's magnitude ``weight_g`` has the weight's canonical shape
+  with every axis but the norm's of size one (``(out, 1, 1)`` for a Conv1d
+  normed over its outputs), and no axis for a norm over the whole weight;
+  paddle keeps it as a vector along the norm's axis (``(out,)``);
+- a spectral norm's variables keep the framework's own layout (a paddle
+  Linear's ``weight_orig`` is ``(in, out)``): its ``weight_u`` and
+  ``weight_v`` are vectors of the axis it keeps and of the others, the same
+  shapes whichever axis that is in a square layer, so a file or a state,
+  which does not say the axis, could be read wrongly. They move between
+  models of one framework.
+
+Two layers pair when their norms are of one make and keep the same axis of
+the canonical weight (`key`): a weight norm over another axis shows another
+magnitude shape; a spectral norm's vectors may not, so its axis is compared
+itself.
+
+Torch's newer forms keep the variables under ``parametrizations.weight``
+(``original0`` and ``original1``; ``original``, ``0._u`` and ``0._v``); a
+port pairs them under the older names (`port_names`).
+
+Examples:
+    >>> from unified_params._core.layouts import Leaf, plan
+    >>> norm = LeafNorm("weight", "weight", 1, (("g", "weight_g"), ("v", "weight_v")), kept_dims=False)
+    >>> found = leaves(norm, "linear", Leaf("weight", ("in", "out")), 2)  # paddle's Linear, over outputs
+    >>> plan("linear", found["weight_g"], 1).canonical_shape((8,))
+    (8, 1)
+    >>> plan("linear", found["weight_v"], 2).canonical_shape((4, 8))
+    (8, 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .layouts import CANONICAL_AXES, Leaf
+
+T = TypeVar("T")
+
+#: The norm's makes, and per make the variables it keeps, by role: the name
+#: each goes by in torch's older form is ``<leaf>_<role>``.
+ROLES: Mapping[str, tuple[str, ...]] = {"weight": ("g", "v"), "spectral": ("orig", "u", "v")}
+
+
+@dataclass(frozen=True)
+class LeafNorm:
+    """One norm by which a layer computes one of its leaves, as its adapter reports it.
+
+    Attributes:
+        make: ``"weight"`` (a weight norm) or ``"spectral"`` (a spectral norm).
+        leaf: The native name of the leaf the norm computes (``"weight"``).
+        axis: The native axis of that leaf the norm keeps (a weight norm: each
+            output its own magnitude; a spectral norm: the axis put first in
+            its matrix), non-negative; ``None``: a weight norm over the whole leaf.
+        parts: Per role (`ROLES`), where the layer keeps that variable, a path
+            within the layer (``"weight_g"``, ``"parametrizations.weight.original0"``).
+        kept_dims: Whether a weight norm's ``g`` keeps the leaf's other axes
+            with size one (torch), or is a vector along ``axis`` (paddle).
+
+    Examples:
+        >>> norm = LeafNorm("weight", "weight", 0, (("g", "weight_g"), ("v", "weight_v")))
+        >>> norm.path("v"), norm.name("g")
+        ('weight_v', 'weight_g')
+    """
+
+    make: str
+    leaf: str
+    axis: int | None
+    parts: tuple[tuple[str, str], ...]
+    kept_dims: bool = True
+
+    def path(self, role: str) -> str:
+        """Where the layer keeps the variable of ``role``."""
+        return dict(self.parts)[role]
+
+    def name(self, role: str) -> str:
+        """The name the variable of ``role`` goes by: torch's older form's."""
+        return f"{self.leaf}_{role}"
+
+
+def of_hook(make: str, name: str, axis: int | None, kept_dims: bool = True) -> LeafNorm:
+    """A norm that keeps its variables in the layer, as ``<name>_<role>``
+    (torch's older form, paddle's).
+
+    Examples:
+        >>> of_hook("spectral", "weight", 0).parts
+        (('orig', 'weight_orig'), ('u', 'weight_u'), ('v', 'weight_v'))
+    """
+    return LeafNorm(make, name, axis, tuple((r, f"{name}_{r}") for r in ROLES[make]), kept_dims)
+
+
+def native_axis(dim: int | None, ndim: int, *, whole: bool) -> int | None:
+    """The axis a framework's ``dim`` names, for a leaf of ``ndim`` axes; a
+    weight norm (``whole``) reads ``None`` and ``-1`` alike as the whole leaf,
+    as torch and paddle do. Other negative dims count from the end.
+
+    Examples:
+        >>> native_axis(0, 3, whole=True), native_axis(-1, 3, whole=True), native_axis(-2, 3, whole=True)
+        (0, None, 1)
+        >>> native_axis(-1, 3, whole=False)
+        2
+    """
+    if dim is None or (whole and dim == -1):
+        return None
+    return dim % ndim
+
+
+def leaves(norm: LeafNorm, kind: str, weight: Leaf | None, ndim: int) -> dict[str, Leaf]:
+    """The `Leaf` of each of the norm's variables, by native name, for a layer
+    of ``kind`` whose computed leaf is declared as ``weight`` (``None``:
+    canonical already) and has ``ndim`` axes. Empty where they are canonical
+    already (torch's), or where no canonical form is known (a layout that
+    merges axes; a spectral norm's).
+
+    Examples:
+        >>> norm = LeafNorm("weight", "weight", 0, (("g", "weight_g"), ("v", "weight_v")), kept_dims=False)
+        >>> found = leaves(norm, "conv1d", None, 3)  # paddle's Conv1D: canonical weight
+        >>> found["weight_g"].axes, found["weight_g"].canonical_axes
+        (('out',), ('out', '1', '1'))
+    """
+    axes = _roles(norm, kind, weight, ndim)
+    if axes is None:
+        return {}
+    mine, roles = axes
+    canonical = weight.canonical if weight is not None else norm.leaf
+    if norm.make == "spectral":
+        # Its u and v are vectors of the axis it keeps and of the others: in a
+        # square layer the same shapes whichever axis, so a file or state, which
+        # does not say the axis, cannot tell which; they keep the framework's own.
+        return {}
+    if norm.kept_dims:
+        return {}  # torch's form: canonical already (no framework keeps dims otherwise)
+    kept = () if norm.axis is None else (mine[norm.axis],)
+    return {
+        _last(norm.path("g")): Leaf(
+            f"{canonical}_g",
+            kept,
+            canonical_axes=tuple(r if r in kept else "1" for r in roles if kept),
+            per_layer=True,
+        ),
+        _last(norm.path("v")): Leaf(f"{canonical}_v", mine, canonical_axes=roles, per_layer=True),
+    }
+
+
+def key(norm: LeafNorm, kind: str, weight: Leaf | None, ndim: int) -> tuple[str, str, int | None]:
+    """What two paired layers' norms must share: the make, the leaf's
+    canonical name and the canonical axis the norm keeps.
+
+    Examples:
+        >>> from unified_params._core.layouts import Leaf
+        >>> key(of_hook("spectral", "weight", 1), "linear", Leaf("weight", ("in", "out")), 2)
+        ('spectral', 'weight', 0)
+    """
+    canonical = weight.canonical if weight is not None else norm.leaf
+    axes = _roles(norm, kind, weight, ndim)
+    if axes is None or norm.axis is None:
+        return norm.make, canonical, norm.axis
+    mine, roles = axes
+    return norm.make, canonical, roles.index(mine[norm.axis])
+
+
+def _roles(
+    norm: LeafNorm, kind: str, weight: Leaf | None, ndim: int
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The computed leaf's native axis roles and canonical ones, or ``None``
+    where its layout merges axes (no one axis to name)."""
+    canonical = weight.canonical if weight is not None else norm.leaf
+    declared = weight.canonical_axes if weight is not None else None
+    found = declared or CANONICAL_AXES.get(kind, {}).get(canonical)
+    mine = weight.axes_for(ndim) if weight is not None else None
+    if mine is None:  # a canonical weight
+        if found is None or len(found) != ndim:
+            found = tuple(f"a{k}" for k in range(ndim))  # a kind of no declared roles: its axes in order
+        mine = tuple(str(r) for r in found)
+    roles = tuple(r for r in (found or mine) if isinstance(r, str) and r != "1")
+    if len(roles) != len(found or mine) or sorted(roles) != sorted(mine):
+        return None
+    return mine, roles
+
+
+def port_names(norms: tuple[LeafNorm, ...]) -> dict[str, str]:
+    """Per path within the layer of a norm's variables, the name a port pairs
+    it by: torch's older names (``weight_g``, ``weight_orig``, ...), whichever
+    form keeps them.
+
+    Examples:
+        >>> norm = LeafNorm("weight", "weight", 0, (("g", "parametrizations.weight.original0"),
+        ...                                         ("v", "parametrizations.weight.original1")))
+        >>> port_names((norm,))["parametrizations.weight.original1"]
+        'weight_v'
+    """
+    return {path: norm.name(role) for norm in norms for role, path in norm.parts}
+
+
+def holders(norms: tuple[LeafNorm, ...]) -> list[str]:
+    """The paths within the layer of the modules that keep a norm's variables
+    apart from it (torch's ``parametrizations.weight``).
+
+    Examples:
+        >>> holders((LeafNorm("spectral", "weight", 0, (("orig", "parametrizations.weight.original"),
+        ...     ("u", "parametrizations.weight.0._u"), ("v", "parametrizations.weight.0._v"))),))
+        ['parametrizations.weight', 'parametrizations.weight.0']
+    """
+    found = {path.rpartition(".")[0] for norm in norms for _, path in norm.parts}
+    return sorted(found - {""})
+
+
+def laid_out_as(name: str) -> str:
+    """The canonical leaf whose layout a leaf named ``name`` has: a weight
+    norm's direction ``weight_v`` and a spectral norm's ``weight_orig``, their
+    weight's; any other, its own.
+
+    Examples:
+        >>> laid_out_as("weight_v"), laid_out_as("weight_orig"), laid_out_as("bias")
+        ('weight', 'weight', 'bias')
+    """
+    for suffix in ("_v", "_orig"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def weight_of(params: Mapping[str, T], norms: tuple[LeafNorm, ...]) -> T | None:
+    """A layer's ``weight`` among its ``params`` (keyed relative to it), or, where
+    a norm computes it, the variable laid out as the weight (a weight norm's
+    direction, a spectral norm's original): what a rule that reads the
+    weight's shape reads.
+
+    Examples:
+        >>> norm = LeafNorm("weight", "weight", 0, (("g", "weight_g"), ("v", "weight_v")))
+        >>> weight_of({"bias": "b", "weight_g": "g", "weight_v": "v"}, (norm,))
+        'v'
+    """
+    found = params.get("weight")
+    for norm in norms:
+        if found is None and norm.leaf == "weight":
+            found = params.get(norm.path("v" if norm.make == "weight" else "orig"))
+    return found
+
+
+def _last(path: str) -> str:
+    return path.rpartition(".")[2]
