@@ -271,3 +271,14 @@ def test_a_vocoder_style_generator_ports_with_its_transposed_convolution():
     assert report.max_abs_diff < 1e-5
     assert [kind for *_, kind in report.pairs] == ["conv1d", "conv_transpose1d", "conv1d", "conv1d"]
     assert "up.weight_g: paddle axes (0,) of (16,) as (16, 1, 1)" in " ".join(report.conversions)
+
+
+def test_other_hooks_before_a_call_are_no_norms():
+    """FSDP2 registers plain functions as a module's pre-hooks (a distributed
+    run found a read of their ``name`` failing)."""
+    import torch
+
+    layer = torch.nn.utils.weight_norm(torch.nn.Linear(4, 3))
+    layer.register_forward_pre_hook(lambda module, args: None)
+    assert [n.make for n in up.wrap(layer).adapter.leaf_norms(layer)] == ["weight"]
+    assert list(up.wrap(layer).params()) == ["bias", "weight_g", "weight_v"]

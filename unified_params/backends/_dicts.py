@@ -85,10 +85,12 @@ class DictModuleAdapter(Adapter):
             return ()
         params = self._parts(module)[0]
         out = []
-        for hook in hooks.values():
+        for hook in hooks.values():  # a norm's among others (FSDP2 registers plain functions)
             for make, cls in self.LEAF_NORM_HOOKS.items():
+                if not isinstance(hook, cls):
+                    continue
                 held = params.get(f"{hook.name}_{'v' if make == 'weight' else 'orig'}")
-                if isinstance(hook, cls) and held is not None:
+                if held is not None:
                     axis = native_axis(hook.dim, len(held.shape), whole=make == "weight")
                     out.append(of_hook(make, hook.name, axis, self.WEIGHT_NORM_KEEPS_DIMS))
         return tuple(out)
