@@ -282,3 +282,20 @@ def test_other_hooks_before_a_call_are_no_norms():
     layer.register_forward_pre_hook(lambda module, args: None)
     assert [n.make for n in up.wrap(layer).adapter.leaf_norms(layer)] == ["weight"]
     assert list(up.wrap(layer).params()) == ["bias", "weight_g", "weight_v"]
+
+
+def test_a_paddle_spectral_state_dict_given_to_torch_is_not_read_as_canonical():
+    """A square Linear's weight_orig of paddle's own (in, out) fits torch's (out, in):
+    before, it loaded transposed with nothing said (outputs off by 32 here)."""
+    import paddle
+    import torch
+
+    t = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 4)).eval()
+    p = paddle.nn.utils.spectral_norm(paddle.nn.Linear(4, 4))
+    before = native_values(t)
+    with pytest.raises(
+        up.CheckpointError, match="'weight_orig' \\(a paddle tensor: paddle keeps it \\(in, out\\)"
+    ):
+        up.load_state_dict(t, p.state_dict())
+    after = native_values(t)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
