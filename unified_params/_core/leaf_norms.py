@@ -58,6 +58,8 @@ T = TypeVar("T")
 #: The norm's makes, and per make the variables it keeps, by role: the name
 #: each goes by in torch's older form is ``<leaf>_<role>``.
 ROLES: Mapping[str, tuple[str, ...]] = {"weight": ("g", "v"), "spectral": ("orig", "u", "v")}
+#: Per make, the role whose variable is laid out as the leaf the norm computes.
+SHAPED_AS_LEAF: Mapping[str, str] = {"weight": "v", "spectral": "orig"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ class LeafNorm:
     def path(self, role: str) -> str:
         """Where the layer keeps the variable of ``role``."""
         return dict(self.parts)[role]
+
+    @property
+    def shaped_as_leaf(self) -> str:
+        """Where the layer keeps the variable laid out as the computed leaf
+        (a weight norm's direction, a spectral norm's original)."""
+        return self.path(SHAPED_AS_LEAF[self.make])
 
     def name(self, role: str) -> str:
         """The name the variable of ``role`` goes by: torch's older form's."""
@@ -252,7 +260,7 @@ def weight_of(params: Mapping[str, T], norms: tuple[LeafNorm, ...]) -> T | None:
     found = params.get("weight")
     for norm in norms:
         if found is None and norm.leaf == "weight":
-            found = params.get(norm.path("v" if norm.make == "weight" else "orig"))
+            found = params.get(norm.shaped_as_leaf)
     return found
 
 

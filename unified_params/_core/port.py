@@ -332,7 +332,7 @@ def port(
                     else:
                         report.absent.append(line)
                     continue
-                if leaf in ("weight", "weight_v") and b.path in reorders:  # a norm's direction as its weight
+                if leaf_norms.laid_out_as(leaf) == "weight" and b.path in reorders:  # a norm's, as its weight
                     read = _then(read, reorders[b.path])
                 if b.path in given:  # a Linear's outputs made a map, or a norm of them
                     read = _then(read, given[b.path])

@@ -257,7 +257,7 @@ def norm_keys(adapter: Adapter, module: Any, kind: str) -> tuple[tuple[str, str,
 
 def leaf_rank(adapter: Adapter, module: Any, norm: leaf_norms.LeafNorm) -> int:
     """The rank of the leaf ``norm`` computes: its variable laid out as the leaf's."""
-    holder, _, held = norm.path("v" if norm.make == "weight" else "orig").rpartition(".")
+    holder, _, held = norm.shaped_as_leaf.rpartition(".")
     for key in holder.split(".") if holder else ():  # torch's parametrizations keep it apart
         module = adapter.child(module, key)
     return next(len(adapter.shape(var)) for name, var, _ in adapter.variables(module) if name == held)

@@ -22,7 +22,7 @@ from .._core import activations, sequence
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
-from .._core.leaf_norms import LeafNorm, native_axis, of_hook
+from .._core.leaf_norms import SHAPED_AS_LEAF, LeafNorm, native_axis, of_hook
 from .._core.upsampling import Upsampling
 from ._base import Adapter, KindTable, NativeVariable, forward_replaced, runs_its_own
 
@@ -89,7 +89,7 @@ class DictModuleAdapter(Adapter):
             for make, cls in self.LEAF_NORM_HOOKS.items():
                 if not isinstance(hook, cls):
                     continue
-                held = params.get(f"{hook.name}_{'v' if make == 'weight' else 'orig'}")
+                held = params.get(f"{hook.name}_{SHAPED_AS_LEAF[make]}")
                 if held is not None:
                     axis = native_axis(hook.dim, len(held.shape), whole=make == "weight")
                     out.append(of_hook(make, hook.name, axis, self.WEIGHT_NORM_KEEPS_DIMS))

@@ -15,7 +15,7 @@ from ..._core import activations
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
-from ..._core.leaf_norms import LeafNorm, native_axis
+from ..._core.leaf_norms import SHAPED_AS_LEAF, LeafNorm, native_axis
 from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
@@ -212,7 +212,7 @@ class TorchAdapter(DictModuleAdapter):
         for leaf, chain in module.parametrizations.items():
             for make, (cls, parts) in internals.LEAF_NORM_PARAMETRIZATIONS.items():
                 if len(chain) == 1 and isinstance(chain[0], cls):
-                    held = chain.original1 if make == "weight" else chain.original
+                    held = chain.get_parameter(parts[SHAPED_AS_LEAF[make]])
                     axis = native_axis(chain[0].dim, held.dim(), whole=make == "weight")
                     at = tuple((role, f"parametrizations.{leaf}.{path}") for role, path in parts.items())
                     found += (LeafNorm(make, leaf, axis, at),)
