@@ -292,8 +292,11 @@ def port(
     destination path (``\\1`` for a group; ``None`` leaves the layer out), and
     layers left unmatched on either side are reported in one error.
     ``leaves`` renames leaves of source layers (rules or a dict) where a kind
-    the library does not know keeps the framework's names. A pair that
-    differs (a shape, a kind) is refused, saying what differs. A
+    the library does not know keeps the framework's names; such leaves that
+    differ only by axes of size one (a layer scale's ``(C, 1, 1)`` and
+    ``(C,)``) move reshaped, which the report notes and, without
+    ``check_input``, a warning asks to verify. A pair that differs otherwise
+    (a shape, a kind) is refused, saying what differs. A
     torch or paddle recurrent layer of several layers or both directions
     pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
     Keras and Flax NNX keep one module per layer and direction.

@@ -61,7 +61,8 @@ def render(ports: list[PortResult], results: list) -> str:
         "those settings, and every verified pair must have none. Under the",
         "table: the options a pair needed",
         '(`align="hyperparameters"` for BatchNorm `eps` that differ by zoo, `mapping=` rules',
-        "where names and order differ, `fold_biases=True` for convolution biases the destination",
+        "where names and order differ, `leaves=` where zoos name a layer of their own apart",
+        "(ConvNeXt's layer scale), `fold_biases=True` for convolution biases the destination",
         "lacks), what was done with leaves one side lacks (a bias set to zeros, one folded into",
         "the BatchNorm after it), and why each refused pair's architectures really differ.",
         "",
@@ -92,7 +93,7 @@ def render(ports: list[PortResult], results: list) -> str:
         if r.verdict == "verified" and (options or r.notes):
             said.append(
                 f"- **{pair.name}**, {pair.size}x{pair.size}, {options or 'no option'}: "
-                f"{'; '.join(r.notes) or 'verified'}."
+                f"{('; '.join(r.notes) or 'verified').rstrip('.')}."
             )
         elif r.verdict != "verified":
             why = f"{pair.why}. " if pair.why else ""

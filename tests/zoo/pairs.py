@@ -127,8 +127,9 @@ def seed(model: Any) -> None:
     and on every weight: each framework's own initialisers, He-normal
     convolutions, biases that are not zeros (a trained model's are not), and
     running statistics drawn around a fresh layer's (mean 0, variance 1), so
-    that a port that drops or swaps them shows."""
-    up.initialize(model, up.init.Default(), seed=11)
+    that a port that drops or swaps them shows; a layer scale of about one (a
+    ConvNeXt's start at 1e-6, so its blocks would hardly count)."""
+    up.initialize(model, {_known_kind: up.init.Default()}, seed=11)
     convolutions = up.where(kind="conv2d", name="weight")
     up.initialize(model, {convolutions: up.init.KaimingNormal(nonlinearity="relu")}, seed=11)
     up.initialize(model, {up.where(name="bias"): up.init.Uniform(-0.1, 0.1)}, seed=11)
@@ -138,6 +139,13 @@ def seed(model: Any) -> None:
             param.set(rng.normal(0.0, 0.1, param.shape))
         elif param.name == "running_var":
             param.set(rng.uniform(0.5, 2.0, param.shape))
+        elif param.layer_kind == "other" and param.trainable:  # a layer scale's 1e-6: its block unseen
+            param.set(rng.uniform(0.5, 1.5, param.shape))
+
+
+def _known_kind(param: Any) -> bool:
+    """A parameter of a layer kind with a default initialiser (not a model's own)."""
+    return param.layer_kind != "other"
 
 
 def _by_keras_names(keras_name: Callable[[str], str | None]) -> Callable[[Any, Any], dict[str, str]]:
@@ -173,6 +181,23 @@ def by_creation_order(src: Any, dst: Any) -> dict[str, str]:
 
 
 by_creation_order.says = "by Keras' layer creation order"  # type: ignore[attr-defined]
+
+
+def layer_scales(src: Any, dst: Any) -> dict[str, str]:
+    """``mapping`` between two ConvNeXts: the n-th block's per-channel scale on
+    each side. torchvision's and timm's blocks hold their scale themselves, so
+    torch lists it before the block's layers; keras.applications' ``LayerScale``
+    layer comes after them in its graph, so order alone does not pair them."""
+
+    def holders(model: Any) -> list[str]:
+        found = up.wrap(model).params().values()
+        scales = [p for p in found if p.layer_kind == "other" and p.name in ("layer_scale", "gamma")]
+        return [p.path.rpartition(".")[0] for p in scales]
+
+    return dict(zip(holders(src), holders(dst), strict=True))
+
+
+layer_scales.says = "each block's per-channel scale, in order"  # type: ignore[attr-defined]
 
 
 def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
@@ -262,6 +287,8 @@ _V1 = (
 _resnet50_keras = _keras("ResNet50", 64, classifier_activation=None)
 _RESNET_NAMES = _by_keras_names(resnet_keras_name)
 _inception_keras = _keras("InceptionV3", 96, classifier_activation=None)
+#: Without its input rescaling: torchvision's and timm's take normalised inputs.
+_convnext_keras = _keras("ConvNeXtTiny", 64, classifier_activation=None, include_preprocessing=False)
 _inception_tv = _tv("inception_v3", init_weights=False, aux_logits=False)
 _POOLS = (
     "keras.applications' InceptionV3 average-pools a branch without counting the padding "
@@ -327,6 +354,7 @@ SMALL_PAIRS: tuple[Pair, ...] = (
     _same("mobilenet_v3_small"),
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
     _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
+    Pair(_p(TV, "convnext_tiny", _tv("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, {"leaves": {"layer_scale": "gamma"}}, mapping_for=layer_scales),
     Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, mapping_for=_RESNET_NAMES),
 )  # fmt: skip
 
@@ -360,4 +388,6 @@ PAIRS: tuple[Pair, ...] = (
     _from_keras("VGG16", TV, "vgg16", 224),
     _from_keras("VGG16", PADDLE, "vgg16", 224),
     _from_keras("DenseNet121", TV, "densenet121", 64, **ALIGN),
+    Pair(_p(KERAS, "ConvNeXtTiny", _convnext_keras), _p(TV, "convnext_tiny", _tv("convnext_tiny")), 64, {"leaves": {"gamma": "layer_scale"}}, mapping_for=layer_scales),
+    Pair(_p(TIMM, "convnext_tiny", _timm("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, mapping_for=layer_scales),
 )  # fmt: skip

@@ -21,13 +21,14 @@ paddle's ``num_layers``, ``bidirectional``) is paired part by part
 (`parts`: ``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as frameworks of one
 module per layer and direction (Keras, Flax NNX) keep them.
 
-``leaves`` renames the leaves of a source layer before pairs are compared
-(a layer of a kind the library does not know keeps its framework's names:
-``[("gamma", "scale")]``). A pair must then have the same kind and the same
-leaves with the same canonical shapes, but for leaves one side may lack (a
-bias, a normalisation's scale: `unified_params._core.absent`); a pair that
-differs otherwise is refused with what differs (a shape, a leaf of no
-neutral value).
+``leaves`` renames the leaves of a source layer of a kind the library does
+not know before pairs are compared (such a layer keeps its framework's names:
+``[("gamma", "scale")]``; a known kind's are canonical on both sides). A pair
+must then have the same kind and the same leaves with the same canonical
+shapes, but for leaves one side may lack (a bias, a normalisation's scale:
+`unified_params._core.absent`) and leaves of a kind the library does not know
+shaped apart by axes of size one (`reshaped`); a pair that differs otherwise
+is refused with what differs (a shape, a leaf of no neutral value).
 
 Examples:
     >>> rules = [(r"layer(\\d)\\.(\\d)\\.conv(\\d)", r"stage\\1.block\\2.conv\\3"), (r"aux.*", None)]
@@ -56,6 +57,8 @@ Rule: TypeAlias = tuple[str, str | None]
 Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
 #: What ``mapping`` may be: exact pairs, or ordered rules.
 LayerMapping: TypeAlias = Mapping[str, str] | Sequence[Rule]
+#: The kind of a layer the library does not know: its leaves are its framework's own.
+UNKNOWN_KIND = "other"
 
 
 def compile_rules(rules: Sequence[Any], what: str = "mapping") -> Compiled:
@@ -113,7 +116,8 @@ def pair(
     """
     if leaves:
         leaf_rules = compile_rules(list(leaves.items()) if isinstance(leaves, Mapping) else leaves, "leaves")
-        a = [_renamed_leaves(x, leaf_rules) for x in a]
+        # A kind the library knows names its leaves canonically on both sides already.
+        a = [_renamed_leaves(x, leaf_rules) if x.kind == UNKNOWN_KIND else x for x in a]
     if mapping is None or isinstance(mapping, Mapping):
         pairs = _by_paths(a, b, mapping or {})
     elif isinstance(mapping, (list, tuple)):
@@ -208,9 +212,51 @@ def parts(layer: Layer) -> list[Layer]:
 
 def _fits(x: Layer, y: Layer) -> bool:
     """Whether two layers pair: the same kind and leaves (in any order: they are
-    copied by name), or leaves one side may lack."""
+    copied by name), or leaves one side may lack, or leaves of a kind the library
+    does not know that differ only by axes of size one (`reshaped`)."""
     same = x.kind == y.kind and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
-    return (same and x.norms == y.norms) or reconcilable(x, y)
+    return (same and x.norms == y.norms) or reconcilable(x, y) or bool(reshaped(x, y))
+
+
+def reshaped(x: Layer, y: Layer) -> dict[str, tuple[int, ...]]:
+    """The leaves of ``x`` that ``y`` holds in another shape of the same sizes in
+    the same order but for axes of size one, by name, with ``y`` 's shape; empty
+    unless that is all that keeps two layers of a kind the library does not know
+    from pairing.
+
+    A per-channel scale is ``(C, 1, 1)`` where it multiplies a channels-first
+    map (torchvision's ConvNeXt ``layer_scale``) and ``(C,)`` where it
+    multiplies a channels-last one (Keras' ``LayerScale``) or where the layer
+    reshapes it (timm's ``gamma``); a PReLU's slopes are ``(C,)`` in torch and
+    ``(1, 1, C)`` in Keras with ``shared_axes=[1, 2]``. Such leaves hold the
+    same values in the same order; that both layers apply them along the same
+    axis is what the port cannot see (`port` says so, and ``check_input``
+    verifies it).
+
+    Examples:
+        >>> from unified_params._core.port import Layer
+        >>> a = Layer("blocks.0", "other", "CNBlock", [("gamma", (96, 1, 1))], [])
+        >>> b = Layer("7", "other", "LayerScale", [("gamma", (96,))], [])
+        >>> reshaped(a, b)
+        {'gamma': (96,)}
+        >>> reshaped(a, Layer("7", "other", "LayerScale", [("gamma", (1, 96))], []))
+        {'gamma': (1, 96)}
+        >>> reshaped(a, Layer("7", "other", "LayerScale", [("gamma", (48, 2))], []))
+        {}
+    """
+    if not (x.kind == y.kind == UNKNOWN_KIND) or x.norms or y.norms or x.computed or y.computed:
+        return {}
+    mine, theirs = dict(x.leaves), dict(y.leaves)
+    if mine.keys() != theirs.keys() or len(mine) != len(x.leaves) or len(theirs) != len(y.leaves):
+        return {}
+    if any(_sizes(mine[n]) != _sizes(theirs[n]) for n in mine):
+        return {}
+    return {n: theirs[n] for n in mine if mine[n] != theirs[n]}
+
+
+def _sizes(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape without its axes of size one."""
+    return tuple(d for d in shape if d != 1)
 
 
 def _where_they_part(a: list[Layer], b: list[Layer]) -> str:

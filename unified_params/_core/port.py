@@ -28,7 +28,7 @@ from .forward import run as run_forward
 from .inputs import prepare_input
 from .layouts import CHANNEL_NORMS
 from .outputs import blind_spot, rounding_hint, zeros_like_input
-from .pairing import LayerMapping, Rule, pair, parts
+from .pairing import LayerMapping, Rule, pair, parts, reshaped
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
@@ -298,6 +298,7 @@ def port(
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
+    reshapes: list[str] = []  # leaves of a kind the library does not know, of other size-one axes
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
@@ -306,6 +307,7 @@ def port(
         settings_differ += _hyper_differences(src, dst, a, b, blind, unknown)
         real = b.real
         wanted = dict(b.leaves)
+        other_shape = reshaped(a, b)
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
@@ -336,6 +338,12 @@ def port(
                     read = _then(read, reorders[b.path])
                 if b.path in given:  # a Linear's outputs made a map, or a norm of them
                     read = _then(read, given[b.path])
+                if leaf in other_shape:  # the same values in order, axes of size one apart
+                    read = _then(read, lambda value, to=other_shape[leaf]: np.reshape(value, to))
+                    reshapes.append(
+                        f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
+                    )
+                    shape = other_shape[leaf]
                 state[join(b.path, real.get(leaf, leaf))] = Source(
                     shape,
                     np.dtype(_np(slot.param.dtype)),
@@ -365,6 +373,8 @@ def port(
         report.notes.append(_unknown_padding_note(unknown))
     if blind:
         report.notes.append(_blind_note(blind, len(pairs)))
+    if reshapes:
+        report.notes.append(_reshaped_note(reshapes, checked=check_input is not None))
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
             prepare_input(model, check_input)
@@ -400,6 +410,8 @@ def port(
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
         else:
             _warn_if_outputs_differ(settings_differ)
+            if reshapes:
+                warnings.warn(_reshaped_note(reshapes, checked=False), UserWarning, stacklevel=3)
     except BaseException:
         if backup is not None:
             _restore(dst, backup)  # whatever failed, the destination is as it was
@@ -828,6 +840,19 @@ def _same_setting(a: float | str, b: float | str) -> bool:
 
 def _setting(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
+
+
+def _reshaped_note(reshapes: list[str], checked: bool) -> str:
+    """What a port of leaves of a kind the library does not know assumed, where
+    the two sides shape them apart by axes of size one (`pairing.reshaped`)."""
+    more = f" and {len(reshapes) - 1} more" if len(reshapes) > 1 else ""
+    check = "the outputs on check_input test it" if checked else "pass check_input=x to verify it"
+    return (
+        f"Leaves of layers of a kind the library does not know differ only by axes of size one: "
+        f"{reshapes[0]}{more}. Their values were copied in order, assuming both layers apply them "
+        f"along the same axis (a per-channel scale of a channels-first map is (C, 1, 1), of a "
+        f"channels-last one (C,)); {check}."
+    )
 
 
 def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
