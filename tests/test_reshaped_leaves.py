@@ -61,9 +61,7 @@ def _keras_scaled(size: int = 4, along: tuple[int, ...] = (4,), width: int = 6):
         def call(self, x):
             return x * keras.ops.reshape(self.gamma, along)
 
-    return keras.Sequential(
-        [keras.Input((6, width, 3)), keras.layers.Conv2D(4, 3, padding="same"), Scale()]
-    )
+    return keras.Sequential([keras.Input((6, width, 3)), keras.layers.Conv2D(4, 3, padding="same"), Scale()])
 
 
 def test_a_channels_first_scale_ports_into_a_channels_last_one_and_back():

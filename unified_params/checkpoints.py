@@ -295,8 +295,10 @@ def port(
     the library does not know keeps the framework's names; such leaves that
     differ only by axes of size one (a layer scale's ``(C, 1, 1)`` and
     ``(C,)``) move reshaped, which the report notes and, without
-    ``check_input``, a warning asks to verify. A pair that differs otherwise
-    (a shape, a kind) is refused, saying what differs. A
+    ``check_input``, a warning asks to verify. A Linear pairs with a
+    pointwise convolution (kernel of ones, stride 1, no padding, one
+    group), its weight reshaped. A pair that differs otherwise (a shape, a
+    kind) is refused, saying what differs. A
     torch or paddle recurrent layer of several layers or both directions
     pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
     Keras and Flax NNX keep one module per layer and direction.

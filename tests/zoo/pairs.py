@@ -289,6 +289,20 @@ _RESNET_NAMES = _by_keras_names(resnet_keras_name)
 _inception_keras = _keras("InceptionV3", 96, classifier_activation=None)
 #: Without its input rescaling: torchvision's and timm's take normalised inputs.
 _convnext_keras = _keras("ConvNeXtTiny", 64, classifier_activation=None, include_preprocessing=False)
+
+
+def _v3_keras(name: str) -> Callable[[], Any]:
+    """keras.applications' MobileNetV3 without its input rescaling, on odd sizes
+    (33, 17, 9, 5, 3: every stride-2 convolution pads both sides, as torch's):
+    its head's pointwise convolutions pair with torchvision's Linears."""
+    return _keras(name, 33, classifier_activation=None, include_preprocessing=False)
+
+
+_PADS_V1 = (
+    "keras.applications' MobileNet pads each stride-2 depthwise convolution's input on the bottom and "
+    "right only (a ZeroPadding2D layer), paddle.vision's pads every side; its head's pointwise "
+    "convolution pairs with paddle's Linear"
+)
 _inception_tv = _tv("inception_v3", init_weights=False, aux_logits=False)
 _POOLS = (
     "keras.applications' InceptionV3 average-pools a branch without counting the padding "
@@ -347,7 +361,8 @@ _FLOORS = (
 
 #: The subset in ``make test``: residual blocks, a flattened classifier, hard-swish
 #: blocks with squeeze-excitation, Keras ports both ways with aligned BatchNorm settings,
-#: and Keras' biased convolutions folded into torch's BatchNorms.
+#: ConvNeXt's layer scales reshaped, Linears into Keras' pointwise convolutions, and
+#: Keras' biased convolutions folded into torch's BatchNorms.
 SMALL_PAIRS: tuple[Pair, ...] = (
     _same("resnet18"),
     _same("vgg11"),
@@ -355,6 +370,7 @@ SMALL_PAIRS: tuple[Pair, ...] = (
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
     _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
     Pair(_p(TV, "convnext_tiny", _tv("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, {"leaves": {"layer_scale": "gamma"}}, mapping_for=layer_scales),
+    Pair(_p(TV, "mobilenet_v3_small", _tv("mobilenet_v3_small")), _p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), 33, ALIGN),
     Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, mapping_for=_RESNET_NAMES),
 )  # fmt: skip
 
@@ -390,4 +406,7 @@ PAIRS: tuple[Pair, ...] = (
     _from_keras("DenseNet121", TV, "densenet121", 64, **ALIGN),
     Pair(_p(KERAS, "ConvNeXtTiny", _convnext_keras), _p(TV, "convnext_tiny", _tv("convnext_tiny")), 64, {"leaves": {"gamma": "layer_scale"}}, mapping_for=layer_scales),
     Pair(_p(TIMM, "convnext_tiny", _timm("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, mapping_for=layer_scales),
+    Pair(_p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), _p(TV, "mobilenet_v3_small", _tv("mobilenet_v3_small")), 33, ALIGN),
+    Pair(_p(TV, "mobilenet_v3_large", _tv("mobilenet_v3_large")), _p(KERAS, "MobileNetV3Large", _v3_keras("MobileNetV3Large")), 33, ALIGN),
+    Pair(_p(KERAS, "MobileNet", _keras("MobileNet", 33, classifier_activation=None)), _p(PADDLE, "mobilenet_v1", _paddle("mobilenet_v1")), 33, ALIGN, "refused", _PADS_V1),
 )  # fmt: skip

@@ -87,6 +87,38 @@ class Geometry:
     ceil: bool = False
     output_padding: tuple[int, ...] | None = None
 
+    @property
+    def pointwise(self) -> bool:
+        """Whether each output position is the input's at the same position, its
+        channels mixed alone (a kernel of ones, stride one, no padding, not
+        transposed): a Linear over the channels, at every position.
+
+        Examples:
+            >>> Geometry(kernel=(1, 1), stride=(1, 1), dilation=(1, 1), padding=(SAME, SAME)).pointwise
+            True
+            >>> Geometry(kernel=(1, 1), stride=(2, 2), dilation=(1, 1), padding=((0, 0), (0, 0))).pointwise
+            False
+        """
+        unpadded = all(pad in ((0, 0), SAME) for pad in self.padding)
+        no_layer = self.before is None or all(pads == (0, 0) for pads in self.before)
+        ones = all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
+        return ones and unpadded and no_layer and not self.transposed
+
+    def said(self) -> str:
+        """Its kernel, stride and padding in words.
+
+        Examples:
+            >>> Geometry(kernel=(1, 1), stride=(2, 2), dilation=(1, 1), padding=(SAME, SAME)).said()
+            'kernel 1, 1, stride 2, 2, padding same'
+        """
+        padding = SAME if all(p == SAME for p in self.padding) else _said_padding(self.padding)
+        layer = (
+            f", padding layers {_pads(self.before)}"
+            if self.before and any(lo or hi for lo, hi in self.before)
+            else ""
+        )
+        return f"kernel {_numbers(self.kernel)}, stride {_numbers(self.stride)}, padding {padding}{layer}"
+
     def pads(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
         """Positions padded before and after an axis of ``raw`` positions
         (the size before any padding layer), padding layers included."""
@@ -336,6 +368,12 @@ def _described(g: Geometry, sizes: list[int | None]) -> str:
         return f"same ({_pads(_effective(g, sizes))} for the recorded input, {at})"
     pads = sorted({pad for found in options for pad in found})  # type: ignore[type-var]
     return f"same ({' or '.join(_pads([p]) for p in pads)} per axis, by the input's size)"  # type: ignore[list-item]
+
+
+def _said_padding(padding: tuple[Pad, ...]) -> str:
+    return ", ".join(
+        "unknown" if p is None else p if isinstance(p, str) else f"{p[0]}/{p[1]}" for p in padding
+    )
 
 
 def _pads(pads: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> str:

@@ -59,6 +59,10 @@ Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
 LayerMapping: TypeAlias = Mapping[str, str] | Sequence[Rule]
 #: The kind of a layer the library does not know: its leaves are its framework's own.
 UNKNOWN_KIND = "other"
+#: Kinds of convolution that compute what a Linear does over the channels at
+#: every position where their kernel is of ones (`reshaped`; `port` checks the
+#: rest of what makes one pointwise: stride, padding, groups).
+CONVOLUTIONS = ("conv1d", "conv2d", "conv3d")
 
 
 def compile_rules(rules: Sequence[Any], what: str = "mapping") -> Compiled:
@@ -222,7 +226,8 @@ def reshaped(x: Layer, y: Layer) -> dict[str, tuple[int, ...]]:
     """The leaves of ``x`` that ``y`` holds in another shape of the same sizes in
     the same order but for axes of size one, by name, with ``y`` 's shape; empty
     unless that is all that keeps two layers of a kind the library does not know
-    from pairing.
+    from pairing, or a Linear from a convolution of a kernel of ones
+    (`pointwise_pair`).
 
     A per-channel scale is ``(C, 1, 1)`` where it multiplies a channels-first
     map (torchvision's ConvNeXt ``layer_scale``) and ``(C,)`` where it
@@ -243,15 +248,43 @@ def reshaped(x: Layer, y: Layer) -> dict[str, tuple[int, ...]]:
         {'gamma': (1, 96)}
         >>> reshaped(a, Layer("7", "other", "LayerScale", [("gamma", (48, 2))], []))
         {}
+        >>> fc = Layer("fc", "linear", "Linear", [("weight", (10, 64)), ("bias", (10,))], [])
+        >>> reshaped(fc, Layer("9", "conv2d", "Conv2D", [("weight", (10, 64, 1, 1)), ("bias", (10,))], []))
+        {'weight': (10, 64, 1, 1)}
+        >>> reshaped(fc, Layer("9", "conv2d", "Conv2D", [("weight", (10, 64, 3, 3)), ("bias", (10,))], []))
+        {}
     """
-    if not (x.kind == y.kind == UNKNOWN_KIND) or x.norms or y.norms or x.computed or y.computed:
+    if x.norms or y.norms or x.computed or y.computed:
         return {}
     mine, theirs = dict(x.leaves), dict(y.leaves)
     if mine.keys() != theirs.keys() or len(mine) != len(x.leaves) or len(theirs) != len(y.leaves):
         return {}
-    if any(_sizes(mine[n]) != _sizes(theirs[n]) for n in mine):
-        return {}
-    return {n: theirs[n] for n in mine if mine[n] != theirs[n]}
+    if x.kind == y.kind == UNKNOWN_KIND:
+        if any(_sizes(mine[n]) != _sizes(theirs[n]) for n in mine):
+            return {}
+        return {n: theirs[n] for n in mine if mine[n] != theirs[n]}
+    if pointwise_pair(x, y) and mine.keys() <= {"weight", "bias"} and "weight" in mine:
+        linear, conv = (mine, theirs) if x.kind == "linear" else (theirs, mine)
+        kernel = conv["weight"][2:]
+        if conv["weight"][:2] != linear["weight"] or any(k != 1 for k in kernel):
+            return {}
+        if mine.get("bias") != theirs.get("bias"):
+            return {}
+        return {"weight": theirs["weight"]}
+    return {}
+
+
+def pointwise_pair(x: Layer, y: Layer) -> bool:
+    """Whether one of two layers is a Linear and the other a convolution.
+
+    A Linear's weight ``(out, in)`` is a pointwise convolution's ``(out, in, 1,
+    1)``: keras.applications' MobileNets end in such convolutions on the
+    pooled ``1 x 1`` map, where torchvision's and paddle.vision's end in
+    Linears; torchvision's ConvNeXt mixes each position's channels with a
+    Linear, Keras' with a convolution would. `reshaped` pairs them by shape;
+    `port` checks that the convolution is pointwise.
+    """
+    return {x.kind, y.kind} in ({"linear", c} for c in CONVOLUTIONS)
 
 
 def _sizes(shape: tuple[int, ...]) -> tuple[int, ...]:

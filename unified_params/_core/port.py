@@ -28,7 +28,7 @@ from .forward import run as run_forward
 from .inputs import prepare_input
 from .layouts import CHANNEL_NORMS
 from .outputs import blind_spot, rounding_hint, zeros_like_input
-from .pairing import LayerMapping, Rule, pair, parts, reshaped
+from .pairing import LayerMapping, Rule, pair, parts, pointwise_pair, reshaped
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
@@ -286,8 +286,11 @@ def port(
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
     order, pairs = _paired(src, dst, mapping, leaves)
+    for a, b in pairs:
+        if pointwise_pair(a, b):
+            _check_pointwise(src, dst, a, b)
     partner = {a.name: b for a, b in pairs}
-    linears = [(a.path, b.path) for a, b in pairs if a.kind == "linear"]
+    linears = [(a.path, b.path) for a, b in pairs if a.kind == b.kind == "linear"]
     reorders, notes = port_reorders(src, dst, linears, flatten or {}, verified=check_input is not None)
     partner_paths = {a.path: b.path for a, b in pairs}
     given, given_notes = port_output_reorders(
@@ -340,9 +343,10 @@ def port(
                     read = _then(read, given[b.path])
                 if leaf in other_shape:  # the same values in order, axes of size one apart
                     read = _then(read, lambda value, to=other_shape[leaf]: np.reshape(value, to))
-                    reshapes.append(
-                        f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
-                    )
+                    if a.kind == b.kind:  # of a kind the library does not know: assumed
+                        reshapes.append(
+                            f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
+                        )
                     shape = other_shape[leaf]
                 state[join(b.path, real.get(leaf, leaf))] = Source(
                     shape,
@@ -842,6 +846,33 @@ def _setting(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
+def _check_pointwise(src: Module, dst: Module, a: Layer, b: Layer) -> None:
+    """Refuse a Linear paired with a convolution that is not pointwise (a kernel
+    of ones, stride one, no padding, one group: `geometry.Geometry.pointwise`),
+    which computes something else with the same weights.
+
+    Raises:
+        PortError: The convolution is not pointwise, or its backend cannot tell.
+    """
+    model, conv, linear = (dst, b, a) if a.kind == "linear" else (src, a, b)
+    native, holders = native_at(model, conv.path), _holders(model, conv.path)
+    shape = model.adapter.geometry(native, holders)
+    groups = model.adapter.hyperparameters(native).get("groups", 1)
+    if shape is not None and shape.pointwise and groups == 1:
+        return
+    if shape is None:
+        what = "its backend does not show its stride and padding"
+    else:
+        what = f"{shape.said()}, {groups:g} group{'s' if groups != 1 else ''}"
+    raise PortError(
+        f"The {model.backend} {conv.type_name} {conv.name!r} pairs by shape with the Linear "
+        f"{linear.name!r}, but is no pointwise convolution ({what}). A Linear computes what a "
+        "convolution does only with a kernel of ones, stride 1, no padding and one group; nothing was "
+        "written. Expected a pointwise convolution, or a mapping that pairs these layers otherwise. "
+        + received(source=a.name, destination=b.name)
+    )
+
+
 def _reshaped_note(reshapes: list[str], checked: bool) -> str:
     """What a port of leaves of a kind the library does not know assumed, where
     the two sides shape them apart by axes of size one (`pairing.reshaped`)."""
@@ -888,6 +919,8 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
             if sb is None:  # a leaf the destination lacks (`absent`)
                 continue
             how = []
+            if tuple(sa.param.shape) != tuple(sb.param.shape):  # `pairing.reshaped`
+                how.append(f"{sa.param.shape} as {sb.param.shape}")
             for side, slot in ((src.backend, sa), (dst.backend, sb)):
                 layout = slot.param.layout
                 if not layout.is_identity:

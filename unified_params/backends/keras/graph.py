@@ -417,6 +417,8 @@ def _activation(layer: Any, names: dict[str, str], channels_last: bool = True) -
         return ""  # the values kept
     if type(layer) in _ENDS:
         return "none"
+    if not isinstance(layer, L.Layer):  # an operation a functional model records (``x + 3.0``)
+        return None
     if layer.weights and not isinstance(layer, keras.Model):  # the next layer with weights, if Keras'
         listed = tables.KIND.listed(type(layer))
         return "none" if listed is not None and not runs_its_own(layer, (listed,), "call") else None
