@@ -74,6 +74,18 @@ NOTES = """\
   1.68x on torch, 1.56x to 1.40x on paddle and 3.35x to 2.98x on Keras
   (median of 7 rounds of best-of-5, both ways in one process); at 2,000
   tensors it changed nothing.
+- **Keras on JAX and on torch** (rows `keras-jax`, `keras-torch`, each
+  measured in a process of its own): the same adapter reads the same layers,
+  and `weights` does the same work on every engine, so their ratios follow
+  Keras on TensorFlow's. **Flax NNX**'s `nnx.state(model, nnx.Param)` builds
+  its State through NNX's graph traversal, which costs more per layer than
+  this library's walk: its collect-all rows are well under target. A Flax
+  look-up's baseline is the walk `get_parameter` does, an attribute or an
+  index per key; each look-up here also checks the live model, and reads an
+  `nnx.List`'s member where the list keeps it: through
+  `nnx.List.__getitem__`, with its checks, a look-up took 1.70x of the
+  baseline at 2,000 tensors and 2.04x at 32,000, against 1.09x and 1.46x
+  reading the member (one run each).
 - **collect-all, repeated, at 32,000 tensors**: checking that a model of 16,000
   layers is unchanged reads every layer's variable lists, much as Keras'
   `weights` and torch's `named_parameters()` read them; at that size both are

@@ -59,6 +59,9 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         "torch -> keras",
         "keras -> torch",
         "torch FSDP2, 2 ranks",
+        "flax",
+        "keras-jax",
+        "keras-torch",
     ):
         assert f"| {backend} |" in text, backend
     assert "## Scaling" in text and "growth 4x/1x" in text

@@ -161,6 +161,8 @@ def test_flax_internals():
     assert hidden and all(k.startswith(internals.BOOKKEEPING_PREFIX) for k in hidden), "_pytree__ bookkeeping"
     assert set(internals.own_attributes(seq.layers[0])) >= {"kernel", "bias"}
     assert internals.LIST_LENGTH in vars(seq.layers) and vars(seq.layers)["0"] is seq.layers[0], "nnx.List"
+    assert internals.list_member(seq.layers, "2") is seq.layers[2], "nnx.List members under '0', '1', ..."
+    assert internals.list_member(seq.layers, "3") is None
     # A static attribute (nnx.relu at a position) takes a module only marked as data.
     with pytest.raises(ValueError, match="nnx.data"):
         seq.layers[1] = nnx.Linear(3, 3, rngs=rngs)

@@ -259,8 +259,8 @@ class FlaxAdapter(Adapter):
 
     def child(self, module: Any, key: str) -> Any | None:
         if isinstance(module, nnx.Sequential) and key.isdigit():
-            layers = module.layers
-            return _position(module, key, layers[int(key)]) if int(key) < len(layers) else None
+            layer = internals.list_member(module.layers, key)
+            return None if layer is None else _position(module, key, layer)
         if isinstance(module, NamedSequential):
             layer = module.layers.get(key)
             return None if layer is None else _position(module, key, layer)

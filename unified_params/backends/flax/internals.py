@@ -28,6 +28,13 @@ CONCATENATE = _recurrent._concatenate
 INFERENCE = {"deterministic": True, "use_running_average": True}
 
 
+def list_member(members: Any, key: str) -> Any | None:
+    """The member of an ``nnx.List`` at position ``key`` (digits), or ``None``:
+    read where the list keeps it, as ``nnx.List.__getitem__`` does after its
+    checks (a third of that call's cost, in a path look-up's every step)."""
+    return vars(members).get(key)
+
+
 def own_attributes(module: Any) -> dict[str, Any]:
     """A module's attributes by name: its children, variables and settings,
     NNX's bookkeeping left out."""
