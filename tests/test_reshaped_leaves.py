@@ -49,17 +49,17 @@ def _torch_scaled(shape: tuple[int, ...] = (4, 1, 1)):
     return net.eval()
 
 
-def _keras_scaled(size: int = 4, along: tuple[int, ...] = (4,), width: int = 6):
+def _keras_scaled(size: int = 4, along: tuple[int, ...] = (4,), width: int = 6, name: str = "gamma"):
     """Sequential(Conv2D, Scale): Keras' form, the scale ``(size,)`` after the
     conv, applied reshaped as ``along`` (``(4,)``: over the channels)."""
     import keras
 
     class Scale(keras.layers.Layer):
         def build(self, input_shape):
-            self.gamma = self.add_weight(shape=(size,), initializer="ones")
+            setattr(self, name, self.add_weight(shape=(size,), initializer="ones"))
 
         def call(self, x):
-            return x * keras.ops.reshape(self.gamma, along)
+            return x * keras.ops.reshape(getattr(self, name), along)
 
     return keras.Sequential([keras.Input((6, width, 3)), keras.layers.Conv2D(4, 3, padding="same"), Scale()])
 
@@ -198,3 +198,19 @@ def test_leaf_rules_rename_only_the_leaves_of_a_kind_the_library_does_not_know()
     assert report.pairs == [("0", "0", "conv2d"), ("1", "1", "other")]
     assert report.max_abs_diff < 1e-5
     assert float(dst[1]._weight.numpy()[0]) == 0.75
+
+
+def test_a_refusal_in_order_says_where_a_scale_listed_first_may_pair():
+    """Torch lists a block's own scale before its layers, Keras' graph the layer
+    that holds it after them: in order, the first pair is refused, and the
+    message names the mapping (and, where the names differ, the leaves rule)
+    that pairs them."""
+    needs("torch")
+    needs("keras")
+    with pytest.raises(
+        up.PortError, match=r"Pass mapping=\{'0': '1', \.\.\.\} to pin such pairs\."
+    ) as caught:
+        up.port(_torch_scaled(), _keras_scaled())
+    assert "'1' (Scale) holds as many values as '0', 1 layer on" in str(caught.value)
+    with pytest.raises(up.PortError, match=r"and leaves=\{'gamma': 'scale'\} to name their leaves alike"):
+        up.port(_torch_scaled(), _keras_scaled(name="scale"))

@@ -409,4 +409,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair(_p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), _p(TV, "mobilenet_v3_small", _tv("mobilenet_v3_small")), 33, ALIGN),
     Pair(_p(TV, "mobilenet_v3_large", _tv("mobilenet_v3_large")), _p(KERAS, "MobileNetV3Large", _v3_keras("MobileNetV3Large")), 33, ALIGN),
     Pair(_p(KERAS, "MobileNet", _keras("MobileNet", 33, classifier_activation=None)), _p(PADDLE, "mobilenet_v1", _paddle("mobilenet_v1")), 33, ALIGN, "refused", _PADS_V1),
+    Pair(_p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), _p(PADDLE, "mobilenet_v3_small", _paddle("mobilenet_v3_small")), 33, ALIGN),
+    Pair(_p(PADDLE, "mobilenet_v3_large", _paddle("mobilenet_v3_large")), _p(KERAS, "MobileNetV3Large", _v3_keras("MobileNetV3Large")), 33, ALIGN),
+    _from_keras("MobileNetV2", PADDLE, "mobilenet_v2", 33, **ALIGN),
 )  # fmt: skip

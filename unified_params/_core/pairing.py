@@ -135,10 +135,47 @@ def pair(
         if not _fits(x, y):
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
-                f"{_difference(x, y)}.{_computed_hint([x], [y])} Expected the same kind and canonical "
-                "shapes (a mapping pins other pairs). " + received(source=x.name, destination=y.name)
+                f"{_difference(x, y)}.{_computed_hint([x], [y])}{_moved_hint(a, b, x, y)} Expected the "
+                "same kind and canonical shapes (a mapping pins other pairs). "
+                + received(source=x.name, destination=y.name)
             )
     return pairs
+
+
+def _moved_hint(a: list[Layer], b: list[Layer], x: Layer, y: Layer) -> str:
+    """Where the partner of a layer of a kind the library does not know may be,
+    when the layers do not pair in order: the next such layer on the other side
+    whose leaves hold as many values in each. A module that holds a leaf of its
+    own besides its layers (torchvision's ConvNeXt block and its scale) lists it
+    before them; a framework that keeps it in a layer of its own (Keras'
+    ``LayerScale``) may list that after them."""
+    for mine, others, at in ((x, b, y), (y, a, x)):
+        if mine.kind != UNKNOWN_KIND or at not in others:
+            continue
+        start = others.index(at)
+        found = next((o for o in others[start:] if o.kind == UNKNOWN_KIND and _same_sizes(mine, o)), None)
+        if found is None:
+            continue
+        src, dst = (mine, found) if mine is x else (found, mine)
+        names = {n: m for (n, _), (m, _) in zip(src.leaves, dst.leaves, strict=True) if n != m}
+        rename = f" and leaves={names!r} to name their leaves alike" if names else ""
+        steps = others.index(found) - start
+        return (
+            f" The {'destination' if mine is x else 'source'}'s {found.name!r} ({found.type_name}) holds as "
+            f"many values as {mine.name!r}, {steps} layer{'s' if steps != 1 else ''} on: a module's own "
+            "leaves (a block's scale) come before its layers in torch's listing, and a layer that holds them "
+            f"may come after those in another framework's. Pass mapping={{{src.name!r}: {dst.name!r}, ...}} "
+            f"to pin such pairs{rename}."
+        )
+    return ""
+
+
+def _same_sizes(x: Layer, y: Layer) -> bool:
+    """Whether two layers' leaves, in order, hold as many values each, axes of
+    size one apart (their names may differ)."""
+    return len(x.leaves) == len(y.leaves) and all(
+        _sizes(p) == _sizes(q) for (_, p), (_, q) in zip(x.leaves, y.leaves, strict=True)
+    )
 
 
 def _named(found: list[Layer]) -> dict[str, Layer]:
