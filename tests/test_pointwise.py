@@ -169,3 +169,30 @@ def test_a_functional_keras_model_with_operations_on_a_layers_output_ports():
     src, dst = hard_sigmoid_model(), hard_sigmoid_model()
     report = up.port(src, dst, check_input=X)
     assert report.max_abs_diff == 0.0
+
+
+def test_a_flax_pointwise_convolution_pairs_with_a_torch_linear():
+    needs("torch")
+    needs("flax")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class Head(nnx.Module):
+        def __init__(self, strides: int = 1):
+            rngs = nnx.Rngs(0)
+            self.conv = nnx.Conv(3, 4, (3, 3), padding="VALID", rngs=rngs)
+            self.fc = nnx.Conv(4, 5, (1, 1), strides=strides, rngs=rngs)
+
+        def __call__(self, x):
+            x = jnp.mean(nnx.relu(self.conv(x)), axis=(1, 2), keepdims=True)
+            return self.fc(x).reshape(x.shape[0], -1)
+
+    src, dst = _torch_head(), Head()
+    report = up.port(src, dst, check_input=X)
+    assert report.max_abs_diff < 1e-5
+    assert "4.weight -> fc.weight: (5, 4) as (5, 4, 1, 1); flax axes (3, 2, 0, 1)" in report.conversions
+    assert up.port(dst, _torch_head(), check_input=X).max_abs_diff < 1e-5
+    with pytest.raises(
+        up.PortError, match=r"flax Conv 'fc' .* no pointwise convolution \(kernel 1, 1, stride 2, 2"
+    ):
+        up.port(src, Head(strides=2))
