@@ -412,4 +412,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair(_p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), _p(PADDLE, "mobilenet_v3_small", _paddle("mobilenet_v3_small")), 33, ALIGN),
     Pair(_p(PADDLE, "mobilenet_v3_large", _paddle("mobilenet_v3_large")), _p(KERAS, "MobileNetV3Large", _v3_keras("MobileNetV3Large")), 33, ALIGN),
     _from_keras("MobileNetV2", PADDLE, "mobilenet_v2", 33, **ALIGN),
+    Pair(_p(PADDLE, "mobilenet_v2", _paddle("mobilenet_v2")), _p(KERAS, "MobileNetV2", _keras("MobileNetV2", 33, classifier_activation=None)), 33, ALIGN),
+    _from_keras("DenseNet121", PADDLE, "densenet121", 64, **ALIGN),
+    Pair(_p(PADDLE, "densenet121", _paddle("densenet121")), _p(KERAS, "DenseNet121", _keras("DenseNet121", 64, classifier_activation=None)), 64, ALIGN),
 )  # fmt: skip
