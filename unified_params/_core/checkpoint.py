@@ -38,6 +38,7 @@ from . import safetensors_io as st
 from . import sharded_checkpoint
 from .errors import CheckpointError, received
 from .foreign import file_owners
+from .layouts import UNKNOWN_KIND
 from .progress import bar
 from .sharding import Group, agree
 from .state import (
@@ -355,7 +356,7 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
     kinds = {
         inside(m.path, model): m.kind
         for m in model.modules()
-        if m.kind not in ("container", "other", "relu", "flatten")
+        if m.kind not in ("container", UNKNOWN_KIND, "relu", "flatten")
     }
     lossy = [s.keys[0] for s in model_slots if s.lossy]
     flattened, unflattened = naive_orders(model)

@@ -78,6 +78,8 @@ RECURRENT = frozenset(CANONICAL_GATES)
 #: Normalisations with a weight per channel (axis 1 of a canonical input): they
 #: keep a feature map's channels, and take image inputs channels first.
 CHANNEL_NORMS = frozenset({"batchnorm", "groupnorm"})
+#: The kind of a layer the library does not know: its leaves keep its framework's names.
+UNKNOWN_KIND = "other"
 
 #: Normalisations over the last axis (each feature its own weight).
 FEATURE_NORMS = frozenset({"layernorm", "rmsnorm"})

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .absent import reconcilable
 from .errors import PortError, received
-from .layouts import RECURRENT, base_name, recurrent_part
+from .layouts import RECURRENT, UNKNOWN_KIND, base_name, recurrent_part
 
 if TYPE_CHECKING:
     from .port import Layer
@@ -57,8 +57,6 @@ Rule: TypeAlias = tuple[str, str | None]
 Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
 #: What ``mapping`` may be: exact pairs, or ordered rules.
 LayerMapping: TypeAlias = Mapping[str, str] | Sequence[Rule]
-#: The kind of a layer the library does not know: its leaves are its framework's own.
-UNKNOWN_KIND = "other"
 #: Kinds of convolution that compute what a Linear does over the channels at
 #: every position where their kernel is of ones (`reshaped`; `port` checks the
 #: rest of what makes one pointwise: stride, padding, groups).

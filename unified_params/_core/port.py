@@ -26,7 +26,7 @@ from .errors import CheckpointError, PortError, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
-from .layouts import CHANNEL_NORMS
+from .layouts import CHANNEL_NORMS, UNKNOWN_KIND
 from .outputs import blind_spot, rounding_hint, zeros_like_input
 from .pairing import LayerMapping, Rule, pair, parts, pointwise_pair, reshaped
 from .parallel import run_all
@@ -343,7 +343,7 @@ def port(
                     read = _then(read, given[b.path])
                 if leaf in other_shape:  # the same values in order, axes of size one apart
                     read = _then(read, lambda value, to=other_shape[leaf]: np.reshape(value, to))
-                    if a.kind == b.kind:  # of a kind the library does not know: assumed
+                    if a.kind == UNKNOWN_KIND:  # what such a leaf applies along is assumed
                         reshapes.append(
                             f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
                         )

@@ -21,7 +21,7 @@ from .._core.flatten import FlatInput
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
-from .._core.layouts import Leaf
+from .._core.layouts import UNKNOWN_KIND, Leaf
 from .._core.leaf_norms import LeafNorm
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
@@ -693,6 +693,6 @@ class KindTable:
     def __call__(self, cls: type) -> str:
         kind = self._cache.get(cls)
         if kind is None:
-            kind = next((self._table[k] for k in cls.__mro__ if k in self._table), "other")
+            kind = next((self._table[k] for k in cls.__mro__ if k in self._table), UNKNOWN_KIND)
             self._cache[cls] = kind
         return kind

@@ -29,7 +29,7 @@ from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
-from ..._core.layouts import Leaf
+from ..._core.layouts import UNKNOWN_KIND, Leaf
 from .._base import (
     Adapter,
     NativeVariable,
@@ -211,15 +211,15 @@ class FlaxAdapter(Adapter):
         if isinstance(module, (list, tuple, dict)):
             return "container"
         if isinstance(module, Step):
-            return tables.FUNCTIONS.get(id(module.function), ("other", ""))[0]
+            return tables.FUNCTIONS.get(id(module.function), (UNKNOWN_KIND, ""))[0]
         if not isinstance(module, nnx.Module):
-            return "other"
+            return UNKNOWN_KIND
         kind = tables.KIND(type(module))
         layer: Any = module
         if kind in ("conv", "conv_transpose"):
             kind = f"{kind}{len(layer.kernel_size)}d"
         elif kind == "rnn":
-            kind = tables.CELLS[type(layer.cell)].kind if _cell(layer) is not None else "other"
+            kind = tables.CELLS[type(layer.cell)].kind if _cell(layer) is not None else UNKNOWN_KIND
         return kind
 
     def type_name(self, module: Any) -> str:
