@@ -19,6 +19,8 @@ before, any port of such a model failed inside the library
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,92 @@ def test_a_flax_pointwise_convolution_pairs_with_a_torch_linear():
         up.PortError, match=r"flax Conv 'fc' .* no pointwise convolution \(kernel 1, 1, stride 2, 2"
     ):
         up.port(src, Head(strides=2))
+
+
+def test_the_port_says_it_takes_the_linear_to_act_on_the_channels():
+    """No layer shows which axis a Linear acts on: the report says what the
+    port assumed, a port without a check input warns, and one with a check
+    input does not."""
+    needs("torch")
+    needs("keras")
+    src, dst = _torch_head(), _keras_head()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checked port does not warn
+        report = up.port(src, dst, check_input=X)
+    (note,) = [n for n in report.notes if n.startswith("Linears paired with pointwise convolutions")]
+    assert "4 -> 4. The port takes each Linear to act on the channels" in note
+    assert note.endswith("the outputs on check_input test it.")
+    with pytest.warns(UserWarning, match=r"Linears paired with .* pass check_input=x to verify it\.$"):
+        report = up.port(src, _keras_head())
+    assert any("pass check_input=x to verify it" in n for n in report.notes)
+
+
+def test_a_linear_over_the_width_of_a_map_is_refused_by_the_check():
+    """What the note warns of: a torch Linear over the last axis of a
+    channels-first map (its width) pairs by shape with a pointwise Keras
+    convolution, which mixes channels; the check refuses it and restores."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 5, 3), torch.nn.Linear(5, 5), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    ).eval()  # fmt: skip
+    L = keras.layers
+    dst = keras.Sequential(
+        [keras.Input((7, 7, 3)), L.Conv2D(5, 3), L.Conv2D(5, 1), L.GlobalAveragePooling2D()]
+    )
+    before = snapshot(dst)
+    with pytest.warns(UserWarning, match="Linears paired with pointwise convolutions: 1 -> 1"):
+        up.port(src, dst)  # shapes alone allow it: the warning is all there is to see
+    after_unchecked = snapshot(dst)
+    assert not all(np.array_equal(before[k], after_unchecked[k]) for k in before)
+    with pytest.raises(up.PortError, match="output differs from the source's"):
+        up.port(src, dst, check_input=X)
+    assert all(np.array_equal(after_unchecked[k], v) for k, v in snapshot(dst).items())
+
+
+def test_a_bias_on_one_side_of_a_linear_and_a_pointwise_convolution():
+    """As for two layers of one kind (`absent`): a bias the source lacks is
+    set to zeros, one the destination lacks is left out when it holds zeros,
+    and refused otherwise before anything is written."""
+    needs("torch")
+    needs("keras")
+    import torch
+
+    src = _torch_head()
+    src[4] = torch.nn.Linear(4, 5, bias=False)
+    dst = _keras_head()
+    report = up.port(src, dst, check_input=X)
+    assert report.max_abs_diff < 1e-5
+    assert "4: bias set to zeros (torch's '4' has none)" in report.absent
+    np.testing.assert_array_equal(up.wrap(dst)["4.bias"].numpy(), np.zeros(5, "float32"))
+
+    back = _torch_head()
+    back[4] = torch.nn.Linear(4, 5, bias=False)
+    report = up.port(dst, back, check_input=X)  # its bias holds zeros: left out
+    assert any(line.startswith("4: bias is all zeros, left out") for line in report.absent)
+
+    up.wrap(dst)["4.bias"].set(np.full(5, 0.5, "float32"))
+    before = snapshot(back)
+    with pytest.raises(up.PortError, match="bias"):
+        up.port(dst, back)
+    assert all(np.array_equal(before[k], v) for k, v in snapshot(back).items())
+
+
+def test_a_linear_and_a_wider_kernel_are_refused_with_the_shape_wanted():
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    src = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4, 5))
+    dst = keras.Sequential([keras.Input((7, 7, 3)), keras.layers.Conv2D(4, 3), keras.layers.Conv2D(5, 3)])
+    with pytest.raises(
+        up.PortError,
+        match=r"kinds linear and conv2d \(a Linear's weight \(5, 4\) pairs only with a pointwise "
+        r"convolution's \(5, 4, 1, 1\), not \(5, 4, 3, 3\)\)",
+    ):
+        up.port(src, dst)

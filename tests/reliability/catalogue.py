@@ -213,6 +213,7 @@ CASES: list[Case] = [
     Case("port", "destination with fewer layers", _port_to(S.Sequential(S.Linear(4, 8), S.Linear(8, 1), S.Linear(1, 1))), up.PortError, ("3 parameterised layers",)),
     Case("port", "layer of another shape", _port_to(S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 2))), up.PortError, ("Layer 1 does not match", "(2, 8)")),
     Case("port", "layer of another kind", _port_to(S.Sequential(S.Linear(4, 8), S.LayerNorm(8))), up.PortError, ("layernorm",)),
+    Case("port", "a Linear against a convolution that is not pointwise", _port_to(S.Sequential(S.Conv2d(3, 4, 3), S.Flatten(), S.Linear(4, 5))), up.PortError, ("pairs only with a pointwise convolution's (5, 4, 1, 1), not (5, 4, 3, 3)",), lambda b: S.Sequential(S.Conv2d(3, 4, 3), S.Conv2d(4, 5, 3)).build(b)),
     Case("port", "mapping to a layer that does not exist", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, mapping={"0": "7"}), up.PortError, ("'7'",)),
     Case("port", "check input that does not fit", lambda m, t: up.port(specs.mlp().build(up.backend_of(m)), m, check_input=np.ones((2, 5), "float32")), up.ShapeError, ("(batch, ..., 4)",)),
     Case("port", "check input the outputs do not depend on", lambda m, t: up.port(_deaf(up.backend_of(m)), m, check_input=np.ones((2, 4), "float32")), up.PortError, ("cannot verify", "ignores its input", "restored")),

@@ -288,24 +288,30 @@ def reshaped(x: Layer, y: Layer) -> dict[str, tuple[int, ...]]:
         {'weight': (10, 64, 1, 1)}
         >>> reshaped(fc, Layer("9", "conv2d", "Conv2D", [("weight", (10, 64, 3, 3)), ("bias", (10,))], []))
         {}
+        >>> reshaped(fc, Layer("9", "conv2d", "Conv2D", [("weight", (10, 64, 1, 1))], []))  # bias: `absent`
+        {'weight': (10, 64, 1, 1)}
     """
     if x.norms or y.norms or x.computed or y.computed:
         return {}
     mine, theirs = dict(x.leaves), dict(y.leaves)
-    if mine.keys() != theirs.keys() or len(mine) != len(x.leaves) or len(theirs) != len(y.leaves):
+    if len(mine) != len(x.leaves) or len(theirs) != len(y.leaves):
+        return {}
+    if pointwise_pair(x, y) and {"weight"} <= mine.keys() | theirs.keys() <= {"weight", "bias"}:
+        linear, conv = (mine, theirs) if x.kind == "linear" else (theirs, mine)
+        if "weight" not in linear or "weight" not in conv:
+            return {}
+        kernel = conv["weight"][2:]
+        if conv["weight"][:2] != linear["weight"] or any(k != 1 for k in kernel):
+            return {}
+        if "bias" in mine and "bias" in theirs and mine["bias"] != theirs["bias"]:
+            return {}  # a bias on one side only is the port's to fill or leave out (`absent`)
+        return {"weight": theirs["weight"]}
+    if mine.keys() != theirs.keys():
         return {}
     if x.kind == y.kind == UNKNOWN_KIND:
         if any(_sizes(mine[n]) != _sizes(theirs[n]) for n in mine):
             return {}
         return {n: theirs[n] for n in mine if mine[n] != theirs[n]}
-    if pointwise_pair(x, y) and mine.keys() <= {"weight", "bias"} and "weight" in mine:
-        linear, conv = (mine, theirs) if x.kind == "linear" else (theirs, mine)
-        kernel = conv["weight"][2:]
-        if conv["weight"][:2] != linear["weight"] or any(k != 1 for k in kernel):
-            return {}
-        if mine.get("bias") != theirs.get("bias"):
-            return {}
-        return {"weight": theirs["weight"]}
     return {}
 
 
@@ -507,6 +513,7 @@ def _difference(x: Layer, y: Layer) -> str:
     """What differs between two layers, in words."""
     if x.kind != y.kind:
         notes = [note for layer in (x, y) if (note := layer.kind_note)]
+        notes += [note] if (note := _pointwise_difference(x, y)) else []
         return f"kinds {x.kind} and {y.kind}" + "".join(f" ({note})" for note in notes)
     mine, theirs = dict(x.leaves), dict(y.leaves)
     out = []
@@ -525,6 +532,20 @@ def _difference(x: Layer, y: Layer) -> str:
     if not out and list(mine) != list(theirs):
         out.append(f"leaves in another order ({list(mine)} vs {list(theirs)})")
     return "; ".join(out)
+
+
+def _pointwise_difference(x: Layer, y: Layer) -> str:
+    """Why a Linear and a convolution did not pair (`reshaped`), if they are such a pair."""
+    if not pointwise_pair(x, y):
+        return ""
+    linear, conv = (x, y) if x.kind == "linear" else (y, x)
+    weight, kernel = dict(linear.leaves).get("weight"), dict(conv.leaves).get("weight")
+    if weight is None or kernel is None:
+        return "a Linear pairs with a pointwise convolution by their weights"
+    wanted = (*weight, *(1,) * (len(kernel) - 2))
+    if kernel != wanted:
+        return f"a Linear's weight {weight} pairs only with a pointwise convolution's {wanted}, not {kernel}"
+    return "a Linear pairs with a pointwise convolution of the same weight and bias, and no other leaf"
 
 
 def _said_norms(x: Layer) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -302,6 +303,7 @@ def port(
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
     reshapes: list[str] = []  # leaves of a kind the library does not know, of other size-one axes
+    pointwise: list[str] = []  # Linears paired with pointwise convolutions
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
@@ -347,6 +349,8 @@ def port(
                         reshapes.append(
                             f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
                         )
+                    elif pointwise_pair(a, b):  # and what axis the Linear acts on
+                        pointwise.append(f"{a.name or '<root>'} -> {b.name or '<root>'}")
                     shape = other_shape[leaf]
                 state[join(b.path, real.get(leaf, leaf))] = Source(
                     shape,
@@ -377,8 +381,9 @@ def port(
         report.notes.append(_unknown_padding_note(unknown))
     if blind:
         report.notes.append(_blind_note(blind, len(pairs)))
-    if reshapes:
-        report.notes.append(_reshaped_note(reshapes, checked=check_input is not None))
+    assumed = [partial(_reshaped_note, reshapes)] if reshapes else []
+    assumed += [partial(_pointwise_note, pointwise)] if pointwise else []
+    report.notes += [note(checked=check_input is not None) for note in assumed]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
             prepare_input(model, check_input)
@@ -414,8 +419,8 @@ def port(
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
         else:
             _warn_if_outputs_differ(settings_differ)
-            if reshapes:
-                warnings.warn(_reshaped_note(reshapes, checked=False), UserWarning, stacklevel=3)
+            for note in assumed:  # what only outputs could show
+                warnings.warn(note(checked=False), UserWarning, stacklevel=3)
     except BaseException:
         if backup is not None:
             _restore(dst, backup)  # whatever failed, the destination is as it was
@@ -876,14 +881,33 @@ def _check_pointwise(src: Module, dst: Module, a: Layer, b: Layer) -> None:
 def _reshaped_note(reshapes: list[str], checked: bool) -> str:
     """What a port of leaves of a kind the library does not know assumed, where
     the two sides shape them apart by axes of size one (`pairing.reshaped`)."""
-    more = f" and {len(reshapes) - 1} more" if len(reshapes) > 1 else ""
-    check = "the outputs on check_input test it" if checked else "pass check_input=x to verify it"
     return (
         f"Leaves of layers of a kind the library does not know differ only by axes of size one: "
-        f"{reshapes[0]}{more}. Their values were copied in order, assuming both layers apply them "
+        f"{_first_of(reshapes)}. Their values were copied in order, assuming both layers apply them "
         f"along the same axis (a per-channel scale of a channels-first map is (C, 1, 1), of a "
-        f"channels-last one (C,)); {check}."
+        f"channels-last one (C,)); {_checked(checked)}."
     )
+
+
+def _pointwise_note(pairs: list[str], checked: bool) -> str:
+    """What a port of a Linear into a pointwise convolution, or back, assumed
+    (`pairing.pointwise_pair`): no layer shows which axis a Linear acts on."""
+    return (
+        f"Linears paired with pointwise convolutions: {_first_of(pairs)}. The port takes each Linear to "
+        "act on the channels (of a pooled vector, or the last axis of a channels-last map), as a "
+        "1 x 1 convolution does; a Linear over another axis (the width of a channels-first map) computes "
+        f"something else; {_checked(checked)}."
+    )
+
+
+def _first_of(found: list[str]) -> str:
+    """The first of ``found``, and how many more."""
+    return found[0] + (f" and {len(found) - 1} more" if len(found) > 1 else "")
+
+
+def _checked(checked: bool) -> str:
+    """How an assumption of the port is tested: by the outputs, or by the user."""
+    return "the outputs on check_input test it" if checked else "pass check_input=x to verify it"
 
 
 def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
