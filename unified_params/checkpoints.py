@@ -281,6 +281,8 @@ def port(
     leaves: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
     fold_biases: bool = False,
     unflatten: Mapping[str, tuple[int, ...] | None] | None = None,
+    skip: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> PortReport:
     """Copy weights from one model into another, across frameworks.
 
@@ -291,6 +293,12 @@ def port(
     source layer paths, the first that matches a whole path gives the
     destination path (``\\1`` for a group; ``None`` leaves the layer out), and
     layers left unmatched on either side are reported in one error.
+    ``skip`` (source layer paths) leaves source layers out: a classifier
+    the destination lacks. ``keep`` (destination layer paths) leaves
+    destination layers as they are: a new head, or a preprocessing layer
+    the source lacks (keras.applications' EfficientNet normalises its input
+    in a layer of its own). Both are listed in the report (``skipped``,
+    ``kept``); a refusal that finds one side's extra layers names them so.
     ``leaves`` renames leaves of source layers (rules or a dict) where a kind
     the library does not know keeps the framework's names; such leaves that
     differ only by axes of size one (a layer scale's ``(C, 1, 1)`` and
@@ -392,6 +400,9 @@ def port(
         [('', '0', 'linear')]
         >>> up.port(b, a, mapping=[(r"(\\d+)", "")]).pairs
         [('0', '', 'linear')]
+        >>> head = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Linear(2, 3))
+        >>> up.port(a, head, keep=["1"]).kept
+        ['1 (Linear): weight, bias']
     """
     return _port.port(
         wrap(src),
@@ -406,6 +417,8 @@ def port(
         leaves=leaves,
         fold_biases=fold_biases,
         unflatten=unflatten,
+        skip=skip,
+        keep=keep,
     )
 
 

@@ -269,7 +269,7 @@ def test_a_keras_classifier_s_softmax_against_a_torchvision_one_is_listed_withou
         resnet.forward = kept
 
 
-def test_a_zoo_destination_with_a_layer_the_source_lacks_is_refused_naming_it():
+def test_a_zoo_destination_with_a_layer_the_source_lacks_is_refused_naming_it_and_ported_keeping_it():
     needs("torch")
     needs("keras")
     source = _tv("efficientnet_b0")().eval()
@@ -280,6 +280,15 @@ def test_a_zoo_destination_with_a_layer_the_source_lacks_is_refused_naming_it():
     assert "The source has 131 parameterised layers and the destination 132" in said, said
     assert "the first 0 and the last 131 pair by kind and shape" in said, said
     assert "the destination has 1 layer the source lacks: '2' (Normalization, other: mean (3,)" in said, said
+
+    with pytest.warns(UserWarning, match="will not compute what the source does"):
+        report = up.port(source, destination, keep=["2"])  # its Normalization left as it is
+    assert report.kept == ["2 'normalization' (Normalization): mean, variance, count"]
+    assert len(report.pairs) == 131
+    # the Rescaling before it takes inputs of 0 to 255: listed, though it holds no weight
+    assert [d for d in report.differences if ": inference_" in d] == [
+        "1: inference_scale 0.00392157 (keras) vs 1 (torch)"
+    ]
 
 
 def test_every_refused_pair_of_the_gallery_says_why():

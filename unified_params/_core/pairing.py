@@ -109,13 +109,20 @@ def pair(
     b: list[Layer],
     mapping: LayerMapping | None,
     leaves: Sequence[Rule] | Mapping[str, str] | None,
+    skip: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> list[tuple[Layer, Layer]]:
-    """Pairs of source and destination layers; see the module's doc.
+    """Pairs of source and destination layers; see the module's doc. The
+    source's layers ``skip`` names and the destination's ``keep`` names
+    (`named_layers`) pair with none.
 
     Raises:
         PortError: A path or rule names no layer, layers stay unmatched, or a
             pair differs in kind, leaves or shapes.
     """
+    skipped = {x.name for x in named_layers(a, skip, "skip", "source")}
+    held = {y.name for y in named_layers(b, keep, "keep", "destination")}
+    a, b = [x for x in a if x.name not in skipped], [y for y in b if y.name not in held]
     if leaves:
         leaf_rules = compile_rules(list(leaves.items()) if isinstance(leaves, Mapping) else leaves, "leaves")
         # A kind the library knows names its leaves canonically on both sides already.
@@ -131,13 +138,48 @@ def pair(
         )
     for k, (x, y) in enumerate(pairs):
         if not _fits(x, y):
+            head = (
+                f" If the destination's is a new head, pass skip=[{x.name!r}] and keep=[{y.name!r}] to port "
+                "the rest."
+                if (x, y) == (a[-1], b[-1]) and x.kind == y.kind
+                else ""
+            )
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
-                f"{_difference(x, y)}.{_computed_hint([x], [y])}{_moved_hint(a, b, x, y)} Expected the "
+                f"{_difference(x, y)}.{_computed_hint([x], [y])}{_moved_hint(a, b, x, y)}{head} Expected the "
                 "same kind and canonical shapes (a mapping pins other pairs). "
                 + received(source=x.name, destination=y.name)
             )
     return pairs
+
+
+def named_layers(found: list[Layer], paths: Sequence[str], what: str, side: str) -> list[Layer]:
+    """The layers of ``found`` that ``paths`` name (paths, or Keras' layer
+    names as a mapping takes them): those a port skips in the source or
+    keeps as they are in the destination (``what``: the argument's name).
+
+    Examples:
+        >>> from unified_params._core.port import Layer
+        >>> norm = Layer("2", "other", "Normalization", [("mean", (3,))], [], alias="normalization")
+        >>> [y.name for y in named_layers([norm], ["normalization"], "keep", "destination")]
+        ['2']
+        >>> try:
+        ...     named_layers([norm], ["3"], "keep", "destination")
+        ... except PortError as err:
+        ...     print(str(err).split(". ")[1])
+        Expected some of ['2', 'normalization']
+    """
+    if isinstance(paths, str):
+        raise PortError(f"{what} must be a list of layer paths, not one string. " + received(**{what: paths}))
+    by_path = _named(found)
+    for path in paths:
+        if path not in by_path:
+            known = list(dict.fromkeys([*(x.name for x in found), *(x.alias for x in found if x.alias)]))
+            raise PortError(
+                f"{what} names {path!r}, which is no parameterised layer of the {side}. Expected some of "
+                f"{_ends(known)}. " + received(**{what: list(paths)})
+            )
+    return list({by_path[path].name: by_path[path] for path in paths}.values())
 
 
 def _moved_hint(a: list[Layer], b: list[Layer], x: Layer, y: Layer) -> str:
@@ -345,8 +387,9 @@ def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
         >>> said = _where_they_part([conv], [norm, conv])
         >>> said.split("; ")[0]
         ' In order, the first 0 and the last 1 pair by kind and shape'
-        >>> said.split("; ")[1]
-        "between them, the destination has 1 layer the source lacks: 'n' (Normalization, other: mean (3,))."
+        >>> print(*said.split("; ")[1].split(". "), sep="\\n")
+        between them, the destination has 1 layer the source lacks: 'n' (Normalization, other: mean (3,))
+        Pass keep=['n'] to leave it as it is.
     """
     n = min(len(a), len(b))
     head = next((k for k in range(n) if not _fits(a[k], b[k])), n)
@@ -361,7 +404,15 @@ def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
     side, other, extra = ("source", "destination", only_a) if only_a else ("destination", "source", only_b)
     listed = "; ".join(map(_said, extra[:3])) + (f"; and {len(extra) - 3} more" if len(extra) > 3 else "")
     plural = "s" if len(extra) > 1 else ""
-    return f" {paired}; between them, the {side} has {len(extra)} layer{plural} the {other} lacks: {listed}."
+    names = [x.name for x in extra[:3]] + (["..."] if len(extra) > 3 else [])
+    it = "them" if plural else "it"
+    fix = (
+        f" Pass skip={names!r} to leave {it} out of the port."
+        if only_a
+        else f" Pass keep={names!r} to leave {it} as {'they are' if plural else 'it is'}."
+    )
+    lacks = f"the {side} has {len(extra)} layer{plural} the {other} lacks"
+    return f" {paired}; between them, {lacks}: {listed}.{fix}"
 
 
 def _said(x: Layer) -> str:
@@ -371,7 +422,11 @@ def _said(x: Layer) -> str:
 
 def _few(found: list[Layer], ends: int = 3) -> list[str]:
     """The names of ``found``: all of a short list, the ends of a long one."""
-    names = [x.name for x in found]
+    return _ends([x.name for x in found], ends)
+
+
+def _ends(names: list[str], ends: int = 3) -> list[str]:
+    """All of a short list, the ends of a long one."""
     return names if len(names) <= 2 * ends + 1 else [*names[:ends], "...", *names[-ends:]]
 
 

@@ -29,7 +29,7 @@ from .forward import run as run_forward
 from .inputs import prepare_input
 from .layouts import CHANNEL_NORMS, UNKNOWN_KIND
 from .outputs import blind_spot, rounding_hint, zeros_like_input
-from .pairing import LayerMapping, Rule, pair, parts, pointwise_pair, reshaped
+from .pairing import LayerMapping, Rule, named_layers, pair, parts, pointwise_pair, reshaped
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
@@ -109,8 +109,9 @@ class PortReport:
             True (torch) vs False (paddle)"``); the n-th upsampling layers'
             methods and scales (``"1 -> 1: upsampling linear (torch) vs
             nearest (keras)"``); and each layer without weights
-            that scales at inference on one side only (``"_drop1:
-            inference_scale 0.5 (paddle) vs 1 (torch)"``).
+            that scales or offsets at inference on one side only
+            (``"_drop1: inference_scale 0.5 (paddle) vs 1 (torch)"``,
+            ``"1: inference_offset -1 (keras) vs 0 (torch)"``).
         aligned: Hyperparameters of the destination set to the source's
             (``align="hyperparameters"``), as ``differences`` words them.
         absent: Leaves one side of a pair lacks: each destination leaf set to
@@ -123,6 +124,8 @@ class PortReport:
             it did not compare (what follows paired layers where a forward
             method decides it, pooling or upsampling layers it could not
             pair).
+        skipped: Source layers ``skip`` left out of the port, with their leaves.
+        kept: Destination layers ``keep`` left as they were, with their leaves.
         max_abs_diff: Largest output difference on ``check_input``, if given.
         load: The destination's [LoadReport][unified_params.LoadReport].
     """
@@ -134,6 +137,8 @@ class PortReport:
     aligned: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     max_abs_diff: float | None = None
     load: LoadReport | None = None
 
@@ -144,24 +149,60 @@ class PortReport:
 
 
 def _paired(
-    src: Module, dst: Module, mapping: LayerMapping | None, leaves: Sequence[Rule] | Mapping[str, str] | None
+    src: Module,
+    dst: Module,
+    mapping: LayerMapping | None,
+    leaves: Sequence[Rule] | Mapping[str, str] | None,
+    skip: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> tuple[tuple[list[Layer], list[Layer]], list[tuple[Layer, Layer]]]:
     """Both models' layers and their pairs: at every position a layer or a
     tied parameter is reached at; failing that, once per layer (a model that
     keeps a shared layer at one position, as a Keras functional model does,
     against one that lists it at each)."""
-    named = mapping is not None
+    named = mapping is not None or bool(skip) or bool(keep)
     order = layers(src, aliases=named), layers(dst, aliases=named)
     try:
-        return order, pair(*order, mapping, leaves)
+        return order, pair(*order, mapping, leaves, skip, keep)
     except PortError as err:
         once = layers(src, aliases=named, positions=False), layers(dst, aliases=named, positions=False)
         if list(map(len, once)) == list(map(len, order)):
             raise  # no layer is reached twice: the same lists
         try:
-            return once, pair(*once, mapping, leaves)
+            return once, pair(*once, mapping, leaves, skip, keep)
         except PortError:
             raise err from None
+
+
+def _left_alone(
+    model: Module, found: list[Layer], paths: Sequence[str], what: str
+) -> tuple[list[str], set[str]]:
+    """The report's lines for the layers ``paths`` name (``what``: ``skip`` or
+    ``keep``), and their keys.
+
+    Raises:
+        PortError: A variable of such a layer is tied to one of a layer the
+            port writes or reads (a kept one would change with it).
+    """
+    chosen = named_layers(found, paths, what, "source" if what == "skip" else "destination")
+    lines = [
+        f"{y.name}{f' {y.alias!r}' if y.alias else ''} ({y.type_name}): {', '.join(n for n, _ in y.leaves)}"
+        for y in chosen
+    ]
+    keys: set[str] = set()
+    for slot in slots(model) if chosen else []:
+        at = [*slot.keys, *aliases_inside(slot.param, model)]
+        within = [k for k in at if any(relative(k, y.path) is not None for y in chosen)]
+        if within and len(within) < len(at):
+            outside = next(k for k in at if k not in within)
+            raise PortError(
+                f"{what} names the {model.backend} layer that holds {within[0]!r}, which is tied to "
+                f"{outside!r}, a layer the port {'reads' if what == 'skip' else 'writes'}: one variable "
+                f"cannot be both. Expected {what} to name the layers of a tie together. "
+                + received(**{what: list(paths)})
+            )
+        keys.update(within)
+    return lines, keys
 
 
 def layers(model: Module, aliases: bool = False, positions: bool = True) -> list[Layer]:
@@ -282,11 +323,15 @@ def port(
     leaves: Sequence[Rule] | Mapping[str, str] | None = None,
     fold_biases: bool = False,
     unflatten: Mapping[str, tuple[int, ...] | None] | None = None,
+    skip: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> PortReport:
     """Copy ``src``'s weights into ``dst``; see ``unified_params.port``."""
     if align not in (None, "hyperparameters"):
         raise PortError("Unknown align. Expected None or 'hyperparameters'. " + received(align=align))
-    order, pairs = _paired(src, dst, mapping, leaves)
+    order, pairs = _paired(src, dst, mapping, leaves, skip, keep)
+    skipped, _ = _left_alone(src, order[0], skip, "skip")
+    kept, kept_keys = _left_alone(dst, order[1], keep, "keep")
     for a, b in pairs:
         if pointwise_pair(a, b):
             _check_pointwise(src, dst, a, b)
@@ -298,7 +343,9 @@ def port(
         src, dst, linears, partner_paths, unflatten or {}, verified=check_input is not None
     )
     notes += given_notes
-    report = PortReport(notes=notes)
+    report = PortReport(notes=notes, skipped=skipped, kept=kept)
+    if kept:
+        report.notes.append(_kept_note(kept))
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
@@ -406,6 +453,7 @@ def port(
                 progress=progress,
                 description=f"porting to {dst.backend}",
                 partial_error=PortError,
+                keep=kept_keys,
             )
         except CheckpointError as err:
             if err.report is not None and err.report.own_layout:
@@ -547,9 +595,9 @@ def _np(dtype: str) -> Any:
 #: Settings whose difference changes a layer's outputs in inference mode
 #: (``momentum`` only changes how training moves the running statistics).
 CHANGES_OUTPUTS = (
-    "inference_scale", "eps", "num_groups", "activation", "recurrent_activation", "direction", "merge",
-    "stride", "dilation", "padding", "padding_mode", "output_activation", "pooling", "ceil_mode",
-    "count_include_pad", "upsampling", "scale_factor", "normalised_axis",
+    "inference_scale", "inference_offset", "eps", "num_groups", "activation", "recurrent_activation",
+    "direction", "merge", "stride", "dilation", "padding", "padding_mode", "output_activation", "pooling",
+    "ceil_mode", "count_include_pad", "upsampling", "scale_factor", "normalised_axis",
 )  # fmt: skip
 
 
@@ -681,23 +729,36 @@ def _unpaired(what: str, src: Module, dst: Module, found: list[list[tuple[str, A
 
 
 def _scale_differences(src: Module, dst: Module) -> list[tuple[str, str]]:
-    """Layers without weights that scale their input at inference (paddle's
-    ``downscale_in_infer`` dropout) on one side with no layer of the same
-    scale on the other: one line per such layer. Layers are not paired by
-    position: the same scales on both sides are taken to match."""
-    scales = _scales(src), _scales(dst)
+    """Layers without weights that scale or offset their input at inference
+    (paddle's ``downscale_in_infer`` dropout, Keras' ``Rescaling``) on one
+    side with no layer of the same scale and offset on the other: a line for
+    its scale and one for its offset where they are not the identity's.
+    Layers are not paired by position: the same rescalings on both sides are
+    taken to match."""
+    found = _rescalings(src), _rescalings(dst)
     lines = []
-    for (model, other), mine, theirs in zip(((src, dst), (dst, src)), scales, scales[::-1], strict=True):
-        unmatched = [round(scale, 6) for _, scale in theirs]
-        for path, scale in mine:
-            if round(scale, 6) in unmatched:
-                unmatched.remove(round(scale, 6))
-            else:
-                line = (
-                    f"{path or '<root>'}: inference_scale {scale:g} ({model.backend}) vs 1 ({other.backend})"
-                )
-                lines.append(("inference_scale", line))
+    for (model, other), mine, theirs in zip(((src, dst), (dst, src)), found, found[::-1], strict=True):
+        unmatched = [_rounded(rescaling) for _, rescaling in theirs]
+        for path, (scale, offset) in mine:
+            if _rounded((scale, offset)) in unmatched:
+                unmatched.remove(_rounded((scale, offset)))
+                continue
+            for name, values, identity in (("inference_scale", scale, 1), ("inference_offset", offset, 0)):
+                if set(values) != {float(identity)}:
+                    said = f"{name} {_values(values)} ({model.backend}) vs {identity} ({other.backend})"
+                    lines.append((name, f"{path or '<root>'}: {said}"))
     return lines
+
+
+def _values(values: tuple[float, ...]) -> str:
+    """One value, or one per channel where they differ: ``"0.5"``, ``"(1, 2, 1)"``."""
+    shown = [f"{v:g}" for v in values]
+    return shown[0] if len(set(shown)) == 1 else f"({', '.join(shown)})"
+
+
+def _rounded(rescaling: tuple[tuple[float, ...], tuple[float, ...]]) -> tuple[tuple[float, ...], ...]:
+    """A rescaling's scale and offset, rounded so that two frameworks' float32 copies compare equal."""
+    return tuple(tuple(round(v, 6) for v in values) for values in rescaling)
 
 
 def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = None) -> list[tuple[str, str]]:
@@ -805,9 +866,9 @@ def _poolings(model: Module) -> list[tuple[str, geometry.Pooling]]:
     return _layers_where(model, lambda path, native: model.adapter.pooling(native, _holders(model, path)))
 
 
-def _scales(model: Module) -> list[tuple[str, float]]:
-    """``(path, factor)`` of each layer of ``model`` that scales its input at inference."""
-    return _layers_where(model, lambda _, native: model.adapter.inference_scale(native))
+def _rescalings(model: Module) -> list[tuple[str, tuple[tuple[float, ...], tuple[float, ...]]]]:
+    """``(path, (scale, offset))`` of each layer of ``model`` that rescales its input at inference."""
+    return _layers_where(model, lambda _, native: model.adapter.inference_rescaling(native))
 
 
 def _layers_where(model: Module, ask: Callable[[str, Any], Any]) -> list[tuple[str, Any]]:
@@ -886,6 +947,15 @@ def _reshaped_note(reshapes: list[str], checked: bool) -> str:
         f"{_first_of(reshapes)}. Their values were copied in order, assuming both layers apply them "
         f"along the same axis (a per-channel scale of a channels-first map is (C, 1, 1), of a "
         f"channels-last one (C,)); {_checked(checked)}."
+    )
+
+
+def _kept_note(kept: list[str]) -> str:
+    """What a port with ``keep`` cannot know: what the kept layers compute."""
+    return (
+        f"Left as they were: {_first_of(kept)}. The source has no layer in their place: the models compute "
+        "the same only where these pass their inputs on unchanged (a Normalization of mean 0 and variance "
+        "1), not with a new head; check_input=x tests it."
     )
 
 

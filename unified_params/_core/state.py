@@ -556,8 +556,12 @@ def plan_load(
     aliases: Mapping[str, str] | None = None,
     own_layout: Mapping[str, str] | None = None,
     said_canonical: bool = False,
+    keep: Collection[str] = (),
 ) -> tuple[list[tuple[Slot, list[Source]]], LoadReport, list[tuple[str, str]]]:
     """Match a canonical state to the model without writing anything.
+
+    ``keep``: keys the caller leaves as they are (a port's ``keep``), not
+    missing when the state lacks them.
 
     ``own_layout`` names the keys whose values are in a backend's own layout
     (see `State`); a `State` says it itself, a Param and a `Source` too.
@@ -579,7 +583,9 @@ def plan_load(
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
             name = key if key in given else _alias_in(key, slot, given, aliases, model)
             if name is None:
-                if _optional(slot, key):
+                if key in keep:
+                    pass  # left as it is: neither missing nor written
+                elif _optional(slot, key):
                     report.skipped.append(key)
                 else:
                     report.missing.append(key)
@@ -639,8 +645,10 @@ def load(
     hold: Callable[[], contextlib.AbstractContextManager[Callable[[], bool] | None]] | None = None,
     own_layout: Mapping[str, str] | None = None,
     said_canonical: bool = False,
+    keep: Collection[str] = (),
 ) -> LoadReport:
     """Validate everything, then write; see ``unified_params.load_state_dict``.
+    ``keep``: keys left as they are (`plan_load`).
 
     Every value is read and checked first (shape, dtype, finite once cast,
     tie groups that agree); only then is anything written, so a bad value,
@@ -656,7 +664,7 @@ def load(
     it (`_fills_in_place`), else into memory that the value before let go.
     No copy of the checkpoint is held, and little new memory is touched.
     """
-    plan, report, twins = plan_load(model, state, aliases, own_layout, said_canonical)
+    plan, report, twins = plan_load(model, state, aliases, own_layout, said_canonical, keep)
     if strict and not report.ok:
         refusal = CheckpointError(_describe(report, model))
         refusal.report = report

@@ -375,17 +375,19 @@ class Adapter(abc.ABC):
         """
         return None
 
-    def inference_scale(self, module: Any) -> float | None:
-        """The factor a layer without weights multiplies its input by in
-        inference mode, where frameworks differ: paddle's ``Dropout`` of mode
-        ``"downscale_in_infer"`` scales by ``1 - p`` (every framework's dropout
-        is the identity at inference otherwise). ``None`` for a layer that
-        passes its input on unchanged. Default: ``None``.
+    def inference_rescaling(self, module: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """How a layer without weights changes its input at inference, where
+        frameworks differ: ``(scale, offset)`` for a layer that computes
+        ``x * scale + offset``, each one value or one per channel. Paddle's
+        ``Dropout`` of mode ``"downscale_in_infer"`` scales by ``1 - p`` (every
+        framework's dropout is the identity at inference otherwise); Keras'
+        ``Rescaling`` scales and offsets. ``None`` for a layer that passes its
+        input on unchanged. Default: ``None``.
 
         Examples:
             >>> from unified_params.backends import adapter_for
             >>> import torch
-            >>> adapter_for(torch.nn.Dropout(0.5)).inference_scale(torch.nn.Dropout(0.5)) is None
+            >>> adapter_for(torch.nn.Dropout(0.5)).inference_rescaling(torch.nn.Dropout(0.5)) is None
             True
         """
         return None

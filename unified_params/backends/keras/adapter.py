@@ -331,6 +331,15 @@ class KerasAdapter(Adapter):
         interpolation = self.engine.cubic if given == "bicubic" else _INTERPOLATIONS.get(given, given)
         return Upsampling(interpolation, tuple(float(s) for s in size))
 
+    def inference_rescaling(self, module: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        rescaling = keras.layers.Rescaling
+        if not isinstance(module, rescaling) or runs_its_own(module, (rescaling,), "call"):
+            return None
+        scale, offset = (tuple(float(v) for v in np.ravel(given)) for given in (module.scale, module.offset))
+        if set(scale) == {1.0} and set(offset) == {0.0}:
+            return None  # a rescaling by one: its input unchanged
+        return scale, offset
+
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"
         own = graph.over_channels(

@@ -68,7 +68,7 @@ def _approximation(gelu: Any) -> str:
 #: paddle's activation layers, as `unified_params._core.activations` names them
 #: (settings read by `internals.hyperparameter`; ``Hardsigmoid``: slope 1/6, offset
 #: 1/2, as torch's; ``Swish``: x * sigmoid(x), torch's ``SiLU``). ``Dropout`` passes
-#: its input on, scaled or not: `inference_scale` says which.
+#: its input on, scaled or not: `inference_rescaling` says which.
 _ACTIVATIONS = ActivationTable(
     "paddle.nn.layer.activation",
     plain={
@@ -270,9 +270,10 @@ class PaddleAdapter(DictModuleAdapter):
         geometry = Geometry(kernels, strides, (1,) * axes, padding, ceil=ceil)
         return Pooling("max" if exclusive is None else "average", geometry, counts)
 
-    def inference_scale(self, module: Any) -> float | None:
+    def inference_rescaling(self, module: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         if isinstance(module, nn.Dropout) and module.mode == "downscale_in_infer" and module.p:
-            return 1.0 - float(module.p)  # paddle's Dropout keeps its mode and p as public attributes
+            # paddle's Dropout keeps its mode and p as public attributes
+            return (1.0 - float(module.p),), (0.0,)
         return None
 
     def input_layout(self, layer: Any) -> str | None:
