@@ -43,6 +43,8 @@ class Pair:
     #: Makes the port's ``mapping`` once both models are built (from Keras layer names,
     #: which a path may use where a functional model's paths are positions).
     mapping_for: Callable[[Any, Any], Any] | None = None
+    #: Runs on the seeded source, given the check input's shape (`measured_statistics`).
+    after_seed: Callable[[Any, tuple[int, ...]], None] | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +82,8 @@ def port_pair(pair: Pair) -> PortResult:
         seed(src)
         result.params = up.wrap(src).count()
         x = np.random.default_rng(0).uniform(size=(2, 3, pair.size, pair.size)).astype("float32")
+        if pair.after_seed is not None:
+            pair.after_seed(src, x.shape)
         result.largest = float(np.max(np.abs(up.forward(src, x))))
         options = dict(pair.options)
         if pair.mapping_for is not None:
@@ -351,6 +355,50 @@ def _resnet50_v1() -> Any:
     return model
 
 
+def measured_statistics(model: Any, shape: tuple[int, ...]) -> None:
+    """Set a torch model's BatchNorm running statistics to those of random inputs
+    of ``shape`` (16 of them), as a trained model's match its data. Seeded as the
+    others, torchvision's EfficientNet fades its input on the way to its head: two
+    random inputs' outputs differ by 3e-5 at most, the largest output being 0.25,
+    so a check would prove little; measured, they differ by about as much as the
+    largest output (1.6 and 1.6)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.momentum = None  # a cumulative average over the batch
+        norm.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(np.random.default_rng(5).uniform(size=(16, *shape[1:])).astype("float32")))
+    model.eval()
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+
+
+def _efficientnet_keras(rescaled: bool) -> Callable[[], Any]:
+    """keras.applications' EfficientNet-B0 on odd sizes (every stride-2 convolution
+    pads both sides, as torch's). It scales its input by 1/255 in a ``Rescaling``
+    layer, then normalises it in a ``Normalization`` of its own (the identity
+    without ImageNet weights), which torchvision's lacks: ``keep`` leaves it.
+    ``rescaled=False``: its ``Rescaling`` set to 1, to take torchvision's inputs."""
+
+    def build() -> Any:
+        import keras
+
+        model = _keras("EfficientNetB0", 33, classifier_activation=None)()
+        if not rescaled:
+            next(layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling)).scale = 1.0
+        return model
+
+    return build
+
+
+_TAKES_0_TO_255 = (
+    "keras.applications' EfficientNet scales its input by 1/255 (a Rescaling layer, which holds no weight) "
+    "where torchvision's takes normalised inputs"
+)
 _NO_BN_SCALE = (
     "keras.applications' InceptionV3 has BatchNorm without a scale (gamma), the torch model has one"
 )
@@ -415,4 +463,6 @@ PAIRS: tuple[Pair, ...] = (
     Pair(_p(PADDLE, "mobilenet_v2", _paddle("mobilenet_v2")), _p(KERAS, "MobileNetV2", _keras("MobileNetV2", 33, classifier_activation=None)), 33, ALIGN),
     _from_keras("DenseNet121", PADDLE, "densenet121", 64, **ALIGN),
     Pair(_p(PADDLE, "densenet121", _paddle("densenet121")), _p(KERAS, "DenseNet121", _keras("DenseNet121", 64, classifier_activation=None)), 64, ALIGN),
+    Pair(_p(TV, "efficientnet_b0", _tv("efficientnet_b0")), _p(KERAS, "EfficientNetB0, rescaling by 1", _efficientnet_keras(False)), 33, {**ALIGN, "keep": ["2"]}, after_seed=measured_statistics),
+    Pair(_p(TV, "efficientnet_b0", _tv("efficientnet_b0")), _p(KERAS, "EfficientNetB0", _efficientnet_keras(True)), 33, {**ALIGN, "keep": ["2"]}, "refused", _TAKES_0_TO_255, after_seed=measured_statistics),
 )  # fmt: skip
