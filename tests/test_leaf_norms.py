@@ -299,3 +299,100 @@ def test_a_paddle_spectral_state_dict_given_to_torch_is_not_read_as_canonical():
         up.load_state_dict(t, p.state_dict())
     after = native_values(t)
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+# -- spectral norms between torch and paddle: a port reads the axis on both sides --
+
+
+def _spectral_pair(torch_form: str, dim: int = 0):
+    """Conv2d(3, 4, 3), Flatten, Linear(16, 4) (square: its u and v alike in
+    shape whichever axis), each spectral-normed keeping the canonical axis
+    ``dim``; torch's in ``torch_form``, and paddle's twin."""
+    import paddle
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm as newer
+
+    norm = torch.nn.utils.spectral_norm if torch_form == "hook" else newer
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(norm(torch.nn.Conv2d(3, 4, 3), dim=dim), torch.nn.Flatten(),
+                            norm(torch.nn.Linear(16, 16), dim=dim))  # fmt: skip
+    for _ in range(3):  # power iterations in training: u and v no longer their first draws
+        t(torch.randn(2, 3, 4, 4))
+    t.eval()
+    spectral = paddle.nn.utils.spectral_norm
+    paddle.seed(1)
+    p = paddle.nn.Sequential(
+        spectral(paddle.nn.Conv2D(3, 4, 3), dim=dim),
+        paddle.nn.Flatten(),
+        spectral(paddle.nn.Linear(16, 16), dim=1 - dim),
+    )  # (in, out): 1 - dim keeps the same
+    p.eval()
+    return t, p
+
+
+def _outputs(t, p, x):
+    import paddle
+    import torch
+
+    with torch.no_grad():
+        mine = t(torch.from_numpy(x)).numpy()
+    return mine, p(paddle.to_tensor(x)).numpy()
+
+
+@pytest.mark.parametrize("torch_form", ["hook", "parametrization"])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_a_spectral_norm_ports_from_torch_to_paddle_and_back(torch_form, dim):
+    """Before: refused ('its vectors tell no axis in a square layer, so they
+    move only between models of one framework'), whichever axis both kept."""
+    t, p = _spectral_pair(torch_form, dim)
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 4)).astype("float32")
+    report = up.port(t, p)  # no check input: the values alone must be right
+    mine, theirs = _outputs(t, p, x)
+    assert np.abs(mine - theirs).max() < 1e-5
+    assert report.pairs == [("0", "0", "conv2d"), ("2", "2", "linear")]
+    orig = "2.weight_orig" if torch_form == "hook" else "2.parametrizations.weight.original"
+    assert report.conversions == [f"{orig} -> 2.weight_orig: paddle axes (1, 0)"]
+    native = up.state_dict(p, layout="native")
+    np.testing.assert_array_equal(native["2.weight_orig"], t.state_dict()[orig].numpy().T)
+    u = "2.weight_u" if torch_form == "hook" else "2.parametrizations.weight.0._u"
+    np.testing.assert_array_equal(native["2.weight_u"], t.state_dict()[u].numpy())
+    back = _spectral_pair(torch_form, dim)[0]
+    assert up.port(p, back, check_input=x).max_abs_diff < 1e-5  # and back, checked
+    np.testing.assert_array_equal(back.state_dict()[orig].numpy(), t.state_dict()[orig].numpy())
+
+
+def test_spectral_norms_keeping_other_axes_of_a_square_layer_are_still_refused():
+    """Moved in their common form, u and v of a square Linear still have one
+    shape whichever axis: the axes themselves are compared."""
+    t, _ = _spectral_pair("hook", 0)
+    _, p = _spectral_pair("hook", 1)
+    with pytest.raises(
+        up.PortError, match="keeping axis 0 in the source, a spectral norm of 'weight' keeping"
+    ):
+        up.port(t, p, mapping={"2": "2"}, skip=["0"], keep=["0"])
+
+
+def test_a_spectral_norm_s_v_follows_the_order_each_framework_flattens_its_other_axes_in():
+    """The norm's matrix is its weight with the kept axis first and the others
+    flattened in native order: a kernel laid out (k0, k1, in, out), normed over
+    its outputs, flattens (k0, k1, in) where the canonical (out, in, k0, k1)
+    flattens (in, k0, k1). Moved in the common form, u . (W v) is the same."""
+    from unified_params._core import leaf_norms
+    from unified_params._core.layouts import Leaf
+
+    rng = np.random.default_rng(3)
+    kernel = rng.standard_normal((3, 2, 5, 4))  # (k0, k1, in, out)
+    u, v = rng.standard_normal(4), rng.standard_normal(3 * 2 * 5)
+    norm = leaf_norms.of_hook("spectral", "weight", 3)
+    form = leaf_norms.spectral_form(norm, "conv2d", Leaf("weight", ("k0", "k1", "in", "out")), kernel.shape)
+    assert form is not None
+    native_matrix = np.moveaxis(kernel, 3, 0).reshape(4, -1)
+    common = form.to_common("weight_orig", kernel)
+    assert common.shape == (4, 5, 3, 2) == form.shape("weight_orig")
+    common_v = form.to_common("weight_v", v)
+    assert u @ native_matrix @ v == pytest.approx(u @ common.reshape(4, -1) @ common_v)
+    assert not np.array_equal(common_v, v)  # reordered, not copied
+    np.testing.assert_array_equal(form.to_native("weight_v", common_v), v)
+    np.testing.assert_array_equal(form.to_native("weight_orig", common), kernel)
+    mirrored = Leaf("weight", ("k0", "in", "out"), mirrored=True)
+    assert leaf_norms.spectral_form(norm, "conv_transpose1d", mirrored, (3, 5, 4)) is None

@@ -6,7 +6,8 @@ Linear, which keeps its weights ``(in, out)``, share torch's names, and for
 square layers its shapes. Before, a save, port or state load from torch's twin
 filled them in with nothing said while the outputs differed. Now they move
 only between models of one framework, and are refused from any other before
-anything is written. (A weight norm's ``weight_g`` and ``weight_v`` were such
+anything is written, but by a port, which reads the norm's axis on both sides
+and converts them. (A weight norm's ``weight_g`` and ``weight_v`` were such
 leaves too; they now have a canonical form: tests/test_weight_norms.py.)
 
 A layer that computes its weight from such variables on each call (a weight
@@ -94,15 +95,36 @@ def test_extra_leaves_from_torch_are_refused_where_they_loaded_silently(tmp_path
     assert partial.loaded == ["bias"] and sorted(partial.own_layout) == sorted(extras)
 
 
-def test_a_port_between_spectral_norms_is_refused_naming_the_layers():
+def test_a_port_between_spectral_norms_converts_them():
     """torch's spectral norm and paddle's pair by name and shape: a port wrote
-    every value before, and the outputs differed by 2.9."""
+    every value as it was once, and the outputs differed by 2.9; then it was
+    refused. A port reads the axis each keeps: it now transposes the original
+    (tests/test_leaf_norms.py has the rest)."""
+    import torch
+
     t, p = _pair("spectral_norm")
+    report = up.port(t, p)
+    with torch.no_grad():
+        want = t(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(_paddle_out(p), want, rtol=1e-5, atol=1e-6)
+    assert report.conversions == ["weight_orig -> weight_orig: paddle axes (1, 0)"]
+
+
+def test_a_port_of_extra_leaves_that_pair_by_name_and_shape_is_refused_naming_the_layers():
+    """A variable a layer holds beyond its kind's (here a Linear's ``scale``,
+    (4, 2) on both sides) is canonical in torch and paddle's own in paddle:
+    nothing tells how paddle lays it out."""
+    import paddle
+    import torch
+
+    t, p = torch.nn.Linear(4, 4), paddle.nn.Linear(4, 4)
+    t.register_parameter("scale", torch.nn.Parameter(torch.ones(4, 2)))
+    p.scale = p.create_parameter([4, 2])
     before = _values(p)
     with pytest.raises(up.PortError, match="may lay them out differently") as err:
         up.port(t, p)
-    assert "'weight_orig', 'weight_u', 'weight_v' of the paddle layer at the root" in str(err.value)
-    assert "remove the spectral norm first" in str(err.value)
+    assert "'scale' of the paddle layer at the root (from the torch Linear at the root)" in str(err.value)
+    assert "fold or remove them first" in str(err.value)
     assert _same(before, p)
 
 

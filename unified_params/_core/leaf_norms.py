@@ -23,8 +23,8 @@ in the layer in place of the weight; an adapter reports each norm as a
   Linear's ``weight_orig`` is ``(in, out)``): its ``weight_u`` and
   ``weight_v`` are vectors of the axis it keeps and of the others, the same
   shapes whichever axis that is in a square layer, so a file or a state,
-  which does not say the axis, could be read wrongly. They move between
-  models of one framework.
+  which does not say the axis, could be read wrongly. A port, which reads
+  the axis on both sides, moves them between frameworks (`SpectralForm`).
 
 Two layers pair when their norms are of one make and keep the same axis of
 the canonical weight (`key`): a weight norm over another axis shows another
@@ -47,11 +47,14 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .layouts import CANONICAL_AXES, Leaf
+import numpy as np
+
+from .layouts import CANONICAL_AXES, Layout, Leaf, plan
 
 T = TypeVar("T")
 
@@ -266,3 +269,107 @@ def weight_of(params: Mapping[str, T], norms: tuple[LeafNorm, ...]) -> T | None:
 
 def _last(path: str) -> str:
     return path.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class SpectralForm:
+    """How a port moves one layer's spectral norm variables between two
+    frameworks, whose layers it reads the norm's axis of: in a form common to
+    both, the original laid out as the canonical weight, ``u`` (a vector of
+    the axis the norm keeps) as it is, and ``v`` (a vector of the weight's
+    other axes, flattened in the order the framework lays them out) over
+    those axes in canonical order. The norm's matrix, its axis first and the
+    others flattened, is then the same on both sides, and so are ``u`` and
+    ``v``, for two norms that keep one canonical axis (`key`).
+
+    Attributes:
+        norm: The layer's norm.
+        layout: The conversion of its weight (and so of its original).
+        native_shape: The original's native shape.
+
+    Examples:
+        >>> norm = of_hook("spectral", "weight", 1)  # paddle's Linear keeps its outputs: (in, out)
+        >>> form = spectral_form(norm, "linear", Leaf("weight", ("in", "out")), (4, 3))
+        >>> form.shape("weight_orig"), form.shape("weight_u"), form.shape("weight_v")
+        ((3, 4), (3,), (4,))
+        >>> form.to_common("weight_orig", np.arange(12.0).reshape(4, 3))[0].tolist()
+        [0.0, 3.0, 6.0, 9.0]
+    """
+
+    norm: LeafNorm
+    layout: Layout
+    native_shape: tuple[int, ...]
+
+    def role(self, name: str) -> str:
+        """The role (`ROLES`) of the variable ``name``, a path within the layer."""
+        return next(role for role, path in self.norm.parts if path == name)
+
+    def reordered(self, name: str) -> bool:
+        """Whether the common form moves the values of the variable ``name``
+        (a transposed original, a ``v`` of other axes in another order)."""
+        role = self.role(name)
+        if role == "orig":
+            return not self.layout.is_identity
+        order = self._others()[1]
+        return role == "v" and order != sorted(order)
+
+    def _others(self) -> tuple[list[int], list[int]]:
+        """The native axes but the norm's, in native order, and that order's
+        positions sorted into canonical order."""
+        axis = self.norm.axis
+        others = [n for n in range(len(self.native_shape)) if n != axis]
+        canonical = [self.layout.perm.index(n) for n in others]
+        return others, sorted(range(len(others)), key=canonical.__getitem__)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The common shape of the variable ``name`` (a path within the layer)."""
+        role = self.role(name)
+        if role == "orig":
+            return self.layout.canonical_shape(self.native_shape)
+        if role == "u":
+            return (self.native_shape[int(self.norm.axis or 0)],)
+        return (math.prod(self.native_shape[n] for n in self._others()[0]),)
+
+    def to_common(self, name: str, value: np.ndarray) -> np.ndarray:
+        """The native ``value`` of the variable ``name``, in the common form."""
+        role = self.role(name)
+        if role == "orig":
+            return np.asarray(self.layout.to_canonical(value))
+        if role == "u":
+            return value
+        others, order = self._others()
+        sizes = [self.native_shape[n] for n in others]
+        return np.transpose(np.reshape(value, sizes), order).reshape(-1)
+
+    def to_native(self, name: str, value: np.ndarray) -> np.ndarray:
+        """The common ``value`` of the variable ``name``, in this layer's own layout."""
+        role = self.role(name)
+        if role == "orig":
+            return np.asarray(self.layout.to_native(value))
+        if role == "u":
+            return value
+        others, order = self._others()
+        sizes = [self.native_shape[others[k]] for k in order]
+        return np.transpose(np.reshape(value, sizes), np.argsort(order)).reshape(-1)
+
+
+def spectral_form(
+    norm: LeafNorm, kind: str, weight: Leaf | None, native_shape: tuple[int, ...]
+) -> SpectralForm | None:
+    """The `SpectralForm` of a layer of ``kind`` whose weight is declared as
+    ``weight`` (``None``: canonical already) and whose original is
+    ``native_shape``; ``None`` for a weight norm, and for a weight laid out
+    otherwise than by moving its axes (axes merged, gates reordered, a kernel
+    mirrored, a flattened map), where ``v``'s order would need more.
+
+    Examples:
+        >>> spectral_form(of_hook("spectral", "weight", 0), "conv2d", None, (8, 3, 3, 3)).layout.perm
+        (0, 1, 2, 3)
+        >>> spectral_form(of_hook("weight", "weight", 0), "linear", None, (3, 4)) is None
+        True
+    """
+    if norm.make != "spectral" or norm.axis is None:
+        return None
+    layout = plan(kind, weight, len(native_shape))
+    plain = layout.groups is None and layout.gate_perm is None and layout.flat is None and layout.flip is None
+    return SpectralForm(norm, layout, tuple(native_shape)) if plain else None

@@ -475,11 +475,13 @@ def _norms_hint(x: Layer, y: Layer) -> str:
             f"{mine[name]} keeps {kept[0]}, the destination's {theirs[name]} {kept[1]}.{_SAME_AXIS}"
         )
     if x.norms and x.norms == y.norms and all(make == "spectral" for make, _, _ in x.norms):
+        if x.forms and y.forms:
+            return ""  # both moved in their common form: the shapes differ as the layers do
         return (
             f" Both compute {x.norms[0][1]!r} by a spectral norm, whose variables keep each framework's "
-            "own layout (Param.own_layout): its vectors tell no axis in a square layer, so they move only "
-            "between models of one framework. Remove the norm first, which folds it into the weight, "
-            "port, then apply the norm again to the destination."
+            "own layout (Param.own_layout); a port moves them between frameworks only where each side "
+            "lays its weight out by moving axes alone, not here. Remove the norm first, which folds it "
+            "into the weight, port, then apply the norm again to the destination."
         )
     return (
         f" Both compute {' and '.join(map(repr, x.computed))} from other variables on each call; "

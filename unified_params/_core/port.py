@@ -62,6 +62,9 @@ class Layer:
     #: Its weight norms and spectral norms: make, leaf and canonical axis each
     #: (`leaf_norms.key`), which a paired layer's must match.
     norms: tuple[tuple[str, str, int | None], ...] = ()
+    #: Its spectral norms' variables (paths within it) -> the form a port
+    #: compares and moves them in (`leaf_norms.SpectralForm`).
+    forms: dict[str, leaf_norms.SpectralForm] = field(default_factory=dict)
 
     @property
     def real(self) -> dict[str, str]:
@@ -282,11 +285,31 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> Non
         names = leaf_norms.port_names(model.adapter.leaf_norms(module.native))
         if any(k != v for k, v in names.items()):
             layer.renamed = names
+        layer.forms = _spectral_forms(model, module)
     prefix = len(slot.layer) + 1 if slot.layer else 0
     for key, shape in zip(slot.keys, slot.shapes, strict=True):
         if not _optional_leaf(layer.kind, key):
+            form = layer.forms.get(key[prefix:])
+            shape = form.shape(key[prefix:]) if form is not None else shape
             layer.leaves.append((_paired_name(layer, key[prefix:]), shape))
     layer.slots.append(slot)
+
+
+def _spectral_forms(model: Module, module: Module) -> dict[str, leaf_norms.SpectralForm]:
+    """Per variable of a spectral norm of ``module`` (its path within the
+    layer), the form a port moves it in, where one is known."""
+    adapter, native = model.adapter, module.native
+    declared = adapter.leaves(native, module.kind) or {}
+    found = {}
+    for norm in adapter.leaf_norms(native):
+        if norm.make != "spectral":
+            continue
+        orig = module[norm.shaped_as_leaf]
+        assert isinstance(orig, Param)  # a norm's variable's path names a parameter
+        form = leaf_norms.spectral_form(norm, module.kind, declared.get(norm.leaf), tuple(orig.native_shape))
+        if form is not None:
+            found.update(dict.fromkeys((path for _, path in norm.parts), form))
+    return found
 
 
 def _paired_name(layer: Layer, leaf: str) -> str:
@@ -386,6 +409,12 @@ def port(
                     else:
                         report.absent.append(line)
                     continue
+                own_layout = slot.own_layout
+                mine, theirs = key[prefix:], real.get(leaf, leaf)
+                if mine in a.forms and theirs in b.forms and b.path not in reorders and b.path not in given:
+                    # A spectral norm's: from the source's own layout to the destination's.
+                    move = partial(_spectral_move, a.forms[mine], mine, b.forms[theirs], theirs)
+                    read, (own_layout, shape) = _then(read, move), _as_held(b, join(b.path, theirs))
                 if leaf_norms.laid_out_as(leaf) == "weight" and b.path in reorders:  # a norm's, as its weight
                     read = _then(read, reorders[b.path])
                 if b.path in given:  # a Linear's outputs made a map, or a norm of them
@@ -404,7 +433,7 @@ def port(
                     np.dtype(_np(slot.param.dtype)),
                     read,
                     collective=gathered,
-                    own_layout=slot.own_layout,
+                    own_layout=own_layout,
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
@@ -496,10 +525,10 @@ def _layout_unknown(keys: list[str], src: Module, dst: Module, pairs: list[tuple
     )
     return PortError(
         f"These leaves pair by name and shape, but {src.backend} and {dst.backend} may lay them out "
-        f"differently: {shown}. The library knows no canonical form of them (Param.own_layout: a "
-        "layer's extra variables, such as a spectral norm's weight_orig, weight_u and weight_v), so "
-        "they move only between models of one framework; nothing was written. Expected layers without "
-        "them: remove the spectral norm first (which folds it into the weight), then port. "
+        f"differently: {shown}. The library knows no canonical form of them (Param.own_layout: "
+        "variables a layer holds beyond those its kind declares, such as a LoRA adapter's), so they "
+        "move only between models of one framework; nothing was written. Expected layers without "
+        "them: fold or remove them first (merge a LoRA adapter into its kernel), then port. "
         + received(own_layout=keys)
     )
 
@@ -574,6 +603,20 @@ def _lazy_export(slot: Slot):
         return read
 
     return reader
+
+
+def _spectral_move(
+    src: leaf_norms.SpectralForm, mine: str, dst: leaf_norms.SpectralForm, theirs: str, value: np.ndarray
+) -> np.ndarray:
+    """A spectral norm variable's source value in the destination's own layout."""
+    return dst.to_native(theirs, src.to_common(mine, np.asarray(value)))
+
+
+def _as_held(layer: Layer, key: str) -> tuple[str | None, tuple[int, ...]]:
+    """The backend whose own layout ``layer`` keeps the variable ``key`` in
+    (``None``: the canonical layout), and its shape there."""
+    slot = next(slot for slot in layer.slots if key in slot.keys)
+    return slot.own_layout, slot.shapes[slot.keys.index(key)]
 
 
 def _then(read: Any, change: Any) -> Any:
@@ -1015,9 +1058,17 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
             how = []
             if tuple(sa.param.shape) != tuple(sb.param.shape):  # `pairing.reshaped`
                 how.append(f"{sa.param.shape} as {sb.param.shape}")
-            for side, slot in ((src.backend, sa), (dst.backend, sb)):
+            for side, slot, layer in ((src.backend, sa, a), (dst.backend, sb, b)):
                 layout = slot.param.layout
-                if not layout.is_identity:
+                name = slot.keys[0][len(layer.path) + 1 if layer.path else 0 :]
+                form = layer.forms.get(name)
+                if form is not None and form.reordered(name):  # a spectral norm's, in its own layout
+                    how.append(
+                        f"{side} axes {form.layout.perm}"
+                        if form.role(name) == "orig"
+                        else f"{side}'s order of the weight's other axes"
+                    )
+                elif not layout.is_identity:
                     gates = " with gates reordered" if layout.gate_perm is not None else ""
                     mirrored = f", mirrored along {layout.flip}" if layout.flip else ""
                     native = tuple(slot.param.native_shape)

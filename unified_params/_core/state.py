@@ -966,8 +966,8 @@ def own_layout_part(keys: list[str], backend: str) -> str:
         f"in a framework's own layout on one side only {_list(keys)}: the library knows no canonical "
         "form of these leaves (a layer's extra variables, such as a spectral norm's weight_orig, "
         f"weight_u and weight_v), so they load only from a model or file of the same framework ({backend} "
-        "here); remove the spectral norm first (which folds it into the weight) to move the layer to "
-        "or from another framework"
+        "here); to move the layer to or from another framework, port from a model (up.port reads a "
+        "spectral norm's axis on both sides) or remove the norm first (which folds it into the weight)"
     )
 
 
