@@ -262,18 +262,27 @@ def test_an_nnx_param_is_refused_for_a_square_linear_and_a_bare_jax_array_is_not
     np.testing.assert_array_equal(t.weight.detach().numpy(), np.asarray(kernel.value))
 
 
-def test_a_weight_norm_whose_scales_no_variable_holds_is_refused():
+@pytest.mark.parametrize(
+    "wrapper, says",
+    [
+        ("WeightNorm", "scales it by arrays it keeps in a plain dict"),
+        ("SpectralNorm", "writes the result back in their place"),
+    ],
+)
+def test_a_norm_wrapper_whose_state_no_listed_variable_holds_is_refused(wrapper, says):
     """``nnx.WeightNorm`` normalises its layer's kernel on each call and scales
-    it by plain arrays. Before, a port from a torch Linear wrote the kernel as
-    the weight, and the outputs differed (by 0.49 here) with nothing said; a
-    listing left the scales out."""
+    it by plain arrays; ``nnx.SpectralNorm`` divides it by its largest singular
+    value, from a vector kept in a plain dict, and writes it back in place.
+    Before, a port from a torch Linear wrote the kernel as the weight, and the
+    outputs differed (by 0.49 and 0.37 here) with nothing said; a listing left
+    the scales (the vector and sigma) out."""
     needs("torch")
     import torch
     from flax import nnx
 
     class Net(nnx.Module):
         def __init__(self, rngs):
-            self.lin = nnx.WeightNorm(nnx.Linear(8, 4, rngs=rngs), rngs=rngs)
+            self.lin = getattr(nnx, wrapper)(nnx.Linear(8, 4, rngs=rngs), rngs=rngs)
 
         def __call__(self, x):
             return self.lin(x)
@@ -284,7 +293,7 @@ def test_a_weight_norm_whose_scales_no_variable_holds_is_refused():
         lambda: up.wrap(net).params(),
         lambda: up.port(torch.nn.Sequential(torch.nn.Linear(8, 4)), net),
     ):
-        with pytest.raises(up.UnsupportedError, match="An nnx.WeightNorm wraps a Linear") as err:
+        with pytest.raises(up.UnsupportedError, match=f"An nnx.{wrapper} wraps a Linear") as err:
             call()
-        assert "scales it by arrays it keeps in a plain dict" in str(err.value)
+        assert says in str(err.value)
     np.testing.assert_array_equal(np.array(net.lin.layer_instance.kernel[...]), kernel)

@@ -147,9 +147,20 @@ def _sequential(module: Any) -> tuple[Sized, ...]:
     return (state, state.values(), layers, layers.values())
 
 
-def _weight_norm_refused(module: Any) -> UnsupportedError:
-    """Why a model holding an ``nnx.WeightNorm`` is not read."""
+def _norm_refused(module: Any) -> UnsupportedError:
+    """Why a model holding an ``nnx.WeightNorm`` or ``nnx.SpectralNorm`` is not read."""
     inner = type(module.layer_instance).__name__
+    if isinstance(module, nnx.SpectralNorm):
+        return UnsupportedError(
+            f"An nnx.SpectralNorm wraps a {inner}: on each call it divides each of the {inner}'s "
+            "parameters of two axes or more by its largest singular value, estimated from a vector it "
+            "keeps in a plain dict (batch_stats), and writes the result back in their place. A value "
+            "this library wrote into the kernel would be divided again on the next call, and those "
+            "vectors are no leaf it lists: a listing, save or port would be silently incomplete or "
+            "wrong. Expected a model without nnx.SpectralNorm: call the model once (the kernel is then "
+            "normalised in place) and use its layer_instance itself. "
+            + received(type="SpectralNorm", layer=inner)
+        )
     return UnsupportedError(
         f"An nnx.WeightNorm wraps a {inner}: on each call it normalises the {inner}'s kernel and scales "
         "it by arrays it keeps in a plain dict (scales), which no nnx.Variable holds. This library "
@@ -290,8 +301,8 @@ class FlaxAdapter(Adapter):
     def variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, nnx.Module):
             return []
-        if isinstance(module, nnx.WeightNorm):
-            raise _weight_norm_refused(module)
+        if isinstance(module, (nnx.WeightNorm, nnx.SpectralNorm)):
+            raise _norm_refused(module)
         cell = _cell(module)
         if cell is not None:
             return [(name, self._slot(module, name)[1], "param") for name in tables.CELLS[type(cell)].slots]
