@@ -8,13 +8,15 @@ channels-last one (Keras' ``LayerScale``) or where the layer reshapes it
 Keras with ``shared_axes=[1, 2]``. Before, a port between such layers was
 refused ("gamma is (4, 1, 1) in the source, (4,) in the destination"), so
 ConvNeXt could not move between torchvision and keras.applications at all.
-Now the values move in order, reshaped; the port says what it assumed, warns
-without a check input and verifies with one. Leaves whose sizes differ stay
+Now the values move in order, reshaped, a block's own scale paired after the
+layers it holds; the port says what it assumed, warns without a check input
+and verifies with one. Leaves whose sizes differ stay
 refused, and a kind the library knows is never reshaped.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -200,17 +202,68 @@ def test_leaf_rules_rename_only_the_leaves_of_a_kind_the_library_does_not_know()
     assert float(dst[1]._weight.numpy()[0]) == 0.75
 
 
-def test_a_refusal_in_order_says_where_a_scale_listed_first_may_pair():
+def test_a_scale_a_block_holds_pairs_after_its_layers_in_order():
     """Torch lists a block's own scale before its layers, Keras' graph the layer
-    that holds it after them: in order, the first pair is refused, and the
-    message names the mapping (and, where the names differ, the leaves rule)
-    that pairs them."""
+    that holds it after them. Before, the first pair was refused in order, and
+    the message named the mapping that pairs them (a ConvNeXt needs one per
+    block); now the port pairs the block's own leaves after its layers where
+    that pairs every layer, says so, and warns without a check input."""
     needs("torch")
     needs("keras")
-    with pytest.raises(
-        up.PortError, match=r"Pass mapping=\{'0': '1', \.\.\.\} to pin such pairs\."
-    ) as caught:
+    report = up.port(_torch_scaled(), dst := _keras_scaled(), check_input=X)
+    assert report.pairs == [("0.conv", "0", "conv2d"), ("0", "1", "other")]
+    assert report.max_abs_diff < 1e-5
+    np.testing.assert_array_equal(up.wrap(dst)["1.gamma"].numpy(), SCALES)
+    moved = "Own leaves paired after the layers they hold: '0' (Block) -> '1' (Scale)"
+    assert any(moved in note and "the outputs on check_input test it" in note for note in report.notes)
+    with pytest.warns(UserWarning, match=re.escape(moved)):
         up.port(_torch_scaled(), _keras_scaled())
-    assert "'1' (Scale) holds as many values as '0', 1 layer on" in str(caught.value)
-    with pytest.raises(up.PortError, match=r"and leaves=\{'gamma': 'scale'\} to name their leaves alike"):
+    back = up.port(dst, _torch_scaled((4,)), check_input=X)  # and back: the destination's block moves
+    assert back.pairs == [("0", "0.conv", "conv2d"), ("1", "0", "other")] and back.max_abs_diff < 1e-5
+    assert any("'1' (Scale) -> '0' (Block)" in note for note in back.notes)
+
+
+def test_a_block_that_applies_its_scale_first_is_caught_by_the_check():
+    """Where the block's own leaves act before its layers, pairing them after
+    is wrong: the outputs on check_input show it, and the destination is restored."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+
+    class ScaleFirst(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.gamma = torch.nn.Parameter(torch.from_numpy(SCALES))
+
+        def forward(self, x):
+            return self.conv(x * self.gamma.reshape(1, 4, 1, 1))
+
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(ScaleFirst()).eval()
+    dst = _keras_scaled()
+    dst = keras.Sequential(
+        [keras.Input((6, 6, 4)), keras.layers.Conv2D(4, 3, padding="same"), dst.layers[-1]]
+    )
+    before = [np.array(v) for v in dst.weights]
+    x = np.random.default_rng(1).standard_normal((2, 4, 6, 6)).astype("float32")
+    with pytest.raises(up.PortError, match="The ported model's output differs from the source's"):
+        up.port(src, dst, check_input=x)
+    assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, dst.weights, strict=True))
+
+
+def test_a_refusal_in_order_says_where_a_scale_listed_first_may_pair():
+    """Where the scale's leaves go by other names, pairing it after the block's
+    layers does not pair every layer: the refusal names the leaves rule that
+    does, and the mapping that pins the pairs."""
+    needs("torch")
+    needs("keras")
+    with pytest.raises(up.PortError) as caught:
         up.port(_torch_scaled(), _keras_scaled(name="scale"))
+    said = str(caught.value)
+    assert "'1' (Scale) holds as many values as '0', 1 layer on" in said
+    assert "Pass leaves={'gamma': 'scale'} to name their leaves alike: the port then pairs" in said
+    assert "or pass mapping={'0': '1', ...} as well to pin such pairs" in said
+    report = up.port(_torch_scaled(), _keras_scaled(name="scale"), leaves={"gamma": "scale"}, check_input=X)
+    assert report.max_abs_diff < 1e-5

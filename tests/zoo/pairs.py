@@ -187,23 +187,6 @@ def by_creation_order(src: Any, dst: Any) -> dict[str, str]:
 by_creation_order.says = "by Keras' layer creation order"  # type: ignore[attr-defined]
 
 
-def layer_scales(src: Any, dst: Any) -> dict[str, str]:
-    """``mapping`` between two ConvNeXts: the n-th block's per-channel scale on
-    each side. torchvision's and timm's blocks hold their scale themselves, so
-    torch lists it before the block's layers; keras.applications' ``LayerScale``
-    layer comes after them in its graph, so order alone does not pair them."""
-
-    def holders(model: Any) -> list[str]:
-        found = up.wrap(model).params().values()
-        scales = [p for p in found if p.layer_kind == "other" and p.name in ("layer_scale", "gamma")]
-        return [p.path.rpartition(".")[0] for p in scales]
-
-    return dict(zip(holders(src), holders(dst), strict=True))
-
-
-layer_scales.says = "each block's per-channel scale, in order"  # type: ignore[attr-defined]
-
-
 def _p(family: str, name: str, build: Callable[[], Any]) -> tuple[str, str, Callable[[], Any]]:
     return family, name, build
 
@@ -417,7 +400,7 @@ SMALL_PAIRS: tuple[Pair, ...] = (
     _same("mobilenet_v3_small"),
     _to_keras("mobilenet_v2", "MobileNetV2", 33, **ALIGN),
     _from_keras("MobileNetV2", TV, "mobilenet_v2", 33, **ALIGN),
-    Pair(_p(TV, "convnext_tiny", _tv("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, {"leaves": {"layer_scale": "gamma"}}, mapping_for=layer_scales),
+    Pair(_p(TV, "convnext_tiny", _tv("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, {"leaves": {"layer_scale": "gamma"}}),
     Pair(_p(TV, "mobilenet_v3_small", _tv("mobilenet_v3_small")), _p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), 33, ALIGN),
     Pair(_p(KERAS, "ResNet50", _resnet50_keras), _p(TV, "resnet50, strided as v1", _resnet50_v1), 64, {**ALIGN, "fold_biases": True}, mapping_for=_RESNET_NAMES),
 )  # fmt: skip
@@ -452,8 +435,8 @@ PAIRS: tuple[Pair, ...] = (
     _from_keras("VGG16", TV, "vgg16", 224),
     _from_keras("VGG16", PADDLE, "vgg16", 224),
     _from_keras("DenseNet121", TV, "densenet121", 64, **ALIGN),
-    Pair(_p(KERAS, "ConvNeXtTiny", _convnext_keras), _p(TV, "convnext_tiny", _tv("convnext_tiny")), 64, {"leaves": {"gamma": "layer_scale"}}, mapping_for=layer_scales),
-    Pair(_p(TIMM, "convnext_tiny", _timm("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64, mapping_for=layer_scales),
+    Pair(_p(KERAS, "ConvNeXtTiny", _convnext_keras), _p(TV, "convnext_tiny", _tv("convnext_tiny")), 64, {"leaves": {"gamma": "layer_scale"}}),
+    Pair(_p(TIMM, "convnext_tiny", _timm("convnext_tiny")), _p(KERAS, "ConvNeXtTiny", _convnext_keras), 64),
     Pair(_p(KERAS, "MobileNetV3Small", _v3_keras("MobileNetV3Small")), _p(TV, "mobilenet_v3_small", _tv("mobilenet_v3_small")), 33, ALIGN),
     Pair(_p(TV, "mobilenet_v3_large", _tv("mobilenet_v3_large")), _p(KERAS, "MobileNetV3Large", _v3_keras("MobileNetV3Large")), 33, ALIGN),
     Pair(_p(KERAS, "MobileNet", _keras("MobileNet", 33, classifier_activation=None)), _p(PADDLE, "mobilenet_v1", _paddle("mobilenet_v1")), 33, ALIGN, "refused", _PADS_V1),

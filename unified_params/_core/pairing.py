@@ -127,6 +127,10 @@ def pair(
         leaf_rules = compile_rules(list(leaves.items()) if isinstance(leaves, Mapping) else leaves, "leaves")
         # A kind the library knows names its leaves canonically on both sides already.
         a = [_renamed_leaves(x, leaf_rules) if x.kind == UNKNOWN_KIND else x for x in a]
+    if not mapping and not all(_fits(x, y) for x, y in zip(a, b, strict=False)):
+        moved = _paired_after_their_layers(a, b)
+        if moved is not None:
+            return moved
     if mapping is None or isinstance(mapping, Mapping):
         pairs = _by_paths(a, b, mapping or {})
     elif isinstance(mapping, (list, tuple)):
@@ -182,6 +186,68 @@ def named_layers(found: list[Layer], paths: Sequence[str], what: str, side: str)
     return list({by_path[path].name: by_path[path] for path in paths}.values())
 
 
+def _paired_after_their_layers(a: list[Layer], b: list[Layer]) -> list[tuple[Layer, Layer]] | None:
+    """The pairs in order once one side's modules of a kind the library does
+    not know that hold layers have their own leaves listed after those layers
+    (`own_leaves_after`), where that alone makes every pair fit; else ``None``."""
+    for moved_a, moved_b in ((own_leaves_after(a), b), (a, own_leaves_after(b))):
+        if moved_a is not None and moved_b is not None and len(moved_a) == len(moved_b):
+            pairs = list(zip(moved_a, moved_b, strict=True))
+            if all(_fits(x, y) for x, y in pairs):
+                return pairs
+    return None
+
+
+def own_leaves_after(found: list[Layer]) -> list[Layer] | None:
+    """``found`` with each layer of a kind the library does not know that holds
+    layers listed after it moved after the last of them; ``None`` when none
+    does. Torch lists a module's own leaves (a ConvNeXt block's scale) before
+    its children; a framework that keeps them in a layer of their own (Keras'
+    ``LayerScale``) lists it where its graph applies it, after them.
+
+    Examples:
+        >>> from unified_params._core.port import Layer
+        >>> block = Layer("1", "other", "CNBlock", [("layer_scale", (8, 1, 1))], [])
+        >>> conv = Layer("1.block.0", "conv2d", "Conv2d", [("weight", (8, 1, 7, 7))], [])
+        >>> [x.path for x in own_leaves_after([block, conv])]
+        ['1.block.0', '1']
+    """
+    out, moved = list(found), False
+    for x in found:
+        if x.kind != UNKNOWN_KIND or not x.path:
+            continue
+        start = last = out.index(x)
+        while last + 1 < len(out) and out[last + 1].path.startswith(x.path + "."):
+            last += 1
+        if last > start:
+            out.insert(last, out.pop(start))
+            moved = True
+    return out if moved else None
+
+
+def after_their_layers(pairs: list[tuple[Layer, Layer]]) -> list[tuple[Layer, Layer]]:
+    """The pairs whose source or destination layer was paired after the layers
+    it holds (`own_leaves_after`): one a pair before it holds.
+
+    Examples:
+        >>> from unified_params._core.port import Layer
+        >>> block = Layer("1", "other", "CNBlock", [("gamma", (8,))], [])
+        >>> conv = Layer("1.block.0", "conv2d", "Conv2d", [("weight", (8, 1, 7, 7))], [])
+        >>> scale = Layer("4", "other", "LayerScale", [("gamma", (8,))], [])
+        >>> conv_k = Layer("3", "conv2d", "Conv2D", [("weight", (8, 1, 7, 7))], [])
+        >>> [(x.path, y.path) for x, y in after_their_layers([(conv, conv_k), (block, scale)])]
+        [('1', '4')]
+    """
+    found = []
+    for k, (x, y) in enumerate(pairs):
+        earlier = pairs[:k]
+        if any(e.path.startswith(x.path + ".") for e, _ in earlier if x.path) or any(
+            e.path.startswith(y.path + ".") for _, e in earlier if y.path
+        ):
+            found.append((x, y))
+    return found
+
+
 def _moved_hint(a: list[Layer], b: list[Layer], x: Layer, y: Layer) -> str:
     """Where the partner of a layer of a kind the library does not know may be,
     when the layers do not pair in order: the next such layer on the other side
@@ -198,14 +264,19 @@ def _moved_hint(a: list[Layer], b: list[Layer], x: Layer, y: Layer) -> str:
             continue
         src, dst = (mine, found) if mine is x else (found, mine)
         names = {n: m for (n, _), (m, _) in zip(src.leaves, dst.leaves, strict=True) if n != m}
-        rename = f" and leaves={names!r} to name their leaves alike" if names else ""
         steps = others.index(found) - start
+        fix = (
+            f"Pass leaves={names!r} to name their leaves alike: the port then pairs a module's own leaves "
+            f"after its layers where that pairs every layer, or pass mapping={{{src.name!r}: {dst.name!r}, "
+            "...} as well to pin such pairs."
+            if names
+            else f"Pass mapping={{{src.name!r}: {dst.name!r}, ...}} to pin such pairs."
+        )
         return (
             f" The {'destination' if mine is x else 'source'}'s {found.name!r} ({found.type_name}) holds as "
             f"many values as {mine.name!r}, {steps} layer{'s' if steps != 1 else ''} on: a module's own "
             "leaves (a block's scale) come before its layers in torch's listing, and a layer that holds them "
-            f"may come after those in another framework's. Pass mapping={{{src.name!r}: {dst.name!r}, ...}} "
-            f"to pin such pairs{rename}."
+            f"may come after those in another framework's. {fix}"
         )
     return ""
 

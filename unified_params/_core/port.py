@@ -29,7 +29,16 @@ from .forward import run as run_forward
 from .inputs import prepare_input
 from .layouts import CHANNEL_NORMS, UNKNOWN_KIND
 from .outputs import blind_spot, rounding_hint, zeros_like_input
-from .pairing import LayerMapping, Rule, named_layers, pair, parts, pointwise_pair, reshaped
+from .pairing import (
+    LayerMapping,
+    Rule,
+    after_their_layers,
+    named_layers,
+    pair,
+    parts,
+    pointwise_pair,
+    reshaped,
+)
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
@@ -459,6 +468,8 @@ def port(
         report.notes.append(_blind_note(blind, len(pairs)))
     assumed = [partial(_reshaped_note, reshapes)] if reshapes else []
     assumed += [partial(_pointwise_note, pointwise)] if pointwise else []
+    moved = after_their_layers(pairs) if mapping is None else []
+    assumed += [partial(_after_note, moved)] if moved else []
     report.notes += [note(checked=check_input is not None) for note in assumed]
     if check_input is not None:  # a bad input is refused before anything is written
         for model in (src, dst):
@@ -1010,6 +1021,19 @@ def _pointwise_note(pairs: list[str], checked: bool) -> str:
         "act on the channels (of a pooled vector, or the last axis of a channels-last map), as a "
         "1 x 1 convolution does; a Linear over another axis (the width of a channels-first map) computes "
         f"something else; {_checked(checked)}."
+    )
+
+
+def _after_note(moved: list[tuple[Layer, Layer]], checked: bool) -> str:
+    """What a port that paired a module's own leaves after the layers it holds
+    assumed (`pairing.own_leaves_after`): only a forward pass shows where a
+    module applies its own leaves."""
+    shown = [f"{x.name!r} ({x.type_name}) -> {y.name!r} ({y.type_name})" for x, y in moved]
+    return (
+        f"Own leaves paired after the layers they hold: {_first_of(shown)}. A module's own leaves "
+        "are listed before the layers it holds, in torch; the port takes them to act on those layers' "
+        "output (a block's scale), where the other side lists them; a module that applies them first "
+        f"computes something else; {_checked(checked)}."
     )
 
 
