@@ -468,7 +468,7 @@ def port(
         report.notes.append(_blind_note(blind, len(pairs)))
     assumed = [partial(_reshaped_note, reshapes)] if reshapes else []
     assumed += [partial(_pointwise_note, pointwise)] if pointwise else []
-    moved = after_their_layers(pairs) if mapping is None else []
+    moved = after_their_layers(pairs) if not mapping else []
     assumed += [partial(_after_note, moved)] if moved else []
     report.notes += [note(checked=check_input is not None) for note in assumed]
     if check_input is not None:  # a bad input is refused before anything is written
