@@ -30,19 +30,21 @@ SCALES = np.array([0.5, -1.5, 2.0, 0.25], dtype="float32")
 ASSUMED = "differ only by axes of size one"
 
 
-def _torch_scaled(shape: tuple[int, ...] = (4, 1, 1)):
+def _torch_scaled(shape: tuple[int, ...] = (4, 1, 1), first: bool = False):
     """Sequential(Block): a conv whose output a scale of ``shape`` multiplies,
-    held by the block as torchvision's CNBlock holds its ``layer_scale``."""
+    held by the block as torchvision's CNBlock holds its ``layer_scale``
+    (``first``: a conv of 4 channels whose input the scale multiplies)."""
     import torch
 
     class Block(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.conv = torch.nn.Conv2d(4 if first else 3, 4, 3, padding=1)
             self.gamma = torch.nn.Parameter(torch.ones(shape))
 
         def forward(self, x):
-            return self.conv(x) * self.gamma.reshape(1, 4, 1, 1)
+            scale = self.gamma.reshape(1, 4, 1, 1)
+            return self.conv(x * scale) if first else self.conv(x) * scale
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(Block())
@@ -229,19 +231,8 @@ def test_a_block_that_applies_its_scale_first_is_caught_by_the_check():
     needs("torch")
     needs("keras")
     import keras
-    import torch
 
-    class ScaleFirst(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
-            self.gamma = torch.nn.Parameter(torch.from_numpy(SCALES))
-
-        def forward(self, x):
-            return self.conv(x * self.gamma.reshape(1, 4, 1, 1))
-
-    torch.manual_seed(0)
-    src = torch.nn.Sequential(ScaleFirst()).eval()
+    src = _torch_scaled(first=True)
     dst = _keras_scaled()
     dst = keras.Sequential(
         [keras.Input((6, 6, 4)), keras.layers.Conv2D(4, 3, padding="same"), dst.layers[-1]]

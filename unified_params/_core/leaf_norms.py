@@ -327,7 +327,8 @@ class SpectralForm:
         if role == "orig":
             return self.layout.canonical_shape(self.native_shape)
         if role == "u":
-            return (self.native_shape[int(self.norm.axis or 0)],)
+            assert self.norm.axis is not None  # `spectral_form` makes no form of a norm without one
+            return (self.native_shape[self.norm.axis],)
         return (math.prod(self.native_shape[n] for n in self._others()[0]),)
 
     def to_common(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -335,22 +336,24 @@ class SpectralForm:
         role = self.role(name)
         if role == "orig":
             return np.asarray(self.layout.to_canonical(value))
-        if role == "u":
-            return value
-        others, order = self._others()
-        sizes = [self.native_shape[n] for n in others]
-        return np.transpose(np.reshape(value, sizes), order).reshape(-1)
+        return self._others_reordered(value, to_common=True) if role == "v" else value
 
     def to_native(self, name: str, value: np.ndarray) -> np.ndarray:
         """The common ``value`` of the variable ``name``, in this layer's own layout."""
         role = self.role(name)
         if role == "orig":
             return np.asarray(self.layout.to_native(value))
-        if role == "u":
-            return value
+        return self._others_reordered(value, to_common=False) if role == "v" else value
+
+    def _others_reordered(self, v: np.ndarray, *, to_common: bool) -> np.ndarray:
+        """``v``, over the weight's other axes flattened, from native to
+        canonical order of those axes (or back)."""
         others, order = self._others()
-        sizes = [self.native_shape[others[k]] for k in order]
-        return np.transpose(np.reshape(value, sizes), np.argsort(order)).reshape(-1)
+        if to_common:
+            sizes, perm = [self.native_shape[n] for n in others], order
+        else:
+            sizes, perm = [self.native_shape[others[k]] for k in order], list(np.argsort(order))
+        return np.transpose(np.reshape(v, sizes), perm).reshape(-1)
 
 
 def spectral_form(

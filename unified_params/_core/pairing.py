@@ -240,6 +240,8 @@ def after_their_layers(pairs: list[tuple[Layer, Layer]]) -> list[tuple[Layer, La
     """
     found = []
     for k, (x, y) in enumerate(pairs):
+        if x.kind != UNKNOWN_KIND:  # only such layers are moved (and both of a pair are of one kind)
+            continue
         earlier = pairs[:k]
         if any(e.path.startswith(x.path + ".") for e, _ in earlier if x.path) or any(
             e.path.startswith(y.path + ".") for _, e in earlier if y.path
