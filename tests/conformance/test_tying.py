@@ -39,6 +39,20 @@ def test_textbook_shared_layer_is_detected_natively(backend):
     assert m[b][0, 0] == 100
 
 
+def test_a_kernel_a_wrapper_also_holds_is_listed_at_its_layer(native):
+    """Listed where a layer lays it out, canonical, the same path on every
+    backend; the wrapper's path is an alias (it keeps the framework's layout)."""
+    m = up.wrap(native.wrapper_holding_kernel(3))
+    params = m.params()
+    assert list(params) == ["0.layer.weight", "0.layer.bias"]
+    weight, held = params["0.layer.weight"], f"0.{native.held_kernel}"
+    assert weight.shape == (3, 4) and weight.aliases == (held,)
+    assert m[held].native is weight.native
+    state = up.state_dict(m.native)
+    assert list(state) == ["0.layer.weight", "0.layer.bias"] and state["0.layer.weight"].shape == (3, 4)
+    assert list(m[0].params()) == ["layer.weight", "layer.bias"]  # a sub-view lists it so too
+
+
 def test_tied_gradient_is_the_sum_of_per_use_gradients(backend):
     tied = specs.shared().build(backend)
     up.initialize(tied, up.init.Normal(0, 0.5), seed=0)

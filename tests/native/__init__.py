@@ -95,6 +95,16 @@ class Native:
         """A subclassed model with attributes ``first`` and ``second``, both Linear(6, 6)."""
         raise NotImplementedError
 
+    #: Where a `wrapper_holding_kernel` keeps its inner layer's kernel, within the
+    #: wrapper: the attribute's name, or Keras' name for the variable.
+    held_kernel: ClassVar[str] = "w"
+
+    def wrapper_holding_kernel(self, width: int) -> Any:
+        """A Sequential of one wrapper of a class the library does not know: it
+        holds a Linear(4, ``width``) as ``layer`` and that layer's weight itself
+        too (as Keras' SpectralNormalization holds its Dense's kernel)."""
+        raise NotImplementedError
+
     def conv(self, dims: int) -> Any:
         """A Conv1d or Conv3d from 2 to 5 channels, kernel 3."""
         raise NotImplementedError

@@ -81,6 +81,20 @@ class DictNative(Native):
 
         return Net()
 
+    def wrapper_holding_kernel(self, width: int) -> Any:
+        nn = self.nn
+
+        class Wrapper(getattr(nn, self.base)):
+            def __init__(self):
+                super().__init__()
+                self.layer = nn.Linear(4, width)
+                self.w = self.layer.weight
+
+            def forward(self, x):
+                return self.layer(x)
+
+        return nn.Sequential(Wrapper())
+
     def two_attributes(self) -> Any:
         nn = self.nn
 

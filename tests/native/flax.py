@@ -80,6 +80,17 @@ class FlaxNative(Native):
 
         return Net()
 
+    def wrapper_holding_kernel(self, width: int) -> Any:
+        class Wrapper(nnx.Module):
+            def __init__(self):
+                self.layer = nnx.Linear(4, width, rngs=_RNGS)
+                self.w = self.layer.kernel
+
+            def __call__(self, x):
+                return self.layer(x)
+
+        return nnx.Sequential(Wrapper())
+
     def two_attributes(self) -> Any:
         class Net(nnx.Module):
             def __init__(self):

@@ -82,6 +82,23 @@ class KerasNative(Native):
         net(np.zeros((1, 4), "float32"))
         return net
 
+    held_kernel = "kernel"  # a Keras layer's variables go by their own names
+
+    def wrapper_holding_kernel(self, width: int) -> Any:
+        class Wrapper(L.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.layer = L.Dense(width)
+
+            def build(self, input_shape):
+                self.layer.build(input_shape)
+                self.w = self.layer.kernel  # tracked by the wrapper too
+
+            def call(self, x):
+                return self.layer(x)
+
+        return keras.Sequential([keras.Input((4,)), Wrapper()])
+
     def two_attributes(self) -> Any:
         class Net(keras.Model):
             def __init__(self):

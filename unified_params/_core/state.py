@@ -592,7 +592,7 @@ def plan_load(
                 ok = False
                 continue
             used.add(name)
-            source = given[name]
+            source = given[name] if name == key else _from_alias(model, name, slot, given[name])
             if source.own_layout != slot.own_layout:  # laid out as one framework keeps it, not the other
                 report.own_layout.append(key)
                 ok = False
@@ -719,7 +719,7 @@ def load(
             report.nonfinite += [k for slot, _ in plan for k in slot.keys if k in nonfinite]
         finally:
             meter.close()
-        _check_twins(ready, twins, state, report)
+        _check_twins(ready, twins, state, report, model)
         if allow_nonfinite and report.nonfinite:
             report.notes.append(f"loaded with NaN or infinity, as allowed: {_list(report.nonfinite)}")
             report.nonfinite.clear()
@@ -847,22 +847,47 @@ def _check_twins(
     twins: list[tuple[str, str]],
     state: Mapping[str, Any],
     report: LoadReport,
+    model: Module,
 ) -> None:
-    """A tie group given under two keys must give one value; else it is a conflict."""
+    """A tie group given under two keys must give one value; else it is a conflict.
+
+    The two values are compared as the variable holds them where the two
+    positions lay it out differently (a wrapper of unknown kind holding its
+    inner layer's kernel keeps the framework's layout): one variable, two views.
+    """
     if not twins:
         return
     by_key = {k: array for slot, arrays in ready for k, array in zip(slot.keys, arrays, strict=True)}
+    held = {slot.keys[0]: slot.param for slot, _ in ready if slot.how == "one"}
     for alias, first in twins:
         if first not in by_key:
             continue
         other = np.asarray(Source.of(state[alias], alias).read())
         mine = by_key[first]
         if isinstance(mine, Local):  # compared on this process's block
-            other, by_key[first] = other[mine.sharding.box], mine.block
-        if other.shape == by_key[first].shape and np.array_equal(other, by_key[first], equal_nan=True):
+            other, mine = other[mine.sharding.box], mine.block
+        elif first in held:
+            other, mine = _as_held(model, alias, other, held[first], mine)
+        if other.shape == mine.shape and np.array_equal(other, mine, equal_nan=True):
             report.skipped.append(alias)
         else:
             report.conflicting.append(alias)
+
+
+def _as_held(model: Module, alias: str, other: Any, param: Param, mine: Any) -> tuple[Any, Any]:
+    """``other`` (given for ``alias``) and ``mine`` (for ``param``, the same
+    variable) in the variable's own layout, where the two paths lay it out
+    differently; else as they are."""
+    twin = model[alias]
+    if not isinstance(twin, Param) or twin.layout == param.layout:
+        return other, mine
+    try:
+        return (
+            twin.layout.to_native(other, tuple(twin.native_shape)),
+            param.layout.to_native(np.asarray(mine), tuple(param.native_shape)),
+        )
+    except ValueError:  # a shape neither layout takes: compared as given, and so a conflict
+        return other, mine
 
 
 def _checked_state(state: Any) -> Mapping[str, Any]:
@@ -897,6 +922,25 @@ def _alias_in(
             if other in given:
                 return other
     return None
+
+
+def _from_alias(model: Module, alias: str, slot: Slot, source: Source) -> Source:
+    """The value given for ``alias``, another path of ``slot``'s variable, as
+    ``slot`` lays it out: a path of a layer of unknown kind keeps the
+    framework's layout (a file written before such a variable was listed
+    where its layer lays it out keys it there)."""
+    if slot.how != "one" or source.own_layout is not None:
+        return source
+    twin, param = model[alias], slot.param
+    if not isinstance(twin, Param) or twin.layout == param.layout or source.shape != twin.shape:
+        return source  # as given (a shape the alias does not take is refused as it is)
+    native_shape = tuple(twin.native_shape)
+
+    def read() -> np.ndarray:
+        held = twin.layout.to_native(source.read(), native_shape)  # the variable's own layout
+        return layouts.contiguous(param.layout.to_canonical(held))
+
+    return Source(tuple(param.shape), source.dtype, read, owners=source.owners, writer=source.writer)
 
 
 def _optional(slot: Slot, key: str) -> bool:

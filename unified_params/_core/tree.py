@@ -6,6 +6,14 @@ first path in depth-first order; the other paths are its aliases. This is the
 dedup Keras applies to ``weights``; torch and paddle ``state_dict`` emit every
 alias instead, and ``Sequential.layers`` in Keras 3 lists a reused layer twice.
 
+One exception (`listed_rows`): a variable that a layer of unknown kind also
+holds (a wrapper keeping its inner layer's kernel, Keras'
+``SpectralNormalization``) is listed where a layer lays it out: at the first
+path whose layer is of a kind with a canonical layout. Listed at the wrapper,
+it would be shown and saved in the framework's own layout as if canonical (a
+paddle kernel's ``(in, out)``), and a file would load it transposed into a
+torch model of the same make. Keras' own ``variable.path`` names that layer too.
+
 These walks run on every collect-all of a model not seen before, so they stay
 lean: one adapter call per module for its children and one for its variables.
 """
@@ -294,6 +302,39 @@ def unique_modules(adapter: Adapter, root: Any, prefix: str = "") -> list[tuple[
             seen.add(id(module))
             out.append((path, module))
     return out
+
+
+#: The layer kinds whose leaves have a canonical layout.
+_LAID_OUT = layouts.CANONICAL_AXES
+
+
+def listed_rows(rows: list[Row]) -> dict[int, Row]:
+    """Per variable (by identity), the row a collector lists it at: the first
+    whose layer is of a kind with a canonical layout (`layouts.CANONICAL_AXES`),
+    else its first. The other rows' paths are its aliases.
+
+    Examples:
+        >>> import torch
+        >>> from unified_params.backends import adapter_for
+        >>> class Wrapper(torch.nn.Module):  # a layer of unknown kind holding its inner layer's weight
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.inner = torch.nn.Linear(4, 2)
+        ...         self.w = self.inner.weight
+        >>> net = Wrapper()
+        >>> rows = walk_rows(adapter_for(net), net)[1]
+        >>> [row[0] for row in rows]  # row[0]: the path, in walk order
+        ['w', 'inner.weight', 'inner.bias']
+        >>> [row[0] for row in listed_rows(rows).values()]
+        ['inner.weight', 'inner.bias']
+    """
+    chosen: dict[int, Row] = {}
+    for row in rows:
+        key = id(row[_VAR])
+        held = chosen.get(key)
+        if held is None or (held[_SLOT].layer_kind not in _LAID_OUT and row[_SLOT].layer_kind in _LAID_OUT):
+            chosen[key] = row
+    return chosen
 
 
 def group_by_variable(entries: list[Entry]) -> dict[int, list[Entry]]:

@@ -33,6 +33,7 @@ from .tree import (
     all_entries,
     extend,
     group_by_variable,
+    listed_rows,
     own_rows,
     unique_modules,
 )
@@ -251,7 +252,10 @@ class Module:
         absolute path from the wrapped root. A variable reached at several
         paths (a shared layer, a tied parameter) is listed under the first
         path in depth-first order; the other paths are its
-        [Param.aliases][unified_params.Param.aliases].
+        [Param.aliases][unified_params.Param.aliases]. A variable that a layer
+        of unknown kind also holds (a wrapper keeping its inner layer's
+        kernel, as Keras' ``SpectralNormalization`` does) is listed at the
+        first layer that lays it out: the same path, canonical, on every backend.
 
         From its second call on, a view keeps its walk of the model and reuses
         it while the model's structure is unchanged (checked on every call):
@@ -334,7 +338,8 @@ class Module:
         return snap
 
     def _first_params(self, rows: list[Row]) -> dict[str, Param]:
-        """One Param per variable, at its first path, the later paths its aliases."""
+        """One Param per variable, at the path `listed_rows` lists it at (its
+        first, unless a layer of unknown kind holds it first), the other paths its aliases."""
         adapter, root = self._adapter, self.root
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
@@ -345,17 +350,19 @@ class Module:
                 return {row[_PATH][cut:]: Param(adapter, row, root, none_yet) for row in rows}
             return {row[_PATH]: Param(adapter, row, root, none_yet) for row in rows}
         found: dict[str, Param] = {}
-        first: dict[int, Param] = {}
-        later: dict[int, list[str]] = {}
+        listed: dict[int, Param] = {}
+        every: dict[int, list[str]] = {}
+        chosen = listed_rows(rows)
         for row in rows:
             key = id(row[_VAR])
-            if key in first:
-                later.setdefault(key, []).append(row[_PATH])
-            else:
-                first[key] = found[row[_PATH][cut:]] = Param(adapter, row, root, none_yet)
+            every.setdefault(key, []).append(row[_PATH])
+            if chosen[key] is row:
+                listed[key] = found[row[_PATH][cut:]] = Param(adapter, row, root, none_yet)
         if root is self:
-            for key, paths in later.items():
-                first[key]._aliases = tuple(paths)
+            for key, param in listed.items():
+                paths = every[key]
+                if len(paths) > 1:
+                    param._aliases = tuple(p for p in paths if p != param.path)
         return found
 
     def _child(self, key: str, native: Any) -> Module:
