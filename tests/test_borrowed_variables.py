@@ -36,6 +36,24 @@ def test_a_square_borrowed_kernel_saved_from_a_transposing_framework_loads_into_
     np.testing.assert_allclose(forward("torch", dst, X), forward(source, src, X), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "pair", ["paddle>torch", "torch>paddle", "keras>torch", "torch>keras", "flax>paddle"]
+)
+def test_a_wrapper_model_ports_across_frameworks(pair):
+    """The wrapper's hold on the kernel keeps each framework's own layout, so
+    it is not compared across frameworks: the kernel moves with its layer.
+    Before, every such port was refused ("the source gives it different values
+    there", or keys that did not pair)."""
+    a, b = pair.split(">")
+    needs(a)
+    needs(b)
+    src, dst = for_backend(a).wrapper_holding_kernel(4), for_backend(b).wrapper_holding_kernel(4)
+    up.initialize(src, up.init.Normal(0, 1.0), seed=1)
+    report = up.port(src, dst, check_input=X)
+    assert [(s, d) for s, d, _ in report.pairs] == [("0.layer", "0.layer")]
+    np.testing.assert_allclose(forward(b, dst, X), forward(a, src, X), rtol=1e-5, atol=1e-5)
+
+
 def spectral(width: int = 4):
     """A real wrapper of that make: Keras' SpectralNormalization around a Dense."""
     needs("keras")

@@ -332,9 +332,25 @@ def listed_rows(rows: list[Row]) -> dict[int, Row]:
     for row in rows:
         key = id(row[_VAR])
         held = chosen.get(key)
-        if held is None or (held[_SLOT].layer_kind not in _LAID_OUT and row[_SLOT].layer_kind in _LAID_OUT):
+        if held is None or borrowed(held[_SLOT], row[_SLOT]):
             chosen[key] = row
     return chosen
+
+
+def borrowed(alias: Any, listed: Any) -> bool:
+    """Whether a variable's path ``alias`` is one `listed_rows` passed over for
+    ``listed``: a layer of unknown kind holding what a layer lays out (both
+    Params, or anything with their ``layer_kind``). Such a path keeps the
+    framework's own layout, so it is not compared across frameworks.
+
+    Examples:
+        >>> from types import SimpleNamespace as At
+        >>> borrowed(At(layer_kind="other"), At(layer_kind="linear"))
+        True
+        >>> borrowed(At(layer_kind="linear"), At(layer_kind="linear"))  # a tie between two layers
+        False
+    """
+    return alias.layer_kind not in _LAID_OUT and listed.layer_kind in _LAID_OUT
 
 
 def group_by_variable(entries: list[Entry]) -> dict[int, list[Entry]]:
