@@ -51,6 +51,8 @@ def test_a_kernel_a_wrapper_also_holds_is_listed_at_its_layer(native):
     state = up.state_dict(m.native)
     assert list(state) == ["0.layer.weight", "0.layer.bias"] and state["0.layer.weight"].shape == (3, 4)
     assert list(m[0].params()) == ["layer.weight", "layer.bias"]  # a sub-view lists it so too
+    wrapper_row = up.summary(m.native).splitlines()[1]  # the wrapper's own row prints it canonical too
+    assert f"{native.held_kernel} (3, 4)" in wrapper_row, wrapper_row
 
 
 def test_tied_gradient_is_the_sum_of_per_use_gradients(backend):
