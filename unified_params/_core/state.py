@@ -851,9 +851,9 @@ def _check_twins(
 ) -> None:
     """A tie group given under two keys must give one value; else it is a conflict.
 
-    The two values are compared as the variable holds them where the two
-    positions lay it out differently (a wrapper of unknown kind holding its
-    inner layer's kernel keeps the framework's layout): one variable, two views.
+    Where the two paths lay the variable out differently (a wrapper of unknown
+    kind holding its inner layer's kernel keeps the framework's layout), the
+    alias's value is compared as the first path lays it out (`_relaid`).
     """
     if not twins:
         return
@@ -867,27 +867,13 @@ def _check_twins(
         if isinstance(mine, Local):  # compared on this process's block
             other, mine = other[mine.sharding.box], mine.block
         elif first in held:
-            other, mine = _as_held(model, alias, other, held[first], mine)
+            twin = _twin(model, alias, held[first])
+            if twin is not None and other.shape == twin.shape:
+                other = _relaid(twin, held[first], other)
         if other.shape == mine.shape and np.array_equal(other, mine, equal_nan=True):
             report.skipped.append(alias)
         else:
             report.conflicting.append(alias)
-
-
-def _as_held(model: Module, alias: str, other: Any, param: Param, mine: Any) -> tuple[Any, Any]:
-    """``other`` (given for ``alias``) and ``mine`` (for ``param``, the same
-    variable) in the variable's own layout, where the two paths lay it out
-    differently; else as they are."""
-    twin = model[alias]
-    if not isinstance(twin, Param) or twin.layout == param.layout:
-        return other, mine
-    try:
-        return (
-            twin.layout.to_native(other, tuple(twin.native_shape)),
-            param.layout.to_native(np.asarray(mine), tuple(param.native_shape)),
-        )
-    except ValueError:  # a shape neither layout takes: compared as given, and so a conflict
-        return other, mine
 
 
 def _checked_state(state: Any) -> Mapping[str, Any]:
@@ -926,21 +912,33 @@ def _alias_in(
 
 def _from_alias(model: Module, alias: str, slot: Slot, source: Source) -> Source:
     """The value given for ``alias``, another path of ``slot``'s variable, as
-    ``slot`` lays it out: a path of a layer of unknown kind keeps the
-    framework's layout (a file written before such a variable was listed
-    where its layer lays it out keys it there)."""
+    ``slot`` lays it out (`_relaid`): a file written before such a variable was
+    listed where its layer lays it out keys it at the wrapper's path."""
     if slot.how != "one" or source.own_layout is not None:
         return source
-    twin, param = model[alias], slot.param
-    if not isinstance(twin, Param) or twin.layout == param.layout or source.shape != twin.shape:
+    param = slot.param
+    twin = _twin(model, alias, param)
+    if twin is None or source.shape != twin.shape:
         return source  # as given (a shape the alias does not take is refused as it is)
-    native_shape = tuple(twin.native_shape)
+    return Source(
+        tuple(param.shape), source.dtype, lambda: _relaid(twin, param, source.read()),
+        owners=source.owners, writer=source.writer,
+    )  # fmt: skip
 
-    def read() -> np.ndarray:
-        held = twin.layout.to_native(source.read(), native_shape)  # the variable's own layout
-        return layouts.contiguous(param.layout.to_canonical(held))
 
-    return Source(tuple(param.shape), source.dtype, read, owners=source.owners, writer=source.writer)
+def _twin(model: Module, alias: str, param: Param) -> Param | None:
+    """The Param at ``alias``, another path of ``param``'s variable, where it
+    lays the variable out differently (a path of a layer of unknown kind keeps
+    the framework's layout); else ``None``."""
+    twin = model[alias]
+    return twin if isinstance(twin, Param) and twin.layout != param.layout else None
+
+
+def _relaid(twin: Param, param: Param, value: np.ndarray) -> np.ndarray:
+    """A value laid out as ``twin`` lays out its variable, as ``param`` (the
+    same variable at another path) lays it out: through the variable's own layout."""
+    held = twin.layout.to_native(np.asarray(value), tuple(twin.native_shape))
+    return layouts.contiguous(param.layout.to_canonical(held))
 
 
 def _optional(slot: Slot, key: str) -> bool:

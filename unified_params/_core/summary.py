@@ -10,8 +10,17 @@ from __future__ import annotations
 import math
 
 from .errors import NotBuiltError
-from .layouts import CANONICAL_AXES, CANONICAL_GATES, RECURRENT
-from .tree import Entry, all_entries, borrowed, canonical_shape, group_by_variable, own_entries, walk
+from .layouts import CANONICAL_GATES, RECURRENT
+from .tree import (
+    Entry,
+    all_entries,
+    borrowed,
+    canonical_shape,
+    group_by_variable,
+    listed_rows,
+    own_entries,
+    walk,
+)
 from .view import Module
 
 _INDENT = "  "
@@ -37,10 +46,9 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
         ['Sequential', '0', '1']
     """
     adapter, native = root.adapter, root.native
-    # Per variable, the first entry whose layer lays it out: a wrapper of unknown
-    # kind holding its inner layer's kernel shows it as that layer does (`tree.listed_rows`).
-    every = all_entries(adapter, native, root.path)
-    laid_out = {id(e.var): e for e in reversed(every) if e.layer_kind in CANONICAL_AXES}
+    # Per variable, the entry it is listed at: a wrapper of unknown kind holding
+    # its inner layer's kernel shows it as that layer does.
+    listed = listed_rows(all_entries(adapter, native, root.path))
     first_path: dict[int, str] = {}
     out: list[tuple[str, str, str, str, bool]] = []
     for path, module in walk(adapter, native, root.path):
@@ -54,7 +62,7 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
             continue
         first_path[id(module)] = path
         own = own_entries(adapter, module, path)
-        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, _shown(e, laid_out))}" for e in own)
+        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, _shown(e, listed))}" for e in own)
         kids = adapter.children(module)
         count = _subtree_count(adapter, module, path) if kids else _size(adapter, own, "param")
         out.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-", False))
@@ -63,11 +71,11 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
     return out
 
 
-def _shown(entry: Entry, laid_out: dict[int, Entry]) -> Entry:
-    """The entry whose layout shows ``entry``'s variable: itself, or where a
-    layer lays out what a layer of unknown kind also holds."""
-    other = laid_out.get(id(entry.var))
-    return other if other is not None and borrowed(entry, other) else entry
+def _shown(entry: Entry, listed: dict[int, Entry]) -> Entry:
+    """The entry whose layout shows ``entry``'s variable: itself, or the one a
+    layer lays out where ``entry``'s is of unknown kind (`tree.borrowed`)."""
+    other = listed[id(entry.var)]
+    return other if borrowed(entry, other) else entry
 
 
 def _subtree_count(adapter, module, path) -> int:

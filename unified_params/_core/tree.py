@@ -20,9 +20,9 @@ lean: one adapter call per module for its children and one for its variables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from . import layouts, leaf_norms
 from .errors import NotBuiltError
@@ -304,14 +304,16 @@ def unique_modules(adapter: Adapter, root: Any, prefix: str = "") -> list[tuple[
     return out
 
 
+#: A `Row`, or an `Entry` (the same fields, named).
+R = TypeVar("R", bound=tuple)
 #: The layer kinds whose leaves have a canonical layout.
 _LAID_OUT = layouts.CANONICAL_AXES
 
 
-def listed_rows(rows: list[Row]) -> dict[int, Row]:
+def listed_rows(rows: Iterable[R]) -> dict[int, R]:
     """Per variable (by identity), the row a collector lists it at: the first
     whose layer is of a kind with a canonical layout (`layouts.CANONICAL_AXES`),
-    else its first. The other rows' paths are its aliases.
+    else its first. The other rows' paths are its aliases. Rows or `Entry` s.
 
     Examples:
         >>> import torch
@@ -328,7 +330,7 @@ def listed_rows(rows: list[Row]) -> dict[int, Row]:
         >>> [row[0] for row in listed_rows(rows).values()]
         ['inner.weight', 'inner.bias']
     """
-    chosen: dict[int, Row] = {}
+    chosen: dict[int, R] = {}
     for row in rows:
         key = id(row[_VAR])
         held = chosen.get(key)
