@@ -38,7 +38,19 @@ SCRIPTS = (
 NOTES = """\
 ## Why targets are missed
 
-- **collect-all, first call** (target 2x): a first call builds, for every
+- **collect-all, first call** (target 2x): since the walk reads a
+  container's plain layers in one adapter call (`Adapter.leaf_variables`),
+  measured with `bench_access.py --scales 1,16` on 2026-12-02, a day this
+  machine ran Keras' `weights` about 5x slower than in the table above:
+  Keras 2.10x at 2,000 tensors and 2.78x at 32,000, keras-jax 2.01x and
+  2.63x, keras-torch 2.11x and 2.56x, torch 1.20x and 1.26x, paddle 1.15x
+  and 1.19x (before, the same day at 2,000 tensors: Keras 3.17x, keras-jax
+  3.18x, keras-torch 3.05x, torch 1.58x, paddle 1.41x). At
+  32,000 tensors a fifth of the call is the young-generation pass Python's
+  collector makes over the 64,000 objects the answer keeps (a Param and a
+  row per variable) once the walk's pause ends: with the collector off
+  for both calls, 115-117 ms against `weights`' 54-55 ms (2.1x), with it on
+  136-151 ms (2.5-2.7x). Before that change: a first call builds, for every
   parameter, a view with its canonical name, kind and layout, and a dedup
   index over every position, reading each module's children and variables in
   one pass. `named_parameters()` yields `(name, tensor)` pairs with nothing to

@@ -37,6 +37,23 @@ def join(*keys: str) -> str:
     return SEP.join(k for k in keys if k != "")
 
 
+def positions(n: int) -> list[str]:
+    """Keys for ``n`` positions, ``"0"``, ``"1"``, ..., or more: made once per
+    process, so keying a container's children (``zip(positions(n), layers)``)
+    makes no string.
+
+    Examples:
+        >>> list(zip(positions(2), "ab"))
+        [('0', 'a'), ('1', 'b')]
+    """
+    if len(_POSITIONS) < n:
+        _POSITIONS.extend(map(str, range(len(_POSITIONS), n)))
+    return _POSITIONS
+
+
+_POSITIONS: list[str] = []
+
+
 def relative(path: str, base: str) -> str | None:
     """``path`` as seen from the module at ``base``, or ``None`` when it is not below it.
 

@@ -344,8 +344,7 @@ class Module:
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
         cut = len(self._path) + 1 if self._path else 0
-        ids = list(map(id, map(_var_of, rows)))
-        if len(set(ids)) == len(ids):  # no variable reached twice: the common case, in one pass
+        if len(set(map(id, map(_var_of, rows)))) == len(rows):  # no variable reached twice: in one pass
             if cut:
                 return {row[_PATH][cut:]: Param(adapter, row, root, none_yet) for row in rows}
             return {row[_PATH]: Param(adapter, row, root, none_yet) for row in rows}

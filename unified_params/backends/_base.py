@@ -108,6 +108,14 @@ class Adapter(abc.ABC):
             NotBuiltError: The module's variables do not exist yet.
         """
 
+    def leaf_variables(self, modules: list[Any]) -> list[list[NativeVariable] | None]:
+        """Per module, its own variables when the adapter can tell at a glance
+        that it has no children, else ``None`` (the walk then asks `children`
+        and `variables`). One call for a container's children: a walk of many
+        plain layers makes one adapter call where it would make two per layer.
+        Default: ``None`` for each."""
+        return [None] * len(modules)
+
     @abc.abstractmethod
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         """The one hook of the kept-walk cache (`unified_params._core.snapshot`):

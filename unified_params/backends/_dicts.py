@@ -119,6 +119,10 @@ class DictModuleAdapter(Adapter):
             return []
         return [(k, c) for k, c in kids.items() if c is not None]
 
+    def leaf_variables(self, modules: list[Any]) -> list[list[NativeVariable] | None]:
+        kids, variables = self._kids, self.variables
+        return [None if kids(module) else variables(module) for module in modules]
+
     def child(self, module: Any, key: str) -> Any | None:
         if self.LEAF_ONLY and self.KINDS(type(module)) in self.LEAF_ONLY:
             return None

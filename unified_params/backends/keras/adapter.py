@@ -24,6 +24,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
+from ..._core.paths import positions
 from ..._core.sharding import Sharding
 from ..._core.upsampling import Upsampling
 from .._base import (
@@ -107,6 +108,57 @@ def _plain(cls: type) -> bool:
 
 
 _name_of = internals.variable_name
+_own_variables = internals.own_variables
+_LAYERS = internals.LAYERS
+#: Variable names seen on plain layers that Keras did not make up ("kernel"): a
+#: set look-up per variable, where ``startswith`` is a method call.
+_NAMED: set[str] = set()
+
+
+def _named(name: str) -> bool:
+    """Whether a plain layer's variable ``name`` is its slot's, not one Keras made up."""
+    if name.startswith(_MADE_UP):
+        return False
+    _NAMED.add(name)
+    return True
+
+
+def _plain_variables(modules: Sequence[Any], *, leaves_only: bool) -> list[list[NativeVariable] | None]:
+    """Per module, its variables when it is a built plain layer (each variable
+    named after its slot: most layers), else ``None``; with ``leaves_only``,
+    also ``None`` for a layer with sublayers. One loop for a container's layers:
+    a collect-all reads every layer through it."""
+    found: list[list[NativeVariable] | None] = []
+    for module in modules:
+        cls = type(module)
+        state = module.__dict__
+        if (
+            not (_PLAIN.get(cls) or _plain(cls))
+            or _SLOT_NAMES in state
+            or (leaves_only and state.get(_LAYERS))
+            or not (state.get("built") or cls.build is _LAYER_BUILD)
+        ):
+            found.append(None)
+            continue
+        trained, frozen = _own_variables(module)
+        own: list[NativeVariable] = []
+        # Unrolled for the two roles: a loop over the roles costs 20% of a read.
+        for var in trained:  # loops, not comprehensions: cheaper for a few variables
+            name = _name_of(var)
+            if name not in _NAMED and not _named(name):
+                break  # a name Keras made up: the slot table decides
+            own.append((name, var, "param"))
+        else:
+            for var in frozen:
+                name = _name_of(var)
+                if name not in _NAMED and not _named(name):
+                    break
+                own.append((name, var, "buffer"))
+            else:
+                found.append(own)
+                continue
+        found.append(None)
+    return found
 
 
 def _crops(module: Any, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Pad, ...]:
@@ -196,7 +248,8 @@ class KerasAdapter(Adapter):
             return []  # the cell's variables are the layer's own
         if role == "sequential" and _CHILD_KEYS in module.__dict__:
             return _named_children(module)
-        return [(str(i), layer) for i, layer in enumerate(module.layers)]
+        layers = module.layers
+        return list(zip(positions(len(layers)), layers, strict=False))  # the keys run on
 
     def child(self, module: Any, key: str) -> Any | None:
         role = _ROLES.get(type(module)) or _role(type(module))
@@ -231,25 +284,11 @@ class KerasAdapter(Adapter):
         return _containers
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        cls = type(module)
-        if _PLAIN.get(cls) or _plain(cls):  # most layers: each variable named after its slot
-            state = module.__dict__
-            if _SLOT_NAMES not in state and (state.get("built") or cls.build is _LAYER_BUILD):
-                trained, frozen = internals.own_variables(module)
-                own = []
-                # Unrolled for the two roles: a loop over the roles costs 20% of this call.
-                for var in trained:  # loops, not comprehensions: cheaper for a few variables
-                    name = _name_of(var)
-                    if name.startswith(_MADE_UP):
-                        return self._variables(module)  # the slot table decides
-                    own.append((name, var, "param"))
-                for var in frozen:
-                    name = _name_of(var)
-                    if name.startswith(_MADE_UP):
-                        return self._variables(module)
-                    own.append((name, var, "buffer"))
-                return own
-        return self._variables(module)
+        own = _plain_variables((module,), leaves_only=False)[0]
+        return self._variables(module) if own is None else own
+
+    def leaf_variables(self, modules: list[Any]) -> list[list[NativeVariable] | None]:
+        return _plain_variables(modules, leaves_only=True)
 
     def _variables(self, module: Any) -> list[NativeVariable]:
         """`variables`, for any module: containers, RNNs, tied or unbuilt layers."""
