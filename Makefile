@@ -35,6 +35,11 @@ PROCESS_TESTS := tests/test_benchmarks.py tests/test_cli.py tests/test_plugin.py
 	tests/test_distributed.py tests/test_flatten_order.py tests/test_notebook.py tests/test_site.py \
 	tests/test_sharded_frameworks.py tests/reliability/test_faults.py
 
+# The property-based conformance tests (two properties, 200 examples each on every backend,
+# about 140 s) run beside the main run too, with the process tests: on 2 cores the main run
+# took 879 s and the shell beside it 636 s.
+BALANCED_TESTS := tests/reliability/test_properties.py
+
 # The engine runs, then the process tests, go on beside the main run, in one background
 # shell (the main run alone leaves a core idle much of the time); their output follows the
 # main run's. Any run's failing exit code is make's (pytest's 5, when it collected nothing,
@@ -44,12 +49,12 @@ BESIDE_LOG := $(VENV)/beside-the-main-run.log
 test: $(STAMP)
 	@( UP_TEST_BACKENDS=keras-jax $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); jax=$$?; \
 	   UP_TEST_BACKENDS=keras-torch $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); torch=$$?; \
-	   $(BIN)/python -m pytest -q -p no:cacheprovider $(PROCESS_TESTS); procs=$$?; \
+	   $(BIN)/python -m pytest -q -p no:cacheprovider $(PROCESS_TESTS) $(BALANCED_TESTS); procs=$$?; \
 	   for code in $$jax $$torch $$procs; do [ $$code -ne 0 ] && exit $$code; done; exit 0 \
 	 ) > $(BESIDE_LOG) 2>&1 & beside=$$!; \
-	$(BIN)/python -m pytest $(addprefix --ignore=,$(PROCESS_TESTS)); main=$$?; \
+	$(BIN)/python -m pytest $(addprefix --ignore=,$(PROCESS_TESTS) $(BALANCED_TESTS)); main=$$?; \
 	wait $$beside; rest=$$?; \
-	echo "== Beside the main run: Keras on JAX, Keras on torch (UP_TEST_BACKENDS=keras-jax, keras-torch), then the tests that start processes =="; \
+	echo "== Beside the main run: Keras on JAX, Keras on torch (UP_TEST_BACKENDS=keras-jax, keras-torch), then the tests that start processes and the property-based ones =="; \
 	cat $(BESIDE_LOG); \
 	[ $$main -ne 0 ] && exit $$main; exit $$rest
 
