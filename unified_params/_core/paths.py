@@ -40,7 +40,7 @@ def join(*keys: str) -> str:
 def positions(n: int) -> list[str]:
     """Keys for ``n`` positions, ``"0"``, ``"1"``, ..., or more: made once per
     process, so keying a container's children (``zip(positions(n), layers)``)
-    makes no string.
+    makes no string. The list is shared: read it, never change it.
 
     Examples:
         >>> list(zip(positions(2), "ab"))
