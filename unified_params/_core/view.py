@@ -201,7 +201,8 @@ class Module:
             (8,)
         """
         if isinstance(key, str):
-            return self._lookup(key)
+            found = self._indexed(key)  # `_lookup`, inlined: one call less on the hot path
+            return self._walk_to(key) if found is None else found
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             return self._at_position(int(key))
         raise UnsupportedError(
@@ -380,9 +381,13 @@ class Module:
         return self._child(key, native)
 
     def _lookup(self, path: str) -> Module | Param:
+        """The module or parameter at ``path``: from the last walk's index
+        (`_indexed`) if it answers, else one step per key of the live model."""
         found = self._indexed(path)
-        if found is not None:
-            return found
+        return self._walk_to(path) if found is None else found
+
+    def _walk_to(self, path: str) -> Module | Param:
+        """`_lookup` without the index: one step per key of the live model."""
         node, node_path = self._native, self._path
         keys = split(path)
         for depth, key in enumerate(keys):
@@ -414,22 +419,26 @@ class Module:
             snap = self._snapshot()
         if not snap.same_generation():
             return None
-        index = snap.memo.get("paths")
+        memo = snap.memo
+        index = memo.get("paths")
         if index is None:
-            index = snap.memo["paths"] = self._path_index(snap)
+            index = memo["paths"] = self._path_index(snap)
         hit = index.get(path)
         if hit is None:
             return None
         chain, row, native_name, var = hit
         adapter = self._adapter
-        node, child = self._native, adapter.child
-        for key, expected in chain:
-            node = child(node, key)
-            if node is not expected:
-                return None
+        node = self._native
+        if chain:
+            child = adapter.child
+            for key, expected in chain:
+                node = child(node, key)
+                if node is not expected:
+                    return None
         if not adapter.holds(node, native_name, var):
             return None
-        return Param(adapter, row, self.root, None)
+        root = self._root
+        return Param(adapter, row, self if root is None else root, None)
 
     def _path_index(self, snap: Snapshot) -> dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]]:
         """Relative path (canonical and native leaf names) -> the modules on the

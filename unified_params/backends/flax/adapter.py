@@ -125,8 +125,26 @@ def _rank(order: Mapping[str, Any] | tuple[str, ...], name: str) -> tuple[int, s
 _STEPS: weakref.WeakKeyDictionary[Any, dict[str, Step]] = weakref.WeakKeyDictionary()
 
 
+#: Per class: whether it is an ``nnx.Module``, an ``nnx.Sequential``, an ``nnx.RNN``. NNX's
+#: classes check ``isinstance`` in Python (ABCMeta's ``__instancecheck__``): a path
+#: look-up's every step asked two of them, a third of the step's time.
+_MODULE_CLASSES: dict[type, bool] = {}
+_SEQUENTIAL_CLASSES: dict[type, bool] = {}
+_RNN_CLASSES: dict[type, bool] = {}
+
+
+def _is(known: dict[type, bool], cls: type, base: type) -> bool:
+    """``issubclass(cls, base)``, kept in ``known`` (read first with ``known.get``)."""
+    found = known[cls] = issubclass(cls, base)
+    return found
+
+
 def _position(sequential: Any, key: str, layer: Any) -> Any:
-    if isinstance(layer, nnx.Module):
+    cls = type(layer)
+    module = _MODULE_CLASSES.get(cls)
+    if module is None:
+        module = _is(_MODULE_CLASSES, cls, nnx.Module)
+    if module:
         return layer
     steps = _STEPS.get(sequential)
     if steps is None:
@@ -269,7 +287,11 @@ class FlaxAdapter(Adapter):
         return sorted(kids, key=lambda kv: _rank(blocks, kv[0]))
 
     def child(self, module: Any, key: str) -> Any | None:
-        if isinstance(module, nnx.Sequential) and key.isdigit():
+        cls = type(module)
+        sequential = _SEQUENTIAL_CLASSES.get(cls)
+        if sequential is None:
+            sequential = _is(_SEQUENTIAL_CLASSES, cls, nnx.Sequential)
+        if sequential and key.isdigit():
             layer = internals.list_member(module.layers, key)
             return None if layer is None else _position(module, key, layer)
         if isinstance(module, NamedSequential):
@@ -334,6 +356,12 @@ class FlaxAdapter(Adapter):
         return module, vars(module).get(native_name)
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        cls = type(module)
+        rnn = _RNN_CLASSES.get(cls)
+        if rnn is None:
+            rnn = _is(_RNN_CLASSES, cls, nnx.RNN)
+        if not rnn:  # no cell: `_slot`'s last line
+            return vars(module).get(native_name) is var
         return self._slot(module, native_name)[1] is var
 
     # -- one variable ------------------------------------------------------------

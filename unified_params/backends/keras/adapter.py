@@ -110,6 +110,7 @@ def _plain(cls: type) -> bool:
 _name_of = internals.variable_name
 _own_variables = internals.own_variables
 _LAYERS = internals.LAYERS
+_INPUT_LAYER = L.InputLayer
 #: Variable names seen on plain layers that Keras did not make up ("kernel"): a
 #: set look-up per variable, where ``startswith`` is a method call.
 _NAMED: set[str] = set()
@@ -252,11 +253,14 @@ class KerasAdapter(Adapter):
         return list(zip(positions(len(layers)), layers, strict=False))  # the keys run on
 
     def child(self, module: Any, key: str) -> Any | None:
-        role = _ROLES.get(type(module)) or _role(type(module))
-        if role == "sequential" and key.isdigit() and _CHILD_KEYS not in module.__dict__:
-            layers = internals.sublayers(module)  # `layers` would copy the list on every step
-            position = int(key) + (1 if layers and isinstance(layers[0], L.InputLayer) else 0)
-            return layers[position] if position < len(layers) else None
+        cls = type(module)
+        role = _ROLES.get(cls) or _role(cls)
+        if role == "sequential" and key.isdigit():  # the step of most look-ups: kept lean
+            state = module.__dict__
+            if _CHILD_KEYS not in state:
+                layers = state.get(_LAYERS) or ()  # `layers` would copy the list on every step
+                position = int(key) + (1 if layers and isinstance(layers[0], _INPUT_LAYER) else 0)
+                return layers[position] if position < len(layers) else None
         if role == "functional" and key.isdigit():
             layers = module.layers
             return layers[int(key)] if int(key) < len(layers) else None
@@ -416,7 +420,7 @@ class KerasAdapter(Adapter):
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
         owner = module.cell if _ROLES.get(type(module)) == "rnn" else module
-        trained, frozen = internals.own_variables(owner)
+        trained, frozen = _own_variables(owner)
         for held in trained:  # by identity (a variable's == is elementwise), in loops: a few variables
             if held is var:
                 break
@@ -428,8 +432,12 @@ class KerasAdapter(Adapter):
                 return False
         name = _name_of(var)
         cls = type(owner)
-        plain = _SLOT_NAMES not in owner.__dict__ and (_PLAIN.get(cls) or _plain(cls))  # no tie, no rename
-        if plain and name == native_name and not name.startswith(_MADE_UP):
+        if (
+            name == native_name
+            and (name in _NAMED or _named(name))  # not a name Keras made up
+            and _SLOT_NAMES not in owner.__dict__  # no tie, no rename
+            and (_PLAIN.get(cls) or _plain(cls))
+        ):
             return True  # the slot is named after its variable: no slot table to build
         slots = _slot_names(owner) or {}
         return (slots.get(id(var)) or var.name) == native_name  # a Keras variable's name never changes
