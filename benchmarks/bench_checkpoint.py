@@ -14,9 +14,10 @@ kernel into torch's layout: a second row compares each with the fastest
 transposing kernel of the process over as many kernels of the same size
 (``bench_transpose.bound_calls``), the machine's bound; target: at least 0.8x
 its throughput. A third row compares every save with writing the same bytes,
-already contiguous in memory, to a new file in the same folder: the file
-system's floor for any save (on tmpfs, most of it is the kernel handing out
-new pages). Every call and its baselines run in turn, three rounds.
+already contiguous in memory, to a new file in the same folder renamed over
+the last one: the file system's floor for a save that never leaves a torn
+file (on tmpfs, most of it is the kernel handing out new pages). Every call
+and its baselines run in turn, three rounds.
 
 Targets apply from 1 GB. Files go to a tmpfs folder (``/dev/shm``) when there
 is one: on this project's VMs, writes to disk vary threefold from run to run
@@ -100,7 +101,8 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
             t_write = times["write the bytes"][0]
             rows.append(
                 Row("save a checkpoint (vs writing its bytes)", backend, scale, mib(total), t_ours, t_write,
-                    "the same bytes, in memory already, written to a new file", m_ours, "", None)
+                    "the same bytes, in memory already, written to a new file renamed over the last", m_ours,
+                    "", None)
             )  # fmt: skip
         if op == "save" and backend != "torch":
             t_kernel = min(t for name, (t, _) in times.items() if name.startswith("kernel "))
@@ -115,15 +117,19 @@ def run(backend: str, scale: int, layers: int, folder: str) -> list[Row]:
 
 
 def _writer(model, folder: str):
-    """The file system's floor for any save of ``model``: its values, already
-    contiguous in memory, written to a new file in the same folder."""
+    """The file system's floor for a save of ``model`` that never leaves a
+    torn file, as this library's saves do: its values, already contiguous in
+    memory, written to a new file in the same folder, then renamed over the
+    last one (the new file takes pages other than the old one's: see the
+    page's notes on saves)."""
     blobs = [p.numpy() for p in up.wrap(model).params().values()]
     path = os.path.join(folder, "bytes.bin")
 
     def write() -> None:
-        with open(path, "wb") as f:
+        with open(path + ".new", "wb") as f:
             for blob in blobs:
                 f.write(memoryview(blob.reshape(-1).view("uint8")))
+        os.replace(path + ".new", path)
 
     return write
 

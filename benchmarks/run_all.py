@@ -142,7 +142,8 @@ NOTES = """\
   Against that kernel alone a save cannot reach 0.8x: it also writes every
   byte to a new file, and the `save a checkpoint (vs writing its bytes)` rows
   time that alone (the values, contiguous in memory already, written to a new
-  file in the same folder): 1.5-1.8x the kernel's time here, most of it the
+  file in the same folder, renamed over the last): 1.5-1.8x the kernel's time
+  here (runs before the rename, which the notes below explain), most of it the
   kernel handing out the file's new pages (`posix_fallocate` of 1 GiB with no
   data: 508-525 ms, against 458-511 ms for the transposing kernel). The
   Keras and paddle saves transpose on a helper thread while the writes run,
@@ -159,13 +160,21 @@ NOTES = """\
   median of six rounds in one process: 567 ms to 384 ms, the writes 381 ms).
   On that VM a single 1 GiB write to tmpfs, save or plain write, now and then
   took up to 2.1 s. In a process holding a 1 GiB Keras model, 5 of 34 saves
-  took 1.1-1.9 s, against 376-474 ms for the others (1 of 34, 951 ms, with
-  TensorFlow's and OpenMP's thread pools at one thread each, which the
-  library cannot set per call); where a stalled save's parts were timed, the
-  writes took all of the extra time; 32 writes of the same bytes from a
-  process with only numpy and torch, plain or through a temporary renamed
-  over the old file, alone or beside a transposing thread, took 323-438 ms,
-  none stalled. The cause is not found. The pages of earlier runs also timed
+  took 1.1-1.9 s, against 376-474 ms for the others. The stalls match the
+  VM's memory balloon, which reports free guest memory to the host
+  (virtio-balloon's free page reporting: feature bit 5 of the device here,
+  2 MiB blocks, `page_reporting_order` 9) for it to take back, so that a page
+  freed a while ago costs a host fault when it is next used. A save never
+  leaves a torn file: it writes a new file and renames it over the old one,
+  so its pages are not the old file's but those freed at the last save's
+  rename. With numpy alone, 1 GiB written to a new file renamed over the last
+  took 2,926 / 352 / 344 / 794 / 334 / 692 / 2,155 / 533 / 2,695 ms in turn
+  (0-6 s apart), while the same bytes written over the old file in place
+  (truncated: its own pages come back at once) took 335-364 ms every time;
+  six 1 GiB Keras saves in a row took 2,917 / 3,047 / 453 / 1,930 / 1,900 /
+  386 ms. So the `vs writing its bytes` rows now write a new file and rename
+  it over the last, as a save does; Keras' `save_weights` and `paddle.save`
+  write in place. The pages of earlier runs also timed
   every call while a thread sampled its memory every millisecond, which
   slowed the saves most:
   a 1 GiB Keras save took a median 825 ms with that thread and 384 ms
