@@ -89,24 +89,41 @@ def test_keras_spectral_normalization_ports_and_round_trips(tmp_path):
     np.testing.assert_array_equal(forward("keras", again, X), forward("keras", src, X))
 
 
-def test_a_state_keyed_at_the_wrappers_path_loads_in_that_paths_layout():
-    """A file written before keyed the kernel at ``0.kernel``, in Keras' own
-    ``(in, out)``: read as that path lays it out, not as the Dense does."""
-    src = spectral()
-    sn, head = src.layers[0], src.layers[1]
-    state = {
-        "0.kernel": np.asarray(sn.kernel),
-        "0.vector_u": np.asarray(sn.vector_u),
-        "0.layer.bias": np.asarray(sn.layer.bias),
-        "1.weight": np.asarray(head.kernel).T,
-        "1.bias": np.asarray(head.bias),
-    }
-    dst = spectral()
-    report = up.load_state_dict(dst, state)
-    assert "0.layer.weight" in report.loaded
-    np.testing.assert_array_equal(forward("keras", dst, X), forward("keras", src, X))
-    # Given at both paths, in each path's layout: one value, the alias skipped.
-    both = {**state, "0.layer.weight": np.asarray(sn.kernel).T}
-    assert up.load_state_dict(spectral(), both).skipped == ["0.kernel"]
+def _state(net, layout: str = "canonical") -> dict[str, np.ndarray]:
+    """``net``'s state without the Dense's kernel, in ``layout``."""
+    state = up.state_dict(net, layout=layout)
+    return {k: np.asarray(v) for k, v in state.items() if k != "0.layer.weight"}
+
+
+def test_a_value_keyed_at_the_wrappers_path_is_read_by_the_layout_its_shape_fits():
+    """A look-up at the wrapper's path ``0.kernel`` answers with the Dense's
+    parameter, canonical; a value keyed there is canonical too, unless only
+    Keras' own ``(in, out)`` fits its shape, as files written before such a
+    kernel was listed at its layer keyed it."""
+    src = spectral(3)
+    kernel = np.asarray(src.layers[0].kernel)  # Keras' (in, out): (4, 3)
+    assert up.wrap(src)["0.kernel"].shape == (3, 4)
+    for value in (kernel, kernel.T):  # as files written before; canonical
+        dst = spectral(3)
+        report = up.load_state_dict(dst, {**_state(src), "0.kernel": value})
+        assert "0.layer.weight" in report.loaded and report.skipped == []
+        np.testing.assert_array_equal(forward("keras", dst, X), forward("keras", src, X))
+    # Given at both paths, either way: one value, the alias skipped; another value: a conflict.
+    for value in (kernel, kernel.T):
+        both = {**_state(src), "0.layer.weight": kernel.T, "0.kernel": value}
+        assert up.load_state_dict(spectral(3), both).skipped == ["0.kernel"]
     with pytest.raises(up.CheckpointError, match="tied in this model but given different values '0.kernel'"):
-        up.load_state_dict(spectral(), {**both, "0.kernel": np.asarray(sn.kernel) + 1})
+        up.load_state_dict(spectral(3), {**both, "0.kernel": kernel.T + 1})
+
+
+def test_a_square_value_at_the_wrappers_path_is_refused_unless_its_layout_is_said():
+    """Square, a value at ``0.kernel`` fits both layouts: the load cannot know
+    which, so it refuses, and takes it once the layout is said."""
+    src = spectral(4)
+    kernel = np.asarray(src.layers[0].kernel)
+    with pytest.raises(up.CheckpointError, match="Cannot tell the layout of the value given at '0.kernel'"):
+        up.load_state_dict(spectral(4), {**_state(src), "0.kernel": kernel})
+    for layout, value in (("canonical", kernel.T), ("native", kernel)):
+        dst = spectral(4)
+        up.load_state_dict(dst, {**_state(src, layout), "0.kernel": value}, layout=layout)
+        np.testing.assert_array_equal(forward("keras", dst, X), forward("keras", src, X))

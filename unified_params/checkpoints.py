@@ -80,7 +80,12 @@ def load_state_dict(
     fits the same shape (a paddle tensor for a square Linear's weight, a
     Keras variable for an LSTM's gates), may be that framework's own state,
     such as a paddle model's ``state_dict()``: unless ``layout`` is given, it
-    is refused (`LoadReport.ambiguous`), never guessed.
+    is refused (`LoadReport.ambiguous`), never guessed. A value keyed at a
+    wrapper's hold on its inner layer's kernel (Keras'
+    ``SpectralNormalization``'s ``"0.kernel"``, listed at ``"0.layer.weight"``)
+    is canonical, as a look-up there answers, unless only the framework's own
+    layout fits its shape (files written before keyed it there so); a square
+    one fits both and raises `CheckpointError` unless ``layout`` is given.
 
     Args:
         model: A native model or a view.
@@ -114,6 +119,7 @@ def load_state_dict(
     if isinstance(state, _state.State) and state.layout == "native":  # it says its layout itself
         layout = _native_state_layout(state, m, layout)
     if layout == "native":  # each value in this framework's layout, also where no canonical one is known
+        said_canonical = True  # converted here: canonical from now on
         given = _state._checked_state(state)
         # A Param is read in its canonical layout, whatever `layout` says of plain values.
         plain = {k: _state.Source.of(v, k) for k, v in given.items() if not isinstance(v, Param)}

@@ -41,13 +41,23 @@ def test_textbook_shared_layer_is_detected_natively(backend):
 
 def test_a_kernel_a_wrapper_also_holds_is_listed_at_its_layer(native):
     """Listed where a layer lays it out, canonical, the same path on every
-    backend; the wrapper's path is an alias (it keeps the framework's layout)."""
+    backend; the wrapper's path is an alias, and a look-up there answers with
+    the layer's parameter (never the framework's layout under a canonical name)."""
     m = up.wrap(native.wrapper_holding_kernel(3))
     params = m.params()
     assert list(params) == ["0.layer.weight", "0.layer.bias"]
     weight, held = params["0.layer.weight"], f"0.{native.held_kernel}"
     assert weight.shape == (3, 4) and weight.aliases == (held,)
-    assert m[held].native is weight.native
+    # A view's first look-ups step through the model; from its second on, it reads its index.
+    for view in (up.wrap(m.native), m[0]):
+        for _ in range(3):
+            found = view[held[2:] if view.path else held]
+            assert found.native is weight.native
+            assert (found.path, found.shape, found.native_shape) == (
+                "0.layer.weight",
+                (3, 4),
+                weight.native_shape,
+            )
     state = up.state_dict(m.native)
     assert list(state) == ["0.layer.weight", "0.layer.bias"] and state["0.layer.weight"].shape == (3, 4)
     assert list(m[0].params()) == ["layer.weight", "layer.bias"]  # a sub-view lists it so too
@@ -276,3 +286,19 @@ def test_a_parameter_tie_changes_what_the_framework_hands_an_optimiser(backend, 
     up.untie(model, "1.weight")
     listed = native.optimizer_params(model)
     assert len(listed) == 4 and any(x is native.as_listed(m["1.weight"].native) for x in listed)
+
+
+def test_a_native_state_keyed_at_a_shared_layers_second_path_loads_as_its_layer_lays_it_out(backend):
+    """A state may key a shared layer's variables at any of its paths. In the
+    framework's own layout, a value at the second path was taken as canonical
+    unconverted: a square Keras or paddle kernel loaded transposed, no error."""
+    src, dst = specs.shared().build(backend), specs.shared().build(backend)
+    up.initialize(src, up.init.Normal(0, 1.0), seed=0)
+    state = up.state_dict(src, layout="native")
+    at_alias = {k.replace("2.", "4.", 1) if k.startswith("2.") else k: v for k, v in state.items()}
+    assert "4.weight" in at_alias and "2.weight" not in at_alias
+    report = up.load_state_dict(dst, at_alias, layout="native")
+    assert report.ok and "2.weight" in report.loaded
+    mine = up.wrap(dst)
+    for path, p in up.wrap(src).params().items():
+        np.testing.assert_array_equal(mine[path].numpy(), p.numpy(), err_msg=path)

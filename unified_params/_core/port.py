@@ -43,7 +43,7 @@ from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, aliases_inside, inside, load, merge_note, slots
-from .tree import borrowed, norm_keys, unique_modules, walk
+from .tree import norm_keys, unique_modules, walk
 from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
 
@@ -259,8 +259,8 @@ def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: 
         for key in aliases_inside(slot.param, model):
             param = model[key]
             assert isinstance(param, Param)  # an alias is a parameter's path
-            if borrowed(param, slot.param):
-                continue  # a wrapper's hold on its inner layer's kernel: moved with that layer
+            if param.path == slot.param.path:  # a look-up answered with the layer's (`tree.shown_as`):
+                continue  # a wrapper's hold on its inner layer's kernel, moved with that layer
             holder = inside(param.module.path, model)
             _add(out, model, Slot([param], (key,), (param.shape,), holder), aliases)
             tied.add(holder)

@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from . import foreign, layouts, leaf_norms, recycling, values
-from .errors import CheckpointError, UnsupportedError, received
+from .errors import CheckpointError, PathError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
 from .paths import join, relative
 from .progress import bar
 from .sharding import Local, Sharding, agree, group_of
-from .view import Module, Param, check_layout
+from .view import Module, Param, check_layout, held_at
 
 
 @dataclass(frozen=True)
@@ -491,11 +491,23 @@ def native_sources(model: Module, given: Mapping[str, Source]) -> tuple[dict[str
         if key not in params and by_native.get(key, key) not in given:
             key = by_native.get(key, key)
         p = params.get(key)
+        if p is None:
+            p = _alias_param(model, key)
         if p is None or source.shape != p.native_shape or p.layout.is_identity:
             out[key] = source
             continue
         out[key] = Source(p.shape, source.dtype, functools.partial(_converted, p.layout, source.read))
     return out, {k: model.backend for k in out if k in params and params[k].own_layout}
+
+
+def _alias_param(model: Module, key: str) -> Param | None:
+    """The parameter a look-up at ``key`` answers with, if it is one: for an
+    alias (a shared layer's path, a wrapper's hold on a kernel), the variable's."""
+    try:
+        found = model[key]
+    except PathError:
+        return None
+    return found if isinstance(found, Param) else None
 
 
 def _converted(layout: layouts.Layout, read: Callable[[], np.ndarray]) -> np.ndarray:
@@ -592,7 +604,9 @@ def plan_load(
                 ok = False
                 continue
             used.add(name)
-            source = given[name] if name == key else _from_alias(model, name, slot, given[name])
+            source = given[name]
+            if name != key:
+                source = _from_alias(model, name, slot, source, said_canonical)
             if source.own_layout != slot.own_layout:  # laid out as one framework keeps it, not the other
                 report.own_layout.append(key)
                 ok = False
@@ -868,8 +882,9 @@ def _check_twins(
             other, mine = other[mine.sharding.box], mine.block
         elif first in held:
             twin = _twin(model, alias, held[first])
-            if twin is not None and other.shape == twin.shape:
-                other = _relaid(twin, held[first], other)
+            agrees = other.shape == mine.shape and np.array_equal(other, mine, equal_nan=True)
+            if twin is not None and other.shape == twin.shape and not agrees:
+                other = _relaid(twin, held[first], other)  # as that path had it in files written before
         if other.shape == mine.shape and np.array_equal(other, mine, equal_nan=True):
             report.skipped.append(alias)
         else:
@@ -910,16 +925,35 @@ def _alias_in(
     return None
 
 
-def _from_alias(model: Module, alias: str, slot: Slot, source: Source) -> Source:
+def _from_alias(
+    model: Module, alias: str, slot: Slot, source: Source, said_canonical: bool = False
+) -> Source:
     """The value given for ``alias``, another path of ``slot``'s variable, as
-    ``slot`` lays it out (`_relaid`): a file written before such a variable was
-    listed where its layer lays it out keys it at the wrapper's path."""
-    if slot.how != "one" or source.own_layout is not None:
+    ``slot`` lays it out. Where ``alias`` is a wrapper's hold on its inner
+    layer's kernel (a path of a layer of unknown kind, `_twin`), a value is
+    canonical (as a look-up there answers), unless its shape fits only the
+    framework's own layout, which that path had before such a variable was
+    listed at its layer (files written then key it so): it is read so
+    (`_relaid`). A square one fits both, so unless the caller said the state is
+    canonical, it is refused.
+
+    Raises:
+        CheckpointError: A square value at such a path, its layout unsaid.
+    """
+    if slot.how != "one" or source.own_layout is not None or said_canonical:
         return source
     param = slot.param
     twin = _twin(model, alias, param)
     if twin is None or source.shape != twin.shape:
-        return source  # as given (a shape the alias does not take is refused as it is)
+        return source  # canonical, as given (a shape the slot does not take is refused as it is)
+    if source.shape == tuple(param.shape):
+        raise CheckpointError(
+            f"Cannot tell the layout of the value given at {alias!r}: there a layer of unknown kind "
+            f"({twin.module.type_name}) holds the variable {param.path!r} lays out, and the value fits "
+            "both the framework's own layout (which that path had in files written before) and the "
+            f"canonical one. Expected it keyed at {param.path!r}, or the layout said: layout='canonical', "
+            "or layout='native' for the framework's own. " + received(key=alias, shape=source.shape)
+        )
     return Source(
         tuple(param.shape), source.dtype, lambda: _relaid(twin, param, source.read()),
         owners=source.owners, writer=source.writer,
@@ -927,11 +961,12 @@ def _from_alias(model: Module, alias: str, slot: Slot, source: Source) -> Source
 
 
 def _twin(model: Module, alias: str, param: Param) -> Param | None:
-    """The Param at ``alias``, another path of ``param``'s variable, where it
-    lays the variable out differently (a path of a layer of unknown kind keeps
-    the framework's layout); else ``None``."""
-    twin = model[alias]
-    return twin if isinstance(twin, Param) and twin.layout != param.layout else None
+    """The Param at ``alias``, another path of ``param``'s variable, as the
+    layer there holds it (`view.held_at`), where that lays the variable out
+    otherwise (a path of a layer of unknown kind keeps the framework's layout);
+    else ``None``."""
+    twin = held_at(model, alias)
+    return twin if twin is not None and twin.layout != param.layout else None
 
 
 def _relaid(twin: Param, param: Param, value: np.ndarray) -> np.ndarray:

@@ -12,13 +12,12 @@ import math
 from .errors import NotBuiltError
 from .layouts import CANONICAL_GATES, RECURRENT
 from .tree import (
-    Entry,
     all_entries,
-    borrowed,
     canonical_shape,
     group_by_variable,
     listed_rows,
     own_entries,
+    shown_as,
     walk,
 )
 from .view import Module
@@ -62,20 +61,13 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
             continue
         first_path[id(module)] = path
         own = own_entries(adapter, module, path)
-        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, _shown(e, listed))}" for e in own)
+        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, shown_as(e, listed))}" for e in own)
         kids = adapter.children(module)
         count = _subtree_count(adapter, module, path) if kids else _size(adapter, own, "param")
         out.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-", False))
     if out and out[0][0] == "":
         out[0] = (root.type_name, f"({root.backend})", out[0][2], out[0][3], False)
     return out
-
-
-def _shown(entry: Entry, listed: dict[int, Entry]) -> Entry:
-    """The entry whose layout shows ``entry``'s variable: itself, or the one a
-    layer lays out where ``entry``'s is of unknown kind (`tree.borrowed`)."""
-    other = listed[id(entry.var)]
-    return other if borrowed(entry, other) else entry
 
 
 def _subtree_count(adapter, module, path) -> int:

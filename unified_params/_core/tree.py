@@ -373,11 +373,29 @@ def listed_rows(rows: Iterable[R]) -> dict[int, R]:
     return chosen
 
 
+def shown_as(row: R, listed: Mapping[int, R]) -> R:
+    """The row (or `Entry`) whose layout shows ``row``'s variable: itself, or,
+    where ``row``'s layer is of unknown kind and a layer lays the variable out
+    (`borrowed`), the row ``listed`` (from `listed_rows`) has for it. A look-up
+    at a wrapper's own ``kernel`` answers with it, and a summary prints it so.
+
+    Examples:
+        >>> from types import SimpleNamespace as At
+        >>> kernel = object()  # rows: (path, module path, module, variable, slot)
+        >>> held = ("w", "", None, kernel, At(layer_kind="other"))
+        >>> laid = ("inner.weight", "inner", None, kernel, At(layer_kind="linear"))
+        >>> shown_as(held, listed_rows([held, laid]))[0]
+        'inner.weight'
+    """
+    other = listed.get(id(row[_VAR]))
+    return other if other is not None and borrowed(row[_SLOT], other[_SLOT]) else row
+
+
 def borrowed(alias: Any, listed: Any) -> bool:
     """Whether a variable's path ``alias`` is one `listed_rows` passed over for
     ``listed``: a layer of unknown kind holding what a layer lays out (both
-    Params, or anything with their ``layer_kind``). Such a path keeps the
-    framework's own layout, so it is not compared across frameworks.
+    Params, or anything with their ``layer_kind``). A look-up at such a path
+    answers with the listed parameter, canonical.
 
     Examples:
         >>> from types import SimpleNamespace as At
@@ -386,7 +404,19 @@ def borrowed(alias: Any, listed: Any) -> bool:
         >>> borrowed(At(layer_kind="linear"), At(layer_kind="linear"))  # a tie between two layers
         False
     """
-    return alias.layer_kind not in _LAID_OUT and listed.layer_kind in _LAID_OUT
+    return not laid_out(alias) and laid_out(listed)
+
+
+def laid_out(at: Any) -> bool:
+    """Whether the layer of ``at`` (a `Slot`, a Param, anything with a
+    ``layer_kind``) is of a kind with a canonical layout.
+
+    Examples:
+        >>> from types import SimpleNamespace as At
+        >>> laid_out(At(layer_kind="linear")), laid_out(At(layer_kind="other"))
+        (True, False)
+    """
+    return at.layer_kind in _LAID_OUT
 
 
 def group_by_variable(entries: list[Entry]) -> dict[int, list[Entry]]:

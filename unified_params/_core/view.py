@@ -33,8 +33,10 @@ from .tree import (
     all_entries,
     extend,
     group_by_variable,
+    laid_out,
     listed_rows,
     own_rows,
+    shown_as,
     unique_modules,
 )
 
@@ -194,7 +196,11 @@ class Module:
         keys children by position and also names them (a Keras Sequential or
         functional model's layers), a key may be that name, as
         ``model.get_layer(name)`` takes it: ``m["conv1_conv.weight"]`` is the
-        parameter at ``"2.weight"``.
+        parameter at ``"2.weight"``. A path at which a layer of unknown kind
+        holds a variable that a layer lays out (the kernel a wrapper such as
+        Keras' ``SpectralNormalization`` keeps of its inner layer's) answers
+        with that layer's parameter, at its path, canonical: as ``params()``
+        lists it.
 
         Examples:
             >>> m["0.bias"].shape
@@ -402,9 +408,16 @@ class Module:
             if depth == len(keys) - 1:
                 for row in own_rows(self._adapter, node, node_path):
                     if key in (row[_SLOT].name, row[_SLOT].native_name):
-                        return Param(self._adapter, row, self.root, None)
+                        return Param(self._adapter, self._listed(row), self.root, None)
             raise self._path_error(path, node, node_path, key)
         return Module(self._adapter, node, node_path, self.root)
+
+    def _listed(self, row: Row) -> Row:
+        """``row``, or where a layer of unknown kind holds a variable that a
+        layer lays out (`tree.borrowed`: a wrapper's own ``kernel``), that
+        layer's row: a look-up answers as a collect-all lists it, canonical.
+        Only a row of a kind with no canonical layout costs a walk here."""
+        return row if laid_out(row[_SLOT]) else shown_as(row, listed_rows(self._snapshot().rows))
 
     def _indexed(self, path: str) -> Param | None:
         """The parameter at ``path`` from the last walk's index, if it is still
@@ -451,9 +464,11 @@ class Module:
                 parent, _, key = path.rpartition(".")
                 chains[path] = (*chains[parent], (key, native))
         index: dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]] = {}
+        listed = listed_rows(snap.rows)
         for row in snap.rows:
             path, module_path, _, var, slot = row
-            hit = (chains[module_path], row, slot.native_name, var)
+            found = shown_as(row, listed)  # a wrapper's own path answers as its layer lists it (`_listed`)
+            hit = (chains[found[_MODULE_PATH]], found, found[_SLOT].native_name, var)
             index.setdefault(extend(module_path, slot.native_name)[cut:], hit)
             index.setdefault(path[cut:], hit)
         return index
@@ -1027,3 +1042,20 @@ def check_layout(layout: Any, *, unsaid: bool = False) -> Any:
 def native_at(model: Module, path: str) -> Any:
     """The native module at ``path`` below ``model`` (``""``: ``model`` itself)."""
     return model[path].native if path else model.native
+
+
+def held_at(model: Module, path: str) -> Param | None:
+    """The parameter at ``path`` below ``model`` as the layer there holds it,
+    or ``None``. Unlike a look-up (``model[path]``), which answers at a
+    wrapper's own path with the parameter of the layer that lays the variable
+    out (`tree.shown_as`), this keeps that path's own layout: a load reads a
+    value keyed there by the shape it has (`state._from_alias`)."""
+    module_path, _, leaf = path.rpartition(".")
+    node = model[module_path] if module_path else model
+    if not isinstance(node, Module):
+        return None
+    adapter = model.adapter
+    for row in own_rows(adapter, node.native, node.path):
+        if leaf in (row[_SLOT].name, row[_SLOT].native_name):
+            return Param(adapter, row, model.root, None)
+    return None
