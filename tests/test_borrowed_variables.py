@@ -127,3 +127,18 @@ def test_a_square_value_at_the_wrappers_path_is_refused_unless_its_layout_is_sai
         dst = spectral(4)
         up.load_state_dict(dst, {**_state(src, layout), "0.kernel": value}, layout=layout)
         np.testing.assert_array_equal(forward("keras", dst, X), forward("keras", src, X))
+
+
+def test_a_look_up_at_a_wrappers_path_sees_a_native_change():
+    """A wrapper's path is looked up in the live model, never from the kept
+    index: once the wrapper holds a variable of its own there, a look-up
+    answers with it."""
+    needs("torch")
+    import torch
+
+    net = for_backend("torch").wrapper_holding_kernel(3)
+    m = up.wrap(net)
+    m.params(), m.params()  # the view keeps its walk
+    assert [m["0.w"].path for _ in range(3)] == ["0.layer.weight"] * 3
+    net[0].w = torch.nn.Parameter(torch.zeros(3, 4))
+    assert [(m["0.w"].path, m["0.w"].native is net[0].w) for _ in range(3)] == [("0.w", True)] * 3

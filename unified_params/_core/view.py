@@ -466,9 +466,10 @@ class Module:
         index: dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]] = {}
         listed = listed_rows(snap.rows)
         for row in snap.rows:
+            if shown_as(row, listed) is not row:
+                continue  # a wrapper's hold on a kernel its layer lays out: looked up live (`_listed`)
             path, module_path, _, var, slot = row
-            found = shown_as(row, listed)  # a wrapper's own path answers as its layer lists it (`_listed`)
-            hit = (chains[found[_MODULE_PATH]], found, found[_SLOT].native_name, var)
+            hit = (chains[module_path], row, slot.native_name, var)
             index.setdefault(extend(module_path, slot.native_name)[cut:], hit)
             index.setdefault(path[cut:], hit)
         return index
