@@ -38,6 +38,7 @@ from .tree import (
     own_rows,
     shown_as,
     unique_modules,
+    walk_rows,
 )
 
 if TYPE_CHECKING:
@@ -414,10 +415,15 @@ class Module:
 
     def _listed(self, row: Row) -> Row:
         """``row``, or where a layer of unknown kind holds a variable that a
-        layer lays out (`tree.borrowed`: a wrapper's own ``kernel``), that
-        layer's row: a look-up answers as a collect-all lists it, canonical.
-        Only a row of a kind with no canonical layout costs a walk here."""
-        return row if laid_out(row[_SLOT]) else shown_as(row, listed_rows(self._snapshot().rows))
+        layer below it lays out (`tree.borrowed`: a wrapper's own ``kernel``),
+        that layer's row: a look-up answers as a collect-all lists it,
+        canonical. Only such a layer's subtree is walked (a layer without
+        sublayers costs nothing more), so a variable it holds that a layer
+        elsewhere lays out keeps this path's own layout here."""
+        module, module_path = row[_MODULE], row[_MODULE_PATH]
+        if laid_out(row[_SLOT]) or not self._adapter.children(module):
+            return row
+        return shown_as(row, listed_rows(walk_rows(self._adapter, module, module_path)[1]))
 
     def _indexed(self, path: str) -> Param | None:
         """The parameter at ``path`` from the last walk's index, if it is still
