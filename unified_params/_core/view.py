@@ -407,9 +407,9 @@ class Module:
                 node, node_path = child, join(node_path, key)
                 continue
             if depth == len(keys) - 1:
-                for row in own_rows(self._adapter, node, node_path):
-                    if key in (row[_SLOT].name, row[_SLOT].native_name):
-                        return Param(self._adapter, self._listed(row), self.root, None)
+                row = _own_row(self._adapter, node, node_path, key)
+                if row is not None:
+                    return Param(self._adapter, self._listed(row), self.root, None)
             raise self._path_error(path, node, node_path, key)
         return Module(self._adapter, node, node_path, self.root)
 
@@ -1061,8 +1061,13 @@ def held_at(model: Module, path: str) -> Param | None:
     node = model[module_path] if module_path else model
     if not isinstance(node, Module):
         return None
-    adapter = model.adapter
-    for row in own_rows(adapter, node.native, node.path):
+    row = _own_row(model.adapter, node.native, node.path, leaf)
+    return None if row is None else Param(model.adapter, row, model.root, None)
+
+
+def _own_row(adapter: Adapter, module: Any, module_path: str, leaf: str) -> Row | None:
+    """The row of ``module``'s own variable named ``leaf`` (canonically or natively), if any."""
+    for row in own_rows(adapter, module, module_path):
         if leaf in (row[_SLOT].name, row[_SLOT].native_name):
-            return Param(adapter, row, model.root, None)
+            return row
     return None
