@@ -255,6 +255,25 @@ def test_collect_all_leaves_the_collector_as_it_found_it(backend):
         gc.enable()
 
 
+def test_a_collect_alls_params_hold_what_a_constructed_param_holds(backend):
+    """A first collect-all sets each Param's fields without calling ``__init__``
+    (one call less per variable): every slot must be set, or left unset, as
+    ``Param(...)`` does it, in a root view and in a sub-view."""
+    from unified_params._core import view
+
+    m = up.wrap(mlp(backend))
+    for holder in (m, m[2]):
+        found = up.wrap(m.native).params() if holder is m else holder.params()
+        assert found, holder
+        for param in found.values():
+            made = view.Param(param.adapter, param._row, param._root, param._aliases)
+            for field in view.Param.__slots__:
+                assert hasattr(param, field) == hasattr(made, field), (holder.path, field)
+                if hasattr(made, field):
+                    assert getattr(param, field) is getattr(made, field), (holder.path, field)
+            assert param.aliases == () and param.shape == made.shape
+
+
 def test_a_walks_plain_rows_read_the_same_as_its_entries(backend):
     """The walk makes plain tuples (`tree.Row`), which a Param reads by index;
     an `Entry` names the same fields. Both must give every Param the same answers."""
