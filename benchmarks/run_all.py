@@ -88,16 +88,17 @@ NOTES = """\
   the loops at 2,000 tensors and 1.90x against 1.83x at 8,000: the cost is
   the objects made, not the loop. Nor is it the passes: one loop over a
   container's layers that reads each layer's variable lists, makes its rows
-  and Params and checks the dedup in the same pass took 2.58x against 2.40x
-  for the three passes at 2,000 tensors and 2.59-2.68x against 2.56-2.80x at
-  32,000 (collector on, best of 200 and of 9 interleaved rounds). The
+  and Params and checks the dedup in the same pass took 2.58-3.55x against
+  2.40-2.73x for the three passes at 2,000 tensors and 2.59-2.68x against
+  2.56-2.80x at 32,000 (collector on, best of 200 and of 9 interleaved
+  rounds, two runs each). The
   collector's pass comes once per first call, as the pause ends, over every
   object the walk left (5,000 at 2,000 tensors: 0.16 ms, 0.28x of `weights`;
   at 32,000 tensors about 11 ms, 0.33x). With that pass, a loop written for
   these Dense layers alone (each variable's name read, a tuple and a slotted
-  object per variable, keyed by its path, a dedup set) took 1.50-1.60x of
-  `weights` at 2,000 tensors and 1.64-1.88x at 32,000, where `params()` took
-  2.38-2.63x and 2.42-2.64x.
+  object per variable, keyed by its path, a dedup set) took 1.55-1.60x of
+  `weights` at 2,000 tensors and 1.64-2.03x at 32,000, where `params()` took
+  2.38-2.63x and 2.42-2.76x.
   Best-of-7 timings below swing by up to 2x between runs here. Keep the view:
   repeated calls are the fast path. The walk pauses Python's cyclic collector
   (`_core/gc_pause.py`), which otherwise rescans the model's objects while the
