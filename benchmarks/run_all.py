@@ -98,7 +98,12 @@ NOTES = """\
   these Dense layers alone (each variable's name read, a tuple and a slotted
   object per variable, keyed by its path, a dedup set) took 1.55-1.60x of
   `weights` at 2,000 tensors and 1.64-2.03x at 32,000, where `params()` took
-  2.38-2.63x and 2.42-2.76x.
+  2.38-2.63x and 2.42-2.76x. Nor does one object per variable help in the
+  real walk: rows made as slotted objects that then serve as the Params (no
+  tuple per variable, one object fewer for the collector) took 2.25-2.40x
+  against 2.22-2.61x for the tuple and Param at 2,000 tensors, and
+  3.16-3.17x against 2.67-2.75x at 32,000 (best of 200 and of 15, two runs):
+  five attribute stores cost more than a tuple.
   Best-of-7 timings below swing by up to 2x between runs here. Keep the view:
   repeated calls are the fast path. The walk pauses Python's cyclic collector
   (`_core/gc_pause.py`), which otherwise rescans the model's objects while the
