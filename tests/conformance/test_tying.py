@@ -65,6 +65,26 @@ def test_a_kernel_a_wrapper_also_holds_is_listed_at_its_layer(native):
     assert f"{native.held_kernel} (3, 4)" in wrapper_row, wrapper_row
 
 
+def test_a_kernel_a_layer_beside_it_holds_is_looked_up_at_its_layer(native):
+    """The holder of unknown kind comes after the Linear, not above it: a
+    look-up at the holder's path, from the model or from the holder's own
+    view, answers as the collect-all lists the variable, at the Linear and
+    canonical. Before, it answered at the holder's path in the framework's
+    own layout ((4, 3) on Keras, paddle and Flax) under a canonical name."""
+    m = up.wrap(native.sibling_holding_kernel(3))
+    params = m.params()
+    assert list(params) == ["0.weight", "0.bias"]
+    weight, held = params["0.weight"], f"1.{native.held_kernel}"
+    assert weight.shape == (3, 4) and weight.aliases == (held,)
+    for view in (up.wrap(m.native), up.wrap(m.native)[1]):
+        for _ in range(3):  # the first look-ups step through the model, the later read the index
+            found = view[held[2:] if view.path else held]
+            assert found.native is weight.native
+            assert (found.path, found.shape) == ("0.weight", (3, 4))
+    holder_row = up.summary(m.native).splitlines()[2]  # the holder's own row prints it canonical too
+    assert f"{native.held_kernel} (3, 4)" in holder_row, holder_row
+
+
 def test_tied_gradient_is_the_sum_of_per_use_gradients(backend):
     tied = specs.shared().build(backend)
     up.initialize(tied, up.init.Normal(0, 0.5), seed=0)

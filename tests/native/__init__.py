@@ -105,6 +105,12 @@ class Native:
         too (as Keras' SpectralNormalization holds its Dense's kernel)."""
         raise NotImplementedError
 
+    def sibling_holding_kernel(self, width: int) -> Any:
+        """A Sequential of a Linear(4, ``width``) and, after it, a layer of a
+        class the library does not know that holds that Linear's weight (as
+        `held_kernel`) and passes its input through."""
+        raise NotImplementedError
+
     def conv(self, dims: int) -> Any:
         """A Conv1d or Conv3d from 2 to 5 channels, kernel 3."""
         raise NotImplementedError

@@ -95,6 +95,20 @@ class DictNative(Native):
 
         return nn.Sequential(Wrapper())
 
+    def sibling_holding_kernel(self, width: int) -> Any:
+        nn = self.nn
+        layer = nn.Linear(4, width)
+
+        class Holder(getattr(nn, self.base)):
+            def __init__(self):
+                super().__init__()
+                self.w = layer.weight
+
+            def forward(self, x):
+                return x
+
+        return nn.Sequential(layer, Holder())
+
     def two_attributes(self) -> Any:
         nn = self.nn
 

@@ -91,6 +91,18 @@ class FlaxNative(Native):
 
         return nnx.Sequential(Wrapper())
 
+    def sibling_holding_kernel(self, width: int) -> Any:
+        layer = nnx.Linear(4, width, rngs=_RNGS)
+
+        class Holder(nnx.Module):
+            def __init__(self):
+                self.w = layer.kernel
+
+            def __call__(self, x):
+                return x
+
+        return nnx.Sequential(layer, Holder())
+
     def two_attributes(self) -> Any:
         class Net(nnx.Module):
             def __init__(self):

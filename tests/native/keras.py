@@ -99,6 +99,20 @@ class KerasNative(Native):
 
         return keras.Sequential([keras.Input((4,)), Wrapper()])
 
+    def sibling_holding_kernel(self, width: int) -> Any:
+        layer = L.Dense(width)
+        layer.build((None, 4))
+
+        class Holder(L.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.w = layer.kernel  # tracked by the holder too
+
+            def call(self, x):
+                return x
+
+        return keras.Sequential([keras.Input((4,)), layer, Holder()])
+
     def two_attributes(self) -> Any:
         class Net(keras.Model):
             def __init__(self):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import foreign, gc_pause, layouts, transpose, values
-from .errors import PathError, PositionError, ShapeError, UnsupportedError, received
+from .errors import NotBuiltError, PathError, PositionError, ShapeError, UnsupportedError, received
 from .flatten import flat_layout
 from .paths import join, nearest, relative, split
 from .selectors import compile_selector
@@ -199,9 +199,10 @@ class Module:
         ``model.get_layer(name)`` takes it: ``m["conv1_conv.weight"]`` is the
         parameter at ``"2.weight"``. A path at which a layer of unknown kind
         holds a variable that a layer lays out (the kernel a wrapper such as
-        Keras' ``SpectralNormalization`` keeps of its inner layer's) answers
-        with that layer's parameter, at its path, canonical: as ``params()``
-        lists it.
+        Keras' ``SpectralNormalization`` keeps of its inner layer's, or a
+        layer beside that one holding its weight) answers with that layer's
+        parameter, at its path, canonical: as the wrapped model's ``params()``
+        lists it, from a sub-view too.
 
         Examples:
             >>> m["0.bias"].shape
@@ -423,15 +424,33 @@ class Module:
 
     def _listed(self, row: Row) -> Row:
         """``row``, or where a layer of unknown kind holds a variable that a
-        layer below it lays out (`tree.borrowed`: a wrapper's own ``kernel``),
-        that layer's row: a look-up answers as a collect-all lists it,
-        canonical. Only such a layer's subtree is walked (a layer without
-        sublayers costs nothing more), so a variable it holds that a layer
-        elsewhere lays out keeps this path's own layout here."""
-        module, module_path = row[_MODULE], row[_MODULE_PATH]
-        if laid_out(row[_SLOT]) or not self._adapter.children(module):
+        layer of the model lays out (`tree.borrowed`: a wrapper's own
+        ``kernel``, or a layer beside it holding its ``weight``), that layer's
+        row: a look-up answers as the model's collect-all lists it, canonical.
+        A row of a layer of known kind costs nothing more; one of unknown kind
+        reads the wrapped model's walk (kept from its second use). A model
+        with a layer not built yet elsewhere cannot be walked: then the layer's
+        own subtree is."""
+        if laid_out(row[_SLOT]):
             return row
-        return shown_as(row, listed_rows(walk_rows(self._adapter, module, module_path)[1]))
+        listed = self._model_listed()
+        if listed is None:
+            module, module_path = row[_MODULE], row[_MODULE_PATH]
+            listed = listed_rows(walk_rows(self._adapter, module, module_path)[1])
+        return shown_as(row, listed)
+
+    def _model_listed(self) -> dict[int, Row] | None:
+        """Per variable, the row the wrapped model's collect-all lists it at
+        (`tree.listed_rows`), from the model's walk; ``None`` where a layer
+        not built yet keeps the model from being walked."""
+        try:
+            snap = self.root._snapshot()
+        except NotBuiltError:
+            return None
+        listed: dict[int, Row] | None = snap.memo.get("listed")
+        if listed is None:
+            listed = snap.memo["listed"] = listed_rows(snap.rows)
+        return listed
 
     def _indexed(self, path: str) -> Param | None:
         """The parameter at ``path`` from the last walk's index, if it is still
@@ -478,7 +497,11 @@ class Module:
                 parent, _, key = path.rpartition(".")
                 chains[path] = (*chains[parent], (key, native))
         index: dict[str, tuple[tuple[tuple[str, Any], ...], Row, str, Any]] = {}
-        listed = listed_rows(snap.rows)
+        listed = None
+        if self._root is not None and not all(laid_out(row[_SLOT]) for row in snap.rows):
+            listed = self._model_listed()  # a layer beside this module may lay out what it holds
+        if listed is None:
+            listed = listed_rows(snap.rows)
         for row in snap.rows:
             if shown_as(row, listed) is not row:
                 continue  # a wrapper's hold on a kernel its layer lays out: looked up live (`_listed`)
