@@ -36,6 +36,22 @@ def test_a_square_borrowed_kernel_saved_from_a_transposing_framework_loads_into_
     np.testing.assert_allclose(forward("torch", dst, X), forward(source, src, X), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("source", ["paddle", "flax"])
+def test_a_holders_view_saved_from_a_transposing_framework_loads_into_torch_right(source, tmp_path):
+    """The holder sits beside the Linear whose square weight it holds, and only
+    its view is saved. Before, the paddle file held the weight under ``1.w`` in
+    paddle's own ``(in, out)`` layout, said canonical, and torch loaded it
+    transposed, with no error. (Keras names it ``kernel``, which torch's
+    holder does not have: refused either way.)"""
+    needs(source)
+    needs("torch")
+    src, dst = for_backend(source).sibling_holding_kernel(4), for_backend("torch").sibling_holding_kernel(4)
+    up.initialize(src, up.init.Normal(0, 1.0), seed=1)
+    up.save(up.wrap(src)[1], tmp_path / "w.safetensors", progress=False)
+    up.load(up.wrap(dst)[1], tmp_path / "w.safetensors", progress=False)
+    np.testing.assert_array_equal(up.wrap(dst)["0.weight"].numpy(), up.wrap(src)["0.weight"].numpy())
+
+
 @pytest.mark.parametrize(
     "pair", ["paddle>torch", "torch>paddle", "keras>torch", "torch>keras", "flax>paddle"]
 )

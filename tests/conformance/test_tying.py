@@ -65,12 +65,13 @@ def test_a_kernel_a_wrapper_also_holds_is_listed_at_its_layer(native):
     assert f"{native.held_kernel} (3, 4)" in wrapper_row, wrapper_row
 
 
-def test_a_kernel_a_layer_beside_it_holds_is_looked_up_at_its_layer(native):
-    """The holder of unknown kind comes after the Linear, not above it: a
-    look-up at the holder's path, from the model or from the holder's own
-    view, answers as the collect-all lists the variable, at the Linear and
-    canonical. Before, it answered at the holder's path in the framework's
-    own layout ((4, 3) on Keras, paddle and Flax) under a canonical name."""
+def test_a_kernel_a_layer_beside_it_holds_is_shown_in_that_layers_layout(native):
+    """The holder of unknown kind comes after the Linear, not above it. A
+    look-up at the holder's path from the model answers as the collect-all
+    lists the variable, at the Linear. A view of the holder alone lists it at
+    the holder's own path, in the Linear's layout, and answers, prints and
+    keeps its state so. Before, both answered in the framework's own layout
+    ((4, 3) on Keras, paddle and Flax) under a canonical name."""
     m = up.wrap(native.sibling_holding_kernel(3))
     params = m.params()
     assert list(params) == ["0.weight", "0.bias"]
@@ -80,9 +81,15 @@ def test_a_kernel_a_layer_beside_it_holds_is_looked_up_at_its_layer(native):
         for _ in range(3):  # the first look-ups step through the model, the later read the index
             found = view[held[2:] if view.path else held]
             assert found.native is weight.native
-            assert (found.path, found.shape) == ("0.weight", (3, 4))
-    holder_row = up.summary(m.native).splitlines()[2]  # the holder's own row prints it canonical too
-    assert f"{native.held_kernel} (3, 4)" in holder_row, holder_row
+            assert (found.path, found.shape) == (("1." if view.path else "0.") + found.name, (3, 4))
+    holder = m[1]
+    listed = holder.params()
+    assert list(listed) == [native.held_kernel] and listed[native.held_kernel].shape == (3, 4)
+    np.testing.assert_array_equal(listed[native.held_kernel].numpy(), weight.numpy())
+    state = up.state_dict(holder)
+    assert list(state) == [native.held_kernel] and state[native.held_kernel].shape == (3, 4)
+    for summary in (up.summary(m.native).splitlines()[2], up.summary(holder).splitlines()[0]):
+        assert f"{native.held_kernel} (3, 4)" in summary, summary
 
 
 def test_tied_gradient_is_the_sum_of_per_use_gradients(backend):

@@ -45,9 +45,11 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
         ['Sequential', '0', '1']
     """
     adapter, native = root.adapter, root.native
-    # Per variable, the entry it is listed at: a wrapper of unknown kind holding
-    # its inner layer's kernel shows it as that layer does.
-    listed = listed_rows(all_entries(adapter, native, root.path))
+    # Per variable, the entry the wrapped model lists it at: a layer of unknown kind
+    # holding a kernel that a layer lays out (its inner layer, or one beside it)
+    # shows it as that layer does, in a summary of a part of the model too.
+    model = root.root
+    listed = listed_rows(all_entries(adapter, model.native, model.path))
     first_path: dict[int, str] = {}
     out: list[tuple[str, str, str, str, bool]] = []
     for path, module in walk(adapter, native, root.path):

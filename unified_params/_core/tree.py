@@ -391,6 +391,31 @@ def shown_as(row: R, listed: Mapping[int, R]) -> R:
     return other if other is not None and borrowed(row[_SLOT], other[_SLOT]) else row
 
 
+def laid_out_as(row: Row, layer: Row) -> Row:
+    """``row`` (its path and names) with the layout of ``layer``, the row of
+    the layer that lays its variable out: what a view below a layer of
+    unknown kind, but not below that layer, lists the variable as, so that it
+    shows and saves it canonical, not in the framework's own layout.
+
+    Examples:
+        >>> from unified_params.backends import adapter_for
+        >>> import torch
+        >>> class Holder(torch.nn.Module):  # beside the Linear, holding its weight
+        ...     def __init__(self, linear):
+        ...         super().__init__()
+        ...         self.w = linear.weight
+        >>> linear = torch.nn.Linear(4, 2)
+        >>> net = torch.nn.Sequential(linear, Holder(linear))
+        >>> held, laid = walk_rows(adapter_for(net), net)[1][2], walk_rows(adapter_for(net), net)[1][0]
+        >>> shown = laid_out_as(held, laid)
+        >>> shown[0], shown[4].name, shown[4].layer_kind
+        ('1.w', 'w', 'linear')
+    """
+    slot, laid = row[_SLOT], layer[_SLOT]
+    shown = slot._replace(layer_kind=laid.layer_kind, leaf=laid.leaf, own_layout=laid.own_layout)
+    return (row[_PATH], row[_MODULE_PATH], row[_MODULE], row[_VAR], shown)
+
+
 def borrowed(alias: Any, listed: Any) -> bool:
     """Whether a variable's path ``alias`` is one `listed_rows` passed over for
     ``listed``: a layer of unknown kind holding what a layer lays out (both

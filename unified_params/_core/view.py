@@ -34,6 +34,7 @@ from .tree import (
     extend,
     group_by_variable,
     laid_out,
+    laid_out_as,
     listed_rows,
     own_rows,
     shown_as,
@@ -201,8 +202,9 @@ class Module:
         holds a variable that a layer lays out (the kernel a wrapper such as
         Keras' ``SpectralNormalization`` keeps of its inner layer's, or a
         layer beside that one holding its weight) answers with that layer's
-        parameter, at its path, canonical: as the wrapped model's ``params()``
-        lists it, from a sub-view too.
+        parameter, at its path, canonical: as ``params()`` lists it. A view
+        of the holder that does not hold the layer lists the variable at the
+        holder's path, in the layer's layout, and answers so.
 
         Examples:
             >>> m["0.bias"].shape
@@ -353,6 +355,8 @@ class Module:
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
         cut = len(self._path) + 1 if self._path else 0
+        if root is not self:
+            rows = self._laid_out_rows(rows)
         found: dict[str, Param] = {}
         if len(set(map(id, map(_var_of, rows)))) == len(rows):  # no variable reached twice: in one pass
             for row in rows:
@@ -426,7 +430,8 @@ class Module:
         """``row``, or where a layer of unknown kind holds a variable that a
         layer of the model lays out (`tree.borrowed`: a wrapper's own
         ``kernel``, or a layer beside it holding its ``weight``), that layer's
-        row: a look-up answers as the model's collect-all lists it, canonical.
+        row: a look-up answers as the model's collect-all lists it, canonical
+        (in a view that does not hold that layer, as `_laid_out_rows` lists it).
         A row of a layer of known kind costs nothing more; one of unknown kind
         reads the wrapped model's walk (kept from its second use). A model
         with a layer not built yet elsewhere cannot be walked: then the layer's
@@ -437,7 +442,26 @@ class Module:
         if listed is None:
             module, module_path = row[_MODULE], row[_MODULE_PATH]
             listed = listed_rows(walk_rows(self._adapter, module, module_path)[1])
-        return shown_as(row, listed)
+        shown = shown_as(row, listed)
+        if shown is row or self._root is None or shown[_PATH].startswith(f"{self._path}."):
+            return shown
+        return laid_out_as(row, shown)  # the layer is outside this view: as its collect-all lists it
+
+    def _laid_out_rows(self, rows: list[Row]) -> list[Row]:
+        """A sub-view's ``rows``, where a layer of unknown kind here holds a
+        variable that a layer outside this view lays out, that row shown with
+        the layer's layout (`tree.laid_out_as`): canonical, as the model lists it."""
+        if all(laid_out(row[_SLOT]) for row in rows):
+            return rows
+        listed = self._model_listed()
+        if listed is None:
+            return rows
+        inside = f"{self._path}."
+        out = []
+        for row in rows:
+            shown = row if laid_out(row[_SLOT]) else shown_as(row, listed)
+            out.append(row if shown is row or shown[_PATH].startswith(inside) else laid_out_as(row, shown))
+        return out
 
     def _model_listed(self) -> dict[int, Row] | None:
         """Per variable, the row the wrapped model's collect-all lists it at
