@@ -267,6 +267,9 @@ class Module:
         of unknown kind also holds (a wrapper keeping its inner layer's
         kernel, as Keras' ``SpectralNormalization`` does) is listed at the
         first layer that lays it out: the same path, canonical, on every backend.
+        A view of such a holder that does not hold that layer (``m[1]`` of a
+        Sequential whose layer ``1`` holds layer ``0``'s weight) lists it at
+        the holder's own path, in that layer's layout.
 
         From its second call on, a view keeps its walk of the model and reuses
         it while the model's structure is unchanged (checked on every call):
