@@ -406,7 +406,7 @@ def laid_out_as(row: Row, layer: Row) -> Row:
         ...         self.w = linear.weight
         >>> linear = torch.nn.Linear(4, 2)
         >>> net = torch.nn.Sequential(linear, Holder(linear))
-        >>> held, laid = walk_rows(adapter_for(net), net)[1][2], walk_rows(adapter_for(net), net)[1][0]
+        >>> laid, _, held = walk_rows(adapter_for(net), net)[1]  # rows: weight, bias, the held weight
         >>> shown = laid_out_as(held, laid)
         >>> shown[0], shown[4].name, shown[4].layer_kind
         ('1.w', 'w', 'linear')

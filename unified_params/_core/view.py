@@ -446,9 +446,8 @@ class Module:
             module, module_path = row[_MODULE], row[_MODULE_PATH]
             listed = listed_rows(walk_rows(self._adapter, module, module_path)[1])
         shown = shown_as(row, listed)
-        if shown is row or self._root is None or shown[_PATH].startswith(f"{self._path}."):
-            return shown
-        return laid_out_as(row, shown)  # the layer is outside this view: as its collect-all lists it
+        # The layer outside this view: as this view's collect-all lists it.
+        return laid_out_as(row, shown) if self._outside(shown) else shown
 
     def _laid_out_rows(self, rows: list[Row]) -> list[Row]:
         """A sub-view's ``rows``, where a layer of unknown kind here holds a
@@ -459,12 +458,15 @@ class Module:
         listed = self._model_listed()
         if listed is None:
             return rows
-        inside = f"{self._path}."
         out = []
         for row in rows:
             shown = row if laid_out(row[_SLOT]) else shown_as(row, listed)
-            out.append(row if shown is row or shown[_PATH].startswith(inside) else laid_out_as(row, shown))
+            out.append(laid_out_as(row, shown) if self._outside(shown) else row)
         return out
+
+    def _outside(self, row: Row) -> bool:
+        """Whether ``row`` (of the wrapped model's walk) is below no module of this view."""
+        return self._root is not None and not row[_PATH].startswith(f"{self._path}.")
 
     def _model_listed(self) -> dict[int, Row] | None:
         """Per variable, the row the wrapped model's collect-all lists it at
