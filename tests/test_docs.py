@@ -62,6 +62,16 @@ def test_every_page_in_the_navigation_exists():
     )
 
 
+def test_the_conformance_page_has_a_row_for_every_module_of_the_suite():
+    """A module of the suite without a feature name would run and be left off the page."""
+    from unified_params.cli.conformance import FEATURES
+
+    suite = {path.stem for path in (DOCS.parent / "tests" / "conformance").glob("test_*.py")}
+    assert suite == set(FEATURES)
+    page = (DOCS / "conformance.md").read_text()
+    assert all(f"| {feature} |" in page for feature in FEATURES.values())
+
+
 def test_the_zoo_gallery_page_lists_every_gallery_model_as_it_ran():
     from tests.zoo.models import GALLERY
 

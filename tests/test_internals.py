@@ -55,6 +55,12 @@ def test_torch_internals():
         )
         names = dict(chain.named_parameters()) | dict(chain.named_buffers())
         assert set(parts.values()) <= set(names), f"{make}_norm keeps {sorted(parts.values())}"
+    lazy = nn.LazyLinear(2)
+    assert isinstance(lazy, internals.LAZY_MODULE) and getattr(lazy, slots.pre_hooks), (
+        "nn.modules.lazy.LazyModuleMixin: shapes its parameters in a pre-hook"
+    )
+    lazy(torch.zeros(1, 3))
+    assert type(lazy) is nn.Linear and not getattr(lazy, slots.pre_hooks), "a built lazy layer drops its hook"
     compiled = torch.compile(seq)
     assert internals.compiled_original(compiled) is seq, "torch.compile's OptimizedModule._orig_mod"
     assert internals.compiled_original(seq) is None
@@ -98,6 +104,12 @@ def test_paddle_internals():
     spectral = nn.utils.spectral_norm(nn.Linear(2, 3))
     hook = next(iter(getattr(spectral, slots.pre_hooks).values()))
     assert isinstance(hook, internals.LEAF_NORM_HOOKS["spectral"]) and hook.dim == 1, "SpectralNorm.dim"
+    assert internals.initialized(seq[0].weight), "Tensor._is_initialized"
+    with paddle.LazyGuard():
+        unset = nn.Linear(2, 3)
+    assert not internals.initialized(unset.weight), "Tensor._is_initialized: False under paddle.LazyGuard"
+    unset.weight.set_value(np.zeros((2, 3), "float32"))
+    assert internals.initialized(unset.weight), "Tensor._is_initialized: True once set"
     assert internals.hyperparameter(layer, "epsilon") == pytest.approx(1e-4), "_epsilon"
     assert internals.hyperparameter(layer, "momentum") == pytest.approx(0.8), "_momentum"
     assert internals.hyperparameter(nn.Conv2D(4, 4, 3, groups=2), "groups") == 2, "_groups"

@@ -83,8 +83,19 @@ class Native:
 
     def unbuilt_mlp(self) -> Any | None:
         """The chapter's MLP before its variables exist (Keras builds them on the
-        first call); ``None`` where a layer makes them when it is constructed."""
+        first call, a torch lazy module shapes them then); ``None`` where a layer
+        makes them when it is constructed."""
         return None
+
+    def valueless_mlp(self) -> Any | None:
+        """The chapter's MLP with variables of a shape and no values (torch's
+        meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``); ``None`` where
+        the framework makes no such model."""
+        return None
+
+    #: Whether a whole write gives a `valueless_mlp`'s variable its values
+    #: (paddle's and NNX's take them; a tensor on torch's meta device holds none).
+    valueless_takes_writes: ClassVar[bool] = True
 
     # -- other native models ------------------------------------------------------
     def subclassed(self) -> Any:

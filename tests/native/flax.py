@@ -39,6 +39,13 @@ class FlaxNative(Native):
     def mlp(self) -> Any:
         return nnx.Sequential(nnx.Linear(4, 8, rngs=_RNGS), nnx.relu, nnx.Linear(8, 1, rngs=_RNGS))
 
+    def valueless_mlp(self) -> Any:
+        return nnx.eval_shape(
+            lambda: nnx.Sequential(
+                nnx.Linear(4, 8, rngs=nnx.Rngs(0)), nnx.relu, nnx.Linear(8, 1, rngs=nnx.Rngs(1))
+            )
+        )
+
     def rgnet(self) -> Any:
         def block1():
             return nnx.Sequential(

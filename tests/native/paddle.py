@@ -25,6 +25,10 @@ class PaddleNative(DictNative):
     time_first = {"time_major": True}
     refused_layers = {S.RMSNorm: "Paddle 3.3 has no RMSNorm layer"}
 
+    def valueless_mlp(self) -> Any:
+        with paddle.LazyGuard():
+            return self.mlp()
+
     def tensor(self, x: np.ndarray) -> Any:
         return paddle.to_tensor(x)
 

@@ -22,6 +22,14 @@ class TorchNative(DictNative):
     both_ways = {"bidirectional": True, "batch_first": True}
     time_first: dict[str, Any] = {}  # batch_first=False is torch's default
     cnn_buffers = 3  # torch also tracks num_batches_tracked
+    valueless_takes_writes = False  # model.to_empty(device=...) first
+
+    def unbuilt_mlp(self) -> Any:
+        return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
+
+    def valueless_mlp(self) -> Any:
+        with torch.device("meta"):
+            return self.mlp()
 
     def tensor(self, x: np.ndarray) -> Any:
         return torch.from_numpy(x)

@@ -45,7 +45,9 @@ class DTypeError(UnifiedParamsError, TypeError):
 
 
 class NotBuiltError(UnifiedParamsError, ValueError):
-    """A model's variables do not exist yet (an unbuilt Keras model)."""
+    """A model's variables do not exist yet (an unbuilt Keras model, a torch
+    lazy module before its first call), or have a shape but no values (torch's
+    meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``)."""
 
 
 class UnsupportedError(UnifiedParamsError, TypeError):
@@ -92,6 +94,33 @@ def received(**values: object) -> str:
         "Received: path='0.wieght', backend='torch'"
     """
     return "Received: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+def at_path(path: str, err: NotBuiltError) -> NotBuiltError:
+    """``err`` with the path of the module or variable it is about.
+
+    Examples:
+        >>> str(at_path("0.weight", NotBuiltError("It has no values yet.")))
+        "At path '0.weight': It has no values yet."
+    """
+    where = repr(path) if path else "the root"
+    return NotBuiltError(f"At path {where}: {err}")
+
+
+def without_values(variable: str, why: str, **got: object) -> NotBuiltError:
+    """The error for a read of ``variable``, which has a shape but no values
+    (``why``), where a whole write gives it values.
+
+    Examples:
+        >>> str(without_values("A paddle parameter", "it was made under paddle.LazyGuard"))[:60]
+        'A paddle parameter has no values yet: it was made under padd'
+    """
+    return NotBuiltError(
+        f"{variable} has no values yet: {why}, so there is nothing to read. Expected a model with "
+        "values: initialise or load it first (up.initialize, up.load, or up.port without "
+        "check_input, which keeps the destination's values to give back if the check fails); a "
+        "write of a whole variable (p.set(value)) gives it values. " + received(**got)
+    )
 
 
 # Shown as users import them (`unified_params.PathError`), also in tracebacks.

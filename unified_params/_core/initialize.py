@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from .errors import InitError, PathError, ShapeError, UnsupportedError, received
+from .errors import InitError, NotBuiltError, PathError, ShapeError, UnsupportedError, at_path, received
 from .initializers import Initializer, Law, as_initializer
 from .parallel import run_all
 from .selectors import compile_selector
@@ -131,7 +131,10 @@ def _fill_native(init: Initializer, param: Param, seed: int, key: tuple[int, ...
     def fill(buffer: np.ndarray) -> None:
         _fill_chunks(law, buffer.reshape(-1), seed, key)
 
-    return param.adapter.fill_in_place(param.native, fill)
+    try:
+        return param.adapter.fill_in_place(param.native, fill)
+    except NotBuiltError as err:  # a variable with a shape and no values (torch's meta device)
+        raise at_path(param.path, err) from None
 
 
 def _fill_chunks(law: Law, flat: np.ndarray, seed: int, key: tuple[int, ...]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import absent, channel_axes, code_names, geometry, leaf_norms, upsampling
-from .errors import CheckpointError, PortError, received
+from .errors import CheckpointError, NotBuiltError, PortError, at_path, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
@@ -1117,7 +1117,10 @@ def _native_state(model: Module) -> dict[str, Any]:
         if sharding is not None:
             out[path] = Local(p.adapter.local(p.native), sharding)
         else:
-            out[path] = np.array(p.adapter.view(p.native), copy=True)
+            try:
+                out[path] = np.array(p.adapter.view(p.native), copy=True)
+            except NotBuiltError as err:  # a variable with a shape and no values: nothing to keep
+                raise at_path(path, err) from None
 
     run_all(keep, list(model.params().items()))
     return out

@@ -27,7 +27,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 from . import layouts, leaf_norms
-from .errors import NotBuiltError
+from .errors import NotBuiltError, at_path
 
 if TYPE_CHECKING:
     from ..backends._base import Adapter, NativeVariable
@@ -168,7 +168,7 @@ def walk_rows(
             try:
                 native = variables(node)
             except NotBuiltError as err:
-                raise _at(path, err) from None
+                raise at_path(path, err) from None
             if native:
                 found += _rows(adapter, node, path, native)
         kids = children(node)
@@ -204,14 +204,8 @@ def own_rows(adapter: Adapter, module: Any, module_path: str) -> list[Row]:
     try:
         native = adapter.variables(module)
     except NotBuiltError as err:
-        raise _at(module_path, err) from None
+        raise at_path(module_path, err) from None
     return _rows(adapter, module, module_path, native) if native else []
-
-
-def _at(module_path: str, err: NotBuiltError) -> NotBuiltError:
-    """``err`` with the path of the module it is about."""
-    where = repr(module_path) if module_path else "the root"
-    return NotBuiltError(f"At path {where}: {err}")
 
 
 def _rows(adapter: Adapter, module: Any, module_path: str, native: list[NativeVariable]) -> list[Row]:

@@ -7,15 +7,17 @@ the model as it is now.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
+from collections.abc import Callable
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
 from . import foreign, gc_pause, layouts, transpose, values
-from .errors import NotBuiltError, PathError, PositionError, ShapeError, UnsupportedError, received
+from .errors import NotBuiltError, PathError, PositionError, ShapeError, UnsupportedError, at_path, received
 from .flatten import flat_layout
 from .paths import join, nearest, relative, split
 from .selectors import compile_selector
@@ -573,6 +575,25 @@ _var_of = itemgetter(_VAR)
 _new_object = object.__new__
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _says_where(method: _Method) -> _Method:
+    """``method`` of a Param, its `NotBuiltError` (a variable with a shape and
+    no values, which nothing can read) naming the parameter's path."""
+
+    @functools.wraps(method)
+    def said(self: Param, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except NotBuiltError as err:
+            if str(err).startswith("At path "):
+                raise
+            raise at_path(self.path, err) from None
+
+    return cast("_Method", said)
+
+
 class Param:
     """One parameter or buffer, reached at one path.
 
@@ -749,6 +770,7 @@ class Param:
         self._adapter.set_trainable(self._row[_VAR], bool(flag))
 
     # -- values --------------------------------------------------------------
+    @_says_where
     def numpy(self, layout: str = "canonical") -> np.ndarray:
         """A copy of the value as a numpy array.
 
@@ -828,6 +850,7 @@ class Param:
             self._adapter.assign_local(self._row[_VAR], layouts.contiguous(np.asarray(block)))
             self._adapter.after_write(self._row[_MODULE])
 
+    @_says_where
     def canonical_view(self) -> np.ndarray:
         """Internal, for the core and extension code: the canonical value
         without a copy where the framework allows (`numpy` copies). Read it
@@ -953,6 +976,7 @@ class Param:
             self._write(native, owned=native is array and layouts.adoptable(array))
             self._adapter.after_write(self._row[_MODULE])
 
+    @_says_where
     def fill(self, fill: Callable[[np.ndarray], None], read: Callable[[], np.ndarray]) -> None:
         """Internal, for the core: write a validated value by letting ``fill``
         write it straight into the variable's memory (native layout, which
@@ -973,6 +997,7 @@ class Param:
         if not filled:
             self.take(read())
 
+    @_says_where
     def _write(self, array: np.ndarray, owned: bool = False) -> None:
         """Write a validated native-layout value: one ``owned`` (see `take`) as
         it is; a strided one (a transposed kernel) or a large one straight into
@@ -1059,6 +1084,7 @@ class Param:
         target[chain[-1]] = array
         self._write(self.layout.to_native(full, self.native_shape))
 
+    @_says_where
     def _write_index(self, index: Any, array: np.ndarray) -> None:
         shape = self.shape
         mapped = self.layout.native_index(index, len(shape))

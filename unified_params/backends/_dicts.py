@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._core import activations, sequence
+from .._core.errors import NotBuiltError
 from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward, reduce_loss
 from .._core.layouts import RECURRENT
@@ -97,7 +98,8 @@ class DictModuleAdapter(Adapter):
 
     # Made from SLOTS when a subclass is defined.
     _kids: Callable[[Any], dict[str, Any]]
-    _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any]]
+    #: A module's parameters, buffers, transient buffers' names and pre-hooks.
+    _parts: Callable[[Any], tuple[dict[str, Any], dict[str, Any], Any, dict[Any, Any]]]
     #: Kinds whose sublayers are plumbing (paddle's RNN cells share the layer's weights).
     LEAF_ONLY: frozenset[str] = frozenset()
     #: The container that runs its children in order, each on the one before's output.
@@ -108,7 +110,8 @@ class DictModuleAdapter(Adapter):
         slots = getattr(cls, "SLOTS", None)
         if slots is not None:  # C-level readers of the framework's dicts
             cls._kids = staticmethod(attrgetter(slots.children))
-            cls._parts = staticmethod(attrgetter(slots.params, slots.buffers, slots.transient))
+            parts = (slots.params, slots.buffers, slots.transient, slots.pre_hooks)
+            cls._parts = staticmethod(attrgetter(*parts))
 
     def kind(self, module: Any) -> str:
         return self.KINDS(type(module))
@@ -121,7 +124,10 @@ class DictModuleAdapter(Adapter):
 
     def leaf_variables(self, modules: list[Any]) -> list[list[NativeVariable] | None]:
         kids, variables = self._kids, self.variables
-        return [None if kids(module) else variables(module) for module in modules]
+        try:
+            return [None if kids(module) else variables(module) for module in modules]
+        except NotBuiltError:  # the walk reads them one by one, and says where
+            return [None] * len(modules)
 
     def child(self, module: Any, key: str) -> Any | None:
         if self.LEAF_ONLY and self.KINDS(type(module)) in self.LEAF_ONLY:
@@ -133,13 +139,17 @@ class DictModuleAdapter(Adapter):
 
     def _containers(self, module: Any) -> tuple[Sized, ...]:
         kids = self._kids(module)
-        params, buffers, transient = self._parts(module)
+        params, buffers, transient, _ = self._parts(module)
         # Keys in the framework's order (a reorder shows), values in the dict's own
         # storage: an OrderedDict's (paddle's) values() looks every key up again.
         return (kids, _values(kids), params, _values(params), buffers, _values(buffers), transient)
 
     def variables(self, module: Any) -> list[NativeVariable]:
-        params, buffers, transient = self._parts(module)
+        params, buffers, transient, hooks = self._parts(module)
+        if hooks:  # where a layer would make its variables on its first call
+            why = self.not_built(module)
+            if why:
+                raise NotBuiltError(why)
         found = registered_variables(params, buffers, transient)
         if transient and buffers:  # paddle keeps a leaf its norm computes as a transient buffer
             computed = self.computed(module)
@@ -149,8 +159,14 @@ class DictModuleAdapter(Adapter):
                 )
         return found
 
+    def not_built(self, module: Any) -> str | None:
+        """Why ``module``'s variables do not exist yet, if so: a layer that
+        makes them on its first call, in a hook it runs before each call
+        (torch's lazy modules), is asked. Default: they exist."""
+        return None
+
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
-        params, buffers, _ = self._parts(module)
+        params, buffers, _, _ = self._parts(module)
         return params.get(native_name) is var or buffers.get(native_name) is var
 
     def recurrence(self, module: Any) -> dict[str, str]:

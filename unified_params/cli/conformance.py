@@ -45,6 +45,9 @@ FEATURES = {
     "test_checkpoints": "safetensors checkpoints",
     "test_layer_kinds": "layout rules per layer kind",
     "test_repeated_access": "kept walks, live views, sub-views",
+    "test_leaf_reads": "a container's leaves read at once, as one by one",
+    "test_notebook_views": "notebook views and reports",
+    "test_unbuilt": "unbuilt models, variables without values",
 }
 OUTCOMES = ("passed", "failed", "skipped")
 #: Where a suite process writes its counts (read by the parent).

@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from ..._core import activations, sequence
-from ..._core.errors import UnsupportedError, received
+from ..._core.errors import UnsupportedError, received, without_values
 from ..._core.geometry import SAME, Geometry, Pad
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
@@ -383,7 +383,7 @@ class FlaxAdapter(Adapter):
         var.set_metadata(trainable=bool(flag))
 
     def view(self, var: Any) -> np.ndarray:
-        return np.asarray(var.get_value())  # the array's own buffer, read-only, on CPU
+        return np.asarray(_valued(var))  # the array's own buffer, read-only, on CPU
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
         # On CPU, jnp.asarray of an aligned numpy array shares its memory, and a copy
@@ -398,6 +398,7 @@ class FlaxAdapter(Adapter):
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         # A new array with the slice replaced, in the same box; waited for, as in `assign`.
+        _valued(var)
         var[index] = jnp.array(value, copy=True).block_until_ready()
 
     def grad(self, var: Any) -> np.ndarray | None:
@@ -574,3 +575,21 @@ def _transposed_crops(given: Any, spans: list[int], strides: tuple[int, ...]) ->
             total = a + b
         out.append((span - 1 - a, span - 1 - (total - a)))
     return tuple(out)
+
+
+def _valued(var: Any) -> Any:
+    """The variable's value, if it holds one.
+
+    Raises:
+        NotBuiltError: A variable of a model made by ``nnx.eval_shape``, which
+            holds its shape and dtype (a ``jax.ShapeDtypeStruct``) and no values.
+    """
+    value = var.get_value()
+    if isinstance(value, jax.ShapeDtypeStruct):
+        raise without_values(
+            f"An NNX {type(var).__name__}",
+            "it holds only a shape and dtype (a jax.ShapeDtypeStruct, "
+            "as the variables of a model made by nnx.eval_shape do)",
+            value="ShapeDtypeStruct",
+        )
+    return value

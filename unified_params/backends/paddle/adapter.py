@@ -12,7 +12,7 @@ import paddle
 from paddle import nn
 
 from ..._core import activations
-from ..._core.errors import UnsupportedError, received
+from ..._core.errors import UnsupportedError, received, without_values
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import KaimingNormal, Ones, RecurrentUniform, XavierUniform, Zeros
 from ..._core.sharding import Sharding
@@ -187,11 +187,11 @@ class PaddleAdapter(DictModuleAdapter):
         var.stop_gradient = not flag
 
     def to_numpy(self, var: Any) -> np.ndarray:
-        array = np.array(_whole(var).numpy(), copy=True)
+        array = np.array(_valued(var).numpy(), copy=True)
         return _as_bfloat16(array) if self.dtype(var) == "bfloat16" else array
 
     def view(self, var: Any) -> np.ndarray:
-        shared = _shared(_whole(var))
+        shared = _shared(_valued(var))
         return self.to_numpy(var) if shared is None else shared
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
@@ -199,7 +199,9 @@ class PaddleAdapter(DictModuleAdapter):
         _whole(var).set_value(value.view(np.uint16) if value.dtype.name == "bfloat16" else value)
 
     def fill_in_place(self, var: Any, fill: Callable[[np.ndarray], None]) -> bool:
-        shared = _shared(_whole(var))
+        if not internals.initialized(_whole(var)):
+            return False  # no memory to write into: `assign` gives it values
+        shared = _shared(var)
         if shared is None or shared.dtype not in (np.float32, np.float64):
             return False
         fill(shared)  # writes through DLPack into the parameter's own memory
@@ -372,6 +374,22 @@ def _whole(var: Any) -> Any:
             "Replicate placements, as torch's fully_shard makes them). Expected a paddle model "
             "with whole parameters (dist.unshard_dtensor(tensor) gives one). "
             + received(placements=str(var.placements))
+        )
+    return var
+
+
+def _valued(var: Any) -> Any:
+    """The variable (`_whole`), if it holds values.
+
+    Raises:
+        NotBuiltError: A parameter made under ``paddle.LazyGuard``, which has a
+            shape but no values until it is initialised or written as a whole.
+    """
+    if not internals.initialized(_whole(var)):
+        raise without_values(
+            "A paddle parameter",
+            "it was made under paddle.LazyGuard, which leaves it uninitialised",
+            initialized=False,
         )
     return var
 

@@ -109,3 +109,10 @@ def pad_layer(layer: Any) -> tuple[list[int], str, float] | None:
     if not isinstance(layer, (nn.Pad1D, nn.Pad2D, nn.Pad3D, nn.ZeroPad1D, nn.ZeroPad2D, nn.ZeroPad3D)):
         return None
     return [int(p) for p in layer.padding], layer._mode, float(layer.value)
+
+
+def initialized(tensor: Any) -> bool:
+    """Whether a tensor holds values: paddle 3.3.1 makes a layer's parameters
+    under ``paddle.LazyGuard`` with a shape and no values until each is
+    initialised or set (``Tensor._is_initialized``, private)."""
+    return bool(tensor._is_initialized())

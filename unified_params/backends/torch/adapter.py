@@ -218,6 +218,15 @@ class TorchAdapter(DictModuleAdapter):
                     found += (LeafNorm(make, leaf, axis, at),)
         return found
 
+    def not_built(self, module: Any) -> str | None:
+        if not isinstance(module, internals.LAZY_MODULE) or not _lazy_names(module):
+            return None
+        return (
+            f"torch layer {type(module).__name__} is lazy: its parameters have no shape yet, which "
+            "torch infers from the layer's first input. Expected a built model: call it once on an "
+            "input (model(x)) first. " + received(uninitialized=_lazy_names(module))
+        )
+
     def shape(self, var: Any) -> tuple[int, ...]:
         return tuple(var.shape)
 
@@ -426,9 +435,22 @@ def _adoptable(var: Any, given: torch.Tensor) -> bool:
     )
 
 
+def _lazy_names(module: Any) -> list[str]:
+    """The names of a lazy module's own variables that have no shape yet."""
+    own = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+    return [name for name, var in own if nn.parameter.is_lazy(var)]
+
+
 def _materialized(var: Any) -> Any:
     """The variable, if it holds values: a meta tensor (a model built on
-    ``device="meta"``) has a shape but no values to read or write."""
+    ``device="meta"``) has a shape but no values to read or write, and a lazy
+    module's parameter not even a shape until the module's first call."""
+    if nn.parameter.is_lazy(var):
+        raise NotBuiltError(
+            "A parameter of a lazy torch layer has no shape and no values yet: torch infers its "
+            "shape from the layer's first input. Expected a built model: call it once on an input "
+            "(model(x)) first. " + received(type=type(var).__name__)
+        )
     if var.is_meta:
         raise NotBuiltError(
             f"A parameter of shape {tuple(var.shape)} is on torch's meta device: it has a shape but no "

@@ -41,6 +41,10 @@ LEAF_NORM_PARAMETRIZATIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "weight": (nn.utils.parametrizations._WeightNorm, {"g": "original0", "v": "original1"}),
     "spectral": (nn.utils.parametrizations._SpectralNorm, {"orig": "original", "u": "0._u", "v": "0._v"}),
 }
+#: torch 2.13.0: the base of the lazy modules (``LazyLinear``, ``LazyConv2d``, ...),
+#: whose parameters take their shape on the module's first call, in a hook the
+#: module runs before each call until then (public, though not in ``torch.nn``).
+LAZY_MODULE = nn.modules.lazy.LazyModuleMixin
 #: torch 2.13.0: the private base class of BatchNorm1d/2d/3d (and SyncBatchNorm's parent).
 BATCH_NORM = nn.modules.batchnorm._BatchNorm
 #: torch 2.13.0: ``torch.compile`` returns an ``OptimizedModule`` holding the
