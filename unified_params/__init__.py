@@ -1,11 +1,11 @@
-"""unified-params: one API for parameter management in PyTorch, Keras 3 and Paddle.
+"""unified-params: one API for parameter management in PyTorch, Keras 3, Paddle and Flax NNX.
 
 Access by index or path, collect all parameters, set values, and summarise a
 model, with the same meaning on every backend::
 
     import unified_params as up
 
-    m = up.wrap(model)            # torch.nn.Module, keras Layer/Model, paddle.nn.Layer
+    m = up.wrap(model)            # torch.nn.Module, keras Layer/Model, paddle.nn.Layer, nnx.Module
     m(x)                          # the model's own forward pass, numpy in and out
     m[2]["bias"].numpy()          # by position, then by name
     m["2.weight"].shape           # canonical (PyTorch's) on every backend

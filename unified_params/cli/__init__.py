@@ -24,7 +24,7 @@ from .demo import demo
 
 __all__ = ["demo", "main"]
 DESCRIPTION = (
-    "One API for parameter management over PyTorch, Keras 3 and PaddlePaddle: "
+    "One API for parameter management over PyTorch, Keras 3, PaddlePaddle and Flax NNX: "
     "demo runs the textbook chapter on every backend, inspect and summary read "
     "checkpoints and specs, convert moves checkpoints between formats, conformance "
     "runs the conformance suite."
