@@ -16,10 +16,14 @@ def tie(model: Any, src: str, dst: str) -> None:
 
     With layer paths, position ``dst`` then holds the very layer at ``src``
     (its old layer and parameters are gone). With parameter paths, the layer
-    at ``dst`` uses the very variable at ``src``. Shapes and dtypes must match.
+    at ``dst`` uses the very variable at ``src``. Shapes and dtypes must match,
+    and so must the layouts the framework keeps them in: a tie holds one
+    canonical matrix at both paths, as torch's does.
 
     Raises:
-        TieError: Different shapes/dtypes/kinds, a path tied to itself, or a
+        TieError: Different shapes/dtypes/kinds, parameters the framework
+            keeps in different layouts (a Keras Embedding's ``(rows, dim)``
+            and a Dense kernel's ``(in, out)``), a path tied to itself, or a
             layer tied into itself. Nothing changes.
         PathError: A path does not exist.
 

@@ -208,6 +208,32 @@ def test_parameter_level_tie_and_untie(backend):
     np.testing.assert_allclose(forward(backend, model, X).shape, (5, 1))
 
 
+@pytest.mark.parametrize("vocabulary", [10, 4], ids=["non-square", "square"])
+def test_an_embedding_tied_to_a_linear_means_one_canonical_matrix_or_is_refused(backend, vocabulary):
+    """A language model's output layer tied to its embedding (torch's
+    ``head.weight = embedding.weight``): both ``(vocabulary, 4)`` canonically.
+    Where the framework keeps them in one layout (torch), the tie holds one
+    canonical matrix at both paths; where the Linear's kernel is kept
+    transposed, one variable cannot be both: refused, the model unchanged,
+    whether the matrix is square or not (before: a square one was tied, and
+    the Linear read the embedding's transpose, with no error)."""
+    model = S.Sequential(S.Embedding(vocabulary, 4), S.Linear(4, vocabulary)).build(backend)
+    up.initialize(model, up.init.Normal(0, 1), seed=3)
+    m = up.wrap(model)
+    before = up.state_dict(model)
+    kept_as_canonical = up.wrap(S.Linear(4, 10).build(backend))["weight"].native_shape == (10, 4)
+    if not kept_as_canonical:  # a kernel (in, out), the embedding (rows, dim)
+        with pytest.raises(up.TieError, match="different layouts.*Embedding|different layouts.*Embed"):
+            up.tie(model, "0.weight", "1.weight")
+        assert up.ties(model) == []
+        for path, value in up.state_dict(model).items():
+            np.testing.assert_array_equal(value, before[path])
+        return
+    up.tie(model, "0.weight", "1.weight")
+    assert up.ties(model) == [("0.weight", "1.weight")]
+    np.testing.assert_array_equal(m["1.weight"].numpy(), m["0.weight"].numpy())
+
+
 def test_a_tied_parameter_ports_at_each_layer_that_holds_it(backends):
     """Layer 4's weight tied to layer 2's (its bias its own), into the same
     architecture untied and back: layer 4 is paired with its tied weight and

@@ -104,11 +104,24 @@ def _untie_layer(model: Module, layer: Module) -> None:
 def _tie_params(model: Module, src: Param, dst: Param) -> None:
     if src.native is dst.native:
         return
-    if src.shape != dst.shape or src.native_shape != dst.native_shape or src.dtype != dst.dtype:
+    if src.shape != dst.shape or src.dtype != dst.dtype:
         raise TieError(
             f"Cannot tie parameter {src.path!r} (shape {src.shape}, {src.dtype}) to "
             f"{dst.path!r} (shape {dst.shape}, {dst.dtype}). Expected the same shape and "
             "dtype. " + received(src=src.path, dst=dst.path)
+        )
+    if src.native_shape != dst.native_shape or src.layout != dst.layout:
+        # One variable, two layouts: the tied leaf would read the other's values in its
+        # own layout (a square embedding's transpose for a Linear's weight), not as torch ties.
+        raise TieError(
+            f"Cannot tie parameter {src.path!r} to {dst.path!r}: both are {src.shape} canonically, "
+            f"but {model.backend} keeps them in different layouts ({_layout_words(src)}; "
+            f"{_layout_words(dst)}). One variable cannot be both: tied, {dst.path!r} would hold "
+            f"{src.path!r}'s values in its own layout, not {src.path!r}'s canonical values as a tie "
+            "in torch does. Expected two parameters of one layout (two Linear weights); to share an "
+            "embedding with an output layer, apply the embedding's matrix transposed in the forward "
+            "pass (keras_hub's ReversibleEmbedding, Flax NNX's Embed.attend). "
+            + received(src=src.path, dst=dst.path, backend=model.backend)
         )
     if src.kind != dst.kind:
         raise TieError(
@@ -118,6 +131,15 @@ def _tie_params(model: Module, src: Param, dst: Param) -> None:
     _refuse_rnn_slot(model, dst)
     _refuse_shared_holder(model, dst, "tie")
     model.adapter.set_variable(dst.module.native, dst.native_name, src.native)
+
+
+def _layout_words(param: Param) -> str:
+    """How a parameter is kept, in words: ``"'1.weight' (Dense) kept as (4, 10),
+    axes (1, 0) of it canonical"``."""
+    kept = f"{param.path!r} ({param.module.type_name}) kept as {param.native_shape}"
+    if param.layout.is_identity:
+        return f"{kept}, the canonical layout"
+    return f"{kept}, axes {param.layout.perm} of it canonical"
 
 
 def _untie_param(model: Module, param: Param) -> None:
