@@ -52,6 +52,33 @@ def test_a_holders_view_saved_from_a_transposing_framework_loads_into_torch_righ
     np.testing.assert_array_equal(up.wrap(dst)["0.weight"].numpy(), up.wrap(src)["0.weight"].numpy())
 
 
+@pytest.mark.parametrize("source", ["paddle", "flax"])
+def test_an_embedding_a_linear_holds_transposed_moves_into_torch_as_two_matrices(source, tmp_path):
+    """One square variable that paddle's or Flax's Embedding and Linear lay
+    out apart: the file holds both canonical matrices. Torch's untied twin
+    loads them and computes the same; torch's tied twin, which can hold one
+    matrix only, is refused, nothing written (before: the file held one,
+    said tied, and the tied twin loaded it with outputs off by up to 11)."""
+    needs(source)
+    needs("torch")
+    import torch
+
+    src = for_backend(source).embedding_in_a_linear()
+    up.save(src, tmp_path / "lm.safetensors", progress=False)
+    tokens = np.array([[0, 1, 2, 3, 1]])
+    tied = for_backend("torch").embedding_in_a_linear()
+    before = tied.emb.weight.detach().clone()
+    with pytest.raises(up.CheckpointError, match="tied in this model but given different values"):
+        up.load(tied, tmp_path / "lm.safetensors", progress=False)
+    assert torch.equal(tied.emb.weight.detach(), before)
+    untied = for_backend("torch").embedding_in_a_linear()
+    untied.head.weight = torch.nn.Parameter(untied.emb.weight.detach().clone())
+    up.load(untied, tmp_path / "lm.safetensors", progress=False)
+    np.testing.assert_allclose(
+        forward("torch", untied, tokens), forward(source, src, tokens), rtol=1e-5, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize(
     "pair", ["paddle>torch", "torch>paddle", "keras>torch", "torch>keras", "flax>paddle"]
 )

@@ -234,6 +234,37 @@ def test_an_embedding_tied_to_a_linear_means_one_canonical_matrix_or_is_refused(
     np.testing.assert_array_equal(m["1.weight"].numpy(), m["0.weight"].numpy())
 
 
+def test_one_variable_two_layers_lay_out_apart_is_listed_at_each(native, tmp_path):
+    """A square embedding whose matrix a Linear also holds, natively, as its
+    weight. In torch both lay it out alike: a tie, one canonical matrix at
+    both paths. Where the Linear keeps its kernel ``(in, out)``, it computes
+    with the embedding's transpose: the two paths hold two canonical
+    matrices, so each is listed, counted once as one variable, and saved, and
+    a file claims no tie the model does not compute (before: listed once, the
+    head as its alias; saved once; and loaded into torch's tied twin, the
+    outputs differed with no error)."""
+    net = native.embedding_in_a_linear()
+    if net is None:
+        pytest.skip("this framework has no native way to give a Linear an embedding's matrix")
+    m = up.wrap(net)
+    tokens = np.array([[0, 1, 2, 3, 1]])
+    e, h = m["emb.weight"].numpy(), m["head.weight"].numpy()
+    # What the model computes is what the canonical values say, as torch computes it.
+    np.testing.assert_allclose(native.forward(net, tokens), e[tokens] @ h.T, rtol=1e-5, atol=1e-6)
+    if np.array_equal(e, h):
+        assert list(m.params()) == ["emb.weight"] and m["head.weight"].aliases == ("emb.weight",)
+    else:
+        np.testing.assert_array_equal(e, h.T)
+        assert list(m.params()) == ["emb.weight", "head.weight"] and m["head.weight"].aliases == ()
+    assert up.ties(net) == [("emb.weight", "head.weight")]  # one native variable
+    assert m.count() == 16
+    assert "Total params: 16 " in str(up.summary(net)) and "Shared: 1 " in str(up.summary(net))
+    up.save(net, tmp_path / "lm.safetensors")
+    again = native.embedding_in_a_linear()
+    up.load(again, tmp_path / "lm.safetensors")
+    np.testing.assert_allclose(native.forward(again, tokens), native.forward(net, tokens), rtol=1e-6)
+
+
 def test_a_tied_parameter_ports_at_each_layer_that_holds_it(backends):
     """Layer 4's weight tied to layer 2's (its bias its own), into the same
     architecture untied and back: layer 4 is paired with its tied weight and

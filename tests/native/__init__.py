@@ -106,6 +106,12 @@ class Native:
         """A subclassed model with attributes ``first`` and ``second``, both Linear(6, 6)."""
         raise NotImplementedError
 
+    def embedding_in_a_linear(self) -> Any | None:
+        """A model of an ``emb`` Embedding(4, 4) and a ``head`` Linear(4, 4) without
+        bias, running ``head(emb(x))``, whose head holds the embedding's very
+        matrix as its weight, set natively; ``None`` where the framework cannot."""
+        return None
+
     #: Where a `wrapper_holding_kernel` keeps its inner layer's kernel, within the
     #: wrapper: the attribute's name, or Keras' name for the variable.
     held_kernel: ClassVar[str] = "w"

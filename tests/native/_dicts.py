@@ -38,6 +38,8 @@ class DictNative(Native):
     recurrent: ClassVar[dict[str, str]]
     both_ways: ClassVar[dict[str, Any]]
     time_first: ClassVar[dict[str, Any]]
+    #: How a Linear is made without a bias.
+    no_bias: ClassVar[dict[str, Any]]
 
     def mlp(self) -> Any:
         nn = self.nn
@@ -108,6 +110,21 @@ class DictNative(Native):
                 return x
 
         return nn.Sequential(layer, Holder())
+
+    def embedding_in_a_linear(self) -> Any:
+        nn, no_bias = self.nn, self.no_bias
+
+        class LM(getattr(nn, self.base)):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(4, 4)
+                self.head = nn.Linear(4, 4, **no_bias)
+                self.head.weight = self.emb.weight
+
+            def forward(self, x):
+                return self.head(self.emb(x))
+
+        return LM()
 
     def two_attributes(self) -> Any:
         nn = self.nn

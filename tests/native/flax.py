@@ -110,6 +110,18 @@ class FlaxNative(Native):
 
         return nnx.Sequential(layer, Holder())
 
+    def embedding_in_a_linear(self) -> Any:
+        class LM(nnx.Module):
+            def __init__(self):
+                self.emb = nnx.Embed(4, 4, rngs=_RNGS)
+                self.head = nnx.Linear(4, 4, use_bias=False, rngs=_RNGS)
+                self.head.kernel = self.emb.embedding
+
+            def __call__(self, x):
+                return self.head(self.emb(x))
+
+        return LM()
+
     def two_attributes(self) -> Any:
         class Net(nnx.Module):
             def __init__(self):

@@ -23,6 +23,7 @@ class PaddleNative(DictNative):
     recurrent = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"direction": "bidirect"}  # batch first (time_major=False) by default
     time_first = {"time_major": True}
+    no_bias = {"bias_attr": False}
     refused_layers = {S.RMSNorm: "Paddle 3.3 has no RMSNorm layer"}
 
     def valueless_mlp(self) -> Any:

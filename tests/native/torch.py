@@ -21,6 +21,7 @@ class TorchNative(DictNative):
     recurrent = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
     both_ways = {"bidirectional": True, "batch_first": True}
     time_first: dict[str, Any] = {}  # batch_first=False is torch's default
+    no_bias = {"bias": False}
     cnn_buffers = 3  # torch also tracks num_batches_tracked
     valueless_takes_writes = False  # model.to_empty(device=...) first
 

@@ -8,6 +8,7 @@ count is shown in brackets and not added again.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from .errors import NotBuiltError
 from .layouts import CANONICAL_GATES, RECURRENT
@@ -104,11 +105,14 @@ def totals(root: Module) -> str:
 
 
 def _totals(root: Module) -> str:
-    params = list(root.params().values())
+    listed = list(root.params().values())
+    # One variable that two layers lay out differently is listed at each: counted once.
+    times = Counter(id(p.native) for p in listed)
+    params = list({id(p.native): p for p in listed}.values())
     trainable = sum(p.size for p in params if p.kind == "param" and p.trainable)
     total = sum(p.size for p in params if p.kind == "param")
     buffers = [p for p in params if p.kind == "buffer"]
-    shared = sum(1 for p in params if p.aliases)
+    shared = sum(1 for p in params if p.aliases or times[id(p.native)] > 1)
     return (
         f"Total params: {total:,}  (trainable: {trainable:,}, non-trainable: {total - trainable:,})\n"
         f"Buffers: {len(buffers)} tensors, {sum(p.size for p in buffers):,} elements\n"

@@ -271,7 +271,10 @@ class Module:
         first layer that lays it out: the same path, canonical, on every backend.
         A view of such a holder that does not hold that layer (``m[1]`` of a
         Sequential whose layer ``1`` holds layer ``0``'s weight) lists it at
-        the holder's own path, in that layer's layout.
+        the holder's own path, in that layer's layout. A variable that two
+        layers lay out differently (a square Embedding's matrix that a Linear
+        keeps as its ``(in, out)`` kernel) is two canonical matrices, one the
+        other's transpose: it is listed at each (`count` counts it once).
 
         From its second call on, a view keeps its walk of the model and reuses
         it while the model's structure is unchanged (checked on every call):
@@ -335,7 +338,8 @@ class Module:
             >>> m.count()
             40
         """
-        return sum(p.size for p in self.params().values() if p.kind == "param")
+        # One variable in two layouts is listed at each: counted once.
+        return sum({id(p.native): p.size for p in self.params().values() if p.kind == "param"}.values())
 
     # -- internals -----------------------------------------------------------
     def _snapshot(self) -> Snapshot:
@@ -355,7 +359,9 @@ class Module:
 
     def _first_params(self, rows: list[Row]) -> dict[str, Param]:
         """One Param per variable, at the path `listed_rows` lists it at (its
-        first, unless a layer of unknown kind holds it first), the other paths its aliases."""
+        first, unless a layer of unknown kind holds it first), the other paths its
+        aliases; and one more at the first path of each other layout that layers
+        lay the variable out in (`_laid_out_apart`), with that layout's paths."""
         adapter, root = self._adapter, self.root
         # Aliases are paths of the whole model: a sub-view leaves them to Param.aliases.
         none_yet = () if root is self else None
@@ -375,17 +381,28 @@ class Module:
                 param._aliases = none_yet
                 found[row[_PATH][cut:] if cut else row[_PATH]] = param
             return found
-        listed: dict[int, Param] = {}
-        every: dict[int, list[str]] = {}
         chosen = listed_rows(rows)
+        made = {key: Param(adapter, row, root, none_yet) for key, row in chosen.items()}
+        apart: dict[tuple[int, layouts.Layout], Param] = {}
+        every: dict[int, list[str]] = {}  # per listed Param, its paths
         for row in rows:
             key = id(row[_VAR])
-            every.setdefault(key, []).append(row[_PATH])
-            if chosen[key] is row:
-                listed[key] = found[row[_PATH][cut:]] = Param(adapter, row, root, none_yet)
+            first = chosen[key]
+            # The listed row, a shared layer's at another position (its module alike), or an alias.
+            layout = None if row[_MODULE] is first[_MODULE] else _laid_out_apart(adapter, root, row, first)
+            if layout is None:
+                param = made[key]
+                if row is first:
+                    found[row[_PATH][cut:]] = param
+            else:  # one variable in another layout: another canonical matrix, listed too
+                known = apart.get((key, layout))
+                if known is None:
+                    known = apart[key, layout] = found[row[_PATH][cut:]] = Param(adapter, row, root, none_yet)
+                param = known
+            every.setdefault(id(param), []).append(row[_PATH])
         if root is self:
-            for key, param in listed.items():
-                paths = every[key]
+            for param in found.values():
+                paths = every[id(param)]
                 if len(paths) > 1:
                     param._aliases = tuple(p for p in paths if p != param.path)
         return found
@@ -578,6 +595,20 @@ _new_object = object.__new__
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+def _laid_out_apart(adapter: Adapter, root: Module, row: Row, listed: Row) -> layouts.Layout | None:
+    """``row``'s layout, where it differs from that of ``listed``, the row its
+    variable is listed at: two layers that each lay the variable out, in
+    different layouts (a square embedding that a Linear also holds as its
+    kernel, in Keras, paddle or Flax), see two canonical matrices, which are
+    not one parameter's. ``None`` for the same layout, and for a layer of
+    unknown kind, which shows the variable as the layer that lays it out does,
+    and for one layer at several positions (a shared layer: its rows alike)."""
+    if row[_MODULE] is listed[_MODULE] or not laid_out(row[_SLOT]) or not laid_out(listed[_SLOT]):
+        return None  # the listed row itself, a layer shared at several positions, or a holder
+    mine = Param(adapter, row, root, None).layout
+    return None if mine == Param(adapter, listed, root, None).layout else mine
+
+
 def _says_where(method: _Method) -> _Method:
     """``method`` of a Param, its `NotBuiltError` (a variable with a shape and
     no values, which nothing can read) naming the parameter's path."""
@@ -684,7 +715,11 @@ class Param:
         if self._aliases is None:
             entries = all_entries(self._adapter, self._root.native, self._root.path)
             same = group_by_variable(entries).get(id(self._row[_VAR]), [])
-            self._aliases = tuple(e.path for e in same if e.path != self.path)
+            self._aliases = tuple(
+                e.path
+                for e in same
+                if e.path != self.path and _laid_out_apart(self._adapter, self._root, e, self._row) is None
+            )
         return self._aliases
 
     @property
