@@ -263,6 +263,10 @@ def test_one_variable_two_layers_lay_out_apart_is_listed_at_each(native, tmp_pat
     again = native.embedding_in_a_linear()
     up.load(again, tmp_path / "lm.safetensors")
     np.testing.assert_allclose(native.forward(again, tokens), native.forward(net, tokens), rtol=1e-6)
+    up.untie(net, "head.weight")  # a tie all the same (before: "not tied" where listed apart)
+    assert up.ties(net) == [] and list(m.params()) == ["emb.weight", "head.weight"]
+    np.testing.assert_array_equal(m["head.weight"].numpy(), h)
+    np.testing.assert_allclose(native.forward(net, tokens), native.forward(again, tokens), rtol=1e-6)
 
 
 def test_a_tied_parameter_ports_at_each_layer_that_holds_it(backends):

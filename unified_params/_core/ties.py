@@ -143,7 +143,8 @@ def _layout_words(param: Param) -> str:
 
 
 def _untie_param(model: Module, param: Param) -> None:
-    if not param.aliases:
+    # Reached at another path: an alias, or a layer that lays the variable out apart.
+    if not any(param.path in group for group in ties(model)):
         raise TieError(
             f"Parameter {param.path!r} is not tied: no other path reaches it. Expected a tied "
             "parameter (see up.ties(model)). " + received(path=param.path)
