@@ -1,8 +1,8 @@
 """Models whose variables do not exist yet (an unbuilt Keras model, a torch
 lazy module before its first call) or have a shape and no values (torch's
 meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``): their structure reads
-as a built model's, and every read of a value is refused with `NotBuiltError`,
-naming the path, on every backend (before: a paddle or Flax read gave an
+as a built model's, a parameter prints that it has no values, and every read
+of a value is refused with `NotBuiltError`, naming the path, on every backend (before: a paddle or Flax read gave an
 empty array of another shape, or a ``jax.ShapeDtypeStruct``, with no error,
 and a torch lazy module raised torch's own errors)."""
 
@@ -44,11 +44,13 @@ def test_a_model_with_shapes_and_no_values_lists_them_and_refuses_every_read(nat
     assert _shapes(net) == _shapes(built)  # canonical, as a built model's
     assert str(up.summary(net)) == str(up.summary(built))
     p = up.wrap(net)[f"{native.first_linear}.weight"]
+    # Printed, it says so, the same on every backend (as torch prints a meta tensor).
+    assert repr(p) == f"Param '{native.first_linear}.weight', shape (8, 4), float32, with no values yet"
+    assert "none yet" in p._repr_html_()
     twin = native.mlp()
     before = up.state_dict(twin)
     reads = {
         "numpy": p.numpy,
-        "print": lambda: str(p),
         "a slice": lambda: float(p[0, 0]),
         "a slice write": lambda: p.__setitem__((0, 0), 1.0),
         "state_dict": lambda: up.state_dict(net),

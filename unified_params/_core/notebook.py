@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import NotBuiltError
+
 #: Eight heights of a sparkline bar.
 BARS = "▁▂▃▄▅▆▇█"
 #: Values shown in a preview.
@@ -60,7 +62,10 @@ def param_html(param: Any) -> str:
         True
     """
     sharded = param.sharding() is not None
-    values = param.local() if sharded else param.numpy()
+    try:
+        values = param.local() if sharded else param.numpy()
+    except NotBuiltError:  # a shape and no values (torch's meta device, paddle.LazyGuard, ...)
+        values = None
     what = "Param" if param.kind == "param" else "Buffer"
     facts = [
         f"<b>{what}</b> {html.escape(repr(param.path))}",
@@ -71,7 +76,9 @@ def param_html(param: Any) -> str:
     if sharded:
         facts.append(f"this process's block {param.local_shape} of {param.placements}")
     rows = [("", " · ".join(html.escape(f) if i else f for i, f in enumerate(facts)))]
-    if values.size:
+    if values is None:
+        rows.append(("values", "none yet"))
+    elif values.size:
         flat = values.reshape(-1)
         shown = ", ".join(f"{float(v):.4g}" for v in flat[:PREVIEW]) + (", …" if flat.size > PREVIEW else "")
         rows.append(("values", html.escape(f"[{shown}]")))

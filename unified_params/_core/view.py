@@ -744,9 +744,15 @@ class Param:
 
     def __repr__(self) -> str:
         """The value, like torch's ``Parameter containing: ...``, with path,
-        canonical shape and dtype: the same text on every backend."""
+        canonical shape and dtype: the same text on every backend. A variable
+        with a shape and no values (torch's meta device, ``paddle.LazyGuard``,
+        ``nnx.eval_shape``) says so; reading its values raises `NotBuiltError`."""
         what = "Param" if self.kind == "param" else "Buffer"
-        return f"{what} {self.path!r}, shape {self.shape}, {self.dtype}, containing:\n{self.numpy()}"
+        head = f"{what} {self.path!r}, shape {self.shape}, {self.dtype}"
+        try:
+            return f"{head}, containing:\n{self.numpy()}"
+        except NotBuiltError:
+            return f"{head}, with no values yet"
 
     def _repr_html_(self) -> str:
         """Shape, dtype, first values and a histogram, in a notebook."""
