@@ -32,6 +32,8 @@ def test_an_unbuilt_model_reads_its_structure_and_says_how_to_build(native, tmp_
         with pytest.raises(up.NotBuiltError, match=r"At path '\d+': .*model\(x\)"):
             ask()
     assert not list(tmp_path.iterdir())
+    shown = m._repr_html_()  # a notebook shows the structure and what to do, raising nothing
+    assert "not built" in shown and "model(x)" in shown
     native.forward(net, X)
     assert _shapes(net) == _shapes(native.mlp())
 

@@ -30,7 +30,9 @@ _CELL = "padding:1px 8px;text-align:left;vertical-align:top"
 
 
 def module_html(module: Any) -> str:
-    """A module view as an HTML table (`unified_params.summary`'s rows).
+    """A module view as an HTML table (`unified_params.summary`'s rows); a
+    model not built yet as its structure and what to do (as ``print(m)``
+    shows it: a notebook displays a view without raising).
 
     Examples:
         >>> "<table" in module_html(m) and "Linear" in module_html(m)
@@ -38,13 +40,20 @@ def module_html(module: Any) -> str:
     """
     from .summary import rows, totals
 
+    try:
+        listed, foot_lines = rows(module), totals(module)
+    except NotBuiltError as err:
+        return (
+            f'<pre style="font-size:12px">{html.escape(str(module))}</pre>'
+            f'<div style="font-family:monospace;font-size:12px">{html.escape(str(err))}</div>'
+        )
     body = []
-    for label, type_name, shapes, count, shared in rows(module):
+    for label, type_name, shapes, count, shared in listed:
         style = ' style="color:#888"' if shared else ""
         cells = [label.replace(" ", "&nbsp;"), html.escape(type_name), html.escape(shapes), count]
         body.append(f"<tr{style}>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
     head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("path", "class", "parameters", "count"))
-    foot = "<br>".join(html.escape(line) for line in totals(module).splitlines())
+    foot = "<br>".join(html.escape(line) for line in foot_lines.splitlines())
     return (
         f'<table style="{_STYLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
         f'<div style="font-family:monospace;font-size:12px">{foot}</div>'
