@@ -58,7 +58,7 @@ def test_an_embedding_a_linear_holds_transposed_moves_into_torch_as_two_matrices
     out apart: the file holds both canonical matrices. Torch's untied twin
     loads them and computes the same; torch's tied twin, which can hold one
     matrix only, is refused, nothing written (before: the file held one,
-    said tied, and the tied twin loaded it with outputs off by up to 11)."""
+    said tied, and the tied twin loaded it with outputs off by 2.2)."""
     needs(source)
     needs("torch")
     import torch
