@@ -33,7 +33,9 @@ __all__ = [
 
 
 def state_dict(model: Any, layout: str = "canonical") -> dict[str, np.ndarray]:
-    """The model's parameters and buffers as numpy arrays, one entry per tie group.
+    """The model's parameters and buffers as numpy arrays, one entry per tie group
+    (the dict's ``aliases`` maps each other path of a group to its key, so a
+    load fills them in a model where they are not tied, as a file's metadata does).
 
     With ``layout="canonical"`` the names and layouts are PyTorch's, the same
     on every backend for a model built from the same spec (a Keras LSTM's one
@@ -128,9 +130,10 @@ def load_state_dict(
     elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
         written = (state.flattened_naive, state.unflattened_naive)
         _state.refuse_orders(m, written, state.source_backend, "state")
+    aliases = state.aliases if isinstance(state, _state.State) else None  # a tie group's other paths
     return _state.load(
         m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout,
-        said_canonical=said_canonical,
+        said_canonical=said_canonical, aliases=aliases,
     )  # fmt: skip
 
 

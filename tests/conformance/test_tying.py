@@ -269,6 +269,40 @@ def test_one_variable_two_layers_lay_out_apart_is_listed_at_each(native, tmp_pat
     np.testing.assert_allclose(native.forward(net, tokens), native.forward(again, tokens), rtol=1e-6)
 
 
+def test_a_tied_models_state_loads_into_its_untied_twin_as_its_file_does(backend, tmp_path):
+    """``up.state_dict`` keeps one entry per tie group, as a file does; its
+    ``aliases`` name the group's other paths, so that an untied twin loads
+    them from the state as from the file (before: the file loaded, the state
+    was refused, "missing '4.weight'", where torch's own state_dict loads)."""
+    model = untied().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.5), seed=2)
+    up.tie(model, "2.weight", "4.weight")
+    state = up.state_dict(model)
+    assert "4.weight" not in state and state.aliases == {"4.weight": "2.weight"}
+    up.save(model, tmp_path / "tied.safetensors")
+    for load in (
+        lambda twin: up.load_state_dict(twin, state),
+        lambda twin: up.load(twin, tmp_path / "tied.safetensors"),
+    ):
+        twin = untied().build(backend)
+        assert load(twin).loaded == [
+            "0.weight",
+            "0.bias",
+            "2.weight",
+            "2.bias",
+            "4.weight",
+            "4.bias",
+            "6.weight",
+            "6.bias",
+        ]
+        np.testing.assert_array_equal(up.wrap(twin)["4.weight"].numpy(), up.wrap(model)["2.weight"].numpy())
+        np.testing.assert_allclose(
+            forward(backend, twin, X), forward(backend, model, X), rtol=1e-5, atol=1e-6
+        )
+    with pytest.raises(up.CheckpointError, match="missing '4.weight'"):
+        up.load_state_dict(untied().build(backend), dict(state))  # a plain copy drops what it says
+
+
 def test_a_tied_parameter_ports_at_each_layer_that_holds_it(backends):
     """Layer 4's weight tied to layer 2's (its bias its own), into the same
     architecture untied and back: layer 4 is paired with its tied weight and

@@ -45,7 +45,7 @@ from .state import (
     LoadReport,
     Slot,
     Source,
-    aliases_inside,
+    alias_keys,
     inside,
     load,
     naive_orders,
@@ -352,7 +352,7 @@ def _exported(slot: Slot, key: str) -> Callable[[], np.ndarray]:
 
 
 def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
-    aliases = {a: s.keys[0] for s in model_slots if s.how == "one" for a in aliases_inside(s.param, model)}
+    aliases = alias_keys(model, model_slots)
     kinds = {
         inside(m.path, model): m.kind
         for m in model.modules()

@@ -430,9 +430,11 @@ class State(dict[str, np.ndarray]):
     ``_metadata``: the entries in their framework's own layout
     (`Param.own_layout`), the backend that wrote it, and the Linears it
     keeps in its framework's order of a flattened map (of their inputs, or
-    of their outputs). A plain copy (``dict(state)``) drops them: its
-    own-layout entries are then refused by a load, and its Linears taken in
-    torch's order. A state in a framework's own layout (``up.state_dict(m,
+    of their outputs), and the other paths of each tie group (``aliases``:
+    path -> the key that holds its value). A plain copy (``dict(state)``)
+    drops them: its own-layout entries are then refused by a load, its
+    Linears taken in torch's order, and a tie group's other paths missing in
+    a model where they are not tied. A state in a framework's own layout (``up.state_dict(m,
     layout="native")``) says so too, and loads only into a model of that
     framework.
 
@@ -449,8 +451,12 @@ class State(dict[str, np.ndarray]):
         source_backend: str | None = None,
         naive: tuple[list[str], list[str]] = ([], []),
         layout: str = "canonical",
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(items)
+        #: Each other path of a tie group -> the key that holds its value: a load
+        #: fills those paths in a model where they are not tied.
+        self.aliases = dict(aliases or {})
         #: ``"native"``: every value is in ``source_backend``'s own layout.
         self.layout = layout
         #: Key -> the backend whose own layout its value is in.
@@ -525,13 +531,25 @@ def state_dict(model: Module, layout: str = "canonical") -> dict[str, np.ndarray
         params = {path: p for path, p in model.params().items() if p.persistent}
         items = {path: p.numpy("native") for path, p in params.items()}
         same = all(p.layout.is_identity for p in params.values())  # torch's: canonical too
-        return State(items, {}, model.backend, layout="canonical" if same else "native")
+        aliases = {a: path for path, p in params.items() for a in aliases_inside(p, model)}
+        return State(items, {}, model.backend, layout="canonical" if same else "native", aliases=aliases)
     check_layout(layout)
     model_slots = slots(model)
     # C-contiguous, as a torch state_dict's tensors are: a reader of raw buffers
     # (safetensors.numpy 0.8 writes an array's memory as it lies) reads them right.
     arrays = {key: _own_c_copy(value) for slot in model_slots for key, value in slot.export()}
-    return State(arrays, own_layout_of(model_slots), model.backend, naive_orders(model))
+    return State(
+        arrays,
+        own_layout_of(model_slots),
+        model.backend,
+        naive_orders(model),
+        aliases=alias_keys(model, model_slots),
+    )
+
+
+def alias_keys(model: Module, model_slots: list[Slot]) -> dict[str, str]:
+    """Each other path of a tie group inside ``model`` -> the key that holds its value."""
+    return {a: s.keys[0] for s in model_slots if s.how == "one" for a in aliases_inside(s.param, model)}
 
 
 def _own_c_copy(value: np.ndarray) -> np.ndarray:
