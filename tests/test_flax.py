@@ -42,6 +42,27 @@ def test_ties_are_what_nnx_find_duplicates_finds():
     assert len(up.wrap(net).params()) == 4 and up.wrap(net).count() == 40 + 72
 
 
+def test_a_model_without_values_ties_and_unties_without_reading_any():
+    """``nnx.eval_shape``'s model: untying copies a variable that holds a
+    shape and no values into one that holds a shape and no values (before:
+    a TypeError from reading the ``jax.ShapeDtypeStruct`` as an array)."""
+    import jax
+    from flax import nnx
+
+    net = nnx.eval_shape(
+        lambda: nnx.Sequential(
+            nnx.Linear(4, 4, rngs=nnx.Rngs(0)), nnx.relu, nnx.Linear(4, 4, rngs=nnx.Rngs(1))
+        )
+    )
+    up.tie(net, "0.weight", "2.weight")
+    assert up.ties(net) == [("0.weight", "2.weight")] and _duplicates(net) == [["0.kernel", "2.kernel"]]
+    up.untie(net, "2.weight")
+    assert up.ties(net) == [] and net.layers[2].kernel is not net.layers[0].kernel
+    assert isinstance(net.layers[2].kernel.get_value(), jax.ShapeDtypeStruct)
+    with pytest.raises(up.NotBuiltError, match="At path '2.weight'"):
+        up.wrap(net)["2.weight"].numpy()
+
+
 def test_layer_and_parameter_ties_change_what_nnx_sees():
     from flax import nnx
 

@@ -542,7 +542,10 @@ class FlaxAdapter(Adapter):
             internals.put(owner, tables.CELLS[type(cell)].slots[native_name][1], var)
 
     def copy_variable(self, var: Any) -> Any:
-        return var.replace(jnp.array(var.get_value(), copy=True))
+        value = var.get_value()
+        if isinstance(value, jax.ShapeDtypeStruct):  # no values (nnx.eval_shape): nor has the copy
+            return var.replace(value)
+        return var.replace(jnp.array(value, copy=True))
 
 
 ADAPTER = FlaxAdapter()
