@@ -117,6 +117,7 @@ def load_state_dict(
     check_layout(layout, unsaid=True)
     m = wrap(model)
     own_layout: dict[str, str] = {}
+    aliases = state.aliases if isinstance(state, _state.State) else None  # a tie group's other paths
     said_canonical = layout == "canonical"
     if isinstance(state, _state.State) and state.layout == "native":  # it says its layout itself
         layout = _native_state_layout(state, m, layout)
@@ -130,7 +131,6 @@ def load_state_dict(
     elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
         written = (state.flattened_naive, state.unflattened_naive)
         _state.refuse_orders(m, written, state.source_backend, "state")
-    aliases = state.aliases if isinstance(state, _state.State) else None  # a tie group's other paths
     return _state.load(
         m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout,
         said_canonical=said_canonical, aliases=aliases,

@@ -280,8 +280,11 @@ def test_a_tied_models_state_loads_into_its_untied_twin_as_its_file_does(backend
     state = up.state_dict(model)
     assert "4.weight" not in state and state.aliases == {"4.weight": "2.weight"}
     up.save(model, tmp_path / "tied.safetensors")
+    native = up.state_dict(model, layout="native")  # in the framework's own layout: says so too
+    assert native.aliases == {"4.weight": "2.weight"}
     for load in (
         lambda twin: up.load_state_dict(twin, state),
+        lambda twin: up.load_state_dict(twin, native),
         lambda twin: up.load(twin, tmp_path / "tied.safetensors"),
     ):
         twin = untied().build(backend)
