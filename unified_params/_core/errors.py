@@ -47,7 +47,12 @@ class DTypeError(UnifiedParamsError, TypeError):
 class NotBuiltError(UnifiedParamsError, ValueError):
     """A model's variables do not exist yet (an unbuilt Keras model, a torch
     lazy module before its first call), or have a shape but no values (torch's
-    meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``)."""
+    meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``).
+
+    ``path``: the module or variable it is about, once the message names it (else None).
+    """
+
+    path: str | None = None
 
 
 class UnsupportedError(UnifiedParamsError, TypeError):
@@ -97,14 +102,20 @@ def received(**values: object) -> str:
 
 
 def at_path(path: str, err: NotBuiltError) -> NotBuiltError:
-    """``err`` with the path of the module or variable it is about.
+    """``err`` with the path of the module or variable it is about; ``err``
+    itself where it names one already (an inner call said where).
 
     Examples:
-        >>> str(at_path("0.weight", NotBuiltError("It has no values yet.")))
-        "At path '0.weight': It has no values yet."
+        >>> named = at_path("0.weight", NotBuiltError("It has no values yet."))
+        >>> str(named), named.path, at_path("0", named) is named
+        ("At path '0.weight': It has no values yet.", '0.weight', True)
     """
+    if err.path is not None:
+        return err
     where = repr(path) if path else "the root"
-    return NotBuiltError(f"At path {where}: {err}")
+    named = NotBuiltError(f"At path {where}: {err}")
+    named.path = path
+    return named
 
 
 def without_values(variable: str, why: str, **got: object) -> NotBuiltError:

@@ -21,7 +21,7 @@ from .tree import (
     shown_as,
     walk,
 )
-from .view import Module
+from .view import Module, one_per_variable
 
 _INDENT = "  "
 
@@ -106,9 +106,8 @@ def totals(root: Module) -> str:
 
 def _totals(root: Module) -> str:
     listed = list(root.params().values())
-    # One variable that two layers lay out differently is listed at each: counted once.
-    times = Counter(id(p.native) for p in listed)
-    params = list({id(p.native): p for p in listed}.values())
+    times = Counter(id(p.native) for p in listed)  # a variable laid out apart is listed twice
+    params = one_per_variable(listed)
     trainable = sum(p.size for p in params if p.kind == "param" and p.trainable)
     total = sum(p.size for p in params if p.kind == "param")
     buffers = [p for p in params if p.kind == "buffer"]

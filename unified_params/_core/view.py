@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -338,8 +338,7 @@ class Module:
             >>> m.count()
             40
         """
-        # One variable in two layouts is listed at each: counted once.
-        return sum({id(p.native): p.size for p in self.params().values() if p.kind == "param"}.values())
+        return sum(p.size for p in one_per_variable(self.params().values()) if p.kind == "param")
 
     # -- internals -----------------------------------------------------------
     def _snapshot(self) -> Snapshot:
@@ -595,6 +594,17 @@ _new_object = object.__new__
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+def one_per_variable(params: Iterable[Param]) -> list[Param]:
+    """One Param per native variable, the first: `Module.params` lists a
+    variable that two layers lay out differently at each of their paths.
+
+    Examples:
+        >>> len(one_per_variable([m["0.weight"], m["0.weight"], m["0.bias"]]))
+        2
+    """
+    return list({id(p.native): p for p in params}.values())
+
+
 def _laid_out_apart(adapter: Adapter, root: Module, row: Row, listed: Row) -> layouts.Layout | None:
     """``row``'s layout, where it differs from that of ``listed``, the row its
     variable is listed at: two layers that each lay the variable out, in
@@ -618,8 +628,6 @@ def _says_where(method: _Method) -> _Method:
         try:
             return method(self, *args, **kwargs)
         except NotBuiltError as err:
-            if str(err).startswith("At path "):
-                raise
             raise at_path(self.path, err) from None
 
     return cast("_Method", said)
