@@ -69,7 +69,10 @@ def summary(model: Any) -> str:
     """A tree like ``print(model)``: types, shapes, per-layer and total counts.
 
     A layer shared at several positions is listed at each, marked with the
-    path it shares, and counted once in the totals.
+    path it shares, and counted once in the totals. A layer not built yet
+    (an unbuilt Keras layer, a torch lazy module) shows as ``not built`` and
+    every count that includes it as ``?``; the totals say where such layers
+    are, not a number that leaves them out.
 
     Examples:
         >>> import torch

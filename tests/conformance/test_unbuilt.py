@@ -13,6 +13,7 @@ import pytest
 
 import unified_params as up
 from tests.native import X
+from unified_params._core.summary import rows as summary_rows
 
 #: Every refusal names where, and says there are no values (or no shape) yet.
 NO_VALUES = r"At path '[\w.]+': .*no values"
@@ -22,18 +23,34 @@ def _shapes(model) -> dict[str, tuple[int, ...]]:
     return {path: p.shape for path, p in up.wrap(model).params().items()}
 
 
+def _summary_rows(model) -> dict[str, tuple[str, str]]:
+    """The rows `up.summary` prints, by path: (shapes, count)."""
+    return {label.strip(): (shapes, count) for label, _, shapes, count, _ in summary_rows(up.wrap(model))}
+
+
 def test_an_unbuilt_model_reads_its_structure_and_says_how_to_build(native, tmp_path):
     net = native.unbuilt_mlp()
     if net is None:
         pytest.skip("this framework makes every variable when its layer is made")
     m = up.wrap(net)
     assert len(m) == len(up.wrap(native.mlp()))  # the structure reads before the build
-    for ask in (m.params, lambda: up.summary(net), lambda: up.save(net, tmp_path / "w.safetensors")):
+    for ask in (m.params, m.count, lambda: up.save(net, tmp_path / "w.safetensors")):
         with pytest.raises(up.NotBuiltError, match=r"At path '\d+': .*model\(x\)"):
             ask()
     assert not list(tmp_path.iterdir())
-    shown = m._repr_html_()  # a notebook shows the structure and what to do, raising nothing
-    assert "not built" in shown and "model(x)" in shown
+    # The summary shows the structure, marks what is not built and counts nothing
+    # it cannot count (as Keras' own marks a layer "(unbuilt)"); so does a notebook.
+    summary, built = _summary_rows(net), _summary_rows(native.mlp())
+    assert list(summary) == list(built)  # every position, as built
+    for label, (shapes, _) in built.items():
+        if "weight" in shapes:  # a layer with variables: not built, counted as not known
+            assert summary[label] == ("not built", "?")
+    assert summary["Sequential"][1] == "?"  # nor is the model's total a number that leaves them out
+    total, how = up.summary(net).splitlines()[-2:]
+    assert total.startswith("Total params: not known yet: ") and f"'{native.first_linear}'" in total
+    assert how == "Build the model (call it once on an input) to count them"
+    shown = m._repr_html_()  # a notebook shows the same table, raising nothing
+    assert "not built" in shown and "call it once on an input" in shown
     native.forward(net, X)
     assert _shapes(net) == _shapes(native.mlp())
 

@@ -31,8 +31,8 @@ _CELL = "padding:1px 8px;text-align:left;vertical-align:top"
 
 def module_html(module: Any) -> str:
     """A module view as an HTML table (`unified_params.summary`'s rows); a
-    model not built yet as its structure and what to do (as ``print(m)``
-    shows it: a notebook displays a view without raising).
+    layer not built yet shows as ``not built``, and the totals say how to
+    build it (a notebook displays a view without raising).
 
     Examples:
         >>> "<table" in module_html(m) and "Linear" in module_html(m)
@@ -40,13 +40,7 @@ def module_html(module: Any) -> str:
     """
     from .summary import rows, totals
 
-    try:
-        listed, foot_lines = rows(module), totals(module)
-    except NotBuiltError as err:
-        return (
-            f'<pre style="font-size:12px">{html.escape(str(module))}</pre>'
-            f'<div style="font-family:monospace;font-size:12px">{html.escape(str(err))}</div>'
-        )
+    listed, foot_lines = rows(module), totals(module)
     body = []
     for label, type_name, shapes, count, shared in listed:
         style = ' style="color:#888"' if shared else ""

@@ -2,7 +2,11 @@
 
 Every position is shown (a shared layer at each of its positions); counts are
 deduplicated: a layer seen before is marked ``shared with <path>`` and its
-count is shown in brackets and not added again.
+count is shown in brackets and not added again. A layer not built yet (an
+unbuilt Keras layer, a torch lazy module before its first call) is shown as
+``not built`` with a count of ``?``, and so is every count that includes it,
+as Keras' own summary marks it ``(unbuilt)``: the totals say how many such
+layers there are and where, not a number that leaves them out.
 """
 
 from __future__ import annotations
@@ -13,17 +17,21 @@ from collections import Counter
 from .errors import NotBuiltError
 from .layouts import CANONICAL_GATES, RECURRENT
 from .tree import (
+    Entry,
     all_entries,
     canonical_shape,
     group_by_variable,
     listed_rows,
     own_entries,
     shown_as,
+    unique_modules,
     walk,
 )
 from .view import Module, one_per_variable
 
 _INDENT = "  "
+#: How many layers not built the totals name.
+_SHOWN = 5
 
 
 def render(root: Module) -> str:
@@ -34,6 +42,22 @@ def render(root: Module) -> str:
         'Total params: 40  (trainable: 40, non-trainable: 0)'
     """
     return _table([r[:4] for r in rows(root)]) + "\n" + _totals(root)
+
+
+def not_built(root: Module) -> list[tuple[str, str]]:
+    """Where the layers below ``root`` that are not built yet are: (path, class name).
+
+    Examples:
+        >>> not_built(m)
+        []
+    """
+    adapter, out = root.adapter, []
+    for path, module in unique_modules(adapter, root.native, root.path):
+        try:
+            adapter.variables(module)
+        except NotBuiltError:
+            out.append((path, adapter.type_name(module)))
+    return out
 
 
 def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
@@ -50,7 +74,7 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
     # holding a kernel that a layer lays out (its inner layer, or one beside it)
     # shows it as that layer does, in a summary of a part of the model too.
     model = root.root
-    listed = listed_rows(all_entries(adapter, model.native, model.path))
+    listed = listed_rows(_built_entries(adapter, model.native, model.path))
     first_path: dict[int, str] = {}
     out: list[tuple[str, str, str, str, bool]] = []
     for path, module in walk(adapter, native, root.path):
@@ -60,22 +84,44 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
         seen = first_path.get(id(module))
         if seen is not None:
             count = _subtree_count(adapter, module, path)
-            out.append((label, type_name, f"shared with {seen or '<root>'}", f"({count:,})", True))
+            shown = "(?)" if count is None else f"({count:,})"
+            out.append((label, type_name, f"shared with {seen or '<root>'}", shown, True))
             continue
         first_path[id(module)] = path
-        own = own_entries(adapter, module, path)
-        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, shown_as(e, listed))}" for e in own)
         kids = adapter.children(module)
+        try:
+            own = own_entries(adapter, module, path)
+        except NotBuiltError:
+            out.append((label, type_name, "not built", "?", False))
+            continue
+        shapes = "  ".join(f"{e.name} {canonical_shape(adapter, shown_as(e, listed))}" for e in own)
         count = _subtree_count(adapter, module, path) if kids else _size(adapter, own, "param")
-        out.append((label, type_name, shapes, f"{count:,}" if count or own or kids else "-", False))
+        shown = "?" if count is None else f"{count:,}" if count or own or kids else "-"
+        out.append((label, type_name, shapes, shown, False))
     if out and out[0][0] == "":
         out[0] = (root.type_name, f"({root.backend})", out[0][2], out[0][3], False)
     return out
 
 
-def _subtree_count(adapter, module, path) -> int:
-    groups = group_by_variable(all_entries(adapter, module, path))
+def _subtree_count(adapter, module, path) -> int | None:
+    """The parameters below ``module``, each counted once; ``None`` if a layer
+    there is not built yet."""
+    try:
+        groups = group_by_variable(all_entries(adapter, module, path))
+    except NotBuiltError:
+        return None
     return sum(_size(adapter, [g[0]], "param") for g in groups.values())
+
+
+def _built_entries(adapter, root, prefix: str) -> list[Entry]:
+    """`all_entries` of the layers that are built."""
+    out: list[Entry] = []
+    for path, module in walk(adapter, root, prefix):
+        try:
+            out += own_entries(adapter, module, path)
+        except NotBuiltError:
+            continue
+    return out
 
 
 def _size(adapter, entries, kind) -> int:
@@ -105,6 +151,15 @@ def totals(root: Module) -> str:
 
 
 def _totals(root: Module) -> str:
+    unbuilt = not_built(root)
+    if unbuilt:
+        where = ", ".join(f"{path!r} ({name})" for path, name in unbuilt[:_SHOWN])
+        more = f" and {len(unbuilt) - _SHOWN} more" if len(unbuilt) > _SHOWN else ""
+        layers = "layer is" if len(unbuilt) == 1 else "layers are"
+        return (
+            f"Total params: not known yet: {len(unbuilt)} {layers} not built: {where}{more}\n"
+            "Build the model (call it once on an input) to count them"
+        )
     listed = list(root.params().values())
     times = Counter(id(p.native) for p in listed)  # a variable laid out apart is listed twice
     params = one_per_variable(listed)
