@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import NAMES, REQUESTED
+from tests.conftest import NAMES, REQUESTED, needs
 from unified_params import cli
 
 
@@ -73,6 +73,19 @@ def test_inspect_and_summary_of_checkpoints(backend, tmp_path, capsys):
     assert cli.main(["summary", str(tmp_path / "s.safetensors")]) == 0
     text = capsys.readouterr().out
     assert "Total elements: 121" in text and "linear" in text
+
+
+def test_inspect_lists_the_tensors_safetensors_save_model_dropped_as_tied_paths(tmp_path, capsys):
+    needs("torch")
+    import safetensors.torch
+    import torch
+
+    lm = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
+    lm[1].weight = lm[0].weight
+    safetensors.torch.save_model(lm, str(tmp_path / "lm.safetensors"))
+    assert cli.main(["inspect", str(tmp_path / "lm.safetensors")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "0.weight" in line]
+    assert len(rows) == 1 and "1.weight" in rows[0]  # in its tied paths column, not as metadata
 
 
 def test_summary_of_a_spec_expression(backend, capsys):

@@ -122,6 +122,45 @@ def test_tied_file_loads_into_an_untied_model_through_aliases(backends, tmp_path
         np.testing.assert_array_equal(m["4.weight"].numpy(), m["2.weight"].numpy())
 
 
+def _tied_lm():
+    """A language model's ends: an embedding and an output Linear of the same
+    (vocabulary, width) matrix, tied in torch as its language models tie them."""
+    return S.Sequential(S.Embedding(10, 4), S.Linear(4, 4), S.Linear(4, 10, bias=False))
+
+
+@pytest.mark.parametrize("writer", ["safetensors.torch.save_model", "up.save"])
+def test_a_torch_file_of_a_tied_embedding_and_head_loads_both_into_an_untied_model(backend, writer, tmp_path):
+    """Each writer stores the tied matrix once and says where else it goes:
+    safetensors' ``save_model`` as a metadata entry per dropped tensor
+    (``{"2.weight": "0.weight"}``), this library in its ``aliases`` field. An
+    untied model takes the value at both paths, each in its own layout (before:
+    ``save_model``'s file was missing ``2.weight``; this library's file was
+    refused by Keras as of unknown layout, the embedding's matrix being square
+    to the Dense kernel's shape)."""
+    needs("torch")
+    import safetensors.torch
+    import torch
+
+    source = _tied_lm().build("torch")
+    source[2].weight = source[0].weight
+    torch.manual_seed(0)
+    torch.nn.init.normal_(source[0].weight)
+    path = tmp_path / "lm.safetensors"
+    if writer == "up.save":
+        up.save(source, path)
+    else:
+        safetensors.torch.save_model(source, str(path))
+    assert "2.weight" not in safetensors.torch.load_file(path)  # stored once
+    dst = _tied_lm().build(backend)
+    report = up.load(dst, path)
+    assert report.ok and {"0.weight", "2.weight"} <= set(report.loaded)
+    m = up.wrap(dst)
+    np.testing.assert_array_equal(m["2.weight"].numpy(), source[0].weight.detach().numpy())
+    tokens = np.array([[1, 2, 3], [9, 0, 4]])
+    expected = source(torch.from_numpy(tokens)).detach().numpy()
+    np.testing.assert_allclose(up.forward(dst, tokens), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_sharded_checkpoint(backend, tmp_path):
     model = specs.nested().build(backend)
     up.initialize(model, up.init.Normal(), seed=6)

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -292,7 +292,7 @@ def load_file(
         if owners:
             writer = str(metadata.get("format"))
             state = {k: replace(s, owners=owners, writer=writer) for k, s in state.items()}
-    aliases = _json(metadata.get("aliases"), {}, file)
+    aliases = file_aliases(state, metadata, file)
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
     source_backend = metadata.get("source_backend")
@@ -497,6 +497,21 @@ def _source(reader: st.FileReader, info: st.TensorInfo) -> Source:
         fill=lambda out: reader.fill(info, out),
         pieces=lambda: reader.pieces(info),
     )
+
+
+def file_aliases(state: Mapping[str, Any], metadata: Mapping[str, str], file: Any) -> dict[str, str]:
+    """Each other path of a tie group that a file stores once -> the key holding
+    its value: this library's ``aliases`` field, and the entries safetensors'
+    ``save_model`` writes for each tensor it drops as another's duplicate (a
+    metadata key naming no tensor of the file, whose value names one: a torch
+    model's tied ``head.weight`` -> ``emb.weight``).
+
+    Examples:
+        >>> file_aliases({"emb.weight": None}, {"head.weight": "emb.weight", "format": "pt"}, "f")
+        {'head.weight': 'emb.weight'}
+    """
+    dropped = {k: v for k, v in metadata.items() if k not in state and v in state}
+    return {**dropped, **_json(metadata.get("aliases"), {}, file)}
 
 
 def _json(text: str | None, default: Any, file: Any) -> Any:

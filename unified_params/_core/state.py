@@ -982,9 +982,13 @@ def _twin(model: Module, alias: str, param: Param) -> Param | None:
     """The Param at ``alias``, another path of ``param``'s variable, as the
     layer there holds it (`view.held_at`), where that lays the variable out
     otherwise (a path of a layer of unknown kind keeps the framework's layout);
-    else ``None``."""
+    else ``None``: also where ``alias`` holds another variable of this model,
+    tied only in the state given (a file's tie group, as torch's tied
+    ``head.weight`` and ``emb.weight``), whose value is canonical as the state's."""
     twin = held_at(model, alias)
-    return twin if twin is not None and twin.layout != param.layout else None
+    if twin is None or twin.native is not param.native:
+        return None
+    return twin if twin.layout != param.layout else None
 
 
 def _relaid(twin: Param, param: Param, value: np.ndarray) -> np.ndarray:

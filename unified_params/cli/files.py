@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import access, spec
-from .._core.checkpoint import INDEX_SUFFIX, index_of, read_index, read_state
+from .._core.checkpoint import INDEX_SUFFIX, file_aliases, index_of, read_index, read_state
 from .._core.errors import BackendNotInstalledError, UnsupportedError, received
 from ..backends import registry
 from ..backends.importing import import_frameworks
@@ -23,7 +23,7 @@ def inspect(file: str, out: Any) -> None:
     Works for single files and sharded checkpoints (the index or its base name).
     """
     state, metadata = read_state(file)
-    aliases = _json(metadata.get("aliases"))
+    aliases = file_aliases(state, metadata, file)
     tied: dict[str, list[str]] = defaultdict(list)
     for alias, key in aliases.items():
         tied[key].append(alias)
@@ -40,7 +40,7 @@ def inspect(file: str, out: Any) -> None:
         rows,
         out,
     )
-    shown = {k: v for k, v in metadata.items() if k not in ("aliases",)}
+    shown = {k: v for k, v in metadata.items() if k != "aliases" and k not in aliases}
     table("metadata", ["key", "value"], sorted(shown.items()), out)
     if str(file).endswith(INDEX_SUFFIX) or not Path(file).exists():
         index = read_index(index_of(Path(file)))
