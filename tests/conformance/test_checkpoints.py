@@ -161,6 +161,31 @@ def test_a_torch_file_of_a_tied_embedding_and_head_loads_both_into_an_untied_mod
     np.testing.assert_allclose(up.forward(dst, tokens), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_sharded_torch_checkpoint_of_huggingface_hub_loads_with_its_dropped_duplicates(backend, tmp_path):
+    """``huggingface_hub.save_torch_model`` shards a tied model and says in its
+    index's metadata which tensors it dropped as duplicates; a load of the
+    index fills them (before: 'missing'), and a load of the folder names it."""
+    needs("torch")
+    import torch
+    from huggingface_hub import save_torch_model
+
+    source = _tied_lm().build("torch")
+    source[2].weight = source[0].weight
+    save_torch_model(source, tmp_path, max_shard_size=100)  # a shard per tensor
+    index = tmp_path / "model.safetensors.index.json"
+    assert json.loads(index.read_text())["metadata"]["2.weight"] == "0.weight"
+    assert len(list(tmp_path.glob("*.safetensors"))) > 1
+    dst = _tied_lm().build(backend)
+    with pytest.raises(up.CheckpointError, match=r"is a folder\. It holds 'model\.safetensors\.index\.json'"):
+        up.load(dst, tmp_path)
+    for path in (index, tmp_path / "model.safetensors"):  # the index, or its base name
+        report = up.load(dst, path)
+        assert report.ok and "2.weight" in report.loaded
+    tokens = np.array([[1, 2, 3]])
+    expected = source(torch.from_numpy(tokens)).detach().numpy()
+    np.testing.assert_allclose(up.forward(dst, tokens), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_sharded_checkpoint(backend, tmp_path):
     model = specs.nested().build(backend)
     up.initialize(model, up.init.Normal(), seed=6)

@@ -59,6 +59,8 @@ from .view import Module, check_layout
 FORMAT = "unified-params"
 FORMAT_VERSION = "1"
 INDEX_SUFFIX = ".index.json"
+#: The end of a shard's name, which no single-file checkpoint has.
+_SHARD_NAME = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -258,9 +260,24 @@ def _open_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str], li
         )
     if not _exists(path) and _exists(index_path):
         return _read_sharded(index_path)
+    if path.is_dir():
+        _refuse_folder(path)
     metadata, infos = st.read_header(path)
     reader = st.FileReader(path)
     return {i.name: _source(reader, i) for i in infos}, metadata, [reader]
+
+
+def _refuse_folder(path: Path) -> None:
+    """A folder is no checkpoint; where it holds some (as ``save_torch_model``
+    writes them), name them: the index of a sharded one, else single files."""
+    found = sorted(p.name for p in path.glob(f"*{INDEX_SUFFIX}")) or sorted(
+        p.name for p in path.glob("*.safetensors") if not _SHARD_NAME.search(p.name)
+    )
+    which = "its path" if len(found) == 1 else "the path of one"
+    hint = f" It holds {', '.join(map(repr, found[:5]))}: pass {which}." if found else ""
+    raise CheckpointError(
+        f"{str(path)!r} is a folder.{hint} Expected a safetensors file or index. " + received(path=str(path))
+    )
 
 
 def _checked_path(file: Any) -> Path:
@@ -432,7 +449,10 @@ def _read_sharded(index_path: Path) -> tuple[dict[str, Source], dict[str, str], 
             f"The index lists tensors no shard holds: {missing[:5]}. Expected every listed tensor in "
             "the shard the index names. " + received(index=str(index_path))
         )
-    return state, metadata, readers
+    # The index's own text fields too, under the shards': huggingface_hub's
+    # `save_torch_model` says there which tensors it dropped as duplicates (`file_aliases`).
+    said = {k: v for k, v in index.get("metadata", {}).items() if isinstance(v, str)}
+    return state, {**said, **metadata}, readers
 
 
 def read_index(index_path: Path) -> dict[str, Any]:
