@@ -186,6 +186,36 @@ def test_a_sharded_torch_checkpoint_of_huggingface_hub_loads_with_its_dropped_du
     np.testing.assert_allclose(up.forward(dst, tokens), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_state_whose_keys_differ_by_a_prefix_is_refused_saying_which_and_how_to_load_it(backend, tmp_path):
+    """torch.compile's state keys every tensor behind ``_orig_mod.``: the refusal
+    says so, and what it suggests loads; a state of one part of the model
+    (keys without the part's path) is pointed at that part."""
+    needs("torch")
+    import safetensors.torch
+    import torch
+
+    compiled = torch.compile(specs.mlp().build("torch"))
+    path = tmp_path / "compiled.safetensors"
+    safetensors.torch.save_file(compiled.state_dict(), str(path))
+    dst = specs.mlp().build(backend)
+    with pytest.raises(up.CheckpointError, match=r"each missing key is in the state behind '_orig_mod\.'"):
+        up.load(dst, path)
+    import safetensors.numpy
+
+    state = safetensors.numpy.load_file(str(path))
+    assert up.load_state_dict(dst, {k[10:]: v for k, v in state.items() if k.startswith("_orig_mod.")}).ok
+    np.testing.assert_array_equal(up.wrap(dst)["2.bias"].numpy(), compiled.state_dict()["_orig_mod.2.bias"])
+
+    nested = specs.nested().build(backend)
+    part = up.state_dict(specs.nested().build(backend))
+    part = {k.removeprefix("0."): v for k, v in part.items() if k.startswith("0.")}
+    with pytest.raises(
+        up.CheckpointError, match=r"the state is of the part at '0'.*up\.wrap\(model\)\['0'\]"
+    ):
+        up.load_state_dict(nested, part)
+    assert up.load_state_dict(up.wrap(nested)["0"], part).ok
+
+
 def test_sharded_checkpoint(backend, tmp_path):
     model = specs.nested().build(backend)
     up.initialize(model, up.init.Normal(), seed=6)

@@ -61,6 +61,10 @@ def _untied(backend: str) -> Any:
     return S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 8), S.ReLU(), S.Linear(8, 2)).build(backend)
 
 
+def _nested(backend: str) -> Any:
+    return specs.nested().build(backend)
+
+
 def _shared(backend: str) -> Any:
     return specs.shared().build(backend)
 
@@ -187,9 +191,12 @@ CASES: list[Case] = [
     Case("load", "header that claims a huge size", lambda m, t: up.load(m, _file(m, t, lambda d: struct.pack("<Q", 2**60) + d[8:])), up.CheckpointError, ("claims",)),
     Case("load", "state with a key missing", lambda m, t: up.load_state_dict(m, {k: v for k, v in up.state_dict(m).items() if k != "2.bias"}), up.CheckpointError, ("missing '2.bias'",)),
     Case("load", "state with an unexpected key", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "9.weight": np.zeros(1)}), up.CheckpointError, ("unexpected '9.weight'",)),
+    Case("load", "state of a torch.compile'd model (keys behind '_orig_mod.')", lambda m, t: up.load_state_dict(m, {f"_orig_mod.{k}": v for k, v in up.state_dict(m).items()}), up.CheckpointError, ("each missing key is in the state behind '_orig_mod.'", "k.startswith('_orig_mod.')")),
+    Case("load", "state of one part of the model", lambda m, t: up.load_state_dict(m, up.state_dict(up.wrap(m)["0"])), up.CheckpointError, ("the state is of the part at '0'", "up.wrap(model)['0']"), _nested),
     Case("load", "state with a wrong shape", lambda m, t: up.load_state_dict(m, {**up.state_dict(m), "0.weight": np.zeros((4, 8))}), up.CheckpointError, ("'0.weight' expects (8, 4) got (4, 8)",)),
     Case("load", "checkpoint of another model", lambda m, t: up.load(m, (up.save(specs.nested().build(up.backend_of(m)), t / "n.safetensors"))[0]), up.CheckpointError, ("unexpected", "missing")),
     Case("load", "a folder as the file", lambda m, t: up.load(m, t), up.CheckpointError, ("is a folder",)),
+    Case("load", "a folder that holds a checkpoint", lambda m, t: up.load(m, up.save(m, t / "model.safetensors")[0].parent), up.CheckpointError, ("is a folder. It holds 'model.safetensors': pass its path",)),
     Case("load", "a tensor dtype that is a list", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"dtype":"F32"', b'"dtype":["F32"]'))), up.CheckpointError, ("unknown dtype ['F32']",)),
     Case("load", "a UTF-16 header", lambda m, t: up.load(m, _file(m, t, _utf16)), up.CheckpointError, ("not JSON",)),
     Case("load", "metadata aliases that are a list", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"aliases":"{}"', b'"aliases":"[]"'))), up.CheckpointError, ("wrong type",)),

@@ -1025,6 +1025,9 @@ def _describe(report: LoadReport, model: Module) -> str:
         parts.append(f"missing {_list(report.missing)}")
     if report.unexpected:
         parts.append(f"unexpected {_list(report.unexpected)}")
+    shift = shifted_keys(report.missing, report.unexpected)
+    if shift is not None:
+        parts.append(_shift_part(*shift))
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
         layouts_said = [n for n in report.notes if isinstance(n, foreign.LayoutNote)][:5]
@@ -1056,6 +1059,48 @@ def _describe(report: LoadReport, model: Module) -> str:
             own_layout=len(report.own_layout),
             ambiguous=len(report.ambiguous),
         )
+    )
+
+
+def shifted_keys(missing: list[str], unexpected: list[str]) -> tuple[str, bool] | None:
+    """A prefix that sets the state's keys apart from the model's, and whether
+    the state has it (``True``: every missing key is in the state behind it,
+    as torch.compile's ``_orig_mod.`` or DDP's ``module.`` keep them) or the
+    model (``False``: every unexpected key is a missing one behind it, the
+    state of one part); ``None`` if no prefix does.
+
+    Examples:
+        >>> shifted_keys(["0.weight", "0.bias"], ["module.0.bias", "module.0.weight"])
+        ('module.', True)
+        >>> shifted_keys(["enc.0.weight", "head.weight"], ["0.weight"])
+        ('enc.', False)
+        >>> shifted_keys(["0.weight"], ["1.weight"]) is None
+        True
+    """
+    if not missing or not unexpected:
+        return None
+    for inner, outer, state_has in ((missing, unexpected, True), (unexpected, missing, False)):
+        keys = set(outer)
+        first = inner[0]
+        for key in outer:
+            if key.endswith(f".{first}"):
+                prefix = key[: -len(first)]
+                if all(prefix + k in keys for k in inner):
+                    return prefix, state_has
+    return None
+
+
+def _shift_part(prefix: str, state_has: bool) -> str:
+    if state_has:
+        return (
+            f"each missing key is in the state behind {prefix!r} (torch.compile's state keeps them "
+            "behind '_orig_mod.', DistributedDataParallel's behind 'module.'): load those, as in "
+            f"up.load_state_dict(model, {{k[{len(prefix)}:]: v for k, v in state.items() if "
+            f"k.startswith({prefix!r})}}) (a file's state read by safetensors.numpy.load_file)"
+        )
+    return (
+        f"each unexpected key is a missing one behind {prefix!r}: the state is of the part at "
+        f"{prefix[:-1]!r}; load it there, as in up.load_state_dict(up.wrap(model)[{prefix[:-1]!r}], state)"
     )
 
 
