@@ -59,8 +59,17 @@ def test_a_shared_layer_ports_at_each_of_its_positions(backends):
             ]
             m = up.wrap(separate)
             np.testing.assert_array_equal(m["4.weight"].numpy(), m["2.weight"].numpy())
+            # The share is not carried over, and the report says so and how to make it.
+            (note,) = [n for n in report.notes if n.startswith("Tied in the source")]
+            assert "'2.weight' and '4.weight'; '2.bias' and '4.bias'" in note
+            assert note.endswith("up.tie(model, '2.weight', '4.weight').")
+            up.tie(separate, "2.weight", "4.weight")
+            up.tie(separate, "2.bias", "4.bias")
+            assert not [n for n in up.port(shared, separate).notes if n.startswith("Tied")]
             back = specs.shared().build(a)
-            assert up.port(separate, back, check_input=x).max_abs_diff <= 1e-5  # the two agree: one value
+            again = up.port(separate, back, check_input=x)
+            assert again.max_abs_diff <= 1e-5  # the two agree: one value
+            assert not [n for n in again.notes if n.startswith("Tied")]
             differing = untied().build(b)
             up.initialize(differing, up.init.Normal(0, 0.5), seed=5)
             before = up.state_dict(back)

@@ -42,7 +42,7 @@ from .pairing import (
 from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
-from .state import LoadReport, Slot, Source, aliases_inside, inside, load, merge_note, slots
+from .state import LoadReport, Slot, Source, alias_keys, aliases_inside, inside, load, merge_note, slots
 from .tree import norm_keys, unique_modules, walk
 from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
@@ -386,6 +386,7 @@ def port(
     reshapes: list[str] = []  # leaves of a kind the library does not know, of other size-one axes
     pointwise: list[str] = []  # Linears paired with pointwise convolutions
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
+    tied_to: dict[int, list[tuple[str, str]]] = {}  # a source variable -> (its key, the destination's)
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
     for a, b in pairs:
@@ -439,7 +440,10 @@ def port(
                     elif pointwise_pair(a, b):  # and what axis the Linear acts on
                         pointwise.append(f"{a.name or '<root>'} -> {b.name or '<root>'}")
                     shape = other_shape[leaf]
-                state[join(b.path, real.get(leaf, leaf))] = Source(
+                written = join(b.path, real.get(leaf, leaf))
+                if slot.how == "one":
+                    tied_to.setdefault(id(slot.param.native), []).append((key, written))
+                state[written] = Source(
                     shape,
                     np.dtype(_np(slot.param.dtype)),
                     read,
@@ -504,6 +508,7 @@ def port(
                 raise
             raise _untied_into_tied(err.report.conflicting, dst, pairs) from err
         report.lossy += [n for n in report.load.notes if n not in report.lossy]
+        report.notes += _ties_left_apart(dst, tied_to)
         report.conversions = _conversions(src, dst, pairs)
         if check_input is not None:
             report.max_abs_diff = _compare(src, dst, check_input, atol, rtol, report)
@@ -576,6 +581,40 @@ def _untied_into_tied(conflicting: list[str], dst: Module, pairs: list[tuple[Lay
 #: Settings that change what weights mean without changing their shapes: what
 #: ``align="hyperparameters"`` may set (``groups`` changes shapes, never aligned).
 ALIGNABLE = ("eps", "momentum")
+
+
+def _ties_left_apart(dst: Module, tied_to: dict[int, list[tuple[str, str]]]) -> list[str]:
+    """A note per source tie group whose destination keys hold variables of
+    their own: the same values went to each, and training moves them apart.
+
+    Examples:
+        >>> import torch
+        >>> from unified_params import wrap
+        >>> _ties_left_apart(wrap(torch.nn.Linear(2, 2)), {1: [("0.weight", "weight")]})
+        []
+    """
+    groups = [written for written in tied_to.values() if len(written) > 1]
+    if not groups:
+        return []
+    found = slots(dst)
+    held = {key: id(slot.param.native) for slot in found for key in slot.keys}
+    held.update({alias: held[key] for alias, key in alias_keys(dst, found).items()})
+    apart = [w for w in groups if len({held.get(k, k) for _, k in w}) > 1]
+    if not apart:
+        return []
+
+    def group(written: list[tuple[str, str]]) -> str:
+        ours, theirs = [k for _, k in written], [k for k, _ in written]
+        said = " and ".join(map(repr, ours))
+        return said if ours == theirs else f"{said} (the source's {' and '.join(map(repr, theirs))})"
+
+    shown = "; ".join(map(group, apart[:3])) + (f"; and {len(apart) - 3} more" if len(apart) > 3 else "")
+    first = apart[0]
+    return [
+        f"Tied in the source, apart in the {dst.backend} model: {shown}. Each took the same values, "
+        f"and training would move them apart; to share them as the source does: "
+        f"up.tie(model, {first[0][1]!r}, {first[1][1]!r})."
+    ]
 
 
 def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: PortReport) -> list[Any]:
