@@ -76,14 +76,25 @@ def test_a_training_state_converts_under_a_prefix(torch, tmp_path):
     assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
-def test_tied_paths_are_named_again_for_dcp(torch, tmp_path):
+@pytest.mark.parametrize("writer", ["up.save", "safetensors.torch.save_model"])
+def test_tied_paths_are_named_again_for_dcp(torch, writer, tmp_path):
+    """A tie group stored once, with its other paths in this library's
+    ``aliases`` or in safetensors' entry per dropped tensor, is named at
+    every path in the DCP folder, as torch's ``state_dict`` names it."""
+    import safetensors.torch
+
     shared = torch.nn.Linear(3, 3)
     net = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)
-    up.save(net, tmp_path / "tied.safetensors")  # the tie group stored once
+    if writer == "up.save":
+        up.save(net, tmp_path / "tied.safetensors")
+    else:
+        safetensors.torch.save_model(net, str(tmp_path / "tied.safetensors"))
+    assert len(safetensors.torch.load_file(tmp_path / "tied.safetensors")) == 2  # stored once
     up.convert(tmp_path / "tied.safetensors", tmp_path / "dcp")
     state = {k: torch.empty_like(v) for k, v in net.state_dict().items()}  # names both paths
     _dcp_load(torch, state, tmp_path / "dcp")
     assert torch.equal(state["2.weight"], shared.weight.detach())
+    assert torch.equal(state["0.bias"], shared.bias.detach())
 
 
 def test_conversions_stream_one_tensor_at_a_time(torch, backends):

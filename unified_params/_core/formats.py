@@ -89,12 +89,12 @@ def convert(
             f"{sorted(formats)}. " + received(source=reading, destination=writing)
         )
     if reading == SAFETENSORS:
-        from .checkpoint import read_state
+        from .checkpoint import file_aliases, read_state
 
         state, metadata = read_state(source)
         tensors = [Tensor(k, s.shape, s.dtype.name, s.read) for k, s in state.items()]
         # A tie group is stored once; other formats name every path (torch's state_dict does).
-        aliases = json.loads(metadata.get("aliases") or "{}")
+        aliases = file_aliases(state, metadata, source)
         tensors += [Tensor(alias, state[key].shape, state[key].dtype.name, state[key].read)
                     for alias, key in aliases.items() if key in state]  # fmt: skip
         skipped: list[str] = []
