@@ -73,6 +73,13 @@ def test_inspect_and_summary_of_checkpoints(backend, tmp_path, capsys):
     assert cli.main(["summary", str(tmp_path / "s.safetensors")]) == 0
     text = capsys.readouterr().out
     assert "Total elements: 121" in text and "linear" in text
+    # The shared layer at its own position, in model order, counted in brackets (as up.summary does).
+    rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    assert [r[0].strip() for r in rows] == ["0", "2", "4", "6"]
+    assert (
+        rows[2][2].split() == ["weight", "=", "2.weight", "bias", "=", "2.bias"]
+        and rows[2][3].strip() == "(72)"
+    )
 
 
 def test_inspect_lists_the_tensors_safetensors_save_model_dropped_as_tied_paths(tmp_path, capsys):

@@ -109,9 +109,24 @@ def _checkpoint_summary(file: str, out: Any) -> None:
         own = f" ({own_layout[name]}'s own layout)" if name in own_layout else ""
         layers[layer].append(f"{leaf} {tuple(source.shape)}{own}")
         counts[layer] += math.prod(source.shape)
+    # A tie group's other paths, stored once: shown, counted in brackets and not added again.
+    tied: dict[str, int] = defaultdict(int)
+    for alias, key in file_aliases(state, metadata, file).items():
+        layer, _, leaf = alias.rpartition(".")
+        layers[layer].append(f"{leaf} = {key}")
+        tied[layer] += math.prod(state[key].shape)
+        kinds.setdefault(layer, kinds.get(key.rpartition(".")[0], "?"))
+
+    def elements(layer: str) -> str:
+        shown = [f"{counts[layer]:,}"] if layer in counts else []
+        return " ".join(shown + ([f"({tied[layer]:,})"] if layer in tied else []))
+
+    order = list(layers)
+    if all(part.isdigit() for layer in order for part in layer.split(".")):  # positions: in model order
+        order.sort(key=lambda layer: [int(part) for part in layer.split(".")])
     rows = [
-        [layer or "<root>", kinds.get(layer, "?"), "  ".join(leaves), f"{counts[layer]:,}"]
-        for layer, leaves in layers.items()
+        [layer or "<root>", kinds.get(layer, "?"), "  ".join(layers[layer]), elements(layer)]
+        for layer in order
     ]
     saved_from = metadata.get("source_backend", "?")
     table(f"{file} (saved from {saved_from})", ["layer", "kind", "tensors", "elements"], rows, out)
