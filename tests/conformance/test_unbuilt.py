@@ -48,11 +48,29 @@ def test_an_unbuilt_model_reads_its_structure_and_says_how_to_build(native, tmp_
     assert summary["Sequential"][1] == "?"  # nor is the model's total a number that leaves them out
     total, how = up.summary(net).splitlines()[-2:]
     assert total.startswith("Total params: not known yet: ") and f"'{native.first_linear}'" in total
-    assert how == "Build the model (call it once on an input) to count them"
+    assert (
+        how
+        == "Build them to count them: call the model once on an input, and build a layer its call does not use on its own"
+    )
     shown = m._repr_html_()  # a notebook shows the same table, raising nothing
-    assert "not built" in shown and "call it once on an input" in shown
+    assert "not built" in shown and "call the model once on an input" in shown
     native.forward(net, X)
     assert _shapes(net) == _shapes(native.mlp())
+
+
+def test_a_layer_the_forward_pass_does_not_use_is_named_as_such_and_the_rest_is_summed_up(native):
+    """After the model's first call, a layer that call does not use is still
+    unbuilt: the refusal says so (calling the model again would not help), and
+    the summary shows the built layers' counts, as Keras' own does."""
+    net = native.with_an_unused_layer()
+    if net is None:
+        pytest.skip("this framework makes every variable when its layer is made")
+    with pytest.raises(up.NotBuiltError, match=r"At path 'unused': .*does not use stays"):
+        up.wrap(net).params()
+    rows = _summary_rows(net)
+    assert rows["used"] == ("weight (2, 4)  bias (2,)", "10") and rows["unused"] == ("not built", "?")
+    assert "1 layer is not built: 'unused'" in up.summary(net)
+    assert up.wrap(net)["used"].count() == 10  # the built part answers on its own
 
 
 def test_a_model_with_shapes_and_no_values_lists_them_and_refuses_every_read(native, tmp_path):

@@ -87,6 +87,13 @@ class Native:
         makes them when it is constructed."""
         return None
 
+    def with_an_unused_layer(self) -> Any | None:
+        """A model called on `X` that holds, at ``unused``, a layer its forward
+        pass does not use, so that layer stays unbuilt (a Keras layer, a torch
+        lazy module); ``used`` is a Linear(4, 2) it uses. ``None`` where a layer
+        makes its variables when it is constructed."""
+        return None
+
     def valueless_mlp(self) -> Any | None:
         """The chapter's MLP with variables of a shape and no values (torch's
         meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``); ``None`` where

@@ -3,6 +3,7 @@ torch): the conformance suite's fixture (see `tests.native`)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -38,6 +39,21 @@ class KerasNative(Native):
 
     def unbuilt_mlp(self) -> Any:
         return keras.Sequential([L.Flatten(), L.Dense(4, activation="relu"), L.Dense(1)])
+
+    def with_an_unused_layer(self) -> Any:
+        class Net(keras.Model):
+            def __init__(self) -> None:
+                super().__init__()
+                self.used, self.unused = L.Dense(2), L.Dense(3)
+
+            def call(self, x):
+                return self.used(x)
+
+        net = Net()
+        with warnings.catch_warnings():  # Keras warns of the unbuilt state this model is made to have
+            warnings.simplefilter("ignore", UserWarning)
+            net(X)
+        return net
 
     def rgnet(self) -> Any:
         def block1(name):

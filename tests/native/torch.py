@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import X
 from ._dicts import DictNative
 
 
@@ -27,6 +28,19 @@ class TorchNative(DictNative):
 
     def unbuilt_mlp(self) -> Any:
         return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
+
+    def with_an_unused_layer(self) -> Any:
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.used, self.unused = nn.Linear(4, 2), nn.LazyLinear(3)
+
+            def forward(self, x):
+                return self.used(x)
+
+        net = Net()
+        net(torch.from_numpy(X))
+        return net
 
     def valueless_mlp(self) -> Any:
         with torch.device("meta"):

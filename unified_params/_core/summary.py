@@ -158,7 +158,8 @@ def _totals(root: Module) -> str:
         layers = "layer is" if len(unbuilt) == 1 else "layers are"
         return (
             f"Total params: not known yet: {len(unbuilt)} {layers} not built: {where}{more}\n"
-            "Build the model (call it once on an input) to count them"
+            "Build them to count them: call the model once on an input, and build a layer its call "
+            "does not use on its own"
         )
     listed = list(root.params().values())
     times = Counter(id(p.native) for p in listed)  # a variable laid out apart is listed twice

@@ -308,7 +308,9 @@ class KerasAdapter(Adapter):
             raise NotBuiltError(
                 f"Keras layer {module.name!r} ({type(module).__name__}) is not built, so its "
                 "variables do not exist yet. Expected a built model: call it once on an input "
-                "(model(x)) or call model.build(input_shape) first. " + received(built=False)
+                "(model(x)) or call model.build(input_shape) first; a layer the model's call does "
+                "not use stays unbuilt after that: build it on its own (layer.build(input_shape)) "
+                "or remove it. " + received(built=False)
             )
         trained, frozen = internals.own_variables(owner)
         own = [(_name_of(v), v, "param") for v in trained]

@@ -224,7 +224,9 @@ class TorchAdapter(DictModuleAdapter):
         return (
             f"torch layer {type(module).__name__} is lazy: its parameters have no shape yet, which "
             "torch infers from the layer's first input. Expected a built model: call it once on an "
-            "input (model(x)) first. " + received(uninitialized=_lazy_names(module))
+            "input (model(x)) first; a lazy layer the model's forward does not use stays lazy after "
+            "that: call it on an input of its own, or remove it. "
+            + received(uninitialized=_lazy_names(module))
         )
 
     def shape(self, var: Any) -> tuple[int, ...]:
