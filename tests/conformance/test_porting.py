@@ -11,6 +11,7 @@ import pytest
 import unified_params as up
 from tests import memory
 from tests.conformance import specs
+from tests.conftest import needs
 from tests.frameworks import forward
 from tests.native import for_backend, naive_flatten
 from unified_params import spec as S
@@ -78,6 +79,28 @@ def test_a_shared_layer_ports_at_each_of_its_positions(backends):
             ):
                 up.port(differing, back)
             assert all(np.array_equal(v, before[k]) for k, v in up.state_dict(back).items()), (a, b)
+
+
+def test_a_tie_the_destination_cannot_make_is_noted_without_offering_it(backend):
+    """A torch language model's output layer tied to its embedding, ported into
+    the same architecture untied: where the two weights share a layout (torch),
+    the note offers the ``up.tie`` call, which then ties them; where they do not
+    (a Dense kernel is the embedding's transpose), it says so instead."""
+    needs("torch")
+    spec = S.Sequential(S.Embedding(10, 4), S.Linear(4, 4), S.Linear(4, 10, bias=False))
+    source = spec.build("torch")
+    source[2].weight = source[0].weight
+    dst = spec.build(backend)
+    report = up.port(source, dst, check_input=np.array([[1, 2, 3]]))
+    (note,) = [n for n in report.notes if n.startswith("Tied in the source")]
+    assert f"apart in the {backend} model: '0.weight' and '2.weight'." in note
+    if up.wrap(dst)["2.weight"].native_shape == up.wrap(dst)["0.weight"].native_shape:
+        assert note.endswith("up.tie(model, '0.weight', '2.weight').")
+        up.tie(dst, "0.weight", "2.weight")
+        assert up.ties(dst) == [("0.weight", "2.weight")]
+    else:
+        assert "keeps them in different layouts, so one variable cannot be both" in note
+        assert "up.tie" not in note
 
 
 def _round_trip(name: str, through: list[str]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import absent, channel_axes, code_names, geometry, leaf_norms, upsampling
-from .errors import CheckpointError, NotBuiltError, PortError, at_path, received
+from .errors import CheckpointError, NotBuiltError, PathError, PortError, at_path, received
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
@@ -609,12 +609,32 @@ def _ties_left_apart(dst: Module, tied_to: dict[int, list[tuple[str, str]]]) -> 
         return said if ours == theirs else f"{said} (the source's {' and '.join(map(repr, theirs))})"
 
     shown = "; ".join(map(group, apart[:3])) + (f"; and {len(apart) - 3} more" if len(apart) > 3 else "")
-    first = apart[0]
+    tieable = [w for w in apart if _one_layout(dst, [k for _, k in w])]
+    if tieable:
+        how = f"to share them as the source does: up.tie(model, {tieable[0][0][1]!r}, {tieable[0][1][1]!r})"
+    else:  # an embedding's matrix and a Linear's weight: one variable cannot hold both layouts
+        how = (
+            f"the {dst.backend} model keeps them in different layouts, so one variable cannot be "
+            "both: share them in its forward pass instead (an embedding's matrix applied transposed)"
+        )
     return [
         f"Tied in the source, apart in the {dst.backend} model: {shown}. Each took the same values, "
-        f"and training would move them apart; to share them as the source does: "
-        f"up.tie(model, {first[0][1]!r}, {first[1][1]!r})."
+        f"and training would move them apart; {how}."
     ]
+
+
+def _one_layout(model: Module, keys: list[str]) -> bool:
+    """Whether the parameters at ``keys`` could be one variable: each at its
+    path, of one native shape and one layout (`ties` refuses others)."""
+    try:
+        found = [model[key] for key in keys]
+    except PathError:
+        return False  # a key of a merged value (a Keras LSTM's one bias)
+    params = [p for p in found if isinstance(p, Param)]
+    first = params[0] if len(params) == len(found) else None
+    return first is not None and all(
+        p.native_shape == first.native_shape and p.layout == first.layout for p in params
+    )
 
 
 def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: PortReport) -> list[Any]:
