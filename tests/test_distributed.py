@@ -34,6 +34,7 @@ CASE_NAMES = [
     "load_into_sharded_reads_only_its_blocks",
     "load_state_dict_and_port_into_sharded",
     "dcp_and_safetensors_convert_both_ways",
+    "a_distributed_data_parallel_model_keeps_its_wrapper_and_its_averaged_gradients",
 ]
 pytestmark = pytest.mark.skipif("torch" not in NAMES, reason="the sharded cases run in the torch run")
 

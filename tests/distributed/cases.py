@@ -334,3 +334,39 @@ def _touches(index: tuple, param: up.Param) -> bool:
     probe = np.zeros(param.shape, dtype=bool)
     probe[index] = True
     return bool(probe[_box(param)].any())
+
+
+@case
+def case_a_distributed_data_parallel_model_keeps_its_wrapper_and_its_averaged_gradients(ctx: Context) -> None:
+    """DistributedDataParallel is listed as torch lists it, its module behind
+    ``module`` (unlike torch.compile's wrapper and DataParallel, it is not
+    looked through): its backward averages the ranks' gradients, and
+    ``up.gradients`` gives those, as DDP's own backward leaves them. The module
+    inside saves and loads as the plain model; the whole, behind ``module.``,
+    is refused by the plain model, saying where its keys are."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    plain = mlp()
+    model = DistributedDataParallel(mlp())
+    assert list(up.wrap(model).params()) == [f"module.{k}" for k in up.wrap(plain).params()]
+    up.initialize(model, up.init.Normal(), seed=21)
+    up.save(up.wrap(model)["module"], ctx.folder / "inner.safetensors")
+    assert up.load(plain, ctx.folder / "inner.safetensors").ok
+    assert all(np.array_equal(plain.state_dict()[k], v) for k, v in model.module.state_dict().items())
+    up.save(model, ctx.folder / "whole.safetensors")
+    try:
+        up.load(plain, ctx.folder / "whole.safetensors")
+        raise AssertionError("a state behind 'module.' loaded into the plain model")
+    except up.CheckpointError as err:
+        assert "each missing key is in the state behind 'module.'" in str(err)
+    x = np.random.default_rng(ctx.rank).standard_normal((4, 4)).astype("float32")  # each rank its own
+    grads = up.gradients(model, x)
+    model.zero_grad()
+    model.train(False)
+    model(torch.from_numpy(x)).sum().backward()
+    np.testing.assert_allclose(grads["module.0.weight"], model.module[0].weight.grad.numpy(), rtol=1e-6)
+    other = torch.empty(5, 4)
+    dist.all_reduce(other.copy_(torch.from_numpy(grads["module.0.weight"])))
+    assert torch.allclose(
+        other / ctx.world, torch.from_numpy(grads["module.0.weight"])
+    )  # the same on every rank

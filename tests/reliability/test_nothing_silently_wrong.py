@@ -404,6 +404,14 @@ def test_torch_compiled_scripted_meta_and_bfloat16(backends):
     assert list(m.params()) == ["0.weight", "0.bias"] and m["0.weight"].native is net[0].weight
     m["0.bias"][0] = 5.0
     assert float(net[0].bias.detach()[0]) == 5.0
+    # So does DataParallel (torch keys its state behind 'module.'), a file saved from it loads
+    # into the plain model, and its gradients are the module's (its backward sums into them).
+    parallel = torch.nn.DataParallel(net)
+    assert list(parallel.state_dict())[0] == "module.0.weight"
+    assert list(up.wrap(parallel).params()) == ["0.weight", "0.bias"]
+    assert up.wrap(torch.compile(parallel))["0.weight"].native is net[0].weight
+    x = np.ones((2, 4), "float32")
+    np.testing.assert_array_equal(up.gradients(parallel, x)["0.weight"], up.gradients(net, x)["0.weight"])
     with pytest.raises(up.UnsupportedError, match="torch.jit"):
         up.wrap(torch.jit.script(net))
     with torch.device("meta"):

@@ -698,7 +698,7 @@ def load(
     """
     plan, report, twins = plan_load(model, state, aliases, own_layout, said_canonical, keep)
     if strict and not report.ok:
-        refusal = CheckpointError(_describe(report, model))
+        refusal = CheckpointError(_describe(report, model, _fitting_shift(model, state, report)))
         refusal.report = report
         raise refusal
     group = group_of(p for slot, _ in plan for p in slot.params)
@@ -1019,13 +1019,28 @@ def _castable(dtype: np.dtype, target: str) -> bool:
     return bool(np.can_cast(dtype, target_dtype, casting="same_kind"))
 
 
-def _describe(report: LoadReport, model: Module) -> str:
+def _fitting_shift(model: Module, state: Mapping[str, Any], report: LoadReport) -> tuple[str, bool] | None:
+    """`shifted_keys` of a refused load, where each value the prefix pairs with
+    a key of the model has that key's shape (else the prefix is a coincidence)."""
+    shift = shifted_keys(report.missing, report.unexpected)
+    if shift is None:
+        return None
+    prefix, state_has = shift
+    expected = {k: shape for slot in slots(model) for k, shape in zip(slot.keys, slot.shapes, strict=True)}
+    if state_has:
+        pairs = [(key, prefix + key) for key in report.missing]
+    else:
+        pairs = [(prefix + key, key) for key in report.unexpected]
+    fits = all(tuple(np.shape(state[given])) == expected.get(key) for key, given in pairs)
+    return shift if fits else None
+
+
+def _describe(report: LoadReport, model: Module, shift: tuple[str, bool] | None = None) -> str:
     parts = []
     if report.missing:
         parts.append(f"missing {_list(report.missing)}")
     if report.unexpected:
         parts.append(f"unexpected {_list(report.unexpected)}")
-    shift = shifted_keys(report.missing, report.unexpected)
     if shift is not None:
         parts.append(_shift_part(*shift))
     if report.mismatched:

@@ -51,6 +51,10 @@ _CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTran
 _MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _ZERO_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)  # ZeroPad*d among them
+#: One process's data-parallel wrapper: it shares its ``module``'s parameters, and the
+#: gradients its backward leaves on them are the module's own on the whole batch.
+#: (DistributedDataParallel is not unwrapped: its backward averages over processes.)
+_DATA_PARALLEL = nn.DataParallel
 #: Convolutions of model zoos that pad by TensorFlow's "same" rule in their own forward
 #: (timm's ``tf_*`` models), by module and class name: nothing is imported to know them.
 _PADS_SAME = {("timm.layers.conv2d_same", "Conv2dSame"), ("timm.layers.conv2d_same", "Conv2dSameExport")}
@@ -196,8 +200,16 @@ class TorchAdapter(DictModuleAdapter):
                 "module it was scripted from: wrap that one (torch.jit.script(module) leaves "
                 "`module` as it was, sharing its parameters). " + received(type=type(model).__name__)
             )
-        # torch.compile's wrapper shares the original module and its parameters.
-        return internals.compiled_original(model) or model
+        # torch.compile's wrapper and DataParallel share the module they wrap and its parameters:
+        # the model is that module, at the paths a plain copy of it has (a file saved from one
+        # loads into the plain model, as torch's `model.module.state_dict()` does).
+        while True:
+            inner = internals.compiled_original(model)
+            if inner is None and isinstance(model, _DATA_PARALLEL):
+                inner = model.module
+            if inner is None:
+                return model
+            model = inner
 
     def computed(self, module: Any) -> tuple[str, ...]:
         found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks
