@@ -85,7 +85,8 @@ def test_metadata_describes_the_file(backend, tmp_path):
     with safe_open(path, "np") as f:
         meta = f.metadata()
         keys = list(f.keys())
-    assert meta["format"] == "unified-params" and meta["format_version"] == "1"
+    # "pt": PyTorch's names and layout, what Hugging Face's loaders require of a torch checkpoint.
+    assert meta["format"] == "pt" and meta["writer"] == "unified-params" and meta["format_version"] == "1"
     assert meta["source_backend"] == backend and meta["library_version"] == up.__version__
     assert json.loads(meta["aliases"]) == {"4.weight": "2.weight", "4.bias": "2.bias"}
     assert json.loads(meta["layer_kinds"]) == {"0": "linear", "2": "linear", "6": "linear"}
@@ -235,6 +236,46 @@ def test_sharded_checkpoint(backend, tmp_path):
     with pytest.raises(up.CheckpointError, match="max_shard_size"):
         up.save(model, tmp_path / "x.safetensors", max_shard_size="lots")
     assert len(up.save(model, tmp_path / "y.safetensors", max_shard_size="1KB")) >= 2
+
+
+def test_huggingface_hub_loads_a_file_of_any_backend_into_the_torch_model(backend, tmp_path):
+    """``huggingface_hub.load_torch_model`` (as transformers' loaders) refuses a
+    safetensors file whose ``format`` is not ``"pt"``: the library's files,
+    single or sharded, say ``"pt"`` (before: ``"unified-params"``, refused)."""
+    needs("torch")
+    from huggingface_hub import load_torch_model
+
+    model = specs.cnn().build(backend)
+    up.initialize(model, up.init.Normal(0, 0.2), seed=6)
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    single.mkdir(), sharded.mkdir()
+    up.save(model, single / "model.safetensors")
+    up.save(model, sharded / "model.safetensors", max_shard_size=200)
+    assert len(list(sharded.glob("*.safetensors"))) > 1
+    for folder in (single, sharded):
+        torch_model = specs.cnn().build("torch")
+        missing, unexpected = load_torch_model(torch_model, folder, strict=False)
+        assert not unexpected and set(missing) <= {"1.num_batches_tracked"}
+        for key, value in up.state_dict(torch_model).items():
+            if not key.endswith("num_batches_tracked"):
+                assert value.tobytes() == up.state_dict(model)[key].tobytes(), (folder.name, key)
+
+
+def test_a_file_of_an_earlier_version_still_reads_as_canonical(backend, tmp_path):
+    """Files written before said ``"format": "unified-params"``: still this
+    library's canonical files, a square Linear weight read as such, where a
+    file of another writer (``"np"``) is refused until the layout is said."""
+    from safetensors.numpy import save_file
+
+    model = specs.BUILDERS["shared"]().build(backend)
+    up.initialize(model, up.init.Normal(), seed=8)
+    state = dict(up.state_dict(model))
+    save_file(
+        state, tmp_path / "old.safetensors", metadata={"format": "unified-params", "format_version": "1"}
+    )
+    fresh = specs.BUILDERS["shared"]().build(backend)
+    assert up.load(fresh, tmp_path / "old.safetensors").ok
+    assert all(np.array_equal(v, state[k]) for k, v in up.state_dict(fresh).items())
 
 
 def test_our_reader_reads_the_safetensors_library(backend, tmp_path):

@@ -56,7 +56,11 @@ from .state import (
 )
 from .view import Module, check_layout
 
-FORMAT = "unified-params"
+#: The ``format`` a file's metadata names: its tensors are in PyTorch's names and layout
+#: (the canonical one), the value Hugging Face's loaders require of a torch checkpoint.
+FORMAT = "pt"
+#: Who wrote the file (files of versions before 0.x named it as their ``format``).
+WRITER = "unified-params"
 FORMAT_VERSION = "1"
 INDEX_SUFFIX = ".index.json"
 #: The end of a shard's name, which no single-file checkpoint has.
@@ -305,7 +309,7 @@ def load_file(
     if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
         state, own_native = native_sources(model, state)
     elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked
-        owners = file_owners(metadata.get("format"), FORMAT)
+        owners = file_owners(metadata.get("format"), WRITER)
         if owners:
             writer = str(metadata.get("format"))
             state = {k: replace(s, owners=owners, writer=writer) for k, s in state.items()}
@@ -379,6 +383,7 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
     flattened, unflattened = naive_orders(model)
     return {
         "format": FORMAT,
+        "writer": WRITER,
         "format_version": FORMAT_VERSION,
         "source_backend": model.backend,
         "library_version": _version.__version__,

@@ -151,10 +151,11 @@ def _destination_format(path: Path, formats: dict[str, tuple[str, Format]], to: 
 
 
 def _write_safetensors(path: Path, tensors: list[Tensor], backend: str, title: str) -> None:
-    from .checkpoint import FORMAT, FORMAT_VERSION
+    from .checkpoint import FORMAT, FORMAT_VERSION, WRITER
 
     metadata = {
         "format": FORMAT,
+        "writer": WRITER,
         "format_version": FORMAT_VERSION,
         "source_backend": backend,
         "library_version": _version.__version__,
