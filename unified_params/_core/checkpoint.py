@@ -265,23 +265,24 @@ def _open_state(file: str | Path) -> tuple[dict[str, Source], dict[str, str], li
     if not _exists(path) and _exists(index_path):
         return _read_sharded(index_path)
     if path.is_dir():
-        _refuse_folder(path)
+        _name_what_a_folder_holds(path)  # else the reader refuses it as any folder
     metadata, infos = st.read_header(path)
     reader = st.FileReader(path)
     return {i.name: _source(reader, i) for i in infos}, metadata, [reader]
 
 
-def _refuse_folder(path: Path) -> None:
-    """A folder is no checkpoint; where it holds some (as ``save_torch_model``
-    writes them), name them: the index of a sharded one, else single files."""
+def _name_what_a_folder_holds(path: Path) -> None:
+    """Refuse a folder that holds checkpoints (as ``save_torch_model`` writes
+    them), naming them: the index of a sharded one, else single files."""
     found = sorted(p.name for p in path.glob(f"*{INDEX_SUFFIX}")) or sorted(
         p.name for p in path.glob("*.safetensors") if not _SHARD_NAME.search(p.name)
     )
-    which = "its path" if len(found) == 1 else "the path of one"
-    hint = f" It holds {', '.join(map(repr, found[:5]))}: pass {which}." if found else ""
-    raise CheckpointError(
-        f"{str(path)!r} is a folder.{hint} Expected a safetensors file or index. " + received(path=str(path))
-    )
+    if found:
+        which = "its path" if len(found) == 1 else "the path of one"
+        raise CheckpointError(
+            f"{str(path)!r} is a folder. It holds {', '.join(map(repr, found[:5]))}: pass {which}. "
+            "Expected a safetensors file or index. " + received(path=str(path))
+        )
 
 
 def _checked_path(file: Any) -> Path:

@@ -24,7 +24,6 @@ from .tree import (
     listed_rows,
     own_entries,
     shown_as,
-    unique_modules,
     walk,
 )
 from .view import Module, one_per_variable
@@ -44,22 +43,6 @@ def render(root: Module) -> str:
     return _table([r[:4] for r in rows(root)]) + "\n" + _totals(root)
 
 
-def not_built(root: Module) -> list[tuple[str, str]]:
-    """Where the layers below ``root`` that are not built yet are: (path, class name).
-
-    Examples:
-        >>> not_built(m)
-        []
-    """
-    adapter, out = root.adapter, []
-    for path, module in unique_modules(adapter, root.native, root.path):
-        try:
-            adapter.variables(module)
-        except NotBuiltError:
-            out.append((path, adapter.type_name(module)))
-    return out
-
-
 def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
     """The summary's rows: label (indented key), class name, canonical shapes
     (or ``shared with <path>``), count, and whether the row is a shared layer
@@ -74,7 +57,7 @@ def rows(root: Module) -> list[tuple[str, str, str, str, bool]]:
     # holding a kernel that a layer lays out (its inner layer, or one beside it)
     # shows it as that layer does, in a summary of a part of the model too.
     model = root.root
-    listed = listed_rows(_built_entries(adapter, model.native, model.path))
+    listed = listed_rows(_built_entries(adapter, model.native, model.path)[0])
     first_path: dict[int, str] = {}
     out: list[tuple[str, str, str, str, bool]] = []
     for path, module in walk(adapter, native, root.path):
@@ -113,15 +96,22 @@ def _subtree_count(adapter, module, path) -> int | None:
     return sum(_size(adapter, [g[0]], "param") for g in groups.values())
 
 
-def _built_entries(adapter, root, prefix: str) -> list[Entry]:
-    """`all_entries` of the layers that are built."""
-    out: list[Entry] = []
+def _built_entries(adapter, root, prefix: str) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """`all_entries` of the layers that are built, and where the others are:
+    (path, class name), a layer at several positions named at its first.
+
+    Examples:
+        >>> _built_entries(m.adapter, m.native, "")[1]
+        []
+    """
+    entries: list[Entry] = []
+    unbuilt: dict[int, tuple[str, str]] = {}
     for path, module in walk(adapter, root, prefix):
         try:
-            out += own_entries(adapter, module, path)
+            entries += own_entries(adapter, module, path)
         except NotBuiltError:
-            continue
-    return out
+            unbuilt.setdefault(id(module), (path, adapter.type_name(module)))
+    return entries, list(unbuilt.values())
 
 
 def _size(adapter, entries, kind) -> int:
@@ -151,7 +141,7 @@ def totals(root: Module) -> str:
 
 
 def _totals(root: Module) -> str:
-    unbuilt = not_built(root)
+    unbuilt = _built_entries(root.adapter, root.native, root.path)[1]
     if unbuilt:
         where = ", ".join(f"{path!r} ({name})" for path, name in unbuilt[:_SHOWN])
         more = f" and {len(unbuilt) - _SHOWN} more" if len(unbuilt) > _SHOWN else ""
