@@ -55,6 +55,12 @@ def test_torch_internals():
         )
         names = dict(chain.named_parameters()) | dict(chain.named_buffers())
         assert set(parts.values()) <= set(names), f"{make}_norm keeps {sorted(parts.values())}"
+    from torch.nn.utils import prune
+
+    pruned = prune.l1_unstructured(nn.Conv1d(2, 3, 4), "bias", amount=0.5)
+    assert internals.pruned_leaves(getattr(pruned, slots.pre_hooks)) == ("bias",), (
+        "nn.utils.prune.BasePruningMethod._tensor_name: the leaf a pruning hook computes"
+    )
     lazy = nn.LazyLinear(2)
     assert isinstance(lazy, internals.LAZY_MODULE) and getattr(lazy, slots.pre_hooks), (
         "nn.modules.lazy.LazyModuleMixin: shapes its parameters in a pre-hook"

@@ -284,6 +284,26 @@ def test_other_hooks_before_a_call_are_no_norms():
     assert list(up.wrap(layer).params()) == ["bias", "weight_g", "weight_v"]
 
 
+def test_a_pruned_layer_is_refused_with_the_call_that_makes_its_pruning_permanent():
+    """``torch.nn.utils.prune`` computes ``weight`` from ``weight_orig`` and a
+    mask on each call: a port into a layer without a mask says so and names
+    ``prune.remove`` (before, it listed the leaves that differ, nothing more);
+    after that call the port gives the pruned outputs."""
+    import torch
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    source = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    prune.l1_unstructured(source[0], "weight", amount=0.5)
+    prune.random_unstructured(source[0], "weight", amount=0.2)  # two masks: one container hook
+    dst = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with pytest.raises(up.PortError, match=r"computes 'weight' .*pruning mask.*prune\.remove"):
+        up.port(source, dst)
+    prune.remove(source[0], "weight")
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    assert up.port(source, dst, check_input=x).max_abs_diff == 0
+
+
 def test_a_paddle_spectral_state_dict_given_to_torch_is_not_read_as_canonical():
     """A square Linear's weight_orig of paddle's own (in, out) fits torch's (out, in):
     before, it loaded transposed with nothing said (outputs off by 32 here)."""

@@ -717,3 +717,45 @@ def test_a_check_input_that_cannot_tell_the_weights_apart_is_refused(backends):
                 assert all(v.tobytes() == before[k].tobytes() for k, v in up.state_dict(dst).items())
             up.port(faded, dst, check_input=x, atol=0)  # compared relatively: it proves something now
             assert up.state_dict(dst)["2.weight"].tobytes() == up.state_dict(faded)["2.weight"].tobytes()
+
+
+def _lora_factors(model) -> tuple[str, str]:
+    """The keys of a LoRA MLP's ``a`` and ``b`` factors: its parameters beyond
+    the plain MLP's, ``a`` the one whose last axis is the rank."""
+    plain = set(up.wrap(_LORA_MLP.build(up.wrap(model).backend)).params())
+    extra = {k: p.shape for k, p in up.wrap(model).params().items() if k not in plain}
+    (a, _), (b, _) = sorted(extra.items(), key=lambda item: item[1][-1] != _LORA_RANK)
+    return a, b
+
+
+_LORA_MLP, _LORA_RANK = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1)), 2
+
+
+def test_a_lora_update_is_merged_when_ported_out_and_reset_when_ported_in(backends):
+    """A Linear with a LoRA update (Keras' ``enable_lora``, NNX's ``LoRALinear``)
+    ports into one without: its weight moves with the update merged in, so the
+    outputs agree. Before: refused for the factors the destination lacks (on
+    NNX with a hint to skip the update, which would have dropped it unnoticed).
+    Ported into, the LoRA layer gets the source's weight, its ``b`` factor zeros
+    and its ``a`` kept: the same outputs, the update trains on from zero."""
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    lora = [a for a in backends if for_backend(a).with_lora(_LORA_MLP.build(a), 0, _LORA_RANK) is not None]
+    if not lora:
+        pytest.skip(f"no LoRA layer in {backends}")
+    for a in lora:
+        for b in backends:
+            source = for_backend(a).with_lora(_LORA_MLP.build(a), 0, _LORA_RANK)
+            dst = _LORA_MLP.build(b)
+            report = up.port(source, dst, check_input=x)
+            assert report.max_abs_diff <= 1e-5, (a, b)
+            assert [n for n in report.notes if n.startswith("LoRA merged: the source's layer '0' adds")]
+            base = up.wrap(source)["0.weight"].numpy()
+            assert not np.allclose(up.wrap(dst)["0.weight"].numpy(), base, atol=1e-3)  # the update counted
+            back = for_backend(a).with_lora(_LORA_MLP.build(a), 0, _LORA_RANK)
+            key_a, key_b = _lora_factors(back)
+            kept = up.wrap(back)[key_a].numpy()
+            report = up.port(dst, back, check_input=x)
+            assert report.max_abs_diff <= 1e-5, (b, a)
+            assert [n for n in report.notes if n.startswith("LoRA reset: the destination's layer '0' adds")]
+            m = up.wrap(back)
+            assert not m[key_b].numpy().any() and np.array_equal(m[key_a].numpy(), kept)

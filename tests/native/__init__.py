@@ -94,6 +94,13 @@ class Native:
         makes its variables when it is constructed."""
         return None
 
+    def with_lora(self, model: Any, position: int, rank: int) -> Any | None:
+        """``model`` with its Linear at ``position`` given a low-rank update
+        (LoRA) of ``rank`` whose factors are both non-zero, so the update changes
+        the outputs (Keras' ``enable_lora``, NNX's ``LoRALinear``); ``None`` where
+        the framework has no LoRA layer of its own."""
+        return None
+
     def valueless_mlp(self) -> Any | None:
         """The chapter's MLP with variables of a shape and no values (torch's
         meta device, ``paddle.LazyGuard``, ``nnx.eval_shape``); ``None`` where

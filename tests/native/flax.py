@@ -215,6 +215,14 @@ class FlaxNative(Native):
     def layer(self, model: Any, position: int) -> Any:
         return model.layers[position]
 
+    def with_lora(self, model: Any, position: int, rank: int) -> Any:
+        plain = model.layers[position]
+        lora = nnx.LoRALinear(plain.in_features, plain.out_features, lora_rank=rank, rngs=_RNGS)
+        lora.kernel[...], lora.bias[...] = plain.kernel[...], plain.bias[...]
+        lora.lora.lora_b[...] = jnp.asarray(np.random.default_rng(1).standard_normal(lora.lora.lora_b.shape))
+        model.layers[position] = lora
+        return model
+
     def sum_backward(self, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
         grads = nnx.grad(lambda m: m(jnp.asarray(x)).sum())(model)
         return {_path(p): np.asarray(g.get_value()) for p, g in nnx.to_flat_state(grads)}

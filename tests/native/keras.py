@@ -220,6 +220,12 @@ class KerasNative(Native):
     def layer(self, model: Any, position: int) -> Any:
         return model.layers[position]
 
+    def with_lora(self, model: Any, position: int, rank: int) -> Any:
+        layer = model.layers[position]
+        layer.enable_lora(rank, lora_alpha=2 * rank)
+        layer.lora_kernel_b.assign(np.random.default_rng(1).standard_normal(layer.lora_kernel_b.shape))
+        return model
+
     def sum_backward(self, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
         variables = model.trainable_weights
         engine = keras.backend.backend()  # the one place an engine is named: the native backward differs

@@ -514,9 +514,9 @@ def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
             leaves = " and ".join(repr(leaf) for leaf in x.computed)
             return (
                 f" The {side}'s {x.path or '<root>'!r} ({x.type_name}) computes {leaves} from other "
-                "variables on each call (a weight norm, spectral norm or parametrization), and a layer "
-                "without one does not pair with it: remove it first, which folds it into the weight, "
-                "then port."
+                "variables on each call (a weight norm, spectral norm, pruning mask or parametrization), "
+                "and a layer without one does not pair with it: remove it first, which folds it into the "
+                "weight (torch.nn.utils.prune.remove for a mask), then port."
             )
     return ""
 

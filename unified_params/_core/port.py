@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import absent, channel_axes, code_names, geometry, leaf_norms, upsampling
+from . import absent, channel_axes, code_names, geometry, leaf_norms, low_rank, upsampling
 from .errors import CheckpointError, NotBuiltError, PathError, PortError, at_path, received
 from .flatten import port_reorders
 from .forward import run as run_forward
@@ -74,6 +74,9 @@ class Layer:
     #: Its spectral norms' variables (paths within it) -> the form a port
     #: compares and moves them in (`leaf_norms.SpectralForm`).
     forms: dict[str, leaf_norms.SpectralForm] = field(default_factory=dict)
+    #: Its low-rank updates (LoRA), by the key of the leaf each updates: its
+    #: factors are not leaves that pair (`unified_params._core.low_rank`).
+    updates: dict[str, low_rank.Update] = field(default_factory=dict)
 
     @property
     def real(self) -> dict[str, str]:
@@ -238,9 +241,14 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
     """
     out: dict[str, Layer] = {}
     found = slots(model)
+    updates = low_rank.updates(model)
+    factors = low_rank.factors(updates)
     for slot in found:
-        _add(out, model, slot, aliases)
-    if positions and _add_tied(out, model, found, aliases):
+        _add(out, model, slot, aliases, factors)
+    for update in updates:
+        if update.layer in out:  # else its leaf is not state (never so for a framework's LoRA)
+            out[update.layer].updates[update.leaf] = update
+    if positions and _add_tied(out, model, found, aliases, factors):
         where = {
             inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
         }
@@ -248,7 +256,9 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
     return [one for layer in out.values() for one in parts(layer)]
 
 
-def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: bool) -> set[str]:
+def _add_tied(
+    out: dict[str, Layer], model: Module, found: list[Slot], aliases: bool, factors: set[str]
+) -> set[str]:
     """The leaves each variable is reached by at its other positions (a shared
     layer's, a tied parameter's), on the layers there, in each layer's own
     order; the paths of those layers."""
@@ -262,7 +272,7 @@ def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: 
             if param.path == slot.param.path:  # a look-up answered with the layer's (`tree.shown_as`):
                 continue  # a wrapper's hold on its inner layer's kernel, moved with that layer
             holder = inside(param.module.path, model)
-            _add(out, model, Slot([param], (key,), (param.shape,), holder), aliases)
+            _add(out, model, Slot([param], (key,), (param.shape,), holder), aliases, factors)
             tied.add(holder)
     for path in tied:
         module = model[path] if path else model
@@ -275,13 +285,14 @@ def _add_tied(out: dict[str, Layer], model: Module, found: list[Slot], aliases: 
             (_paired_name(layer, key[prefix:]), shape)
             for slot in layer.slots
             for key, shape in zip(slot.keys, slot.shapes, strict=True)
-            if not _optional_leaf(layer.kind, key)
+            if not _optional_leaf(layer.kind, key) and key not in factors
         ]
     return tied
 
 
-def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> None:
-    """``slot``'s leaves, on the layer at its position (listed first if new)."""
+def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool, factors: set[str]) -> None:
+    """``slot``'s leaves, on the layer at its position (listed first if new);
+    a low-rank update's ``factors`` are not leaves that pair."""
     layer = out.get(slot.layer)
     if layer is None:
         module = model[slot.layer] if slot.layer else model
@@ -299,7 +310,7 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool) -> Non
         layer.forms = _spectral_forms(model, module)
     prefix = len(slot.layer) + 1 if slot.layer else 0
     for key, shape in zip(slot.keys, slot.shapes, strict=True):
-        if not _optional_leaf(layer.kind, key):
+        if not _optional_leaf(layer.kind, key) and key not in factors:
             form = layer.forms.get(key[prefix:])
             shape = form.shape(key[prefix:]) if form is not None else shape
             layer.leaves.append((_paired_name(layer, key[prefix:]), shape))
@@ -387,6 +398,7 @@ def port(
     pointwise: list[str] = []  # Linears paired with pointwise convolutions
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     tied_to: dict[int, list[tuple[str, str]]] = {}  # a source variable -> (its key, the destination's)
+    lora: tuple[list[str], list[str]] = ([], [])  # the layers whose updates are merged, reset
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
     for a, b in pairs:
@@ -395,15 +407,19 @@ def port(
         real = b.real
         wanted = dict(b.leaves)
         other_shape = reshaped(a, b)
+        folded = low_rank.factors(list(a.updates.values()))
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
             for key, shape in zip(slot.keys, slot.shapes, strict=True):
-                if _optional_leaf(a.kind, key):
+                if _optional_leaf(a.kind, key) or key in folded:
                     continue
                 prefix = len(a.path) + 1 if a.path else 0
                 leaf = a.renamed.get(key[prefix:], key[prefix:])
                 read = exported(key)
+                if key in a.updates:  # what the layer computes with: its update merged in
+                    read = partial(_merged, src, a.updates[key])
+                    lora[0].append(a.name or "<root>")
                 if leaf not in wanted:  # a leaf the destination lacks: neutral values only
                     value = read()
                     line, why = absent.left_out(a, b, leaf, value, dst.backend), ""
@@ -461,8 +477,19 @@ def port(
                 dtype = np.dtype(_np(next(s.param.dtype for s in b.slots if key in s.keys)))
                 state[key] = Source(shape, dtype, absent.fill(shape, dtype, value))
                 report.absent.append(absent.filled_line(a, b, leaf, value, src.backend))
+        for update in b.updates.values():  # reset: the leaf the source's, the update zero
+            factor = dst[update.b]
+            assert isinstance(factor, Param)  # an update's key names a parameter
+            dtype = np.dtype(_np(factor.dtype))
+            layout = factor.backend if factor.own_layout else None
+            state[update.b] = Source(
+                factor.shape, dtype, absent.fill(factor.shape, dtype, 0.0), own_layout=layout
+            )
+            kept_keys.add(update.a)
+            lora[1].append(b.name or "<root>")
     if no_room:
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
+    report.notes += _lora_notes(*lora)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
     settings_differ += _norm_axis_differences(src, dst, pairs)
@@ -659,6 +686,38 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
                 for name, value in changed.items()
             ]
     return saved
+
+
+def _merged(model: Module, update: low_rank.Update) -> np.ndarray:
+    """A source leaf with its low-rank update merged in."""
+    leaf, a, b = (model[key] for key in (update.leaf, update.a, update.b))
+    assert isinstance(leaf, Param) and isinstance(a, Param) and isinstance(b, Param)  # keys of parameters
+    return low_rank.merged(leaf, a, b, update.scale)
+
+
+def _lora_notes(merged: list[str], reset: list[str]) -> list[str]:
+    """The report's notes on the low-rank updates (LoRA) a port merged and reset."""
+    merged, reset = ([repr(name) for name in dict.fromkeys(found)] for found in (merged, reset))
+    out = []
+    if merged:
+        out.append(
+            f"LoRA merged: {_layers_adding(merged, 'source')}; each such weight was moved with the "
+            "update merged in (weight + scale * a @ b, as Keras' own save merges a LoRA), so the destination "
+            "computes what the source computes."
+        )
+    if reset:
+        out.append(
+            f"LoRA reset: {_layers_adding(reset, 'destination')}; each such weight got the source's value "
+            "and its update's b factor zeros (a kept), so the destination computes what the source "
+            "computes and the update trains on from zero."
+        )
+    return out
+
+
+def _layers_adding(names: list[str], side: str) -> str:
+    """``side``'s layers ``names`` that add a low-rank update, in words."""
+    layers, add = ("layer", "adds") if len(names) == 1 else ("layers", "add")
+    return f"the {side}'s {layers} {_listed(names)} {add} a low-rank update to a weight"
 
 
 def _lazy_export(slot: Slot):

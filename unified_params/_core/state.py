@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import foreign, layouts, leaf_norms, recycling, values
+from . import foreign, layouts, leaf_norms, low_rank, recycling, values
 from .errors import CheckpointError, PathError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
@@ -325,7 +325,7 @@ def slots(model: Module) -> list[Slot]:
     params = model.params()
     modules = model.modules()
     attention = [inside(m.path, model) for m in modules if m.kind == "mha"]
-    apart = _norms_apart(model, modules)
+    apart = {**_norms_apart(model, modules), **low_rank.holders(low_rank.updates(model, modules))}
     gathered = _gathers(model, adapter.GATHERS)
     consumed = {id(p.native) for slot in gathered.values() for p in slot.params}
     out = []
@@ -1043,6 +1043,14 @@ def _describe(report: LoadReport, model: Module, shift: tuple[str, bool] | None 
         parts.append(f"unexpected {_list(report.unexpected)}")
     if shift is not None:
         parts.append(_shift_part(*shift))
+    factors = low_rank.factors(low_rank.updates(model)) if report.missing else set()
+    if factors & set(report.missing):
+        parts.append(
+            f"{_list([k for k in report.missing if k in factors])} are the factors of a low-rank update "
+            "(LoRA) of this model, which a checkpoint of the model without it lacks: pass strict=False to "
+            "load the rest (a new update, its b factor zero, adds nothing), or port from a model, which "
+            "sets this model's weights and resets its updates (up.port)"
+        )
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
         layouts_said = [n for n in report.notes if isinstance(n, foreign.LayoutNote)][:5]

@@ -23,6 +23,7 @@ from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import UNKNOWN_KIND, Leaf
 from .._core.leaf_norms import LeafNorm
+from .._core.low_rank import LowRank
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
 from .._core.upsampling import Upsampling
@@ -399,6 +400,20 @@ class Adapter(abc.ABC):
             True
         """
         return None
+
+    def low_rank(self, module: Any) -> tuple[LowRank, ...]:
+        """The low-rank updates (LoRA) a layer adds to its leaves on each call,
+        each with where the leaf and its factors are: a port merges a source's
+        into its leaf and resets a destination's (`unified_params._core.low_rank`).
+        Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).low_rank(torch.nn.Linear(4, 2))
+            ()
+        """
+        return ()
 
     def computed(self, module: Any) -> tuple[str, ...]:
         """The leaves a layer computes from other variables on each call, by

@@ -30,6 +30,7 @@ from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward, reduce_loss
 from ..._core.initializers import Initializer
 from ..._core.layouts import UNKNOWN_KIND, Leaf
+from ..._core.low_rank import LowRank
 from .._base import (
     Adapter,
     NativeVariable,
@@ -419,6 +420,16 @@ class FlaxAdapter(Adapter):
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
         set_epsilon_momentum(module, values)
+
+    def low_rank(self, module: Any) -> tuple[LowRank, ...]:
+        # Flax 0.12.8: a LoRALinear adds lora(x) = x @ lora.lora_a @ lora.lora_b to its
+        # Linear's output; an nnx.LoRA adds x @ lora_a @ lora_b to its base_module's (merged
+        # into a Linear's kernel, its only leaf the product updates).
+        if isinstance(module, nnx.LoRALinear) and isinstance(getattr(module, "lora", None), nnx.LoRA):
+            return (LowRank("kernel", "lora.lora_a", "lora.lora_b", 1.0),)
+        if isinstance(module, nnx.LoRA) and type(module.base_module) is nnx.Linear:
+            return (LowRank("base_module.kernel", "lora_a", "lora_b", 1.0),)
+        return ()
 
     def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
         if not isinstance(module, (nnx.Conv, nnx.ConvTranspose)):

@@ -24,6 +24,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
+from ..._core.low_rank import LowRank
 from ..._core.paths import positions
 from ..._core.sharding import Sharding
 from ..._core.upsampling import Upsampling
@@ -384,6 +385,20 @@ class KerasAdapter(Adapter):
         if set(scale) == {1.0} and set(offset) == {0.0}:
             return None  # a rescaling by one: its input unchanged
         return scale, offset
+
+    def low_rank(self, module: Any) -> tuple[LowRank, ...]:
+        # Keras 3.15.1 `enable_lora` (Dense, EinsumDense, Embedding, convolutions): the layer
+        # adds (lora_alpha / lora_rank) * lora_<leaf>_a @ lora_<leaf>_b to its <leaf> on each
+        # call. A quantized layer's leaf is stored quantized: not merged here.
+        if not getattr(module, "lora_enabled", False) or getattr(module, "quantization_mode", None):
+            return ()
+        names = {name for name, _, _ in self.variables(module)}
+        scale = module.lora_alpha / module.lora_rank
+        return tuple(
+            LowRank(name[5:-2], name, f"{name[:-2]}_b", scale)
+            for name in sorted(names)
+            if name.startswith("lora_") and name.endswith("_a") and {name[5:-2], f"{name[:-2]}_b"} <= names
+        )
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"

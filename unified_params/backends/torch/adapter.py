@@ -213,6 +213,7 @@ class TorchAdapter(DictModuleAdapter):
 
     def computed(self, module: Any) -> tuple[str, ...]:
         found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks
+        found += internals.pruned_leaves(module.__dict__.get(internals.SLOTS.pre_hooks))
         if nn.utils.parametrize.is_parametrized(module):  # a ParametrizedLinear's weight, ...
             found += tuple(module.parametrizations.keys())
         return found

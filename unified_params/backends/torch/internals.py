@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from torch import nn
@@ -41,6 +42,19 @@ LEAF_NORM_PARAMETRIZATIONS: dict[str, tuple[Any, dict[str, str]]] = {
     "weight": (nn.utils.parametrizations._WeightNorm, {"g": "original0", "v": "original1"}),
     "spectral": (nn.utils.parametrizations._SpectralNorm, {"orig": "original", "u": "0._u", "v": "0._v"}),
 }
+
+
+def pruned_leaves(hooks: dict[Any, Any] | None) -> tuple[str, ...]:
+    """The leaves pruning hooks among a module's pre-``hooks`` compute. torch 2.13.0:
+    ``nn.utils.prune`` (not imported by ``import torch``: without it, no module is
+    pruned) registers a ``BasePruningMethod``, which computes ``<name>`` from
+    ``<name>_orig`` and the buffer ``<name>_mask`` and keeps ``<name>`` as ``_tensor_name``."""
+    prune = sys.modules.get("torch.nn.utils.prune")
+    if prune is None or not hooks:
+        return ()
+    return tuple(h._tensor_name for h in hooks.values() if isinstance(h, prune.BasePruningMethod))
+
+
 #: torch 2.13.0: the base of the lazy modules (``LazyLinear``, ``LazyConv2d``, ...),
 #: whose parameters take their shape on the module's first call, in a hook the
 #: module runs before each call until then (public, though not in ``torch.nn``).
