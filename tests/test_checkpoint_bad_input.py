@@ -82,8 +82,29 @@ def test_pickle_is_refused_without_being_unpickled(backend, tmp_path):
     import torch
 
     torch.save({"0.weight": torch.zeros(8, 4)}, path)
-    _load_fails(backend, path, ["pickle or torch.save"])
+    _load_fails(backend, path, ["pickle or torch.save", "torch.load(path, weights_only=True)"])
     assert not marker.exists()
+
+
+def test_a_framework_s_own_checkpoint_is_refused_with_how_to_read_it_there(backend, tmp_path):
+    """Keras' ``.keras`` archive and ``.weights.h5`` file, and paddle's
+    ``.pdparams``, are told apart by their first bytes (a zip by the names it
+    lists) and each refusal names the framework's own reader. Before: an HDF5
+    file's first bytes read as a header length ("its header claims
+    727,905,341,903,489,161 bytes"), and the archives as a torch.save."""
+    zipped = tmp_path / "model.keras"
+    import zipfile
+
+    with zipfile.ZipFile(zipped, "w") as archive:  # what keras.saving writes: no framework needed
+        for name in ("metadata.json", "config.json", "model.weights.h5"):
+            archive.writestr(name, b"{}")
+    _load_fails(backend, zipped, ["a Keras model archive", "keras.saving.load_model(path)"])
+    hdf5 = tmp_path / "model.weights.h5"
+    hdf5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(512))
+    _load_fails(backend, hdf5, ["an HDF5 file", "model.load_weights(path)"])
+    pickled = tmp_path / "model.pdparams"
+    pickled.write_bytes(pickle.dumps({"0.weight": np.zeros((4, 8), "float32")}, protocol=4))
+    _load_fails(backend, pickled, ["refused without being unpickled", "paddle.load(path)", "layout='native'"])
 
 
 @pytest.mark.parametrize(
@@ -539,3 +560,13 @@ def test_a_file_read_from_many_threads_is_opened_once(tmp_path, monkeypatch):
         t.join()
     assert not errors and len(opened) == 1
     assert all((out[i] == i).all() for i in range(8))
+
+
+def test_the_files_keras_writes_are_told_apart(tmp_path):
+    """The same refusals for the files Keras 3 itself writes."""
+    needs("keras")
+    model = specs.mlp().build("keras")
+    model.save(tmp_path / "model.keras")
+    model.save_weights(tmp_path / "model.weights.h5")
+    _load_fails("keras", tmp_path / "model.keras", ["a Keras model archive"])
+    _load_fails("keras", tmp_path / "model.weights.h5", ["an HDF5 file"])

@@ -187,6 +187,7 @@ CASES: list[Case] = [
     Case("load", "truncated file", lambda m, t: up.load(m, _file(m, t, lambda d: d[:-7])), up.CheckpointError, ("truncated",)),
     Case("load", "random bytes", lambda m, t: up.load(m, _file(m, t, lambda d: bytes(range(256)) * 4)), up.CheckpointError, ("not a valid safetensors file",)),
     Case("load", "a pickle", lambda m, t: up.load(m, _file(m, t, lambda d: pickle.dumps(_Pickled()))), up.CheckpointError, ("refused without being unpickled",)),
+    Case("load", "a Keras weights file (HDF5)", lambda m, t: up.load(m, _file(m, t, lambda d: b"\x89HDF\r\n\x1a\n" + d[8:])), up.CheckpointError, ("an HDF5 file", "model.load_weights(path)")),
     Case("load", "header offsets that lie", lambda m, t: up.load(m, _file(m, t, lambda d: _lie(d, b'"data_offsets":[0,128]', b'"data_offsets":[0,999999999999]'))), up.CheckpointError, ("'0.weight'", "needs 128 bytes")),
     Case("load", "header that claims a huge size", lambda m, t: up.load(m, _file(m, t, lambda d: struct.pack("<Q", 2**60) + d[8:])), up.CheckpointError, ("claims",)),
     Case("load", "state with a key missing", lambda m, t: up.load_state_dict(m, {k: v for k, v in up.state_dict(m).items() if k != "2.bias"}), up.CheckpointError, ("missing '2.bias'",)),

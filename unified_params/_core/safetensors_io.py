@@ -565,13 +565,65 @@ def _piece_buffer() -> np.ndarray:
     return buffer
 
 
+#: The first bytes of an HDF5 file (Keras' ``save_weights``: ``.weights.h5``, ``.h5``).
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
 def _refuse_pickles(path: Path, head: bytes) -> None:
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    """Refuse a file of a framework's own format that a safetensors reader
+    cannot read, saying how to read it there: a pickle (torch's legacy
+    ``torch.save``, ``paddle.save``), a zip archive (``torch.save``, a
+    ``.keras`` model) or an HDF5 file (Keras' weights), each told by its
+    first bytes, a zip's by the names it lists (nothing in it is run)."""
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        archive = head[:2] == b"PK"
+        keras_archive = archive and _zip_holds(path, "model.weights.h5")
+        what = (
+            "a Keras model archive (model.save)"
+            if keras_archive
+            else "a pickle or torch.save archive, which can run code when loaded; it was refused without "
+            "being unpickled"
+        )
+        how = _read_there(path, keras_archive)
         raise CheckpointError(
-            f"{str(path)!r} looks like a pickle or torch.save archive, which can run code when "
-            "loaded; it was refused without being unpickled. Expected a safetensors file. "
+            f"{str(path)!r} looks like {what}. Expected a safetensors file. {how} "
             + received(path=str(path), first_bytes=head[:4].hex())
         )
+    if head == HDF5_MAGIC:
+        raise CheckpointError(
+            f"{str(path)!r} is an HDF5 file, as Keras' save_weights writes (.weights.h5). Expected a "
+            "safetensors file. Load it into the Keras model it was saved from (model.load_weights(path)), "
+            "then up.save(model, file) or up.port(model, other). " + received(path=str(path))
+        )
+
+
+def _zip_holds(path: Path, name: str) -> bool:
+    """Whether the zip archive at ``path`` lists ``name`` at its top (read from its index only)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return name in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _read_there(path: Path, keras_archive: bool) -> str:
+    """How to read a framework's own checkpoint with that framework, then use it here."""
+    if keras_archive:
+        return (
+            "Load it with Keras (keras.saving.load_model(path)), then up.save(model, file) or "
+            "up.port(model, other)."
+        )
+    if path.suffix in (".pdparams", ".pdopt"):
+        return (
+            "Read it with paddle.load(path): a paddle model's own state, which loads into that model with "
+            "up.load_state_dict(model, state, layout='native'); then up.save(model, file) or up.port."
+        )
+    return (
+        "Read it with torch.load(path, weights_only=True), which reads tensors and refuses code, and "
+        "pass the state: up.load_state_dict(model, state) (torch's layout is the canonical one)."
+    )
 
 
 def _bad(path: Path, why: str) -> CheckpointError:
