@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import time
 import warnings
@@ -570,3 +571,30 @@ def test_the_files_keras_writes_are_told_apart(tmp_path):
     model.save_weights(tmp_path / "model.weights.h5")
     _load_fails("keras", tmp_path / "model.keras", ["a Keras model archive"])
     _load_fails("keras", tmp_path / "model.weights.h5", ["an HDF5 file"])
+
+
+def test_a_torch_file_of_the_same_layers_at_other_positions_names_the_renaming_that_loads_it(tmp_path):
+    """torch's ``Sequential(Linear, ReLU, Linear)`` keys its second Linear ``2``;
+    Keras' ``Sequential([Dense(activation="relu"), Dense])`` keys it ``1``. The
+    refusal pairs the keys in order by leaf and shape and gives the renaming;
+    loaded so, the outputs agree. Before: missing and unexpected keys, nothing more."""
+    needs("torch")
+    needs("keras")
+    import keras
+    import torch
+    from safetensors.numpy import load_file
+
+    source = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    up.save(source, tmp_path / "t.safetensors")
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)]
+    )
+    with pytest.raises(
+        up.CheckpointError, match=r"\('2' as '1'\).*renamed = \{'2.weight': '1.weight', '2.bias': '1.bias'\}"
+    ) as info:
+        up.load(model, tmp_path / "t.safetensors")
+    renamed = eval(re.search(r"renamed = (\{[^}]*\})", str(info.value)).group(1))  # the hint's own dict
+    state = load_file(tmp_path / "t.safetensors")
+    up.load_state_dict(model, {renamed.get(k, k): v for k, v in state.items()})
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), source(torch.from_numpy(x)).detach().numpy(), atol=1e-6)

@@ -318,7 +318,11 @@ def port(
     kind) is refused, saying what differs. A
     torch or paddle recurrent layer of several layers or both directions
     pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
-    Keras and Flax NNX keep one module per layer and direction.
+    Keras and Flax NNX keep one module per layer and direction. A layer
+    with a low-rank update (LoRA: Keras' ``enable_lora``, NNX's
+    ``LoRALinear``) pairs with one without: a source's update is merged
+    into its weight, a destination's reset (its ``b`` factor zeros), and
+    ``notes`` says so.
 
     With ``check_input`` (a canonical, channels-first input), both models
     run in inference mode and an output farther than

@@ -698,7 +698,9 @@ def load(
     """
     plan, report, twins = plan_load(model, state, aliases, own_layout, said_canonical, keep)
     if strict and not report.ok:
-        refusal = CheckpointError(_describe(report, model, _fitting_shift(model, state, report)))
+        shift = _fitting_shift(model, state, report)
+        renamed = _renumbered(model, state, report) if shift is None else None
+        refusal = CheckpointError(_describe(report, model, shift, renamed))
         refusal.report = report
         raise refusal
     group = group_of(p for slot, _ in plan for p in slot.params)
@@ -1035,7 +1037,59 @@ def _fitting_shift(model: Module, state: Mapping[str, Any], report: LoadReport) 
     return shift if fits else None
 
 
-def _describe(report: LoadReport, model: Module, shift: tuple[str, bool] | None = None) -> str:
+def _renumbered(model: Module, state: Mapping[str, Any], report: LoadReport) -> dict[str, str] | None:
+    """The state's unexpected keys as the model's missing ones, where the two
+    pair layer by layer in order, each layer's leaves by name and shape (a
+    model whose layers sit at other positions: a torch ReLU module takes a
+    position, a Keras activation argument none); ``None`` where they do not."""
+    if not report.missing or len(report.missing) != len(report.unexpected):
+        return None
+    expected = {k: shape for slot in slots(model) for k, shape in zip(slot.keys, slot.shapes, strict=True)}
+    theirs, ours = _by_layer(report.unexpected), _by_layer(report.missing)
+    if len(theirs) != len(ours):
+        return None
+    out = {}
+    for (given, leaves), (wanted, own) in zip(theirs.items(), ours.items(), strict=True):
+        if sorted(leaves) != sorted(own):
+            return None
+        for leaf in leaves:
+            key = join(wanted, leaf)
+            if tuple(np.shape(state[join(given, leaf)])) != expected.get(key):
+                return None
+            out[join(given, leaf)] = key
+    return out
+
+
+def _by_layer(keys: list[str]) -> dict[str, list[str]]:
+    """``keys`` by their layer's path, in order: each layer's leaf names."""
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        layer, _, leaf = key.rpartition(".")
+        out.setdefault(layer, []).append(leaf)
+    return out
+
+
+def _renumbered_part(renamed: dict[str, str]) -> str:
+    layers = dict.fromkeys((a.rpartition(".")[0], b.rpartition(".")[0]) for a, b in renamed.items())
+    shown = ", ".join(f"{a!r} as {b!r}" for a, b in list(layers)[:4]) + (", ..." if len(layers) > 4 else "")
+    pairs = list(renamed.items())
+    listed = ", ".join(f"{a!r}: {b!r}" for a, b in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+    return (
+        f"the unexpected keys pair in order with the missing ones, layer by layer, by leaf and shape "
+        f"({shown}): the state is of a model with the same layers at other positions (a torch ReLU "
+        "module takes a position, a Keras activation argument none); load them renamed, as in renamed = "
+        f"{{{listed}}}; up.load_state_dict(model, {{renamed.get(k, k): v for k, v in state.items()}}) "
+        "(a file's state read by safetensors.numpy.load_file), or port from a model of the state's "
+        "layers (up.port pairs layers in order)"
+    )
+
+
+def _describe(
+    report: LoadReport,
+    model: Module,
+    shift: tuple[str, bool] | None = None,
+    renamed: dict[str, str] | None = None,
+) -> str:
     parts = []
     if report.missing:
         parts.append(f"missing {_list(report.missing)}")
@@ -1043,6 +1097,8 @@ def _describe(report: LoadReport, model: Module, shift: tuple[str, bool] | None 
         parts.append(f"unexpected {_list(report.unexpected)}")
     if shift is not None:
         parts.append(_shift_part(*shift))
+    if renamed:
+        parts.append(_renumbered_part(renamed))
     factors = low_rank.factors(low_rank.updates(model)) if report.missing else set()
     if factors & set(report.missing):
         parts.append(
