@@ -405,9 +405,17 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
         return identity(ndim)
     assert leaf is not None  # axes come from a leaf
     if len(axes) != ndim:
+        stacked = (
+            " One axis more: the variables of a stack of layers, as a scan over layers keeps them "
+            "(Flax NNX's nnx.vmap over a layer's constructor gives each variable a leading layer "
+            "axis), which the library does not lay out: layouts are declared for one layer's variables. "
+            "Expected the layers apart (a list of layers, each with its own variables)."
+            if ndim == len(axes) + 1
+            else ""
+        )
         raise ShapeError(
             f"The layout declared for a {kind} leaf {leaf.canonical!r} has "
-            f"{len(axes)} axes, but the variable has {ndim}. " + received(axes=axes, ndim=ndim)
+            f"{len(axes)} axes, but the variable has {ndim}.{stacked} " + received(axes=axes, ndim=ndim)
         )
     canonical_axes = leaf.canonical_axes or CANONICAL_AXES.get(kind, {}).get(base_name(leaf.canonical), axes)
     flat: list[str] = []
