@@ -147,3 +147,19 @@ def test_a_quantized_keras_layer_s_update_is_not_merged():
     dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1)).build("keras")
     with pytest.raises(up.PortError, match="kernel_scale"):
         up.port(net, dst)
+
+
+def test_a_file_with_factors_given_to_a_model_without_says_to_port(tmp_path):
+    """A file of a LoRA model holds the factors apart, which a load cannot merge:
+    the refusal says so and points at the port, which does."""
+    needs("keras")
+    needs("torch")
+    source = _keras_lora_mlp(2)
+    up.save(source, tmp_path / "lora.safetensors")
+    plain = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 1)).build("torch")
+    with pytest.raises(
+        up.CheckpointError, match=r"look like the factors of a low-rank update \(LoRA\).*up\.port"
+    ):
+        up.load(plain, tmp_path / "lora.safetensors")
+    x = RNG.standard_normal((2, 4)).astype("float32")
+    assert up.port(source, plain, check_input=x).max_abs_diff <= 1e-5

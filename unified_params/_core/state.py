@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -1037,6 +1038,11 @@ def _fitting_shift(model: Module, state: Mapping[str, Any], report: LoadReport) 
     return shift if fits else None
 
 
+#: A key named as Keras' and Flax NNX's LoRA factors are (``lora_kernel_a``,
+#: ``lora.lora_b``), and peft's (``lora_A.default.weight``).
+_LORA_FACTOR = re.compile(r"(^|\.)lora(_[a-z]+)?_[abAB]\b|(^|\.)lora_[AB]\.")
+
+
 def _renumbered(model: Module, state: Mapping[str, Any], report: LoadReport) -> dict[str, str] | None:
     """The state's unexpected keys as the model's missing ones, where the two
     pair layer by layer in order, each layer's leaves by name and shape (a
@@ -1106,6 +1112,14 @@ def _describe(
             "(LoRA) of this model, which a checkpoint of the model without it lacks: pass strict=False to "
             "load the rest (a new update, its b factor zero, adds nothing), or port from a model, which "
             "sets this model's weights and resets its updates (up.port)"
+        )
+    lora = [k for k in report.unexpected if _LORA_FACTOR.search(k)]
+    if lora and not factors:
+        parts.append(
+            f"{_list(lora)} look like the factors of a low-rank update (LoRA), which this model lacks: "
+            "port from the model that has them (up.port merges each update into its weight, so this "
+            "model computes what that one does); a load cannot merge them, and strict=False would load "
+            "the weights without their updates"
         )
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
