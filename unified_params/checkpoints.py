@@ -320,9 +320,9 @@ def port(
     pairs part by part (``"lstm[l0]"``, ``"lstm[l0_reverse]"``, ...), as
     Keras and Flax NNX keep one module per layer and direction. A layer
     with a low-rank update (LoRA: Keras' ``enable_lora``, NNX's
-    ``LoRALinear``) pairs with one without: a source's update is merged
-    into its weight, a destination's reset (its ``b`` factor zeros), and
-    ``notes`` says so.
+    ``LoRALinear``, peft's LoRA layers in torch) pairs with one without: a
+    source's updates are merged into its weight, a destination's reset (the
+    factor that starts at zero zeros again), and ``notes`` says so.
 
     With ``check_input`` (a canonical, channels-first input), both models
     run in inference mode and an output farther than

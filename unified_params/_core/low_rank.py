@@ -3,16 +3,20 @@
 Keras 3's ``enable_lora`` (Dense, EinsumDense, Embedding, convolutions) keeps
 the factors beside the kernel; Flax NNX's ``LoRALinear`` keeps them in a
 child ``lora``, and ``nnx.LoRA(..., base_module=layer)`` beside the layer it
-wraps. Each adapter reports its layers' updates (`Adapter.low_rank`); this
-module holds what a port does with them, the same on every backend:
+wraps; peft's LoRA layers (torch) keep one pair per adapter in child
+modules beside the ``base_layer`` they wrap, ``lora_B @ lora_A``. Each adapter
+reports its layers' updates (`Adapter.low_rank`); this module holds what a
+port does with them, the same on every backend:
 
 - The factors do not pair with anything: a layer with an update pairs with
   a layer without one by its other leaves.
-- A source layer's update is merged into its leaf (``leaf + scale * a @ b``,
-  in the framework's own layout, then made canonical): the destination
-  computes what the source computes, as Keras' own ``save_weights`` merges it.
+- A source layer's updates are merged into its leaf (``leaf + scale * a @ b``
+  for each, in the framework's own layout, then made canonical): the
+  destination computes what the source computes, as Keras' own
+  ``save_weights`` and peft's ``merge_and_unload`` merge them.
 - A destination layer's update is reset: its leaf gets the source's value and
-  its ``b`` factor zeros, its ``a`` factor kept, so it computes the source's
+  the factor its framework starts at zero gets zeros again (Keras' and Flax's
+  ``b``, peft's ``lora_B``), the other kept, so it computes the source's
   outputs and its update trains on from zero (standard LoRA initialisation).
 
 The factors stay parameters of their own everywhere else: ``params``,
@@ -21,6 +25,8 @@ The factors stay parameters of their own everywhere else: ``params``,
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,19 +45,29 @@ class LowRank:
     Attributes:
         leaf: Where the updated leaf is, a path within the reporting layer
             (``"kernel"``; ``"base_module.kernel"`` for a wrapper's).
-        a: Where the ``(..., in, rank)`` factor is, a path within it.
-        b: Where the ``(rank, out)`` factor is.
-        scale: What the product is multiplied by (Keras: ``lora_alpha / lora_rank``).
+        a: Where the ``(..., rank)`` factor is, a path within it (axes of
+            size one may follow the rank: a pointwise convolution's kernel).
+        b: Where the ``(rank, ...)`` factor is. The product of the two,
+            each read as a matrix, is the leaf's shape in the framework's
+            own layout (its transpose with ``transposed``).
+        scale: What the product is multiplied by (Keras: ``lora_alpha /
+            lora_rank``); 0 for an update the layer does not add now (an
+            inactive adapter, or one already merged into the leaf).
+        zeroed: The factor a new update starts at zero, ``"a"`` or ``"b"``:
+            the one a reset writes zeros to.
+        transposed: The product is the leaf's transpose (peft's Embedding).
 
     Examples:
-        >>> LowRank("kernel", "lora_kernel_a", "lora_kernel_b", 2.0).scale
-        2.0
+        >>> LowRank("kernel", "lora_kernel_a", "lora_kernel_b", 2.0).zeroed
+        'b'
     """
 
     leaf: str
     a: str
     b: str
     scale: float
+    zeroed: str = "b"
+    transposed: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,9 @@ class Update:
         a: The ``a`` factor's key.
         b: The ``b`` factor's key.
         scale: As `LowRank.scale`.
+        zeroed: The key of the factor a reset writes zeros to (``a`` or ``b``).
+        kept: The key of the other factor.
+        transposed: As `LowRank.transposed`.
     """
 
     layer: str
@@ -72,6 +91,9 @@ class Update:
     a: str
     b: str
     scale: float
+    zeroed: str
+    kept: str
+    transposed: bool = False
 
 
 def updates(model: Module, modules: list[Module] | None = None) -> list[Update]:
@@ -89,11 +111,13 @@ def updates(model: Module, modules: list[Module] | None = None) -> list[Update]:
     out = []
     for module in model.modules() if modules is None else modules:
         for update in model.adapter.low_rank(module.native):
-            leaf, a, b = (_param(module, path) for path in (update.leaf, update.a, update.b))
-            layer, *keys = (
-                relative(path, model.path) or "" for path in (leaf.module.path, leaf.path, a.path, b.path)
+            params = [_param(module, path) for path in (update.leaf, update.a, update.b)]
+            layer, leaf, a, b = (
+                relative(path, model.path) or ""
+                for path in (params[0].module.path, *(p.path for p in params))
             )
-            out.append(Update(layer, keys[0], keys[1], keys[2], update.scale))
+            zeroed, kept = (b, a) if update.zeroed == "b" else (a, b)
+            out.append(Update(layer, leaf, a, b, update.scale, zeroed, kept, update.transposed))
     return out
 
 
@@ -111,7 +135,8 @@ def holders(found: list[Update]) -> dict[str, str]:
     path: their variables are the layer's for pairing.
 
     Examples:
-        >>> holders([Update("0", "0.kernel", "0.lora.lora_a", "0.lora.lora_b", 1.0)])
+        >>> a, b = "0.lora.lora_a", "0.lora.lora_b"
+        >>> holders([Update("0", "0.kernel", a, b, 1.0, zeroed=b, kept=a)])
         {'0.lora': '0'}
     """
     out = {}
@@ -123,9 +148,10 @@ def holders(found: list[Update]) -> dict[str, str]:
     return out
 
 
-def merged(leaf: Param, a: Param, b: Param, scale: float) -> np.ndarray:
-    """``leaf``'s canonical value with the update merged in: what its layer
-    computes with, as a layer without an update keeps it.
+def merged(model: Module, found: Sequence[Update]) -> np.ndarray:
+    """The canonical value of the leaf ``found`` update (all the same leaf of
+    ``model``), each update merged in: what its layer computes with, as a
+    layer without an update keeps it.
 
     Examples:
         >>> import keras
@@ -135,15 +161,39 @@ def merged(leaf: Param, a: Param, b: Param, scale: float) -> np.ndarray:
         >>> _ = dense.lora_kernel_b.assign([[1.0, 2.0]])
         >>> from unified_params import wrap
         >>> m = wrap(dense)
-        >>> value = merged(m["weight"], m["lora_kernel_a"], m["lora_kernel_b"], 1.0)
+        >>> value = merged(m, updates(m))
         >>> bool(np.allclose(value, np.asarray(dense.kernel).T))
         True
     """
+    leaf = _param(model, found[0].leaf)
     base = leaf.numpy("native")
     compute = np.promote_types(base.dtype, np.float32)
-    product = np.matmul(a.numpy("native").astype(compute), b.numpy("native").astype(compute))
-    value = (base.astype(compute) + scale * product).astype(base.dtype)
-    return np.ascontiguousarray(leaf.layout.to_canonical(value))
+    value = base.astype(compute)
+    for update in found:
+        if update.scale == 0:
+            continue
+        a, b = (_param(model, key).numpy("native").astype(compute) for key in (update.a, update.b))
+        rank = b.shape[0]  # each factor as a matrix: (rows, rank) @ (rank, columns)
+        product = np.matmul(a.reshape(-1, rank), b.reshape(rank, -1))
+        value += update.scale * (product.T if update.transposed else product).reshape(base.shape)
+    return np.ascontiguousarray(leaf.layout.to_canonical(value.astype(base.dtype)))
+
+
+#: A path of a LoRA factor, or of the module holding one, by the names the
+#: frameworks give them: Keras' ``lora_kernel_a``, Flax's ``lora_b``, peft's
+#: ``lora_A.<adapter>``, ``lora_embedding_B.<adapter>`` and DoRA's
+#: ``lora_magnitude_vector.<adapter>``.
+_FACTOR = re.compile(r"(^|\.)lora(_[a-z]+)?_[abAB]\b|(^|\.)lora_magnitude_vector(\.|$)")
+
+
+def looks_like_factor(path: str) -> bool:
+    """Whether ``path`` names what looks like a LoRA factor or its holder.
+
+    Examples:
+        >>> [looks_like_factor(p) for p in ("0.lora_kernel_a", "0.lora_A.default.weight", "0.kernel")]
+        [True, True, False]
+    """
+    return _FACTOR.search(path) is not None
 
 
 def factors(found: list[Update]) -> set[str]:

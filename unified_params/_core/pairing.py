@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from . import low_rank
 from .absent import reconcilable
 from .errors import PortError, received
 from .layouts import RECURRENT, UNKNOWN_KIND, base_name, recurrent_part
@@ -150,7 +151,8 @@ def pair(
             )
             raise PortError(
                 f"Layer {k} does not match: source {x.describe()} vs destination {y.describe()}: "
-                f"{_difference(x, y)}.{_computed_hint([x], [y])}{_moved_hint(a, b, x, y)}{head} Expected the "
+                f"{_difference(x, y)}.{_computed_hint([x], [y])}{_factors_hint([x, y])}"
+                f"{_moved_hint(a, b, x, y)}{head} Expected the "
                 "same kind and canonical shapes (a mapping pins other pairs). "
                 + received(source=x.name, destination=y.name)
             )
@@ -314,7 +316,7 @@ def _by_paths(a: list[Layer], b: list[Layer], mapping: Mapping[str, str]) -> lis
         raise PortError(
             f"The source has {len(a)} parameterised layers and the destination {len(b)}: the "
             f"architectures do not match.{_where_they_part(rest_a, rest_b)}{_stacked_hint(a + b)}"
-            f"{_computed_hint(a, b)} "
+            f"{_computed_hint(a, b)}{_factors_hint(a + b)} "
             "Expected the same layers in the same order, or a mapping (layer paths, or (pattern, "
             "replacement) rules). " + received(source=_few(a), destination=_few(b))
         )
@@ -570,6 +572,20 @@ def _kept_axis(shape: tuple[int, ...]) -> str:
     if not shape:
         return "none (a norm over the whole weight)"
     return f"axis {kept[0]}" if len(kept) == 1 else "an axis of size one" if not kept else f"axes {kept}"
+
+
+def _factors_hint(found: list[Layer]) -> str:
+    """Why layers may be left over: they hold the factors of a low-rank update
+    that no adapter reports (`low_rank`), a form the library does not merge."""
+    names = [x.name for x in found if low_rank.looks_like_factor(x.name)]
+    if not names:
+        return ""
+    return (
+        f" Layers {_ends(names)} look like the factors of a low-rank update (LoRA) of a form this library "
+        "does not merge (peft's DoRA and other variants, a LoRA bias, fan_in_fan_out weights, a grouped "
+        "convolution): merge it into the weights in its framework first (peft: model.merge_and_unload()), "
+        "then port."
+    )
 
 
 def _stacked_hint(found: list[Layer]) -> str:

@@ -76,7 +76,7 @@ class Layer:
     forms: dict[str, leaf_norms.SpectralForm] = field(default_factory=dict)
     #: Its low-rank updates (LoRA), by the key of the leaf each updates: its
     #: factors are not leaves that pair (`unified_params._core.low_rank`).
-    updates: dict[str, low_rank.Update] = field(default_factory=dict)
+    updates: dict[str, list[low_rank.Update]] = field(default_factory=dict)
 
     @property
     def real(self) -> dict[str, str]:
@@ -247,7 +247,7 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
         _add(out, model, slot, aliases, factors)
     for update in updates:
         if update.layer in out:  # else its leaf is not state (never so for a framework's LoRA)
-            out[update.layer].updates[update.leaf] = update
+            out[update.layer].updates.setdefault(update.leaf, []).append(update)
     if positions and _add_tied(out, model, found, aliases, factors):
         where = {
             inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
@@ -407,7 +407,7 @@ def port(
         real = b.real
         wanted = dict(b.leaves)
         other_shape = reshaped(a, b)
-        folded = low_rank.factors(list(a.updates.values()))
+        folded = low_rank.factors([u for found in a.updates.values() for u in found])
         for slot in a.slots:
             exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
@@ -418,8 +418,9 @@ def port(
                 leaf = a.renamed.get(key[prefix:], key[prefix:])
                 read = exported(key)
                 if key in a.updates:  # what the layer computes with: its update merged in
-                    read = partial(_merged, src, a.updates[key])
-                    lora[0].append(a.name or "<root>")
+                    read = partial(low_rank.merged, src, a.updates[key])
+                    if any(update.scale for update in a.updates[key]):  # else none it adds now
+                        lora[0].append(a.name or "<root>")
                 if leaf not in wanted:  # a leaf the destination lacks: neutral values only
                     value = read()
                     line, why = absent.left_out(a, b, leaf, value, dst.backend), ""
@@ -477,15 +478,15 @@ def port(
                 dtype = np.dtype(_np(next(s.param.dtype for s in b.slots if key in s.keys)))
                 state[key] = Source(shape, dtype, absent.fill(shape, dtype, value))
                 report.absent.append(absent.filled_line(a, b, leaf, value, src.backend))
-        for update in b.updates.values():  # reset: the leaf the source's, the update zero
-            factor = dst[update.b]
+        for update in (u for found in b.updates.values() for u in found):  # reset: the update zero
+            factor = dst[update.zeroed]
             assert isinstance(factor, Param)  # an update's key names a parameter
             dtype = np.dtype(_np(factor.dtype))
             layout = factor.backend if factor.own_layout else None
-            state[update.b] = Source(
+            state[update.zeroed] = Source(
                 factor.shape, dtype, absent.fill(factor.shape, dtype, 0.0), own_layout=layout
             )
-            kept_keys.add(update.a)
+            kept_keys.add(update.kept)
             lora[1].append(b.name or "<root>")
     if no_room:
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
@@ -688,13 +689,6 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
     return saved
 
 
-def _merged(model: Module, update: low_rank.Update) -> np.ndarray:
-    """A source leaf with its low-rank update merged in."""
-    leaf, a, b = (model[key] for key in (update.leaf, update.a, update.b))
-    assert isinstance(leaf, Param) and isinstance(a, Param) and isinstance(b, Param)  # keys of parameters
-    return low_rank.merged(leaf, a, b, update.scale)
-
-
 def _lora_notes(merged: list[str], reset: list[str]) -> list[str]:
     """The report's notes on the low-rank updates (LoRA) a port merged and reset."""
     merged, reset = ([repr(name) for name in dict.fromkeys(found)] for found in (merged, reset))
@@ -702,13 +696,15 @@ def _lora_notes(merged: list[str], reset: list[str]) -> list[str]:
     if merged:
         out.append(
             f"LoRA merged: {_layers_adding(merged, 'source')}; each such weight was moved with the "
-            "update merged in (weight + scale * a @ b, as Keras' own save merges a LoRA), so the destination "
+            "updates merged in (weight + scale * a @ b, as Keras' own save and peft's merge_and_unload merge "
+            "a LoRA), so the destination "
             "computes what the source computes."
         )
     if reset:
         out.append(
             f"LoRA reset: {_layers_adding(reset, 'destination')}; each such weight got the source's value "
-            "and its update's b factor zeros (a kept), so the destination computes what the source "
+            "and the factor of its update that starts at zero zeros again (Keras' and Flax's b, peft's "
+            "lora_B; the other kept), so the destination computes what the source "
             "computes and the update trains on from zero."
         )
     return out

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -1040,7 +1039,6 @@ def _fitting_shift(model: Module, state: Mapping[str, Any], report: LoadReport) 
 
 #: A key named as Keras' and Flax NNX's LoRA factors are (``lora_kernel_a``,
 #: ``lora.lora_b``), and peft's (``lora_A.default.weight``).
-_LORA_FACTOR = re.compile(r"(^|\.)lora(_[a-z]+)?_[abAB]\b|(^|\.)lora_[AB]\.")
 
 
 def _renumbered(model: Module, state: Mapping[str, Any], report: LoadReport) -> dict[str, str] | None:
@@ -1113,7 +1111,7 @@ def _describe(
             "load the rest (a new update, its b factor zero, adds nothing), or port from a model, which "
             "sets this model's weights and resets its updates (up.port)"
         )
-    lora = [k for k in report.unexpected if _LORA_FACTOR.search(k)]
+    lora = [k for k in report.unexpected if low_rank.looks_like_factor(k)]
     if lora and not factors:
         parts.append(
             f"{_list(lora)} look like the factors of a low-rank update (LoRA), which this model lacks: "

@@ -16,11 +16,12 @@ from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
 from ..._core.leaf_norms import SHAPED_AS_LEAF, LeafNorm, native_axis
+from ..._core.low_rank import LowRank
 from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
-from . import internals, sharded
+from . import internals, peft, sharded
 
 _KIND = KindTable(
     {
@@ -210,6 +211,9 @@ class TorchAdapter(DictModuleAdapter):
             if inner is None:
                 return model
             model = inner
+
+    def low_rank(self, module: Any) -> tuple[LowRank, ...]:
+        return peft.low_rank(module)
 
     def computed(self, module: Any) -> tuple[str, ...]:
         found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks

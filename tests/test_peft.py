@@ -1,0 +1,176 @@
+"""peft's LoRA layers (torch) in ports: each adapter's update merged out of a
+peft model into any backend, reset in a peft model ported into, and the
+forms the library does not merge refused with what to do. Each expected
+weight is peft's own: ``merge_and_unload()`` of a copy of the model."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from tests.zoo.models import import_torchvision
+from unified_params import spec as S
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((5, 4)).astype("float32")
+
+
+def _peft():
+    needs("torch")
+    import_torchvision()  # transformers, which peft imports, imports it
+    import peft
+
+    return peft
+
+
+def _mlp():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def _with_lora(net, targets=("0", "2"), name="default", **settings):
+    """``net`` with a LoRA adapter on ``targets``, its factors random
+    (``init_lora_weights=False``), as after fine-tuning."""
+    peft = _peft()
+    config = peft.LoraConfig(
+        r=2, lora_alpha=4, target_modules=list(targets), init_lora_weights=False, **settings
+    )
+    if isinstance(net, peft.PeftModel):
+        net.add_adapter(name, config)
+        return net
+    return peft.get_peft_model(net, config)
+
+
+def _merged_weights(model) -> list[np.ndarray]:
+    """The weights peft's own merge gives, in order."""
+    merged = copy.deepcopy(model).merge_and_unload()
+    return [p.detach().numpy() for p in merged.parameters()]
+
+
+def _weights(model) -> list[np.ndarray]:
+    return [p.numpy() for p in up.wrap(model).params().values()]
+
+
+def test_a_peft_model_ports_into_every_backend_with_its_updates_merged(backend):
+    """A peft model's layer adds ``scaling * lora_B @ lora_A`` to its weight:
+    the destination gets the weights peft's ``merge_and_unload`` gives, and
+    computes the peft model's outputs. Before: refused, its factors counted
+    as layers."""
+    source = _with_lora(_mlp())
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build(backend)
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5
+    assert report.pairs[0][:2] == ("base_model.model.0.base_layer", "0")
+    assert report.notes[0].startswith("LoRA merged: the source's layers 'base_model.model.0.base_layer'")
+    for got, want in zip(_weights(dst), _merged_weights(source), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_a_peft_model_ported_into_gets_the_weights_and_its_updates_reset(backend):
+    """Into a peft model, each base layer gets the source's weights and
+    ``lora_B`` zeros (the factor peft starts at zero), ``lora_A`` kept: it
+    computes the source's outputs and its adapter trains on from zero."""
+    source = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build(backend)
+    dst = _with_lora(_mlp())
+    kept = dst.base_model.model[0].lora_A["default"].weight.detach().clone()
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5 and report.notes[-1].startswith("LoRA reset")
+    layer = dst.base_model.model[0]
+    assert not layer.lora_B["default"].weight.detach().numpy().any()
+    np.testing.assert_array_equal(layer.lora_A["default"].weight.detach().numpy(), kept.numpy())
+    np.testing.assert_array_equal(layer.base_layer.weight.detach().numpy(), _weights(source)[0])
+
+
+def test_a_keras_lora_ports_into_a_peft_lora_merged_and_reset():
+    """Both sides with an update: the source's merged, the destination's reset."""
+    needs("keras")
+    source = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("keras")
+    source.layers[0].enable_lora(2)
+    source.layers[0].lora_kernel_b.assign(RNG.standard_normal((2, 8)).astype("float32"))
+    dst = _with_lora(_mlp())
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5
+    assert [note[:11] for note in report.notes] == ["LoRA merged", "LoRA reset:"]
+
+
+def test_a_peft_embedding_and_convolutions_port_with_their_updates_merged():
+    """peft's Embedding adds the transpose of ``lora_embedding_B @
+    lora_embedding_A`` (its ``(dim, rank)`` and ``(rank, num)`` factors); a
+    convolution's ``lora_B`` is pointwise, ``lora_A`` the kernel's size."""
+    import torch
+
+    torch.manual_seed(0)
+    embedding = _with_lora(torch.nn.Sequential(torch.nn.Embedding(10, 6), torch.nn.Linear(6, 3)), ["0"])
+    dst = S.Sequential(S.Embedding(10, 6), S.Linear(6, 3)).build("torch")
+    report = up.port(embedding, dst, check_input=np.array([[1, 2, 3], [4, 5, 9]]))
+    assert report.max_abs_diff <= 1e-5
+    for got, want in zip(_weights(dst), _merged_weights(embedding), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    conv = _with_lora(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()), ["0"])
+    dst = S.Sequential(S.Conv2d(3, 4, 3, padding=1), S.ReLU()).build("torch")
+    report = up.port(conv, dst, check_input=RNG.standard_normal((2, 3, 8, 8)).astype("float32"))
+    assert report.max_abs_diff <= 1e-5
+    for got, want in zip(_weights(dst), _merged_weights(conv), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:All adapters are already merged")
+@pytest.mark.parametrize("state", ["both active", "one active", "disabled", "merged"])
+def test_only_the_updates_a_peft_model_adds_now_are_merged(state):
+    """Of two adapters, the active ones add their updates; a disabled model
+    adds none; one merged into the weight by ``merge_adapter`` is in it
+    already. The destination computes what the peft model does in each."""
+    model = _with_lora(_with_lora(_mlp()), name="second")
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    base = [p.detach().numpy().copy() for n, p in model.named_parameters() if ".base_layer." in n]
+    if state == "both active":
+        model.base_model.set_adapter(["default", "second"])
+    elif state == "merged":
+        model.merge_adapter()
+    if state == "disabled":
+        with model.disable_adapter():
+            report = up.port(model, dst, check_input=X)
+        want = base
+    else:
+        report = up.port(model, dst, check_input=X)
+        want = _merged_weights(model)  # its active adapters merged, as peft merges them
+    assert report.max_abs_diff <= 1e-5
+    assert (state in ("disabled", "merged")) == (not report.notes)  # nothing merged by the port, nothing said
+    for got, expected in zip(_weights(dst), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    if state == "both active":  # each adapter's update counted: not the base, not one alone
+        assert not np.allclose(_weights(dst)[0], base[0])
+
+
+def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do():
+    """DoRA scales the merged weight by a magnitude vector: not read as a
+    low-rank update, its factors are left over as layers, and the refusal
+    says so and names peft's own merge; after it the port goes through."""
+    source = _with_lora(_mlp(), use_dora=True)
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    with pytest.raises(up.PortError, match=r"lora_magnitude_vector.*model\.merge_and_unload\(\)"):
+        up.port(source, dst, check_input=X)
+    report = up.port(source.merge_and_unload(), dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5
+
+
+def test_a_peft_model_s_file_keeps_its_factors_and_loads_back():
+    """``save`` keeps the factors, as peft's state dict does; a load into a
+    peft model of the same configuration gives its outputs back."""
+    import tempfile
+
+    import torch
+
+    source = _with_lora(_mlp())
+    with tempfile.TemporaryDirectory() as folder:
+        up.save(source, f"{folder}/lora.safetensors")
+        again = _with_lora(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+        up.load(again, f"{folder}/lora.safetensors")
+    x = torch.from_numpy(X)
+    torch.testing.assert_close(again(x), source(x), rtol=0, atol=0)
