@@ -112,6 +112,16 @@ def test_a_peft_embedding_and_convolutions_port_with_their_updates_merged():
     assert report.max_abs_diff <= 1e-5
     for got, want in zip(_weights(dst), _merged_weights(embedding), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    back = _with_lora(torch.nn.Sequential(torch.nn.Embedding(10, 6), torch.nn.Linear(6, 3)), ["0"])
+    kept = back.base_model.model[0].lora_embedding_B["default"].detach().clone()
+    report = up.port(
+        dst, back, check_input=np.array([[1, 2, 3], [4, 5, 9]])
+    )  # reset: A zero, as peft starts it
+    assert report.max_abs_diff <= 1e-5 and report.notes[0].startswith("LoRA reset")
+    assert not back.base_model.model[0].lora_embedding_A["default"].detach().numpy().any()
+    torch.testing.assert_close(
+        back.base_model.model[0].lora_embedding_B["default"].detach(), kept, rtol=0, atol=0
+    )
     conv = _with_lora(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()), ["0"])
     dst = S.Sequential(S.Conv2d(3, 4, 3, padding=1), S.ReLU()).build("torch")
     report = up.port(conv, dst, check_input=RNG.standard_normal((2, 3, 8, 8)).astype("float32"))
