@@ -184,3 +184,57 @@ def test_a_peft_model_s_file_keeps_its_factors_and_loads_back():
         up.load(again, f"{folder}/lora.safetensors")
     x = torch.from_numpy(X)
     torch.testing.assert_close(again(x), source(x), rtol=0, atol=0)
+
+
+def _with_head_trained_whole(**settings):
+    """An MLP with LoRA on its first Linear and its head trained whole
+    (``modules_to_save``): peft runs a trained copy of the head, keeping the
+    original beside it; the copy's weights made to differ from the original's."""
+    import torch
+
+    model = _with_lora(_mlp(), targets=("0",), modules_to_save=["2"], **settings)
+    with torch.no_grad():
+        model.base_model.model[2].modules_to_save["default"].weight.add_(1.0)
+    return model
+
+
+def test_a_layer_peft_trains_whole_ports_as_the_copy_it_runs():
+    """Before, the original head and its trained copy were two layers, and the
+    refusal said to skip the copy: a port that followed it moved the original,
+    untrained head without a word (no check input). Now the port pairs the
+    copy the model runs and says it left the original out; outputs equal."""
+    source = _with_head_trained_whole()
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    report = up.port(source, dst)  # no check input: right by itself
+    assert report.pairs[1][:2] == ("base_model.model.2.modules_to_save.default", "2")
+    assert any(
+        n.startswith("Not ported: the source's 'base_model.model.2.original_module'") for n in report.notes
+    )
+    for got, want in zip(_weights(dst), _merged_weights(source), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    import torch
+
+    torch.testing.assert_close(dst(torch.from_numpy(X)), source(torch.from_numpy(X)))
+    with source.disable_adapter():  # runs the original head and no update
+        report = up.port(source, dst, check_input=X)
+    assert report.pairs[1][:2] == ("base_model.model.2.original_module", "2")
+
+
+def test_a_peft_model_ported_into_writes_the_copy_it_runs_and_leaves_the_original():
+    import torch
+
+    source = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    dst = _with_head_trained_whole()
+    original = dst.base_model.model[2].original_module.weight.detach().clone()
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5
+    assert any(
+        n.startswith("Not ported: the destination's 'base_model.model.2.original_module'")
+        for n in report.notes
+    )
+    torch.testing.assert_close(
+        dst.base_model.model[2].original_module.weight.detach(), original, rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        dst.base_model.model[2].modules_to_save["default"].weight.detach(), source[2].weight.detach()
+    )

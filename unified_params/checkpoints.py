@@ -322,7 +322,10 @@ def port(
     with a low-rank update (LoRA: Keras' ``enable_lora``, NNX's
     ``LoRALinear``, peft's LoRA layers in torch) pairs with one without: a
     source's updates are merged into its weight, a destination's reset (the
-    factor that starts at zero zeros again), and ``notes`` says so.
+    factor that starts at zero zeros again), and ``notes`` says so. A
+    layer a model holds but does not compute with now (the original beside
+    the trained copy peft's ``modules_to_save`` runs) is paired on neither
+    side: a destination's is left as it was.
 
     With ``check_input`` (a canonical, channels-first input), both models
     run in inference mode and an output farther than

@@ -240,7 +240,8 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
         (['0', '2'], ['0'])
     """
     out: dict[str, Layer] = {}
-    found = slots(model)
+    unused = idle(model)
+    found = [slot for slot in slots(model) if not _within(slot.layer, unused)]
     updates = low_rank.updates(model)
     factors = low_rank.factors(updates)
     for slot in found:
@@ -254,6 +255,31 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
         }
         out = dict(sorted(out.items(), key=lambda item: where.get(item[0], len(where))))  # traversal order
     return [one for layer in out.values() for one in parts(layer)]
+
+
+def idle(model: Module) -> list[str]:
+    """The paths (relative to ``model``) of the layers its modules hold but
+    do not compute with now (`Adapter.idle`): a port pairs none of them.
+
+    Examples:
+        >>> import torch
+        >>> from unified_params import wrap
+        >>> idle(wrap(torch.nn.Sequential(torch.nn.Linear(2, 2))))
+        []
+    """
+    return [inside(join(m.path, key), model) for m in model.modules() for key in model.adapter.idle(m.native)]
+
+
+def _idle_kept(model: Module) -> tuple[list[str], set[str]]:
+    """The layers of ``model`` a port leaves as they are because the model
+    does not compute with them now, and their keys."""
+    unused = idle(model)
+    return unused, {k for k in model.params() if _within(k, unused)}
+
+
+def _within(path: str, bases: list[str]) -> bool:
+    """Whether ``path`` is one of ``bases`` or below one."""
+    return any(path == base or relative(path, base) is not None for base in bases)
 
 
 def _add_tied(
@@ -377,6 +403,8 @@ def port(
     order, pairs = _paired(src, dst, mapping, leaves, skip, keep)
     skipped, _ = _left_alone(src, order[0], skip, "skip")
     kept, kept_keys = _left_alone(dst, order[1], keep, "keep")
+    unused = _idle_kept(src)[0], _idle_kept(dst)
+    kept_keys |= unused[1][1]
     for a, b in pairs:
         if pointwise_pair(a, b):
             _check_pointwise(src, dst, a, b)
@@ -391,6 +419,8 @@ def port(
     report = PortReport(notes=notes, skipped=skipped, kept=kept)
     if kept:
         report.notes.append(_kept_note(kept))
+    if unused[0] or unused[1][0]:
+        report.notes.append(_idle_note(unused[0], unused[1][0]))
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
@@ -1117,6 +1147,20 @@ def _reshaped_note(reshapes: list[str], checked: bool) -> str:
         f"{_first_of(reshapes)}. Their values were copied in order, assuming both layers apply them "
         f"along the same axis (a per-channel scale of a channels-first map is (C, 1, 1), of a "
         f"channels-last one (C,)); {_checked(checked)}."
+    )
+
+
+def _idle_note(source: list[str], destination: list[str]) -> str:
+    """The report's note on the layers the models hold but do not run (`idle`)."""
+    sides = [
+        f"the {side}'s {_first_of([repr(path) for path in found])}"
+        for side, found in (("source", source), ("destination", destination))
+        if found
+    ]
+    return (
+        f"Not ported: {' and '.join(sides)}, which the model holds but does not compute with now (peft's "
+        "modules_to_save runs a trained copy of a layer and keeps the original beside it): the port pairs "
+        "the layers it runs, and leaves a destination's others as they were."
     )
 
 

@@ -401,6 +401,20 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def idle(self, module: Any) -> tuple[str, ...]:
+        """The children a module holds but does not compute with now, by key:
+        peft's ``ModulesToSaveWrapper`` keeps the original layer beside the
+        trained copy it runs. A port pairs neither side's: it reads none of
+        the source's and leaves the destination's as they are. Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).idle(torch.nn.Linear(4, 2))
+            ()
+        """
+        return ()
+
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
         """The low-rank updates (LoRA) a layer adds to its leaves on each call,
         each with where the leaf and its factors are: a port merges a source's

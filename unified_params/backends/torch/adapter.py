@@ -215,6 +215,9 @@ class TorchAdapter(DictModuleAdapter):
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
         return peft.low_rank(module)
 
+    def idle(self, module: Any) -> tuple[str, ...]:
+        return peft.idle(module)
+
     def computed(self, module: Any) -> tuple[str, ...]:
         found = super().computed(module)  # the older weight_norm's and spectral_norm's hooks
         found += internals.pruned_leaves(module.__dict__.get(internals.SLOTS.pre_hooks))

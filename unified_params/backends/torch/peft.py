@@ -1,4 +1,5 @@
-"""peft's LoRA layers, read as low-rank updates (`unified_params._core.low_rank`).
+"""peft's LoRA layers, read as low-rank updates (`unified_params._core.low_rank`),
+and its wrappers of layers trained whole, read as what they compute with.
 
 peft (checked against 0.21.2) replaces each targeted layer of a torch model
 by a wrapper that keeps the layer as ``base_layer`` and, per adapter name,
@@ -17,6 +18,13 @@ a grouped convolution or a base layer of another type is reported with no
 update: its factors then stay layers of their own, which a port refuses to
 pair, naming ``merge_and_unload``. peft is never imported here: a model
 holds its layers only once peft is loaded.
+
+A layer named in ``modules_to_save`` (a classifier head trained whole) is
+wrapped in a ``ModulesToSaveWrapper`` that keeps the ``original_module``
+and, per adapter name, a trained copy in ``modules_to_save[name]``. It runs
+the first active adapter's copy, or the original when adapters are
+disabled, none is active or an active one has no copy: the others are idle
+(`Adapter.idle`).
 """
 
 from __future__ import annotations
@@ -67,3 +75,24 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
             out.append(LowRank("base_layer.weight", f"lora_B.{name}.weight", f"lora_A.{name}.weight", scale,
                                zeroed="a"))  # fmt: skip
     return tuple(out)
+
+
+def idle(module: Any) -> tuple[str, ...]:
+    """The children of a peft ``ModulesToSaveWrapper`` it does not run now:
+    the original layer while a trained copy runs, the other copies; ``()``
+    for any other module.
+
+    Examples:
+        >>> idle(nn.Linear(4, 2))
+        ()
+    """
+    other = sys.modules.get("peft.utils.other")
+    if other is None or not isinstance(module, other.ModulesToSaveWrapper):
+        return ()
+    copies = list(module.modules_to_save)
+    active = module.active_adapters
+    original = module.disable_adapters or not active or any(name not in copies for name in active)
+    running = "original_module" if original else f"modules_to_save.{active[0]}"
+    return tuple(
+        key for key in ("original_module", *(f"modules_to_save.{n}" for n in copies)) if key != running
+    )
