@@ -238,3 +238,36 @@ def test_a_peft_model_ported_into_writes_the_copy_it_runs_and_leaves_the_origina
     torch.testing.assert_close(
         dst.base_model.model[2].modules_to_save["default"].weight.detach(), source[2].weight.detach()
     )
+
+
+def test_a_torchvision_resnet_fine_tuned_with_peft_ports_into_paddle_vision():
+    """The fine-tuning a user does: LoRA on every 3x3 convolution of
+    torchvision's resnet18 and its classifier trained whole. The port into
+    paddle.vision's resnet18 merges 16 updates, takes the trained head, and
+    the outputs agree with the peft model's and with its ``merge_and_unload()``."""
+    import torch
+
+    from tests.zoo.pairs import TOLERANCE, seed
+
+    needs("paddle")
+    tv = import_torchvision()
+    import paddle
+    from paddle.vision.models import resnet18
+
+    torch.manual_seed(0)
+    net = tv.models.resnet18(weights=None)
+    seed(net)
+    convs = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    source = _with_lora(net, targets=convs, modules_to_save=["fc"])
+    with torch.no_grad():
+        source.base_model.model.fc.modules_to_save["default"].weight.mul_(1.5)
+    source.eval()
+    x = RNG.standard_normal((2, 3, 64, 64)).astype("float32")
+    largest = float(source(torch.from_numpy(x)).detach().abs().max())
+    dst = resnet18()
+    report = up.port(source, dst, check_input=x, atol=TOLERANCE * largest)
+    assert len(convs) == 16 and report.max_abs_diff <= TOLERANCE * largest
+    assert report.pairs[-1][:2] == ("base_model.model.fc.modules_to_save.default", "fc")
+    dst.eval()
+    merged = source.merge_and_unload()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(dst(paddle.to_tensor(x)).numpy(), merged, atol=TOLERANCE * largest)
