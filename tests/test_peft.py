@@ -271,3 +271,32 @@ def test_a_torchvision_resnet_fine_tuned_with_peft_ports_into_paddle_vision():
     dst.eval()
     merged = source.merge_and_unload()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(dst(paddle.to_tensor(x)).numpy(), merged, atol=TOLERANCE * largest)
+
+
+def test_a_lora_on_a_tied_embedding_moves_as_the_peft_model_computes():
+    """peft's update of a tied embedding applies to the lookup, not to the head
+    that shares its weight: into an untied model each gets what the peft
+    model computes with; a tied destination, which cannot hold both, refuses."""
+    import torch
+
+    class LM(torch.nn.Module):
+        def __init__(self, tied: bool) -> None:
+            super().__init__()
+            self.emb, self.head = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False)
+            if tied:
+                self.head.weight = self.emb.weight
+
+        def forward(self, x):
+            return self.head(torch.tanh(self.emb(x)))
+
+    torch.manual_seed(0)
+    source = _with_lora(LM(tied=True), targets=("emb",))
+    x = np.array([[1, 2, 3], [4, 5, 9]])
+    untied = LM(tied=False)
+    report = up.port(source, untied, check_input=x)
+    assert report.max_abs_diff <= 1e-6
+    base = source.base_model.model.emb.base_layer.weight.detach()
+    torch.testing.assert_close(untied.head.weight.detach(), base, rtol=0, atol=0)
+    assert not torch.allclose(untied.emb.weight.detach(), base)
+    with pytest.raises(up.PortError, match="an update at one of them only"):
+        up.port(source, LM(tied=True), check_input=x)

@@ -631,7 +631,8 @@ def _untied_into_tied(conflicting: list[str], dst: Module, pairs: list[tuple[Lay
     return PortError(
         f"The {dst.backend} model reaches one variable at several positions (a shared layer or a tied "
         f"parameter), and the source gives it different values there: {shown}. The source does not "
-        "share them; nothing was written. Expected a source whose values agree there, or a "
+        "share them, or computes with an update at one of them only (a LoRA); nothing was written. "
+        "Expected a source whose values agree there, or a "
         "destination untied first (up.untie(model, path)). " + received(conflicting=conflicting)
     )
 
