@@ -198,26 +198,27 @@ def _with_head_trained_whole(**settings):
     return model
 
 
-def test_a_layer_peft_trains_whole_ports_as_the_copy_it_runs():
+def test_a_layer_peft_trains_whole_ports_as_the_copy_it_runs(backend):
     """Before, the original head and its trained copy were two layers, and the
     refusal said to skip the copy: a port that followed it moved the original,
     untrained head without a word (no check input). Now the port pairs the
     copy the model runs and says it left the original out; outputs equal."""
+    import torch
+
     source = _with_head_trained_whole()
-    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build(backend)
     report = up.port(source, dst)  # no check input: right by itself
-    assert report.pairs[1][:2] == ("base_model.model.2.modules_to_save.default", "2")
+    assert report.pairs[1][0] == "base_model.model.2.modules_to_save.default"
     assert any(
         n.startswith("Not ported: the source's 'base_model.model.2.original_module'") for n in report.notes
     )
     for got, want in zip(_weights(dst), _merged_weights(source), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
-    import torch
-
-    torch.testing.assert_close(dst(torch.from_numpy(X)), source(torch.from_numpy(X)))
+    want = source(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(np.asarray(up.wrap(dst)(X)), want, rtol=1e-5, atol=1e-5)
     with source.disable_adapter():  # runs the original head and no update
         report = up.port(source, dst, check_input=X)
-    assert report.pairs[1][:2] == ("base_model.model.2.original_module", "2")
+    assert report.pairs[1][0] == "base_model.model.2.original_module"
 
 
 def test_a_peft_model_ported_into_writes_the_copy_it_runs_and_leaves_the_original():
