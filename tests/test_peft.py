@@ -301,3 +301,26 @@ def test_a_lora_on_a_tied_embedding_moves_as_the_peft_model_computes():
     assert not torch.allclose(untied.emb.weight.detach(), base)
     with pytest.raises(up.PortError, match="an update at one of them only"):
         up.port(source, LM(tied=True), check_input=x)
+
+
+def test_an_adapter_file_of_peft_is_refused_with_the_peft_call_that_loads_it(tmp_path):
+    """peft's ``save_pretrained`` writes an adapter alone, its factors keyed
+    without the adapter's name. Before, the refusal said they were factors a
+    checkpoint lacks and to pass strict=False, which loads none of them. The
+    hint's own call then loads it: outputs equal the saved model's."""
+    import safetensors.torch
+    import torch
+
+    peft = _peft()
+    source = _with_lora(_mlp())
+    source.save_pretrained(tmp_path)
+    fresh = _with_lora(_mlp())  # the same base weights (seeded); its factors made other below
+    with torch.no_grad():
+        fresh.base_model.model[0].lora_B["default"].weight.zero_()
+    x = torch.from_numpy(X)
+    assert not torch.allclose(fresh(x), source(x))
+    file = tmp_path / "adapter_model.safetensors"
+    with pytest.raises(up.CheckpointError, match=r"without the adapter's name.*set_peft_model_state_dict"):
+        up.load(fresh, file)
+    peft.set_peft_model_state_dict(fresh, safetensors.torch.load_file(file))
+    torch.testing.assert_close(fresh(x), source(x), rtol=0, atol=0)

@@ -35,7 +35,7 @@ from . import foreign, layouts, leaf_norms, low_rank, recycling, values
 from .errors import CheckpointError, PathError, UnsupportedError, received
 from .interrupts import interrupts_held
 from .parallel import run_all
-from .paths import join, relative
+from .paths import join, relative, split
 from .progress import bar
 from .sharding import Local, Sharding, agree, group_of
 from .view import Module, Param, check_layout, held_at
@@ -1041,6 +1041,20 @@ def _fitting_shift(model: Module, state: Mapping[str, Any], report: LoadReport) 
 #: ``lora.lora_b``), and peft's (``lora_A.default.weight``).
 
 
+def _unnamed_factors(missing: list[str], unexpected: list[str]) -> dict[str, str]:
+    """The ``unexpected`` keys that are ``missing`` LoRA factors with one key
+    of their path left out (the adapter's name: ``0.lora_A.weight`` for
+    ``0.lora_A.default.weight``), each with the factor's key; empty unless
+    every such factor is found so."""
+    by_unnamed = {}
+    for key in missing:
+        parts = split(key)
+        for k in range(1, len(parts) - 1):
+            by_unnamed[join(*parts[:k], *parts[k + 1 :])] = key
+    found = {key: by_unnamed[key] for key in unexpected if key in by_unnamed}
+    return found if found and len(found) == len(missing) else {}
+
+
 def _renumbered(model: Module, state: Mapping[str, Any], report: LoadReport) -> dict[str, str] | None:
     """The state's unexpected keys as the model's missing ones, where the two
     pair layer by layer in order, each layer's leaves by name and shape (a
@@ -1104,7 +1118,15 @@ def _describe(
     if renamed:
         parts.append(_renumbered_part(renamed))
     factors = low_rank.factors(low_rank.updates(model)) if report.missing else set()
-    if factors & set(report.missing):
+    unnamed = _unnamed_factors([k for k in report.missing if k in factors], report.unexpected)
+    if unnamed:
+        parts.append(
+            f"{_list(list(unnamed))} are this model's LoRA factors {_list(list(unnamed.values()))} without "
+            "the adapter's name, as peft's save_pretrained writes an adapter alone: load it with peft "
+            "(PeftModel.from_pretrained(base_model, folder), or peft.set_peft_model_state_dict(model, "
+            "state)), which names them and leaves the model's other weights as they are"
+        )
+    elif factors & set(report.missing):
         parts.append(
             f"{_list([k for k in report.missing if k in factors])} are the factors of a low-rank update "
             "(LoRA) of this model, which a checkpoint of the model without it lacks: pass strict=False to "
