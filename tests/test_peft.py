@@ -158,14 +158,23 @@ def test_only_the_updates_a_peft_model_adds_now_are_merged(state):
         assert not np.allclose(_weights(dst)[0], base[0])
 
 
-def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do():
-    """DoRA scales the merged weight by a magnitude vector: not read as a
-    low-rank update, its factors are left over as layers, and the refusal
-    says so and names peft's own merge; after it the port goes through."""
-    source = _with_lora(_mlp(), use_dora=True)
+@pytest.mark.parametrize("form", ["DoRA", "AdaLoRA"])
+def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do(form):
+    """DoRA scales the merged weight by a magnitude vector; AdaLoRA's SVD form
+    keeps singular values between its factors: neither is read as a low-rank
+    update. Their factors are left over as layers, and the refusal says so,
+    names peft's own merge and offers no skip, which would drop the update
+    (before, AdaLoRA's listed its factors to skip); after the merge the port
+    goes through."""
+    peft = _peft()
+    if form == "DoRA":
+        source = _with_lora(_mlp(), use_dora=True)
+    else:
+        source = peft.get_peft_model(_mlp(), peft.AdaLoraConfig(init_r=2, target_modules=["0"], total_step=10))
     dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
-    with pytest.raises(up.PortError, match=r"lora_magnitude_vector.*model\.merge_and_unload\(\)"):
+    with pytest.raises(up.PortError, match=r"lora_B.*model\.merge_and_unload\(\)") as refused:
         up.port(source, dst, check_input=X)
+    assert "skip=" not in str(refused.value)
     report = up.port(source.merge_and_unload(), dst, check_input=X)
     assert report.max_abs_diff <= 1e-5
 

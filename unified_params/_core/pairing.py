@@ -482,7 +482,9 @@ def _where_they_part(a: list[Layer], b: list[Layer]) -> str:
     names = [x.name for x in extra[:3]] + (["..."] if len(extra) > 3 else [])
     it = "them" if plural else "it"
     fix = (
-        f" Pass skip={names!r} to leave {it} out of the port."
+        ""  # the factors of an update: left out, the update would be dropped (`_factors_hint` says more)
+        if any(low_rank.looks_like_factor(x.name) for x in extra)
+        else f" Pass skip={names!r} to leave {it} out of the port."
         if only_a
         else f" Pass keep={names!r} to leave {it} as {'they are' if plural else 'it is'}."
     )
@@ -582,9 +584,9 @@ def _factors_hint(found: list[Layer]) -> str:
         return ""
     return (
         f" Layers {_ends(names)} look like the factors of a low-rank update (LoRA) of a form this library "
-        "does not merge (peft's DoRA and other variants, a LoRA bias, fan_in_fan_out weights, a grouped "
-        "convolution): merge it into the weights in its framework first (peft: model.merge_and_unload()), "
-        "then port."
+        "does not merge (peft's DoRA and other variants, AdaLoRA, a LoRA bias, fan_in_fan_out weights, a "
+        "grouped convolution): merge it into the weights in its framework first "
+        "(peft: model.merge_and_unload()), then port."
     )
 
 

@@ -12,11 +12,13 @@ active adapter (for an Embedding, that product's transpose), unless the
 adapters are disabled or already merged into the weight. A new adapter
 starts with ``lora_B`` at zero (an Embedding's ``lora_embedding_A``).
 
-Read here: the vanilla form only. A layer with a LoRA variant (DoRA and
-others), a LoRA bias, ``fan_in_fan_out`` weights (transformers' Conv1D),
-a grouped convolution or a base layer of another type is reported with no
-update: its factors then stay layers of their own, which a port refuses to
-pair, naming ``merge_and_unload``. peft is never imported here: a model
+Read here: the vanilla form only, of peft's own LoRA Linear, Embedding and
+convolutions (not the tuners built on them: AdaLoRA's SVD form, LoRA over
+quantized layers). A layer with a LoRA variant (DoRA and others), a LoRA
+bias, ``fan_in_fan_out`` weights (transformers' Conv1D), a grouped
+convolution or a base layer of another type is reported with no update:
+its factors then stay layers of their own, which a port refuses to pair,
+naming ``merge_and_unload``. peft is never imported here: a model
 holds its layers only once peft is loaded.
 
 A layer named in ``modules_to_save`` (a classifier head trained whole) is
@@ -50,8 +52,14 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
         ()
     """
     lora = sys.modules.get("peft.tuners.lora.layer")
-    if lora is None or not isinstance(module, lora.LoraLayer):
-        return ()
+    if lora is None or type(module) not in (
+        lora.Linear,
+        lora.Embedding,
+        lora.Conv1d,
+        lora.Conv2d,
+        lora.Conv3d,
+    ):
+        return ()  # not a LoRA layer, or another tuner's built on it (AdaLoRA's SVD form, quantized bases)
     base = module.base_layer
     embedding = type(base) is nn.Embedding
     if not (embedding or type(base) in _MATRIX_BASES) or getattr(base, "groups", 1) != 1:
