@@ -170,7 +170,9 @@ def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do(fo
     if form == "DoRA":
         source = _with_lora(_mlp(), use_dora=True)
     else:
-        source = peft.get_peft_model(_mlp(), peft.AdaLoraConfig(init_r=2, target_modules=["0"], total_step=10))
+        source = peft.get_peft_model(
+            _mlp(), peft.AdaLoraConfig(init_r=2, target_modules=["0"], total_step=10)
+        )
     dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
     with pytest.raises(up.PortError, match=r"lora_B.*model\.merge_and_unload\(\)") as refused:
         up.port(source, dst, check_input=X)
