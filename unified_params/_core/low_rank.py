@@ -81,9 +81,12 @@ class Update:
         a: The ``a`` factor's key.
         b: The ``b`` factor's key.
         scale: As `LowRank.scale`.
-        zeroed: The key of the factor a reset writes zeros to (``a`` or ``b``).
-        kept: The key of the other factor.
+        starts_at_zero: As `LowRank.zeroed`: ``"a"`` or ``"b"``.
         transposed: As `LowRank.transposed`.
+
+    Examples:
+        >>> Update("0", "0.kernel", "0.lora_kernel_a", "0.lora_kernel_b", 1.0).zeroed
+        '0.lora_kernel_b'
     """
 
     layer: str
@@ -91,9 +94,18 @@ class Update:
     a: str
     b: str
     scale: float
-    zeroed: str
-    kept: str
+    starts_at_zero: str = "b"
     transposed: bool = False
+
+    @property
+    def zeroed(self) -> str:
+        """The key of the factor a reset writes zeros to."""
+        return self.b if self.starts_at_zero == "b" else self.a
+
+    @property
+    def kept(self) -> str:
+        """The key of the factor a reset keeps."""
+        return self.a if self.starts_at_zero == "b" else self.b
 
 
 def updates(model: Module, modules: list[Module] | None = None) -> list[Update]:
@@ -116,8 +128,7 @@ def updates(model: Module, modules: list[Module] | None = None) -> list[Update]:
                 relative(path, model.path) or ""
                 for path in (params[0].module.path, *(p.path for p in params))
             )
-            zeroed, kept = (b, a) if update.zeroed == "b" else (a, b)
-            out.append(Update(layer, leaf, a, b, update.scale, zeroed, kept, update.transposed))
+            out.append(Update(layer, leaf, a, b, update.scale, update.zeroed, update.transposed))
     return out
 
 
@@ -135,8 +146,7 @@ def holders(found: list[Update]) -> dict[str, str]:
     path: their variables are the layer's for pairing.
 
     Examples:
-        >>> a, b = "0.lora.lora_a", "0.lora.lora_b"
-        >>> holders([Update("0", "0.kernel", a, b, 1.0, zeroed=b, kept=a)])
+        >>> holders([Update("0", "0.kernel", "0.lora.lora_a", "0.lora.lora_b", 1.0)])
         {'0.lora': '0'}
     """
     out = {}

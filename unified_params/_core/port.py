@@ -403,8 +403,8 @@ def port(
     order, pairs = _paired(src, dst, mapping, leaves, skip, keep)
     skipped, _ = _left_alone(src, order[0], skip, "skip")
     kept, kept_keys = _left_alone(dst, order[1], keep, "keep")
-    unused = _idle_kept(src)[0], _idle_kept(dst)
-    kept_keys |= unused[1][1]
+    idle_src, (idle_dst, idle_keys) = idle(src), _idle_kept(dst)
+    kept_keys |= idle_keys
     for a, b in pairs:
         if pointwise_pair(a, b):
             _check_pointwise(src, dst, a, b)
@@ -419,8 +419,8 @@ def port(
     report = PortReport(notes=notes, skipped=skipped, kept=kept)
     if kept:
         report.notes.append(_kept_note(kept))
-    if unused[0] or unused[1][0]:
-        report.notes.append(_idle_note(unused[0], unused[1][0]))
+    if idle_src or idle_dst:
+        report.notes.append(_idle_note(idle_src, idle_dst))
     state: dict[str, Source] = {}
     settings_differ: list[tuple[str, str]] = []  # (name, line): settings of paired layers
     no_room: list[tuple[Layer, Layer, str, np.ndarray, str]] = []  # source values the destination lacks
