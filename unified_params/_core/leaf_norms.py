@@ -376,3 +376,73 @@ def spectral_form(
     layout = plan(kind, weight, len(native_shape))
     plain = layout.groups is None and layout.gate_perm is None and layout.flat is None and layout.flip is None
     return SpectralForm(norm, layout, tuple(native_shape)) if plain else None
+
+
+@dataclass(frozen=True)
+class StoredNorm:
+    """A spectral norm that a wrapper applies, in training, to a leaf of the
+    layer it wraps, keeping the normed leaf in that layer's place (Keras'
+    ``SpectralNormalization``): at inference the layer computes with the leaf
+    as it is, and the wrapper keeps only ``u``. A port pairs such a layer with
+    one whose norm computes its leaf on each call (torch's, paddle's): out of
+    it, the leaf is that norm's original and ``v`` is chosen so that ``u . (W
+    v)`` is 1 (the computed leaf is the leaf); into it, the leaf is the weight
+    the other computes, ``orig / sigma`` (`computed_leaf`).
+
+    Attributes:
+        child: The key of the wrapped layer in the wrapper (``"layer"``).
+        leaf: The wrapped layer's leaf the norm normalizes, its native name (``"kernel"``).
+        axis: The native axis of that leaf the norm keeps (Keras': the last).
+        u: The wrapper's variable that keeps ``u``, its native name (``"vector_u"``).
+
+    Examples:
+        >>> StoredNorm("layer", "kernel", 1, "vector_u").child
+        'layer'
+    """
+
+    child: str
+    leaf: str
+    axis: int
+    u: str
+
+
+def _matrix(weight: np.ndarray, axis: int) -> np.ndarray:
+    """A spectral norm's matrix of a canonical ``weight``: the kept ``axis``
+    first, the others flattened in canonical order (`SpectralForm`'s common form)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    return np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
+
+
+def computed_leaf(orig: np.ndarray, u: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
+    """The canonical leaf a spectral norm computes at inference from its
+    variables in the common form: ``orig / sigma``, ``sigma = u . (W v)``.
+
+    Examples:
+        >>> w = np.array([[3.0, 0.0], [0.0, 1.0]])
+        >>> computed_leaf(w, np.array([1.0, 0.0]), np.array([1.0, 0.0]), 0).tolist()
+        [[1.0, 0.0], [0.0, 0.3333333333333333]]
+    """
+    sigma = np.asarray(u, dtype=np.float64).reshape(-1) @ _matrix(orig, axis) @ np.reshape(v, -1)
+    return (np.asarray(orig, dtype=np.float64) / sigma).astype(np.asarray(orig).dtype)
+
+
+def unit_v(leaf: np.ndarray, u: np.ndarray, axis: int) -> np.ndarray:
+    """A ``v`` (common form) for which a spectral norm with original ``leaf``
+    and this ``u`` computes ``leaf`` itself: ``W^T u / |W^T u|^2``, so that
+    ``u . (W v)`` is 1. In training the norm refines ``v`` from ``u`` before
+    it uses it, so only inference reads this one.
+
+    Raises:
+        ValueError: ``W^T u`` is zero (a leaf of zeros): no ``v`` gives 1.
+
+    Examples:
+        >>> w, u = np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([1.0, 0.0])
+        >>> v = unit_v(w, u, 0)
+        >>> v.tolist(), float(u @ w @ v)
+        ([0.5, 0.0], 1.0)
+    """
+    across = _matrix(leaf, axis).T @ np.asarray(u, dtype=np.float64).reshape(-1)
+    size = float(across @ across)
+    if size == 0.0:
+        raise ValueError("W^T u is zero: no v makes u . (W v) equal 1")
+    return (across / size).astype(np.asarray(leaf).dtype)

@@ -146,7 +146,7 @@ def pair(
             head = (
                 f" If the destination's is a new head, pass skip=[{x.name!r}] and keep=[{y.name!r}] to port "
                 "the rest."
-                if (x, y) == (a[-1], b[-1]) and x.kind == y.kind
+                if (x, y) == (a[-1], b[-1]) and x.kind == y.kind and x.norms == y.norms
                 else ""
             )
             raise PortError(
@@ -510,8 +510,21 @@ def _ends(names: list[str], ends: int = 3) -> list[str]:
 def _computed_hint(a: list[Layer], b: list[Layer]) -> str:
     """Why a layer may not pair: it computes a leaf from other variables on each
     call (a weight norm, a spectral norm, a parametrization)."""
-    if len(a) == len(b) == 1 and a[0].computed and b[0].computed:
+    if len(a) == len(b) == 1 and all(x.computed or x.stored for x in (a[0], b[0])):
         return _norms_hint(a[0], b[0])
+    for side, found in (("source", a), ("destination", b)):
+        x = next((x for x in found if x.stored is not None), None)
+        if x is not None and not all(y.norms for y in a + b):
+            assert x.stored is not None
+            return (
+                f" The {side}'s {x.path!r} ({x.type_name}) has its {x.stored.leaf!r} spectrally normalized "
+                f"in training by {x.stored.wrapper or '<root>'!r}, which keeps the normalized value in its "
+                "place, and pairs only with a layer whose spectral norm keeps the same axis of the "
+                "canonical weight (torch.nn.utils.parametrizations.spectral_norm, "
+                "paddle.nn.utils.spectral_norm). Normalize the other model's layer too, or port with a "
+                "model of the wrapped layers (the wrapper's .layer), which shares their variables and "
+                "computes as the wrapper does at inference."
+            )
     for side, found in (("source", a), ("destination", b)):
         x = next((x for x in found if x.computed), None)
         if x is not None:
@@ -561,7 +574,7 @@ def _norms_hint(x: Layer, y: Layer) -> str:
             "into the weight, port, then apply the norm again to the destination."
         )
     return (
-        f" Both compute {' and '.join(map(repr, x.computed))} from other variables on each call; "
+        f" Both compute {' and '.join(map(repr, x.computed or ('weight',)))} from other variables; "
         "a weight norm pairs only with a weight norm, a spectral norm with a spectral norm, each "
         "keeping the same axis (another parametrization pairs with none): remove it first, which "
         "folds it into the weight, then port."

@@ -14,6 +14,7 @@ the outputs differ or anything else fails after the first write.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,26 @@ from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A layer's spectral norm that a wrapper applies in training, keeping the
+    normed leaf in the layer (`leaf_norms.StoredNorm`), as a port pairs it:
+    the leaf goes by ``weight_orig``, the wrapper's ``u`` by ``weight_u``, and
+    a ``weight_v`` the layer does not keep stands for the computed norms' ``v``.
+
+    Attributes:
+        wrapper: The wrapper's path.
+        axis: The canonical axis of the leaf the norm keeps.
+        leaf: The leaf's name within the layer (``"weight"``).
+        u: The key of the wrapper's ``u``.
+    """
+
+    wrapper: str
+    axis: int
+    leaf: str
+    u: str
+
+
 @dataclass
 class Layer:
     """A parameterised layer as ``port`` sees it."""
@@ -77,6 +98,8 @@ class Layer:
     #: Its low-rank updates (LoRA), by the key of the leaf each updates: its
     #: factors are not leaves that pair (`unified_params._core.low_rank`).
     updates: dict[str, list[low_rank.Update]] = field(default_factory=dict)
+    #: The spectral norm a wrapper applies to it in training (`Stored`).
+    stored: Stored | None = None
 
     @property
     def real(self) -> dict[str, str]:
@@ -249,12 +272,70 @@ def layers(model: Module, aliases: bool = False, positions: bool = True) -> list
     for update in updates:
         if update.layer in out:  # else its leaf is not state (never so for a framework's LoRA)
             out[update.layer].updates.setdefault(update.leaf, []).append(update)
-    if positions and _add_tied(out, model, found, aliases, factors):
+    tied = _add_tied(out, model, found, aliases, factors) if positions else set()
+    if tied:
         where = {
             inside(p, model): k for k, (p, _) in enumerate(walk(model.adapter, model.native, model.path))
         }
         out = dict(sorted(out.items(), key=lambda item: where.get(item[0], len(where))))  # traversal order
+    _adopt_stored(out, model, tied)
     return [one for layer in out.values() for one in parts(layer)]
+
+
+def _adopt_stored(out: dict[str, Layer], model: Module, tied: set[str]) -> None:
+    """Each layer a wrapper spectral-normalizes in training (`Adapter.stored_norms`)
+    made one layer with the wrapper's ``u`` (`Stored`), in the wrapper's place:
+    it pairs with a layer whose spectral norm computes its leaf. A wrapper that
+    keeps more than ``u``, or a layer with other norms or ties, stays as it is."""
+    for module in model.modules():
+        for norm in model.adapter.stored_norms(module.native):
+            wrapper = inside(module.path, model)
+            path = join(wrapper, norm.child) if wrapper else norm.child
+            layer, holder = out.get(path), out.get(wrapper)
+            if layer is None or holder is None or path in tied or wrapper in tied:
+                continue
+            if layer.norms or layer.renamed or layer.updates or len(holder.slots) != 1:
+                continue
+            (u,) = holder.slots
+            inner = model[path]
+            assert isinstance(inner, Module)  # a layer's path names a layer
+            leaf = next((k for k, p in inner.params().items() if p.native_name == norm.leaf), None)
+            shapes = dict(layer.leaves)
+            if u.how != "one" or u.param.native_name != norm.u or leaf not in shapes:
+                continue
+            declared = model.adapter.leaves(inner.native, inner.kind) or {}
+            _, _, axis = leaf_norms.key(
+                leaf_norms.LeafNorm("spectral", norm.leaf, norm.axis, ()),
+                inner.kind,
+                declared.get(norm.leaf),
+                len(shapes[leaf]),
+            )
+            if axis is None:  # a layout that merges axes: no one axis to pair by
+                continue
+            shape = shapes[leaf]
+            kept, others = shape[axis], math.prod(shape) // shape[axis]
+            layer.leaves[:] = [("weight_orig" if n == leaf else n, s) for n, s in layer.leaves]
+            layer.leaves += [("weight_u", (kept,)), ("weight_v", (others,))]
+            layer.renamed = {leaf: "weight_orig"}
+            layer.norms = (("spectral", "weight", axis),)
+            layer.slots.append(u)
+            layer.stored = Stored(wrapper, axis, leaf, u.keys[0])
+            del out[wrapper]
+
+
+def _local(layer: Layer, key: str) -> str:
+    """The name of the variable ``key`` within ``layer``: its path below it,
+    or ``weight_u`` for the ``u`` of a wrapper's norm (`Stored`)."""
+    if layer.stored is not None and key == layer.stored.u:
+        return "weight_u"
+    return key[len(layer.path) + 1 :] if layer.path else key
+
+
+def _key(layer: Layer, local: str) -> str:
+    """The key of the variable named ``local`` within ``layer`` (`_local`'s inverse)."""
+    if layer.stored is not None and local == "weight_u":
+        return layer.stored.u
+    return join(layer.path, local)
 
 
 def idle(model: Module) -> list[str]:
@@ -429,24 +510,27 @@ def port(
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     tied_to: dict[int, list[tuple[str, str]]] = {}  # a source variable -> (its key, the destination's)
     lora: tuple[list[str], list[str]] = ([], [])  # the layers whose updates are merged, reset
+    stored: tuple[list[str], list[str]] = ([], [])  # pairs into, out of a norm kept in place (`Stored`)
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
     for a, b in pairs:
         report.pairs.append((a.name, b.name, a.kind))
+        if (a.stored is None) != (b.stored is None) and (a.forms or b.forms):
+            stored[a.stored is not None].append(f"{a.name or '<root>'} -> {b.name or '<root>'}")
         settings_differ += _hyper_differences(src, dst, a, b, blind, unknown)
         real = b.real
         wanted = dict(b.leaves)
         other_shape = reshaped(a, b)
         folded = low_rank.factors([u for found in a.updates.values() for u in found])
+        reads = {key: _lazy_export(slot)(key) for slot in a.slots for key in slot.keys}
         for slot in a.slots:
-            exported = _lazy_export(slot)
             gathered = any(p.sharding() is not None for p in slot.params)  # read by all ranks at once
             for key, shape in zip(slot.keys, slot.shapes, strict=True):
                 if _optional_leaf(a.kind, key) or key in folded:
                     continue
-                prefix = len(a.path) + 1 if a.path else 0
-                leaf = a.renamed.get(key[prefix:], key[prefix:])
-                read = exported(key)
+                mine = _local(a, key)
+                leaf = a.renamed.get(mine, mine)
+                read = reads[key]
                 if key in a.updates:  # what the layer computes with: its update merged in
                     read = partial(low_rank.merged, src, a.updates[key])
                     if any(update.scale for update in a.updates[key]):  # else none it adds now
@@ -469,8 +553,19 @@ def port(
                         report.absent.append(line)
                     continue
                 own_layout = slot.own_layout
-                mine, theirs = key[prefix:], real.get(leaf, leaf)
-                if mine in a.forms and theirs in b.forms and b.path not in reorders and b.path not in given:
+                theirs = real.get(leaf, leaf)
+                if (
+                    leaf in _STORED_LEAVES
+                    and (a.stored or b.stored)
+                    and (a.stored or a.forms)
+                    and (b.stored or b.forms)
+                ):
+                    # A spectral norm a wrapper keeps the normed leaf of (`Stored`), either side.
+                    if leaf == "weight_v":
+                        continue  # the destination keeps none, or computes its own (`_unit_v`)
+                    read = _stored_read(a, b, leaf, mine, theirs, read, reads)
+                    own_layout, shape = _as_held(b, _key(b, theirs))
+                elif mine in a.forms and theirs in b.forms and b.path not in reorders and b.path not in given:
                     # A spectral norm's: from the source's own layout to the destination's.
                     move = partial(_spectral_move, a.forms[mine], mine, b.forms[theirs], theirs)
                     read, (own_layout, shape) = _then(read, move), _as_held(b, join(b.path, theirs))
@@ -481,13 +576,11 @@ def port(
                 if leaf in other_shape:  # the same values in order, axes of size one apart
                     read = _then(read, lambda value, to=other_shape[leaf]: np.reshape(value, to))
                     if a.kind == UNKNOWN_KIND:  # what such a leaf applies along is assumed
-                        reshapes.append(
-                            f"{key!r} {shape} as {join(b.path, real.get(leaf, leaf))!r} {other_shape[leaf]}"
-                        )
+                        reshapes.append(f"{key!r} {shape} as {_key(b, theirs)!r} {other_shape[leaf]}")
                     elif pointwise_pair(a, b):  # and what axis the Linear acts on
                         pointwise.append(f"{a.name or '<root>'} -> {b.name or '<root>'}")
                     shape = other_shape[leaf]
-                written = join(b.path, real.get(leaf, leaf))
+                written = _key(b, theirs)
                 if slot.how == "one":
                     tied_to.setdefault(id(slot.param.native), []).append((key, written))
                 state[written] = Source(
@@ -499,6 +592,11 @@ def port(
                 )
             if slot.lossy:
                 report.lossy.append(merge_note(slot))
+        if a.stored is not None and b.stored is None and b.forms:  # the v the destination computes with
+            key = _key(b, real.get("weight_v", "weight_v"))
+            own_layout, shape = _as_held(b, key)
+            dtype = np.dtype(_np(next(s.param.dtype for s in b.slots if key in s.keys)))
+            state[key] = Source(shape, dtype, partial(_unit_v, a, b, key, reads), own_layout=own_layout)
         have = dict(a.leaves)  # by the names the pair compares
         for leaf, shape in b.leaves:
             if leaf not in have:  # a leaf the source lacks: its neutral value
@@ -520,7 +618,7 @@ def port(
             lora[1].append(b.name or "<root>")
     if no_room:
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
-    report.notes += _lora_notes(*lora)
+    report.notes += _lora_notes(*lora) + _stored_notes(*stored)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
     settings_differ += _norm_axis_differences(src, dst, pairs)
@@ -720,6 +818,26 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
     return saved
 
 
+def _stored_notes(into: list[str], out_of: list[str]) -> list[str]:
+    """What a port did between spectral norms kept in place and computed (`Stored`)."""
+    notes = []
+    if into:
+        notes.append(
+            f"Spectral norms ({_listed(into)}): each destination layer's weight is the one its source's "
+            "norm computes at inference, weight_orig divided by the sigma its spectral norm computes "
+            "from u and v; the destination's wrapper keeps it normalized in its place, with the "
+            "source's u (v is not kept: the wrapper refines it from u in training)."
+        )
+    if out_of:
+        notes.append(
+            f"Spectral norms ({_listed(out_of)}): each destination norm's weight_orig is the source's "
+            "weight, which its wrapper keeps normalized in place, and its u the source's, with v chosen "
+            "so that u . (W v) is 1: at inference the norm computes the source's weight; in training "
+            "it refines sigma from u, as the source's wrapper does."
+        )
+    return notes
+
+
 def _lora_notes(merged: list[str], reset: list[str]) -> list[str]:
     """The report's notes on the low-rank updates (LoRA) a port merged and reset."""
     merged, reset = ([repr(name) for name in dict.fromkeys(found)] for found in (merged, reset))
@@ -768,6 +886,54 @@ def _spectral_move(
 ) -> np.ndarray:
     """A spectral norm variable's source value in the destination's own layout."""
     return dst.to_native(theirs, src.to_common(mine, np.asarray(value)))
+
+
+#: The names a spectral norm's variables pair by (`Stored`).
+_STORED_LEAVES = frozenset({"weight_orig", "weight_u", "weight_v"})
+
+
+def _stored_read(
+    a: Layer, b: Layer, leaf: str, mine: str, theirs: str, read: Any, reads: Mapping[str, Any]
+) -> Any:
+    """How the source variable ``mine`` of ``a`` is read for ``b``'s ``theirs``
+    where one of the two keeps its normed leaf in place (`Stored`) and the
+    other computes it (a `leaf_norms.SpectralForm`) or keeps it in place too."""
+    if a.stored is not None and b.stored is not None:  # the leaf and u as they are
+        return read if leaf == "weight_orig" else _then(read, lambda u: np.reshape(u, (1, -1)))
+    if a.stored is not None:  # into a norm that computes the leaf: the leaf is its original
+        form = b.forms[theirs]
+        return _then(read, lambda value: form.to_native(theirs, np.reshape(value, form.shape(theirs))))
+    assert b.stored is not None
+    if leaf == "weight_u":
+        return _then(read, lambda u: np.reshape(a.forms[mine].to_common(mine, u), (1, -1)))
+    # The leaf: the weight the source's norm computes at inference.
+    form = a.forms[mine]
+    parts = {role: reads[join(a.path, path)] for role, path in form.norm.parts}
+    axis = b.stored.axis
+
+    def computed() -> np.ndarray:
+        common = {role: form.to_common(path, parts[role]()) for role, path in form.norm.parts}
+        return leaf_norms.computed_leaf(common["orig"], common["u"], common["v"], axis)
+
+    return computed
+
+
+def _unit_v(a: Layer, b: Layer, key: str, reads: Mapping[str, Any]) -> np.ndarray:
+    """The ``v`` of ``b``'s norm (its key ``key``) with which it computes the
+    leaf ``a`` keeps in place from ``a``'s ``u`` (`leaf_norms.unit_v`)."""
+    assert a.stored is not None
+    local = key[len(b.path) + 1 :] if b.path else key
+    form = b.forms[local]
+    leaf = reads[_key(a, a.stored.leaf)]()
+    try:
+        v = leaf_norms.unit_v(leaf, reads[a.stored.u](), a.stored.axis)
+    except ValueError:
+        raise PortError(
+            f"The source's {a.path!r} keeps a spectral norm's weight of zeros: no v makes the "
+            f"destination's norm at {b.path!r} compute it (u . (W v) cannot be 1). Expected a "
+            "trained or initialised weight. " + received(layer=a.path)
+        ) from None
+    return form.to_native(local, v)
 
 
 def _as_held(layer: Layer, key: str) -> tuple[str | None, tuple[int, ...]]:
@@ -1233,11 +1399,11 @@ def _warn_if_outputs_differ(differences: list[tuple[str, str]]) -> None:
 def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> list[str]:
     out = []
     for a, b in pairs:
-        real, prefix = b.real, len(a.path) + 1 if a.path else 0
+        real = b.real
         slot_of = {key: slot for slot in b.slots for key in slot.keys}
         for sa in a.slots:
-            leaf = a.renamed.get(sa.keys[0][prefix:], sa.keys[0][prefix:])
-            sb = slot_of.get(join(b.path, real.get(leaf, leaf)))
+            leaf = a.renamed.get(_local(a, sa.keys[0]), _local(a, sa.keys[0]))
+            sb = slot_of.get(_key(b, real.get(leaf, leaf)))
             if sb is None:  # a leaf the destination lacks (`absent`)
                 continue
             how = []
@@ -1245,7 +1411,7 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
                 how.append(f"{sa.param.shape} as {sb.param.shape}")
             for side, slot, layer in ((src.backend, sa, a), (dst.backend, sb, b)):
                 layout = slot.param.layout
-                name = slot.keys[0][len(layer.path) + 1 if layer.path else 0 :]
+                name = _local(layer, slot.keys[0])
                 form = layer.forms.get(name)
                 if form is not None and form.reordered(name):  # a spectral norm's, in its own layout
                     how.append(

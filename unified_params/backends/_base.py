@@ -22,7 +22,7 @@ from .._core.geometry import Geometry, Pooling
 from .._core.gradients import Backward
 from .._core.initializers import Initializer
 from .._core.layouts import UNKNOWN_KIND, Leaf
-from .._core.leaf_norms import LeafNorm
+from .._core.leaf_norms import LeafNorm, StoredNorm
 from .._core.low_rank import LowRank
 from .._core.sharding import Group, Sharding
 from .._core.state import Merge, Part
@@ -456,6 +456,21 @@ class Adapter(abc.ABC):
             >>> normed = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(4, 2))
             >>> [(n.make, n.leaf, n.axis, n.path("g")) for n in adapter_for(normed).leaf_norms(normed)]
             [('weight', 'weight', 0, 'parametrizations.weight.original0')]
+        """
+        return ()
+
+    def stored_norms(self, module: Any) -> tuple[StoredNorm, ...]:
+        """The spectral norms a wrapper applies in training to a leaf of the
+        layer it wraps, keeping the normed leaf in its place (Keras'
+        ``SpectralNormalization``): a port pairs the wrapped layer, with the
+        wrapper's ``u``, with a layer whose norm computes that leaf
+        (`unified_params._core.leaf_norms.StoredNorm`). Default: none.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> adapter_for(torch.nn.Linear(4, 2)).stored_norms(torch.nn.Linear(4, 2))
+            ()
         """
         return ()
 

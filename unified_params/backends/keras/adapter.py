@@ -24,6 +24,7 @@ from ..._core.geometry import SAME, Geometry, Pad, Pooling
 from ..._core.grad_store import GradStore
 from ..._core.gradients import Backward
 from ..._core.initializers import Initializer
+from ..._core.leaf_norms import StoredNorm
 from ..._core.low_rank import LowRank
 from ..._core.paths import positions
 from ..._core.sharding import Sharding
@@ -399,6 +400,21 @@ class KerasAdapter(Adapter):
             for name in sorted(names)
             if name.startswith("lora_") and name.endswith("_a") and {name[5:-2], f"{name[:-2]}_b"} <= names
         )
+
+    def stored_norms(self, module: Any) -> tuple[StoredNorm, ...]:
+        # Keras 3.15.1 SpectralNormalization (its exact class: a subclass may call otherwise):
+        # built, it holds its layer's `kernel` (or `embeddings`) as `kernel` and a (1, n)
+        # `vector_u` over that leaf's last axis; a call in training assigns kernel / sigma to
+        # the layer's variable, and at inference the layer computes with it as it is.
+        if type(module) is not keras.layers.SpectralNormalization or not module.built:
+            return ()
+        kernel, u = module.kernel, module.vector_u
+        leaf = next((name for name, var, _ in self.variables(module.layer) if var is kernel), None)
+        held = next((name for name, var, _ in self.variables(module) if var is u), None)
+        key = next((key for key, child in self.children(module) if child is module.layer), None)
+        if leaf is None or held is None or key is None:
+            return ()
+        return (StoredNorm(key, leaf, len(kernel.shape) - 1, held),)
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"

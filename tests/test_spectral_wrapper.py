@@ -1,0 +1,265 @@
+"""Keras' SpectralNormalization against torch's and paddle's spectral norms.
+
+Keras' wrapper normalizes its layer's kernel in training and keeps the
+normalized kernel in the layer: at inference the layer computes with it as it
+is, and the wrapper keeps only ``u``. Torch and paddle keep the original and
+``u``, ``v``, and compute ``orig / sigma`` on each call. Before, a port
+between them was refused ("1 parameterised layers and the destination 2").
+Now the wrapped layer and the wrapper's ``u`` pair with the other's norm:
+into Keras, the kernel is the weight the norm computes; out of Keras, the
+kernel is the original and ``v`` makes ``sigma`` 1 (`leaf_norms.unit_v`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4)).astype("float32")
+IMAGES = RNG.standard_normal((2, 3, 8, 8)).astype("float32")
+
+
+@pytest.fixture(autouse=True)
+def _frameworks():
+    needs("torch")
+    needs("keras")
+
+
+def trained(net, x, steps: int = 3):
+    """``net`` after a few calls in training (u and v refined, Keras' kernel normalized)."""
+    import torch
+
+    if isinstance(net, torch.nn.Module):
+        net.train()
+        with torch.no_grad():
+            for _ in range(steps):
+                net(torch.from_numpy(x))
+        return net.eval()
+    for _ in range(steps):
+        net(x, training=True)
+    return net
+
+
+def torch_dense(form: str):
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm as newer
+
+    norm = torch.nn.utils.spectral_norm if form == "hook" else newer
+    torch.manual_seed(0)
+    return torch.nn.Sequential(norm(torch.nn.Linear(4, 3)), torch.nn.Tanh(), norm(torch.nn.Linear(3, 2)))
+
+
+def keras_dense():
+    import keras
+
+    wrap = keras.layers.SpectralNormalization
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [keras.Input((4,)), wrap(keras.layers.Dense(3, activation="tanh")), wrap(keras.layers.Dense(2))]
+    )
+
+
+def torch_weight(layer) -> np.ndarray:
+    """The weight a torch spectral norm computes at inference."""
+    import torch
+
+    with torch.no_grad():
+        return layer.weight.detach().numpy().copy()
+
+
+def keras_out(net, x, training=False) -> np.ndarray:
+    return np.asarray(net(x, training=training))
+
+
+def torch_out(net, x, training=False) -> np.ndarray:
+    import torch
+
+    net.train(training)
+    with torch.no_grad():
+        out = net(torch.from_numpy(x)).numpy()
+    net.eval()
+    return out
+
+
+@pytest.mark.parametrize("form", ["hook", "parametrization"])
+def test_a_torch_spectral_norm_ports_into_keras_as_the_weight_it_computes(form):
+    src, dst = trained(torch_dense(form), X), trained(keras_dense(), X)
+    report = up.port(src, dst, check_input=X)
+    assert report.pairs == [("0", "0.layer", "linear"), ("2", "1.layer", "linear")]
+    assert report.max_abs_diff < 1e-6
+    kernel = np.asarray(dst.layers[0].layer.kernel)  # Keras' (in, out)
+    np.testing.assert_allclose(kernel.T, torch_weight(src[0]), rtol=1e-6, atol=1e-7)
+    u = "0.weight_u" if form == "hook" else "0.parametrizations.weight.0._u"
+    np.testing.assert_array_equal(np.asarray(dst.layers[0].vector_u)[0], src.state_dict()[u].numpy())
+    assert any("divided by the sigma its spectral norm computes" in note for note in report.notes)
+    if form == "hook":  # trained on from here, both refine v from the same u, then u, alike
+        np.testing.assert_allclose(
+            keras_out(dst, X, training=True), torch_out(src, X, training=True), atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("form", ["hook", "parametrization"])
+def test_a_keras_spectral_normalization_ports_into_torch_computing_its_kernel(form):
+    src, dst = trained(keras_dense(), X), trained(torch_dense(form), X)
+    report = up.port(src, dst, check_input=X)
+    assert report.max_abs_diff < 1e-6
+    kernel = np.asarray(src.layers[0].layer.kernel)
+    orig = "0.weight_orig" if form == "hook" else "0.parametrizations.weight.original"
+    np.testing.assert_array_equal(dst.state_dict()[orig].numpy(), kernel.T)
+    np.testing.assert_allclose(torch_weight(dst[0]), kernel.T, rtol=1e-6, atol=1e-7)  # sigma is 1
+    assert any("chosen so that u . (W v) is 1" in note for note in report.notes)
+    if form == "hook":  # refines v from u, then u, as Keras does (the newer form u from v first)
+        np.testing.assert_allclose(
+            torch_out(dst, X, training=True), keras_out(src, X, training=True), atol=1e-5
+        )
+
+
+def torch_conv(seed: int):
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        spectral_norm(torch.nn.Conv2d(3, 4, 3)),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        spectral_norm(torch.nn.Linear(4, 5)),
+    )
+    return trained(net, IMAGES)
+
+
+def keras_conv():
+    import keras
+
+    wrap = keras.layers.SpectralNormalization
+    net = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            wrap(keras.layers.Conv2D(4, 3, activation="relu")),
+            keras.layers.GlobalAveragePooling2D(),
+            wrap(keras.layers.Dense(5)),
+        ]
+    )
+    return trained(net, IMAGES.transpose(0, 2, 3, 1))
+
+
+def test_convolutions_with_spectral_norms_port_both_ways():
+    """A Conv2d's norm keeps its outputs: axis 0 of torch's (out, in, kh, kw),
+    the last of Keras' (kh, kw, in, out) kernel, the axis Keras' norm keeps."""
+    t, k = torch_conv(0), keras_conv()
+    forth = up.port(t, k, check_input=IMAGES)
+    assert [p[2] for p in forth.pairs] == ["conv2d", "linear"] and forth.max_abs_diff < 1e-5
+    kernel = np.asarray(k.layers[0].layer.kernel)
+    np.testing.assert_allclose(kernel.transpose(3, 2, 0, 1), torch_weight(t[0]), rtol=1e-5, atol=1e-6)
+    other = keras_conv()
+    assert up.port(k, other, check_input=IMAGES).max_abs_diff == 0  # Keras to Keras: as they are
+    back = torch_conv(1)
+    assert up.port(other, back, check_input=IMAGES).max_abs_diff < 1e-5
+    np.testing.assert_allclose(torch_weight(back[0]), torch_weight(t[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_paddle_spectral_norm_keeping_the_outputs_ports_both_ways():
+    """Paddle's Linear is (in, out): its norm keeps the outputs with dim=1."""
+    needs("paddle")
+    import paddle
+
+    paddle.seed(0)
+    p = paddle.nn.Sequential(paddle.nn.utils.spectral_norm(paddle.nn.Linear(4, 3), dim=1))
+    p.train()
+    for _ in range(3):
+        p(paddle.to_tensor(X))
+    p.eval()
+    import keras
+
+    k = keras.Sequential([keras.Input((4,)), keras.layers.SpectralNormalization(keras.layers.Dense(3))])
+    trained(k, X)
+    assert up.port(p, k, check_input=X).max_abs_diff < 1e-6
+    kernel = np.asarray(k.layers[0].layer.kernel)
+    assert up.port(k, p, check_input=X).max_abs_diff < 1e-6
+    np.testing.assert_array_equal(np.asarray(p[0].weight_orig), kernel)  # paddle's own (in, out)
+
+
+def test_an_embedding_s_norm_keeps_its_last_axis_in_keras():
+    """Keras' norm keeps an Embedding's last axis (its features): torch's with dim=1."""
+    import keras
+    import torch
+
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Embedding(10, 4), dim=1))
+    ids = np.array([[1, 2], [3, 9]])
+    t.train()
+    t(torch.from_numpy(ids))
+    t.eval()
+    wrapped = keras.layers.SpectralNormalization(keras.layers.Embedding(10, 4))
+    k = keras.Sequential([keras.Input((2,), dtype="int32"), wrapped])
+    k(ids, training=True)
+    up.port(t, k)  # no check input: Keras' wrapper casts an Embedding's output to the ids' dtype
+    embeddings = np.asarray(wrapped.layer.embeddings)
+    np.testing.assert_allclose(embeddings, torch_weight(t[0]), rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        expected = t(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(np.asarray(k.layers[0].layer(ids)), expected, atol=1e-6)  # the wrapped layer
+    wrong = torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Embedding(10, 4)))  # dim 0: the ids
+    with pytest.raises(up.PortError, match="keeps axis 1 of the canonical .* the destination's axis 0"):
+        up.port(k, wrong)
+
+
+def test_a_wrapped_layer_does_not_pair_with_a_plain_one_and_the_hint_ports():
+    """A plain layer keeps no norm: the port says so and how to port the
+    wrapped layers; following it, outputs at inference agree."""
+    import keras
+    import torch
+
+    src = trained(keras_dense(), X)
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    with pytest.raises(
+        up.PortError, match=r"spectrally normalized in training by '0'.*the wrapper's \.layer"
+    ) as err:
+        up.port(src, plain, check_input=X)
+    assert "new head" not in str(err.value)
+    inner = keras.Sequential([keras.Input((4,)), *(wrapper.layer for wrapper in src.layers)])
+    assert up.port(inner, plain, check_input=X).max_abs_diff < 1e-6
+    np.testing.assert_allclose(torch_out(plain, X), keras_out(src, X), atol=1e-6)
+
+
+def test_a_kernel_of_zeros_is_refused_into_a_norm_that_computes_it():
+    """No v makes u . (W v) equal 1 for W = 0: the port says so, writes nothing."""
+    src, dst = trained(keras_dense(), X), torch_dense("hook")
+    src.layers[0].layer.kernel.assign(np.zeros((4, 3), "float32"))
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(up.PortError, match="keeps a spectral norm's weight of zeros"):
+        up.port(src, dst)
+    assert all(np.array_equal(before[k].numpy(), v.numpy()) for k, v in dst.state_dict().items())
+
+
+def test_a_transposed_convolution_pairs_when_torch_keeps_the_axis_keras_does():
+    """Keras' norm keeps the last axis of a Conv2DTranspose's (kh, kw, out, in)
+    kernel, its inputs: axis 0 of torch's (in, out, kh, kw), where torch's
+    default dim is 1. That is refused with the axes named; dim=0 ports."""
+    import keras
+    import torch
+
+    x = np.random.default_rng(4).standard_normal((2, 3, 5, 5)).astype("float32")
+    k = keras.Sequential(
+        [keras.Input((5, 5, 3)), keras.layers.SpectralNormalization(keras.layers.Conv2DTranspose(4, 3))]
+    )
+    trained(k, x.transpose(0, 2, 3, 1))
+    for dim in (1, 0):
+        torch.manual_seed(0)
+        t = trained(
+            torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.ConvTranspose2d(3, 4, 3), dim=dim)), x
+        )
+        if dim == 1:
+            with pytest.raises(
+                up.PortError, match="the source's keeps axis 0 of the canonical .* the destination's axis 1"
+            ):
+                up.port(k, t, check_input=x)
+        else:
+            assert up.port(k, t, check_input=x).max_abs_diff < 1e-5
+            assert up.port(t, k, check_input=x).max_abs_diff < 1e-5
