@@ -500,3 +500,26 @@ def test_a_pooling_whose_holder_pads_with_a_function_is_not_compared_by_its_padd
         "The padding of 1 paired poolings was not compared: the code of <root> (Padded, torch) may pad with a "
         "function in its forward, which no layer shows. Pass check_input=x to compare outputs."
     ) in notes
+
+
+def test_an_average_whose_count_one_side_does_not_say_is_said_not_compared():
+    """Paddle's ``divisor_override`` divides every window by a number of the
+    user's: the port cannot compare it with torch's count, and says so where
+    before it said nothing while the edge outputs differed."""
+    needs("torch")
+    needs("paddle")
+    import paddle
+
+    src = _torch_model("avg", 3, 1, 1, False, counts=False)
+    pool = paddle.nn.AvgPool2D(3, 1, 1, exclusive=False, divisor_override=9)
+    dst = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 1), pool)
+    assert _port_says(src, dst) == []  # no difference the port can name
+    assert _outputs_differ(src, dst)  # the weights ported, the edges divided otherwise
+    report = up.port(src, dst)
+    assert any(
+        "the average poolings 1 -> 1 divide a window at an edge by was not compared" in n
+        for n in report.notes
+    )
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 9)).astype("float32")
+    with pytest.raises(up.PortError, match="output differs"):
+        up.port(src, dst, check_input=x)

@@ -134,6 +134,39 @@ class Geometry:
         assert isinstance(own, tuple)
         return lo + own[0], hi + own[1]
 
+    def same_split_evenly(self) -> bool | None:
+        """Whether its own ``SAME`` padding puts as many positions after an
+        axis as before it on every axis: at the input size it records, else
+        at every size (``None``: that depends on a size it does not record).
+        Keras on torch averages over an evenly split padding leaving it out,
+        and over an uneven one as over the input's edge values repeated.
+
+        Examples:
+            >>> Geometry((3,), (1,), (1,), (SAME,)).same_split_evenly()  # 1/1 at any size
+            True
+            >>> Geometry((3,), (2,), (1,), (SAME,)).same_split_evenly()  # 1/1 or 0/1 by the size
+            >>> Geometry((3,), (2,), (1,), (SAME,), sizes=(10,)).same_split_evenly()
+            False
+        """
+        found: bool | None = True
+        for axis, own in enumerate(self.padding):
+            if own != SAME:
+                continue
+            raw = self.raw_size(axis)
+            sizes = [raw] if raw is not None else list(_representatives(self, axis))
+            even = {self._even(n, axis) for n in sizes}
+            if even == {False}:
+                return False
+            if len(even) > 1:
+                found = None
+        return found
+
+    def _even(self, raw: int, axis: int) -> bool:
+        """Whether its own padding of an axis of ``raw`` positions is as much after as before."""
+        lo, hi = self.before[axis] if self.before else (0, 0)
+        pads = self.pads(raw, axis)
+        return pads is not None and pads[0] - lo == pads[1] - hi
+
     def windows(self, raw: int, axis: int = 0) -> tuple[int, int] | None:
         """Where the first window starts (``-p``: ``p`` positions of padding
         before the input) and how many there are, on an axis of ``raw``

@@ -1149,16 +1149,25 @@ def _pooling_differences(src: Module, dst: Module, notes: list[str] | None = Non
         if notes is not None:
             notes.append(_unpaired("pooling layers with a window", src, dst, found))
         return []
-    lines, unknown = [], []
+    lines, unknown, uncounted = [], [], []
     for (pa, a), (pb, b) in zip(*found, strict=True):
         padded = _padded(((src, pa), (dst, pb)))
         if padded:  # its input may be padded by a function: its own padding says not all
             a, b = (replace(p, geometry=geometry.padding_unknown(p.geometry)) for p in (a, b))
             unknown += padded
         kinds = [("pooling", a.kind, b.kind)] if a.kind != b.kind else []
-        lines += _lines(src, dst, pa, pb, kinds or geometry.pooling_differences(a, b))
+        said = kinds or geometry.pooling_differences(a, b)
+        if not said and not padded and a.kind == "average" and None in (a.counts_padding, b.counts_padding):
+            uncounted.append(f"{pa or '<root>'} -> {pb or '<root>'}")
+        lines += _lines(src, dst, pa, pb, said)
     if unknown and notes is not None:
         notes.append(_unknown_padding_note(unknown, "poolings"))
+    if uncounted and notes is not None:
+        notes.append(
+            f"What the average poolings {_listed(uncounted)} divide a window at an edge by was not "
+            "compared: one side's count of its padding is not known here (it may depend on an input "
+            "size the model does not record). Pass check_input=x to compare outputs."
+        )
     return lines
 
 

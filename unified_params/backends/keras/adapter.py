@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence, Sized
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import keras
@@ -365,9 +366,16 @@ class KerasAdapter(Adapter):
         geometry = Geometry(
             kernel, tuple(module.strides), (1,) * len(kernel), padding, before=before, sizes=sizes
         )
-        if isinstance(module, _AVG_POOLS):  # "same" divides by the input's positions alone (but on torch)
-            known = module.padding == "valid" or self.engine.same_average_excludes_padding
-            return Pooling("average", geometry, counts_padding=False if known else None)
+        if isinstance(
+            module, _AVG_POOLS
+        ):  # "same" divides by the input's positions alone (on torch: if even)
+            if module.padding == "valid" or self.engine.same_average_excludes_padding:
+                return Pooling("average", geometry, counts_padding=False)
+            even = geometry.same_split_evenly()  # on torch, Keras repeats the edges of an uneven one
+            if even is None:
+                return Pooling("average", geometry, counts_padding=None)
+            mode = "zeros" if even else "replicate"
+            return Pooling("average", replace(geometry, mode=mode), counts_padding=not even)
         return Pooling("max", geometry, input_activation=graph.input_activation(module, _ACTIVATION_NAMES))
 
     def upsampling(self, module: Any) -> Upsampling | None:

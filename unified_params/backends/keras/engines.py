@@ -30,7 +30,10 @@ class Engine:
     #: over the input's positions in it alone, as TensorFlow does (measured
     #: with Keras 3.15.1: over 1..10, the last window of a 3-wide, stride 2
     #: pooling gives 9.5 on TensorFlow and JAX, the mean of 9 and 10, and 9.67
-    #: on torch).
+    #: on torch). On torch, Keras 3.15.1 leaves a padding split evenly on
+    #: every axis out (torch's ``count_include_pad=False``) and pads an uneven
+    #: one with the input's edge values, which count (``_apply_same_padding``,
+    #: ``mode="replicate"``): 9.67 is the mean of 9, 10 and 10.
     same_average_excludes_padding = True
     #: What ``UpSampling2D(interpolation="bicubic")`` computes, as `Upsampling`
     #: names it (measured with Keras 3.15.1: TensorFlow's and JAX's kernel has
