@@ -263,3 +263,24 @@ def test_a_transposed_convolution_pairs_when_torch_keeps_the_axis_keras_does():
         else:
             assert up.port(k, t, check_input=x).max_abs_diff < 1e-5
             assert up.port(t, k, check_input=x).max_abs_diff < 1e-5
+
+
+def test_a_file_of_the_other_form_is_refused_with_the_port_that_converts_it(tmp_path):
+    """A load moves values as they are: between torch's form (weight_orig, u,
+    v) and Keras' (the normalized kernel, vector_u) it refuses and says to
+    port, where before it said only to pass strict=False, which loads nothing
+    of the norms."""
+    src, dst = trained(torch_dense("hook"), X), trained(keras_dense(), X)
+    up.save(src, tmp_path / "torch.safetensors", progress=False)
+    with pytest.raises(
+        up.CheckpointError, match="the state keeps spectral norms as weight_orig, u and v.*then port"
+    ):
+        up.load(dst, tmp_path / "torch.safetensors", progress=False)
+    up.save(dst, tmp_path / "keras.safetensors", progress=False)
+    with pytest.raises(
+        up.CheckpointError, match="this model keeps spectral norms as weight_orig, u and v.*then port"
+    ):
+        up.load(torch_dense("hook"), tmp_path / "keras.safetensors", progress=False)
+    twin = torch_dense("hook")  # the hint: the file into a model of its framework, then a port
+    up.load(twin, tmp_path / "torch.safetensors", progress=False)
+    assert up.port(twin, dst, check_input=X).max_abs_diff < 1e-6

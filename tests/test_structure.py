@@ -108,9 +108,8 @@ def test_paddle_after_tensorflow_is_refused_not_crashed():
 #: with a default that is right for any framework. The counts are part of the
 #: contract: a new operation is a decision, not an accident.
 REQUIRED = 18
-WITH_DEFAULTS = (
-    33  # 33: `stored_norms`, a wrapper's spectral norm kept in place (Keras SpectralNormalization)
-)
+# 33: `stored_norms`, a wrapper's spectral norm kept in place (Keras SpectralNormalization).
+WITH_DEFAULTS = 33
 
 
 def test_the_adapter_contract_is_small_and_stays_so():

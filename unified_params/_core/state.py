@@ -1102,6 +1102,34 @@ def _renumbered_part(renamed: dict[str, str]) -> str:
     )
 
 
+def _spectral_forms_part(report: LoadReport, model: Module) -> str:
+    """Where a state keeps spectral norms in the other form than the model
+    (torch's and paddle's computed weight against a wrapper's normalized one,
+    `leaf_norms.StoredNorm`), which a load does not convert and a port does."""
+    if not report.missing or not report.unexpected:
+        return ""
+    adapter = model.adapter
+    modules = model.modules()
+    computes = any(n.make == "spectral" for m in modules for n in adapter.leaf_norms(m.native))
+    stores = any(adapter.stored_norms(m.native) for m in modules)
+    theirs = [k for k in report.unexpected if k.endswith(("weight_orig", "parametrizations.weight.original"))]
+    only_u = any(k.endswith("_u") for k in report.unexpected) and not any(
+        k.endswith("_v") for k in report.unexpected
+    )
+    computed = "weight_orig, u and v, from which each call computes the weight (torch, paddle)"
+    stored = "the normalized weight in its layer and u in a wrapper (Keras' SpectralNormalization)"
+    if stores and theirs:
+        said = f"the state keeps spectral norms as {computed}, this model as {stored}"
+    elif computes and only_u:
+        said = f"this model keeps spectral norms as {computed}, the state as {stored}"
+    else:
+        return ""
+    return (
+        f"{said}: a load does not convert between the two; load the state into a model of its own "
+        "framework, then port (up.port moves the weight each norm computes)"
+    )
+
+
 def _describe(
     report: LoadReport,
     model: Module,
@@ -1141,6 +1169,9 @@ def _describe(
             "model computes what that one does); a load cannot merge them, and strict=False would load "
             "the weights without their updates"
         )
+    spectral = _spectral_forms_part(report, model)
+    if spectral:
+        parts.append(spectral)
     if report.mismatched:
         shown = ", ".join(f"{k!r} expects {e} got {g}" for k, e, g in report.mismatched[:5])
         layouts_said = [n for n in report.notes if isinstance(n, foreign.LayoutNote)][:5]
