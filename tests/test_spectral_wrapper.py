@@ -284,3 +284,34 @@ def test_a_file_of_the_other_form_is_refused_with_the_port_that_converts_it(tmp_
     twin = torch_dense("hook")  # the hint: the file into a model of its framework, then a port
     up.load(twin, tmp_path / "torch.safetensors", progress=False)
     assert up.port(twin, dst, check_input=X).max_abs_diff < 1e-6
+
+
+def test_wrappers_in_a_functional_model_and_a_nested_one_pair_at_their_paths():
+    import keras
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    wrap = keras.layers.SpectralNormalization
+    inputs = keras.Input((4,))
+    block = keras.Sequential(
+        [keras.Input((8,)), wrap(keras.layers.Dense(8, activation="relu")), keras.layers.Dense(3)],
+        name="block",
+    )
+    k = keras.Model(inputs, block(wrap(keras.layers.Dense(8, activation="relu"), name="sn")(inputs)))
+    trained(k, X)
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(
+        spectral_norm(torch.nn.Linear(4, 8)),
+        torch.nn.ReLU(),
+        torch.nn.Sequential(spectral_norm(torch.nn.Linear(8, 8)), torch.nn.ReLU(), torch.nn.Linear(8, 3)),
+    )
+    report = up.port(k, t, check_input=X)
+    assert report.pairs == [
+        ("1.layer", "0", "linear"),
+        ("2.0.layer", "2.0", "linear"),
+        ("2.1", "2.2", "linear"),
+    ]
+    assert report.max_abs_diff < 1e-6
+    hidden = np.random.default_rng(5).standard_normal((3, 8)).astype("float32")
+    back = up.port(up.wrap(t)["2"], up.wrap(k)["2"], check_input=hidden)  # a part of each
+    assert back.pairs == [("0", "0.layer", "linear"), ("2", "1", "linear")] and back.max_abs_diff < 1e-6
