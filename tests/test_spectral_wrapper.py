@@ -315,3 +315,76 @@ def test_wrappers_in_a_functional_model_and_a_nested_one_pair_at_their_paths():
     hidden = np.random.default_rng(5).standard_normal((3, 8)).astype("float32")
     back = up.port(up.wrap(t)["2"], up.wrap(k)["2"], check_input=hidden)  # a part of each
     assert back.pairs == [("0", "0.layer", "linear"), ("2", "1", "linear")] and back.max_abs_diff < 1e-6
+
+
+@pytest.mark.parametrize("other", ["torch", "paddle"])
+def test_a_normed_linear_after_a_flattened_map_ports_with_its_inputs_reordered(other):
+    """Keras flattens (H, W, C), torch and paddle (C, H, W): the kernel's
+    inputs are reordered, and v with them, so the norm still computes the
+    kernel. Before, v came from the kernel in Keras' order: outputs off by
+    7.98 (torch); paddle's (in, out) original was read as (out, in) and the
+    declared map refused ("5 inputs")."""
+    import keras
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    x = np.random.default_rng(6).standard_normal((2, 3, 6, 6)).astype("float32")
+    wrap = keras.layers.SpectralNormalization
+    k = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            wrap(keras.layers.Conv2D(4, 3, activation="relu")),
+            keras.layers.Flatten(),
+            wrap(keras.layers.Dense(5)),
+        ]
+    )
+    trained(k, x.transpose(0, 2, 3, 1))
+    if other == "torch":
+        torch.manual_seed(0)
+        layers = [spectral_norm(torch.nn.Conv2d(3, 4, 3)), torch.nn.ReLU(), torch.nn.Flatten()]
+        net = trained(torch.nn.Sequential(*layers, spectral_norm(torch.nn.Linear(64, 5))), x)
+    else:
+        needs("paddle")
+        import paddle
+
+        norm = paddle.nn.utils.spectral_norm
+        net = paddle.nn.Sequential(
+            norm(paddle.nn.Conv2D(3, 4, 3), dim=0),
+            paddle.nn.ReLU(),
+            paddle.nn.Flatten(),
+            norm(paddle.nn.Linear(64, 5), dim=1),
+        )
+        net.train()
+        net(paddle.to_tensor(x))
+        net.eval()
+    declared = {"2.layer": (4, 4, 4)}
+    assert up.port(k, net, check_input=x, flatten=declared).max_abs_diff < 1e-5
+    assert up.port(net, k, check_input=x, flatten=declared).max_abs_diff < 1e-5
+
+
+def test_a_normed_linear_whose_outputs_make_a_map_ports_with_them_and_u_reordered():
+    import keras
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(
+        spectral_norm(torch.nn.Linear(4, 18)),
+        torch.nn.Unflatten(1, (2, 3, 3)),
+        torch.nn.Conv2d(2, 3, 3, padding=1),
+        torch.nn.Flatten(),
+    )
+    trained(t, X)
+    k = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.SpectralNormalization(keras.layers.Dense(18)),
+            keras.layers.Reshape((3, 3, 2)),
+            keras.layers.Conv2D(3, 3, padding="same"),
+            keras.layers.Permute((3, 1, 2)),
+            keras.layers.Flatten(),
+        ]
+    )
+    trained(k, X)
+    assert up.port(t, k, check_input=X, unflatten={"0": (2, 3, 3)}).max_abs_diff < 1e-6
+    assert up.port(k, t, check_input=X, unflatten={"0.layer": (2, 3, 3)}).max_abs_diff < 1e-6

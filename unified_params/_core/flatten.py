@@ -40,7 +40,7 @@ import numpy as np
 from . import leaf_norms
 from .errors import PortError, received
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
-from .paths import relative
+from .paths import join, relative
 from .tree import walk
 
 if TYPE_CHECKING:
@@ -203,17 +203,17 @@ def flattened_maps(model: Module) -> dict[str, FlattenedMap]:
             continue
         if not (kind.startswith(("conv", "linear")) or kind in CHANNEL_NORMS):
             continue
-        weight = layer_weight(module)
-        if weight is None:
+        shape = weight_shape(module)
+        if shape is None:
             continue
         if kind.startswith("conv"):
-            channels = weight.shape[1] if kind.startswith("conv_transpose") else weight.shape[0]
+            channels = shape[1] if kind.startswith("conv_transpose") else shape[0]
             last = holds_channels_last(module)
         elif kind in CHANNEL_NORMS:
             last = last if channels else holds_channels_last(module)
-            channels = weight.shape[0]
+            channels = shape[0]
         elif channels:  # the first Linear after a map, with or without a Flatten layer
-            features = weight.shape[1]
+            features = shape[1]
             if features != channels and (pending is not None or features % channels == 0):
                 out[module.path] = FlattenedMap(pending, module.path, channels, features, between, last)
             channels, pending, between = 0, None, None
@@ -251,16 +251,34 @@ def layer_at(model: Module, path: str) -> Module:
 
 
 def shape_of_weight(layer: Module) -> tuple[int, ...]:
-    """The shape of `layer_weight`, for a layer that has one."""
-    weight = layer_weight(layer)
-    if weight is None:
+    """`weight_shape`, for a layer that has one."""
+    shape = weight_shape(layer)
+    if shape is None:
         raise PortError(
             f"Layer {layer.path!r} ({layer.type_name}) computes its weight on each call from variables "
             "of no known canonical form (a spectral norm's), so the inputs of a map declared for it "
             "cannot be counted. Expected a layer that holds its weight, or a weight norm's: remove "
             "the norm first. " + received(path=layer.path)
         )
-    return weight.shape
+    return shape
+
+
+def weight_shape(layer: Module) -> tuple[int, ...] | None:
+    """The canonical shape of `layer_weight`: a spectral norm's original in a
+    layout of its framework's own (a paddle Linear's ``(in, out)``) as its
+    `leaf_norms.SpectralForm` gives it; ``None`` where none is known."""
+    weight = layer_weight(layer)
+    if weight is None or not weight.own_layout:
+        return None if weight is None else weight.shape
+    adapter = layer.adapter
+    declared = adapter.leaves(layer.native, layer.kind) or {}
+    for norm in adapter.leaf_norms(layer.native):
+        if join(layer.path, norm.shaped_as_leaf) != weight.path:
+            continue
+        native = tuple(weight.native_shape)
+        form = leaf_norms.spectral_form(norm, layer.kind, declared.get(norm.leaf), native)
+        return None if form is None else form.shape(norm.shaped_as_leaf)
+    return None
 
 
 def layer_weight(layer: Module) -> Param | None:

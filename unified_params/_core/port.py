@@ -554,6 +554,7 @@ def port(
                     continue
                 own_layout = slot.own_layout
                 theirs = real.get(leaf, leaf)
+                changed = False
                 if (
                     leaf in _STORED_LEAVES
                     and (a.stored or b.stored)
@@ -563,16 +564,17 @@ def port(
                     # A spectral norm a wrapper keeps the normed leaf of (`Stored`), either side.
                     if leaf == "weight_v":
                         continue  # the destination keeps none, or computes its own (`_unit_v`)
-                    read = _stored_read(a, b, leaf, mine, theirs, read, reads)
+                    read = _stored_read(
+                        a, b, leaf, mine, theirs, read, reads, _change(b.path, reorders, given)
+                    )
                     own_layout, shape = _as_held(b, _key(b, theirs))
+                    changed = True  # reordered there
                 elif mine in a.forms and theirs in b.forms and b.path not in reorders and b.path not in given:
                     # A spectral norm's: from the source's own layout to the destination's.
                     move = partial(_spectral_move, a.forms[mine], mine, b.forms[theirs], theirs)
                     read, (own_layout, shape) = _then(read, move), _as_held(b, join(b.path, theirs))
-                if leaf_norms.laid_out_as(leaf) == "weight" and b.path in reorders:  # a norm's, as its weight
-                    read = _then(read, reorders[b.path])
-                if b.path in given:  # a Linear's outputs made a map, or a norm of them
-                    read = _then(read, given[b.path])
+                if not changed and (b.path in reorders or b.path in given):  # a flattened map's order
+                    read = _then(read, partial(_change(b.path, reorders, given), leaf))
                 if leaf in other_shape:  # the same values in order, axes of size one apart
                     read = _then(read, lambda value, to=other_shape[leaf]: np.reshape(value, to))
                     if a.kind == UNKNOWN_KIND:  # what such a leaf applies along is assumed
@@ -596,7 +598,8 @@ def port(
             key = _key(b, real.get("weight_v", "weight_v"))
             own_layout, shape = _as_held(b, key)
             dtype = np.dtype(_np(next(s.param.dtype for s in b.slots if key in s.keys)))
-            state[key] = Source(shape, dtype, partial(_unit_v, a, b, key, reads), own_layout=own_layout)
+            v = partial(_unit_v, a, b, key, reads, _change(b.path, reorders, given))
+            state[key] = Source(shape, dtype, v, own_layout=own_layout)
         have = dict(a.leaves)  # by the names the pair compares
         for leaf, shape in b.leaves:
             if leaf not in have:  # a leaf the source lacks: its neutral value
@@ -893,40 +896,62 @@ _STORED_LEAVES = frozenset({"weight_orig", "weight_u", "weight_v"})
 
 
 def _stored_read(
-    a: Layer, b: Layer, leaf: str, mine: str, theirs: str, read: Any, reads: Mapping[str, Any]
+    a: Layer, b: Layer, leaf: str, mine: str, theirs: str, read: Any, reads: Mapping[str, Any], change: Change
 ) -> Any:
     """How the source variable ``mine`` of ``a`` is read for ``b``'s ``theirs``
     where one of the two keeps its normed leaf in place (`Stored`) and the
-    other computes it (a `leaf_norms.SpectralForm`) or keeps it in place too."""
-    if a.stored is not None and b.stored is not None:  # the leaf and u as they are
-        return read if leaf == "weight_orig" else _then(read, lambda u: np.reshape(u, (1, -1)))
-    if a.stored is not None:  # into a norm that computes the leaf: the leaf is its original
-        form = b.forms[theirs]
-        return _then(read, lambda value: form.to_native(theirs, np.reshape(value, form.shape(theirs))))
-    assert b.stored is not None
-    if leaf == "weight_u":
-        return _then(read, lambda u: np.reshape(a.forms[mine].to_common(mine, u), (1, -1)))
-    # The leaf: the weight the source's norm computes at inference.
-    form = a.forms[mine]
-    parts = {role: reads[join(a.path, path)] for role, path in form.norm.parts}
-    axis = b.stored.axis
+    other computes it (a `leaf_norms.SpectralForm`) or keeps it in place too;
+    ``change`` reorders a canonical value as a flattened map asks (`_change`)."""
+    if a.stored is not None:  # the leaf (an original, if ``b`` computes it) and u, canonical
+        common = _then(
+            read, lambda value: change(leaf, value if leaf == "weight_orig" else np.reshape(value, -1))
+        )
+    elif leaf == "weight_u":
+        common = _then(read, lambda u: change(leaf, a.forms[mine].to_common(mine, u)))
+    else:  # the leaf: the weight the source's norm computes at inference
+        form, axis = a.forms[mine], a.norms[0][2]
+        assert axis is not None  # a spectral norm with a form keeps one axis
+        parts = {role: reads[join(a.path, path)] for role, path in form.norm.parts}
 
-    def computed() -> np.ndarray:
-        common = {role: form.to_common(path, parts[role]()) for role, path in form.norm.parts}
-        return leaf_norms.computed_leaf(common["orig"], common["u"], common["v"], axis)
+        def computed() -> np.ndarray:
+            found = {role: form.to_common(path, parts[role]()) for role, path in form.norm.parts}
+            return change(leaf, leaf_norms.computed_leaf(found["orig"], found["u"], found["v"], axis))
 
-    return computed
+        common = computed
+    if b.stored is not None:  # canonical, u as its wrapper keeps it
+        return common if leaf == "weight_orig" else _then(common, lambda u: np.reshape(u, (1, -1)))
+    into = b.forms[theirs]
+    return _then(common, lambda value: into.to_native(theirs, np.reshape(value, into.shape(theirs))))
 
 
-def _unit_v(a: Layer, b: Layer, key: str, reads: Mapping[str, Any]) -> np.ndarray:
+#: A canonical value of a paired leaf, reordered as a flattened map asks (`_change`).
+Change = Callable[[str, np.ndarray], np.ndarray]
+
+
+def _change(path: str, reorders: Mapping[str, Any], given: Mapping[str, Any]) -> Change:
+    """How the canonical values of the layer at ``path`` are reordered: a
+    weight's inputs (``reorders``) and its outputs, a bias's, a spectral
+    norm's ``u`` over them (``given``)."""
+
+    def change(leaf: str, value: np.ndarray) -> np.ndarray:
+        if leaf_norms.laid_out_as(leaf) == "weight" and path in reorders:
+            value = reorders[path](value)
+        return given[path](value) if path in given else value
+
+    return change
+
+
+def _unit_v(a: Layer, b: Layer, key: str, reads: Mapping[str, Any], change: Change) -> np.ndarray:
     """The ``v`` of ``b``'s norm (its key ``key``) with which it computes the
-    leaf ``a`` keeps in place from ``a``'s ``u`` (`leaf_norms.unit_v`)."""
+    leaf ``a`` keeps in place, from ``a``'s ``u`` (`leaf_norms.unit_v`), both
+    reordered as the port writes them (``change``)."""
     assert a.stored is not None
     local = key[len(b.path) + 1 :] if b.path else key
     form = b.forms[local]
-    leaf = reads[_key(a, a.stored.leaf)]()
+    leaf = change("weight_orig", reads[_key(a, a.stored.leaf)]())
+    u = change("weight_u", np.reshape(reads[a.stored.u](), -1))
     try:
-        v = leaf_norms.unit_v(leaf, reads[a.stored.u](), a.stored.axis)
+        v = leaf_norms.unit_v(leaf, u, a.stored.axis)
     except ValueError:
         raise PortError(
             f"The source's {a.path!r} keeps a spectral norm's weight of zeros: no v makes the "

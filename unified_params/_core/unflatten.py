@@ -43,6 +43,7 @@ from .flatten import (
     refuse_order,
     reorder_features,
     shape_of_weight,
+    weight_shape,
 )
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
 
@@ -94,7 +95,7 @@ def given_maps(model: Module) -> dict[str, GivenMap]:
         if weight is None:
             continue
         if kind == "linear":
-            linear, features, between = module.path, weight.shape[0], []
+            linear, features, between = module.path, (weight_shape(module) or weight.shape)[0], []
             continue
         if linear is None:
             continue
