@@ -133,19 +133,22 @@ def torch_conv(seed: int):
     return trained(net, IMAGES)
 
 
-def keras_conv():
+def keras_conv(images: np.ndarray = IMAGES, flatten: bool = False):
+    """A normed Conv2D(4, 3) and Dense(5), a global average pooling (or a
+    Flatten) between them, called in training on ``images`` (channels first)."""
     import keras
 
     wrap = keras.layers.SpectralNormalization
+    between = keras.layers.Flatten() if flatten else keras.layers.GlobalAveragePooling2D()
     net = keras.Sequential(
         [
-            keras.Input((8, 8, 3)),
+            keras.Input(images.shape[2:] + images.shape[1:2]),
             wrap(keras.layers.Conv2D(4, 3, activation="relu")),
-            keras.layers.GlobalAveragePooling2D(),
+            between,
             wrap(keras.layers.Dense(5)),
         ]
     )
-    return trained(net, IMAGES.transpose(0, 2, 3, 1))
+    return trained(net, images.transpose(0, 2, 3, 1))
 
 
 def test_convolutions_with_spectral_norms_port_both_ways():
@@ -324,21 +327,11 @@ def test_a_normed_linear_after_a_flattened_map_ports_with_its_inputs_reordered(o
     kernel. Before, v came from the kernel in Keras' order: outputs off by
     7.98 (torch); paddle's (in, out) original was read as (out, in) and the
     declared map refused ("5 inputs")."""
-    import keras
     import torch
     from torch.nn.utils.parametrizations import spectral_norm
 
     x = np.random.default_rng(6).standard_normal((2, 3, 6, 6)).astype("float32")
-    wrap = keras.layers.SpectralNormalization
-    k = keras.Sequential(
-        [
-            keras.Input((6, 6, 3)),
-            wrap(keras.layers.Conv2D(4, 3, activation="relu")),
-            keras.layers.Flatten(),
-            wrap(keras.layers.Dense(5)),
-        ]
-    )
-    trained(k, x.transpose(0, 2, 3, 1))
+    k = keras_conv(x, flatten=True)
     if other == "torch":
         torch.manual_seed(0)
         layers = [spectral_norm(torch.nn.Conv2d(3, 4, 3)), torch.nn.ReLU(), torch.nn.Flatten()]
