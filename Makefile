@@ -27,7 +27,7 @@ demo: $(STAMP)
 # with torch beside it: the cases between two frameworks (ports, files, round trips) run on
 # each engine too.
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py tests/test_pooling.py \
-	tests/test_upsampling.py
+	tests/test_upsampling.py tests/test_spectral_wrapper.py
 
 # Tests that start processes of their own (benchmarks, the CLI, the pytest plugin, README
 # scripts, the two-process sharded launch, oneDNN's re-run, notebook kernels, the docs

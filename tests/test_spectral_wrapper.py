@@ -71,8 +71,15 @@ def torch_weight(layer) -> np.ndarray:
         return layer.weight.detach().numpy().copy()
 
 
+def keras_numpy(value) -> np.ndarray:
+    """A Keras tensor or variable's value, on any engine."""
+    import keras
+
+    return keras.ops.convert_to_numpy(value)
+
+
 def keras_out(net, x, training=False) -> np.ndarray:
-    return np.asarray(net(x, training=training))
+    return keras_numpy(net(x, training=training))
 
 
 def torch_out(net, x, training=False) -> np.ndarray:
@@ -91,10 +98,10 @@ def test_a_torch_spectral_norm_ports_into_keras_as_the_weight_it_computes(form):
     report = up.port(src, dst, check_input=X)
     assert report.pairs == [("0", "0.layer", "linear"), ("2", "1.layer", "linear")]
     assert report.max_abs_diff < 1e-6
-    kernel = np.asarray(dst.layers[0].layer.kernel)  # Keras' (in, out)
+    kernel = keras_numpy(dst.layers[0].layer.kernel)  # Keras' (in, out)
     np.testing.assert_allclose(kernel.T, torch_weight(src[0]), rtol=1e-6, atol=1e-7)
     u = "0.weight_u" if form == "hook" else "0.parametrizations.weight.0._u"
-    np.testing.assert_array_equal(np.asarray(dst.layers[0].vector_u)[0], src.state_dict()[u].numpy())
+    np.testing.assert_array_equal(keras_numpy(dst.layers[0].vector_u)[0], src.state_dict()[u].numpy())
     assert any("divided by the sigma its spectral norm computes" in note for note in report.notes)
     if form == "hook":  # trained on from here, both refine v from the same u, then u, alike
         np.testing.assert_allclose(
@@ -107,7 +114,7 @@ def test_a_keras_spectral_normalization_ports_into_torch_computing_its_kernel(fo
     src, dst = trained(keras_dense(), X), trained(torch_dense(form), X)
     report = up.port(src, dst, check_input=X)
     assert report.max_abs_diff < 1e-6
-    kernel = np.asarray(src.layers[0].layer.kernel)
+    kernel = keras_numpy(src.layers[0].layer.kernel)
     orig = "0.weight_orig" if form == "hook" else "0.parametrizations.weight.original"
     np.testing.assert_array_equal(dst.state_dict()[orig].numpy(), kernel.T)
     np.testing.assert_allclose(torch_weight(dst[0]), kernel.T, rtol=1e-6, atol=1e-7)  # sigma is 1
@@ -157,7 +164,7 @@ def test_convolutions_with_spectral_norms_port_both_ways():
     t, k = torch_conv(0), keras_conv()
     forth = up.port(t, k, check_input=IMAGES)
     assert [p[2] for p in forth.pairs] == ["conv2d", "linear"] and forth.max_abs_diff < 1e-5
-    kernel = np.asarray(k.layers[0].layer.kernel)
+    kernel = keras_numpy(k.layers[0].layer.kernel)
     np.testing.assert_allclose(kernel.transpose(3, 2, 0, 1), torch_weight(t[0]), rtol=1e-5, atol=1e-6)
     other = keras_conv()
     assert up.port(k, other, check_input=IMAGES).max_abs_diff == 0  # Keras to Keras: as they are
@@ -182,7 +189,7 @@ def test_a_paddle_spectral_norm_keeping_the_outputs_ports_both_ways():
     k = keras.Sequential([keras.Input((4,)), keras.layers.SpectralNormalization(keras.layers.Dense(3))])
     trained(k, X)
     assert up.port(p, k, check_input=X).max_abs_diff < 1e-6
-    kernel = np.asarray(k.layers[0].layer.kernel)
+    kernel = keras_numpy(k.layers[0].layer.kernel)
     assert up.port(k, p, check_input=X).max_abs_diff < 1e-6
     np.testing.assert_array_equal(np.asarray(p[0].weight_orig), kernel)  # paddle's own (in, out)
 
@@ -202,11 +209,11 @@ def test_an_embedding_s_norm_keeps_its_last_axis_in_keras():
     k = keras.Sequential([keras.Input((2,), dtype="int32"), wrapped])
     k(ids, training=True)
     up.port(t, k)  # no check input: Keras' wrapper casts an Embedding's output to the ids' dtype
-    embeddings = np.asarray(wrapped.layer.embeddings)
+    embeddings = keras_numpy(wrapped.layer.embeddings)
     np.testing.assert_allclose(embeddings, torch_weight(t[0]), rtol=1e-6, atol=1e-7)
     with torch.no_grad():
         expected = t(torch.from_numpy(ids)).numpy()
-    np.testing.assert_allclose(np.asarray(k.layers[0].layer(ids)), expected, atol=1e-6)  # the wrapped layer
+    np.testing.assert_allclose(keras_numpy(k.layers[0].layer(ids)), expected, atol=1e-6)  # the wrapped layer
     wrong = torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Embedding(10, 4)))  # dim 0: the ids
     with pytest.raises(up.PortError, match="keeps axis 1 of the canonical .* the destination's axis 0"):
         up.port(k, wrong)
