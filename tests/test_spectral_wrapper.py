@@ -388,3 +388,27 @@ def test_a_normed_linear_whose_outputs_make_a_map_ports_with_them_and_u_reordere
     trained(k, X)
     assert up.port(t, k, check_input=X, unflatten={"0": (2, 3, 3)}).max_abs_diff < 1e-6
     assert up.port(k, t, check_input=X, unflatten={"0.layer": (2, 3, 3)}).max_abs_diff < 1e-6
+
+
+def test_power_iterations_that_differ_are_listed_as_a_setting():
+    """How many power iterations a norm runs per call in training is a setting
+    of the pair, as a BatchNorm's momentum is: listed, with no warning, since
+    outputs at inference do not depend on it."""
+    import warnings
+
+    import keras
+    import torch
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    wrap = keras.layers.SpectralNormalization
+    k = keras.Sequential([keras.Input((4,)), wrap(keras.layers.Dense(3), power_iterations=2)])
+    trained(k, X)
+    for form in ("hook", "parametrization"):
+        norm = torch.nn.utils.spectral_norm if form == "hook" else spectral_norm
+        t = torch.nn.Sequential(norm(torch.nn.Linear(4, 3)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            report = up.port(k, t)
+        assert report.differences == ["0.layer -> 0: power_iterations 2 (keras) vs 1 (torch)"]
+        same = torch.nn.Sequential(norm(torch.nn.Linear(4, 3), n_power_iterations=2))
+        assert up.port(k, same).differences == []

@@ -79,6 +79,8 @@ class LeafNorm:
             within the layer (``"weight_g"``, ``"parametrizations.weight.original0"``).
         kept_dims: Whether a weight norm's ``g`` keeps the leaf's other axes
             with size one (torch), or is a vector along ``axis`` (paddle).
+        power_iterations: A spectral norm's power iterations per call in
+            training, where the framework says (a setting a port compares).
 
     Examples:
         >>> norm = LeafNorm("weight", "weight", 0, (("g", "weight_g"), ("v", "weight_v")))
@@ -91,6 +93,7 @@ class LeafNorm:
     axis: int | None
     parts: tuple[tuple[str, str], ...]
     kept_dims: bool = True
+    power_iterations: int | None = None
 
     def path(self, role: str) -> str:
         """Where the layer keeps the variable of ``role``."""
@@ -107,7 +110,9 @@ class LeafNorm:
         return f"{self.leaf}_{role}"
 
 
-def of_hook(make: str, name: str, axis: int | None, kept_dims: bool = True) -> LeafNorm:
+def of_hook(
+    make: str, name: str, axis: int | None, kept_dims: bool = True, power_iterations: int | None = None
+) -> LeafNorm:
     """A norm that keeps its variables in the layer, as ``<name>_<role>``
     (torch's older form, paddle's).
 
@@ -115,7 +120,8 @@ def of_hook(make: str, name: str, axis: int | None, kept_dims: bool = True) -> L
         >>> of_hook("spectral", "weight", 0).parts
         (('orig', 'weight_orig'), ('u', 'weight_u'), ('v', 'weight_v'))
     """
-    return LeafNorm(make, name, axis, tuple((r, f"{name}_{r}") for r in ROLES[make]), kept_dims)
+    parts = tuple((r, f"{name}_{r}") for r in ROLES[make])
+    return LeafNorm(make, name, axis, parts, kept_dims, power_iterations)
 
 
 def native_axis(dim: int | None, ndim: int, *, whole: bool) -> int | None:
@@ -394,6 +400,7 @@ class StoredNorm:
         leaf: The wrapped layer's leaf the norm normalizes, its native name (``"kernel"``).
         axis: The native axis of that leaf the norm keeps (Keras': the last).
         u: The wrapper's variable that keeps ``u``, its native name (``"vector_u"``).
+        power_iterations: Its power iterations per call in training.
 
     Examples:
         >>> StoredNorm("layer", "kernel", 1, "vector_u").child
@@ -404,6 +411,7 @@ class StoredNorm:
     leaf: str
     axis: int
     u: str
+    power_iterations: int | None = None
 
 
 def _matrix(weight: np.ndarray, axis: int) -> np.ndarray:

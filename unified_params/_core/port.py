@@ -61,12 +61,14 @@ class Stored:
         axis: The canonical axis of the leaf the norm keeps.
         leaf: The leaf's name within the layer (``"weight"``).
         u: The key of the wrapper's ``u``.
+        power_iterations: The norm's power iterations per call in training.
     """
 
     wrapper: str
     axis: int
     leaf: str
     u: str
+    power_iterations: int | None = None
 
 
 @dataclass
@@ -137,7 +139,7 @@ class PortReport:
         conversions: Per parameter, how its layout changed.
         lossy: Merges that lose information but keep outputs (Keras LSTM bias).
         differences: Settings of paired layers that differ: hyperparameters
-            (BatchNorm eps, momentum) and a convolution's stride, dilation,
+            (BatchNorm eps, momentum, a spectral norm's power_iterations) and a convolution's stride, dilation,
             padding (with the zeros of a padding layer before it) and padding
             mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
             for the recorded input, 10 x 10) (keras)"``; the activation its
@@ -319,7 +321,7 @@ def _adopt_stored(out: dict[str, Layer], model: Module, tied: set[str]) -> None:
             layer.renamed = {leaf: "weight_orig"}
             layer.norms = (("spectral", "weight", axis),)
             layer.slots.append(u)
-            layer.stored = Stored(wrapper, axis, leaf, u.keys[0])
+            layer.stored = Stored(wrapper, axis, leaf, u.keys[0], norm.power_iterations)
             del out[wrapper]
 
 
@@ -1291,6 +1293,10 @@ def _settings(model: Module, layer: Layer) -> dict[str, float | str]:
         found.update(model.adapter.settings_given(*holders[-1]))
     if layer.part:
         found["direction"] = "reverse" if layer.part.endswith("_reverse") else "forward"
+    steps = [form.norm.power_iterations for form in layer.forms.values()]
+    steps += [layer.stored.power_iterations] if layer.stored is not None else []
+    if len(set(steps)) == 1 and steps[0] is not None:  # a spectral norm's, in training
+        found["power_iterations"] = float(steps[0])
     return found
 
 

@@ -93,7 +93,8 @@ class DictModuleAdapter(Adapter):
                 held = params.get(f"{hook.name}_{SHAPED_AS_LEAF[make]}")
                 if held is not None:
                     axis = native_axis(hook.dim, len(held.shape), whole=make == "weight")
-                    out.append(of_hook(make, hook.name, axis, self.WEIGHT_NORM_KEEPS_DIMS))
+                    steps = getattr(hook, "n_power_iterations", None) if make == "spectral" else None
+                    out.append(of_hook(make, hook.name, axis, self.WEIGHT_NORM_KEEPS_DIMS, steps))
         return tuple(out)
 
     # Made from SLOTS when a subclass is defined.

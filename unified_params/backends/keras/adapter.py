@@ -422,7 +422,7 @@ class KerasAdapter(Adapter):
         key = next((key for key, child in self.children(module) if child is module.layer), None)
         if leaf is None or held is None or key is None:
             return ()
-        return (StoredNorm(key, leaf, len(kernel.shape) - 1, held),)
+        return (StoredNorm(key, leaf, len(kernel.shape) - 1, held, module.power_iterations),)
 
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         fused = getattr(module.activation, "__name__", "") if isinstance(module, _ACTIVATES) else "linear"

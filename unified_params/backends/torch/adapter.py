@@ -235,7 +235,8 @@ class TorchAdapter(DictModuleAdapter):
                     held = chain.get_parameter(parts[SHAPED_AS_LEAF[make]])
                     axis = native_axis(chain[0].dim, held.dim(), whole=make == "weight")
                     at = tuple((role, f"parametrizations.{leaf}.{path}") for role, path in parts.items())
-                    found += (LeafNorm(make, leaf, axis, at),)
+                    steps = getattr(chain[0], "n_power_iterations", None) if make == "spectral" else None
+                    found += (LeafNorm(make, leaf, axis, at, power_iterations=steps),)
         return found
 
     def not_built(self, module: Any) -> str | None:
