@@ -25,7 +25,8 @@ demo: $(STAMP)
 # Keras picks its engine once, at import: the suite runs on Keras over TensorFlow in the
 # main run, then once more per engine, in a process of its own (UP_TEST_BACKENDS names it),
 # with torch beside it: the cases between two frameworks (ports, files, round trips) run on
-# each engine too.
+# each engine too; Keras on JAX also beside Flax NNX, the other JAX framework (torch -> NNX ->
+# Keras -> torch round trips in one JAX process; about 50 s more).
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py tests/test_pooling.py \
 	tests/test_upsampling.py tests/test_spectral_wrapper.py
 
@@ -49,14 +50,14 @@ BALANCED_TESTS := tests/reliability/test_properties.py
 BESIDE_LOG := $(VENV)/beside-the-main-run.log
 
 test: $(STAMP)
-	@( UP_TEST_BACKENDS=keras-jax,torch $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); jax=$$?; \
+	@( UP_TEST_BACKENDS=keras-jax,torch,flax $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); jax=$$?; \
 	   UP_TEST_BACKENDS=keras-torch,torch $(BIN)/python -m pytest -q -p no:cacheprovider $(ENGINE_TESTS); torch=$$?; \
 	   $(BIN)/python -m pytest -q -p no:cacheprovider $(PROCESS_TESTS) $(BALANCED_TESTS); procs=$$?; \
 	   for code in $$jax $$torch $$procs; do [ $$code -ne 0 ] && exit $$code; done; exit 0 \
 	 ) > $(BESIDE_LOG) 2>&1 & beside=$$!; \
 	$(BIN)/python -m pytest $(addprefix --ignore=,$(PROCESS_TESTS) $(BALANCED_TESTS)); main=$$?; \
 	wait $$beside; rest=$$?; \
-	echo "== Beside the main run: Keras on JAX, Keras on torch (UP_TEST_BACKENDS=keras-jax,torch and keras-torch,torch), then the tests that start processes and the property-based ones =="; \
+	echo "== Beside the main run: Keras on JAX, Keras on torch (UP_TEST_BACKENDS=keras-jax,torch,flax and keras-torch,torch), then the tests that start processes and the property-based ones =="; \
 	cat $(BESIDE_LOG); \
 	[ $$main -ne 0 ] && exit $$main; exit $$rest
 
