@@ -40,8 +40,8 @@ import numpy as np
 from . import leaf_norms
 from .errors import PortError, received
 from .layouts import CHANNEL_NORMS, FEATURE_NORMS
-from .paths import join, relative
-from .tree import walk
+from .paths import relative
+from .tree import spectral_forms, walk
 
 if TYPE_CHECKING:
     from .layouts import Layout
@@ -270,15 +270,9 @@ def weight_shape(layer: Module) -> tuple[int, ...] | None:
     weight = layer_weight(layer)
     if weight is None or not weight.own_layout:
         return None if weight is None else weight.shape
-    adapter = layer.adapter
-    declared = adapter.leaves(layer.native, layer.kind) or {}
-    for norm in adapter.leaf_norms(layer.native):
-        if join(layer.path, norm.shaped_as_leaf) != weight.path:
-            continue
-        native = tuple(weight.native_shape)
-        form = leaf_norms.spectral_form(norm, layer.kind, declared.get(norm.leaf), native)
-        return None if form is None else form.shape(norm.shaped_as_leaf)
-    return None
+    name = relative(weight.path, layer.path) if layer.path else weight.path
+    form = spectral_forms(layer.adapter, layer.native, layer.kind).get(name or "")
+    return None if form is None else form.shape(name or "")
 
 
 def layer_weight(layer: Module) -> Param | None:

@@ -574,11 +574,16 @@ def _norms_hint(x: Layer, y: Layer) -> str:
             "into the weight, port, then apply the norm again to the destination."
         )
     return (
-        f" Both compute {' and '.join(map(repr, x.computed or ('weight',)))} from other variables; "
+        f" Both compute {' and '.join(map(repr, x.computed or _stored_leaf(x)))} from other variables; "
         "a weight norm pairs only with a weight norm, a spectral norm with a spectral norm, each "
         "keeping the same axis (another parametrization pairs with none): remove it first, which "
         "folds it into the weight, then port."
     )
+
+
+def _stored_leaf(x: Layer) -> tuple[str, ...]:
+    """The leaf a wrapper's spectral norm keeps normalized in ``x`` (`port.Stored`), if any."""
+    return (x.stored.leaf,) if x.stored is not None else ()
 
 
 def _kept_axis(shape: tuple[int, ...]) -> str:

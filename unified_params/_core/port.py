@@ -44,7 +44,7 @@ from .parallel import run_all
 from .paths import join, relative, split
 from .sharding import Local
 from .state import LoadReport, Slot, Source, alias_keys, aliases_inside, inside, load, merge_note, slots
-from .tree import norm_keys, unique_modules, walk
+from .tree import norm_keys, spectral_forms, unique_modules, walk
 from .unflatten import port_output_reorders
 from .view import Module, Param, native_at
 
@@ -139,10 +139,11 @@ class PortReport:
         conversions: Per parameter, how its layout changed.
         lossy: Merges that lose information but keep outputs (Keras LSTM bias).
         differences: Settings of paired layers that differ: hyperparameters
-            (BatchNorm eps, momentum, a spectral norm's power_iterations) and a convolution's stride, dilation,
-            padding (with the zeros of a padding layer before it) and padding
-            mode, e.g. ``"0 -> 0: padding 1/1, 1/1 (torch) vs same (0/1, 0/1
-            for the recorded input, 10 x 10) (keras)"``; the activation its
+            (BatchNorm eps, momentum, a spectral norm's power_iterations) and
+            a convolution's stride, dilation, padding (with the zeros of a
+            padding layer before it) and padding mode, e.g. ``"0 -> 0: padding
+            1/1, 1/1 (torch) vs same (0/1, 0/1 for the recorded input, 10 x 10)
+            (keras)"``; the activation its
             output goes through (``"0 -> 0: output_activation none (torch)
             vs relu (keras)"``); the n-th pooling layers' kinds, windows,
             ceil mode and what an average divides by (``"2 -> 2: ceil_mode
@@ -416,7 +417,7 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool, factor
         names = leaf_norms.port_names(model.adapter.leaf_norms(module.native))
         if any(k != v for k, v in names.items()):
             layer.renamed = names
-        layer.forms = _spectral_forms(model, module)
+        layer.forms = spectral_forms(model.adapter, module.native, module.kind)
     prefix = len(slot.layer) + 1 if slot.layer else 0
     for key, shape in zip(slot.keys, slot.shapes, strict=True):
         if not _optional_leaf(layer.kind, key) and key not in factors:
@@ -424,23 +425,6 @@ def _add(out: dict[str, Layer], model: Module, slot: Slot, aliases: bool, factor
             shape = form.shape(key[prefix:]) if form is not None else shape
             layer.leaves.append((_paired_name(layer, key[prefix:]), shape))
     layer.slots.append(slot)
-
-
-def _spectral_forms(model: Module, module: Module) -> dict[str, leaf_norms.SpectralForm]:
-    """Per variable of a spectral norm of ``module`` (its path within the
-    layer), the form a port moves it in, where one is known."""
-    adapter, native = model.adapter, module.native
-    declared = adapter.leaves(native, module.kind) or {}
-    found = {}
-    for norm in adapter.leaf_norms(native):
-        if norm.make != "spectral":
-            continue
-        orig = module[norm.shaped_as_leaf]
-        assert isinstance(orig, Param)  # a norm's variable's path names a parameter
-        form = leaf_norms.spectral_form(norm, module.kind, declared.get(norm.leaf), tuple(orig.native_shape))
-        if form is not None:
-            found.update(dict.fromkeys((path for _, path in norm.parts), form))
-    return found
 
 
 def _paired_name(layer: Layer, leaf: str) -> str:

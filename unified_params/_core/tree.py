@@ -293,10 +293,31 @@ def norm_keys(adapter: Adapter, module: Any, kind: str) -> tuple[tuple[str, str,
 
 def leaf_rank(adapter: Adapter, module: Any, norm: leaf_norms.LeafNorm) -> int:
     """The rank of the leaf ``norm`` computes: its variable laid out as the leaf's."""
+    return len(_leaf_shape(adapter, module, norm))
+
+
+def _leaf_shape(adapter: Adapter, module: Any, norm: leaf_norms.LeafNorm) -> tuple[int, ...]:
+    """The native shape of ``norm``'s variable laid out as the leaf it computes."""
     holder, _, held = norm.shaped_as_leaf.rpartition(".")
     for key in holder.split(".") if holder else ():  # torch's parametrizations keep it apart
         module = adapter.child(module, key)
-    return next(len(adapter.shape(var)) for name, var, _ in adapter.variables(module) if name == held)
+    return next(tuple(adapter.shape(var)) for name, var, _ in adapter.variables(module) if name == held)
+
+
+def spectral_forms(adapter: Adapter, module: Any, kind: str) -> dict[str, leaf_norms.SpectralForm]:
+    """Per variable of a spectral norm of ``module`` (its path within the
+    layer), the form a port moves it in, where one is known
+    (`leaf_norms.spectral_form`)."""
+    declared = adapter.leaves(module, kind) or {}
+    found: dict[str, leaf_norms.SpectralForm] = {}
+    for norm in adapter.leaf_norms(module):
+        if norm.make != "spectral":
+            continue
+        shape = _leaf_shape(adapter, module, norm)
+        form = leaf_norms.spectral_form(norm, kind, declared.get(norm.leaf), shape)
+        if form is not None:
+            found.update(dict.fromkeys((path for _, path in norm.parts), form))
+    return found
 
 
 #: Per layer class (or class and kind), per native variable name: its `Slot`.

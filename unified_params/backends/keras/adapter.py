@@ -366,9 +366,8 @@ class KerasAdapter(Adapter):
         geometry = Geometry(
             kernel, tuple(module.strides), (1,) * len(kernel), padding, before=before, sizes=sizes
         )
-        if isinstance(
-            module, _AVG_POOLS
-        ):  # "same" divides by the input's positions alone (on torch: if even)
+        # "same" divides by the input's positions alone (on torch: where it splits evenly).
+        if isinstance(module, _AVG_POOLS):
             if module.padding == "valid" or self.engine.same_average_excludes_padding:
                 return Pooling("average", geometry, counts_padding=False)
             even = geometry.same_split_evenly()  # on torch, Keras repeats the edges of an uneven one
