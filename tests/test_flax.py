@@ -318,19 +318,3 @@ def test_a_norm_wrapper_whose_state_no_listed_variable_holds_is_refused(wrapper,
             call()
         assert says in str(err.value)
     np.testing.assert_array_equal(np.array(net.lin.layer_instance.kernel[...]), kernel)
-
-
-def test_a_stack_of_layers_from_nnx_vmap_is_refused_as_such():
-    """A scan over layers keeps one Linear whose kernel has a leading layer axis
-    (3, 4, 4): its layout is not declared, and the refusal says what it is
-    rather than only counting axes."""
-    from flax import nnx
-
-    @nnx.split_rngs(splits=3)
-    @nnx.vmap(in_axes=(0,), out_axes=0)
-    def stack(rngs):
-        return nnx.Linear(4, 4, rngs=rngs)
-
-    model = stack(nnx.Rngs(0))
-    with pytest.raises(up.ShapeError, match=r"a stack of layers.*nnx\.vmap"):
-        up.summary(model)

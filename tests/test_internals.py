@@ -195,6 +195,8 @@ def test_flax_internals():
     both = nnx.Bidirectional(nnx.RNN(cell), nnx.RNN(cell))
     assert both.merge_fn is internals.CONCATENATE, "flax.nnx.nn.recurrent._concatenate"
     assert internals.CONCATENATE(np.zeros((1, 2)), np.ones((1, 3))).shape == (1, 5)
+    kernel = nnx.Linear(2, 3, rngs=rngs).kernel
+    assert internals.stored_shape(kernel) == (2, 3) == kernel.shape, "Variable._raw_value"
 
 
 def _dense(units: int, inputs: int):

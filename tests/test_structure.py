@@ -109,7 +109,8 @@ def test_paddle_after_tensorflow_is_refused_not_crashed():
 #: contract: a new operation is a decision, not an accident.
 REQUIRED = 18
 # 33: `stored_norms`, a wrapper's spectral norm kept in place (Keras SpectralNormalization).
-WITH_DEFAULTS = 33
+# 34: `code_holder`, the object whose code runs for a position (a Flax NNX stack's layer).
+WITH_DEFAULTS = 34
 
 
 def test_the_adapter_contract_is_small_and_stays_so():

@@ -408,8 +408,10 @@ def plan(kind: str, leaf: Leaf | None, ndim: int) -> Layout:
         stacked = (
             " One axis more: the variables of a stack of layers, as a scan over layers keeps them "
             "(Flax NNX's nnx.vmap over a layer's constructor gives each variable a leading layer "
-            "axis), which the library does not lay out: layouts are declared for one layer's variables. "
-            "Expected the layers apart (a list of layers, each with its own variables)."
+            "axis)? A stack is read as one layer per index only where every variable in it has a "
+            "leading axis of one size; layouts are declared for one layer's variables. Expected a "
+            "stack whose every variable is stacked, or the layers apart (a list of layers, each "
+            "with its own variables)."
             if ndim == len(axes) + 1
             else ""
         )

@@ -785,8 +785,17 @@ def _one_layout(model: Module, keys: list[str]) -> bool:
 
 def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: PortReport) -> list[Any]:
     """Set each destination layer's eps and momentum to its source's; the
-    destination's own values, to give back on failure."""
-    saved = []
+    destination's own values, to give back on failure.
+
+    Every change is listed before the first is made, and every pair read back
+    after the last: layers that share one setting (a stack's layers, in Flax
+    NNX) take the last value written, which their other sources may not have.
+
+    Raises:
+        PortError: A destination layer does not hold its source's setting once
+            all are set (the caller gives back the saved values).
+    """
+    saved, asked = [], []
     for a, b in pairs:
         source = src.adapter.hyperparameters(native_at(src, a.path))
         native = native_at(dst, b.path)
@@ -798,13 +807,40 @@ def _align(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]], report: P
         }
         if changed:
             saved.append((native, {name: float(own[name]) for name in changed}))
-            dst.adapter.set_hyperparameters(native, changed)
+            asked.append((b, native, changed))
             report.aligned += [
                 f"{b.name or '<root>'}: {name} {_setting(own[name])} -> {value:g} "
                 f"(as {src.backend}'s {a.name or '<root>'})"
                 for name, value in changed.items()
             ]
+    try:
+        for _, native, changed in asked:
+            dst.adapter.set_hyperparameters(native, changed)
+        for b, native, changed in asked:
+            _held(dst, b, native, changed)
+    except BaseException:
+        for native, values in reversed(saved):
+            dst.adapter.set_hyperparameters(native, values)
+        raise
     return saved
+
+
+def _held(dst: Module, b: Layer, native: Any, changed: Mapping[str, float]) -> None:
+    """Check that the destination layer ``b`` holds the settings it was given.
+
+    Raises:
+        PortError: It holds another (layers that share a setting took another's).
+    """
+    held = dst.adapter.hyperparameters(native)
+    for name, value in changed.items():
+        if not _same_setting(held[name], value):
+            raise PortError(
+                f"Cannot align {b.name or '<root>'}'s {name} to its source's {value:g}: once every "
+                f"layer was aligned it holds {_setting(held[name])}, which another layer sharing "
+                f"the setting took (the layers of a stack share their settings). Expected sources "
+                f"with one {name} for the layers that share it, or align=None and the outputs "
+                f"compared with check_input. " + received(path=b.name, name=name, asked=value)
+            )
 
 
 def _stored_notes(into: list[str], out_of: list[str]) -> list[str]:
@@ -1048,11 +1084,17 @@ def _padded(layers: tuple[tuple[Module, str], ...]) -> list[tuple[str, str]]:
     return found
 
 
+def _class_key(native: Any) -> tuple[str, str]:
+    """A class by module and name, as ``Adapter.TRAINING_ONLY`` lists them."""
+    return (type(native).__module__, type(native).__name__)
+
+
 def _may_compute(model: Module, native: Any, kind: str) -> bool:
     """Whether a module's own code names a function of ``kind`` (``"pooling"``,
     ``"upsampling"``, ``"padding"``) of its framework (`code_names.kinds_named`)."""
     adapter = model.adapter
-    return kind in code_names.kinds_named(native, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
+    code = adapter.code_holder(native)
+    return kind in code_names.kinds_named(code, adapter.WEIGHTLESS_FUNCTIONS, adapter.FRAMEWORK_PACKAGES)
 
 
 def _listed(items: list[str], shown: int = 3) -> str:
@@ -1220,7 +1262,7 @@ def _in_forward(kind: str, src: Module, dst: Module, listed: list[list[tuple[str
             f"{path or '<root>'} ({adapter.type_name(native)}, {model.backend})"
             for path, native in unique_modules(adapter, model.native, model.path)
             if path not in known
-            and (type(native).__module__, type(native).__name__) not in adapter.TRAINING_ONLY
+            and _class_key(adapter.code_holder(native)) not in adapter.TRAINING_ONLY
             and _may_compute(model, native, kind)
         ]
     return list(dict.fromkeys(out))

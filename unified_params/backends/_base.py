@@ -132,6 +132,22 @@ class Adapter(abc.ABC):
         parameters cannot be managed. Default: the model itself."""
         return model
 
+    def code_holder(self, module: Any) -> Any:
+        """The object whose class and attributes hold the code that runs for
+        ``module``, which a port reads for functions no layer shows
+        (`unified_params._core.code_names`): the module itself, or the one a
+        position stands for (a Flax NNX stack's layer: its stacked module).
+        Default: ``module``.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+            >>> adapter_for(net).code_holder(net) is net
+            True
+        """
+        return module
+
     def type_name(self, module: Any) -> str:
         """The class name a user of the framework knows (``"Dense"``)."""
         return type(module).__name__

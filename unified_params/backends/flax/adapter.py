@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence, Sized
+from functools import partial
 from typing import Any, ClassVar
 
 import jax
@@ -41,7 +42,7 @@ from .._base import (
     runs_its_own,
     set_epsilon_momentum,
 )
-from . import internals, leaves, tables
+from . import internals, leaves, stacks, tables
 from .layers import NamedSequential, flatten
 
 #: Containers whose positions are their ``layers`` (an nnx.List, or an nnx.Dict of named ones).
@@ -101,7 +102,7 @@ class Step:
     layer without variables. One function object may fill several positions;
     each position is its own step, as each ``nn.ReLU()`` is in torch."""
 
-    __slots__ = ("function",)
+    __slots__ = ("__weakref__", "function")
 
     def __init__(self, function: Any) -> None:
         self.function = function
@@ -132,6 +133,10 @@ _STEPS: weakref.WeakKeyDictionary[Any, dict[str, Step]] = weakref.WeakKeyDiction
 _MODULE_CLASSES: dict[type, bool] = {}
 _SEQUENTIAL_CLASSES: dict[type, bool] = {}
 _RNN_CLASSES: dict[type, bool] = {}
+
+
+#: Per class, what `FlaxAdapter._stack_size` reads first (`FlaxAdapter._first_laid_out`).
+_FIRST_LAID_OUT: dict[type, tuple[str, int | None] | bool] = {}
 
 
 def _is(known: dict[type, bool], cls: type, base: type) -> bool:
@@ -223,12 +228,28 @@ def _nothing(module: Any) -> tuple[Sized, ...]:
     return ()
 
 
+def _raw(module: Any) -> Any:
+    """The module itself: a stack and its layers are their stacked module."""
+    cls = type(module)
+    return module.module if cls is stacks.Member or cls is stacks.Stack else module
+
+
+#: Every variable kept in a module and the modules inside it (`stacks.variables_in`).
+_VARIABLES_IN = partial(stacks.variables_in, skipped=_SKIPPED)
+
+
+def _member_containers(member: Any) -> tuple[Sized, ...]:
+    """What to watch of a stack or a stack's layer: its stacked module's containers."""
+    module = member.module
+    return ADAPTER.container_getter(module)(module)
+
+
 class FlaxAdapter(Adapter):
     name = "flax"
     LEAVES = leaves.LEAVES
     MERGES = tables.MERGES
     GATHERS = tables.GATHERS
-    INSTANCE_KINDS = (nnx.Conv, nnx.ConvTranspose, nnx.RNN)
+    INSTANCE_KINDS = (nnx.Conv, nnx.ConvTranspose, nnx.RNN, stacks.Member)
     WEIGHTLESS_FUNCTIONS = tables.WEIGHTLESS_FUNCTIONS
     FRAMEWORK_PACKAGES = tables.FRAMEWORK_PACKAGES
     DEFAULT_INIT: ClassVar[Mapping[str, Mapping[str, Initializer]]] = tables.DEFAULT_INIT
@@ -238,6 +259,14 @@ class FlaxAdapter(Adapter):
 
     # -- structure -------------------------------------------------------------
     def kind(self, module: Any) -> str:
+        if _FIRST_LAID_OUT.get(type(module)) is not False:  # no list nor Sequential: maybe a stack
+            module = self._at(module)
+        cls = type(module)
+        if cls is stacks.Member:
+            return self._kind(module.module)
+        return "container" if cls is stacks.Stack else self._kind(module)
+
+    def _kind(self, module: Any) -> str:
         if isinstance(module, (list, tuple, dict)):
             return "container"
         if isinstance(module, Step):
@@ -252,7 +281,15 @@ class FlaxAdapter(Adapter):
             kind = tables.CELLS[type(layer.cell)].kind if _cell(layer) is not None else UNKNOWN_KIND
         return kind
 
+    def code_holder(self, module: Any) -> Any:
+        return _raw(module)
+
     def type_name(self, module: Any) -> str:
+        if _FIRST_LAID_OUT.get(type(module)) is not False:  # no list nor Sequential: maybe a stack
+            module = self._at(module)
+        if type(module) is stacks.Stack:
+            return "Stack"
+        module = _raw(module)
         if isinstance(module, Step):  # nnx.relu: "ReLU"; a function of one's own: its name
             function = module.function
             named = tables.FUNCTIONS.get(id(function))
@@ -262,6 +299,17 @@ class FlaxAdapter(Adapter):
         return type(module).__name__
 
     def children(self, module: Any) -> list[tuple[str, Any]]:
+        if _FIRST_LAID_OUT.get(type(module)) is not False:  # no list nor Sequential: maybe a stack
+            module = self._at(module)
+        cls = type(module)
+        if cls is stacks.Member:
+            index, layers = module.index, module.size
+            return [(k, stacks.member(c, index, layers)) for k, c in self._children(module.module)]
+        if cls is stacks.Stack:
+            return [(str(i), stacks.member(module.module, i, module.size)) for i in range(module.size)]
+        return self._children(module)
+
+    def _children(self, module: Any) -> list[tuple[str, Any]]:
         if isinstance(module, nnx.Sequential):
             return [(str(i), _position(module, str(i), layer)) for i, layer in enumerate(module.layers)]
         if isinstance(module, NamedSequential):
@@ -282,13 +330,26 @@ class FlaxAdapter(Adapter):
         blocks: Mapping[str, Any] = (
             _DIRECTIONS
             if isinstance(module, nnx.Bidirectional)
-            else dict.fromkeys(k.split(".")[0] for k in tables.GATHERS.get(self.kind(module), {}))
+            else dict.fromkeys(k.split(".")[0] for k in tables.GATHERS.get(self._kind(module), {}))
         )
         kids = [(k, v) for k, v in internals.own_attributes(module).items() if _is_child(v)]
         return sorted(kids, key=lambda kv: _rank(blocks, kv[0]))
 
     def child(self, module: Any, key: str) -> Any | None:
         cls = type(module)
+        if _FIRST_LAID_OUT.get(cls) is not False:  # no list nor Sequential: maybe a stack
+            at = self._at(module)
+            if type(at) is stacks.Member:
+                inner = self._child(at.module, type(at.module), key)
+                return None if inner is None else stacks.member(inner, at.index, at.size)
+            if type(at) is stacks.Stack:
+                size = at.size
+                if key.isdigit() and str(int(key)) == key and int(key) < size:
+                    return stacks.member(module, int(key), size)
+                return None
+        return self._child(module, cls, key)
+
+    def _child(self, module: Any, cls: type, key: str) -> Any | None:
         sequential = _SEQUENTIAL_CLASSES.get(cls)
         if sequential is None:
             sequential = _is(_SEQUENTIAL_CLASSES, cls, nnx.Sequential)
@@ -305,9 +366,75 @@ class FlaxAdapter(Adapter):
             return value if not key.startswith(internals.BOOKKEEPING_PREFIX) and _is_child(value) else None
         return super().child(module, key)
 
+    def _at(self, module: Any) -> Any:
+        """What ``module`` is to the library: a stack's layer (`stacks.Member`) as
+        it is, a module that is a stack of layers as its `stacks.Stack`, any
+        other module itself. A module is asked each time: a stack is known
+        by its variables, which the user may replace."""
+        cls = type(module)
+        if cls is stacks.Member or cls is stacks.Stack:
+            return module
+        size = self._stack_size(module)
+        if not size or self._passes_through(module):
+            return module
+        return stacks.stack(module, size)
+
+    def _passes_through(self, module: Any) -> bool:
+        """Whether ``module`` holds one child and nothing else, a block of its
+        own: holding a stack (a model whose only attribute is the stack), it
+        is stacked as a whole too, and the stack is the child (`stacks`)."""
+        if _FIRST_LAID_OUT.get(type(module)) is not True:
+            return False  # a layer of a declared kind: the stack itself
+        return len(self._children(module)) == 1 and not self._variables(module)
+
+    def _stack_size(self, module: Any) -> int | None:
+        """``L`` when ``module`` is a stack of ``L`` layers (`stacks`), else ``None``."""
+        cls = type(module)
+        first = _FIRST_LAID_OUT.get(cls)
+        if first is None:
+            first = _FIRST_LAID_OUT[cls] = self._first_laid_out(module)
+        if first is False:
+            return None
+        if first is not True:  # a layer's first variable with a declared layout: most say "no stack" there
+            name, ndim = first
+            var = vars(module).get(name)
+            if stacks.seen_variable(var):
+                has = len(internals.stored_shape(var))
+                if has == ndim or (ndim is None and not self._one_axis_more(module, name, has)):
+                    return None
+        return stacks.size(module, _VARIABLES_IN, self._one_axis_more, internals.stored_shape)
+
+    def _first_laid_out(self, module: Any) -> tuple[str, int | None] | bool:
+        """For ``module``'s class: ``False`` if no instance can be a stack (no
+        module, or a list, dict or Sequential of them); else its first variable
+        with a declared layout and, where every instance's layout is the same,
+        that layout's number of axes (``True``: no such variable, a block)."""
+        cls = type(module)
+        if not issubclass(cls, nnx.Module) or issubclass(cls, (nnx.List, nnx.Dict, *_SEQUENTIAL)):
+            return False
+        table = self.leaves(module, self._kind(module)) or {}
+        name = next((name for name, leaf in table.items() if leaf.axes is not None), None)
+        if name is None:
+            return True
+        axes = table[name].axes
+        fixed = not issubclass(cls, self.INSTANCE_KINDS) and not isinstance(axes, Mapping)
+        return (name, len(axes) if fixed and axes is not None else None)
+
+    def _one_axis_more(self, layer: Any, name: str, ndim: int) -> bool | None:
+        """Whether ``layer``'s variable ``name`` of ``ndim`` axes has one axis
+        more than its layout declares (``None``: no layout declared)."""
+        leaf = (self.leaves(layer, self._kind(layer)) or {}).get(name)
+        if leaf is None or leaf.axes is None:
+            return None
+        if isinstance(leaf.axes, Mapping):
+            return None if ndim in leaf.axes else (ndim - 1) in leaf.axes or None
+        return ndim == len(leaf.axes) + 1
+
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         # Children and variables are attributes: the instance dict, keys and values,
         # is all there is to watch (a Sequential's layers sit in its nnx.List child).
+        if type(module) in (stacks.Member, stacks.Stack):
+            return _member_containers
         if isinstance(module, _SEQUENTIAL):
             return _sequential
         if _cell(module) is not None:
@@ -317,11 +444,20 @@ class FlaxAdapter(Adapter):
         return _members if isinstance(module, (list, tuple, dict)) else _nothing
 
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
+        module = _raw(module)
         if isinstance(module, nnx.ConvTranspose) and not module.transpose_kernel:
             return leaves.MIRRORED.get(kind)  # its kernel applied as a plain convolution's
         return self.LEAVES.get(kind)
 
     def variables(self, module: Any) -> list[NativeVariable]:
+        if _FIRST_LAID_OUT.get(type(module)) is not False:  # no list nor Sequential: maybe a stack
+            module = self._at(module)
+        if type(module) is stacks.Member:
+            stacked, i = module.module, module.index
+            return [(n, stacks.slice_of(stacked, n, v, i), r) for n, v, r in self._variables(stacked)]
+        return [] if type(module) is stacks.Stack else self._variables(module)
+
+    def _variables(self, module: Any) -> list[NativeVariable]:
         if not isinstance(module, nnx.Module):
             return []
         if isinstance(module, (nnx.WeightNorm, nnx.SpectralNorm)):
@@ -334,7 +470,7 @@ class FlaxAdapter(Adapter):
         # NNX keeps no order among a module's attributes (its transforms set them
         # back sorted): a declared layer lists its leaves in its table's order
         # (torch's: weight, bias, statistics), any other as NNX's layers create them.
-        order = leaves.LEAVES.get(self.kind(module)) or tables.LEAF_ORDER
+        order = leaves.LEAVES.get(self._kind(module)) or tables.LEAF_ORDER
         for key, value in sorted(
             internals.own_attributes(module).items(), key=lambda kv: _rank(order, kv[0])
         ):
@@ -357,6 +493,12 @@ class FlaxAdapter(Adapter):
         return module, vars(module).get(native_name)
 
     def holds(self, module: Any, native_name: str, var: Any) -> bool:
+        if type(module) is stacks.Member:
+            return (
+                type(var) is stacks.Slice
+                and var.index == module.index
+                and self.holds(module.module, native_name, var.var)
+            )
         cls = type(module)
         rnn = _RNN_CLASSES.get(cls)
         if rnn is None:
@@ -370,12 +512,16 @@ class FlaxAdapter(Adapter):
         return tuple(int(d) for d in var.shape)
 
     def dtype(self, var: Any) -> str:
-        return str(var.get_value().dtype)
+        return str(_box(var).get_value().dtype)
 
     def trainable(self, var: Any) -> bool:
-        return is_trainable(var)
+        return is_trainable(_box(var))
 
     def set_trainable(self, var: Any, flag: bool) -> None:
+        if type(var) is stacks.Slice:
+            if bool(flag) != is_trainable(var.var):
+                raise stacks.refused("its own trainable flag", type(var.var).__name__)
+            return
         if flag and not isinstance(var, nnx.Param):
             raise UnsupportedError(
                 f"An NNX {type(var).__name__} is state, not a parameter: no optimiser updates it. "
@@ -384,6 +530,8 @@ class FlaxAdapter(Adapter):
         var.set_metadata(trainable=bool(flag))
 
     def view(self, var: Any) -> np.ndarray:
+        if type(var) is stacks.Slice:
+            return np.asarray(_valued(var.var))[var.index]
         return np.asarray(_valued(var))  # the array's own buffer, read-only, on CPU
 
     def assign(self, var: Any, value: np.ndarray, owned: bool = False) -> None:
@@ -391,6 +539,9 @@ class FlaxAdapter(Adapter):
         # reads the array after the call returns: the caller's array, changed next,
         # would change the variable. So a copy, waited for; a copy made for this
         # call is taken as is.
+        if type(var) is stacks.Slice:  # a new stacked array with the layer's part replaced
+            self.assign_slice(var.var, (var.index,), value)
+            return
         dtype = var.get_value().dtype
         if owned:
             var.set_value(jnp.asarray(value, dtype=dtype))
@@ -399,14 +550,17 @@ class FlaxAdapter(Adapter):
 
     def assign_slice(self, var: Any, index: tuple[Any, ...], value: np.ndarray) -> None:
         # A new array with the slice replaced, in the same box; waited for, as in `assign`.
-        _valued(var)
-        var[index] = jnp.array(value, copy=True).block_until_ready()
+        if type(var) is stacks.Slice:
+            var, index = var.var, (var.index, *index)
+        dtype = _valued(var).dtype
+        var[index] = jnp.array(value, dtype=dtype, copy=True).block_until_ready()
 
     def grad(self, var: Any) -> np.ndarray | None:
         return self.grads.get(var)
 
     # -- the model -----------------------------------------------------------------
     def hyperparameters(self, module: Any) -> dict[str, float | str]:
+        module = _raw(module)
         out: dict[str, float | str] = {**epsilon_momentum(module, nnx.BatchNorm)}
         if isinstance(getattr(module, "feature_group_count", None), int):
             out["groups"] = float(module.feature_group_count)
@@ -419,9 +573,12 @@ class FlaxAdapter(Adapter):
         return out
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
-        set_epsilon_momentum(module, values)
+        # A stack's layer shares its module's settings: every layer takes the values
+        # (a port reads each pair back after aligning, and refuses what differs).
+        set_epsilon_momentum(_raw(module), values)
 
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
+        module = _raw(module)
         # Flax 0.12.8: a LoRALinear adds lora(x) = x @ lora.lora_a @ lora.lora_b to its
         # Linear's output; an nnx.LoRA adds x @ lora_a @ lora_b to its base_module's (merged
         # into a Linear's kernel, its only leaf the product updates).
@@ -432,6 +589,7 @@ class FlaxAdapter(Adapter):
         return ()
 
     def geometry(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> Geometry | None:
+        module = _raw(module)
         if not isinstance(module, (nnx.Conv, nnx.ConvTranspose)):
             return None
         kernel = per_axis(module.kernel_size, 1)  # an int: one axis
@@ -464,9 +622,10 @@ class FlaxAdapter(Adapter):
     def output_activation(self, module: Any, ancestors: Sequence[tuple[Any, str]]) -> str | None:
         found: list[str] = []
         reshaped = False  # past a Flatten: no softmax or norm over the channels
-        for layer in sequence.in_order(sequence.after(ancestors, self._sequence), self._sequence):
-            if layer is None:
+        for position in sequence.in_order(sequence.after(ancestors, self._sequence), self._sequence):
+            if position is None:
                 return None  # a __call__ decides what takes its output
+            layer = _raw(position)
             if isinstance(layer, nnx.Dropout):
                 continue  # the identity at inference
             if isinstance(layer, Step) and layer.function is flatten:  # what `up.spec`'s Flatten builds
@@ -475,12 +634,12 @@ class FlaxAdapter(Adapter):
             if isinstance(layer, Step):  # a function: one not named gives None
                 step = _FUNCTIONS.get(getattr(layer.function, "__name__", ""))
                 step = None if reshaped and step in activations.OVER_AN_AXIS else step
-            elif isinstance(layer, _NORMS) and not self.variables(layer):  # a normalisation without weights
+            elif isinstance(layer, _NORMS) and not self._variables(layer):  # a normalisation without weights
                 step = None if reshaped else _normalization(layer)
             else:  # the next layer with weights, if NNX's; another module may change the values
                 listed = tables.KIND.listed(type(layer))
                 known = listed is not None and not runs_its_own(layer, (listed,), "__call__")
-                if known and self.variables(layer):
+                if known and self._variables(layer):
                     break
                 return None
             if step is None:
@@ -489,12 +648,14 @@ class FlaxAdapter(Adapter):
         return activations.chain(found)
 
     def _sequence(self, parent: Any) -> list[tuple[str, Any]] | None:
-        return self.children(parent) if isinstance(parent, (nnx.Sequential, NamedSequential)) else None
+        return self.children(parent) if isinstance(_raw(parent), (nnx.Sequential, NamedSequential)) else None
 
     def input_layout(self, layer: Any) -> str | None:
+        layer = _raw(layer)
         return "time_major" if isinstance(layer, nnx.RNN) and layer.time_major else None
 
     def settings_given(self, parent: Any, key: str) -> dict[str, float | str]:
+        parent = _raw(parent)
         if not isinstance(parent, nnx.Bidirectional) or key not in _DIRECTIONS:
             return {}
         merge = parent.merge_fn
@@ -502,12 +663,15 @@ class FlaxAdapter(Adapter):
         return {"merge": name, "direction": _DIRECTIONS[key]}  # it runs its backward RNN reversed
 
     def forward(self, model: Any, inputs: np.ndarray, training: bool) -> Any:
+        model = self._runnable(model)
         with internals.Modes(model, training):
             return np.asarray(model(jnp.asarray(inputs)))
 
     def gradients(self, model: Any, variables: list[Any], request: Backward) -> list[np.ndarray | None]:
         x = jnp.asarray(request.inputs)
         t = None if request.targets is None else jnp.asarray(request.targets)
+
+        self._runnable(model, alone=True)
 
         def loss(m: Any) -> Any:
             return reduce_loss(m(x), request.loss, t, jnp.sum, jnp.mean)
@@ -520,7 +684,7 @@ class FlaxAdapter(Adapter):
         boxes = dict(nnx.to_flat_state(nnx.state(model, wrt)))
         flat = nnx.to_flat_state(grads)
         by_id = {id(boxes[path]): np.array(jax.device_get(g.get_value())) for path, g in flat}
-        out = [by_id.get(id(v)) for v in variables]
+        out = [_part(by_id.get(id(_box(v))), v) for v in variables]
         for var, grad in zip(variables, out, strict=True):
             if grad is None:
                 self.grads.clear(var)
@@ -528,8 +692,34 @@ class FlaxAdapter(Adapter):
                 self.grads.put(var, grad, owner=model)
         return out
 
+    def _runnable(self, model: Any, alone: bool = False) -> Any:
+        """What runs ``model``: a stack's layer alone is its stacked module's
+        variables at its index, in a module of their own (with ``alone``,
+        refused: a gradient must reach the stacked variables).
+
+        Raises:
+            UnsupportedError: A stack itself, which runs only through the code
+                that scans it; a stack's layer, with ``alone``.
+        """
+        model = self._at(model)
+        if type(model) is stacks.Member:
+            if alone:
+                raise stacks.refused("gradients of its own: take the model's", model.module)
+            graph, state = nnx.split(model.module)
+            return nnx.merge(graph, jax.tree.map(lambda a: a[model.index], state))
+        if type(model) is stacks.Stack:
+            raise UnsupportedError(
+                f"A stack of layers ({type(model.module).__name__}, nnx.vmap over a layer's constructor) "
+                "runs only through the code that scans it (nnx.scan in the model's own __call__): called "
+                "alone, it would run every layer's variables at once. Expected the model that holds "
+                "the stack, or one of its layers (view['0'] of the stack). " + received(layers=model.size)
+            )
+        return model
+
     # -- changing structure (ties) ------------------------------------------------------
     def set_child(self, parent: Any, key: str, child: Any) -> None:
+        if type(child) is stacks.Member or type(self._at(parent)) is not type(parent):
+            raise stacks.refused("a layer of another in its place (a tie)", _raw(parent))
         if isinstance(child, Step):
             child = child.function
         if isinstance(parent, _SEQUENTIAL):
@@ -542,9 +732,13 @@ class FlaxAdapter(Adapter):
             internals.put(parent, key, child)
 
     def copy_layer(self, layer: Any) -> Any:
+        if type(layer) is stacks.Member:
+            raise stacks.refused("a copy of its own", layer.module)
         return nnx.clone(layer)
 
     def set_variable(self, module: Any, native_name: str, var: Any) -> None:
+        if type(module) is stacks.Member or type(var) is stacks.Slice:
+            raise stacks.refused("another layer's variable in place of its own (a tie)", _raw(module))
         owner, _ = self._slot(module, native_name)
         cell = _cell(module)
         if owner is module or cell is None:
@@ -553,6 +747,8 @@ class FlaxAdapter(Adapter):
             internals.put(owner, tables.CELLS[type(cell)].slots[native_name][1], var)
 
     def copy_variable(self, var: Any) -> Any:
+        if type(var) is stacks.Slice:
+            raise stacks.refused("a variable of its own", type(var.var).__name__)
         value = var.get_value()
         if isinstance(value, jax.ShapeDtypeStruct):  # no values (nnx.eval_shape): nor has the copy
             return var.replace(value)
@@ -589,6 +785,18 @@ def _transposed_crops(given: Any, spans: list[int], strides: tuple[int, ...]) ->
             total = a + b
         out.append((span - 1 - a, span - 1 - (total - a)))
     return tuple(out)
+
+
+def _box(var: Any) -> Any:
+    """The ``nnx.Variable`` holding ``var``'s value (a stack's slice: the stacked one)."""
+    return var.var if type(var) is stacks.Slice else var
+
+
+def _part(grad: np.ndarray | None, var: Any) -> np.ndarray | None:
+    """A stacked variable's gradient, cut to ``var``'s slice where ``var`` is one."""
+    if grad is None or type(var) is not stacks.Slice:
+        return grad
+    return np.array(grad[var.index])
 
 
 def _valued(var: Any) -> Any:
