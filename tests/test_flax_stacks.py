@@ -393,3 +393,94 @@ def test_a_stack_replaced_natively_between_calls_is_read_anew():
     np.testing.assert_array_equal(view["blocks.4.lin.weight"].numpy(), stacked(model.blocks.lin.kernel)[4].T)
     model.blocks = nnx.List([nnx.Linear(4, 4, rngs=nnx.Rngs(0))])  # a list of one plain layer
     assert list(view.params())[:2] == ["blocks.0.weight", "blocks.0.bias"]
+
+
+def test_a_port_from_a_paddle_layer_list_fills_each_layer_of_the_stack():
+    needs("paddle")
+    import paddle
+
+    class Block(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.lin = paddle.nn.Linear(4, 4)
+            self.norm = paddle.nn.LayerNorm(4, epsilon=1e-5)
+
+        def forward(self, x):
+            return self.norm(paddle.nn.functional.relu(self.lin(x)))
+
+    class Model(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.blocks = paddle.nn.LayerList([Block() for _ in range(LAYERS)])
+            self.head = paddle.nn.Linear(4, 2)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    paddle.seed(0)
+    source = Model()
+    x = np.random.RandomState(6).rand(5, 4).astype(np.float32)
+    model = nnx_model(seed=8)
+    report = up.port(source, model, check_input=x)
+    assert report.max_abs_diff < 1e-5
+    np.testing.assert_array_equal(
+        stacked(model.blocks.lin.kernel)[2], source.blocks[2].lin.weight.numpy()
+    )  # (in, out) both
+
+
+def test_a_stack_of_convolution_blocks_ports_with_its_running_statistics():
+    """Channels-last kernels and BatchNorm statistics, each layer's from its slice."""
+    needs("torch")
+    import torch
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 3, kernel_size=(3, 3), padding=1, rngs=rngs)
+            self.norm = nnx.BatchNorm(3, momentum=0.9, epsilon=1e-5, rngs=rngs)
+
+        def __call__(self, x):
+            return nnx.relu(self.norm(self.conv(x)))
+
+    class Model(nnx.Module):
+        def __init__(self):
+            self.blocks = _stacked(Block)
+            self.head = nnx.Linear(3, 2, rngs=nnx.Rngs(1))
+
+        def __call__(self, x):
+            @nnx.scan(in_axes=(0, nnx.Carry), out_axes=nnx.Carry)
+            def run(block, x):
+                return block(x)
+
+            return self.head(run(self.blocks, x).mean(axis=(1, 2)))
+
+    def torch_blocks():
+        blocks = torch.nn.ModuleList(
+            [
+                torch.nn.Sequential(
+                    torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.BatchNorm2d(3), torch.nn.ReLU()
+                )
+                for _ in range(LAYERS)
+            ]  # fmt: skip
+        )
+        return torch.nn.Sequential(
+            *blocks, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2)
+        )
+
+    torch.manual_seed(0)
+    source = torch_blocks().eval()
+    with torch.no_grad():
+        for block in source[:LAYERS]:
+            block[1].running_mean.uniform_(-0.5, 0.5)
+            block[1].running_var.uniform_(0.5, 2)
+    x = np.random.RandomState(7).rand(2, 3, 8, 8).astype(np.float32)
+    model = Model()
+    assert up.port(source, model, check_input=x).max_abs_diff < 1e-5
+    means = stacked(model.blocks.norm.mean)
+    for i in range(LAYERS):
+        np.testing.assert_array_equal(means[i], source[i][1].running_mean.numpy())
+    back = torch_blocks().eval()
+    assert up.port(model, back, check_input=x).max_abs_diff < 1e-5
+    torch.testing.assert_close(back[2][0].weight, source[2][0].weight, rtol=0, atol=0)
