@@ -484,3 +484,65 @@ def test_a_stack_of_convolution_blocks_ports_with_its_running_statistics():
     back = torch_blocks().eval()
     assert up.port(model, back, check_input=x).max_abs_diff < 1e-5
     torch.testing.assert_close(back[2][0].weight, source[2][0].weight, rtol=0, atol=0)
+
+
+def test_a_stack_of_transformer_blocks_ports_from_torch_and_back():
+    """What a scan over layers mostly runs: attention, a norm and a Linear per
+    block; torch's packed attention projections go to each layer's query, key
+    and value slices and come back."""
+    needs("torch")
+    import torch
+    from flax import nnx
+
+    width, heads = 8, 2
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.attn = nnx.MultiHeadAttention(num_heads=heads, in_features=width, decode=False, rngs=rngs)
+            self.ln = nnx.LayerNorm(width, epsilon=1e-5, rngs=rngs)
+            self.mlp = nnx.Linear(width, width, rngs=rngs)
+
+        def __call__(self, x):
+            x = self.ln(x + self.attn(x))
+            return x + self.mlp(x)
+
+    class Model(nnx.Module):
+        def __init__(self):
+            self.blocks = _stacked(Block)
+
+        def __call__(self, x):
+            @nnx.scan(in_axes=(0, nnx.Carry), out_axes=nnx.Carry)
+            def run(block, x):
+                return block(x)
+
+            return run(self.blocks, x)
+
+    class TorchBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
+            self.ln = torch.nn.LayerNorm(width)
+            self.mlp = torch.nn.Linear(width, width)
+
+        def forward(self, x):
+            x = self.ln(x + self.attn(x, x, x, need_weights=False)[0])
+            return x + self.mlp(x)
+
+    def torch_stack():
+        blocks = torch.nn.Sequential(*[TorchBlock() for _ in range(LAYERS)]).eval()
+        with torch.no_grad():
+            for p in blocks.parameters():
+                p.normal_(0, 0.3)
+        return blocks
+
+    torch.manual_seed(0)
+    source = torch_stack()
+    x = np.random.RandomState(8).rand(2, 5, width).astype(np.float32)
+    model = Model()
+    assert up.port(source, model, check_input=x).max_abs_diff < 1e-5
+    query = np.asarray(model.blocks.attn.query.kernel.get_value())  # (layers, in, heads, head_dim)
+    packed = source[1].attn.in_proj_weight.detach().numpy()  # (3 * width, width): query rows first
+    np.testing.assert_allclose(query[1].reshape(width, width), packed[:width].T)
+    back = torch_stack()
+    assert up.port(model, back, check_input=x).max_abs_diff < 1e-5
+    torch.testing.assert_close(back[2].attn.in_proj_weight, source[2].attn.in_proj_weight, rtol=0, atol=0)
