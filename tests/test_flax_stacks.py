@@ -546,3 +546,20 @@ def test_a_stack_of_transformer_blocks_ports_from_torch_and_back():
     back = torch_stack()
     assert up.port(model, back, check_input=x).max_abs_diff < 1e-5
     torch.testing.assert_close(back[2].attn.in_proj_weight, source[2].attn.in_proj_weight, rtol=0, atol=0)
+
+
+def test_a_stack_at_two_positions_is_one_stack_counted_once():
+    """As nnx.find_duplicates sees it: one module at 'again' and 'blocks'."""
+    from flax import nnx
+
+    model = nnx_model()
+    model.again = model.blocks
+    assert nnx.find_duplicates(model) == [[("again",), ("blocks",)]]
+    assert up.ties(model)[0] == ("again.0.lin.weight", "blocks.0.lin.weight")
+    assert len(up.ties(model)) == 4 * LAYERS
+    tree = up.summary(model)
+    assert "Total params: 94 " in tree and "Shared: 12 parameters" in tree
+    view = up.wrap(model)
+    assert len(view.params()) == 4 * LAYERS + 2  # each layer's slice once
+    view["again.1.lin.weight"].set(np.ones((4, 4), np.float32))
+    np.testing.assert_array_equal(view["blocks.1.lin.weight"].numpy(), np.ones((4, 4)))
