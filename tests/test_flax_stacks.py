@@ -264,6 +264,11 @@ def test_what_one_layer_of_a_stack_cannot_have_alone_is_refused():
         up.tie(model, "blocks.0.lin.weight", "blocks.1.lin.weight")
     with pytest.raises(up.UnsupportedError, match="A layer of a stack"):
         up.tie(model, "blocks.0.lin", "blocks.1.lin")
+    from flax import nnx
+
+    model.extra = nnx.Linear(4, 4, rngs=nnx.Rngs(2))  # a layer of its own, put in a stack's place
+    with pytest.raises(up.UnsupportedError, match="A layer of a stack"):
+        up.tie(model, "extra", "blocks.1.lin")
     assert up.ties(model) == []
 
 

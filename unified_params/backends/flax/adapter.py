@@ -232,9 +232,8 @@ def _nothing(module: Any) -> tuple[Sized, ...]:
 
 
 def _raw(module: Any) -> Any:
-    """The module itself: a stack and its layers are their stacked module."""
-    cls = type(module)
-    return module.module if cls is _Member or cls is _Stack else module
+    """The module itself: a stack's layer is its stacked module."""
+    return module.module if type(module) is _Member else module
 
 
 #: Every variable kept in a module and the modules inside it (`stacks.variables_in`).
@@ -242,7 +241,7 @@ _VARIABLES_IN = partial(stacks.variables_in, skipped=_SKIPPED)
 
 
 def _member_containers(member: Any) -> tuple[Sized, ...]:
-    """What to watch of a stack or a stack's layer: its stacked module's containers."""
+    """What to watch of a stack's layer: its stacked module's containers."""
     module = member.module
     return ADAPTER.container_getter(module)(module)
 
@@ -439,7 +438,7 @@ class FlaxAdapter(Adapter):
     def container_getter(self, module: Any) -> Callable[[Any], tuple[Sized, ...]]:
         # Children and variables are attributes: the instance dict, keys and values,
         # is all there is to watch (a Sequential's layers sit in its nnx.List child).
-        if type(module) in (_Member, _Stack):
+        if type(module) is _Member:
             return _member_containers
         if isinstance(module, _SEQUENTIAL):
             return _sequential
@@ -724,7 +723,7 @@ class FlaxAdapter(Adapter):
 
     # -- changing structure (ties) ------------------------------------------------------
     def set_child(self, parent: Any, key: str, child: Any) -> None:
-        if type(child) is _Member or type(self._at(parent)) is not type(parent):
+        if type(child) is _Member or type(self._at(parent)) in (_Member, _Stack):
             raise stacks.refused("a layer of another in its place (a tie)", _raw(parent))
         if isinstance(child, Step):
             child = child.function
