@@ -158,42 +158,190 @@ def test_only_the_updates_a_peft_model_adds_now_are_merged(state):
         assert not np.allclose(_weights(dst)[0], base[0])
 
 
-@pytest.mark.parametrize("form", ["DoRA", "AdaLoRA"])
-def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do(form):
-    """DoRA scales the merged weight by a magnitude vector; AdaLoRA's SVD form
-    keeps singular values between its factors: neither is read as a low-rank
-    update. Their factors are left over as layers, and the refusal says so,
-    names peft's own merge and offers no skip, which would drop the update
-    (before, AdaLoRA's listed its factors to skip); after the merge the port
-    goes through."""
+@pytest.mark.parametrize("form", ["AdaLoRA", "DoRA, its norms cached", "merged, then disabled"])
+def test_a_form_of_lora_the_library_does_not_merge_is_refused_with_what_to_do(form, monkeypatch):
+    """AdaLoRA's SVD form keeps singular values between its factors; DoRA
+    with peft's norm cache on keeps norms a write would leave stale; a
+    disabled layer with an adapter merged takes it out of the weight on its
+    next call. None is read as a low-rank update: the factors are left over
+    as layers, and the refusal says so, names peft's own merge and offers no
+    skip, which would drop the update (before, AdaLoRA's listed its factors
+    to skip); after the merge the port goes through."""
     peft = _peft()
-    if form == "DoRA":
-        source = _with_lora(_mlp(), use_dora=True)
-    else:
+    if form == "AdaLoRA":
         source = peft.get_peft_model(
             _mlp(), peft.AdaLoraConfig(init_r=2, target_modules=["0"], total_step=10)
         )
+    elif form.startswith("DoRA"):
+        source = _with_dora(_mlp())
+        monkeypatch.setattr("peft.tuners.lora.dora.ENABLE_DORA_CACHING", True)
+    else:
+        source = _with_lora(_mlp())
+        source.merge_adapter()
+        for module in source.modules():  # as `disable_adapter()` leaves it, before a call
+            if hasattr(module, "merged_adapters"):
+                module._disable_adapters = True
     dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
     with pytest.raises(up.PortError, match=r"lora_B.*model\.merge_and_unload\(\)") as refused:
         up.port(source, dst, check_input=X)
     assert "skip=" not in str(refused.value)
+    if form.startswith("merged"):
+        return  # its call would unmerge: what it computes is the base layer's
     report = up.port(source.merge_and_unload(), dst, check_input=X)
     assert report.max_abs_diff <= 1e-5
 
 
-def test_a_peft_model_s_file_keeps_its_factors_and_loads_back():
-    """``save`` keeps the factors, as peft's state dict does; a load into a
-    peft model of the same configuration gives its outputs back."""
+def _with_dora(net, targets=("0", "2"), name="default", **settings):
+    """``net`` with a DoRA adapter on ``targets``: random factors and a
+    magnitude moved off its start (the weight's norms), as after fine-tuning."""
+    import torch
+
+    model = _with_lora(net, targets, name, use_dora=True, **settings)
+    with torch.no_grad():
+        for module in model.modules():
+            if name in getattr(module, "lora_magnitude_vector", {}):
+                magnitude = module.lora_magnitude_vector[name].weight
+                magnitude.mul_(torch.rand(magnitude.shape) + 0.5)
+    return model
+
+
+def _plain_merge(layer, name="default") -> np.ndarray:
+    """A Linear LoRA layer's weight with its update added, no magnitude."""
+    product = layer.lora_B[name].weight @ layer.lora_A[name].weight
+    return (layer.base_layer.weight + layer.scaling[name] * product).detach().numpy()
+
+
+def test_a_peft_dora_model_ports_into_every_backend_as_it_computes(backend):
+    """DoRA scales each output row of ``W + scaling * lora_B @ lora_A`` by its
+    magnitude over that row's norm: the destination gets the weights peft's
+    ``merge_and_unload`` gives, not the plain LoRA sum. Before: refused."""
+    source = _with_dora(_mlp())
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build(backend)
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5
+    assert "a DoRA update's rows then scaled by its magnitude" in report.notes[0]
+    got = _weights(dst)
+    for got_one, want in zip(got, _merged_weights(source), strict=True):
+        np.testing.assert_allclose(got_one, want, rtol=1e-5, atol=1e-6)
+    plain = _plain_merge(source.base_model.model[0])
+    assert np.abs(got[0] - plain).max() > 1e-2  # the magnitude counted
+
+
+def test_several_dora_and_lora_adapters_merge_in_the_order_they_run():
+    """Each active DoRA adapter scales what the layer computes with so far:
+    the order of ``active_adapters`` counts. Two DoRA adapters and a plain one,
+    in two orders: each port computes its model's outputs and gets peft's
+    merge; the two orders give other weights."""
+    weights = []
+    for order in (["second", "plain", "default"], ["default", "second", "plain"]):
+        model = _with_dora(_with_dora(_mlp()), name="second")
+        _with_lora(model, name="plain")
+        model.base_model.set_adapter(order)
+        dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+        report = up.port(model, dst, check_input=X)
+        assert report.max_abs_diff <= 1e-5
+        for got, want in zip(_weights(dst), _merged_weights(model), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        weights.append(_weights(dst)[0])
+    assert np.abs(weights[0] - weights[1]).max() > 1e-3
+
+
+def test_a_peft_dora_embedding_and_convolution_port_as_they_compute():
+    """An Embedding's DoRA magnitude is per embedding dimension (a column of
+    the table), a convolution's per output channel; each ported as
+    ``merge_and_unload`` merges it, and reset when ported into: the zeroed
+    factor zeros, the magnitude the new weight's norms."""
+    import torch
+
+    torch.manual_seed(0)
+    ids = np.array([[1, 2, 3], [4, 5, 9]])
+    embedding = _with_dora(torch.nn.Sequential(torch.nn.Embedding(10, 6), torch.nn.Linear(6, 3)), ["0"])
+    dst = S.Sequential(S.Embedding(10, 6), S.Linear(6, 3)).build("torch")
+    report = up.port(embedding, dst, check_input=ids)
+    assert report.max_abs_diff <= 1e-5
+    for got, want in zip(_weights(dst), _merged_weights(embedding), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    back = _with_dora(torch.nn.Sequential(torch.nn.Embedding(10, 6), torch.nn.Linear(6, 3)), ["0"])
+    report = up.port(dst, back, check_input=ids)
+    assert report.max_abs_diff <= 1e-5 and "a DoRA magnitude the norms" in report.notes[0]
+    layer = back.base_model.model[0]
+    assert not layer.lora_embedding_A["default"].detach().numpy().any()
+    table = layer.base_layer.weight.detach().numpy()
+    np.testing.assert_allclose(
+        layer.lora_magnitude_vector["default"].weight.detach().numpy(),
+        np.linalg.norm(table, axis=0),
+        rtol=1e-6,
+    )
+    conv = _with_dora(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()), ["0"])
+    dst = S.Sequential(S.Conv2d(3, 4, 3, padding=1), S.ReLU()).build("torch")
+    images = RNG.standard_normal((2, 3, 8, 8)).astype("float32")
+    report = up.port(conv, dst, check_input=images)
+    assert report.max_abs_diff <= 1e-5
+    for got, want in zip(_weights(dst), _merged_weights(conv), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    back = _with_dora(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()), ["0"])
+    report = up.port(dst, back, check_input=images)
+    assert report.max_abs_diff <= 1e-5
+    layer = back.base_model.model[0]
+    kernel = layer.base_layer.weight.detach().numpy()
+    np.testing.assert_allclose(
+        layer.lora_magnitude_vector["default"].weight.detach().numpy().reshape(-1),
+        np.linalg.norm(kernel.reshape(4, -1), axis=1),
+        rtol=1e-6,
+    )
+
+
+def test_a_peft_dora_model_ported_into_computes_the_source(backend):
+    """Into a DoRA model: each base layer gets the source's weight, ``lora_B``
+    zeros and the magnitude the norms of the weight's rows, as peft starts a
+    DoRA adapter; it computes the source's outputs. Before: refused."""
+    source = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build(backend)
+    dst = _with_dora(_mlp())
+    report = up.port(source, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-5 and report.notes[-1].startswith("LoRA reset")
+    layer = dst.base_model.model[0]
+    assert not layer.lora_B["default"].weight.detach().numpy().any()
+    weight = layer.base_layer.weight.detach().numpy()
+    np.testing.assert_array_equal(weight, _weights(source)[0])
+    np.testing.assert_allclose(
+        layer.lora_magnitude_vector["default"].weight.detach().numpy(),
+        np.linalg.norm(weight, axis=1),
+        rtol=1e-6,
+    )
+
+
+def test_a_layer_with_an_adapter_merged_computes_with_the_weight_alone():
+    """Once one adapter is merged into the weight, peft's layer runs the base
+    layer alone, its other active adapters not added. Before, the port added
+    the unmerged one: its outputs were off by that update."""
+    model = _with_lora(_with_lora(_mlp()), name="second")
+    model.base_model.set_adapter(["default", "second"])
+    model.merge_adapter(["default"])
+    stored = [p.detach().numpy().copy() for n, p in model.named_parameters() if ".base_layer." in n]
+    dst = S.Sequential(S.Linear(4, 8), S.ReLU(), S.Linear(8, 3)).build("torch")
+    report = up.port(model, dst, check_input=X)
+    assert report.max_abs_diff <= 1e-6 and not report.notes
+    for got, want in zip(_weights(dst), stored, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dora", [False, True])
+def test_a_peft_model_s_file_keeps_its_factors_and_loads_back(dora):
+    """``save`` keeps the factors (and DoRA's magnitudes), as peft's state
+    dict does; a load into a peft model of the same configuration gives its
+    outputs back."""
     import tempfile
 
     import torch
 
-    source = _with_lora(_mlp())
+    make = _with_dora if dora else _with_lora
+    source = make(_mlp())
     with tempfile.TemporaryDirectory() as folder:
         up.save(source, f"{folder}/lora.safetensors")
-        again = _with_lora(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+        again = make(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+        x = torch.from_numpy(X)
+        assert not torch.allclose(again(x), source(x))
         up.load(again, f"{folder}/lora.safetensors")
-    x = torch.from_numpy(X)
     torch.testing.assert_close(again(x), source(x), rtol=0, atol=0)
 
 

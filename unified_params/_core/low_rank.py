@@ -13,11 +13,16 @@ port does with them, the same on every backend:
 - A source layer's updates are merged into its leaf (``leaf + scale * a @ b``
   for each, in the framework's own layout, then made canonical): the
   destination computes what the source computes, as Keras' own
-  ``save_weights`` and peft's ``merge_and_unload`` merge them.
+  ``save_weights`` and peft's ``merge_and_unload`` merge them. An update
+  with a magnitude (peft's DoRA) also scales each row of the product's
+  shape: by ``m / ||leaf + scale * a @ b||``, the norm of that row of the
+  stored leaf with this update alone (`merged`).
 - A destination layer's update is reset: its leaf gets the source's value and
   the factor its framework starts at zero gets zeros again (Keras' and Flax's
   ``b``, peft's ``lora_B``), the other kept, so it computes the source's
   outputs and its update trains on from zero (standard LoRA initialisation).
+  A magnitude gets the norms of the new leaf's rows, as peft starts DoRA's
+  (`reset_magnitude`): each row is scaled by one.
 
 The factors stay parameters of their own everywhere else: ``params``,
 ``save`` and ``load`` keep them, as the frameworks' own state dicts do.
@@ -56,6 +61,11 @@ class LowRank:
         zeroed: The factor a new update starts at zero, ``"a"`` or ``"b"``:
             the one a reset writes zeros to.
         transposed: The product is the leaf's transpose (peft's Embedding).
+        magnitude: Where a magnitude vector is, one value per row of the
+            product (peft's DoRA: ``lora_magnitude_vector.<adapter>.weight``);
+            ``""`` for none. The layer then computes with each row of
+            ``leaf + scale * a @ b`` times ``m / ||leaf + scale * a @ b||``
+            (the stored leaf's row with this update alone).
 
     Examples:
         >>> LowRank("kernel", "lora_kernel_a", "lora_kernel_b", 2.0).zeroed
@@ -68,6 +78,7 @@ class LowRank:
     scale: float
     zeroed: str = "b"
     transposed: bool = False
+    magnitude: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class Update:
         scale: As `LowRank.scale`.
         starts_at_zero: As `LowRank.zeroed`: ``"a"`` or ``"b"``.
         transposed: As `LowRank.transposed`.
+        magnitude: The magnitude vector's key (`LowRank.magnitude`), ``""``
+            for none.
 
     Examples:
         >>> Update("0", "0.kernel", "0.lora_kernel_a", "0.lora_kernel_b", 1.0).zeroed
@@ -96,6 +109,7 @@ class Update:
     scale: float
     starts_at_zero: str = "b"
     transposed: bool = False
+    magnitude: str = ""
 
     @property
     def zeroed(self) -> str:
@@ -128,7 +142,10 @@ def updates(model: Module, modules: list[Module] | None = None) -> list[Update]:
                 relative(path, model.path) or ""
                 for path in (params[0].module.path, *(p.path for p in params))
             )
-            out.append(Update(layer, leaf, a, b, update.scale, update.zeroed, update.transposed))
+            magnitude = update.magnitude and relative(_param(module, update.magnitude).path, model.path)
+            out.append(
+                Update(layer, leaf, a, b, update.scale, update.zeroed, update.transposed, magnitude or "")
+            )
     return out
 
 
@@ -151,7 +168,7 @@ def holders(found: list[Update]) -> dict[str, str]:
     """
     out = {}
     for update in found:
-        for factor in (update.a, update.b):
+        for factor in _factors_of(update):
             holder = factor.rpartition(".")[0]
             if holder != update.layer:
                 out[holder] = update.layer
@@ -178,15 +195,57 @@ def merged(model: Module, found: Sequence[Update]) -> np.ndarray:
     leaf = _param(model, found[0].leaf)
     base = leaf.numpy("native")
     compute = np.promote_types(base.dtype, np.float32)
-    value = base.astype(compute)
+    stored = base.astype(compute)
+    value = stored.copy()
     for update in found:
         if update.scale == 0:
             continue
         a, b = (_param(model, key).numpy("native").astype(compute) for key in (update.a, update.b))
         rank = b.shape[0]  # each factor as a matrix: (rows, rank) @ (rank, columns)
-        product = np.matmul(a.reshape(-1, rank), b.reshape(rank, -1))
-        value += update.scale * (product.T if update.transposed else product).reshape(base.shape)
+        step = update.scale * np.matmul(a.reshape(-1, rank), b.reshape(rank, -1))
+        if not update.magnitude:
+            value += _as_leaf(step, update, base.shape)
+            continue
+        # The rows' norms of the stored leaf with this update alone; the rows of what
+        # the layer computes with so far, with this update, scaled by them.
+        norms = np.linalg.norm(_rows(stored, update, len(step)) + step, axis=1)
+        m = _param(model, update.magnitude).numpy("native").astype(compute).reshape(-1)
+        value = _as_leaf((m / norms)[:, None] * (_rows(value, update, len(step)) + step), update, base.shape)
     return np.ascontiguousarray(leaf.layout.to_canonical(value.astype(base.dtype)))
+
+
+def reset_magnitude(model: Module, update: Update, value: np.ndarray, *, native: bool = False) -> np.ndarray:
+    """The magnitude ``update`` of ``model`` starts at when its leaf holds
+    ``value`` (canonical; in its framework's layout with ``native``): the norm
+    of each row of the product's shape, so that the update, its zeroed factor
+    at zero, scales each row by one. In the magnitude's own shape (peft's
+    ``(out,)``; a convolution's ``(1, out, 1, ...)``).
+
+    Examples:
+        >>> import torch
+        >>> from unified_params import wrap
+        >>> m = wrap(torch.nn.Linear(2, 2))
+        >>> u = Update("", "weight", "weight", "weight", 1.0, "a", magnitude="bias")
+        >>> reset_magnitude(m, u, np.array([[3.0, 4.0], [0.0, 1.0]]))
+        array([5., 1.])
+    """
+    leaf, magnitude = _param(model, update.leaf), _param(model, update.magnitude)
+    shape = leaf.numpy("native").shape
+    held = np.asarray(value, np.float64)
+    held = held if native else leaf.layout.to_native(held, shape)
+    rows = shape[-1] if update.transposed else shape[0]
+    norms = np.linalg.norm(_rows(held, update, rows), axis=1)
+    return norms.reshape(magnitude.numpy("native").shape)
+
+
+def _rows(value: np.ndarray, update: Update, rows: int) -> np.ndarray:
+    """A leaf in its framework's layout as the product's ``rows`` rows."""
+    return value.T if update.transposed else value.reshape(rows, -1)
+
+
+def _as_leaf(rows: np.ndarray, update: Update, shape: tuple[int, ...]) -> np.ndarray:
+    """The product's rows laid out as the leaf of ``shape`` (`_rows`'s inverse)."""
+    return (rows.T if update.transposed else rows).reshape(shape)
 
 
 #: A path of a LoRA factor, or of the module holding one, by the names the
@@ -207,5 +266,10 @@ def looks_like_factor(path: str) -> bool:
 
 
 def factors(found: list[Update]) -> set[str]:
-    """The paths of every factor of ``found``."""
-    return {path for update in found for path in (update.a, update.b)}
+    """The paths of every factor of ``found`` (a magnitude vector with them)."""
+    return {path for update in found for path in _factors_of(update)}
+
+
+def _factors_of(update: Update) -> tuple[str, ...]:
+    """``update``'s factors' keys, its magnitude's with them."""
+    return (update.a, update.b, update.magnitude) if update.magnitude else (update.a, update.b)

@@ -602,8 +602,9 @@ def _factors_hint(found: list[Layer]) -> str:
         return ""
     return (
         f" Layers {_ends(names)} look like the factors of a low-rank update (LoRA) of a form this library "
-        "does not merge (peft's DoRA and other variants, AdaLoRA, a LoRA bias, fan_in_fan_out weights, a "
-        "grouped convolution): merge it into the weights in its framework first "
+        "does not merge (peft's LoRA variants other than DoRA, DoRA while peft caches its norms, AdaLoRA, "
+        "a LoRA bias, fan_in_fan_out weights, a grouped convolution, merged adapters of a disabled layer): "
+        "merge it into the weights in its framework first "
         "(peft: model.merge_and_unload()), then port."
     )
 

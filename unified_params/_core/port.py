@@ -496,6 +496,7 @@ def port(
     shifts: dict[str, np.ndarray] = {}  # a destination running mean's key -> the biases folded into it
     tied_to: dict[int, list[tuple[str, str]]] = {}  # a source variable -> (its key, the destination's)
     lora: tuple[list[str], list[str]] = ([], [])  # the layers whose updates are merged, reset
+    dora = [False, False]  # whether an update merged, reset has a magnitude (DoRA)
     stored: tuple[list[str], list[str]] = ([], [])  # pairs into, out of a norm kept in place (`Stored`)
     blind: list[tuple[Layer, Layer, str]] | None = [] if check_input is None else None
     unknown: list[tuple[str, str]] | None = [] if check_input is None else None
@@ -521,6 +522,7 @@ def port(
                     read = partial(low_rank.merged, src, a.updates[key])
                     if any(update.scale for update in a.updates[key]):  # else none it adds now
                         lora[0].append(a.name or "<root>")
+                        dora[0] = dora[0] or any(u.scale and u.magnitude for u in a.updates[key])
                 if leaf not in wanted:  # a leaf the destination lacks: neutral values only
                     value = read()
                     line, why = absent.left_out(a, b, leaf, value, dst.backend), ""
@@ -603,11 +605,22 @@ def port(
             state[update.zeroed] = Source(
                 factor.shape, dtype, absent.fill(factor.shape, dtype, 0.0), own_layout=layout
             )
+            if update.magnitude:  # DoRA's: the new leaf's norms, so it scales by one
+                dora[1] = True
+                magnitude = dst[update.magnitude]
+                assert isinstance(magnitude, Param)
+                dtype = np.dtype(_np(magnitude.dtype))
+                state[update.magnitude] = Source(
+                    magnitude.shape,
+                    dtype,
+                    partial(_reset_magnitude, dst, update, state.get(update.leaf), dtype),
+                    own_layout=magnitude.backend if magnitude.own_layout else None,
+                )
             kept_keys.add(update.kept)
             lora[1].append(b.name or "<root>")
     if no_room:
         raise absent.refuse(no_room, src.backend, dst.backend, fold_biases)
-    report.notes += _lora_notes(*lora) + _stored_notes(*stored)
+    report.notes += _lora_notes(*lora, dora=(dora[0], dora[1])) + _stored_notes(*stored)
     for key, shift in shifts.items():  # BatchNorm(x + b) with mean m is BatchNorm(x) with mean m - b
         state[key] = replace(state[key], read=_then(state[key].read, lambda mean, b=shift: mean - b))
     settings_differ += _norm_axis_differences(src, dst, pairs)
@@ -863,23 +876,43 @@ def _stored_notes(into: list[str], out_of: list[str]) -> list[str]:
     return notes
 
 
-def _lora_notes(merged: list[str], reset: list[str]) -> list[str]:
-    """The report's notes on the low-rank updates (LoRA) a port merged and reset."""
+def _reset_magnitude(
+    dst: Module, update: low_rank.Update, leaf: Source | None, dtype: np.dtype
+) -> np.ndarray:
+    """A destination's DoRA magnitude, in ``dtype``, for the value its leaf
+    gets (``leaf``; ``None``: the leaf keeps its own)."""
+    if leaf is None:
+        value = low_rank.reset_magnitude(dst, update, dst.param(update.leaf).numpy("native"), native=True)
+    else:
+        value = low_rank.reset_magnitude(dst, update, leaf.read(), native=leaf.own_layout is not None)
+    return value.astype(dtype)
+
+
+def _lora_notes(merged: list[str], reset: list[str], dora: tuple[bool, bool] = (False, False)) -> list[str]:
+    """The report's notes on the low-rank updates (LoRA) a port merged and
+    reset, and on DoRA's magnitudes among them (``dora``: merged, reset)."""
     merged, reset = ([repr(name) for name in dict.fromkeys(found)] for found in (merged, reset))
     out = []
     if merged:
         out.append(
             f"LoRA merged: {_layers_adding(merged, 'source')}; each such weight was moved with the "
             "updates merged in (weight + scale * a @ b, as Keras' own save and peft's merge_and_unload merge "
-            "a LoRA), so the destination "
-            "computes what the source computes."
+            "a LoRA"
+            + (
+                "; a DoRA update's rows then scaled by its magnitude over their norm with it, in the order "
+                "the adapters run"
+                if dora[0]
+                else ""
+            )
+            + "), so the destination computes what the source computes."
         )
     if reset:
         out.append(
             f"LoRA reset: {_layers_adding(reset, 'destination')}; each such weight got the source's value "
             "and the factor of its update that starts at zero zeros again (Keras' and Flax's b, peft's "
-            "lora_B; the other kept), so the destination computes what the source "
-            "computes and the update trains on from zero."
+            "lora_B; the other kept"
+            + ("; a DoRA magnitude the norms of the new weight's rows, as peft starts one" if dora[1] else "")
+            + "), so the destination computes what the source computes and the update trains on from zero."
         )
     return out
 

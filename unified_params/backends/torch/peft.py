@@ -12,14 +12,27 @@ active adapter (for an Embedding, that product's transpose), unless the
 adapters are disabled or already merged into the weight. A new adapter
 starts with ``lora_B`` at zero (an Embedding's ``lora_embedding_A``).
 
-Read here: the vanilla form only, of peft's own LoRA Linear, Embedding and
-convolutions (not the tuners built on them: AdaLoRA's SVD form, LoRA over
-quantized layers). A layer with a LoRA variant (DoRA and others), a LoRA
-bias, ``fan_in_fan_out`` weights (transformers' Conv1D), a grouped
-convolution or a base layer of another type is reported with no update:
-its factors then stay layers of their own, which a port refuses to pair,
-naming ``merge_and_unload``. peft is never imported here: a model
-holds its layers only once peft is loaded.
+Once any adapter is merged, a call runs the base layer alone; a disabled
+layer's call takes merged adapters out of the weight first (such a layer is
+reported with no update).
+
+DoRA (``use_dora=True``) keeps per adapter a magnitude vector in
+``lora_magnitude_vector[name].weight``, one value per output (an
+Embedding's: per embedding dimension). Each active adapter in turn scales
+each output row of what the layer computes with so far, plus its update, by
+``m / ||W + scaling * lora_B @ lora_A||`` of that row, ``W`` the base layer's
+stored weight: the order of ``active_adapters`` counts. ``merge_and_unload``
+merges in that order too.
+
+Read here: the vanilla form and DoRA, of peft's own LoRA Linear, Embedding
+and convolutions (not the tuners built on them: AdaLoRA's SVD form, LoRA
+over quantized layers). A layer with another LoRA variant, DoRA while peft
+caches its norms (``peft.tuners.lora.dora.ENABLE_DORA_CACHING``, which a
+write would leave stale), a LoRA bias, ``fan_in_fan_out`` weights
+(transformers' Conv1D), a grouped convolution or a base layer of another
+type is reported with no update: its factors then stay layers of their own,
+which a port refuses to pair, naming ``merge_and_unload``. peft is never
+imported here: a model holds its layers only once peft is loaded.
 
 A layer named in ``modules_to_save`` (a classifier head trained whole) is
 wrapped in a ``ModulesToSaveWrapper`` that keeps the ``original_module``
@@ -67,22 +80,52 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
     if getattr(module, "fan_in_fan_out", False) or any(getattr(module, "lora_bias", {}).values()):
         return ()
     names = list(module.lora_embedding_A if embedding else module.lora_A)
-    variants = getattr(module, "lora_variant", {})  # DoRA and others (peft 0.15 on); before, DoRA's flag
-    if any(name in variants or getattr(module, "use_dora", {}).get(name) for name in names):
-        return ()
+    dora = _dora(module, names)
+    if dora is None:
+        return ()  # another variant of LoRA, or DoRA with its norms cached
     if not embedding and any(set(module.lora_B[name].weight.shape[2:]) - {1} for name in names):
         return ()  # a lora_B that is not pointwise: not one product of the two
-    applied = () if module.disable_adapters else set(module.active_adapters) - set(module.merged_adapters)
+    if module.merged_adapters and module.disable_adapters:
+        return ()  # its next call takes the merged updates out of the weight again
+    # What a call adds: nothing while disabled or once an adapter is merged (the
+    # base layer alone runs then), else each active adapter's update in turn.
+    applied = [] if module.disable_adapters or module.merged_adapters else list(module.active_adapters)
+    if any(name in dora and not module.scaling[name] for name in applied):
+        return ()  # a DoRA update that scales the weight but adds nothing: not read here
     out = []
-    for name in names:
+    for name in sorted(names, key=lambda n: applied.index(n) if n in applied else len(applied)):
         scale = float(module.scaling[name]) if name in applied else 0.0
+        magnitude = f"lora_magnitude_vector.{name}.weight" if name in dora else ""
         if embedding:  # (dim, rank) @ (rank, num), transposed: the (num, dim) table's update
             out.append(LowRank("base_layer.weight", f"lora_embedding_B.{name}",
-                               f"lora_embedding_A.{name}", scale, zeroed="b", transposed=True))  # fmt: skip
+                               f"lora_embedding_A.{name}", scale, zeroed="b", transposed=True,
+                               magnitude=magnitude))  # fmt: skip
         else:  # (out, rank) @ (rank, in, ...): the weight's update
             out.append(LowRank("base_layer.weight", f"lora_B.{name}.weight", f"lora_A.{name}.weight", scale,
-                               zeroed="a"))  # fmt: skip
+                               zeroed="a", magnitude=magnitude))  # fmt: skip
     return tuple(out)
+
+
+def _dora(module: Any, names: list[str]) -> set[str] | None:
+    """The adapters of ``names`` that are DoRA's (a magnitude vector beside
+    the factors); ``None`` when one is another variant, or peft caches DoRA's
+    norms (``ENABLE_DORA_CACHING``), which a write would leave stale."""
+    variants = getattr(module, "lora_variant", None)
+    if variants is None:  # before peft 0.15, DoRA's flag `use_dora`: not read here
+        return None if any(getattr(module, "use_dora", {}).get(name) for name in names) else set()
+    if not any(name in variants for name in names):
+        return set()
+    kinds = sys.modules.get("peft.tuners.lora.variants")
+    dora = sys.modules.get("peft.tuners.lora.dora")
+    if kinds is None or dora is None or getattr(dora, "ENABLE_DORA_CACHING", True):
+        return None
+    ours = tuple(
+        getattr(kinds, name, None)
+        for name in ("DoraLinearVariant", "DoraEmbeddingVariant", "DoraConv1dVariant",
+                     "DoraConv2dVariant", "DoraConv3dVariant")
+    )  # fmt: skip
+    found = {name for name in names if name in variants}
+    return found if all(type(variants[name]) in ours for name in found) else None
 
 
 def idle(module: Any) -> tuple[str, ...]:
