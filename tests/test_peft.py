@@ -400,8 +400,9 @@ def test_a_peft_model_ported_into_writes_the_copy_it_runs_and_leaves_the_origina
     )
 
 
-def test_a_torchvision_resnet_fine_tuned_with_peft_ports_into_paddle_vision():
-    """The fine-tuning a user does: LoRA on every 3x3 convolution of
+@pytest.mark.parametrize("make", ["LoRA", "DoRA"])
+def test_a_torchvision_resnet_fine_tuned_with_peft_ports_into_paddle_vision(make):
+    """The fine-tuning a user does: LoRA (or DoRA) on every 3x3 convolution of
     torchvision's resnet18 and its classifier trained whole. The port into
     paddle.vision's resnet18 merges 16 updates, takes the trained head, and
     the outputs agree with the peft model's and with its ``merge_and_unload()``."""
@@ -418,7 +419,7 @@ def test_a_torchvision_resnet_fine_tuned_with_peft_ports_into_paddle_vision():
     net = tv.models.resnet18(weights=None)
     seed(net)
     convs = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
-    source = _with_lora(net, targets=convs, modules_to_save=["fc"])
+    source = (_with_dora if make == "DoRA" else _with_lora)(net, targets=convs, modules_to_save=["fc"])
     with torch.no_grad():
         source.base_model.model.fc.modules_to_save["default"].weight.mul_(1.5)
     source.eval()
