@@ -110,7 +110,8 @@ def test_paddle_after_tensorflow_is_refused_not_crashed():
 REQUIRED = 18
 # 33: `stored_norms`, a wrapper's spectral norm kept in place (Keras SpectralNormalization).
 # 34: `code_holder`, the object whose code runs for a position (a Flax NNX stack's layer).
-WITH_DEFAULTS = 34
+# 35: `default_init`, a zoo layer's own initialisation (transformers' Conv1D).
+WITH_DEFAULTS = 35
 
 
 def test_the_adapter_contract_is_small_and_stays_so():

@@ -500,7 +500,7 @@ class Default(Initializer):
     builtin = True
 
     def resolve(self, param: Param) -> Initializer:
-        table = param.adapter.DEFAULT_INIT.get(param.layer_kind, {})
+        table = param.adapter.default_init(param.module.native, param.layer_kind)
         chosen = table.get(base_name(param.name))
         if chosen is None:
             kinds = ", ".join(sorted(param.adapter.DEFAULT_INIT))

@@ -603,7 +603,8 @@ def _factors_hint(found: list[Layer]) -> str:
     return (
         f" Layers {_ends(names)} look like the factors of a low-rank update (LoRA) of a form this library "
         "does not merge (peft's LoRA variants other than DoRA, DoRA while peft caches its norms, AdaLoRA, "
-        "a LoRA bias, fan_in_fan_out weights, a grouped convolution, merged adapters of a disabled layer): "
+        "a LoRA bias, fan_in_fan_out on a layer other than transformers' Conv1D, a grouped convolution, "
+        "merged adapters of a disabled layer): "
         "merge it into the weights in its framework first "
         "(peft: model.merge_and_unload(); a disabled model's merged adapters: model.unmerge_adapter()), "
         "then port."

@@ -490,6 +490,20 @@ class Adapter(abc.ABC):
         """
         return ()
 
+    def default_init(self, module: Any, kind: str) -> Mapping[str, Initializer]:
+        """How the framework initialises a layer's leaves by default, by
+        canonical name (`unified_params.init.Default`). Default:
+        ``DEFAULT_INIT[kind]``; a layer of a zoo that draws its own
+        (transformers' ``Conv1D``) says so here.
+
+        Examples:
+            >>> from unified_params.backends import adapter_for
+            >>> import torch
+            >>> sorted(adapter_for(torch.nn.Linear(4, 2)).default_init(torch.nn.Linear(4, 2), "linear"))
+            ['bias', 'weight']
+        """
+        return self.DEFAULT_INIT.get(kind, {})
+
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
         """What the adapter declares of a layer's variables, by native name
         (``None``: all canonical already; a variable a table does not list keeps
@@ -732,7 +746,9 @@ def holds_layer(value: Any, layer_type: type | tuple[type, ...]) -> bool:
 
 
 class KindTable:
-    """Layer kinds by class, walking the bases (subclasses keep the kind).
+    """Layer kinds by class, walking the bases (subclasses keep the kind);
+    ``by_name`` lists classes of other packages by module and class name, so
+    that nothing is imported to know them (transformers' ``Conv1D``).
 
     Each class is looked up once; afterwards its kind is one dict read.
 
@@ -741,12 +757,17 @@ class KindTable:
         >>> class Child(Base): pass
         >>> KindTable({Base: "linear"})(Child)
         'linear'
+        >>> KindTable({}, by_name={(__name__, "Base"): "linear"})(Child)
+        'linear'
     """
 
-    __slots__ = ("_table", "_cache")
+    __slots__ = ("_table", "_by_name", "_cache")
 
-    def __init__(self, table: Mapping[type, str]) -> None:
+    def __init__(
+        self, table: Mapping[type, str], by_name: Mapping[tuple[str, str], str] | None = None
+    ) -> None:
         self._table = table
+        self._by_name = by_name or {}
         self._cache: dict[type, str] = {}
 
     def listed(self, cls: type) -> type | None:
@@ -758,11 +779,15 @@ class KindTable:
             >>> KindTable({Base: "linear"}).listed(Child) is Base
             True
         """
-        return next((k for k in cls.__mro__ if k in self._table), None)
+        return next((k for k in cls.__mro__ if k in self._table or self._named(k) is not None), None)
+
+    def _named(self, cls: type) -> str | None:
+        return self._by_name.get((cls.__module__, cls.__name__)) if self._by_name else None
 
     def __call__(self, cls: type) -> str:
         kind = self._cache.get(cls)
         if kind is None:
-            kind = next((self._table[k] for k in cls.__mro__ if k in self._table), UNKNOWN_KIND)
-            self._cache[cls] = kind
+            listed = self.listed(cls)
+            kind = UNKNOWN_KIND if listed is None else self._table.get(listed) or self._named(listed)
+            self._cache[cls] = kind = kind or UNKNOWN_KIND
         return kind

@@ -560,5 +560,16 @@ def training_mode(modules: Iterable[Any], flag: bool, attribute: str = "training
 
 
 def first_output(output: Any) -> Any:
-    """A recurrent layer returns ``(sequence, state)``: the loss is on the sequence."""
-    return output[0] if isinstance(output, (tuple, list)) else output
+    """A model's main output: a recurrent layer returns ``(sequence, state)``,
+    the loss is on the sequence; a transformers model returns a ``ModelOutput``,
+    whose tuple (``to_tuple()``, what ``return_dict=False`` returns) starts with
+    the logits when no labels are given (its cache and hidden states follow).
+
+    Examples:
+        >>> first_output(([1.0], "state")), first_output([2.0])
+        ([1.0], 2.0)
+    """
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    to_tuple = getattr(output, "to_tuple", None)  # nothing imported to know a ModelOutput
+    return to_tuple()[0] if callable(to_tuple) else output

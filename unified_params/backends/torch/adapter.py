@@ -14,7 +14,8 @@ from torch import nn
 from ..._core import activations
 from ..._core.errors import NotBuiltError, UnsupportedError, received
 from ..._core.geometry import SAME, Geometry, Pad, Pooling
-from ..._core.initializers import FanInUniform, Normal, Ones, RecurrentUniform, Zeros
+from ..._core.initializers import FanInUniform, Initializer, Normal, Ones, RecurrentUniform, Zeros
+from ..._core.layouts import Leaf
 from ..._core.leaf_norms import SHAPED_AS_LEAF, LeafNorm, native_axis
 from ..._core.low_rank import LowRank
 from ..._core.sharding import Group, Sharding
@@ -22,6 +23,17 @@ from ..._core.upsampling import Upsampling
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
 from . import internals, peft, sharded
+
+#: Layers of model zoos that compute as a layer of a declared kind, by module and
+#: class name (nothing is imported to know them), with how they keep their leaves
+#: and draw them at construction. transformers' ``Conv1D`` (GPT-2's projections,
+#: checked against transformers 5.24) is a Linear, ``x @ weight + bias``, that keeps
+#: its weight ``(in, out)`` as paddle's Linear does; its constructor draws the
+#: weight from N(0, 0.02) and zeros the bias.
+_CONV1D = ("transformers.pytorch_utils", "Conv1D")
+_ZOO_KINDS = {_CONV1D: "linear"}
+_ZOO_LEAVES = {_CONV1D: {"weight": Leaf("weight", ("in", "out")), "bias": Leaf("bias")}}
+_ZOO_INIT = {_CONV1D: {"weight": Normal(0.0, 0.02), "bias": Zeros()}}
 
 _KIND = KindTable(
     {
@@ -46,7 +58,8 @@ _KIND = KindTable(
         nn.Sequential: "container",
         nn.ModuleList: "container",
         nn.ModuleDict: "container",
-    }
+    },
+    by_name=_ZOO_KINDS,
 )
 _CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -211,6 +224,14 @@ class TorchAdapter(DictModuleAdapter):
             if inner is None:
                 return model
             model = inner
+
+    def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
+        zoo = _zoo(module)
+        return super().leaves(module, kind) if zoo is None else _ZOO_LEAVES.get(zoo)
+
+    def default_init(self, module: Any, kind: str) -> Mapping[str, Initializer]:
+        zoo = _zoo(module)
+        return super().default_init(module, kind) if zoo is None else _ZOO_INIT.get(zoo, {})
 
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
         return peft.low_rank(module)
@@ -411,6 +432,13 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
         fill(var.detach().numpy())  # shares the parameter's memory
     torch.autograd.graph.increment_version(var)  # as an in-place op would
     return True
+
+
+def _zoo(module: Any) -> tuple[str, str] | None:
+    """The `_ZOO_KINDS` entry of ``module``'s class or of the base it extends."""
+    listed = _KIND.listed(type(module))
+    key = None if listed is None else (listed.__module__, listed.__name__)
+    return key if key in _ZOO_KINDS else None
 
 
 def _pool_in_forward(module: Any, kind: str, kernel: int, stride: int, padding: int) -> Pooling:

@@ -26,10 +26,12 @@ merges in that order too.
 
 Read here: the vanilla form and DoRA, of peft's own LoRA Linear, Embedding
 and convolutions (not the tuners built on them: AdaLoRA's SVD form, LoRA
-over quantized layers). A layer with another LoRA variant, DoRA while peft
+over quantized layers). A transformers ``Conv1D`` base layer (GPT-2's) keeps its weight
+``(in, out)``: its update is the product's transpose (``fan_in_fan_out``).
+A layer with another LoRA variant, DoRA while peft
 caches its norms (``peft.tuners.lora.dora.ENABLE_DORA_CACHING``, which a
-write would leave stale), a LoRA bias, ``fan_in_fan_out`` weights
-(transformers' Conv1D), a grouped convolution or a base layer of another
+write would leave stale), a LoRA bias, ``fan_in_fan_out`` on another base
+layer, a grouped convolution or a base layer of another
 type is reported with no update: its factors then stay layers of their own,
 which a port refuses to pair, naming ``merge_and_unload``. peft is never
 imported here: a model holds its layers only once peft is loaded.
@@ -54,6 +56,10 @@ from ..._core.low_rank import LowRank
 #: The base layers whose update is their weight plus ``lora_B @ lora_A``,
 #: each factor read as a matrix.
 _MATRIX_BASES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: transformers' Conv1D (GPT-2's projections), by module and class name: a Linear
+#: that keeps its weight ``(in, out)``, whose update peft adds transposed
+#: (``fan_in_fan_out``, which peft sets for it).
+_CONV1D = ("transformers.pytorch_utils", "Conv1D")
 
 
 def low_rank(module: Any) -> tuple[LowRank, ...]:
@@ -75,9 +81,10 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
         return ()  # not a LoRA layer, or another tuner's built on it (AdaLoRA's SVD form, quantized bases)
     base = module.base_layer
     embedding = type(base) is nn.Embedding
-    if not (embedding or type(base) in _MATRIX_BASES) or getattr(base, "groups", 1) != 1:
+    in_out = (type(base).__module__, type(base).__name__) == _CONV1D  # fan_in_fan_out: peft sets it
+    if not (embedding or in_out or type(base) in _MATRIX_BASES) or getattr(base, "groups", 1) != 1:
         return ()
-    if getattr(module, "fan_in_fan_out", False) or any(getattr(module, "lora_bias", {}).values()):
+    if getattr(module, "fan_in_fan_out", False) != in_out or any(getattr(module, "lora_bias", {}).values()):
         return ()
     names = list(module.lora_embedding_A if embedding else module.lora_A)
     dora = _dora(module, names)
@@ -100,9 +107,9 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
             out.append(LowRank("base_layer.weight", f"lora_embedding_B.{name}",
                                f"lora_embedding_A.{name}", scale, zeroed="b", transposed=True,
                                magnitude=magnitude))  # fmt: skip
-        else:  # (out, rank) @ (rank, in, ...): the weight's update
+        else:  # (out, rank) @ (rank, in, ...): the weight's update (a Conv1D's (in, out): its transpose)
             out.append(LowRank("base_layer.weight", f"lora_B.{name}.weight", f"lora_A.{name}.weight", scale,
-                               zeroed="a", magnitude=magnitude))  # fmt: skip
+                               zeroed="a", transposed=in_out, magnitude=magnitude))  # fmt: skip
     return tuple(out)
 
 

@@ -1,0 +1,203 @@
+"""transformers' GPT-2 (torch): its ``Conv1D`` projections are Linears that
+keep their weight ``(in, out)``. Listed canonical ``(out, in)``, they port into
+a GPT built of ``nn.Linear`` (nanoGPT's layout, its parameter names GPT-2's)
+and back, save to a file that such a model loads, initialise by the Conv1D's
+own default, and carry peft's LoRA and DoRA (``fan_in_fan_out``) through a
+port as ``merge_and_unload`` merges them. A tiny configuration, random
+weights: nothing is downloaded."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import unified_params as up
+from tests.conftest import needs
+from tests.zoo.models import import_torchvision
+
+VOCAB, POSITIONS, WIDTH, HEADS, LAYERS = 50, 16, 32, 2, 2
+IDS = np.random.default_rng(0).integers(0, VOCAB, (2, 10))
+
+
+def _transformers():
+    needs("torch")
+    import_torchvision()  # transformers imports it
+    return pytest.importorskip("transformers")
+
+
+def _gpt2():
+    """transformers' GPT-2 language model, tiny, in inference mode."""
+    import torch
+
+    transformers = _transformers()
+    config = transformers.GPT2Config(
+        n_layer=LAYERS, n_embd=WIDTH, n_head=HEADS, vocab_size=VOCAB, n_positions=POSITIONS,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def _linear_gpt():
+    """GPT-2 as nanoGPT writes it: each projection an ``nn.Linear`` (weight
+    ``(out, in)``), GPT-2's parameter names, the head tied to the token
+    embedding."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c_attn, self.c_proj = nn.Linear(WIDTH, 3 * WIDTH), nn.Linear(WIDTH, WIDTH)
+
+        def forward(self, x):
+            b, t, c = x.shape
+            q, k, v = (
+                y.view(b, t, HEADS, c // HEADS).transpose(1, 2) for y in self.c_attn(x).split(c, dim=2)
+            )
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+
+    class MLP(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c_fc, self.c_proj = nn.Linear(WIDTH, 4 * WIDTH), nn.Linear(4 * WIDTH, WIDTH)
+
+        def forward(self, x):
+            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2, self.mlp = (
+                nn.LayerNorm(WIDTH),
+                Attention(),
+                nn.LayerNorm(WIDTH),
+                MLP(),
+            )
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = nn.ModuleDict({
+                "wte": nn.Embedding(VOCAB, WIDTH), "wpe": nn.Embedding(POSITIONS, WIDTH),
+                "h": nn.ModuleList([Block() for _ in range(LAYERS)]), "ln_f": nn.LayerNorm(WIDTH),
+            })  # fmt: skip
+            self.lm_head = nn.Linear(WIDTH, VOCAB, bias=False)
+            self.lm_head.weight = self.transformer.wte.weight
+
+        def forward(self, idx):
+            x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.shape[1]))
+            for block in self.transformer.h:
+                x = block(x)
+            return self.lm_head(self.transformer.ln_f(x))
+
+    torch.manual_seed(1)
+    return GPT().eval()
+
+
+def _logits(model) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.from_numpy(IDS))
+    return getattr(out, "logits", out).numpy()
+
+
+def test_a_conv1d_is_listed_as_a_linear_in_the_canonical_layout():
+    """``c_attn.weight`` is kept ``(32, 96)``: it is listed ``(96, 32)``, a
+    Linear's, its native layout opt-in; before, it was a leaf of an unknown
+    layer, listed as kept."""
+    model = _gpt2()
+    p = up.wrap(model)["transformer.h.0.attn.c_attn.weight"]
+    assert (p.shape, p.layer_kind, p.numpy("native").shape) == ((96, 32), "linear", (32, 96))
+    np.testing.assert_array_equal(p.numpy(), model.transformer.h[0].attn.c_attn.weight.detach().numpy().T)
+    assert "Conv1D             weight (96, 32)  bias (96,)" in up.summary(model)
+
+
+@pytest.mark.parametrize("direction", ["gpt2 -> linear", "linear -> gpt2"])
+def test_gpt2_ports_into_a_gpt_of_linears_and_back(direction):
+    """What nanoGPT's ``from_pretrained`` does by hand (transposing every
+    Conv1D weight) is a port, both ways: the logits agree, the head stays tied."""
+    gpt2, linear = _gpt2(), _linear_gpt()
+    source, dst = (gpt2, linear) if direction.startswith("gpt2") else (linear, gpt2)
+    assert np.abs(_logits(source) - _logits(dst)).max() > 1e-2
+    report = up.port(source, dst, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(_logits(dst), _logits(source), atol=1e-5)
+    assert dst.lm_head.weight is dst.transformer.wte.weight
+
+
+def test_a_gpt2_file_loads_into_a_gpt_of_linears_with_torch_alone(tmp_path):
+    """``up.save`` writes the canonical layout: the Linear GPT loads the file
+    with safetensors and ``load_state_dict``, no transposing, its logits
+    GPT-2's; ``up.load`` puts it back into GPT-2."""
+    import safetensors.torch
+
+    gpt2, linear = _gpt2(), _linear_gpt()
+    up.save(gpt2, tmp_path / "gpt2.safetensors")
+    state = safetensors.torch.load_file(tmp_path / "gpt2.safetensors")
+    assert tuple(state["transformer.h.0.attn.c_attn.weight"].shape) == (96, 32)
+    linear.load_state_dict(state, strict=False)  # the tied head is saved once, as the embedding
+    np.testing.assert_allclose(_logits(linear), _logits(gpt2), atol=1e-5)
+    again = _gpt2()
+    for p in again.parameters():
+        p.data.normal_()
+    up.load(again, tmp_path / "gpt2.safetensors")
+    np.testing.assert_array_equal(_logits(again), _logits(gpt2))
+
+
+def test_a_conv1d_s_default_initialisation_is_its_own():
+    """transformers' Conv1D draws its weight from N(0, 0.02) and zeros its
+    bias: ``Default()`` does the same, not a torch Linear's uniform."""
+    model = _gpt2()
+    up.initialize(model, up.init.Default(), where="*.c_fc.*")
+    weights = np.concatenate(
+        [block.mlp.c_fc.weight.detach().numpy().ravel() for block in model.transformer.h]
+    )
+    assert abs(weights.std() - 0.02) < 0.002 and np.abs(weights).max() > 0.05  # a normal's tail
+    assert not any(block.mlp.c_fc.bias.detach().numpy().any() for block in model.transformer.h)
+
+
+@pytest.mark.parametrize("dora", [False, True])
+def test_a_gpt2_fine_tuned_with_peft_ports_with_its_updates_merged(dora):
+    """peft adds a Conv1D's update transposed (``fan_in_fan_out``): the port
+    merges it (DoRA's magnitudes too) as ``merge_and_unload`` does, and back
+    into a peft GPT-2 resets it. Before: refused, fan_in_fan_out weights."""
+    import peft
+    import torch
+
+    source = peft.get_peft_model(
+        _gpt2(),
+        peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_proj", "c_fc"], init_lora_weights=False,
+                        use_dora=dora),
+    ).eval()  # fmt: skip
+    with torch.no_grad():
+        for module in source.modules():
+            if "default" in getattr(module, "lora_magnitude_vector", {}):
+                magnitude = module.lora_magnitude_vector["default"].weight
+                magnitude.mul_(torch.rand(magnitude.shape) + 0.5)
+    linear = _linear_gpt()
+    report = up.port(source, linear, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5 and report.notes[0].startswith("LoRA merged")
+    merged = dict(copy.deepcopy(source).merge_and_unload().named_parameters())
+    for name, p in linear.named_parameters():
+        want = merged[name].detach().numpy()
+        np.testing.assert_allclose(
+            p.detach().numpy(), want.T if ".c_" in name else want, rtol=1e-5, atol=1e-6
+        )
+    back = peft.get_peft_model(
+        _gpt2(), peft.LoraConfig(r=4, target_modules=["c_attn"], init_lora_weights=False, use_dora=dora)
+    ).eval()
+    report = up.port(linear, back, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5 and report.notes[-1].startswith("LoRA reset")
+    assert (
+        not back.base_model.model.transformer.h[0].attn.c_attn.lora_B["default"].weight.detach().numpy().any()
+    )
