@@ -201,3 +201,71 @@ def test_a_gpt2_fine_tuned_with_peft_ports_with_its_updates_merged(dora):
     assert (
         not back.base_model.model.transformer.h[0].attn.c_attn.lora_B["default"].weight.detach().numpy().any()
     )
+
+
+def _keras_gpt():
+    """GPT-2 written in Keras 3: each projection a ``Dense`` (kernel
+    ``(in, out)``, as a Conv1D keeps it), the head the token embedding's
+    transpose; built on the test's ids."""
+    needs("keras")
+    import keras
+    from keras import layers, ops
+
+    causal = np.tril(np.ones((POSITIONS, POSITIONS), bool))
+
+    class Block(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            # Keras lists layers in the order they are set: here, the order they run in.
+            self.ln_1 = layers.LayerNormalization(epsilon=1e-5)
+            self.c_attn, self.c_proj = layers.Dense(3 * WIDTH), layers.Dense(WIDTH)
+            self.ln_2 = layers.LayerNormalization(epsilon=1e-5)
+            self.c_fc, self.mlp_proj = layers.Dense(4 * WIDTH), layers.Dense(WIDTH)
+
+        def call(self, x):
+            b, n = ops.shape(x)[0], ops.shape(x)[1]
+            q, k, v = (
+                ops.transpose(ops.reshape(y, (b, n, HEADS, WIDTH // HEADS)), (0, 2, 1, 3))
+                for y in ops.split(self.c_attn(self.ln_1(x)), 3, axis=-1)
+            )
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(WIDTH // HEADS)
+            y = ops.matmul(ops.softmax(ops.where(causal[:n, :n], scores, -1e9), axis=-1), v)
+            x = x + self.c_proj(ops.reshape(ops.transpose(y, (0, 2, 1, 3)), (b, n, WIDTH)))
+            return x + self.mlp_proj(keras.activations.gelu(self.c_fc(self.ln_2(x)), approximate=True))
+
+    class GPT(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte, self.wpe = layers.Embedding(VOCAB, WIDTH), layers.Embedding(POSITIONS, WIDTH)
+            self.h = [Block() for _ in range(LAYERS)]
+            self.ln_f = layers.LayerNormalization(epsilon=1e-5)
+
+        def call(self, ids):
+            x = self.wte(ids) + self.wpe(ops.arange(ops.shape(ids)[1]))
+            for block in self.h:
+                x = block(x)
+            return ops.matmul(self.ln_f(x), ops.transpose(self.wte.embeddings))
+
+    model = GPT()
+    model(IDS)
+    return model
+
+
+def test_gpt2_ports_into_a_keras_gpt_and_back():
+    """Across frameworks: a Conv1D's ``(in, out)`` weight is a Dense kernel's
+    layout, reached through the canonical one; GPT-2's tied head is one
+    variable, as the Keras model's head is its embedding. Logits agree both
+    ways."""
+    gpt2, ported = _gpt2(), _keras_gpt()
+    report = up.port(gpt2, ported, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(np.asarray(ported(IDS)), _logits(gpt2), atol=1e-5)
+    np.testing.assert_array_equal(
+        np.asarray(ported.h[0].c_attn.kernel), gpt2.transformer.h[0].attn.c_attn.weight.detach().numpy()
+    )
+    again = _gpt2()
+    for p in again.parameters():
+        p.data.normal_()
+    report = up.port(ported, again, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(_logits(again), _logits(gpt2), atol=1e-5)
