@@ -436,9 +436,16 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
 
 def _zoo(module: Any) -> tuple[str, str] | None:
     """The `_ZOO_KINDS` entry of ``module``'s class or of the base it extends."""
-    listed = _KIND.listed(type(module))
-    key = None if listed is None else (listed.__module__, listed.__name__)
-    return key if key in _ZOO_KINDS else None
+    cls = type(module)
+    if cls not in _ZOO_OF:
+        listed = _KIND.listed(cls)
+        key = None if listed is None else (listed.__module__, listed.__name__)
+        _ZOO_OF[cls] = key if key in _ZOO_KINDS else None
+    return _ZOO_OF[cls]
+
+
+#: Per class, `_zoo`'s answer.
+_ZOO_OF: dict[type, tuple[str, str] | None] = {}
 
 
 def _pool_in_forward(module: Any, kind: str, kernel: int, stride: int, padding: int) -> Pooling:
