@@ -22,18 +22,7 @@ from ..._core.sharding import Group, Sharding
 from ..._core.upsampling import Upsampling
 from .._base import KindTable, forward_replaced, per_axis, runs_its_own
 from .._dicts import ActivationTable, DictModuleAdapter, interpolated, last_axis_first, spatial_axes
-from . import internals, peft, sharded
-
-#: Layers of model zoos that compute as a layer of a declared kind, by module and
-#: class name (nothing is imported to know them), with how they keep their leaves
-#: and draw them at construction. transformers' ``Conv1D`` (GPT-2's projections,
-#: checked against transformers 5.24) is a Linear, ``x @ weight + bias``, that keeps
-#: its weight ``(in, out)`` as paddle's Linear does; its constructor draws the
-#: weight from N(0, 0.02) and zeros the bias.
-_CONV1D = ("transformers.pytorch_utils", "Conv1D")
-_ZOO_KINDS = {_CONV1D: "linear"}
-_ZOO_LEAVES = {_CONV1D: {"weight": Leaf("weight", ("in", "out")), "bias": Leaf("bias")}}
-_ZOO_INIT = {_CONV1D: {"weight": Normal(0.0, 0.02), "bias": Zeros()}}
+from . import internals, peft, sharded, zoo_layers
 
 _KIND = KindTable(
     {
@@ -59,7 +48,7 @@ _KIND = KindTable(
         nn.ModuleList: "container",
         nn.ModuleDict: "container",
     },
-    by_name=_ZOO_KINDS,
+    by_name=zoo_layers.KINDS,
 )
 _CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -227,11 +216,11 @@ class TorchAdapter(DictModuleAdapter):
 
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
         zoo = _zoo(module)
-        return super().leaves(module, kind) if zoo is None else _ZOO_LEAVES.get(zoo)
+        return super().leaves(module, kind) if zoo is None else zoo_layers.LEAVES.get(zoo)
 
     def default_init(self, module: Any, kind: str) -> Mapping[str, Initializer]:
         zoo = _zoo(module)
-        return super().default_init(module, kind) if zoo is None else _ZOO_INIT.get(zoo, {})
+        return super().default_init(module, kind) if zoo is None else zoo_layers.INIT.get(zoo, {})
 
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
         return peft.low_rank(module)
@@ -435,12 +424,12 @@ def fill_tensor(var: Any, fill: Callable[[np.ndarray], None]) -> bool:
 
 
 def _zoo(module: Any) -> tuple[str, str] | None:
-    """The `_ZOO_KINDS` entry of ``module``'s class or of the base it extends."""
+    """The `zoo_layers` entry of ``module``'s class or of the base it extends."""
     cls = type(module)
     if cls not in _ZOO_OF:
         listed = _KIND.listed(cls)
         key = None if listed is None else (listed.__module__, listed.__name__)
-        _ZOO_OF[cls] = key if key in _ZOO_KINDS else None
+        _ZOO_OF[cls] = key if key in zoo_layers.KINDS else None
     return _ZOO_OF[cls]
 
 

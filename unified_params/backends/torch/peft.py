@@ -52,14 +52,11 @@ from typing import Any
 from torch import nn
 
 from ..._core.low_rank import LowRank
+from .zoo_layers import CONV1D
 
 #: The base layers whose update is their weight plus ``lora_B @ lora_A``,
 #: each factor read as a matrix.
 _MATRIX_BASES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-#: transformers' Conv1D (GPT-2's projections), by module and class name: a Linear
-#: that keeps its weight ``(in, out)``, whose update peft adds transposed
-#: (``fan_in_fan_out``, which peft sets for it).
-_CONV1D = ("transformers.pytorch_utils", "Conv1D")
 
 
 def low_rank(module: Any) -> tuple[LowRank, ...]:
@@ -81,7 +78,8 @@ def low_rank(module: Any) -> tuple[LowRank, ...]:
         return ()  # not a LoRA layer, or another tuner's built on it (AdaLoRA's SVD form, quantized bases)
     base = module.base_layer
     embedding = type(base) is nn.Embedding
-    in_out = (type(base).__module__, type(base).__name__) == _CONV1D  # fan_in_fan_out: peft sets it
+    # transformers' Conv1D keeps its weight (in, out): peft adds its update transposed (fan_in_fan_out)
+    in_out = (type(base).__module__, type(base).__name__) == CONV1D
     if not (embedding or in_out or type(base) in _MATRIX_BASES) or getattr(base, "groups", 1) != 1:
         return ()
     if getattr(module, "fan_in_fan_out", False) != in_out or any(getattr(module, "lora_bias", {}).values()):
