@@ -122,6 +122,20 @@ def test_a_conv1d_is_listed_as_a_linear_in_the_canonical_layout():
     assert "Conv1D             weight (96, 32)  bias (96,)" in up.summary(model)
 
 
+def test_gpt2_runs_and_differentiates_through_its_logits():
+    """A transformers model returns a ``ModelOutput``: ``up.forward`` gives
+    its logits, and ``up.gradients`` (of their sum) a Conv1D weight's
+    gradient in the canonical layout, torch's own transposed."""
+    import torch
+
+    model = _gpt2()
+    np.testing.assert_array_equal(up.forward(model, IDS), _logits(model))
+    found = up.gradients(model, IDS)["transformer.h.0.attn.c_attn.weight"]
+    model.zero_grad()
+    model(torch.from_numpy(IDS)).logits.sum().backward()
+    np.testing.assert_array_equal(found, model.transformer.h[0].attn.c_attn.weight.grad.numpy().T)
+
+
 @pytest.mark.parametrize("direction", ["gpt2 -> linear", "linear -> gpt2"])
 def test_gpt2_ports_into_a_gpt_of_linears_and_back(direction):
     """What nanoGPT's ``from_pretrained`` does by hand (transposing every
