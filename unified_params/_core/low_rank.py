@@ -195,8 +195,8 @@ def merged(model: Module, found: Sequence[Update]) -> np.ndarray:
     leaf = _param(model, found[0].leaf)
     base = leaf.numpy("native")
     compute = np.promote_types(base.dtype, np.float32)
-    stored = base.astype(compute)
-    value = stored.copy()
+    stored = base.astype(compute)  # a copy: the updates are added to it in place
+    value = stored.copy() if any(u.magnitude and u.scale for u in found) else stored  # DoRA reads it after
     for update in found:
         if update.scale == 0:
             continue
@@ -230,12 +230,12 @@ def reset_magnitude(model: Module, update: Update, value: np.ndarray, *, native:
         array([5., 1.])
     """
     leaf, magnitude = _param(model, update.leaf), _param(model, update.magnitude)
-    shape = leaf.numpy("native").shape
+    shape = model.adapter.shape(leaf.native)  # the framework's own, without reading the values
     held = np.asarray(value, np.float64)
     held = held if native else leaf.layout.to_native(held, shape)
     rows = shape[-1] if update.transposed else shape[0]
     norms = np.linalg.norm(_rows(held, update, rows), axis=1)
-    return norms.reshape(magnitude.numpy("native").shape)
+    return norms.reshape(model.adapter.shape(magnitude.native))
 
 
 def _rows(value: np.ndarray, update: Update, rows: int) -> np.ndarray:
