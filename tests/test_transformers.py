@@ -3,8 +3,9 @@ keep their weight ``(in, out)``. Listed canonical ``(out, in)``, they port into
 a GPT built of ``nn.Linear`` (nanoGPT's layout, its parameter names GPT-2's)
 and back, save to a file that such a model loads, initialise by the Conv1D's
 own default, and carry peft's LoRA and DoRA (``fan_in_fan_out``) through a
-port as ``merge_and_unload`` merges them. A tiny configuration, random
-weights: nothing is downloaded."""
+port as ``merge_and_unload`` merges them; and port into GPTs written in
+Keras, Flax NNX and paddle. A tiny configuration, random weights: nothing is
+downloaded."""
 
 from __future__ import annotations
 
@@ -283,3 +284,149 @@ def test_gpt2_ports_into_a_keras_gpt_and_back():
     report = up.port(ported, again, check_input=IDS)
     assert report.max_abs_diff <= 1e-5
     np.testing.assert_allclose(_logits(again), _logits(gpt2), atol=1e-5)
+
+
+def _flax_gpt():
+    """GPT-2 written in Flax NNX: each projection an ``nnx.Linear`` (kernel
+    ``(in, out)``), the head the token embedding's ``attend``."""
+    needs("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.ln_1, self.ln_2 = (nnx.LayerNorm(WIDTH, epsilon=1e-5, rngs=rngs) for _ in range(2))
+            self.c_attn, self.c_proj = (
+                nnx.Linear(WIDTH, 3 * WIDTH, rngs=rngs),
+                nnx.Linear(WIDTH, WIDTH, rngs=rngs),
+            )
+            self.c_fc, self.mlp_proj = (
+                nnx.Linear(WIDTH, 4 * WIDTH, rngs=rngs),
+                nnx.Linear(4 * WIDTH, WIDTH, rngs=rngs),
+            )
+
+        def __call__(self, x):
+            b, n, _ = x.shape
+            q, k, v = (
+                y.reshape(b, n, HEADS, WIDTH // HEADS).transpose(0, 2, 1, 3)
+                for y in jnp.split(self.c_attn(self.ln_1(x)), 3, axis=-1)
+            )
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(WIDTH // HEADS)
+            y = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((n, n), bool)), scores, -1e9), axis=-1) @ v
+            x = x + self.c_proj(y.transpose(0, 2, 1, 3).reshape(b, n, WIDTH))
+            return x + self.mlp_proj(jax.nn.gelu(self.c_fc(self.ln_2(x)), approximate=True))
+
+    class GPT(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.wte, self.wpe = nnx.Embed(VOCAB, WIDTH, rngs=rngs), nnx.Embed(POSITIONS, WIDTH, rngs=rngs)
+            self.h = nnx.List([Block(rngs) for _ in range(LAYERS)])
+            self.ln_f = nnx.LayerNorm(WIDTH, epsilon=1e-5, rngs=rngs)
+
+        def __call__(self, ids):
+            x = self.wte(ids) + self.wpe(jnp.arange(ids.shape[1]))
+            for block in self.h:
+                x = block(x)
+            return self.wte.attend(self.ln_f(x))
+
+    return GPT(nnx.Rngs(2))
+
+
+def _paddle_gpt():
+    """GPT-2 written in paddle: each projection a ``paddle.nn.Linear``, whose
+    weight is kept ``(in, out)`` as a Conv1D keeps it; the head the token
+    embedding's transpose."""
+    needs("paddle")
+    import paddle
+    from paddle import nn
+    from paddle.nn import functional as F
+
+    causal = paddle.to_tensor(np.tril(np.ones((POSITIONS, POSITIONS), bool)))
+
+    class Block(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            # paddle lists sublayers in the order they are set: here, GPT-2's.
+            self.ln_1, self.c_attn, self.c_proj = (
+                nn.LayerNorm(WIDTH),
+                nn.Linear(WIDTH, 3 * WIDTH),
+                nn.Linear(WIDTH, WIDTH),
+            )
+            self.ln_2, self.c_fc, self.mlp_proj = (
+                nn.LayerNorm(WIDTH),
+                nn.Linear(WIDTH, 4 * WIDTH),
+                nn.Linear(4 * WIDTH, WIDTH),
+            )
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            q, k, v = (
+                y.reshape([b, n, HEADS, WIDTH // HEADS]).transpose([0, 2, 1, 3])
+                for y in paddle.split(self.c_attn(self.ln_1(x)), 3, axis=-1)
+            )
+            scores = paddle.matmul(q, k, transpose_y=True) / np.sqrt(WIDTH // HEADS)
+            y = F.softmax(paddle.where(causal[:n, :n], scores, paddle.full_like(scores, -1e9)), axis=-1)
+            x = x + self.c_proj(paddle.matmul(y, v).transpose([0, 2, 1, 3]).reshape([b, n, WIDTH]))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate=True))
+
+    class GPT(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(VOCAB, WIDTH), nn.Embedding(POSITIONS, WIDTH)
+            self.h = nn.LayerList([Block() for _ in range(LAYERS)])
+            self.ln_f = nn.LayerNorm(WIDTH)
+
+        def forward(self, ids):
+            x = self.wte(ids) + self.wpe(paddle.arange(ids.shape[1]))
+            for block in self.h:
+                x = block(x)
+            return paddle.matmul(self.ln_f(x), self.wte.weight, transpose_y=True)
+
+    paddle.seed(3)
+    model = GPT()
+    model.eval()
+    return model
+
+
+#: GPT-2's layer paths, ``transformer.`` and the blocks' ``attn`` and ``mlp``
+#: left out: what the GPTs above name them. NNX keeps no order among a module's
+#: attributes (a port into it in order is refused), so the port pairs by these rules.
+_TO_FLAT = [
+    (r"transformer\.h\.(\d+)\.attn\.(c_attn|c_proj)", r"h.\1.\2"),
+    (r"transformer\.h\.(\d+)\.mlp\.c_fc", r"h.\1.c_fc"),
+    (r"transformer\.h\.(\d+)\.mlp\.c_proj", r"h.\1.mlp_proj"),
+    (r"transformer\.(.*)", r"\1"),
+]
+_FROM_FLAT = [
+    (r"h\.(\d+)\.(c_attn|c_proj)", r"transformer.h.\1.attn.\2"),
+    (r"h\.(\d+)\.c_fc", r"transformer.h.\1.mlp.c_fc"),
+    (r"h\.(\d+)\.mlp_proj", r"transformer.h.\1.mlp.c_proj"),
+    (r"(.*)", r"transformer.\1"),
+]
+
+
+@pytest.mark.parametrize("framework", ["flax", "paddle"])
+def test_gpt2_ports_into_a_flax_or_paddle_gpt_and_back(framework):
+    """GPT-2 into a GPT written in Flax NNX (paired by rules) or paddle (in
+    order): a paddle Linear keeps its weight as the Conv1D does, bit for bit;
+    the logits agree both ways and GPT-2's head stays its embedding."""
+    build = {"flax": _flax_gpt, "paddle": _paddle_gpt}[framework]
+    to, back = (_TO_FLAT, _FROM_FLAT) if framework == "flax" else (None, None)
+    gpt2, ported = _gpt2(), build()
+    assert np.abs(up.forward(ported, IDS) - _logits(gpt2)).max() > 1e-2
+    if framework == "flax":  # listed by name (c_fc before c_proj): in order, refused
+        with pytest.raises(up.PortError, match="do not match"):
+            up.port(gpt2, ported)
+    report = up.port(gpt2, ported, check_input=IDS, mapping=to)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(up.forward(ported, IDS), _logits(gpt2), atol=1e-5)
+    c_attn = ported.h[0].c_attn
+    kept = c_attn.kernel if framework == "flax" else c_attn.weight
+    np.testing.assert_array_equal(np.asarray(kept), gpt2.transformer.h[0].attn.c_attn.weight.detach().numpy())
+    again = _gpt2()
+    for p in again.parameters():
+        p.data.normal_()
+    report = up.port(ported, again, check_input=IDS, mapping=back)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(_logits(again), _logits(gpt2), atol=1e-5)
+    assert again.lm_head.weight is again.transformer.wte.weight
