@@ -430,3 +430,161 @@ def test_gpt2_ports_into_a_flax_or_paddle_gpt_and_back(framework):
     assert report.max_abs_diff <= 1e-5
     np.testing.assert_allclose(_logits(again), _logits(gpt2), atol=1e-5)
     assert again.lm_head.weight is again.transformer.wte.weight
+
+
+#: A tiny Llama: grouped-query attention (4 heads, 2 of keys and values), its
+#: RMSNorms' epsilon 1e-5 (Keras' default is 1e-6), its head apart.
+LLAMA = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "max_position_embeddings": POSITIONS, "rms_norm_eps": 1e-5}  # fmt: skip
+
+
+def _llama():
+    """transformers' Llama language model, tiny, in inference mode."""
+    import torch
+
+    transformers = _transformers()
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=0, **LLAMA
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+def _keras_llama(epsilon: float = 1e-6):
+    """Llama written in Keras 3 with its ``RMSNormalization`` (a ``scale``
+    per feature) and rotary positions; its layers set in the order Llama's
+    modules are (attention, MLP, then the two norms), so that they pair in
+    order."""
+    needs("keras")
+    import keras
+    from keras import layers, ops
+
+    width, heads, groups = LLAMA["hidden_size"], LLAMA["num_attention_heads"], LLAMA["num_key_value_heads"]
+    size = width // heads
+    causal = np.tril(np.ones((POSITIONS, POSITIONS), bool))
+    frequencies = np.outer(np.arange(POSITIONS), 1.0 / 10000.0 ** (np.arange(0, size, 2) / size))
+    angles = np.concatenate([frequencies, frequencies], -1).astype("float32")
+
+    def rotated(x, n):
+        half = ops.concatenate([-x[..., size // 2 :], x[..., : size // 2]], -1)
+        return x * np.cos(angles[:n]) + half * np.sin(angles[:n])
+
+    def dense(units):
+        return layers.Dense(units, use_bias=False)
+
+    class Block(keras.layers.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q_proj, self.k_proj = dense(width), dense(groups * size)
+            self.v_proj, self.o_proj = dense(groups * size), dense(width)
+            self.gate_proj, self.up_proj, self.down_proj = dense(2 * width), dense(2 * width), dense(width)
+            self.input_layernorm = layers.RMSNormalization(epsilon=epsilon)
+            self.post_attention_layernorm = layers.RMSNormalization(epsilon=epsilon)
+
+        def call(self, x):
+            b, n = ops.shape(x)[0], ops.shape(x)[1]
+
+            def split(y, count):
+                return ops.transpose(ops.reshape(y, (b, n, count, size)), (0, 2, 1, 3))
+
+            h = self.input_layernorm(x)
+            q, k = rotated(split(self.q_proj(h), heads), n), rotated(split(self.k_proj(h), groups), n)
+            k, v = (ops.repeat(y, heads // groups, axis=1) for y in (k, split(self.v_proj(h), groups)))
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(size)
+            y = ops.matmul(ops.softmax(ops.where(causal[:n, :n], scores, -1e9), axis=-1), v)
+            x = x + self.o_proj(ops.reshape(ops.transpose(y, (0, 2, 1, 3)), (b, n, width)))
+            h = self.post_attention_layernorm(x)
+            return x + self.down_proj(keras.activations.silu(self.gate_proj(h)) * self.up_proj(h))
+
+    class Llama(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed_tokens = layers.Embedding(VOCAB, width)
+            self.blocks = [Block() for _ in range(LLAMA["num_hidden_layers"])]
+            self.norm = layers.RMSNormalization(epsilon=epsilon)
+            self.lm_head = dense(VOCAB)
+
+        def call(self, ids):
+            x = self.embed_tokens(ids)
+            for block in self.blocks:
+                x = block(x)
+            return self.lm_head(self.norm(x))
+
+    model = Llama()
+    model(IDS)
+    return model
+
+
+def test_a_llama_rmsnorm_is_an_rmsnorm_and_its_epsilon_is_read():
+    """transformers' ``LlamaRMSNorm`` is of kind ``rmsnorm`` (before: a layer
+    of unknown kind, which no port pairs with torch's, Keras' or NNX's
+    RMSNorm); its ``variance_epsilon`` is the setting ``eps``, read and
+    written."""
+    model = _llama()
+    norm = model.model.layers[0].input_layernorm
+    p = up.wrap(model)["model.layers.0.input_layernorm.weight"]
+    assert (p.layer_kind, p.shape) == ("rmsnorm", (32,))
+    adapter = up.wrap(model).adapter
+    assert adapter.hyperparameters(norm)["eps"] == 1e-5
+    adapter.set_hyperparameters(norm, {"eps": 1e-6})
+    assert norm.variance_epsilon == 1e-6 and "eps" not in vars(norm)
+
+
+def test_llama_ports_into_a_keras_llama_and_back_with_its_epsilon():
+    """Llama's RMSNorms pair with Keras' ``RMSNormalization``: their epsilons
+    differ (1e-5 against Keras' 1e-6), which the port says, and
+    ``align="hyperparameters"`` sets; then the logits agree both ways."""
+    llama, ported = _llama(), _keras_llama()
+    with pytest.raises(up.PortError, match=r"eps 1e-05 \(torch\) vs 1e-06 \(keras\)"):
+        up.port(llama, ported, check_input=IDS)
+    report = up.port(llama, ported, check_input=IDS, align="hyperparameters")
+    assert report.max_abs_diff <= 1e-5 and report.aligned
+    assert ported.norm.epsilon == 1e-5
+    np.testing.assert_allclose(np.asarray(ported(IDS)), _logits(llama), atol=1e-5)
+    np.testing.assert_array_equal(
+        np.asarray(ported.blocks[1].post_attention_layernorm.scale),
+        llama.model.layers[1].post_attention_layernorm.weight.detach().numpy(),
+    )
+    again = _llama()
+    for p in again.parameters():
+        p.data.normal_()
+    again.model.norm.variance_epsilon = 1e-3
+    report = up.port(ported, again, check_input=IDS, align="hyperparameters")
+    assert report.max_abs_diff <= 1e-5 and again.model.norm.variance_epsilon == 1e-5
+    np.testing.assert_allclose(_logits(again), _logits(llama), atol=1e-5)
+
+
+def test_every_rmsnorm_declared_computes_as_torch_s_and_gemma_s_stays_unknown():
+    """Each transformers class declared an ``rmsnorm`` computes as
+    ``nn.RMSNorm`` with its weight and epsilon (a change in transformers
+    fails here); Gemma's, which scales by ``1 + weight``, is not declared:
+    a port of it into a Keras RMSNorm is refused, not silently wrong."""
+    import importlib
+
+    import torch
+
+    from unified_params.backends.torch import zoo_layers
+
+    _transformers()
+    x = torch.randn(3, 5, 8) * 3 + 1
+    for module, name in sorted(zoo_layers.RMS_NORMS):
+        layer = getattr(importlib.import_module(module), name)(8, eps=1e-3)
+        attribute = zoo_layers.SETTINGS.get((module, name), {}).get("eps", "eps")
+        assert getattr(layer, attribute) == 1e-3, name
+        reference = torch.nn.RMSNorm(8, eps=1e-3)
+        with torch.no_grad():
+            layer.weight.copy_(torch.randn(8))
+            reference.weight.copy_(layer.weight)
+            np.testing.assert_allclose(layer(x).numpy(), reference(x).numpy(), atol=1e-5, err_msg=name)
+    assert len(zoo_layers.RMS_NORMS) > 150
+    from transformers.models.gemma import modeling_gemma
+
+    gemma = modeling_gemma.GemmaRMSNorm(8)
+    assert up.wrap(gemma)["weight"].layer_kind == "other"
+    needs("keras")
+    import keras
+
+    norm = keras.layers.RMSNormalization()
+    norm.build((None, 8))
+    with pytest.raises(up.PortError, match="kinds other and rmsnorm"):
+        up.port(gemma, norm)

@@ -215,12 +215,12 @@ class TorchAdapter(DictModuleAdapter):
             model = inner
 
     def leaves(self, module: Any, kind: str) -> Mapping[str, Leaf] | None:
-        zoo = _zoo(module)
-        return super().leaves(module, kind) if zoo is None else zoo_layers.LEAVES.get(zoo)
+        own = zoo_layers.LEAVES.get(_zoo(module))  # type: ignore[arg-type]
+        return super().leaves(module, kind) if own is None else own
 
     def default_init(self, module: Any, kind: str) -> Mapping[str, Initializer]:
-        zoo = _zoo(module)
-        return super().default_init(module, kind) if zoo is None else zoo_layers.INIT.get(zoo, {})
+        own = zoo_layers.INIT.get(_zoo(module))  # type: ignore[arg-type]
+        return super().default_init(module, kind) if own is None else own
 
     def low_rank(self, module: Any) -> tuple[LowRank, ...]:
         return peft.low_rank(module)
@@ -307,7 +307,10 @@ class TorchAdapter(DictModuleAdapter):
         return sharded.WorldGroup()
 
     def hyperparameters(self, module: Any) -> dict[str, float | str]:
-        found = {k: getattr(module, k, None) for k in ("eps", "momentum", "groups", "num_groups")}
+        renamed = zoo_layers.SETTINGS.get(_zoo(module), {})  # type: ignore[arg-type]
+        found = {
+            k: getattr(module, renamed.get(k, k), None) for k in ("eps", "momentum", "groups", "num_groups")
+        }
         numbers: dict[str, float | str] = {
             k: float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
@@ -316,8 +319,9 @@ class TorchAdapter(DictModuleAdapter):
         return {**numbers, **self.recurrence(module)}
 
     def set_hyperparameters(self, module: Any, values: Mapping[str, float]) -> None:
+        renamed = zoo_layers.SETTINGS.get(_zoo(module), {})  # type: ignore[arg-type]
         for name, value in values.items():
-            setattr(module, name, value)  # torch's eps and momentum are plain attributes
+            setattr(module, renamed.get(name, name), value)  # torch's eps and momentum are plain attributes
 
     def convolution(self, module: Any) -> Geometry | None:
         if not isinstance(module, _CONV_LAYERS):
