@@ -588,3 +588,37 @@ def test_every_rmsnorm_declared_computes_as_torch_s_and_gemma_s_stays_unknown():
     norm.build((None, 8))
     with pytest.raises(up.PortError, match="kinds other and rmsnorm"):
         up.port(gemma, norm)
+
+
+def test_gpt2_s_own_file_and_tensors_hold_its_conv1d_layout_which_a_load_asks_for(tmp_path):
+    """transformers' own file of GPT-2 (``save_pretrained``) and GPT-2's
+    ``state_dict()`` keep each Conv1D weight ``(in, out)``: read as canonical
+    they mismatch, and the square ones fit both readings, so they are asked
+    for (``layout``), not loaded transposed; ``layout="native"`` loads
+    them, and a file this library wrote needs no word. Before, the square
+    ones loaded transposed with ``strict=False``, and ``p.set`` took GPT-2's
+    own tensor as canonical."""
+    gpt2, again = _gpt2(), _gpt2()
+    for p in again.parameters():
+        p.data.normal_()
+    gpt2.save_pretrained(tmp_path)
+    file = tmp_path / "model.safetensors"
+    with pytest.raises(
+        up.CheckpointError, match=r"is a tensor of a file whose writer is 'pt' in torch's own layout"
+    ):
+        up.load(again, file)
+    report = up.load(again, file, strict=False)
+    assert [key for key, _ in report.ambiguous] == [
+        f"transformer.h.{i}.attn.c_proj.weight" for i in range(LAYERS)
+    ]
+    assert "transformer.h.0.attn.c_proj.weight" not in report.loaded
+    assert up.load(again, file, layout="native").ok
+    np.testing.assert_array_equal(_logits(again), _logits(gpt2))
+    with pytest.raises(up.CheckpointError, match="layout='native' if they are in torch's own"):
+        up.load_state_dict(again, {k: v for k, v in gpt2.state_dict().items() if ".c_proj." in k})
+    assert up.load_state_dict(again, gpt2.state_dict(), layout="native").ok
+    square = up.wrap(again)["transformer.h.0.attn.c_proj.weight"]
+    with pytest.raises(up.ShapeError, match="torch keeps this leaf \\(in, out\\)"):
+        square.set(gpt2.transformer.h[0].attn.c_proj.weight)
+    up.save(gpt2, tmp_path / "ours.safetensors")  # canonical, as its metadata says: no question
+    assert up.load(again, tmp_path / "ours.safetensors").ok

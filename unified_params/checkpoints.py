@@ -63,6 +63,7 @@ def load_state_dict(
     layout: str | None = None,
     strict: bool = True,
     allow_nonfinite: bool = False,
+    mapping: Mapping[str, str] | Sequence[tuple[str, str | None]] | None = None,
 ) -> LoadReport:
     """Load a canonical state (numpy arrays or tensors of any framework) in place.
 
@@ -102,9 +103,12 @@ def load_state_dict(
         strict: Refuse (and write nothing) unless the state fits exactly.
         allow_nonfinite: Load NaN or infinite values (a diverged run's
             checkpoint) instead of refusing them.
+        mapping: Renames the state's layers to the model's, as
+            [load][unified_params.load]'s ``mapping`` does a file's.
 
     Raises:
-        CheckpointError: ``strict`` and the state does not fit (nothing written).
+        CheckpointError: ``strict`` and the state does not fit, or a mapping
+            gives two keys one name (nothing written).
 
     Examples:
         >>> import torch
@@ -113,9 +117,15 @@ def load_state_dict(
         >>> report = up.load_state_dict(torch.nn.Linear(4, 2), state)
         >>> report.loaded, report.ok
         (['weight', 'bias'], True)
+        >>> state = {"module.weight": np.ones((2, 4)), "module.bias": np.zeros(2)}  # DDP's keys
+        >>> up.load_state_dict(torch.nn.Linear(4, 2), state, mapping={"module": ""}).ok
+        True
     """
     check_layout(layout, unsaid=True)
     m = wrap(model)
+    left_out: list[str] = []
+    if mapping is not None:  # the state's layers renamed to the model's
+        state, left_out = _state.renamed_state(state, _state.Renaming(mapping, CheckpointError))
     own_layout: dict[str, str] = {}
     aliases = state.aliases if isinstance(state, _state.State) else None  # a tie group's other paths
     said_canonical = layout == "canonical"
@@ -131,10 +141,12 @@ def load_state_dict(
     elif isinstance(state, _state.State) and state.source_backend is not None:  # up.state_dict's: it says
         written = (state.flattened_naive, state.unflattened_naive)
         _state.refuse_orders(m, written, state.source_backend, "state")
-    return _state.load(
+    report = _state.load(
         m, state, strict=strict, allow_nonfinite=allow_nonfinite, own_layout=own_layout,
         said_canonical=said_canonical, aliases=aliases,
     )  # fmt: skip
+    report.skipped += left_out
+    return report
 
 
 def _native_state_layout(state: _state.State, model: Any, layout: str | None) -> str:
@@ -217,6 +229,7 @@ def load(
     progress: bool | None = None,
     allow_nonfinite: bool = False,
     layout: str | None = None,
+    mapping: Mapping[str, str] | Sequence[tuple[str, str | None]] | None = None,
 ) -> LoadReport:
     """Load a safetensors checkpoint (single file or sharded index) in place.
 
@@ -258,10 +271,19 @@ def load(
             framework's own leaf names, as a PaddleNLP file for a paddle
             model), or ``None`` (the default): canonical, refusing what
             another writer's file may hold otherwise.
+        mapping: Renames the file's layers to the model's, as a port's
+            ``mapping`` pairs layers: a dict of layer paths, or ordered
+            ``(pattern, replacement)`` rules over a key's layer path (the key
+            without its last name), the first that matches the whole path
+            giving the new one; ``None`` as a replacement leaves the layer's
+            keys out (listed in ``skipped``). Layers no rule names keep
+            their paths. So a checkpoint of another framework's model loads
+            without that model: ``[(r"transformer\\.(.*)", r"\\1")]``.
 
     Raises:
-        CheckpointError: A missing, malformed or non-safetensors file, or (with
-            ``strict``) a state that does not fit. The model is unchanged.
+        CheckpointError: A missing, malformed or non-safetensors file, a
+            mapping that gives two keys one name, or (with ``strict``) a
+            state that does not fit. The model is unchanged.
 
     Examples:
         >>> import torch, tempfile, os
@@ -270,10 +292,14 @@ def load(
         >>> _ = up.save(torch.nn.Linear(4, 2), path)
         >>> up.load(torch.nn.Linear(4, 2), path).ok
         True
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+        >>> up.load(net, path, mapping={"": "0"}).loaded  # the file's top layer is the model's "0"
+        ['0.weight', '0.bias']
     """
     return _checkpoint.load_file(
-        wrap(model), file, strict=strict, progress=progress, allow_nonfinite=allow_nonfinite, layout=layout
-    )
+        wrap(model), file, strict=strict, progress=progress, allow_nonfinite=allow_nonfinite, layout=layout,
+        mapping=mapping,
+    )  # fmt: skip
 
 
 def port(

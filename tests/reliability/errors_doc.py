@@ -45,7 +45,7 @@ def message(case) -> str:
         else:  # pragma: no cover - the catalogue test reports this properly
             raise AssertionError(f"{case.mistake}: nothing was raised")
     text = re.sub(r"\s+", " ", text)
-    return re.sub(r"([|\[\]*_<>`])", r"\\\1", text)  # shown as written, never read as markdown
+    return re.sub(r"([\\|\[\]*_<>`])", r"\\\1", text)  # shown as written, never read as markdown
 
 
 def render() -> str:

@@ -40,6 +40,7 @@ from .errors import CheckpointError, received
 from .foreign import file_owners
 from .layouts import UNKNOWN_KIND
 from .progress import bar
+from .rules import LayerMapping, Renaming
 from .sharding import Group, agree
 from .state import (
     LoadReport,
@@ -52,6 +53,7 @@ from .state import (
     native_sources,
     own_layout_of,
     refuse_orders,
+    renamed,
     slots,
 )
 from .view import Module, check_layout
@@ -303,34 +305,43 @@ def load_file(
     progress: bool | None = None,
     allow_nonfinite: bool = False,
     layout: str | None = None,
+    mapping: LayerMapping | None = None,
 ) -> LoadReport:
     """Load a checkpoint into the model; see ``unified_params.load``."""
     check_layout(layout, unsaid=True)
     state, metadata, readers = _open_state(file)
-    if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
-        state, own_native = native_sources(model, state)
-    elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked
-        owners = file_owners(metadata.get("format"), WRITER)
-        if owners:
-            writer = str(metadata.get("format"))
-            state = {k: replace(s, owners=owners, writer=writer) for k, s in state.items()}
     aliases = file_aliases(state, metadata, file)
     naive = metadata.get("flattened_naive")  # absent from a file of another writer: None
     written_naive = None if naive is None else _json(naive, [], file)
     source_backend = metadata.get("source_backend")
     unflat = metadata.get("unflattened_naive")  # absent from a file of another writer or version: None
     written_unflat = None if unflat is None else _json(unflat, [], file)
-    refuse_orders(model, (written_naive, written_unflat), source_backend, "file")
     written = metadata.get("own_layout")
+    own_written = None if written is None else _json(written, {}, file)
+    left_out: list[str] = []
+    if mapping is not None:  # the file's layers renamed to the model's, with what its metadata says of them
+        orders = (written_naive, written_unflat)
+        state, aliases, own_written, (written_naive, written_unflat), left_out = renamed(
+            Renaming(mapping, CheckpointError), state, aliases, own_written or {}, orders
+        )
+        own_written = None if written is None else own_written
+    if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
+        state, own_native = native_sources(model, state)
+    elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked
+        owners = file_owners(metadata, WRITER)
+        if owners:
+            writer = str(metadata.get("format", ""))  # "": a file that names none
+            state = {k: replace(s, owners=owners, writer=writer) for k, s in state.items()}
+    refuse_orders(model, (written_naive, written_unflat), source_backend, "file")
     if layout == "native":
         own_layout = own_native
-    elif written is not None:
-        own_layout = _json(written, {}, file)
+    elif own_written is not None:
+        own_layout = own_written
     elif source_backend == model.backend:  # a file of a version before it said: its backend's own
         own_layout = own_layout_of(slots(model))
     else:  # another writer's file, canonical as every one is
         own_layout = {}
-    return load(
+    report = load(
         model,
         state,
         strict=strict,
@@ -342,6 +353,8 @@ def load_file(
         own_layout=own_layout,
         said_canonical=layout == "canonical",
     )
+    report.skipped += left_out
+    return report
 
 
 @contextlib.contextmanager

@@ -18,15 +18,18 @@ their adapters' tables (`Backend.leaves`), read without importing a framework.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from . import layouts, leaf_norms
 from .errors import ShapeError
 
 #: What a safetensors file's metadata names as its writer (``format``) where
-#: that writer lays every leaf out as torch does: torch's (``"pt"``, as Hugging
-#: Face and timm write it). A file that names none is taken as torch's too, the
-#: format's first and most common writer; this library's files say theirs.
+#: that writer is torch (``"pt"``, as Hugging Face and timm write it), which lays
+#: every leaf of a kind out canonically. A file that names none is taken as
+#: torch's too, the format's first and most common writer; this library's files
+#: say theirs. A torch model's own layer may still keep a leaf otherwise
+#: (transformers' ``Conv1D``): such a file's values are torch's (`file_owners`).
 CANONICAL_WRITERS = frozenset({"pt", "torch"})
 
 
@@ -39,8 +42,8 @@ class Reading(NamedTuple):
             may come from.
         native: How they lay it out (``"(in, out)"``).
         canonical: How the canonical layout does (``"(out, in)"``).
-        writer: The writer a file names, for a file's tensor; else ``None``
-            (a framework's tensor).
+        writer: The writer a file names, for a file's tensor (``""``: it
+            names none); else ``None`` (a framework's tensor).
     """
 
     backends: tuple[str, ...]
@@ -56,6 +59,8 @@ class Reading(NamedTuple):
             'paddle tensors'
         """
         what = "tensors" if many else "a tensor"
+        if self.writer == "":
+            return f"{what} of a file that names no writer"
         if self.writer is not None:
             return f"{what} of a file whose writer is {self.writer!r}"
         return f"{_or(self.backends)} tensors" if many else f"a {_or(self.backends)} tensor"
@@ -74,22 +79,29 @@ def owners(value: Any) -> tuple[str, ...]:
     return registry.value_backends(value)
 
 
-def file_owners(writer: Any, ours: str) -> tuple[str, ...]:
-    """The backends whose layouts the tensors of a file may be in, from the
-    writer its metadata names (``format``): none for torch's, this library's
-    (``ours``) or a file that names none; else every backend that declares
-    layouts.
+def file_owners(metadata: Mapping[str, str], ours: str) -> tuple[str, ...]:
+    """The backends whose layouts the tensors of a file may be in, from what
+    its metadata names: none for a file this library wrote (its ``writer``,
+    or an earlier version's ``format``, is ``ours``); torch for torch's
+    (``format`` ``"pt"``) or a file that names none (its kinds are laid out
+    canonically, a zoo layer's leaf may not be: `view.held_reading`); else
+    every backend that declares layouts.
 
     Examples:
-        >>> file_owners("pt", "unified-params"), file_owners(None, "unified-params")
-        ((), ())
-        >>> file_owners("np", "unified-params")
+        >>> file_owners({"format": "pt", "writer": "unified-params"}, "unified-params")
+        ()
+        >>> file_owners({"format": "pt"}, "unified-params"), file_owners({}, "unified-params")
+        (('torch',), ('torch',))
+        >>> file_owners({"format": "np"}, "unified-params")
         ('keras', 'paddle', 'flax')
     """
     from ..backends import registry
 
-    if writer is None or writer == ours or writer in CANONICAL_WRITERS:
+    writer = metadata.get("format")
+    if ours in (metadata.get("writer"), writer):  # files of earlier versions said it as their format
         return ()
+    if writer is None or writer in CANONICAL_WRITERS:
+        return ("torch",)
     return registry.laid_out()
 
 
@@ -147,11 +159,11 @@ def _other(
         except (ShapeError, ValueError):
             continue
         if fits and not layout.is_identity:
-            return _described(native, axes, layout, kind)
+            return described(native, axes, layout, kind)
     return None
 
 
-def _described(
+def described(
     native: layouts.Leaf, axes: tuple[str, ...], layout: layouts.Layout, kind: str
 ) -> tuple[str, str]:
     """How a framework and the canonical layout lay a leaf out, in words."""

@@ -30,79 +30,28 @@ shapes, but for leaves one side may lack (a bias, a normalisation's scale:
 shaped apart by axes of size one (`reshaped`); a pair that differs otherwise
 is refused with what differs (a shape, a leaf of no neutral value).
 
-Examples:
-    >>> rules = [(r"layer(\\d)\\.(\\d)\\.conv(\\d)", r"stage\\1.block\\2.conv\\3"), (r"aux.*", None)]
-    >>> rename("layer1.0.conv2", compile_rules(rules))
-    (0, 'stage1.block0.conv2')
-    >>> rename("aux1.fc", compile_rules(rules))
-    (1, None)
+How rules rename a path is `unified_params._core.rules`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING
 
 from . import low_rank
 from .absent import reconcilable
 from .errors import PortError, received
 from .layouts import RECURRENT, UNKNOWN_KIND, base_name, recurrent_part
+from .rules import Compiled, LayerMapping, Rule, compile_rules, rename
 
 if TYPE_CHECKING:
     from .port import Layer
 
-#: A rule: a pattern over source paths and its destination (None: left out).
-Rule: TypeAlias = tuple[str, str | None]
-Compiled: TypeAlias = list[tuple[re.Pattern[str], str | None]]
-#: What ``mapping`` may be: exact pairs, or ordered rules.
-LayerMapping: TypeAlias = Mapping[str, str] | Sequence[Rule]
 #: Kinds of convolution that compute what a Linear does over the channels at
 #: every position where their kernel is of ones (`reshaped`; `port` checks the
 #: rest of what makes one pointwise: stride, padding, groups).
 CONVOLUTIONS = ("conv1d", "conv2d", "conv3d")
-
-
-def compile_rules(rules: Sequence[Any], what: str = "mapping") -> Compiled:
-    """Regular expressions of ``(pattern, replacement)`` rules, checked.
-
-    Raises:
-        PortError: A rule is no pair of strings, or its pattern does not compile.
-    """
-    out: Compiled = []
-    for k, rule in enumerate(rules):
-        ok = isinstance(rule, (tuple, list)) and len(rule) == 2 and isinstance(rule[0], str)
-        if not ok or not (rule[1] is None or isinstance(rule[1], str)):
-            raise PortError(
-                f"{what} rule {k} must be a (pattern, replacement) pair of strings (replacement None: "
-                f"leave the layer out). " + received(rule=rule)
-            )
-        try:
-            out.append((re.compile(rule[0]), rule[1]))
-        except re.error as err:
-            raise PortError(
-                f"{what} rule {k} is no regular expression: {err}. " + received(rule=rule)
-            ) from None
-    return out
-
-
-def rename(path: str, rules: Compiled) -> tuple[int, str | None] | None:
-    """The first rule that matches the whole ``path``, and what it makes of it;
-    ``None`` when no rule matches."""
-    for k, (pattern, replacement) in enumerate(rules):
-        match = pattern.fullmatch(path)
-        if match is not None:
-            if replacement is None:
-                return k, None
-            try:
-                return k, match.expand(replacement)
-            except (re.error, IndexError) as err:
-                raise PortError(
-                    f"mapping rule {k} cannot rename {path!r}: {err}. "
-                    + received(rule=(pattern.pattern, replacement))
-                ) from None
-    return None
 
 
 def pair(

@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -37,8 +38,9 @@ from .interrupts import interrupts_held
 from .parallel import run_all
 from .paths import join, relative, split
 from .progress import bar
+from .rules import Renaming
 from .sharding import Local, Sharding, agree, group_of
-from .view import Module, Param, check_layout, held_at
+from .view import Module, Param, check_layout, held_at, held_reading
 
 
 @dataclass(frozen=True)
@@ -467,6 +469,64 @@ class State(dict[str, np.ndarray]):
         self.flattened_naive, self.unflattened_naive = naive
 
 
+#: The Linears a state keeps in their framework's order of a flattened map, of
+#: their inputs and of their outputs (``None``: it does not say).
+Orders: TypeAlias = tuple[list[str] | None, list[str] | None]
+
+
+def renamed(
+    renaming: Renaming,
+    state: Mapping[str, Any],
+    aliases: Mapping[str, str],
+    own_layout: Mapping[str, str],
+    orders: Orders,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str], Orders, list[str]]:
+    """A state's keys renamed by a load's ``mapping`` (`rules.Renaming`), with
+    what it says of them under the new names: its tie groups' other paths
+    (``aliases``), its keys in a framework's own layout, and its Linears kept
+    in their framework's order; and the keys a rule left out.
+
+    Raises:
+        CheckpointError: A rule is malformed, or gives two keys one name.
+
+    Examples:
+        >>> state, aliases, own, orders, out = renamed(
+        ...     Renaming([(r"net\\.(.*)", r"\\1"), ("aux", None)], CheckpointError),
+        ...     {"net.0.weight": 1, "aux.weight": 2}, {"net.2.weight": "net.0.weight"}, {}, (["net.0"], None))
+        >>> state, aliases, orders, out
+        ({'0.weight': 1}, {'2.weight': '0.weight'}, (['0'], None), ['aux.weight'])
+    """
+    names = renaming.keys([*state, *aliases])
+
+    def new(key: str) -> str | None:
+        return names.get(key, key)
+
+    def layers(paths: list[str] | None) -> list[str] | None:
+        return None if paths is None else [p for p in map(renaming.layer, paths) if p is not None]
+
+    return (
+        {n: v for k, v in state.items() if (n := new(k)) is not None},
+        {n: t for k, v in aliases.items() if (n := new(k)) is not None and (t := new(v)) is not None},
+        {n: b for k, b in own_layout.items() if (n := new(k)) is not None},
+        (layers(orders[0]), layers(orders[1])),
+        [k for k in state if new(k) is None],
+    )
+
+
+def renamed_state(state: Mapping[str, Any], renaming: Renaming) -> tuple[Mapping[str, Any], list[str]]:
+    """`renamed` for a state given to ``load_state_dict``: a `State` keeps what
+    it says, under the new names; and the keys a rule left out."""
+    if not isinstance(state, State):
+        items, _, _, _, out = renamed(renaming, state, {}, {}, (None, None))
+        return items, out
+    orders: Orders = (state.flattened_naive, state.unflattened_naive)
+    items, aliases, own, (inputs, outputs), out = renamed(
+        renaming, state, state.aliases, state.own_layout, orders
+    )
+    again = State(items, own, state.source_backend, (inputs or [], outputs or []), state.layout, aliases)
+    return again, out
+
+
 def native_sources(model: Module, given: Mapping[str, Source]) -> tuple[dict[str, Source], dict[str, str]]:
     """Sources in ``model``'s own layout, as canonical ones (each converted as
     it is read), and the keys of leaves the library knows no canonical form
@@ -608,6 +668,11 @@ def plan_load(
     alias_of = {a: slot.keys[0] for slot in model_slots for a in aliases_inside(slot.param, model)}
     used: set[str] = set()
     plan = []
+    # A Linear weight given transposed, (in, out), where that is no layout its
+    # framework declares (GPT-2's Conv1D in a file of torch's): the state lays
+    # Linear weights out so, and a square one's shape cannot tell.
+    transposed: foreign.Reading | None = None
+    squares: list[str] = []  # square Linear weights of a framework's tensors or a file's
     for slot in model_slots:
         sources, ok = [], True
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
@@ -633,24 +698,37 @@ def plan_load(
                 report.mismatched.append((key, shape, source.shape))
                 ok = False
                 leaf = key.rsplit(".", 1)[-1]
-                theirs = source.owners and foreign.reading(
-                    source.owners, slot.param.layer_kind, leaf, source.shape, source.writer, expected=shape
+                owners, writer = source.owners, source.writer
+                theirs = owners and (
+                    foreign.reading(owners, slot.param.layer_kind, leaf, source.shape, writer, expected=shape)
+                    or held_reading(slot.param, owners, source.shape, writer, expected=shape)
                 )
                 if theirs:  # the shape a framework keeps it in: said with the mismatch
                     report.notes.append(foreign.shape_note(key, theirs))
+                elif owners and _linear_weight(slot, leaf, shape) and source.shape == shape[::-1]:
+                    transposed = foreign.Reading(owners, "(in, out)", "(out, in)", writer)
                 continue
             if source.owners and not said_canonical:
                 leaf = key.rsplit(".", 1)[-1]
-                found = foreign.reading(source.owners, slot.param.layer_kind, leaf, shape, source.writer)
+                found = foreign.reading(
+                    source.owners, slot.param.layer_kind, leaf, shape, source.writer
+                ) or held_reading(slot.param, source.owners, shape, source.writer)
                 if found is not None:
                     report.ambiguous.append((key, found))
                     ok = False
                     continue
+            square = _linear_weight(slot, key.rsplit(".", 1)[-1], shape) and shape[0] == shape[1]
+            if square and source.owners and not said_canonical:
+                squares.append(key)
             sources.append(source)
         if ok:
             plan.append((slot, sources))
             if slot.lossy:
                 report.notes.append(merge_note(slot))
+    if transposed is not None and squares:  # Linear weights given (in, out): the square ones may be so too
+        asked = set(squares)
+        plan = [(slot, sources) for slot, sources in plan if not asked & set(slot.keys)]
+        report.ambiguous += [(key, transposed) for key in squares]
     twins = []
     for name in given:
         if name in used:
@@ -1000,6 +1078,11 @@ def _relaid(twin: Param, param: Param, value: np.ndarray) -> np.ndarray:
     return layouts.contiguous(param.layout.to_canonical(held))
 
 
+def _linear_weight(slot: Slot, leaf: str, shape: tuple[int, ...]) -> bool:
+    """Whether ``leaf`` of ``slot``'s layer is a Linear's 2-D weight."""
+    return slot.param.layer_kind == "linear" and leaf == "weight" and len(shape) == 2
+
+
 def _optional(slot: Slot, key: str) -> bool:
     return key.rsplit(".", 1)[-1] in layouts.OPTIONAL.get(slot.param.layer_kind, ())
 
@@ -1239,8 +1322,8 @@ def _shift_part(prefix: str, state_has: bool) -> str:
         return (
             f"each missing key is in the state behind {prefix!r} (torch.compile's state keeps them "
             "behind '_orig_mod.', DistributedDataParallel's behind 'module.'): load those, as in "
-            f"up.load_state_dict(model, {{k[{len(prefix)}:]: v for k, v in state.items() if "
-            f"k.startswith({prefix!r})}}) (a file's state read by safetensors.numpy.load_file)"
+            f"up.load(model, file, mapping=[(r'{re.escape(prefix[:-1])}\\.?(.*)', r'\\1')]) "
+            "(the same mapping for up.load_state_dict)"
         )
     return (
         f"each unexpected key is a missing one behind {prefix!r}: the state is of the part at "

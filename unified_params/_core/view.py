@@ -990,7 +990,11 @@ class Param:
         leaf fits its canonical shape too (`foreign`)."""
         owners = foreign.owners(value)
         shape = tuple(getattr(value, "shape", ())) if owners else ()
-        found = foreign.reading(owners, self.layer_kind, self.name, shape) if shape == self.shape else None
+        found = (
+            foreign.reading(owners, self.layer_kind, self.name, shape) or held_reading(self, owners, shape)
+            if shape == self.shape
+            else None
+        )
         if found is None:
             return  # a shape that fits one reading only is checked as any value's
         backend = found.backends[0]  # a tensor's type names one framework
@@ -1201,6 +1205,35 @@ def held_at(model: Module, path: str) -> Param | None:
         return None
     row = _own_row(model.adapter, node.native, node.path, leaf)
     return None if row is None else Param(model.adapter, row, model.root, None)
+
+
+def held_reading(
+    param: Param,
+    owners: tuple[str, ...],
+    shape: tuple[int, ...],
+    writer: str | None = None,
+    expected: tuple[int, ...] | None = None,
+) -> foreign.Reading | None:
+    """How ``param``'s own layer keeps it, where that layout is not its kind's
+    and reads a value of ``shape`` as the ``expected`` canonical shape (by
+    default ``shape`` itself), when the value may be in that layer's
+    framework's layout (``owners`` names it: its tensor, or a file its writer
+    wrote); else ``None``. A layer of a model zoo keeps a leaf otherwise than
+    its kind does (transformers' ``Conv1D``: a Linear's weight ``(in, out)``),
+    which `foreign.reading`, by kind, cannot tell."""
+    if param.backend not in owners:
+        return None
+    leaf, layout = param._row[_SLOT].leaf, param.layout
+    want = shape if expected is None else expected
+    if leaf is None or layout.is_identity or shape != param.native_shape or want != param.shape:
+        return None
+    declared = foreign.reading((param.backend,), param.layer_kind, param.name, shape, writer, expected)
+    if declared is not None:
+        return None  # the kind's own layout: `foreign.reading` says it
+    axes = leaf.axes_for(len(shape))
+    if axes is None:
+        return None
+    return foreign.Reading((param.backend,), *foreign.described(leaf, axes, layout, param.layer_kind), writer)
 
 
 def _own_row(adapter: Adapter, module: Any, module_path: str, leaf: str) -> Row | None:
