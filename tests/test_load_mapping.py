@@ -30,14 +30,17 @@ _LLAMA_TO_KERAS = [
 ]
 
 
-def test_a_llama_checkpoint_saved_by_transformers_loads_into_a_keras_llama(tmp_path):
-    """Llama's own ``save_pretrained`` file, its layers renamed to a Llama
-    written in Keras: the Keras model computes Llama's logits, with no
-    port and no torch model beside it."""
+@pytest.mark.parametrize("shards", [1, 6])
+def test_a_llama_checkpoint_saved_by_transformers_loads_into_a_keras_llama(tmp_path, shards):
+    """Llama's own ``save_pretrained`` checkpoint (one file, or six shards
+    and transformers' index), its layers renamed to a Llama written in
+    Keras: the Keras model computes Llama's logits, with no port and no
+    torch model beside it."""
     from tests.test_transformers import IDS, _keras_llama, _llama, _logits
 
     llama = _llama()
-    llama.save_pretrained(tmp_path)
+    llama.save_pretrained(tmp_path, max_shard_size="20KB" if shards > 1 else "1GB")
+    assert len(list(tmp_path.glob("model*.safetensors"))) == shards
     keras_llama = _keras_llama(epsilon=1e-5)
     assert np.abs(np.asarray(keras_llama(IDS)) - _logits(llama)).max() > 1e-2
     with pytest.raises(up.CheckpointError, match="missing 'embed_tokens.weight'"):
