@@ -622,3 +622,105 @@ def test_gpt2_s_own_file_and_tensors_hold_its_conv1d_layout_which_a_load_asks_fo
         square.set(gpt2.transformer.h[0].attn.c_proj.weight)
     up.save(gpt2, tmp_path / "ours.safetensors")  # canonical, as its metadata says: no question
     assert up.load(again, tmp_path / "ours.safetensors").ok
+
+
+def _flax_llama():
+    """Llama written in Flax NNX with transformers' module names (``nnx.RMSNorm``'s
+    ``scale`` its norms' weight), its epsilon Llama's."""
+    needs("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    width, heads, groups = LLAMA["hidden_size"], LLAMA["num_attention_heads"], LLAMA["num_key_value_heads"]
+    size = width // heads
+    frequencies = np.outer(np.arange(POSITIONS), 1.0 / 10000.0 ** (np.arange(0, size, 2) / size))
+    angles = np.concatenate([frequencies, frequencies], -1).astype("float32")
+
+    def rotated(x, n):
+        half = jnp.concatenate([-x[..., size // 2 :], x[..., : size // 2]], -1)
+        return x * np.cos(angles[:n]) + half * np.sin(angles[:n])
+
+    def dense(a, b, rngs):
+        return nnx.Linear(a, b, use_bias=False, rngs=rngs)
+
+    def norm(rngs):
+        return nnx.RMSNorm(width, epsilon=LLAMA["rms_norm_eps"], rngs=rngs)
+
+    class Attention(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.q_proj, self.k_proj = dense(width, width, rngs), dense(width, groups * size, rngs)
+            self.v_proj, self.o_proj = dense(width, groups * size, rngs), dense(width, width, rngs)
+
+        def __call__(self, x):
+            b, n, _ = x.shape
+
+            def split(y, count):
+                return y.reshape(b, n, count, size).transpose(0, 2, 1, 3)
+
+            q, k = rotated(split(self.q_proj(x), heads), n), rotated(split(self.k_proj(x), groups), n)
+            k, v = (jnp.repeat(y, heads // groups, axis=1) for y in (k, split(self.v_proj(x), groups)))
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(size)
+            y = jax.nn.softmax(jnp.where(jnp.tril(jnp.ones((n, n), bool)), scores, -1e9), axis=-1) @ v
+            return self.o_proj(y.transpose(0, 2, 1, 3).reshape(b, n, width))
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.gate_proj, self.up_proj = dense(width, 2 * width, rngs), dense(width, 2 * width, rngs)
+            self.down_proj = dense(2 * width, width, rngs)
+
+        def __call__(self, x):
+            return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    class Layer(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.self_attn, self.mlp = Attention(rngs), MLP(rngs)
+            self.input_layernorm, self.post_attention_layernorm = norm(rngs), norm(rngs)
+
+        def __call__(self, x):
+            x = x + self.self_attn(self.input_layernorm(x))
+            return x + self.mlp(self.post_attention_layernorm(x))
+
+    class Model(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.embed_tokens = nnx.Embed(VOCAB, width, rngs=rngs)
+            self.layers = nnx.List([Layer(rngs) for _ in range(LLAMA["num_hidden_layers"])])
+            self.norm = norm(rngs)
+
+        def __call__(self, ids):
+            x = self.embed_tokens(ids)
+            for layer in self.layers:
+                x = layer(x)
+            return self.norm(x)
+
+    class Llama(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            self.model, self.lm_head = Model(rngs), dense(width, VOCAB, rngs)
+
+        def __call__(self, ids):
+            return self.lm_head(self.model(ids))
+
+    return Llama(nnx.Rngs(4))
+
+
+def test_llama_ports_into_a_flax_llama_of_its_names_and_its_file_loads_as_it_is(tmp_path):
+    """A Llama written in Flax NNX with transformers' names: NNX lists a
+    module's attributes by name, so the port pairs by path (rules that keep
+    each path) and agrees both ways; and transformers' own file of Llama
+    loads into it with no mapping (its RMSNorms' ``scale``, Llama's
+    ``weight``)."""
+    same = [(r"(.*)", r"\1")]
+    llama, flax_llama = _llama(), _flax_llama()
+    assert np.abs(up.forward(flax_llama, IDS) - _logits(llama)).max() > 1e-2
+    report = up.port(llama, flax_llama, check_input=IDS, mapping=same)
+    assert report.max_abs_diff <= 1e-5
+    np.testing.assert_allclose(up.forward(flax_llama, IDS), _logits(llama), atol=1e-5)
+    again = _llama()
+    for p in again.parameters():
+        p.data.normal_()
+    assert up.port(flax_llama, again, check_input=IDS, mapping=same).max_abs_diff <= 1e-5
+    np.testing.assert_allclose(_logits(again), _logits(llama), atol=1e-5)
+    llama.save_pretrained(tmp_path)
+    fresh = _flax_llama()
+    assert up.load(fresh, tmp_path / "model.safetensors").ok
+    np.testing.assert_allclose(up.forward(fresh, IDS), _logits(llama), atol=1e-5)
