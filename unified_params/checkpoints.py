@@ -117,8 +117,8 @@ def load_state_dict(
         >>> report = up.load_state_dict(torch.nn.Linear(4, 2), state)
         >>> report.loaded, report.ok
         (['weight', 'bias'], True)
-        >>> state = {"module.weight": np.ones((2, 4)), "module.bias": np.zeros(2)}  # DDP's keys
-        >>> up.load_state_dict(torch.nn.Linear(4, 2), state, mapping={"module": ""}).ok
+        >>> ddp = {"module.weight": np.ones((2, 4)), "module.bias": np.zeros(2)}
+        >>> up.load_state_dict(torch.nn.Linear(4, 2), ddp, mapping={"module": ""}).ok
         True
     """
     check_layout(layout, unsaid=True)
@@ -293,7 +293,7 @@ def load(
         >>> up.load(torch.nn.Linear(4, 2), path).ok
         True
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2))
-        >>> up.load(net, path, mapping={"": "0"}).loaded  # the file's top layer is the model's "0"
+        >>> up.load(net, path, mapping={"": "0"}).loaded  # the file's top layer: "0"
         ['0.weight', '0.bias']
     """
     return _checkpoint.load_file(
