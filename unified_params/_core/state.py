@@ -671,8 +671,8 @@ def plan_load(
     # A Linear weight given transposed, (in, out), where that is no layout its
     # framework declares (GPT-2's Conv1D in a file of torch's): the state lays
     # Linear weights out so, and a square one's shape cannot tell.
-    transposed: foreign.Reading | None = None
-    squares: list[str] = []  # square Linear weights of a framework's tensors or a file's
+    transposed: tuple[tuple[str, ...], str | None] | None = None  # (owners, writer) of such a value
+    squares: list[tuple[str, Param]] = []  # square Linear weights of a framework's tensors or a file's
     for slot in model_slots:
         sources, ok = [], True
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
@@ -706,7 +706,7 @@ def plan_load(
                 if theirs:  # the shape a framework keeps it in: said with the mismatch
                     report.notes.append(foreign.shape_note(key, theirs))
                 elif owners and _linear_weight(slot, leaf, shape) and source.shape == shape[::-1]:
-                    transposed = foreign.Reading(owners, "(in, out)", "(out, in)", writer)
+                    transposed = (owners, writer)
                 continue
             if source.owners and not said_canonical:
                 leaf = key.rsplit(".", 1)[-1]
@@ -719,16 +719,16 @@ def plan_load(
                     continue
             square = _linear_weight(slot, key.rsplit(".", 1)[-1], shape) and shape[0] == shape[1]
             if square and source.owners and not said_canonical:
-                squares.append(key)
+                squares.append((key, slot.param))
             sources.append(source)
         if ok:
             plan.append((slot, sources))
             if slot.lossy:
                 report.notes.append(merge_note(slot))
     if transposed is not None and squares:  # Linear weights given (in, out): the square ones may be so too
-        asked = set(squares)
+        asked = {key for key, _ in squares}
         plan = [(slot, sources) for slot, sources in plan if not asked & set(slot.keys)]
-        report.ambiguous += [(key, transposed) for key in squares]
+        report.ambiguous += [(key, _given_transposed(param, *transposed)) for key, param in squares]
     twins = []
     for name in given:
         if name in used:
@@ -1076,6 +1076,14 @@ def _relaid(twin: Param, param: Param, value: np.ndarray) -> np.ndarray:
     same variable at another path) lays it out: through the variable's own layout."""
     held = twin.layout.to_native(np.asarray(value), tuple(twin.native_shape))
     return layouts.contiguous(param.layout.to_canonical(held))
+
+
+def _given_transposed(param: Param, owners: tuple[str, ...], writer: str | None) -> foreign.Reading:
+    """What a load says of a square Linear weight of a state that gives other
+    Linear weights ``(in, out)``: it may be so too; so does the model's own
+    framework keep it, where it does (a Keras kernel: ``layout="native"``)."""
+    own = () if param.backend in owners or param.layout.is_identity else (param.backend,)
+    return foreign.Reading((*owners, *own), "(in, out)", "(out, in)", writer)
 
 
 def _linear_weight(slot: Slot, leaf: str, shape: tuple[int, ...]) -> bool:
