@@ -15,6 +15,7 @@ from ._core import state as _state
 from ._core.errors import CheckpointError, received
 from ._core.formats import ConvertReport
 from ._core.port import PortReport
+from ._core.rules import Renaming
 from ._core.state import LoadReport
 from ._core.view import Param, check_layout
 from .access import wrap
@@ -125,7 +126,7 @@ def load_state_dict(
     m = wrap(model)
     left_out: list[str] = []
     if mapping is not None:  # the state's layers renamed to the model's
-        state, left_out = _state.renamed_state(state, _state.Renaming(mapping, CheckpointError))
+        state, left_out = _state.renamed_state(state, Renaming(mapping, CheckpointError))
     own_layout: dict[str, str] = {}
     aliases = state.aliases if isinstance(state, _state.State) else None  # a tie group's other paths
     said_canonical = layout == "canonical"
