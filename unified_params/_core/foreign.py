@@ -1,14 +1,16 @@
 """Values handed over in another framework's layout, or maybe: which one.
 
 A value given for a canonical leaf is taken as canonical when it is a numpy
-array, a list, a torch tensor (torch's layout is the canonical one), a bare
-``jax.Array`` or a Param. A tensor or variable of a framework that keeps the
+array, a list, a torch tensor (torch's layout is the canonical one, but for a
+model zoo's layer that keeps a leaf otherwise: transformers' ``Conv1D``,
+`view.held_reading`), a bare ``jax.Array`` or a Param. A tensor or variable of a framework that keeps the
 leaf in a layout of its own (a paddle Linear's weight is ``(in, out)``, a
 Keras Conv2D's kernel ``(k0, k1, in, out)``, a Keras LSTM's gates in another
 order) may be that framework's own state, such as a paddle model's
 ``state_dict()``; so may a tensor of a safetensors file whose metadata names
 a writer other than torch or this library (PaddleNLP writes ``"np"`` files of
-paddle's layouts under torch's names). Where the value's shape fits both
+paddle's layouts under torch's names), and a torch file's tensor of a zoo
+layer's leaf. Where the value's shape fits both
 readings (a square Linear, every gate reorder), its shape cannot tell them
 apart and a guess transposes the weights without a word; so such a value is
 refused until the caller says its layout. The backends a value's type
@@ -23,14 +25,6 @@ from typing import Any, NamedTuple
 
 from . import layouts, leaf_norms
 from .errors import ShapeError
-
-#: What a safetensors file's metadata names as its writer (``format``) where
-#: that writer is torch (``"pt"``, as Hugging Face and timm write it), which lays
-#: every leaf of a kind out canonically. A file that names none is taken as
-#: torch's too, the format's first and most common writer; this library's files
-#: say theirs. A torch model's own layer may still keep a leaf otherwise
-#: (transformers' ``Conv1D``): such a file's values are torch's (`file_owners`).
-CANONICAL_WRITERS = frozenset({"pt", "torch"})
 
 
 class Reading(NamedTuple):
@@ -82,10 +76,11 @@ def owners(value: Any) -> tuple[str, ...]:
 def file_owners(metadata: Mapping[str, str], ours: str) -> tuple[str, ...]:
     """The backends whose layouts the tensors of a file may be in, from what
     its metadata names: none for a file this library wrote (its ``writer``,
-    or an earlier version's ``format``, is ``ours``); torch for torch's
-    (``format`` ``"pt"``) or a file that names none (its kinds are laid out
-    canonically, a zoo layer's leaf may not be: `view.held_reading`); else
-    every backend that declares layouts.
+    or an earlier version's ``format``, is ``ours``); the framework that
+    writes its ``format`` (torch's ``"pt"``, as Hugging Face and timm write
+    it, and a file that names none: `registry.writers_of`), whose files hold
+    every layer kind canonically but may keep a zoo layer's leaf otherwise
+    (`view.held_reading`); else every backend that declares layouts.
 
     Examples:
         >>> file_owners({"format": "pt", "writer": "unified-params"}, "unified-params")
@@ -100,9 +95,7 @@ def file_owners(metadata: Mapping[str, str], ours: str) -> tuple[str, ...]:
     writer = metadata.get("format")
     if ours in (metadata.get("writer"), writer):  # files of earlier versions said it as their format
         return ()
-    if writer is None or writer in CANONICAL_WRITERS:
-        return ("torch",)
-    return registry.laid_out()
+    return registry.writers_of(writer) or registry.laid_out()
 
 
 def reading(

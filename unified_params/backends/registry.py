@@ -119,6 +119,10 @@ class Backend:
     #: layout (`value_backends`). Not a general array library's (a bare
     #: ``jax.Array``, like a numpy array, holds whatever layout it was given).
     value_modules: tuple[str, ...] = ()
+    #: What a safetensors file's metadata names as its ``format`` when this
+    #: framework wrote it (torch: ``"pt"``, as Hugging Face and timm write it):
+    #: its values are laid out as the framework keeps them (`writers_of`).
+    file_formats: tuple[str, ...] = ()
     #: The module of the adapter's layout tables (``LEAVES``: per layer kind,
     #: native name -> `Leaf`), importable without the framework; empty: its
     #: layouts are all canonical (torch's).
@@ -395,6 +399,21 @@ def value_backends(value: Any) -> tuple[str, ...]:
     return found
 
 
+def writers_of(file_format: str | None) -> tuple[str, ...]:
+    """The backends whose safetensors files name ``file_format`` as their
+    ``format`` (`Backend.file_formats`); a file that names none is taken as
+    the first such backend's, the format's first and most common writer.
+
+    Examples:
+        >>> writers_of("pt"), writers_of(None), writers_of("np")
+        (('torch',), ('torch',), ())
+    """
+    found = tuple(b.name for b in BACKENDS.values() if b.file_formats)
+    if file_format is None:
+        return found[:1]
+    return tuple(name for name in found if file_format in BACKENDS[name].file_formats)
+
+
 def laid_out() -> tuple[str, ...]:
     """The backends that declare layouts of their own (`Backend.leaves`).
 
@@ -531,6 +550,7 @@ register(
         detect_priority=1,
         formats={"dcp": "unified_params.backends.torch.dcp"},
         value_modules=("torch",),
+        file_formats=("pt", "torch"),
     )
 )
 register(
