@@ -63,7 +63,9 @@ def test_a_gpt2_checkpoint_saved_by_transformers_loads_into_a_keras_gpt_as_it_is
     gpt2.save_pretrained(tmp_path)
     keras_gpt = _keras_gpt()
     file = tmp_path / "model.safetensors"
-    asked = r"mismatched 'h\.0\.c_attn\.weight' expects \(96, 32\).*layout='native' if they are in keras's own"
+    asked = (
+        r"mismatched 'h\.0\.c_attn\.weight' expects \(96, 32\).*layout='native' if they are in keras's own"
+    )
     with pytest.raises(up.CheckpointError, match=asked):
         up.load(keras_gpt, file, mapping=_TO_FLAT)
     report = up.load(keras_gpt, file, mapping=_TO_FLAT, strict=False)
@@ -171,3 +173,47 @@ def test_a_file_s_tie_groups_follow_its_renamed_keys(tmp_path, _torch):
     assert report.ok
     torch.testing.assert_close(apart.first.weight, tied[0].weight, rtol=0, atol=0)
     torch.testing.assert_close(apart.last.weight, tied[0].weight, rtol=0, atol=0)
+
+
+#: The Keras Llama's layer paths as transformers' Llama names them: `_LLAMA_TO_KERAS` the other way.
+_KERAS_TO_LLAMA = [
+    (r"blocks\.(\d+)\.([qkvo]_proj)", r"model.layers.\1.self_attn.\2"),
+    (r"blocks\.(\d+)\.(gate_proj|up_proj|down_proj)", r"model.layers.\1.mlp.\2"),
+    (r"blocks\.(\d+)\.(\w+)", r"model.layers.\1.\2"),
+    (r"embed_tokens|norm", r"model.\g<0>"),
+]
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_a_keras_llama_saves_a_checkpoint_that_transformers_loads(tmp_path, sharded):
+    """The Keras Llama saved under transformers' names (``mapping``), one
+    file or shards with their index, beside the Llama's ``config.json``:
+    ``LlamaForCausalLM.from_pretrained`` loads it, every weight found, and
+    computes the Keras model's logits. A layer left out (``None``) is not
+    written."""
+    import transformers
+
+    from tests.test_transformers import IDS, _keras_llama, _llama, _logits
+
+    keras_llama = _keras_llama(epsilon=1e-5)
+    up.initialize(keras_llama, up.init.Normal(0.0, 0.2), where="*.weight", seed=3)
+    _llama().config.save_pretrained(tmp_path)
+    written = up.save(
+        keras_llama, tmp_path / "model.safetensors", mapping=_KERAS_TO_LLAMA,
+        max_shard_size="30KB" if sharded else None,
+    )  # fmt: skip
+    assert (written[-1].name, len(written) > 2) == (
+        ("model.safetensors.index.json", True) if sharded else ("model.safetensors", False)
+    )
+    llama, info = transformers.LlamaForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    np.testing.assert_allclose(_logits(llama.eval()), np.asarray(keras_llama(IDS)), atol=1e-5)
+    up.save(
+        keras_llama, tmp_path / "part.safetensors", mapping=[*_KERAS_TO_LLAMA[:-1], (r"embed_tokens", None)]
+    )
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "part.safetensors", "np") as f:
+        keys = set(f.keys())
+    assert "model.layers.0.self_attn.q_proj.weight" in keys and "lm_head.weight" in keys
+    assert not any("embed_tokens" in k for k in keys) and "norm.weight" in keys

@@ -176,6 +176,7 @@ def save(
     max_shard_size: int | str | None = None,
     progress: bool | None = None,
     durable: bool = True,
+    mapping: Mapping[str, str] | Sequence[tuple[str, str | None]] | None = None,
 ) -> list[Path]:
     """Save the canonical state to a safetensors file, atomically.
 
@@ -204,11 +205,19 @@ def save(
     straight to their place in the file, and rank 0 commits it once all
     succeeded. The processes must share the folder (see the Sharded models page).
 
+    ``mapping`` writes the model's layers under another model's paths, as
+    [load][unified_params.load]'s renames a file's: a dict of layer paths,
+    or ``(pattern, replacement)`` rules (``None`` leaves a layer out). So a
+    model written in another framework saves a checkpoint that the torch
+    model it was ported from loads by its own names (transformers'
+    ``from_pretrained``).
+
     Returns:
         The files written, the index last.
 
     Raises:
-        CheckpointError: The file cannot be written; an existing file is kept.
+        CheckpointError: The file cannot be written (an existing file is
+            kept), or a mapping gives two keys one name.
 
     Examples:
         >>> import torch, tempfile, os
@@ -216,9 +225,13 @@ def save(
         >>> path = os.path.join(tempfile.mkdtemp(), "mlp.safetensors")
         >>> [p.name for p in up.save(torch.nn.Linear(4, 2), path)]
         ['mlp.safetensors']
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+        >>> _ = up.save(net, path, mapping={"0": "fc"})  # keys "fc.weight", ...
+        >>> up.load(torch.nn.Linear(4, 2), path, mapping={"fc": ""}).loaded
+        ['weight', 'bias']
     """
     return _checkpoint.save(
-        wrap(model), file, max_shard_size=max_shard_size, progress=progress, durable=durable
+        wrap(model), file, max_shard_size=max_shard_size, progress=progress, durable=durable, mapping=mapping
     )
 
 

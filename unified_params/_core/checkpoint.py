@@ -77,6 +77,7 @@ def save(
     max_shard_size: int | str | None = None,
     progress: bool | None = None,
     durable: bool = True,
+    mapping: LayerMapping | None = None,
 ) -> list[Path]:
     """Write the model's canonical state; returns the files written (index last)."""
     path = _checked_path(file)
@@ -84,6 +85,10 @@ def save(
     entries = [entry for slot in model_slots for entry in _entries(slot)]
     metadata = _metadata(model, model_slots)
     group, parts = sharded_checkpoint.blocks(model_slots)
+    if mapping is not None:  # written under another model's layer paths
+        entries, metadata, parts = _renamed_for_save(
+            Renaming(mapping, CheckpointError), entries, metadata, parts
+        )
     if group is not None and group.rank != 0:
         progress = False  # one bar, on rank 0
     meter = bar(st.entries_bytes(entries), progress, f"saving {path.name}")
@@ -410,6 +415,32 @@ def _metadata(model: Module, model_slots: list[Slot]) -> dict[str, str]:
         "flattened_naive": json.dumps(flattened),
         "unflattened_naive": json.dumps(unflattened),
     }
+
+
+def _renamed_for_save(
+    renaming: Renaming, entries: list[st.Entry], metadata: dict[str, str], parts: dict[str, Any]
+) -> tuple[list[st.Entry], dict[str, str], dict[str, Any]]:
+    """A save's entries under the names ``renaming`` gives their layers, with
+    what the metadata says of them (and a sharded model's blocks) renamed
+    alike; entries of a layer left out are not written."""
+    by_name = {e.name: e for e in entries}
+    orders = (json.loads(metadata["flattened_naive"]), json.loads(metadata["unflattened_naive"]))
+    kept, aliases, own, (flattened, unflattened), _ = renamed(
+        renaming, by_name, json.loads(metadata["aliases"]), json.loads(metadata["own_layout"]), orders
+    )
+    new_name = {e.name: name for name, e in kept.items()}
+    kinds = {
+        new: kind for path, kind in json.loads(metadata["layer_kinds"]).items()
+        if (new := renaming.layer(path)) is not None
+    }  # fmt: skip
+    lossy = [new_name[k] for k in json.loads(metadata["lossy"]) if k in new_name]
+    return (
+        [replace(e, name=name) for name, e in kept.items()],
+        {**metadata, "aliases": json.dumps(aliases), "own_layout": json.dumps(own),
+         "layer_kinds": json.dumps(kinds), "lossy": json.dumps(lossy),
+         "flattened_naive": json.dumps(flattened), "unflattened_naive": json.dumps(unflattened)},
+        {new_name[k]: block for k, block in parts.items() if k in new_name},
+    )  # fmt: skip
 
 
 def _split(entries: list[st.Entry], limit: int) -> list[list[st.Entry]]:
