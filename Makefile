@@ -28,7 +28,7 @@ demo: $(STAMP)
 # each engine too; Keras on JAX also beside Flax NNX, the other JAX framework (torch -> NNX ->
 # Keras -> torch round trips in one JAX process; about 50 s more).
 ENGINE_TESTS := tests/conformance tests/test_registry.py tests/test_internals.py tests/test_testing.py tests/test_pooling.py \
-	tests/test_upsampling.py tests/test_spectral_wrapper.py
+	tests/test_upsampling.py tests/test_spectral_wrapper.py tests/test_transformers.py tests/test_load_mapping.py
 
 # Tests that start processes of their own (benchmarks, the CLI, the pytest plugin, README
 # scripts, the two-process sharded launch, oneDNN's re-run, notebook kernels, the docs

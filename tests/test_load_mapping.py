@@ -36,18 +36,18 @@ def test_a_llama_checkpoint_saved_by_transformers_loads_into_a_keras_llama(tmp_p
     and transformers' index), its layers renamed to a Llama written in
     Keras: the Keras model computes Llama's logits, with no port and no
     torch model beside it."""
-    from tests.test_transformers import IDS, _keras_llama, _llama, _logits
+    from tests.test_transformers import IDS, _keras_llama, _llama, _logits, _numpy
 
     llama = _llama()
     llama.save_pretrained(tmp_path, max_shard_size="20KB" if shards > 1 else "1GB")
     assert len(list(tmp_path.glob("model*.safetensors"))) == shards
     keras_llama = _keras_llama(epsilon=1e-5)
-    assert np.abs(np.asarray(keras_llama(IDS)) - _logits(llama)).max() > 1e-2
+    assert np.abs(_numpy(keras_llama(IDS)) - _logits(llama)).max() > 1e-2
     with pytest.raises(up.CheckpointError, match="missing 'embed_tokens.weight'"):
         up.load(keras_llama, tmp_path / "model.safetensors")
     report = up.load(keras_llama, tmp_path / "model.safetensors", mapping=_LLAMA_TO_KERAS)
     assert report.ok and len(report.loaded) == len(up.wrap(keras_llama).params())
-    np.testing.assert_allclose(np.asarray(keras_llama(IDS)), _logits(llama), atol=1e-5)
+    np.testing.assert_allclose(_numpy(keras_llama(IDS)), _logits(llama), atol=1e-5)
 
 
 def test_a_gpt2_checkpoint_saved_by_transformers_loads_into_a_keras_gpt_as_it_is_laid_out(tmp_path):
@@ -57,7 +57,7 @@ def test_a_gpt2_checkpoint_saved_by_transformers_loads_into_a_keras_gpt_as_it_is
     Read as canonical, the file's (in, out) weights mismatch, and the square
     ones, whose shape cannot tell, are not loaded with what fits
     (``strict=False``): asked, not transposed silently."""
-    from tests.test_transformers import _TO_FLAT, IDS, _gpt2, _keras_gpt, _logits
+    from tests.test_transformers import _TO_FLAT, IDS, _gpt2, _keras_gpt, _logits, _numpy
 
     gpt2 = _gpt2()
     gpt2.save_pretrained(tmp_path)
@@ -73,9 +73,9 @@ def test_a_gpt2_checkpoint_saved_by_transformers_loads_into_a_keras_gpt_as_it_is
     assert "h.0.c_proj.weight" not in report.loaded and "h.0.ln_1.weight" in report.loaded
     report = up.load(keras_gpt, file, mapping=_TO_FLAT, layout="native")
     assert report.ok
-    np.testing.assert_allclose(np.asarray(keras_gpt(IDS)), _logits(gpt2), atol=1e-5)
+    np.testing.assert_allclose(_numpy(keras_gpt(IDS)), _logits(gpt2), atol=1e-5)
     np.testing.assert_array_equal(  # the file's (in, out) Conv1D weight, a Dense kernel as it is
-        np.asarray(keras_gpt.h[1].c_proj.kernel), gpt2.transformer.h[1].attn.c_proj.weight.detach().numpy()
+        _numpy(keras_gpt.h[1].c_proj.kernel), gpt2.transformer.h[1].attn.c_proj.weight.detach().numpy()
     )
 
 
@@ -193,7 +193,7 @@ def test_a_keras_llama_saves_a_checkpoint_that_transformers_loads(tmp_path, shar
     written."""
     import transformers
 
-    from tests.test_transformers import IDS, _keras_llama, _llama, _logits
+    from tests.test_transformers import IDS, _keras_llama, _llama, _logits, _numpy
 
     keras_llama = _keras_llama(epsilon=1e-5)
     up.initialize(keras_llama, up.init.Normal(0.0, 0.2), where="*.weight", seed=3)
@@ -207,7 +207,7 @@ def test_a_keras_llama_saves_a_checkpoint_that_transformers_loads(tmp_path, shar
     )
     llama, info = transformers.LlamaForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    np.testing.assert_allclose(_logits(llama.eval()), np.asarray(keras_llama(IDS)), atol=1e-5)
+    np.testing.assert_allclose(_logits(llama.eval()), _numpy(keras_llama(IDS)), atol=1e-5)
     up.save(
         keras_llama, tmp_path / "part.safetensors", mapping=[*_KERAS_TO_LLAMA[:-1], (r"embed_tokens", None)]
     )

@@ -104,6 +104,14 @@ def _linear_gpt():
     return GPT().eval()
 
 
+def _numpy(value) -> np.ndarray:
+    """A Keras model's output or variable as numpy, on every Keras engine
+    (``np.asarray`` of a torch tensor that requires grad fails)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(value)
+
+
 def _logits(model) -> np.ndarray:
     import torch
 
@@ -226,7 +234,7 @@ def _keras_gpt():
     import keras
     from keras import layers, ops
 
-    causal = np.tril(np.ones((POSITIONS, POSITIONS), bool))
+    causal = ops.convert_to_tensor(np.tril(np.ones((POSITIONS, POSITIONS), bool)))  # a tensor of any engine
 
     class Block(keras.layers.Layer):
         def __init__(self) -> None:
@@ -274,9 +282,9 @@ def test_gpt2_ports_into_a_keras_gpt_and_back():
     gpt2, ported = _gpt2(), _keras_gpt()
     report = up.port(gpt2, ported, check_input=IDS)
     assert report.max_abs_diff <= 1e-5
-    np.testing.assert_allclose(np.asarray(ported(IDS)), _logits(gpt2), atol=1e-5)
+    np.testing.assert_allclose(_numpy(ported(IDS)), _logits(gpt2), atol=1e-5)
     np.testing.assert_array_equal(
-        np.asarray(ported.h[0].c_attn.kernel), gpt2.transformer.h[0].attn.c_attn.weight.detach().numpy()
+        _numpy(ported.h[0].c_attn.kernel), gpt2.transformer.h[0].attn.c_attn.weight.detach().numpy()
     )
     again = _gpt2()
     for p in again.parameters():
@@ -461,13 +469,14 @@ def _keras_llama(epsilon: float = 1e-6):
 
     width, heads, groups = LLAMA["hidden_size"], LLAMA["num_attention_heads"], LLAMA["num_key_value_heads"]
     size = width // heads
-    causal = np.tril(np.ones((POSITIONS, POSITIONS), bool))
+    causal = ops.convert_to_tensor(np.tril(np.ones((POSITIONS, POSITIONS), bool)))  # tensors of any engine
     frequencies = np.outer(np.arange(POSITIONS), 1.0 / 10000.0 ** (np.arange(0, size, 2) / size))
     angles = np.concatenate([frequencies, frequencies], -1).astype("float32")
+    cos, sin = ops.convert_to_tensor(np.cos(angles)), ops.convert_to_tensor(np.sin(angles))
 
     def rotated(x, n):
         half = ops.concatenate([-x[..., size // 2 :], x[..., : size // 2]], -1)
-        return x * np.cos(angles[:n]) + half * np.sin(angles[:n])
+        return x * cos[:n] + half * sin[:n]
 
     def dense(units):
         return layers.Dense(units, use_bias=False)
@@ -540,9 +549,9 @@ def test_llama_ports_into_a_keras_llama_and_back_with_its_epsilon():
     report = up.port(llama, ported, check_input=IDS, align="hyperparameters")
     assert report.max_abs_diff <= 1e-5 and report.aligned
     assert ported.norm.epsilon == 1e-5
-    np.testing.assert_allclose(np.asarray(ported(IDS)), _logits(llama), atol=1e-5)
+    np.testing.assert_allclose(_numpy(ported(IDS)), _logits(llama), atol=1e-5)
     np.testing.assert_array_equal(
-        np.asarray(ported.blocks[1].post_attention_layernorm.scale),
+        _numpy(ported.blocks[1].post_attention_layernorm.scale),
         llama.model.layers[1].post_attention_layernorm.weight.detach().numpy(),
     )
     again = _llama()
