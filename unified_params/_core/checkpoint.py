@@ -322,14 +322,13 @@ def load_file(
     unflat = metadata.get("unflattened_naive")  # absent from a file of another writer or version: None
     written_unflat = None if unflat is None else _json(unflat, [], file)
     written = metadata.get("own_layout")
-    own_written = None if written is None else _json(written, {}, file)
+    own_written: dict[str, str] = {} if written is None else _json(written, {}, file)
     left_out: list[str] = []
     if mapping is not None:  # the file's layers renamed to the model's, with what its metadata says of them
         orders = (written_naive, written_unflat)
         state, aliases, own_written, (written_naive, written_unflat), left_out = renamed(
-            Renaming(mapping, CheckpointError), state, aliases, own_written or {}, orders
+            Renaming(mapping, CheckpointError), state, aliases, own_written, orders
         )
-        own_written = None if written is None else own_written
     if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
         state, own_native = native_sources(model, state)
     elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked
@@ -340,7 +339,7 @@ def load_file(
     refuse_orders(model, (written_naive, written_unflat), source_backend, "file")
     if layout == "native":
         own_layout = own_native
-    elif own_written is not None:
+    elif written is not None:  # the file says which of its keys are in a framework's own layout
         own_layout = own_written
     elif source_backend == model.backend:  # a file of a version before it said: its backend's own
         own_layout = own_layout_of(slots(model))

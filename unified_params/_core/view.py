@@ -1218,18 +1218,15 @@ def held_reading(
     and reads a value of ``shape`` as the ``expected`` canonical shape (by
     default ``shape`` itself), when the value may be in that layer's
     framework's layout (``owners`` names it: its tensor, or a file its writer
-    wrote); else ``None``. A layer of a model zoo keeps a leaf otherwise than
-    its kind does (transformers' ``Conv1D``: a Linear's weight ``(in, out)``),
-    which `foreign.reading`, by kind, cannot tell."""
+    wrote); else ``None``. Asked where `foreign.reading`, by kind, found
+    nothing: a layer of a model zoo keeps a leaf otherwise than its kind does
+    (transformers' ``Conv1D``: a Linear's weight ``(in, out)``)."""
     if param.backend not in owners:
         return None
     leaf, layout = param._row[_SLOT].leaf, param.layout
     want = shape if expected is None else expected
     if leaf is None or layout.is_identity or shape != param.native_shape or want != param.shape:
         return None
-    declared = foreign.reading((param.backend,), param.layer_kind, param.name, shape, writer, expected)
-    if declared is not None:
-        return None  # the kind's own layout: `foreign.reading` says it
     axes = leaf.axes_for(len(shape))
     if axes is None:
         return None
