@@ -563,11 +563,13 @@ def test_llama_ports_into_a_keras_llama_and_back_with_its_epsilon():
     np.testing.assert_allclose(_logits(again), _logits(llama), atol=1e-5)
 
 
-def test_every_rmsnorm_declared_computes_as_torch_s_and_gemma_s_stays_unknown():
+def test_every_rmsnorm_declared_computes_as_torch_s_with_its_weight_or_one_plus_it():
     """Each transformers class declared an ``rmsnorm`` computes as
-    ``nn.RMSNorm`` with its weight and epsilon (a change in transformers
-    fails here); Gemma's, which scales by ``1 + weight``, is not declared:
-    a port of it into a Keras RMSNorm is refused, not silently wrong."""
+    ``nn.RMSNorm`` with its weight and epsilon, and each declared an
+    ``rmsnorm_offset`` (Gemma's) as ``nn.RMSNorm`` with ``1 + weight``, its
+    weight drawn as zeros (a change in transformers fails here). Cohere's
+    LayerNorm, which subtracts the mean, is not declared: a port of it into a
+    Keras RMSNorm is refused, not silently wrong."""
     import importlib
 
     import torch
@@ -576,27 +578,142 @@ def test_every_rmsnorm_declared_computes_as_torch_s_and_gemma_s_stays_unknown():
 
     _transformers()
     x = torch.randn(3, 5, 8) * 3 + 1
-    for module, name in sorted(zoo_layers.RMS_NORMS):
-        layer = getattr(importlib.import_module(module), name)(8, eps=1e-3)
-        attribute = zoo_layers.SETTINGS.get((module, name), {}).get("eps", "eps")
-        assert getattr(layer, attribute) == 1e-3, name
-        reference = torch.nn.RMSNorm(8, eps=1e-3)
-        with torch.no_grad():
-            layer.weight.copy_(torch.randn(8))
-            reference.weight.copy_(layer.weight)
-            np.testing.assert_allclose(layer(x).numpy(), reference(x).numpy(), atol=1e-5, err_msg=name)
-    assert len(zoo_layers.RMS_NORMS) > 150
-    from transformers.models.gemma import modeling_gemma
+    for offset, declared in ((0.0, zoo_layers.RMS_NORMS), (1.0, zoo_layers.OFFSET_RMS_NORMS)):
+        for module, name in sorted(declared):
+            layer = getattr(importlib.import_module(module), name)(8, eps=1e-3)
+            attribute = zoo_layers.SETTINGS.get((module, name), {}).get("eps", "eps")
+            assert getattr(layer, attribute) == 1e-3, name
+            if offset:
+                assert not layer.weight.detach().any(), name  # drawn as zeros: a scale of one
+            assert up.wrap(layer)["weight"].layer_kind == ("rmsnorm_offset" if offset else "rmsnorm")
+            reference = torch.nn.RMSNorm(8, eps=1e-3)
+            with torch.no_grad():
+                layer.weight.copy_(torch.randn(8))
+                reference.weight.copy_(layer.weight + offset)
+                np.testing.assert_allclose(layer(x).numpy(), reference(x).numpy(), atol=1e-5, err_msg=name)
+    assert len(zoo_layers.RMS_NORMS) > 150 and len(zoo_layers.OFFSET_RMS_NORMS) >= 15
+    from transformers.models.cohere import modeling_cohere
 
-    gemma = modeling_gemma.GemmaRMSNorm(8)
-    assert up.wrap(gemma)["weight"].layer_kind == "other"
+    cohere = modeling_cohere.CohereLayerNorm(8)
+    assert up.wrap(cohere)["weight"].layer_kind == "other"
     needs("keras")
     import keras
 
     norm = keras.layers.RMSNormalization()
     norm.build((None, 8))
     with pytest.raises(up.PortError, match="kinds other and rmsnorm"):
-        up.port(gemma, norm)
+        up.port(cohere, norm)
+
+
+#: A tiny Gemma: its RMSNorms scale by ``1 + weight``, its head tied to the embedding.
+GEMMA = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": POSITIONS}  # fmt: skip
+
+
+def _gemma(norms_of_torch: bool = False):
+    """transformers' Gemma language model, tiny, in inference mode; with
+    ``norms_of_torch``, each of its RMSNorms replaced by an ``nn.RMSNorm`` of
+    its epsilon (the rest Gemma's code), as a model written with torch's
+    layers keeps them."""
+    import torch
+
+    transformers = _transformers()
+    config = transformers.GemmaConfig(
+        vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=0, **GEMMA
+    )
+    torch.manual_seed(0)
+    model = transformers.GemmaForCausalLM(config).eval()
+    for p in model.parameters():  # the norms' weights too: not zeros, which would hide a wrong offset
+        p.data.normal_(0, 0.2)
+    if norms_of_torch:
+        for path, module in list(model.named_modules()):
+            if type(module).__name__ == "GemmaRMSNorm":
+                parent, _, name = path.rpartition(".")
+                setattr(
+                    model.get_submodule(parent), name, torch.nn.RMSNorm(module.weight.shape, eps=module.eps)
+                )
+    return model
+
+
+def test_gemma_s_rmsnorms_port_load_and_initialise_as_one_plus_their_weight(tmp_path):
+    """Gemma's RMSNorm (kind ``rmsnorm_offset``) computes as an RMSNorm
+    whose weight is one more than its own. Gemma ports into a model with
+    ``nn.RMSNorm`` s (and back) with each weight converted, the logits
+    within 1e-5; a file this library wrote of either loads into the other
+    converted (the file names its layers' kinds), and so do Params (to
+    ``load_state_dict`` and ``set``); a state of bare arrays names no kind and loads as it is, as torch's
+    ``load_state_dict`` would. Its default initialisation is zeros. Before, Gemma's norm was of unknown
+    kind and none of these ports paired."""
+    import torch
+
+    gemma, plain = _gemma(), _gemma(norms_of_torch=True)
+    norm, ported = (
+        gemma.model.layers[1].post_attention_layernorm,
+        plain.model.layers[1].post_attention_layernorm,
+    )
+    assert up.wrap(gemma)["model.norm.weight"].layer_kind == "rmsnorm_offset"
+    report = up.port(gemma, plain, check_input=IDS)
+    assert report.max_abs_diff <= 1e-5
+    assert "model.norm.weight -> model.norm.weight: +1 (rmsnorm_offset to rmsnorm)" in report.conversions
+    np.testing.assert_allclose(ported.weight.detach().numpy(), norm.weight.detach().numpy() + 1, atol=1e-7)
+    np.testing.assert_allclose(_logits(plain), _logits(gemma), atol=1e-5)
+    again = _gemma()
+    for p in again.parameters():
+        p.data.normal_()
+    assert up.port(plain, again, check_input=IDS).max_abs_diff <= 1e-5
+    np.testing.assert_allclose(_logits(again), _logits(gemma), atol=1e-5)
+
+    up.save(gemma, tmp_path / "gemma.safetensors")
+    fresh = _gemma(norms_of_torch=True)
+    report = up.load(fresh, tmp_path / "gemma.safetensors")
+    assert (
+        report.ok
+        and "model.norm.weight: +1 (given for a layer of kind rmsnorm_offset, here rmsnorm)" in report.notes
+    )
+    np.testing.assert_allclose(_logits(fresh), _logits(gemma), atol=1e-5)
+    up.save(plain, tmp_path / "plain.safetensors", max_shard_size=20_000)  # shards: each names the kinds
+    back = _gemma()
+    assert up.load(back, tmp_path / "plain.safetensors").ok
+    np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
+    back = _gemma()
+    assert up.load_state_dict(back, up.wrap(plain).params(trainable=True)).ok  # buffers left out
+    np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
+    one = up.wrap(_gemma())["model.norm.weight"]
+    one.set(up.wrap(plain)["model.norm.weight"])  # a Param says its kind: converted too
+    np.testing.assert_allclose(one.numpy(), gemma.model.norm.weight.detach().numpy(), atol=1e-7)
+    as_is = _gemma()
+    report = up.load_state_dict(as_is, up.state_dict(plain))
+    assert report.ok and not report.notes  # bare arrays: canonical Gemma weights, by name
+    assert torch.equal(as_is.model.norm.weight, plain.model.norm.weight)
+
+    up.initialize(again, up.init.Default(), seed=0)
+    assert not again.model.norm.weight.detach().any() and again.model.layers[0].mlp.up_proj.weight.any()
+
+
+@pytest.mark.parametrize("framework", ["keras", "flax"])
+def test_gemma_s_rmsnorm_ports_into_keras_and_nnx_rmsnorms_and_back(framework):
+    """Gemma's norm into Keras' ``RMSNormalization`` or NNX's ``RMSNorm``
+    (their ``scale`` one more than Gemma's weight) and back, outputs within
+    1e-5, the weight given back as it was."""
+    needs(framework)
+    norm = _gemma().model.layers[1].post_attention_layernorm
+    if framework == "keras":
+        import keras
+
+        other = keras.layers.RMSNormalization(epsilon=1e-6)
+        other.build((None, 32))
+    else:
+        from flax import nnx
+
+        other = nnx.RMSNorm(32, epsilon=1e-6, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(1).normal(size=(3, 5, 32)).astype("float32")
+    assert up.port(norm, other, check_input=x).max_abs_diff <= 1e-5
+    np.testing.assert_allclose(
+        _numpy(up.wrap(other)["weight"].numpy()), norm.weight.detach().numpy() + 1, atol=1e-6
+    )
+    back = type(norm)(32)
+    assert up.port(other, back, check_input=x).max_abs_diff <= 1e-5
+    np.testing.assert_allclose(back.weight.detach().numpy(), norm.weight.detach().numpy(), atol=1e-6)
 
 
 def test_gpt2_s_own_file_and_tensors_hold_its_conv1d_layout_which_a_load_asks_for(tmp_path):

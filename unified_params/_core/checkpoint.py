@@ -324,11 +324,18 @@ def load_file(
     written = metadata.get("own_layout")
     own_written: dict[str, str] = {} if written is None else _json(written, {}, file)
     left_out: list[str] = []
-    if mapping is not None:  # the file's layers renamed to the model's, with what its metadata says of them
+    renaming = None if mapping is None else Renaming(mapping, CheckpointError)
+    if renaming is not None:  # the file's layers renamed to the model's, with what its metadata says of them
         orders = (written_naive, written_unflat)
         state, aliases, own_written, (written_naive, written_unflat), left_out = renamed(
-            Renaming(mapping, CheckpointError), state, aliases, own_written, orders
+            renaming, state, aliases, own_written, orders
         )
+    said = metadata.get("layer_kinds")  # this library's files name their layers' kinds
+    if said is not None:
+        kinds = _json(said, {}, file)
+        if renaming is not None:
+            kinds = {new: kind for path, kind in kinds.items() if (new := renaming.layer(path)) is not None}
+        state = {k: replace(s, kind=kinds.get(k.rpartition(".")[0])) for k, s in state.items()}
     if layout == "native":  # the file holds this framework's own layouts (a PaddleNLP file for paddle)
         state, own_native = native_sources(model, state)
     elif layout is None:  # tensors of a writer that may lay leaves out otherwise: checked

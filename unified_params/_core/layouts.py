@@ -64,6 +64,7 @@ CANONICAL_AXES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "layernorm": {"weight": ("c",), "bias": ("c",)},
     "groupnorm": {"weight": ("c",), "bias": ("c",)},
     "rmsnorm": {"weight": ("c",)},
+    "rmsnorm_offset": {"weight": ("c",)},
     "embedding": {"weight": ("rows", "dim")},
     **{kind: _RECURRENT_AXES for kind in ("rnn", "lstm", "gru")},
 }
@@ -82,7 +83,52 @@ CHANNEL_NORMS = frozenset({"batchnorm", "groupnorm"})
 UNKNOWN_KIND = "other"
 
 #: Normalisations over the last axis (each feature its own weight).
-FEATURE_NORMS = frozenset({"layernorm", "rmsnorm"})
+FEATURE_NORMS = frozenset({"layernorm", "rmsnorm", "rmsnorm_offset"})
+
+#: Kinds that compute the same function with a leaf's values kept otherwise: per
+#: ``(kind, other kind)``, per leaf, what to add to a value of the first to get the
+#: second's. An ``rmsnorm_offset`` (Gemma's RMSNorm and its kin in transformers)
+#: scales by ``1 + weight`` where an ``rmsnorm`` scales by ``weight``.
+KIND_CONVERSIONS: Mapping[tuple[str, str], Mapping[str, float]] = {
+    ("rmsnorm_offset", "rmsnorm"): {"weight": 1.0},
+    ("rmsnorm", "rmsnorm_offset"): {"weight": -1.0},
+}
+
+
+def same_function(kind: str, other: str) -> bool:
+    """Whether layers of the two kinds compute alike, their values converted
+    where `KIND_CONVERSIONS` says.
+
+    Examples:
+        >>> same_function("rmsnorm_offset", "rmsnorm"), same_function("rmsnorm", "layernorm")
+        (True, False)
+    """
+    return kind == other or (kind, other) in KIND_CONVERSIONS
+
+
+def kind_offset(given: str | None, kind: str, leaf: str) -> float | None:
+    """What to add to a value of ``leaf`` held by a layer of kind ``given``
+    (``None``: not known) for a layer of ``kind`` (`KIND_CONVERSIONS`), or
+    ``None`` where the value is kept alike.
+
+    Examples:
+        >>> kind_offset("rmsnorm_offset", "rmsnorm", "weight"), kind_offset(None, "rmsnorm", "weight")
+        (1.0, None)
+    """
+    return None if given is None else KIND_CONVERSIONS.get((given, kind), {}).get(leaf)
+
+
+def offset_value(value: Any, offset: float) -> np.ndarray:
+    """``value + offset``, computed in float64 and given back in the value's
+    dtype: a leaf's value for a kind that keeps it otherwise (`KIND_CONVERSIONS`).
+
+    Examples:
+        >>> offset_value(np.zeros(2, "float32"), 1.0)
+        array([1., 1.], dtype=float32)
+    """
+    array = np.asarray(value)
+    return (array.astype(np.float64) + offset).astype(array.dtype)
+
 
 #: Canonical leaves that are running statistics (kind ``"buffer"``) on every
 #: backend, whatever the framework calls them.
@@ -117,6 +163,7 @@ NEUTRAL: Mapping[str, Mapping[str, float]] = {
     },  # fmt: skip
     **{kind: {"weight": 1.0, "bias": 0.0} for kind in ("batchnorm", "layernorm", "groupnorm")},
     "rmsnorm": {"weight": 1.0},
+    "rmsnorm_offset": {"weight": 0.0},
     "mha": {"in_proj_bias": 0.0},
     **{kind: {"bias_ih": 0.0, "bias_hh": 0.0} for kind in ("rnn", "lstm", "gru")},
 }

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from . import low_rank
 from .absent import reconcilable
 from .errors import PortError, received
-from .layouts import RECURRENT, UNKNOWN_KIND, base_name, recurrent_part
+from .layouts import RECURRENT, UNKNOWN_KIND, base_name, recurrent_part, same_function
 from .rules import Compiled, LayerMapping, Rule, compile_rules, rename
 
 if TYPE_CHECKING:
@@ -319,7 +319,7 @@ def _fits(x: Layer, y: Layer) -> bool:
     """Whether two layers pair: the same kind and leaves (in any order: they are
     copied by name), or leaves one side may lack, or leaves of a kind the library
     does not know that differ only by axes of size one (`reshaped`)."""
-    same = x.kind == y.kind and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
+    same = same_function(x.kind, y.kind) and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
     return (same and x.norms == y.norms) or reconcilable(x, y) or bool(reshaped(x, y))
 
 
@@ -629,7 +629,7 @@ def _renamed_leaves(layer: Layer, rules: Compiled) -> Layer:
 
 def _difference(x: Layer, y: Layer) -> str:
     """What differs between two layers, in words."""
-    if x.kind != y.kind:
+    if not same_function(x.kind, y.kind):
         notes = [note for layer in (x, y) if (note := layer.kind_note)]
         notes += [note] if (note := _pointwise_difference(x, y)) else []
         return f"kinds {x.kind} and {y.kind}" + "".join(f" ({note})" for note in notes)

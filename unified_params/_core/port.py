@@ -28,7 +28,7 @@ from .errors import CheckpointError, NotBuiltError, PathError, PortError, at_pat
 from .flatten import port_reorders
 from .forward import run as run_forward
 from .inputs import prepare_input
-from .layouts import CHANNEL_NORMS, UNKNOWN_KIND
+from .layouts import CHANNEL_NORMS, UNKNOWN_KIND, kind_offset, offset_value
 from .outputs import blind_spot, rounding_hint, zeros_like_input
 from .pairing import (
     LayerMapping,
@@ -570,6 +570,9 @@ def port(
                     elif pointwise_pair(a, b):  # and what axis the Linear acts on
                         pointwise.append(f"{a.name or '<root>'} -> {b.name or '<root>'}")
                     shape = other_shape[leaf]
+                offset = kind_offset(a.kind, b.kind, leaf)
+                if offset is not None:  # the same function, its values kept otherwise
+                    read = _then(read, partial(offset_value, offset=offset))
                 written = _key(b, theirs)
                 if slot.how == "one":
                     tied_to.setdefault(id(slot.param.native), []).append((key, written))
@@ -1506,6 +1509,9 @@ def _conversions(src: Module, dst: Module, pairs: list[tuple[Layer, Layer]]) -> 
             if sb is None:  # a leaf the destination lacks (`absent`)
                 continue
             how = []
+            offset = kind_offset(a.kind, b.kind, leaf)
+            if offset is not None:
+                how.append(f"{offset:+g} ({a.kind} to {b.kind})")
             if tuple(sa.param.shape) != tuple(sb.param.shape):  # `pairing.reshaped`
                 how.append(f"{sa.param.shape} as {sb.param.shape}")
             for side, slot, layer in ((src.backend, sa, a), (dst.backend, sb, b)):

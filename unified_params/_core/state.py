@@ -90,6 +90,10 @@ class Source:
     owners: tuple[str, ...] = ()
     #: The writer a file's metadata names (``format``), for a file's tensor.
     writer: str | None = None
+    #: The kind of the layer that held the value, where it is known (a Param's;
+    #: a file of this library names its layers' kinds): a layer of a kind that
+    #: keeps its values otherwise gets them converted (`layouts.KIND_CONVERSIONS`).
+    kind: str | None = None
 
     @classmethod
     def of(cls, value: Any, name: str, own_layout: str | None = None) -> Source:
@@ -98,12 +102,25 @@ class Source:
         if isinstance(value, Source):
             return value if own_layout is None else replace(value, own_layout=own_layout)
         owners: tuple[str, ...] = ()
+        kind = value.layer_kind if isinstance(value, Param) else None
         if getattr(value, "own_layout", False) is True:  # a Param of a leaf in its framework's layout
             own_layout = value.backend
         elif not isinstance(value, np.ndarray):
             owners = foreign.owners(value)
         array = values.as_array(value, path=name)
-        return cls(tuple(array.shape), array.dtype, lambda: array, own_layout=own_layout, owners=owners)
+        return cls(
+            tuple(array.shape), array.dtype, lambda: array, own_layout=own_layout, owners=owners, kind=kind
+        )
+
+    def offset(self, by: float) -> Source:
+        """The value plus ``by``, read in float64 and given back in its dtype:
+        the value for a layer of a kind that keeps it otherwise
+        (`layouts.KIND_CONVERSIONS`)."""
+        read = self.read
+        return replace(
+            self, read=lambda: layouts.offset_value(read(), by), read_block=None, fill=None, pieces=None,
+            fresh=True, kind=None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -717,6 +734,11 @@ def plan_load(
                     report.ambiguous.append((key, found))
                     ok = False
                     continue
+            kind = slot.param.layer_kind
+            by = layouts.kind_offset(source.kind, kind, key.rsplit(".", 1)[-1])
+            if by is not None:  # a layer that computes alike, its values kept otherwise
+                report.notes.append(f"{key}: {by:+g} (given for a layer of kind {source.kind}, here {kind})")
+                source = source.offset(by)
             square = _linear_weight(slot, key.rsplit(".", 1)[-1], shape) and shape[0] == shape[1]
             if square and source.owners and not said_canonical:
                 squares.append((key, slot.param))

@@ -180,6 +180,7 @@ KIND_NAMES = {
     "layernorm": "LayerNorm",
     "groupnorm": "GroupNorm",
     "rmsnorm": "RMSNorm",
+    "rmsnorm_offset": "RMSNorm",
     "embedding": "Embedding",
     "rnn": "RNN",
     "lstm": "LSTM",
@@ -234,7 +235,7 @@ def _arguments(adapter, module, path: str, kind: str) -> str:
     if kind.startswith("conv") and weight:
         out, inp = (weight[1], weight[0]) if kind.startswith("conv_transpose") else weight[:2]
         return f"{inp}, {out}, kernel_size={tuple(weight[2:])}"
-    if kind in ("batchnorm", "layernorm", "rmsnorm") and "weight" in shapes:
+    if kind in ("batchnorm", "layernorm", "rmsnorm", "rmsnorm_offset") and "weight" in shapes:
         return str(shapes["weight"][0])
     if kind == "embedding" and weight:
         return f"{weight[0]}, {weight[1]}"

@@ -947,7 +947,9 @@ class Param:
         The value is validated before anything is written: a wrong shape or
         a non-numeric value raises and leaves the parameter unchanged. A
         [Param][unified_params.Param] (of any model, any backend) is read in its canonical
-        layout, whatever ``layout`` says of plain values.
+        layout, whatever ``layout`` says of plain values, and converted where
+        its layer computes as this one's with values kept otherwise (an
+        RMSNorm's weight is one more than Gemma's, which scales by ``1 + weight``).
 
         Args:
             value: An array, nested list, tensor of any framework, or Param.
@@ -972,7 +974,11 @@ class Param:
         said = layout is not None
         layout = check_layout(layout or "canonical")
         if isinstance(value, (Param, ParamSlice)):
+            kind = value.layer_kind if isinstance(value, Param) else None
             value, layout = value.numpy(), "canonical"
+            by = layouts.kind_offset(kind, self.layer_kind, self.path.rsplit(".", 1)[-1])
+            if by is not None:
+                value = layouts.offset_value(value, by)
         elif not said:
             self._refuse_foreign(value)
         array = values.as_array(value, path=self.path)

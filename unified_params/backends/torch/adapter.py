@@ -189,6 +189,7 @@ class TorchAdapter(DictModuleAdapter):
         "layernorm": _NORM,
         "groupnorm": _NORM,
         "rmsnorm": {"weight": Ones()},
+        "rmsnorm_offset": {"weight": Zeros()},  # it scales by 1 + weight
         "embedding": {"weight": Normal(0.0, 1.0)},
         "rnn": _RECURRENT,
         "lstm": _RECURRENT,

@@ -12,8 +12,10 @@ as torch's ``nn.RMSNorm`` does, and most keep their epsilon as
 ``variance_epsilon``. Each one listed here was measured against
 ``nn.RMSNorm`` on transformers 5.24 (every ``*RMSNorm`` and ``*LayerNorm``
 class of its models that holds a weight alone), and tests/test_transformers.py
-measures them again. Left out, so of unknown kind: Gemma's, which scale by
-``1 + weight``, Cohere's LayerNorm, which subtracts the mean, and the gated norms.
+measures them again. Gemma's and 14 others scale by ``1 + weight`` (their
+weight drawn as zeros): kind ``rmsnorm_offset``, whose weight a port converts
+to and from an ``rmsnorm``'s (`layouts.KIND_CONVERSIONS`). Left out, so of
+unknown kind: Cohere's LayerNorm, which subtracts the mean, and the gated norms.
 """
 
 from __future__ import annotations
@@ -96,8 +98,22 @@ _RMS_NORMS_EPS = _transformers("""
     muse_spark.MuseSparkRMSNorm neomme.NeoMMERMSNorm
 """)
 RMS_NORMS = frozenset(_RMS_NORMS_VARIANCE_EPSILON + _RMS_NORMS_EPS)
+#: transformers' RMSNorms that scale by ``1 + weight`` (Gemma's, drawn as zeros),
+#: otherwise as ``nn.RMSNorm``; each keeps its epsilon as ``eps``.
+_OFFSET_RMS_NORMS = _transformers("""
+    gemma.GemmaRMSNorm gemma2.Gemma2RMSNorm gemma3.Gemma3RMSNorm minimax_m3_vl.MiniMaxM3VLRMSNorm
+    muse_glimmer.MuseGlimmerTextCenteredRMSNorm muse_spark.MuseSparkTextCenteredRMSNorm
+    qwen3_5.Qwen3_5RMSNorm qwen3_5_moe.Qwen3_5MoeRMSNorm qwen3_next.Qwen3NextRMSNorm
+    qwen4_exp.Qwen4ExpTextRMSNorm recurrent_gemma.RecurrentGemmaRMSNorm step3p7.Step3p7RMSNorm
+    t5gemma.T5GemmaRMSNorm t5gemma2.T5Gemma2RMSNorm vaultgemma.VaultGemmaRMSNorm
+""")
+OFFSET_RMS_NORMS = frozenset(_OFFSET_RMS_NORMS)
 #: Each zoo layer's kind.
-KINDS = {CONV1D: "linear", **dict.fromkeys(RMS_NORMS, "rmsnorm")}
+KINDS = {
+    CONV1D: "linear",
+    **dict.fromkeys(RMS_NORMS, "rmsnorm"),
+    **dict.fromkeys(OFFSET_RMS_NORMS, "rmsnorm_offset"),
+}
 #: How each keeps its leaves, by native name, where its kind's table does not say.
 LEAVES: dict[tuple[str, str], dict[str, Leaf]] = {
     CONV1D: {"weight": Leaf("weight", ("in", "out")), "bias": Leaf("bias")}
