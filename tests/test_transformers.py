@@ -675,6 +675,10 @@ def test_gemma_s_rmsnorms_port_load_and_initialise_as_one_plus_their_weight(tmp_
     back = _gemma()
     assert up.load(back, tmp_path / "plain.safetensors").ok
     np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
+    up.save(plain, tmp_path / "renamed.safetensors", mapping=[("model.norm", "final_norm")])
+    back = _gemma()  # the kinds the file names follow its layers' new names
+    assert up.load(back, tmp_path / "renamed.safetensors", mapping=[("final_norm", "model.norm")]).ok
+    np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
     back = _gemma()
     assert up.load_state_dict(back, up.wrap(plain).params(trainable=True)).ok  # buffers left out
     np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
@@ -688,6 +692,28 @@ def test_gemma_s_rmsnorms_port_load_and_initialise_as_one_plus_their_weight(tmp_
 
     up.initialize(again, up.init.Default(), seed=0)
     assert not again.model.norm.weight.detach().any() and again.model.layers[0].mlp.up_proj.weight.any()
+
+
+def test_a_bfloat16_gemma_norm_s_weight_plus_one_is_rounded_once(tmp_path):
+    """``1 + w`` of a bfloat16 weight ``w`` is computed in float64 and rounded
+    once, to the destination's dtype: into a float32 RMSNorm it is exact
+    (rounded to bfloat16 first, it was off by up to 2**-8), by port, by file
+    and by ``set``."""
+    import torch
+
+    norm = _gemma().model.norm.to(torch.bfloat16)
+    exact = norm.weight.detach().double() + 1
+    up.save(norm, tmp_path / "norm.safetensors")
+    for how in ("port", "load", "set"):
+        for dtype in (torch.float32, torch.bfloat16):
+            plain = torch.nn.RMSNorm(32, eps=1e-6).to(dtype)
+            if how == "port":
+                up.port(norm, plain)
+            elif how == "load":
+                assert up.load(plain, tmp_path / "norm.safetensors").notes
+            else:
+                up.wrap(plain)["weight"].set(up.wrap(norm)["weight"])
+            assert torch.equal(plain.weight.detach(), exact.to(dtype)), (how, dtype)
 
 
 @pytest.mark.parametrize("framework", ["keras", "flax"])

@@ -119,15 +119,15 @@ def kind_offset(given: str | None, kind: str, leaf: str) -> float | None:
 
 
 def offset_value(value: Any, offset: float) -> np.ndarray:
-    """``value + offset``, computed in float64 and given back in the value's
-    dtype: a leaf's value for a kind that keeps it otherwise (`KIND_CONVERSIONS`).
+    """``value + offset`` in float64: a leaf's value for a kind that keeps it
+    otherwise (`KIND_CONVERSIONS`), rounded once, by the cast to the
+    destination's dtype (``1 + w`` of a bfloat16 ``w`` is not a bfloat16).
 
     Examples:
-        >>> offset_value(np.zeros(2, "float32"), 1.0)
-        array([1., 1.], dtype=float32)
+        >>> offset_value(np.array([0.5], "float16"), 1.0)
+        array([1.5])
     """
-    array = np.asarray(value)
-    return (array.astype(np.float64) + offset).astype(array.dtype)
+    return np.asarray(value).astype(np.float64) + offset
 
 
 #: Canonical leaves that are running statistics (kind ``"buffer"``) on every

@@ -113,8 +113,8 @@ class Source:
         )
 
     def offset(self, by: float) -> Source:
-        """The value plus ``by``, read in float64 and given back in its dtype:
-        the value for a layer of a kind that keeps it otherwise
+        """The value plus ``by``, in float64 (cast once, to the parameter's
+        dtype): the value for a layer of a kind that keeps it otherwise
         (`layouts.KIND_CONVERSIONS`)."""
         read = self.read
         return replace(
