@@ -641,7 +641,8 @@ def test_gemma_s_rmsnorms_port_load_and_initialise_as_one_plus_their_weight(tmp_
     ``nn.RMSNorm`` s (and back) with each weight converted, the logits
     within 1e-5; a file this library wrote of either loads into the other
     converted (the file names its layers' kinds), and so do Params (to
-    ``load_state_dict`` and ``set``); a state of bare arrays names no kind and loads as it is, as torch's
+    ``load_state_dict``, whose unsaved buffers it skips, and ``set``); a
+    state of bare arrays names no kind and loads as it is, as torch's
     ``load_state_dict`` would. Its default initialisation is zeros. Before, Gemma's norm was of unknown
     kind and none of these ports paired."""
     import torch
@@ -680,7 +681,11 @@ def test_gemma_s_rmsnorms_port_load_and_initialise_as_one_plus_their_weight(tmp_
     assert up.load(back, tmp_path / "renamed.safetensors", mapping=[("final_norm", "model.norm")]).ok
     np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
     back = _gemma()
-    assert up.load_state_dict(back, up.wrap(plain).params(trainable=True)).ok  # buffers left out
+    with torch.no_grad():
+        plain.model.rotary_emb.inv_freq.mul_(2)  # a buffer the model makes (persistent=False)
+    report = up.load_state_dict(back, up.wrap(plain).params())
+    assert report.ok and "model.rotary_emb.inv_freq" in report.skipped  # neither unexpected nor written
+    assert torch.equal(back.model.rotary_emb.inv_freq * 2, plain.model.rotary_emb.inv_freq)
     np.testing.assert_allclose(_logits(back), _logits(gemma), atol=1e-5)
     one = up.wrap(_gemma())["model.norm.weight"]
     one.set(up.wrap(plain)["model.norm.weight"])  # a Param says its kind: converted too

@@ -306,7 +306,10 @@ class LoadReport:
             it may be that framework's own state. Never loaded unless the
             load is told ``layout="canonical"``.
         skipped: Keys that need no value: aliases of a tie group whose values
-            agree, and leaves only some frameworks keep (``num_batches_tracked``).
+            agree, leaves only some frameworks keep (``num_batches_tracked``),
+            and buffers of the model that its framework does not save
+            (torch's ``persistent=False``: the model makes them), which
+            ``params()`` lists and a load never writes.
         notes: Lossy merges and other conversions worth knowing.
     """
 
@@ -752,6 +755,7 @@ def plan_load(
         plan = [(slot, sources) for slot, sources in plan if not asked & set(slot.keys)]
         report.ambiguous += [(key, _given_transposed(param, *transposed)) for key, param in squares]
     twins = []
+    transient: set[str] | None = None  # the model's buffers that no state holds, when first asked
     for name in given:
         if name in used:
             continue
@@ -760,7 +764,9 @@ def plan_load(
         elif name in alias_of or _optional_name(name):
             report.skipped.append(name)
         else:
-            report.unexpected.append(name)
+            if transient is None:
+                transient = {key for key, p in model.params().items() if not p.persistent}
+            (report.skipped if name in transient else report.unexpected).append(name)
     return plan, report, twins
 
 
