@@ -316,7 +316,8 @@ def parts(layer: Layer) -> list[Layer]:
 
 
 def _fits(x: Layer, y: Layer) -> bool:
-    """Whether two layers pair: the same kind and leaves (in any order: they are
+    """Whether two layers pair: the same kind (or kinds that compute alike, their
+    values converted: `layouts.same_function`) and leaves (in any order: they are
     copied by name), or leaves one side may lack, or leaves of a kind the library
     does not know that differ only by axes of size one (`reshaped`)."""
     same = same_function(x.kind, y.kind) and (x.leaves == y.leaves or sorted(x.leaves) == sorted(y.leaves))
