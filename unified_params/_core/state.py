@@ -696,6 +696,7 @@ def plan_load(
     for slot in model_slots:
         sources, ok = [], True
         for key, shape in zip(slot.keys, slot.shapes, strict=True):
+            leaf = key.rsplit(".", 1)[-1]
             name = key if key in given else _alias_in(key, slot, given, aliases, model)
             if name is None:
                 if key in keep:
@@ -717,7 +718,6 @@ def plan_load(
             if source.shape != shape or not _castable(source.dtype, slot.param.dtype):
                 report.mismatched.append((key, shape, source.shape))
                 ok = False
-                leaf = key.rsplit(".", 1)[-1]
                 owners, writer = source.owners, source.writer
                 theirs = owners and (
                     foreign.reading(owners, slot.param.layer_kind, leaf, source.shape, writer, expected=shape)
@@ -729,7 +729,6 @@ def plan_load(
                     transposed = (owners, writer)
                 continue
             if source.owners and not said_canonical:
-                leaf = key.rsplit(".", 1)[-1]
                 found = foreign.reading(
                     source.owners, slot.param.layer_kind, leaf, shape, source.writer
                 ) or held_reading(slot.param, source.owners, shape, source.writer)
@@ -738,11 +737,11 @@ def plan_load(
                     ok = False
                     continue
             kind = slot.param.layer_kind
-            by = layouts.kind_offset(source.kind, kind, key.rsplit(".", 1)[-1])
+            by = layouts.kind_offset(source.kind, kind, leaf)
             if by is not None:  # a layer that computes alike, its values kept otherwise
                 report.notes.append(f"{key}: {by:+g} (given for a layer of kind {source.kind}, here {kind})")
                 source = source.offset(by)
-            square = _linear_weight(slot, key.rsplit(".", 1)[-1], shape) and shape[0] == shape[1]
+            square = _linear_weight(slot, leaf, shape) and shape[0] == shape[1]
             if square and source.owners and not said_canonical:
                 squares.append((key, slot.param))
             sources.append(source)

@@ -976,7 +976,7 @@ class Param:
         if isinstance(value, (Param, ParamSlice)):
             kind = value.layer_kind if isinstance(value, Param) else None
             value, layout = value.numpy(), "canonical"
-            by = layouts.kind_offset(kind, self.layer_kind, self.path.rsplit(".", 1)[-1])
+            by = layouts.kind_offset(kind, self.layer_kind, self.name)
             if by is not None:
                 value = layouts.offset_value(value, by)
         elif not said:
