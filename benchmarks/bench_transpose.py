@@ -6,7 +6,9 @@ kernel does between torch's ``(out, in)`` and a channels-last framework's
 ``(in, out)``), at N = 2048 and 4096:
 
 - numpy tiles: ``unified_params._core.transpose.tiled``;
-- torch: ``unified_params._core.transpose.torch_copy`` (``out.copy_(a.t())`` on numpy's memory);
+- torch: ``unified_params._core.transpose.torch_copy`` (``copy_`` from the transposed view on
+  numpy's memory, in tiles on all cores), and ``torch_copy_one_core`` (the same on one core:
+  what a save runs beside its writes);
 - paddle: ``paddle.transpose`` of a tensor over the array, then a copy into ``out``;
 - tf: ``tf.transpose`` likewise.
 
@@ -47,6 +49,7 @@ def kernels() -> dict[str, Callable[[np.ndarray, np.ndarray], None]]:
     return {
         "numpy tiles": transpose.tiled,
         "torch copy_": transpose.torch_copy,
+        "torch copy_, one core": transpose.torch_copy_one_core,
         "paddle.transpose": paddle_kernel,
         "tf.transpose": transpose.tf_transpose,
     }
@@ -54,7 +57,8 @@ def kernels() -> dict[str, Callable[[np.ndarray, np.ndarray], None]]:
 
 def bound_calls(n: int, count: int) -> dict[str, Callable[[], None]]:
     """The machine's bound for a port or save that transposes ``count`` n x n
-    float32 kernels: each kernel at hand (not paddle's, slower than the tiles)
+    float32 kernels: each kernel at hand (not paddle's, slower than the tiles,
+    nor torch's on one core, slower than on all)
     run over as many distinct kernels into as many outputs, the same bytes the
     port or save moves. Callers time these in turn with their own call
     (`harness.in_turn`) and take the fastest."""
@@ -67,7 +71,7 @@ def bound_calls(n: int, count: int) -> dict[str, Callable[[], None]]:
         a[...] = rng.random((n, n), dtype=np.float32)
         sources.append(a)
         outs.append(aligned_empty((n, n), np.float32))
-    chosen = {k: v for k, v in kernels().items() if k != "paddle.transpose"}
+    chosen = {k: v for k, v in kernels().items() if k not in ("paddle.transpose", "torch copy_, one core")}
 
     def over_all(kernel: Callable[[np.ndarray, np.ndarray], None]) -> Callable[[], None]:
         def run() -> None:

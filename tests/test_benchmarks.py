@@ -44,6 +44,7 @@ def test_make_bench_writes_every_case_to_the_page(tmp_path):
         "port Linear",
         "transposing copy, numpy tiles",
         "transposing copy, torch copy_",
+        "transposing copy, torch copy_, one core",
         "transposing copy, paddle.transpose",
         "transposing copy, tf.transpose",
         "save a checkpoint (vs transposing)",

@@ -19,9 +19,9 @@ DTYPES = ["float32", "float64", "float16", ml_dtypes.bfloat16, "int64", "int8", 
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("kernel", ["tiled", "torch_copy", "tf_transpose"])
+@pytest.mark.parametrize("kernel", ["tiled", "torch_copy", "torch_copy_one_core", "tf_transpose"])
 def test_every_kernel_copies_a_transposed_view_bit_for_bit(kernel, dtype):
-    if kernel == "torch_copy":
+    if kernel.startswith("torch"):
         needs("torch")
     if kernel == "tf_transpose":
         needs_target("keras")  # Keras on TensorFlow: tensorflow is loaded
@@ -35,6 +35,36 @@ def test_every_kernel_copies_a_transposed_view_bit_for_bit(kernel, dtype):
         out = np.empty(view.shape, view.dtype)
         getattr(transpose, kernel)(view, out)
         assert out.tobytes() == np.ascontiguousarray(view).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", ml_dtypes.bfloat16, "int64", "bool"], ids=str)
+def test_torch_copies_a_large_view_tile_by_tile_with_every_edge_in_place(dtype, monkeypatch):
+    """torch's kernel copies a large 2-D view in tiles of the output (its
+    one-core transpose of a whole view is 2-4x slower): the last tiles of
+    each row and column are partial, and each lands where it belongs."""
+    needs("torch")
+    monkeypatch.setattr(transpose, "TORCH_TILE_ROWS", 48)  # small tiles: many edges in a small array
+    monkeypatch.setattr(transpose, "TORCH_TILE_COLS", 16)
+    monkeypatch.setattr(transpose, "TORCH_TILE", 48 * 20)
+    import torch
+
+    calls = []
+    real = torch.Tensor.copy_
+    monkeypatch.setattr(torch.Tensor, "copy_", lambda t, s: (calls.append(tuple(t.shape)), real(t, s))[1])
+    a = (np.random.default_rng(4).standard_normal((301, 250)) * 100).astype(dtype)
+    for view in (a.T, a[:, ::3], a[::2].T, a[:, :1].T):  # (250, 301), (301, 84), (250, 151), one row
+        calls.clear()
+        out = np.empty(view.shape, view.dtype)
+        transpose.torch_copy(view, out)
+        assert out.tobytes() == np.ascontiguousarray(view).tobytes()
+        rows, cols = view.shape
+        if view.size <= transpose.TORCH_TILE:
+            assert calls == [view.shape]  # a small view: one copy
+            continue
+        down = min(rows, 48)
+        across = max(16, 48 * 20 // down)
+        assert len(calls) == -(-rows // down) * -(-cols // across)
+        assert {c[0] for c in calls} == {down, rows % down or down}
 
 
 def test_tensorflow_kernel_takes_only_what_it_can_read_safely():
@@ -66,8 +96,8 @@ def test_a_fresh_transposed_copy_is_aligned_writable_and_owns_its_values():
 
 
 def _counted(monkeypatch, used: list[str]) -> None:
-    """Record which of the two fresh-copy kernels makes each copy."""
-    for name in ("_tf_kept", "_torch_fresh"):
+    """Record which of the fresh-copy kernels makes each copy."""
+    for name in ("_tf_kept", "_torch_fresh", "_torch_one_core_fresh"):
         real = getattr(transpose, name)
         monkeypatch.setattr(
             transpose, name, lambda a, *more, _r=real, _n=name: (used.append(_n), _r(a, *more))[1]
@@ -78,7 +108,8 @@ def test_copies_made_alongside_other_work_race_apart_from_copies_made_alone(monk
     """A save's helper thread transposes beside the file writes, where the kernels'
     speeds differ from their speeds alone (TensorFlow's lost to torch's beside
     writes on an AVX2 VM, and won on an AVX-512 one): the two kinds of copy are
-    timed and decided apart, and every copy is right."""
+    timed and decided apart, torch's copies beside the writes are made on one
+    core, and every copy is right."""
     needs("torch")
     needs_target("keras")  # TensorFlow is loaded, and takes this array
     import torch  # noqa: F401
@@ -97,18 +128,24 @@ def test_copies_made_alongside_other_work_race_apart_from_copies_made_alone(monk
     assert used == ["_tf_kept"]  # decided: no kernel is timed again
     beside = [contiguous(a.T, alongside=True) for _ in range(2 * transpose.SAMPLES)]
     # Beside other work nothing was timed yet: each kernel makes its samples.
-    assert sorted(used[1:]) == ["_tf_kept"] * transpose.SAMPLES + ["_torch_fresh"] * transpose.SAMPLES
-    assert transpose._ALONGSIDE.winner([transpose._tf_kept, transpose._torch_fresh]) is not None
+    one_core = ["_torch_one_core_fresh"] * transpose.SAMPLES
+    assert sorted(used[1:]) == ["_tf_kept"] * transpose.SAMPLES + one_core
+    assert transpose._ALONGSIDE.winner([transpose._tf_kept, transpose._torch_one_core_fresh]) is not None
     for copy in [alone, *beside]:
         assert np.array_equal(copy, a.T) and copy.ctypes.data % 64 == 0 and copy.flags.writeable
 
 
 @pytest.mark.parametrize("torch_loaded", [True, False])
-def test_a_copy_made_alongside_without_tensorflow_uses_torch_else_the_tiles(torch_loaded, monkeypatch):
+def test_a_copy_made_alongside_without_tensorflow_uses_torch_on_one_core_else_the_tiles(
+    torch_loaded, monkeypatch
+):
     used: list[str] = []
-    for name in ("torch_copy", "tiled"):
+    for name in ("torch_copy", "torch_copy_one_core", "tiled"):
         real = getattr(transpose, name)
         monkeypatch.setattr(transpose, name, lambda a, out, _r=real, _n=name: (used.append(_n), _r(a, out)))
+    monkeypatch.setattr(
+        transpose, "_torch_one_core_fresh", transpose._fresh_by(transpose.torch_copy_one_core)
+    )
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     if torch_loaded:
         needs("torch")
@@ -119,7 +156,9 @@ def test_a_copy_made_alongside_without_tensorflow_uses_torch_else_the_tiles(torc
     a[...] = np.random.default_rng(3).standard_normal(a.shape)
     copy = contiguous(a.T, alongside=True)
     assert np.array_equal(copy, a.T) and copy.ctypes.data % 64 == 0
-    assert used == ["torch_copy" if torch_loaded else "tiled"]
+    assert used == ["torch_copy_one_core" if torch_loaded else "tiled"]
+    assert np.array_equal(contiguous(a.T), a.T)  # alone: on all cores
+    assert used[1:] == ["torch_copy" if torch_loaded else "tiled"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -141,9 +180,10 @@ def test_the_kernels_of_loaded_frameworks_come_first():
     needs("torch")
     import torch  # noqa: F401
 
-    loaded = [transpose.tf_transpose] if "tensorflow" in sys.modules else []
-    loaded.append(transpose.torch_copy)
-    # TensorFlow's first, until the race between the two (earlier large copies) has decided
+    loaded = [transpose.torch_copy]
+    if "tensorflow" in sys.modules:
+        loaded.append(transpose.tf_transpose)
+    # torch's first, until the race between the two (earlier large copies) has decided
     assert transpose.fastest() is (transpose._INTO.winner(loaded) or loaded[0])
     a = np.arange(800 * 700, dtype="float32").reshape(800, 700)
     assert np.array_equal(contiguous(a.T), a.T)

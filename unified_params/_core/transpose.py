@@ -10,24 +10,27 @@ view. The kernels at hand, measured on this project's 2-core VMs (float32,
 
 | kernel | 2048 x 2048 | 4096 x 4096 |
 |---|---|---|
-| numpy, 64 x 512 tiles on the cores (`tiled`) | 10.9x | 6.5x |
-| torch ``out.copy_(a.t())`` on numpy's memory (`torch_copy`) | 7.5x | 3.2x |
-| ``tf.transpose`` over DLPack, then a copy into ``out`` (`tf_transpose`) | 5.4x | 3.3x |
-| ``paddle.transpose`` over DLPack, then a copy into ``out`` | 33x | 20x |
+| numpy, 64 x 512 tiles on the cores (`tiled`) | 6.0-10.9x | 4.6-6.5x |
+| torch ``copy_`` from the view, in 2048 x 64 tiles (`torch_copy`) | 1.8-2.1x | 1.3-1.5x |
+| torch ``out.copy_(a.t())``, the whole view at once | 4.0-7.5x | 3.2-4.9x |
+| ``tf.transpose`` over DLPack, then a copy into ``out`` (`tf_transpose`) | 2.9-7.6x | 2.3-3.3x |
+| ``paddle.transpose`` over DLPack, then a copy into ``out`` | 25-33x | 11-20x |
 
 So, among the frameworks already imported (none is ever imported for this:
-torch's import alone takes a second): TensorFlow's kernel where the array
-suits it (aligned, writable, the transpose of contiguous memory, from
-`TF_SMALLEST` elements), else torch's (any strides and dtype, in place), else
-the tiles; paddle's transpose is slower than the tiles and is never used.
-That order holds on the VMs measured above (AVX-512) and not on all: on an
-AVX2 VM, TensorFlow's kernel took 88 ms for 4096 x 4096 and torch's 39 ms.
-So where both take a large array, the process times each on its first
-copies and keeps the faster (`Race`).
+torch's import alone takes a second): torch's kernel (any strides and dtype,
+in place), else TensorFlow's where the array suits it (aligned, writable,
+the transpose of contiguous memory, from `TF_SMALLEST` elements), else the
+tiles; paddle's transpose is slower than the tiles and is never used. Which
+is faster depends on the machine (on an AVX2 VM, TensorFlow's kernel took
+88 ms for 4096 x 4096 and torch's, whole, 39 ms; on the AVX-512 VMs
+TensorFlow's beat torch's whole copy), so where both take a large array,
+the process times each on its first copies and keeps the faster (`Race`).
 Measured through whole ports of 16 Linear(4096, 4096) layers (1 GiB) in one
 process, best of 2: torch -> keras 0.905 s with the tiles, 0.592 s with
-torch's kernel, 0.484 s with TensorFlow's first; torch -> paddle 0.646 s,
-0.428 s, 0.346 s; keras -> torch 0.661 s, 0.511 s, 0.502 s.
+torch's whole copy, 0.484 s with TensorFlow's kernel; torch -> paddle 0.646
+s, 0.428 s, 0.346 s; keras -> torch 0.661 s, 0.511 s, 0.502 s. With torch's
+copy in tiles (best of 3, another run): torch -> paddle 0.349 s, torch ->
+keras 0.376 s, keras -> torch 0.350 s.
 
 Where the copy may be fresh memory (a Keras variable adopts the buffer it is
 handed), `transposed` keeps TensorFlow's result itself: 8.2 ms for a 4096 x
@@ -89,8 +92,8 @@ def copy(array: np.ndarray, out: np.ndarray) -> None:
 
 def fastest() -> Kernel:
     """The kernel `copy` tries first in this process now: once the frameworks'
-    kernels have been timed on large copies (`Race`), the faster; before, TensorFlow's
-    once TensorFlow is imported, else torch's once torch is, else the tiles.
+    kernels have been timed on large copies (`Race`), the faster; before, torch's
+    once torch is imported, else TensorFlow's once TensorFlow is, else the tiles.
 
     Examples:
         >>> fastest().__name__ in ("torch_copy", "tf_transpose", "tiled")
@@ -112,7 +115,7 @@ class Race:
 
     Which kernel is the fastest depends on the machine, not only on the
     frameworks loaded: for a 4096 x 4096 float32 kernel, TensorFlow's transpose
-    (its result kept) took 8.2 ms and torch's copy 19.6 ms on an AVX-512 VM of
+    (its result kept) took 8.2 ms and torch's whole copy 19.6 ms on an AVX-512 VM of
     this project, and 74 ms against 39 ms on an AVX2 one. So
     the first large copies of a process go to each kernel in turn, `SAMPLES`
     of them each, timed per element (no extra copy and no extra memory), and
@@ -173,12 +176,12 @@ _ALONGSIDE = Race()  # the same, made beside other work on the cores (`transpose
 def _loaded() -> list[tuple[Kernel, Callable[[np.ndarray], bool]]]:
     """The kernels of the frameworks imported already, fastest first (measured: see above)."""
     found: list[tuple[Kernel, Callable[[np.ndarray], bool]]] = []
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and hasattr(tf, "transpose"):
-        found.append((tf_transpose, _tf_takes))
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "from_numpy"):
         found.append((torch_copy, _torch_takes))
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "transpose"):
+        found.append((tf_transpose, _tf_takes))
     return found
 
 
@@ -205,10 +208,29 @@ def tiled(array: np.ndarray, out: np.ndarray) -> None:
     run_all(band, range(0, rows, BAND))
 
 
+#: torch's copy of a large 2-D strided view goes in tiles of ``out`` of at most
+#: TORCH_TILE_ROWS rows and at least TORCH_TILE_COLS columns, TORCH_TILE elements
+#: each. Whole, torch 2.13 copies a transposed view of contiguous memory on one
+#: core (its blocked transpose, from 360 x 360 elements); a tile is copied by its
+#: element-wise kernel, on all cores above 32,768 elements (`ONE_CORE_TILE`, its
+#: grain), and a tile's rows of the source (each TORCH_TILE_COLS values of one
+#: source row) stay in cache. Measured on a 2-core AVX-512 VM (best of 7,
+#: float32, into preallocated memory; whole / in 2048 x 64 tiles / TensorFlow's
+#: kernel into ``out``): 2048 x 2048 4.6 / 2.0 / 6.7 ms, 4096 x 4096 60 / 16 /
+#: 30 ms, 4096 x 11008 165 / 78 / 77 ms and its transpose 144 / 42 / 65 ms;
+#: 1024 x 128 and 512 x 256 tiles took up to 1.5x as long, tiles of 32,768
+#: elements (one core) 2-3x; int16 and int64 bits tile alike (4096 x 4096:
+#: 41 / 16 ms, 65 / 38 ms).
+TORCH_TILE_ROWS, TORCH_TILE_COLS, TORCH_TILE = 2048, 64, 1 << 17
+#: Elements of a tile torch copies on one core (512 x 64): `torch_copy_one_core`.
+ONE_CORE_TILE = 1 << 15
+
+
 def torch_copy(array: np.ndarray, out: np.ndarray) -> None:
     """torch's kernel, on the arrays' own memory (no tensor is allocated):
     ``Tensor.copy_`` from a tensor over the strided view, as bits of a
-    same-size integer type (so bfloat16, float16 and bool copy exactly).
+    same-size integer type (so bfloat16, float16 and bool copy exactly); a
+    large 2-D view in tiles (`TORCH_TILE_ROWS`), each on all cores.
 
     Examples:
         >>> import torch
@@ -217,13 +239,47 @@ def torch_copy(array: np.ndarray, out: np.ndarray) -> None:
         >>> out[2].tolist()
         [2.0, 5.0]
     """
+    _torch_tiles(array, out, TORCH_TILE)
+
+
+def torch_copy_one_core(array: np.ndarray, out: np.ndarray) -> None:
+    """`torch_copy` on one core, in tiles of `ONE_CORE_TILE` elements: for a
+    copy made beside other work (a save's writes), which keeps the other cores.
+    In a save of 64 Linear(2048, 2048) layers (1 GiB to tmpfs, median of six
+    rounds, the copies on a helper thread beside the writes), paddle's took
+    690 ms with this kernel, 888 ms with `torch_copy`'s tiles on both cores,
+    1,042 ms with torch's whole-view copy and 855 ms with TensorFlow's kernel;
+    Keras' 770, 1,032, 1,056 and 898 ms.
+
+    Examples:
+        >>> import torch
+        >>> out = np.empty((3, 2), "float32")
+        >>> torch_copy_one_core(np.arange(6, dtype="float32").reshape(2, 3).T, out)
+        >>> out[2].tolist()
+        [2.0, 5.0]
+    """
+    _torch_tiles(array, out, ONE_CORE_TILE)
+
+
+def _torch_tiles(array: np.ndarray, out: np.ndarray, tile: int) -> None:
+    """``out`` copied from ``array`` by torch, a 2-D view of more than ``tile``
+    elements in tiles of at most `TORCH_TILE_ROWS` x ``tile`` elements."""
     import torch
 
     bits = _BITS[array.dtype.itemsize]
     with warnings.catch_warnings():  # a read-only source is only read
         warnings.simplefilter("ignore", UserWarning)
         source = torch.from_numpy(array.view(bits))
-    torch.from_numpy(out.view(bits)).copy_(source)
+    target = torch.from_numpy(out.view(bits))
+    if array.ndim != 2 or array.size <= tile or array.flags.c_contiguous:
+        target.copy_(source)
+        return
+    rows, cols = array.shape
+    down = min(rows, TORCH_TILE_ROWS, max(1, tile // TORCH_TILE_COLS))
+    across = max(TORCH_TILE_COLS, tile // down)
+    for row in range(0, rows, down):
+        for col in range(0, cols, across):
+            target[row : row + down, col : col + across].copy_(source[row : row + down, col : col + across])
 
 
 def tf_transpose(array: np.ndarray, out: np.ndarray) -> None:
@@ -262,7 +318,8 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     ``alongside``: the copy is made on a helper thread while other work runs
     (a save's file writes). Beside that work the kernels' speeds differ from
     their speeds alone, and which wins depends on the machine, so such copies
-    are raced apart from the others. On an AVX2 VM, 64 transposes of a 2048
+    are raced apart from the others, and torch's copy there runs on one core
+    (`torch_copy_one_core`), leaving the others to that work. On an AVX2 VM, 64 transposes of a 2048
     x 2048 float32 kernel beside 1 GiB of writes to tmpfs took 1217 and 956 ms
     with TensorFlow's kernel, 760 and 702 ms with torch's (the writes alone
     567-791 ms). On an AVX-512 VM with a 260 MiB L3, in a Keras save of 64
@@ -272,27 +329,30 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     writes alone 369-386 ms); over six rounds after saves of smaller models,
     median 384 ms against 567 ms (the writes alone 381 ms). Single rounds of
     either save took up to 2.1 s there, and of the writes alone up to 1.7 s:
-    read a save's time against the writes', over several rounds.
+    read a save's time against the writes', over several rounds. (Those
+    figures are of torch's whole-view copy, on one core too; its one-core
+    tiles beat it beside the writes: see `torch_copy_one_core`.)
 
     Examples:
         >>> transposed(np.arange(6.0).reshape(2, 3).T).tolist()
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
-    race = _ALONGSIDE if alongside else _FRESH
+    race, torch_fresh = (_ALONGSIDE, _torch_one_core_fresh) if alongside else (_FRESH, _torch_fresh)
+    torch_takes = "torch" in sys.modules and _torch_takes(array)
     found: list[np.ndarray | None] = []
     if "tensorflow" not in sys.modules or not _tf_takes(array):
-        found.append(_into_fresh(array))
-    elif array.size < RACE_FROM or "torch" not in sys.modules or not _torch_takes(array):
+        found.append(torch_fresh(array) if alongside and torch_takes else _into_fresh(array))
+    elif array.size < RACE_FROM or not torch_takes:
         found.append(_tf_kept(array))
     else:
         # Memory for torch's copy whose pages exist: the race times kernels, not first touches.
         ready: list[np.ndarray] = []
 
         def before(make: Any) -> None:
-            if make is _torch_fresh:
+            if make is torch_fresh:
                 ready.append(touch_pages(aligned_empty(array.shape, array.dtype)))
 
-        race.run([_tf_kept, _torch_fresh], array.size, lambda make: found.append(make(array, *ready)), before)
+        race.run([_tf_kept, torch_fresh], array.size, lambda make: found.append(make(array, *ready)), before)
     return _into_fresh(array) if found[0] is None else found[0]  # None: TF's result unaligned
 
 
@@ -419,3 +479,4 @@ def _torch_takes(array: np.ndarray) -> bool:
 
 _into_fresh = _fresh_by(copy)  # by whichever kernel `copy` picks
 _torch_fresh = _fresh_by(torch_copy)  # what `_tf_kept` races
+_torch_one_core_fresh = _fresh_by(torch_copy_one_core)  # what it races beside other work
