@@ -170,10 +170,10 @@ NOTES = """\
   copy_` row from 5.1x memcpy's time to 2.1-2.6x at 2048 x 2048 and from 4.9x
   to 1.35-1.5x at 4096 x 4096, the fastest kernel here, ahead of TensorFlow's
   (2.4-3.3x). With them the 1 GiB Linear ports took 349-363 ms (torch ->
-  paddle), 376-382 ms (torch -> keras) and 350-363 ms (keras -> torch),
-  against 531, 409 and 557 ms in the run before; but their bound fell
-  further, from 464 ms to 270 ms, so their ratios went from 1.15x / 0.88x /
-  1.20x to 1.29-1.40x. A port checks every source value (finite) before it
+  paddle), 376-382 ms (torch -> keras) and 350-363 ms (keras -> torch) over
+  two runs, against 531, 409 and 557 ms in the run before; but their bound
+  fell further, from 464 ms to 270-294 ms, so their ratios went from 1.15x /
+  0.88x / 1.20x to 1.19-1.40x. A port checks every source value (finite) before it
   writes any, which the bound does not: 66 ms of a 350 ms torch -> paddle
   port, profiled (the transposes 276 ms, the bound 270 ms). Beside a save's
   writes torch's kernel runs on one core, in tiles of 512 x 64 elements
