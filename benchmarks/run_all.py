@@ -164,25 +164,6 @@ NOTES = """\
   bound. Right after a TensorFlow op torch's kernel runs slower than alone
   (167 ms against 42 ms for 4096 x 4096 on the AVX2 VM), so there TensorFlow's
   wins the race.
-  Since 2026-12-03 torch's kernel copies a large view in tiles of the output
-  (2048 x 64 elements, each on all cores: `transpose.torch_copy`): torch 2.13
-  copies a whole transposed view on one core. The tiles took the `torch
-  copy_` row from 5.1x memcpy's time to 2.1-2.6x at 2048 x 2048 and from 4.9x
-  to 1.35-1.5x at 4096 x 4096, the fastest kernel here, ahead of TensorFlow's
-  (2.4-3.3x). With them the 1 GiB Linear ports took 349-363 ms (torch ->
-  paddle), 376-382 ms (torch -> keras) and 350-363 ms (keras -> torch) over
-  two runs, against 531, 409 and 557 ms in the run before; but their bound
-  fell further, from 464 ms to 270-294 ms, so their ratios went from 1.15x /
-  0.88x / 1.20x to 1.19-1.40x. A port checks every source value (finite) before it
-  writes any, which the bound does not: 66 ms of a 350 ms torch -> paddle
-  port, profiled (the transposes 276 ms, the bound 270 ms). Beside a save's
-  writes torch's kernel runs on one core, in tiles of 512 x 64 elements
-  (`transpose.torch_copy_one_core`): the race times the copy alone, and on
-  both cores the tiles won it while they took the writes' core. In one
-  process per library version, 1 GiB saves to tmpfs, median of 7 (two
-  runs each): paddle's 777-779 ms with the one-core tiles against 1,041-1,103
-  ms before (torch's whole-view copy won that race), Keras' 793-814 ms
-  against 966-994 ms; with the tiles on both cores they took 888 and 1,032 ms.
   Against that kernel alone a save cannot reach 0.8x: it also writes every
   byte to a new file, and the `save a checkpoint (vs writing its bytes)` rows
   time that alone (the values, contiguous in memory already, written to a new
@@ -227,6 +208,25 @@ NOTES = """\
   Transposing straight into the file's pages (a mapped output, one pass
   fewer) was tried and is slower: 3.7-4.1x the kernel for 1 GiB, the
   mapping's page faults costing more than the pass saved.
+- **torch's tiled copies (2026-12-03)**: torch's kernel copies a large
+  view in tiles of the output (2048 x 64 elements, each on all cores: `transpose.torch_copy`): torch 2.13
+  copies a whole transposed view on one core. The tiles took the `torch
+  copy_` row from 5.1x memcpy's time to 2.1-2.6x at 2048 x 2048 and from 4.9x
+  to 1.35-1.5x at 4096 x 4096, the fastest kernel here, ahead of TensorFlow's
+  (2.4-3.3x). With them the 1 GiB Linear ports took 349-363 ms (torch ->
+  paddle), 376-382 ms (torch -> keras) and 350-363 ms (keras -> torch) over
+  two runs, against 531, 409 and 557 ms in the run before; but their bound
+  fell further, from 464 ms to 270-294 ms, so their ratios went from 1.15x /
+  0.88x / 1.20x to 1.19-1.40x. A port checks every source value (finite) before it
+  writes any, which the bound does not: 66 ms of a 350 ms torch -> paddle
+  port, profiled (the transposes 276 ms, the bound 270 ms). Beside a save's
+  writes torch's kernel runs on one core, in tiles of 512 x 64 elements
+  (`transpose.torch_copy_one_core`): the race times the copy alone, and on
+  both cores the tiles won it while they took the writes' core. In one
+  process per library version, 1 GiB saves to tmpfs, median of 7 (two
+  runs each): paddle's 777-779 ms with the one-core tiles against 1,041-1,103
+  ms before (torch's whole-view copy won that race), Keras' 793-814 ms
+  against 966-994 ms; with the tiles on both cores they took 888 and 1,032 ms.
 - **Loads**: every tensor is read (ordinary reads, not a memory map: a file
   that shrinks under a map kills the process by SIGBUS) and checked (shape,
   dtype, finite once cast, tie groups that agree) before the first write, so a
