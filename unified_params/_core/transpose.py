@@ -262,8 +262,9 @@ def torch_copy_one_core(array: np.ndarray, out: np.ndarray) -> None:
 
 
 def _torch_tiles(array: np.ndarray, out: np.ndarray, tile: int) -> None:
-    """``out`` copied from ``array`` by torch, a 2-D view of more than ``tile``
-    elements in tiles of at most `TORCH_TILE_ROWS` x ``tile`` elements."""
+    """``out`` copied from ``array`` by torch; a 2-D strided view of more than
+    ``tile`` elements in tiles of about ``tile`` elements each, at most
+    `TORCH_TILE_ROWS` rows and at least `TORCH_TILE_COLS` columns of ``out``."""
     import torch
 
     bits = _BITS[array.dtype.itemsize]
@@ -319,10 +320,10 @@ def transposed(array: np.ndarray, *, alongside: bool = False) -> np.ndarray:
     (a save's file writes). Beside that work the kernels' speeds differ from
     their speeds alone, and which wins depends on the machine, so such copies
     are raced apart from the others, and torch's copy there runs on one core
-    (`torch_copy_one_core`), leaving the others to that work. On an AVX2 VM, 64 transposes of a 2048
-    x 2048 float32 kernel beside 1 GiB of writes to tmpfs took 1217 and 956 ms
-    with TensorFlow's kernel, 760 and 702 ms with torch's (the writes alone
-    567-791 ms). On an AVX-512 VM with a 260 MiB L3, in a Keras save of 64
+    (`torch_copy_one_core`), leaving the others to that work. On an AVX2 VM,
+    64 transposes of a 2048 x 2048 float32 kernel beside 1 GiB of writes to
+    tmpfs took 1217 and 956 ms with TensorFlow's kernel, 760 and 702 ms with
+    torch's (the writes alone 567-791 ms). On an AVX-512 VM with a 260 MiB L3, in a Keras save of 64
     Linear(2048, 2048) layers to tmpfs, TensorFlow's result took 7.5-11.0 ms
     per kernel beside the writes and torch's copy 10.9-12.3 ms; the save took
     414-472 ms with TensorFlow's kernel and 585-676 ms with torch's (the
